@@ -1,0 +1,72 @@
+/**
+ * The HTTP API's request validators and response types, shared by server and client.
+ * Errors always come as `{ error: { code, message, field? } }` with a 4xx/5xx status.
+ */
+import { z } from 'zod';
+import type { LabelSchema } from './schema.ts';
+
+export const loginBody = z.object({
+  username: z.string().trim().min(1).max(64),
+  password: z.string().min(1).max(256),
+});
+
+export const newDocumentBody = z.object({
+  title: z.string().trim().min(1).max(500),
+  text: z.string().min(1).max(5_000_000),
+  source: z.string().max(500).optional(),
+  url: z.string().url().max(2000).optional(),
+  publishedAt: z.string().max(64).optional(),
+});
+
+export const DOCUMENT_STATUSES = ['not_started', 'in_progress', 'done'] as const;
+export type DocumentStatus = (typeof DOCUMENT_STATUSES)[number];
+export const statusBody = z.object({ status: z.enum(DOCUMENT_STATUSES) });
+
+export const ROLES = ['owner', 'curator', 'annotator'] as const;
+export type Role = (typeof ROLES)[number];
+export type ProjectMode = 'blind' | 'open';
+
+export interface ApiError {
+  error: { code: string; message: string; field?: string };
+}
+export interface Health {
+  ok: true;
+  db: 'pglite' | 'postgres';
+}
+export interface Me {
+  id: number;
+  username: string;
+}
+export interface ProjectSummary {
+  id: number;
+  name: string;
+  role: Role;
+  mode: ProjectMode;
+}
+export interface Member {
+  id: number;
+  username: string;
+  role: Role;
+}
+export interface ProjectDetail extends ProjectSummary {
+  schema: LabelSchema;
+  guidelines: string;
+  members: Member[];
+}
+export interface DocumentSummary {
+  id: number;
+  title: string;
+  length: number;
+  status: DocumentStatus;
+}
+export interface DocumentDetail {
+  id: number;
+  projectId: number;
+  title: string;
+  text: string;
+  length: number;
+  source: string | null;
+  url: string | null;
+  publishedAt: string | null;
+  contentHash: string;
+}

@@ -1,0 +1,5 @@
+export * from './api.ts';
+export * from './layer.ts';
+export * from './protocol.ts';
+export * from './rooms.ts';
+export * from './schema.ts';

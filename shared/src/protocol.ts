@@ -1,0 +1,38 @@
+/**
+ * The sync protocol's constants, imported by server and client alike.
+ * Message kinds are those of the y-websocket protocol; close codes are ours (4000-4999 are
+ * application codes), except 1009, the WebSocket standard's "message too big".
+ */
+export const PROTOCOL_VERSION = 1;
+
+export const MessageKind = {
+  sync: 0,
+  awareness: 1,
+  auth: 2,
+  queryAwareness: 3,
+} as const;
+
+export const CloseCode = {
+  /** No valid session cookie. */
+  unauthenticated: 4401,
+  /** Authenticated, but this user may not open this room. */
+  forbidden: 4403,
+  /** The room name is not a room, or names a document/project that does not exist. */
+  unknownRoom: 4404,
+  /** A frame that does not decode or whose update does not apply. */
+  malformed: 4400,
+  /** A frame larger than the configured maximum (WebSocket standard code). */
+  tooBig: 1009,
+  /** Too many messages in too short a time. */
+  rateLimited: 4429,
+  /** The server is shutting down; reconnect later. */
+  goingAway: 1001,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** Close codes after which a client should not reconnect on its own. */
+export const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([
+  CloseCode.unauthenticated,
+  CloseCode.forbidden,
+  CloseCode.unknownRoom,
+]);
