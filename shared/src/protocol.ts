@@ -27,6 +27,8 @@ export const CloseCode = {
   rateLimited: 4429,
   /** The server is shutting down; reconnect later. */
   goingAway: 1001,
+  /** The room could not be loaded (the database is unreachable, say); reconnect later. */
+  tryAgainLater: 1013,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

@@ -1,0 +1,113 @@
+/**
+ * Builds the Hono app from its parts: API routes under /api, the built client for every other
+ * path. Nothing here reads the environment or opens a connection.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { sql, type Kysely } from 'kysely';
+import type { Config } from './config.ts';
+import type { DbKind } from './db/database.ts';
+import type { Database } from './db/types.ts';
+import { accessService } from './features/access/access.service.ts';
+import { authRoutes } from './features/auth/auth.routes.ts';
+import { authService } from './features/auth/auth.service.ts';
+import { documentsRepository } from './features/documents/documents.repository.ts';
+import { documentsRoutes } from './features/documents/documents.routes.ts';
+import { documentsService } from './features/documents/documents.service.ts';
+import { projectsRepository } from './features/projects/projects.repository.ts';
+import { projectsRoutes } from './features/projects/projects.routes.ts';
+import { AppError, errorHandler } from './http/errors.ts';
+import { sessionMiddleware, type AppEnv } from './http/session.ts';
+import type { Logger } from './log.ts';
+
+export const MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+export interface AppDeps {
+  config: Config;
+  db: Kysely<Database>;
+  dbKind: DbKind;
+  log: Logger;
+}
+
+export function createServices(deps: AppDeps) {
+  const projects = projectsRepository(deps.db);
+  const documentsRepo = documentsRepository(deps.db);
+  return {
+    auth: authService(deps.db, { sessionTtlHours: deps.config.sessionTtlHours }),
+    access: accessService(projects, documentsRepo),
+    documents: documentsService(documentsRepo),
+    projects,
+  };
+}
+export type Services = ReturnType<typeof createServices>;
+
+function apiApp(deps: AppDeps, services: Services) {
+  return new Hono<AppEnv>()
+    .use(
+      bodyLimit({
+        maxSize: MAX_BODY_BYTES,
+        onError: () => {
+          throw new AppError(413, 'body_too_large', `request bodies are limited to ${MAX_BODY_BYTES} bytes`);
+        },
+      }),
+    )
+    .get('/health', async (c) => {
+      try {
+        await sql`select 1`.execute(deps.db);
+        return c.json({ ok: true as const, db: deps.dbKind });
+      } catch {
+        return c.json({ ok: false as const, db: deps.dbKind }, 503);
+      }
+    })
+    .use(sessionMiddleware(services.auth))
+    .route('/', authRoutes(services.auth, { secureCookies: deps.config.secureCookies }))
+    .route('/', projectsRoutes(services.projects, services.access, services.documents))
+    .route('/', documentsRoutes(services.access, services.documents))
+    .all('*', (c) => {
+      throw new AppError(404, 'not_found', `no API route ${c.req.method} ${c.req.path}`);
+    });
+}
+export type AppType = ReturnType<typeof apiApp>;
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+};
+
+/** Serves the built client; unknown paths get index.html so the client's router takes over. */
+function clientApp(clientDir: string | null) {
+  return new Hono().get('*', async (c) => {
+    if (!clientDir) return c.text('the client is not built: run `npm run build`', 404);
+    const rel = path.normalize(decodeURIComponent(c.req.path)).replace(/^(\.\.[/\\])+/, '');
+    const file = path.join(clientDir, rel);
+    if (file.startsWith(clientDir + path.sep) && !rel.endsWith('/')) {
+      const body = await fs.readFile(file).catch(() => null);
+      if (body) {
+        const immutable = rel.startsWith('/assets/');
+        return c.body(body, 200, {
+          'content-type': MIME[path.extname(file)] ?? 'application/octet-stream',
+          'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
+        });
+      }
+    }
+    const index = await fs.readFile(path.join(clientDir, 'index.html'), 'utf8').catch(() => null);
+    if (!index) return c.text('the client is not built: run `npm run build`', 404);
+    return c.html(index, 200, { 'cache-control': 'no-cache' });
+  });
+}
+
+export function createApp(deps: AppDeps, services: Services = createServices(deps)) {
+  const app = new Hono();
+  app.onError(errorHandler(deps.log));
+  app.route('/api', apiApp(deps, services));
+  app.route('/', clientApp(deps.config.clientDir));
+  return app;
+}

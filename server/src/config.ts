@@ -1,0 +1,111 @@
+/**
+ * The only reader of process.env. `loadConfig()` validates once and returns a frozen Config;
+ * tests build their own Config instead of touching the environment.
+ */
+import { z } from 'zod';
+import path from 'node:path';
+
+export interface Config {
+  port: number;
+  host: string;
+  /** Embedded PGlite data directory (used when databaseUrl is unset). `memory://` keeps it in RAM. */
+  dataDir: string;
+  databaseUrl: string | null;
+  redisUrl: string | null;
+  demo: boolean;
+  demoPassword: string;
+  /** Directory of the built client (index.html and assets); null serves no pages. */
+  clientDir: string | null;
+  seedsDir: string;
+  /** Mark the session cookie Secure (set when served over HTTPS). */
+  secureCookies: boolean;
+  sessionTtlHours: number;
+  sync: SyncLimits;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+export interface SyncLimits {
+  /** Largest WebSocket frame accepted; larger frames close the socket with 1009. */
+  maxMessageBytes: number;
+  /** Messages one socket may send per second (burst allowed up to twice that). */
+  maxMessagesPerSecond: number;
+  /** Compact a room's update log once it holds this many rows. */
+  compactAfterRows: number;
+}
+
+const root = path.resolve(import.meta.dirname, '../..');
+
+export const defaultSyncLimits: SyncLimits = {
+  maxMessageBytes: 4 * 1024 * 1024,
+  maxMessagesPerSecond: 200,
+  compactAfterRows: 500,
+};
+
+const bool = z
+  .enum(['0', '1', 'true', 'false', 'yes', 'no'])
+  .transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+const envSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().default('0.0.0.0'),
+  DATA_DIR: z.string().default('./.data'),
+  DATABASE_URL: z.string().url().optional(),
+  REDIS_URL: z.string().url().optional(),
+  DEMO: bool.default(true),
+  DEMO_PASSWORD: z.string().min(1).default('demo'),
+  SECURE_COOKIES: bool.default(false),
+  SESSION_TTL_HOURS: z.coerce.number().positive().default(24 * 14),
+  MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxMessageBytes),
+  MAX_MESSAGES_PER_SECOND: z.coerce.number().int().min(1).default(defaultSyncLimits.maxMessagesPerSecond),
+  COMPACT_AFTER_ROWS: z.coerce.number().int().min(2).default(defaultSyncLimits.compactAfterRows),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+});
+
+/** Reads and validates the environment; throws an Error naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`invalid configuration: ${problems}`);
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: e.DATA_DIR,
+    databaseUrl: e.DATABASE_URL ?? null,
+    redisUrl: e.REDIS_URL ?? null,
+    demo: e.DEMO,
+    demoPassword: e.DEMO_PASSWORD,
+    clientDir: path.join(root, 'client/dist'),
+    seedsDir: path.join(root, 'seeds'),
+    secureCookies: e.SECURE_COOKIES,
+    sessionTtlHours: e.SESSION_TTL_HOURS,
+    sync: Object.freeze({
+      maxMessageBytes: e.MAX_MESSAGE_BYTES,
+      maxMessagesPerSecond: e.MAX_MESSAGES_PER_SECOND,
+      compactAfterRows: e.COMPACT_AFTER_ROWS,
+    }),
+    logLevel: e.LOG_LEVEL,
+  });
+}
+
+/** A config for tests: in-memory PGlite, port 0, quiet logs; override what a test needs. */
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return Object.freeze({
+    port: 0,
+    host: '127.0.0.1',
+    dataDir: 'memory://',
+    databaseUrl: null,
+    redisUrl: null,
+    demo: true,
+    demoPassword: 'demo',
+    clientDir: path.join(root, 'client/dist'),
+    seedsDir: path.join(root, 'seeds'),
+    secureCookies: false,
+    sessionTtlHours: 1,
+    sync: defaultSyncLimits,
+    logLevel: 'silent' as const,
+    ...overrides,
+  });
+}

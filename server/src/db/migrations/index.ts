@@ -1,0 +1,10 @@
+/**
+ * Every migration, by its date-prefixed name. Listed statically (not read from the folder) so
+ * it works the same under tsx, Vitest and a bundler. Add new ones at the end; never edit one.
+ */
+import type { Migration } from 'kysely';
+import * as initial from './2026-11-21T00-00-initial.ts';
+
+export const migrations: Record<string, Migration> = {
+  '2026-11-21T00-00-initial': initial,
+};

@@ -1,0 +1,40 @@
+/**
+ * Sign-in and sessions. The cookie carries a random token; the database keeps only its sha256.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Me } from '@spanwise/shared';
+import type { Database } from '../../db/types.ts';
+import { AppError } from '../../http/errors.ts';
+import { DUMMY_HASH, verifyPassword } from './password.ts';
+import { sessionsRepository, usersRepository } from './users.repository.ts';
+
+export const SESSION_COOKIE = 'spanwise_session';
+
+const tokenId = (token: string) => createHash('sha256').update(token).digest('hex');
+
+export function authService(db: Kysely<Database>, options: { sessionTtlHours: number }) {
+  const users = usersRepository(db);
+  const sessions = sessionsRepository(db);
+  return {
+    /** Returns the user and a new session token; a wrong username or password is the same 401. */
+    async login(username: string, password: string): Promise<{ user: Me; token: string; expiresAt: Date }> {
+      const row = await users.findByUsername(username);
+      const ok = await verifyPassword(password, row?.password_hash ?? DUMMY_HASH);
+      if (!row || !ok) throw new AppError(401, 'invalid_credentials', 'wrong username or password');
+      const token = randomBytes(32).toString('base64url');
+      const expiresAt = new Date(Date.now() + options.sessionTtlHours * 3600_000);
+      await sessions.insert(tokenId(token), row.id, expiresAt);
+      return { user: { id: row.id, username: row.username }, token, expiresAt };
+    },
+    async logout(token: string): Promise<void> {
+      await sessions.delete(tokenId(token));
+    },
+    /** The user a session token belongs to, or null when it is unknown or expired. */
+    async userForToken(token: string | undefined): Promise<Me | null> {
+      if (!token || token.length > 200) return null;
+      return (await sessions.findUser(tokenId(token), new Date())) ?? null;
+    },
+  };
+}
+export type AuthService = ReturnType<typeof authService>;

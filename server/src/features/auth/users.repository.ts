@@ -1,0 +1,48 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/types.ts';
+
+export function usersRepository(db: Kysely<Database>) {
+  return {
+    findByUsername(username: string) {
+      return db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
+    },
+    findById(id: number) {
+      return db.selectFrom('users').select(['id', 'username']).where('id', '=', id).executeTakeFirst();
+    },
+    async insert(username: string, passwordHash: string): Promise<number> {
+      const row = await db
+        .insertInto('users')
+        .values({ username, password_hash: passwordHash })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      return row.id;
+    },
+    async count(): Promise<number> {
+      const row = await db.selectFrom('users').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+      return Number(row.n);
+    },
+  };
+}
+
+export function sessionsRepository(db: Kysely<Database>) {
+  return {
+    async insert(id: string, userId: number, expiresAt: Date) {
+      await db.insertInto('sessions').values({ id, user_id: userId, expires_at: expiresAt }).execute();
+    },
+    findUser(id: string, now: Date) {
+      return db
+        .selectFrom('sessions')
+        .innerJoin('users', 'users.id', 'sessions.user_id')
+        .select(['users.id', 'users.username'])
+        .where('sessions.id', '=', id)
+        .where('sessions.expires_at', '>', now)
+        .executeTakeFirst();
+    },
+    async delete(id: string) {
+      await db.deleteFrom('sessions').where('id', '=', id).execute();
+    },
+    async deleteExpired(now: Date) {
+      await db.deleteFrom('sessions').where('expires_at', '<=', now).execute();
+    },
+  };
+}

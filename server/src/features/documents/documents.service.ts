@@ -1,0 +1,65 @@
+import { createHash } from 'node:crypto';
+import type { DocumentDetail, DocumentStatus, DocumentSummary } from '@spanwise/shared';
+import type { DocumentRow } from '../../db/types.ts';
+import { notFound } from '../../http/errors.ts';
+import type { DocumentsRepository } from './documents.repository.ts';
+
+export const contentHash = (text: string) => 'sha256:' + createHash('sha256').update(text, 'utf8').digest('hex');
+
+export interface NewDocument {
+  title: string;
+  text: string;
+  source?: string | null;
+  url?: string | null;
+  publishedAt?: string | null;
+}
+
+function toDetail(row: DocumentRow): DocumentDetail {
+  return {
+    id: row.id,
+    projectId: row.project_id,
+    title: row.title,
+    text: row.text,
+    length: row.text_length,
+    source: row.source,
+    url: row.url,
+    publishedAt: row.published_at,
+    contentHash: row.content_hash,
+  };
+}
+
+export function documentsService(documents: DocumentsRepository) {
+  return {
+    /** Stores the text exactly as given (no trimming, no normalisation): offsets depend on it. */
+    create(projectId: number, doc: NewDocument): Promise<number> {
+      return documents.insert({
+        project_id: projectId,
+        title: doc.title.trim(),
+        text: doc.text,
+        text_length: doc.text.length,
+        content_hash: contentHash(doc.text),
+        source: doc.source ?? null,
+        url: doc.url ?? null,
+        published_at: doc.publishedAt ?? null,
+      });
+    },
+    async get(id: number): Promise<DocumentDetail> {
+      const row = await documents.find(id);
+      if (!row) throw notFound(`document ${id}`);
+      return toDetail(row);
+    },
+    async list(projectId: number, userId: number): Promise<DocumentSummary[]> {
+      const rows = await documents.listForProject(projectId, userId);
+      return rows.map((r) => ({
+        id: r.id,
+        title: r.title,
+        length: r.text_length,
+        status: r.status ?? (r.touched ? 'in_progress' : 'not_started'),
+      }));
+    },
+    setStatus(documentId: number, userId: number, status: DocumentStatus) {
+      return documents.setStatus(documentId, userId, status);
+    },
+  };
+}
+export type DocumentsService = ReturnType<typeof documentsService>;

@@ -1,0 +1,57 @@
+import type { Kysely } from 'kysely';
+import type { Role } from '@spanwise/shared';
+import type { Database } from '../../db/types.ts';
+
+export function projectsRepository(db: Kysely<Database>) {
+  return {
+    listForUser(userId: number) {
+      return db
+        .selectFrom('projects')
+        .innerJoin('project_members as m', 'm.project_id', 'projects.id')
+        .select(['projects.id', 'projects.name', 'projects.mode', 'm.role'])
+        .where('m.user_id', '=', userId)
+        .orderBy('projects.id')
+        .execute();
+    },
+    find(id: number) {
+      return db.selectFrom('projects').selectAll().where('id', '=', id).executeTakeFirst();
+    },
+    async role(projectId: number, userId: number): Promise<Role | undefined> {
+      const row = await db
+        .selectFrom('project_members')
+        .select('role')
+        .where('project_id', '=', projectId)
+        .where('user_id', '=', userId)
+        .executeTakeFirst();
+      return row?.role;
+    },
+    members(projectId: number) {
+      return db
+        .selectFrom('project_members as m')
+        .innerJoin('users', 'users.id', 'm.user_id')
+        .select(['users.id', 'users.username', 'm.role'])
+        .where('m.project_id', '=', projectId)
+        .orderBy('users.id')
+        .execute();
+    },
+    async insert(p: { name: string; mode: 'blind' | 'open'; schema: unknown; guidelines: string; isDemo?: boolean }) {
+      const row = await db
+        .insertInto('projects')
+        .values({ name: p.name, mode: p.mode, schema: JSON.stringify(p.schema), guidelines: p.guidelines, is_demo: p.isDemo ?? false })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      return row.id;
+    },
+    async addMember(projectId: number, userId: number, role: Role) {
+      await db
+        .insertInto('project_members')
+        .values({ project_id: projectId, user_id: userId, role })
+        .onConflict((oc) => oc.columns(['project_id', 'user_id']).doUpdateSet({ role }))
+        .execute();
+    },
+    async removeMember(projectId: number, userId: number) {
+      await db.deleteFrom('project_members').where('project_id', '=', projectId).where('user_id', '=', userId).execute();
+    },
+  };
+}
+export type ProjectsRepository = ReturnType<typeof projectsRepository>;

@@ -1,0 +1,67 @@
+/**
+ * Typed errors, mapped to JSON in one place: `{ error: { code, message, field? } }`.
+ *
+ * @example
+ *   throw new AppError(404, 'not_found', 'document 7 not found');
+ */
+import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { HTTPException } from 'hono/http-exception';
+import type { z } from 'zod';
+import type { Logger } from '../log.ts';
+
+export class AppError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'AppError';
+  }
+}
+
+export const notFound = (what: string) => new AppError(404, 'not_found', `${what} not found`);
+export const unauthenticated = () => new AppError(401, 'unauthenticated', 'sign in first');
+export const forbidden = (message = 'you may not do this') => new AppError(403, 'forbidden', message);
+
+/** Parses a positive integer route parameter, or answers 404 (an id that cannot exist). */
+export function idParam(value: string | undefined, what: string): number {
+  const n = Number(value);
+  if (!value || !/^[1-9][0-9]{0,9}$/.test(value) || n > 2147483647) throw notFound(what);
+  return n;
+}
+
+/** Reads a JSON body and validates it; errors are 400s naming the first bad field. */
+export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+  let raw: unknown;
+  try {
+    raw = await c.req.json();
+  } catch {
+    throw new AppError(400, 'invalid_json', 'the request body is not valid JSON');
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join('.') || undefined;
+    const message = field ? `${field}: ${issue?.message}` : (issue?.message ?? 'invalid body');
+    throw new AppError(400, 'invalid_body', message, field);
+  }
+  return parsed.data;
+}
+
+export function errorHandler(log: Logger) {
+  return (err: Error, c: Context) => {
+    if (err instanceof AppError) {
+      return c.json({ error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } }, err.status);
+    }
+    if (err instanceof HTTPException) {
+      const status = err.status;
+      const code = status === 413 ? 'body_too_large' : 'http_error';
+      return c.json({ error: { code, message: err.message || 'request refused' } }, status);
+    }
+    log.error('request_failed', { path: c.req.path, method: c.req.method, error: String(err?.stack ?? err) });
+    return c.json({ error: { code: 'internal', message: 'internal server error' } }, 500);
+  };
+}

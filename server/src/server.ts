@@ -1,0 +1,73 @@
+/**
+ * Starts one Spanwise server: database (migrated, demo seeded), HTTP app and sync, on one port.
+ * Used by main.ts and by the integration tests (port 0, their own database).
+ */
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import { createApp, createServices } from './app.ts';
+import type { Config } from './config.ts';
+import { openDatabase, type OpenDatabase } from './db/database.ts';
+import { seedDemo } from './features/demo/demo.seed.ts';
+import { SESSION_COOKIE } from './features/auth/auth.service.ts';
+import { createLogger, type Logger } from './log.ts';
+import { attachSync } from './sync/adapters/ws-upgrade.ts';
+import { KyselyStore } from './sync/adapters/kysely-store.ts';
+import { SyncServer } from './sync/sync-server.ts';
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  database: OpenDatabase;
+  sync: SyncServer;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+  const database = await openDatabase(config);
+  try {
+    if (config.demo && (await seedDemo(database.db, { seedsDir: config.seedsDir, password: config.demoPassword }))) {
+      log.info('demo_seeded', {});
+    }
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+  const deps = { config, db: database.db, dbKind: database.kind, log };
+  const services = createServices(deps);
+  const app = createApp(deps, services);
+  const store = new KyselyStore(database.db, { compactAfterRows: config.sync.compactAfterRows, log });
+  const sync = new SyncServer({ store, log, limits: config.sync });
+
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s as Server));
+    s.once('error', reject);
+  });
+  const ws = attachSync(
+    server,
+    sync,
+    { userForToken: services.auth.userForToken, roomAccess: services.access.roomAccess },
+    log,
+    { sessionCookie: SESSION_COOKIE, maxMessageBytes: config.sync.maxMessageBytes, pingIntervalMs: 30_000 },
+  );
+  const port = (server.address() as AddressInfo).port;
+  const host = config.host === '0.0.0.0' ? 'localhost' : config.host;
+  let closing: Promise<void> | null = null;
+
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    database,
+    sync,
+    close() {
+      closing ??= (async () => {
+        await sync.close();
+        ws.close();
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await database.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,144 @@
+/**
+ * The WebSocket edge of sync: authenticates the upgrade request with the session cookie,
+ * decides room access, then hands the socket to the transport-agnostic SyncServer.
+ *
+ * The decision is made before the upgrade completes. A refused socket is still upgraded, only
+ * to be closed at once with a close code from shared/protocol.ts (4401, 4403, 4404) that the
+ * browser can read, so the client stops reconnecting and says why. No room is loaded and no
+ * document state is sent to it.
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { parse as parseCookie } from 'hono/utils/cookie';
+import { CloseCode } from '@spanwise/shared';
+import type { Logger } from '../../log.ts';
+import type { SyncServer } from '../sync-server.ts';
+import type { ConnectionInfo } from '../types.ts';
+
+export const SYNC_PATH = '/sync/';
+
+export interface SyncAuth {
+  userForToken(token: string | undefined): Promise<{ id: number } | null>;
+  roomAccess(userId: number, room: string): Promise<{ ok: true; readOnly: boolean } | { ok: false; reason: 'unknown' | 'forbidden' }>;
+}
+
+export interface WsOptions {
+  sessionCookie: string;
+  maxMessageBytes: number;
+  /** How often to ping; a socket that missed the previous pong is terminated. */
+  pingIntervalMs: number;
+}
+
+type Decision = { ok: true; info: ConnectionInfo } | { ok: false; code: number; reason: string };
+
+function toBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return new Uint8Array(Buffer.concat(data));
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Cross-site WebSocket hijacking guard: a browser's Origin must match the Host it connects to. */
+function sameOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (!origin) return true; // not a browser
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log: Logger, options: WsOptions) {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes });
+  const alive = new WeakMap<WebSocket, boolean>();
+
+  async function decide(req: IncomingMessage, room: string): Promise<Decision> {
+    if (!sameOrigin(req)) return { ok: false, code: CloseCode.forbidden, reason: 'cross-origin request' };
+    const token = parseCookie(req.headers.cookie ?? '', options.sessionCookie)[options.sessionCookie];
+    const user = await auth.userForToken(token);
+    if (!user) return { ok: false, code: CloseCode.unauthenticated, reason: 'sign in first' };
+    const access = await auth.roomAccess(user.id, room);
+    if (!access.ok) {
+      return access.reason === 'unknown'
+        ? { ok: false, code: CloseCode.unknownRoom, reason: 'no such room' }
+        : { ok: false, code: CloseCode.forbidden, reason: 'you may not open this room' };
+    }
+    return { ok: true, info: { room, userId: user.id, readOnly: access.readOnly } };
+  }
+
+  function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (!url.pathname.startsWith(SYNC_PATH)) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    let room: string;
+    try {
+      room = decodeURIComponent(url.pathname.slice(SYNC_PATH.length));
+    } catch {
+      room = '';
+    }
+    socket.on('error', () => socket.destroy());
+    decide(req, room).then(
+      (decision) => {
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          if (!decision.ok) {
+            log.info('sync_refused', { room, code: decision.code });
+            ws.close(decision.code, decision.reason);
+            return;
+          }
+          serve(ws, decision.info);
+        });
+      },
+      (err) => {
+        log.error('sync_upgrade_failed', { room, error: String(err) });
+        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+      },
+    );
+  }
+
+  function serve(ws: WebSocket, info: ConnectionInfo): void {
+    ws.binaryType = 'nodebuffer';
+    const conn = sync.connect(
+      {
+        send: (data) => {
+          if (ws.readyState === ws.OPEN) ws.send(data);
+        },
+        close: (code, reason) => ws.close(code, reason),
+      },
+      info,
+    );
+    log.info('sync_connected', { room: info.room, userId: info.userId, readOnly: info.readOnly });
+    alive.set(ws, true);
+    ws.on('pong', () => alive.set(ws, true));
+    ws.on('message', (data, isBinary) => (isBinary ? conn.receive(toBytes(data)) : conn.reject('text frames are not part of the protocol')));
+    ws.on('close', () => {
+      conn.closedByPeer();
+      log.info('sync_disconnected', { room: info.room, userId: info.userId });
+    });
+    ws.on('error', (err) => log.warn('sync_socket_error', { room: info.room, userId: info.userId, error: err.message }));
+  }
+
+  const ping = setInterval(() => {
+    for (const ws of wss.clients) {
+      if (alive.get(ws) === false) {
+        ws.terminate();
+        continue;
+      }
+      alive.set(ws, false);
+      ws.ping();
+    }
+  }, options.pingIntervalMs);
+  ping.unref();
+
+  server.on('upgrade', onUpgrade);
+  return {
+    close(): void {
+      clearInterval(ping);
+      server.off('upgrade', onUpgrade);
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+    },
+  };
+}

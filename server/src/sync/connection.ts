@@ -1,0 +1,187 @@
+/**
+ * One socket in one room: decodes y-websocket messages, validates them, and answers.
+ * Any message that does not decode closes this socket only (CloseCode.malformed).
+ */
+import * as Y from 'yjs';
+import * as authProtocol from 'y-protocols/auth';
+import * as awarenessProtocol from 'y-protocols/awareness';
+import * as syncProtocol from 'y-protocols/sync';
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
+import { CloseCode, MessageKind } from '@spanwise/shared';
+import type { Room, RoomPeer } from './room.ts';
+import type { ConnectionInfo, SyncLogger, SyncSocket } from './types.ts';
+
+export interface ConnectionLimits {
+  maxMessageBytes: number;
+  maxMessagesPerSecond: number;
+}
+
+class ProtocolError extends Error {}
+
+export class Connection implements RoomPeer {
+  #chain: Promise<void>;
+  #closed = false;
+  #toldReadOnly = false;
+  #tokens: number;
+  #lastRefill = Date.now();
+
+  constructor(
+    private readonly socket: SyncSocket,
+    readonly info: ConnectionInfo,
+    readonly room: Room,
+    private readonly limits: ConnectionLimits,
+    private readonly log: SyncLogger,
+    private readonly onClosed: (conn: Connection) => void,
+  ) {
+    this.#tokens = limits.maxMessagesPerSecond * 2;
+    room.peers.set(this, new Set());
+    // Nothing is sent or read before the room has loaded: messages wait on this chain.
+    this.#chain = room.loaded.then(
+      () => this.#greet(),
+      (err) => {
+        this.log.error('sync_room_load_failed', { room: room.name, error: String(err) });
+        this.close(CloseCode.tryAgainLater, 'the room could not be loaded');
+      },
+    );
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  send(data: Uint8Array): void {
+    if (!this.#closed) this.socket.send(data);
+  }
+
+  /** Feeds one binary frame from the peer. */
+  receive(data: Uint8Array): void {
+    if (this.#closed) return;
+    if (data.byteLength > this.limits.maxMessageBytes) return this.close(CloseCode.tooBig, 'message too big');
+    if (!this.#takeToken()) return this.close(CloseCode.rateLimited, 'too many messages');
+    this.#chain = this.#chain.then(() => {
+      if (this.#closed) return;
+      try {
+        this.#handle(data);
+      } catch (err) {
+        this.log.warn('sync_malformed_message', { room: this.room.name, userId: this.info.userId, error: String(err) });
+        this.close(CloseCode.malformed, 'malformed message');
+      }
+    });
+  }
+
+  /** A frame the protocol does not allow (text, say): closes this socket. */
+  reject(reason: string): void {
+    this.log.warn('sync_malformed_message', { room: this.room.name, userId: this.info.userId, error: reason });
+    this.close(CloseCode.malformed, reason);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.socket.close(code, reason);
+    } finally {
+      this.#detach();
+    }
+  }
+
+  /** The transport reports the socket gone. */
+  closedByPeer(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#detach();
+  }
+
+  #detach(): void {
+    const controlled = this.room.peers.get(this);
+    this.room.peers.delete(this);
+    if (controlled && controlled.size > 0 && !this.room.destroyed) {
+      awarenessProtocol.removeAwarenessStates(this.room.awareness, [...controlled], null);
+    }
+    this.onClosed(this);
+  }
+
+  #takeToken(): boolean {
+    const now = Date.now();
+    const rate = this.limits.maxMessagesPerSecond;
+    this.#tokens = Math.min(rate * 2, this.#tokens + ((now - this.#lastRefill) / 1000) * rate);
+    this.#lastRefill = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+
+  #greet(): void {
+    if (this.#closed) return;
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, MessageKind.sync);
+    syncProtocol.writeSyncStep1(encoder, this.room.doc);
+    this.send(encoding.toUint8Array(encoder));
+    const states = this.room.awareness.getStates();
+    if (states.size > 0) this.send(this.#awarenessMessage([...states.keys()]));
+  }
+
+  #awarenessMessage(clients: number[]): Uint8Array {
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, MessageKind.awareness);
+    encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(this.room.awareness, clients));
+    return encoding.toUint8Array(encoder);
+  }
+
+  #handle(data: Uint8Array): void {
+    const decoder = decoding.createDecoder(data);
+    const kind = decoding.readVarUint(decoder);
+    switch (kind) {
+      case MessageKind.sync:
+        return this.#handleSync(decoder);
+      case MessageKind.awareness: {
+        const update = decoding.readVarUint8Array(decoder);
+        awarenessProtocol.applyAwarenessUpdate(this.room.awareness, update, this);
+        return;
+      }
+      case MessageKind.queryAwareness:
+        this.send(this.#awarenessMessage([...this.room.awareness.getStates().keys()]));
+        return;
+      case MessageKind.auth:
+        return; // clients do not send auth messages; ignore rather than fail
+      default:
+        throw new ProtocolError(`unknown message kind ${kind}`);
+    }
+  }
+
+  #handleSync(decoder: decoding.Decoder): void {
+    const type = decoding.readVarUint(decoder);
+    switch (type) {
+      case syncProtocol.messageYjsSyncStep1: {
+        const stateVector = decoding.readVarUint8Array(decoder);
+        Y.decodeStateVector(stateVector); // throws on garbage
+        const encoder = encoding.createEncoder();
+        encoding.writeVarUint(encoder, MessageKind.sync);
+        syncProtocol.writeSyncStep2(encoder, this.room.doc, stateVector);
+        this.send(encoding.toUint8Array(encoder));
+        return;
+      }
+      case syncProtocol.messageYjsSyncStep2:
+      case syncProtocol.messageYjsUpdate: {
+        const update = decoding.readVarUint8Array(decoder);
+        const { structs, ds } = Y.decodeUpdate(update); // throws unless the whole update decodes
+        if (structs.length === 0 && ds.clients.size === 0) return; // e.g. a new client's empty step 2
+        if (this.info.readOnly) return this.#tellReadOnly();
+        this.room.enqueue(update, this);
+        return;
+      }
+      default:
+        throw new ProtocolError(`unknown sync message type ${type}`);
+    }
+  }
+
+  #tellReadOnly(): void {
+    if (this.#toldReadOnly) return;
+    this.#toldReadOnly = true;
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, MessageKind.auth);
+    authProtocol.writePermissionDenied(encoder, 'read-only: your changes to this layer are not saved');
+    this.send(encoding.toUint8Array(encoder));
+  }
+}

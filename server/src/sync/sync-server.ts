@@ -1,0 +1,82 @@
+/**
+ * The sync service: hands each socket to its room, loads rooms on first use and unloads them
+ * when their last socket has gone and their writes are stored. Transport-agnostic: an adapter
+ * authenticates, then calls `connect()` with a SyncSocket and feeds it frames.
+ *
+ * @example
+ *   const sync = new SyncServer({ store, log, limits });
+ *   const conn = sync.connect(socket, { room: 'doc:1:user:2', userId: 2, readOnly: false });
+ *   ws.on('message', (d) => conn.receive(d));
+ */
+import { CloseCode } from '@spanwise/shared';
+import { Connection, type ConnectionLimits } from './connection.ts';
+import { Room } from './room.ts';
+import type { ConnectionInfo, SyncLogger, SyncSocket, SyncStore } from './types.ts';
+
+export interface SyncServerOptions {
+  store: SyncStore;
+  log: SyncLogger;
+  limits: ConnectionLimits;
+}
+
+export class SyncServer {
+  readonly rooms = new Map<string, Room>();
+  readonly connections = new Set<Connection>();
+
+  constructor(private readonly options: SyncServerOptions) {}
+
+  connect(socket: SyncSocket, info: ConnectionInfo): Connection {
+    const room = this.#room(info.room);
+    const conn = new Connection(socket, info, room, this.options.limits, this.options.log, (c) => this.#closed(c));
+    this.connections.add(conn);
+    return conn;
+  }
+
+  #room(name: string): Room {
+    let room = this.rooms.get(name);
+    if (!room) {
+      room = new Room(name, this.options.store, this.options.log, (r) => this.#unloadIfIdle(r));
+      this.rooms.set(name, room);
+      // A room that failed to load is dropped so the next connection tries afresh.
+      room.loaded.catch(() => {
+        if (this.rooms.get(name) === room) this.rooms.delete(name);
+      });
+    }
+    return room;
+  }
+
+  #closed(conn: Connection): void {
+    this.connections.delete(conn);
+    this.#unloadIfIdle(conn.room);
+  }
+
+  #unloadIfIdle(room: Room): void {
+    if (!room.idle || this.rooms.get(room.name) !== room) return;
+    // Unload only after loading settled, so a late load cannot touch a destroyed doc.
+    room.loaded.then(
+      () => {
+        if (room.idle && this.rooms.get(room.name) === room) {
+          this.rooms.delete(room.name);
+          room.destroy();
+        }
+      },
+      () => {},
+    );
+  }
+
+  /** Every connection of a user, e.g. to close them when the user loses access. */
+  connectionsOf(userId: number): Connection[] {
+    return [...this.connections].filter((c) => c.info.userId === userId);
+  }
+
+  /** Closes every socket, then waits (up to `timeoutMs`) until every queued update is stored. */
+  async close(timeoutMs = 10_000): Promise<void> {
+    for (const conn of [...this.connections]) conn.close(CloseCode.goingAway, 'server shutting down');
+    const deadline = Date.now() + timeoutMs;
+    while ([...this.rooms.values()].some((r) => !r.idle) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const unsaved = [...this.rooms.values()].reduce((n, r) => n + r.pendingCount, 0);
+    if (unsaved > 0) this.options.log.error('sync_unsaved_on_close', { updates: unsaved });
+  }
+}
