@@ -21,7 +21,10 @@ class ProtocolError extends Error {}
 
 export class Connection implements RoomPeer {
   #chain: Promise<void>;
+  /** No more frames are sent (either side closed). */
   #closed = false;
+  /** The server closed this socket: frames still queued are discarded. */
+  #refused = false;
   #toldReadOnly = false;
   #tokens: number;
   #lastRefill = Date.now();
@@ -60,7 +63,7 @@ export class Connection implements RoomPeer {
     if (data.byteLength > this.limits.maxMessageBytes) return this.close(CloseCode.tooBig, 'message too big');
     if (!this.#takeToken()) return this.close(CloseCode.rateLimited, 'too many messages');
     this.#chain = this.#chain.then(() => {
-      if (this.#closed) return;
+      if (this.#refused) return;
       try {
         this.#handle(data);
       } catch (err) {
@@ -79,6 +82,7 @@ export class Connection implements RoomPeer {
   close(code: number, reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#refused = true;
     try {
       this.socket.close(code, reason);
     } finally {
@@ -86,11 +90,14 @@ export class Connection implements RoomPeer {
     }
   }
 
-  /** The transport reports the socket gone. */
+  /**
+   * The transport reports the socket gone. Frames it delivered before closing are still
+   * handled (a client may send its last edit and leave at once); then the peer is detached.
+   */
   closedByPeer(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#detach();
+    this.#chain = this.#chain.then(() => this.#detach());
   }
 
   #detach(): void {

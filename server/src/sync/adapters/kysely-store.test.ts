@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as Y from 'yjs';
+import { addSpan, listSpans } from '@spanwise/shared';
+import { createTestDatabase, databaseKinds, type TestDatabase } from '../../../test/harness.ts';
+import { openDatabase, type OpenDatabase } from '../../db/database.ts';
+import { KyselyStore } from './kysely-store.ts';
+
+const silent = { info() {}, warn() {}, error() {} };
+
+function spanUpdate(doc: Y.Doc, label: string, start: number): Uint8Array {
+  let update: Uint8Array | null = null;
+  const capture = (u: Uint8Array) => (update = u);
+  doc.on('update', capture);
+  addSpan(doc, { label, start, end: start + 1, quote: 'x', author: 1 });
+  doc.off('update', capture);
+  return update!;
+}
+
+describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
+  let testDb: TestDatabase;
+  let database: OpenDatabase;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase(kind);
+    database = await openDatabase(testDb.config);
+  });
+  afterAll(async () => {
+    await database.close();
+    await testDb.drop();
+  });
+
+  it('loads what it stored, in order', async () => {
+    const store = new KyselyStore(database.db, { compactAfterRows: 1000, log: silent });
+    const doc = new Y.Doc();
+    await store.append('r1', [spanUpdate(doc, 'A', 0), spanUpdate(doc, 'B', 1)]);
+    await store.append('r1', [spanUpdate(doc, 'C', 2)]);
+    const rows = await store.load('r1');
+    expect(rows).toHaveLength(3);
+    const loaded = new Y.Doc();
+    for (const r of rows) Y.applyUpdate(loaded, r.data);
+    expect(listSpans(loaded).map((s) => s.label)).toEqual(['A', 'B', 'C']);
+    expect(await store.load('other')).toEqual([]);
+  });
+
+  it('compacts a long log into one snapshot with the same content', async () => {
+    const store = new KyselyStore(database.db, { compactAfterRows: 1000, log: silent });
+    const doc = new Y.Doc();
+    for (let i = 0; i < 30; i++) await store.append('r2', [spanUpdate(doc, `L${i}`, i)]);
+    expect(await store.compact('r2')).toBe(30);
+    const rows = await database.db.selectFrom('sync_updates').select(['kind', 'data']).where('room', '=', 'r2').execute();
+    expect(rows.map((r) => r.kind)).toEqual(['snapshot']);
+    const loaded = new Y.Doc();
+    Y.applyUpdate(loaded, rows[0]!.data);
+    expect(listSpans(loaded)).toHaveLength(30);
+    expect(Y.encodeStateVector(loaded)).toEqual(Y.encodeStateVector(doc));
+  });
+
+  it('compacts on its own once a room passes the row threshold', async () => {
+    const store = new KyselyStore(database.db, { compactAfterRows: 10, log: silent });
+    const doc = new Y.Doc();
+    for (let i = 0; i < 12; i++) await store.append('r3', [spanUpdate(doc, `L${i}`, i)]);
+    let rows: unknown[] = [];
+    for (let i = 0; i < 100; i++) {
+      rows = await store.load('r3');
+      if (rows.length < 10) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(rows.length).toBeLessThan(10);
+    const loaded = new Y.Doc();
+    for (const r of await store.load('r3')) Y.applyUpdate(loaded, r.data);
+    expect(listSpans(loaded)).toHaveLength(12);
+  });
+
+  it('sets aside an update, keeping its bytes and the error', async () => {
+    const store = new KyselyStore(database.db, { compactAfterRows: 1000, log: silent });
+    await store.append('r4', [new Uint8Array([1, 2, 3])]);
+    const [row] = await store.load('r4');
+    await store.setAside('r4', row!.id, 'does not decode');
+    expect(await store.load('r4')).toEqual([]);
+    const q = await database.db.selectFrom('sync_quarantine').selectAll().where('room', '=', 'r4').execute();
+    expect(q).toHaveLength(1);
+    expect(Array.from(q[0]!.data)).toEqual([1, 2, 3]);
+    expect(q[0]!.error).toBe('does not decode');
+  });
+});

@@ -1,0 +1,171 @@
+import { describe, expect, it } from 'vitest';
+import * as Y from 'yjs';
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
+import * as syncProtocol from 'y-protocols/sync';
+import { addSpan, CloseCode, listSpans, MessageKind } from '@spanwise/shared';
+import { MemoryStore } from './memory-store.ts';
+import { SyncServer } from './sync-server.ts';
+import type { StoredUpdate, SyncSocket } from './types.ts';
+
+const silent = { info() {}, warn() {}, error() {} };
+const limits = { maxMessageBytes: 1024 * 1024, maxMessagesPerSecond: 1000 };
+const tick = () => new Promise((r) => setImmediate(r));
+const flushed = async (server: SyncServer) => {
+  for (let i = 0; i < 50 && [...server.rooms.values()].some((r) => r.pendingCount > 0 || !r.idle && r.peers.size === 0); i++) await tick();
+  await tick();
+  await tick();
+};
+
+/** An in-memory peer: a Y.Doc that applies what the server sends it. */
+class MemorySocket implements SyncSocket {
+  readonly doc = new Y.Doc();
+  readonly received: Uint8Array[] = [];
+  closedWith: number | null = null;
+  send(data: Uint8Array) {
+    this.received.push(data);
+    const decoder = decoding.createDecoder(data);
+    if (decoding.readVarUint(decoder) === MessageKind.sync) {
+      syncProtocol.readSyncMessage(decoder, encoding.createEncoder(), this.doc, 'server');
+    }
+  }
+  close(code: number) {
+    this.closedWith = code;
+  }
+}
+
+function updateMessage(update: Uint8Array): Uint8Array {
+  const e = encoding.createEncoder();
+  encoding.writeVarUint(e, MessageKind.sync);
+  syncProtocol.writeUpdate(e, update);
+  return encoding.toUint8Array(e);
+}
+
+function spanUpdate(label: string, start = 0, end = 4): Uint8Array {
+  const doc = new Y.Doc();
+  addSpan(doc, { label, start, end, quote: 'text', author: 1 });
+  return Y.encodeStateAsUpdate(doc);
+}
+
+/** Connects a memory peer and asks for the room's state, as a real client does. */
+function join(server: SyncServer, socket: MemorySocket, connInfo = info()) {
+  const conn = server.connect(socket, connInfo);
+  const step1 = encoding.createEncoder();
+  encoding.writeVarUint(step1, MessageKind.sync);
+  syncProtocol.writeSyncStep1(step1, socket.doc);
+  conn.receive(encoding.toUint8Array(step1));
+  return conn;
+}
+
+const info = (room = 'doc:1:user:1', readOnly = false) => ({ room, userId: 1, readOnly });
+
+describe('SyncServer', () => {
+  it('sends nothing before the room has loaded, then answers in order', async () => {
+    const store = new MemoryStore();
+    await store.append('doc:1:user:1', [spanUpdate('GPE')]);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const load = store.load.bind(store);
+    store.load = async (room: string): Promise<StoredUpdate[]> => {
+      await gate;
+      return load(room);
+    };
+    const server = new SyncServer({ store, log: silent, limits });
+    const socket = new MemorySocket();
+    const conn = server.connect(socket, info());
+    const step1 = encoding.createEncoder();
+    encoding.writeVarUint(step1, MessageKind.sync);
+    syncProtocol.writeSyncStep1(step1, socket.doc);
+    conn.receive(encoding.toUint8Array(step1));
+    await tick();
+    expect(socket.received).toHaveLength(0);
+    release();
+    await flushed(server);
+    expect(listSpans(socket.doc).map((s) => s.label)).toEqual(['GPE']);
+  });
+
+  it('stores updates that arrive in one tick in one append, before broadcasting them', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits });
+    const writer = new MemorySocket();
+    const reader = new MemorySocket();
+    const w = server.connect(writer, info());
+    server.connect(reader, info());
+    await flushed(server);
+    const callsBefore = store.appendCalls;
+    for (const label of ['PERSON', 'ORG', 'GPE']) w.receive(updateMessage(spanUpdate(label)));
+    await flushed(server);
+    expect(store.appendCalls - callsBefore).toBe(1);
+    expect(store.rooms.get('doc:1:user:1')).toHaveLength(3);
+    expect(listSpans(reader.doc)).toHaveLength(3);
+  });
+
+  it('broadcasts nothing while the store fails, and everything once it recovers', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits });
+    const writer = new MemorySocket();
+    const reader = new MemorySocket();
+    const w = server.connect(writer, info());
+    server.connect(reader, info());
+    await flushed(server);
+    store.failing = true;
+    w.receive(updateMessage(spanUpdate('PERSON')));
+    w.receive(updateMessage(spanUpdate('ORG')));
+    await new Promise((r) => setTimeout(r, 250));
+    expect(listSpans(reader.doc)).toHaveLength(0);
+    expect(server.rooms.get('doc:1:user:1')?.pendingCount).toBe(2);
+    store.failing = false;
+    await new Promise((r) => setTimeout(r, 500));
+    expect(store.rooms.get('doc:1:user:1')).toHaveLength(2);
+    expect(listSpans(reader.doc).map((s) => s.label).sort()).toEqual(['ORG', 'PERSON']);
+  });
+
+  it('sets aside a stored update that no longer decodes and loads the rest', async () => {
+    const store = new MemoryStore();
+    await store.append('doc:1:user:1', [spanUpdate('GPE'), new Uint8Array([9, 9, 9, 9]), spanUpdate('ORG', 5, 9)]);
+    const server = new SyncServer({ store, log: silent, limits });
+    const socket = new MemorySocket();
+    join(server, socket);
+    await flushed(server);
+    expect(listSpans(socket.doc).map((s) => s.label).sort()).toEqual(['GPE', 'ORG']);
+    expect(store.setAsideRows).toHaveLength(1);
+    expect(store.rooms.get('doc:1:user:1')).toHaveLength(2);
+  });
+
+  it('drops updates from a read-only socket and tells it once', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits });
+    const socket = new MemorySocket();
+    const conn = server.connect(socket, info('doc:1:user:1', true));
+    await flushed(server);
+    conn.receive(updateMessage(spanUpdate('GPE')));
+    conn.receive(updateMessage(spanUpdate('ORG')));
+    await flushed(server);
+    expect(store.rooms.get('doc:1:user:1') ?? []).toHaveLength(0);
+    const authMessages = socket.received.filter((m) => m[0] === MessageKind.auth);
+    expect(authMessages).toHaveLength(1);
+  });
+
+  it('closes a socket that exceeds its message rate', async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxMessagesPerSecond: 5 } });
+    const socket = new MemorySocket();
+    const conn = server.connect(socket, info());
+    const query = new Uint8Array([MessageKind.queryAwareness]);
+    for (let i = 0; i < 20; i++) conn.receive(query);
+    expect(socket.closedWith).toBe(CloseCode.rateLimited);
+  });
+
+  it('unloads a room once its last socket has gone and its writes are stored', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits });
+    const socket = new MemorySocket();
+    const conn = server.connect(socket, info());
+    await flushed(server);
+    conn.receive(updateMessage(spanUpdate('GPE')));
+    conn.closedByPeer();
+    expect(server.rooms.size).toBe(1); // the update is still being stored
+    await flushed(server);
+    expect(server.rooms.size).toBe(0);
+    expect(store.rooms.get('doc:1:user:1')).toHaveLength(1);
+  });
+});

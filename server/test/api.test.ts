@@ -1,0 +1,168 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DocumentDetail, DocumentSummary, ProjectDetail, ProjectSummary } from '@spanwise/shared';
+import { hashPassword } from '../src/features/auth/password.ts';
+import { usersRepository } from '../src/features/auth/users.repository.ts';
+import { api, databaseKinds, login, startTestServer, type TestServer } from './harness.ts';
+
+type ErrorBody = { error: { code: string; message: string; field?: string } };
+
+describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
+  let server: TestServer;
+  let alice: string;
+  let admin: string;
+
+  beforeAll(async () => {
+    server = await startTestServer({ kind });
+    alice = await login(server.url, 'alice');
+    admin = await login(server.url, 'admin');
+  });
+  afterAll(() => server.close());
+
+  it('reports health and which database it runs on', async () => {
+    const res = await api(server.url, null, '/api/health');
+    expect(res).toMatchObject({ status: 200, body: { ok: true, db: kind } });
+  });
+
+  describe('sign-in', () => {
+    it('sets an HttpOnly, SameSite session cookie and answers /api/me', async () => {
+      const res = await fetch(`${server.url}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'bob', password: 'demo' }),
+      });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ id: 3, username: 'bob' });
+      const cookie = res.headers.get('set-cookie')!;
+      expect(cookie).toMatch(/HttpOnly/i);
+      expect(cookie).toMatch(/SameSite=Lax/i);
+      const me = await api(server.url, cookie.split(';')[0]!, '/api/me');
+      expect(me).toMatchObject({ status: 200, body: { id: 3, username: 'bob' } });
+    });
+
+    it('answers 401 to a wrong password and to an unknown user, alike', async () => {
+      const wrong = await api<ErrorBody>(server.url, null, '/api/auth/login', { method: 'POST', body: JSON.stringify({ username: 'alice', password: 'nope' }) });
+      const unknown = await api<ErrorBody>(server.url, null, '/api/auth/login', { method: 'POST', body: JSON.stringify({ username: 'zed', password: 'nope' }) });
+      expect(wrong.status).toBe(401);
+      expect(unknown.status).toBe(401);
+      expect(wrong.body.error.message).toBe(unknown.body.error.message);
+      expect(wrong.headers.get('set-cookie')).toBeNull();
+    });
+
+    it('answers 401 to /api/me without a session or with a made-up one', async () => {
+      expect((await api(server.url, null, '/api/me')).status).toBe(401);
+      expect((await api(server.url, 'spanwise_session=forged', '/api/me')).status).toBe(401);
+    });
+
+    it('ends the session on logout', async () => {
+      const cookie = await login(server.url, 'carol');
+      expect((await api(server.url, cookie, '/api/auth/logout', { method: 'POST' })).status).toBe(204);
+      expect((await api(server.url, cookie, '/api/me')).status).toBe(401);
+    });
+
+    it('stores passwords hashed with scrypt, never in the clear', async () => {
+      const row = await usersRepository(server.database.db).findByUsername('alice');
+      expect(row?.password_hash).toMatch(/^scrypt\$/);
+      expect(row?.password_hash).not.toContain('demo');
+    });
+  });
+
+  describe('bad input', () => {
+    it('answers malformed JSON with 400 invalid_json', async () => {
+      const res = await api<ErrorBody>(server.url, null, '/api/auth/login', { method: 'POST', body: '{"username":' });
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe('invalid_json');
+    });
+
+    it('names the missing field', async () => {
+      const res = await api<ErrorBody>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'x' }) });
+      expect(res.status).toBe(400);
+      expect(res.body.error.field).toBe('text');
+      const login = await api<ErrorBody>(server.url, null, '/api/auth/login', { method: 'POST', body: JSON.stringify({ username: 'alice' }) });
+      expect(login.body.error.field).toBe('password');
+    });
+
+    it('refuses an oversized body with 413 and stays up', async () => {
+      const huge = JSON.stringify({ title: 'big', text: 'x'.repeat(17 * 1024 * 1024) });
+      const res = await api<ErrorBody>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: huge });
+      expect(res.status).toBe(413);
+      expect((await api(server.url, null, '/api/health')).status).toBe(200);
+    });
+
+    it('answers unknown ids and routes with 404', async () => {
+      expect((await api(server.url, alice, '/api/documents/9999')).status).toBe(404);
+      expect((await api(server.url, alice, '/api/documents/abc')).status).toBe(404);
+      expect((await api(server.url, alice, '/api/projects/77/documents')).status).toBe(404);
+      expect((await api(server.url, alice, '/api/nothing-here')).status).toBe(404);
+    });
+  });
+
+  describe('projects and documents', () => {
+    it('lists the demo project with the user’s role', async () => {
+      const res = await api<ProjectSummary[]>(server.url, alice, '/api/projects');
+      expect(res.body).toEqual([{ id: 1, name: expect.any(String), role: 'annotator', mode: 'blind' }]);
+      const asAdmin = await api<ProjectSummary[]>(server.url, admin, '/api/projects');
+      expect(asAdmin.body[0]?.role).toBe('owner');
+    });
+
+    it('describes a project with its schema and members', async () => {
+      const res = await api<ProjectDetail>(server.url, alice, '/api/projects/1');
+      expect(res.body.schema.spans.map((s) => s.name)).toEqual(['PERSON', 'ORG', 'GPE', 'WEAPON', 'EVENT', 'CLAIM']);
+      expect(res.body.members.map((m) => `${m.username}:${m.role}`)).toEqual([
+        'admin:owner',
+        'alice:annotator',
+        'bob:annotator',
+        'carol:annotator',
+        'dana:curator',
+      ]);
+    });
+
+    it('lists documents with their UTF-16 length and the user’s status', async () => {
+      const list = await api<DocumentSummary[]>(server.url, alice, '/api/projects/1/documents');
+      expect(list.body.length).toBeGreaterThanOrEqual(5);
+      const first = list.body[0]!;
+      const doc = await api<DocumentDetail>(server.url, alice, `/api/documents/${first.id}`);
+      expect(first.length).toBe(doc.body.text.length);
+      expect(first.status).toBe('not_started');
+      await api(server.url, alice, `/api/documents/${first.id}/status`, { method: 'PUT', body: JSON.stringify({ status: 'done' }) });
+      const again = await api<DocumentSummary[]>(server.url, alice, '/api/projects/1/documents');
+      expect(again.body[0]?.status).toBe('done');
+      const forBob = await api<DocumentSummary[]>(server.url, await login(server.url, 'bob'), '/api/projects/1/documents');
+      expect(forBob.body[0]?.status).toBe('not_started');
+    });
+
+    it('rejects an unknown status value', async () => {
+      const res = await api<ErrorBody>(server.url, alice, '/api/documents/1/status', { method: 'PUT', body: JSON.stringify({ status: 'finished' }) });
+      expect(res.status).toBe(400);
+      expect(res.body.error.field).toBe('status');
+    });
+
+    it('lets the owner add a document, stored exactly as sent', async () => {
+      const text = '  Iran 🚀 and Russia\r\n\tcafe\u0301  ';
+      const res = await api<{ id: number }>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Mine', text }) });
+      expect(res.status).toBe(201);
+      const doc = await api<DocumentDetail>(server.url, admin, `/api/documents/${res.body.id}`);
+      expect(doc.body).toMatchObject({ id: res.body.id, title: 'Mine', text, length: text.length });
+      expect(doc.body.contentHash).toMatch(/^sha256:[0-9a-f]{64}$/);
+    });
+
+    it('forbids annotators to add documents', async () => {
+      const res = await api(server.url, alice, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 't', text: 'x' }) });
+      expect(res.status).toBe(403);
+    });
+
+    it('keeps non-members out of a project’s documents', async () => {
+      await usersRepository(server.database.db).insert('eve', await hashPassword('secret'));
+      const eve = await login(server.url, 'eve', 'secret');
+      expect((await api<ProjectSummary[]>(server.url, eve, '/api/projects')).body).toEqual([]);
+      expect((await api(server.url, eve, '/api/projects/1/documents')).status).toBe(403);
+      expect((await api(server.url, eve, '/api/projects/1')).status).toBe(403);
+      expect((await api(server.url, eve, '/api/documents/1')).status).toBe(403);
+    });
+
+    it('answers 401 to every project route without a session', async () => {
+      for (const p of ['/api/projects', '/api/projects/1', '/api/projects/1/documents', '/api/documents/1']) {
+        expect((await api(server.url, null, p)).status, p).toBe(401);
+      }
+    });
+  });
+});
