@@ -4,6 +4,8 @@ import { defineConfig } from 'vitest/config';
 // Vite's Solid plugin in client/vite.config.ts and driven through a real Chromium in e2e.
 export default defineConfig({
   test: {
+    reporters: ['default', 'json'],
+    outputFile: { json: 'test-results/vitest.json' },
     projects: [
       {
         test: {
