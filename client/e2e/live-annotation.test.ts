@@ -1,0 +1,247 @@
+/**
+ * Two people on one layer in two real Chromium contexts against the real server: alice
+ * annotates her layer while dana, a curator, watches it and annotates too; each sees the
+ * other's spans and presence live. Relies on `vite build client` having run (`npm test` does).
+ */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, request, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { startTestServer } from '../../server/test/harness.ts';
+
+const WAIT = { timeout: 15_000 };
+
+let server: { url: string; close(): Promise<void> };
+let browser: Browser;
+
+beforeAll(async () => {
+  server = await startTestServer({ demo: true });
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+async function signIn(page: Page, username: string): Promise<void> {
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill('demo');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign out' }).waitFor(WAIT);
+}
+
+/** Offsets of the nth capitalised word (4+ letters) of the article, counting from 0. */
+async function findWord(page: Page, nth: number): Promise<{ start: number; end: number; word: string }> {
+  return page.locator('[data-article]').evaluate((el, n) => {
+    const matches = [...(el.textContent ?? '').matchAll(/\b[A-Z][a-z]{3,}\b/g)];
+    const m = matches[n];
+    if (!m || m.index === undefined) throw new Error(`no word #${n} in the article`);
+    return { start: m.index, end: m.index + m[0].length, word: m[0] };
+  }, nth);
+}
+
+/** Selects [start, end) of the article's text, as a person dragging over it would. */
+async function selectText(page: Page, start: number, end: number): Promise<void> {
+  await page.locator('[data-article]').evaluate(
+    (el, [s, e]) => {
+      const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+      const range = document.createRange();
+      let seen = 0;
+      let started = false;
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const len = (node as Text).length;
+        if (!started && s < seen + len) {
+          range.setStart(node, s - seen);
+          started = true;
+        }
+        if (started && e <= seen + len) {
+          range.setEnd(node, e - seen);
+          break;
+        }
+        seen += len;
+      }
+      const selection = window.getSelection()!;
+      selection.removeAllRanges();
+      selection.addRange(range);
+    },
+    [start, end] as const,
+  );
+}
+
+async function waitConnected(page: Page): Promise<void> {
+  await page.getByRole('status', { name: 'Connection' }).filter({ hasText: /^connected$/ }).waitFor(WAIT);
+}
+
+describe('the login gate', () => {
+  it('shows the login form on a document page without a session, and stays there after signing in', async () => {
+    const api = await request.newContext({ baseURL: server.url });
+    await api.post('/api/auth/login', { data: { username: 'alice', password: 'demo' } });
+    const [project] = (await (await api.get('/api/projects')).json()) as { id: number }[];
+    const [doc] = (await (await api.get(`/api/projects/${project!.id}/documents`)).json()) as { id: number }[];
+    await api.dispose();
+
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const path = `/projects/${project!.id}/documents/${doc!.id}`;
+    await page.goto(server.url + path);
+    await page.getByLabel('Password').waitFor(WAIT);
+    expect(await page.getByLabel('Username').isVisible()).toBe(true);
+    expect(await page.locator('[data-article]').count()).toBe(0);
+
+    await signIn(page, 'alice');
+    await page.locator('[data-article]').waitFor(WAIT);
+    expect(new URL(page.url()).pathname).toBe(path);
+    await context.close();
+  });
+
+  it('says so when the password is wrong', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(server.url);
+    await page.getByLabel('Username').fill('alice');
+    await page.getByLabel('Password').fill('wrong');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor(WAIT);
+    expect(await alert.textContent()).toMatch(/wrong username or password/i);
+    await context.close();
+  });
+});
+
+describe('live annotation on one layer', () => {
+  let aliceContext: BrowserContext;
+  let danaContext: BrowserContext;
+  let alice: Page;
+  let dana: Page;
+
+  beforeAll(async () => {
+    aliceContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    danaContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    alice = await aliceContext.newPage();
+    dana = await danaContext.newPage();
+
+    // alice goes the way a person would: sign in, pick the project, pick the first document.
+    await alice.goto(server.url);
+    await signIn(alice, 'alice');
+    await alice.locator('main ul a').first().click();
+    await alice.locator('main ul a[href*="/documents/"]').first().waitFor(WAIT);
+    await alice.locator('main ul a[href*="/documents/"]').first().click();
+    await alice.locator('[data-article]').waitFor(WAIT);
+    const me = (await alice.evaluate(() => fetch('/api/me').then((r) => r.json()))) as { id: number };
+
+    // dana, a curator, opens alice's layer of the same document from its address.
+    const docPath = new URL(alice.url()).pathname;
+    await dana.goto(`${server.url}${docPath}?layer=user:${me.id}`);
+    await signIn(dana, 'dana');
+    await dana.locator('[data-article]').waitFor(WAIT);
+
+    await waitConnected(alice);
+    await waitConnected(dana);
+  });
+
+  afterAll(async () => {
+    await aliceContext?.close();
+    await danaContext?.close();
+  });
+
+  it('opens alice’s layer for dana from the query string', async () => {
+    const selected = await dana.getByLabel('Layer').evaluate((el) => (el as HTMLSelectElement).selectedOptions[0]?.text);
+    expect(selected).toMatch(/alice/);
+  });
+
+  it('shows alice’s new PERSON span to dana', async () => {
+    const { start, end, word } = await findWord(alice, 0);
+    await selectText(alice, start, end);
+    await alice.keyboard.press('1');
+
+    const mine = alice.locator('[data-label="PERSON"]');
+    await mine.first().waitFor(WAIT);
+    const theirs = dana.locator('[data-label="PERSON"]');
+    await theirs.first().waitFor(WAIT);
+    expect(await theirs.count()).toBe(1);
+    expect(await theirs.first().textContent()).toBe(word);
+    expect(await theirs.first().getAttribute('data-annotation-id')).toBe(await mine.first().getAttribute('data-annotation-id'));
+  });
+
+  it('shows dana’s span, made with the label button, to alice', async () => {
+    const { start, end, word } = await findWord(dana, 1);
+    // A sloppy selection: the surrounding spaces are trimmed off.
+    await selectText(dana, Math.max(0, start - 1), end + 1);
+    await dana.getByRole('button', { name: 'GPE', exact: true }).click();
+
+    const theirs = alice.locator('[data-label="GPE"]');
+    await theirs.first().waitFor(WAIT);
+    expect(await theirs.count()).toBe(1);
+    expect(await theirs.first().textContent()).toBe(word);
+    expect(await alice.locator('[data-annotation-id]').count()).toBe(2);
+  });
+
+  it('shows each of them in the other’s presence list', async () => {
+    await alice.getByRole('list', { name: 'Here now' }).filter({ hasText: 'dana' }).waitFor(WAIT);
+    await dana.getByRole('list', { name: 'Here now' }).filter({ hasText: 'alice' }).waitFor(WAIT);
+    expect(await alice.getByRole('list', { name: 'Here now' }).textContent()).not.toContain('alice');
+  });
+
+  it('shows dana what alice is selecting', async () => {
+    const { start, end, word } = await findWord(alice, 3);
+    await selectText(alice, start, end);
+    const presence = dana.getByRole('list', { name: 'Here now' });
+    await presence.filter({ hasText: `selecting “${word}”` }).waitFor(WAIT);
+    expect(await presence.textContent()).toContain(word);
+    await alice.evaluate(() => window.getSelection()?.removeAllRanges());
+  });
+
+  it('renders overlapping spans nested, and a crossing span in parts, for both', async () => {
+    const first = await findWord(alice, 0);
+    const second = await findWord(alice, 1);
+    // A CLAIM over both words (contains both spans), and an EVENT that crosses the CLAIM's end.
+    await selectText(alice, first.start, second.end);
+    await alice.keyboard.press('6');
+    await alice.locator('[data-label="CLAIM"]').first().waitFor(WAIT);
+    const third = await findWord(alice, 2);
+    await selectText(alice, second.start, third.end);
+    await alice.keyboard.press('5');
+
+    const parts = dana.locator('[data-label="EVENT"]');
+    await parts.first().waitFor(WAIT);
+    expect(await parts.count()).toBe(2);
+    expect(await parts.evaluateAll((els) => els.map((e) => e.getAttribute('data-part')))).toEqual(['0', '1']);
+    expect(await dana.locator('[data-label="CLAIM"]').count()).toBe(1);
+    expect(await dana.locator('[data-label="CLAIM"] [data-label="PERSON"]').count()).toBe(1);
+
+    // The article holds only the document's text: labels never leak into it.
+    const text = await dana.locator('[data-article]').textContent();
+    const api = (await dana.evaluate((p) => fetch(`/api/documents/${p}`).then((r) => r.json()), new URL(dana.url()).pathname.split('/').pop())) as {
+      text: string;
+    };
+    expect(text).toBe(api.text);
+
+    await alice.locator('[data-label="EVENT"]').first().waitFor(WAIT);
+    await alice.locator('mark.focused').first().waitFor({ state: 'detached', ...WAIT }); // the new span's flash
+    await alice.screenshot({ path: join(tmpdir(), 'spanwise-annotate.png') });
+  });
+
+  it('lets alice delete a span from the popover, and dana sees it go', async () => {
+    await alice.locator('[data-label="GPE"]').first().click();
+    const dialog = alice.getByRole('dialog', { name: 'Annotations here' });
+    await dialog.waitFor(WAIT);
+    const gpeRow = dialog.locator('.popover-row').filter({ has: alice.locator('.chip', { hasText: 'GPE' }) });
+    await gpeRow.getByRole('button', { name: /Delete/ }).click();
+    await dana.locator('[data-label="GPE"]').waitFor({ state: 'detached', ...WAIT });
+    expect(await dana.locator('[data-label="GPE"]').count()).toBe(0);
+    await alice.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached', ...WAIT });
+  });
+
+  it('keeps alice’s “Mark done” across a reload', async () => {
+    await alice.getByRole('button', { name: 'Mark done' }).click();
+    await alice.getByRole('button', { name: 'Reopen' }).waitFor(WAIT);
+    await alice.reload();
+    await alice.getByRole('button', { name: 'Reopen' }).waitFor(WAIT);
+    expect(await alice.locator('.status-pill').textContent()).toBe('Done');
+  });
+});

@@ -1,0 +1,58 @@
+/**
+ * The layer's spans in text order. Button names carry the quote, not the label, so the label
+ * palette's buttons stay the only ones named after a label.
+ */
+import { For, Show } from 'solid-js';
+import type { SpanAnnotation } from '@spanwise/shared/layer';
+import { shorten } from '../lib/labels.ts';
+
+export function AnnotationList(props: {
+  spans: SpanAnnotation[];
+  colorOf: (label: string) => string;
+  onShow: (id: string) => void;
+  onDelete: (id: string) => void;
+}) {
+  return (
+    <section class="panel" aria-labelledby="annotations-heading">
+      <h2 id="annotations-heading">
+        Annotations <span class="count">{props.spans.length}</span>
+      </h2>
+      <Show when={props.spans.length > 0} fallback={<p class="muted">None yet.</p>}>
+        <ol class="annotation-list">
+          <For each={props.spans}>
+            {(span) => (
+              <li>
+                <button
+                  type="button"
+                  class="annotation"
+                  aria-label={`Show “${shorten(span.quote, 40)}”, ${span.start} to ${span.end}`}
+                  onClick={() => props.onShow(span.id)}
+                >
+                  <span class="chip" style={{ '--c': props.colorOf(span.label) }}>
+                    {span.label}
+                  </span>
+                  <span class="quote">{shorten(span.quote, 80)}</span>
+                  <Show when={span.attributes.stance}>
+                    <span class="attr">{span.attributes.stance}</span>
+                  </Show>
+                  <span class="offsets">
+                    {span.start}–{span.end}
+                  </span>
+                </button>
+                <button
+                  type="button"
+                  class="icon-button"
+                  aria-label={`Delete “${shorten(span.quote, 40)}”`}
+                  title="Delete"
+                  onClick={() => props.onDelete(span.id)}
+                >
+                  ×
+                </button>
+              </li>
+            )}
+          </For>
+        </ol>
+      </Show>
+    </section>
+  );
+}

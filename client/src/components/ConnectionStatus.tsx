@@ -1,0 +1,36 @@
+import { CloseCode } from '@spanwise/shared/protocol';
+import type { Connection } from '../sync/open-layer.ts';
+
+function closedText(code: number | null): string {
+  switch (code) {
+    case CloseCode.unauthenticated:
+      return 'signed out';
+    case CloseCode.forbidden:
+      return 'no access to this layer';
+    case CloseCode.unknownRoom:
+      return 'this layer does not exist';
+    default:
+      return 'closed';
+  }
+}
+
+export function ConnectionStatus(props: { connection: Connection; closedCode: number | null }) {
+  const text = () => {
+    switch (props.connection) {
+      case 'connected':
+        return 'connected';
+      case 'connecting':
+        return 'connecting';
+      case 'offline':
+        return 'offline — edits kept locally';
+      case 'closed':
+        return closedText(props.closedCode);
+    }
+  };
+  return (
+    <span class={`connection connection-${props.connection}`} role="status" aria-label="Connection">
+      <span class="dot" aria-hidden="true" />
+      {text()}
+    </span>
+  );
+}

@@ -1,0 +1,36 @@
+/**
+ * One button per span label. A mousedown on a button must not take the text selection away,
+ * so it is prevented; the click then labels the current selection.
+ */
+import { For, Show } from 'solid-js';
+import type { SpanLabel } from '@spanwise/shared/schema';
+
+export function LabelPalette(props: { labels: SpanLabel[]; onApply: (label: string) => void; hint: string | null }) {
+  return (
+    <div class="palette" role="toolbar" aria-label="Labels">
+      <For each={props.labels}>
+        {(label) => (
+          <button
+            type="button"
+            class="label-button"
+            aria-label={label.name}
+            aria-keyshortcuts={label.key}
+            title={[label.description, label.key ? `key ${label.key}` : ''].filter(Boolean).join(' · ')}
+            style={{ '--c': label.color }}
+            onMouseDown={(e) => e.preventDefault()}
+            onClick={() => props.onApply(label.name)}
+          >
+            <span class="swatch" aria-hidden="true" />
+            <span aria-hidden="true">{label.name}</span>
+            <Show when={label.key}>
+              <kbd aria-hidden="true">{label.key}</kbd>
+            </Show>
+          </button>
+        )}
+      </For>
+      <span class="palette-hint muted" role="status">
+        {props.hint ?? 'Select text, then press a label’s key or click it.'}
+      </span>
+    </div>
+  );
+}

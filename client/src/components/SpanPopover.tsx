@@ -1,0 +1,105 @@
+/**
+ * The annotations under a click: relabel, set schema attributes (a CLAIM's stance), delete.
+ * Closes on Escape (handled by the page) and on a click outside it.
+ */
+import { For, onCleanup, onMount, Show } from 'solid-js';
+import { Portal } from 'solid-js/web';
+import type { SpanAnnotation } from '@spanwise/shared/layer';
+import type { SpanLabel } from '@spanwise/shared/schema';
+import { shorten } from '../lib/labels.ts';
+
+export interface PopoverActions {
+  relabel(id: string, label: string): void;
+  setAttribute(id: string, name: string, value: string | null): void;
+  remove(id: string): void;
+  close(): void;
+}
+
+export function SpanPopover(props: {
+  spans: SpanAnnotation[];
+  labels: SpanLabel[];
+  x: number;
+  y: number;
+  actions: PopoverActions;
+}) {
+  let el!: HTMLDivElement;
+  const onDown = (e: MouseEvent) => {
+    if (!el.contains(e.target as Node)) props.actions.close();
+  };
+  onMount(() => {
+    document.addEventListener('mousedown', onDown);
+    el.focus();
+  });
+  onCleanup(() => document.removeEventListener('mousedown', onDown));
+
+  const left = () => Math.max(8, Math.min(props.x - 24, window.scrollX + document.documentElement.clientWidth - 340));
+
+  return (
+    <Portal>
+      <div
+        ref={el}
+        class="popover card"
+        role="dialog"
+        aria-label="Annotations here"
+        tabindex="-1"
+        style={{ left: `${left()}px`, top: `${props.y + 14}px` }}
+      >
+        <For each={props.spans}>
+          {(span) => {
+            const schema = () => props.labels.find((l) => l.name === span.label);
+            return (
+              <div class="popover-row">
+                <div class="popover-head">
+                  <span class="chip" style={{ '--c': schema()?.color ?? '#999' }}>{span.label}</span>
+                  <q class="quote">{shorten(span.quote, 60)}</q>
+                </div>
+                <div class="popover-controls">
+                  <select
+                    aria-label={`Label of “${shorten(span.quote, 30)}”`}
+                    onChange={(e) => props.actions.relabel(span.id, e.currentTarget.value)}
+                  >
+                    <Show when={!schema()}>
+                      <option value={span.label}>{span.label}</option>
+                    </Show>
+                    <For each={props.labels}>
+                      {(l) => (
+                        <option value={l.name} selected={l.name === span.label}>
+                          {l.name}
+                        </option>
+                      )}
+                    </For>
+                  </select>
+                  <For each={schema()?.attributes ?? []}>
+                    {(attr) => (
+                      <select
+                        aria-label={attr.name}
+                        onChange={(e) => props.actions.setAttribute(span.id, attr.name, e.currentTarget.value || null)}
+                      >
+                        <option value="">{attr.name}: —</option>
+                        <For each={attr.values}>
+                          {(v) => (
+                            <option value={v} selected={span.attributes[attr.name] === v}>
+                              {`${attr.name}: ${v}`}
+                            </option>
+                          )}
+                        </For>
+                      </select>
+                    )}
+                  </For>
+                  <button
+                    type="button"
+                    class="danger"
+                    aria-label={`Delete “${shorten(span.quote, 30)}”`}
+                    onClick={() => props.actions.remove(span.id)}
+                  >
+                    Delete
+                  </button>
+                </div>
+              </div>
+            );
+          }}
+        </For>
+      </div>
+    </Portal>
+  );
+}

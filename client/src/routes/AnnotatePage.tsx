@@ -1,0 +1,92 @@
+/**
+ * `/projects/:projectId/documents/:documentId`: the document, the layer chosen by `?layer=`
+ * (the user's own by default, gold in open mode), and the user's status on the document.
+ */
+import { A, useParams, useSearchParams } from '@solidjs/router';
+import { createMemo, createResource, Show } from 'solid-js';
+import { api, errorMessage } from '../api/client.ts';
+import { LayerSelect } from '../components/LayerSelect.tsx';
+import { StatusButton } from '../components/StatusButton.tsx';
+import { createDocStatus } from '../stores/doc-status.ts';
+import { layerOptions, pickLayer, type LayerOption } from '../stores/layer-choice.ts';
+import { useMe } from '../stores/session.tsx';
+import { LayerWorkspace } from './LayerWorkspace.tsx';
+
+export function AnnotatePage() {
+  const params = useParams<{ projectId: string; documentId: string }>();
+  const [search, setSearch] = useSearchParams<{ layer?: string }>();
+  const me = useMe();
+  const projectId = () => Number(params.projectId);
+  const documentId = () => Number(params.documentId);
+
+  const [project] = createResource(projectId, api.project);
+  const [doc] = createResource(documentId, api.document);
+  const docStatus = createDocStatus(projectId, documentId);
+
+  const options = createMemo(() => {
+    const p = project.latest;
+    return p ? layerOptions(p, me, documentId()) : [];
+  });
+  const layer = createMemo<LayerOption | undefined>(
+    () => (options().length > 0 ? pickLayer(options(), search.layer) : undefined),
+    undefined,
+    { equals: (a, b) => a?.room === b?.room },
+  );
+  const failure = () => project.error ?? doc.error;
+
+  return (
+    <section class="page annotate">
+      <nav class="crumbs" aria-label="Breadcrumb">
+        <A href="/">Projects</A>
+        <span aria-hidden="true"> / </span>
+        <A href={`/projects/${projectId()}`}>{project.latest?.name ?? 'Project'}</A>
+      </nav>
+      <Show when={!failure()} fallback={<p role="alert" class="error">{errorMessage(failure())}</p>}>
+        <Show when={doc.latest && project.latest && layer()} fallback={<p class="muted">Loading…</p>}>
+          <header class="doc-header">
+            <h1>{doc.latest!.title}</h1>
+            <p class="muted doc-meta">
+              {[doc.latest!.source, doc.latest!.publishedAt].filter(Boolean).join(' · ')}
+              <Show when={doc.latest!.url}>
+                {(url) => (
+                  <>
+                    {' · '}
+                    <a href={url()} target="_blank" rel="noreferrer noopener">
+                      original
+                    </a>
+                  </>
+                )}
+              </Show>
+            </p>
+            <div class="toolbar">
+              <Show when={options().length > 1}>
+                <LayerSelect options={options()} value={layer()!.key} onChange={(key) => setSearch({ layer: key })} />
+              </Show>
+              <StatusButton
+                status={docStatus.status()}
+                saving={docStatus.saving()}
+                error={docStatus.error()}
+                onChange={(s) => void docStatus.set(s)}
+              />
+            </div>
+          </header>
+          <Show when={search.layer && search.layer !== layer()!.key}>
+            <p role="note" class="banner notice">
+              The layer “{search.layer}” is not open to you here; showing {layer()!.name.toLowerCase()} instead.
+            </p>
+          </Show>
+          <Show when={layer()} keyed>
+            {(chosen) => (
+              <LayerWorkspace
+                layer={chosen}
+                text={doc.latest!.text}
+                schema={project.latest!.schema}
+                docStatus={docStatus}
+              />
+            )}
+          </Show>
+        </Show>
+      </Show>
+    </section>
+  );
+}

@@ -1,0 +1,48 @@
+import { A, useParams } from '@solidjs/router';
+import { createResource, For, Show } from 'solid-js';
+import { api } from '../api/client.ts';
+import { Loadable } from '../components/Loadable.tsx';
+import { formatLength, ROLE_TEXT, STATUS_TEXT } from '../lib/labels.ts';
+
+export function DocumentList() {
+  const params = useParams<{ projectId: string }>();
+  const projectId = () => Number(params.projectId);
+  const [project] = createResource(projectId, api.project);
+  const [documents] = createResource(projectId, api.documents);
+
+  return (
+    <section class="page">
+      <nav class="crumbs" aria-label="Breadcrumb">
+        <A href="/">Projects</A>
+      </nav>
+      <h1>{project()?.name ?? 'Project'}</h1>
+      <Show when={project()}>
+        {(p) => (
+          <p class="muted">
+            You are {ROLE_TEXT[p().role].toLowerCase()} · {p().members.length} members ·{' '}
+            {p().mode === 'blind' ? 'blind review: annotators see only their own layer' : 'open: one shared layer'}
+          </p>
+        )}
+      </Show>
+      <Loadable resource={documents}>
+        {(list) => (
+          <Show when={list.length > 0} fallback={<p class="muted">No documents yet.</p>}>
+            <ul class="rows">
+              <For each={list}>
+                {(d) => (
+                  <li>
+                    <A href={`/projects/${projectId()}/documents/${d.id}`} class="row-link">
+                      <span class="row-title">{d.title}</span>
+                      <span class="row-meta">{formatLength(d.length)}</span>
+                      <span class={`status-pill status-${d.status}`}>{STATUS_TEXT[d.status]}</span>
+                    </A>
+                  </li>
+                )}
+              </For>
+            </ul>
+          </Show>
+        )}
+      </Loadable>
+    </section>
+  );
+}

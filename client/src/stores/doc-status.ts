@@ -1,0 +1,38 @@
+/**
+ * The signed-in user's status on one document, read from the project's document list and
+ * changed optimistically: the new status shows at once and rolls back if the server refuses.
+ */
+import { createResource, createSignal, type Accessor } from 'solid-js';
+import type { DocumentStatus } from '@spanwise/shared/api';
+import { api, errorMessage } from '../api/client.ts';
+
+export function createDocStatus(projectId: Accessor<number>, documentId: Accessor<number>) {
+  const [list, { mutate }] = createResource(projectId, api.documents);
+  const [error, setError] = createSignal<string | null>(null);
+  const [saving, setSaving] = createSignal(false);
+
+  const status = (): DocumentStatus | undefined => list.latest?.find((d) => d.id === documentId())?.status;
+  const put = (next: DocumentStatus) =>
+    mutate((docs) => docs?.map((d) => (d.id === documentId() ? { ...d, status: next } : d)));
+
+  async function set(next: DocumentStatus) {
+    const before = status();
+    if (before === undefined || before === next) return;
+    setError(null);
+    setSaving(true);
+    put(next);
+    try {
+      const saved = await api.setStatus(documentId(), next);
+      put(saved.status);
+    } catch (e) {
+      put(before);
+      setError(errorMessage(e));
+    } finally {
+      setSaving(false);
+    }
+  }
+
+  return { status, error, saving, set };
+}
+
+export type DocStatus = ReturnType<typeof createDocStatus>;

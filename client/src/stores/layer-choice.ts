@@ -1,0 +1,34 @@
+/**
+ * Which layers a member may open on a document, and which one the `?layer=` query picks.
+ * Blind mode: an annotator has only their own layer; curators and owners also get every other
+ * member's layer (annotators first) and the gold layer. Open mode: everyone works on the gold layer.
+ */
+import type { Me, ProjectDetail } from '@spanwise/shared/api';
+import { goldRoom, layerRoom } from '@spanwise/shared/rooms';
+
+export interface LayerOption {
+  /** The `?layer=` value: `user:<id>` or `gold`. */
+  key: string;
+  name: string;
+  room: string;
+  /** The annotator whose layer it is; null for gold. */
+  userId: number | null;
+}
+
+export function layerOptions(project: ProjectDetail, me: Me, documentId: number): LayerOption[] {
+  const gold: LayerOption = { key: 'gold', name: 'Gold (adjudicated)', room: goldRoom(documentId), userId: null };
+  if (project.mode === 'open') return [gold];
+  const own: LayerOption = { key: `user:${me.id}`, name: `My layer (${me.username})`, room: layerRoom(documentId, me.id), userId: me.id };
+  if (project.role === 'annotator') return [own];
+  const rank = (role: string) => (role === 'annotator' ? 0 : 1);
+  const others = project.members
+    .filter((m) => m.id !== me.id)
+    .sort((a, b) => rank(a.role) - rank(b.role) || a.username.localeCompare(b.username))
+    .map((m) => ({ key: `user:${m.id}`, name: `${m.username}’s layer`, room: layerRoom(documentId, m.id), userId: m.id }));
+  return [own, ...others, gold];
+}
+
+/** The option the query asks for, or the first (the user's own layer, or gold in open mode). */
+export function pickLayer(options: LayerOption[], requested: string | undefined): LayerOption {
+  return options.find((o) => o.key === requested) ?? options[0]!;
+}

@@ -1,0 +1,61 @@
+/**
+ * Who is signed in. Checked once on boot (`GET /api/me`); any later 401 (an API call or a sync
+ * socket closed with 4401) drops the session so the app shows the login form in place, on the
+ * same URL, and returns there after signing in.
+ */
+import { createContext, createResource, onCleanup, useContext, type Accessor, type ParentProps } from 'solid-js';
+import type { Me } from '@spanwise/shared/api';
+import { api, UNAUTHORIZED_EVENT } from '../api/client.ts';
+
+export interface Session {
+  /** The signed-in user; null when signed out; undefined while the first check runs. */
+  me: Accessor<Me | null | undefined>;
+  loading: Accessor<boolean>;
+  error: Accessor<unknown>;
+  retry(): void;
+  signIn(username: string, password: string): Promise<void>;
+  signOut(): Promise<void>;
+  /** Forget the session without asking the server (it already said we are signed out). */
+  expire(): void;
+}
+
+const SessionContext = createContext<Session>();
+
+export function SessionProvider(props: ParentProps) {
+  const [me, { mutate, refetch }] = createResource(api.me);
+  const expire = () => mutate(null);
+  window.addEventListener(UNAUTHORIZED_EVENT, expire);
+  onCleanup(() => window.removeEventListener(UNAUTHORIZED_EVENT, expire));
+
+  const session: Session = {
+    me: () => (me.error ? undefined : me()),
+    loading: () => me.loading,
+    error: () => me.error as unknown,
+    retry: () => void refetch(),
+    async signIn(username, password) {
+      mutate(await api.login(username, password));
+    },
+    async signOut() {
+      try {
+        await api.logout();
+      } finally {
+        mutate(null);
+      }
+    },
+    expire,
+  };
+  return <SessionContext.Provider value={session}>{props.children}</SessionContext.Provider>;
+}
+
+export function useSession(): Session {
+  const session = useContext(SessionContext);
+  if (!session) throw new Error('useSession() outside <SessionProvider>');
+  return session;
+}
+
+/** The signed-in user, for components that only render with a session. */
+export function useMe(): Me {
+  const me = useSession().me();
+  if (!me) throw new Error('useMe() without a session');
+  return me;
+}

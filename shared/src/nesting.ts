@@ -1,0 +1,136 @@
+/**
+ * Turns possibly overlapping spans into a properly nested tree that a renderer can walk
+ * (HTML elements must nest, spans need not).
+ *
+ * Every span has a rank: earlier start first, then the longer one, then the smaller id. At each
+ * point of the text the spans covering it are stacked by rank, lowest rank outermost. A span
+ * therefore stays one element until an outer (lower-ranked) span that covers its start ends
+ * inside it; only there is it split, and every part carries the same id. Spans that are
+ * disjoint or nested, including identical ranges, are never split.
+ *
+ * @example
+ *   nestSpans([{ id: 'a', start: 0, end: 10 }, { id: 'b', start: 5, end: 15 }], 20)
+ *   // [ span a [0,10) { text [0,5), span b part 0 [5,10) },
+ *   //   span b part 1 [10,15), text [15,20) ]
+ */
+
+export interface NestInput {
+  id: string;
+  start: number;
+  end: number;
+}
+
+export interface TextNode {
+  kind: 'text';
+  start: number;
+  end: number;
+}
+
+export interface SpanNode {
+  kind: 'span';
+  id: string;
+  start: number;
+  end: number;
+  /** 0 for the outermost element at this point of the text. */
+  depth: number;
+  /** Which part of a split span this is, counting from 0. */
+  part: number;
+  /** How many parts the span was split into; 1 when it was not split. */
+  parts: number;
+  children: NestNode[];
+}
+
+export type NestNode = TextNode | SpanNode;
+
+/** Orders spans by rank: start, then longer first, then id. */
+export function compareRank(a: NestInput, b: NestInput): number {
+  return a.start - b.start || b.end - a.end || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/**
+ * Builds the nested tree for a text of `textLength` UTF-16 units. Spans are clipped to the text;
+ * empty spans and repeated ids (after the first) are dropped. Text nodes cover every character
+ * not under a span and every gap between child spans, so walking the tree in order yields the
+ * whole text exactly once.
+ */
+export function nestSpans(spans: readonly NestInput[], textLength: number): NestNode[] {
+  const ranked = clip(spans, textLength).sort(compareRank);
+  const root: NestNode[] = [];
+  if (textLength <= 0) return root;
+
+  // Boundaries: every start and end, plus both ends of the text.
+  const points = new Set<number>([0, textLength]);
+  for (const s of ranked) {
+    points.add(s.start);
+    points.add(s.end);
+  }
+  const bounds = [...points].sort((a, b) => a - b);
+
+  const byStart = new Map<number, NestInput[]>();
+  for (const s of ranked) {
+    const list = byStart.get(s.start);
+    if (list) list.push(s);
+    else byStart.set(s.start, [s]);
+  }
+  const rank = new Map(ranked.map((s, i) => [s.id, i]));
+
+  let active: NestInput[] = []; // covering the current segment, by rank
+  const stack: SpanNode[] = []; // open elements, outermost first
+  const partCount = new Map<string, number>();
+  const all: SpanNode[] = [];
+
+  for (let i = 0; i < bounds.length - 1; i++) {
+    const from = bounds[i]!;
+    const to = bounds[i + 1]!;
+    const starting = byStart.get(from);
+    active = active.filter((s) => s.end > from);
+    if (starting) active = mergeByRank(active, starting, rank);
+
+    // Keep the open elements that are still the same prefix of the stack; reopen the rest.
+    let keep = 0;
+    while (keep < stack.length && keep < active.length && stack[keep]!.id === active[keep]!.id) keep++;
+    stack.length = keep;
+    for (let d = keep; d < active.length; d++) {
+      const s = active[d]!;
+      const part = partCount.get(s.id) ?? 0;
+      partCount.set(s.id, part + 1);
+      const node: SpanNode = { kind: 'span', id: s.id, start: from, end: from, depth: d, part, parts: 1, children: [] };
+      (d === 0 ? root : stack[d - 1]!.children).push(node);
+      stack.push(node);
+      all.push(node);
+    }
+
+    const siblings = stack.length === 0 ? root : stack[stack.length - 1]!.children;
+    const last = siblings[siblings.length - 1];
+    if (last?.kind === 'text' && last.end === from) last.end = to;
+    else siblings.push({ kind: 'text', start: from, end: to });
+    for (const node of stack) node.end = to;
+  }
+
+  for (const node of all) node.parts = partCount.get(node.id) ?? 1;
+  return root;
+}
+
+function clip(spans: readonly NestInput[], textLength: number): NestInput[] {
+  const seen = new Set<string>();
+  const out: NestInput[] = [];
+  for (const s of spans) {
+    const start = Math.max(0, s.start);
+    const end = Math.min(textLength, s.end);
+    if (!(end > start) || seen.has(s.id)) continue;
+    seen.add(s.id);
+    out.push({ id: s.id, start, end });
+  }
+  return out;
+}
+
+function mergeByRank(a: NestInput[], b: NestInput[], rank: Map<string, number>): NestInput[] {
+  const out: NestInput[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (j >= b.length || (i < a.length && rank.get(a[i]!.id)! < rank.get(b[j]!.id)!)) out.push(a[i++]!);
+    else out.push(b[j++]!);
+  }
+  return out;
+}
