@@ -29,8 +29,18 @@ export interface SyncLimits {
   maxMessageBytes: number;
   /** Messages one socket may send per second (burst allowed up to twice that). */
   maxMessagesPerSecond: number;
-  /** Compact a room's update log once it holds this many rows. */
+  /** Largest awareness update (presence) in one message. */
+  maxAwarenessBytes: number;
+  /** Compact a room's update log once it holds this many rows... */
   compactAfterRows: number;
+  /** ...or this many bytes. */
+  compactAfterBytes: number;
+  /** Concurrent sync sockets one user may hold (one per open layer). */
+  maxSocketsPerUser: number;
+  /** How often open sockets' access is checked again (a removed member loses them). */
+  accessRecheckMs: number;
+  /** Ping interval; a socket that missed the previous pong is dropped. */
+  pingIntervalMs: number;
 }
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -38,7 +48,12 @@ const root = path.resolve(import.meta.dirname, '../..');
 export const defaultSyncLimits: SyncLimits = {
   maxMessageBytes: 4 * 1024 * 1024,
   maxMessagesPerSecond: 200,
+  maxAwarenessBytes: 64 * 1024,
   compactAfterRows: 500,
+  compactAfterBytes: 4 * 1024 * 1024,
+  maxSocketsPerUser: 64,
+  accessRecheckMs: 5_000,
+  pingIntervalMs: 30_000,
 };
 
 const bool = z
@@ -57,7 +72,12 @@ const envSchema = z.object({
   SESSION_TTL_HOURS: z.coerce.number().positive().default(24 * 14),
   MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxMessageBytes),
   MAX_MESSAGES_PER_SECOND: z.coerce.number().int().min(1).default(defaultSyncLimits.maxMessagesPerSecond),
+  MAX_AWARENESS_BYTES: z.coerce.number().int().min(256).default(defaultSyncLimits.maxAwarenessBytes),
   COMPACT_AFTER_ROWS: z.coerce.number().int().min(2).default(defaultSyncLimits.compactAfterRows),
+  COMPACT_AFTER_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.compactAfterBytes),
+  MAX_SOCKETS_PER_USER: z.coerce.number().int().min(1).default(defaultSyncLimits.maxSocketsPerUser),
+  ACCESS_RECHECK_MS: z.coerce.number().int().min(100).default(defaultSyncLimits.accessRecheckMs),
+  PING_INTERVAL_MS: z.coerce.number().int().min(100).default(defaultSyncLimits.pingIntervalMs),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
@@ -84,7 +104,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sync: Object.freeze({
       maxMessageBytes: e.MAX_MESSAGE_BYTES,
       maxMessagesPerSecond: e.MAX_MESSAGES_PER_SECOND,
+      maxAwarenessBytes: e.MAX_AWARENESS_BYTES,
       compactAfterRows: e.COMPACT_AFTER_ROWS,
+      compactAfterBytes: e.COMPACT_AFTER_BYTES,
+      maxSocketsPerUser: e.MAX_SOCKETS_PER_USER,
+      accessRecheckMs: e.ACCESS_RECHECK_MS,
+      pingIntervalMs: e.PING_INTERVAL_MS,
     }),
     logLevel: e.LOG_LEVEL,
   });

@@ -9,15 +9,18 @@ import * as syncProtocol from 'y-protocols/sync';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { CloseCode, MessageKind } from '@spanwise/shared';
-import type { Room, RoomPeer } from './room.ts';
-import type { ConnectionInfo, SyncLogger, SyncSocket } from './types.ts';
+import { PEER_LEFT, type Room, type RoomPeer } from './room.ts';
+import type { ConnectionInfo, SyncLogger, SyncObserver, SyncSocket } from './types.ts';
 
 export interface ConnectionLimits {
   maxMessageBytes: number;
   maxMessagesPerSecond: number;
+  /** Largest awareness update (presence, selection) one message may carry. */
+  maxAwarenessBytes: number;
 }
 
 class ProtocolError extends Error {}
+class TooBig extends Error {}
 
 export class Connection implements RoomPeer {
   #chain: Promise<void>;
@@ -35,6 +38,7 @@ export class Connection implements RoomPeer {
     readonly room: Room,
     private readonly limits: ConnectionLimits,
     private readonly log: SyncLogger,
+    private readonly observer: SyncObserver,
     private readonly onClosed: (conn: Connection) => void,
   ) {
     this.#tokens = limits.maxMessagesPerSecond * 2;
@@ -57,16 +61,33 @@ export class Connection implements RoomPeer {
     if (!this.#closed) this.socket.send(data);
   }
 
+  #reply(data: Uint8Array): void {
+    this.send(data);
+    this.observer.messageOut?.(data.byteLength);
+  }
+
   /** Feeds one binary frame from the peer. */
   receive(data: Uint8Array): void {
     if (this.#closed) return;
-    if (data.byteLength > this.limits.maxMessageBytes) return this.close(CloseCode.tooBig, 'message too big');
-    if (!this.#takeToken()) return this.close(CloseCode.rateLimited, 'too many messages');
+    this.observer.messageIn?.(data.byteLength);
+    if (data.byteLength > this.limits.maxMessageBytes) {
+      this.observer.error?.('too_big');
+      return this.close(CloseCode.tooBig, 'message too big');
+    }
+    if (!this.#takeToken()) {
+      this.observer.error?.('rate_limited');
+      return this.close(CloseCode.rateLimited, 'too many messages');
+    }
     this.#chain = this.#chain.then(() => {
       if (this.#refused) return;
       try {
         this.#handle(data);
       } catch (err) {
+        if (err instanceof TooBig) {
+          this.observer.error?.('too_big');
+          return this.close(CloseCode.tooBig, err.message);
+        }
+        this.observer.error?.('malformed');
         this.log.warn('sync_malformed_message', { room: this.room.name, userId: this.info.userId, error: String(err) });
         this.close(CloseCode.malformed, 'malformed message');
       }
@@ -75,6 +96,7 @@ export class Connection implements RoomPeer {
 
   /** A frame the protocol does not allow (text, say): closes this socket. */
   reject(reason: string): void {
+    this.observer.error?.('malformed');
     this.log.warn('sync_malformed_message', { room: this.room.name, userId: this.info.userId, error: reason });
     this.close(CloseCode.malformed, reason);
   }
@@ -104,7 +126,7 @@ export class Connection implements RoomPeer {
     const controlled = this.room.peers.get(this);
     this.room.peers.delete(this);
     if (controlled && controlled.size > 0 && !this.room.destroyed) {
-      awarenessProtocol.removeAwarenessStates(this.room.awareness, [...controlled], null);
+      awarenessProtocol.removeAwarenessStates(this.room.awareness, [...controlled], PEER_LEFT);
     }
     this.onClosed(this);
   }
@@ -144,6 +166,7 @@ export class Connection implements RoomPeer {
         return this.#handleSync(decoder);
       case MessageKind.awareness: {
         const update = decoding.readVarUint8Array(decoder);
+        if (update.byteLength > this.limits.maxAwarenessBytes) throw new TooBig('awareness update too big');
         awarenessProtocol.applyAwarenessUpdate(this.room.awareness, update, this);
         return;
       }
@@ -166,7 +189,7 @@ export class Connection implements RoomPeer {
         const encoder = encoding.createEncoder();
         encoding.writeVarUint(encoder, MessageKind.sync);
         syncProtocol.writeSyncStep2(encoder, this.room.doc, stateVector);
-        this.send(encoding.toUint8Array(encoder));
+        this.#reply(encoding.toUint8Array(encoder));
         return;
       }
       case syncProtocol.messageYjsSyncStep2:

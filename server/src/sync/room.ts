@@ -2,21 +2,40 @@
  * One room: a Y.Doc and its awareness, loaded from the store before it answers anything.
  *
  * Incoming updates are validated, queued, stored in one transaction per tick (group commit),
- * and only then applied and broadcast: a peer never receives an update the store does not hold.
+ * and only then applied, broadcast and published to other instances: a peer never receives an
+ * update the store does not hold. While the store fails, updates stay queued in order and the
+ * room tells its peers through the server's awareness state (`{ server: { saving: 'delayed' } }`).
  */
 import * as Y from 'yjs';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import * as encoding from 'lib0/encoding';
 import { MessageKind } from '@spanwise/shared';
-import type { SyncLogger, SyncStore } from './types.ts';
+import type { BusMessageKind, SyncBus, SyncLogger, SyncObserver, SyncStore } from './types.ts';
 
 export interface RoomPeer {
   send(data: Uint8Array): void;
 }
 
+export interface RoomDeps {
+  store: SyncStore;
+  bus: SyncBus | null;
+  log: SyncLogger;
+  observer: SyncObserver;
+  onIdle(room: Room): void;
+}
+
+/** Awareness state the server itself publishes in a room. */
+export interface ServerAwareness {
+  server: { saving: 'delayed'; queued: number };
+}
+
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5_000;
+/** Origins that are not peers: loading from the store, another instance, a peer leaving. */
+const FROM_STORE = Symbol('store');
+const FROM_BUS = Symbol('bus');
+export const PEER_LEFT = Symbol('peer-left');
 
 export class Room {
   readonly doc = new Y.Doc({ gc: true });
@@ -24,20 +43,18 @@ export class Room {
   /** Each peer with the awareness client ids it controls. */
   readonly peers = new Map<RoomPeer, Set<number>>();
   readonly loaded: Promise<void>;
-  #pending: Array<{ update: Uint8Array; origin: RoomPeer }> = [];
+  #pending: Array<{ update: Uint8Array; origin: RoomPeer; receivedAt: number }> = [];
   #flushing = false;
   #destroyed = false;
 
   constructor(
     readonly name: string,
-    private readonly store: SyncStore,
-    private readonly log: SyncLogger,
-    private readonly onIdle: (room: Room) => void,
+    private readonly deps: RoomDeps,
   ) {
-    // The server holds no awareness state of its own.
+    // The server holds no awareness state of its own unless saving is delayed.
     this.awareness.setLocalState(null);
     this.doc.on('update', (update: Uint8Array, origin: unknown) => {
-      if (origin === this) return; // loading from the store: peers get it through sync step 2
+      if (origin === FROM_STORE) return; // loading: peers get it through sync step 2
       const encoder = encoding.createEncoder();
       encoding.writeVarUint(encoder, MessageKind.sync);
       syncProtocol.writeUpdate(encoder, update);
@@ -45,15 +62,17 @@ export class Room {
     });
     this.awareness.on('update', ({ added, updated, removed }: AwarenessChange, origin: unknown) => {
       const changed = added.concat(updated, removed);
-      const controlled = origin instanceof Object ? this.peers.get(origin as RoomPeer) : undefined;
+      const controlled = this.peers.get(origin as RoomPeer);
       if (controlled) {
         for (const id of added) controlled.add(id);
         for (const id of removed) controlled.delete(id);
       }
+      const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed);
       const encoder = encoding.createEncoder();
       encoding.writeVarUint(encoder, MessageKind.awareness);
-      encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed));
+      encoding.writeVarUint8Array(encoder, update);
       this.broadcast(encoding.toUint8Array(encoder), null);
+      if (controlled || origin === PEER_LEFT) this.deps.bus?.publish(this.name, 'awareness', update);
     });
     this.loaded = this.#load();
   }
@@ -67,22 +86,58 @@ export class Room {
   }
 
   async #load(): Promise<void> {
-    const rows = await this.store.load(this.name);
+    const bus = this.deps.bus;
+    if (bus) {
+      await bus.join(this.name, {
+        message: (kind, data) => this.#fromBus(kind, data),
+        reload: () => this.#applyStored(),
+      });
+    }
+    try {
+      await this.#applyStored();
+    } catch (err) {
+      bus?.leave(this.name);
+      this.deps.observer.error?.('load_failed');
+      throw err;
+    }
+  }
+
+  async #applyStored(): Promise<void> {
+    const rows = await this.deps.store.load(this.name);
     for (const row of rows) {
+      if (this.#destroyed) return;
       try {
         Y.decodeUpdate(row.data);
-        Y.applyUpdate(this.doc, row.data, this);
+        Y.applyUpdate(this.doc, row.data, this.#loadedOnce ? FROM_BUS : FROM_STORE);
       } catch (err) {
         // One bad row must not cost the room the rest of its history.
-        this.log.error('sync_update_set_aside', { room: this.name, updateId: row.id, error: String(err) });
-        await this.store.setAside(this.name, row.id, String(err));
+        this.deps.log.error('sync_update_set_aside', { room: this.name, updateId: row.id, error: String(err) });
+        this.deps.observer.error?.('set_aside');
+        await this.deps.store.setAside(this.name, row.id, String(err));
       }
+    }
+    this.#loadedOnce = true;
+  }
+  #loadedOnce = false;
+
+  #fromBus(kind: BusMessageKind, data: Uint8Array): void {
+    if (this.#destroyed) return;
+    try {
+      if (kind === 'update') {
+        Y.decodeUpdate(data);
+        Y.applyUpdate(this.doc, data, FROM_BUS);
+      } else {
+        awarenessProtocol.applyAwarenessUpdate(this.awareness, data, FROM_BUS);
+      }
+    } catch (err) {
+      this.deps.log.error('sync_bus_message_rejected', { room: this.name, kind, error: String(err) });
+      this.deps.observer.error?.('bus_failed');
     }
   }
 
   /** Queues a validated update; it is stored with everything else queued this tick. */
   enqueue(update: Uint8Array, origin: RoomPeer): void {
-    this.#pending.push({ update, origin });
+    this.#pending.push({ update, origin, receivedAt: performance.now() });
     if (!this.#flushing) {
       this.#flushing = true;
       setImmediate(() => void this.#flush());
@@ -91,33 +146,48 @@ export class Room {
 
   async #flush(): Promise<void> {
     let delay = RETRY_MIN_MS;
+    let delayed = false;
     while (this.#pending.length > 0) {
       const batch = this.#pending;
       this.#pending = [];
+      const updates = batch.map((b) => b.update);
+      const started = performance.now();
       try {
-        await this.store.append(
-          this.name,
-          batch.map((b) => b.update),
-        );
-        delay = RETRY_MIN_MS;
+        await this.deps.store.append(this.name, updates);
       } catch (err) {
         // Keep the batch, in order, ahead of anything that arrived meanwhile, and try again.
         this.#pending = batch.concat(this.#pending);
-        this.log.warn('sync_store_failed', { room: this.name, queued: this.#pending.length, retryInMs: delay, error: String(err) });
+        this.deps.observer.error?.('store_failed');
+        this.deps.log.warn('sync_store_failed', { room: this.name, queued: this.#pending.length, retryInMs: delay, error: String(err) });
+        if (!this.#destroyed) {
+          delayed = true;
+          this.awareness.setLocalState({ server: { saving: 'delayed', queued: this.#pending.length } } satisfies ServerAwareness);
+        }
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, RETRY_MAX_MS);
         continue;
       }
-      for (const { update, origin } of batch) {
+      this.deps.observer.updatesStored?.(batch.length, (performance.now() - started) / 1000);
+      if (delayed) {
+        delayed = false;
+        delay = RETRY_MIN_MS;
+        this.deps.log.info('sync_store_recovered', { room: this.name });
+        if (!this.#destroyed) this.awareness.setLocalState(null);
+      }
+      if (this.#destroyed) continue;
+      for (const { update, origin, receivedAt } of batch) {
         try {
           Y.applyUpdate(this.doc, update, origin);
+          this.deps.observer.fanOut?.((performance.now() - receivedAt) / 1000);
         } catch (err) {
-          this.log.error('sync_apply_failed', { room: this.name, error: String(err) });
+          this.deps.observer.error?.('apply_failed');
+          this.deps.log.error('sync_apply_failed', { room: this.name, error: String(err) });
         }
       }
+      this.deps.bus?.publish(this.name, 'update', updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates));
     }
     this.#flushing = false;
-    if (this.peers.size === 0) this.onIdle(this);
+    if (this.peers.size === 0) this.deps.onIdle(this);
   }
 
   /** Whether the room may be unloaded: no peers and nothing left to store. */
@@ -127,12 +197,18 @@ export class Room {
 
   broadcast(message: Uint8Array, except: unknown): void {
     for (const peer of this.peers.keys()) {
-      if (peer !== except) peer.send(message);
+      if (peer !== except) {
+        peer.send(message);
+        this.deps.observer.messageOut?.(message.byteLength);
+      }
     }
   }
 
   destroy(): void {
+    if (this.#destroyed) return;
     this.#destroyed = true;
+    this.deps.bus?.leave(this.name);
+    this.deps.store.release?.(this.name);
     this.awareness.destroy();
     this.doc.destroy();
   }

@@ -9,7 +9,7 @@ import { SyncServer } from './sync-server.ts';
 import type { StoredUpdate, SyncSocket } from './types.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
-const limits = { maxMessageBytes: 1024 * 1024, maxMessagesPerSecond: 1000 };
+const limits = { maxMessageBytes: 1024 * 1024, maxMessagesPerSecond: 1000, maxAwarenessBytes: 1024 };
 const tick = () => new Promise((r) => setImmediate(r));
 const flushed = async (server: SyncServer) => {
   for (let i = 0; i < 50 && [...server.rooms.values()].some((r) => r.pendingCount > 0 || !r.idle && r.peers.size === 0); i++) await tick();
@@ -114,10 +114,48 @@ describe('SyncServer', () => {
     await new Promise((r) => setTimeout(r, 250));
     expect(listSpans(reader.doc)).toHaveLength(0);
     expect(server.rooms.get('doc:1:user:1')?.pendingCount).toBe(2);
+    // The readers are told that saving is delayed, through the server's awareness state.
+    const room = server.rooms.get('doc:1:user:1')!;
+    expect(room.awareness.getLocalState()).toMatchObject({ server: { saving: 'delayed', queued: 2 } });
+    expect(reader.received.some((m) => m[0] === MessageKind.awareness)).toBe(true);
     store.failing = false;
     await new Promise((r) => setTimeout(r, 500));
     expect(store.rooms.get('doc:1:user:1')).toHaveLength(2);
     expect(listSpans(reader.doc).map((s) => s.label).sort()).toEqual(['ORG', 'PERSON']);
+    expect(room.awareness.getLocalState()).toBeNull();
+  });
+
+  it('closes a socket whose awareness update is over the cap with 1009', async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
+    const socket = new MemorySocket();
+    const conn = server.connect(socket, info());
+    const e = encoding.createEncoder();
+    encoding.writeVarUint(e, MessageKind.awareness);
+    encoding.writeVarUint8Array(e, new Uint8Array(limits.maxAwarenessBytes + 1));
+    conn.receive(encoding.toUint8Array(e));
+    await flushed(server);
+    expect(socket.closedWith).toBe(CloseCode.tooBig);
+  });
+
+  it('unloads every room it opened: 10,000 rooms opened and closed leave none behind', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits });
+    const update = updateMessage(spanUpdate('GPE'));
+    const heapBefore = process.memoryUsage().heapUsed;
+    for (let batch = 0; batch < 10; batch++) {
+      const conns = Array.from({ length: 1000 }, (_, i) => server.connect(new MemorySocket(), info(`doc:${batch * 1000 + i + 1}:user:1`)));
+      for (const c of conns) c.receive(update);
+      await flushed(server);
+      for (const c of conns) c.closedByPeer();
+      await flushed(server);
+    }
+    expect(server.rooms.size).toBe(0);
+    expect(server.connections.size).toBe(0);
+    expect(store.rooms.size).toBe(10_000);
+    // Memory: the stored logs stay (in the memory store); the rooms themselves must not.
+    (globalThis as { gc?: () => void }).gc?.();
+    const grownMiB = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20;
+    expect(grownMiB).toBeLessThan(60);
   });
 
   it('sets aside a stored update that no longer decodes and loads the rest', async () => {

@@ -11,12 +11,15 @@
 import { CloseCode } from '@spanwise/shared';
 import { Connection, type ConnectionLimits } from './connection.ts';
 import { Room } from './room.ts';
-import type { ConnectionInfo, SyncLogger, SyncSocket, SyncStore } from './types.ts';
+import type { ConnectionInfo, SyncBus, SyncLogger, SyncObserver, SyncSocket, SyncStore } from './types.ts';
 
 export interface SyncServerOptions {
   store: SyncStore;
   log: SyncLogger;
   limits: ConnectionLimits;
+  /** Carries updates between instances when several run (Redis); null for one instance. */
+  bus?: SyncBus | null;
+  observer?: SyncObserver;
 }
 
 export class SyncServer {
@@ -27,7 +30,9 @@ export class SyncServer {
 
   connect(socket: SyncSocket, info: ConnectionInfo): Connection {
     const room = this.#room(info.room);
-    const conn = new Connection(socket, info, room, this.options.limits, this.options.log, (c) => this.#closed(c));
+    const conn = new Connection(socket, info, room, this.options.limits, this.options.log, this.options.observer ?? {}, (c) =>
+      this.#closed(c),
+    );
     this.connections.add(conn);
     return conn;
   }
@@ -35,7 +40,13 @@ export class SyncServer {
   #room(name: string): Room {
     let room = this.rooms.get(name);
     if (!room) {
-      room = new Room(name, this.options.store, this.options.log, (r) => this.#unloadIfIdle(r));
+      room = new Room(name, {
+        store: this.options.store,
+        bus: this.options.bus ?? null,
+        log: this.options.log,
+        observer: this.options.observer ?? {},
+        onIdle: (r) => this.#unloadIfIdle(r),
+      });
       this.rooms.set(name, room);
       // A room that failed to load is dropped so the next connection tries afresh.
       room.loaded.catch(() => {
@@ -78,5 +89,6 @@ export class SyncServer {
     }
     const unsaved = [...this.rooms.values()].reduce((n, r) => n + r.pendingCount, 0);
     if (unsaved > 0) this.options.log.error('sync_unsaved_on_close', { updates: unsaved });
+    await this.options.bus?.close();
   }
 }

@@ -1,6 +1,8 @@
 /**
- * The sync core's two seams: the socket it talks through and the store it persists to.
- * Neither knows Hono, `ws` or Kysely; adapters/ provides the real ones, tests in-memory ones.
+ * The sync core's seams: the socket it talks through, the store it persists to, the bus that
+ * carries updates between server instances, and the observer that counts what happens.
+ * None of them knows Hono, `ws`, Kysely or Redis; adapters/ provides the real ones, tests
+ * in-memory ones.
  */
 
 /** A connected peer, as the sync core sees it. */
@@ -23,6 +25,39 @@ export interface SyncStore {
   append(room: string, updates: readonly Uint8Array[]): Promise<void>;
   /** Moves a stored update that no longer decodes out of the room's log, keeping it. */
   setAside(room: string, id: string, error: string): Promise<void>;
+  /** The room was unloaded here: drop any per-room bookkeeping. */
+  release?(room: string): void;
+}
+
+export type BusMessageKind = 'update' | 'awareness';
+
+/** What a room hears from other instances. */
+export interface BusListener {
+  message(kind: BusMessageKind, data: Uint8Array): void;
+  /** The bus lost track of the room (its position was trimmed away): reload from the store. */
+  reload(): Promise<void>;
+}
+
+/**
+ * Carries rooms' updates between server instances (at least once; duplicates are harmless to
+ * Yjs). `join` fixes the room's position before the room loads from the store, so nothing
+ * published after the load began is missed.
+ */
+export interface SyncBus {
+  join(room: string, listener: BusListener): Promise<void>;
+  leave(room: string): void;
+  /** Publishes after the update is stored; never throws (the bus retries on its own). */
+  publish(room: string, kind: BusMessageKind, data: Uint8Array): void;
+  close(): Promise<void>;
+}
+
+/** Counts and times what the sync core does; every method optional. */
+export interface SyncObserver {
+  messageIn?(bytes: number): void;
+  messageOut?(bytes: number): void;
+  updatesStored?(count: number, seconds: number): void;
+  fanOut?(seconds: number): void;
+  error?(kind: 'malformed' | 'store_failed' | 'set_aside' | 'rate_limited' | 'too_big' | 'load_failed' | 'apply_failed' | 'bus_failed'): void;
 }
 
 export interface SyncLogger {

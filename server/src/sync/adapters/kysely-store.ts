@@ -12,12 +12,18 @@ import type { StoredUpdate, SyncLogger, SyncStore } from '../types.ts';
 
 export interface KyselyStoreOptions {
   compactAfterRows: number;
+  compactAfterBytes?: number;
   log: SyncLogger;
 }
 
+interface LogSize {
+  rows: number;
+  bytes: number;
+}
+
 export class KyselyStore implements SyncStore {
-  /** Rows appended per room since this process last loaded or compacted it. */
-  readonly #rows = new Map<string, number>();
+  /** Each room's log size as this process last saw it (after a load, append or compaction). */
+  readonly #size = new Map<string, LogSize>();
   readonly #compacting = new Set<string>();
 
   constructor(
@@ -32,8 +38,7 @@ export class KyselyStore implements SyncStore {
       .where('room', '=', room)
       .orderBy('id')
       .execute();
-    this.#rows.set(room, rows.length);
-    if (rows.length >= this.options.compactAfterRows) this.#compactSoon(room);
+    this.#grow(room, { rows: rows.length, bytes: rows.reduce((n, r) => n + r.data.byteLength, 0) }, true);
     return rows.map((r) => ({ id: String(r.id), data: r.data }));
   }
 
@@ -43,9 +48,19 @@ export class KyselyStore implements SyncStore {
       .insertInto('sync_updates')
       .values(updates.map((data) => ({ room, data })))
       .execute();
-    const n = (this.#rows.get(room) ?? 0) + updates.length;
-    this.#rows.set(room, n);
-    if (n >= this.options.compactAfterRows) this.#compactSoon(room);
+    this.#grow(room, { rows: updates.length, bytes: updates.reduce((n, u) => n + u.byteLength, 0) }, false);
+  }
+
+  #grow(room: string, by: LogSize, reset: boolean): void {
+    const was = reset ? { rows: 0, bytes: 0 } : (this.#size.get(room) ?? { rows: 0, bytes: 0 });
+    const size = { rows: was.rows + by.rows, bytes: was.bytes + by.bytes };
+    this.#size.set(room, size);
+    const maxBytes = this.options.compactAfterBytes ?? Infinity;
+    if (size.rows >= 2 && (size.rows >= this.options.compactAfterRows || size.bytes >= maxBytes)) this.#compactSoon(room);
+  }
+
+  release(room: string): void {
+    this.#size.delete(room);
   }
 
   async setAside(room: string, id: string, error: string): Promise<void> {
@@ -70,7 +85,7 @@ export class KyselyStore implements SyncStore {
     const replaced = await this.db.transaction().execute(async (trx) => {
       await sql`select pg_advisory_xact_lock(hashtext(${'spanwise-compact:' + room}))`.execute(trx);
       const rows = await trx.selectFrom('sync_updates').select(['id', 'data']).where('room', '=', room).orderBy('id').execute();
-      if (rows.length < 2) return 0;
+      if (rows.length < 2) return { rows: 0, bytes: 0 };
       const good: Uint8Array[] = [];
       for (const r of rows) {
         try {
@@ -80,16 +95,16 @@ export class KyselyStore implements SyncStore {
           // Leave a bad row where it is: loading sets it aside with its error.
         }
       }
-      if (good.length < 2) return 0;
+      if (good.length < 2) return { rows: 0, bytes: 0 };
       const merged = Y.mergeUpdates(good);
       const lastId = rows[rows.length - 1]!.id;
       const goodIds = rows.filter((r) => good.includes(r.data)).map((r) => r.id);
       await trx.deleteFrom('sync_updates').where('room', '=', room).where('id', 'in', goodIds).execute();
       await trx.insertInto('sync_updates').values({ room, data: merged, kind: 'snapshot' }).execute();
       this.options.log.info('sync_compacted', { room, rows: goodIds.length, upToId: String(lastId), bytes: merged.byteLength });
-      return goodIds.length;
+      return { rows: goodIds.length, bytes: merged.byteLength };
     });
-    this.#rows.set(room, replaced > 0 ? 1 : (this.#rows.get(room) ?? 0));
-    return replaced;
+    if (replaced.rows > 0) this.#size.set(room, { rows: 1, bytes: replaced.bytes });
+    return replaced.rows;
   }
 }

@@ -1,0 +1,213 @@
+/**
+ * The servers under test, each in a child process of its own: ours (`server/src/main.ts`) and
+ * the y-websocket 1.5.4 reference (`reference-server.ts`). Both listen on 127.0.0.1 only.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+export const repoRoot = path.resolve(import.meta.dirname, '../..');
+const HOST = '127.0.0.1';
+/** Linux's USER_HZ; /proc/<pid>/stat counts CPU time in these ticks. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+export interface ServerChild {
+  name: string;
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  /** Database the child uses (ours only): "pglite (fresh temp dir)" or "postgres (BENCH_DATABASE_URL)". */
+  database: string | null;
+  /** Warn/error log lines (ours) or stderr lines (reference), the first few kept. */
+  problems: { count: number; first: string[] };
+  /** CPU seconds (user + system) the child used so far; NaN without /proc. */
+  cpuSeconds(): number;
+  /** Stops the child (SIGTERM, then SIGKILL after `timeoutMs`) and removes its temp files. */
+  stop(timeoutMs?: number): Promise<void>;
+  /** The CPU profile written on exit, when started with `cpuProfile`. */
+  cpuProfilePath(): Promise<string | null>;
+}
+
+const live = new Set<ChildProcess>();
+/** Last resort: never leave a server behind, whatever way the bench ends. */
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, HOST, () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function readCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The environment without anything that would point a child at another database or cluster. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of ['DATABASE_URL', 'REDIS_URL', 'DEMO_PASSWORD', 'YPERSISTENCE', 'CALLBACK_URL', 'GC', 'NODE_OPTIONS']) delete env[name];
+  return env;
+}
+
+interface SpawnOptions {
+  name: string;
+  script: string;
+  env: NodeJS.ProcessEnv;
+  port: number;
+  readyPath: string;
+  /** Whether a stdout/stderr line counts as a problem. */
+  isProblem: (line: string, stream: 'stdout' | 'stderr') => boolean;
+  nodeArgs?: string[];
+  cleanup?: () => Promise<void>;
+  database?: string | null;
+  profileDir?: string | null;
+}
+
+async function spawnServer(o: SpawnOptions): Promise<ServerChild> {
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), '--import', 'tsx', o.script], {
+    cwd: repoRoot,
+    env: o.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  live.add(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  void exited.then(() => live.delete(child));
+  const problems = { count: 0, first: [] as string[] };
+  const output: string[] = [];
+  for (const stream of ['stdout', 'stderr'] as const) {
+    let buffered = '';
+    child[stream].setEncoding('utf8');
+    child[stream].on('data', (chunk: string) => {
+      buffered += chunk;
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) {
+        if (!line.trim()) continue;
+        if (output.length < 50) output.push(line);
+        if (o.isProblem(line, stream)) {
+          problems.count++;
+          if (problems.first.length < 5) problems.first.push(line.slice(0, 300));
+        }
+      }
+    });
+  }
+
+  const url = `http://${HOST}:${o.port}`;
+  const deadline = Date.now() + 90_000;
+  let exitedEarly = false;
+  void exited.then(() => (exitedEarly = true));
+  for (;;) {
+    if (exitedEarly) throw new Error(`${o.name} exited during start:\n${output.join('\n')}`);
+    try {
+      const res = await fetch(url + o.readyPath, { signal: AbortSignal.timeout(2_000) });
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${o.name} did not start within 90 s:\n${output.join('\n')}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  let stopping: Promise<void> | null = null;
+  return {
+    name: o.name,
+    url,
+    database: o.database ?? null,
+    problems,
+    cpuSeconds: () => readCpuSeconds(child.pid),
+    stop(timeoutMs = 20_000) {
+      stopping ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGTERM');
+          const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+          await exited;
+          clearTimeout(timer);
+        }
+        await o.cleanup?.();
+      })();
+      return stopping;
+    },
+    async cpuProfilePath() {
+      if (!o.profileDir) return null;
+      const files = (await readdir(o.profileDir).catch(() => [] as string[])).filter((f) => f.endsWith('.cpuprofile'));
+      return files.length ? path.join(o.profileDir, files[0]!) : null;
+    },
+  };
+}
+
+export interface OurServerOptions {
+  maxMessagesPerSecond: number;
+  /** Write a V8 CPU profile of the server into this directory (kept after the run). */
+  cpuProfileDir?: string | null;
+}
+
+/**
+ * Our server: `node --import tsx server/src/main.ts` with a fresh PGlite temp dir, or the
+ * PostgreSQL named by BENCH_DATABASE_URL.
+ */
+export async function startOurServer(options: OurServerOptions): Promise<ServerChild> {
+  const port = await freePort();
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'spanwise-bench-'));
+  const databaseUrl = process.env.BENCH_DATABASE_URL || null;
+  const env: NodeJS.ProcessEnv = {
+    ...cleanEnv(),
+    PORT: String(port),
+    HOST,
+    DATA_DIR: dataDir,
+    DEMO: '1',
+    LOG_LEVEL: 'warn',
+    MAX_MESSAGES_PER_SECOND: String(options.maxMessagesPerSecond),
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+  };
+  const nodeArgs = options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
+  return spawnServer({
+    name: 'spanwise',
+    script: 'server/src/main.ts',
+    env,
+    port,
+    readyPath: '/api/health',
+    nodeArgs,
+    database: databaseUrl ? 'postgres (BENCH_DATABASE_URL)' : `pglite (fresh temp dir ${dataDir})`,
+    profileDir: options.cpuProfileDir ?? null,
+    isProblem: (line) => /"level":"(warn|error)"/.test(line) || !line.startsWith('{'),
+    cleanup: () => rm(dataDir, { recursive: true, force: true }),
+  });
+}
+
+/** y-websocket 1.5.4's in-memory server (see reference-server.ts). */
+export async function startReferenceServer(): Promise<ServerChild> {
+  const port = await freePort();
+  return spawnServer({
+    name: 'y-websocket 1.5.4',
+    script: path.join('server', 'bench', 'reference-server.ts'),
+    env: { ...cleanEnv(), PORT: String(port), HOST },
+    port,
+    readyPath: '/',
+    isProblem: (_line, stream) => stream === 'stderr',
+  });
+}
+
+/** Kills every child still running (used on SIGINT and on the watchdog). */
+export function killAllChildren(): void {
+  for (const child of live) child.kill('SIGKILL');
+}

@@ -1,0 +1,43 @@
+/** Small numeric helpers for the sync benchmark: percentiles and fixed-width formatting. */
+
+/** The q-quantile (0..1) of already sorted values, nearest-rank; NaN when empty. */
+export function quantile(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.ceil(q * sorted.length) - 1;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank))]!;
+}
+
+export interface LatencySummary {
+  samples: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export function summarize(values: readonly number[]): LatencySummary {
+  const sorted = Float64Array.from(values).sort();
+  return {
+    samples: sorted.length,
+    p50: quantile(sorted, 0.5),
+    p99: quantile(sorted, 0.99),
+    max: sorted.length ? sorted[sorted.length - 1]! : Number.NaN,
+  };
+}
+
+/** Rounds for the JSON summary (keeps it short and readable). */
+export function round(n: number, digits = 2): number {
+  if (!Number.isFinite(n)) return n;
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+export function fmt(n: number, digits = 1): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : '—';
+}
+
+/** A plain text table: first row is the header; columns after the first are right-aligned. */
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  const line = (r: string[]) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
+  return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+}
