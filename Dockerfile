@@ -1,0 +1,42 @@
+# Spanwise app image: API, sync and the built client on one port. See docker-compose.yml for
+# the scaled-out deployment (Postgres + Redis + two instances behind nginx).
+FROM node:20-bookworm-slim
+
+WORKDIR /app
+
+# Dependencies first, so source edits do not invalidate the `npm ci` layer. Dev dependencies stay
+# installed: `npm run serve` runs the server through tsx, and `npm run build` needs vite.
+COPY package.json package-lock.json ./
+COPY shared/package.json shared/
+COPY server/package.json server/
+COPY client/package.json client/
+RUN npm ci --no-audit --no-fund
+
+COPY tsconfig*.json ./
+COPY shared/ shared/
+COPY server/ server/
+COPY client/ client/
+COPY seeds/ seeds/
+# Builds the client into client/dist, which the server serves. `.data` is the embedded PGlite
+# directory, used only when DATABASE_URL is unset; the unprivileged user must be able to write it.
+RUN npm run build \
+ && mkdir -p .data \
+ && chown node:node .data
+
+# npm runs scripts through `sh -c`; Debian's dash forks instead of exec'ing the command and dies
+# on SIGTERM without passing it on, so `docker stop` would never reach the server's graceful
+# shutdown (which flushes queued sync updates). bash execs the single command, and tsx relays
+# the signal to the server process.
+ENV PORT=3000 \
+    NPM_CONFIG_SCRIPT_SHELL=/bin/bash \
+    NPM_CONFIG_UPDATE_NOTIFIER=false
+
+EXPOSE 3000
+USER node
+
+# 127.0.0.1 rather than localhost: the server listens on 0.0.0.0 (IPv4 only), and localhost may
+# resolve to ::1 first.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/api/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+
+CMD ["npm", "run", "serve"]
