@@ -7,12 +7,14 @@ import path from 'node:path';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { sql, type Kysely } from 'kysely';
+import type { Registry } from 'prom-client';
 import type { Config } from './config.ts';
 import type { DbKind } from './db/database.ts';
 import type { Database } from './db/types.ts';
 import { accessService } from './features/access/access.service.ts';
 import { authRoutes } from './features/auth/auth.routes.ts';
 import { authService } from './features/auth/auth.service.ts';
+import { usersRepository } from './features/auth/users.repository.ts';
 import { documentsRepository } from './features/documents/documents.repository.ts';
 import { documentsRoutes } from './features/documents/documents.routes.ts';
 import { documentsService } from './features/documents/documents.service.ts';
@@ -29,6 +31,8 @@ export interface AppDeps {
   db: Kysely<Database>;
   dbKind: DbKind;
   log: Logger;
+  /** Served as Prometheus text on GET /metrics. */
+  metrics?: Registry;
 }
 
 export function createServices(deps: AppDeps) {
@@ -39,6 +43,7 @@ export function createServices(deps: AppDeps) {
     access: accessService(projects, documentsRepo),
     documents: documentsService(documentsRepo),
     projects,
+    users: usersRepository(deps.db),
   };
 }
 export type Services = ReturnType<typeof createServices>;
@@ -63,7 +68,7 @@ function apiApp(deps: AppDeps, services: Services) {
     })
     .use(sessionMiddleware(services.auth))
     .route('/', authRoutes(services.auth, { secureCookies: deps.config.secureCookies }))
-    .route('/', projectsRoutes(services.projects, services.access, services.documents))
+    .route('/', projectsRoutes(services.projects, services.access, services.documents, services.users))
     .route('/', documentsRoutes(services.access, services.documents))
     .all('*', (c) => {
       throw new AppError(404, 'not_found', `no API route ${c.req.method} ${c.req.path}`);
@@ -107,6 +112,10 @@ function clientApp(clientDir: string | null) {
 export function createApp(deps: AppDeps, services: Services = createServices(deps)) {
   const app = new Hono();
   app.onError(errorHandler(deps.log));
+  const metrics = deps.metrics;
+  if (metrics) {
+    app.get('/metrics', async (c) => c.text(await metrics.metrics(), 200, { 'content-type': metrics.contentType }));
+  }
   app.route('/api', apiApp(deps, services));
   app.route('/', clientApp(deps.config.clientDir));
   return app;

@@ -5,7 +5,7 @@ import { startServer } from './server.ts';
 
 const config = loadConfig();
 const log = createLogger(config.logLevel);
-const server = await startServer(config, log);
+const server = await startServer(config, { log, processMetrics: true });
 log.info('listening', { url: server.url, db: server.database.kind });
 
 let stopping = false;

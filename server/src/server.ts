@@ -10,6 +10,7 @@ import type { Config } from './config.ts';
 import { openDatabase, type OpenDatabase } from './db/database.ts';
 import { seedDemo } from './features/demo/demo.seed.ts';
 import { SESSION_COOKIE } from './features/auth/auth.service.ts';
+import { createSyncMetrics } from './features/metrics/sync-metrics.ts';
 import { createLogger, type Logger } from './log.ts';
 import { attachSync } from './sync/adapters/ws-upgrade.ts';
 import { KyselyStore } from './sync/adapters/kysely-store.ts';
@@ -23,7 +24,14 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+export interface StartOptions {
+  log?: Logger;
+  /** Also export Node process metrics (memory, event loop lag); main.ts turns this on. */
+  processMetrics?: boolean;
+}
+
+export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
+  const log = options.log ?? createLogger(config.logLevel);
   const database = await openDatabase(config);
   try {
     if (config.demo && (await seedDemo(database.db, { seedsDir: config.seedsDir, password: config.demoPassword }))) {
@@ -33,11 +41,24 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     await database.close();
     throw err;
   }
-  const deps = { config, db: database.db, dbKind: database.kind, log };
+  const store = new KyselyStore(database.db, {
+    compactAfterRows: config.sync.compactAfterRows,
+    compactAfterBytes: config.sync.compactAfterBytes,
+    log,
+  });
+  let sync: SyncServer | null = null;
+  const metrics = createSyncMetrics(
+    () => ({
+      rooms: sync?.rooms.size ?? 0,
+      sockets: sync?.connections.size ?? 0,
+      queued: [...(sync?.rooms.values() ?? [])].reduce((n, r) => n + r.pendingCount, 0),
+    }),
+    { processMetrics: options.processMetrics },
+  );
+  sync = new SyncServer({ store, log, limits: config.sync, observer: metrics.observer });
+  const deps = { config, db: database.db, dbKind: database.kind, log, metrics: metrics.registry };
   const services = createServices(deps);
   const app = createApp(deps, services);
-  const store = new KyselyStore(database.db, { compactAfterRows: config.sync.compactAfterRows, log });
-  const sync = new SyncServer({ store, log, limits: config.sync });
 
   const server = await new Promise<Server>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s as Server));
@@ -46,9 +67,15 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const ws = attachSync(
     server,
     sync,
-    { userForToken: services.auth.userForToken, roomAccess: services.access.roomAccess },
+    { userForToken: services.auth.userForToken, roomAccess: services.access.roomAccess, onChange: services.access.onChange },
     log,
-    { sessionCookie: SESSION_COOKIE, maxMessageBytes: config.sync.maxMessageBytes, pingIntervalMs: 30_000 },
+    {
+      sessionCookie: SESSION_COOKIE,
+      maxMessageBytes: config.sync.maxMessageBytes,
+      pingIntervalMs: config.sync.pingIntervalMs,
+      accessRecheckMs: config.sync.accessRecheckMs,
+      maxSocketsPerUser: config.sync.maxSocketsPerUser,
+    },
   );
   const port = (server.address() as AddressInfo).port;
   const host = config.host === '0.0.0.0' ? 'localhost' : config.host;

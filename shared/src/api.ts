@@ -18,11 +18,17 @@ export const newDocumentBody = z.object({
   publishedAt: z.string().max(64).optional(),
 });
 
+export const memberBody = z.object({
+  username: z.string().trim().min(1).max(64),
+  role: z.enum(['owner', 'curator', 'annotator', 'viewer']),
+});
+
 export const DOCUMENT_STATUSES = ['not_started', 'in_progress', 'done'] as const;
 export type DocumentStatus = (typeof DOCUMENT_STATUSES)[number];
 export const statusBody = z.object({ status: z.enum(DOCUMENT_STATUSES) });
 
-export const ROLES = ['owner', 'curator', 'annotator'] as const;
+/** owner: everything; curator: every layer and gold; annotator: their own layer; viewer: read-only. */
+export const ROLES = ['owner', 'curator', 'annotator', 'viewer'] as const;
 export type Role = (typeof ROLES)[number];
 export type ProjectMode = 'blind' | 'open';
 

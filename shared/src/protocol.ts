@@ -23,8 +23,10 @@ export const CloseCode = {
   malformed: 4400,
   /** A frame larger than the configured maximum (WebSocket standard code). */
   tooBig: 1009,
-  /** Too many messages in too short a time. */
+  /** Too many messages in too short a time, or too many sockets open at once. */
   rateLimited: 4429,
+  /** The user's access to the room changed (a new role): reconnect to get the new rights. */
+  accessChanged: 4408,
   /** The server is shutting down; reconnect later. */
   goingAway: 1001,
   /** The room could not be loaded (the database is unreachable, say); reconnect later. */

@@ -27,7 +27,7 @@ describe.each(databaseKinds())('database (%s)', (kind) => {
   it('migrating again changes nothing', async () => {
     await migrate(database.db);
     const rows = await sql<{ name: string }>`select name from kysely_migration`.execute(database.db);
-    expect(rows.rows.map((r) => r.name)).toEqual(['2026-11-21T00-00-initial']);
+    expect(rows.rows.map((r) => r.name)).toEqual(['2026-11-21T00-00-initial', '2026-11-21T01-00-viewer-role']);
   });
 
   it('never interleaves concurrent transactions', async () => {

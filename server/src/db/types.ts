@@ -31,7 +31,7 @@ export interface ProjectsTable {
 export interface ProjectMembersTable {
   project_id: number;
   user_id: number;
-  role: 'owner' | 'curator' | 'annotator';
+  role: 'owner' | 'curator' | 'annotator' | 'viewer';
 }
 
 export interface DocumentsTable {

@@ -24,6 +24,8 @@ export function usersRepository(db: Kysely<Database>) {
   };
 }
 
+export type UsersRepository = ReturnType<typeof usersRepository>;
+
 export function sessionsRepository(db: Kysely<Database>) {
   return {
     async insert(id: string, userId: number, expiresAt: Date) {

@@ -1,12 +1,24 @@
 import { Hono } from 'hono';
-import { labelSchemaSchema, newDocumentBody, type ProjectDetail, type ProjectSummary } from '@spanwise/shared';
-import { forbidden, idParam, jsonBody, notFound } from '../../http/errors.ts';
+import { labelSchemaSchema, memberBody, newDocumentBody, type Member, type ProjectDetail, type ProjectSummary } from '@spanwise/shared';
+import { AppError, forbidden, idParam, jsonBody, notFound } from '../../http/errors.ts';
+import type { UsersRepository } from '../auth/users.repository.ts';
 import { requireUser, type AppEnv } from '../../http/session.ts';
 import type { AccessService } from '../access/access.service.ts';
 import type { DocumentsService } from '../documents/documents.service.ts';
 import type { ProjectsRepository } from './projects.repository.ts';
 
-export function projectsRoutes(projects: ProjectsRepository, access: AccessService, documents: DocumentsService) {
+export function projectsRoutes(projects: ProjectsRepository, access: AccessService, documents: DocumentsService, users: UsersRepository) {
+  /** The owner's guard for member changes; returns the project id. */
+  const asOwner = async (userId: number, param: string | undefined) => {
+    const id = idParam(param, 'project');
+    if ((await access.projectRole(userId, id)) !== 'owner') throw forbidden('only the project owner may change members');
+    return id;
+  };
+  const lastOwner = async (projectId: number, userId: number) => {
+    const members = await projects.members(projectId);
+    const owners = members.filter((m) => m.role === 'owner');
+    return owners.length === 1 && owners[0]!.id === userId;
+  };
   return new Hono<AppEnv>()
     .get('/projects', async (c) => {
       const user = requireUser(c.get('user'));
@@ -35,6 +47,30 @@ export function projectsRoutes(projects: ProjectsRepository, access: AccessServi
       const id = idParam(c.req.param('id'), 'project');
       await access.projectRole(user.id, id);
       return c.json(await documents.list(id, user.id));
+    })
+    .put('/projects/:id/members', async (c) => {
+      const user = requireUser(c.get('user'));
+      const id = await asOwner(user.id, c.req.param('id'));
+      const body = await jsonBody(c, memberBody);
+      const target = await users.findByUsername(body.username);
+      if (!target) throw new AppError(404, 'not_found', `no user ${body.username}`, 'username');
+      if (body.role !== 'owner' && (await lastOwner(id, target.id))) {
+        throw new AppError(400, 'last_owner', 'a project keeps at least one owner', 'role');
+      }
+      await projects.addMember(id, target.id, body.role);
+      access.changed(target.id);
+      const member: Member = { id: target.id, username: target.username, role: body.role };
+      return c.json(member);
+    })
+    .delete('/projects/:id/members/:userId', async (c) => {
+      const user = requireUser(c.get('user'));
+      const id = await asOwner(user.id, c.req.param('id'));
+      const targetId = idParam(c.req.param('userId'), 'member');
+      if (!(await projects.role(id, targetId))) throw notFound(`member ${targetId}`);
+      if (await lastOwner(id, targetId)) throw new AppError(400, 'last_owner', 'a project keeps at least one owner');
+      await projects.removeMember(id, targetId);
+      access.changed(targetId);
+      return c.body(null, 204);
     })
     .post('/projects/:id/documents', async (c) => {
       const user = requireUser(c.get('user'));

@@ -13,6 +13,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { parse as parseCookie } from 'hono/utils/cookie';
 import { CloseCode } from '@spanwise/shared';
 import type { Logger } from '../../log.ts';
+import type { Connection } from '../connection.ts';
 import type { SyncServer } from '../sync-server.ts';
 import type { ConnectionInfo } from '../types.ts';
 
@@ -21,6 +22,8 @@ export const SYNC_PATH = '/sync/';
 export interface SyncAuth {
   userForToken(token: string | undefined): Promise<{ id: number } | null>;
   roomAccess(userId: number, room: string): Promise<{ ok: true; readOnly: boolean } | { ok: false; reason: 'unknown' | 'forbidden' }>;
+  /** Subscribes to membership changes made on this instance. */
+  onChange?(listener: (userId: number) => void): () => void;
 }
 
 export interface WsOptions {
@@ -28,9 +31,18 @@ export interface WsOptions {
   maxMessageBytes: number;
   /** How often to ping; a socket that missed the previous pong is terminated. */
   pingIntervalMs: number;
+  /** How often every open socket's session and room access are checked again. */
+  accessRecheckMs: number;
+  maxSocketsPerUser: number;
 }
 
-type Decision = { ok: true; info: ConnectionInfo } | { ok: false; code: number; reason: string };
+interface Live {
+  ws: WebSocket;
+  conn: Connection;
+  token: string | undefined;
+}
+
+type Decision = { ok: true; info: ConnectionInfo; token: string | undefined } | { ok: false; code: number; reason: string };
 
 function toBytes(data: RawData): Uint8Array {
   if (Array.isArray(data)) return new Uint8Array(Buffer.concat(data));
@@ -52,6 +64,8 @@ function sameOrigin(req: IncomingMessage): boolean {
 export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log: Logger, options: WsOptions) {
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes });
   const alive = new WeakMap<WebSocket, boolean>();
+  const live = new Set<Live>();
+  const socketsOf = (userId: number) => [...live].filter((l) => l.conn.info.userId === userId).length;
 
   async function decide(req: IncomingMessage, room: string): Promise<Decision> {
     if (!sameOrigin(req)) return { ok: false, code: CloseCode.forbidden, reason: 'cross-origin request' };
@@ -64,8 +78,40 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
         ? { ok: false, code: CloseCode.unknownRoom, reason: 'no such room' }
         : { ok: false, code: CloseCode.forbidden, reason: 'you may not open this room' };
     }
-    return { ok: true, info: { room, userId: user.id, readOnly: access.readOnly } };
+    if (socketsOf(user.id) >= options.maxSocketsPerUser) {
+      return { ok: false, code: CloseCode.rateLimited, reason: 'too many layers open at once' };
+    }
+    return { ok: true, info: { room, userId: user.id, readOnly: access.readOnly }, token };
   }
+
+  /** Checks a socket's session and access again; closes it if either is gone or changed. */
+  async function recheck(l: Live): Promise<void> {
+    const user = await auth.userForToken(l.token);
+    if (!user) return l.conn.close(CloseCode.unauthenticated, 'your session ended');
+    const access = await auth.roomAccess(user.id, l.conn.info.room);
+    if (!access.ok) return l.conn.close(CloseCode.forbidden, 'you no longer have access to this room');
+    if (access.readOnly !== l.conn.info.readOnly) l.conn.close(CloseCode.accessChanged, 'your access changed: reconnect');
+  }
+
+  let sweeping = false;
+  async function sweep(filter: (l: Live) => boolean = () => true): Promise<void> {
+    for (const l of [...live]) {
+      if (!filter(l) || l.conn.closed) continue;
+      try {
+        await recheck(l);
+      } catch (err) {
+        // The database may be away: keep the socket; the next sweep decides.
+        log.warn('sync_recheck_failed', { room: l.conn.info.room, userId: l.conn.info.userId, error: String(err) });
+      }
+    }
+  }
+  const recheckTimer = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    sweep().finally(() => (sweeping = false));
+  }, options.accessRecheckMs);
+  recheckTimer.unref();
+  const unsubscribe = auth.onChange?.((userId) => void sweep((l) => l.conn.info.userId === userId));
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -88,7 +134,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
             ws.close(decision.code, decision.reason);
             return;
           }
-          serve(ws, decision.info);
+          serve(ws, decision.info, decision.token);
         });
       },
       (err) => {
@@ -98,7 +144,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     );
   }
 
-  function serve(ws: WebSocket, info: ConnectionInfo): void {
+  function serve(ws: WebSocket, info: ConnectionInfo, token: string | undefined): void {
     ws.binaryType = 'nodebuffer';
     const conn = sync.connect(
       {
@@ -109,11 +155,14 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
       },
       info,
     );
+    const entry: Live = { ws, conn, token };
+    live.add(entry);
     log.info('sync_connected', { room: info.room, userId: info.userId, readOnly: info.readOnly });
     alive.set(ws, true);
     ws.on('pong', () => alive.set(ws, true));
     ws.on('message', (data, isBinary) => (isBinary ? conn.receive(toBytes(data)) : conn.reject('text frames are not part of the protocol')));
     ws.on('close', () => {
+      live.delete(entry);
       conn.closedByPeer();
       log.info('sync_disconnected', { room: info.room, userId: info.userId });
     });
@@ -136,6 +185,8 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
   return {
     close(): void {
       clearInterval(ping);
+      clearInterval(recheckTimer);
+      unsubscribe?.();
       server.off('upgrade', onUpgrade);
       for (const ws of wss.clients) ws.terminate();
       wss.close();

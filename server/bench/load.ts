@@ -1,0 +1,288 @@
+/**
+ * The benchmark's clients: stock y-websocket providers (`ws` sockets, one Y.Doc each), all in
+ * this process so one clock times every edit from sender to receivers.
+ *
+ * Every edit is one Yjs transaction holding the annotation change (`addSpan` or `relabel` from
+ * @spanwise/shared) and a mark: key `<run>.<client>.<seq>` in the doc's `bench` map, whose value
+ * is the sender's `performance.now()` at the edit. A receiver's observer computes now − mark.
+ */
+import WebSocket from 'ws';
+import * as Y from 'yjs';
+import { WebsocketProvider } from 'y-websocket';
+import { addSpan, annotationsMap, readAnnotation, relabel } from '@spanwise/shared';
+
+/** Where clients connect: `ws://127.0.0.1:<port>/sync`, with a session cookie for our server. */
+export interface Target {
+  wsBase: string;
+  cookie: string | null;
+}
+
+/** What edits are made of: the document's text, the project's span labels, the author id. */
+export interface EditSource {
+  text: string;
+  labels: string[];
+  author: number;
+}
+
+export interface ClientSpec {
+  room: string;
+  /** Clients on this room (this one included): each edit should reach peers − 1 others. */
+  peers: number;
+}
+
+const MARKS = 'bench';
+/** Tells this process's marks apart from any left by an earlier run on a persistent database. */
+const RUN_TAG = Math.random().toString(36).slice(2, 6);
+
+/** What one room should hold once every edit is stored. */
+interface RoomExpectation {
+  /** Span id → the label its author set last. */
+  spans: Map<string, string>;
+  /** Mark key → sentAt, one per edit. */
+  marks: Map<string, number>;
+}
+
+/** Everything the clients of one run count and time. */
+export class Recorder {
+  /** Edits sent before this instant (performance.now()) are warm-up: neither timed nor counted. */
+  measureFrom = Number.POSITIVE_INFINITY;
+  readonly latencies: number[] = [];
+  /** When each timed edit was sent (parallel to `latencies`), for the per-second timeline. */
+  readonly sentAts: number[] = [];
+  sentTotal = 0;
+  sentMeasured = 0;
+  expectedDeliveries = 0;
+  deliveries = 0;
+  socketErrors = 0;
+  unexpectedCloses = 0;
+  readonly closeCodes = new Map<number, number>();
+  readonly rooms = new Map<string, RoomExpectation>();
+
+  room(name: string): RoomExpectation {
+    let r = this.rooms.get(name);
+    if (!r) this.rooms.set(name, (r = { spans: new Map(), marks: new Map() }));
+    return r;
+  }
+
+  get missingDeliveries(): number {
+    return Math.max(0, this.expectedDeliveries - this.deliveries);
+  }
+
+  /** Waits until every timed edit reached every peer, or nothing arrived for `quietMs`. */
+  async drain(quietMs = 3_000, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = this.deliveries;
+    let lastChange = Date.now();
+    while (this.deliveries < this.expectedDeliveries && Date.now() < deadline) {
+      await sleep(50);
+      if (this.deliveries !== last) {
+        last = this.deliveries;
+        lastChange = Date.now();
+      } else if (Date.now() - lastChange > quietMs) {
+        return;
+      }
+    }
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function randomInt(n: number): number {
+  return Math.floor(Math.random() * n);
+}
+
+/** The stock y-websocket client over `ws`, sending the session cookie on the upgrade. */
+function providerFor(target: Target, room: string, doc: Y.Doc): WebsocketProvider {
+  const cookie = target.cookie;
+  class CookieWebSocket extends WebSocket {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      super(url, protocols, { headers: cookie ? { cookie } : {} });
+    }
+  }
+  return new WebsocketProvider(target.wsBase, room, doc, {
+    WebSocketPolyfill: CookieWebSocket as unknown as typeof globalThis.WebSocket,
+    disableBc: true,
+    maxBackoffTime: 1_000,
+  });
+}
+
+export class BenchClient {
+  readonly doc = new Y.Doc();
+  readonly provider: WebsocketProvider;
+  readonly synced: Promise<void>;
+  readonly #marks: Y.Map<number>;
+  readonly #own: Array<{ id: string; label: string }> = [];
+  #seq = 0;
+  #closing = false;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly index: number,
+    readonly spec: ClientSpec,
+    target: Target,
+    private readonly rec: Recorder,
+  ) {
+    this.#marks = this.doc.getMap<number>(MARKS);
+    this.#marks.observe((event) => {
+      if (event.transaction.local) return; // our own edit
+      const now = performance.now();
+      for (const [key, change] of event.changes.keys) {
+        if (change.action === 'delete') continue;
+        const sentAt = this.#marks.get(key);
+        if (typeof sentAt === 'number' && sentAt >= rec.measureFrom && key.startsWith(RUN_TAG)) {
+          rec.latencies.push(now - sentAt);
+          rec.sentAts.push(sentAt);
+          rec.deliveries++;
+        }
+      }
+    });
+    this.provider = providerFor(target, spec.room, this.doc);
+    this.provider.on('connection-error', () => {
+      if (!this.#closing) rec.socketErrors++;
+    });
+    this.provider.on('connection-close', (event) => {
+      if (this.#closing) return;
+      rec.unexpectedCloses++;
+      const code = event?.code ?? -1;
+      rec.closeCodes.set(code, (rec.closeCodes.get(code) ?? 0) + 1);
+    });
+    this.synced = new Promise<void>((resolve) => {
+      if (this.provider.synced) resolve();
+      this.provider.on('sync', (s: boolean) => s && resolve());
+    });
+  }
+
+  /** One edit: a new span (always first, then half the time) or a new label on one of ours. */
+  edit(src: EditSource): void {
+    const key = `${RUN_TAG}.${this.index}.${this.#seq++}`;
+    const expected = this.rec.room(this.spec.room);
+    const label = src.labels[randomInt(src.labels.length)]!;
+    const sentAt = performance.now();
+    this.doc.transact(() => {
+      if (this.#own.length === 0 || Math.random() < 0.5) {
+        const length = 3 + randomInt(18);
+        const start = randomInt(Math.max(1, src.text.length - length));
+        const end = Math.min(src.text.length, start + length);
+        const id = addSpan(this.doc, { label, start, end, quote: src.text.slice(start, end), author: src.author });
+        this.#own.push({ id, label });
+        expected.spans.set(id, label);
+      } else {
+        const span = this.#own[randomInt(this.#own.length)]!;
+        const others = src.labels.filter((l) => l !== span.label);
+        span.label = others.length ? others[randomInt(others.length)]! : label;
+        relabel(this.doc, span.id, span.label);
+        expected.spans.set(span.id, span.label);
+      }
+      this.#marks.set(key, sentAt);
+    });
+    expected.marks.set(key, sentAt);
+    this.rec.sentTotal++;
+    if (sentAt >= this.rec.measureFrom) {
+      this.rec.sentMeasured++;
+      this.rec.expectedDeliveries += this.spec.peers - 1;
+    }
+  }
+
+  /** Edits every `periodMs`, starting at a random phase so clients do not fire in step. */
+  startSending(periodMs: number, src: EditSource): void {
+    this.#timer = setTimeout(() => {
+      this.edit(src);
+      this.#timer = setInterval(() => this.edit(src), periodMs);
+    }, Math.random() * periodMs);
+  }
+
+  stopSending(): void {
+    if (this.#timer) {
+      clearTimeout(this.#timer); // clears an interval too
+      this.#timer = null;
+    }
+  }
+
+  destroy(): void {
+    this.stopSending();
+    this.#closing = true;
+    this.provider.destroy();
+    this.doc.destroy();
+  }
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Connects clients `batch` at a time, each batch synced before the next starts. */
+export async function connectFleet(target: Target, specs: ClientSpec[], rec: Recorder, batch = 50): Promise<BenchClient[]> {
+  const clients: BenchClient[] = [];
+  try {
+    for (let i = 0; i < specs.length; i += batch) {
+      const group = specs.slice(i, i + batch).map((spec, j) => new BenchClient(i + j, spec, target, rec));
+      clients.push(...group);
+      await withTimeout(Promise.all(group.map((c) => c.synced)), 30_000, `clients ${i}..${i + group.length - 1} to sync`);
+      await sleep(20);
+    }
+  } catch (err) {
+    for (const c of clients) c.destroy();
+    throw err;
+  }
+  return clients;
+}
+
+export interface StoredCheck {
+  spans: { stored: number; total: number };
+  /** Spans whose label is the one their author set last. */
+  labels: { current: number; total: number };
+  /** Edits (span or relabel) whose mark is present. */
+  edits: { stored: number; total: number };
+  ok: boolean;
+}
+
+/**
+ * Opens each room with one fresh client and counts what it holds against what was sent.
+ * Call after the bench clients are gone: on our server the room is then reloaded from the
+ * database, so what the fresh client sees is what was stored.
+ */
+export async function verifyStored(target: Target, rec: Recorder, batch = 50): Promise<StoredCheck> {
+  const result: StoredCheck = {
+    spans: { stored: 0, total: 0 },
+    labels: { current: 0, total: 0 },
+    edits: { stored: 0, total: 0 },
+    ok: false,
+  };
+  const rooms = [...rec.rooms.entries()];
+  const probe = new Recorder();
+  for (let i = 0; i < rooms.length; i += batch) {
+    const group = rooms.slice(i, i + batch).map(([room, expected]) => ({ client: new BenchClient(-1, { room, peers: 1 }, target, probe), expected }));
+    try {
+      await withTimeout(Promise.all(group.map((g) => g.client.synced)), 30_000, 'fresh clients to sync');
+      for (const { client, expected } of group) {
+        const annotations = annotationsMap(client.doc);
+        const marks = client.doc.getMap<number>(MARKS);
+        for (const [id, label] of expected.spans) {
+          const m = annotations.get(id);
+          const a = m ? readAnnotation(id, m) : null;
+          if (a?.kind === 'span') result.spans.stored++;
+          if (a?.label === label) result.labels.current++;
+        }
+        for (const [key, sentAt] of expected.marks) if (marks.get(key) === sentAt) result.edits.stored++;
+        result.spans.total += expected.spans.size;
+        result.labels.total += expected.spans.size;
+        result.edits.total += expected.marks.size;
+      }
+    } finally {
+      for (const g of group) g.client.destroy();
+    }
+  }
+  result.ok =
+    result.spans.stored === result.spans.total &&
+    result.labels.current === result.labels.total &&
+    result.edits.stored === result.edits.total;
+  return result;
+}

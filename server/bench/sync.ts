@@ -1,0 +1,435 @@
+/**
+ * `npm run bench:sync` — live-sync benchmark (prints figures; not a test).
+ *
+ * Default (fan-out): N clients on ONE layer room each make small annotation edits; times every
+ * edit from the sender's transaction to each other client's observer, first against our server
+ * (child process, PGlite in a fresh temp dir or BENCH_DATABASE_URL, signed in as `alice`), then
+ * against y-websocket 1.5.4's in-memory reference server, and prints ours/reference ratios.
+ * After each run, once every bench client is gone, one fresh client opens the room and counts
+ * the spans, labels and edits it holds (on our server that state comes back from the database).
+ *
+ * `--capacity`: 1,000 sockets over 200 rooms (5 per room, admin's layers of 200 documents it
+ * creates), one edit per socket per second, against our server only.
+ *
+ *   npm run bench:sync -- [--clients N] [--rate EDITS_PER_S] [--seconds S] [--warmup S] [--cpu-prof]
+ *   npm run bench:sync -- --capacity [--clients 1000] [--rooms 200] [--rate 1] [--seconds 30]
+ *
+ * The last line printed is a one-line JSON summary.
+ */
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { layerRoom } from '@spanwise/shared';
+import { Api } from './api.ts';
+import { killAllChildren, startOurServer, startReferenceServer, type ServerChild } from './children.ts';
+import { connectFleet, Recorder, sleep, verifyStored, type ClientSpec, type EditSource, type StoredCheck, type Target } from './load.ts';
+import { summarizeProfile } from './profile.ts';
+import { fmt, round, summarize, table, type LatencySummary } from './stats.ts';
+
+const DEMO_PASSWORD = 'demo';
+/** Generous for a few edits per second plus awareness; the default (200) would do as well. */
+const MAX_MESSAGES_PER_SECOND = 1_000;
+const CONNECT_BATCH = 50;
+const LOOP_RESOLUTION_MS = 1;
+
+interface Options {
+  capacity: boolean;
+  clients: number;
+  rooms: number;
+  rate: number;
+  seconds: number;
+  warmup: number;
+  cpuProfile: boolean;
+  timeline: boolean;
+}
+
+function parseOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      capacity: { type: 'boolean', default: false },
+      clients: { type: 'string' },
+      rooms: { type: 'string' },
+      rate: { type: 'string' },
+      seconds: { type: 'string' },
+      warmup: { type: 'string' },
+      'cpu-prof': { type: 'boolean', default: false },
+      timeline: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(
+      'usage: npm run bench:sync -- [--capacity] [--clients N] [--rooms N (capacity only)] [--rate edits/s per client]\n' +
+        '                             [--seconds S] [--warmup S] [--cpu-prof (profile our server)] [--timeline (per-second latency)]',
+    );
+    process.exit(0);
+  }
+  const num = (name: string, raw: string | undefined, fallback: number, min: number) => {
+    const n = raw === undefined ? fallback : Number(raw);
+    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number ≥ ${min}`);
+    return n;
+  };
+  const capacity = values.capacity;
+  if (!capacity && values.rooms !== undefined) throw new Error('--rooms applies to --capacity only (fan-out uses one room)');
+  const clients = Math.round(num('clients', values.clients, capacity ? 1_000 : 50, 2));
+  const rooms = Math.round(num('rooms', values.rooms, capacity ? 200 : 1, 1));
+  if (clients < rooms * 2) throw new Error('need at least two clients per room');
+  return {
+    capacity,
+    clients,
+    rooms,
+    rate: num('rate', values.rate, capacity ? 1 : 3, 0.01),
+    seconds: num('seconds', values.seconds, capacity ? 30 : 20, 1),
+    warmup: num('warmup', values.warmup, 2, 0),
+    cpuProfile: values['cpu-prof'],
+    timeline: values.timeline,
+  };
+}
+
+interface RunResult {
+  server: string;
+  latency: LatencySummary;
+  editsPerSecond: number;
+  deliveriesPerSecond: number;
+  editsMeasured: number;
+  deliveries: number;
+  expectedDeliveries: number;
+  missing: number;
+  socketErrors: number;
+  unexpectedCloses: number;
+  closeCodes: Record<string, number>;
+  serverProblems: { count: number; first: string[] };
+  /** Server CPU over the timed window, in % of one core. */
+  serverCpuPct: number;
+  /** This process (all clients) over the timed window, in % of one core. */
+  clientCpuPct: number;
+  /** This process's event-loop delay p99: how late the clients themselves could react. */
+  clientLoopDelayP99Ms: number;
+  connectSeconds: number;
+  /** Latency of the edits sent in each timed second. */
+  timeline: Array<{ second: number } & LatencySummary>;
+  stored: StoredCheck;
+}
+
+const errorsOf = (r: RunResult) => r.socketErrors + r.unexpectedCloses + r.missing + r.serverProblems.count;
+
+const say = (line: string) => console.log(line);
+
+/** Connects the clients, edits for warm-up + `seconds`, drains, then checks what was stored. */
+async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[], src: EditSource, o: Options): Promise<RunResult> {
+  const rec = new Recorder();
+  const connectStart = performance.now();
+  const clients = await connectFleet(target, specs, rec, CONNECT_BATCH);
+  const connectSeconds = (performance.now() - connectStart) / 1000;
+  say(`  ${clients.length} clients connected and synced in ${fmt(connectSeconds)} s; settling 1 s`);
+  try {
+    await sleep(1_000);
+    const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+    rec.measureFrom = performance.now() + o.warmup * 1000;
+    for (const c of clients) c.startSending(1000 / o.rate, src);
+    say(`  editing: ${o.rate}/s per client, ${o.warmup} s warm-up (not timed) + ${o.seconds} s timed`);
+    await sleep(o.warmup * 1000);
+    const serverCpu0 = server.cpuSeconds();
+    const clientCpu0 = process.cpuUsage();
+    const wall0 = performance.now();
+    loop.enable();
+    await sleep(o.seconds * 1000);
+    for (const c of clients) c.stopSending();
+    loop.disable();
+    const wall = (performance.now() - wall0) / 1000;
+    const serverCpu = (server.cpuSeconds() - serverCpu0) / wall;
+    const clientCpuUs = process.cpuUsage(clientCpu0);
+    const clientCpu = (clientCpuUs.user + clientCpuUs.system) / 1e6 / wall;
+
+    await rec.drain();
+    await sleep(500); // quiet
+    const latency = summarize(rec.latencies);
+    const bySecond: number[][] = [];
+    rec.sentAts.forEach((sentAt, i) => {
+      const second = Math.floor((sentAt - rec.measureFrom) / 1000);
+      (bySecond[second] ??= []).push(rec.latencies[i]!);
+    });
+    const timeline = [...bySecond.entries()].map(([second, values]) => ({ second, ...summarize(values ?? []) }));
+    const result: Omit<RunResult, 'stored'> = {
+      server: server.name,
+      latency,
+      editsPerSecond: rec.sentMeasured / wall,
+      deliveriesPerSecond: rec.deliveries / wall,
+      editsMeasured: rec.sentMeasured,
+      deliveries: rec.deliveries,
+      expectedDeliveries: rec.expectedDeliveries,
+      missing: rec.missingDeliveries,
+      socketErrors: rec.socketErrors,
+      unexpectedCloses: rec.unexpectedCloses,
+      closeCodes: Object.fromEntries([...rec.closeCodes].map(([code, n]) => [String(code), n])),
+      serverProblems: server.problems,
+      serverCpuPct: serverCpu * 100,
+      clientCpuPct: clientCpu * 100,
+      // The histogram holds whole timer intervals; what exceeds the interval is the delay.
+      clientLoopDelayP99Ms: Math.max(0, loop.percentile(99) / 1e6 - LOOP_RESOLUTION_MS),
+      connectSeconds,
+      timeline,
+    };
+    // Every bench socket goes; our server then unloads the room(s) once their writes are
+    // stored, so the fresh client below gets the state back from the database.
+    for (const c of clients) c.destroy();
+    clients.length = 0;
+    await sleep(1_000);
+    say('  checking what was stored with one fresh client per room');
+    const stored = await verifyStored(target, rec, CONNECT_BATCH);
+    return { ...result, serverProblems: { ...server.problems }, stored };
+  } finally {
+    for (const c of clients) c.destroy();
+  }
+}
+
+function storedText(s: StoredCheck): string {
+  return `${s.spans.stored}/${s.spans.total}`;
+}
+
+function resultsTable(results: RunResult[]): string {
+  const rows = [['server', 'p50 ms', 'p99 ms', 'max ms', 'edits/s', 'deliveries/s', 'missing', 'errors', 'server CPU', 'stored']];
+  for (const r of results) {
+    rows.push([
+      r.server,
+      fmt(r.latency.p50, 2),
+      fmt(r.latency.p99, 2),
+      fmt(r.latency.max, 1),
+      fmt(r.editsPerSecond, 1),
+      fmt(r.deliveriesPerSecond, 0),
+      String(r.missing),
+      String(errorsOf(r)),
+      `${fmt(r.serverCpuPct, 0)}%`,
+      storedText(r.stored),
+    ]);
+  }
+  return table(rows);
+}
+
+function details(r: RunResult): string[] {
+  const s = r.stored;
+  const lines = [
+    `  ${r.server}: ${r.latency.samples} deliveries timed of ${r.expectedDeliveries} expected (${r.editsMeasured} timed edits)`,
+    `    stored: ${s.spans.stored}/${s.spans.total} spans, ${s.labels.current}/${s.labels.total} with their last label, ` +
+      `${s.edits.stored}/${s.edits.total} edits (incl. warm-up) — ${s.ok ? 'every update stored' : 'UPDATES MISSING'}`,
+    `    errors: ${r.socketErrors} socket errors, ${r.unexpectedCloses} unexpected closes` +
+      (Object.keys(r.closeCodes).length ? ` (codes ${JSON.stringify(r.closeCodes)})` : '') +
+      `, ${r.missing} missing deliveries, ${r.serverProblems.count} server warn/error lines`,
+    `    client side (this process, all clients): ${fmt(r.clientCpuPct, 0)}% CPU, event-loop delay p99 ${fmt(r.clientLoopDelayP99Ms, 1)} ms`,
+  ];
+  for (const line of r.serverProblems.first) lines.push(`    server: ${line}`);
+  return lines;
+}
+
+function timelineTable(r: RunResult): string {
+  const rows = [[`${r.server}: second`, 'deliveries', 'p50 ms', 'p99 ms', 'max ms']];
+  for (const t of r.timeline) rows.push([String(t.second), String(t.samples), fmt(t.p50, 2), fmt(t.p99, 2), fmt(t.max, 1)]);
+  return table(rows);
+}
+
+function jsonResult(r: RunResult) {
+  return {
+    server: r.server,
+    p50Ms: round(r.latency.p50),
+    p99Ms: round(r.latency.p99),
+    maxMs: round(r.latency.max),
+    editsPerSec: round(r.editsPerSecond, 1),
+    deliveriesPerSec: round(r.deliveriesPerSecond, 1),
+    samples: r.latency.samples,
+    missing: r.missing,
+    errors: errorsOf(r),
+    socketErrors: r.socketErrors,
+    unexpectedCloses: r.unexpectedCloses,
+    serverLogProblems: r.serverProblems.count,
+    serverCpuPct: round(r.serverCpuPct, 0),
+    clientCpuPct: round(r.clientCpuPct, 0),
+    stored: storedText(r.stored),
+    storedEdits: `${r.stored.edits.stored}/${r.stored.edits.total}`,
+    storedOk: r.stored.ok,
+  };
+}
+
+async function printProfile(server: ServerChild): Promise<void> {
+  const file = await server.cpuProfilePath();
+  if (!file) {
+    say('  (no CPU profile was written)');
+    return;
+  }
+  const p = await summarizeProfile(file);
+  const busy = p.totalMs - p.idleMs;
+  say(`\nCPU profile of our server: ${file}`);
+  say(`  ${fmt(p.totalMs / 1000, 1)} s sampled, ${fmt(busy / 1000, 1)} s busy. Self time by area:`);
+  for (const a of p.areas) say(`    ${fmt((a.ms / busy) * 100, 1).padStart(5)}%  ${fmt(a.ms, 0).padStart(7)} ms  ${a.name}`);
+  say('  Busiest functions (self time):');
+  for (const f of p.functions) say(`    ${fmt((f.ms / busy) * 100, 1).padStart(5)}%  ${f.name}`);
+}
+
+async function profileDir(o: Options): Promise<string | null> {
+  return o.cpuProfile ? mkdtemp(path.join(tmpdir(), 'spanwise-bench-prof-')) : null;
+}
+
+const wsTarget = (server: ServerChild, cookie: string | null): Target => ({ wsBase: server.url.replace(/^http/, 'ws') + '/sync', cookie });
+
+async function fanout(o: Options): Promise<void> {
+  say(`Spanwise sync bench — fan-out: ${o.clients} clients on one room, ${o.rate} edits/s each, ${o.seconds} s timed (+${o.warmup} s warm-up)`);
+  const results: RunResult[] = [];
+  let src: EditSource;
+  let specs: ClientSpec[];
+  let database = '';
+
+  say('\n[1/2] our server (child process)');
+  const ours = await startOurServer({ maxMessagesPerSecond: MAX_MESSAGES_PER_SECOND, cpuProfileDir: await profileDir(o) });
+  try {
+    const api = new Api(ours.url);
+    const health = await api.health();
+    database = `${health.db} — ${ours.database}`;
+    say(`  database: ${database}; MAX_MESSAGES_PER_SECOND=${MAX_MESSAGES_PER_SECOND}`);
+    await api.login('alice', DEMO_PASSWORD);
+    const me = await api.me();
+    const project = (await api.projects())[0];
+    if (!project) throw new Error('alice has no project (is DEMO=1 seeding?)');
+    const [detail, documents] = await Promise.all([api.project(project.id), api.documents(project.id)]);
+    const first = documents[0];
+    if (!first) throw new Error(`project ${project.id} has no documents`);
+    const doc = await api.document(first.id);
+    const room = layerRoom(doc.id, me.id);
+    say(`  signed in as ${me.username} (id ${me.id}); room ${room} ("${first.title.slice(0, 50)}", ${doc.text.length} chars)`);
+    src = { text: doc.text, labels: detail.schema.spans.map((s) => s.name), author: me.id };
+    specs = Array.from({ length: o.clients }, () => ({ room, peers: o.clients }));
+    results.push(await runLoad(ours, wsTarget(ours, api.sessionCookie), specs, src, o));
+  } finally {
+    await ours.stop();
+  }
+  if (o.cpuProfile) await printProfile(ours);
+
+  say('\n[2/2] reference: y-websocket 1.5.4 setupWSConnection, in memory (child process)');
+  const reference = await startReferenceServer();
+  try {
+    results.push(await runLoad(reference, wsTarget(reference, null), specs, src, o));
+  } finally {
+    await reference.stop();
+  }
+
+  const [a, b] = results as [RunResult, RunResult];
+  const p50Ratio = a.latency.p50 / b.latency.p50;
+  const p99Ratio = a.latency.p99 / b.latency.p99;
+  const pass = p99Ratio <= 1 && a.stored.ok && errorsOf(a) === 0;
+  say('\nResults (fan-out latency = sender edit → each other client observes it)');
+  say(resultsTable(results));
+  for (const r of results) for (const line of details(r)) say(line);
+  if (o.timeline) for (const r of results) say('\n' + timelineTable(r));
+  say(`\nours/reference: p50 ×${fmt(p50Ratio, 2)}, p99 ×${fmt(p99Ratio, 2)} — target p99 ≤ 1.0 with every update stored: ${pass ? 'MET' : 'NOT MET'}`);
+  say(
+    JSON.stringify({
+      bench: 'sync',
+      mode: 'fanout',
+      clients: o.clients,
+      rooms: 1,
+      ratePerClient: o.rate,
+      seconds: o.seconds,
+      warmupSeconds: o.warmup,
+      database,
+      ours: jsonResult(a),
+      reference: jsonResult(b),
+      ratio: { p50: round(p50Ratio, 3), p99: round(p99Ratio, 3) },
+      targetMet: pass,
+    }),
+  );
+}
+
+async function capacity(o: Options): Promise<void> {
+  say(
+    `Spanwise sync bench — capacity: ${o.clients} sockets over ${o.rooms} rooms, ${o.rate} edit/s per socket, ` +
+      `${o.seconds} s timed (+${o.warmup} s warm-up), our server only`,
+  );
+  const server = await startOurServer({ maxMessagesPerSecond: MAX_MESSAGES_PER_SECOND, cpuProfileDir: await profileDir(o) });
+  let result: RunResult;
+  let database = '';
+  try {
+    const api = new Api(server.url);
+    const health = await api.health();
+    database = `${health.db} — ${server.database}`;
+    say(`  database: ${database}; MAX_MESSAGES_PER_SECOND=${MAX_MESSAGES_PER_SECOND}`);
+    await api.login('admin', DEMO_PASSWORD);
+    const me = await api.me();
+    const project = (await api.projects()).find((p) => p.role === 'owner');
+    if (!project) throw new Error('admin owns no project (is DEMO=1 seeding?)');
+    const [detail, documents] = await Promise.all([api.project(project.id), api.documents(project.id)]);
+    const text = (await api.document(documents[0]!.id)).text;
+    say(`  signed in as ${me.username} (id ${me.id}); creating ${o.rooms} documents in project ${project.id}`);
+    const stamp = new Date().toISOString();
+    const ids: number[] = [];
+    for (let i = 0; i < o.rooms; i += 10) {
+      const batch = Array.from({ length: Math.min(10, o.rooms - i) }, (_, j) =>
+        api.createDocument(project.id, `bench room ${i + j + 1} (${stamp})`, text),
+      );
+      for (const { id } of await Promise.all(batch)) ids.push(id);
+    }
+    const rooms = ids.map((id) => layerRoom(id, me.id));
+    const perRoom = new Map<string, number>();
+    const roomOf = (i: number) => rooms[i % rooms.length]!;
+    for (let i = 0; i < o.clients; i++) perRoom.set(roomOf(i), (perRoom.get(roomOf(i)) ?? 0) + 1);
+    const specs = Array.from({ length: o.clients }, (_, i) => ({ room: roomOf(i), peers: perRoom.get(roomOf(i))! }));
+    say(`  rooms ${rooms[0]} … ${rooms[rooms.length - 1]}; connecting ${CONNECT_BATCH} at a time`);
+    const src = { text, labels: detail.schema.spans.map((s) => s.name), author: me.id };
+    result = await runLoad(server, wsTarget(server, api.sessionCookie), specs, src, o);
+  } finally {
+    await server.stop();
+  }
+  if (o.cpuProfile) await printProfile(server);
+
+  const errors = errorsOf(result);
+  const pass = result.latency.p99 < 50 && errors === 0;
+  say('\nResults (fan-out latency = sender edit → each other client in its room observes it)');
+  say(resultsTable([result]));
+  for (const line of details(result)) say(line);
+  if (o.timeline) say('\n' + timelineTable(result));
+  say(`\ntarget p99 < 50 ms and zero errors: ${pass ? 'MET' : 'NOT MET'} (p99 ${fmt(result.latency.p99, 2)} ms, ${errors} errors)`);
+  say(
+    JSON.stringify({
+      bench: 'sync',
+      mode: 'capacity',
+      sockets: o.clients,
+      rooms: o.rooms,
+      ratePerSocket: o.rate,
+      seconds: o.seconds,
+      warmupSeconds: o.warmup,
+      database,
+      ours: jsonResult(result),
+      targetMet: pass,
+    }),
+  );
+}
+
+async function main(): Promise<number> {
+  const o = parseOptions();
+  // One `exit` listener per provider (y-websocket) is expected here, not a leak.
+  process.setMaxListeners(0);
+  const runs = o.capacity ? 1 : 2;
+  const budgetMs = (120 + runs * (o.seconds + o.warmup + 90) + (o.clients / CONNECT_BATCH) * 30 * runs) * 1000;
+  const watchdog = setTimeout(() => {
+    console.error(`bench: still running after ${Math.round(budgetMs / 1000)} s; stopping`);
+    killAllChildren();
+    process.exit(2);
+  }, budgetMs);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      killAllChildren();
+      process.exit(130);
+    });
+  }
+  try {
+    await (o.capacity ? capacity(o) : fanout(o));
+    return 0;
+  } catch (err) {
+    console.error(`bench failed: ${err instanceof Error ? err.stack : String(err)}`);
+    return 1;
+  } finally {
+    clearTimeout(watchdog);
+  }
+}
+
+// Exit explicitly: a stray socket or timer must not keep the bench alive.
+process.exit(await main());

@@ -1,0 +1,72 @@
+/**
+ * Prometheus metrics for sync, on a registry of this server's own (two servers in one process,
+ * as in tests, never share counters).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SyncObserver } from '../../sync/types.ts';
+
+export interface SyncState {
+  rooms: number;
+  sockets: number;
+  queued: number;
+}
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export function createSyncMetrics(state: () => SyncState, options: { processMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'spanwise_' });
+  const gauge = (name: string, help: string, read: (s: SyncState) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read(state()));
+      },
+    });
+  gauge('spanwise_sync_rooms_open', 'Rooms loaded on this instance', (s) => s.rooms);
+  gauge('spanwise_sync_sockets_open', 'Sync sockets connected to this instance', (s) => s.sockets);
+  gauge('spanwise_sync_queue_length', 'Updates received but not yet stored', (s) => s.queued);
+  const messagesIn = new Counter({ name: 'spanwise_sync_messages_in_total', help: 'Sync messages received', registers: [registry] });
+  const messagesOut = new Counter({ name: 'spanwise_sync_messages_out_total', help: 'Sync messages sent', registers: [registry] });
+  const bytesIn = new Counter({ name: 'spanwise_sync_bytes_in_total', help: 'Bytes of sync messages received', registers: [registry] });
+  const bytesOut = new Counter({ name: 'spanwise_sync_bytes_out_total', help: 'Bytes of sync messages sent', registers: [registry] });
+  const stored = new Counter({ name: 'spanwise_sync_updates_stored_total', help: 'Updates stored', registers: [registry] });
+  const storeLatency = new Histogram({
+    name: 'spanwise_sync_store_seconds',
+    help: 'Time to store one batch of updates (one transaction)',
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const fanOutLatency = new Histogram({
+    name: 'spanwise_sync_fanout_seconds',
+    help: 'Time from receiving an update to sending it on to the room',
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const errors = new Counter({ name: 'spanwise_sync_errors_total', help: 'Sync errors by kind', labelNames: ['kind'], registers: [registry] });
+
+  const observer: SyncObserver = {
+    messageIn(bytes) {
+      messagesIn.inc();
+      bytesIn.inc(bytes);
+    },
+    messageOut(bytes) {
+      messagesOut.inc();
+      bytesOut.inc(bytes);
+    },
+    updatesStored(count, seconds) {
+      stored.inc(count);
+      storeLatency.observe(seconds);
+    },
+    fanOut(seconds) {
+      fanOutLatency.observe(seconds);
+    },
+    error(kind) {
+      errors.inc({ kind });
+    },
+  };
+  return { registry, observer };
+}
+export type SyncMetrics = ReturnType<typeof createSyncMetrics>;
