@@ -12,6 +12,8 @@ export interface Config {
   dataDir: string;
   databaseUrl: string | null;
   redisUrl: string | null;
+  /** Prefix of the Redis stream keys (one stream per room). */
+  redisKeyPrefix: string;
   demo: boolean;
   demoPassword: string;
   /** Directory of the built client (index.html and assets); null serves no pages. */
@@ -41,6 +43,8 @@ export interface SyncLimits {
   accessRecheckMs: number;
   /** Ping interval; a socket that missed the previous pong is dropped. */
   pingIntervalMs: number;
+  /** Entries kept (approximately) in each room's Redis stream when scaled out. */
+  redisStreamMaxLen: number;
 }
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -54,6 +58,7 @@ export const defaultSyncLimits: SyncLimits = {
   maxSocketsPerUser: 64,
   accessRecheckMs: 5_000,
   pingIntervalMs: 30_000,
+  redisStreamMaxLen: 1_000,
 };
 
 const bool = z
@@ -66,6 +71,7 @@ const envSchema = z.object({
   DATA_DIR: z.string().default('./.data'),
   DATABASE_URL: z.string().url().optional(),
   REDIS_URL: z.string().url().optional(),
+  REDIS_KEY_PREFIX: z.string().min(1).default('spanwise:sync:'),
   DEMO: bool.default(true),
   DEMO_PASSWORD: z.string().min(1).default('demo'),
   SECURE_COOKIES: bool.default(false),
@@ -77,6 +83,7 @@ const envSchema = z.object({
   COMPACT_AFTER_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.compactAfterBytes),
   MAX_SOCKETS_PER_USER: z.coerce.number().int().min(1).default(defaultSyncLimits.maxSocketsPerUser),
   ACCESS_RECHECK_MS: z.coerce.number().int().min(100).default(defaultSyncLimits.accessRecheckMs),
+  REDIS_STREAM_MAXLEN: z.coerce.number().int().min(10).default(defaultSyncLimits.redisStreamMaxLen),
   PING_INTERVAL_MS: z.coerce.number().int().min(100).default(defaultSyncLimits.pingIntervalMs),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
@@ -95,6 +102,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: e.DATA_DIR,
     databaseUrl: e.DATABASE_URL ?? null,
     redisUrl: e.REDIS_URL ?? null,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
     demo: e.DEMO,
     demoPassword: e.DEMO_PASSWORD,
     clientDir: path.join(root, 'client/dist'),
@@ -110,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxSocketsPerUser: e.MAX_SOCKETS_PER_USER,
       accessRecheckMs: e.ACCESS_RECHECK_MS,
       pingIntervalMs: e.PING_INTERVAL_MS,
+      redisStreamMaxLen: e.REDIS_STREAM_MAXLEN,
     }),
     logLevel: e.LOG_LEVEL,
   });
@@ -123,6 +132,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     dataDir: 'memory://',
     databaseUrl: null,
     redisUrl: null,
+    redisKeyPrefix: `spanwise-test:${process.pid}:${Math.random().toString(36).slice(2, 8)}:`,
     demo: true,
     demoPassword: 'demo',
     clientDir: path.join(root, 'client/dist'),

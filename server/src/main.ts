@@ -6,7 +6,7 @@ import { startServer } from './server.ts';
 const config = loadConfig();
 const log = createLogger(config.logLevel);
 const server = await startServer(config, { log, processMetrics: true });
-log.info('listening', { url: server.url, db: server.database.kind });
+log.info('listening', { url: server.url, db: server.database.kind, scaleOut: config.redisUrl !== null });
 
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -2,7 +2,9 @@
  * Starts one Spanwise server: database (migrated, demo seeded), HTTP app and sync, on one port.
  * Used by main.ts and by the integration tests (port 0, their own database).
  */
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { createApp, createServices } from './app.ts';
@@ -14,6 +16,7 @@ import { createSyncMetrics } from './features/metrics/sync-metrics.ts';
 import { createLogger, type Logger } from './log.ts';
 import { attachSync } from './sync/adapters/ws-upgrade.ts';
 import { KyselyStore } from './sync/adapters/kysely-store.ts';
+import { RedisBus } from './sync/adapters/redis-bus.ts';
 import { SyncServer } from './sync/sync-server.ts';
 
 export interface RunningServer {
@@ -55,7 +58,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     }),
     { processMetrics: options.processMetrics },
   );
-  sync = new SyncServer({ store, log, limits: config.sync, observer: metrics.observer });
+  const bus = config.redisUrl
+    ? new RedisBus({ url: config.redisUrl, instanceId: `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`, maxLen: config.sync.redisStreamMaxLen, keyPrefix: config.redisKeyPrefix, log })
+    : null;
+  sync = new SyncServer({ store, log, limits: config.sync, observer: metrics.observer, bus });
   const deps = { config, db: database.db, dbKind: database.kind, log, metrics: metrics.registry };
   const services = createServices(deps);
   const app = createApp(deps, services);

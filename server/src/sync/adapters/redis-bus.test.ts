@@ -1,0 +1,77 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { RedisBus } from './redis-bus.ts';
+import type { BusMessageKind } from '../types.ts';
+
+const url = process.env.TEST_REDIS_URL;
+const silent = { info() {}, warn() {}, error() {} };
+
+describe.runIf(url)('RedisBus', () => {
+  const buses: RedisBus[] = [];
+  const prefix = `spanwise-test:${process.pid}:${Math.random().toString(36).slice(2, 8)}:`;
+  const bus = (instanceId: string, maxLen = 1000) => {
+    const b = new RedisBus({ url: url!, instanceId, maxLen, log: silent, keyPrefix: prefix, blockMs: 1000 });
+    buses.push(b);
+    return b;
+  };
+  const until = async (check: () => boolean, what: string) => {
+    for (let i = 0; i < 250 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
+    if (!check()) throw new Error(`timed out waiting for ${what}`);
+  };
+  afterEach(async () => {
+    await Promise.all(buses.splice(0).map((b) => b.close()));
+  });
+
+  it('delivers another instance’s messages in order, and not its own', async () => {
+    const a = bus('a');
+    const b = bus('b');
+    const gotA: string[] = [];
+    const gotB: Array<[BusMessageKind, string]> = [];
+    await a.join('room-1', { message: (_k, d) => gotA.push(Buffer.from(d).toString()), reload: async () => {} });
+    await b.join('room-1', { message: (k, d) => gotB.push([k, Buffer.from(d).toString()]), reload: async () => {} });
+    for (let i = 0; i < 50; i++) a.publish('room-1', i % 10 === 0 ? 'awareness' : 'update', Buffer.from(`m${i}`));
+    await until(() => gotB.length === 50, 'all 50 at b');
+    expect(gotB.map(([, d]) => d)).toEqual(Array.from({ length: 50 }, (_, i) => `m${i}`));
+    expect(gotB[0]![0]).toBe('awareness');
+    expect(gotA).toEqual([]);
+  });
+
+  it('a room joined later starts from where it joined, and is read at once', async () => {
+    const a = bus('a');
+    const b = bus('b');
+    await a.join('room-2', { message: () => {}, reload: async () => {} });
+    a.publish('room-2', 'update', Buffer.from('before'));
+    await new Promise((r) => setTimeout(r, 100));
+    const got: string[] = [];
+    // b follows another room first, so its blocking read must be interrupted to add room-2.
+    await b.join('other', { message: () => {}, reload: async () => {} });
+    await new Promise((r) => setTimeout(r, 50));
+    await b.join('room-2', { message: (_k, d) => got.push(Buffer.from(d).toString()), reload: async () => {} });
+    const sent = Date.now();
+    a.publish('room-2', 'update', Buffer.from('after'));
+    await until(() => got.length === 1, 'the message after joining');
+    expect(got).toEqual(['after']);
+    expect(Date.now() - sent).toBeLessThan(500);
+  });
+
+  it('reloads a room whose unread entries were trimmed away', async () => {
+    const b = bus('b');
+    let reloads = 0;
+    const got: string[] = [];
+    await b.join('room-3', { message: (_k, d) => got.push(Buffer.from(d).toString()), reload: async () => void reloads++ });
+    // 300 entries in one transaction, trimmed to 10: b can read only the last 10.
+    const raw = new Redis(url!);
+    const multi = raw.multi();
+    for (let i = 0; i < 300; i++) multi.xadd(`${prefix}room-3`, 'MAXLEN', '=', '10', '*', 'i', 'elsewhere', 'k', 'update', 'd', `e${i}`);
+    await multi.exec();
+    await raw.quit();
+    await until(() => reloads === 1, 'a reload');
+    expect(got).toEqual(Array.from({ length: 10 }, (_, i) => `e${290 + i}`));
+    // Caught up: more entries arrive normally, without another reload.
+    const more = new Redis(url!);
+    await more.xadd(`${prefix}room-3`, 'MAXLEN', '=', '10', '*', 'i', 'elsewhere', 'k', 'update', 'd', 'next');
+    await more.quit();
+    await until(() => got.length === 11, 'the next entry');
+    expect(reloads).toBe(1);
+  });
+});

@@ -1,0 +1,207 @@
+/**
+ * SyncBus over Redis streams: one stream per room, at-least-once and resumable by stream id,
+ * trimmed to a bounded length. Never plain pub/sub, which drops what a disconnected instance
+ * missed.
+ *
+ * Each instance reads every room it has loaded with one blocking XREAD from its last id. It
+ * counts the entries it has read; when the stream says more entries were trimmed than this
+ * instance ever saw (entries-added − length > seen), part of the room's history went past
+ * unread, and the room reloads from the database — which holds every update, because an
+ * update is published only after it is stored.
+ */
+import { Redis } from 'ioredis';
+import type { BusListener, BusMessageKind, SyncBus, SyncLogger } from '../types.ts';
+
+export interface RedisBusOptions {
+  url: string;
+  /** Distinguishes this instance's own entries, which it skips. */
+  instanceId: string;
+  /** Approximate maximum entries kept per room stream. */
+  maxLen: number;
+  log: SyncLogger;
+  keyPrefix?: string;
+  blockMs?: number;
+}
+
+interface Follow {
+  listener: BusListener;
+  lastId: string;
+  /** Entries of the stream this instance has accounted for (read, or covered by a load). */
+  seen: number;
+}
+
+const RETRY_MAX_MS = 5_000;
+
+function fieldsOf(raw: unknown[]): Map<string, unknown> {
+  const m = new Map<string, unknown>();
+  for (let i = 0; i + 1 < raw.length; i += 2) m.set(String(raw[i]), raw[i + 1]);
+  return m;
+}
+
+export class RedisBus implements SyncBus {
+  readonly #pub: Redis;
+  readonly #sub: Redis;
+  readonly #rooms = new Map<string, Follow>();
+  readonly #outbox = new Map<string, Array<{ kind: BusMessageKind; data: Uint8Array }>>();
+  readonly #prefix: string;
+  #subId: number | null = null;
+  #running = true;
+  #wake: (() => void) | null = null;
+  readonly #loop: Promise<void>;
+
+  constructor(private readonly options: RedisBusOptions) {
+    this.#prefix = options.keyPrefix ?? 'spanwise:sync:';
+    const redisOptions = { maxRetriesPerRequest: null, enableOfflineQueue: true, lazyConnect: false };
+    this.#pub = new Redis(options.url, redisOptions);
+    this.#sub = new Redis(options.url, redisOptions);
+    for (const [name, client] of [['pub', this.#pub], ['sub', this.#sub]] as const) {
+      client.on('error', (err) => options.log.warn('redis_error', { connection: name, error: err.message }));
+    }
+    this.#sub.on('ready', () => {
+      this.#sub.client('ID').then(
+        (id) => (this.#subId = Number(id)),
+        () => (this.#subId = null),
+      );
+    });
+    this.#loop = this.#read();
+  }
+
+  #key(room: string): string {
+    return this.#prefix + room;
+  }
+
+  async #position(room: string): Promise<{ lastId: string; added: number; length: number }> {
+    try {
+      const info = fieldsOf((await this.#pub.xinfo('STREAM', this.#key(room))) as unknown[]);
+      return { lastId: String(info.get('last-generated-id')), added: Number(info.get('entries-added')), length: Number(info.get('length')) };
+    } catch (err) {
+      if (String(err).includes('no such key')) return { lastId: '0-0', added: 0, length: 0 };
+      throw err;
+    }
+  }
+
+  async join(room: string, listener: BusListener): Promise<void> {
+    const pos = await this.#position(room);
+    this.#rooms.set(room, { listener, lastId: pos.lastId, seen: pos.added });
+    this.#interrupt();
+  }
+
+  leave(room: string): void {
+    this.#rooms.delete(room);
+  }
+
+  publish(room: string, kind: BusMessageKind, data: Uint8Array): void {
+    const queue = this.#outbox.get(room);
+    if (queue) {
+      queue.push({ kind, data });
+      return;
+    }
+    this.#outbox.set(room, [{ kind, data }]);
+    void this.#drain(room);
+  }
+
+  /** Sends a room's queued entries in order, retrying while Redis is away. */
+  async #drain(room: string): Promise<void> {
+    const queue = this.#outbox.get(room)!;
+    let delay = 50;
+    while (queue.length > 0 && this.#running) {
+      const { kind, data } = queue[0]!;
+      try {
+        await this.#pub.xadd(this.#key(room), 'MAXLEN', '~', String(this.options.maxLen), '*', 'i', this.options.instanceId, 'k', kind, 'd', Buffer.from(data));
+        queue.shift();
+        delay = 50;
+      } catch (err) {
+        this.options.log.warn('redis_publish_failed', { room, queued: queue.length, error: String(err) });
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, RETRY_MAX_MS);
+      }
+    }
+    this.#outbox.delete(room);
+  }
+
+  /** Makes a blocking XREAD return now, so a newly joined room is read at once. */
+  #interrupt(): void {
+    this.#wake?.();
+    if (this.#subId !== null) this.#pub.client('UNBLOCK', this.#subId).catch(() => {});
+  }
+
+  async #read(): Promise<void> {
+    let delay = 50;
+    while (this.#running) {
+      if (this.#rooms.size === 0) {
+        await new Promise<void>((r) => (this.#wake = r));
+        this.#wake = null;
+        continue;
+      }
+      const rooms = [...this.#rooms.entries()];
+      const keyToRoom = new Map(rooms.map(([room]) => [this.#key(room), room]));
+      let result: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+      try {
+        result = (await this.#sub.xreadBuffer(
+          'COUNT',
+          1000,
+          'BLOCK',
+          this.options.blockMs ?? 5_000,
+          'STREAMS',
+          ...rooms.map(([room]) => this.#key(room)),
+          ...rooms.map(([, f]) => f.lastId),
+        )) as typeof result;
+        delay = 50;
+      } catch (err) {
+        if (!this.#running) break;
+        this.options.log.warn('redis_read_failed', { error: String(err), retryInMs: delay });
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, RETRY_MAX_MS);
+        continue;
+      }
+      if (!result) continue;
+      const touched: string[] = [];
+      for (const [keyBuf, entries] of result) {
+        const room = keyToRoom.get(keyBuf.toString());
+        const follow = room === undefined ? undefined : this.#rooms.get(room);
+        if (!room || !follow) continue;
+        touched.push(room);
+        for (const [idBuf, raw] of entries) {
+          follow.lastId = idBuf.toString();
+          follow.seen++;
+          const fields = fieldsOf(raw);
+          if (String(fields.get('i')) === this.options.instanceId) continue;
+          const kind = String(fields.get('k')) as BusMessageKind;
+          const data = fields.get('d');
+          if ((kind === 'update' || kind === 'awareness') && Buffer.isBuffer(data)) {
+            follow.listener.message(kind, new Uint8Array(data));
+          }
+        }
+      }
+      await Promise.all(touched.map((room) => this.#checkTrimmed(room)));
+    }
+  }
+
+  /** Reloads a room from the store if entries it never read were trimmed away. */
+  async #checkTrimmed(room: string): Promise<void> {
+    const follow = this.#rooms.get(room);
+    if (!follow) return;
+    try {
+      const pos = await this.#position(room);
+      if (follow.seen >= pos.added - pos.length) return;
+      this.options.log.warn('redis_stream_trimmed_past_us', { room, seen: follow.seen, added: pos.added, length: pos.length });
+      // Everything up to pos.lastId is stored: take that position, then reload.
+      follow.lastId = pos.lastId;
+      follow.seen = pos.added;
+      await follow.listener.reload();
+    } catch (err) {
+      this.options.log.warn('redis_trim_check_failed', { room, error: String(err) });
+    }
+  }
+
+  async close(): Promise<void> {
+    // Give queued entries a moment to go out before closing.
+    const deadline = Date.now() + 2_000;
+    while (this.#outbox.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    this.#running = false;
+    this.#interrupt();
+    this.#sub.disconnect();
+    await this.#loop.catch(() => {});
+    await this.#pub.quit().catch(() => this.#pub.disconnect());
+  }
+}
