@@ -1,0 +1,59 @@
+/**
+ * Spanwise servers as child processes, for tests that kill them (kill -9 cannot be done to a
+ * server inside the test process).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+
+const root = path.resolve(import.meta.dirname, '../..');
+
+export interface ServerProcess {
+  url: string;
+  proc: ChildProcess;
+  /** Resolves when the process has exited. */
+  exited: Promise<number | null>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts `server/src/main.ts` with `env` on a free port; resolves once it listens. */
+export function spawnServer(env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
+    cwd: root,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  let stderr = '';
+  proc.stderr!.on('data', (d) => (stderr += String(d)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`server did not start in ${timeoutMs} ms: ${stderr}`));
+    }, timeoutMs);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening: ${stderr}`));
+    });
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      let event: { event?: string; url?: string };
+      try {
+        event = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (event.event === 'listening' && event.url) {
+        clearTimeout(timer);
+        resolve({
+          url: event.url,
+          proc,
+          exited,
+          async kill(signal: NodeJS.Signals = 'SIGKILL') {
+            if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+            await exited;
+          },
+        });
+      }
+    });
+  });
+}
