@@ -1,0 +1,106 @@
+/**
+ * 10,000 random and truncated frames at one room: the server stays up, a client in another
+ * room keeps syncing, nothing stored changes, and memory returns to its level.
+ */
+import { describe, expect, it } from 'vitest';
+import * as Y from 'yjs';
+import * as encoding from 'lib0/encoding';
+import * as syncProtocol from 'y-protocols/sync';
+import { addSpan, layerRoom, listSpans, MessageKind } from '@spanwise/shared';
+import { connectLayer, login, startTestServer, waitFor } from './harness.ts';
+import WebSocket from 'ws';
+
+const ALICE = 2;
+const FRAMES = 10_000;
+const WORKERS = 16;
+
+/** A deterministic PRNG, so a failure can be replayed. */
+function prng(seed: number) {
+  return () => {
+    seed = (seed * 1664525 + 1013904223) >>> 0;
+    return seed / 2 ** 32;
+  };
+}
+
+function validUpdateMessage(): Uint8Array {
+  const doc = new Y.Doc();
+  addSpan(doc, { label: 'GPE', start: 0, end: 4, quote: 'text', author: ALICE });
+  const e = encoding.createEncoder();
+  encoding.writeVarUint(e, MessageKind.sync);
+  syncProtocol.writeUpdate(e, Y.encodeStateAsUpdate(doc));
+  return encoding.toUint8Array(e);
+}
+
+describe('fuzzed frames', () => {
+  it('survives 10,000 random and truncated frames at one room', async () => {
+    const server = await startTestServer();
+    try {
+      const cookie = await login(server.url, 'alice');
+      const target = layerRoom(1, ALICE);
+      const bystander = connectLayer(server.url, layerRoom(2, ALICE), cookie);
+      await bystander.synced;
+      const peer = connectLayer(server.url, layerRoom(2, ALICE), await login(server.url, 'dana'));
+      await peer.synced;
+
+      const rand = prng(42);
+      const valid = validUpdateMessage();
+      const frame = (): Uint8Array => {
+        if (rand() < 0.5) return valid.slice(0, Math.floor(rand() * valid.length)); // truncated
+        const bytes = new Uint8Array(1 + Math.floor(rand() * 64));
+        for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(rand() * 256);
+        if (rand() < 0.5) bytes[0] = Math.floor(rand() * 4); // a real message kind, garbage after
+        return bytes;
+      };
+      const storedRows = async () => (await server.database.db.selectFrom('sync_updates').select('id').where('room', '=', target).execute()).length;
+      const rowsBefore = await storedRows();
+
+      (globalThis as { gc?: () => void }).gc?.();
+      const heapBefore = process.memoryUsage().heapUsed;
+      let sent = 0;
+      let edits = 0;
+      const worker = async () => {
+        while (sent < FRAMES) {
+          const ws = new WebSocket(`${server.url.replace('http', 'ws')}/sync/${target}`, { headers: { cookie } });
+          await new Promise<void>((resolve) => {
+            ws.on('open', () => {
+              // Keep sending on this socket until the server closes it.
+              const pump = () => {
+                if (ws.readyState !== ws.OPEN || sent >= FRAMES) return ws.close();
+                sent++;
+                ws.send(frame());
+                setImmediate(pump);
+              };
+              pump();
+            });
+            ws.on('close', () => resolve());
+            ws.on('error', () => resolve());
+          });
+          // Meanwhile the bystander in the other room keeps editing.
+          if (edits < 200) addSpan(bystander.doc, { label: 'ORG', start: edits, end: edits + 1, quote: 'x', author: ALICE }, `e${edits++}`);
+        }
+      };
+      await Promise.all(Array.from({ length: WORKERS }, worker));
+      expect(sent).toBeGreaterThanOrEqual(FRAMES);
+
+      // Still up, still syncing the other room, and nothing new stored for the fuzzed one.
+      expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
+      await waitFor(() => listSpans(peer.doc).length === edits, 'every bystander edit at the peer', 10_000);
+      expect(edits).toBeGreaterThan(100);
+      // A random frame may by chance be a valid empty update; none carries content.
+      const check = connectLayer(server.url, target, cookie);
+      await check.synced;
+      expect(listSpans(check.doc)).toEqual([]);
+      check.destroy();
+      expect(await storedRows()).toBe(rowsBefore);
+
+      await waitFor(() => server.sync.rooms.size <= 1 && server.sync.connections.size === 2, 'fuzzing sockets gone', 10_000);
+      (globalThis as { gc?: () => void }).gc?.();
+      const grownMiB = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20;
+      expect(grownMiB).toBeLessThan(40);
+      bystander.destroy();
+      peer.destroy();
+    } finally {
+      await server.close();
+    }
+  });
+});
