@@ -14,11 +14,12 @@ function closedText(code: number | null): string {
   }
 }
 
-export function ConnectionStatus(props: { connection: Connection; closedCode: number | null }) {
+export function ConnectionStatus(props: { connection: Connection; closedCode: number | null; savingDelayed?: boolean; readOnly?: boolean }) {
   const text = () => {
     switch (props.connection) {
       case 'connected':
-        return 'connected';
+        if (props.savingDelayed) return 'saving delayed — the server holds your edits and will store them';
+        return props.readOnly ? 'connected · read-only' : 'connected';
       case 'connecting':
         return 'connecting';
       case 'offline':

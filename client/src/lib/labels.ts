@@ -10,6 +10,7 @@ export const ROLE_TEXT: Record<Role, string> = {
   owner: 'Owner',
   curator: 'Curator',
   annotator: 'Annotator',
+  viewer: 'Viewer (read-only)',
 };
 
 export const formatLength = (n: number) => `${n.toLocaleString('en')} characters`;

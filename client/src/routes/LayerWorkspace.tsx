@@ -59,7 +59,17 @@ export function LayerWorkspace(props: { layer: LayerOption; text: string; schema
   onCleanup(() => clearTimeout(flashTimer));
 
   const [hint, setHint] = createSignal<string | null>(null);
+  const readOnly = () => props.layer.readOnly === true;
+  /** Edits are refused up front on a read-only layer, so the local copy never drifts. */
+  const editing = <A extends unknown[]>(edit: (...args: A) => unknown) => (...args: A) => {
+    if (readOnly()) setHint('This layer is read-only for you.');
+    else edit(...args);
+  };
   const applyLabel = (label: string) => {
+    if (readOnly()) {
+      setHint('This layer is read-only for you.');
+      return;
+    }
     const raw = selectionOffsets(article);
     const range = raw && trimOffsets(props.text, raw.start, raw.end);
     if (!range) {
@@ -124,7 +134,12 @@ export function LayerWorkspace(props: { layer: LayerOption; text: string; schema
       <div class="workspace-main">
         <div class="workspace-bar">
           <LabelPalette labels={props.schema.spans} onApply={applyLabel} hint={hint()} />
-          <ConnectionStatus connection={layer.connection()} closedCode={layer.closedCode()} />
+          <ConnectionStatus
+            connection={layer.connection()}
+            closedCode={layer.closedCode()}
+            savingDelayed={layer.savingDelayed()}
+            readOnly={readOnly()}
+          />
         </div>
         <Show when={layer.closedCode() !== null && layer.closedCode() !== CloseCode.unauthenticated}>
           <p role="alert" class="error banner">
@@ -146,7 +161,7 @@ export function LayerWorkspace(props: { layer: LayerOption; text: string; schema
           spans={spans.spans()}
           colorOf={colorOf}
           onShow={showSpan}
-          onDelete={(id) => spans.remove(id)}
+          onDelete={editing((id: string) => spans.remove(id))}
         />
       </aside>
       <Show when={popover()}>
@@ -157,9 +172,9 @@ export function LayerWorkspace(props: { layer: LayerOption; text: string; schema
             x={p().x}
             y={p().y}
             actions={{
-              relabel: spans.relabel,
-              setAttribute: spans.setAttribute,
-              remove: spans.remove,
+              relabel: editing(spans.relabel),
+              setAttribute: editing(spans.setAttribute),
+              remove: editing(spans.remove),
               close: () => setPopover(null),
             }}
           />

@@ -13,10 +13,18 @@ export interface LayerOption {
   room: string;
   /** The annotator whose layer it is; null for gold. */
   userId: number | null;
+  /** Viewers look but do not write; the server drops their updates. */
+  readOnly?: boolean;
 }
 
 export function layerOptions(project: ProjectDetail, me: Me, documentId: number): LayerOption[] {
   const gold: LayerOption = { key: 'gold', name: 'Gold (adjudicated)', room: goldRoom(documentId), userId: null };
+  if (project.role === 'viewer') {
+    const layers = project.members
+      .filter((m) => m.role === 'annotator')
+      .map((m) => ({ key: `user:${m.id}`, name: `${m.username}’s layer`, room: layerRoom(documentId, m.id), userId: m.id }));
+    return [gold, ...(project.mode === 'open' ? [] : layers)].map((o) => ({ ...o, readOnly: true }));
+  }
   if (project.mode === 'open') return [gold];
   const own: LayerOption = { key: `user:${me.id}`, name: `My layer (${me.username})`, room: layerRoom(documentId, me.id), userId: me.id };
   if (project.role === 'annotator') return [own];

@@ -25,6 +25,8 @@ export interface Layer {
   /** True once the server's state has been received on the current connection. */
   synced: Accessor<boolean>;
   peers: Accessor<Peer[]>;
+  /** The server says it cannot store edits right now (its database is away); they are kept. */
+  savingDelayed: Accessor<boolean>;
   setSelection(selection: TextSelection | null): void;
   close(): void;
 }
@@ -78,6 +80,13 @@ export function openLayer(options: OpenLayerOptions): Layer {
   });
 
   const presence = createPresence(provider.awareness, options.user);
+  // The server announces a storage outage as its own awareness state: { server: { saving } }.
+  const [savingDelayed, setSavingDelayed] = createSignal(false);
+  const readServerState = () =>
+    setSavingDelayed(
+      [...provider.awareness.getStates().values()].some((s) => (s as { server?: { saving?: string } }).server?.saving === 'delayed'),
+    );
+  provider.awareness.on('change', readServerState);
 
   return {
     doc,
@@ -85,8 +94,10 @@ export function openLayer(options: OpenLayerOptions): Layer {
     closedCode,
     synced,
     peers: presence.peers,
+    savingDelayed,
     setSelection: presence.setSelection,
     close() {
+      provider.awareness.off('change', readServerState);
       presence.destroy();
       provider.destroy();
       void local.destroy();
