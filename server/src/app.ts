@@ -21,6 +21,7 @@ import { documentsService } from './features/documents/documents.service.ts';
 import { projectsRepository } from './features/projects/projects.repository.ts';
 import { projectsRoutes } from './features/projects/projects.routes.ts';
 import { AppError, errorHandler } from './http/errors.ts';
+import { requestLog } from './http/request-log.ts';
 import { sessionMiddleware, type AppEnv } from './http/session.ts';
 import type { Logger } from './log.ts';
 
@@ -112,6 +113,7 @@ function clientApp(clientDir: string | null) {
 export function createApp(deps: AppDeps, services: Services = createServices(deps)) {
   const app = new Hono();
   app.onError(errorHandler(deps.log));
+  app.use(requestLog(deps.log));
   const metrics = deps.metrics;
   if (metrics) {
     app.get('/metrics', async (c) => c.text(await metrics.metrics(), 200, { 'content-type': metrics.contentType }));

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
+import { sql } from 'kysely';
 import { addSpan, listSpans } from '@spanwise/shared';
 import { createTestDatabase, databaseKinds, type TestDatabase } from '../../../test/harness.ts';
 import { openDatabase, type OpenDatabase } from '../../db/database.ts';
@@ -69,6 +70,42 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     const loaded = new Y.Doc();
     for (const r of await store.load('r3')) Y.applyUpdate(loaded, r.data);
     expect(listSpans(loaded)).toHaveLength(12);
+  });
+
+  it('loses nothing when compaction dies half-way (after deleting, before the snapshot lands)', async () => {
+    const store = new KyselyStore(database.db, { compactAfterRows: 1000, log: silent });
+    const doc = new Y.Doc();
+    for (let i = 0; i < 8; i++) await store.append('r5', [spanUpdate(doc, `L${i}`, i)]);
+    // The snapshot insert fails: by then the old rows have been deleted in the same transaction.
+    await sql`create or replace function fail_snapshot() returns trigger language plpgsql as $$
+      begin
+        if new.kind = 'snapshot' and new.room = 'r5' then raise exception 'crash during compaction'; end if;
+        return new;
+      end $$`.execute(database.db);
+    await sql`create trigger fail_snapshot before insert on sync_updates for each row execute function fail_snapshot()`.execute(database.db);
+    try {
+      await expect(store.compact('r5')).rejects.toThrow(/crash during compaction/);
+    } finally {
+      await sql`drop trigger fail_snapshot on sync_updates`.execute(database.db);
+    }
+    const rows = await store.load('r5');
+    expect(rows).toHaveLength(8);
+    const loaded = new Y.Doc();
+    for (const r of rows) Y.applyUpdate(loaded, r.data);
+    expect(listSpans(loaded)).toHaveLength(8);
+    // And a compaction that completes afterwards still works.
+    expect(await store.compact('r5')).toBe(8);
+  });
+
+  it('compacts a room only once when two processes try at the same time', async () => {
+    const a = new KyselyStore(database.db, { compactAfterRows: 1000, log: silent });
+    const b = new KyselyStore(database.db, { compactAfterRows: 1000, log: silent });
+    const doc = new Y.Doc();
+    for (let i = 0; i < 6; i++) await a.append('r6', [spanUpdate(doc, `L${i}`, i)]);
+    const replaced = await Promise.all([a.compact('r6'), b.compact('r6')]);
+    expect(replaced.sort()).toEqual([0, 6]);
+    const rows = await a.load('r6');
+    expect(rows).toHaveLength(1);
   });
 
   it('sets aside an update, keeping its bytes and the error', async () => {

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { createApp, createServices } from './app.ts';
+import { testConfig } from './config.ts';
+import { openDatabase } from './db/database.ts';
+import { createLogger } from './log.ts';
+
+describe('structured logs', () => {
+  it('writes one JSON line per event, at or above the level', () => {
+    const lines: string[] = [];
+    const log = createLogger('warn', (l) => lines.push(l));
+    log.info('ignored');
+    log.warn('sync_store_failed', { room: 'doc:1:gold', queued: 3 });
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'warn', event: 'sync_store_failed', room: 'doc:1:gold', queued: 3 });
+  });
+
+  it('logs each API request with its id, status and user, never its body', async () => {
+    const lines: string[] = [];
+    const log = createLogger('info', (l) => lines.push(l));
+    const database = await openDatabase({ databaseUrl: null, dataDir: 'memory://' });
+    try {
+      const deps = { config: testConfig(), db: database.db, dbKind: database.kind, log };
+      const app = createApp(deps, createServices(deps));
+      const res = await app.request('/api/auth/login', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'nobody', password: 'secret-password' }),
+      });
+      expect(res.status).toBe(401);
+      const entry = lines.map((l) => JSON.parse(l)).find((e) => e.event === 'http_request');
+      expect(entry).toMatchObject({ method: 'POST', path: '/api/auth/login', status: 401, userId: null });
+      expect(entry.requestId).toBe(res.headers.get('x-request-id'));
+      expect(lines.join('\n')).not.toContain('secret-password');
+    } finally {
+      await database.close();
+    }
+  });
+});
