@@ -10,10 +10,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
 import { WebsocketProvider } from 'y-websocket';
 import { testConfig, type Config } from '../src/config.ts';
+import { openDatabase, type OpenDatabase } from '../src/db/database.ts';
 import { startServer, type RunningServer } from '../src/server.ts';
 
 export type DbKindName = 'pglite' | 'postgres';
@@ -51,6 +53,29 @@ export async function createTestDatabase(kind: DbKindName, options: { persistent
       await c.connect();
       await c.query(`drop database if exists ${name} with (force)`);
       await c.end();
+    },
+  };
+}
+
+/**
+ * Opens a fresh, migrated database of `kind` before the suite's tests and drops it after;
+ * read `.current` inside tests.
+ */
+export function useTestDatabase(kind: DbKindName): { readonly current: OpenDatabase } {
+  let testDb: TestDatabase | undefined;
+  let database: OpenDatabase | undefined;
+  beforeAll(async () => {
+    testDb = await createTestDatabase(kind);
+    database = await openDatabase(testDb.config);
+  });
+  afterAll(async () => {
+    await database?.close();
+    await testDb?.drop();
+  });
+  return {
+    get current() {
+      if (!database) throw new Error('the test database is not open yet');
+      return database;
     },
   };
 }

@@ -1,31 +1,20 @@
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, databaseKinds, type TestDatabase } from '../../../test/harness.ts';
+import { describe, expect, it } from 'vitest';
+import { databaseKinds, useTestDatabase } from '../../../test/harness.ts';
 import { testConfig } from '../../config.ts';
-import { openDatabase, type OpenDatabase } from '../../db/database.ts';
 import { verifyPassword } from '../auth/password.ts';
 import { readSeeds, seedDemo } from './demo.seed.ts';
 
 const seedsDir = testConfig().seedsDir;
 
 describe.each(databaseKinds())('demo seed (%s)', (kind) => {
-  let testDb: TestDatabase;
-  let database: OpenDatabase;
-
-  beforeAll(async () => {
-    testDb = await createTestDatabase(kind);
-    database = await openDatabase(testDb.config);
-  });
-  afterAll(async () => {
-    await database.close();
-    await testDb.drop();
-  });
+  const db = useTestDatabase(kind);
 
   it('creates the project, the five users with their roles and the five articles', async () => {
-    expect(await seedDemo(database.db, { seedsDir, password: 'pw' })).toBe(true);
-    const members = await database.db
+    expect(await seedDemo(db.current.db, { seedsDir, password: 'pw' })).toBe(true);
+    const members = await db.current.db
       .selectFrom('project_members as m')
       .innerJoin('users as u', 'u.id', 'm.user_id')
       .select(['u.username', 'm.role', 'u.password_hash'])
@@ -33,13 +22,13 @@ describe.each(databaseKinds())('demo seed (%s)', (kind) => {
       .execute();
     expect(members.map((m) => `${m.username}:${m.role}`)).toEqual(['admin:owner', 'alice:annotator', 'bob:annotator', 'carol:annotator', 'dana:curator']);
     expect(await verifyPassword('pw', members[0]!.password_hash)).toBe(true);
-    const docs = await database.db.selectFrom('documents').selectAll().orderBy('id').execute();
+    const docs = await db.current.db.selectFrom('documents').selectAll().orderBy('id').execute();
     expect(docs).toHaveLength(5);
   });
 
   it('stores each article byte for byte with its sha256', async () => {
     const seeds = await readSeeds(seedsDir);
-    const docs = await database.db.selectFrom('documents').selectAll().orderBy('id').execute();
+    const docs = await db.current.db.selectFrom('documents').selectAll().orderBy('id').execute();
     for (const [i, seed] of seeds.entries()) {
       const bytes = await readFile(path.join(seedsDir, seed.file));
       expect(Buffer.from(docs[i]!.text, 'utf8').equals(bytes)).toBe(true);
@@ -50,9 +39,9 @@ describe.each(databaseKinds())('demo seed (%s)', (kind) => {
   });
 
   it('adds nothing the second time', async () => {
-    expect(await seedDemo(database.db, { seedsDir, password: 'pw' })).toBe(false);
-    const users = await database.db.selectFrom('users').select('id').execute();
-    const docs = await database.db.selectFrom('documents').select('id').execute();
+    expect(await seedDemo(db.current.db, { seedsDir, password: 'pw' })).toBe(false);
+    const users = await db.current.db.selectFrom('users').select('id').execute();
+    const docs = await db.current.db.selectFrom('documents').select('id').execute();
     expect([users.length, docs.length]).toEqual([5, 5]);
   });
 });

@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import { sql } from 'kysely';
 import { addSpan, listSpans } from '@spanwise/shared';
-import { createTestDatabase, databaseKinds, type TestDatabase } from '../../../test/harness.ts';
-import { openDatabase, type OpenDatabase } from '../../db/database.ts';
+import { databaseKinds, useTestDatabase } from '../../../test/harness.ts';
 import { KyselyStore } from './kysely-store.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
@@ -18,20 +17,10 @@ function spanUpdate(doc: Y.Doc, label: string, start: number): Uint8Array {
 }
 
 describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
-  let testDb: TestDatabase;
-  let database: OpenDatabase;
-
-  beforeAll(async () => {
-    testDb = await createTestDatabase(kind);
-    database = await openDatabase(testDb.config);
-  });
-  afterAll(async () => {
-    await database.close();
-    await testDb.drop();
-  });
+  const db = useTestDatabase(kind);
 
   it('loads what it stored, in order', async () => {
-    const store = new KyselyStore(database.db, { compactAfterRows: 1000, log: silent });
+    const store = new KyselyStore(db.current.db, { compactAfterRows: 1000, log: silent });
     const doc = new Y.Doc();
     await store.append('r1', [spanUpdate(doc, 'A', 0), spanUpdate(doc, 'B', 1)]);
     await store.append('r1', [spanUpdate(doc, 'C', 2)]);
@@ -44,11 +33,11 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
   });
 
   it('compacts a long log into one snapshot with the same content', async () => {
-    const store = new KyselyStore(database.db, { compactAfterRows: 1000, log: silent });
+    const store = new KyselyStore(db.current.db, { compactAfterRows: 1000, log: silent });
     const doc = new Y.Doc();
     for (let i = 0; i < 30; i++) await store.append('r2', [spanUpdate(doc, `L${i}`, i)]);
     expect(await store.compact('r2')).toBe(30);
-    const rows = await database.db.selectFrom('sync_updates').select(['kind', 'data']).where('room', '=', 'r2').execute();
+    const rows = await db.current.db.selectFrom('sync_updates').select(['kind', 'data']).where('room', '=', 'r2').execute();
     expect(rows.map((r) => r.kind)).toEqual(['snapshot']);
     const loaded = new Y.Doc();
     Y.applyUpdate(loaded, rows[0]!.data);
@@ -57,7 +46,7 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
   });
 
   it('compacts on its own once a room passes the row threshold', async () => {
-    const store = new KyselyStore(database.db, { compactAfterRows: 10, log: silent });
+    const store = new KyselyStore(db.current.db, { compactAfterRows: 10, log: silent });
     const doc = new Y.Doc();
     for (let i = 0; i < 12; i++) await store.append('r3', [spanUpdate(doc, `L${i}`, i)]);
     let rows: unknown[] = [];
@@ -73,7 +62,7 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
   });
 
   it('loses nothing when compaction dies half-way (after deleting, before the snapshot lands)', async () => {
-    const store = new KyselyStore(database.db, { compactAfterRows: 1000, log: silent });
+    const store = new KyselyStore(db.current.db, { compactAfterRows: 1000, log: silent });
     const doc = new Y.Doc();
     for (let i = 0; i < 8; i++) await store.append('r5', [spanUpdate(doc, `L${i}`, i)]);
     // The snapshot insert fails: by then the old rows have been deleted in the same transaction.
@@ -81,12 +70,12 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
       begin
         if new.kind = 'snapshot' and new.room = 'r5' then raise exception 'crash during compaction'; end if;
         return new;
-      end $$`.execute(database.db);
-    await sql`create trigger fail_snapshot before insert on sync_updates for each row execute function fail_snapshot()`.execute(database.db);
+      end $$`.execute(db.current.db);
+    await sql`create trigger fail_snapshot before insert on sync_updates for each row execute function fail_snapshot()`.execute(db.current.db);
     try {
       await expect(store.compact('r5')).rejects.toThrow(/crash during compaction/);
     } finally {
-      await sql`drop trigger fail_snapshot on sync_updates`.execute(database.db);
+      await sql`drop trigger fail_snapshot on sync_updates`.execute(db.current.db);
     }
     const rows = await store.load('r5');
     expect(rows).toHaveLength(8);
@@ -98,8 +87,8 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
   });
 
   it('compacts a room only once when two processes try at the same time', async () => {
-    const a = new KyselyStore(database.db, { compactAfterRows: 1000, log: silent });
-    const b = new KyselyStore(database.db, { compactAfterRows: 1000, log: silent });
+    const a = new KyselyStore(db.current.db, { compactAfterRows: 1000, log: silent });
+    const b = new KyselyStore(db.current.db, { compactAfterRows: 1000, log: silent });
     const doc = new Y.Doc();
     for (let i = 0; i < 6; i++) await a.append('r6', [spanUpdate(doc, `L${i}`, i)]);
     const replaced = await Promise.all([a.compact('r6'), b.compact('r6')]);
@@ -109,12 +98,12 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
   });
 
   it('sets aside an update, keeping its bytes and the error', async () => {
-    const store = new KyselyStore(database.db, { compactAfterRows: 1000, log: silent });
+    const store = new KyselyStore(db.current.db, { compactAfterRows: 1000, log: silent });
     await store.append('r4', [new Uint8Array([1, 2, 3])]);
     const [row] = await store.load('r4');
     await store.setAside('r4', row!.id, 'does not decode');
     expect(await store.load('r4')).toEqual([]);
-    const q = await database.db.selectFrom('sync_quarantine').selectAll().where('room', '=', 'r4').execute();
+    const q = await db.current.db.selectFrom('sync_quarantine').selectAll().where('room', '=', 'r4').execute();
     expect(q).toHaveLength(1);
     expect(Array.from(q[0]!.data)).toEqual([1, 2, 3]);
     expect(q[0]!.error).toBe('does not decode');
