@@ -7,17 +7,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, request, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { startTestServer } from '../../server/test/harness.ts';
+import { addSpan, layerRoom } from '@spanwise/shared';
+import { connectLayer, login, startTestServer, waitFor, type TestServer } from '../../server/test/harness.ts';
+import { hashPassword } from '../../server/src/features/auth/password.ts';
+import { usersRepository } from '../../server/src/features/auth/users.repository.ts';
 
 const WAIT = { timeout: 15_000 };
 
-let server: { url: string; close(): Promise<void> };
+let server: TestServer;
 let browser: Browser;
 
 beforeAll(async () => {
   server = await startTestServer({ demo: true });
   browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
   });
 });
@@ -243,5 +246,38 @@ describe('live annotation on one layer', () => {
     await alice.reload();
     await alice.getByRole('button', { name: 'Reopen' }).waitFor(WAIT);
     expect(await alice.locator('.status-pill').textContent()).toBe('Done');
+  });
+});
+
+describe('a viewer', () => {
+  it('sees a layer live but cannot change it', async () => {
+    const viewerId = await usersRepository(server.database.db).insert('vera', await hashPassword('demo'));
+    await server.database.db.insertInto('project_members').values({ project_id: 1, user_id: viewerId, role: 'viewer' }).execute();
+    const room = layerRoom(2, 2); // alice's layer of the second document
+    const writer = connectLayer(server.url, room, await login(server.url, 'alice'));
+    const context = await browser.newContext();
+    try {
+      await writer.synced;
+      const page = await context.newPage();
+      await page.goto(`${server.url}/projects/1/documents/2?layer=user:2`);
+      await signIn(page, 'vera');
+      await page.getByRole('status', { name: 'Connection' }).filter({ hasText: 'read-only' }).waitFor(WAIT);
+
+      const text = (await page.locator('[data-article]').textContent()) ?? '';
+      const at = text.indexOf('White House');
+      addSpan(writer.doc, { label: 'ORG', start: at, end: at + 'White House'.length, quote: 'White House', author: 2 });
+      await page.locator('[data-label="ORG"]').waitFor(WAIT);
+
+      const word = await findWord(page, 3);
+      await selectText(page, word.start, word.end);
+      await page.keyboard.press('3');
+      await page.getByText('This layer is read-only for you.').waitFor(WAIT);
+      expect(await page.locator('[data-annotation-id]').count()).toBe(1);
+      await new Promise((r) => setTimeout(r, 300));
+      await waitFor(() => writer.doc.getMap('annotations').size === 1, 'alice still at one span');
+    } finally {
+      writer.destroy();
+      await context.close();
+    }
   });
 });
