@@ -3,12 +3,14 @@
  * the y-websocket 1.5.4 reference (`reference-server.ts`). Both listen on 127.0.0.1 only.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+/** How our server is named in the results. */
+export const OUR_SERVER_NAME = 'spanwise';
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
 const HOST = '127.0.0.1';
 /** Linux's USER_HZ; /proc/<pid>/stat counts CPU time in these ticks. */
@@ -31,9 +33,11 @@ export interface ServerChild {
 }
 
 const live = new Set<ChildProcess>();
-/** Last resort: never leave a server behind, whatever way the bench ends. */
+const tempDirs = new Set<string>();
+/** Last resort: never leave a server or its data behind, whatever way the bench ends. */
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 export function freePort(): Promise<number> {
@@ -54,6 +58,21 @@ function readCpuSeconds(pid: number | undefined): number {
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
     return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * CPU seconds every process on the machine used so far (all cores, from /proc/stat): with our
+ * two children's own figures this tells how much other work competed for the cores.
+ */
+export function machineBusySeconds(): number {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal ...: everything but idle and iowait is busy.
+    const busy = cpu.reduce((sum, v, i) => (i === 3 || i === 4 || i > 7 ? sum : sum + v), 0);
+    return busy / CLOCK_TICKS_PER_SECOND;
   } catch {
     return Number.NaN;
   }
@@ -149,14 +168,19 @@ async function spawnServer(o: SpawnOptions): Promise<ServerChild> {
     },
     async cpuProfilePath() {
       if (!o.profileDir) return null;
+      // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main thread (tsx's
+      // loader hooks run on a thread of their own).
       const files = (await readdir(o.profileDir).catch(() => [] as string[])).filter((f) => f.endsWith('.cpuprofile'));
-      return files.length ? path.join(o.profileDir, files[0]!) : null;
+      const main = files.find((f) => f.split('.')[4] === '0') ?? files[0];
+      return main ? path.join(o.profileDir, main) : null;
     },
   };
 }
 
 export interface OurServerOptions {
   maxMessagesPerSecond: number;
+  /** All bench sockets sign in as one user; the default cap (64) would refuse most of them. */
+  maxSocketsPerUser: number;
   /** Write a V8 CPU profile of the server into this directory (kept after the run). */
   cpuProfileDir?: string | null;
 }
@@ -168,6 +192,7 @@ export interface OurServerOptions {
 export async function startOurServer(options: OurServerOptions): Promise<ServerChild> {
   const port = await freePort();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'spanwise-bench-'));
+  tempDirs.add(dataDir);
   const databaseUrl = process.env.BENCH_DATABASE_URL || null;
   const env: NodeJS.ProcessEnv = {
     ...cleanEnv(),
@@ -177,11 +202,12 @@ export async function startOurServer(options: OurServerOptions): Promise<ServerC
     DEMO: '1',
     LOG_LEVEL: 'warn',
     MAX_MESSAGES_PER_SECOND: String(options.maxMessagesPerSecond),
+    MAX_SOCKETS_PER_USER: String(options.maxSocketsPerUser),
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
   };
   const nodeArgs = options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
   return spawnServer({
-    name: 'spanwise',
+    name: OUR_SERVER_NAME,
     script: 'server/src/main.ts',
     env,
     port,
@@ -190,7 +216,10 @@ export async function startOurServer(options: OurServerOptions): Promise<ServerC
     database: databaseUrl ? 'postgres (BENCH_DATABASE_URL)' : `pglite (fresh temp dir ${dataDir})`,
     profileDir: options.cpuProfileDir ?? null,
     isProblem: (line) => /"level":"(warn|error)"/.test(line) || !line.startsWith('{'),
-    cleanup: () => rm(dataDir, { recursive: true, force: true }),
+    cleanup: async () => {
+      await rm(dataDir, { recursive: true, force: true });
+      tempDirs.delete(dataDir);
+    },
   });
 }
 

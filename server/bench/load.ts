@@ -206,10 +206,10 @@ export class BenchClient {
   }
 }
 
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string | (() => string)): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${typeof what === 'string' ? what : what()}`)), ms);
   });
   try {
     return await Promise.race([promise, timeout]);
@@ -225,7 +225,10 @@ export async function connectFleet(target: Target, specs: ClientSpec[], rec: Rec
     for (let i = 0; i < specs.length; i += batch) {
       const group = specs.slice(i, i + batch).map((spec, j) => new BenchClient(i + j, spec, target, rec));
       clients.push(...group);
-      await withTimeout(Promise.all(group.map((c) => c.synced)), 30_000, `clients ${i}..${i + group.length - 1} to sync`);
+      const what = () =>
+        `clients ${i}..${i + group.length - 1} to sync (${group.filter((c) => !c.provider.synced).length} not synced; ` +
+        `so far ${rec.socketErrors} socket errors, ${rec.unexpectedCloses} closes, codes ${JSON.stringify(Object.fromEntries(rec.closeCodes))})`;
+      await withTimeout(Promise.all(group.map((c) => c.synced)), 30_000, what);
       await sleep(20);
     }
   } catch (err) {

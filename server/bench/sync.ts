@@ -11,21 +11,29 @@
  * `--capacity`: 1,000 sockets over 200 rooms (5 per room, admin's layers of 200 documents it
  * creates), one edit per socket per second, against our server only.
  *
- *   npm run bench:sync -- [--clients N] [--rate EDITS_PER_S] [--seconds S] [--warmup S] [--cpu-prof]
+ *   npm run bench:sync -- [--clients 50] [--rate 2] [--seconds 20] [--warmup 2] [--cpu-prof] [--timeline]
  *   npm run bench:sync -- --capacity [--clients 1000] [--rooms 200] [--rate 1] [--seconds 30]
+ *
+ * `--rate` is edits per second per client. The fan-out default is 2: at 3, the 50 clients'
+ * 7,350 deliveries/s keep this one-thread client process ~85% busy, and its own queueing then
+ * dominates the tail for either server. `--cpu-prof` profiles our server and prints where its
+ * time went in the timed window; `--timeline` prints latency per second of sending.
+ * BENCH_DATABASE_URL runs our server on that PostgreSQL database instead of a fresh PGlite.
+ * Other server settings in the environment (COMPACT_AFTER_ROWS, ACCESS_RECHECK_MS, ...) reach
+ * our server child as they are, which is how to test a hypothesis without editing code.
  *
  * The last line printed is a one-line JSON summary.
  */
 import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { layerRoom } from '@spanwise/shared';
 import { Api } from './api.ts';
-import { killAllChildren, startOurServer, startReferenceServer, type ServerChild } from './children.ts';
+import { OUR_SERVER_NAME, killAllChildren, machineBusySeconds, startOurServer, startReferenceServer, type ServerChild } from './children.ts';
 import { connectFleet, Recorder, sleep, verifyStored, type ClientSpec, type EditSource, type StoredCheck, type Target } from './load.ts';
-import { summarizeProfile } from './profile.ts';
+import { monotonicMicros, summarizeProfile } from './profile.ts';
 import { fmt, round, summarize, table, type LatencySummary } from './stats.ts';
 
 const DEMO_PASSWORD = 'demo';
@@ -80,7 +88,7 @@ function parseOptions(): Options {
     capacity,
     clients,
     rooms,
-    rate: num('rate', values.rate, capacity ? 1 : 3, 0.01),
+    rate: num('rate', values.rate, capacity ? 1 : 2, 0.01),
     seconds: num('seconds', values.seconds, capacity ? 30 : 20, 1),
     warmup: num('warmup', values.warmup, 2, 0),
     cpuProfile: values['cpu-prof'],
@@ -107,7 +115,13 @@ interface RunResult {
   clientCpuPct: number;
   /** This process's event-loop delay p99: how late the clients themselves could react. */
   clientLoopDelayP99Ms: number;
+  /** Every other process on the machine over the timed window, in % of one core (2 cores = 200%). */
+  otherCpuPct: number;
+  /** Garbage-collection pauses of this process in the timed window: count ≥ 10 ms and longest. */
+  clientGc: { over10ms: number; maxMs: number };
   connectSeconds: number;
+  /** The timed window on the monotonic clock, to cut the server's CPU profile to it. */
+  window: { fromUs: number; toUs: number };
   /** Latency of the edits sent in each timed second. */
   timeline: Array<{ second: number } & LatencySummary>;
   stored: StoredCheck;
@@ -116,6 +130,69 @@ interface RunResult {
 const errorsOf = (r: RunResult) => r.socketErrors + r.unexpectedCloses + r.missing + r.serverProblems.count;
 
 const say = (line: string) => console.log(line);
+
+interface WindowFigures {
+  seconds: number;
+  serverCpuPct: number;
+  clientCpuPct: number;
+  otherCpuPct: number;
+  clientLoopDelayP99Ms: number;
+  clientGc: { over10ms: number; maxMs: number };
+  window: { fromUs: number; toUs: number };
+}
+
+/**
+ * Starts watching a timed window: CPU of the server child, of this process (the clients) and
+ * of everything else on the machine; this process's event-loop delay and GC pauses.
+ */
+function watchWindow(serverChild: ServerChild): { stop(): WindowFigures } {
+  const serverCpu0 = serverChild.cpuSeconds();
+  const clientCpu0 = process.cpuUsage();
+  const machine0 = machineBusySeconds();
+  const wall0 = performance.now();
+  const fromUs = monotonicMicros();
+  const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  loop.enable();
+  const clientGc = { over10ms: 0, maxMs: 0 };
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if (e.duration >= 10) clientGc.over10ms++;
+      clientGc.maxMs = Math.max(clientGc.maxMs, e.duration);
+    }
+  });
+  gc.observe({ entryTypes: ['gc'] });
+  return {
+    stop() {
+      loop.disable();
+      gc.disconnect();
+      const seconds = (performance.now() - wall0) / 1000;
+      const server = (serverChild.cpuSeconds() - serverCpu0) / seconds;
+      const clientUs = process.cpuUsage(clientCpu0);
+      const client = (clientUs.user + clientUs.system) / 1e6 / seconds;
+      const machine = (machineBusySeconds() - machine0) / seconds;
+      return {
+        seconds,
+        serverCpuPct: server * 100,
+        clientCpuPct: client * 100,
+        otherCpuPct: Math.max(0, machine - server - client) * 100,
+        // The histogram holds whole timer intervals; what exceeds the interval is the delay.
+        clientLoopDelayP99Ms: Math.max(0, loop.percentile(99) / 1e6 - LOOP_RESOLUTION_MS),
+        clientGc,
+        window: { fromUs, toUs: monotonicMicros() },
+      };
+    },
+  };
+}
+
+/** Latency of the edits sent in each second of the timed window. */
+function timelineOf(rec: Recorder): RunResult['timeline'] {
+  const bySecond: number[][] = [];
+  rec.sentAts.forEach((sentAt, i) => {
+    const second = Math.floor((sentAt - rec.measureFrom) / 1000);
+    (bySecond[second] ??= []).push(rec.latencies[i]!);
+  });
+  return [...bySecond.entries()].map(([second, values]) => ({ second, ...summarize(values ?? []) }));
+}
 
 /** Connects the clients, edits for warm-up + `seconds`, drains, then checks what was stored. */
 async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[], src: EditSource, o: Options): Promise<RunResult> {
@@ -126,52 +203,17 @@ async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[],
   say(`  ${clients.length} clients connected and synced in ${fmt(connectSeconds)} s; settling 1 s`);
   try {
     await sleep(1_000);
-    const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
     rec.measureFrom = performance.now() + o.warmup * 1000;
     for (const c of clients) c.startSending(1000 / o.rate, src);
     say(`  editing: ${o.rate}/s per client, ${o.warmup} s warm-up (not timed) + ${o.seconds} s timed`);
     await sleep(o.warmup * 1000);
-    const serverCpu0 = server.cpuSeconds();
-    const clientCpu0 = process.cpuUsage();
-    const wall0 = performance.now();
-    loop.enable();
+    const watch = watchWindow(server);
     await sleep(o.seconds * 1000);
     for (const c of clients) c.stopSending();
-    loop.disable();
-    const wall = (performance.now() - wall0) / 1000;
-    const serverCpu = (server.cpuSeconds() - serverCpu0) / wall;
-    const clientCpuUs = process.cpuUsage(clientCpu0);
-    const clientCpu = (clientCpuUs.user + clientCpuUs.system) / 1e6 / wall;
-
+    const { seconds, ...figures } = watch.stop();
     await rec.drain();
     await sleep(500); // quiet
-    const latency = summarize(rec.latencies);
-    const bySecond: number[][] = [];
-    rec.sentAts.forEach((sentAt, i) => {
-      const second = Math.floor((sentAt - rec.measureFrom) / 1000);
-      (bySecond[second] ??= []).push(rec.latencies[i]!);
-    });
-    const timeline = [...bySecond.entries()].map(([second, values]) => ({ second, ...summarize(values ?? []) }));
-    const result: Omit<RunResult, 'stored'> = {
-      server: server.name,
-      latency,
-      editsPerSecond: rec.sentMeasured / wall,
-      deliveriesPerSecond: rec.deliveries / wall,
-      editsMeasured: rec.sentMeasured,
-      deliveries: rec.deliveries,
-      expectedDeliveries: rec.expectedDeliveries,
-      missing: rec.missingDeliveries,
-      socketErrors: rec.socketErrors,
-      unexpectedCloses: rec.unexpectedCloses,
-      closeCodes: Object.fromEntries([...rec.closeCodes].map(([code, n]) => [String(code), n])),
-      serverProblems: server.problems,
-      serverCpuPct: serverCpu * 100,
-      clientCpuPct: clientCpu * 100,
-      // The histogram holds whole timer intervals; what exceeds the interval is the delay.
-      clientLoopDelayP99Ms: Math.max(0, loop.percentile(99) / 1e6 - LOOP_RESOLUTION_MS),
-      connectSeconds,
-      timeline,
-    };
+
     // Every bench socket goes; our server then unloads the room(s) once their writes are
     // stored, so the fresh client below gets the state back from the database.
     for (const c of clients) c.destroy();
@@ -179,7 +221,24 @@ async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[],
     await sleep(1_000);
     say('  checking what was stored with one fresh client per room');
     const stored = await verifyStored(target, rec, CONNECT_BATCH);
-    return { ...result, serverProblems: { ...server.problems }, stored };
+    return {
+      server: server.name,
+      latency: summarize(rec.latencies),
+      editsPerSecond: rec.sentMeasured / seconds,
+      deliveriesPerSecond: rec.deliveries / seconds,
+      editsMeasured: rec.sentMeasured,
+      deliveries: rec.deliveries,
+      expectedDeliveries: rec.expectedDeliveries,
+      missing: rec.missingDeliveries,
+      socketErrors: rec.socketErrors,
+      unexpectedCloses: rec.unexpectedCloses,
+      closeCodes: Object.fromEntries([...rec.closeCodes].map(([code, n]) => [String(code), n])),
+      serverProblems: { ...server.problems },
+      ...figures,
+      connectSeconds,
+      timeline: timelineOf(rec),
+      stored,
+    };
   } finally {
     for (const c of clients) c.destroy();
   }
@@ -217,7 +276,11 @@ function details(r: RunResult): string[] {
     `    errors: ${r.socketErrors} socket errors, ${r.unexpectedCloses} unexpected closes` +
       (Object.keys(r.closeCodes).length ? ` (codes ${JSON.stringify(r.closeCodes)})` : '') +
       `, ${r.missing} missing deliveries, ${r.serverProblems.count} server warn/error lines`,
-    `    client side (this process, all clients): ${fmt(r.clientCpuPct, 0)}% CPU, event-loop delay p99 ${fmt(r.clientLoopDelayP99Ms, 1)} ms`,
+    `    client side (this process, all clients): ${fmt(r.clientCpuPct, 0)}% CPU, event-loop delay p99 ${fmt(r.clientLoopDelayP99Ms, 1)} ms, ` +
+      `GC pauses ≥ 10 ms: ${r.clientGc.over10ms} (longest ${fmt(r.clientGc.maxMs, 0)} ms)`,
+    `    other processes on this machine meanwhile${r.server === OUR_SERVER_NAME && process.env.BENCH_DATABASE_URL ? ' (PostgreSQL included)' : ''}: ` +
+      `${fmt(r.otherCpuPct, 0)}% CPU (of ${availableParallelism() * 100}%)` +
+      (r.otherCpuPct > 20 ? ' — figures are disturbed by competing load' : ''),
   ];
   for (const line of r.serverProblems.first) lines.push(`    server: ${line}`);
   return lines;
@@ -245,25 +308,43 @@ function jsonResult(r: RunResult) {
     serverLogProblems: r.serverProblems.count,
     serverCpuPct: round(r.serverCpuPct, 0),
     clientCpuPct: round(r.clientCpuPct, 0),
+    otherCpuPct: round(r.otherCpuPct, 0),
+    clientGcMaxMs: round(r.clientGc.maxMs, 0),
     stored: storedText(r.stored),
     storedEdits: `${r.stored.edits.stored}/${r.stored.edits.total}`,
     storedOk: r.stored.ok,
   };
 }
 
-async function printProfile(server: ServerChild): Promise<void> {
+async function printProfile(server: ServerChild, result: RunResult): Promise<void> {
   const file = await server.cpuProfilePath();
   if (!file) {
     say('  (no CPU profile was written)');
     return;
   }
-  const p = await summarizeProfile(file);
-  const busy = p.totalMs - p.idleMs;
-  say(`\nCPU profile of our server: ${file}`);
-  say(`  ${fmt(p.totalMs / 1000, 1)} s sampled, ${fmt(busy / 1000, 1)} s busy. Self time by area:`);
-  for (const a of p.areas) say(`    ${fmt((a.ms / busy) * 100, 1).padStart(5)}%  ${fmt(a.ms, 0).padStart(7)} ms  ${a.name}`);
-  say('  Busiest functions (self time):');
-  for (const f of p.functions) say(`    ${fmt((f.ms / busy) * 100, 1).padStart(5)}%  ${f.name}`);
+  const p = await summarizeProfile(file, result.window);
+  const pct = (ms: number) => `${fmt((ms / p.busyMs) * 100, 1).padStart(5)}%`;
+  say(`\nCPU profile of our server over the timed window: ${file}`);
+  say(`  ${fmt(p.windowMs / 1000, 1)} s sampled, ${fmt(p.busyMs / 1000, 2)} s busy (${fmt((p.busyMs / p.windowMs) * 100, 0)}%). Self time by area:`);
+  for (const a of p.areas) say(`    ${pct(a.ms)}  ${fmt(a.ms, 0).padStart(6)} ms  ${a.name}`);
+  say('  Busiest functions, self time:');
+  for (const f of p.selfTop) say(`    ${pct(f.ms)}  ${f.name}`);
+  say('  Busiest functions, inclusive (our code and packages):');
+  for (const f of p.inclusiveTop) say(`    ${pct(f.ms)}  ${f.name}`);
+  say('  Longest stretches without an idle sample (the event loop answered no socket meanwhile):');
+  for (const st of p.stalls) {
+    say(`    ${fmt(st.ms, 0)} ms at +${fmt(st.atMs / 1000, 1)} s: ${st.top.map((f) => `${f.name} ${fmt(f.ms, 0)} ms`).join('; ')}`);
+  }
+}
+
+/** Our server's limits for the bench: every socket is one user's, so the per-user cap goes up. */
+function limits(o: Options) {
+  return { maxMessagesPerSecond: MAX_MESSAGES_PER_SECOND, maxSocketsPerUser: Math.max(64, o.clients + o.rooms + 50) };
+}
+
+function limitsText(o: Options): string {
+  const l = limits(o);
+  return `MAX_MESSAGES_PER_SECOND=${l.maxMessagesPerSecond} MAX_SOCKETS_PER_USER=${l.maxSocketsPerUser}`;
 }
 
 async function profileDir(o: Options): Promise<string | null> {
@@ -280,12 +361,12 @@ async function fanout(o: Options): Promise<void> {
   let database = '';
 
   say('\n[1/2] our server (child process)');
-  const ours = await startOurServer({ maxMessagesPerSecond: MAX_MESSAGES_PER_SECOND, cpuProfileDir: await profileDir(o) });
+  const ours = await startOurServer({ ...limits(o), cpuProfileDir: await profileDir(o) });
   try {
     const api = new Api(ours.url);
     const health = await api.health();
     database = `${health.db} — ${ours.database}`;
-    say(`  database: ${database}; MAX_MESSAGES_PER_SECOND=${MAX_MESSAGES_PER_SECOND}`);
+    say(`  database: ${database}; ${limitsText(o)}`);
     await api.login('alice', DEMO_PASSWORD);
     const me = await api.me();
     const project = (await api.projects())[0];
@@ -302,7 +383,7 @@ async function fanout(o: Options): Promise<void> {
   } finally {
     await ours.stop();
   }
-  if (o.cpuProfile) await printProfile(ours);
+  if (o.cpuProfile) await printProfile(ours, results[0]!);
 
   say('\n[2/2] reference: y-websocket 1.5.4 setupWSConnection, in memory (child process)');
   const reference = await startReferenceServer();
@@ -344,14 +425,14 @@ async function capacity(o: Options): Promise<void> {
     `Spanwise sync bench — capacity: ${o.clients} sockets over ${o.rooms} rooms, ${o.rate} edit/s per socket, ` +
       `${o.seconds} s timed (+${o.warmup} s warm-up), our server only`,
   );
-  const server = await startOurServer({ maxMessagesPerSecond: MAX_MESSAGES_PER_SECOND, cpuProfileDir: await profileDir(o) });
+  const server = await startOurServer({ ...limits(o), cpuProfileDir: await profileDir(o) });
   let result: RunResult;
   let database = '';
   try {
     const api = new Api(server.url);
     const health = await api.health();
     database = `${health.db} — ${server.database}`;
-    say(`  database: ${database}; MAX_MESSAGES_PER_SECOND=${MAX_MESSAGES_PER_SECOND}`);
+    say(`  database: ${database}; ${limitsText(o)}`);
     await api.login('admin', DEMO_PASSWORD);
     const me = await api.me();
     const project = (await api.projects()).find((p) => p.role === 'owner');
@@ -378,7 +459,7 @@ async function capacity(o: Options): Promise<void> {
   } finally {
     await server.stop();
   }
-  if (o.cpuProfile) await printProfile(server);
+  if (o.cpuProfile) await printProfile(server, result);
 
   const errors = errorsOf(result);
   const pass = result.latency.p99 < 50 && errors === 0;
@@ -404,7 +485,13 @@ async function capacity(o: Options): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const o = parseOptions();
+  let o: Options;
+  try {
+    o = parseOptions();
+  } catch (err) {
+    console.error(`bench:sync: ${err instanceof Error ? err.message : String(err)} (see --help)`);
+    return 2;
+  }
   // One `exit` listener per provider (y-websocket) is expected here, not a leak.
   process.setMaxListeners(0);
   const runs = o.capacity ? 1 : 2;
