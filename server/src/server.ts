@@ -73,7 +73,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const ws = attachSync(
     server,
     sync,
-    { userForToken: services.auth.userForToken, roomAccess: services.access.roomAccess, onChange: services.access.onChange },
+    {
+      userForToken: services.auth.userForToken,
+      usersForTokens: services.auth.usersForTokens,
+      roomAccess: services.access.roomAccess,
+      roomAccessMany: services.access.roomAccessMany,
+      onChange: services.access.onChange,
+    },
     log,
     {
       sessionCookie: SESSION_COOKIE,

@@ -5,7 +5,7 @@
  * open every layer and the gold layer; in open mode every member edits the gold layer; every
  * member opens the project's entity catalogue. Viewers open everything read-only.
  */
-import { parseRoom, type Role } from '@spanwise/shared';
+import { parseRoom, type Role, type Room } from '@spanwise/shared';
 import { forbidden, notFound } from '../../http/errors.ts';
 import type { DocumentsRepository } from '../documents/documents.repository.ts';
 import type { ProjectsRepository } from '../projects/projects.repository.ts';
@@ -16,8 +16,59 @@ export type RoomAccess =
 
 const canCurate = (role: Role) => role === 'owner' || role === 'curator';
 
+/** What deciding room access needs to know, fetched in bulk beforehand. */
+export interface AccessFacts {
+  projectOfDocument: ReadonlyMap<number, number>;
+  modes: ReadonlyMap<number, 'blind' | 'open'>;
+  role(projectId: number, userId: number): Role | undefined;
+}
+
+/** The rules, with no I/O: may `userId` open `room`, and may they write there? */
+export function decideRoomAccess(room: Room | null, userId: number, facts: AccessFacts): RoomAccess {
+  if (!room) return { ok: false, reason: 'unknown' };
+  if (room.kind === 'entities') {
+    if (!facts.modes.has(room.projectId)) return { ok: false, reason: 'unknown' };
+    const role = facts.role(room.projectId, userId);
+    return role ? { ok: true, readOnly: role === 'viewer', projectId: room.projectId } : { ok: false, reason: 'forbidden' };
+  }
+  const projectId = facts.projectOfDocument.get(room.documentId);
+  if (projectId === undefined) return { ok: false, reason: 'unknown' };
+  const role = facts.role(projectId, userId);
+  if (!role) return { ok: false, reason: 'forbidden' };
+  // A layer only exists for a member of the document's project.
+  const layerExists = room.kind !== 'layer' || facts.role(projectId, room.userId) !== undefined;
+  if (role === 'viewer') return layerExists ? { ok: true, readOnly: true, projectId } : { ok: false, reason: 'unknown' };
+  if (room.kind === 'gold') {
+    return facts.modes.get(projectId) === 'open' || canCurate(role) ? { ok: true, readOnly: false, projectId } : { ok: false, reason: 'forbidden' };
+  }
+  if (room.userId === userId) return { ok: true, readOnly: false, projectId };
+  if (!canCurate(role)) return { ok: false, reason: 'forbidden' };
+  return layerExists ? { ok: true, readOnly: false, projectId } : { ok: false, reason: 'unknown' };
+}
+
 export function accessService(projects: ProjectsRepository, documents: DocumentsRepository) {
   const listeners = new Set<(userId: number) => void>();
+  /**
+   * Many rooms' access at once, in three queries whatever their number: what the periodic
+   * re-check of every open socket uses.
+   */
+  async function roomAccessMany(requests: ReadonlyArray<{ userId: number; room: string }>): Promise<RoomAccess[]> {
+    const parsed = requests.map((r) => ({ userId: r.userId, room: parseRoom(r.room) }));
+    const documentIds = new Set<number>();
+    for (const { room } of parsed) if (room && room.kind !== 'entities') documentIds.add(room.documentId);
+    const projectOfDocument = await documents.projectsOf([...documentIds]);
+    const projectIds = new Set(projectOfDocument.values());
+    const userIds = new Set<number>();
+    for (const { userId, room } of parsed) {
+      userIds.add(userId);
+      if (room?.kind === 'entities') projectIds.add(room.projectId);
+      if (room?.kind === 'layer') userIds.add(room.userId);
+    }
+    const [modes, roles] = await Promise.all([projects.modes([...projectIds]), projects.roles([...projectIds], [...userIds])]);
+    const facts: AccessFacts = { projectOfDocument, modes, role: (p, u) => roles.get(`${p}:${u}`) };
+    return parsed.map(({ userId, room }) => decideRoomAccess(room, userId, facts));
+  }
+
   return {
     /** Calls `listener` with a user's id whenever their memberships change on this instance. */
     onChange(listener: (userId: number) => void): () => void {
@@ -46,34 +97,12 @@ export function accessService(projects: ProjectsRepository, documents: Documents
       return { projectId: doc.project_id, role };
     },
 
+    /** One room's access for one user. */
     async roomAccess(userId: number, name: string): Promise<RoomAccess> {
-      const room = parseRoom(name);
-      if (!room) return { ok: false, reason: 'unknown' };
-      if (room.kind === 'entities') {
-        if (!(await projects.find(room.projectId))) return { ok: false, reason: 'unknown' };
-        const role = await projects.role(room.projectId, userId);
-        return role ? { ok: true, readOnly: role === 'viewer', projectId: room.projectId } : { ok: false, reason: 'forbidden' };
-      }
-      const doc = await documents.projectOf(room.documentId);
-      if (!doc) return { ok: false, reason: 'unknown' };
-      const projectId = doc.project_id;
-      const [role, project] = await Promise.all([projects.role(projectId, userId), projects.find(projectId)]);
-      if (!role || !project) return { ok: false, reason: 'forbidden' };
-      if (role === 'viewer') {
-        if (room.kind === 'layer' && !(await projects.role(projectId, room.userId))) return { ok: false, reason: 'unknown' };
-        return { ok: true, readOnly: true, projectId };
-      }
-      if (room.kind === 'gold') {
-        return project.mode === 'open' || canCurate(role)
-          ? { ok: true, readOnly: false, projectId }
-          : { ok: false, reason: 'forbidden' };
-      }
-      if (room.userId === userId) return { ok: true, readOnly: false, projectId };
-      if (!canCurate(role)) return { ok: false, reason: 'forbidden' };
-      // A layer only exists for a member of the document's project.
-      if (!(await projects.role(projectId, room.userId))) return { ok: false, reason: 'unknown' };
-      return { ok: true, readOnly: false, projectId };
+      return (await roomAccessMany([{ userId, room: name }]))[0]!;
     },
+
+    roomAccessMany,
   };
 }
 export type AccessService = ReturnType<typeof accessService>;

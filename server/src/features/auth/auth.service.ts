@@ -30,6 +30,12 @@ export function authService(db: Kysely<Database>, options: { sessionTtlHours: nu
     async logout(token: string): Promise<void> {
       await sessions.delete(tokenId(token));
     },
+    /** The users of many session tokens in one query; unknown or expired tokens are absent. */
+    async usersForTokens(tokens: string[]): Promise<Map<string, Me>> {
+      const byId = new Map(tokens.filter((t) => t.length <= 200).map((t) => [tokenId(t), t]));
+      const users = await sessions.findUsers([...byId.keys()], new Date());
+      return new Map([...users].map(([id, user]) => [byId.get(id)!, user]));
+    },
     /** The user a session token belongs to, or null when it is unknown or expired. */
     async userForToken(token: string | undefined): Promise<Me | null> {
       if (!token || token.length > 200) return null;

@@ -40,6 +40,18 @@ export function sessionsRepository(db: Kysely<Database>) {
         .where('sessions.expires_at', '>', now)
         .executeTakeFirst();
     },
+    /** The users of many sessions at once, keyed by session id. */
+    async findUsers(ids: string[], now: Date): Promise<Map<string, { id: number; username: string }>> {
+      if (ids.length === 0) return new Map();
+      const rows = await db
+        .selectFrom('sessions')
+        .innerJoin('users', 'users.id', 'sessions.user_id')
+        .select(['sessions.id as sessionId', 'users.id', 'users.username'])
+        .where('sessions.id', 'in', ids)
+        .where('sessions.expires_at', '>', now)
+        .execute();
+      return new Map(rows.map((r) => [r.sessionId, { id: r.id, username: r.username }]));
+    },
     async delete(id: string) {
       await db.deleteFrom('sessions').where('id', '=', id).execute();
     },

@@ -28,6 +28,12 @@ export function documentsRepository(db: Kysely<Database>) {
     find(id: number) {
       return db.selectFrom('documents').selectAll().where('id', '=', id).executeTakeFirst();
     },
+    /** The project of each existing document, by document id. */
+    async projectsOf(ids: number[]): Promise<Map<number, number>> {
+      if (ids.length === 0) return new Map();
+      const rows = await db.selectFrom('documents').select(['id', 'project_id']).where('id', 'in', ids).execute();
+      return new Map(rows.map((r) => [r.id, r.project_id]));
+    },
     projectOf(id: number) {
       return db.selectFrom('documents').select('project_id').where('id', '=', id).executeTakeFirst();
     },

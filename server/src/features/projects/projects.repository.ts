@@ -25,6 +25,23 @@ export function projectsRepository(db: Kysely<Database>) {
         .executeTakeFirst();
       return row?.role;
     },
+    /** Each existing project's mode, by id. */
+    async modes(ids: number[]): Promise<Map<number, 'blind' | 'open'>> {
+      if (ids.length === 0) return new Map();
+      const rows = await db.selectFrom('projects').select(['id', 'mode']).where('id', 'in', ids).execute();
+      return new Map(rows.map((r) => [r.id, r.mode]));
+    },
+    /** Roles of these users in these projects, keyed `${projectId}:${userId}`. */
+    async roles(projectIds: number[], userIds: number[]): Promise<Map<string, Role>> {
+      if (projectIds.length === 0 || userIds.length === 0) return new Map();
+      const rows = await db
+        .selectFrom('project_members')
+        .select(['project_id', 'user_id', 'role'])
+        .where('project_id', 'in', projectIds)
+        .where('user_id', 'in', userIds)
+        .execute();
+      return new Map(rows.map((r) => [`${r.project_id}:${r.user_id}`, r.role]));
+    },
     members(projectId: number) {
       return db
         .selectFrom('project_members as m')

@@ -45,20 +45,59 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(Y.encodeStateVector(loaded)).toEqual(Y.encodeStateVector(doc));
   });
 
-  it('compacts on its own once a room passes the row threshold', async () => {
-    const store = new KyselyStore(db.current.db, { compactAfterRows: 10, log: silent });
+  const rowsOf = async (room: string) =>
+    (await db.current.db.selectFrom('sync_updates').select('id').where('room', '=', room).execute()).length;
+  const until = async (check: () => Promise<boolean>) => {
+    for (let i = 0; i < 100 && !(await check()); i++) await new Promise((r) => setTimeout(r, 20));
+  };
+
+  it('compacts a room on load and on unload once past the threshold, and while open only far past it', async () => {
+    const store = new KyselyStore(db.current.db, { compactAfterRows: 10, openRoomFactor: 3, log: silent });
     const doc = new Y.Doc();
     for (let i = 0; i < 12; i++) await store.append('r3', [spanUpdate(doc, `L${i}`, i)]);
-    let rows: unknown[] = [];
-    for (let i = 0; i < 100; i++) {
-      rows = await store.load('r3');
-      if (rows.length < 10) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(rows.length).toBeLessThan(10);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await rowsOf('r3')).toBe(12); // open, not yet 3 × 10 rows
+    store.release('r3');
+    await until(async () => (await rowsOf('r3')) === 1);
+    expect(await rowsOf('r3')).toBe(1);
+
+    for (let i = 12; i < 24; i++) await store.append('r3', [spanUpdate(doc, `L${i}`, i)]);
+    await store.load('r3'); // 13 rows: past the threshold, compacted after loading
+    await until(async () => (await rowsOf('r3')) === 1);
+    for (let i = 24; i < 53; i++) await store.append('r3', [spanUpdate(doc, `L${i}`, i)]); // 1 + 29 rows: 3 × 10
+    await until(async () => (await rowsOf('r3')) === 1);
+    expect(await rowsOf('r3')).toBe(1);
     const loaded = new Y.Doc();
     for (const r of await store.load('r3')) Y.applyUpdate(loaded, r.data);
-    expect(listSpans(loaded)).toHaveLength(12);
+    expect(listSpans(loaded)).toHaveLength(53);
+  });
+
+  it('writes many rooms’ appends of one tick together, each room getting its own rows', async () => {
+    const store = new KyselyStore(db.current.db, { compactAfterRows: 1000, log: silent });
+    const docs = Array.from({ length: 40 }, () => new Y.Doc());
+    await Promise.all(docs.map((d, i) => store.append(`many-${i}`, [spanUpdate(d, 'A', 0), spanUpdate(d, 'B', 1)])));
+    for (let i = 0; i < docs.length; i++) {
+      const loaded = new Y.Doc();
+      for (const r of await store.load(`many-${i}`)) Y.applyUpdate(loaded, r.data);
+      expect(listSpans(loaded).map((s) => s.label)).toEqual(['A', 'B']);
+    }
+  });
+
+  it('fails every append of a batch that could not be written', async () => {
+    const store = new KyselyStore(db.current.db, { compactAfterRows: 1000, log: silent });
+    await sql`create or replace function fail_room() returns trigger language plpgsql as $$
+      begin
+        if new.room = 'doomed' then raise exception 'disk full'; end if;
+        return new;
+      end $$`.execute(db.current.db);
+    await sql`create trigger fail_room before insert on sync_updates for each row execute function fail_room()`.execute(db.current.db);
+    try {
+      const results = await Promise.allSettled([store.append('doomed', [new Uint8Array([0, 0])]), store.append('bystander', [new Uint8Array([0, 0])])]);
+      expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    } finally {
+      await sql`drop trigger fail_room on sync_updates`.execute(db.current.db);
+    }
+    expect(await rowsOf('bystander')).toBe(0);
   });
 
   it('loses nothing when compaction dies half-way (after deleting, before the snapshot lands)', async () => {

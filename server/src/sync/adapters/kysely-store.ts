@@ -11,10 +11,27 @@ import type { Database } from '../../db/types.ts';
 import type { StoredUpdate, SyncLogger, SyncStore } from '../types.ts';
 
 export interface KyselyStoreOptions {
+  /** A room loaded or unloaded with a log past this many rows (or bytes) is compacted. */
   compactAfterRows: number;
   compactAfterBytes?: number;
+  /**
+   * While a room is open, compaction waits until its log is this many times past the
+   * threshold: compaction costs time proportional to the document and holds a connection
+   * (PGlite's only one), so it is kept off busy rooms' hot path. Default 10.
+   */
+  openRoomFactor?: number;
   log: SyncLogger;
 }
+
+interface PendingAppend {
+  room: string;
+  updates: readonly Uint8Array[];
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/** Rows per INSERT: two parameters each, well under PostgreSQL's 65,535. */
+const MAX_ROWS_PER_INSERT = 5_000;
 
 interface LogSize {
   rows: number;
@@ -25,6 +42,9 @@ export class KyselyStore implements SyncStore {
   /** Each room's log size as this process last saw it (after a load, append or compaction). */
   readonly #size = new Map<string, LogSize>();
   readonly #compacting = new Set<string>();
+  /** Appends waiting for the next write: every room's, written in one transaction. */
+  #queued: PendingAppend[] = [];
+  #writing = false;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -38,29 +58,71 @@ export class KyselyStore implements SyncStore {
       .where('room', '=', room)
       .orderBy('id')
       .execute();
-    this.#grow(room, { rows: rows.length, bytes: rows.reduce((n, r) => n + r.data.byteLength, 0) }, true);
+    const size = { rows: rows.length, bytes: rows.reduce((n, r) => n + r.data.byteLength, 0) };
+    this.#size.set(room, size);
+    if (this.#pastThreshold(size, 1)) this.#compactSoon(room);
     return rows.map((r) => ({ id: String(r.id), data: r.data }));
   }
 
-  async append(room: string, updates: readonly Uint8Array[]): Promise<void> {
-    if (updates.length === 0) return;
-    await this.db
-      .insertInto('sync_updates')
-      .values(updates.map((data) => ({ room, data })))
-      .execute();
-    this.#grow(room, { rows: updates.length, bytes: updates.reduce((n, u) => n + u.byteLength, 0) }, false);
+  /**
+   * Group commit across rooms: appends that arrive while a write is under way (or in the same
+   * tick) are written together, in one transaction; each caller learns the outcome of its own.
+   */
+  append(room: string, updates: readonly Uint8Array[]): Promise<void> {
+    if (updates.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.#queued.push({ room, updates, resolve, reject });
+      if (!this.#writing) {
+        this.#writing = true;
+        setImmediate(() => void this.#writeQueued());
+      }
+    });
   }
 
-  #grow(room: string, by: LogSize, reset: boolean): void {
-    const was = reset ? { rows: 0, bytes: 0 } : (this.#size.get(room) ?? { rows: 0, bytes: 0 });
-    const size = { rows: was.rows + by.rows, bytes: was.bytes + by.bytes };
+  async #writeQueued(): Promise<void> {
+    while (this.#queued.length > 0) {
+      const batch = this.#queued;
+      this.#queued = [];
+      const rows = batch.flatMap((a) => a.updates.map((data) => ({ room: a.room, data })));
+      try {
+        if (rows.length <= MAX_ROWS_PER_INSERT) {
+          await this.db.insertInto('sync_updates').values(rows).execute();
+        } else {
+          await this.db.transaction().execute(async (trx) => {
+            for (let i = 0; i < rows.length; i += MAX_ROWS_PER_INSERT) {
+              await trx.insertInto('sync_updates').values(rows.slice(i, i + MAX_ROWS_PER_INSERT)).execute();
+            }
+          });
+        }
+      } catch (err) {
+        for (const a of batch) a.reject(err);
+        continue;
+      }
+      for (const a of batch) {
+        this.#grew(a.room, a.updates);
+        a.resolve();
+      }
+    }
+    this.#writing = false;
+  }
+
+  #grew(room: string, updates: readonly Uint8Array[]): void {
+    const was = this.#size.get(room) ?? { rows: 0, bytes: 0 };
+    const size = { rows: was.rows + updates.length, bytes: was.bytes + updates.reduce((n, u) => n + u.byteLength, 0) };
     this.#size.set(room, size);
-    const maxBytes = this.options.compactAfterBytes ?? Infinity;
-    if (size.rows >= 2 && (size.rows >= this.options.compactAfterRows || size.bytes >= maxBytes)) this.#compactSoon(room);
+    if (this.#pastThreshold(size, this.options.openRoomFactor ?? 10)) this.#compactSoon(room);
   }
 
+  #pastThreshold(size: LogSize, factor: number): boolean {
+    const maxBytes = (this.options.compactAfterBytes ?? Infinity) * factor;
+    return size.rows >= 2 && (size.rows >= this.options.compactAfterRows * factor || size.bytes >= maxBytes);
+  }
+
+  /** The room was unloaded here: compact its log if it is past the threshold, then forget it. */
   release(room: string): void {
+    const size = this.#size.get(room);
     this.#size.delete(room);
+    if (size && this.#pastThreshold(size, 1)) this.#compactSoon(room);
   }
 
   async setAside(room: string, id: string, error: string): Promise<void> {
@@ -85,26 +147,31 @@ export class KyselyStore implements SyncStore {
     const replaced = await this.db.transaction().execute(async (trx) => {
       await sql`select pg_advisory_xact_lock(hashtext(${'spanwise-compact:' + room}))`.execute(trx);
       const rows = await trx.selectFrom('sync_updates').select(['id', 'data']).where('room', '=', room).orderBy('id').execute();
-      if (rows.length < 2) return { rows: 0, bytes: 0 };
-      const good: Uint8Array[] = [];
-      for (const r of rows) {
+      if (rows.length < 2) return { rows: 0, bytes: 0, bytesBefore: 0 };
+      const good = rows.filter((r) => {
         try {
           Y.decodeUpdate(r.data);
-          good.push(r.data);
+          return true;
         } catch {
-          // Leave a bad row where it is: loading sets it aside with its error.
+          return false; // left where it is: loading sets it aside with its error
         }
+      });
+      if (good.length < 2) return { rows: 0, bytes: 0, bytesBefore: 0 };
+      const merged = Y.mergeUpdates(good.map((r) => r.data));
+      const goodIds = good.map((r) => r.id);
+      // Delete what was merged, by id: rows other instances add meanwhile stay.
+      for (let i = 0; i < goodIds.length; i += MAX_ROWS_PER_INSERT) {
+        await trx.deleteFrom('sync_updates').where('id', 'in', goodIds.slice(i, i + MAX_ROWS_PER_INSERT)).execute();
       }
-      if (good.length < 2) return { rows: 0, bytes: 0 };
-      const merged = Y.mergeUpdates(good);
-      const lastId = rows[rows.length - 1]!.id;
-      const goodIds = rows.filter((r) => good.includes(r.data)).map((r) => r.id);
-      await trx.deleteFrom('sync_updates').where('room', '=', room).where('id', 'in', goodIds).execute();
       await trx.insertInto('sync_updates').values({ room, data: merged, kind: 'snapshot' }).execute();
-      this.options.log.info('sync_compacted', { room, rows: goodIds.length, upToId: String(lastId), bytes: merged.byteLength });
-      return { rows: goodIds.length, bytes: merged.byteLength };
+      this.options.log.info('sync_compacted', { room, rows: goodIds.length, upToId: String(goodIds[goodIds.length - 1]), bytes: merged.byteLength });
+      const bytesBefore = good.reduce((n, r) => n + r.data.byteLength, 0);
+      return { rows: goodIds.length, bytes: merged.byteLength, bytesBefore };
     });
-    if (replaced.rows > 0) this.#size.set(room, { rows: 1, bytes: replaced.bytes });
+    const size = this.#size.get(room);
+    if (replaced.rows > 0 && size) {
+      this.#size.set(room, { rows: Math.max(1, size.rows - replaced.rows + 1), bytes: Math.max(replaced.bytes, size.bytes - replaced.bytesBefore + replaced.bytes) });
+    }
     return replaced.rows;
   }
 }

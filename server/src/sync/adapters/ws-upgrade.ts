@@ -19,9 +19,14 @@ import type { ConnectionInfo } from '../types.ts';
 
 export const SYNC_PATH = '/sync/';
 
+type Access = { ok: true; readOnly: boolean } | { ok: false; reason: 'unknown' | 'forbidden' };
+
 export interface SyncAuth {
   userForToken(token: string | undefined): Promise<{ id: number } | null>;
-  roomAccess(userId: number, room: string): Promise<{ ok: true; readOnly: boolean } | { ok: false; reason: 'unknown' | 'forbidden' }>;
+  roomAccess(userId: number, room: string): Promise<Access>;
+  /** Bulk forms for the periodic re-check: a few queries however many sockets are open. */
+  usersForTokens(tokens: string[]): Promise<Map<string, { id: number }>>;
+  roomAccessMany(requests: ReadonlyArray<{ userId: number; room: string }>): Promise<Access[]>;
   /** Subscribes to membership changes made on this instance. */
   onChange?(listener: (userId: number) => void): () => void;
 }
@@ -84,27 +89,30 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     return { ok: true, info: { room, userId: user.id, readOnly: access.readOnly }, token };
   }
 
-  /** Checks a socket's session and access again; closes it if either is gone or changed. */
-  async function recheck(l: Live): Promise<void> {
-    const user = await auth.userForToken(l.token);
-    if (!user) return l.conn.close(CloseCode.unauthenticated, 'your session ended');
-    const access = await auth.roomAccess(user.id, l.conn.info.room);
-    if (!access.ok) return l.conn.close(CloseCode.forbidden, 'you no longer have access to this room');
-    if (access.readOnly !== l.conn.info.readOnly) l.conn.close(CloseCode.accessChanged, 'your access changed: reconnect');
+  /** Checks sockets' sessions and access again; closes those whose session or access is gone or changed. */
+  async function sweep(filter: (l: Live) => boolean = () => true): Promise<void> {
+    const sockets = [...live].filter((l) => filter(l) && !l.conn.closed);
+    if (sockets.length === 0) return;
+    try {
+      const users = await auth.usersForTokens([...new Set(sockets.flatMap((l) => (l.token ? [l.token] : [])))]);
+      const signedIn = sockets.filter((l) => {
+        if (l.token && users.has(l.token)) return true;
+        l.conn.close(CloseCode.unauthenticated, 'your session ended');
+        return false;
+      });
+      const access = await auth.roomAccessMany(signedIn.map((l) => ({ userId: l.conn.info.userId, room: l.conn.info.room })));
+      signedIn.forEach((l, i) => {
+        const a = access[i]!;
+        if (!a.ok) l.conn.close(CloseCode.forbidden, 'you no longer have access to this room');
+        else if (a.readOnly !== l.conn.info.readOnly) l.conn.close(CloseCode.accessChanged, 'your access changed: reconnect');
+      });
+    } catch (err) {
+      // The database may be away: keep the sockets; the next sweep decides.
+      log.warn('sync_recheck_failed', { sockets: sockets.length, error: String(err) });
+    }
   }
 
   let sweeping = false;
-  async function sweep(filter: (l: Live) => boolean = () => true): Promise<void> {
-    for (const l of [...live]) {
-      if (!filter(l) || l.conn.closed) continue;
-      try {
-        await recheck(l);
-      } catch (err) {
-        // The database may be away: keep the socket; the next sweep decides.
-        log.warn('sync_recheck_failed', { room: l.conn.info.room, userId: l.conn.info.userId, error: String(err) });
-      }
-    }
-  }
   const recheckTimer = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
