@@ -36,6 +36,8 @@ const RETRY_MAX_MS = 5_000;
 const FROM_STORE = Symbol('store');
 const FROM_BUS = Symbol('bus');
 export const PEER_LEFT = Symbol('peer-left');
+/** A batch from several peers: broadcast to everyone (a peer ignores its own echo). */
+const BATCH = Symbol('batch');
 
 export class Room {
   readonly doc = new Y.Doc({ gc: true });
@@ -175,15 +177,20 @@ export class Room {
         if (!this.#destroyed) this.awareness.setLocalState(null);
       }
       if (this.#destroyed) continue;
-      for (const { update, origin, receivedAt } of batch) {
-        try {
-          Y.applyUpdate(this.doc, update, origin);
-          this.deps.observer.fanOut?.((performance.now() - receivedAt) / 1000);
-        } catch (err) {
-          this.deps.observer.error?.('apply_failed');
-          this.deps.log.error('sync_apply_failed', { room: this.name, error: String(err) });
-        }
+      // One transaction for the whole batch: one 'update' event, so each peer gets one message
+      // however many updates the batch holds. Its sender is spared the echo when there is one.
+      const origins = new Set(batch.map((b) => b.origin));
+      const origin = origins.size === 1 ? batch[0]!.origin : BATCH;
+      try {
+        this.doc.transact(() => {
+          for (const { update } of batch) Y.applyUpdate(this.doc, update, origin);
+        }, origin);
+      } catch (err) {
+        this.deps.observer.error?.('apply_failed');
+        this.deps.log.error('sync_apply_failed', { room: this.name, error: String(err) });
       }
+      const now = performance.now();
+      for (const { receivedAt } of batch) this.deps.observer.fanOut?.((now - receivedAt) / 1000);
       this.deps.bus?.publish(this.name, 'update', updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates));
     }
     this.#flushing = false;
