@@ -9,7 +9,8 @@
  * the spans, labels and edits it holds (on our server that state comes back from the database).
  *
  * `--capacity`: 1,000 sockets over 200 rooms (5 per room, admin's layers of 200 documents it
- * creates), one edit per socket per second, against our server only.
+ * creates), one edit per socket per second, against our server and then, for comparison, the
+ * reference server (the floor this machine and load generator allow).
  *
  *   npm run bench:sync -- [--clients 50] [--rate 2] [--seconds 20] [--warmup 2] [--cpu-prof] [--timeline]
  *   npm run bench:sync -- --capacity [--clients 1000] [--rooms 200] [--rate 1] [--seconds 30]
@@ -423,10 +424,12 @@ async function fanout(o: Options): Promise<void> {
 async function capacity(o: Options): Promise<void> {
   say(
     `Spanwise sync bench — capacity: ${o.clients} sockets over ${o.rooms} rooms, ${o.rate} edit/s per socket, ` +
-      `${o.seconds} s timed (+${o.warmup} s warm-up), our server only`,
+      `${o.seconds} s timed (+${o.warmup} s warm-up), ours then the reference`,
   );
   const server = await startOurServer({ ...limits(o), cpuProfileDir: await profileDir(o) });
   let result: RunResult;
+  let specs: ClientSpec[];
+  let src: EditSource;
   let database = '';
   try {
     const api = new Api(server.url);
@@ -452,20 +455,30 @@ async function capacity(o: Options): Promise<void> {
     const perRoom = new Map<string, number>();
     const roomOf = (i: number) => rooms[i % rooms.length]!;
     for (let i = 0; i < o.clients; i++) perRoom.set(roomOf(i), (perRoom.get(roomOf(i)) ?? 0) + 1);
-    const specs = Array.from({ length: o.clients }, (_, i) => ({ room: roomOf(i), peers: perRoom.get(roomOf(i))! }));
+    specs = Array.from({ length: o.clients }, (_, i) => ({ room: roomOf(i), peers: perRoom.get(roomOf(i))! }));
     say(`  rooms ${rooms[0]} … ${rooms[rooms.length - 1]}; connecting ${CONNECT_BATCH} at a time`);
-    const src = { text, labels: detail.schema.spans.map((s) => s.name), author: me.id };
+    src = { text, labels: detail.schema.spans.map((s) => s.name), author: me.id };
     result = await runLoad(server, wsTarget(server, api.sessionCookie), specs, src, o);
   } finally {
     await server.stop();
   }
   if (o.cpuProfile) await printProfile(server, result);
 
+  // The same load on the in-memory reference: the floor this machine and load generator allow.
+  say('\n[reference] y-websocket 1.5.4 setupWSConnection, in memory, same rooms and load (for comparison)');
+  const reference = await startReferenceServer();
+  let floor: RunResult;
+  try {
+    floor = await runLoad(reference, wsTarget(reference, null), specs, src, o);
+  } finally {
+    await reference.stop();
+  }
+
   const errors = errorsOf(result);
   const pass = result.latency.p99 < 50 && errors === 0;
   say('\nResults (fan-out latency = sender edit → each other client in its room observes it)');
-  say(resultsTable([result]));
-  for (const line of details(result)) say(line);
+  say(resultsTable([result, floor]));
+  for (const line of [...details(result), ...details(floor)]) say(line);
   if (o.timeline) say('\n' + timelineTable(result));
   say(`\ntarget p99 < 50 ms and zero errors: ${pass ? 'MET' : 'NOT MET'} (p99 ${fmt(result.latency.p99, 2)} ms, ${errors} errors)`);
   say(
@@ -479,6 +492,7 @@ async function capacity(o: Options): Promise<void> {
       warmupSeconds: o.warmup,
       database,
       ours: jsonResult(result),
+      reference: jsonResult(floor),
       targetMet: pass,
     }),
   );
