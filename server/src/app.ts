@@ -2,9 +2,10 @@
  * Builds the Hono app from its parts: API routes under /api, the built client for every other
  * path. Nothing here reads the environment or opens a connection.
  */
-import { promises as fs } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { Hono } from 'hono';
+import { serveStatic } from '@hono/node-server/serve-static';
+import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { sql, type Kysely } from 'kysely';
 import type { Registry } from 'prom-client';
@@ -77,37 +78,18 @@ function apiApp(deps: AppDeps, services: Services) {
 }
 export type AppType = ReturnType<typeof apiApp>;
 
-const MIME: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.json': 'application/json',
-  '.woff2': 'font/woff2',
-};
+const NOT_BUILT = 'the client is not built: run `npm run build`';
 
 /** Serves the built client; unknown paths get index.html so the client's router takes over. */
 function clientApp(clientDir: string | null) {
-  return new Hono().get('*', async (c) => {
-    if (!clientDir) return c.text('the client is not built: run `npm run build`', 404);
-    const rel = path.normalize(decodeURIComponent(c.req.path)).replace(/^(\.\.[/\\])+/, '');
-    const file = path.join(clientDir, rel);
-    if (file.startsWith(clientDir + path.sep) && !rel.endsWith('/')) {
-      const body = await fs.readFile(file).catch(() => null);
-      if (body) {
-        const immutable = rel.startsWith('/assets/');
-        return c.body(body, 200, {
-          'content-type': MIME[path.extname(file)] ?? 'application/octet-stream',
-          'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
-        });
-      }
-    }
-    const index = await fs.readFile(path.join(clientDir, 'index.html'), 'utf8').catch(() => null);
-    if (!index) return c.text('the client is not built: run `npm run build`', 404);
-    return c.html(index, 200, { 'cache-control': 'no-cache' });
-  });
+  const app = new Hono();
+  if (!clientDir || !existsSync(path.join(clientDir, 'index.html'))) return app.get('*', (c) => c.text(NOT_BUILT, 404));
+  // Hashed assets never change; everything else is revalidated.
+  const cacheHeaders = (file: string, c: Context) =>
+    c.header('cache-control', file.includes(`${path.sep}assets${path.sep}`) ? 'public, max-age=31536000, immutable' : 'no-cache');
+  return app
+    .get('*', serveStatic({ root: clientDir, onFound: cacheHeaders }))
+    .get('*', serveStatic({ path: path.join(clientDir, 'index.html'), onFound: cacheHeaders }));
 }
 
 export function createApp(deps: AppDeps, services: Services = createServices(deps)) {

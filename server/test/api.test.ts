@@ -23,6 +23,24 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
     expect(res).toMatchObject({ status: 200, body: { ok: true, db: kind } });
   });
 
+  it('serves the client: its assets, and index.html for any page path', async () => {
+    const page = await fetch(`${server.url}/projects/1/documents/1`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('cache-control')).toBe('no-cache');
+    const html = await page.text();
+    expect(html).toContain('<title>Spanwise</title>');
+    const asset = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    const js = await fetch(`${server.url}${asset}`);
+    expect(js.status).toBe(200);
+    expect(js.headers.get('content-type')).toMatch(/javascript/);
+    expect(js.headers.get('cache-control')).toMatch(/immutable/);
+    for (const odd of ['/%E0%A4%A', '/../package.json', '/assets/../../package.json']) {
+      const res = await fetch(`${server.url}${odd}`);
+      expect(res.status, odd).toBe(200);
+      expect(await res.text(), odd).toContain('<title>Spanwise</title>');
+    }
+  });
+
   describe('sign-in', () => {
     it('sets an HttpOnly, SameSite session cookie and answers /api/me', async () => {
       const res = await fetch(`${server.url}/api/auth/login`, {
