@@ -1,6 +1,6 @@
 import type { StoredUpdate, SyncStore } from './types.ts';
 
-/** An in-memory SyncStore for unit tests and the benchmark's baseline; `failing` simulates an outage. */
+/** An in-memory SyncStore for unit tests; `failing` simulates an outage. */
 export class MemoryStore implements SyncStore {
   readonly rooms = new Map<string, StoredUpdate[]>();
   readonly setAsideRows: Array<{ room: string; id: string; error: string }> = [];

@@ -48,6 +48,8 @@ export class Room {
   #pending: Array<{ update: Uint8Array; origin: RoomPeer; receivedAt: number }> = [];
   #flushing = false;
   #destroyed = false;
+  /** After the first load, reloads (the bus lost track) are broadcast like any remote update. */
+  #loadedOnce = false;
 
   constructor(
     readonly name: string,
@@ -120,7 +122,6 @@ export class Room {
     }
     this.#loadedOnce = true;
   }
-  #loadedOnce = false;
 
   #fromBus(kind: BusMessageKind, data: Uint8Array): void {
     if (this.#destroyed) return;
@@ -197,9 +198,14 @@ export class Room {
     if (this.peers.size === 0) this.deps.onIdle(this);
   }
 
+  /** Whether updates are queued or being stored. */
+  get busy(): boolean {
+    return this.#flushing || this.#pending.length > 0;
+  }
+
   /** Whether the room may be unloaded: no peers and nothing left to store. */
   get idle(): boolean {
-    return this.peers.size === 0 && !this.#flushing && this.#pending.length === 0;
+    return this.peers.size === 0 && !this.busy;
   }
 
   broadcast(message: Uint8Array, except: unknown): void {

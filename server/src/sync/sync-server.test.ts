@@ -11,8 +11,9 @@ import type { StoredUpdate, SyncSocket } from './types.ts';
 const silent = { info() {}, warn() {}, error() {} };
 const limits = { maxMessageBytes: 1024 * 1024, maxMessagesPerSecond: 1000, maxAwarenessBytes: 1024 };
 const tick = () => new Promise((r) => setImmediate(r));
+/** Waits until every room has loaded and stored what it was sent (a bounded number of ticks). */
 const flushed = async (server: SyncServer) => {
-  for (let i = 0; i < 50 && [...server.rooms.values()].some((r) => r.pendingCount > 0 || !r.idle && r.peers.size === 0); i++) await tick();
+  for (let i = 0; i < 50 && [...server.rooms.values()].some((r) => r.busy); i++) await tick();
   await tick();
   await tick();
 };
@@ -57,6 +58,17 @@ function join(server: SyncServer, socket: MemorySocket, connInfo = info()) {
   return conn;
 }
 
+/** A server on a memory store with two peers in one room: `w` writes, `reader` listens. */
+async function writerAndReader() {
+  const store = new MemoryStore();
+  const server = new SyncServer({ store, log: silent, limits });
+  const reader = new MemorySocket();
+  const w = server.connect(new MemorySocket(), info());
+  server.connect(reader, info());
+  await flushed(server);
+  return { store, server, w, reader };
+}
+
 const info = (room = 'doc:1:user:1', readOnly = false) => ({ room, userId: 1, readOnly });
 
 describe('SyncServer', () => {
@@ -85,13 +97,7 @@ describe('SyncServer', () => {
   });
 
   it('stores updates that arrive in one tick in one append, before broadcasting them', async () => {
-    const store = new MemoryStore();
-    const server = new SyncServer({ store, log: silent, limits });
-    const writer = new MemorySocket();
-    const reader = new MemorySocket();
-    const w = server.connect(writer, info());
-    server.connect(reader, info());
-    await flushed(server);
+    const { store, server, w, reader } = await writerAndReader();
     const callsBefore = store.appendCalls;
     for (const label of ['PERSON', 'ORG', 'GPE']) w.receive(updateMessage(spanUpdate(label)));
     await flushed(server);
@@ -101,13 +107,7 @@ describe('SyncServer', () => {
   });
 
   it('broadcasts nothing while the store fails, and everything once it recovers', async () => {
-    const store = new MemoryStore();
-    const server = new SyncServer({ store, log: silent, limits });
-    const writer = new MemorySocket();
-    const reader = new MemorySocket();
-    const w = server.connect(writer, info());
-    server.connect(reader, info());
-    await flushed(server);
+    const { store, server, w, reader } = await writerAndReader();
     store.failing = true;
     w.receive(updateMessage(spanUpdate('PERSON')));
     w.receive(updateMessage(spanUpdate('ORG')));
