@@ -49,15 +49,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     compactAfterBytes: config.sync.compactAfterBytes,
     log,
   });
+  // The metrics read the sync server's state at scrape time; the sync server reports to them.
   let sync: SyncServer | null = null;
-  const metrics = createSyncMetrics(
-    () => ({
-      rooms: sync?.rooms.size ?? 0,
-      sockets: sync?.connections.size ?? 0,
-      queued: [...(sync?.rooms.values() ?? [])].reduce((n, r) => n + r.pendingCount, 0),
-    }),
-    { processMetrics: options.processMetrics },
-  );
+  const metrics = createSyncMetrics(() => sync?.stats() ?? { rooms: 0, sockets: 0, queued: 0 }, {
+    processMetrics: options.processMetrics,
+  });
   const bus = config.redisUrl
     ? new RedisBus({ url: config.redisUrl, instanceId: `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`, maxLen: config.sync.redisStreamMaxLen, keyPrefix: config.redisKeyPrefix, log })
     : null;
@@ -66,10 +62,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const services = createServices(deps);
   const app = createApp(deps, services);
 
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s as Server));
-    s.once('error', reject);
-  });
+  let server: Server;
+  try {
+    server = await new Promise<Server>((resolve, reject) => {
+      const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s as Server));
+      s.once('error', reject);
+    });
+  } catch (err) {
+    // The port is taken, say: let go of what was opened before failing.
+    await sync.close();
+    await database.close();
+    throw err;
+  }
   const ws = attachSync(
     server,
     sync,

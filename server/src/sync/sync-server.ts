@@ -75,9 +75,11 @@ export class SyncServer {
     );
   }
 
-  /** Every connection of a user, e.g. to close them when the user loses access. */
-  connectionsOf(userId: number): Connection[] {
-    return [...this.connections].filter((c) => c.info.userId === userId);
+  /** Figures for monitoring: rooms loaded, sockets open, updates received but not yet stored. */
+  stats(): { rooms: number; sockets: number; queued: number } {
+    let queued = 0;
+    for (const room of this.rooms.values()) queued += room.pendingCount;
+    return { rooms: this.rooms.size, sockets: this.connections.size, queued };
   }
 
   /** Closes every socket, then waits (up to `timeoutMs`) until every queued update is stored. */
