@@ -63,7 +63,7 @@ export class Connection implements RoomPeer {
 
   #reply(data: Uint8Array): void {
     this.send(data);
-    this.observer.messageOut?.(data.byteLength);
+    this.observer.messagesOut?.(1, data.byteLength);
   }
 
   /** Feeds one binary frame from the peer. */

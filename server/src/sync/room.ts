@@ -36,8 +36,15 @@ const RETRY_MAX_MS = 5_000;
 const FROM_STORE = Symbol('store');
 const FROM_BUS = Symbol('bus');
 export const PEER_LEFT = Symbol('peer-left');
-/** A batch from several peers: broadcast to everyone (a peer ignores its own echo). */
-const BATCH = Symbol('batch');
+/** A stored batch, already sent to the peers before it was applied here. */
+const SENT = Symbol('sent');
+
+function updateMessage(update: Uint8Array): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, MessageKind.sync);
+  syncProtocol.writeUpdate(encoder, update);
+  return encoding.toUint8Array(encoder);
+}
 
 export class Room {
   readonly doc = new Y.Doc({ gc: true });
@@ -58,11 +65,9 @@ export class Room {
     // The server holds no awareness state of its own unless saving is delayed.
     this.awareness.setLocalState(null);
     this.doc.on('update', (update: Uint8Array, origin: unknown) => {
-      if (origin === FROM_STORE) return; // loading: peers get it through sync step 2
-      const encoder = encoding.createEncoder();
-      encoding.writeVarUint(encoder, MessageKind.sync);
-      syncProtocol.writeUpdate(encoder, update);
-      this.broadcast(encoding.toUint8Array(encoder), origin);
+      // Loading: peers get it through sync step 2. A stored batch: peers have it already.
+      if (origin === FROM_STORE || origin === SENT) return;
+      this.broadcast(updateMessage(update), origin);
     });
     this.awareness.on('update', ({ added, updated, removed }: AwarenessChange, origin: unknown) => {
       const changed = added.concat(updated, removed);
@@ -178,21 +183,23 @@ export class Room {
         if (!this.#destroyed) this.awareness.setLocalState(null);
       }
       if (this.#destroyed) continue;
-      // One transaction for the whole batch: one 'update' event, so each peer gets one message
-      // however many updates the batch holds. Its sender is spared the echo when there is one.
-      const origins = new Set(batch.map((b) => b.origin));
-      const origin = origins.size === 1 ? batch[0]!.origin : BATCH;
+      // Stored: sent on at once, as one message per peer however many updates the batch holds
+      // (its sender is spared the echo when there is one), then applied to the room's own doc,
+      // which new peers sync from. Sending first keeps applying off the path to the peers.
+      const merged = updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates);
+      const origin = batch.every((b) => b.origin === batch[0]!.origin) ? batch[0]!.origin : null;
+      this.broadcast(updateMessage(merged), origin);
+      const sentAt = performance.now();
+      for (const { receivedAt } of batch) this.deps.observer.fanOut?.((sentAt - receivedAt) / 1000);
       try {
         this.doc.transact(() => {
-          for (const { update } of batch) Y.applyUpdate(this.doc, update, origin);
-        }, origin);
+          for (const { update } of batch) Y.applyUpdate(this.doc, update, SENT);
+        }, SENT);
       } catch (err) {
         this.deps.observer.error?.('apply_failed');
         this.deps.log.error('sync_apply_failed', { room: this.name, error: String(err) });
       }
-      const now = performance.now();
-      for (const { receivedAt } of batch) this.deps.observer.fanOut?.((now - receivedAt) / 1000);
-      this.deps.bus?.publish(this.name, 'update', updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates));
+      this.deps.bus?.publish(this.name, 'update', merged);
     }
     this.#flushing = false;
     if (this.peers.size === 0) this.deps.onIdle(this);
@@ -209,12 +216,14 @@ export class Room {
   }
 
   broadcast(message: Uint8Array, except: unknown): void {
+    let sent = 0;
     for (const peer of this.peers.keys()) {
       if (peer !== except) {
         peer.send(message);
-        this.deps.observer.messageOut?.(message.byteLength);
+        sent++;
       }
     }
+    if (sent > 0) this.deps.observer.messagesOut?.(sent, message.byteLength);
   }
 
   destroy(): void {

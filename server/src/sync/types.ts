@@ -54,7 +54,8 @@ export interface SyncBus {
 /** Counts and times what the sync core does; every method optional. */
 export interface SyncObserver {
   messageIn?(bytes: number): void;
-  messageOut?(bytes: number): void;
+  /** `count` messages of `bytes` each were sent (a broadcast reports once, not per peer). */
+  messagesOut?(count: number, bytes: number): void;
   updatesStored?(count: number, seconds: number): void;
   fanOut?(seconds: number): void;
   error?(kind: 'malformed' | 'store_failed' | 'set_aside' | 'rate_limited' | 'too_big' | 'load_failed' | 'apply_failed' | 'bus_failed'): void;

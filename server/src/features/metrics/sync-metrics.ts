@@ -52,9 +52,9 @@ export function createSyncMetrics(state: () => SyncState, options: { processMetr
       messagesIn.inc();
       bytesIn.inc(bytes);
     },
-    messageOut(bytes) {
-      messagesOut.inc();
-      bytesOut.inc(bytes);
+    messagesOut(count, bytes) {
+      messagesOut.inc(count);
+      bytesOut.inc(count * bytes);
     },
     updatesStored(count, seconds) {
       stored.inc(count);
