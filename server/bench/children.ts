@@ -3,7 +3,7 @@
  * the y-websocket 1.5.4 reference (`reference-server.ts`). Both listen on 127.0.0.1 only.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -97,6 +97,8 @@ interface SpawnOptions {
   cleanup?: () => Promise<void>;
   database?: string | null;
   profileDir?: string | null;
+  /** Appends every output line here, stamped with the bench's performance.now(). */
+  outputFile?: string | null;
 }
 
 async function spawnServer(o: SpawnOptions): Promise<ServerChild> {
@@ -120,6 +122,7 @@ async function spawnServer(o: SpawnOptions): Promise<ServerChild> {
       for (const line of lines) {
         if (!line.trim()) continue;
         if (output.length < 50) output.push(line);
+        if (o.outputFile) appendFileSync(o.outputFile, `${performance.now().toFixed(1)} ${line}\n`);
         if (o.isProblem(line, stream)) {
           problems.count++;
           if (problems.first.length < 5) problems.first.push(line.slice(0, 300));
@@ -206,6 +209,9 @@ export async function startOurServer(options: OurServerOptions): Promise<ServerC
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
   };
   const nodeArgs = options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
+  // For testing a hypothesis: BENCH_SERVER_NODE_ARGS='--trace-gc' BENCH_SERVER_OUTPUT=/tmp/server.log
+  const extraArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
+  nodeArgs.push(...extraArgs);
   return spawnServer({
     name: OUR_SERVER_NAME,
     script: 'server/src/main.ts',
@@ -215,7 +221,8 @@ export async function startOurServer(options: OurServerOptions): Promise<ServerC
     nodeArgs,
     database: databaseUrl ? 'postgres (BENCH_DATABASE_URL)' : `pglite (fresh temp dir ${dataDir})`,
     profileDir: options.cpuProfileDir ?? null,
-    isProblem: (line) => /"level":"(warn|error)"/.test(line) || !line.startsWith('{'),
+    isProblem: (line) => /"level":"(warn|error)"/.test(line) || (!line.startsWith('{') && extraArgs.length === 0),
+    outputFile: process.env.BENCH_SERVER_OUTPUT || null,
     cleanup: async () => {
       await rm(dataDir, { recursive: true, force: true });
       tempDirs.delete(dataDir);

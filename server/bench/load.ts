@@ -30,7 +30,7 @@ export interface ClientSpec {
   peers: number;
 }
 
-const MARKS = 'bench';
+export const MARKS = 'bench';
 /** Tells this process's marks apart from any left by an earlier run on a persistent database. */
 const RUN_TAG = Math.random().toString(36).slice(2, 6);
 
@@ -106,12 +106,60 @@ function providerFor(target: Target, room: string, doc: Y.Doc): WebsocketProvide
   });
 }
 
-export class BenchClient {
+/** The spans a client made, with the label it set last. */
+export type OwnSpans = Array<{ id: string; label: string }>;
+
+/**
+ * One edit in one transaction on `doc`: a new span (always the first time, then half the
+ * time) or a new label on one of the client's own spans, plus the client's timing mark.
+ * Records what the room should then hold and counts the edit.
+ */
+export function makeEdit(doc: Y.Doc, marks: Y.Map<number>, own: OwnSpans, index: number, seq: number, spec: ClientSpec, src: EditSource, rec: Recorder): number {
+  const key = `${RUN_TAG}.${index}.${seq}`;
+  const expected = rec.room(spec.room);
+  const label = src.labels[randomInt(src.labels.length)]!;
+  const sentAt = performance.now();
+  doc.transact(() => {
+    if (own.length === 0 || Math.random() < 0.5) {
+      const length = 3 + randomInt(18);
+      const start = randomInt(Math.max(1, src.text.length - length));
+      const end = Math.min(src.text.length, start + length);
+      const id = addSpan(doc, { label, start, end, quote: src.text.slice(start, end), author: src.author });
+      own.push({ id, label });
+      expected.spans.set(id, label);
+    } else {
+      const span = own[randomInt(own.length)]!;
+      const others = src.labels.filter((l) => l !== span.label);
+      span.label = others.length ? others[randomInt(others.length)]! : label;
+      relabel(doc, span.id, span.label);
+      expected.spans.set(span.id, span.label);
+    }
+    marks.set(key, sentAt);
+  });
+  expected.marks.set(key, sentAt);
+  rec.sentTotal++;
+  if (sentAt >= rec.measureFrom) {
+    rec.sentMeasured++;
+    rec.expectedDeliveries += spec.peers - 1;
+  }
+  return sentAt;
+}
+
+/** What the bench asks of a client, stock provider or lean. */
+export interface FleetClient {
+  readonly synced: Promise<void>;
+  readonly isSynced: boolean;
+  startSending(periodMs: number, src: EditSource): void;
+  stopSending(): void;
+  destroy(): void;
+}
+
+export class BenchClient implements FleetClient {
   readonly doc = new Y.Doc();
   readonly provider: WebsocketProvider;
   readonly synced: Promise<void>;
   readonly #marks: Y.Map<number>;
-  readonly #own: Array<{ id: string; label: string }> = [];
+  readonly #own: OwnSpans = [];
   #seq = 0;
   #closing = false;
   #timer: NodeJS.Timeout | null = null;
@@ -152,35 +200,13 @@ export class BenchClient {
     });
   }
 
+  get isSynced(): boolean {
+    return this.provider.synced;
+  }
+
   /** One edit: a new span (always first, then half the time) or a new label on one of ours. */
   edit(src: EditSource): void {
-    const key = `${RUN_TAG}.${this.index}.${this.#seq++}`;
-    const expected = this.rec.room(this.spec.room);
-    const label = src.labels[randomInt(src.labels.length)]!;
-    const sentAt = performance.now();
-    this.doc.transact(() => {
-      if (this.#own.length === 0 || Math.random() < 0.5) {
-        const length = 3 + randomInt(18);
-        const start = randomInt(Math.max(1, src.text.length - length));
-        const end = Math.min(src.text.length, start + length);
-        const id = addSpan(this.doc, { label, start, end, quote: src.text.slice(start, end), author: src.author });
-        this.#own.push({ id, label });
-        expected.spans.set(id, label);
-      } else {
-        const span = this.#own[randomInt(this.#own.length)]!;
-        const others = src.labels.filter((l) => l !== span.label);
-        span.label = others.length ? others[randomInt(others.length)]! : label;
-        relabel(this.doc, span.id, span.label);
-        expected.spans.set(span.id, span.label);
-      }
-      this.#marks.set(key, sentAt);
-    });
-    expected.marks.set(key, sentAt);
-    this.rec.sentTotal++;
-    if (sentAt >= this.rec.measureFrom) {
-      this.rec.sentMeasured++;
-      this.rec.expectedDeliveries += this.spec.peers - 1;
-    }
+    makeEdit(this.doc, this.#marks, this.#own, this.index, this.#seq++, this.spec, src, this.rec);
   }
 
   /** Edits every `periodMs`, starting at a random phase so clients do not fire in step. */
@@ -219,14 +245,19 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, what: string | ((
 }
 
 /** Connects clients `batch` at a time, each batch synced before the next starts. */
-export async function connectFleet(target: Target, specs: ClientSpec[], rec: Recorder, batch = 50): Promise<BenchClient[]> {
-  const clients: BenchClient[] = [];
+export async function connectFleet(
+  specs: ClientSpec[],
+  rec: Recorder,
+  create: (index: number, spec: ClientSpec) => FleetClient,
+  batch = 50,
+): Promise<FleetClient[]> {
+  const clients: FleetClient[] = [];
   try {
     for (let i = 0; i < specs.length; i += batch) {
-      const group = specs.slice(i, i + batch).map((spec, j) => new BenchClient(i + j, spec, target, rec));
+      const group = specs.slice(i, i + batch).map((spec, j) => create(i + j, spec));
       clients.push(...group);
       const what = () =>
-        `clients ${i}..${i + group.length - 1} to sync (${group.filter((c) => !c.provider.synced).length} not synced; ` +
+        `clients ${i}..${i + group.length - 1} to sync (${group.filter((c) => !c.isSynced).length} not synced; ` +
         `so far ${rec.socketErrors} socket errors, ${rec.unexpectedCloses} closes, codes ${JSON.stringify(Object.fromEntries(rec.closeCodes))})`;
       await withTimeout(Promise.all(group.map((c) => c.synced)), 30_000, what);
       await sleep(20);

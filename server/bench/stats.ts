@@ -41,3 +41,31 @@ export function table(rows: string[][]): string {
   const line = (r: string[]) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
   return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
 }
+
+/** Cumulative bucket counts of one Prometheus histogram: upper bound (seconds) → count. */
+export type Buckets = Map<number, number>;
+
+/** Reads a histogram's `_bucket` lines from Prometheus text. */
+export function parseHistogram(text: string, name: string): Buckets {
+  const buckets: Buckets = new Map();
+  const re = new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)$`, 'gm');
+  for (const m of text.matchAll(re)) buckets.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
+  return buckets;
+}
+
+/** What fell into each bucket between two snapshots: "≤5 ms 93.1%, ≤10 ms 5.0%, …". */
+export function histogramDelta(before: Buckets, after: Buckets): { total: number; text: string } {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  const parts: string[] = [];
+  let below = 0;
+  for (const le of bounds) {
+    const cumulative = (after.get(le) ?? 0) - (before.get(le) ?? 0);
+    const n = cumulative - below;
+    below = cumulative;
+    if (n === 0 || total === 0) continue;
+    const label = le === Infinity ? `>${bounds[bounds.length - 2]! * 1000} ms` : `≤${le * 1000} ms`;
+    parts.push(`${label} ${fmt((n / total) * 100, n / total < 0.001 ? 2 : 1)}%`);
+  }
+  return { total, text: parts.join(', ') };
+}

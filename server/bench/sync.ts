@@ -10,10 +10,19 @@
  *
  * `--capacity`: 1,000 sockets over 200 rooms (5 per room, admin's layers of 200 documents it
  * creates), one edit per socket per second, against our server and then, for comparison, the
- * reference server (the floor this machine and load generator allow).
+ * reference server (the floor this machine and load generator allow; `--skip-reference` leaves
+ * it out).
+ *
+ * `--client`: what the clients are. `provider` (the fan-out default) is the stock y-websocket
+ * provider, one Y.Doc each, applying everything it receives. `lean` (the capacity default) is a
+ * protocol-level peer (lean-client.ts) that sends the same edits but only reads the clock
+ * ranges of what it receives: a thousand stock providers in this one process would share one
+ * core with the server and measure mostly their own queueing, where in use each is a browser of
+ * its own.
  *
  *   npm run bench:sync -- [--clients 50] [--rate 2] [--seconds 20] [--warmup 2] [--cpu-prof] [--timeline]
- *   npm run bench:sync -- --capacity [--clients 1000] [--rooms 200] [--rate 1] [--seconds 30]
+ *   npm run bench:sync -- --capacity [--clients 1000] [--rooms 200] [--rate 1] [--seconds 30] [--skip-reference]
+ *   both: [--client lean|provider]
  *
  * `--rate` is edits per second per client. The fan-out default is 2: at 3, the 50 clients'
  * 7,350 deliveries/s keep this one-thread client process ~85% busy, and its own queueing then
@@ -21,7 +30,10 @@
  * time went in the timed window; `--timeline` prints latency per second of sending.
  * BENCH_DATABASE_URL runs our server on that PostgreSQL database instead of a fresh PGlite.
  * Other server settings in the environment (COMPACT_AFTER_ROWS, ACCESS_RECHECK_MS, ...) reach
- * our server child as they are, which is how to test a hypothesis without editing code.
+ * our server child as they are, which is how to test a hypothesis without editing code;
+ * BENCH_SERVER_NODE_ARGS adds Node flags to it (`--trace-gc`, say) and BENCH_SERVER_OUTPUT names
+ * a file that receives its output lines, stamped with this process's clock (`--timeline` prints
+ * where the timed window starts on that clock).
  *
  * The last line printed is a one-line JSON summary.
  */
@@ -33,9 +45,10 @@ import { parseArgs } from 'node:util';
 import { layerRoom } from '@spanwise/shared';
 import { Api } from './api.ts';
 import { OUR_SERVER_NAME, killAllChildren, machineBusySeconds, startOurServer, startReferenceServer, type ServerChild } from './children.ts';
-import { connectFleet, Recorder, sleep, verifyStored, type ClientSpec, type EditSource, type StoredCheck, type Target } from './load.ts';
+import { BenchClient, connectFleet, Recorder, sleep, verifyStored, type ClientSpec, type EditSource, type FleetClient, type StoredCheck, type Target } from './load.ts';
+import { EditLedger, LeanClient } from './lean-client.ts';
 import { monotonicMicros, summarizeProfile } from './profile.ts';
-import { fmt, round, summarize, table, type LatencySummary } from './stats.ts';
+import { fmt, histogramDelta, parseHistogram, round, summarize, table, type LatencySummary } from './stats.ts';
 
 const DEMO_PASSWORD = 'demo';
 /** Generous for a few edits per second plus awareness; the default (200) would do as well. */
@@ -52,6 +65,10 @@ interface Options {
   warmup: number;
   cpuProfile: boolean;
   timeline: boolean;
+  /** `provider`: stock y-websocket providers; `lean`: protocol-level clients (lean-client.ts). */
+  client: 'provider' | 'lean';
+  /** Capacity only: run our server alone, without the reference's floor (quicker, for trying things). */
+  skipReference: boolean;
 }
 
 function parseOptions(): Options {
@@ -65,12 +82,14 @@ function parseOptions(): Options {
       warmup: { type: 'string' },
       'cpu-prof': { type: 'boolean', default: false },
       timeline: { type: 'boolean', default: false },
+      client: { type: 'string' },
+      'skip-reference': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
     console.log(
-      'usage: npm run bench:sync -- [--capacity] [--clients N] [--rooms N (capacity only)] [--rate edits/s per client]\n' +
+      'usage: npm run bench:sync -- [--capacity [--skip-reference]] [--client lean|provider] [--clients N] [--rooms N (capacity only)] [--rate edits/s per client]\n' +
         '                             [--seconds S] [--warmup S] [--cpu-prof (profile our server)] [--timeline (per-second latency)]',
     );
     process.exit(0);
@@ -85,6 +104,9 @@ function parseOptions(): Options {
   const clients = Math.round(num('clients', values.clients, capacity ? 1_000 : 50, 2));
   const rooms = Math.round(num('rooms', values.rooms, capacity ? 200 : 1, 1));
   if (clients < rooms * 2) throw new Error('need at least two clients per room');
+  if (values['skip-reference'] && !capacity) throw new Error('--skip-reference applies to --capacity only (fan-out reports a ratio)');
+  const client = values.client ?? (capacity ? 'lean' : 'provider');
+  if (client !== 'lean' && client !== 'provider') throw new Error('--client must be lean or provider');
   return {
     capacity,
     clients,
@@ -94,6 +116,8 @@ function parseOptions(): Options {
     warmup: num('warmup', values.warmup, 2, 0),
     cpuProfile: values['cpu-prof'],
     timeline: values.timeline,
+    client,
+    skipReference: values['skip-reference'],
   };
 }
 
@@ -126,6 +150,31 @@ interface RunResult {
   /** Latency of the edits sent in each timed second. */
   timeline: Array<{ second: number } & LatencySummary>;
   stored: StoredCheck;
+  /** Our server's own view of the window (from /metrics): how long batches waited. */
+  serverHistograms: string[];
+}
+
+/** Our server's Prometheus text, or null for a server without /metrics (the reference). */
+async function serverMetrics(server: ServerChild): Promise<string | null> {
+  if (server.name !== OUR_SERVER_NAME) return null;
+  try {
+    const res = await fetch(server.url + '/metrics', { signal: AbortSignal.timeout(5_000) });
+    return res.ok ? await res.text() : null;
+  } catch {
+    return null;
+  }
+}
+
+function serverHistograms(before: string | null, after: string | null): string[] {
+  if (before === null || after === null) return [];
+  const lines: string[] = [];
+  const show = (name: string, what: string) => {
+    const d = histogramDelta(parseHistogram(before, name), parseHistogram(after, name));
+    if (d.total > 0) lines.push(`${what} (${d.total}): ${d.text}`);
+  };
+  show('spanwise_sync_store_seconds', 'store per room batch, append → committed');
+  show('spanwise_sync_fanout_seconds', 'server fan-out per update, received → broadcast');
+  return lines;
 }
 
 const errorsOf = (r: RunResult) => r.socketErrors + r.unexpectedCloses + r.missing + r.serverProblems.count;
@@ -199,19 +248,25 @@ function timelineOf(rec: Recorder): RunResult['timeline'] {
 async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[], src: EditSource, o: Options): Promise<RunResult> {
   const rec = new Recorder();
   const connectStart = performance.now();
-  const clients = await connectFleet(target, specs, rec, CONNECT_BATCH);
+  const ledger = new EditLedger();
+  const create = (index: number, spec: ClientSpec): FleetClient =>
+    o.client === 'lean' ? new LeanClient(index, spec, target, rec, ledger) : new BenchClient(index, spec, target, rec);
+  const clients = await connectFleet(specs, rec, create, CONNECT_BATCH);
   const connectSeconds = (performance.now() - connectStart) / 1000;
-  say(`  ${clients.length} clients connected and synced in ${fmt(connectSeconds)} s; settling 1 s`);
+  say(`  ${clients.length} ${o.client === 'lean' ? 'lean protocol clients' : 'stock y-websocket providers'} connected and synced in ${fmt(connectSeconds)} s; settling 1 s`);
   try {
     await sleep(1_000);
     rec.measureFrom = performance.now() + o.warmup * 1000;
     for (const c of clients) c.startSending(1000 / o.rate, src);
     say(`  editing: ${o.rate}/s per client, ${o.warmup} s warm-up (not timed) + ${o.seconds} s timed`);
+    if (o.timeline) say(`  timeline second 0 starts at this process's performance.now() = ${fmt(rec.measureFrom, 1)} ms`);
     await sleep(o.warmup * 1000);
     const watch = watchWindow(server);
+    const metricsBefore = await serverMetrics(server);
     await sleep(o.seconds * 1000);
     for (const c of clients) c.stopSending();
     const { seconds, ...figures } = watch.stop();
+    const metricsAfter = await serverMetrics(server);
     await rec.drain();
     await sleep(500); // quiet
 
@@ -239,6 +294,7 @@ async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[],
       connectSeconds,
       timeline: timelineOf(rec),
       stored,
+      serverHistograms: serverHistograms(metricsBefore, metricsAfter),
     };
   } finally {
     for (const c of clients) c.destroy();
@@ -283,6 +339,7 @@ function details(r: RunResult): string[] {
       `${fmt(r.otherCpuPct, 0)}% CPU (of ${availableParallelism() * 100}%)` +
       (r.otherCpuPct > 20 ? ' — figures are disturbed by competing load' : ''),
   ];
+  for (const line of r.serverHistograms) lines.push(`    server side, ${line}`);
   for (const line of r.serverProblems.first) lines.push(`    server: ${line}`);
   return lines;
 }
@@ -465,20 +522,22 @@ async function capacity(o: Options): Promise<void> {
   if (o.cpuProfile) await printProfile(server, result);
 
   // The same load on the in-memory reference: the floor this machine and load generator allow.
-  say('\n[reference] y-websocket 1.5.4 setupWSConnection, in memory, same rooms and load (for comparison)');
-  const reference = await startReferenceServer();
-  let floor: RunResult;
-  try {
-    floor = await runLoad(reference, wsTarget(reference, null), specs, src, o);
-  } finally {
-    await reference.stop();
+  let floor: RunResult | null = null;
+  if (!o.skipReference) {
+    say('\n[reference] y-websocket 1.5.4 setupWSConnection, in memory, same rooms and load (for comparison)');
+    const reference = await startReferenceServer();
+    try {
+      floor = await runLoad(reference, wsTarget(reference, null), specs, src, o);
+    } finally {
+      await reference.stop();
+    }
   }
 
   const errors = errorsOf(result);
   const pass = result.latency.p99 < 50 && errors === 0;
   say('\nResults (fan-out latency = sender edit → each other client in its room observes it)');
-  say(resultsTable([result, floor]));
-  for (const line of [...details(result), ...details(floor)]) say(line);
+  say(resultsTable(floor ? [result, floor] : [result]));
+  for (const line of [...details(result), ...(floor ? details(floor) : [])]) say(line);
   if (o.timeline) say('\n' + timelineTable(result));
   say(`\ntarget p99 < 50 ms and zero errors: ${pass ? 'MET' : 'NOT MET'} (p99 ${fmt(result.latency.p99, 2)} ms, ${errors} errors)`);
   say(
@@ -492,7 +551,7 @@ async function capacity(o: Options): Promise<void> {
       warmupSeconds: o.warmup,
       database,
       ours: jsonResult(result),
-      reference: jsonResult(floor),
+      reference: floor ? jsonResult(floor) : null,
       targetMet: pass,
     }),
   );

@@ -1,0 +1,179 @@
+/**
+ * A lean y-websocket peer for the capacity bench: one `ws` socket speaking the y-websocket
+ * protocol (sync step 1/2, updates, awareness renewed every 15 s as the stock provider does),
+ * whose edits are real Yjs transactions on its own Y.Doc, the same edits the stock-provider
+ * clients make.
+ *
+ * What it leaves out is the receiving side's work: it does not apply what others send. It
+ * reads each incoming update's clock ranges (`Y.parseUpdateMeta`) and looks up, in the run's
+ * ledger, when each edit those ranges hold was sent. A thousand stock providers in one process
+ * spend most of the load generator's CPU applying and observing everyone's edits, and that
+ * process's queueing then dominates the tail whatever server it talks to. A client's own edits
+ * only ever refer to its own items, so its updates stay valid without the others'.
+ */
+import WebSocket from 'ws';
+import * as Y from 'yjs';
+import * as awarenessProtocol from 'y-protocols/awareness';
+import * as syncProtocol from 'y-protocols/sync';
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
+import { MessageKind } from '@spanwise/shared';
+import { makeEdit, MARKS, type ClientSpec, type EditSource, type FleetClient, type OwnSpans, type Recorder, type Target } from './load.ts';
+
+/** The stock provider renews its awareness state this often (y-protocols' outdatedTimeout / 2). */
+const AWARENESS_RENEW_MS = 15_000;
+
+/** When each lean client's edits were sent, by Yjs client id and the clock each edit starts at. */
+export class EditLedger {
+  readonly #byClient = new Map<number, Map<number, { end: number; sentAt: number }>>();
+
+  record(client: number, start: number, end: number, sentAt: number): void {
+    let edits = this.#byClient.get(client);
+    if (!edits) this.#byClient.set(client, (edits = new Map()));
+    edits.set(start, { end, sentAt });
+  }
+
+  /**
+   * Calls `found` with the send time of every whole edit the update's clock ranges hold,
+   * except the receiver's own (a server may echo a batch back to its senders).
+   */
+  sentAtsIn(update: Uint8Array, receiver: number, found: (sentAt: number) => void): void {
+    const { from, to } = Y.parseUpdateMeta(update);
+    for (const [client, end] of to) {
+      if (client === receiver) continue;
+      const edits = this.#byClient.get(client);
+      if (!edits) continue;
+      let clock = from.get(client) ?? 0;
+      while (clock < end) {
+        const edit = edits.get(clock);
+        if (!edit) break;
+        found(edit.sentAt);
+        clock = edit.end;
+      }
+    }
+  }
+}
+
+function message(kind: number, write: (e: encoding.Encoder) => void): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, kind);
+  write(encoder);
+  return encoding.toUint8Array(encoder);
+}
+
+export class LeanClient implements FleetClient {
+  readonly doc = new Y.Doc();
+  readonly awareness = new awarenessProtocol.Awareness(this.doc);
+  readonly ws: WebSocket;
+  readonly synced: Promise<void>;
+  #isSynced = false;
+  readonly #marks: Y.Map<number>;
+  readonly #own: OwnSpans = [];
+  #seq = 0;
+  #closing = false;
+  #timer: NodeJS.Timeout | null = null;
+  #renew: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly index: number,
+    readonly spec: ClientSpec,
+    target: Target,
+    private readonly rec: Recorder,
+    private readonly ledger: EditLedger,
+  ) {
+    this.#marks = this.doc.getMap<number>(MARKS);
+    // The awareness module renews on its own timer; this client sends its renewals itself.
+    clearInterval((this.awareness as unknown as { _checkInterval: NodeJS.Timeout })._checkInterval);
+    this.awareness.setLocalState({ user: { name: `bench ${index}` } });
+    this.doc.on('update', (update: Uint8Array) => this.#send(message(MessageKind.sync, (e) => syncProtocol.writeUpdate(e, update))));
+
+    this.ws = new WebSocket(`${target.wsBase}/${encodeURIComponent(spec.room)}`, {
+      headers: target.cookie ? { cookie: target.cookie } : {},
+    });
+    this.ws.binaryType = 'nodebuffer';
+    let resolveSynced!: () => void;
+    this.synced = new Promise<void>((resolve) => (resolveSynced = resolve));
+    this.ws.on('open', () => {
+      this.#send(message(MessageKind.sync, (e) => syncProtocol.writeSyncStep1(e, this.doc)));
+      this.#sendAwareness();
+      this.#renew = setInterval(() => this.#sendAwareness(), AWARENESS_RENEW_MS);
+    });
+    this.ws.on('message', (data: Buffer) => {
+      const decoder = decoding.createDecoder(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      if (decoding.readVarUint(decoder) !== MessageKind.sync) return; // awareness and the rest: not timed
+      const type = decoding.readVarUint(decoder);
+      const payload = decoding.readVarUint8Array(decoder);
+      if (type === syncProtocol.messageYjsSyncStep1) {
+        this.#send(message(MessageKind.sync, (e) => syncProtocol.writeSyncStep2(e, this.doc, payload)));
+      } else if (type === syncProtocol.messageYjsSyncStep2) {
+        this.#isSynced = true;
+        resolveSynced();
+      } else if (type === syncProtocol.messageYjsUpdate) {
+        const now = performance.now();
+        this.ledger.sentAtsIn(payload, this.doc.clientID, (sentAt) => {
+          if (sentAt < rec.measureFrom) return;
+          rec.latencies.push(now - sentAt);
+          rec.sentAts.push(sentAt);
+          rec.deliveries++;
+        });
+      }
+    });
+    this.ws.on('error', () => {
+      if (!this.#closing) rec.socketErrors++;
+    });
+    this.ws.on('close', (code: number) => {
+      this.#stopTimers();
+      if (this.#closing) return;
+      rec.unexpectedCloses++;
+      rec.closeCodes.set(code, (rec.closeCodes.get(code) ?? 0) + 1);
+    });
+  }
+
+  get isSynced(): boolean {
+    return this.#isSynced;
+  }
+
+  #send(data: Uint8Array): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(data);
+  }
+
+  #sendAwareness(): void {
+    this.awareness.setLocalState(this.awareness.getLocalState()); // bumps the clock, as a renewal does
+    const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, [this.doc.clientID]);
+    this.#send(message(MessageKind.awareness, (e) => encoding.writeVarUint8Array(e, update)));
+  }
+
+  edit(src: EditSource): void {
+    const start = Y.getState(this.doc.store, this.doc.clientID);
+    const sentAt = makeEdit(this.doc, this.#marks, this.#own, this.index, this.#seq++, this.spec, src, this.rec);
+    this.ledger.record(this.doc.clientID, start, Y.getState(this.doc.store, this.doc.clientID), sentAt);
+  }
+
+  startSending(periodMs: number, src: EditSource): void {
+    this.#timer = setTimeout(() => {
+      this.edit(src);
+      this.#timer = setInterval(() => this.edit(src), periodMs);
+    }, Math.random() * periodMs);
+  }
+
+  stopSending(): void {
+    if (this.#timer) {
+      clearTimeout(this.#timer); // clears an interval too
+      this.#timer = null;
+    }
+  }
+
+  #stopTimers(): void {
+    this.stopSending();
+    if (this.#renew) clearInterval(this.#renew);
+    this.#renew = null;
+  }
+
+  destroy(): void {
+    this.#closing = true;
+    this.#stopTimers();
+    this.ws.close();
+    this.awareness.destroy();
+    this.doc.destroy();
+  }
+}
