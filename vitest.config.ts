@@ -17,7 +17,7 @@ export default defineConfig({
       {
         test: {
           name: 'server',
-          include: ['server/src/**/*.test.ts', 'server/test/**/*.test.ts'],
+          include: ['server/src/**/*.test.ts', 'server/test/**/*.test.ts', 'server/bench/**/*.test.ts'],
           environment: 'node',
           // Memory tests call gc() so that what they measure is what is really retained.
           execArgv: ['--expose-gc'],

@@ -1,0 +1,56 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { layerRoom, listSpans } from '@spanwise/shared';
+import { connectLayer, login, startTestServer, waitFor, type LayerClient, type TestServer } from '../test/harness.ts';
+import { EditLedger, LeanClient } from './lean-client.ts';
+import { MARKS, Recorder, sleep } from './load.ts';
+
+// The capacity bench's measuring instrument: its clients must be real peers (their edits reach a
+// stock provider) and must time every other client's edit exactly once.
+describe('bench lean client', () => {
+  let server: TestServer | null = null;
+  const clients: Array<LeanClient | LayerClient> = [];
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.destroy();
+    await server?.close();
+    server = null;
+  });
+
+  it('syncs, sends edits a stock provider receives, and times each other client’s edit once', async () => {
+    server = await startTestServer();
+    const cookie = await login(server.url, 'alice');
+    const room = layerRoom(1, 2); // alice's own layer of document 1
+    const target = { wsBase: server.url.replace(/^http/, 'ws') + '/sync', cookie };
+    const rec = new Recorder();
+    rec.measureFrom = 0;
+    const ledger = new EditLedger();
+    // `peers` counts the lean clients only: the stock provider below records nothing.
+    const spec = { room, peers: 2 };
+    const a = new LeanClient(0, spec, target, rec, ledger);
+    const b = new LeanClient(1, spec, target, rec, ledger);
+    clients.push(a, b);
+    await Promise.all([a.synced, b.synced]);
+    const stock = connectLayer(server.url, room, cookie);
+    clients.push(stock);
+    await stock.synced;
+
+    const src = { text: 'The minister said the agreement would be signed in Geneva next week.', labels: ['PERSON', 'ORG', 'GPE'], author: 2 };
+    // Same tick on purpose: the server may store both in one batch and echo it to both senders.
+    for (let i = 0; i < 5; i++) {
+      a.edit(src);
+      b.edit(src);
+      await sleep(5);
+    }
+    await waitFor(() => rec.deliveries >= rec.expectedDeliveries, 'every edit to reach the other lean client');
+    await sleep(200); // an echo counted as a delivery would show up here
+    expect(rec.expectedDeliveries).toBe(10);
+    expect(rec.deliveries).toBe(10);
+    expect(rec.latencies.every((ms) => ms >= 0 && ms < 5_000)).toBe(true);
+
+    await waitFor(() => stock.doc.getMap(MARKS).size === 10, 'the stock provider to hold every mark');
+    const expected = rec.room(room).spans;
+    const spans = listSpans(stock.doc);
+    expect(spans).toHaveLength(expected.size);
+    for (const span of spans) expect(span.label).toBe(expected.get(span.id));
+    expect(rec.socketErrors + rec.unexpectedCloses).toBe(0);
+  });
+});
