@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono, type Context } from 'hono';
+import { bearerAuth } from 'hono/bearer-auth';
 import { bodyLimit } from 'hono/body-limit';
 import { sql, type Kysely } from 'kysely';
 import type { Registry } from 'prom-client';
@@ -98,6 +99,8 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.use(requestLog(deps.log));
   const metrics = deps.metrics;
   if (metrics) {
+    const token = deps.config.metricsToken;
+    if (token) app.use('/metrics', bearerAuth({ token }));
     app.get('/metrics', async (c) => c.text(await metrics.metrics(), 200, { 'content-type': metrics.contentType }));
   }
   app.route('/api', apiApp(deps, services));

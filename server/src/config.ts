@@ -24,6 +24,8 @@ export interface Config {
   sessionTtlHours: number;
   sync: SyncLimits;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** When set, GET /metrics asks for `Authorization: Bearer <token>`; unset, it is open. */
+  metricsToken: string | null;
 }
 
 export interface SyncLimits {
@@ -86,6 +88,7 @@ const envSchema = z.object({
   REDIS_STREAM_MAXLEN: z.coerce.number().int().min(10).default(defaultSyncLimits.redisStreamMaxLen),
   PING_INTERVAL_MS: z.coerce.number().int().min(100).default(defaultSyncLimits.pingIntervalMs),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  METRICS_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
 });
 
 /** Reads and validates the environment; throws an Error naming every bad variable. */
@@ -121,6 +124,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       redisStreamMaxLen: e.REDIS_STREAM_MAXLEN,
     }),
     logLevel: e.LOG_LEVEL,
+    metricsToken: e.METRICS_TOKEN ?? null,
   });
 }
 
@@ -141,6 +145,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     sessionTtlHours: 1,
     sync: defaultSyncLimits,
     logLevel: 'silent' as const,
+    metricsToken: null,
     ...overrides,
   });
 }

@@ -127,4 +127,20 @@ describe('metrics', () => {
       await server.close();
     }
   });
+
+  it('asks for the bearer token when METRICS_TOKEN is set', async () => {
+    const token = 'scrape-me-0123456789';
+    const server = await startTestServer({ config: { metricsToken: token } });
+    try {
+      expect((await fetch(`${server.url}/metrics`)).status).toBe(401);
+      expect((await fetch(`${server.url}/metrics`, { headers: { authorization: 'Bearer wrong-token-0123456789' } })).status).toBe(401);
+      const res = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+      expect(res.status).toBe(200);
+      expect(await res.text()).toMatch(/spanwise_sync_rooms_open 0/);
+      // The API is not behind the metrics token.
+      expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
 });

@@ -353,6 +353,12 @@ describe('deploy/nginx.conf', () => {
     }
   });
 
+  it('does not serve /metrics on the public side', () => {
+    const metrics = inner(one(server, 'location', '=', '/metrics'));
+    expect(one(metrics, 'return').args[0]).toBe('404');
+    expect(metrics.some((d) => d.name === 'proxy_pass')).toBe(false);
+  });
+
   it("accepts bodies as large as the API's limit", () => {
     const sizes = [http, server, location('/api/')].flatMap((scope) => all(scope, 'client_max_body_size'));
     // The innermost setting applies to /api/.
