@@ -1,9 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { addSpan, CloseCode, layerRoom, listSpans, type Member } from '@spanwise/shared';
 import { defaultSyncLimits } from '../src/config.ts';
 import { hashPassword } from '../src/features/auth/password.ts';
 import { usersRepository } from '../src/features/auth/users.repository.ts';
-import { api, connectLayer, login, rawSocket, startTestServer, waitFor, type LayerClient, type TestServer } from './harness.ts';
+import { api, connectLayer, databaseKinds, login, rawSocket, startTestServer, waitFor, type LayerClient, type TestServer } from './harness.ts';
 
 const ALICE = 2;
 const BOB = 3;
@@ -104,6 +104,28 @@ describe('access while sockets live', () => {
     await api(server.url, cookie, '/api/auth/logout', { method: 'POST' });
     expect(await c.closed).toBe(CloseCode.unauthenticated);
   });
+});
+
+describe.each(databaseKinds())('the per-user socket cap (%s)', (kind) => {
+  it('holds the cap when many sockets open at once', async () => {
+    const server = await startTestServer({ kind, config: { sync: { ...defaultSyncLimits, maxSocketsPerUser: 3 } } });
+    onTestFinished(() => server.close());
+    const cookie = await login(server.url, 'bob');
+    // Six at once: each is counted as it opens, so the fourth and later are refused.
+    const sockets = await Promise.all([1, 2, 3, 4, 5, 1].map((d) => rawSocket(server.url, layerRoom(d, BOB), cookie)));
+    const codes = await Promise.all(sockets.map((s) => Promise.race([s.closed, new Promise<null>((r) => setTimeout(() => r(null), 500))])));
+    expect(codes.filter((c) => c === CloseCode.rateLimited)).toHaveLength(3);
+    expect(codes.filter((c) => c === null)).toHaveLength(3);
+    for (const s of sockets) s.ws.close();
+    await Promise.all(sockets.map((s) => s.closed));
+    // Closed sockets are counted out: the user can open three again.
+    const again = await Promise.all([1, 2, 3].map((d) => rawSocket(server.url, layerRoom(d, BOB), cookie)));
+    const still = await Promise.all(again.map((s) => Promise.race([s.closed, new Promise<null>((r) => setTimeout(() => r(null), 300))])));
+    expect(still).toEqual([null, null, null]);
+    for (const s of again) s.ws.close();
+    await Promise.all(again.map((s) => s.closed));
+  });
+
 });
 
 describe('metrics', () => {

@@ -70,7 +70,14 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes });
   const alive = new WeakMap<WebSocket, boolean>();
   const live = new Set<Live>();
-  const socketsOf = (userId: number) => [...live].filter((l) => l.conn.info.userId === userId).length;
+  /** Open sockets per user, for the per-user cap. */
+  const perUser = new Map<number, number>();
+  const socketsOf = (userId: number) => perUser.get(userId) ?? 0;
+  const countSocket = (userId: number, delta: 1 | -1) => {
+    const n = socketsOf(userId) + delta;
+    if (n > 0) perUser.set(userId, n);
+    else perUser.delete(userId);
+  };
 
   async function decide(req: IncomingMessage, room: string): Promise<Decision> {
     if (!sameOrigin(req)) return { ok: false, code: CloseCode.forbidden, reason: 'cross-origin request' };
@@ -165,12 +172,13 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     );
     const entry: Live = { ws, conn, token };
     live.add(entry);
+    countSocket(info.userId, 1);
     log.info('sync_connected', { room: info.room, userId: info.userId, readOnly: info.readOnly });
     alive.set(ws, true);
     ws.on('pong', () => alive.set(ws, true));
     ws.on('message', (data, isBinary) => (isBinary ? conn.receive(toBytes(data)) : conn.reject('text frames are not part of the protocol')));
     ws.on('close', () => {
-      live.delete(entry);
+      if (live.delete(entry)) countSocket(info.userId, -1);
       conn.closedByPeer();
       log.info('sync_disconnected', { room: info.room, userId: info.userId });
     });
