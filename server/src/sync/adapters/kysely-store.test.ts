@@ -32,6 +32,19 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(await store.load('other')).toEqual([]);
   });
 
+  it('stores every byte value and any room name exactly (the values are written as literals)', async () => {
+    const store = new KyselyStore(db.current.db, { compactAfterRows: 1000, log: silent });
+    const every = Uint8Array.from({ length: 256 }, (_, i) => i);
+    const odd = "doc:1:user:1'); drop table sync_updates; --\\ ünï";
+    await store.append(odd, [every, new Uint8Array(0), Uint8Array.from([0, 39, 92, 0])]);
+    // A view into a larger buffer stores only its own bytes.
+    const backing = Uint8Array.from([7, 7, 1, 2, 3, 7]);
+    await store.append(odd, [backing.subarray(2, 5)]);
+    const rows = await store.load(odd);
+    expect(rows.map((r) => Array.from(r.data))).toEqual([Array.from(every), [], [0, 39, 92, 0], [1, 2, 3]]);
+    expect(await store.load('doc:1:user:1')).toEqual([]);
+  });
+
   it('compacts a long log into one snapshot with the same content', async () => {
     const store = new KyselyStore(db.current.db, { compactAfterRows: 1000, log: silent });
     const doc = new Y.Doc();

