@@ -18,7 +18,7 @@ import * as syncProtocol from 'y-protocols/sync';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { MessageKind } from '@spanwise/shared';
-import { makeEdit, MARKS, type ClientSpec, type EditSource, type FleetClient, type OwnSpans, type Recorder, type Target } from './load.ts';
+import { makeEdit, MARKS, Pacer, type ClientSpec, type EditSource, type FleetClient, type OwnSpans, type Recorder, type Target } from './load.ts';
 
 /** The stock provider renews its awareness state this often (y-protocols' outdatedTimeout / 2). */
 const AWARENESS_RENEW_MS = 15_000;
@@ -71,7 +71,7 @@ export class LeanClient implements FleetClient {
   readonly #own: OwnSpans = [];
   #seq = 0;
   #closing = false;
-  #timer: NodeJS.Timeout | null = null;
+  readonly #pacer = new Pacer();
   #renew: NodeJS.Timeout | null = null;
 
   constructor(
@@ -150,17 +150,11 @@ export class LeanClient implements FleetClient {
   }
 
   startSending(periodMs: number, src: EditSource): void {
-    this.#timer = setTimeout(() => {
-      this.edit(src);
-      this.#timer = setInterval(() => this.edit(src), periodMs);
-    }, Math.random() * periodMs);
+    this.#pacer.start(periodMs, () => this.edit(src));
   }
 
   stopSending(): void {
-    if (this.#timer) {
-      clearTimeout(this.#timer); // clears an interval too
-      this.#timer = null;
-    }
+    this.#pacer.stop();
   }
 
   #stopTimers(): void {

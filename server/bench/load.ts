@@ -145,6 +145,26 @@ export function makeEdit(doc: Y.Doc, marks: Y.Map<number>, own: OwnSpans, index:
   return sentAt;
 }
 
+/** Calls `tick` every `periodMs`, starting at a random phase so clients do not fire in step. */
+export class Pacer {
+  #timer: NodeJS.Timeout | null = null;
+
+  start(periodMs: number, tick: () => void): void {
+    this.stop();
+    this.#timer = setTimeout(() => {
+      tick();
+      this.#timer = setInterval(tick, periodMs);
+    }, Math.random() * periodMs);
+  }
+
+  stop(): void {
+    if (this.#timer) {
+      clearTimeout(this.#timer); // clears an interval too
+      this.#timer = null;
+    }
+  }
+}
+
 /** What the bench asks of a client, stock provider or lean. */
 export interface FleetClient {
   readonly synced: Promise<void>;
@@ -162,7 +182,7 @@ export class BenchClient implements FleetClient {
   readonly #own: OwnSpans = [];
   #seq = 0;
   #closing = false;
-  #timer: NodeJS.Timeout | null = null;
+  readonly #pacer = new Pacer();
 
   constructor(
     readonly index: number,
@@ -209,19 +229,12 @@ export class BenchClient implements FleetClient {
     makeEdit(this.doc, this.#marks, this.#own, this.index, this.#seq++, this.spec, src, this.rec);
   }
 
-  /** Edits every `periodMs`, starting at a random phase so clients do not fire in step. */
   startSending(periodMs: number, src: EditSource): void {
-    this.#timer = setTimeout(() => {
-      this.edit(src);
-      this.#timer = setInterval(() => this.edit(src), periodMs);
-    }, Math.random() * periodMs);
+    this.#pacer.start(periodMs, () => this.edit(src));
   }
 
   stopSending(): void {
-    if (this.#timer) {
-      clearTimeout(this.#timer); // clears an interval too
-      this.#timer = null;
-    }
+    this.#pacer.stop();
   }
 
   destroy(): void {
