@@ -36,8 +36,8 @@ const RETRY_MAX_MS = 5_000;
 const FROM_STORE = Symbol('store');
 const FROM_BUS = Symbol('bus');
 export const PEER_LEFT = Symbol('peer-left');
-/** A stored batch, already sent to the peers before it was applied here. */
-const SENT = Symbol('sent');
+/** A stored batch: sent to the peers as it came, not as the doc re-encodes it. */
+const STORED = Symbol('stored');
 
 function updateMessage(update: Uint8Array): Uint8Array {
   const encoder = encoding.createEncoder();
@@ -65,8 +65,8 @@ export class Room {
     // The server holds no awareness state of its own unless saving is delayed.
     this.awareness.setLocalState(null);
     this.doc.on('update', (update: Uint8Array, origin: unknown) => {
-      // Loading: peers get it through sync step 2. A stored batch: peers have it already.
-      if (origin === FROM_STORE || origin === SENT) return;
+      // Loading: peers get it through sync step 2. A stored batch is sent on by #flush.
+      if (origin === FROM_STORE || origin === STORED) return;
       this.broadcast(updateMessage(update), origin);
     });
     this.awareness.on('update', ({ added, updated, removed }: AwarenessChange, origin: unknown) => {
@@ -183,22 +183,25 @@ export class Room {
         if (!this.#destroyed) this.awareness.setLocalState(null);
       }
       if (this.#destroyed) continue;
-      // Stored: sent on at once, as one message per peer however many updates the batch holds
-      // (its sender is spared the echo when there is one), then applied to the room's own doc,
-      // which new peers sync from. Sending first keeps applying off the path to the peers.
+      // Stored: applied to the room's own doc (which new peers sync from), then sent on as it
+      // came, one message per peer however many updates the batch holds (its sender is spared
+      // the echo when there is one). Applying first means a peer only ever receives what this
+      // server's Yjs could integrate: an update that throws here is kept in the store, counted,
+      // and goes no further.
+      try {
+        this.doc.transact(() => {
+          for (const { update } of batch) Y.applyUpdate(this.doc, update, STORED);
+        }, STORED);
+      } catch (err) {
+        this.deps.observer.error?.('apply_failed');
+        this.deps.log.error('sync_apply_failed', { room: this.name, error: String(err) });
+        continue;
+      }
       const merged = updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates);
       const origin = batch.every((b) => b.origin === batch[0]!.origin) ? batch[0]!.origin : null;
       this.broadcast(updateMessage(merged), origin);
       const sentAt = performance.now();
       for (const { receivedAt } of batch) this.deps.observer.fanOut?.((sentAt - receivedAt) / 1000);
-      try {
-        this.doc.transact(() => {
-          for (const { update } of batch) Y.applyUpdate(this.doc, update, SENT);
-        }, SENT);
-      } catch (err) {
-        this.deps.observer.error?.('apply_failed');
-        this.deps.log.error('sync_apply_failed', { room: this.name, error: String(err) });
-      }
       this.deps.bus?.publish(this.name, 'update', merged);
     }
     this.#flushing = false;

@@ -71,6 +71,28 @@ async function writerAndReader() {
 
 const info = (room = 'doc:1:user:1', readOnly = false) => ({ room, userId: 1, readOnly });
 
+/** The first one-byte change of `update` that still decodes but throws when applied. */
+function findPoison(update: Uint8Array): Uint8Array {
+  for (let i = 0; i < update.length; i++) {
+    for (let v = 0; v < 256; v++) {
+      if (v === update[i]) continue;
+      const changed = Uint8Array.from(update);
+      changed[i] = v;
+      try {
+        Y.decodeUpdate(changed);
+      } catch {
+        continue;
+      }
+      try {
+        Y.applyUpdate(new Y.Doc(), changed);
+      } catch {
+        return changed;
+      }
+    }
+  }
+  throw new Error('no one-byte change of this update decodes and then fails to apply');
+}
+
 describe('SyncServer', () => {
   it('sends nothing before the room has loaded, then answers in order', async () => {
     const store = new MemoryStore();
@@ -104,6 +126,31 @@ describe('SyncServer', () => {
     expect(store.appendCalls - callsBefore).toBe(1);
     expect(store.rooms.get('doc:1:user:1')).toHaveLength(3);
     expect(listSpans(reader.doc)).toHaveLength(3);
+  });
+
+  it('sends on nothing its own Yjs cannot integrate, and goes on with the next update', async () => {
+    // An update that decodes but throws when applied: one byte of a valid update changed.
+    const seed = new Y.Doc();
+    seed.clientID = 7;
+    addSpan(seed, { label: 'PERSON', start: 0, end: 4, quote: 'text', author: 1 });
+    const valid = Y.encodeStateAsUpdate(seed);
+    const poison = findPoison(valid);
+    const errors: string[] = [];
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits, observer: { error: (kind) => errors.push(kind) } });
+    const reader = new MemorySocket();
+    const w = server.connect(new MemorySocket(), info());
+    server.connect(reader, info());
+    await flushed(server);
+    const before = reader.received.length;
+    w.receive(updateMessage(poison));
+    await flushed(server);
+    expect(errors).toEqual(['apply_failed']);
+    expect(reader.received.length).toBe(before); // the peer was spared it
+    expect(store.rooms.get('doc:1:user:1')).toHaveLength(1); // kept, for loading to set aside
+    w.receive(updateMessage(spanUpdate('ORG')));
+    await flushed(server);
+    expect(listSpans(reader.doc).map((s) => s.label)).toEqual(['ORG']);
   });
 
   it('broadcasts nothing while the store fails, and everything once it recovers', async () => {
