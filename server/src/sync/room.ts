@@ -36,8 +36,8 @@ const RETRY_MAX_MS = 5_000;
 const FROM_STORE = Symbol('store');
 const FROM_BUS = Symbol('bus');
 export const PEER_LEFT = Symbol('peer-left');
-/** A stored batch: sent to the peers as it came, not as the doc re-encodes it. */
-const STORED = Symbol('stored');
+/** A batch from several peers: broadcast to everyone (a peer ignores its own echo). */
+const BATCH = Symbol('batch');
 
 function updateMessage(update: Uint8Array): Uint8Array {
   const encoder = encoding.createEncoder();
@@ -65,9 +65,14 @@ export class Room {
     // The server holds no awareness state of its own unless saving is delayed.
     this.awareness.setLocalState(null);
     this.doc.on('update', (update: Uint8Array, origin: unknown) => {
-      // Loading: peers get it through sync step 2. A stored batch is sent on by #flush.
-      if (origin === FROM_STORE || origin === STORED) return;
+      if (origin === FROM_STORE) return; // loading: peers get it through sync step 2
+      // What the doc integrated, as Yjs encodes it: a peer never receives what this server
+      // could not apply, nor what the room already had (a reconnecting client's whole delete
+      // set, say), and does receive what an update let through that was waiting on it.
       this.broadcast(updateMessage(update), origin);
+      // A stored batch goes on to the other instances too (what came from them, or was
+      // reloaded, does not go back).
+      if (origin !== FROM_BUS) this.deps.bus?.publish(this.name, 'update', update);
     });
     this.awareness.on('update', ({ added, updated, removed }: AwarenessChange, origin: unknown) => {
       const changed = added.concat(updated, removed);
@@ -183,26 +188,21 @@ export class Room {
         if (!this.#destroyed) this.awareness.setLocalState(null);
       }
       if (this.#destroyed) continue;
-      // Stored: applied to the room's own doc (which new peers sync from), then sent on as it
-      // came, one message per peer however many updates the batch holds (its sender is spared
-      // the echo when there is one). Applying first means a peer only ever receives what this
-      // server's Yjs could integrate: an update that throws here is kept in the store, counted,
-      // and goes no further.
+      // Stored: applied in one transaction, so one 'update' event sends the batch on, one
+      // message per peer however many updates it holds; its sender is spared the echo when
+      // there is one. An update that throws is kept in the store (loading sets it aside); what
+      // the batch integrated before it still goes out.
+      const origin = batch.every((b) => b.origin === batch[0]!.origin) ? batch[0]!.origin : BATCH;
       try {
         this.doc.transact(() => {
-          for (const { update } of batch) Y.applyUpdate(this.doc, update, STORED);
-        }, STORED);
+          for (const { update } of batch) Y.applyUpdate(this.doc, update, origin);
+        }, origin);
       } catch (err) {
         this.deps.observer.error?.('apply_failed');
         this.deps.log.error('sync_apply_failed', { room: this.name, error: String(err) });
-        continue;
       }
-      const merged = updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates);
-      const origin = batch.every((b) => b.origin === batch[0]!.origin) ? batch[0]!.origin : null;
-      this.broadcast(updateMessage(merged), origin);
       const sentAt = performance.now();
       for (const { receivedAt } of batch) this.deps.observer.fanOut?.((sentAt - receivedAt) / 1000);
-      this.deps.bus?.publish(this.name, 'update', merged);
     }
     this.#flushing = false;
     if (this.peers.size === 0) this.deps.onIdle(this);
