@@ -45,6 +45,17 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(await store.load('doc:1:user:1')).toEqual([]);
   });
 
+  it('stores large updates and many at once, in order (literal runs split by size, large ones bound)', async () => {
+    const store = new KyselyStore(db.current.db, { compactAfterRows: 100_000, log: silent });
+    const sized = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) % 256);
+    // 300 KiB goes as a parameter; 40 × 200 KiB of small ones fill two literal statements.
+    const updates = [sized(10, 1), sized(300 * 1024, 2), sized(10, 3), ...Array.from({ length: 40 }, (_, i) => sized(200 * 1024, 10 + i))];
+    await store.append('big', updates);
+    const rows = await store.load('big');
+    expect(rows).toHaveLength(updates.length);
+    rows.forEach((r, i) => expect(Buffer.compare(Buffer.from(r.data), Buffer.from(updates[i]!)), `row ${i}`).toBe(0));
+  });
+
   it('compacts a long log into one snapshot with the same content', async () => {
     const store = new KyselyStore(db.current.db, { compactAfterRows: 1000, log: silent });
     const doc = new Y.Doc();

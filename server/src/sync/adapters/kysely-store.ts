@@ -33,8 +33,14 @@ interface PendingAppend {
 
 const { escapeLiteral } = pg;
 
-/** Rows per INSERT: keeps one statement's text to a sensible size. */
+/** Rows per INSERT. */
 const MAX_ROWS_PER_INSERT = 5_000;
+/** Bytes of updates per literal INSERT (twice that in hex): keeps a statement's text modest. */
+const MAX_LITERAL_BYTES_PER_INSERT = 4 * 1024 * 1024;
+/** An update larger than this goes as a bound parameter, in a statement of its own. */
+const MAX_LITERAL_UPDATE_BYTES = 256 * 1024;
+
+type Row = { room: string; data: Uint8Array };
 
 /**
  * The hot path's INSERT, with its values written into the statement as literals: the room
@@ -42,12 +48,36 @@ const MAX_ROWS_PER_INSERT = 5_000;
  * parameters goes by Postgres' simple protocol; on PGlite that measured ~0.5 ms less per commit
  * at the tail than the bound-parameter form (whose parameters PGlite turns into text anyway).
  */
-function insertRows(rows: ReadonlyArray<{ room: string; data: Uint8Array }>) {
+function literalInsert(rows: readonly Row[]) {
   const values = rows.map(({ room, data }) => {
     const hex = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('hex');
     return `(${escapeLiteral(room)}, decode('${hex}', 'hex'))`;
   });
   return sql.raw(`insert into sync_updates (room, data) values ${values.join(', ')}`);
+}
+
+/** Rows in statements, in order: runs of small rows as literals, each large row on its own. */
+function insertStatements(rows: readonly Row[]) {
+  const statements: Array<{ execute(db: Kysely<Database>): Promise<unknown> }> = [];
+  let run: Row[] = [];
+  let runBytes = 0;
+  const endRun = () => {
+    if (run.length > 0) statements.push(literalInsert(run));
+    run = [];
+    runBytes = 0;
+  };
+  for (const row of rows) {
+    if (row.data.byteLength > MAX_LITERAL_UPDATE_BYTES) {
+      endRun();
+      statements.push({ execute: (on) => on.insertInto('sync_updates').values(row).execute() });
+      continue;
+    }
+    if (run.length >= MAX_ROWS_PER_INSERT || runBytes + row.data.byteLength > MAX_LITERAL_BYTES_PER_INSERT) endRun();
+    run.push(row);
+    runBytes += row.data.byteLength;
+  }
+  endRun();
+  return statements;
 }
 
 interface LogSize {
@@ -102,13 +132,12 @@ export class KyselyStore implements SyncStore {
       this.#queued = [];
       const rows = batch.flatMap((a) => a.updates.map((data) => ({ room: a.room, data })));
       try {
-        if (rows.length <= MAX_ROWS_PER_INSERT) {
-          await insertRows(rows).execute(this.db);
+        const statements = insertStatements(rows);
+        if (statements.length === 1) {
+          await statements[0]!.execute(this.db);
         } else {
           await this.db.transaction().execute(async (trx) => {
-            for (let i = 0; i < rows.length; i += MAX_ROWS_PER_INSERT) {
-              await insertRows(rows.slice(i, i + MAX_ROWS_PER_INSERT)).execute(trx);
-            }
+            for (const statement of statements) await statement.execute(trx);
           });
         }
       } catch (err) {
