@@ -18,6 +18,8 @@ describe('loadConfig', () => {
     expect(loadConfig({}).metricsToken).toBeNull();
     expect(loadConfig({ METRICS_TOKEN: 'a-long-enough-token' }).metricsToken).toBe('a-long-enough-token');
     expect(() => loadConfig({ METRICS_TOKEN: 'short' })).toThrow(/METRICS_TOKEN/);
+    // A token a client could never send in an Authorization header is refused at start.
+    expect(() => loadConfig({ METRICS_TOKEN: 'a long token with spaces!' })).toThrow(/METRICS_TOKEN/);
   });
 
   it('names every bad variable', () => {

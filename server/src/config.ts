@@ -88,7 +88,12 @@ const envSchema = z.object({
   REDIS_STREAM_MAXLEN: z.coerce.number().int().min(10).default(defaultSyncLimits.redisStreamMaxLen),
   PING_INTERVAL_MS: z.coerce.number().int().min(100).default(defaultSyncLimits.pingIntervalMs),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
-  METRICS_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
+  // What an HTTP bearer token may hold (RFC 6750); hono's bearerAuth refuses anything else.
+  METRICS_TOKEN: z
+    .string()
+    .min(16, 'use at least 16 characters')
+    .regex(/^[A-Za-z0-9._~+/-]+=*$/, 'use letters, digits and . _ ~ + / - only (a bearer token)')
+    .optional(),
 });
 
 /** Reads and validates the environment; throws an Error naming every bad variable. */
