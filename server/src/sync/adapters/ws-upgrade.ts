@@ -144,12 +144,19 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     decide(req, room).then(
       (decision) => {
         wss.handleUpgrade(req, socket, head, (ws) => {
-          if (!decision.ok) {
-            log.info('sync_refused', { room, code: decision.code });
-            ws.close(decision.code, decision.reason);
+          // The cap again, where sockets are counted: decisions that finished together may all
+          // have passed it in decide().
+          const refusal: Decision | null = !decision.ok
+            ? decision
+            : socketsOf(decision.info.userId) >= options.maxSocketsPerUser
+              ? { ok: false, code: CloseCode.rateLimited, reason: 'too many layers open at once' }
+              : null;
+          if (refusal && !refusal.ok) {
+            log.info('sync_refused', { room, code: refusal.code });
+            ws.close(refusal.code, refusal.reason);
             return;
           }
-          serve(ws, decision.info, decision.token);
+          if (decision.ok) serve(ws, decision.info, decision.token);
         });
       },
       (err) => {
