@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import * as Y from 'yjs';
 import { layerRoom, listSpans } from '@spanwise/shared';
 import { connectLayer, login, startTestServer, waitFor, type LayerClient, type TestServer } from '../test/harness.ts';
 import { EditLedger, LeanClient } from './lean-client.ts';
@@ -6,6 +7,35 @@ import { MARKS, Recorder, sleep } from './load.ts';
 
 // The capacity bench's measuring instrument: its clients must be real peers (their edits reach a
 // stock provider) and must time every other client's edit exactly once.
+describe('bench edit ledger', () => {
+  it('times each edit once per receiver, whole edits only, and counts a resent one apart', () => {
+    const doc = new Y.Doc();
+    doc.clientID = 5;
+    const ledger = new EditLedger();
+    const updates: Uint8Array[] = [];
+    doc.on('update', (u: Uint8Array) => updates.push(u));
+    for (const [i, sentAt] of [100, 200, 300].entries()) {
+      const start = Y.getState(doc.store, 5);
+      doc.getMap('m').set(`k${i}`, 'value');
+      ledger.record(5, start, Y.getState(doc.store, 5), sentAt);
+    }
+    const seen = new Map<number, number>();
+    const found: number[] = [];
+    let again = 0;
+    const read = (u: Uint8Array, receiver = 9) => ledger.sentAtsIn(u, receiver, seen, (t) => found.push(t), () => again++);
+    read(updates[0]!);
+    expect(found).toEqual([100]);
+    // A merged message holding the first edit again and the second: one new delivery, one resent.
+    read(Y.mergeUpdates([updates[0]!, updates[1]!]));
+    expect(found).toEqual([100, 200]);
+    expect(again).toBe(1);
+    // The sender's own edit echoed back is neither.
+    read(updates[2]!, 5);
+    expect(found).toEqual([100, 200]);
+    expect(again).toBe(1);
+  });
+});
+
 describe('bench lean client', () => {
   let server: TestServer | null = null;
   const clients: Array<LeanClient | LayerClient> = [];
@@ -44,6 +74,7 @@ describe('bench lean client', () => {
     await sleep(200); // an echo counted as a delivery would show up here
     expect(rec.expectedDeliveries).toBe(10);
     expect(rec.deliveries).toBe(10);
+    expect(rec.duplicates).toBe(0);
     expect(rec.latencies.every((ms) => ms >= 0 && ms < 5_000)).toBe(true);
 
     await waitFor(() => stock.doc.getMap(MARKS).size === 10, 'the stock provider to hold every mark');

@@ -35,9 +35,11 @@ export class EditLedger {
 
   /**
    * Calls `found` with the send time of every whole edit the update's clock ranges hold,
-   * except the receiver's own (a server may echo a batch back to its senders).
+   * except the receiver's own (a server may echo a batch back to its senders), and `again`
+   * for an edit the receiver had already been sent: `seen` is its own record, per sender, of
+   * how far it has received (a server sends each client's edits in order).
    */
-  sentAtsIn(update: Uint8Array, receiver: number, found: (sentAt: number) => void): void {
+  sentAtsIn(update: Uint8Array, receiver: number, seen: Map<number, number>, found: (sentAt: number) => void, again: () => void): void {
     const { from, to } = Y.parseUpdateMeta(update);
     for (const [client, end] of to) {
       if (client === receiver) continue;
@@ -47,7 +49,12 @@ export class EditLedger {
       while (clock < end) {
         const edit = edits.get(clock);
         if (!edit) break;
-        found(edit.sentAt);
+        if (edit.end <= (seen.get(client) ?? 0)) {
+          again();
+        } else {
+          seen.set(client, edit.end);
+          found(edit.sentAt);
+        }
         clock = edit.end;
       }
     }
@@ -69,6 +76,8 @@ export class LeanClient implements FleetClient {
   #isSynced = false;
   readonly #marks: Y.Map<number>;
   readonly #own: OwnSpans = [];
+  /** Per sending client, the clock up to which its edits have reached this one. */
+  readonly #seen = new Map<number, number>();
   #seq = 0;
   #closing = false;
   readonly #pacer = new Pacer();
@@ -110,12 +119,18 @@ export class LeanClient implements FleetClient {
         resolveSynced();
       } else if (type === syncProtocol.messageYjsUpdate) {
         const now = performance.now();
-        this.ledger.sentAtsIn(payload, this.doc.clientID, (sentAt) => {
-          if (sentAt < rec.measureFrom) return;
-          rec.latencies.push(now - sentAt);
-          rec.sentAts.push(sentAt);
-          rec.deliveries++;
-        });
+        this.ledger.sentAtsIn(
+          payload,
+          this.doc.clientID,
+          this.#seen,
+          (sentAt) => {
+            if (sentAt < rec.measureFrom) return;
+            rec.latencies.push(now - sentAt);
+            rec.sentAts.push(sentAt);
+            rec.deliveries++;
+          },
+          () => rec.duplicates++,
+        );
       }
     });
     this.ws.on('error', () => {

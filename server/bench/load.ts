@@ -53,6 +53,8 @@ export class Recorder {
   sentMeasured = 0;
   expectedDeliveries = 0;
   deliveries = 0;
+  /** Edits a lean client was sent again (not counted as deliveries, so they hide no loss). */
+  duplicates = 0;
   socketErrors = 0;
   unexpectedCloses = 0;
   readonly closeCodes = new Map<number, number>();

@@ -130,6 +130,7 @@ interface RunResult {
   deliveries: number;
   expectedDeliveries: number;
   missing: number;
+  duplicates: number;
   socketErrors: number;
   unexpectedCloses: number;
   closeCodes: Record<string, number>;
@@ -286,6 +287,7 @@ async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[],
       deliveries: rec.deliveries,
       expectedDeliveries: rec.expectedDeliveries,
       missing: rec.missingDeliveries,
+      duplicates: rec.duplicates,
       socketErrors: rec.socketErrors,
       unexpectedCloses: rec.unexpectedCloses,
       closeCodes: Object.fromEntries([...rec.closeCodes].map(([code, n]) => [String(code), n])),
@@ -332,7 +334,7 @@ function details(r: RunResult): string[] {
       `${s.edits.stored}/${s.edits.total} edits (incl. warm-up) — ${s.ok ? 'every update stored' : 'UPDATES MISSING'}`,
     `    errors: ${r.socketErrors} socket errors, ${r.unexpectedCloses} unexpected closes` +
       (Object.keys(r.closeCodes).length ? ` (codes ${JSON.stringify(r.closeCodes)})` : '') +
-      `, ${r.missing} missing deliveries, ${r.serverProblems.count} server warn/error lines`,
+      `, ${r.missing} missing deliveries, ${r.duplicates} duplicate deliveries, ${r.serverProblems.count} server warn/error lines`,
     `    client side (this process, all clients): ${fmt(r.clientCpuPct, 0)}% CPU, event-loop delay p99 ${fmt(r.clientLoopDelayP99Ms, 1)} ms, ` +
       `GC pauses ≥ 10 ms: ${r.clientGc.over10ms} (longest ${fmt(r.clientGc.maxMs, 0)} ms)`,
     `    other processes on this machine meanwhile${r.server === OUR_SERVER_NAME && process.env.BENCH_DATABASE_URL ? ' (PostgreSQL included)' : ''}: ` +
@@ -360,6 +362,7 @@ function jsonResult(r: RunResult) {
     deliveriesPerSec: round(r.deliveriesPerSecond, 1),
     samples: r.latency.samples,
     missing: r.missing,
+    duplicates: r.duplicates,
     errors: errorsOf(r),
     socketErrors: r.socketErrors,
     unexpectedCloses: r.unexpectedCloses,
