@@ -69,10 +69,17 @@ export class Room {
       // What the doc integrated, as Yjs encodes it: a peer never receives what this server
       // could not apply, nor what the room already had (a reconnecting client's whole delete
       // set, say), and does receive what an update let through that was waiting on it.
-      this.broadcast(updateMessage(update), origin);
-      // A stored batch goes on to the other instances too (what came from them, or was
-      // reloaded, does not go back).
-      if (origin !== FROM_BUS) this.deps.bus?.publish(this.name, 'update', update);
+      // Nothing may throw out of here: Yjs emits this inside its transaction cleanup, and a
+      // throw would leave the doc's cleanup list uncleared, so no later update would go out.
+      try {
+        this.broadcast(updateMessage(update), origin);
+        // A stored batch goes on to the other instances too (what came from them, or was
+        // reloaded, does not go back).
+        if (origin !== FROM_BUS) this.deps.bus?.publish(this.name, 'update', update);
+      } catch (err) {
+        this.deps.observer.error?.('broadcast_failed');
+        this.deps.log.error('sync_broadcast_failed', { room: this.name, error: String(err) });
+      }
     });
     this.awareness.on('update', ({ added, updated, removed }: AwarenessChange, origin: unknown) => {
       const changed = added.concat(updated, removed);
@@ -190,17 +197,19 @@ export class Room {
       if (this.#destroyed) continue;
       // Stored: applied in one transaction, so one 'update' event sends the batch on, one
       // message per peer however many updates it holds; its sender is spared the echo when
-      // there is one. An update that throws is kept in the store (loading sets it aside); what
-      // the batch integrated before it still goes out.
+      // there is one. An update that throws is kept in the store (loading sets it aside); the
+      // rest of the batch, and what that one integrated before throwing, still go out.
       const origin = batch.every((b) => b.origin === batch[0]!.origin) ? batch[0]!.origin : BATCH;
-      try {
-        this.doc.transact(() => {
-          for (const { update } of batch) Y.applyUpdate(this.doc, update, origin);
-        }, origin);
-      } catch (err) {
-        this.deps.observer.error?.('apply_failed');
-        this.deps.log.error('sync_apply_failed', { room: this.name, error: String(err) });
-      }
+      this.doc.transact(() => {
+        for (const { update } of batch) {
+          try {
+            Y.applyUpdate(this.doc, update, origin);
+          } catch (err) {
+            this.deps.observer.error?.('apply_failed');
+            this.deps.log.error('sync_apply_failed', { room: this.name, error: String(err) });
+          }
+        }
+      }, origin);
       const sentAt = performance.now();
       for (const { receivedAt } of batch) this.deps.observer.fanOut?.((sentAt - receivedAt) / 1000);
     }
@@ -221,9 +230,14 @@ export class Room {
   broadcast(message: Uint8Array, except: unknown): void {
     let sent = 0;
     for (const peer of this.peers.keys()) {
-      if (peer !== except) {
+      if (peer === except) continue;
+      try {
         peer.send(message);
         sent++;
+      } catch (err) {
+        // One peer's broken socket must not keep the message from the others.
+        this.deps.observer.error?.('broadcast_failed');
+        this.deps.log.warn('sync_send_failed', { room: this.name, error: String(err) });
       }
     }
     if (sent > 0) this.deps.observer.messagesOut?.(sent, message.byteLength);

@@ -140,20 +140,44 @@ describe('SyncServer', () => {
     const server = new SyncServer({ store, log: silent, limits, observer: { error: (kind) => errors.push(kind) } });
     const reader = new MemorySocket();
     const w = server.connect(new MemorySocket(), info());
+    const other = server.connect(new MemorySocket(), info());
     server.connect(reader, info());
     await flushed(server);
     // The reader applies what it is sent (MemorySocket.send): were it sent the raw update, the
-    // throw would surface here.
+    // throw would surface here. Another writer's update in the same batch still goes through.
     w.receive(updateMessage(poison));
+    other.receive(updateMessage(spanUpdate('GPE')));
     await flushed(server);
     expect(errors).toEqual(['apply_failed']);
+    expect(listSpans(reader.doc).map((s) => s.label)).toContain('GPE');
     const room = server.rooms.get('doc:1:user:1')!;
     expect(Y.encodeStateVector(reader.doc)).toEqual(Y.encodeStateVector(room.doc));
     expect(reader.doc.store.pendingStructs).toBeNull();
-    expect(store.rooms.get('doc:1:user:1')).toHaveLength(1); // kept, for loading to set aside
+    expect(store.rooms.get('doc:1:user:1')).toHaveLength(2); // kept, for loading to set aside
     w.receive(updateMessage(spanUpdate('ORG')));
     await flushed(server);
-    expect(listSpans(reader.doc).map((s) => s.label)).toEqual(['ORG']);
+    expect(listSpans(reader.doc).map((s) => s.label).sort()).toEqual(['GPE', 'ORG']);
+  });
+
+  it('keeps sending to the others when one peer’s send throws', async () => {
+    const errors: string[] = [];
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits, observer: { error: (kind) => errors.push(kind) } });
+    const broken = new MemorySocket();
+    server.connect(broken, info());
+    const reader = new MemorySocket();
+    const w = server.connect(new MemorySocket(), info());
+    server.connect(reader, info());
+    await flushed(server);
+    // Joined first, so it comes first in every broadcast; from now on its sends throw.
+    broken.send = () => {
+      throw new Error('socket gone');
+    };
+    w.receive(updateMessage(spanUpdate('PERSON')));
+    await flushed(server);
+    w.receive(updateMessage(spanUpdate('ORG')));
+    await flushed(server);
+    expect(listSpans(reader.doc).map((s) => s.label).sort()).toEqual(['ORG', 'PERSON']);
+    expect(errors).toContain('broadcast_failed');
   });
 
   it('does not send on what the room already holds (a reconnecting client resends its state)', async () => {
