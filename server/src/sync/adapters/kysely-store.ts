@@ -56,28 +56,30 @@ function literalInsert(rows: readonly Row[]) {
   return sql.raw(`insert into sync_updates (room, data) values ${values.join(', ')}`);
 }
 
-/** Rows in statements, in order: runs of small rows as literals, each large row on its own. */
-function insertStatements(rows: readonly Row[]) {
-  const statements: Array<{ execute(db: Kysely<Database>): Promise<unknown> }> = [];
-  let run: Row[] = [];
-  let runBytes = 0;
-  const endRun = () => {
-    if (run.length > 0) statements.push(literalInsert(run));
-    run = [];
-    runBytes = 0;
-  };
-  for (const row of rows) {
-    if (row.data.byteLength > MAX_LITERAL_UPDATE_BYTES) {
-      endRun();
-      statements.push({ execute: (on) => on.insertInto('sync_updates').values(row).execute() });
+/**
+ * Rows in statements, in order: runs of small rows as literals, each large row on its own.
+ * Built one at a time as they are run, so a large backlog is not held as text all at once.
+ */
+function* insertStatements(rows: readonly Row[]): Generator<{ execute(db: Kysely<Database>): Promise<unknown> }> {
+  let start = 0;
+  while (start < rows.length) {
+    const first = rows[start]!;
+    if (first.data.byteLength > MAX_LITERAL_UPDATE_BYTES) {
+      yield { execute: (on) => on.insertInto('sync_updates').values(first).execute() };
+      start++;
       continue;
     }
-    if (run.length >= MAX_ROWS_PER_INSERT || runBytes + row.data.byteLength > MAX_LITERAL_BYTES_PER_INSERT) endRun();
-    run.push(row);
-    runBytes += row.data.byteLength;
+    let end = start;
+    let bytes = 0;
+    while (end < rows.length && end - start < MAX_ROWS_PER_INSERT) {
+      const size = rows[end]!.data.byteLength;
+      if (size > MAX_LITERAL_UPDATE_BYTES || (end > start && bytes + size > MAX_LITERAL_BYTES_PER_INSERT)) break;
+      bytes += size;
+      end++;
+    }
+    yield literalInsert(rows.slice(start, end));
+    start = end;
   }
-  endRun();
-  return statements;
 }
 
 interface LogSize {
@@ -133,10 +135,16 @@ export class KyselyStore implements SyncStore {
       const rows = batch.flatMap((a) => a.updates.map((data) => ({ room: a.room, data })));
       try {
         const statements = insertStatements(rows);
-        if (statements.length === 1) {
-          await statements[0]!.execute(this.db);
+        const first = statements.next();
+        const second = statements.next();
+        if (first.done) {
+          // nothing to write
+        } else if (second.done) {
+          await first.value.execute(this.db);
         } else {
           await this.db.transaction().execute(async (trx) => {
+            await first.value.execute(trx);
+            await second.value.execute(trx);
             for (const statement of statements) await statement.execute(trx);
           });
         }
