@@ -42,7 +42,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { layerRoom } from '@spanwise/shared';
+import { layerRoom, type ProjectSummary } from '@spanwise/shared';
 import { Api } from './api.ts';
 import { OUR_SERVER_NAME, killAllChildren, machineBusySeconds, startOurServer, startReferenceServer, type ServerChild } from './children.ts';
 import { BenchClient, connectFleet, Recorder, sleep, verifyStored, type ClientSpec, type EditSource, type FleetClient, type StoredCheck, type Target } from './load.ts';
@@ -414,6 +414,26 @@ async function profileDir(o: Options): Promise<string | null> {
 
 const wsTarget = (server: ServerChild, cookie: string | null): Target => ({ wsBase: server.url.replace(/^http/, 'ws') + '/sync', cookie });
 
+/**
+ * Signs in to our server as `username` and reads the demo project it `picks`: what both modes
+ * start from. `database` names where the server keeps its data, for the results.
+ */
+async function signIn(server: ServerChild, o: Options, username: string, pick: (projects: ProjectSummary[]) => ProjectSummary | undefined) {
+  const api = new Api(server.url);
+  const health = await api.health();
+  const database = `${health.db} — ${server.database}`;
+  say(`  database: ${database}; ${limitsText(o)}`);
+  await api.login(username, DEMO_PASSWORD);
+  const me = await api.me();
+  const project = pick(await api.projects());
+  if (!project) throw new Error(`${username} has no such project (is DEMO=1 seeding?)`);
+  const [detail, documents] = await Promise.all([api.project(project.id), api.documents(project.id)]);
+  const first = documents[0];
+  if (!first) throw new Error(`project ${project.id} has no documents`);
+  const labels = detail.schema.spans.map((s) => s.name);
+  return { api, database, me, project, first, labels };
+}
+
 async function fanout(o: Options): Promise<void> {
   say(`Spanwise sync bench — fan-out: ${o.clients} clients on one room, ${o.rate} edits/s each, ${o.seconds} s timed (+${o.warmup} s warm-up)`);
   const results: RunResult[] = [];
@@ -424,21 +444,13 @@ async function fanout(o: Options): Promise<void> {
   say('\n[1/2] our server (child process)');
   const ours = await startOurServer({ ...limits(o), cpuProfileDir: await profileDir(o) });
   try {
-    const api = new Api(ours.url);
-    const health = await api.health();
-    database = `${health.db} — ${ours.database}`;
-    say(`  database: ${database}; ${limitsText(o)}`);
-    await api.login('alice', DEMO_PASSWORD);
-    const me = await api.me();
-    const project = (await api.projects())[0];
-    if (!project) throw new Error('alice has no project (is DEMO=1 seeding?)');
-    const [detail, documents] = await Promise.all([api.project(project.id), api.documents(project.id)]);
-    const first = documents[0];
-    if (!first) throw new Error(`project ${project.id} has no documents`);
+    const session = await signIn(ours, o, 'alice', (projects) => projects[0]);
+    const { api, me, first, labels } = session;
+    database = session.database;
     const doc = await api.document(first.id);
     const room = layerRoom(doc.id, me.id);
     say(`  signed in as ${me.username} (id ${me.id}); room ${room} ("${first.title.slice(0, 50)}", ${doc.text.length} chars)`);
-    src = { text: doc.text, labels: detail.schema.spans.map((s) => s.name), author: me.id };
+    src = { text: doc.text, labels, author: me.id };
     specs = Array.from({ length: o.clients }, () => ({ room, peers: o.clients }));
     results.push(await runLoad(ours, wsTarget(ours, api.sessionCookie), specs, src, o));
   } finally {
@@ -492,16 +504,10 @@ async function capacity(o: Options): Promise<void> {
   let src: EditSource;
   let database = '';
   try {
-    const api = new Api(server.url);
-    const health = await api.health();
-    database = `${health.db} — ${server.database}`;
-    say(`  database: ${database}; ${limitsText(o)}`);
-    await api.login('admin', DEMO_PASSWORD);
-    const me = await api.me();
-    const project = (await api.projects()).find((p) => p.role === 'owner');
-    if (!project) throw new Error('admin owns no project (is DEMO=1 seeding?)');
-    const [detail, documents] = await Promise.all([api.project(project.id), api.documents(project.id)]);
-    const text = (await api.document(documents[0]!.id)).text;
+    const session = await signIn(server, o, 'admin', (projects) => projects.find((p) => p.role === 'owner'));
+    const { api, me, project, first, labels } = session;
+    database = session.database;
+    const text = (await api.document(first.id)).text;
     say(`  signed in as ${me.username} (id ${me.id}); creating ${o.rooms} documents in project ${project.id}`);
     const stamp = new Date().toISOString();
     const ids: number[] = [];
@@ -517,7 +523,7 @@ async function capacity(o: Options): Promise<void> {
     for (let i = 0; i < o.clients; i++) perRoom.set(roomOf(i), (perRoom.get(roomOf(i)) ?? 0) + 1);
     specs = Array.from({ length: o.clients }, (_, i) => ({ room: roomOf(i), peers: perRoom.get(roomOf(i))! }));
     say(`  rooms ${rooms[0]} … ${rooms[rooms.length - 1]}; connecting ${CONNECT_BATCH} at a time`);
-    src = { text, labels: detail.schema.spans.map((s) => s.name), author: me.id };
+    src = { text, labels, author: me.id };
     result = await runLoad(server, wsTarget(server, api.sessionCookie), specs, src, o);
   } finally {
     await server.stop();
