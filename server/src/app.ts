@@ -77,7 +77,6 @@ function apiApp(deps: AppDeps, services: Services) {
       throw new AppError(404, 'not_found', `no API route ${c.req.method} ${c.req.path}`);
     });
 }
-export type AppType = ReturnType<typeof apiApp>;
 
 const NOT_BUILT = 'the client is not built: run `npm run build`';
 

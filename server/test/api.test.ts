@@ -77,6 +77,21 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
       expect((await api(server.url, cookie, '/api/me')).status).toBe(401);
     });
 
+    it('refuses an expired session, and clears expired ones at the next sign-in', async () => {
+      const db = server.database.db;
+      const cookie = await login(server.url, 'bob');
+      await db.updateTable('sessions').set({ expires_at: new Date(Date.now() - 1000) }).execute();
+      expect((await api(server.url, cookie, '/api/me')).status).toBe(401);
+      const fresh = await login(server.url, 'bob');
+      expect((await api(server.url, fresh, '/api/me')).status).toBe(200);
+      const left = await db.selectFrom('sessions').select('expires_at').execute();
+      expect(left).toHaveLength(1);
+      expect(left[0]!.expires_at.getTime()).toBeGreaterThan(Date.now());
+      // The suite's own sessions went too: sign in again for the tests that follow.
+      alice = await login(server.url, 'alice');
+      admin = await login(server.url, 'admin');
+    });
+
     it('stores passwords hashed with scrypt, never in the clear', async () => {
       const row = await usersRepository(server.database.db).findByUsername('alice');
       expect(row?.password_hash).toMatch(/^scrypt\$/);

@@ -82,7 +82,5 @@ export interface Database {
   sync_quarantine: SyncQuarantineTable;
 }
 
-export type UserRow = Selectable<UsersTable>;
-export type ProjectRow = Selectable<ProjectsTable>;
 export type DocumentRow = Selectable<DocumentsTable>;
 export type NewDocumentRow = Insertable<DocumentsTable>;

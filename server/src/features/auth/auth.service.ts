@@ -16,6 +16,12 @@ const tokenId = (token: string) => createHash('sha256').update(token).digest('he
 export function authService(db: Kysely<Database>, options: { sessionTtlHours: number }) {
   const users = usersRepository(db);
   const sessions = sessionsRepository(db);
+  /** The users of many session tokens in one query; unknown or expired tokens are absent. */
+  async function usersForTokens(tokens: string[]): Promise<Map<string, Me>> {
+    const byId = new Map(tokens.filter((t) => t.length <= 200).map((t) => [tokenId(t), t]));
+    const users = await sessions.findUsers([...byId.keys()], new Date());
+    return new Map([...users].map(([id, user]) => [byId.get(id)!, user]));
+  }
   return {
     /** Returns the user and a new session token; a wrong username or password is the same 401. */
     async login(username: string, password: string): Promise<{ user: Me; token: string; expiresAt: Date }> {
@@ -24,22 +30,19 @@ export function authService(db: Kysely<Database>, options: { sessionTtlHours: nu
       if (!row || !ok) throw new AppError(401, 'invalid_credentials', 'wrong username or password');
       const token = randomBytes(32).toString('base64url');
       const expiresAt = new Date(Date.now() + options.sessionTtlHours * 3600_000);
+      // Sessions that ran out go when someone signs in: the table does not grow without end.
+      await sessions.deleteExpired(new Date());
       await sessions.insert(tokenId(token), row.id, expiresAt);
       return { user: { id: row.id, username: row.username }, token, expiresAt };
     },
     async logout(token: string): Promise<void> {
       await sessions.delete(tokenId(token));
     },
-    /** The users of many session tokens in one query; unknown or expired tokens are absent. */
-    async usersForTokens(tokens: string[]): Promise<Map<string, Me>> {
-      const byId = new Map(tokens.filter((t) => t.length <= 200).map((t) => [tokenId(t), t]));
-      const users = await sessions.findUsers([...byId.keys()], new Date());
-      return new Map([...users].map(([id, user]) => [byId.get(id)!, user]));
-    },
+    usersForTokens,
     /** The user a session token belongs to, or null when it is unknown or expired. */
     async userForToken(token: string | undefined): Promise<Me | null> {
-      if (!token || token.length > 200) return null;
-      return (await sessions.findUser(tokenId(token), new Date())) ?? null;
+      if (!token) return null;
+      return (await usersForTokens([token])).get(token) ?? null;
     },
   };
 }

@@ -6,9 +6,6 @@ export function usersRepository(db: Kysely<Database>) {
     findByUsername(username: string) {
       return db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
     },
-    findById(id: number) {
-      return db.selectFrom('users').select(['id', 'username']).where('id', '=', id).executeTakeFirst();
-    },
     async insert(username: string, passwordHash: string): Promise<number> {
       const row = await db
         .insertInto('users')
@@ -30,15 +27,6 @@ export function sessionsRepository(db: Kysely<Database>) {
   return {
     async insert(id: string, userId: number, expiresAt: Date) {
       await db.insertInto('sessions').values({ id, user_id: userId, expires_at: expiresAt }).execute();
-    },
-    findUser(id: string, now: Date) {
-      return db
-        .selectFrom('sessions')
-        .innerJoin('users', 'users.id', 'sessions.user_id')
-        .select(['users.id', 'users.username'])
-        .where('sessions.id', '=', id)
-        .where('sessions.expires_at', '>', now)
-        .executeTakeFirst();
     },
     /** The users of many sessions at once, keyed by session id. */
     async findUsers(ids: string[], now: Date): Promise<Map<string, { id: number; username: string }>> {

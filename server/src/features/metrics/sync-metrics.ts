@@ -69,4 +69,3 @@ export function createSyncMetrics(state: () => SyncState, options: { processMetr
   };
   return { registry, observer };
 }
-export type SyncMetrics = ReturnType<typeof createSyncMetrics>;
