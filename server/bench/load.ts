@@ -49,7 +49,6 @@ export class Recorder {
   readonly latencies: number[] = [];
   /** When each timed edit was sent (parallel to `latencies`), for the per-second timeline. */
   readonly sentAts: number[] = [];
-  sentTotal = 0;
   sentMeasured = 0;
   expectedDeliveries = 0;
   deliveries = 0;
@@ -139,7 +138,6 @@ export function makeEdit(doc: Y.Doc, marks: Y.Map<number>, own: OwnSpans, index:
     marks.set(key, sentAt);
   });
   expected.marks.set(key, sentAt);
-  rec.sentTotal++;
   if (sentAt >= rec.measureFrom) {
     rec.sentMeasured++;
     rec.expectedDeliveries += spec.peers - 1;
