@@ -115,6 +115,23 @@ describe('the login gate', () => {
   });
 });
 
+describe('a project that is not there', () => {
+  it('says so on its document list and on a document page, instead of a blank page', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(server.url);
+    await signIn(page, 'alice');
+    for (const path of ['/projects/999', '/projects/999/documents/1']) {
+      await page.goto(server.url + path);
+      const alert = page.getByRole('alert');
+      await alert.waitFor(WAIT);
+      expect(await alert.textContent(), path).toMatch(/not found|no such|999/i);
+      expect(await page.getByRole('link', { name: 'Projects' }).isVisible(), path).toBe(true);
+    }
+    await context.close();
+  });
+});
+
 describe('live annotation on one layer', () => {
   let aliceContext: BrowserContext;
   let danaContext: BrowserContext;

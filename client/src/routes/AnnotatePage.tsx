@@ -22,9 +22,11 @@ export function AnnotatePage() {
   const [project] = createResource(projectId, api.project);
   const [doc] = createResource(documentId, api.document);
   const docStatus = createDocStatus(projectId, documentId);
+  /** The project once loaded; a failed resource throws when read, and `failure` shows why. */
+  const info = () => (project.error ? undefined : project.latest);
 
   const options = createMemo(() => {
-    const p = project.latest;
+    const p = info();
     return p ? layerOptions(p, me, documentId()) : [];
   });
   const layer = createMemo<LayerOption | undefined>(
@@ -39,7 +41,7 @@ export function AnnotatePage() {
       <nav class="crumbs" aria-label="Breadcrumb">
         <A href="/">Projects</A>
         <span aria-hidden="true"> / </span>
-        <A href={`/projects/${projectId()}`}>{project.latest?.name ?? 'Project'}</A>
+        <A href={`/projects/${projectId()}`}>{info()?.name ?? 'Project'}</A>
       </nav>
       <Show when={!failure()} fallback={<p role="alert" class="error">{errorMessage(failure())}</p>}>
         <Show when={doc.latest && project.latest && layer()} fallback={<p class="muted">Loading…</p>}>

@@ -9,14 +9,16 @@ export function DocumentList() {
   const projectId = () => Number(params.projectId);
   const [project] = createResource(projectId, api.project);
   const [documents] = createResource(projectId, api.documents);
+  /** The project once loaded; a failed resource throws when read, and its error shows below. */
+  const info = () => (project.error ? undefined : project.latest);
 
   return (
     <section class="page">
       <nav class="crumbs" aria-label="Breadcrumb">
         <A href="/">Projects</A>
       </nav>
-      <h1>{project()?.name ?? 'Project'}</h1>
-      <Show when={project()}>
+      <h1>{info()?.name ?? 'Project'}</h1>
+      <Show when={info()}>
         {(p) => (
           <p class="muted">
             You are {ROLE_TEXT[p().role].toLowerCase()} · {p().members.length} members ·{' '}
