@@ -78,7 +78,6 @@ export const api = {
 
 /** A message fit to show a person, whatever was thrown. */
 export function errorMessage(e: unknown): string {
-  if (e instanceof ApiError) return e.message;
   if (e instanceof Error) return e.message;
   return 'Something went wrong.';
 }

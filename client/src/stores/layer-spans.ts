@@ -61,4 +61,3 @@ export function createLayerSpans(doc: Y.Doc) {
   };
 }
 
-export type LayerSpans = ReturnType<typeof createLayerSpans>;

@@ -10,7 +10,6 @@ import { api, UNAUTHORIZED_EVENT } from '../api/client.ts';
 export interface Session {
   /** The signed-in user; null when signed out; undefined while the first check runs. */
   me: Accessor<Me | null | undefined>;
-  loading: Accessor<boolean>;
   error: Accessor<unknown>;
   retry(): void;
   signIn(username: string, password: string): Promise<void>;
@@ -29,7 +28,6 @@ export function SessionProvider(props: ParentProps) {
 
   const session: Session = {
     me: () => (me.error ? undefined : me()),
-    loading: () => me.loading,
     error: () => me.error as unknown,
     retry: () => void refetch(),
     async signIn(username, password) {

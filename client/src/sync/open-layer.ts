@@ -22,8 +22,6 @@ export interface Layer {
   connection: Accessor<Connection>;
   /** The close code when the server refused the room for good (4401, 4403, 4404); else null. */
   closedCode: Accessor<number | null>;
-  /** True once the server's state has been received on the current connection. */
-  synced: Accessor<boolean>;
   peers: Accessor<Peer[]>;
   /** The server says it cannot store edits right now (its database is away); they are kept. */
   savingDelayed: Accessor<boolean>;
@@ -40,7 +38,7 @@ export interface OpenLayerOptions {
   onClosed?: (code: number) => void;
 }
 
-export function syncUrl(loc: Location = window.location): string {
+function syncUrl(loc: Location = window.location): string {
   return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/sync`;
 }
 
@@ -53,7 +51,6 @@ export function openLayer(options: OpenLayerOptions): Layer {
 
   const [connection, setConnection] = createSignal<Connection>('connecting');
   const [closedCode, setClosedCode] = createSignal<number | null>(null);
-  const [synced, setSynced] = createSignal(false);
   let everConnected = false;
 
   provider.on('status', ({ status }) => {
@@ -64,18 +61,15 @@ export function openLayer(options: OpenLayerOptions): Layer {
     } else if (status === 'disconnected' || everConnected) {
       // Reconnect attempts flip between connecting and disconnected; to a person that is "offline".
       setConnection('offline');
-      setSynced(false);
     }
   });
   provider.on('connection-error', () => {
     if (closedCode() === null && !provider.wsconnected) setConnection('offline');
   });
-  provider.on('sync', (isSynced) => setSynced(isSynced));
   provider.on('closed', ({ code }) => {
     provider.disconnect();
     setClosedCode(code);
     setConnection('closed');
-    setSynced(false);
     options.onClosed?.(code);
   });
 
@@ -92,7 +86,6 @@ export function openLayer(options: OpenLayerOptions): Layer {
     doc,
     connection,
     closedCode,
-    synced,
     peers: presence.peers,
     savingDelayed,
     setSelection: presence.setSelection,
