@@ -136,21 +136,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 /** A config for tests: in-memory PGlite, port 0, quiet logs; override what a test needs. */
 export function testConfig(overrides: Partial<Config> = {}): Config {
   return Object.freeze({
+    ...loadConfig({}),
     port: 0,
     host: '127.0.0.1',
     dataDir: 'memory://',
-    databaseUrl: null,
-    redisUrl: null,
     redisKeyPrefix: `spanwise-test:${process.pid}:${Math.random().toString(36).slice(2, 8)}:`,
-    demo: true,
-    demoPassword: 'demo',
-    clientDir: path.join(root, 'client/dist'),
-    seedsDir: path.join(root, 'seeds'),
-    secureCookies: false,
     sessionTtlHours: 1,
-    sync: defaultSyncLimits,
     logLevel: 'silent' as const,
-    metricsToken: null,
     ...overrides,
   });
 }

@@ -57,9 +57,8 @@ export function errorHandler(log: Logger) {
       return c.json({ error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } }, err.status);
     }
     if (err instanceof HTTPException) {
-      const status = err.status;
-      const code = status === 413 ? 'body_too_large' : 'http_error';
-      return c.json({ error: { code, message: err.message || 'request refused' } }, status);
+      // Hono's own refusals (bearerAuth's 401, say); the body limit throws an AppError instead.
+      return c.json({ error: { code: 'http_error', message: err.message || 'request refused' } }, err.status);
     }
     log.error('request_failed', { path: c.req.path, method: c.req.method, error: String(err?.stack ?? err) });
     return c.json({ error: { code: 'internal', message: 'internal server error' } }, 500);
