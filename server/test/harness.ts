@@ -9,6 +9,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
 import WebSocket from 'ws';
@@ -16,6 +17,7 @@ import * as Y from 'yjs';
 import { WebsocketProvider } from 'y-websocket';
 import { testConfig, type Config } from '../src/config.ts';
 import { openDatabase, type OpenDatabase } from '../src/db/database.ts';
+import type { Database } from '../src/db/types.ts';
 import { startServer, type RunningServer } from '../src/server.ts';
 
 export type DbKindName = 'pglite' | 'postgres';
@@ -175,6 +177,14 @@ export function connectLayer(baseUrl: string, room: string, cookie: string | nul
       doc.destroy();
     },
   };
+}
+
+/** A room as the database holds it: every stored row of `room` applied to a fresh Y.Doc. */
+export async function storedDoc(db: Kysely<Database>, room: string): Promise<Y.Doc> {
+  const rows = await db.selectFrom('sync_updates').select('data').where('room', '=', room).orderBy('id').execute();
+  const doc = new Y.Doc();
+  for (const r of rows) Y.applyUpdate(doc, r.data);
+  return doc;
 }
 
 /** Waits until `check()` is truthy, polling; fails with `what` after `timeoutMs`. */

@@ -4,9 +4,8 @@
  * reconnect, and every edit ends up on both clients and in the database.
  */
 import { describe, expect, it } from 'vitest';
-import * as Y from 'yjs';
 import { addSpan, deleteAnnotation, layerRoom, listSpans, relabel } from '@spanwise/shared';
-import { connectLayer, databaseKinds, login, startTestServer, waitFor } from './harness.ts';
+import { connectLayer, databaseKinds, login, startTestServer, storedDoc, waitFor } from './harness.ts';
 
 const ALICE = 2;
 
@@ -42,9 +41,7 @@ describe.each(databaseKinds())('offline edits across a restart (%s)', (kind) => 
       deleteAnnotation(dana.doc, 'alice-offline');
       await waitFor(() => listSpans(alice.doc).length === 2, 'the delete at alice');
       await waitFor(async () => {
-        const rows = await server.database.db.selectFrom('sync_updates').select('data').where('room', '=', room).execute();
-        const stored = new Y.Doc();
-        for (const r of rows) Y.applyUpdate(stored, r.data);
+        const stored = await storedDoc(server.database.db, room);
         return JSON.stringify(listSpans(stored)) === JSON.stringify(listSpans(alice.doc));
       }, 'the database to match the clients');
     } finally {

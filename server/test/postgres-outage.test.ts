@@ -8,10 +8,9 @@ import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
-import * as Y from 'yjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addSpan, layerRoom, listSpans } from '@spanwise/shared';
-import { connectLayer, login, startTestServer, waitFor, type TestServer } from './harness.ts';
+import { connectLayer, login, startTestServer, storedDoc, waitFor, type TestServer } from './harness.ts';
 
 const BIN = '/usr/lib/postgresql/15/bin';
 const ALICE = 2;
@@ -83,9 +82,7 @@ describe.runIf(existsSync(path.join(BIN, 'initdb')))('PostgreSQL outage during a
       start();
       await waitFor(() => listSpans(dana.doc).length === 40, 'all 40 spans at dana after the restart', 20_000);
       await waitFor(() => !delayed(), 'the notice withdrawn');
-      const rows = await server.database.db.selectFrom('sync_updates').select('data').where('room', '=', room).execute();
-      const stored = new Y.Doc();
-      for (const r of rows) Y.applyUpdate(stored, r.data);
+      const stored = await storedDoc(server.database.db, room);
       expect(listSpans(stored)).toHaveLength(40);
       expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
     } finally {

@@ -1,9 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import * as Y from 'yjs';
 import * as encoding from 'lib0/encoding';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, CloseCode, goldRoom, layerRoom, listSpans, MessageKind } from '@spanwise/shared';
-import { connectLayer, databaseKinds, login, rawSocket, startTestServer, waitFor, type LayerClient, type TestServer } from './harness.ts';
+import { connectLayer, databaseKinds, login, rawSocket, startTestServer, storedDoc, waitFor, type LayerClient, type TestServer } from './harness.ts';
 
 // Demo ids: admin 1, alice 2, bob 3, carol 4, dana 5; project 1; documents 1..5.
 const ALICE = 2;
@@ -46,9 +45,7 @@ describe.each(databaseKinds())('sync over WebSocket (%s)', (kind) => {
     await Promise.all([a.synced, d.synced]);
     addSpan(a.doc, { label: 'ORG', start: 4, end: 15, quote: 'White House', author: ALICE });
     await waitFor(() => listSpans(d.doc).length === 1, 'the span at dana');
-    const rows = await server.database.db.selectFrom('sync_updates').select('data').where('room', '=', layerRoom(2, ALICE)).execute();
-    const stored = new Y.Doc();
-    for (const r of rows) Y.applyUpdate(stored, r.data);
+    const stored = await storedDoc(server.database.db, layerRoom(2, ALICE));
     expect(listSpans(stored).map((s) => s.label)).toEqual(['ORG']);
   });
 
