@@ -56,3 +56,45 @@ describe.each(databaseKinds())('database (%s)', (kind) => {
     expect(Array.from(row.data)).toEqual(Array.from(data));
   });
 });
+
+describe('database (pglite): execute, the quick path for parameterless SQL', () => {
+  const db = useTestDatabase('pglite');
+  const rooms = async (prefix: string) =>
+    (await db.current.db.selectFrom('sync_updates').select('room').where('room', 'like', `${prefix}-%`).orderBy('id').execute()).map((r) => r.room);
+
+  it('runs SQL and rejects with Postgres error, staying usable', async () => {
+    const execute = db.current.execute!;
+    await execute(`insert into sync_updates (room, data) values ('x-1', decode('00ff', 'hex'))`);
+    await expect(execute(`insert into no_such_table values (1)`)).rejects.toThrow(/no_such_table.*does not exist/);
+    // Several statements run as one implicit transaction: a failing one takes the others back.
+    await expect(execute(`insert into sync_updates (room, data) values ('x-2', ''); select 1/0`)).rejects.toThrow(/division by zero/);
+    await execute(`insert into sync_updates (room, data) values ('x-3', '')`);
+    expect(await rooms('x')).toEqual(['x-1', 'x-3']);
+  });
+
+  it('waits for a Kysely transaction in progress instead of running inside it', async () => {
+    const execute = db.current.execute!;
+    let inside!: () => void;
+    const started = new Promise<void>((r) => (inside = r));
+    const trx = db.current.db.transaction().execute(async (t) => {
+      await t.insertInto('sync_updates').values({ room: 'y-a', data: new Uint8Array() }).execute();
+      inside();
+      await new Promise((r) => setTimeout(r, 30));
+      await t.insertInto('sync_updates').values({ room: 'y-b', data: new Uint8Array() }).execute();
+      throw new Error('roll back');
+    });
+    await started;
+    // Run inside the open transaction, this row would go back with it.
+    const quick = execute(`insert into sync_updates (room, data) values ('y-c', '')`);
+    await expect(trx).rejects.toThrow('roll back');
+    await quick;
+    expect(await rooms('y')).toEqual(['y-c']);
+  });
+});
+
+describe.each(databaseKinds().filter((k) => k !== 'pglite'))('database (%s): no quick path', (kind) => {
+  const db = useTestDatabase(kind);
+  it('offers no execute (the network round trip dwarfs what it would save)', () => {
+    expect(db.current.execute).toBeNull();
+  });
+});

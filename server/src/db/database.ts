@@ -17,6 +17,12 @@ export type DbKind = 'pglite' | 'postgres';
 export interface OpenDatabase {
   db: Kysely<Database>;
   kind: DbKind;
+  /**
+   * On PGlite, runs SQL without parameters straight through its wire protocol, skipping
+   * Kysely's layers (see PGliteDialect.execute); null on PostgreSQL, where the network round
+   * trip dwarfs them.
+   */
+  execute: ((sqlText: string) => Promise<void>) | null;
   close(): Promise<void>;
 }
 
@@ -28,6 +34,7 @@ export interface DatabaseOptions {
 export async function openDatabase(options: DatabaseOptions): Promise<OpenDatabase> {
   let db: Kysely<Database>;
   let kind: DbKind;
+  let execute: OpenDatabase['execute'] = null;
   if (options.databaseUrl) {
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10 });
     // An idle client's error (the server restarting, say) must not crash the process.
@@ -37,7 +44,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
   } else {
     if (!options.dataDir.startsWith('memory://')) await fs.mkdir(options.dataDir, { recursive: true });
     const pglite = await PGlite.create(options.dataDir);
-    db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+    const dialect = new PGliteDialect(pglite);
+    db = new Kysely<Database>({ dialect });
+    execute = (sqlText) => dialect.execute(sqlText);
     kind = 'pglite';
   }
   try {
@@ -46,7 +55,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     await db.destroy();
     throw err;
   }
-  return { db, kind, close: () => db.destroy() };
+  return { db, kind, execute, close: () => db.destroy() };
 }
 
 export async function migrate(db: Kysely<Database>): Promise<void> {

@@ -21,6 +21,11 @@ export interface KyselyStoreOptions {
    * (PGlite's only one), so it is kept off busy rooms' hot path. Default 10.
    */
   openRoomFactor?: number;
+  /**
+   * Runs SQL without parameters by a quicker path than Kysely's, when the database has one
+   * (OpenDatabase.execute on PGlite): the hot INSERT goes through it.
+   */
+  execute?: ((sqlText: string) => Promise<void>) | null;
   log: SyncLogger;
 }
 
@@ -48,24 +53,26 @@ type Row = { room: string; data: Uint8Array };
  * parameters goes by Postgres' simple protocol; on PGlite that measured ~0.5 ms less per commit
  * at the tail than the bound-parameter form (whose parameters PGlite turns into text anyway).
  */
-function literalInsert(rows: readonly Row[]) {
+function literalInsert(rows: readonly Row[]): string {
   const values = rows.map(({ room, data }) => {
     const hex = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('hex');
     return `(${escapeLiteral(room)}, decode('${hex}', 'hex'))`;
   });
-  return sql.raw(`insert into sync_updates (room, data) values ${values.join(', ')}`);
+  return `insert into sync_updates (room, data) values ${values.join(', ')}`;
 }
+
+type Statement = { literal: string } | { row: Row };
 
 /**
  * Rows in statements, in order: runs of small rows as literals, each large row on its own.
  * Built one at a time as they are run, so a large backlog is not held as text all at once.
  */
-function* insertStatements(rows: readonly Row[]): Generator<{ execute(db: Kysely<Database>): Promise<unknown> }> {
+function* insertStatements(rows: readonly Row[]): Generator<Statement> {
   let start = 0;
   while (start < rows.length) {
     const first = rows[start]!;
     if (first.data.byteLength > MAX_LITERAL_UPDATE_BYTES) {
-      yield { execute: (on) => on.insertInto('sync_updates').values(first).execute() };
+      yield { row: first };
       start++;
       continue;
     }
@@ -77,7 +84,7 @@ function* insertStatements(rows: readonly Row[]): Generator<{ execute(db: Kysely
       bytes += size;
       end++;
     }
-    yield literalInsert(rows.slice(start, end));
+    yield { literal: literalInsert(rows.slice(start, end)) };
     start = end;
   }
 }
@@ -140,12 +147,12 @@ export class KyselyStore implements SyncStore {
         if (first.done) {
           // nothing to write
         } else if (second.done) {
-          await first.value.execute(this.db);
+          await this.#run(this.db, first.value, true);
         } else {
           await this.db.transaction().execute(async (trx) => {
-            await first.value.execute(trx);
-            await second.value.execute(trx);
-            for (const statement of statements) await statement.execute(trx);
+            await this.#run(trx, first.value, false);
+            await this.#run(trx, second.value, false);
+            for (const statement of statements) await this.#run(trx, statement, false);
           });
         }
       } catch (err) {
@@ -158,6 +165,13 @@ export class KyselyStore implements SyncStore {
       }
     }
     this.#writing = false;
+  }
+
+  /** One INSERT; `alone` (not inside a transaction) may take the quicker path. */
+  #run(on: Kysely<Database>, statement: Statement, alone: boolean): Promise<unknown> {
+    if ('row' in statement) return on.insertInto('sync_updates').values(statement.row).execute();
+    if (alone && this.options.execute) return this.options.execute(statement.literal);
+    return sql.raw(statement.literal).execute(on);
   }
 
   #grew(room: string, updates: readonly Uint8Array[]): void {
