@@ -231,7 +231,7 @@ export async function startOurServer(options: OurServerOptions): Promise<ServerC
 }
 
 /** y-websocket 1.5.4's in-memory server (see reference-server.ts). */
-export async function startReferenceServer(): Promise<ServerChild> {
+export async function startReferenceServer(options: { cpuProfileDir?: string | null } = {}): Promise<ServerChild> {
   const port = await freePort();
   return spawnServer({
     name: 'y-websocket 1.5.4',
@@ -239,6 +239,8 @@ export async function startReferenceServer(): Promise<ServerChild> {
     env: { ...cleanEnv(), PORT: String(port), HOST },
     port,
     readyPath: '/',
+    nodeArgs: options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [],
+    profileDir: options.cpuProfileDir ?? null,
     isProblem: (_line, stream) => stream === 'stderr',
   });
 }

@@ -3,11 +3,17 @@
  * in-memory `setupWSConnection` behind a plain `ws` WebSocketServer. No auth, no persistence,
  * `gc: true`. Rooms are addressed like ours (`/sync/<room>`), so clients connect the same way.
  *
- * Env: PORT (required), HOST (default 127.0.0.1). Any HTTP request answers 200 "ok" (readiness).
+ * Env: PORT (required), HOST (default 127.0.0.1). GET /metrics answers one Prometheus histogram,
+ * `reference_fanout_seconds`: for each document update a client sends, from the socket's message
+ * event to the end of y-websocket's handler, which applies it and sends it to every peer: the
+ * counterpart of our `spanwise_sync_fanout_seconds`, with the same buckets. Any other HTTP
+ * request answers 200 "ok" (readiness).
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
+import { Histogram, Registry } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { LATENCY_BUCKETS } from '../src/features/metrics/sync-metrics.ts';
 
 type SetupWSConnection = (conn: WebSocket, req: IncomingMessage, options: { docName: string; gc: boolean }) => void;
 
@@ -20,7 +26,22 @@ const port = Number(process.env.PORT);
 const host = process.env.HOST ?? '127.0.0.1';
 if (!Number.isInteger(port) || port <= 0) throw new Error('PORT must be set');
 
-const server = createServer((_req, res) => {
+const registry = new Registry();
+const fanOut = new Histogram({
+  name: 'reference_fanout_seconds',
+  help: 'Document update received → applied and sent to every peer',
+  buckets: LATENCY_BUCKETS,
+  registers: [registry],
+});
+
+const server = createServer((req, res) => {
+  if (req.url === '/metrics') {
+    void registry.metrics().then((text) => {
+      res.writeHead(200, { 'content-type': registry.contentType });
+      res.end(text);
+    });
+    return;
+  }
   res.writeHead(200, { 'content-type': 'text/plain' });
   res.end('ok');
 });
@@ -29,6 +50,14 @@ wss.on('connection', (conn, req) => {
   const url = new URL(req.url ?? '/', 'http://localhost');
   const docName = decodeURIComponent(url.pathname.replace(/^\/sync\//, ''));
   setupWSConnection(conn, req, { docName, gc: true });
+  // y-websocket's handler runs synchronously between these two listeners.
+  let receivedAt = 0;
+  conn.prependListener('message', () => (receivedAt = performance.now()));
+  conn.on('message', (data: ArrayBuffer) => {
+    const bytes = new Uint8Array(data); // setupWSConnection sets binaryType 'arraybuffer'
+    // sync (0) + update (2) or step 2 (1): the messages that carry document edits.
+    if (bytes[0] === 0 && (bytes[1] === 2 || bytes[1] === 1)) fanOut.observe((performance.now() - receivedAt) / 1000);
+  });
 });
 server.listen(port, host);
 

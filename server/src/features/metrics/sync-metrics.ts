@@ -11,7 +11,7 @@ export interface SyncState {
   queued: number;
 }
 
-const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 export function createSyncMetrics(state: () => SyncState, options: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
