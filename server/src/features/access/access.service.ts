@@ -79,22 +79,24 @@ export function accessService(projects: ProjectsRepository, documents: Documents
       for (const l of listeners) l(userId);
     },
 
-    /** The user's role in the project: 404 when there is no such project, 403 for a non-member. */
-    async projectRole(userId: number, projectId: number): Promise<Role> {
-      const project = await projects.find(projectId);
-      if (!project) throw notFound(`project ${projectId}`);
-      const role = await projects.role(projectId, userId);
+    /**
+     * The project and the user's role in it, in one query: 404 when there is no such project,
+     * 403 for a non-member.
+     */
+    async projectRole(userId: number, projectId: number) {
+      const row = await projects.findWithRole(projectId, userId);
+      if (!row) throw notFound(`project ${projectId}`);
+      const { role, ...project } = row;
       if (!role) throw forbidden('you are not a member of this project');
-      return role;
+      return { project, role };
     },
 
-    /** The project a document belongs to and the user's role there (404 / 403 as above). */
+    /** The project a document belongs to and the user's role there, in one query (404 / 403 as above). */
     async documentRole(userId: number, documentId: number): Promise<{ projectId: number; role: Role }> {
-      const doc = await documents.projectOf(documentId);
+      const doc = await documents.projectWithRole(documentId, userId);
       if (!doc) throw notFound(`document ${documentId}`);
-      const role = await projects.role(doc.project_id, userId);
-      if (!role) throw forbidden('you are not a member of this document’s project');
-      return { projectId: doc.project_id, role };
+      if (!doc.role) throw forbidden('you are not a member of this document’s project');
+      return { projectId: doc.project_id, role: doc.role };
     },
 
     /** One room's access for one user. */

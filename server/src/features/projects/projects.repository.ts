@@ -13,17 +13,15 @@ export function projectsRepository(db: Kysely<Database>) {
         .orderBy('projects.id')
         .execute();
     },
-    find(id: number) {
-      return db.selectFrom('projects').selectAll().where('id', '=', id).executeTakeFirst();
-    },
-    async role(projectId: number, userId: number): Promise<Role | undefined> {
-      const row = await db
-        .selectFrom('project_members')
-        .select('role')
-        .where('project_id', '=', projectId)
-        .where('user_id', '=', userId)
+    /** The project with the user's role in it (undefined for a non-member), in one query. */
+    findWithRole(id: number, userId: number) {
+      return db
+        .selectFrom('projects')
+        .leftJoin('project_members as m', (j) => j.onRef('m.project_id', '=', 'projects.id').on('m.user_id', '=', userId))
+        .selectAll('projects')
+        .select('m.role')
+        .where('projects.id', '=', id)
         .executeTakeFirst();
-      return row?.role;
     },
     /** Each existing project's mode, by id. */
     async modes(ids: number[]): Promise<Map<number, 'blind' | 'open'>> {
@@ -66,8 +64,41 @@ export function projectsRepository(db: Kysely<Database>) {
         .onConflict((oc) => oc.columns(['project_id', 'user_id']).doUpdateSet({ role }))
         .execute();
     },
-    async removeMember(projectId: number, userId: number) {
-      await db.deleteFrom('project_members').where('project_id', '=', projectId).where('user_id', '=', userId).execute();
+    /**
+     * Sets a member's role, or removes them (`role` null), unless that would leave the project
+     * without an owner. The check and the write are one transaction holding the project's row
+     * lock, so two owners demoting each other at once cannot both succeed.
+     */
+    changeMember(projectId: number, userId: number, role: Role | null): Promise<'done' | 'last_owner' | 'not_member'> {
+      return db.transaction().execute(async (trx) => {
+        await trx.selectFrom('projects').select('id').where('id', '=', projectId).forUpdate().execute();
+        const current = await trx
+          .selectFrom('project_members')
+          .select('role')
+          .where('project_id', '=', projectId)
+          .where('user_id', '=', userId)
+          .executeTakeFirst();
+        if (!current && role === null) return 'not_member';
+        if (current?.role === 'owner' && role !== 'owner') {
+          const { owners } = await trx
+            .selectFrom('project_members')
+            .select((eb) => eb.fn.countAll<string>().as('owners'))
+            .where('project_id', '=', projectId)
+            .where('role', '=', 'owner')
+            .executeTakeFirstOrThrow();
+          if (Number(owners) <= 1) return 'last_owner';
+        }
+        if (role === null) {
+          await trx.deleteFrom('project_members').where('project_id', '=', projectId).where('user_id', '=', userId).execute();
+        } else {
+          await trx
+            .insertInto('project_members')
+            .values({ project_id: projectId, user_id: userId, role })
+            .onConflict((oc) => oc.columns(['project_id', 'user_id']).doUpdateSet({ role }))
+            .execute();
+        }
+        return 'done';
+      });
     },
   };
 }

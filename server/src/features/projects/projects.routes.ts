@@ -11,13 +11,8 @@ export function projectsRoutes(projects: ProjectsRepository, access: AccessServi
   /** The owner's guard for member changes; returns the project id. */
   const asOwner = async (userId: number, param: string | undefined) => {
     const id = idParam(param, 'project');
-    if ((await access.projectRole(userId, id)) !== 'owner') throw forbidden('only the project owner may change members');
+    if ((await access.projectRole(userId, id)).role !== 'owner') throw forbidden('only the project owner may change members');
     return id;
-  };
-  const lastOwner = async (projectId: number, userId: number) => {
-    const members = await projects.members(projectId);
-    const owners = members.filter((m) => m.role === 'owner');
-    return owners.length === 1 && owners[0]!.id === userId;
   };
   return new Hono<AppEnv>()
     .get('/projects', async (c) => {
@@ -28,9 +23,8 @@ export function projectsRoutes(projects: ProjectsRepository, access: AccessServi
     .get('/projects/:id', async (c) => {
       const user = requireUser(c.get('user'));
       const id = idParam(c.req.param('id'), 'project');
-      const role = await access.projectRole(user.id, id);
-      const [row, members] = await Promise.all([projects.find(id), projects.members(id)]);
-      if (!row) throw notFound(`project ${id}`);
+      const { project: row, role } = await access.projectRole(user.id, id);
+      const members = await projects.members(id);
       const detail: ProjectDetail = {
         id: row.id,
         name: row.name,
@@ -54,10 +48,9 @@ export function projectsRoutes(projects: ProjectsRepository, access: AccessServi
       const body = await jsonBody(c, memberBody);
       const target = await users.findByUsername(body.username);
       if (!target) throw new AppError(404, 'not_found', `no user ${body.username}`, 'username');
-      if (body.role !== 'owner' && (await lastOwner(id, target.id))) {
+      if ((await projects.changeMember(id, target.id, body.role)) === 'last_owner') {
         throw new AppError(400, 'last_owner', 'a project keeps at least one owner', 'role');
       }
-      await projects.addMember(id, target.id, body.role);
       access.changed(target.id);
       const member: Member = { id: target.id, username: target.username, role: body.role };
       return c.json(member);
@@ -66,16 +59,16 @@ export function projectsRoutes(projects: ProjectsRepository, access: AccessServi
       const user = requireUser(c.get('user'));
       const id = await asOwner(user.id, c.req.param('id'));
       const targetId = idParam(c.req.param('userId'), 'member');
-      if (!(await projects.role(id, targetId))) throw notFound(`member ${targetId}`);
-      if (await lastOwner(id, targetId)) throw new AppError(400, 'last_owner', 'a project keeps at least one owner');
-      await projects.removeMember(id, targetId);
+      const outcome = await projects.changeMember(id, targetId, null);
+      if (outcome === 'not_member') throw notFound(`member ${targetId}`);
+      if (outcome === 'last_owner') throw new AppError(400, 'last_owner', 'a project keeps at least one owner');
       access.changed(targetId);
       return c.body(null, 204);
     })
     .post('/projects/:id/documents', async (c) => {
       const user = requireUser(c.get('user'));
       const id = idParam(c.req.param('id'), 'project');
-      const role = await access.projectRole(user.id, id);
+      const { role } = await access.projectRole(user.id, id);
       if (role !== 'owner') throw forbidden('only the project owner may add documents');
       const body = await jsonBody(c, newDocumentBody);
       const docId = await documents.create(id, body);
