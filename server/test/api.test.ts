@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DocumentDetail, DocumentSummary, ProjectDetail, ProjectSummary } from '@spanwise/shared';
+import { layerRoom, type DocumentDetail, type DocumentSummary, type ProjectDetail, type ProjectSummary } from '@spanwise/shared';
 import { hashPassword } from '../src/features/auth/password.ts';
 import { usersRepository } from '../src/features/auth/users.repository.ts';
 import { api, databaseKinds, login, startTestServer, type TestServer } from './harness.ts';
@@ -159,8 +159,16 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
       await api(server.url, alice, `/api/documents/${first.id}/status`, { method: 'PUT', body: JSON.stringify({ status: 'done' }) });
       const again = await api<DocumentSummary[]>(server.url, alice, '/api/projects/1/documents');
       expect(again.body[0]?.status).toBe('done');
-      const forBob = await api<DocumentSummary[]>(server.url, await login(server.url, 'bob'), '/api/projects/1/documents');
+      const bob = await login(server.url, 'bob');
+      const forBob = await api<DocumentSummary[]>(server.url, bob, '/api/projects/1/documents');
       expect(forBob.body[0]?.status).toBe('not_started');
+      // Once something is stored in bob's layer of the second document, it is in progress for him only.
+      const second = list.body[1]!;
+      const bobId = (await api<{ id: number }>(server.url, bob, '/api/me')).body.id;
+      await server.database.db.insertInto('sync_updates').values({ room: layerRoom(second.id, bobId), data: new Uint8Array([0, 0]) }).execute();
+      const bobsNow = await api<DocumentSummary[]>(server.url, bob, '/api/projects/1/documents');
+      expect(bobsNow.body.map((d) => d.status)).toEqual(forBob.body.map((d) => (d.id === second.id ? 'in_progress' : d.status)));
+      expect((await api<DocumentSummary[]>(server.url, alice, '/api/projects/1/documents')).body[1]?.status).toBe('not_started');
     });
 
     it('rejects an unknown status value', async () => {

@@ -1,29 +1,24 @@
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { DocumentStatus } from '@spanwise/shared';
 import type { Database, NewDocumentRow } from '../../db/types.ts';
 
 export function documentsRepository(db: Kysely<Database>) {
   return {
-    /**
-     * A project's documents with the user's status: an explicit status if they set one, else
-     * `in_progress` once their layer has any stored update, else `not_started`.
-     */
+    /** A project's documents with the status the user set on each, if any. */
     listForProject(projectId: number, userId: number) {
       return db
         .selectFrom('documents as d')
         .leftJoin('document_status as s', (j) => j.onRef('s.document_id', '=', 'd.id').on('s.user_id', '=', userId))
-        .select([
-          'd.id',
-          'd.title',
-          'd.text_length',
-          's.status',
-          sql<boolean>`exists (select 1 from sync_updates u where u.room = 'doc:' || d.id || ':user:' || ${userId}::int)`.as(
-            'touched',
-          ),
-        ])
+        .select(['d.id', 'd.title', 'd.text_length', 's.status'])
         .where('d.project_id', '=', projectId)
         .orderBy('d.id')
         .execute();
+    },
+    /** Which of these sync rooms have anything stored. */
+    async roomsWithUpdates(rooms: string[]): Promise<Set<string>> {
+      if (rooms.length === 0) return new Set();
+      const rows = await db.selectFrom('sync_updates').select('room').distinct().where('room', 'in', rooms).execute();
+      return new Set(rows.map((r) => r.room));
     },
     find(id: number) {
       return db.selectFrom('documents').selectAll().where('id', '=', id).executeTakeFirst();
@@ -34,8 +29,14 @@ export function documentsRepository(db: Kysely<Database>) {
       const rows = await db.selectFrom('documents').select(['id', 'project_id']).where('id', 'in', ids).execute();
       return new Map(rows.map((r) => [r.id, r.project_id]));
     },
-    projectOf(id: number) {
-      return db.selectFrom('documents').select('project_id').where('id', '=', id).executeTakeFirst();
+    /** The document's project and the user's role there (undefined for a non-member). */
+    projectWithRole(id: number, userId: number) {
+      return db
+        .selectFrom('documents as d')
+        .leftJoin('project_members as m', (j) => j.onRef('m.project_id', '=', 'd.project_id').on('m.user_id', '=', userId))
+        .select(['d.project_id', 'm.role'])
+        .where('d.id', '=', id)
+        .executeTakeFirst();
     },
     async insert(row: NewDocumentRow): Promise<number> {
       const r = await db.insertInto('documents').values(row).returning('id').executeTakeFirstOrThrow();

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { DocumentDetail, DocumentStatus, DocumentSummary } from '@spanwise/shared';
+import { layerRoom, type DocumentDetail, type DocumentStatus, type DocumentSummary } from '@spanwise/shared';
 import type { DocumentRow } from '../../db/types.ts';
 import { notFound } from '../../http/errors.ts';
 import type { DocumentsRepository } from './documents.repository.ts';
@@ -48,13 +48,18 @@ export function documentsService(documents: DocumentsRepository) {
       if (!row) throw notFound(`document ${id}`);
       return toDetail(row);
     },
+    /**
+     * A project's documents with the user's status: the one they set, else `in_progress` once
+     * their layer has any stored update, else `not_started`.
+     */
     async list(projectId: number, userId: number): Promise<DocumentSummary[]> {
       const rows = await documents.listForProject(projectId, userId);
+      const touched = await documents.roomsWithUpdates(rows.filter((r) => !r.status).map((r) => layerRoom(r.id, userId)));
       return rows.map((r) => ({
         id: r.id,
         title: r.title,
         length: r.text_length,
-        status: r.status ?? (r.touched ? 'in_progress' : 'not_started'),
+        status: r.status ?? (touched.has(layerRoom(r.id, userId)) ? 'in_progress' : 'not_started'),
       }));
     },
     setStatus(documentId: number, userId: number, status: DocumentStatus) {
