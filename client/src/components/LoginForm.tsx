@@ -1,20 +1,20 @@
-import { createSignal, Show } from 'solid-js';
+import { createSignal, Show, type JSX } from 'solid-js';
 import { ApiError, errorMessage } from '../api/client.ts';
 import { useSession } from '../stores/session.tsx';
 
 export function LoginForm() {
   const session = useSession();
-  const [username, setUsername] = createSignal('');
-  const [password, setPassword] = createSignal('');
   const [error, setError] = createSignal<string | null>(null);
   const [busy, setBusy] = createSignal(false);
 
-  const submit = async (e: SubmitEvent) => {
+  const submit: JSX.EventHandler<HTMLFormElement, SubmitEvent> = async (e) => {
     e.preventDefault();
+    // Read before the first await: currentTarget is cleared once the handler returns.
+    const fields = new FormData(e.currentTarget);
     setBusy(true);
     setError(null);
     try {
-      await session.signIn(username().trim(), password());
+      await session.signIn(String(fields.get('username') ?? '').trim(), String(fields.get('password') ?? ''));
     } catch (err) {
       setError(err instanceof ApiError && err.status === 401 ? 'Wrong username or password.' : errorMessage(err));
       setBusy(false);
@@ -26,24 +26,9 @@ export function LoginForm() {
       <form class="login card" onSubmit={submit}>
         <h1>Sign in to Spanwise</h1>
         <label for="login-username">Username</label>
-        <input
-          id="login-username"
-          name="username"
-          autocomplete="username"
-          required
-          value={username()}
-          onInput={(e) => setUsername(e.currentTarget.value)}
-        />
+        <input id="login-username" name="username" autocomplete="username" required />
         <label for="login-password">Password</label>
-        <input
-          id="login-password"
-          name="password"
-          type="password"
-          autocomplete="current-password"
-          required
-          value={password()}
-          onInput={(e) => setPassword(e.currentTarget.value)}
-        />
+        <input id="login-password" name="password" type="password" autocomplete="current-password" required />
         <Show when={error()}>
           <p role="alert" class="error">{error()}</p>
         </Show>

@@ -18,6 +18,7 @@ export interface PopoverActions {
 export function SpanPopover(props: {
   spans: SpanAnnotation[];
   labels: SpanLabel[];
+  colorOf: (label: string) => string;
   x: number;
   y: number;
   actions: PopoverActions;
@@ -50,7 +51,7 @@ export function SpanPopover(props: {
             return (
               <div class="popover-row">
                 <div class="popover-head">
-                  <span class="chip" style={{ '--c': schema()?.color ?? '#999' }}>{span.label}</span>
+                  <span class="chip" style={{ '--c': props.colorOf(span.label) }}>{span.label}</span>
                   <q class="quote">{shorten(span.quote, 60)}</q>
                 </div>
                 <div class="popover-controls">

@@ -1,7 +1,7 @@
 import { A, useParams } from '@solidjs/router';
-import { createResource, For, Show } from 'solid-js';
+import { createResource, Show } from 'solid-js';
 import { api } from '../api/client.ts';
-import { Loadable } from '../components/Loadable.tsx';
+import { RowList } from '../components/RowList.tsx';
 import { formatLength, ROLE_TEXT, STATUS_TEXT } from '../lib/labels.ts';
 
 export function DocumentList() {
@@ -26,25 +26,19 @@ export function DocumentList() {
           </p>
         )}
       </Show>
-      <Loadable resource={documents}>
-        {(list) => (
-          <Show when={list.length > 0} fallback={<p class="muted">No documents yet.</p>}>
-            <ul class="rows">
-              <For each={list}>
-                {(d) => (
-                  <li>
-                    <A href={`/projects/${projectId()}/documents/${d.id}`} class="row-link">
-                      <span class="row-title">{d.title}</span>
-                      <span class="row-meta">{formatLength(d.length)}</span>
-                      <span class={`status-pill status-${d.status}`}>{STATUS_TEXT[d.status]}</span>
-                    </A>
-                  </li>
-                )}
-              </For>
-            </ul>
-          </Show>
+      <RowList
+        resource={documents}
+        empty="No documents yet."
+        href={(d) => `/projects/${projectId()}/documents/${d.id}`}
+      >
+        {(d) => (
+          <>
+            <span class="row-title">{d.title}</span>
+            <span class="row-meta">{formatLength(d.length)}</span>
+            <span class={`status-pill status-${d.status}`}>{STATUS_TEXT[d.status]}</span>
+          </>
         )}
-      </Loadable>
+      </RowList>
     </section>
   );
 }

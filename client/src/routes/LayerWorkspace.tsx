@@ -169,6 +169,7 @@ export function LayerWorkspace(props: { layer: LayerOption; text: string; schema
           <SpanPopover
             spans={popoverSpans()}
             labels={props.schema.spans}
+            colorOf={colorOf}
             x={p().x}
             y={p().y}
             actions={{
