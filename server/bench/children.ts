@@ -5,9 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { freePort } from '../test/ports.ts';
 
 /** How our server is named in the results. */
 export const OUR_SERVER_NAME = 'spanwise';
@@ -39,17 +39,6 @@ process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, HOST, () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function readCpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return Number.NaN;
@@ -193,7 +182,7 @@ export interface OurServerOptions {
  * PostgreSQL named by BENCH_DATABASE_URL.
  */
 export async function startOurServer(options: OurServerOptions): Promise<ServerChild> {
-  const port = await freePort();
+  const port = await freePort(HOST);
   const dataDir = await mkdtemp(path.join(tmpdir(), 'spanwise-bench-'));
   tempDirs.add(dataDir);
   const databaseUrl = process.env.BENCH_DATABASE_URL || null;
@@ -232,7 +221,7 @@ export async function startOurServer(options: OurServerOptions): Promise<ServerC
 
 /** y-websocket 1.5.4's in-memory server (see reference-server.ts). */
 export async function startReferenceServer(options: { cpuProfileDir?: string | null } = {}): Promise<ServerChild> {
-  const port = await freePort();
+  const port = await freePort(HOST);
   return spawnServer({
     name: 'y-websocket 1.5.4',
     script: path.join('server', 'bench', 'reference-server.ts'),

@@ -53,7 +53,8 @@ describe.each(databaseKinds())('kill -9 during writes (%s)', (kind) => {
       await check.synced;
       const present = new Set(listSpans(check.doc).map((s) => s.id));
       const lost = seen.filter((id) => !present.has(id));
-      expect(seen.length).toBeGreaterThanOrEqual(150);
+      // Every writer's edits crossed the server before the kill, so "nothing lost" covers all three.
+      expect(new Set(seen.map((id) => id.split('-')[0]))).toEqual(new Set(WRITERS.map((_, i) => `w${i}`)));
       expect(lost).toEqual([]);
       await server.kill('SIGTERM');
     } finally {

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import * as encoding from 'lib0/encoding';
 import * as syncProtocol from 'y-protocols/sync';
-import { addSpan, layerRoom, listSpans, MessageKind } from '@spanwise/shared';
+import { addSpan, CloseCode, layerRoom, listSpans, MessageKind } from '@spanwise/shared';
 import { connectLayer, login, startTestServer, waitFor } from './harness.ts';
 import WebSocket from 'ws';
 
@@ -21,6 +21,15 @@ function prng(seed: number) {
     return seed / 2 ** 32;
   };
 }
+
+/** One sample from the server's Prometheus text; a counter never incremented is absent, so 0. */
+async function metric(baseUrl: string, sample: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line ? Number(line.slice(sample.length + 1)) : 0;
+}
+
+const MALFORMED = 'spanwise_sync_errors_total{kind="malformed"}';
 
 function validUpdateMessage(): Uint8Array {
   const doc = new Y.Doc();
@@ -56,13 +65,17 @@ describe('fuzzed frames', () => {
 
       (globalThis as { gc?: () => void }).gc?.();
       const heapBefore = process.memoryUsage().heapUsed;
+      const malformedBefore = await metric(server.url, MALFORMED);
       let sent = 0;
+      let sockets = 0;
+      let closedAsMalformed = 0;
       let edits = 0;
       const worker = async () => {
         while (sent < FRAMES) {
           const ws = new WebSocket(`${server.url.replace('http', 'ws')}/sync/${target}`, { headers: { cookie } });
           await new Promise<void>((resolve) => {
             ws.on('open', () => {
+              sockets++;
               // Keep sending on this socket until the server closes it.
               const pump = () => {
                 if (ws.readyState !== ws.OPEN || sent >= FRAMES) return ws.close();
@@ -72,7 +85,10 @@ describe('fuzzed frames', () => {
               };
               pump();
             });
-            ws.on('close', () => resolve());
+            ws.on('close', (code) => {
+              if (code === CloseCode.malformed) closedAsMalformed++;
+              resolve();
+            });
             ws.on('error', () => resolve());
           });
           // Meanwhile the bystander in the other room keeps editing.
@@ -80,7 +96,12 @@ describe('fuzzed frames', () => {
         }
       };
       await Promise.all(Array.from({ length: WORKERS }, worker));
-      expect(sent).toBeGreaterThanOrEqual(FRAMES);
+      // The frames reached the decoder: every fuzzing socket but each worker's last (which the
+      // client closes on reaching FRAMES) was closed by the server as malformed, and counted.
+      // Sockets refused at the door, or garbage let through, would close otherwise or not at all.
+      expect(closedAsMalformed).toBeGreaterThan(FRAMES / 100);
+      expect(closedAsMalformed).toBeGreaterThanOrEqual(sockets - WORKERS);
+      expect((await metric(server.url, MALFORMED)) - malformedBefore).toBeGreaterThanOrEqual(closedAsMalformed);
 
       // Still up, still syncing the other room, and nothing new stored for the fuzzed one.
       expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
