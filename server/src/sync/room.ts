@@ -54,6 +54,8 @@ export class Room {
   readonly loaded: Promise<void>;
   #pending: Array<{ update: Uint8Array; origin: RoomPeer; receivedAt: number }> = [];
   #flushing = false;
+  /** The bus lost track of the room: reload from the store at the next point between batches. */
+  #reloadWanted = false;
   #destroyed = false;
   /** After the first load, reloads (the bus lost track) are broadcast like any remote update. */
   #loadedOnce = false;
@@ -111,7 +113,7 @@ export class Room {
     if (bus) {
       await bus.join(this.name, {
         message: (kind, data) => this.#fromBus(kind, data),
-        reload: () => this.#applyStored(),
+        reload: async () => this.#requestReload(),
       });
     }
     try {
@@ -158,6 +160,26 @@ export class Room {
   /** Queues a validated update; it is stored with everything else queued this tick. */
   enqueue(update: Uint8Array, origin: RoomPeer): void {
     this.#pending.push({ update, origin, receivedAt: performance.now() });
+    this.#kick();
+  }
+
+  /**
+   * The bus lost track of the room. The reload runs in the flush loop, between batches: run
+   * while one of this room's batches is stored but not yet applied, it would integrate that
+   * batch from the store as another instance's update, which is not published, and the batch
+   * would then integrate nothing and never reach the other instances. It is retried until the
+   * store answers.
+   */
+  #requestReload(): void {
+    this.#reloadWanted = true;
+    // After the first load (a room that fails to load is dropped, and nothing is missed then).
+    this.loaded.then(
+      () => this.#kick(),
+      () => {},
+    );
+  }
+
+  #kick(): void {
     if (!this.#flushing) {
       this.#flushing = true;
       setImmediate(() => void this.#flush());
@@ -167,7 +189,27 @@ export class Room {
   async #flush(): Promise<void> {
     let delay = RETRY_MIN_MS;
     let delayed = false;
-    while (this.#pending.length > 0) {
+    const retryLater = async () => {
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, RETRY_MAX_MS);
+    };
+    while (this.#pending.length > 0 || (this.#reloadWanted && !this.#destroyed)) {
+      if (this.#reloadWanted && !this.#destroyed) {
+        this.#reloadWanted = false;
+        try {
+          await this.#applyStored();
+        } catch (err) {
+          this.#reloadWanted = true;
+          this.deps.observer.error?.('reload_failed');
+          this.deps.log.warn('sync_reload_failed', { room: this.name, retryInMs: delay, error: String(err) });
+          // Queued updates are tried too (and announce the delay if they fail); then wait.
+          if (this.#pending.length === 0) {
+            await retryLater();
+            continue;
+          }
+        }
+      }
+      if (this.#pending.length === 0) continue;
       const batch = this.#pending;
       this.#pending = [];
       const updates = batch.map((b) => b.update);
@@ -183,8 +225,7 @@ export class Room {
           delayed = true;
           this.awareness.setLocalState({ server: { saving: 'delayed', queued: this.#pending.length } } satisfies ServerAwareness);
         }
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, RETRY_MAX_MS);
+        await retryLater();
         continue;
       }
       this.deps.observer.updatesStored?.(batch.length, (performance.now() - started) / 1000);

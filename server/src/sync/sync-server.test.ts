@@ -6,7 +6,7 @@ import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spanwise/shared';
 import { MemoryStore } from './memory-store.ts';
 import { SyncServer } from './sync-server.ts';
-import type { StoredUpdate, SyncSocket } from './types.ts';
+import type { BusListener, StoredUpdate, SyncBus, SyncSocket } from './types.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
 const limits = { maxMessageBytes: 1024 * 1024, maxMessagesPerSecond: 1000, maxAwarenessBytes: 1024 };
@@ -294,5 +294,72 @@ describe('SyncServer', () => {
     await flushed(server);
     expect(server.rooms.size).toBe(0);
     expect(store.rooms.get('doc:1:user:1')).toHaveLength(1);
+  });
+
+  describe('with a bus that loses track of the room (its stream position trimmed away)', () => {
+    /** A bus that records what the room publishes and lets the test call the room's reload. */
+    function recordingBus() {
+      const bus = {
+        listener: null as BusListener | null,
+        published: [] as Array<{ kind: string; data: Uint8Array }>,
+        async join(_room: string, listener: BusListener) {
+          bus.listener = listener;
+        },
+        leave() {},
+        publish(_room: string, kind: string, data: Uint8Array) {
+          bus.published.push({ kind, data });
+        },
+        async close() {},
+      } satisfies SyncBus & Record<string, unknown>;
+      return bus;
+    }
+    const spansIn = (updates: Array<{ kind: string; data: Uint8Array }>) => {
+      const doc = new Y.Doc();
+      for (const u of updates) if (u.kind === 'update') Y.applyUpdate(doc, u.data);
+      return listSpans(doc).map((sp) => sp.label);
+    };
+
+    it('still publishes a batch that a reload read back from the store before the batch was applied', async () => {
+      const bus = recordingBus();
+      class ReloadOnAppend extends MemoryStore {
+        override async append(room: string, updates: readonly Uint8Array[]): Promise<void> {
+          await super.append(room, updates);
+          // The bus reloads right now, with the rows committed and the batch not yet applied.
+          await bus.listener!.reload().catch(() => {});
+          for (let i = 0; i < 5; i++) await tick();
+        }
+      }
+      const server = new SyncServer({ store: new ReloadOnAppend(), log: silent, limits, bus });
+      const a = new MemorySocket();
+      const b = new MemorySocket();
+      const conn = join(server, a);
+      join(server, b);
+      await flushed(server);
+      conn.receive(updateMessage(spanUpdate('PERSON')));
+      // (Each append here takes a few extra ticks: wait longer than flushed() would.)
+      await tick();
+      for (let i = 0; i < 1000 && [...server.rooms.values()].some((r) => r.busy); i++) await tick();
+      expect(listSpans(b.doc).map((sp) => sp.label)).toEqual(['PERSON']);
+      expect(spansIn(bus.published)).toEqual(['PERSON']);
+    });
+
+    it('retries a reload until the store answers', async () => {
+      const bus = recordingBus();
+      const store = new MemoryStore();
+      const server = new SyncServer({ store, log: silent, limits, bus });
+      const a = new MemorySocket();
+      join(server, a);
+      await flushed(server);
+      store.failing = true;
+      // Another instance stored an update whose stream entry was trimmed before this one read it.
+      store.rooms.set('doc:1:user:1', [{ id: 'other-1', data: spanUpdate('ORG') }]);
+      await bus.listener!.reload().catch(() => {});
+      await new Promise((r) => setTimeout(r, 150));
+      expect(listSpans(a.doc)).toEqual([]);
+      store.failing = false;
+      for (let i = 0; i < 100 && listSpans(a.doc).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(listSpans(a.doc).map((sp) => sp.label)).toEqual(['ORG']);
+      expect(server.rooms.get('doc:1:user:1')?.busy).toBe(false);
+    });
   });
 });

@@ -58,7 +58,7 @@ export interface SyncObserver {
   messagesOut?(count: number, bytes: number): void;
   updatesStored?(count: number, seconds: number): void;
   fanOut?(seconds: number): void;
-  error?(kind: 'malformed' | 'store_failed' | 'set_aside' | 'rate_limited' | 'too_big' | 'load_failed' | 'apply_failed' | 'broadcast_failed' | 'bus_failed'): void;
+  error?(kind: 'malformed' | 'store_failed' | 'set_aside' | 'rate_limited' | 'too_big' | 'load_failed' | 'apply_failed' | 'broadcast_failed' | 'bus_failed' | 'reload_failed'): void;
 }
 
 export interface SyncLogger {
