@@ -31,8 +31,6 @@ export interface ClientSpec {
 }
 
 export const MARKS = 'bench';
-/** Tells this process's marks apart from any left by an earlier run on a persistent database. */
-const RUN_TAG = Math.random().toString(36).slice(2, 6);
 
 /** What one room should hold once every edit is stored. */
 interface RoomExpectation {
@@ -44,6 +42,11 @@ interface RoomExpectation {
 
 /** Everything the clients of one run count and time. */
 export class Recorder {
+  /**
+   * Tells this run's marks apart from any an earlier run (or round) left in the same room on a
+   * persistent database: a reused key would be a concurrent write to the same map entry.
+   */
+  readonly runTag = Math.random().toString(36).slice(2, 8);
   /** Edits sent before this instant (performance.now()) are warm-up: neither timed nor counted. */
   measureFrom = Number.POSITIVE_INFINITY;
   readonly latencies: number[] = [];
@@ -116,7 +119,7 @@ export type OwnSpans = Array<{ id: string; label: string }>;
  * Records what the room should then hold and counts the edit.
  */
 export function makeEdit(doc: Y.Doc, marks: Y.Map<number>, own: OwnSpans, index: number, seq: number, spec: ClientSpec, src: EditSource, rec: Recorder): number {
-  const key = `${RUN_TAG}.${index}.${seq}`;
+  const key = `${rec.runTag}.${index}.${seq}`;
   const expected = rec.room(spec.room);
   const label = src.labels[randomInt(src.labels.length)]!;
   const sentAt = performance.now();
@@ -197,7 +200,7 @@ export class BenchClient implements FleetClient {
       for (const [key, change] of event.changes.keys) {
         if (change.action === 'delete') continue;
         const sentAt = this.#marks.get(key);
-        if (typeof sentAt === 'number' && sentAt >= rec.measureFrom && key.startsWith(RUN_TAG)) {
+        if (typeof sentAt === 'number' && sentAt >= rec.measureFrom && key.startsWith(`${rec.runTag}.`)) {
           rec.latencies.push(now - sentAt);
           rec.sentAts.push(sentAt);
           rec.deliveries++;
