@@ -6,3 +6,5 @@ export * from './schema.ts';
 export * from './agreement.ts';
 export * from './offsets.ts';
 export * from './nesting.ts';
+export * from './tokenize.ts';
+export * from './export.ts';

@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import * as Y from 'yjs';
+import { bratAnn, bratConf, conllBlock, jsonlRecord, w3cAnnotations, type ExportDocument, type ExportLayer } from './export.ts';
+import { addRelation, addSpan, listRelations, listSpans, setAttribute } from './layer.ts';
+import { DEFAULT_SCHEMA } from './schema.ts';
+import { sentences, tokenize } from './tokenize.ts';
+
+// "😀" is one code point and two UTF-16 units: every offset after it differs by one.
+const TEXT = 'Iran 😀 supplied Fateh-110 missiles.\nKirby said so.';
+const doc: ExportDocument = { id: 7, title: 'T', text: TEXT };
+
+function layerOf(build: (d: Y.Doc) => void, name = 'gold', annotator: string | null = null): ExportLayer {
+  const d = new Y.Doc();
+  build(d);
+  return { name, annotator, spans: listSpans(d), relations: listRelations(d) };
+}
+const span = (d: Y.Doc, label: string, quote: string, from = 0) => {
+  const start = TEXT.indexOf(quote, from);
+  return addSpan(d, { label, start, end: start + quote.length, quote, author: 1 });
+};
+/** Code point offset of a UTF-16 index in TEXT. */
+const cp = (utf16: number) => [...TEXT.slice(0, utf16)].length;
+
+describe('tokenize', () => {
+  it('splits words, keeps inner hyphens and periods, and gives UTF-16 offsets', () => {
+    expect(tokenize('The U.S. said Fateh-110, 1,000 km.').map((t) => t.text)).toEqual(['The', 'U.S', '.', 'said', 'Fateh-110', ',', '1,000', 'km', '.']);
+    const t = tokenize(TEXT);
+    for (const token of t) expect(TEXT.slice(token.start, token.end)).toBe(token.text);
+  });
+
+  it('ends a sentence after . ! ? … and at a line break', () => {
+    expect(sentences('One. Two!\nThree four\nFive').map((s) => s.map((t) => t.text).join(' '))).toEqual(['One .', 'Two !', 'Three four', 'Five']);
+  });
+});
+
+describe('export formats', () => {
+  const layer = layerOf((d) => {
+    const claim = span(d, 'CLAIM', 'supplied Fateh-110 missiles');
+    setAttribute(d, claim, 'stance', 'asserts');
+    const weapon = span(d, 'WEAPON', 'Fateh-110');
+    span(d, 'GPE', 'Iran');
+    const kirby = span(d, 'PERSON', 'Kirby');
+    addRelation(d, { label: 'object', from: claim, to: weapon, author: 1 });
+    addRelation(d, { label: 'source', from: claim, to: kirby, author: 1 });
+  });
+
+  it('jsonl: one line per document and layer, offsets in code points', () => {
+    const line = jsonlRecord(doc, layer);
+    expect(line.endsWith('\n')).toBe(true);
+    const record = JSON.parse(line);
+    expect(record).toMatchObject({ document_id: 7, layer: 'gold', annotator: null, text: TEXT });
+    const weapon = record.spans.find((s: { label: string }) => s.label === 'WEAPON');
+    const at = TEXT.indexOf('Fateh-110');
+    expect(weapon).toMatchObject({ start: cp(at), end: cp(at) + 9, text: 'Fateh-110' });
+    expect(weapon.start).toBe(at - 1);
+    // Code point offsets index the text as Python would.
+    for (const s of record.spans) expect([...TEXT].slice(s.start, s.end).join('')).toBe(s.text);
+    expect(record.spans.find((s: { label: string }) => s.label === 'CLAIM').attributes).toEqual({ stance: 'asserts' });
+    expect(record.relations.map((r: { label: string }) => r.label).sort()).toEqual(['object', 'source']);
+  });
+
+  it('jsonl: leaves out a span whose offsets do not fit the text, and relations to it', () => {
+    const broken = layerOf((d) => {
+      const a = span(d, 'GPE', 'Iran');
+      const b = addSpan(d, { label: 'ORG', start: 40, end: 400, quote: 'x', author: 1 });
+      addRelation(d, { label: 'object', from: a, to: b, author: 1 });
+    });
+    const record = JSON.parse(jsonlRecord(doc, broken));
+    expect(record.spans.map((s: { label: string }) => s.label)).toEqual(['GPE']);
+    expect(record.relations).toEqual([]);
+  });
+
+  it('conll: BIO tags per token, a blank line after each sentence, the longer of overlapping spans', () => {
+    const block = conllBlock(doc, layer);
+    const lines = block.split('\n');
+    expect(lines.slice(0, 4)).toEqual(['# document_id = 7', '# layer = gold', '# spans_left_out = 1', '-DOCSTART- -X- -X- O']);
+    const rows = lines.filter((l) => l && !l.startsWith('#') && !l.startsWith('-DOCSTART-')).map((l) => l.split(' '));
+    const tag = (token: string) => rows.find((r) => r[0] === token)?.[3];
+    expect(tag('Iran')).toBe('B-GPE');
+    expect(tag('supplied')).toBe('B-CLAIM');
+    // WEAPON nests in the CLAIM: BIO keeps the longer span.
+    expect(tag('Fateh-110')).toBe('I-CLAIM');
+    expect(tag('missiles')).toBe('I-CLAIM');
+    expect(tag('Kirby')).toBe('B-PERSON');
+    expect(tag('said')).toBe('O');
+    // Two sentences, each followed by a blank line.
+    expect(block.split('\n\n').length).toBe(4);
+  });
+
+  it('brat: standoff lines in code points, fragments across a line break, attributes and relations', () => {
+    const crossing = layerOf((d) => {
+      const claim = span(d, 'CLAIM', 'supplied Fateh-110 missiles');
+      setAttribute(d, claim, 'stance', 'denies');
+      const across = span(d, 'EVENT', 'missiles.\nKirby');
+      addRelation(d, { label: 'source', from: claim, to: across, author: 1 });
+    });
+    const ann = bratAnn(doc, crossing).trimEnd().split('\n');
+    const at = cp(TEXT.indexOf('supplied'));
+    expect(ann[0]).toBe(`T1\tCLAIM ${at} ${at + 27}\tsupplied Fateh-110 missiles`);
+    expect(ann).toContain('A1\tstance T1 denies');
+    const m = cp(TEXT.indexOf('missiles'));
+    const k = cp(TEXT.indexOf('Kirby'));
+    expect(ann).toContain(`T2\tEVENT ${m} ${m + 9};${k} ${k + 5}\tmissiles. Kirby`);
+    expect(ann).toContain('R1\tsource Arg1:T1 Arg2:T2');
+  });
+
+  it('brat: annotation.conf lists the schema’s labels, relations and attributes', () => {
+    const conf = bratConf(DEFAULT_SCHEMA);
+    expect(conf).toMatch(/^\[entities\]\nPERSON\nORG\nGPE\nWEAPON\nEVENT\nCLAIM\n/);
+    expect(conf).toContain('subject\tArg1:<ENTITY>, Arg2:<ENTITY>');
+    expect(conf).toContain('stance\tArg:CLAIM, Value:asserts|denies|uncertain');
+  });
+
+  it('w3c: tagging annotations with position and quote selectors, linking annotations for relations', () => {
+    const source = 'http://example.test/projects/1/documents/7';
+    const items = w3cAnnotations(doc, { ...layer, name: 'user:2', annotator: 'alice' }, source) as Array<Record<string, any>>;
+    const weapon = items.find((a) => a.body?.[0]?.value === 'WEAPON')!;
+    const at = TEXT.indexOf('Fateh-110');
+    expect(weapon).toMatchObject({ type: 'Annotation', motivation: 'tagging', creator: { type: 'Person', nickname: 'alice' } });
+    expect(weapon.target.source).toBe(source);
+    expect(weapon.target.selector[0]).toEqual({ type: 'TextPositionSelector', start: cp(at), end: cp(at) + 9 });
+    expect(weapon.target.selector[1]).toMatchObject({ type: 'TextQuoteSelector', exact: 'Fateh-110', prefix: 'Iran 😀 supplied ', suffix: ' missiles.\nKirby said so.' });
+    const links = items.filter((a) => a.motivation === 'linking');
+    expect(links).toHaveLength(2);
+    const object = links.find((a) => a.body.value === 'object')!;
+    const claim = items.find((a) => a.body?.[0]?.value === 'CLAIM')!;
+    expect(object.target).toEqual([claim.id, weapon.id]);
+    expect(claim.body[1]).toEqual({ type: 'TextualBody', purpose: 'describing', value: 'stance: asserts' });
+  });
+});
