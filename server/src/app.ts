@@ -20,6 +20,8 @@ import { usersRepository } from './features/auth/users.repository.ts';
 import { documentsRepository } from './features/documents/documents.repository.ts';
 import { documentsRoutes } from './features/documents/documents.routes.ts';
 import { documentsService } from './features/documents/documents.service.ts';
+import { exportRoutes } from './features/export/export.routes.ts';
+import { exportService } from './features/export/export.service.ts';
 import { projectsRepository } from './features/projects/projects.repository.ts';
 import { projectsRoutes } from './features/projects/projects.routes.ts';
 import { AppError, errorHandler } from './http/errors.ts';
@@ -45,6 +47,7 @@ export function createServices(deps: AppDeps) {
     auth: authService(deps.db, { sessionTtlHours: deps.config.sessionTtlHours }),
     access: accessService(projects, documentsRepo),
     documents: documentsService(documentsRepo),
+    exports: exportService(deps.db, deps.log),
     projects,
     users: usersRepository(deps.db),
   };
@@ -73,6 +76,7 @@ function apiApp(deps: AppDeps, services: Services) {
     .route('/', authRoutes(services.auth, { secureCookies: deps.config.secureCookies }))
     .route('/', projectsRoutes(services.projects, services.access, services.documents, services.users))
     .route('/', documentsRoutes(services.access, services.documents))
+    .route('/', exportRoutes(services.access, services.projects, services.exports, deps.log))
     .all('*', (c) => {
       throw new AppError(404, 'not_found', `no API route ${c.req.method} ${c.req.path}`);
     });

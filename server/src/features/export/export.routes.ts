@@ -1,0 +1,159 @@
+/**
+ * `GET /api/projects/:id/export?format=jsonl|conll|brat|w3c&layer=gold|all` streams a project's
+ * dataset, one document at a time, offsets in code points (shared/src/export.ts has the
+ * formats). brat comes as a zip of `<layer>/<document id>.txt` and `.ann` files with the
+ * project's `annotation.conf`; W3C as one JSON-LD AnnotationCollection.
+ *
+ * Who may export what follows who may read which rooms: the gold layer, whoever may open it
+ * (curators, owners, viewers, and everyone in an `open` project); every layer, whoever may read
+ * every layer (curators, owners, viewers).
+ */
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { strToU8, Zip, ZipDeflate } from 'fflate';
+import {
+  bratAnn,
+  bratConf,
+  conllBlock,
+  EXPORT_FORMATS,
+  EXPORT_LAYERS,
+  jsonlRecord,
+  labelSchemaSchema,
+  w3cAnnotations,
+  type ExportDocument,
+  type ExportFormat,
+  type ExportLayer,
+  type LabelSchema,
+} from '@spanwise/shared';
+import { AppError, forbidden, idParam } from '../../http/errors.ts';
+import { requireUser, type AppEnv } from '../../http/session.ts';
+import type { Logger } from '../../log.ts';
+import type { AccessService } from '../access/access.service.ts';
+import type { ProjectsRepository } from '../projects/projects.repository.ts';
+import type { ExportService } from './export.service.ts';
+
+const exportQuery = z.object({
+  format: z.enum(EXPORT_FORMATS, { message: `format must be one of ${EXPORT_FORMATS.join(', ')}` }),
+  layer: z.enum(EXPORT_LAYERS, { message: `layer must be one of ${EXPORT_LAYERS.join(', ')}` }).default('gold'),
+});
+
+const MEDIA: Record<ExportFormat, { type: string; extension: string }> = {
+  jsonl: { type: 'application/x-ndjson; charset=utf-8', extension: 'jsonl' },
+  conll: { type: 'text/plain; charset=utf-8', extension: 'conll' },
+  brat: { type: 'application/zip', extension: 'zip' },
+  w3c: { type: 'application/ld+json; charset=utf-8', extension: 'jsonld' },
+};
+
+type Documents = AsyncIterable<{ doc: ExportDocument; layers: ExportLayer[] }>;
+
+async function* jsonl(documents: Documents) {
+  for await (const { doc, layers } of documents) for (const layer of layers) yield jsonlRecord(doc, layer);
+}
+
+async function* conll(documents: Documents) {
+  for await (const { doc, layers } of documents) for (const layer of layers) yield conllBlock(doc, layer);
+}
+
+async function* w3c(documents: Documents, collection: { id: string; label: string }, documentIri: (id: number) => string) {
+  yield JSON.stringify({ '@context': 'http://www.w3.org/ns/anno.jsonld', id: collection.id, type: 'AnnotationCollection', label: collection.label }).slice(0, -1);
+  yield `,"first":{"type":"AnnotationPage","items":[`;
+  let first = true;
+  for await (const { doc, layers } of documents) {
+    for (const layer of layers) {
+      for (const annotation of w3cAnnotations(doc, layer, documentIri(doc.id))) {
+        yield (first ? '' : ',') + JSON.stringify(annotation);
+        first = false;
+      }
+    }
+  }
+  yield ']}}\n';
+}
+
+async function* bratZip(documents: Documents, schema: LabelSchema) {
+  const ready: Uint8Array[] = [];
+  let failure: Error | null = null;
+  const zip = new Zip((err, chunk) => {
+    if (err) failure = err;
+    else ready.push(chunk);
+  });
+  const add = (name: string, text: string) => {
+    const file = new ZipDeflate(name, { level: 6 });
+    zip.add(file);
+    file.push(strToU8(text), true);
+  };
+  function* drain() {
+    if (failure) throw failure;
+    yield* ready.splice(0);
+  }
+  add('annotation.conf', bratConf(schema));
+  yield* drain();
+  for await (const { doc, layers } of documents) {
+    for (const layer of layers) {
+      const folder = layer.name.replace(':', '-');
+      add(`${folder}/${doc.id}.txt`, doc.text);
+      add(`${folder}/${doc.id}.ann`, bratAnn(doc, layer));
+    }
+    yield* drain();
+  }
+  zip.end();
+  yield* drain();
+}
+
+/**
+ * A byte stream that pulls from `chunks` only as fast as the client reads. A failure part-way
+ * errors the stream, so the client sees a broken transfer rather than a short dataset.
+ */
+export function readable(chunks: AsyncIterable<string | Uint8Array>, onError: (err: unknown) => void): ReadableStream<Uint8Array> {
+  const it = chunks[Symbol.asyncIterator]();
+  const encoder = new TextEncoder();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { value, done } = await it.next();
+        if (done) controller.close();
+        else controller.enqueue(typeof value === 'string' ? encoder.encode(value) : value);
+      } catch (err) {
+        onError(err);
+        controller.error(err);
+      }
+    },
+    async cancel() {
+      await it.return?.(undefined);
+    },
+  });
+}
+
+export function exportRoutes(access: AccessService, projects: ProjectsRepository, exports: ExportService, log: Logger) {
+  return new Hono<AppEnv>().get('/projects/:id/export', async (c) => {
+    const user = requireUser(c.get('user'));
+    const id = idParam(c.req.param('id'), 'project');
+    const { project, role } = await access.projectRole(user.id, id);
+    const parsed = exportQuery.safeParse(c.req.query());
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new AppError(400, 'invalid_query', issue?.message ?? 'invalid query', issue?.path.join('.') || undefined);
+    }
+    const { format, layer } = parsed.data;
+    const readsEveryLayer = role !== 'annotator';
+    if (layer === 'all' && !readsEveryLayer) throw forbidden('only curators, owners and viewers may export every layer');
+    if (layer === 'gold' && !readsEveryLayer && project.mode !== 'open') throw forbidden('annotators of a blind project may not export the gold layer');
+
+    const members = layer === 'all' ? (await projects.members(id)).map((m) => ({ id: m.id, username: m.username })) : [];
+    const documents = exports.documents(id, layer, members);
+    const origin = new URL(c.req.url).origin;
+    const chunks =
+      format === 'jsonl'
+        ? jsonl(documents)
+        : format === 'conll'
+          ? conll(documents)
+          : format === 'brat'
+            ? bratZip(documents, labelSchemaSchema.parse(project.schema))
+            : w3c(documents, { id: `${origin}/api/projects/${id}/export?format=w3c&layer=${layer}`, label: project.name }, (docId) => `${origin}/projects/${id}/documents/${docId}`);
+    log.info('export_started', { projectId: id, userId: user.id, format, layer });
+    const body = readable(chunks, (err) => log.error('export_failed', { projectId: id, userId: user.id, format, layer, error: String(err) }));
+    return c.body(body, 200, {
+      'Content-Type': MEDIA[format].type,
+      'Content-Disposition': `attachment; filename="spanwise-project-${id}-${layer}.${MEDIA[format].extension}"`,
+    });
+  });
+}

@@ -1,0 +1,73 @@
+/**
+ * What an export reads: a project's documents in id order, each with the layers asked for,
+ * read from the stored update log (which holds everything any peer was ever sent). One
+ * document's text and layers are in memory at a time.
+ */
+import * as Y from 'yjs';
+import type { Kysely } from 'kysely';
+import { goldRoom, layerRoom, listRelations, listSpans, type ExportDocument, type ExportLayer, type ExportLayerChoice } from '@spanwise/shared';
+import type { Database } from '../../db/types.ts';
+import type { Logger } from '../../log.ts';
+
+export interface ExportMember {
+  id: number;
+  username: string;
+}
+
+/** A layer's state from its stored rows; a row that no longer decodes is skipped (and logged). */
+function readLayer(rows: readonly Uint8Array[], onBadRow: (error: unknown) => void): Pick<ExportLayer, 'spans' | 'relations'> {
+  const doc = new Y.Doc();
+  try {
+    for (const data of rows) {
+      try {
+        Y.applyUpdate(doc, data);
+      } catch (err) {
+        onBadRow(err);
+      }
+    }
+    return { spans: listSpans(doc), relations: listRelations(doc) };
+  } finally {
+    doc.destroy();
+  }
+}
+
+export function exportService(db: Kysely<Database>, log: Logger) {
+  return {
+    /**
+     * Each document of the project with its gold layer and, for `all`, every member's layer
+     * that holds anything. The gold layer comes first and always (empty when nobody curated).
+     */
+    async *documents(projectId: number, choice: ExportLayerChoice, members: readonly ExportMember[]): AsyncGenerator<{ doc: ExportDocument; layers: ExportLayer[] }> {
+      const ids = await db.selectFrom('documents').select('id').where('project_id', '=', projectId).orderBy('id').execute();
+      for (const { id } of ids) {
+        const doc = await db.selectFrom('documents').select(['id', 'title', 'text']).where('id', '=', id).executeTakeFirst();
+        if (!doc) continue; // gone meanwhile
+        const wanted = [
+          { room: goldRoom(id), name: 'gold', annotator: null as string | null },
+          ...(choice === 'all' ? members.map((m) => ({ room: layerRoom(id, m.id), name: `user:${m.id}`, annotator: m.username })) : []),
+        ];
+        const rows = await db
+          .selectFrom('sync_updates')
+          .select(['room', 'data'])
+          .where('room', 'in', wanted.map((w) => w.room))
+          .orderBy('id')
+          .execute();
+        const byRoom = new Map<string, Uint8Array[]>();
+        for (const r of rows) {
+          const list = byRoom.get(r.room);
+          if (list) list.push(r.data);
+          else byRoom.set(r.room, [r.data]);
+        }
+        const layers = wanted
+          .filter((w) => w.name === 'gold' || byRoom.has(w.room))
+          .map((w) => ({
+            name: w.name,
+            annotator: w.annotator,
+            ...readLayer(byRoom.get(w.room) ?? [], (err) => log.warn('export_row_skipped', { room: w.room, error: String(err) })),
+          }));
+        yield { doc, layers };
+      }
+    },
+  };
+}
+export type ExportService = ReturnType<typeof exportService>;

@@ -1,0 +1,139 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unzipSync, strFromU8 } from 'fflate';
+import { addRelation, addSpan, goldRoom, layerRoom, setAttribute, type DocumentSummary } from '@spanwise/shared';
+import { readable } from '../src/features/export/export.routes.ts';
+import { api, connectLayer, databaseKinds, login, startTestServer, storedDoc, waitFor, type TestServer } from './harness.ts';
+
+// "😀" is one code point and two UTF-16 units: offsets after it tell the two apart.
+const TEXT = 'Iran 😀 supplied Fateh-110 missiles.\nKirby said so.';
+const cp = (utf16: number) => [...TEXT.slice(0, utf16)].length;
+const at = (quote: string) => TEXT.indexOf(quote);
+
+describe.each(databaseKinds())('export (%s)', (kind) => {
+  let server: TestServer;
+  let admin: string;
+  let alice: string;
+  let aliceId: number;
+  let docId: number;
+  let documentCount: number;
+
+  /** Writes through a real sync client and waits until the database holds it. */
+  async function annotate(room: string, cookie: string, write: (doc: import('yjs').Doc) => void, spans: number) {
+    const client = connectLayer(server.url, room, cookie);
+    try {
+      await client.synced;
+      write(client.doc);
+      await waitFor(async () => (await storedDoc(server.database.db, room)).getMap('annotations').size === spans, `${room} stored`);
+    } finally {
+      client.destroy();
+    }
+  }
+
+  beforeAll(async () => {
+    server = await startTestServer({ kind });
+    admin = await login(server.url, 'admin');
+    alice = await login(server.url, 'alice');
+    aliceId = (await api<{ id: number }>(server.url, alice, '/api/me')).body.id;
+    docId = (await api<{ id: number }>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Emoji', text: TEXT }) })).body.id;
+    documentCount = (await api<DocumentSummary[]>(server.url, admin, '/api/projects/1/documents')).body.length;
+    await annotate(goldRoom(docId), admin, (d) => {
+      const claim = addSpan(d, { label: 'CLAIM', start: at('supplied'), end: at('supplied') + 27, quote: 'supplied Fateh-110 missiles', author: 1 });
+      setAttribute(d, claim, 'stance', 'asserts');
+      const kirby = addSpan(d, { label: 'PERSON', start: at('Kirby'), end: at('Kirby') + 5, quote: 'Kirby', author: 1 });
+      addRelation(d, { label: 'source', from: claim, to: kirby, author: 1 });
+    }, 3);
+    await annotate(layerRoom(docId, aliceId), alice, (d) => {
+      addSpan(d, { label: 'GPE', start: 0, end: 4, quote: 'Iran', author: aliceId });
+    }, 1);
+  });
+  afterAll(() => server.close());
+
+  const get = (cookie: string | null, query: string) => fetch(`${server.url}/api/projects/1/export?${query}`, { headers: cookie ? { cookie } : {} });
+
+  it('streams the gold layer as JSON lines, one per document, offsets in code points', async () => {
+    const res = await get(admin, 'format=jsonl&layer=gold');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
+    expect(res.headers.get('content-disposition')).toContain('spanwise-project-1-gold.jsonl');
+    const records = (await res.text()).trimEnd().split('\n').map((l) => JSON.parse(l));
+    expect(records).toHaveLength(documentCount);
+    expect(records.every((r) => r.layer === 'gold')).toBe(true);
+    const ours = records.find((r) => r.document_id === docId);
+    expect(ours.text).toBe(TEXT);
+    const claim = ours.spans.find((s: { label: string }) => s.label === 'CLAIM');
+    expect(claim).toMatchObject({ start: cp(at('supplied')), end: cp(at('supplied')) + 27, text: 'supplied Fateh-110 missiles', attributes: { stance: 'asserts' } });
+    expect(claim.start).toBe(at('supplied') - 1);
+    expect(ours.relations).toHaveLength(1);
+  });
+
+  it('exports every layer with layer=all, naming each annotator', async () => {
+    const records = (await (await get(admin, 'format=jsonl&layer=all')).text())
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((r) => r.document_id === docId);
+    expect(records.map((r) => r.layer)).toEqual(['gold', `user:${aliceId}`]);
+    expect(records[1]).toMatchObject({ annotator: 'alice', spans: [{ label: 'GPE', start: 0, end: 4, text: 'Iran' }] });
+  });
+
+  it('streams CoNLL with BIO tags', async () => {
+    const text = await (await get(admin, 'format=conll')).text();
+    const block = text.split('# document_id = ').find((b) => b.startsWith(`${docId}\n`))!;
+    expect(block).toContain('supplied -X- _ B-CLAIM');
+    expect(block).toContain('Fateh-110 -X- _ I-CLAIM');
+    expect(block).toContain('Kirby -X- _ B-PERSON');
+    expect(block).toContain('Iran -X- _ O');
+  });
+
+  it('zips brat standoff files with the project’s annotation.conf', async () => {
+    const res = await get(admin, 'format=brat&layer=all');
+    expect(res.headers.get('content-type')).toBe('application/zip');
+    const files = unzipSync(new Uint8Array(await res.arrayBuffer()));
+    expect(strFromU8(files['annotation.conf']!)).toContain('stance\tArg:CLAIM, Value:asserts|denies|uncertain');
+    expect(strFromU8(files[`gold/${docId}.txt`]!)).toBe(TEXT);
+    const ann = strFromU8(files[`gold/${docId}.ann`]!);
+    const s = cp(at('supplied'));
+    expect(ann).toContain(`T1\tCLAIM ${s} ${s + 27}\tsupplied Fateh-110 missiles`);
+    expect(ann).toMatch(/R1\tsource Arg1:T1 Arg2:T2/);
+    expect(strFromU8(files[`user-${aliceId}/${docId}.ann`]!)).toBe('T1\tGPE 0 4\tIran\n');
+  });
+
+  it('streams one W3C AnnotationCollection', async () => {
+    const res = await get(admin, 'format=w3c');
+    expect(res.headers.get('content-type')).toMatch(/^application\/ld\+json/);
+    const collection = (await res.json()) as { first: { items: unknown[] } };
+    expect(collection).toMatchObject({ '@context': 'http://www.w3.org/ns/anno.jsonld', type: 'AnnotationCollection', first: { type: 'AnnotationPage' } });
+    const items = collection.first.items as Array<Record<string, any>>;
+    const person = items.find((a) => a.body?.[0]?.value === 'PERSON')!;
+    expect(person.target.source).toBe(`${server.url}/projects/1/documents/${docId}`);
+    expect(person.target.selector[0]).toEqual({ type: 'TextPositionSelector', start: cp(at('Kirby')), end: cp(at('Kirby')) + 5 });
+    expect(items.filter((a) => a.motivation === 'linking')).toHaveLength(1);
+  });
+
+  it('answers bad queries with 400 naming the parameter, and keeps layers from those who may not read them', async () => {
+    const bad = await get(admin, 'format=csv');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: unknown }).error).toMatchObject({ code: 'invalid_query', field: 'format' });
+    expect((await get(admin, 'format=jsonl&layer=mine')).status).toBe(400);
+    // The demo project is blind: an annotator reads neither the gold layer nor anyone else's.
+    expect((await get(alice, 'format=jsonl&layer=all')).status).toBe(403);
+    expect((await get(alice, 'format=jsonl&layer=gold')).status).toBe(403);
+    expect((await get(await login(server.url, 'dana'), 'format=jsonl&layer=all')).status).toBe(200);
+    expect((await get(null, 'format=jsonl')).status).toBe(401);
+    expect((await fetch(`${server.url}/api/projects/999/export?format=jsonl`, { headers: { cookie: admin } })).status).toBe(404);
+  });
+});
+
+describe('an export stream', () => {
+  it('errors, rather than ends early, when reading fails part-way', async () => {
+    const errors: unknown[] = [];
+    async function* failing() {
+      yield 'first line\n';
+      throw new Error('database went away');
+    }
+    const reader = readable(failing(), (err) => errors.push(err)).getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe('first line\n');
+    await expect(reader.read()).rejects.toThrow('database went away');
+    expect(errors).toHaveLength(1);
+  });
+});
