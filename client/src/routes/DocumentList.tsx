@@ -1,6 +1,7 @@
 import { A, useParams } from '@solidjs/router';
 import { createResource, Show } from 'solid-js';
 import { api } from '../api/client.ts';
+import { ExportPanel } from '../components/ExportPanel.tsx';
 import { RowList } from '../components/RowList.tsx';
 import { formatLength, ROLE_TEXT, STATUS_TEXT } from '../lib/labels.ts';
 
@@ -39,6 +40,7 @@ export function DocumentList() {
           </>
         )}
       </RowList>
+      <Show when={info()}>{(p) => <ExportPanel projectId={p().id} role={p().role} mode={p().mode} />}</Show>
     </section>
   );
 }
