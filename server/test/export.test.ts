@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unzipSync, strFromU8 } from 'fflate';
-import { addRelation, addSpan, goldRoom, layerRoom, setAttribute, type DocumentSummary } from '@spanwise/shared';
+import { addRelation, addSpan, DEFAULT_SCHEMA, goldRoom, layerRoom, setAttribute, type DocumentSummary } from '@spanwise/shared';
 import { readable } from '../src/features/export/export.routes.ts';
+import { hashPassword } from '../src/features/auth/password.ts';
+import { usersRepository } from '../src/features/auth/users.repository.ts';
+import { projectsRepository } from '../src/features/projects/projects.repository.ts';
 import { api, connectLayer, databaseKinds, login, startTestServer, storedDoc, waitFor, type TestServer } from './harness.ts';
 
 // "😀" is one code point and two UTF-16 units: offsets after it tell the two apart.
@@ -78,7 +81,7 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
 
   it('streams CoNLL with BIO tags', async () => {
     const text = await (await get(admin, 'format=conll')).text();
-    const block = text.split('# document_id = ').find((b) => b.startsWith(`${docId}\n`))!;
+    const block = text.split('-DOCSTART- ').find((b) => b.startsWith(`-X- document=${docId};layer=gold O\n`))!;
     expect(block).toContain('supplied -X- _ B-CLAIM');
     expect(block).toContain('Fateh-110 -X- _ I-CLAIM');
     expect(block).toContain('Kirby -X- _ B-PERSON');
@@ -120,6 +123,18 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
     expect((await get(alice, 'format=jsonl&layer=gold')).status).toBe(403);
     expect((await get(await login(server.url, 'dana'), 'format=jsonl&layer=all')).status).toBe(200);
     expect((await get(null, 'format=jsonl')).status).toBe(401);
+    // A viewer reads every layer; in an open project an annotator exports the shared gold layer only.
+    const users = usersRepository(server.database.db);
+    const projects = projectsRepository(server.database.db);
+    await users.insert('vic', await hashPassword('pw'));
+    await api(server.url, admin, '/api/projects/1/members', { method: 'PUT', body: JSON.stringify({ username: 'vic', role: 'viewer' }) });
+    expect((await get(await login(server.url, 'vic', 'pw'), 'format=jsonl&layer=all')).status).toBe(200);
+    const open = await projects.insert({ name: 'Open', mode: 'open', schema: DEFAULT_SCHEMA, guidelines: '' });
+    await projects.addMember(open, 1, 'owner');
+    await projects.addMember(open, aliceId, 'annotator');
+    const openExport = (query: string) => fetch(`${server.url}/api/projects/${open}/export?${query}`, { headers: { cookie: alice } });
+    expect((await openExport('format=jsonl&layer=gold')).status).toBe(200);
+    expect((await openExport('format=jsonl&layer=all')).status).toBe(403);
     expect((await fetch(`${server.url}/api/projects/999/export?format=jsonl`, { headers: { cookie: admin } })).status).toBe(404);
   });
 });

@@ -73,8 +73,9 @@ describe('export formats', () => {
   it('conll: BIO tags per token, a blank line after each sentence, the longer of overlapping spans', () => {
     const block = conllBlock(doc, layer);
     const lines = block.split('\n');
-    expect(lines.slice(0, 4)).toEqual(['# document_id = 7', '# layer = gold', '# spans_left_out = 1', '-DOCSTART- -X- -X- O']);
-    const rows = lines.filter((l) => l && !l.startsWith('#') && !l.startsWith('-DOCSTART-')).map((l) => l.split(' '));
+    expect(lines.slice(0, 2)).toEqual(['-DOCSTART- -X- document=7;layer=gold O', '']);
+    const rows = lines.filter((l) => l && !l.startsWith('-DOCSTART-')).map((l) => l.split(' '));
+    expect(rows.every((r) => r.length === 4)).toBe(true);
     const tag = (token: string) => rows.find((r) => r[0] === token)?.[3];
     expect(tag('Iran')).toBe('B-GPE');
     expect(tag('supplied')).toBe('B-CLAIM');
@@ -83,8 +84,45 @@ describe('export formats', () => {
     expect(tag('missiles')).toBe('I-CLAIM');
     expect(tag('Kirby')).toBe('B-PERSON');
     expect(tag('said')).toBe('O');
-    // Two sentences, each followed by a blank line.
+    // DOCSTART and two sentences, each followed by a blank line.
     expect(block.split('\n\n').length).toBe(4);
+  });
+
+  it('conll: never starts a sentence inside a span, and keeps labels one column', () => {
+    const text = 'The U.S. Army left.\nThen the Islamic\nRepublic spoke.';
+    const d = { id: 1, title: 't', text };
+    const l = layerOf((y) => {
+      for (const quote of ['U.S. Army', 'Islamic\nRepublic']) {
+        const start = text.indexOf(quote);
+        addSpan(y, { label: quote.startsWith('U') ? 'ORG' : 'GOV BODY', start, end: start + quote.length, quote, author: 1 });
+      }
+    });
+    const sentencesOut = conllBlock(d, l)
+      .split('\n\n')
+      .slice(1)
+      .filter(Boolean)
+      .map((b) => b.split('\n').filter(Boolean).map((line) => line.split(' ')));
+    for (const sentence of sentencesOut) expect(sentence[0]![3]).not.toMatch(/^I-/);
+    const tagsOf = (token: string) => sentencesOut.flat().find((r) => r[0] === token)?.[3];
+    expect([tagsOf('U.S'), tagsOf('.'), tagsOf('Army')]).toEqual(['B-ORG', 'I-ORG', 'I-ORG']);
+    expect([tagsOf('Islamic'), tagsOf('Republic')]).toEqual(['B-GOV_BODY', 'I-GOV_BODY']);
+  });
+
+  it('skips spans whose offsets a client wrote wrong, and odd timestamps, in every format', () => {
+    const odd = layerOf((d) => {
+      span(d, 'GPE', 'Iran');
+      const emoji = TEXT.indexOf('😀');
+      addSpan(d, { label: 'X', start: emoji + 1, end: emoji + 4, quote: '', author: 1 }); // inside the surrogate pair
+      addSpan(d, { label: 'X', start: 0.5, end: 3, quote: '', author: 1 });
+      addSpan(d, { label: 'X', start: Number.NaN, end: 3, quote: '', author: 1 });
+    });
+    const withBadTime: ExportLayer = { ...odd, spans: odd.spans.map((s) => ({ ...s, createdAt: 1e20, updatedAt: Number.NaN })) };
+    expect(JSON.parse(jsonlRecord(doc, withBadTime)).spans.map((s: { label: string }) => s.label)).toEqual(['GPE']);
+    expect(conllBlock(doc, withBadTime)).toContain('Iran -X- _ B-GPE');
+    expect(bratAnn(doc, withBadTime)).toBe('T1\tGPE 0 4\tIran\n');
+    const items = w3cAnnotations(doc, withBadTime, 'http://x.test/d') as Array<Record<string, unknown>>;
+    expect(items).toHaveLength(1);
+    expect(items[0]!.created).toBeUndefined();
   });
 
   it('brat: standoff lines in code points, fragments across a line break, attributes and relations', () => {
@@ -102,6 +140,22 @@ describe('export formats', () => {
     const k = cp(TEXT.indexOf('Kirby'));
     expect(ann).toContain(`T2\tEVENT ${m} ${m + 9};${k} ${k + 5}\tmissiles. Kirby`);
     expect(ann).toContain('R1\tsource Arg1:T1 Arg2:T2');
+  });
+
+  it('brat: names with spaces become one token, and every line break Python knows splits a fragment', () => {
+    const text = 'alpha beta\rgamma\u2028delta';
+    const d = { id: 2, title: 't', text };
+    const l = layerOf((y) => {
+      const a = addSpan(y, { label: 'ORG', start: 6, end: text.length, quote: '', author: 1 });
+      setAttribute(y, a, 'my stance', 'not sure');
+      const b = addSpan(y, { label: 'GPE', start: 0, end: 5, quote: 'alpha', author: 1 });
+      addRelation(y, { label: 'located in', from: a, to: b, author: 1 });
+    });
+    const ann = bratAnn(d, l).trimEnd().split('\n');
+    expect(ann).toContain('T2\tORG 6 10;11 16;17 22\tbeta gamma delta');
+    expect(ann).toContain('A1\tmy_stance T2 not_sure');
+    expect(ann).toContain('R1\tlocated_in Arg1:T2 Arg2:T1');
+    for (const line of ann) expect(line.split('\t').length).toBeLessThanOrEqual(3);
   });
 
   it('brat: annotation.conf lists the schema’s labels, relations and attributes', () => {
@@ -122,9 +176,9 @@ describe('export formats', () => {
     expect(weapon.target.selector[1]).toMatchObject({ type: 'TextQuoteSelector', exact: 'Fateh-110', prefix: 'Iran 😀 supplied ', suffix: ' missiles.\nKirby said so.' });
     const links = items.filter((a) => a.motivation === 'linking');
     expect(links).toHaveLength(2);
-    const object = links.find((a) => a.body.value === 'object')!;
+    const object = links.find((a) => a.body[0].value === 'object')!;
     const claim = items.find((a) => a.body?.[0]?.value === 'CLAIM')!;
-    expect(object.target).toEqual([claim.id, weapon.id]);
+    expect(object.target).toEqual({ type: 'List', items: [claim.id, weapon.id] });
     expect(claim.body[1]).toEqual({ type: 'TextualBody', purpose: 'describing', value: 'stance: asserts' });
   });
 });

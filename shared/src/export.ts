@@ -13,7 +13,7 @@
 import type { LabelSchema } from './schema.ts';
 import type { RelationAnnotation, SpanAnnotation } from './layer.ts';
 import { offsetMapper, type OffsetMapper } from './offsets.ts';
-import { sentences } from './tokenize.ts';
+import { sentences, type Token } from './tokenize.ts';
 
 export const EXPORT_FORMATS = ['jsonl', 'conll', 'brat', 'w3c'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -43,13 +43,31 @@ interface CpSpan {
   text: string;
 }
 
+/**
+ * Whether a span's UTF-16 offsets can be exported: whole numbers inside the text, in order, and
+ * neither inside a surrogate pair. A layer holds whatever its clients wrote; one odd span must
+ * not cost the rest of the export.
+ */
+export function exportableSpan(text: string, span: Pick<SpanAnnotation, 'start' | 'end'>): boolean {
+  const { start, end } = span;
+  const insidePair = (i: number) => i > 0 && i < text.length && /[\uDC00-\uDFFF]/.test(text[i]!) && /[\uD800-\uDBFF]/.test(text[i - 1]!);
+  return Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end <= text.length && end > start && !insidePair(start) && !insidePair(end);
+}
+
 function inCodePoints(doc: ExportDocument, layer: ExportLayer, map: OffsetMapper = offsetMapper(doc.text)): CpSpan[] {
   const out: CpSpan[] = [];
   for (const span of layer.spans) {
-    if (span.start < 0 || span.end > doc.text.length || span.end <= span.start) continue;
+    if (!exportableSpan(doc.text, span)) continue;
     out.push({ span, start: map.toCodePointOffset(span.start), end: map.toCodePointOffset(span.end), text: doc.text.slice(span.start, span.end) });
   }
   return out;
+}
+
+/** An ISO time for a stored timestamp, or nothing for one that is not a time. */
+function isoTime(ms: number): string | undefined {
+  if (!ms) return undefined;
+  const d = new Date(ms);
+  return Number.isFinite(d.getTime()) ? d.toISOString() : undefined;
 }
 
 /** Relations whose two ends are spans of the layer. */
@@ -81,41 +99,54 @@ export function jsonlRecord(doc: ExportDocument, layer: ExportLayer): string {
 }
 
 /**
- * A CoNLL-2003-style block (`token -X- _ tag`, BIO tags, a blank line after each sentence),
- * headed by `# document_id`, `# layer` and `-DOCSTART-`. BIO cannot nest: where spans overlap,
- * the longer one is kept, and `# spans_left_out` counts the others.
+ * A label, relation or attribute name or value as one token, the same in every file: whitespace
+ * and brat's separators (`,|:;=`) become `_`.
+ */
+export function label(name: string): string {
+  return name.replace(/[\s,|:;=]+/g, '_') || '_';
+}
+
+/** What Python's `readlines()`, which brat reads `.ann` files with, takes for a line break. */
+const LINE_BREAK = /[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/;
+
+/** Index of the first token that ends after `offset` (tokens in text order). */
+function firstTokenEndingAfter(tokens: readonly Token[], offset: number): number {
+  let lo = 0;
+  let hi = tokens.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (tokens[mid]!.end <= offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * A CoNLL-2003-style block (`token -X- _ tag`, BIO tags, a blank line after each sentence)
+ * after a `-DOCSTART-` line whose third column names the document and layer
+ * (`document=7;layer=gold`; readers skip the whole line). BIO cannot nest: where spans overlap,
+ * the longer one is kept (JSON lines keeps them all). A sentence is never split inside a kept
+ * span, so no sentence starts with an `I-` tag.
  */
 export function conllBlock(doc: ExportDocument, layer: ExportLayer): string {
-  const tokens = sentences(doc.text);
-  const flat = tokens.flat();
+  const flat = sentences(doc.text).flatMap((sentence) => sentence.map((token, i) => ({ ...token, startsSentence: i === 0 })));
   const tags: string[] = flat.map(() => 'O');
-  const taken: boolean[] = flat.map(() => false);
-  let leftOut = 0;
-  const bySize = inCodePoints(doc, layer)
-    .map((s) => s.span)
+  const bySize = layer.spans
+    .filter((span) => exportableSpan(doc.text, span))
     .sort((a, b) => b.end - b.start - (a.end - a.start) || a.start - b.start);
   for (const span of bySize) {
-    const covered: number[] = [];
-    flat.forEach((t, i) => {
-      if (t.start < span.end && t.end > span.start) covered.push(i);
-    });
-    if (covered.length === 0 || covered.some((i) => taken[i])) {
-      leftOut++;
-      continue;
-    }
-    covered.forEach((i, k) => {
-      taken[i] = true;
-      tags[i] = `${k === 0 ? 'B' : 'I'}-${span.label}`;
-    });
+    const first = firstTokenEndingAfter(flat, span.start);
+    let last = first;
+    while (last < flat.length && flat[last]!.start < span.end) last++;
+    if (last === first || tags.slice(first, last).some((t) => t !== 'O')) continue;
+    for (let i = first; i < last; i++) tags[i] = `${i === first ? 'B' : 'I'}-${label(span.label)}`;
   }
-  const lines = [`# document_id = ${doc.id}`, `# layer = ${layer.name}`];
-  if (leftOut > 0) lines.push(`# spans_left_out = ${leftOut}`);
-  lines.push('-DOCSTART- -X- -X- O', '');
-  let i = 0;
-  for (const sentence of tokens) {
-    for (const token of sentence) lines.push(`${token.text} -X- _ ${tags[i++]}`);
-    lines.push('');
-  }
+  const lines = [`-DOCSTART- -X- document=${doc.id};layer=${layer.name} O`, ''];
+  flat.forEach((token, i) => {
+    if (token.startsSentence && i > 0 && !tags[i]!.startsWith('I-')) lines.push('');
+    lines.push(`${token.text} -X- _ ${tags[i]}`);
+  });
+  if (flat.length > 0) lines.push('');
   return lines.join('\n') + '\n';
 }
 
@@ -124,12 +155,12 @@ function fragments(doc: ExportDocument, span: SpanAnnotation, map: OffsetMapper)
   const out: Array<[number, number]> = [];
   let from = span.start;
   for (let i = span.start; i <= span.end; i++) {
-    if (i === span.end || doc.text[i] === '\n') {
+    if (i === span.end || LINE_BREAK.test(doc.text[i]!)) {
       // Leading and trailing whitespace stays out of a fragment; an all-space piece is dropped.
       let a = from;
       let b = i;
-      while (a < b && /\s/.test(doc.text[a]!)) a++;
-      while (b > a && /\s/.test(doc.text[b - 1]!)) b--;
+      while (a < b && /[\s\x1c-\x1e\x85]/.test(doc.text[a]!)) a++;
+      while (b > a && /[\s\x1c-\x1e\x85]/.test(doc.text[b - 1]!)) b--;
       if (b > a) out.push([map.toCodePointOffset(a), map.toCodePointOffset(b)]);
       from = i + 1;
     }
@@ -146,21 +177,21 @@ export function bratAnn(doc: ExportDocument, layer: ExportLayer): string {
   let attributes = 0;
   let notes = 0;
   for (const span of layer.spans) {
-    if (span.start < 0 || span.end > doc.text.length || span.end <= span.start) continue;
+    if (!exportableSpan(doc.text, span)) continue;
     const parts = fragments(doc, span, map);
     if (parts.length === 0) continue;
     const t = `T${tIds.size + 1}`;
     tIds.set(span.id, t);
     const text = parts.map(([a, b]) => chars.slice(a, b).join('')).join(' ');
-    lines.push(`${t}\t${span.label} ${parts.map(([a, b]) => `${a} ${b}`).join(';')}\t${text}`);
-    for (const [name, value] of Object.entries(span.attributes)) lines.push(`A${++attributes}\t${name} ${t} ${value}`);
-    if (span.entityId) lines.push(`#${++notes}\tAnnotatorNotes ${t}\tentity ${span.entityId}`);
+    lines.push(`${t}\t${label(span.label)} ${parts.map(([a, b]) => `${a} ${b}`).join(';')}\t${text}`);
+    for (const [name, value] of Object.entries(span.attributes)) lines.push(`A${++attributes}\t${label(name)} ${t} ${label(String(value))}`);
+    if (span.entityId) lines.push(`#${++notes}\tAnnotatorNotes ${t}\tentity ${label(span.entityId)}`);
   }
   let relations = 0;
   for (const r of layer.relations) {
     const from = tIds.get(r.from);
     const to = tIds.get(r.to);
-    if (from && to) lines.push(`R${++relations}\t${r.label} Arg1:${from} Arg2:${to}`);
+    if (from && to) lines.push(`R${++relations}\t${label(r.label)} Arg1:${from} Arg2:${to}`);
   }
   return lines.length ? lines.join('\n') + '\n' : '';
 }
@@ -168,20 +199,21 @@ export function bratAnn(doc: ExportDocument, layer: ExportLayer): string {
 /** brat's `annotation.conf` for a project's label schema. */
 export function bratConf(schema: LabelSchema): string {
   const attributes = new Map<string, { labels: string[]; values: Set<string> }>();
-  for (const label of schema.spans) {
-    for (const a of label.attributes ?? []) {
-      const entry = attributes.get(a.name) ?? { labels: [], values: new Set<string>() };
-      entry.labels.push(label.name);
-      for (const v of a.values) entry.values.add(v);
-      attributes.set(a.name, entry);
+  for (const span of schema.spans) {
+    for (const a of span.attributes ?? []) {
+      const name = label(a.name);
+      const entry = attributes.get(name) ?? { labels: [], values: new Set<string>() };
+      entry.labels.push(label(span.name));
+      for (const v of a.values) entry.values.add(label(v));
+      attributes.set(name, entry);
     }
   }
   return [
     '[entities]',
-    ...schema.spans.map((s) => s.name),
+    ...schema.spans.map((s) => label(s.name)),
     '',
     '[relations]',
-    ...schema.relations.map((r) => `${r.name}\tArg1:<ENTITY>, Arg2:<ENTITY>`),
+    ...schema.relations.map((r) => `${label(r.name)}\tArg1:<ENTITY>, Arg2:<ENTITY>`),
     '<OVERLAP>\tArg1:<ENTITY>, Arg2:<ENTITY>, <OVL-TYPE>:<ANY>',
     '',
     '[events]',
@@ -198,8 +230,18 @@ const QUOTE_CONTEXT = 32;
  * W3C Web Annotation Data Model objects for one document's layer: a span is a `tagging`
  * annotation whose target carries a TextPositionSelector (code points) and a
  * TextQuoteSelector; a relation is a `linking` annotation whose two targets are its spans'
- * annotations, in order from → to. `source` is the document's IRI.
+ * annotations, as an ordered List from → to. `source` is the document's IRI.
  */
+function times(a: { createdAt: number; updatedAt: number }) {
+  const created = isoTime(a.createdAt);
+  const modified = isoTime(a.updatedAt);
+  return { ...(created ? { created } : {}), ...(modified ? { modified } : {}) };
+}
+
+function describing(attributes: Record<string, string>) {
+  return Object.entries(attributes).map(([name, value]) => ({ type: 'TextualBody', purpose: 'describing', value: `${name}: ${value}` }));
+}
+
 export function w3cAnnotations(doc: ExportDocument, layer: ExportLayer, source: string): object[] {
   const chars = [...doc.text];
   const iri = (id: string) => `${source}/layers/${layer.name}/annotations/${encodeURIComponent(id)}`;
@@ -210,12 +252,11 @@ export function w3cAnnotations(doc: ExportDocument, layer: ExportLayer, source: 
     type: 'Annotation',
     motivation: 'tagging',
     ...creator,
-    ...(span.createdAt ? { created: new Date(span.createdAt).toISOString() } : {}),
-    ...(span.updatedAt ? { modified: new Date(span.updatedAt).toISOString() } : {}),
+    ...times(span),
     body: [
       { type: 'TextualBody', purpose: 'tagging', value: span.label },
-      ...Object.entries(span.attributes).map(([name, value]) => ({ type: 'TextualBody', purpose: 'describing', value: `${name}: ${value}` })),
-      ...(span.entityId ? [{ id: `urn:spanwise:entity:${encodeURIComponent(span.entityId)}`, purpose: 'identifying' }] : []),
+      ...describing(span.attributes),
+      ...(span.entityId ? [{ type: 'SpecificResource', source: `urn:spanwise:entity:${encodeURIComponent(span.entityId)}`, purpose: 'identifying' }] : []),
     ],
     target: {
       source,
@@ -236,8 +277,10 @@ export function w3cAnnotations(doc: ExportDocument, layer: ExportLayer, source: 
       type: 'Annotation',
       motivation: 'linking',
       ...creator,
-      body: { type: 'TextualBody', purpose: 'tagging', value: r.label },
-      target: [iri(r.from), iri(r.to)],
+      ...times(r),
+      body: [{ type: 'TextualBody', purpose: 'tagging', value: r.label }, ...describing(r.attributes)],
+      // An ordered pair: plain multiple targets would be an unordered set in JSON-LD.
+      target: { type: 'List', items: [iri(r.from), iri(r.to)] },
     });
   }
   return out;

@@ -69,21 +69,33 @@ async function* w3c(documents: Documents, collection: { id: string; label: strin
   yield ']}}\n';
 }
 
+/** Without Zip64 (fflate has none), a zip holds at most this many entries and 4 GiB. */
+const ZIP_MAX_ENTRIES = 65_535;
+const ZIP_MAX_BYTES = 2 ** 32 - 1;
+
 async function* bratZip(documents: Documents, schema: LabelSchema) {
   const ready: Uint8Array[] = [];
   let failure: Error | null = null;
+  let entries = 0;
+  let bytes = 0;
   const zip = new Zip((err, chunk) => {
     if (err) failure = err;
     else ready.push(chunk);
   });
   const add = (name: string, text: string) => {
+    // Past either limit the archive would be silently corrupt: fail the transfer instead.
+    if (++entries > ZIP_MAX_ENTRIES - 1) throw new Error(`a brat export holds at most ${ZIP_MAX_ENTRIES - 1} files`);
     const file = new ZipDeflate(name, { level: 6 });
     zip.add(file);
     file.push(strToU8(text), true);
   };
   function* drain() {
     if (failure) throw failure;
-    yield* ready.splice(0);
+    for (const chunk of ready.splice(0)) {
+      bytes += chunk.byteLength;
+      if (bytes > ZIP_MAX_BYTES) throw new Error('a brat export is limited to 4 GiB');
+      yield chunk;
+    }
   }
   add('annotation.conf', bratConf(schema));
   yield* drain();

@@ -46,25 +46,17 @@ export function exportService(db: Kysely<Database>, log: Logger) {
           { room: goldRoom(id), name: 'gold', annotator: null as string | null },
           ...(choice === 'all' ? members.map((m) => ({ room: layerRoom(id, m.id), name: `user:${m.id}`, annotator: m.username })) : []),
         ];
-        const rows = await db
-          .selectFrom('sync_updates')
-          .select(['room', 'data'])
-          .where('room', 'in', wanted.map((w) => w.room))
-          .orderBy('id')
-          .execute();
-        const byRoom = new Map<string, Uint8Array[]>();
-        for (const r of rows) {
-          const list = byRoom.get(r.room);
-          if (list) list.push(r.data);
-          else byRoom.set(r.room, [r.data]);
+        // One room at a time: an open room's log may hold thousands of rows before compaction.
+        const layers: ExportLayer[] = [];
+        for (const w of wanted) {
+          const rows = await db.selectFrom('sync_updates').select('data').where('room', '=', w.room).orderBy('id').execute();
+          if (rows.length === 0 && w.name !== 'gold') continue;
+          const state = readLayer(
+            rows.map((r) => r.data),
+            (err) => log.warn('export_row_skipped', { room: w.room, error: String(err) }),
+          );
+          layers.push({ name: w.name, annotator: w.annotator, ...state });
         }
-        const layers = wanted
-          .filter((w) => w.name === 'gold' || byRoom.has(w.room))
-          .map((w) => ({
-            name: w.name,
-            annotator: w.annotator,
-            ...readLayer(byRoom.get(w.room) ?? [], (err) => log.warn('export_row_skipped', { room: w.room, error: String(err) })),
-          }));
         yield { doc, layers };
       }
     },
