@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unzipSync, strFromU8 } from 'fflate';
 import { addRelation, addSpan, DEFAULT_SCHEMA, goldRoom, layerRoom, setAttribute, type DocumentSummary } from '@spanwise/shared';
+import { sql } from 'kysely';
 import { readable } from '../src/features/export/export.routes.ts';
 import { hashPassword } from '../src/features/auth/password.ts';
 import { usersRepository } from '../src/features/auth/users.repository.ts';
@@ -135,6 +136,18 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
     const openExport = (query: string) => fetch(`${server.url}/api/projects/${open}/export?${query}`, { headers: { cookie: alice } });
     expect((await openExport('format=jsonl&layer=gold')).status).toBe(200);
     expect((await openExport('format=jsonl&layer=all')).status).toBe(403);
+  });
+
+  it('refuses, up front, a brat zip larger than a zip without Zip64 can hold', async () => {
+    const projects = projectsRepository(server.database.db);
+    const big = await projects.insert({ name: 'Big', mode: 'blind', schema: DEFAULT_SCHEMA, guidelines: '' });
+    await projects.addMember(big, 1, 'owner');
+    await sql`insert into documents (project_id, title, text, text_length, content_hash)
+              select ${big}, 'd' || g, 'x', 1, 'sha256:x' from generate_series(1, 32768) g`.execute(server.database.db);
+    const res = await fetch(`${server.url}/api/projects/${big}/export?format=brat`, { headers: { cookie: admin } });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('export_too_large');
+    // 32,768 documents make 65,537 files with annotation.conf: past the 65,535 a plain zip counts.
     expect((await fetch(`${server.url}/api/projects/999/export?format=jsonl`, { headers: { cookie: admin } })).status).toBe(404);
   });
 });

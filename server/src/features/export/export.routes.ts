@@ -4,9 +4,9 @@
  * formats). brat comes as a zip of `<layer>/<document id>.txt` and `.ann` files with the
  * project's `annotation.conf`; W3C as one JSON-LD AnnotationCollection.
  *
- * Who may export what follows who may read which rooms: the gold layer, whoever may open it
- * (curators, owners, viewers, and everyone in an `open` project); every layer, whoever may read
- * every layer (curators, owners, viewers).
+ * Who may export what follows decideRoomAccess, the rule for opening rooms over sync: the gold
+ * layer, whoever may open it (curators, owners, viewers, and everyone in an `open` project);
+ * every layer, whoever may open every member's layer (curators, owners, viewers).
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
@@ -24,11 +24,12 @@ import {
   type ExportFormat,
   type ExportLayer,
   type LabelSchema,
+  type Room,
 } from '@spanwise/shared';
 import { AppError, forbidden, idParam } from '../../http/errors.ts';
 import { requireUser, type AppEnv } from '../../http/session.ts';
 import type { Logger } from '../../log.ts';
-import type { AccessService } from '../access/access.service.ts';
+import { decideRoomAccess, type AccessFacts, type AccessService } from '../access/access.service.ts';
 import type { ProjectsRepository } from '../projects/projects.repository.ts';
 import type { ExportService } from './export.service.ts';
 
@@ -36,6 +37,9 @@ const exportQuery = z.object({
   format: z.enum(EXPORT_FORMATS, { message: `format must be one of ${EXPORT_FORMATS.join(', ')}` }),
   layer: z.enum(EXPORT_LAYERS, { message: `layer must be one of ${EXPORT_LAYERS.join(', ')}` }).default('gold'),
 });
+
+/** Access is decided for one stand-in document: every document of a project has the same rules. */
+const ANY_DOCUMENT = 1;
 
 const MEDIA: Record<ExportFormat, { type: string; extension: string }> = {
   jsonl: { type: 'application/x-ndjson; charset=utf-8', extension: 'jsonl' },
@@ -146,11 +150,20 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
       throw new AppError(400, 'invalid_query', issue?.message ?? 'invalid query', issue?.path.join('.') || undefined);
     }
     const { format, layer } = parsed.data;
-    const readsEveryLayer = role !== 'annotator';
-    if (layer === 'all' && !readsEveryLayer) throw forbidden('only curators, owners and viewers may export every layer');
-    if (layer === 'gold' && !readsEveryLayer && project.mode !== 'open') throw forbidden('annotators of a blind project may not export the gold layer');
-
-    const members = layer === 'all' ? (await projects.members(id)).map((m) => ({ id: m.id, username: m.username })) : [];
+    // The same rules as opening the rooms over sync, asked of any one document of the project.
+    const allMembers = await projects.members(id);
+    const roles = new Map(allMembers.map((m) => [m.id, m.role]));
+    const facts: AccessFacts = { projectOfDocument: new Map([[ANY_DOCUMENT, id]]), modes: new Map([[id, project.mode]]), role: (_p, u) => roles.get(u) };
+    const mayOpen = (room: Room) => decideRoomAccess(room, user.id, facts).ok;
+    if (!mayOpen({ kind: 'gold', documentId: ANY_DOCUMENT })) throw forbidden('you may not read this project’s gold layer');
+    if (layer === 'all' && !allMembers.every((m) => mayOpen({ kind: 'layer', documentId: ANY_DOCUMENT, userId: m.id }))) {
+      throw forbidden('only those who may read every layer (curators, owners, viewers) may export every layer');
+    }
+    const members = layer === 'all' ? allMembers.map((m) => ({ id: m.id, username: m.username })) : [];
+    if (format === 'brat') {
+      const files = 1 + 2 * (await exports.documentCount(id)) * (1 + members.length);
+      if (files > ZIP_MAX_ENTRIES - 1) throw new AppError(413, 'export_too_large', `a brat export holds at most ${ZIP_MAX_ENTRIES - 1} files; this one could need ${files}: export the gold layer, or another format`);
+    }
     const documents = exports.documents(id, layer, members);
     const origin = new URL(c.req.url).origin;
     const chunks =

@@ -33,6 +33,15 @@ function readLayer(rows: readonly Uint8Array[], onBadRow: (error: unknown) => vo
 
 export function exportService(db: Kysely<Database>, log: Logger) {
   return {
+    async documentCount(projectId: number): Promise<number> {
+      const { n } = await db
+        .selectFrom('documents')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .where('project_id', '=', projectId)
+        .executeTakeFirstOrThrow();
+      return Number(n);
+    },
+
     /**
      * Each document of the project with its gold layer and, for `all`, every member's layer
      * that holds anything. The gold layer comes first and always (empty when nobody curated).
