@@ -35,7 +35,7 @@ export interface ExportLayer {
   relations: readonly RelationAnnotation[];
 }
 
-/** A span in code points, checked against the text; null when its offsets do not fit the text. */
+/** A span that fits the text (exportableSpan), with its offsets in code points. */
 interface CpSpan {
   span: SpanAnnotation;
   start: number;
@@ -48,7 +48,7 @@ interface CpSpan {
  * neither inside a surrogate pair. A layer holds whatever its clients wrote; one odd span must
  * not cost the rest of the export.
  */
-export function exportableSpan(text: string, span: Pick<SpanAnnotation, 'start' | 'end'>): boolean {
+function exportableSpan(text: string, span: Pick<SpanAnnotation, 'start' | 'end'>): boolean {
   const { start, end } = span;
   const insidePair = (i: number) => i > 0 && i < text.length && /[\uDC00-\uDFFF]/.test(text[i]!) && /[\uD800-\uDBFF]/.test(text[i - 1]!);
   return Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end <= text.length && end > start && !insidePair(start) && !insidePair(end);
@@ -102,7 +102,7 @@ export function jsonlRecord(doc: ExportDocument, layer: ExportLayer): string {
  * A label, relation or attribute name or value as one token, the same in every file: whitespace
  * and brat's separators (`,|:;=`) become `_`.
  */
-export function label(name: string): string {
+function oneToken(name: string): string {
   return name.replace(/[\s,|:;=]+/g, '_') || '_';
 }
 
@@ -139,7 +139,7 @@ export function conllBlock(doc: ExportDocument, layer: ExportLayer): string {
     let last = first;
     while (last < flat.length && flat[last]!.start < span.end) last++;
     if (last === first || tags.slice(first, last).some((t) => t !== 'O')) continue;
-    for (let i = first; i < last; i++) tags[i] = `${i === first ? 'B' : 'I'}-${label(span.label)}`;
+    for (let i = first; i < last; i++) tags[i] = `${i === first ? 'B' : 'I'}-${oneToken(span.label)}`;
   }
   const lines = [`-DOCSTART- -X- document=${doc.id};layer=${layer.name} O`, ''];
   flat.forEach((token, i) => {
@@ -150,8 +150,8 @@ export function conllBlock(doc: ExportDocument, layer: ExportLayer): string {
   return lines.join('\n') + '\n';
 }
 
-/** Where a span crosses line breaks, brat wants one fragment per line (in code points). */
-function fragments(doc: ExportDocument, span: SpanAnnotation, map: OffsetMapper): Array<[number, number]> {
+/** Where a span crosses line breaks, brat wants one fragment per line (UTF-16 ranges). */
+function fragments(doc: ExportDocument, span: SpanAnnotation): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   let from = span.start;
   for (let i = span.start; i <= span.end; i++) {
@@ -161,7 +161,7 @@ function fragments(doc: ExportDocument, span: SpanAnnotation, map: OffsetMapper)
       let b = i;
       while (a < b && /[\s\x1c-\x1e\x85]/.test(doc.text[a]!)) a++;
       while (b > a && /[\s\x1c-\x1e\x85]/.test(doc.text[b - 1]!)) b--;
-      if (b > a) out.push([map.toCodePointOffset(a), map.toCodePointOffset(b)]);
+      if (b > a) out.push([a, b]);
       from = i + 1;
     }
   }
@@ -171,27 +171,27 @@ function fragments(doc: ExportDocument, span: SpanAnnotation, map: OffsetMapper)
 /** The `.ann` file of one document's layer in brat's standoff format. */
 export function bratAnn(doc: ExportDocument, layer: ExportLayer): string {
   const map = offsetMapper(doc.text);
-  const chars = [...doc.text];
   const lines: string[] = [];
   const tIds = new Map<string, string>();
   let attributes = 0;
   let notes = 0;
   for (const span of layer.spans) {
     if (!exportableSpan(doc.text, span)) continue;
-    const parts = fragments(doc, span, map);
+    const parts = fragments(doc, span);
     if (parts.length === 0) continue;
     const t = `T${tIds.size + 1}`;
     tIds.set(span.id, t);
-    const text = parts.map(([a, b]) => chars.slice(a, b).join('')).join(' ');
-    lines.push(`${t}\t${label(span.label)} ${parts.map(([a, b]) => `${a} ${b}`).join(';')}\t${text}`);
-    for (const [name, value] of Object.entries(span.attributes)) lines.push(`A${++attributes}\t${label(name)} ${t} ${label(String(value))}`);
-    if (span.entityId) lines.push(`#${++notes}\tAnnotatorNotes ${t}\tentity ${label(span.entityId)}`);
+    const offsets = parts.map(([a, b]) => `${map.toCodePointOffset(a)} ${map.toCodePointOffset(b)}`).join(';');
+    const text = parts.map(([a, b]) => doc.text.slice(a, b)).join(' ');
+    lines.push(`${t}\t${oneToken(span.label)} ${offsets}\t${text}`);
+    for (const [name, value] of Object.entries(span.attributes)) lines.push(`A${++attributes}\t${oneToken(name)} ${t} ${oneToken(String(value))}`);
+    if (span.entityId) lines.push(`#${++notes}\tAnnotatorNotes ${t}\tentity ${oneToken(span.entityId)}`);
   }
   let relations = 0;
   for (const r of layer.relations) {
     const from = tIds.get(r.from);
     const to = tIds.get(r.to);
-    if (from && to) lines.push(`R${++relations}\t${label(r.label)} Arg1:${from} Arg2:${to}`);
+    if (from && to) lines.push(`R${++relations}\t${oneToken(r.label)} Arg1:${from} Arg2:${to}`);
   }
   return lines.length ? lines.join('\n') + '\n' : '';
 }
@@ -201,19 +201,19 @@ export function bratConf(schema: LabelSchema): string {
   const attributes = new Map<string, { labels: string[]; values: Set<string> }>();
   for (const span of schema.spans) {
     for (const a of span.attributes ?? []) {
-      const name = label(a.name);
+      const name = oneToken(a.name);
       const entry = attributes.get(name) ?? { labels: [], values: new Set<string>() };
-      entry.labels.push(label(span.name));
-      for (const v of a.values) entry.values.add(label(v));
+      entry.labels.push(oneToken(span.name));
+      for (const v of a.values) entry.values.add(oneToken(v));
       attributes.set(name, entry);
     }
   }
   return [
     '[entities]',
-    ...schema.spans.map((s) => label(s.name)),
+    ...schema.spans.map((s) => oneToken(s.name)),
     '',
     '[relations]',
-    ...schema.relations.map((r) => `${label(r.name)}\tArg1:<ENTITY>, Arg2:<ENTITY>`),
+    ...schema.relations.map((r) => `${oneToken(r.name)}\tArg1:<ENTITY>, Arg2:<ENTITY>`),
     '<OVERLAP>\tArg1:<ENTITY>, Arg2:<ENTITY>, <OVL-TYPE>:<ANY>',
     '',
     '[events]',
@@ -226,12 +226,6 @@ export function bratConf(schema: LabelSchema): string {
 
 const QUOTE_CONTEXT = 32;
 
-/**
- * W3C Web Annotation Data Model objects for one document's layer: a span is a `tagging`
- * annotation whose target carries a TextPositionSelector (code points) and a
- * TextQuoteSelector; a relation is a `linking` annotation whose two targets are its spans'
- * annotations, as an ordered List from → to. `source` is the document's IRI.
- */
 function times(a: { createdAt: number; updatedAt: number }) {
   const created = isoTime(a.createdAt);
   const modified = isoTime(a.updatedAt);
@@ -242,6 +236,12 @@ function describing(attributes: Record<string, string>) {
   return Object.entries(attributes).map(([name, value]) => ({ type: 'TextualBody', purpose: 'describing', value: `${name}: ${value}` }));
 }
 
+/**
+ * W3C Web Annotation Data Model objects for one document's layer: a span is a `tagging`
+ * annotation whose target carries a TextPositionSelector (code points) and a
+ * TextQuoteSelector; a relation is a `linking` annotation whose two targets are its spans'
+ * annotations, as an ordered List from → to. `source` is the document's IRI.
+ */
 export function w3cAnnotations(doc: ExportDocument, layer: ExportLayer, source: string): object[] {
   const chars = [...doc.text];
   const iri = (id: string) => `${source}/layers/${layer.name}/annotations/${encodeURIComponent(id)}`;
