@@ -41,12 +41,21 @@ export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Prom
   } catch {
     throw new AppError(400, 'invalid_json', 'the request body is not valid JSON');
   }
+  return validated(schema, raw, 'invalid_body');
+}
+
+/** Validates the query string; errors are 400s naming the first bad parameter. */
+export function queryParams<S extends z.ZodType>(c: Context, schema: S): z.infer<S> {
+  return validated(schema, c.req.query(), 'invalid_query');
+}
+
+function validated<S extends z.ZodType>(schema: S, raw: unknown, code: string): z.infer<S> {
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = issue?.path.join('.') || undefined;
-    const message = field ? `${field}: ${issue?.message}` : (issue?.message ?? 'invalid body');
-    throw new AppError(400, 'invalid_body', message, field);
+    const message = field ? `${field}: ${issue?.message}` : (issue?.message ?? 'invalid input');
+    throw new AppError(400, code, message, field);
   }
   return parsed.data;
 }

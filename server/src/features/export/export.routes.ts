@@ -26,7 +26,7 @@ import {
   type LabelSchema,
   type Room,
 } from '@spanwise/shared';
-import { AppError, forbidden, idParam } from '../../http/errors.ts';
+import { AppError, forbidden, idParam, queryParams } from '../../http/errors.ts';
 import { requireUser, type AppEnv } from '../../http/session.ts';
 import type { Logger } from '../../log.ts';
 import { decideRoomAccess, type AccessFacts, type AccessService } from '../access/access.service.ts';
@@ -34,8 +34,8 @@ import type { ProjectsRepository } from '../projects/projects.repository.ts';
 import type { ExportService } from './export.service.ts';
 
 const exportQuery = z.object({
-  format: z.enum(EXPORT_FORMATS, { message: `format must be one of ${EXPORT_FORMATS.join(', ')}` }),
-  layer: z.enum(EXPORT_LAYERS, { message: `layer must be one of ${EXPORT_LAYERS.join(', ')}` }).default('gold'),
+  format: z.enum(EXPORT_FORMATS, { message: `must be one of ${EXPORT_FORMATS.join(', ')}` }),
+  layer: z.enum(EXPORT_LAYERS, { message: `must be one of ${EXPORT_LAYERS.join(', ')}` }).default('gold'),
 });
 
 /** Access is decided for one stand-in document: every document of a project has the same rules. */
@@ -50,12 +50,9 @@ const MEDIA: Record<ExportFormat, { type: string; extension: string }> = {
 
 type Documents = AsyncIterable<{ doc: ExportDocument; layers: ExportLayer[] }>;
 
-async function* jsonl(documents: Documents) {
-  for await (const { doc, layers } of documents) for (const layer of layers) yield jsonlRecord(doc, layer);
-}
-
-async function* conll(documents: Documents) {
-  for await (const { doc, layers } of documents) for (const layer of layers) yield conllBlock(doc, layer);
+/** One piece of text per document and layer (JSON lines, CoNLL). */
+async function* perLayer(documents: Documents, write: (doc: ExportDocument, layer: ExportLayer) => string) {
+  for await (const { doc, layers } of documents) for (const layer of layers) yield write(doc, layer);
 }
 
 async function* w3c(documents: Documents, collection: { id: string; label: string }, documentIri: (id: number) => string) {
@@ -73,8 +70,8 @@ async function* w3c(documents: Documents, collection: { id: string; label: strin
   yield ']}}\n';
 }
 
-/** Without Zip64 (fflate has none), a zip holds at most this many entries and 4 GiB. */
-const ZIP_MAX_ENTRIES = 65_535;
+/** Without Zip64 (fflate has none), a zip holds at most this many files (a 16-bit count) and 4 GiB. */
+const ZIP_MAX_FILES = 65_535;
 const ZIP_MAX_BYTES = 2 ** 32 - 1;
 
 async function* bratZip(documents: Documents, schema: LabelSchema) {
@@ -88,7 +85,7 @@ async function* bratZip(documents: Documents, schema: LabelSchema) {
   });
   const add = (name: string, text: string) => {
     // Past either limit the archive would be silently corrupt: fail the transfer instead.
-    if (++entries > ZIP_MAX_ENTRIES - 1) throw new Error(`a brat export holds at most ${ZIP_MAX_ENTRIES - 1} files`);
+    if (++entries > ZIP_MAX_FILES) throw new Error(`a brat export holds at most ${ZIP_MAX_FILES} files`);
     const file = new ZipDeflate(name, { level: 6 });
     zip.add(file);
     file.push(strToU8(text), true);
@@ -144,12 +141,7 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
     const user = requireUser(c.get('user'));
     const id = idParam(c.req.param('id'), 'project');
     const { project, role } = await access.projectRole(user.id, id);
-    const parsed = exportQuery.safeParse(c.req.query());
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new AppError(400, 'invalid_query', issue?.message ?? 'invalid query', issue?.path.join('.') || undefined);
-    }
-    const { format, layer } = parsed.data;
+    const { format, layer } = queryParams(c, exportQuery);
     // The same rules as opening the rooms over sync, asked of any one document of the project.
     const allMembers = await projects.members(id);
     const roles = new Map(allMembers.map((m) => [m.id, m.role]));
@@ -162,15 +154,17 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
     const members = layer === 'all' ? allMembers.map((m) => ({ id: m.id, username: m.username })) : [];
     if (format === 'brat') {
       const files = 1 + 2 * (await exports.documentCount(id)) * (1 + members.length);
-      if (files > ZIP_MAX_ENTRIES - 1) throw new AppError(413, 'export_too_large', `a brat export holds at most ${ZIP_MAX_ENTRIES - 1} files; this one could need ${files}: export the gold layer, or another format`);
+      if (files > ZIP_MAX_FILES) {
+        throw new AppError(413, 'export_too_large', `a brat export holds at most ${ZIP_MAX_FILES} files; this one could need ${files}: export the gold layer, or another format`);
+      }
     }
     const documents = exports.documents(id, layer, members);
     const origin = new URL(c.req.url).origin;
     const chunks =
       format === 'jsonl'
-        ? jsonl(documents)
+        ? perLayer(documents, jsonlRecord)
         : format === 'conll'
-          ? conll(documents)
+          ? perLayer(documents, conllBlock)
           : format === 'brat'
             ? bratZip(documents, labelSchemaSchema.parse(project.schema))
             : w3c(documents, { id: `${origin}/api/projects/${id}/export?format=w3c&layer=${layer}`, label: project.name }, (docId) => `${origin}/projects/${id}/documents/${docId}`);
