@@ -50,7 +50,6 @@ export class Api {
   }
 
   health = () => this.get<Health>('/api/health');
-  me = () => this.get<Me>('/api/me');
   projects = () => this.get<ProjectSummary[]>('/api/projects');
   project = (id: number) => this.get<ProjectDetail>(`/api/projects/${id}`);
   documents = (projectId: number) => this.get<DocumentSummary[]>(`/api/projects/${projectId}/documents`);

@@ -3,7 +3,7 @@
  * the y-websocket 1.5.4 reference (`reference-server.ts`). Both listen on 127.0.0.1 only.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -24,6 +24,8 @@ export interface ServerChild {
   database: string | null;
   /** Warn/error log lines (ours) or stderr lines (reference), the first few kept. */
   problems: { count: number; first: string[] };
+  /** Whether it writes a CPU profile on exit. */
+  profiled: boolean;
   /** CPU seconds (user + system) the child used so far; NaN without /proc. */
   cpuSeconds(): number;
   /** Stops the child (SIGTERM, then SIGKILL after `timeoutMs`) and removes its temp files. */
@@ -91,7 +93,8 @@ interface SpawnOptions {
 }
 
 async function spawnServer(o: SpawnOptions): Promise<ServerChild> {
-  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), '--import', 'tsx', o.script], {
+  const profileArgs = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : [];
+  const child = spawn(process.execPath, [...profileArgs, ...(o.nodeArgs ?? []), '--import', 'tsx', o.script], {
     cwd: repoRoot,
     env: o.env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -100,6 +103,9 @@ async function spawnServer(o: SpawnOptions): Promise<ServerChild> {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   void exited.then(() => live.delete(child));
   const problems = { count: 0, first: [] as string[] };
+  // Written as a stream: this process times the clients, and must not block on a file.
+  const outputFile = o.outputFile ? createWriteStream(o.outputFile, { flags: 'a' }) : null;
+  void exited.then(() => outputFile?.end());
   const output: string[] = [];
   for (const stream of ['stdout', 'stderr'] as const) {
     let buffered = '';
@@ -111,7 +117,7 @@ async function spawnServer(o: SpawnOptions): Promise<ServerChild> {
       for (const line of lines) {
         if (!line.trim()) continue;
         if (output.length < 50) output.push(line);
-        if (o.outputFile) appendFileSync(o.outputFile, `${performance.now().toFixed(1)} ${line}\n`);
+        outputFile?.write(`${performance.now().toFixed(1)} ${line}\n`);
         if (o.isProblem(line, stream)) {
           problems.count++;
           if (problems.first.length < 5) problems.first.push(line.slice(0, 300));
@@ -145,6 +151,7 @@ async function spawnServer(o: SpawnOptions): Promise<ServerChild> {
     url,
     database: o.database ?? null,
     problems,
+    profiled: Boolean(o.profileDir),
     cpuSeconds: () => readCpuSeconds(child.pid),
     stop(timeoutMs = 20_000) {
       stopping ??= (async () => {
@@ -197,20 +204,19 @@ export async function startOurServer(options: OurServerOptions): Promise<ServerC
     MAX_SOCKETS_PER_USER: String(options.maxSocketsPerUser),
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
   };
-  const nodeArgs = options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
   // For testing a hypothesis: BENCH_SERVER_NODE_ARGS='--trace-gc' BENCH_SERVER_OUTPUT=/tmp/server.log
   const extraArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
-  nodeArgs.push(...extraArgs);
   return spawnServer({
     name: OUR_SERVER_NAME,
     script: 'server/src/main.ts',
     env,
     port,
     readyPath: '/api/health',
-    nodeArgs,
+    nodeArgs: extraArgs,
     database: databaseUrl ? 'postgres (BENCH_DATABASE_URL)' : `pglite (fresh temp dir ${dataDir})`,
     profileDir: options.cpuProfileDir ?? null,
-    isProblem: (line) => /"level":"(warn|error)"/.test(line) || (!line.startsWith('{') && extraArgs.length === 0),
+    // With extra Node flags (--trace-gc, say), their stdout lines are not problems; stderr still is.
+    isProblem: (line, stream) => /"level":"(warn|error)"/.test(line) || (!line.startsWith('{') && (stream === 'stderr' || extraArgs.length === 0)),
     outputFile: process.env.BENCH_SERVER_OUTPUT || null,
     cleanup: async () => {
       await rm(dataDir, { recursive: true, force: true });
@@ -228,7 +234,6 @@ export async function startReferenceServer(options: { cpuProfileDir?: string | n
     env: { ...cleanEnv(), PORT: String(port), HOST },
     port,
     readyPath: '/',
-    nodeArgs: options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [],
     profileDir: options.cpuProfileDir ?? null,
     isProblem: (_line, stream) => stream === 'stderr',
   });

@@ -48,7 +48,9 @@ export class EditLedger {
       let clock = from.get(client) ?? 0;
       while (clock < end) {
         const edit = edits.get(clock);
-        if (!edit) break;
+        // Only whole edits count. (An update's clock range per client is read as gapless: true
+        // of what a server that integrates updates before sending them on can send.)
+        if (!edit || edit.end > end) break;
         if (edit.end <= (seen.get(client) ?? 0)) {
           again();
         } else {
@@ -124,10 +126,7 @@ export class LeanClient implements FleetClient {
           this.doc.clientID,
           this.#seen,
           (sentAt) => {
-            if (sentAt < rec.measureFrom) return;
-            rec.latencies.push(now - sentAt);
-            rec.sentAts.push(sentAt);
-            rec.deliveries++;
+            if (sentAt >= rec.measureFrom) rec.delivered(now, sentAt);
           },
           () => rec.duplicates++,
         );

@@ -54,7 +54,6 @@ export class Recorder {
   readonly sentAts: number[] = [];
   sentMeasured = 0;
   expectedDeliveries = 0;
-  deliveries = 0;
   /** Edits a lean client was sent again (not counted as deliveries, so they hide no loss). */
   duplicates = 0;
   socketErrors = 0;
@@ -66,6 +65,17 @@ export class Recorder {
     let r = this.rooms.get(name);
     if (!r) this.rooms.set(name, (r = { spans: new Map(), marks: new Map() }));
     return r;
+  }
+
+  /** Timed deliveries so far (one latency each). */
+  get deliveries(): number {
+    return this.latencies.length;
+  }
+
+  /** A timed edit (sent at `sentAt`) reached one more client at `now`. */
+  delivered(now: number, sentAt: number): void {
+    this.latencies.push(now - sentAt);
+    this.sentAts.push(sentAt);
   }
 
   get missingDeliveries(): number {
@@ -200,11 +210,7 @@ export class BenchClient implements FleetClient {
       for (const [key, change] of event.changes.keys) {
         if (change.action === 'delete') continue;
         const sentAt = this.#marks.get(key);
-        if (typeof sentAt === 'number' && sentAt >= rec.measureFrom && key.startsWith(`${rec.runTag}.`)) {
-          rec.latencies.push(now - sentAt);
-          rec.sentAts.push(sentAt);
-          rec.deliveries++;
-        }
+        if (typeof sentAt === 'number' && sentAt >= rec.measureFrom && key.startsWith(`${rec.runTag}.`)) rec.delivered(now, sentAt);
       }
     });
     this.provider = providerFor(target, spec.room, this.doc);

@@ -26,6 +26,12 @@ const port = Number(process.env.PORT);
 const host = process.env.HOST ?? '127.0.0.1';
 if (!Number.isInteger(port) || port <= 0) throw new Error('PORT must be set');
 
+// y-protocols' message numbers, written out: importing y-protocols (or @spanwise/shared) here
+// would load a second Yjs beside y-websocket 1.5.4's, and Yjs warns about that on stderr.
+const MESSAGE_SYNC = 0;
+const SYNC_STEP_2 = 1;
+const SYNC_UPDATE = 2;
+
 const registry = new Registry();
 const fanOut = new Histogram({
   name: 'reference_fanout_seconds',
@@ -55,8 +61,9 @@ wss.on('connection', (conn, req) => {
   conn.prependListener('message', () => (receivedAt = performance.now()));
   conn.on('message', (data: ArrayBuffer) => {
     const bytes = new Uint8Array(data); // setupWSConnection sets binaryType 'arraybuffer'
-    // sync (0) + update (2) or step 2 (1): the messages that carry document edits.
-    if (bytes[0] === 0 && (bytes[1] === 2 || bytes[1] === 1)) fanOut.observe((performance.now() - receivedAt) / 1000);
+    // A sync update or step 2: the messages that carry document edits (each kind fits one byte).
+    const edit = bytes[1] === SYNC_UPDATE || bytes[1] === SYNC_STEP_2;
+    if (bytes[0] === MESSAGE_SYNC && edit) fanOut.observe((performance.now() - receivedAt) / 1000);
   });
 });
 server.listen(port, host);

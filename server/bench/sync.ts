@@ -419,8 +419,21 @@ function limitsText(o: Options): string {
   return `MAX_MESSAGES_PER_SECOND=${l.maxMessagesPerSecond} MAX_SOCKETS_PER_USER=${l.maxSocketsPerUser}`;
 }
 
-async function profileDir(o: Options): Promise<string | null> {
-  return o.cpuProfile ? mkdtemp(path.join(tmpdir(), 'spanwise-bench-prof-')) : null;
+/** Where a server writes its CPU profile, when asked for: the first round only. */
+async function profileDir(o: Options, round = 1): Promise<string | null> {
+  return o.cpuProfile && round === 1 ? mkdtemp(path.join(tmpdir(), 'spanwise-bench-prof-')) : null;
+}
+
+/** Runs `work` on a started server, stops it whatever happens, then prints its CPU profile if it wrote one. */
+async function measure(server: ServerChild, work: (server: ServerChild) => Promise<RunResult>): Promise<RunResult> {
+  let result: RunResult;
+  try {
+    result = await work(server);
+  } finally {
+    await server.stop();
+  }
+  if (server.profiled) await printProfile(server, result);
+  return result;
 }
 
 const wsTarget = (server: ServerChild, cookie: string | null): Target => ({ wsBase: server.url.replace(/^http/, 'ws') + '/sync', cookie });
@@ -434,8 +447,7 @@ async function signIn(server: ServerChild, o: Options, username: string, pick: (
   const health = await api.health();
   const database = `${health.db} — ${server.database}`;
   say(`  database: ${database}; ${limitsText(o)}`);
-  await api.login(username, DEMO_PASSWORD);
-  const me = await api.me();
+  const me = await api.login(username, DEMO_PASSWORD);
   const project = pick(await api.projects());
   if (!project) throw new Error(`${username} has no such project (is DEMO=1 seeding?)`);
   const [detail, documents] = await Promise.all([api.project(project.id), api.documents(project.id)]);
@@ -451,40 +463,30 @@ async function fanout(o: Options): Promise<void> {
       `${o.rounds} round${o.rounds === 1 ? '' : 's'} of ours then the reference`,
   );
   const rounds: Array<{ ours: RunResult; reference: RunResult }> = [];
-  let load: { specs: ClientSpec[]; src: EditSource } | null = null;
+  let load: { specs: ClientSpec[]; src: EditSource } | undefined;
   let database = '';
 
   for (let n = 1; n <= o.rounds; n++) {
     const of = o.rounds > 1 ? `, round ${n}/${o.rounds}` : '';
-    // Profiles (when asked for) cover the first round only.
-    const profile = n === 1 ? await profileDir(o) : null;
     say(`\n[ours${of}] our server (child process)`);
-    const ours = await startOurServer({ ...limits(o), cpuProfileDir: profile });
-    let oursResult: RunResult;
-    try {
-      const session = await signIn(ours, o, 'alice', (projects) => projects[0]);
+    const ours = await measure(await startOurServer({ ...limits(o), cpuProfileDir: await profileDir(o, n) }), async (server) => {
+      const session = await signIn(server, o, 'alice', (projects) => projects[0]);
       const { api, me, first, labels } = session;
       database = session.database;
       const doc = await api.document(first.id);
       const room = layerRoom(doc.id, me.id);
       say(`  signed in as ${me.username} (id ${me.id}); room ${room} ("${first.title.slice(0, 50)}", ${doc.text.length} chars)`);
-      load ??= { src: { text: doc.text, labels, author: me.id }, specs: Array.from({ length: o.clients }, () => ({ room, peers: o.clients })) };
-      oursResult = await runLoad(ours, wsTarget(ours, api.sessionCookie), load.specs, load.src, o);
-    } finally {
-      await ours.stop();
-    }
-    if (profile) await printProfile(ours, oursResult);
+      // Each round's server is fresh from the same seeds: the same document, user and room.
+      load = { src: { text: doc.text, labels, author: me.id }, specs: Array.from({ length: o.clients }, () => ({ room, peers: o.clients })) };
+      return runLoad(server, wsTarget(server, api.sessionCookie), load.specs, load.src, o);
+    });
+    const { specs, src } = load!;
 
     say(`\n[reference${of}] y-websocket 1.5.4 setupWSConnection, in memory (child process)`);
-    const reference = await startReferenceServer({ cpuProfileDir: n === 1 ? await profileDir(o) : null });
-    let referenceResult: RunResult;
-    try {
-      referenceResult = await runLoad(reference, wsTarget(reference, null), load.specs, load.src, o);
-    } finally {
-      await reference.stop();
-    }
-    if (o.cpuProfile && n === 1) await printProfile(reference, referenceResult);
-    rounds.push({ ours: oursResult, reference: referenceResult });
+    const reference = await measure(await startReferenceServer({ cpuProfileDir: await profileDir(o, n) }), (server) =>
+      runLoad(server, wsTarget(server, null), specs, src, o),
+    );
+    rounds.push({ ours, reference });
   }
 
   // The verdict pools every round's deliveries: one run's p99 rests on its ~1,000 slowest
@@ -545,12 +547,10 @@ async function capacity(o: Options): Promise<void> {
     `Spanwise sync bench — capacity: ${o.clients} sockets over ${o.rooms} rooms, ${o.rate} edit/s per socket, ` +
       `${o.seconds} s timed (+${o.warmup} s warm-up), ours then the reference`,
   );
-  const server = await startOurServer({ ...limits(o), cpuProfileDir: await profileDir(o) });
-  let result: RunResult;
-  let specs: ClientSpec[];
-  let src: EditSource;
+  let specs: ClientSpec[] = [];
+  let src: EditSource | null = null;
   let database = '';
-  try {
+  const result = await measure(await startOurServer({ ...limits(o), cpuProfileDir: await profileDir(o) }), async (server) => {
     const session = await signIn(server, o, 'admin', (projects) => projects.find((p) => p.role === 'owner'));
     const { api, me, project, first, labels } = session;
     database = session.database;
@@ -571,22 +571,15 @@ async function capacity(o: Options): Promise<void> {
     specs = Array.from({ length: o.clients }, (_, i) => ({ room: roomOf(i), peers: perRoom.get(roomOf(i))! }));
     say(`  rooms ${rooms[0]} … ${rooms[rooms.length - 1]}; connecting ${CONNECT_BATCH} at a time`);
     src = { text, labels, author: me.id };
-    result = await runLoad(server, wsTarget(server, api.sessionCookie), specs, src, o);
-  } finally {
-    await server.stop();
-  }
-  if (o.cpuProfile) await printProfile(server, result);
+    return runLoad(server, wsTarget(server, api.sessionCookie), specs, src, o);
+  });
 
   // The same load on the in-memory reference: the floor this machine and load generator allow.
   let floor: RunResult | null = null;
   if (!o.skipReference) {
     say('\n[reference] y-websocket 1.5.4 setupWSConnection, in memory, same rooms and load (for comparison)');
-    const reference = await startReferenceServer();
-    try {
-      floor = await runLoad(reference, wsTarget(reference, null), specs, src, o);
-    } finally {
-      await reference.stop();
-    }
+    const load = src!;
+    floor = await measure(await startReferenceServer({ cpuProfileDir: await profileDir(o) }), (server) => runLoad(server, wsTarget(server, null), specs, load, o));
   }
 
   const errors = errorsOf(result);
