@@ -75,9 +75,6 @@ export class Room {
       // throw would leave the doc's cleanup list uncleared, so no later update would go out.
       try {
         this.broadcast(updateMessage(update), origin);
-        // A stored batch goes on to the other instances too (what came from them, or was
-        // reloaded, does not go back).
-        if (origin !== FROM_BUS) this.deps.bus?.publish(this.name, 'update', update);
       } catch (err) {
         this.deps.observer.error?.('broadcast_failed');
         this.deps.log.error('sync_broadcast_failed', { room: this.name, error: String(err) });
@@ -113,7 +110,7 @@ export class Room {
     if (bus) {
       await bus.join(this.name, {
         message: (kind, data) => this.#fromBus(kind, data),
-        reload: async () => this.#requestReload(),
+        reload: () => this.#requestReload(),
       });
     }
     try {
@@ -164,11 +161,8 @@ export class Room {
   }
 
   /**
-   * The bus lost track of the room. The reload runs in the flush loop, between batches: run
-   * while one of this room's batches is stored but not yet applied, it would integrate that
-   * batch from the store as another instance's update, which is not published, and the batch
-   * would then integrate nothing and never reach the other instances. It is retried until the
-   * store answers.
+   * The bus lost track of the room: reload from the store, in the flush loop between batches,
+   * retried until the store answers (while the room has peers to tell).
    */
   #requestReload(): void {
     this.#reloadWanted = true;
@@ -193,8 +187,9 @@ export class Room {
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, RETRY_MAX_MS);
     };
-    while (this.#pending.length > 0 || (this.#reloadWanted && !this.#destroyed)) {
-      if (this.#reloadWanted && !this.#destroyed) {
+    const reloading = () => this.#reloadWanted && !this.#destroyed && this.peers.size > 0;
+    while (this.#pending.length > 0 || reloading()) {
+      if (reloading()) {
         this.#reloadWanted = false;
         try {
           await this.#applyStored();
@@ -229,6 +224,10 @@ export class Room {
         continue;
       }
       this.deps.observer.updatesStored?.(batch.length, (performance.now() - started) / 1000);
+      // Stored, so it goes on to the other instances as received. Not what this doc integrates:
+      // an update Yjs holds until one from another instance arrives is integrated under the
+      // bus's origin, and would never be published. Another instance applies what it can.
+      for (const update of updates) this.deps.bus?.publish(this.name, 'update', update);
       if (delayed) {
         delayed = false;
         delay = RETRY_MIN_MS;

@@ -35,7 +35,7 @@ export type BusMessageKind = 'update' | 'awareness';
 export interface BusListener {
   message(kind: BusMessageKind, data: Uint8Array): void;
   /** The bus lost track of the room (its position was trimmed away): reload from the store. */
-  reload(): Promise<void>;
+  reload(): void;
 }
 
 /**

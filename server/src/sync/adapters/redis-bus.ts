@@ -188,7 +188,7 @@ export class RedisBus implements SyncBus {
       // Everything up to pos.lastId is stored: take that position, then reload.
       follow.lastId = pos.lastId;
       follow.seen = pos.added;
-      await follow.listener.reload();
+      follow.listener.reload();
     } catch (err) {
       this.options.log.warn('redis_trim_check_failed', { room, error: String(err) });
     }
