@@ -19,8 +19,8 @@ export function authService(db: Kysely<Database>, options: { sessionTtlHours: nu
   /** The users of many session tokens in one query; unknown or expired tokens are absent. */
   async function usersForTokens(tokens: string[]): Promise<Map<string, Me>> {
     const byId = new Map(tokens.filter((t) => t.length <= 200).map((t) => [tokenId(t), t]));
-    const users = await sessions.findUsers([...byId.keys()], new Date());
-    return new Map([...users].map(([id, user]) => [byId.get(id)!, user]));
+    const found = await sessions.findUsers([...byId.keys()], new Date());
+    return new Map([...found].map(([id, user]) => [byId.get(id)!, user]));
   }
   return {
     /** Returns the user and a new session token; a wrong username or password is the same 401. */

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { DocumentStatus } from '@spanwise/shared';
 import type { Database, NewDocumentRow } from '../../db/types.ts';
 
@@ -14,10 +14,12 @@ export function documentsRepository(db: Kysely<Database>) {
         .orderBy('d.id')
         .execute();
     },
-    /** Which of these sync rooms have anything stored. */
+    /** Which of these sync rooms have anything stored (one index probe per room, not every row). */
     async roomsWithUpdates(rooms: string[]): Promise<Set<string>> {
       if (rooms.length === 0) return new Set();
-      const rows = await db.selectFrom('sync_updates').select('room').distinct().where('room', 'in', rooms).execute();
+      const { rows } = await sql<{ room: string }>`
+        select r.room from unnest(${rooms}::text[]) as r(room)
+        where exists (select 1 from sync_updates u where u.room = r.room)`.execute(db);
       return new Set(rows.map((r) => r.room));
     },
     find(id: number) {

@@ -3,6 +3,14 @@ import type { Role } from '@spanwise/shared';
 import type { Database } from '../../db/types.ts';
 
 export function projectsRepository(db: Kysely<Database>) {
+  /** Adds a member or sets their role (inside `on`'s transaction when given one). */
+  async function addMember(projectId: number, userId: number, role: Role, on: Kysely<Database> = db) {
+    await on
+      .insertInto('project_members')
+      .values({ project_id: projectId, user_id: userId, role })
+      .onConflict((oc) => oc.columns(['project_id', 'user_id']).doUpdateSet({ role }))
+      .execute();
+  }
   return {
     listForUser(userId: number) {
       return db
@@ -57,13 +65,7 @@ export function projectsRepository(db: Kysely<Database>) {
         .executeTakeFirstOrThrow();
       return row.id;
     },
-    async addMember(projectId: number, userId: number, role: Role) {
-      await db
-        .insertInto('project_members')
-        .values({ project_id: projectId, user_id: userId, role })
-        .onConflict((oc) => oc.columns(['project_id', 'user_id']).doUpdateSet({ role }))
-        .execute();
-    },
+    addMember,
     /**
      * Sets a member's role, or removes them (`role` null), unless that would leave the project
      * without an owner. The check and the write are one transaction holding the project's row
@@ -91,11 +93,7 @@ export function projectsRepository(db: Kysely<Database>) {
         if (role === null) {
           await trx.deleteFrom('project_members').where('project_id', '=', projectId).where('user_id', '=', userId).execute();
         } else {
-          await trx
-            .insertInto('project_members')
-            .values({ project_id: projectId, user_id: userId, role })
-            .onConflict((oc) => oc.columns(['project_id', 'user_id']).doUpdateSet({ role }))
-            .execute();
+          await addMember(projectId, userId, role, trx);
         }
         return 'done';
       });
