@@ -47,7 +47,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const store = new KyselyStore(database.db, {
     compactAfterRows: config.sync.compactAfterRows,
     compactAfterBytes: config.sync.compactAfterBytes,
-    execute: database.execute,
+    executeEach: database.executeEach,
     log,
   });
   // The metrics read the sync server's state at scrape time; the sync server reports to them.

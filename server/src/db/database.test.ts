@@ -57,23 +57,43 @@ describe.each(databaseKinds())('database (%s)', (kind) => {
   });
 });
 
-describe('database (pglite): execute, the quick path for parameterless SQL', () => {
+describe('database (pglite): executeEach, the prepared path', () => {
   const db = useTestDatabase('pglite');
   const rooms = async (prefix: string) =>
     (await db.current.db.selectFrom('sync_updates').select('room').where('room', 'like', `${prefix}-%`).orderBy('id').execute()).map((r) => r.room);
+  const insert = { name: 'test_insert', text: 'insert into sync_updates (room, data, kind) values ($1, $2, $3)', types: [25, 17, 25] };
+  const bytes = (n: number, seed = 0) => Uint8Array.from({ length: n }, (_, i) => (i + seed) % 256);
 
-  it('runs SQL and rejects with Postgres error, staying usable', async () => {
-    const execute = db.current.execute!;
-    await execute(`insert into sync_updates (room, data) values ('x-1', decode('00ff', 'hex'))`);
-    await expect(execute(`insert into no_such_table values (1)`)).rejects.toThrow(/no_such_table.*does not exist/);
-    // Several statements run as one implicit transaction: a failing one takes the others back.
-    await expect(execute(`insert into sync_updates (room, data) values ('x-2', ''); select 1/0`)).rejects.toThrow(/division by zero/);
-    await execute(`insert into sync_updates (room, data) values ('x-3', '')`);
-    expect(await rooms('x')).toEqual(['x-1', 'x-3']);
+  it('runs a statement per row in one transaction; an error takes the rows back and the next call works', async () => {
+    const executeEach = db.current.executeEach!;
+    await executeEach(insert, [['x-1', bytes(256), 'update'], ['x-2', new Uint8Array(), 'update']]);
+    // 'bad' breaks the kind check: the row before it goes back with it.
+    await expect(executeEach(insert, [['x-3', bytes(3), 'update'], ['x-4', bytes(3), 'bad']])).rejects.toThrow(/check constraint/);
+    // Prepared again after the error (closed first, as its Parse had gone through).
+    await executeEach(insert, [['x-5', bytes(2), 'update']]);
+    await expect(executeEach({ ...insert, name: 'broken', text: 'insert into no_such_table values ($1)', types: [25] }, [['a']])).rejects.toThrow(
+      /no_such_table.*does not exist/,
+    );
+    await executeEach(insert, [['x-6', bytes(1), 'update']]);
+    expect(await rooms('x')).toEqual(['x-1', 'x-2', 'x-5', 'x-6']);
+    const first = await db.current.db.selectFrom('sync_updates').select('data').where('room', '=', 'x-1').executeTakeFirstOrThrow();
+    expect(Array.from(first.data)).toEqual(Array.from(bytes(256)));
+  });
+
+  it('sends a batch past one message in several, still one transaction', async () => {
+    const executeEach = db.current.executeEach!;
+    const big = (room: string, kind = 'update') => [room, bytes(1536 * 1024, room.length), kind];
+    await executeEach(insert, [big('z-1'), big('z-2'), big('z-3'), big('z-4')]);
+    await expect(executeEach(insert, [big('w-1'), big('w-2'), big('w-3'), big('w-4', 'bad')])).rejects.toThrow(/check constraint/);
+    expect(await rooms('z')).toEqual(['z-1', 'z-2', 'z-3', 'z-4']);
+    expect(await rooms('w')).toEqual([]);
+    // The session is out of the failed transaction.
+    await executeEach(insert, [['w-5', bytes(1), 'update']]);
+    expect(await rooms('w')).toEqual(['w-5']);
   });
 
   it('waits for a Kysely transaction in progress instead of running inside it', async () => {
-    const execute = db.current.execute!;
+    const executeEach = db.current.executeEach!;
     let inside!: () => void;
     const started = new Promise<void>((r) => (inside = r));
     const trx = db.current.db.transaction().execute(async (t) => {
@@ -85,7 +105,7 @@ describe('database (pglite): execute, the quick path for parameterless SQL', () 
     });
     await started;
     // Run inside the open transaction, this row would go back with it.
-    const quick = execute(`insert into sync_updates (room, data) values ('y-c', '')`);
+    const quick = executeEach(insert, [['y-c', new Uint8Array(), 'update']]);
     await expect(trx).rejects.toThrow('roll back');
     await quick;
     expect(await rooms('y')).toEqual(['y-c']);
@@ -94,7 +114,7 @@ describe('database (pglite): execute, the quick path for parameterless SQL', () 
 
 describe.each(databaseKinds().filter((k) => k !== 'pglite'))('database (%s): no quick path', (kind) => {
   const db = useTestDatabase(kind);
-  it('offers no execute (the network round trip dwarfs what it would save)', () => {
-    expect(db.current.execute).toBeNull();
+  it('offers no executeEach (the network round trip dwarfs what it would save)', () => {
+    expect(db.current.executeEach).toBeNull();
   });
 });

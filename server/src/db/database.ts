@@ -10,7 +10,9 @@ import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import type { Database } from './types.ts';
 import { migrations } from './migrations/index.ts';
-import { PGliteDialect } from './pglite-dialect.ts';
+import { PGliteDialect, type PreparedStatement, type StatementParam } from './pglite-dialect.ts';
+
+export type { PreparedStatement, StatementParam };
 
 export type DbKind = 'pglite' | 'postgres';
 
@@ -18,11 +20,11 @@ export interface OpenDatabase {
   db: Kysely<Database>;
   kind: DbKind;
   /**
-   * On PGlite, runs SQL without parameters straight through its wire protocol, skipping
-   * Kysely's layers (see PGliteDialect.execute); null on PostgreSQL, where the network round
-   * trip dwarfs them.
+   * On PGlite, runs a prepared statement once per row of values in one transaction, straight
+   * through its wire protocol (see PGliteDialect.executeEach); null on PostgreSQL, where the
+   * network round trip dwarfs what it saves.
    */
-  execute: ((sqlText: string) => Promise<void>) | null;
+  executeEach: ((statement: PreparedStatement, rows: readonly (readonly StatementParam[])[]) => Promise<void>) | null;
   close(): Promise<void>;
 }
 
@@ -34,7 +36,7 @@ export interface DatabaseOptions {
 export async function openDatabase(options: DatabaseOptions): Promise<OpenDatabase> {
   let db: Kysely<Database>;
   let kind: DbKind;
-  let execute: OpenDatabase['execute'] = null;
+  let executeEach: OpenDatabase['executeEach'] = null;
   if (options.databaseUrl) {
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10 });
     // An idle client's error (the server restarting, say) must not crash the process.
@@ -46,7 +48,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     const pglite = await PGlite.create(options.dataDir);
     const dialect = new PGliteDialect(pglite);
     db = new Kysely<Database>({ dialect });
-    execute = (sqlText) => dialect.execute(sqlText);
+    executeEach = (statement, rows) => dialect.executeEach(statement, rows);
     kind = 'pglite';
   }
   try {
@@ -55,7 +57,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     await db.destroy();
     throw err;
   }
-  return { db, kind, execute, close: () => db.destroy() };
+  return { db, kind, executeEach, close: () => db.destroy() };
 }
 
 export async function migrate(db: Kysely<Database>): Promise<void> {

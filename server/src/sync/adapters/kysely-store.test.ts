@@ -3,7 +3,8 @@ import * as Y from 'yjs';
 import { sql } from 'kysely';
 import { addSpan, listSpans } from '@spanwise/shared';
 import { databaseKinds, useTestDatabase } from '../../../test/harness.ts';
-import { KyselyStore } from './kysely-store.ts';
+import { KyselyStore, type KyselyStoreOptions } from './kysely-store.ts';
+import type { PreparedStatement } from '../../db/database.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
 
@@ -18,9 +19,12 @@ function spanUpdate(doc: Y.Doc, label: string, start: number): Uint8Array {
 
 describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
   const db = useTestDatabase(kind);
+  /** A store as the server builds one: on PGlite, appends take its prepared path. */
+  const storeWith = (options: Omit<KyselyStoreOptions, 'executeEach'>) =>
+    new KyselyStore(db.current.db, { executeEach: db.current.executeEach, ...options });
 
   it('loads what it stored, in order', async () => {
-    const store = new KyselyStore(db.current.db, { execute: db.current.execute, compactAfterRows: 1000, log: silent });
+    const store = storeWith({ compactAfterRows: 1000, log: silent });
     const doc = new Y.Doc();
     await store.append('r1', [spanUpdate(doc, 'A', 0), spanUpdate(doc, 'B', 1)]);
     await store.append('r1', [spanUpdate(doc, 'C', 2)]);
@@ -32,8 +36,8 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(await store.load('other')).toEqual([]);
   });
 
-  it('stores every byte value and any room name exactly (the values are written as literals)', async () => {
-    const store = new KyselyStore(db.current.db, { execute: db.current.execute, compactAfterRows: 1000, log: silent });
+  it('stores every byte value and any room name exactly (as literals on PostgreSQL, bound on PGlite)', async () => {
+    const store = storeWith({ compactAfterRows: 1000, log: silent });
     const every = Uint8Array.from({ length: 256 }, (_, i) => i);
     const odd = "doc:1:user:1'); drop table sync_updates; --\\ ünï";
     await store.append(odd, [every, new Uint8Array(0), Uint8Array.from([0, 39, 92, 0])]);
@@ -45,28 +49,38 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(await store.load('doc:1:user:1')).toEqual([]);
   });
 
-  it('writes a lone INSERT by the quick path when there is one, and fails as it fails', async () => {
-    const sent: string[] = [];
-    const real = db.current.execute ?? (async (text: string) => void (await sql.raw(text).execute(db.current.db)));
+  it('writes a whole batch by the prepared path when there is one, and fails as it fails', async () => {
+    const calls: Array<{ statement: PreparedStatement; rows: number }> = [];
+    // PostgreSQL has no such path: stand one in that inserts through Kysely.
+    const real: NonNullable<KyselyStoreOptions['executeEach']> =
+      db.current.executeEach ??
+      (async (_statement, rows) => {
+        await db.current.db.insertInto('sync_updates').values(rows.map(([room, data]) => ({ room: room as string, data: data as Uint8Array }))).execute();
+      });
     let broken = false;
-    const execute = async (text: string) => {
-      sent.push(text);
-      if (broken) throw new Error('disk on fire');
-      await real(text);
-    };
-    const store = new KyselyStore(db.current.db, { execute, compactAfterRows: 1000, log: silent });
-    await store.append('quick', [Uint8Array.from([1, 2]), Uint8Array.from([3])]);
-    expect(sent).toHaveLength(1);
-    expect(sent[0]).toMatch(/^insert into sync_updates/);
+    const store = new KyselyStore(db.current.db, {
+      executeEach: async (statement, rows) => {
+        calls.push({ statement, rows: rows.length });
+        if (broken) throw new Error('disk on fire');
+        await real(statement, rows);
+      },
+      compactAfterRows: 1000,
+      log: silent,
+    });
+    await Promise.all([store.append('quick', [Uint8Array.from([1, 2]), Uint8Array.from([3])]), store.append('quick-2', [Uint8Array.from([9])])]);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.rows).toBe(3);
+    expect(calls[0]!.statement.text).toMatch(/^insert into sync_updates \(room, data\) values \(\$1, \$2\)$/);
     broken = true;
     await expect(store.append('quick', [Uint8Array.from([4])])).rejects.toThrow('disk on fire');
     expect((await store.load('quick')).map((r) => Array.from(r.data))).toEqual([[1, 2], [3]]);
   });
 
   it('stores large updates and many at once, in order', async () => {
-    const store = new KyselyStore(db.current.db, { execute: db.current.execute, compactAfterRows: 100_000, log: silent });
+    const store = storeWith({ compactAfterRows: 100_000, log: silent });
     const sized = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) % 256);
-    // 300 KiB goes as a parameter; 40 × 200 KiB of small ones fill two literal statements.
+    // PostgreSQL: 300 KiB goes as a parameter, 40 × 200 KiB of small ones fill two literal
+    // statements. PGlite: 8 MiB takes several messages, in one transaction.
     const updates = [sized(10, 1), sized(300 * 1024, 2), sized(10, 3), ...Array.from({ length: 40 }, (_, i) => sized(200 * 1024, 10 + i))];
     await store.append('big', updates);
     const rows = await store.load('big');
@@ -75,7 +89,7 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
   });
 
   it('compacts a long log into one snapshot with the same content', async () => {
-    const store = new KyselyStore(db.current.db, { execute: db.current.execute, compactAfterRows: 1000, log: silent });
+    const store = storeWith({ compactAfterRows: 1000, log: silent });
     const doc = new Y.Doc();
     for (let i = 0; i < 30; i++) await store.append('r2', [spanUpdate(doc, `L${i}`, i)]);
     expect(await store.compact('r2')).toBe(30);
@@ -94,7 +108,7 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
   };
 
   it('compacts a room on load and on unload once past the threshold, and while open only far past it', async () => {
-    const store = new KyselyStore(db.current.db, { execute: db.current.execute, compactAfterRows: 10, openRoomFactor: 3, log: silent });
+    const store = storeWith({ compactAfterRows: 10, openRoomFactor: 3, log: silent });
     const doc = new Y.Doc();
     for (let i = 0; i < 12; i++) await store.append('r3', [spanUpdate(doc, `L${i}`, i)]);
     await new Promise((r) => setTimeout(r, 100));
@@ -115,7 +129,7 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
   });
 
   it('writes many rooms’ appends of one tick together, each room getting its own rows', async () => {
-    const store = new KyselyStore(db.current.db, { execute: db.current.execute, compactAfterRows: 1000, log: silent });
+    const store = storeWith({ compactAfterRows: 1000, log: silent });
     const docs = Array.from({ length: 40 }, () => new Y.Doc());
     await Promise.all(docs.map((d, i) => store.append(`many-${i}`, [spanUpdate(d, 'A', 0), spanUpdate(d, 'B', 1)])));
     for (let i = 0; i < docs.length; i++) {
@@ -126,7 +140,7 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
   });
 
   it('fails every append of a batch that could not be written', async () => {
-    const store = new KyselyStore(db.current.db, { execute: db.current.execute, compactAfterRows: 1000, log: silent });
+    const store = storeWith({ compactAfterRows: 1000, log: silent });
     await sql`create or replace function fail_room() returns trigger language plpgsql as $$
       begin
         if new.room = 'doomed' then raise exception 'disk full'; end if;
@@ -143,7 +157,7 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
   });
 
   it('loses nothing when compaction dies half-way (after deleting, before the snapshot lands)', async () => {
-    const store = new KyselyStore(db.current.db, { execute: db.current.execute, compactAfterRows: 1000, log: silent });
+    const store = storeWith({ compactAfterRows: 1000, log: silent });
     const doc = new Y.Doc();
     for (let i = 0; i < 8; i++) await store.append('r5', [spanUpdate(doc, `L${i}`, i)]);
     // The snapshot insert fails: by then the old rows have been deleted in the same transaction.
@@ -168,8 +182,8 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
   });
 
   it('compacts a room only once when two processes try at the same time', async () => {
-    const a = new KyselyStore(db.current.db, { execute: db.current.execute, compactAfterRows: 1000, log: silent });
-    const b = new KyselyStore(db.current.db, { execute: db.current.execute, compactAfterRows: 1000, log: silent });
+    const a = storeWith({ compactAfterRows: 1000, log: silent });
+    const b = storeWith({ compactAfterRows: 1000, log: silent });
     const doc = new Y.Doc();
     for (let i = 0; i < 6; i++) await a.append('r6', [spanUpdate(doc, `L${i}`, i)]);
     const replaced = await Promise.all([a.compact('r6'), b.compact('r6')]);
@@ -179,7 +193,7 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
   });
 
   it('sets aside an update, keeping its bytes and the error', async () => {
-    const store = new KyselyStore(db.current.db, { execute: db.current.execute, compactAfterRows: 1000, log: silent });
+    const store = storeWith({ compactAfterRows: 1000, log: silent });
     await store.append('r4', [new Uint8Array([1, 2, 3])]);
     const [row] = await store.load('r4');
     await store.setAside('r4', row!.id, 'does not decode');
