@@ -3,7 +3,7 @@ import { addSpan, CloseCode, layerRoom, listSpans, type Member } from '@spanwise
 import { defaultSyncLimits } from '../src/config.ts';
 import { hashPassword } from '../src/features/auth/password.ts';
 import { usersRepository } from '../src/features/auth/users.repository.ts';
-import { api, connectLayer, databaseKinds, login, rawSocket, startTestServer, waitFor, type LayerClient, type TestServer } from './harness.ts';
+import { api, connectLayer, databaseKinds, login, rawSocket, startTestServer, storedRows, waitFor, type LayerClient, type TestServer } from './harness.ts';
 
 const ALICE = 2;
 const BOB = 3;
@@ -76,8 +76,7 @@ describe('access while sockets live', () => {
     await Promise.all([alice.synced, vera.synced]);
     addSpan(alice.doc, { label: 'GPE', start: 0, end: 3, quote: 'The', author: ALICE });
     await waitFor(() => listSpans(vera.doc).length === 1, 'alice’s span at the viewer');
-    const countRows = async () =>
-      (await server.database.db.selectFrom('sync_updates').select('id').where('room', '=', layerRoom(3, ALICE)).execute()).length;
+    const countRows = () => storedRows(server.database.db, layerRoom(3, ALICE));
     const rowsBefore = await countRows();
     // y-websocket reports the server's permission-denied message with console.warn.
     const warn = console.warn;

@@ -7,7 +7,7 @@ import * as Y from 'yjs';
 import * as encoding from 'lib0/encoding';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, CloseCode, layerRoom, listSpans, MessageKind } from '@spanwise/shared';
-import { connectLayer, login, startTestServer, waitFor } from './harness.ts';
+import { connectLayer, login, startTestServer, storedRows, waitFor } from './harness.ts';
 import WebSocket from 'ws';
 
 const ALICE = 2;
@@ -60,8 +60,8 @@ describe('fuzzed frames', () => {
         if (rand() < 0.5) bytes[0] = Math.floor(rand() * 4); // a real message kind, garbage after
         return bytes;
       };
-      const storedRows = async () => (await server.database.db.selectFrom('sync_updates').select('id').where('room', '=', target).execute()).length;
-      const rowsBefore = await storedRows();
+      const targetRows = () => storedRows(server.database.db, target);
+      const rowsBefore = await targetRows();
 
       (globalThis as { gc?: () => void }).gc?.();
       const heapBefore = process.memoryUsage().heapUsed;
@@ -112,7 +112,7 @@ describe('fuzzed frames', () => {
       await check.synced;
       expect(listSpans(check.doc)).toEqual([]);
       check.destroy();
-      expect(await storedRows()).toBe(rowsBefore);
+      expect(await targetRows()).toBe(rowsBefore);
 
       await waitFor(() => server.sync.rooms.size <= 1 && server.sync.connections.size === 2, 'fuzzing sockets gone', 10_000);
       (globalThis as { gc?: () => void }).gc?.();

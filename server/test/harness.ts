@@ -180,6 +180,13 @@ export function connectLayer(baseUrl: string, room: string, cookie: string | nul
 }
 
 /** A room as the database holds it: every stored row of `room` applied to a fresh Y.Doc. */
+/** How many rows a room's update log holds (every room's, with no room). */
+export async function storedRows(db: Kysely<Database>, room?: string): Promise<number> {
+  let query = db.selectFrom('sync_updates').select((eb) => eb.fn.countAll<string>().as('n'));
+  if (room !== undefined) query = query.where('room', '=', room);
+  return Number((await query.executeTakeFirstOrThrow()).n);
+}
+
 export async function storedDoc(db: Kysely<Database>, room: string): Promise<Y.Doc> {
   const rows = await db.selectFrom('sync_updates').select('data').where('room', '=', room).orderBy('id').execute();
   const doc = new Y.Doc();

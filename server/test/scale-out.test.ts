@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addSpan, layerRoom, listSpans } from '@spanwise/shared';
-import { connectLayer, login, startTestServer, waitFor, type TestServer } from './harness.ts';
+import { connectLayer, login, startTestServer, storedRows, waitFor, type TestServer } from './harness.ts';
 
 const redisUrl = process.env.TEST_REDIS_URL;
 const ALICE = 2;
@@ -44,7 +44,7 @@ describe.runIf(redisUrl && process.env.TEST_DATABASE_URL)('two instances with Re
     const onA = connectLayer(a.url, layerRoom(2, ALICE), await login(a.url, 'alice'));
     await onA.synced;
     for (let i = 0; i < 10; i++) addSpan(onA.doc, { label: 'GPE', start: i, end: i + 1, quote: 'x', author: ALICE });
-    await waitFor(async () => (await a.database.db.selectFrom('sync_updates').select('id').where('room', '=', layerRoom(2, ALICE)).execute()).length > 0, 'stored');
+    await waitFor(async () => (await storedRows(a.database.db, layerRoom(2, ALICE))) > 0, 'stored');
     const onB = connectLayer(b.url, layerRoom(2, ALICE), await login(b.url, 'dana'));
     try {
       await onB.synced;

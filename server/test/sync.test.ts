@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as encoding from 'lib0/encoding';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, CloseCode, goldRoom, layerRoom, listSpans, MessageKind } from '@spanwise/shared';
-import { connectLayer, databaseKinds, login, rawSocket, startTestServer, storedDoc, waitFor, type LayerClient, type TestServer } from './harness.ts';
+import { connectLayer, databaseKinds, login, rawSocket, startTestServer, storedDoc, storedRows, waitFor, type LayerClient, type TestServer } from './harness.ts';
 
 // Demo ids: admin 1, alice 2, bob 3, carol 4, dana 5; project 1; documents 1..5.
 const ALICE = 2;
@@ -53,7 +53,7 @@ describe.each(databaseKinds())('sync over WebSocket (%s)', (kind) => {
     const a = open(layerRoom(3, ALICE), 'alice');
     await a.synced;
     addSpan(a.doc, { label: 'PERSON', start: 0, end: 3, quote: 'The', author: ALICE });
-    await waitFor(async () => (await server.database.db.selectFrom('sync_updates').select('id').where('room', '=', layerRoom(3, ALICE)).execute()).length > 0, 'stored');
+    await waitFor(async () => (await storedRows(server.database.db, layerRoom(3, ALICE))) > 0, 'stored');
     const raw = await rawSocket(server.url, layerRoom(3, ALICE), cookies.bob!);
     expect(await raw.closed).toBe(CloseCode.forbidden);
     expect(raw.messages).toHaveLength(0);
@@ -87,8 +87,7 @@ describe.each(databaseKinds())('sync over WebSocket (%s)', (kind) => {
     const b = open(room, 'bob');
     await b.synced;
     addSpan(b.doc, { label: 'GPE', start: 0, end: 2, quote: 'Th', author: BOB });
-    const countRows = async () =>
-      (await server.database.db.selectFrom('sync_updates').select('id').where('room', '=', room).execute()).length;
+    const countRows = () => storedRows(server.database.db, room);
     await waitFor(async () => (await countRows()) === 1, 'the first update stored');
 
     const frames: Uint8Array[] = [
@@ -159,7 +158,7 @@ describe.each(databaseKinds())('sync persistence across a restart (%s)', (kind) 
         addSpan(a.doc, { label: 'GPE', start: 46, end: 52, quote: 'Russia', author: ALICE }),
       ];
       await waitFor(
-        async () => (await server.database.db.selectFrom('sync_updates').select('id').execute()).length >= 2,
+        async () => (await storedRows(server.database.db)) >= 2,
         'both updates stored',
       );
       a.destroy();
