@@ -115,16 +115,6 @@ export type StatementParam = string | Uint8Array;
 /** Values per message to PGlite: a large backlog goes in several, inside one transaction. */
 const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
-}
-
 export class PGliteDialect implements Dialect {
   /** One lock for everything that reaches PGlite: Kysely's queries and `executeEach`. */
   readonly #mutex = new Mutex();
@@ -165,7 +155,7 @@ export class PGliteDialect implements Dialect {
     }
   }
 
-  /** Bind + Execute per row, in runs of at most MAX_MESSAGE_BYTES of values. */
+  /** Bind + Execute per row, in runs of up to MAX_MESSAGE_BYTES of values (a larger row alone). */
   #chunks(statement: PreparedStatement, rows: readonly (readonly StatementParam[])[]): Uint8Array[][] {
     const chunks: Uint8Array[][] = [];
     let current: Uint8Array[] = [];
@@ -194,7 +184,7 @@ export class PGliteDialect implements Dialect {
           protocol.serialize.parse({ name: statement.name, text: statement.text, types: [...statement.types] }),
         ]
       : [];
-    const message = concat([...head, ...parts, protocol.serialize.sync()]);
+    const message = Buffer.concat([...head, ...parts, protocol.serialize.sync()]);
     try {
       await this.pg.execProtocol(message, { syncToFs: false });
       this.#prepared.add(statement.name);

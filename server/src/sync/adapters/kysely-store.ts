@@ -149,12 +149,11 @@ export class KyselyStore implements SyncStore {
     while (this.#queued.length > 0) {
       const batch = this.#queued;
       this.#queued = [];
-      const rows = batch.flatMap((a) => a.updates.map((data) => ({ room: a.room, data })));
       try {
         if (this.options.executeEach) {
-          await this.options.executeEach(INSERT_UPDATE, rows.map((r) => [r.room, r.data]));
+          await this.options.executeEach(INSERT_UPDATE, batch.flatMap((a) => a.updates.map((data) => [a.room, data])));
         } else {
-          await this.#insert(rows);
+          await this.#insert(batch.flatMap((a) => a.updates.map((data) => ({ room: a.room, data }))));
         }
       } catch (err) {
         for (const a of batch) a.reject(err);
