@@ -7,7 +7,7 @@
  * <ExportPanel projectId={1} role="owner" mode="blind" />
  */
 import { createSignal, For, Show } from 'solid-js';
-import { EXPORT_FORMATS, type ExportFormat, type ExportLayerChoice, type ProjectMode, type Role } from '@spanwise/shared';
+import { EXPORT_FORMATS, exportChoices, type ExportFormat, type ExportLayerChoice, type ProjectMode, type Role } from '@spanwise/shared';
 
 const FORMAT_TEXT: Record<ExportFormat, string> = {
   jsonl: 'JSON lines',
@@ -17,13 +17,15 @@ const FORMAT_TEXT: Record<ExportFormat, string> = {
 };
 
 export function ExportPanel(props: { projectId: number; role: Role; mode: ProjectMode }) {
-  const readsEveryLayer = () => props.role !== 'annotator';
+  // The server's own rule (shared/src/access.ts), so nothing is offered that it would refuse.
+  const may = () => exportChoices(props.role, props.mode);
+  const readsEveryLayer = () => may().everyLayer;
   const [format, setFormat] = createSignal<ExportFormat>('jsonl');
   const [layer, setLayer] = createSignal<ExportLayerChoice>('gold');
   const href = () => `/api/projects/${props.projectId}/export?format=${format()}&layer=${readsEveryLayer() ? layer() : 'gold'}`;
 
   return (
-    <Show when={readsEveryLayer() || props.mode === 'open'}>
+    <Show when={may().gold}>
       <section class="export card" aria-labelledby="export-heading">
         <h2 id="export-heading">Export dataset</h2>
         <label for="export-format">Format</label>

@@ -1,50 +1,11 @@
 /**
- * Who may do what: project roles for the HTTP API, and room access for sync.
- *
- * Rooms (DESIGN.md): in blind mode an annotator opens only their own layer; curators and owners
- * open every layer and the gold layer; in open mode every member edits the gold layer; every
- * member opens the project's entity catalogue. Viewers open everything read-only.
+ * Who may do what: project roles for the HTTP API, and room access for sync, by the rule in
+ * shared/src/access.ts (decideRoomAccess) with the facts it needs fetched in bulk.
  */
-import { parseRoom, type Role, type Room } from '@spanwise/shared';
+import { decideRoomAccess, parseRoom, type AccessFacts, type Role, type RoomAccess } from '@spanwise/shared';
 import { forbidden, notFound } from '../../http/errors.ts';
 import type { DocumentsRepository } from '../documents/documents.repository.ts';
 import type { ProjectsRepository } from '../projects/projects.repository.ts';
-
-export type RoomAccess =
-  | { ok: true; readOnly: boolean; projectId: number }
-  | { ok: false; reason: 'unknown' | 'forbidden' };
-
-const canCurate = (role: Role) => role === 'owner' || role === 'curator';
-
-/** What deciding room access needs to know, fetched in bulk beforehand. */
-export interface AccessFacts {
-  projectOfDocument: ReadonlyMap<number, number>;
-  modes: ReadonlyMap<number, 'blind' | 'open'>;
-  role(projectId: number, userId: number): Role | undefined;
-}
-
-/** The rules, with no I/O: may `userId` open `room`, and may they write there? */
-export function decideRoomAccess(room: Room | null, userId: number, facts: AccessFacts): RoomAccess {
-  if (!room) return { ok: false, reason: 'unknown' };
-  if (room.kind === 'entities') {
-    if (!facts.modes.has(room.projectId)) return { ok: false, reason: 'unknown' };
-    const role = facts.role(room.projectId, userId);
-    return role ? { ok: true, readOnly: role === 'viewer', projectId: room.projectId } : { ok: false, reason: 'forbidden' };
-  }
-  const projectId = facts.projectOfDocument.get(room.documentId);
-  if (projectId === undefined) return { ok: false, reason: 'unknown' };
-  const role = facts.role(projectId, userId);
-  if (!role) return { ok: false, reason: 'forbidden' };
-  // A layer only exists for a member of the document's project.
-  const layerExists = room.kind !== 'layer' || facts.role(projectId, room.userId) !== undefined;
-  if (role === 'viewer') return layerExists ? { ok: true, readOnly: true, projectId } : { ok: false, reason: 'unknown' };
-  if (room.kind === 'gold') {
-    return facts.modes.get(projectId) === 'open' || canCurate(role) ? { ok: true, readOnly: false, projectId } : { ok: false, reason: 'forbidden' };
-  }
-  if (room.userId === userId) return { ok: true, readOnly: false, projectId };
-  if (!canCurate(role)) return { ok: false, reason: 'forbidden' };
-  return layerExists ? { ok: true, readOnly: false, projectId } : { ok: false, reason: 'unknown' };
-}
 
 export function accessService(projects: ProjectsRepository, documents: DocumentsRepository) {
   const listeners = new Set<(userId: number) => void>();

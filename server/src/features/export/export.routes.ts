@@ -15,11 +15,13 @@ import {
   bratAnn,
   bratConf,
   conllBlock,
+  decideRoomAccess,
   EXPORT_FORMATS,
   EXPORT_LAYERS,
   jsonlRecord,
   labelSchemaSchema,
   w3cAnnotations,
+  type AccessFacts,
   type ExportDocument,
   type ExportFormat,
   type ExportLayer,
@@ -29,7 +31,7 @@ import {
 import { AppError, forbidden, idParam, queryParams } from '../../http/errors.ts';
 import { requireUser, type AppEnv } from '../../http/session.ts';
 import type { Logger } from '../../log.ts';
-import { decideRoomAccess, type AccessFacts, type AccessService } from '../access/access.service.ts';
+import type { AccessService } from '../access/access.service.ts';
 import type { ProjectsRepository } from '../projects/projects.repository.ts';
 import type { ExportService } from './export.service.ts';
 

@@ -1,0 +1,64 @@
+/**
+ * Who may open which room, and whether they may write there: the one rule the server's sync
+ * and export follow and the client reads to offer only what the server allows.
+ *
+ * Rooms (DESIGN.md): in blind mode an annotator opens only their own layer; curators and owners
+ * open every layer and the gold layer; in open mode every member edits the gold layer; every
+ * member opens the project's entity catalogue. Viewers open everything read-only.
+ *
+ * @example
+ *   exportChoices('annotator', 'blind') // { gold: false, everyLayer: false }
+ */
+import type { ProjectMode, Role } from './api.ts';
+import type { Room } from './rooms.ts';
+
+export type RoomAccess =
+  | { ok: true; readOnly: boolean; projectId: number }
+  | { ok: false; reason: 'unknown' | 'forbidden' };
+
+const canCurate = (role: Role) => role === 'owner' || role === 'curator';
+
+/** What deciding room access needs to know, fetched in bulk beforehand. */
+export interface AccessFacts {
+  projectOfDocument: ReadonlyMap<number, number>;
+  modes: ReadonlyMap<number, ProjectMode>;
+  role(projectId: number, userId: number): Role | undefined;
+}
+
+/** The rules, with no I/O: may `userId` open `room`, and may they write there? */
+export function decideRoomAccess(room: Room | null, userId: number, facts: AccessFacts): RoomAccess {
+  if (!room) return { ok: false, reason: 'unknown' };
+  if (room.kind === 'entities') {
+    if (!facts.modes.has(room.projectId)) return { ok: false, reason: 'unknown' };
+    const role = facts.role(room.projectId, userId);
+    return role ? { ok: true, readOnly: role === 'viewer', projectId: room.projectId } : { ok: false, reason: 'forbidden' };
+  }
+  const projectId = facts.projectOfDocument.get(room.documentId);
+  if (projectId === undefined) return { ok: false, reason: 'unknown' };
+  const role = facts.role(projectId, userId);
+  if (!role) return { ok: false, reason: 'forbidden' };
+  // A layer only exists for a member of the document's project.
+  const layerExists = room.kind !== 'layer' || facts.role(projectId, room.userId) !== undefined;
+  if (role === 'viewer') return layerExists ? { ok: true, readOnly: true, projectId } : { ok: false, reason: 'unknown' };
+  if (room.kind === 'gold') {
+    return facts.modes.get(projectId) === 'open' || canCurate(role) ? { ok: true, readOnly: false, projectId } : { ok: false, reason: 'forbidden' };
+  }
+  if (room.userId === userId) return { ok: true, readOnly: false, projectId };
+  if (!canCurate(role)) return { ok: false, reason: 'forbidden' };
+  return layerExists ? { ok: true, readOnly: false, projectId } : { ok: false, reason: 'unknown' };
+}
+
+/** What a member with `role` may export (the gold layer; every layer), as decideRoomAccess allows. */
+export function exportChoices(role: Role, mode: ProjectMode): { gold: boolean; everyLayer: boolean } {
+  // One document of one project, the member and another member whose layer is in question.
+  const [project, document, self, other] = [1, 1, 1, 2];
+  const facts: AccessFacts = {
+    projectOfDocument: new Map([[document, project]]),
+    modes: new Map([[project, mode]]),
+    role: (_project, userId) => (userId === self ? role : 'annotator'),
+  };
+  return {
+    gold: decideRoomAccess({ kind: 'gold', documentId: document }, self, facts).ok,
+    everyLayer: decideRoomAccess({ kind: 'layer', documentId: document, userId: other }, self, facts).ok,
+  };
+}
