@@ -225,13 +225,17 @@ export async function startOurServer(options: OurServerOptions): Promise<ServerC
   });
 }
 
-/** y-websocket 1.5.4's in-memory server (see reference-server.ts). */
-export async function startReferenceServer(options: { cpuProfileDir?: string | null } = {}): Promise<ServerChild> {
+/**
+ * y-websocket 1.5.4's in-memory server (see reference-server.ts); with `pauseUs`, it busy-waits
+ * that long before handling each document update (a diagnostic, named in its label).
+ */
+export async function startReferenceServer(options: { cpuProfileDir?: string | null; pauseUs?: number } = {}): Promise<ServerChild> {
   const port = await freePort(HOST);
+  const pauseUs = options.pauseUs ?? 0;
   return spawnServer({
-    name: 'y-websocket 1.5.4',
+    name: pauseUs > 0 ? `y-websocket 1.5.4 +${pauseUs}µs` : 'y-websocket 1.5.4',
     script: path.join('server', 'bench', 'reference-server.ts'),
-    env: { ...cleanEnv(), PORT: String(port), HOST },
+    env: { ...cleanEnv(), PORT: String(port), HOST, ...(pauseUs > 0 ? { PAUSE_US: String(pauseUs) } : {}) },
     port,
     readyPath: '/',
     profileDir: options.cpuProfileDir ?? null,
