@@ -57,7 +57,7 @@ export interface DocumentStatusTable {
 export interface SyncUpdatesTable {
   id: Generated<string>;
   room: string;
-  /** 'update' as received from a client, or 'snapshot': the merge of every earlier row. */
+  /** 'update' as received from a client, or 'snapshot': the state of the rows it replaced. */
   kind: ColumnType<'update' | 'snapshot', 'update' | 'snapshot' | undefined, never>;
   data: Uint8Array;
   created_at: CreatedAt;

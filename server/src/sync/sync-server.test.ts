@@ -4,6 +4,7 @@ import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spanwise/shared';
+import { findPoison } from '../../test/updates.ts';
 import { MemoryStore } from './memory-store.ts';
 import { SyncServer } from './sync-server.ts';
 import type { BusListener, StoredUpdate, SyncBus, SyncSocket } from './types.ts';
@@ -71,28 +72,6 @@ async function writerAndReader() {
 }
 
 const info = (room = 'doc:1:user:1', readOnly = false) => ({ room, userId: 1, readOnly });
-
-/** The first one-byte change of `update` that still decodes but throws when applied. */
-function findPoison(update: Uint8Array): Uint8Array {
-  for (let i = 0; i < update.length; i++) {
-    for (let v = 0; v < 256; v++) {
-      if (v === update[i]) continue;
-      const changed = Uint8Array.from(update);
-      changed[i] = v;
-      try {
-        Y.decodeUpdate(changed);
-      } catch {
-        continue;
-      }
-      try {
-        Y.applyUpdate(new Y.Doc(), changed);
-      } catch {
-        return changed;
-      }
-    }
-  }
-  throw new Error('no one-byte change of this update decodes and then fails to apply');
-}
 
 describe('SyncServer', () => {
   it('sends nothing before the room has loaded, then answers in order', async () => {

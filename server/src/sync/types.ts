@@ -19,7 +19,7 @@ export interface StoredUpdate {
 
 /** Where rooms' update logs live. */
 export interface SyncStore {
-  /** Every stored update of a room (a snapshot first, if one exists), oldest first. */
+  /** Every stored update of a room (a snapshot among them, if one exists), in the order stored. */
   load(room: string): Promise<StoredUpdate[]>;
   /** Stores updates atomically: all of them or none (one transaction: group commit). */
   append(room: string, updates: readonly Uint8Array[]): Promise<void>;

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import { sql } from 'kysely';
-import { addSpan, listSpans } from '@spanwise/shared';
+import { addSpan, deleteAnnotation, listSpans } from '@spanwise/shared';
 import { databaseKinds, useTestDatabase } from '../../../test/harness.ts';
+import { findPoison } from '../../../test/updates.ts';
 import { KyselyStore, type KyselyStoreOptions } from './kysely-store.ts';
 import type { PreparedStatement } from '../../db/database.ts';
 
@@ -99,6 +100,39 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     Y.applyUpdate(loaded, rows[0]!.data);
     expect(listSpans(loaded)).toHaveLength(30);
     expect(Y.encodeStateVector(loaded)).toEqual(Y.encodeStateVector(doc));
+  });
+
+  it('leaves an update that decodes but fails to apply out of the snapshot, so the snapshot still loads', async () => {
+    const store = storeWith({ compactAfterRows: 1000, log: silent });
+    const doc = new Y.Doc();
+    const poison = findPoison(spanUpdate(new Y.Doc(), 'X', 0));
+    for (let i = 0; i < 3; i++) await store.append('r7', [spanUpdate(doc, `L${i}`, i)]);
+    await store.append('r7', [poison]);
+    for (let i = 3; i < 6; i++) await store.append('r7', [spanUpdate(doc, `L${i}`, i)]);
+    expect(await store.compact('r7')).toBe(6);
+    const rows = await db.current.db.selectFrom('sync_updates').select(['kind', 'data']).where('room', '=', 'r7').orderBy('id').execute();
+    expect(rows.map((r) => r.kind)).toEqual(['update', 'snapshot']);
+    expect(Array.from(rows[0]!.data)).toEqual(Array.from(poison)); // left for loading to set aside
+    const loaded = new Y.Doc();
+    Y.applyUpdate(loaded, rows[1]!.data);
+    expect(listSpans(loaded).map((s) => s.label).sort()).toEqual(['L0', 'L1', 'L2', 'L3', 'L4', 'L5']);
+  });
+
+  it('writes a snapshot without the content deleted since', async () => {
+    const store = storeWith({ compactAfterRows: 1000, log: silent });
+    const doc = new Y.Doc();
+    const updates: Uint8Array[] = [];
+    doc.on('update', (u: Uint8Array) => updates.push(u));
+    const ids = Array.from({ length: 30 }, (_, i) => addSpan(doc, { label: `L${i}`, start: i, end: i + 1, quote: 'a longer quote that takes some room', author: 1 }));
+    for (const id of ids.slice(1)) deleteAnnotation(doc, id);
+    await store.append('r8', updates);
+    expect(await store.compact('r8')).toBe(updates.length);
+    const [row] = await store.load('r8');
+    const loaded = new Y.Doc();
+    Y.applyUpdate(loaded, row!.data);
+    expect(listSpans(loaded).map((s) => s.label)).toEqual(['L0']);
+    // Merging the updates as they are would keep every deleted span's content.
+    expect(row!.data.byteLength).toBeLessThan(Y.mergeUpdates(updates).byteLength / 3);
   });
 
   const rowsOf = async (room: string) =>

@@ -1,6 +1,7 @@
 /**
  * SyncStore over Kysely (PGlite or Postgres): one `sync_updates` row per received update,
- * compacted into one snapshot row once a room's log passes a threshold.
+ * compacted into one snapshot row (the state of a doc the rows were applied to) once a room's
+ * log passes a threshold.
  *
  * Compaction runs in one transaction under a per-room advisory lock, so only one process
  * compacts a room at a time and a crash mid-way leaves the log as it was.
@@ -231,16 +232,24 @@ export class KyselyStore implements SyncStore {
       await sql`select pg_advisory_xact_lock(hashtext(${'spanwise-compact:' + room}))`.execute(trx);
       const rows = await trx.selectFrom('sync_updates').select(['id', 'data']).where('room', '=', room).orderBy('id').execute();
       if (rows.length < 2) return { rows: 0, bytes: 0, bytesBefore: 0 };
+      // The rows applied in order to a fresh doc, as loading does. A row that does not decode, or
+      // decodes but throws when applied, is left where it is (loading sets it aside with its
+      // error): merged into the snapshot, it would make the snapshot itself fail to load, and
+      // the room's whole history would be set aside with it. The snapshot is the doc's state,
+      // so content deleted since it was written is garbage-collected, as in a live room.
+      const doc = new Y.Doc({ gc: true });
       const good = rows.filter((r) => {
         try {
           Y.decodeUpdate(r.data);
+          Y.applyUpdate(doc, r.data);
           return true;
         } catch {
-          return false; // left where it is: loading sets it aside with its error
+          return false;
         }
       });
+      const merged = Y.encodeStateAsUpdate(doc);
+      doc.destroy();
       if (good.length < 2) return { rows: 0, bytes: 0, bytesBefore: 0 };
-      const merged = Y.mergeUpdates(good.map((r) => r.data));
       const goodIds = good.map((r) => r.id);
       // Delete what was merged, by id: rows other instances add meanwhile stay.
       for (let i = 0; i < goodIds.length; i += MAX_ROWS_PER_INSERT) {
