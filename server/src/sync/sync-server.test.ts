@@ -194,6 +194,25 @@ describe('SyncServer', () => {
     expect(room.awareness.getLocalState()).toBeNull();
   });
 
+  it('closes the sockets of a room that fails to load, destroys the room, and loads it afresh later', async () => {
+    const store = new MemoryStore();
+    await store.append('doc:1:user:1', [spanUpdate('GPE')]);
+    store.failing = true;
+    const server = new SyncServer({ store, log: silent, limits });
+    const a = new MemorySocket();
+    join(server, a);
+    const failed = server.rooms.get('doc:1:user:1')!;
+    await flushed(server);
+    expect(a.closedWith).toBe(CloseCode.tryAgainLater);
+    expect(server.rooms.has('doc:1:user:1')).toBe(false);
+    expect(failed.destroyed).toBe(true);
+    store.failing = false;
+    const b = new MemorySocket();
+    join(server, b);
+    await flushed(server);
+    expect(listSpans(b.doc).map((s) => s.label)).toEqual(['GPE']);
+  });
+
   it('closes a socket whose awareness update is over the cap with 1009', async () => {
     const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
     const socket = new MemorySocket();

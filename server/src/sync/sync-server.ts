@@ -48,9 +48,12 @@ export class SyncServer {
         onIdle: (r) => this.#unloadIfIdle(r),
       });
       this.rooms.set(name, room);
-      // A room that failed to load is dropped so the next connection tries afresh.
+      // A room that failed to load is dropped so the next connection tries afresh, and destroyed
+      // (its doc, and its awareness' timer) so that failures during an outage leave nothing behind.
       room.loaded.catch(() => {
-        if (this.rooms.get(name) === room) this.rooms.delete(name);
+        if (this.rooms.get(name) !== room) return;
+        this.rooms.delete(name);
+        room.destroy();
       });
     }
     return room;
