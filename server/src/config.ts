@@ -47,6 +47,8 @@ export interface SyncLimits {
   pingIntervalMs: number;
   /** Entries kept (approximately) in each room's Redis stream when scaled out. */
   redisStreamMaxLen: number;
+  /** A store that has not answered after this long is announced as delayed, as a failed one is. */
+  storeDelayNoticeMs: number;
 }
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -61,6 +63,7 @@ export const defaultSyncLimits: SyncLimits = {
   accessRecheckMs: 5_000,
   pingIntervalMs: 30_000,
   redisStreamMaxLen: 1_000,
+  storeDelayNoticeMs: 2_000,
 };
 
 const bool = z
@@ -87,6 +90,7 @@ const envSchema = z.object({
   ACCESS_RECHECK_MS: z.coerce.number().int().min(100).default(defaultSyncLimits.accessRecheckMs),
   REDIS_STREAM_MAXLEN: z.coerce.number().int().min(10).default(defaultSyncLimits.redisStreamMaxLen),
   PING_INTERVAL_MS: z.coerce.number().int().min(100).default(defaultSyncLimits.pingIntervalMs),
+  STORE_DELAY_NOTICE_MS: z.coerce.number().int().min(10).default(defaultSyncLimits.storeDelayNoticeMs),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   // What an HTTP bearer token may hold (RFC 6750); hono's bearerAuth refuses anything else.
   METRICS_TOKEN: z
@@ -127,6 +131,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       accessRecheckMs: e.ACCESS_RECHECK_MS,
       pingIntervalMs: e.PING_INTERVAL_MS,
       redisStreamMaxLen: e.REDIS_STREAM_MAXLEN,
+      storeDelayNoticeMs: e.STORE_DELAY_NOTICE_MS,
     }),
     logLevel: e.LOG_LEVEL,
     metricsToken: e.METRICS_TOKEN ?? null,

@@ -58,7 +58,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const bus = config.redisUrl
     ? new RedisBus({ url: config.redisUrl, instanceId: `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`, maxLen: config.sync.redisStreamMaxLen, keyPrefix: config.redisKeyPrefix, log })
     : null;
-  sync = new SyncServer({ store, log, limits: config.sync, observer: metrics.observer, bus });
+  sync = new SyncServer({ store, log, limits: config.sync, storeDelayNoticeMs: config.sync.storeDelayNoticeMs, observer: metrics.observer, bus });
   const deps = { config, db: database.db, dbKind: database.kind, log, metrics: metrics.registry };
   const services = createServices(deps);
   const app = createApp(deps, services);

@@ -38,7 +38,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
   let kind: DbKind;
   let executeEach: OpenDatabase['executeEach'] = null;
   if (options.databaseUrl) {
-    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10 });
+    // A connection attempt to a host that does not answer fails after 10 s instead of hanging on
+    // the OS's retries; TCP keep-alive lets a connection whose peer vanished be noticed.
+    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10, connectionTimeoutMillis: 10_000, keepAlive: true });
     // An idle client's error (the server restarting, say) must not crash the process.
     pool.on('error', () => {});
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });

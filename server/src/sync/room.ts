@@ -3,8 +3,10 @@
  *
  * Incoming updates are validated, queued, stored in one transaction per tick (group commit),
  * and only then applied, broadcast and published to other instances: a peer never receives an
- * update the store does not hold. While the store fails, updates stay queued in order and the
- * room tells its peers through the server's awareness state (`{ server: { saving: 'delayed' } }`).
+ * update the store does not hold. While the store fails, or takes longer than storeDelayNoticeMs
+ * to answer (a database behind a network that drops packets never fails at all), updates stay
+ * queued in order and the room tells its peers through the server's awareness state
+ * (`{ server: { saving: 'delayed' } }`).
  */
 import * as Y from 'yjs';
 import * as awarenessProtocol from 'y-protocols/awareness';
@@ -22,6 +24,8 @@ export interface RoomDeps {
   bus: SyncBus | null;
   log: SyncLogger;
   observer: SyncObserver;
+  /** A store that has not answered after this long is announced as delayed, as a failed one is. */
+  storeDelayNoticeMs: number;
   onIdle(room: Room): void;
 }
 
@@ -187,6 +191,11 @@ export class Room {
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, RETRY_MAX_MS);
     };
+    const announceDelay = (queued: number) => {
+      if (this.#destroyed) return;
+      delayed = true;
+      this.awareness.setLocalState({ server: { saving: 'delayed', queued } } satisfies ServerAwareness);
+    };
     const reloading = () => this.#reloadWanted && !this.#destroyed && this.peers.size > 0;
     while (this.#pending.length > 0 || reloading()) {
       if (reloading()) {
@@ -209,6 +218,10 @@ export class Room {
       this.#pending = [];
       const updates = batch.map((b) => b.update);
       const started = performance.now();
+      const slow = setTimeout(() => {
+        this.deps.log.warn('sync_store_slow', { room: this.name, waitedMs: Math.round(performance.now() - started) });
+        announceDelay(batch.length + this.#pending.length);
+      }, this.deps.storeDelayNoticeMs);
       try {
         await this.deps.store.append(this.name, updates);
       } catch (err) {
@@ -216,12 +229,11 @@ export class Room {
         this.#pending = batch.concat(this.#pending);
         this.deps.observer.error?.('store_failed');
         this.deps.log.warn('sync_store_failed', { room: this.name, queued: this.#pending.length, retryInMs: delay, error: String(err) });
-        if (!this.#destroyed) {
-          delayed = true;
-          this.awareness.setLocalState({ server: { saving: 'delayed', queued: this.#pending.length } } satisfies ServerAwareness);
-        }
+        announceDelay(this.#pending.length);
         await retryLater();
         continue;
+      } finally {
+        clearTimeout(slow);
       }
       this.deps.observer.updatesStored?.(batch.length, (performance.now() - started) / 1000);
       // Stored, so it goes on to the other instances as received. Not what this doc integrates:

@@ -194,6 +194,36 @@ describe('SyncServer', () => {
     expect(room.awareness.getLocalState()).toBeNull();
   });
 
+  it('says saving is delayed while a store takes longer than the notice delay, and withdraws it once stored', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    class HangingStore extends MemoryStore {
+      hang = false;
+      override async append(room: string, updates: readonly Uint8Array[]): Promise<void> {
+        if (this.hang) await gate;
+        return super.append(room, updates);
+      }
+    }
+    const store = new HangingStore();
+    const server = new SyncServer({ store, log: silent, limits, storeDelayNoticeMs: 50 });
+    const reader = new MemorySocket();
+    const w = server.connect(new MemorySocket(), info());
+    server.connect(reader, info());
+    await flushed(server);
+    store.hang = true;
+    w.receive(updateMessage(spanUpdate('PERSON')));
+    const room = server.rooms.get('doc:1:user:1')!;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(room.awareness.getLocalState()).toBeNull(); // not yet: slow is not yet late
+    await new Promise((r) => setTimeout(r, 100));
+    expect(room.awareness.getLocalState()).toMatchObject({ server: { saving: 'delayed', queued: 1 } });
+    expect(listSpans(reader.doc)).toHaveLength(0);
+    release();
+    await flushed(server);
+    expect(listSpans(reader.doc).map((s) => s.label)).toEqual(['PERSON']);
+    expect(room.awareness.getLocalState()).toBeNull();
+  });
+
   it('closes the sockets of a room that fails to load, destroys the room, and loads it afresh later', async () => {
     const store = new MemoryStore();
     await store.append('doc:1:user:1', [spanUpdate('GPE')]);

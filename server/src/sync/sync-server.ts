@@ -20,6 +20,8 @@ export interface SyncServerOptions {
   /** Carries updates between instances when several run (Redis); null for one instance. */
   bus?: SyncBus | null;
   observer?: SyncObserver;
+  /** A store that has not answered after this long is announced to peers as delayed (default 2 s). */
+  storeDelayNoticeMs?: number;
 }
 
 export class SyncServer {
@@ -38,24 +40,24 @@ export class SyncServer {
   }
 
   #room(name: string): Room {
-    let room = this.rooms.get(name);
-    if (!room) {
-      room = new Room(name, {
-        store: this.options.store,
-        bus: this.options.bus ?? null,
-        log: this.options.log,
-        observer: this.options.observer ?? {},
-        onIdle: (r) => this.#unloadIfIdle(r),
-      });
-      this.rooms.set(name, room);
-      // A room that failed to load is dropped so the next connection tries afresh, and destroyed
-      // (its doc, and its awareness' timer) so that failures during an outage leave nothing behind.
-      room.loaded.catch(() => {
-        if (this.rooms.get(name) !== room) return;
-        this.rooms.delete(name);
-        room.destroy();
-      });
-    }
+    const existing = this.rooms.get(name);
+    if (existing) return existing;
+    const room = new Room(name, {
+      store: this.options.store,
+      bus: this.options.bus ?? null,
+      log: this.options.log,
+      observer: this.options.observer ?? {},
+      storeDelayNoticeMs: this.options.storeDelayNoticeMs ?? 2_000,
+      onIdle: (r) => this.#unloadIfIdle(r),
+    });
+    this.rooms.set(name, room);
+    // A room that failed to load is dropped so the next connection tries afresh, and destroyed
+    // (its doc, and its awareness' timer) so that failures during an outage leave nothing behind.
+    room.loaded.catch(() => {
+      if (this.rooms.get(name) !== room) return;
+      this.rooms.delete(name);
+      room.destroy();
+    });
     return room;
   }
 

@@ -1,0 +1,112 @@
+/**
+ * PostgreSQL behind a network that drops packets: nothing fails, nothing answers. The server
+ * reaches the database through a proxy that, while frozen, holds every byte in both directions
+ * (no reset, no error), as a black-holed route would. The room must still tell its peers that
+ * saving is delayed, and store and send on everything once the route is back.
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addSpan, layerRoom, listSpans } from '@spanwise/shared';
+import { defaultSyncLimits } from '../src/config.ts';
+import { connectLayer, createTestDatabase, login, startTestServer, storedDoc, waitFor, type TestDatabase, type TestServer } from './harness.ts';
+
+const ALICE = 2;
+
+/** A TCP proxy to `target` that can stop passing bytes (holding them) and start again. */
+class FreezableProxy {
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  readonly #held: Array<() => void> = [];
+  #frozen = false;
+
+  constructor(target: { host: string; port: number }) {
+    this.#server = createServer((client) => {
+      const upstream = connect(target.port, target.host);
+      for (const s of [client, upstream]) {
+        this.#sockets.add(s);
+        s.on('close', () => this.#sockets.delete(s));
+        s.on('error', () => s.destroy());
+      }
+      this.#relay(client, upstream);
+      this.#relay(upstream, client);
+    });
+  }
+
+  #relay(from: Socket, to: Socket): void {
+    from.on('data', (chunk) => {
+      if (this.#frozen) this.#held.push(() => to.write(chunk));
+      else to.write(chunk);
+    });
+    from.on('end', () => to.end());
+  }
+
+  listen(): Promise<number> {
+    return new Promise((resolve) => this.#server.listen(0, '127.0.0.1', () => resolve((this.#server.address() as { port: number }).port)));
+  }
+
+  freeze(): void {
+    this.#frozen = true;
+  }
+
+  thaw(): void {
+    this.#frozen = false;
+    for (const send of this.#held.splice(0)) send();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    await new Promise((r) => this.#server.close(r));
+  }
+}
+
+describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL unreachable (packets dropped, no error)', () => {
+  let database: TestDatabase;
+  let proxy: FreezableProxy;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('postgres');
+    const direct = new URL(database.config.databaseUrl!);
+    proxy = new FreezableProxy({ host: direct.hostname, port: Number(direct.port || 5432) });
+    const viaProxy = new URL(direct);
+    viaProxy.port = String(await proxy.listen());
+    server = await startTestServer({
+      database: { config: { ...database.config, databaseUrl: viaProxy.toString() }, drop: async () => {} },
+      // The periodic access re-check would wait on the database too; keep it out of the way.
+      config: { sync: { ...defaultSyncLimits, storeDelayNoticeMs: 300, accessRecheckMs: 60_000 } },
+    });
+  });
+
+  afterAll(async () => {
+    proxy?.thaw();
+    await server?.close();
+    await proxy?.close();
+    await database?.drop();
+  });
+
+  it('says saving is delayed while the store hangs, then stores and sends on everything', async () => {
+    const room = layerRoom(1, ALICE);
+    const alice = connectLayer(server.url, room, await login(server.url, 'alice'));
+    const dana = connectLayer(server.url, room, await login(server.url, 'dana'));
+    try {
+      await Promise.all([alice.synced, dana.synced]);
+      for (let i = 0; i < 5; i++) addSpan(alice.doc, { label: 'GPE', start: i, end: i + 1, quote: 'x', author: ALICE });
+      await waitFor(() => listSpans(dana.doc).length === 5, 'the first 5 spans at dana');
+
+      proxy.freeze();
+      for (let i = 5; i < 10; i++) addSpan(alice.doc, { label: 'ORG', start: i, end: i + 1, quote: 'x', author: ALICE });
+      const delayed = () =>
+        [...dana.provider.awareness.getStates().values()].some((s) => (s as { server?: { saving?: string } }).server?.saving === 'delayed');
+      await waitFor(delayed, 'the saving-delayed notice', 5_000);
+      expect(listSpans(dana.doc)).toHaveLength(5); // not stored, so not sent on
+
+      proxy.thaw();
+      await waitFor(() => listSpans(dana.doc).length === 10, 'all 10 spans at dana once the route is back', 10_000);
+      await waitFor(() => !delayed(), 'the notice withdrawn');
+      expect(listSpans(await storedDoc(server.database.db, room))).toHaveLength(10);
+    } finally {
+      alice.destroy();
+      dana.destroy();
+    }
+  });
+});
