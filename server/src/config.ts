@@ -49,6 +49,8 @@ export interface SyncLimits {
   redisStreamMaxLen: number;
   /** A store that has not answered after this long is announced as delayed, as a failed one is. */
   storeDelayNoticeMs: number;
+  /** Bytes waiting to go out to one socket past which it is closed (1013) instead of buffered further. */
+  maxBufferedBytes: number;
 }
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -64,6 +66,7 @@ export const defaultSyncLimits: SyncLimits = {
   pingIntervalMs: 30_000,
   redisStreamMaxLen: 1_000,
   storeDelayNoticeMs: 2_000,
+  maxBufferedBytes: 16 * 1024 * 1024,
 };
 
 const bool = z
@@ -91,6 +94,7 @@ const envSchema = z.object({
   REDIS_STREAM_MAXLEN: z.coerce.number().int().min(10).default(defaultSyncLimits.redisStreamMaxLen),
   PING_INTERVAL_MS: z.coerce.number().int().min(100).default(defaultSyncLimits.pingIntervalMs),
   STORE_DELAY_NOTICE_MS: z.coerce.number().int().min(10).default(defaultSyncLimits.storeDelayNoticeMs),
+  MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxBufferedBytes),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   // What an HTTP bearer token may hold (RFC 6750); hono's bearerAuth refuses anything else.
   METRICS_TOKEN: z
@@ -132,6 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pingIntervalMs: e.PING_INTERVAL_MS,
       redisStreamMaxLen: e.REDIS_STREAM_MAXLEN,
       storeDelayNoticeMs: e.STORE_DELAY_NOTICE_MS,
+      maxBufferedBytes: e.MAX_BUFFERED_BYTES,
     }),
     logLevel: e.LOG_LEVEL,
     metricsToken: e.METRICS_TOKEN ?? null,

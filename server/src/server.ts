@@ -92,6 +92,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       pingIntervalMs: config.sync.pingIntervalMs,
       accessRecheckMs: config.sync.accessRecheckMs,
       maxSocketsPerUser: config.sync.maxSocketsPerUser,
+      maxBufferedBytes: config.sync.maxBufferedBytes,
     },
   );
   const port = (server.address() as AddressInfo).port;

@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as encoding from 'lib0/encoding';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, CloseCode, goldRoom, layerRoom, listSpans, MessageKind } from '@spanwise/shared';
+import { defaultSyncLimits } from '../src/config.ts';
 import { connectLayer, databaseKinds, login, rawSocket, startTestServer, storedDoc, storedRows, waitFor, type LayerClient, type TestServer } from './harness.ts';
 
 // Demo ids: admin 1, alice 2, bob 3, carol 4, dana 5; project 1; documents 1..5.
@@ -171,6 +172,37 @@ describe.each(databaseKinds())('sync persistence across a restart (%s)', (kind) 
       expect(listSpans(b.doc).map((s) => s.id).sort()).toEqual([...ids].sort());
       b.destroy();
     } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('a peer that reads slower than its room writes', () => {
+  it('is closed with 1013 once too much waits for it, and the others go on', async () => {
+    const server = await startTestServer({
+      // (Compacting these megabytes when the room unloads would only slow the test's end.)
+      config: { sync: { ...defaultSyncLimits, maxBufferedBytes: 64 * 1024, compactAfterBytes: 1024 * 1024 * 1024 } },
+    });
+    const cookie = await login(server.url, 'alice');
+    const room = layerRoom(1, ALICE);
+    const stalled = await rawSocket(server.url, room, cookie);
+    stalled.ws.pause(); // reads nothing more: what the server sends piles up behind it
+    const writer = connectLayer(server.url, room, cookie);
+    const reader = connectLayer(server.url, room, cookie);
+    try {
+      await Promise.all([writer.synced, reader.synced]);
+      // 12 MiB in 1 MiB edits: more than loopback's socket buffers hold, so much of it waits in
+      // the server for the stalled peer.
+      const MiB = 1024 * 1024;
+      for (let i = 0; i < 12; i++) writer.doc.getText('t').insert(0, 'x'.repeat(MiB));
+      await waitFor(() => reader.doc.getText('t').length === 12 * MiB, 'every edit at the reader', 30_000);
+      stalled.ws.resume();
+      expect(await Promise.race([stalled.closed, new Promise((r) => setTimeout(() => r('still open'), 10_000))])).toBe(CloseCode.tryAgainLater);
+      expect(reader.provider.wsconnected).toBe(true);
+    } finally {
+      writer.destroy();
+      reader.destroy();
+      stalled.ws.terminate();
       await server.close();
     }
   });

@@ -39,6 +39,11 @@ export interface WsOptions {
   /** How often every open socket's session and room access are checked again. */
   accessRecheckMs: number;
   maxSocketsPerUser: number;
+  /**
+   * Bytes waiting to go out to one socket past which it is closed with 1013 instead of buffered
+   * further: a peer that reads slower than its room writes (a dead one is caught by ping).
+   */
+  maxBufferedBytes: number;
 }
 
 interface Live {
@@ -168,10 +173,20 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
 
   function serve(ws: WebSocket, info: ConnectionInfo, token: string | undefined): void {
     ws.binaryType = 'nodebuffer';
+    let behind = false;
     const conn = sync.connect(
       {
         send: (data) => {
-          if (ws.readyState === ws.OPEN) ws.send(data);
+          if (ws.readyState !== ws.OPEN || behind) return;
+          if (ws.bufferedAmount > options.maxBufferedBytes) {
+            // Its client reconnects and catches up by state vector. Closed after this broadcast,
+            // not inside it: closing takes the peer out of the room the broadcast is going through.
+            behind = true;
+            log.warn('sync_peer_too_far_behind', { room: info.room, userId: info.userId, bufferedBytes: ws.bufferedAmount });
+            queueMicrotask(() => conn.close(CloseCode.tryAgainLater, 'too far behind: reconnect'));
+            return;
+          }
+          ws.send(data);
         },
         close: (code, reason) => ws.close(code, reason),
       },
