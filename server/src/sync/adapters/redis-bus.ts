@@ -134,7 +134,7 @@ export class RedisBus implements SyncBus {
         continue;
       }
       const rooms = [...this.#rooms.entries()];
-      const keyToRoom = new Map(rooms.map(([room]) => [this.#key(room), room]));
+      const keyToRoom = new Map(rooms.map(([room, follow]) => [this.#key(room), { room, follow }]));
       let result: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
       try {
         result = (await this.#sub.xreadBuffer(
@@ -157,9 +157,12 @@ export class RedisBus implements SyncBus {
       if (!result) continue;
       const touched: string[] = [];
       for (const [keyBuf, entries] of result) {
-        const room = keyToRoom.get(keyBuf.toString());
-        const follow = room === undefined ? undefined : this.#rooms.get(room);
-        if (!room || !follow) continue;
+        const read = keyToRoom.get(keyBuf.toString());
+        // Only for the follow this read was issued for: a room left and joined again meanwhile
+        // has a new one, with its own position, that these older entries must not move back
+        // (nor count as seen, which could hide a trim).
+        if (!read || this.#rooms.get(read.room) !== read.follow) continue;
+        const { room, follow } = read;
         touched.push(room);
         for (const [idBuf, raw] of entries) {
           follow.lastId = idBuf.toString();
