@@ -14,6 +14,15 @@ describe('structured logs', () => {
     expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'warn', event: 'sync_store_failed', room: 'doc:1:gold', queued: 3 });
   });
 
+  it('keeps its own time, level and event whatever the fields hold', () => {
+    const lines: string[] = [];
+    createLogger('info', (l) => lines.push(l)).error('sync_apply_failed', { level: 'debug', event: 'forged', time: 'never', room: 'r' });
+    const entry = JSON.parse(lines[0]!);
+    expect(entry).toMatchObject({ level: 'error', event: 'sync_apply_failed', room: 'r' });
+    expect(Number.isNaN(Date.parse(entry.time))).toBe(false);
+    expect(Object.keys(entry).slice(0, 3)).toEqual(['time', 'level', 'event']);
+  });
+
   it('logs each API request with its id, status and user, never its body', async () => {
     const lines: string[] = [];
     const log = createLogger('info', (l) => lines.push(l));

@@ -15,7 +15,9 @@ export interface Logger {
 export function createLogger(level: LogLevel, write: (line: string) => void = (l) => process.stdout.write(l + '\n')): Logger {
   const at = (lvl: Exclude<LogLevel, 'silent'>) => (event: string, fields: Record<string, unknown> = {}) => {
     if (ORDER[lvl] < ORDER[level]) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level: lvl, event, ...fields }));
+    const entry = { time: new Date().toISOString(), level: lvl, event };
+    // A field may not pass itself off as the time, level or event (they stay first, too).
+    write(JSON.stringify({ ...entry, ...fields, ...entry }));
   };
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
