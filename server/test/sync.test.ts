@@ -207,3 +207,26 @@ describe('a peer that reads slower than its room writes', () => {
     }
   });
 });
+
+describe('liveness', () => {
+  it('drops a socket that stops answering pings, and keeps one that answers', async () => {
+    const server = await startTestServer({ config: { sync: { ...defaultSyncLimits, pingIntervalMs: 100 } } });
+    const cookie = await login(server.url, 'alice');
+    const silent = await rawSocket(server.url, layerRoom(1, ALICE), cookie);
+    const alive = await rawSocket(server.url, layerRoom(2, ALICE), cookie);
+    try {
+      await waitFor(() => server.sync.connections.size === 2, 'both sockets in the server');
+      silent.ws.pause(); // reads no ping, so answers none
+      await waitFor(() => server.sync.connections.size === 1, 'the silent socket dropped', 3_000);
+      silent.ws.resume();
+      expect(await silent.closed).toBe(1006); // terminated: no close handshake
+      await new Promise((r) => setTimeout(r, 300)); // a few more rounds of pings
+      expect(alive.ws.readyState).toBe(alive.ws.OPEN);
+      expect([...server.sync.connections].map((c) => c.info.room)).toEqual([layerRoom(2, ALICE)]);
+    } finally {
+      silent.ws.terminate();
+      alive.ws.terminate();
+      await server.close();
+    }
+  });
+});
