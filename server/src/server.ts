@@ -44,19 +44,27 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await database.close();
     throw err;
   }
-  const store = new KyselyStore(database.db, {
-    compactAfterRows: config.sync.compactAfterRows,
-    compactAfterBytes: config.sync.compactAfterBytes,
-    executeEach: database.executeEach,
-    log,
-  });
   // The metrics read the sync server's state at scrape time; the sync server reports to them.
   let sync: SyncServer | null = null;
   const metrics = createSyncMetrics(() => sync?.stats() ?? { rooms: 0, sockets: 0, queued: 0 }, {
     processMetrics: options.processMetrics,
   });
+  const store = new KyselyStore(database.db, {
+    compactAfterRows: config.sync.compactAfterRows,
+    compactAfterBytes: config.sync.compactAfterBytes,
+    executeEach: database.executeEach,
+    log,
+    observer: metrics.observer,
+  });
   const bus = config.redisUrl
-    ? new RedisBus({ url: config.redisUrl, instanceId: `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`, maxLen: config.sync.redisStreamMaxLen, keyPrefix: config.redisKeyPrefix, log })
+    ? new RedisBus({
+        url: config.redisUrl,
+        instanceId: `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`,
+        maxLen: config.sync.redisStreamMaxLen,
+        keyPrefix: config.redisKeyPrefix,
+        log,
+        observer: metrics.observer,
+      })
     : null;
   sync = new SyncServer({ store, log, limits: config.sync, storeDelayNoticeMs: config.sync.storeDelayNoticeMs, observer: metrics.observer, bus });
   const deps = { config, db: database.db, dbKind: database.kind, log, metrics: metrics.registry };

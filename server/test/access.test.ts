@@ -155,6 +155,14 @@ describe('metrics', () => {
       expect(text).toMatch(/spanwise_sync_store_seconds_count 1/);
       expect(text).toMatch(/spanwise_sync_fanout_seconds_bucket/);
       expect(text).toMatch(/spanwise_sync_queue_length 0/);
+      // Messages and bytes by kind: the client's edit came in as an update, the greeting went out.
+      const value = (metric: string) => Number(new RegExp(`^${metric.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+      expect(value('spanwise_sync_messages_in_total{kind="update"}')).toBe(1);
+      expect(value('spanwise_sync_bytes_in_total{kind="update"}')).toBeGreaterThan(10);
+      expect(value('spanwise_sync_messages_in_total{kind="sync_step1"}')).toBe(1);
+      expect(value('spanwise_sync_messages_out_total{kind="sync_step1"}')).toBe(1);
+      expect(value('spanwise_sync_messages_out_total{kind="sync_step2"}')).toBe(1);
+      expect(value('spanwise_sync_bytes_out_total{kind="sync_step2"}')).toBeGreaterThan(0);
       c.destroy();
     } finally {
       await server.close();

@@ -9,6 +9,7 @@ import * as syncProtocol from 'y-protocols/sync';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { CloseCode, MessageKind } from '@spanwise/shared';
+import { messageLabel } from './message-label.ts';
 import { PEER_LEFT, type Room, type RoomPeer } from './room.ts';
 import type { ConnectionInfo, SyncLogger, SyncObserver, SyncSocket } from './types.ts';
 
@@ -61,15 +62,16 @@ export class Connection implements RoomPeer {
     if (!this.#closed) this.socket.send(data);
   }
 
+  /** Sends this peer a message of its own (not a broadcast), counted. */
   #reply(data: Uint8Array): void {
     this.send(data);
-    this.observer.messagesOut?.(1, data.byteLength);
+    this.observer.messagesOut?.(1, data.byteLength, messageLabel(data));
   }
 
   /** Feeds one binary frame from the peer. */
   receive(data: Uint8Array): void {
     if (this.#closed) return;
-    this.observer.messageIn?.(data.byteLength);
+    this.observer.messageIn?.(data.byteLength, messageLabel(data));
     if (data.byteLength > this.limits.maxMessageBytes) {
       this.observer.error?.('too_big');
       return this.close(CloseCode.tooBig, 'message too big');
@@ -146,9 +148,9 @@ export class Connection implements RoomPeer {
     const encoder = encoding.createEncoder();
     encoding.writeVarUint(encoder, MessageKind.sync);
     syncProtocol.writeSyncStep1(encoder, this.room.doc);
-    this.send(encoding.toUint8Array(encoder));
+    this.#reply(encoding.toUint8Array(encoder));
     const states = this.room.awareness.getStates();
-    if (states.size > 0) this.send(this.#awarenessMessage([...states.keys()]));
+    if (states.size > 0) this.#reply(this.#awarenessMessage([...states.keys()]));
   }
 
   #awarenessMessage(clients: number[]): Uint8Array {
@@ -171,7 +173,7 @@ export class Connection implements RoomPeer {
         return;
       }
       case MessageKind.queryAwareness:
-        this.send(this.#awarenessMessage([...this.room.awareness.getStates().keys()]));
+        this.#reply(this.#awarenessMessage([...this.room.awareness.getStates().keys()]));
         return;
       case MessageKind.auth:
         return; // clients do not send auth messages; ignore rather than fail
@@ -212,6 +214,6 @@ export class Connection implements RoomPeer {
     const encoder = encoding.createEncoder();
     encoding.writeVarUint(encoder, MessageKind.auth);
     authProtocol.writePermissionDenied(encoder, 'read-only: your changes to this layer are not saved');
-    this.send(encoding.toUint8Array(encoder));
+    this.#reply(encoding.toUint8Array(encoder));
   }
 }

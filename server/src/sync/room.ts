@@ -13,6 +13,7 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import * as encoding from 'lib0/encoding';
 import { MessageKind } from '@spanwise/shared';
+import { messageLabel } from './message-label.ts';
 import type { BusMessageKind, SyncBus, SyncLogger, SyncObserver, SyncStore } from './types.ts';
 
 export interface RoomPeer {
@@ -292,7 +293,7 @@ export class Room {
         this.deps.log.warn('sync_send_failed', { room: this.name, error: String(err) });
       }
     }
-    if (sent > 0) this.deps.observer.messagesOut?.(sent, message.byteLength);
+    if (sent > 0) this.deps.observer.messagesOut?.(sent, message.byteLength, messageLabel(message));
   }
 
   destroy(): void {

@@ -51,14 +51,35 @@ export interface SyncBus {
   close(): Promise<void>;
 }
 
+/**
+ * What a y-websocket message is, by its first bytes: a sync step 1 (a state vector), a sync
+ * step 2 or update (document changes), awareness (presence), a query for awareness, auth, or
+ * something else (which does not decode).
+ */
+export type MessageLabel = 'sync_step1' | 'sync_step2' | 'update' | 'awareness' | 'query_awareness' | 'auth' | 'unknown';
+
+export type SyncErrorKind =
+  | 'malformed'
+  | 'store_failed'
+  | 'set_aside'
+  | 'rate_limited'
+  | 'too_big'
+  | 'load_failed'
+  | 'apply_failed'
+  | 'broadcast_failed'
+  | 'bus_failed'
+  | 'bus_publish_failed'
+  | 'reload_failed'
+  | 'compaction_failed';
+
 /** Counts and times what the sync core does; every method optional. */
 export interface SyncObserver {
-  messageIn?(bytes: number): void;
+  messageIn?(bytes: number, kind: MessageLabel): void;
   /** `count` messages of `bytes` each were sent (a broadcast reports once, not per peer). */
-  messagesOut?(count: number, bytes: number): void;
+  messagesOut?(count: number, bytes: number, kind: MessageLabel): void;
   updatesStored?(count: number, seconds: number): void;
   fanOut?(seconds: number): void;
-  error?(kind: 'malformed' | 'store_failed' | 'set_aside' | 'rate_limited' | 'too_big' | 'load_failed' | 'apply_failed' | 'broadcast_failed' | 'bus_failed' | 'reload_failed'): void;
+  error?(kind: SyncErrorKind): void;
 }
 
 export interface SyncLogger {

@@ -28,10 +28,12 @@ export function createSyncMetrics(state: () => SyncState, options: { processMetr
   gauge('spanwise_sync_rooms_open', 'Rooms loaded on this instance', (s) => s.rooms);
   gauge('spanwise_sync_sockets_open', 'Sync sockets connected to this instance', (s) => s.sockets);
   gauge('spanwise_sync_queue_length', 'Updates received but not yet stored', (s) => s.queued);
-  const messagesIn = new Counter({ name: 'spanwise_sync_messages_in_total', help: 'Sync messages received', registers: [registry] });
-  const messagesOut = new Counter({ name: 'spanwise_sync_messages_out_total', help: 'Sync messages sent', registers: [registry] });
-  const bytesIn = new Counter({ name: 'spanwise_sync_bytes_in_total', help: 'Bytes of sync messages received', registers: [registry] });
-  const bytesOut = new Counter({ name: 'spanwise_sync_bytes_out_total', help: 'Bytes of sync messages sent', registers: [registry] });
+  // By kind: `update` (and `sync_step2`) carry document changes, `awareness` presence.
+  const byKind = { labelNames: ['kind'] as const, registers: [registry] };
+  const messagesIn = new Counter({ name: 'spanwise_sync_messages_in_total', help: 'Sync messages received, by kind', ...byKind });
+  const messagesOut = new Counter({ name: 'spanwise_sync_messages_out_total', help: 'Sync messages sent, by kind', ...byKind });
+  const bytesIn = new Counter({ name: 'spanwise_sync_bytes_in_total', help: 'Bytes of sync messages received, by kind', ...byKind });
+  const bytesOut = new Counter({ name: 'spanwise_sync_bytes_out_total', help: 'Bytes of sync messages sent, by kind', ...byKind });
   const stored = new Counter({ name: 'spanwise_sync_updates_stored_total', help: 'Updates stored', registers: [registry] });
   const storeLatency = new Histogram({
     name: 'spanwise_sync_store_seconds',
@@ -48,13 +50,13 @@ export function createSyncMetrics(state: () => SyncState, options: { processMetr
   const errors = new Counter({ name: 'spanwise_sync_errors_total', help: 'Sync errors by kind', labelNames: ['kind'], registers: [registry] });
 
   const observer: SyncObserver = {
-    messageIn(bytes) {
-      messagesIn.inc();
-      bytesIn.inc(bytes);
+    messageIn(bytes, kind) {
+      messagesIn.inc({ kind });
+      bytesIn.inc({ kind }, bytes);
     },
-    messagesOut(count, bytes) {
-      messagesOut.inc(count);
-      bytesOut.inc(count * bytes);
+    messagesOut(count, bytes, kind) {
+      messagesOut.inc({ kind }, count);
+      bytesOut.inc({ kind }, count * bytes);
     },
     updatesStored(count, seconds) {
       stored.inc(count);

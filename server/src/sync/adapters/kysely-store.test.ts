@@ -215,6 +215,29 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(await store.compact('r5')).toBe(8);
   });
 
+  it('counts and logs a compaction that fails, and keeps the log', async () => {
+    const errors: string[] = [];
+    const logged: string[] = [];
+    const store = storeWith({ compactAfterRows: 4, log: { ...silent, error: (event) => logged.push(event) }, observer: { error: (kind) => errors.push(kind) } });
+    const doc = new Y.Doc();
+    for (let i = 0; i < 5; i++) await store.append('r9', [spanUpdate(doc, `L${i}`, i)]);
+    await sql`create or replace function fail_snapshot_r9() returns trigger language plpgsql as $$
+      begin
+        if new.kind = 'snapshot' and new.room = 'r9' then raise exception 'no room for a snapshot'; end if;
+        return new;
+      end $$`.execute(db.current.db);
+    await sql`create trigger fail_snapshot_r9 before insert on sync_updates for each row execute function fail_snapshot_r9()`.execute(db.current.db);
+    try {
+      store.release('r9'); // unloaded past the threshold: compacts in the background
+      await until(async () => errors.length > 0);
+    } finally {
+      await sql`drop trigger fail_snapshot_r9 on sync_updates`.execute(db.current.db);
+    }
+    expect(errors).toEqual(['compaction_failed']);
+    expect(logged).toEqual(['sync_compaction_failed']);
+    expect(await rowsOf('r9')).toBe(5);
+  });
+
   it('compacts a room only once when two processes try at the same time', async () => {
     const a = storeWith({ compactAfterRows: 1000, log: silent });
     const b = storeWith({ compactAfterRows: 1000, log: silent });

@@ -11,7 +11,7 @@ import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import type { Database } from '../../db/types.ts';
 import type { OpenDatabase, PreparedStatement } from '../../db/database.ts';
-import type { StoredUpdate, SyncLogger, SyncStore } from '../types.ts';
+import type { StoredUpdate, SyncLogger, SyncObserver, SyncStore } from '../types.ts';
 
 export interface KyselyStoreOptions {
   /** A room loaded or unloaded with a log past this many rows (or bytes) is compacted. */
@@ -30,6 +30,8 @@ export interface KyselyStoreOptions {
    */
   executeEach?: OpenDatabase['executeEach'];
   log: SyncLogger;
+  /** Counts failed compactions (`compaction_failed`). */
+  observer?: SyncObserver;
 }
 
 interface PendingAppend {
@@ -222,7 +224,10 @@ export class KyselyStore implements SyncStore {
     if (this.#compacting.has(room)) return;
     this.#compacting.add(room);
     this.compact(room)
-      .catch((err) => this.options.log.error('sync_compaction_failed', { room, error: String(err) }))
+      .catch((err) => {
+        this.options.observer?.error?.('compaction_failed');
+        this.options.log.error('sync_compaction_failed', { room, error: String(err) });
+      })
       .finally(() => this.#compacting.delete(room));
   }
 

@@ -10,7 +10,7 @@
  * update is published only after it is stored.
  */
 import { Redis } from 'ioredis';
-import type { BusListener, BusMessageKind, SyncBus, SyncLogger } from '../types.ts';
+import type { BusListener, BusMessageKind, SyncBus, SyncLogger, SyncObserver } from '../types.ts';
 
 export interface RedisBusOptions {
   url: string;
@@ -21,6 +21,8 @@ export interface RedisBusOptions {
   log: SyncLogger;
   keyPrefix?: string;
   blockMs?: number;
+  /** Counts failed reads and trim checks (`bus_failed`) and publishes (`bus_publish_failed`). */
+  observer?: SyncObserver;
 }
 
 interface Follow {
@@ -111,6 +113,7 @@ export class RedisBus implements SyncBus {
         queue.shift();
         delay = 50;
       } catch (err) {
+        this.options.observer?.error?.('bus_publish_failed');
         this.options.log.warn('redis_publish_failed', { room, queued: queue.length, error: String(err) });
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, RETRY_MAX_MS);
@@ -149,6 +152,7 @@ export class RedisBus implements SyncBus {
         delay = 50;
       } catch (err) {
         if (!this.#running) break;
+        this.options.observer?.error?.('bus_failed');
         this.options.log.warn('redis_read_failed', { error: String(err), retryInMs: delay });
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, RETRY_MAX_MS);
@@ -193,6 +197,7 @@ export class RedisBus implements SyncBus {
       follow.seen = pos.added;
       follow.listener.reload();
     } catch (err) {
+      this.options.observer?.error?.('bus_failed');
       this.options.log.warn('redis_trim_check_failed', { room, error: String(err) });
     }
   }
