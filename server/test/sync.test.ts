@@ -40,7 +40,9 @@ describe.each(databaseKinds())('sync over WebSocket (%s)', (kind) => {
     await waitFor(() => listSpans(a.doc).length === 2, 'the curator’s span at alice');
   });
 
-  it('stores an update before any other client can receive it', async () => {
+  // That it is stored *before* anyone receives it is shown where storing can be held back: the
+  // sync core's failing-store test and the PostgreSQL outage and unreachable tests.
+  it('stores an update that the other client receives', async () => {
     const a = open(layerRoom(2, ALICE), 'alice');
     const d = open(layerRoom(2, ALICE), 'dana');
     await Promise.all([a.synced, d.synced]);

@@ -98,7 +98,7 @@ describe('SyncServer', () => {
     expect(listSpans(socket.doc).map((s) => s.label)).toEqual(['GPE']);
   });
 
-  it('stores updates that arrive in one tick in one append, before broadcasting them', async () => {
+  it('stores updates that arrive in one tick in one append', async () => {
     const { store, server, w, reader } = await writerAndReader();
     const callsBefore = store.appendCalls;
     for (const label of ['PERSON', 'ORG', 'GPE']) w.receive(updateMessage(spanUpdate(label)));
