@@ -51,6 +51,10 @@ export interface SyncLimits {
   storeDelayNoticeMs: number;
   /** Bytes waiting to go out to one socket past which it is closed (1013) instead of buffered further. */
   maxBufferedBytes: number;
+  /** How long deciding a sync socket's access may take before a recent grant stands in. */
+  accessTimeoutMs: number;
+  /** How old a grant may be to stand in while the database cannot answer; 0: never. */
+  accessCacheMs: number;
 }
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -67,6 +71,8 @@ export const defaultSyncLimits: SyncLimits = {
   redisStreamMaxLen: 1_000,
   storeDelayNoticeMs: 2_000,
   maxBufferedBytes: 16 * 1024 * 1024,
+  accessTimeoutMs: 5_000,
+  accessCacheMs: 15 * 60_000,
 };
 
 const bool = z
@@ -95,6 +101,8 @@ const envSchema = z.object({
   PING_INTERVAL_MS: z.coerce.number().int().min(100).default(defaultSyncLimits.pingIntervalMs),
   STORE_DELAY_NOTICE_MS: z.coerce.number().int().min(10).default(defaultSyncLimits.storeDelayNoticeMs),
   MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxBufferedBytes),
+  ACCESS_TIMEOUT_MS: z.coerce.number().int().min(10).default(defaultSyncLimits.accessTimeoutMs),
+  ACCESS_CACHE_MS: z.coerce.number().int().min(0).default(defaultSyncLimits.accessCacheMs),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   // What an HTTP bearer token may hold (RFC 6750); hono's bearerAuth refuses anything else.
   METRICS_TOKEN: z
@@ -137,6 +145,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       redisStreamMaxLen: e.REDIS_STREAM_MAXLEN,
       storeDelayNoticeMs: e.STORE_DELAY_NOTICE_MS,
       maxBufferedBytes: e.MAX_BUFFERED_BYTES,
+      accessTimeoutMs: e.ACCESS_TIMEOUT_MS,
+      accessCacheMs: e.ACCESS_CACHE_MS,
     }),
     logLevel: e.LOG_LEVEL,
     metricsToken: e.METRICS_TOKEN ?? null,

@@ -101,6 +101,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       accessRecheckMs: config.sync.accessRecheckMs,
       maxSocketsPerUser: config.sync.maxSocketsPerUser,
       maxBufferedBytes: config.sync.maxBufferedBytes,
+      accessTimeoutMs: config.sync.accessTimeoutMs,
+      accessCacheMs: config.sync.accessCacheMs,
     },
   );
   const port = (server.address() as AddressInfo).port;

@@ -2,13 +2,14 @@
  * PostgreSQL behind a network that drops packets: nothing fails, nothing answers. The server
  * reaches the database through a proxy that, while frozen, holds every byte in both directions
  * (no reset, no error), as a black-holed route would. The room must still tell its peers that
- * saving is delayed, and store and send on everything once the route is back.
+ * saving is delayed, let a client whose socket dropped back in on its recent grant, and store
+ * and send on everything once the route is back.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addSpan, layerRoom, listSpans } from '@spanwise/shared';
 import { defaultSyncLimits } from '../src/config.ts';
-import { connectLayer, createTestDatabase, login, startTestServer, storedDoc, waitFor, type TestDatabase, type TestServer } from './harness.ts';
+import { connectLayer, createTestDatabase, login, rawSocket, startTestServer, storedDoc, waitFor, type TestDatabase, type TestServer } from './harness.ts';
 
 const ALICE = 2;
 
@@ -73,7 +74,7 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL unreachable (packets d
     server = await startTestServer({
       database: { config: { ...database.config, databaseUrl: viaProxy.toString() }, drop: async () => {} },
       // The periodic access re-check would wait on the database too; keep it out of the way.
-      config: { sync: { ...defaultSyncLimits, storeDelayNoticeMs: 300, accessRecheckMs: 60_000 } },
+      config: { sync: { ...defaultSyncLimits, storeDelayNoticeMs: 300, accessTimeoutMs: 300, accessRecheckMs: 60_000 } },
     });
   });
 
@@ -84,10 +85,12 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL unreachable (packets d
     await database?.drop();
   });
 
-  it('says saving is delayed while the store hangs, then stores and sends on everything', async () => {
+  it('says saving is delayed while the store hangs, lets a dropped client back in, then stores and sends on everything', async () => {
     const room = layerRoom(1, ALICE);
+    const danaCookie = await login(server.url, 'dana');
+    const adminCookie = await login(server.url, 'admin');
     const alice = connectLayer(server.url, room, await login(server.url, 'alice'));
-    const dana = connectLayer(server.url, room, await login(server.url, 'dana'));
+    let dana = connectLayer(server.url, room, danaCookie);
     try {
       await Promise.all([alice.synced, dana.synced]);
       for (let i = 0; i < 5; i++) addSpan(alice.doc, { label: 'GPE', start: i, end: i + 1, quote: 'x', author: ALICE });
@@ -99,6 +102,14 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL unreachable (packets d
         [...dana.provider.awareness.getStates().values()].some((s) => (s as { server?: { saving?: string } }).server?.saving === 'delayed');
       await waitFor(delayed, 'the saving-delayed notice', 5_000);
       expect(listSpans(dana.doc)).toHaveLength(5); // not stored, so not sent on
+
+      // Dana's socket drops: her session may open this room, as the database said a moment ago.
+      dana.destroy();
+      dana = connectLayer(server.url, room, danaCookie);
+      await dana.synced;
+      expect(listSpans(dana.doc)).toHaveLength(5);
+      // The owner never opened it: without an answer from the database, there is nothing to go on.
+      await expect(rawSocket(server.url, room, adminCookie)).rejects.toThrow(/503/);
 
       proxy.thaw();
       await waitFor(() => listSpans(dana.doc).length === 10, 'all 10 spans at dana once the route is back', 10_000);

@@ -44,6 +44,13 @@ export interface WsOptions {
    * further: a peer that reads slower than its room writes (a dead one is caught by ping).
    */
   maxBufferedBytes: number;
+  /** How long deciding a socket's access may take before a recent grant stands in for it. */
+  accessTimeoutMs: number;
+  /**
+   * How old a grant (this session may open this room) may be to stand in when the database
+   * cannot answer (down, or not answering within accessTimeoutMs); 0: never.
+   */
+  accessCacheMs: number;
 }
 
 interface Live {
@@ -52,7 +59,21 @@ interface Live {
   token: string | undefined;
 }
 
-type Decision = { ok: true; info: ConnectionInfo; token: string | undefined } | { ok: false; code: number; reason: string };
+type Refusal = { ok: false; code: number; reason: string };
+type Decision = { ok: true; info: ConnectionInfo; token: string | undefined } | Refusal;
+/** What the database said: this user may open the room (read-only or not), or a refusal. */
+type Grant = { ok: true; userId: number; readOnly: boolean };
+
+/** Grants remembered for when the database cannot answer (the oldest go first). */
+const MAX_REMEMBERED_GRANTS = 10_000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from the database within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 
 function toBytes(data: RawData): Uint8Array {
   if (Array.isArray(data)) return new Uint8Array(Buffer.concat(data));
@@ -84,9 +105,21 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     else perUser.delete(userId);
   };
 
-  async function decide(req: IncomingMessage, room: string): Promise<Decision> {
-    if (!sameOrigin(req)) return { ok: false, code: CloseCode.forbidden, reason: 'cross-origin request' };
-    const token = parseCookie(req.headers.cookie ?? '', options.sessionCookie)[options.sessionCookie];
+  /**
+   * Grants by room and session token, kept so that a client whose socket drops while the
+   * database is away can open its room again (the room is still loaded here). Refusals are not
+   * kept; a grant the periodic re-check finds gone is forgotten.
+   */
+  const granted = new Map<string, { grant: Grant; at: number }>();
+  const grantKey = (room: string, token: string) => `${room}\n${token}`;
+  const forget = (token: string | undefined, room?: string) => {
+    if (!token) return;
+    if (room !== undefined) granted.delete(grantKey(room, token));
+    else for (const key of granted.keys()) if (key.endsWith(`\n${token}`)) granted.delete(key);
+  };
+
+  /** Asks the database whether this session may open the room. */
+  async function ask(token: string | undefined, room: string): Promise<Grant | Refusal> {
     const user = await auth.userForToken(token);
     if (!user) return { ok: false, code: CloseCode.unauthenticated, reason: 'sign in first' };
     const access = await auth.roomAccess(user.id, room);
@@ -95,10 +128,33 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
         ? { ok: false, code: CloseCode.unknownRoom, reason: 'no such room' }
         : { ok: false, code: CloseCode.forbidden, reason: 'you may not open this room' };
     }
-    if (socketsOf(user.id) >= options.maxSocketsPerUser) {
+    const grant: Grant = { ok: true, userId: user.id, readOnly: access.readOnly };
+    if (token && options.accessCacheMs > 0) {
+      const key = grantKey(room, token);
+      granted.delete(key); // re-inserted last: the oldest are dropped first
+      granted.set(key, { grant, at: Date.now() });
+      if (granted.size > MAX_REMEMBERED_GRANTS) granted.delete(granted.keys().next().value!);
+    }
+    return grant;
+  }
+
+  async function decide(req: IncomingMessage, room: string): Promise<Decision> {
+    if (!sameOrigin(req)) return { ok: false, code: CloseCode.forbidden, reason: 'cross-origin request' };
+    const token = parseCookie(req.headers.cookie ?? '', options.sessionCookie)[options.sessionCookie];
+    let answer: Grant | Refusal;
+    try {
+      answer = await withTimeout(ask(token, room), options.accessTimeoutMs);
+    } catch (err) {
+      const recent = token ? granted.get(grantKey(room, token)) : undefined;
+      if (!recent || Date.now() - recent.at > options.accessCacheMs) throw err;
+      log.warn('sync_access_from_cache', { room, userId: recent.grant.userId, ageMs: Date.now() - recent.at, error: String(err) });
+      answer = recent.grant;
+    }
+    if (!answer.ok) return answer;
+    if (socketsOf(answer.userId) >= options.maxSocketsPerUser) {
       return { ok: false, code: CloseCode.rateLimited, reason: 'too many layers open at once' };
     }
-    return { ok: true, info: { room, userId: user.id, readOnly: access.readOnly }, token };
+    return { ok: true, info: { room, userId: answer.userId, readOnly: answer.readOnly }, token };
   }
 
   /** Checks sockets' sessions and access again; closes those whose session or access is gone or changed. */
@@ -109,12 +165,14 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
       const users = await auth.usersForTokens([...new Set(sockets.flatMap((l) => (l.token ? [l.token] : [])))]);
       const signedIn = sockets.filter((l) => {
         if (l.token && users.has(l.token)) return true;
+        forget(l.token);
         l.conn.close(CloseCode.unauthenticated, 'your session ended');
         return false;
       });
       const access = await auth.roomAccessMany(signedIn.map((l) => ({ userId: l.conn.info.userId, room: l.conn.info.room })));
       signedIn.forEach((l, i) => {
         const a = access[i]!;
+        if (!a.ok || a.readOnly !== l.conn.info.readOnly) forget(l.token, l.conn.info.room);
         if (!a.ok) l.conn.close(CloseCode.forbidden, 'you no longer have access to this room');
         else if (a.readOnly !== l.conn.info.readOnly) l.conn.close(CloseCode.accessChanged, 'your access changed: reconnect');
       });

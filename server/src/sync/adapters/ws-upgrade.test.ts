@@ -1,0 +1,129 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { CloseCode } from '@spanwise/shared';
+import { MemoryStore } from '../memory-store.ts';
+import { SyncServer } from '../sync-server.ts';
+import { attachSync, type SyncAuth } from './ws-upgrade.ts';
+
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+const ROOM = 'doc:1:user:1';
+
+/** Auth over two maps, which can stop answering: `failing` throws, `hanging` never settles. */
+function fakeAuth() {
+  const sessions = new Map<string, number>([
+    ['tok-1', 1],
+    ['tok-2', 2],
+  ]);
+  const allowed = new Set<string>([`1 ${ROOM}`, `2 ${ROOM}`]);
+  let notify: (userId: number) => void = () => {};
+  const state = { failing: false, hanging: false };
+  const gate = async () => {
+    if (state.hanging) await new Promise(() => {});
+    if (state.failing) throw new Error('connection refused');
+  };
+  const access = (userId: number, room: string) =>
+    allowed.has(`${userId} ${room}`) ? ({ ok: true, readOnly: false } as const) : ({ ok: false, reason: 'forbidden' } as const);
+  const auth: SyncAuth = {
+    async userForToken(token) {
+      await gate();
+      const id = token ? sessions.get(token) : undefined;
+      return id === undefined ? null : { id };
+    },
+    async roomAccess(userId, room) {
+      await gate();
+      return access(userId, room);
+    },
+    async usersForTokens(tokens) {
+      await gate();
+      return new Map(tokens.flatMap((t) => (sessions.has(t) ? [[t, { id: sessions.get(t)! }] as const] : [])));
+    },
+    async roomAccessMany(requests) {
+      await gate();
+      return requests.map((r) => access(r.userId, r.room));
+    },
+    onChange(listener) {
+      notify = listener;
+      return () => {};
+    },
+  };
+  return { auth, state, allowed, changed: (userId: number) => notify(userId) };
+}
+
+describe('sync upgrade while the database cannot answer', () => {
+  let http: Server | null = null;
+  let detach: (() => void) | null = null;
+  afterEach(async () => {
+    detach?.();
+    await new Promise((r) => http?.close(r));
+    http = null;
+  });
+
+  async function start(accessCacheMs = 60_000) {
+    const fake = fakeAuth();
+    const sync = new SyncServer({ store: new MemoryStore(), log: silent, limits: { maxMessageBytes: 1 << 20, maxMessagesPerSecond: 100, maxAwarenessBytes: 1 << 16 } });
+    http = createServer();
+    const ws = attachSync(http, sync, fake.auth, silent, {
+      sessionCookie: 'sid',
+      maxMessageBytes: 1 << 20,
+      pingIntervalMs: 60_000,
+      accessRecheckMs: 60_000,
+      maxSocketsPerUser: 10,
+      maxBufferedBytes: 1 << 20,
+      accessTimeoutMs: 100,
+      accessCacheMs,
+    });
+    detach = () => ws.close();
+    await new Promise<void>((r) => http!.listen(0, '127.0.0.1', r));
+    const url = `ws://127.0.0.1:${(http!.address() as AddressInfo).port}/sync/${ROOM}`;
+    /** Opens a socket as `token`: resolves 'open' with the socket, or the HTTP refusal. */
+    const open = (token: string) =>
+      new Promise<{ ws: WebSocket; closed: Promise<number> } | string>((resolve) => {
+        const socket = new WebSocket(url, { headers: { cookie: `sid=${token}` } });
+        const closed = new Promise<number>((r) => socket.on('close', (code) => r(code)));
+        socket.on('open', () => resolve({ ws: socket, closed }));
+        socket.on('error', (err) => resolve(err.message));
+      });
+    return { ...fake, open };
+  }
+
+  it('lets a session back into a room it was granted, and no one else', async () => {
+    const { state, open } = await start();
+    const first = await open('tok-1');
+    if (typeof first === 'string') throw new Error(first);
+    first.ws.close();
+    await first.closed;
+    state.failing = true;
+    const again = await open('tok-1');
+    expect(typeof again).toBe('object');
+    if (typeof again === 'object') again.ws.terminate();
+    expect(await open('tok-2')).toMatch(/503/); // never granted here
+    state.failing = false;
+    state.hanging = true; // no answer at all: the grant stands in after the timeout
+    const late = await open('tok-1');
+    expect(typeof late).toBe('object');
+    if (typeof late === 'object') late.ws.terminate();
+  });
+
+  it('forgets a grant the re-check found withdrawn', async () => {
+    const { state, allowed, changed, open } = await start();
+    const first = await open('tok-1');
+    if (typeof first === 'string') throw new Error(first);
+    allowed.delete(`1 ${ROOM}`);
+    changed(1); // a member change: the open sockets are checked again at once
+    expect(await first.closed).toBe(CloseCode.forbidden);
+    state.failing = true;
+    expect(await open('tok-1')).toMatch(/503/);
+  });
+
+  it('does not use a grant older than the cache allows', async () => {
+    const { state, open } = await start(100);
+    const first = await open('tok-1');
+    if (typeof first === 'string') throw new Error(first);
+    first.ws.terminate();
+    await new Promise((r) => setTimeout(r, 200));
+    state.failing = true;
+    expect(await open('tok-1')).toMatch(/503/);
+  });
+});
