@@ -54,6 +54,15 @@ describe.runIf(url)('RedisBus', () => {
     expect(Date.now() - sent).toBeLessThan(500);
   });
 
+  it('fails to join a room, instead of waiting, while Redis cannot be reached', async () => {
+    const { freePort } = await import('../../../test/ports.ts');
+    const away = new RedisBus({ url: `redis://127.0.0.1:${await freePort()}`, instanceId: 'x', maxLen: 10, log: silent, keyPrefix: prefix });
+    buses.push(away);
+    const joined = away.join('room-4', { message: () => {}, reload: () => {} });
+    const outcome = await Promise.race([joined.then(() => 'joined', () => 'failed'), new Promise((r) => setTimeout(() => r('still waiting'), 10_000))]);
+    expect(outcome).toBe('failed');
+  });
+
   it('reloads a room whose unread entries were trimmed away', async () => {
     const b = bus('b');
     let reloads = 0;

@@ -53,7 +53,10 @@ export class RedisBus implements SyncBus {
 
   constructor(private readonly options: RedisBusOptions) {
     this.#prefix = options.keyPrefix ?? 'spanwise:sync:';
-    const redisOptions = { maxRetriesPerRequest: null, enableOfflineQueue: true, lazyConnect: false };
+    // While Redis is away a command fails after a few reconnection attempts instead of waiting
+    // for it: a room that cannot join its stream fails to load (its clients are told to try
+    // again later) rather than hang; publishing and reading retry on their own.
+    const redisOptions = { maxRetriesPerRequest: 3, enableOfflineQueue: true, lazyConnect: false };
     this.#pub = new Redis(options.url, redisOptions);
     this.#sub = new Redis(options.url, redisOptions);
     for (const [name, client] of [['pub', this.#pub], ['sub', this.#sub]] as const) {
