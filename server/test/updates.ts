@@ -1,8 +1,11 @@
 /** Yjs updates for tests. */
 import * as Y from 'yjs';
 
-/** The first one-byte change of `update` that still decodes but throws when applied. */
-export function findPoison(update: Uint8Array): Uint8Array {
+/**
+ * The first one-byte change of `update` that still decodes but throws when applied (onto a doc
+ * holding `onto`, for an update that builds on earlier ones).
+ */
+export function findPoison(update: Uint8Array, onto?: Uint8Array): Uint8Array {
   for (let i = 0; i < update.length; i++) {
     for (let v = 0; v < 256; v++) {
       if (v === update[i]) continue;
@@ -13,8 +16,10 @@ export function findPoison(update: Uint8Array): Uint8Array {
       } catch {
         continue;
       }
+      const doc = new Y.Doc();
+      if (onto) Y.applyUpdate(doc, onto);
       try {
-        Y.applyUpdate(new Y.Doc(), changed);
+        Y.applyUpdate(doc, changed);
       } catch {
         return changed;
       }

@@ -30,7 +30,7 @@ export interface KyselyStoreOptions {
    */
   executeEach?: OpenDatabase['executeEach'];
   log: SyncLogger;
-  /** Counts failed compactions (`compaction_failed`). */
+  /** Counts failed compactions (`compaction_failed`) and updates compaction set aside (`set_aside`). */
   observer?: SyncObserver;
 }
 
@@ -236,25 +236,36 @@ export class KyselyStore implements SyncStore {
     const replaced = await this.db.transaction().execute(async (trx) => {
       await sql`select pg_advisory_xact_lock(hashtext(${'spanwise-compact:' + room}))`.execute(trx);
       const rows = await trx.selectFrom('sync_updates').select(['id', 'data']).where('room', '=', room).orderBy('id').execute();
-      if (rows.length < 2) return { rows: 0, bytes: 0, bytesBefore: 0 };
-      // The rows applied in order to a fresh doc, as loading does. A row that does not decode, or
-      // decodes but throws when applied, is left where it is (loading sets it aside with its
-      // error): merged into the snapshot, it would make the snapshot itself fail to load, and
-      // the room's whole history would be set aside with it. The snapshot is the doc's state,
-      // so content deleted since it was written is garbage-collected, as in a live room.
+      if (rows.length < 2) return { rows: 0, bytes: 0, bytesBefore: 0, bad: [] };
+      // The rows applied in order to a fresh doc, as loading does; the snapshot is the doc's state,
+      // so content deleted since is garbage-collected, as in a live room. A row that does not
+      // decode, or throws when applied, is set aside here, in this transaction: left in the log
+      // with an id below the snapshot's, it would be applied before it at the next load, and one
+      // that waited there on content only the snapshot holds would throw inside the snapshot's
+      // apply and take the room's whole history with it. A row that throws while others wait on
+      // missing content cannot be told from them (Yjs retries those inside its apply): then the
+      // room is not compacted at all.
       const doc = new Y.Doc({ gc: true });
-      const good = rows.filter((r) => {
+      const good: typeof rows = [];
+      const bad: Array<{ id: (typeof rows)[number]['id']; data: Uint8Array; error: string }> = [];
+      for (const r of rows) {
+        const waiting = doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
         try {
           Y.decodeUpdate(r.data);
           Y.applyUpdate(doc, r.data);
-          return true;
-        } catch {
-          return false;
+          good.push(r);
+        } catch (err) {
+          if (waiting) throw new Error(`row ${r.id} failed to apply while earlier rows waited on missing content: not compacted`);
+          bad.push({ id: r.id, data: r.data, error: String(err) });
         }
-      });
+      }
       const merged = Y.encodeStateAsUpdate(doc);
       doc.destroy();
-      if (good.length < 2) return { rows: 0, bytes: 0, bytesBefore: 0 };
+      for (const b of bad) {
+        await trx.insertInto('sync_quarantine').values({ room, data: b.data, error: b.error }).execute();
+        await trx.deleteFrom('sync_updates').where('id', '=', b.id).execute();
+      }
+      if (good.length < 2) return { rows: 0, bytes: 0, bytesBefore: 0, bad };
       const goodIds = good.map((r) => r.id);
       // Delete what was merged, by id: rows other instances add meanwhile stay.
       for (let i = 0; i < goodIds.length; i += MAX_ROWS_PER_INSERT) {
@@ -263,8 +274,12 @@ export class KyselyStore implements SyncStore {
       await trx.insertInto('sync_updates').values({ room, data: merged, kind: 'snapshot' }).execute();
       this.options.log.info('sync_compacted', { room, rows: goodIds.length, upToId: String(goodIds[goodIds.length - 1]), bytes: merged.byteLength });
       const bytesBefore = good.reduce((n, r) => n + r.data.byteLength, 0);
-      return { rows: goodIds.length, bytes: merged.byteLength, bytesBefore };
+      return { rows: goodIds.length, bytes: merged.byteLength, bytesBefore, bad };
     });
+    for (const b of replaced.bad) {
+      this.options.observer?.error?.('set_aside');
+      this.options.log.error('sync_update_set_aside', { room, updateId: String(b.id), error: b.error });
+    }
     const size = this.#size.get(room);
     if (replaced.rows > 0 && size) {
       this.#size.set(room, { rows: Math.max(1, size.rows - replaced.rows + 1), bytes: Math.max(replaced.bytes, size.bytes - replaced.bytesBefore + replaced.bytes) });
