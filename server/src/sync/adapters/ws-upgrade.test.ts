@@ -48,7 +48,7 @@ function fakeAuth() {
       return () => {};
     },
   };
-  return { auth, state, allowed, changed: (userId: number) => notify(userId) };
+  return { auth, state, sessions, allowed, changed: (userId: number) => notify(userId) };
 }
 
 describe('sync upgrade while the database cannot answer', () => {
@@ -60,7 +60,7 @@ describe('sync upgrade while the database cannot answer', () => {
     http = null;
   });
 
-  async function start(accessCacheMs = 60_000) {
+  async function start({ accessCacheMs = 60_000, accessRecheckMs = 60_000 } = {}) {
     const fake = fakeAuth();
     const sync = new SyncServer({ store: new MemoryStore(), log: silent, limits: { maxMessageBytes: 1 << 20, maxMessagesPerSecond: 100, maxAwarenessBytes: 1 << 16 } });
     http = createServer();
@@ -68,7 +68,7 @@ describe('sync upgrade while the database cannot answer', () => {
       sessionCookie: 'sid',
       maxMessageBytes: 1 << 20,
       pingIntervalMs: 60_000,
-      accessRecheckMs: 60_000,
+      accessRecheckMs,
       maxSocketsPerUser: 10,
       maxBufferedBytes: 1 << 20,
       accessTimeoutMs: 100,
@@ -117,8 +117,44 @@ describe('sync upgrade while the database cannot answer', () => {
     expect(await open('tok-1')).toMatch(/503/);
   });
 
+  it('forgets a grant when the database refuses it', async () => {
+    const { state, allowed, open } = await start();
+    const first = await open('tok-1');
+    if (typeof first === 'string') throw new Error(first);
+    first.ws.terminate();
+    allowed.delete(`1 ${ROOM}`);
+    const refused = await open('tok-1');
+    if (typeof refused === 'string') throw new Error(refused);
+    expect(await refused.closed).toBe(CloseCode.forbidden);
+    state.failing = true;
+    expect(await open('tok-1')).toMatch(/503/);
+  });
+
+  it('forgets the grant of a session signed out while none of its sockets was open', async () => {
+    const { state, sessions, open } = await start({ accessRecheckMs: 50 });
+    const first = await open('tok-1');
+    if (typeof first === 'string') throw new Error(first);
+    first.ws.terminate();
+    sessions.delete('tok-1');
+    await new Promise((r) => setTimeout(r, 200)); // a few re-checks
+    state.failing = true;
+    expect(await open('tok-1')).toMatch(/503/);
+  });
+
+  it('keeps the grant of a socket open longer than the cache age fresh', async () => {
+    const { state, open } = await start({ accessCacheMs: 150, accessRecheckMs: 50 });
+    const first = await open('tok-1');
+    if (typeof first === 'string') throw new Error(first);
+    await new Promise((r) => setTimeout(r, 400)); // older than the cache allows, but re-checked
+    first.ws.terminate();
+    state.failing = true;
+    const again = await open('tok-1');
+    expect(typeof again).toBe('object');
+    if (typeof again === 'object') again.ws.terminate();
+  });
+
   it('does not use a grant older than the cache allows', async () => {
-    const { state, open } = await start(100);
+    const { state, open } = await start({ accessCacheMs: 100 });
     const first = await open('tok-1');
     if (typeof first === 'string') throw new Error(first);
     first.ws.terminate();

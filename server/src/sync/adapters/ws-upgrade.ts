@@ -107,34 +107,50 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
 
   /**
    * Grants by room and session token, kept so that a client whose socket drops while the
-   * database is away can open its room again (the room is still loaded here). Refusals are not
-   * kept; a grant the periodic re-check finds gone is forgotten.
+   * database is away can open its room again (the room is still loaded here). Each is as old as
+   * the database's last word on it: the periodic re-check asks again about every one it holds,
+   * refreshing those still granted and forgetting the rest (a signed-out session, a removed
+   * member), as does any refusal. Refusals are not kept.
    */
-  const granted = new Map<string, { grant: Grant; at: number }>();
+  interface Remembered {
+    token: string;
+    room: string;
+    grant: Grant;
+    at: number;
+  }
+  const granted = new Map<string, Remembered>();
   const grantKey = (room: string, token: string) => `${room}\n${token}`;
-  const forget = (token: string | undefined, room?: string) => {
-    if (!token) return;
-    if (room !== undefined) granted.delete(grantKey(room, token));
-    else for (const key of granted.keys()) if (key.endsWith(`\n${token}`)) granted.delete(key);
+  /** Grants forgotten so far: an answer begun before one was forgotten is not remembered. */
+  let forgotten = 0;
+  const forget = (key: string) => {
+    if (granted.delete(key)) forgotten++;
+  };
+  const remember = (token: string, room: string, grant: Grant) => {
+    const key = grantKey(room, token);
+    granted.delete(key); // re-inserted last: the least recently confirmed are dropped first
+    granted.set(key, { token, room, grant, at: Date.now() });
+    if (granted.size > MAX_REMEMBERED_GRANTS) granted.delete(granted.keys().next().value!);
   };
 
   /** Asks the database whether this session may open the room. */
   async function ask(token: string | undefined, room: string): Promise<Grant | Refusal> {
+    const forgottenBefore = forgotten;
+    const refuse = (refusal: Refusal) => {
+      if (token) forget(grantKey(room, token));
+      return refusal;
+    };
     const user = await auth.userForToken(token);
-    if (!user) return { ok: false, code: CloseCode.unauthenticated, reason: 'sign in first' };
+    if (!user) return refuse({ ok: false, code: CloseCode.unauthenticated, reason: 'sign in first' });
     const access = await auth.roomAccess(user.id, room);
     if (!access.ok) {
-      return access.reason === 'unknown'
-        ? { ok: false, code: CloseCode.unknownRoom, reason: 'no such room' }
-        : { ok: false, code: CloseCode.forbidden, reason: 'you may not open this room' };
+      return refuse(
+        access.reason === 'unknown'
+          ? { ok: false, code: CloseCode.unknownRoom, reason: 'no such room' }
+          : { ok: false, code: CloseCode.forbidden, reason: 'you may not open this room' },
+      );
     }
     const grant: Grant = { ok: true, userId: user.id, readOnly: access.readOnly };
-    if (token && options.accessCacheMs > 0) {
-      const key = grantKey(room, token);
-      granted.delete(key); // re-inserted last: the oldest are dropped first
-      granted.set(key, { grant, at: Date.now() });
-      if (granted.size > MAX_REMEMBERED_GRANTS) granted.delete(granted.keys().next().value!);
-    }
+    if (token && options.accessCacheMs > 0 && forgotten === forgottenBefore) remember(token, room, grant);
     return grant;
   }
 
@@ -157,27 +173,45 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     return { ok: true, info: { room, userId: answer.userId, readOnly: answer.readOnly }, token };
   }
 
-  /** Checks sockets' sessions and access again; closes those whose session or access is gone or changed. */
-  async function sweep(filter: (l: Live) => boolean = () => true): Promise<void> {
-    const sockets = [...live].filter((l) => filter(l) && !l.conn.closed);
-    if (sockets.length === 0) return;
+  /**
+   * Checks open sockets' sessions and access again, closing those whose session or access is
+   * gone or changed, and the remembered grants likewise (all of them, or one user's).
+   */
+  async function sweep(userId?: number): Promise<void> {
+    const mine = (id: number) => userId === undefined || id === userId;
+    const sockets = [...live].filter((l) => mine(l.conn.info.userId) && !l.conn.closed);
+    const grants = [...granted.entries()].filter(([, r]) => mine(r.grant.userId));
+    if (sockets.length === 0 && grants.length === 0) return;
+    const asked = Date.now();
     try {
-      const users = await auth.usersForTokens([...new Set(sockets.flatMap((l) => (l.token ? [l.token] : [])))]);
+      const tokens = new Set([...sockets.flatMap((l) => (l.token ? [l.token] : [])), ...grants.map(([, r]) => r.token)]);
+      const users = await auth.usersForTokens([...tokens]);
       const signedIn = sockets.filter((l) => {
         if (l.token && users.has(l.token)) return true;
-        forget(l.token);
         l.conn.close(CloseCode.unauthenticated, 'your session ended');
         return false;
       });
-      const access = await auth.roomAccessMany(signedIn.map((l) => ({ userId: l.conn.info.userId, room: l.conn.info.room })));
+      const stillSignedIn = grants.filter(([key, r]) => {
+        if (users.get(r.token)?.id === r.grant.userId) return true;
+        forget(key);
+        return false;
+      });
+      const access = await auth.roomAccessMany([
+        ...signedIn.map((l) => ({ userId: l.conn.info.userId, room: l.conn.info.room })),
+        ...stillSignedIn.map(([, r]) => ({ userId: r.grant.userId, room: r.room })),
+      ]);
       signedIn.forEach((l, i) => {
         const a = access[i]!;
-        if (!a.ok || a.readOnly !== l.conn.info.readOnly) forget(l.token, l.conn.info.room);
         if (!a.ok) l.conn.close(CloseCode.forbidden, 'you no longer have access to this room');
         else if (a.readOnly !== l.conn.info.readOnly) l.conn.close(CloseCode.accessChanged, 'your access changed: reconnect');
       });
+      stillSignedIn.forEach(([key, r], i) => {
+        const a = access[signedIn.length + i]!;
+        if (!a.ok || a.readOnly !== r.grant.readOnly) forget(key);
+        else if (granted.get(key) === r) r.at = asked; // confirmed: as old as this answer
+      });
     } catch (err) {
-      // The database may be away: keep the sockets; the next sweep decides.
+      // The database may be away: keep the sockets and grants; the next sweep decides.
       log.warn('sync_recheck_failed', { sockets: sockets.length, error: String(err) });
     }
   }
@@ -189,7 +223,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     sweep().finally(() => (sweeping = false));
   }, options.accessRecheckMs);
   recheckTimer.unref();
-  const unsubscribe = auth.onChange?.((userId) => void sweep((l) => l.conn.info.userId === userId));
+  const unsubscribe = auth.onChange?.((userId) => void sweep(userId));
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = new URL(req.url ?? '/', 'http://localhost');
