@@ -49,8 +49,9 @@ export interface SyncLimits {
   redisStreamMaxLen: number;
   /** A store that has not answered after this long is announced as delayed, as a failed one is. */
   storeDelayNoticeMs: number;
-  /** Bytes waiting to go out to one socket past which it is closed (1013) instead of buffered further. */
+  /** Bytes waiting to go out to one socket past which, for longer than maxBufferedMs, it is dropped. */
   maxBufferedBytes: number;
+  maxBufferedMs: number;
   /** How long deciding a sync socket's access may take before a recent grant stands in. */
   accessTimeoutMs: number;
   /** How old a grant may be to stand in while the database cannot answer; 0: never. */
@@ -71,6 +72,7 @@ export const defaultSyncLimits: SyncLimits = {
   redisStreamMaxLen: 1_000,
   storeDelayNoticeMs: 2_000,
   maxBufferedBytes: 16 * 1024 * 1024,
+  maxBufferedMs: 10_000,
   accessTimeoutMs: 5_000,
   accessCacheMs: 15 * 60_000,
 };
@@ -101,6 +103,7 @@ const envSchema = z.object({
   PING_INTERVAL_MS: z.coerce.number().int().min(100).default(defaultSyncLimits.pingIntervalMs),
   STORE_DELAY_NOTICE_MS: z.coerce.number().int().min(10).default(defaultSyncLimits.storeDelayNoticeMs),
   MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxBufferedBytes),
+  MAX_BUFFERED_MS: z.coerce.number().int().min(0).default(defaultSyncLimits.maxBufferedMs),
   ACCESS_TIMEOUT_MS: z.coerce.number().int().min(10).default(defaultSyncLimits.accessTimeoutMs),
   ACCESS_CACHE_MS: z.coerce.number().int().min(0).default(defaultSyncLimits.accessCacheMs),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
@@ -145,6 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       redisStreamMaxLen: e.REDIS_STREAM_MAXLEN,
       storeDelayNoticeMs: e.STORE_DELAY_NOTICE_MS,
       maxBufferedBytes: e.MAX_BUFFERED_BYTES,
+      maxBufferedMs: e.MAX_BUFFERED_MS,
       accessTimeoutMs: e.ACCESS_TIMEOUT_MS,
       accessCacheMs: e.ACCESS_CACHE_MS,
     }),

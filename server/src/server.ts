@@ -101,6 +101,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       accessRecheckMs: config.sync.accessRecheckMs,
       maxSocketsPerUser: config.sync.maxSocketsPerUser,
       maxBufferedBytes: config.sync.maxBufferedBytes,
+      maxBufferedMs: config.sync.maxBufferedMs,
       accessTimeoutMs: config.sync.accessTimeoutMs,
       accessCacheMs: config.sync.accessCacheMs,
     },

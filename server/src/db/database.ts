@@ -39,8 +39,16 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
   let executeEach: OpenDatabase['executeEach'] = null;
   if (options.databaseUrl) {
     // A connection attempt to a host that does not answer fails after 10 s instead of hanging on
-    // the OS's retries; TCP keep-alive lets a connection whose peer vanished be noticed.
-    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10, connectionTimeoutMillis: 10_000, keepAlive: true });
+    // the OS's retries. TCP keep-alive, probing after 10 s idle, lets an idle pooled connection
+    // whose peer vanished be noticed; a query in flight on a route that drops packets still
+    // waits for TCP to give up, and the sync rooms say saving is delayed meanwhile.
+    const pool = new pg.Pool({
+      connectionString: options.databaseUrl,
+      max: 10,
+      connectionTimeoutMillis: 10_000,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    });
     // An idle client's error (the server restarting, say) must not crash the process.
     pool.on('error', () => {});
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });

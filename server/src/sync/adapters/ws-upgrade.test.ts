@@ -71,6 +71,7 @@ describe('sync upgrade while the database cannot answer', () => {
       accessRecheckMs,
       maxSocketsPerUser: 10,
       maxBufferedBytes: 1 << 20,
+      maxBufferedMs: 10_000,
       accessTimeoutMs: 100,
       accessCacheMs,
     });

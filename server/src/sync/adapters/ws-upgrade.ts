@@ -40,10 +40,12 @@ export interface WsOptions {
   accessRecheckMs: number;
   maxSocketsPerUser: number;
   /**
-   * Bytes waiting to go out to one socket past which it is closed with 1013 instead of buffered
-   * further: a peer that reads slower than its room writes (a dead one is caught by ping).
+   * A socket with more than maxBufferedBytes waiting to go out for longer than maxBufferedMs is
+   * dropped rather than buffered for further: a peer that reads slower than its room writes (a
+   * dead one is caught by ping). The time allows a large first sync to be read.
    */
   maxBufferedBytes: number;
+  maxBufferedMs: number;
   /** How long deciding a socket's access may take before a recent grant stands in for it. */
   accessTimeoutMs: number;
   /**
@@ -266,16 +268,23 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
   function serve(ws: WebSocket, info: ConnectionInfo, token: string | undefined): void {
     ws.binaryType = 'nodebuffer';
     let behind = false;
+    let overSince: number | null = null;
     const conn = sync.connect(
       {
         send: (data) => {
           if (ws.readyState !== ws.OPEN || behind) return;
-          if (ws.bufferedAmount > options.maxBufferedBytes) {
-            // Its client reconnects and catches up by state vector. Closed after this broadcast,
-            // not inside it: closing takes the peer out of the room the broadcast is going through.
+          if (ws.bufferedAmount <= options.maxBufferedBytes) overSince = null;
+          else if (overSince === null) overSince = Date.now();
+          else if (Date.now() - overSince >= options.maxBufferedMs) {
+            // Dropped, not closed: a close would wait on a peer that does not read, holding what
+            // it buffered. Its client reconnects and catches up by state vector. After this
+            // broadcast, not inside it: leaving the room sends the others its presence removal.
             behind = true;
             log.warn('sync_peer_too_far_behind', { room: info.room, userId: info.userId, bufferedBytes: ws.bufferedAmount });
-            queueMicrotask(() => conn.close(CloseCode.tryAgainLater, 'too far behind: reconnect'));
+            queueMicrotask(() => {
+              conn.close(CloseCode.tryAgainLater, 'too far behind: reconnect');
+              ws.terminate();
+            });
             return;
           }
           ws.send(data);
