@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { addSpan, layerRoom, listSpans } from '@spanwise/shared';
 import { connectLayer, createTestDatabase, databaseKinds, login, waitFor, type LayerClient } from './harness.ts';
 import { spawnServer } from './processes.ts';
+import { TcpProxy } from './tcp-proxy.ts';
 
 const ALICE = 2;
 const WRITERS = ['alice', 'dana', 'admin'];
@@ -75,9 +76,16 @@ describe.runIf(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL)('two
     };
     const clients: LayerClient[] = [];
     const [a, b] = await Promise.all([spawnServer(env), spawnServer({ ...env, DEMO: '0' })]);
+    // In front of them, as a load balancer would be: A while it answers, else B.
+    const portOf = (url: string) => Number(new URL(url).port);
+    const proxy = new TcpProxy([
+      { host: '127.0.0.1', port: portOf(a.url) },
+      { host: '127.0.0.1', port: portOf(b.url) },
+    ]);
+    const viaProxy = `http://127.0.0.1:${await proxy.listen()}`;
     try {
       const room = layerRoom(1, ALICE);
-      const onA = [connectLayer(a.url, room, await login(a.url, 'alice')), connectLayer(a.url, room, await login(a.url, 'admin'))];
+      const onA = [connectLayer(viaProxy, room, await login(viaProxy, 'alice')), connectLayer(viaProxy, room, await login(viaProxy, 'admin'))];
       const onB = connectLayer(b.url, room, await login(b.url, 'dana'));
       clients.push(...onA, onB);
       await Promise.all(clients.map((c) => c.synced));
@@ -92,28 +100,24 @@ describe.runIf(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL)('two
       await waitFor(all, 'all three clients at 90 spans', 10_000);
 
       await a.kill('SIGKILL');
-      // A's clients reconnect to B with the documents they hold, and keep writing.
-      const moved = await Promise.all(
-        onA.map(async (old, i) => {
-          const doc = old.doc;
-          old.provider.destroy();
-          return connectLayer(b.url, room, await login(b.url, i === 0 ? 'alice' : 'admin'), doc);
-        }),
-      );
-      clients.splice(0, 2, ...moved);
-      await Promise.all(moved.map((c) => c.synced));
+      // A's clients' providers reconnect on their own, with the same sessions, and the proxy
+      // takes them to B; they keep writing, one of them before it is back.
+      write(onA[1]!, 'a1-offline', 5);
+      await waitFor(() => onA.every((c) => c.provider.wsconnected && c.provider.synced), 'A’s clients reconnected through the proxy', 15_000);
+      const moved = onA;
       write(moved[0]!, 'a0-after', 10);
       write(onB, 'b-after', 10);
-      await waitFor(all, 'every client at 110 spans after the failover', 10_000);
+      await waitFor(all, 'every client at 115 spans after the failover', 10_000);
 
       const fresh = connectLayer(b.url, room, await login(b.url, 'dana'));
       clients.push(fresh);
       await fresh.synced;
       const present = new Set(listSpans(fresh.doc).map((s) => s.id));
       expect(ids.filter((id) => !present.has(id))).toEqual([]);
-      expect(present.size).toBe(110);
+      expect(present.size).toBe(115);
     } finally {
       for (const c of clients) c.destroy();
+      await proxy.close();
       await Promise.all([a.kill('SIGKILL'), b.kill('SIGTERM')]);
       await db.drop();
     }

@@ -5,70 +5,23 @@
  * saving is delayed, let a client whose socket dropped back in on its recent grant, and store
  * and send on everything once the route is back.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addSpan, layerRoom, listSpans } from '@spanwise/shared';
 import { defaultSyncLimits } from '../src/config.ts';
 import { connectLayer, createTestDatabase, login, rawSocket, startTestServer, storedDoc, waitFor, type TestDatabase, type TestServer } from './harness.ts';
+import { TcpProxy } from './tcp-proxy.ts';
 
 const ALICE = 2;
 
-/** A TCP proxy to `target` that can stop passing bytes (holding them) and start again. */
-class FreezableProxy {
-  readonly #server: Server;
-  readonly #sockets = new Set<Socket>();
-  readonly #held: Array<() => void> = [];
-  #frozen = false;
-
-  constructor(target: { host: string; port: number }) {
-    this.#server = createServer((client) => {
-      const upstream = connect(target.port, target.host);
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on('close', () => this.#sockets.delete(s));
-        s.on('error', () => s.destroy());
-      }
-      this.#relay(client, upstream);
-      this.#relay(upstream, client);
-    });
-  }
-
-  #relay(from: Socket, to: Socket): void {
-    from.on('data', (chunk) => {
-      if (this.#frozen) this.#held.push(() => to.write(chunk));
-      else to.write(chunk);
-    });
-    from.on('end', () => to.end());
-  }
-
-  listen(): Promise<number> {
-    return new Promise((resolve) => this.#server.listen(0, '127.0.0.1', () => resolve((this.#server.address() as { port: number }).port)));
-  }
-
-  freeze(): void {
-    this.#frozen = true;
-  }
-
-  thaw(): void {
-    this.#frozen = false;
-    for (const send of this.#held.splice(0)) send();
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
-    await new Promise((r) => this.#server.close(r));
-  }
-}
-
 describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL unreachable (packets dropped, no error)', () => {
   let database: TestDatabase;
-  let proxy: FreezableProxy;
+  let proxy: TcpProxy;
   let server: TestServer;
 
   beforeAll(async () => {
     database = await createTestDatabase('postgres');
     const direct = new URL(database.config.databaseUrl!);
-    proxy = new FreezableProxy({ host: direct.hostname, port: Number(direct.port || 5432) });
+    proxy = new TcpProxy([{ host: direct.hostname, port: Number(direct.port || 5432) }]);
     const viaProxy = new URL(direct);
     viaProxy.port = String(await proxy.listen());
     server = await startTestServer({

@@ -1,0 +1,85 @@
+/**
+ * A TCP proxy for tests, on 127.0.0.1: each connection goes to the first of `targets` that
+ * accepts it (a load balancer failing over to a live instance), and the proxy can stop passing
+ * bytes, holding them in both directions without a reset or an error, as a route that drops
+ * packets would, and start again.
+ *
+ *   const proxy = new TcpProxy([{ host: '127.0.0.1', port: 5432 }]);
+ *   const port = await proxy.listen();
+ *   proxy.freeze(); ... proxy.thaw();
+ */
+import { connect, createServer, type Server, type Socket } from 'node:net';
+
+export interface Target {
+  host: string;
+  port: number;
+}
+
+export class TcpProxy {
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  readonly #held: Array<() => void> = [];
+  #frozen = false;
+
+  constructor(private readonly targets: readonly Target[]) {
+    this.#server = createServer((client) => this.#accept(client));
+  }
+
+  #track(socket: Socket): void {
+    this.#sockets.add(socket);
+    socket.on('close', () => this.#sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+  }
+
+  #accept(client: Socket): void {
+    this.#track(client);
+    // What the client sends before an upstream accepted it waits here.
+    const early: Buffer[] = [];
+    const hold = (chunk: Buffer) => early.push(chunk);
+    client.on('data', hold);
+    const tryTarget = (i: number) => {
+      if (i >= this.targets.length || client.destroyed) return client.destroy();
+      const upstream = connect(this.targets[i]!.port, this.targets[i]!.host);
+      upstream.once('error', () => tryTarget(i + 1));
+      upstream.once('connect', () => {
+        upstream.removeAllListeners('error');
+        this.#track(upstream);
+        upstream.on('close', () => client.destroy());
+        client.on('close', () => upstream.destroy());
+        client.off('data', hold);
+        for (const chunk of early) this.#pass(upstream, chunk);
+        this.#relay(client, upstream);
+        this.#relay(upstream, client);
+      });
+    };
+    tryTarget(0);
+  }
+
+  #pass(to: Socket, chunk: Buffer): void {
+    if (this.#frozen) this.#held.push(() => to.write(chunk));
+    else to.write(chunk);
+  }
+
+  #relay(from: Socket, to: Socket): void {
+    from.on('data', (chunk: Buffer) => this.#pass(to, chunk));
+    from.on('end', () => to.end());
+  }
+
+  listen(): Promise<number> {
+    return new Promise((resolve) => this.#server.listen(0, '127.0.0.1', () => resolve((this.#server.address() as { port: number }).port)));
+  }
+
+  freeze(): void {
+    this.#frozen = true;
+  }
+
+  thaw(): void {
+    this.#frozen = false;
+    for (const send of this.#held.splice(0)) send();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    await new Promise((r) => this.#server.close(r));
+  }
+}
