@@ -54,6 +54,26 @@ describe.runIf(url)('RedisBus', () => {
     expect(Date.now() - sent).toBeLessThan(500);
   });
 
+  it('reloads a room whose stream Redis lost and began again', async () => {
+    const b = bus('b');
+    let reloads = 0;
+    const got: string[] = [];
+    await b.join('room-5', { message: (_k, d) => got.push(Buffer.from(d).toString()), reload: () => void reloads++ });
+    const raw = new Redis(url!);
+    try {
+      for (let i = 0; i < 5; i++) await raw.xadd(`${prefix}room-5`, '*', 'i', 'elsewhere', 'k', 'update', 'd', `e${i}`);
+      await until(() => got.length === 5, 'the first 5 entries');
+      expect(reloads).toBe(0);
+      // Redis restarted without its data; another instance publishes again.
+      await raw.del(`${prefix}room-5`);
+      await raw.xadd(`${prefix}room-5`, '*', 'i', 'elsewhere', 'k', 'update', 'd', 'after');
+      await until(() => reloads === 1, 'a reload');
+      expect(got).toContain('after');
+    } finally {
+      await raw.quit();
+    }
+  });
+
   it('fails to join a room, instead of waiting, while Redis cannot be reached', async () => {
     const { freePort } = await import('../../../test/ports.ts');
     const away = new RedisBus({ url: `redis://127.0.0.1:${await freePort()}`, instanceId: 'x', maxLen: 10, log: silent, keyPrefix: prefix });

@@ -187,13 +187,17 @@ export class RedisBus implements SyncBus {
     }
   }
 
-  /** Reloads a room from the store if entries it never read were trimmed away. */
+  /**
+   * Reloads a room from the store if entries it never read were trimmed away, or if the stream
+   * itself is not the one it was reading (fewer entries ever added than it has seen: Redis lost
+   * the stream, say in a restart without persistence, and whatever it had not read went too).
+   */
   async #checkTrimmed(room: string): Promise<void> {
     const follow = this.#rooms.get(room);
     if (!follow) return;
     try {
       const pos = await this.#position(room);
-      if (follow.seen >= pos.added - pos.length) return;
+      if (follow.seen >= pos.added - pos.length && follow.seen <= pos.added) return;
       this.options.log.warn('redis_stream_trimmed_past_us', { room, seen: follow.seen, added: pos.added, length: pos.length });
       // Everything up to pos.lastId is stored: take that position, then reload.
       follow.lastId = pos.lastId;
