@@ -200,22 +200,29 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(await rowsOf('bystander')).toBe(0);
   });
 
+  /** Runs `during` while writing `room`'s snapshot fails with `message` (a trigger). */
+  const whileSnapshotsFail = async (room: string, message: string, during: () => Promise<void>) => {
+    await sql`create or replace function fail_snapshot() returns trigger language plpgsql as $$
+      begin
+        if new.kind = 'snapshot' and new.room = ${sql.lit(room)} then raise exception ${sql.lit(message)}; end if;
+        return new;
+      end $$`.execute(db.current.db);
+    await sql`create trigger fail_snapshot before insert on sync_updates for each row execute function fail_snapshot()`.execute(db.current.db);
+    try {
+      await during();
+    } finally {
+      await sql`drop trigger fail_snapshot on sync_updates`.execute(db.current.db);
+    }
+  };
+
   it('loses nothing when compaction dies half-way (after deleting, before the snapshot lands)', async () => {
     const store = storeWith({ compactAfterRows: 1000, log: silent });
     const doc = new Y.Doc();
     for (let i = 0; i < 8; i++) await store.append('r5', [spanUpdate(doc, `L${i}`, i)]);
     // The snapshot insert fails: by then the old rows have been deleted in the same transaction.
-    await sql`create or replace function fail_snapshot() returns trigger language plpgsql as $$
-      begin
-        if new.kind = 'snapshot' and new.room = 'r5' then raise exception 'crash during compaction'; end if;
-        return new;
-      end $$`.execute(db.current.db);
-    await sql`create trigger fail_snapshot before insert on sync_updates for each row execute function fail_snapshot()`.execute(db.current.db);
-    try {
+    await whileSnapshotsFail('r5', 'crash during compaction', async () => {
       await expect(store.compact('r5')).rejects.toThrow(/crash during compaction/);
-    } finally {
-      await sql`drop trigger fail_snapshot on sync_updates`.execute(db.current.db);
-    }
+    });
     const rows = await store.load('r5');
     expect(rows).toHaveLength(8);
     const loaded = new Y.Doc();
@@ -231,18 +238,10 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     const store = storeWith({ compactAfterRows: 4, log: { ...silent, error: (event) => logged.push(event) }, observer: { error: (kind) => errors.push(kind) } });
     const doc = new Y.Doc();
     for (let i = 0; i < 5; i++) await store.append('r9', [spanUpdate(doc, `L${i}`, i)]);
-    await sql`create or replace function fail_snapshot_r9() returns trigger language plpgsql as $$
-      begin
-        if new.kind = 'snapshot' and new.room = 'r9' then raise exception 'no room for a snapshot'; end if;
-        return new;
-      end $$`.execute(db.current.db);
-    await sql`create trigger fail_snapshot_r9 before insert on sync_updates for each row execute function fail_snapshot_r9()`.execute(db.current.db);
-    try {
+    await whileSnapshotsFail('r9', 'no room for a snapshot', async () => {
       store.release('r9'); // unloaded past the threshold: compacts in the background
       await until(async () => errors.length > 0);
-    } finally {
-      await sql`drop trigger fail_snapshot_r9 on sync_updates`.execute(db.current.db);
-    }
+    });
     expect(errors).toEqual(['compaction_failed']);
     expect(logged).toEqual(['sync_compaction_failed']);
     expect(await rowsOf('r9')).toBe(5);
