@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { TcpProxy } from '../../../test/tcp-proxy.ts';
 import { RedisBus } from './redis-bus.ts';
 import type { BusMessageKind } from '../types.ts';
 
@@ -71,6 +72,35 @@ describe.runIf(url)('RedisBus', () => {
       expect(got).toContain('after');
     } finally {
       await raw.quit();
+    }
+  });
+
+  it('keeps a bounded outbox while Redis does not answer, and has the others reload for what it dropped', async () => {
+    const direct = new URL(url!);
+    const proxy = new TcpProxy([{ host: direct.hostname, port: Number(direct.port || 6379) }]);
+    const viaProxy = new URL(direct);
+    viaProxy.port = String(await proxy.listen());
+    const a = new RedisBus({ url: viaProxy.toString(), instanceId: 'a', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, maxOutbox: 3 });
+    buses.push(a);
+    const b = bus('b');
+    let reloads = 0;
+    const got: string[] = [];
+    try {
+      await a.join('room-6', { message: () => {}, reload: () => {} });
+      await b.join('room-6', { message: (_k, d) => got.push(Buffer.from(d).toString()), reload: () => void reloads++ });
+      a.publish('room-6', 'update', Buffer.from('before'));
+      await until(() => got.length === 1, 'the first entry');
+      proxy.freeze(); // Redis stops answering a, without an error
+      for (let i = 0; i < 10; i++) a.publish('room-6', 'update', Buffer.from(`m${i}`));
+      proxy.thaw();
+      await until(() => reloads === 1, 'a reload at b');
+      await until(() => got.includes('m9'), 'the last entry');
+      // The first (already on its way) and the last went through; those between gave way to the reload.
+      expect(got.length).toBeLessThan(11);
+      expect(got).toContain('m0');
+    } finally {
+      proxy.thaw();
+      await proxy.close();
     }
   });
 

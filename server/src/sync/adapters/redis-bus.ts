@@ -8,6 +8,10 @@
  * instance ever saw (entries-added − length > seen), part of the room's history went past
  * unread, and the room reloads from the database — which holds every update, because an
  * update is published only after it is stored.
+ *
+ * While Redis is away each room's entries wait in an outbox, in order. Past `maxOutbox` entries
+ * the waiting ones are dropped for one `reload` entry, which tells the other instances to reload
+ * the room from the database (it holds every update published), so the outbox stays bounded.
  */
 import { Redis } from 'ioredis';
 import type { BusListener, BusMessageKind, SyncBus, SyncLogger, SyncObserver } from '../types.ts';
@@ -23,7 +27,12 @@ export interface RedisBusOptions {
   blockMs?: number;
   /** Counts failed reads and trim checks (`bus_failed`) and publishes (`bus_publish_failed`). */
   observer?: SyncObserver;
+  /** Entries one room may have waiting to be published before they give way to a reload (default 10,000). */
+  maxOutbox?: number;
 }
+
+/** What goes into a room's stream: an update, presence, or a call to reload from the database. */
+type Entry = { kind: BusMessageKind; data: Uint8Array } | { kind: 'reload' };
 
 interface Follow {
   listener: BusListener;
@@ -44,7 +53,7 @@ export class RedisBus implements SyncBus {
   readonly #pub: Redis;
   readonly #sub: Redis;
   readonly #rooms = new Map<string, Follow>();
-  readonly #outbox = new Map<string, Array<{ kind: BusMessageKind; data: Uint8Array }>>();
+  readonly #outbox = new Map<string, Entry[]>();
   readonly #prefix: string;
   #subId: number | null = null;
   #running = true;
@@ -97,12 +106,17 @@ export class RedisBus implements SyncBus {
 
   publish(room: string, kind: BusMessageKind, data: Uint8Array): void {
     const queue = this.#outbox.get(room);
-    if (queue) {
-      queue.push({ kind, data });
+    if (!queue) {
+      this.#outbox.set(room, [{ kind, data }]);
+      void this.#drain(room);
       return;
     }
-    this.#outbox.set(room, [{ kind, data }]);
-    void this.#drain(room);
+    if (queue.length >= (this.options.maxOutbox ?? 10_000)) {
+      // The first is being sent; the rest give way to one reload, this entry after it.
+      this.options.log.warn('redis_outbox_full', { room, dropped: queue.length - 1 });
+      queue.splice(1, queue.length, { kind: 'reload' });
+    }
+    queue.push({ kind, data });
   }
 
   /** Sends a room's queued entries in order, retrying while Redis is away. */
@@ -110,9 +124,10 @@ export class RedisBus implements SyncBus {
     const queue = this.#outbox.get(room)!;
     let delay = 50;
     while (queue.length > 0 && this.#running) {
-      const { kind, data } = queue[0]!;
+      const entry = queue[0]!;
+      const payload = entry.kind === 'reload' ? [] : ['d', Buffer.from(entry.data)];
       try {
-        await this.#pub.xadd(this.#key(room), 'MAXLEN', '~', String(this.options.maxLen), '*', 'i', this.options.instanceId, 'k', kind, 'd', Buffer.from(data));
+        await this.#pub.xadd(this.#key(room), 'MAXLEN', '~', String(this.options.maxLen), '*', 'i', this.options.instanceId, 'k', entry.kind, ...payload);
         queue.shift();
         delay = 50;
       } catch (err) {
@@ -176,10 +191,12 @@ export class RedisBus implements SyncBus {
           follow.seen++;
           const fields = fieldsOf(raw);
           if (String(fields.get('i')) === this.options.instanceId) continue;
-          const kind = String(fields.get('k')) as BusMessageKind;
+          const kind = String(fields.get('k'));
           const data = fields.get('d');
           if ((kind === 'update' || kind === 'awareness') && Buffer.isBuffer(data)) {
             follow.listener.message(kind, new Uint8Array(data));
+          } else if (kind === 'reload') {
+            follow.listener.reload(); // another instance dropped entries it could not publish
           }
         }
       }
