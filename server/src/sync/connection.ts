@@ -20,6 +20,12 @@ export interface ConnectionLimits {
   maxAwarenessBytes: number;
 }
 
+/**
+ * Presence (awareness) client ids one socket may introduce: a provider has one per doc, so a
+ * socket that keeps adding more is filling the room's memory.
+ */
+export const MAX_AWARENESS_CLIENTS = 16;
+
 class ProtocolError extends Error {}
 class TooBig extends Error {}
 
@@ -170,6 +176,10 @@ export class Connection implements RoomPeer {
         const update = decoding.readVarUint8Array(decoder);
         if (update.byteLength > this.limits.maxAwarenessBytes) throw new TooBig('awareness update too big');
         awarenessProtocol.applyAwarenessUpdate(this.room.awareness, update, this);
+        if ((this.room.peers.get(this)?.size ?? 0) > MAX_AWARENESS_CLIENTS) {
+          this.observer.error?.('rate_limited');
+          this.close(CloseCode.rateLimited, 'too many presence ids on one socket');
+        }
         return;
       }
       case MessageKind.queryAwareness:

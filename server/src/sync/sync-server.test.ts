@@ -2,9 +2,11 @@ import { describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
+import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spanwise/shared';
 import { findPoison } from '../../test/updates.ts';
+import { MAX_AWARENESS_CLIENTS } from './connection.ts';
 import { MemoryStore } from './memory-store.ts';
 import { SyncServer } from './sync-server.ts';
 import type { BusListener, StoredUpdate, SyncBus, SyncSocket } from './types.ts';
@@ -253,6 +255,29 @@ describe('SyncServer', () => {
     conn.receive(encoding.toUint8Array(e));
     await flushed(server);
     expect(socket.closedWith).toBe(CloseCode.tooBig);
+  });
+
+  it('closes a socket that introduces more presence ids than one client has, and removes them', async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
+    const socket = new MemorySocket();
+    const conn = server.connect(socket, info());
+    const reader = new MemorySocket();
+    server.connect(reader, info());
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    for (let i = 0; i <= MAX_AWARENESS_CLIENTS; i++) {
+      const fake = new awarenessProtocol.Awareness(new Y.Doc());
+      fake.setLocalState({ user: `u${i}` });
+      const e = encoding.createEncoder();
+      encoding.writeVarUint(e, MessageKind.awareness);
+      encoding.writeVarUint8Array(e, awarenessProtocol.encodeAwarenessUpdate(fake, [fake.clientID]));
+      conn.receive(encoding.toUint8Array(e));
+      fake.destroy();
+      await flushed(server);
+      if (i < MAX_AWARENESS_CLIENTS) expect(socket.closedWith).toBeNull();
+    }
+    expect(socket.closedWith).toBe(CloseCode.rateLimited);
+    expect(room.awareness.getStates().size).toBe(0);
   });
 
   it('unloads every room it opened: 10,000 rooms opened and closed leave no memory or timer behind', async () => {
