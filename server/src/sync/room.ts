@@ -197,12 +197,27 @@ export class Room {
       delayed = true;
       this.awareness.setLocalState({ server: { saving: 'delayed', queued } } satisfies ServerAwareness);
     };
+    /** Awaits the store; past the notice delay, tells the peers saving is delayed (`queued` updates wait). */
+    const noticeIfSlow = async <T>(work: Promise<T>, what: 'append' | 'reload', queued: () => number): Promise<T> => {
+      const started = performance.now();
+      const slow = setTimeout(() => {
+        if (this.#destroyed || queued() === 0) return;
+        this.deps.log.warn('sync_store_slow', { room: this.name, waiting: what, waitedMs: Math.round(performance.now() - started) });
+        announceDelay(queued());
+      }, this.deps.storeDelayNoticeMs);
+      try {
+        return await work;
+      } finally {
+        clearTimeout(slow);
+      }
+    };
     const reloading = () => this.#reloadWanted && !this.#destroyed && this.peers.size > 0;
     while (this.#pending.length > 0 || reloading()) {
       if (reloading()) {
         this.#reloadWanted = false;
         try {
-          await this.#applyStored();
+          // Updates queued meanwhile wait for the reload.
+          await noticeIfSlow(this.#applyStored(), 'reload', () => this.#pending.length);
         } catch (err) {
           this.#reloadWanted = true;
           this.deps.observer.error?.('reload_failed');
@@ -219,12 +234,8 @@ export class Room {
       this.#pending = [];
       const updates = batch.map((b) => b.update);
       const started = performance.now();
-      const slow = setTimeout(() => {
-        this.deps.log.warn('sync_store_slow', { room: this.name, waitedMs: Math.round(performance.now() - started) });
-        announceDelay(batch.length + this.#pending.length);
-      }, this.deps.storeDelayNoticeMs);
       try {
-        await this.deps.store.append(this.name, updates);
+        await noticeIfSlow(this.deps.store.append(this.name, updates), 'append', () => batch.length + this.#pending.length);
       } catch (err) {
         // Keep the batch, in order, ahead of anything that arrived meanwhile, and try again.
         this.#pending = batch.concat(this.#pending);
@@ -233,8 +244,6 @@ export class Room {
         announceDelay(this.#pending.length);
         await retryLater();
         continue;
-      } finally {
-        clearTimeout(slow);
       }
       this.deps.observer.updatesStored?.(batch.length, (performance.now() - started) / 1000);
       // Stored, so it goes on to the other instances as received. Not what this doc integrates:

@@ -436,6 +436,36 @@ describe('SyncServer', () => {
       expect(remote.getText('t').toString()).toBe('ab');
     });
 
+    it('says saving is delayed while a reload hangs with updates waiting behind it', async () => {
+      const bus = recordingBus();
+      let release!: () => void;
+      class HangingLoads extends MemoryStore {
+        hang = false;
+        override async load(room: string): Promise<StoredUpdate[]> {
+          if (this.hang) await new Promise<void>((r) => (release = r));
+          return super.load(room);
+        }
+      }
+      const store = new HangingLoads();
+      const server = new SyncServer({ store, log: silent, limits, bus, storeDelayNoticeMs: 50 });
+      const reader = new MemorySocket();
+      const w = join(server, new MemorySocket());
+      join(server, reader);
+      await flushed(server);
+      store.hang = true;
+      bus.listener!.reload();
+      await flushed(server);
+      w.receive(updateMessage(spanUpdate('PERSON')));
+      await new Promise((r) => setTimeout(r, 150));
+      const room = server.rooms.get('doc:1:user:1')!;
+      expect(room.awareness.getLocalState()).toMatchObject({ server: { saving: 'delayed', queued: 1 } });
+      store.hang = false;
+      release();
+      await flushed(server);
+      expect(listSpans(reader.doc).map((sp) => sp.label)).toEqual(['PERSON']);
+      expect(room.awareness.getLocalState()).toBeNull();
+    });
+
     it('retries a reload until the store answers', async () => {
       const bus = recordingBus();
       const store = new MemoryStore();
