@@ -88,10 +88,10 @@ export class Room {
     this.awareness.on('update', ({ added, updated, removed }: AwarenessChange, origin: unknown) => {
       const changed = added.concat(updated, removed);
       const controlled = this.peers.get(origin as RoomPeer);
-      if (controlled) {
-        for (const id of added) controlled.add(id);
-        for (const id of removed) controlled.delete(id);
-      }
+      if (controlled) for (const id of added) controlled.add(id);
+      // A state removed is nobody's any more, whoever removed it (its own socket, another that
+      // relayed it, a timeout, another instance): a socket counts only the ids still present.
+      if (removed.length > 0) for (const ids of this.peers.values()) for (const id of removed) ids.delete(id);
       const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed);
       const encoder = encoding.createEncoder();
       encoding.writeVarUint(encoder, MessageKind.awareness);

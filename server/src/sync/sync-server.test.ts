@@ -280,6 +280,35 @@ describe('SyncServer', () => {
     expect(room.awareness.getStates().size).toBe(0);
   });
 
+  it('does not count against a socket the presence ids it relayed that were removed since', async () => {
+    // A browser relays its other tabs' presence (BroadcastChannel) before they connect: those
+    // ids are first seen from its socket, and later removed by theirs, or by a timeout.
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
+    const relay = new MemorySocket();
+    const conn = server.connect(relay, info());
+    const other = server.connect(new MemorySocket(), info());
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    const message = (update: Uint8Array) => {
+      const e = encoding.createEncoder();
+      encoding.writeVarUint(e, MessageKind.awareness);
+      encoding.writeVarUint8Array(e, update);
+      return encoding.toUint8Array(e);
+    };
+    for (let i = 0; i < MAX_AWARENESS_CLIENTS * 2; i++) {
+      const tab = new awarenessProtocol.Awareness(new Y.Doc());
+      tab.setLocalState({ user: `tab${i}` });
+      conn.receive(message(awarenessProtocol.encodeAwarenessUpdate(tab, [tab.clientID])));
+      await flushed(server);
+      awarenessProtocol.removeAwarenessStates(tab, [tab.clientID], 'closed');
+      other.receive(message(awarenessProtocol.encodeAwarenessUpdate(tab, [tab.clientID])));
+      await flushed(server);
+      tab.destroy();
+    }
+    expect(relay.closedWith).toBeNull();
+    expect(room.awareness.getStates().size).toBe(0);
+  });
+
   it('unloads every room it opened: 10,000 rooms opened and closed leave no memory or timer behind', async () => {
     // A store that keeps nothing, so that what the heap holds afterwards is the rooms' alone.
     class CountingStore extends MemoryStore {
