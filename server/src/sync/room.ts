@@ -197,18 +197,24 @@ export class Room {
       delayed = true;
       this.awareness.setLocalState({ server: { saving: 'delayed', queued } } satisfies ServerAwareness);
     };
-    /** Awaits the store; past the notice delay, tells the peers saving is delayed (`queued` updates wait). */
+    /**
+     * Awaits the store; from the notice delay on, while updates wait, tells the peers saving is
+     * delayed and how many wait (checked again every notice delay until the store answers).
+     */
     const noticeIfSlow = async <T>(work: Promise<T>, what: 'append' | 'reload', queued: () => number): Promise<T> => {
       const started = performance.now();
-      const slow = setTimeout(() => {
-        if (this.#destroyed || queued() === 0) return;
-        this.deps.log.warn('sync_store_slow', { room: this.name, waiting: what, waitedMs: Math.round(performance.now() - started) });
-        announceDelay(queued());
+      let told = -1;
+      const check = setInterval(() => {
+        const waiting = queued();
+        if (this.#destroyed || waiting === 0 || waiting === told) return;
+        if (told < 0) this.deps.log.warn('sync_store_slow', { room: this.name, waiting: what, waitedMs: Math.round(performance.now() - started) });
+        told = waiting;
+        announceDelay(waiting);
       }, this.deps.storeDelayNoticeMs);
       try {
         return await work;
       } finally {
-        clearTimeout(slow);
+        clearInterval(check);
       }
     };
     const reloading = () => this.#reloadWanted && !this.#destroyed && this.peers.size > 0;

@@ -488,10 +488,13 @@ describe('SyncServer', () => {
       await new Promise((r) => setTimeout(r, 150));
       const room = server.rooms.get('doc:1:user:1')!;
       expect(room.awareness.getLocalState()).toMatchObject({ server: { saving: 'delayed', queued: 1 } });
+      w.receive(updateMessage(spanUpdate('ORG'))); // the count follows what waits
+      await new Promise((r) => setTimeout(r, 150));
+      expect(room.awareness.getLocalState()).toMatchObject({ server: { saving: 'delayed', queued: 2 } });
       store.hang = false;
       release();
       await flushed(server);
-      expect(listSpans(reader.doc).map((sp) => sp.label)).toEqual(['PERSON']);
+      expect(listSpans(reader.doc).map((sp) => sp.label).sort()).toEqual(['ORG', 'PERSON']);
       expect(room.awareness.getLocalState()).toBeNull();
     });
 
