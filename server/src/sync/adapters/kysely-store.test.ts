@@ -93,9 +93,12 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     const store = storeWith({ compactAfterRows: 1000, log: silent });
     const doc = new Y.Doc();
     for (let i = 0; i < 30; i++) await store.append('r2', [spanUpdate(doc, `L${i}`, i)]);
+    const [first] = await store.load('r2');
     expect(await store.compact('r2')).toBe(30);
-    const rows = await db.current.db.selectFrom('sync_updates').select(['kind', 'data']).where('room', '=', 'r2').execute();
+    const rows = await db.current.db.selectFrom('sync_updates').select(['id', 'kind', 'data']).where('room', '=', 'r2').execute();
     expect(rows.map((r) => r.kind)).toEqual(['snapshot']);
+    // In the first row's place: it loads before anything stored while it was being written.
+    expect(String(rows[0]!.id)).toBe(first!.id);
     const loaded = new Y.Doc();
     Y.applyUpdate(loaded, rows[0]!.data);
     expect(listSpans(loaded)).toHaveLength(30);
@@ -245,6 +248,22 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(errors).toEqual(['compaction_failed']);
     expect(logged).toEqual(['sync_compaction_failed']);
     expect(await rowsOf('r9')).toBe(5);
+  });
+
+  it('after a failed compaction, tries again only once another threshold of rows has come in', async () => {
+    const errors: string[] = [];
+    const store = storeWith({ compactAfterRows: 3, openRoomFactor: 1, log: silent, observer: { error: (kind) => errors.push(kind) } });
+    const doc = new Y.Doc();
+    await whileSnapshotsFail('r10', 'no room for a snapshot', async () => {
+      for (let rows = 1; rows <= 12; rows++) {
+        await store.append('r10', [spanUpdate(doc, `L${rows}`, rows)]);
+        // At 3, 6, 9 and 12 rows a try starts; it is let finish before the next append.
+        if (rows % 3 === 0) await until(async () => errors.length === rows / 3);
+      }
+    });
+    // Past 3 rows on every append would be 10 tries.
+    expect(errors.filter((e) => e === 'compaction_failed')).toHaveLength(4);
+    expect(await rowsOf('r10')).toBe(12);
   });
 
   it('compacts a room only once when two processes try at the same time', async () => {

@@ -111,6 +111,8 @@ export class KyselyStore implements SyncStore {
   /** Each room's log size as this process last saw it (after a load, append or compaction). */
   readonly #size = new Map<string, LogSize>();
   readonly #compacting = new Set<string>();
+  /** Rooms whose last compaction failed, with their row count then: tried again only further on. */
+  readonly #failedAt = new Map<string, number>();
   /** Appends waiting for the next write: every room's, written in one transaction. */
   #queued: PendingAppend[] = [];
   #writing = false;
@@ -196,6 +198,9 @@ export class KyselyStore implements SyncStore {
     const was = this.#size.get(room) ?? { rows: 0, bytes: 0 };
     const size = { rows: was.rows + updates.length, bytes: was.bytes + updates.reduce((n, u) => n + u.byteLength, 0) };
     this.#size.set(room, size);
+    // After a failure, not again on every append: once another threshold's worth has come in.
+    const failedAt = this.#failedAt.get(room);
+    if (failedAt !== undefined && size.rows < failedAt + this.options.compactAfterRows) return;
     if (this.#pastThreshold(size, this.options.openRoomFactor ?? 10)) this.#compactSoon(room);
   }
 
@@ -224,7 +229,9 @@ export class KyselyStore implements SyncStore {
     if (this.#compacting.has(room)) return;
     this.#compacting.add(room);
     this.compact(room)
+      .then(() => this.#failedAt.delete(room))
       .catch((err) => {
+        this.#failedAt.set(room, this.#size.get(room)?.rows ?? 0);
         this.options.observer?.error?.('compaction_failed');
         this.options.log.error('sync_compaction_failed', { room, error: String(err) });
       })
@@ -271,7 +278,10 @@ export class KyselyStore implements SyncStore {
       for (let i = 0; i < goodIds.length; i += MAX_ROWS_PER_INSERT) {
         await trx.deleteFrom('sync_updates').where('id', 'in', goodIds.slice(i, i + MAX_ROWS_PER_INSERT)).execute();
       }
-      await trx.insertInto('sync_updates').values({ room, data: merged, kind: 'snapshot' }).execute();
+      // In the place of the first row it replaces, so it loads before any row stored meanwhile
+      // (by another connection or instance) that may build on what it holds.
+      await sql`insert into sync_updates (id, room, data, kind) overriding system value
+        values (${goodIds[0]}, ${room}, ${merged}, 'snapshot')`.execute(trx);
       this.options.log.info('sync_compacted', { room, rows: goodIds.length, upToId: String(goodIds[goodIds.length - 1]), bytes: merged.byteLength });
       const bytesBefore = good.reduce((n, r) => n + r.data.byteLength, 0);
       return { rows: goodIds.length, bytes: merged.byteLength, bytesBefore, bad };
