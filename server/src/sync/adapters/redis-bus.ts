@@ -87,6 +87,8 @@ export class RedisBus implements SyncBus {
   async #position(room: string): Promise<{ lastId: string; added: number; length: number }> {
     try {
       const info = fieldsOf((await this.#pub.xinfo('STREAM', this.#key(room))) as unknown[]);
+      // What was trimmed is told by entries-added, which Redis reports from version 7 on.
+      if (!info.has('entries-added')) throw new Error('Redis 7 or later is needed: XINFO STREAM gives no entries-added');
       return { lastId: String(info.get('last-generated-id')), added: Number(info.get('entries-added')), length: Number(info.get('length')) };
     } catch (err) {
       if (String(err).includes('no such key')) return { lastId: '0-0', added: 0, length: 0 };

@@ -122,7 +122,10 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
   }
   const granted = new Map<string, Remembered>();
   const grantKey = (room: string, token: string) => `${room}\n${token}`;
-  /** Grants forgotten so far: an answer begun before one was forgotten is not remembered. */
+  /**
+   * Grants forgotten, and members changed, so far: an answer begun before either is not
+   * remembered (it may grant what was just withdrawn).
+   */
   let forgotten = 0;
   const forget = (key: string) => {
     if (granted.delete(key)) forgotten++;
@@ -180,6 +183,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
    * gone or changed, and the remembered grants likewise (all of them, or one user's).
    */
   async function sweep(userId?: number): Promise<void> {
+    if (userId !== undefined) forgotten++; // a member changed: answers in flight may be stale
     const mine = (id: number) => userId === undefined || id === userId;
     const sockets = [...live].filter((l) => mine(l.conn.info.userId) && !l.conn.closed);
     const grants = [...granted.entries()].filter(([, r]) => mine(r.grant.userId));
