@@ -99,7 +99,9 @@ describe.runIf(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL)('two
       const all = () => clients.every((c) => listSpans(c.doc).length === ids.length);
       await waitFor(all, 'all three clients at 90 spans', 10_000);
 
+      const dropped = onA.map((c) => new Promise<void>((r) => c.provider.once('connection-close', () => r())));
       await a.kill('SIGKILL');
+      await Promise.all(dropped);
       // A's clients' providers reconnect on their own, with the same sessions, and the proxy
       // takes them to B; they keep writing, one of them before it is back.
       write(onA[1]!, 'a1-offline', 5);

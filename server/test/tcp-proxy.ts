@@ -44,10 +44,11 @@ export class TcpProxy {
       upstream.once('connect', () => {
         upstream.removeAllListeners('error');
         this.#track(upstream);
+        if (client.destroyed) return upstream.destroy(); // the client gave up meanwhile
         upstream.on('close', () => client.destroy());
         client.on('close', () => upstream.destroy());
         client.off('data', hold);
-        for (const chunk of early) this.#pass(upstream, chunk);
+        for (const chunk of early) this.#pass(() => upstream.write(chunk));
         this.#relay(client, upstream);
         this.#relay(upstream, client);
       });
@@ -55,14 +56,15 @@ export class TcpProxy {
     tryTarget(0);
   }
 
-  #pass(to: Socket, chunk: Buffer): void {
-    if (this.#frozen) this.#held.push(() => to.write(chunk));
-    else to.write(chunk);
+  /** Does `send` now, or after the thaw, behind what is held. */
+  #pass(send: () => void): void {
+    if (this.#frozen) this.#held.push(send);
+    else send();
   }
 
   #relay(from: Socket, to: Socket): void {
-    from.on('data', (chunk: Buffer) => this.#pass(to, chunk));
-    from.on('end', () => to.end());
+    from.on('data', (chunk: Buffer) => this.#pass(() => to.write(chunk)));
+    from.on('end', () => this.#pass(() => to.end()));
   }
 
   listen(): Promise<number> {
