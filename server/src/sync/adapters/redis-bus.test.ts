@@ -75,33 +75,44 @@ describe.runIf(url)('RedisBus', () => {
     }
   });
 
-  it('keeps a bounded outbox while Redis does not answer, and has the others reload for what it dropped', async () => {
+  /** Publishes 10 entries from an instance Redis stops answering, and what another instance got. */
+  async function publishWhileRedisHangs(room: string, limits: { maxOutbox?: number; maxOutboxBytes?: number }, payload = (i: number) => `m${i}`) {
     const direct = new URL(url!);
     const proxy = new TcpProxy([{ host: direct.hostname, port: Number(direct.port || 6379) }]);
     const viaProxy = new URL(direct);
     viaProxy.port = String(await proxy.listen());
-    const a = new RedisBus({ url: viaProxy.toString(), instanceId: 'a', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, maxOutbox: 3 });
+    const a = new RedisBus({ url: viaProxy.toString(), instanceId: 'a', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, ...limits });
     buses.push(a);
     const b = bus('b');
-    let reloads = 0;
-    const got: string[] = [];
+    const seen = { reloads: 0, got: [] as string[] };
     try {
-      await a.join('room-6', { message: () => {}, reload: () => {} });
-      await b.join('room-6', { message: (_k, d) => got.push(Buffer.from(d).toString()), reload: () => void reloads++ });
-      a.publish('room-6', 'update', Buffer.from('before'));
-      await until(() => got.length === 1, 'the first entry');
+      await a.join(room, { message: () => {}, reload: () => {} });
+      await b.join(room, { message: (_k, d) => seen.got.push(Buffer.from(d).toString()), reload: () => void seen.reloads++ });
+      a.publish(room, 'update', Buffer.from('before'));
+      await until(() => seen.got.length === 1, 'the first entry');
       proxy.freeze(); // Redis stops answering a, without an error
-      for (let i = 0; i < 10; i++) a.publish('room-6', 'update', Buffer.from(`m${i}`));
+      for (let i = 0; i < 10; i++) a.publish(room, 'update', Buffer.from(payload(i)));
       proxy.thaw();
-      await until(() => reloads === 1, 'a reload at b');
-      await until(() => got.includes('m9'), 'the last entry');
-      // The first (already on its way) and the last went through; those between gave way to the reload.
-      expect(got.length).toBeLessThan(11);
-      expect(got).toContain('m0');
+      await until(() => seen.got.includes(payload(9)), 'the last entry');
+      await until(() => seen.reloads > 0, 'a reload');
     } finally {
       proxy.thaw();
       await proxy.close();
     }
+    return seen;
+  }
+
+  it('keeps a bounded outbox while Redis does not answer, and has the others reload for what it dropped', async () => {
+    const { reloads, got } = await publishWhileRedisHangs('room-6', { maxOutbox: 3 });
+    expect(reloads).toBe(1);
+    // The first (already on its way) and the last went through; those between gave way to the reload.
+    expect(got).toEqual(['before', 'm0', 'm9']);
+  });
+
+  it('bounds the outbox by bytes too', async () => {
+    const { reloads, got } = await publishWhileRedisHangs('room-7', { maxOutboxBytes: 300 }, (i) => `${i}`.padEnd(100, '.'));
+    expect(reloads).toBe(1);
+    expect(got.length).toBeLessThan(11);
   });
 
   it('fails to join a room, instead of waiting, while Redis cannot be reached', async () => {

@@ -10,8 +10,9 @@
  * update is published only after it is stored.
  *
  * While Redis is away each room's entries wait in an outbox, in order. Past `maxOutbox` entries
- * the waiting ones are dropped for one `reload` entry, which tells the other instances to reload
- * the room from the database (it holds every update published), so the outbox stays bounded.
+ * or `maxOutboxBytes` the waiting ones are dropped for one `reload` entry, which tells the other
+ * instances to reload the room from the database (it holds every update published), so the
+ * outbox stays bounded.
  */
 import { Redis } from 'ioredis';
 import type { BusListener, BusMessageKind, SyncBus, SyncLogger, SyncObserver } from '../types.ts';
@@ -27,12 +28,15 @@ export interface RedisBusOptions {
   blockMs?: number;
   /** Counts failed reads and trim checks (`bus_failed`) and publishes (`bus_publish_failed`). */
   observer?: SyncObserver;
-  /** Entries one room may have waiting to be published before they give way to a reload (default 10,000). */
+  /** Entries one room may have waiting to be published before they give way to a reload (default 10,000)… */
   maxOutbox?: number;
+  /** …or bytes (default 64 MiB). */
+  maxOutboxBytes?: number;
 }
 
 /** What goes into a room's stream: an update, presence, or a call to reload from the database. */
 type Entry = { kind: BusMessageKind; data: Uint8Array } | { kind: 'reload' };
+const sizeOf = (entry: Entry) => (entry.kind === 'reload' ? 0 : entry.data.byteLength);
 
 interface Follow {
   listener: BusListener;
@@ -53,7 +57,7 @@ export class RedisBus implements SyncBus {
   readonly #pub: Redis;
   readonly #sub: Redis;
   readonly #rooms = new Map<string, Follow>();
-  readonly #outbox = new Map<string, Entry[]>();
+  readonly #outbox = new Map<string, { entries: Entry[]; bytes: number }>();
   readonly #prefix: string;
   #subId: number | null = null;
   #running = true;
@@ -107,23 +111,28 @@ export class RedisBus implements SyncBus {
   }
 
   publish(room: string, kind: BusMessageKind, data: Uint8Array): void {
-    const queue = this.#outbox.get(room);
-    if (!queue) {
-      this.#outbox.set(room, [{ kind, data }]);
+    const outbox = this.#outbox.get(room);
+    if (!outbox) {
+      this.#outbox.set(room, { entries: [{ kind, data }], bytes: data.byteLength });
       void this.#drain(room);
       return;
     }
-    if (queue.length >= (this.options.maxOutbox ?? 10_000)) {
-      // The first is being sent; the rest give way to one reload, this entry after it.
-      this.options.log.warn('redis_outbox_full', { room, dropped: queue.length - 1 });
-      queue.splice(1, queue.length, { kind: 'reload' });
+    const { entries } = outbox;
+    if (entries.length >= (this.options.maxOutbox ?? 10_000) || outbox.bytes + data.byteLength > (this.options.maxOutboxBytes ?? 64 * 1024 * 1024)) {
+      // The first is the next to go out (being sent, or waiting to be tried again); the rest
+      // give way to one reload, this entry after it.
+      const dropped = entries.splice(1, entries.length, { kind: 'reload' });
+      this.options.log.warn('redis_outbox_full', { room, dropped: dropped.filter((e) => e.kind !== 'reload').length });
+      outbox.bytes = sizeOf(entries[0]!);
     }
-    queue.push({ kind, data });
+    entries.push({ kind, data });
+    outbox.bytes += data.byteLength;
   }
 
   /** Sends a room's queued entries in order, retrying while Redis is away. */
   async #drain(room: string): Promise<void> {
-    const queue = this.#outbox.get(room)!;
+    const outbox = this.#outbox.get(room)!;
+    const queue = outbox.entries;
     let delay = 50;
     while (queue.length > 0 && this.#running) {
       const entry = queue[0]!;
@@ -131,6 +140,7 @@ export class RedisBus implements SyncBus {
       try {
         await this.#pub.xadd(this.#key(room), 'MAXLEN', '~', String(this.options.maxLen), '*', 'i', this.options.instanceId, 'k', entry.kind, ...payload);
         queue.shift();
+        outbox.bytes -= sizeOf(entry);
         delay = 50;
       } catch (err) {
         this.options.observer?.error?.('bus_publish_failed');
