@@ -40,9 +40,10 @@ export interface WsOptions {
   accessRecheckMs: number;
   maxSocketsPerUser: number;
   /**
-   * A socket with more than maxBufferedBytes waiting to go out for longer than maxBufferedMs is
-   * dropped rather than buffered for further: a peer that reads slower than its room writes (a
-   * dead one is caught by ping). The time allows a large first sync to be read.
+   * A socket with more than maxBufferedBytes waiting to go out, and not shrinking, for longer
+   * than maxBufferedMs is dropped rather than buffered for further: a peer that reads slower than
+   * its room writes (a dead one is caught by ping). One that is catching up (a large first sync
+   * on a slow link, say) is left alone.
    */
   maxBufferedBytes: number;
   maxBufferedMs: number;
@@ -272,13 +273,18 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
   function serve(ws: WebSocket, info: ConnectionInfo, token: string | undefined): void {
     ws.binaryType = 'nodebuffer';
     let behind = false;
+    /** Since when more than the limit has waited without shrinking, and how much waited last. */
     let overSince: number | null = null;
+    let lastBuffered = 0;
     const conn = sync.connect(
       {
         send: (data) => {
           if (ws.readyState !== ws.OPEN || behind) return;
-          if (ws.bufferedAmount <= options.maxBufferedBytes) overSince = null;
-          else if (overSince === null) overSince = Date.now();
+          const buffered = ws.bufferedAmount;
+          const shrank = buffered < lastBuffered; // the peer reads faster than the room writes
+          lastBuffered = buffered;
+          if (buffered <= options.maxBufferedBytes) overSince = null;
+          else if (overSince === null || shrank) overSince = Date.now();
           else if (Date.now() - overSince >= options.maxBufferedMs) {
             // Dropped, not closed: a close would wait on a peer that does not read, holding what
             // it buffered. Its client reconnects and catches up by state vector. After this
