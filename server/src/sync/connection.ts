@@ -21,10 +21,28 @@ export interface ConnectionLimits {
 }
 
 /**
- * Presence (awareness) client ids one socket may introduce: a provider has one per doc, so a
- * socket that keeps adding more is filling the room's memory.
+ * Presence (awareness) states one socket may hold live in its room: a provider has one per doc
+ * (and relays its other tabs' for a moment), so a socket that holds more is filling the room.
  */
 export const MAX_AWARENESS_CLIENTS = 16;
+/**
+ * Presence ids one socket may be the first to show its room, over its life, live or not: the
+ * room remembers every id it has seen (y-protocols keeps their clocks for good).
+ */
+export const MAX_AWARENESS_IDS_INTRODUCED = 256;
+
+/** The client ids an awareness update speaks for, read without parsing their states. */
+function awarenessClientIds(update: Uint8Array): number[] {
+  const decoder = decoding.createDecoder(update);
+  const ids: number[] = [];
+  const count = decoding.readVarUint(decoder);
+  for (let i = 0; i < count; i++) {
+    ids.push(decoding.readVarUint(decoder));
+    decoding.readVarUint(decoder); // clock
+    decoding.readVarString(decoder); // state
+  }
+  return ids;
+}
 
 class ProtocolError extends Error {}
 class TooBig extends Error {}
@@ -36,6 +54,8 @@ export class Connection implements RoomPeer {
   /** The server closed this socket: frames still queued are discarded. */
   #refused = false;
   #toldReadOnly = false;
+  /** Presence ids this socket was the first to show the room. */
+  #introduced = 0;
   #tokens: number;
   #lastRefill = Date.now();
 
@@ -175,11 +195,10 @@ export class Connection implements RoomPeer {
       case MessageKind.awareness: {
         const update = decoding.readVarUint8Array(decoder);
         if (update.byteLength > this.limits.maxAwarenessBytes) throw new TooBig('awareness update too big');
+        this.#introduced += awarenessClientIds(update).filter((id) => !this.room.awareness.meta.has(id)).length;
+        if (this.#introduced > MAX_AWARENESS_IDS_INTRODUCED) return this.#tooManyPresenceIds();
         awarenessProtocol.applyAwarenessUpdate(this.room.awareness, update, this);
-        if ((this.room.peers.get(this)?.size ?? 0) > MAX_AWARENESS_CLIENTS) {
-          this.observer.error?.('rate_limited');
-          this.close(CloseCode.rateLimited, 'too many presence ids on one socket');
-        }
+        if ((this.room.peers.get(this)?.size ?? 0) > MAX_AWARENESS_CLIENTS) this.#tooManyPresenceIds();
         return;
       }
       case MessageKind.queryAwareness:
@@ -216,6 +235,11 @@ export class Connection implements RoomPeer {
       default:
         throw new ProtocolError(`unknown sync message type ${type}`);
     }
+  }
+
+  #tooManyPresenceIds(): void {
+    this.observer.error?.('rate_limited');
+    this.close(CloseCode.rateLimited, 'too many presence ids on one socket');
   }
 
   #tellReadOnly(): void {

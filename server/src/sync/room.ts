@@ -87,11 +87,17 @@ export class Room {
     });
     this.awareness.on('update', ({ added, updated, removed }: AwarenessChange, origin: unknown) => {
       const changed = added.concat(updated, removed);
+      // Each live state belongs to the socket that last set it (a state that comes back after it
+      // was removed counts as updated, not added); a removed one to nobody, whoever removed it
+      // (its socket, another that relayed it, a timeout, another instance). A socket's states
+      // are removed when it goes, and their number is capped (connection.ts).
       const controlled = this.peers.get(origin as RoomPeer);
-      if (controlled) for (const id of added) controlled.add(id);
-      // A state removed is nobody's any more, whoever removed it (its own socket, another that
-      // relayed it, a timeout, another instance): a socket counts only the ids still present.
-      if (removed.length > 0) for (const ids of this.peers.values()) for (const id of removed) ids.delete(id);
+      const moved = controlled ? added.concat(updated) : [];
+      for (const ids of this.peers.values()) {
+        for (const id of removed) ids.delete(id);
+        if (ids !== controlled) for (const id of moved) ids.delete(id);
+      }
+      if (controlled) for (const id of moved) controlled.add(id);
       const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed);
       const encoder = encoding.createEncoder();
       encoding.writeVarUint(encoder, MessageKind.awareness);

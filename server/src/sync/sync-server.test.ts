@@ -6,7 +6,7 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spanwise/shared';
 import { findPoison } from '../../test/updates.ts';
-import { MAX_AWARENESS_CLIENTS } from './connection.ts';
+import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED } from './connection.ts';
 import { MemoryStore } from './memory-store.ts';
 import { SyncServer } from './sync-server.ts';
 import type { BusListener, StoredUpdate, SyncBus, SyncSocket } from './types.ts';
@@ -278,6 +278,53 @@ describe('SyncServer', () => {
     }
     expect(socket.closedWith).toBe(CloseCode.rateLimited);
     expect(room.awareness.getStates().size).toBe(0);
+  });
+
+  it('counts presence states that come back after their removal, and closes a socket that shows too many ids', async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
+    const socket = new MemorySocket();
+    const conn = server.connect(socket, info());
+    server.connect(new MemorySocket(), info()); // keeps the room loaded
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    const send = async (tab: awarenessProtocol.Awareness) => {
+      const e = encoding.createEncoder();
+      encoding.writeVarUint(e, MessageKind.awareness);
+      encoding.writeVarUint8Array(e, awarenessProtocol.encodeAwarenessUpdate(tab, [tab.clientID]));
+      conn.receive(encoding.toUint8Array(e));
+      await flushed(server);
+    };
+    const tabs = Array.from({ length: MAX_AWARENESS_CLIENTS }, () => new awarenessProtocol.Awareness(new Y.Doc()));
+    for (const tab of tabs) {
+      tab.setLocalState({ here: true });
+      await send(tab);
+    }
+    for (const tab of tabs) {
+      tab.setLocalState(null); // gone...
+      await send(tab);
+      tab.setLocalState({ here: true }); // ...and back: still this socket's
+      await send(tab);
+    }
+    expect(socket.closedWith).toBeNull();
+    const one = new awarenessProtocol.Awareness(new Y.Doc());
+    one.setLocalState({ here: true });
+    await send(one);
+    expect(socket.closedWith).toBe(CloseCode.rateLimited);
+    expect(room.awareness.getStates().size).toBe(0); // this socket's states went with it
+    // Ids shown only to be removed at once are not live, but the room remembers each of them.
+    const other = new MemorySocket();
+    const conn2 = server.connect(other, info());
+    await flushed(server);
+    for (let i = 0; i <= MAX_AWARENESS_IDS_INTRODUCED && other.closedWith === null; i++) {
+      const tab = new awarenessProtocol.Awareness(new Y.Doc());
+      tab.setLocalState(null);
+      const e = encoding.createEncoder();
+      encoding.writeVarUint(e, MessageKind.awareness);
+      encoding.writeVarUint8Array(e, awarenessProtocol.encodeAwarenessUpdate(tab, [tab.clientID]));
+      conn2.receive(encoding.toUint8Array(e));
+      await flushed(server);
+    }
+    expect(other.closedWith).toBe(CloseCode.rateLimited);
   });
 
   it('does not count against a socket the presence ids it relayed that were removed since', async () => {
