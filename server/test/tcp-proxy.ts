@@ -45,8 +45,8 @@ export class TcpProxy {
         upstream.removeAllListeners('error');
         this.#track(upstream);
         if (client.destroyed) return upstream.destroy(); // the client gave up meanwhile
-        upstream.on('close', () => client.destroy());
-        client.on('close', () => upstream.destroy());
+        upstream.on('close', () => this.#pass(() => client.destroy()));
+        client.on('close', () => this.#pass(() => upstream.destroy()));
         client.off('data', hold);
         for (const chunk of early) this.#pass(() => upstream.write(chunk));
         this.#relay(client, upstream);

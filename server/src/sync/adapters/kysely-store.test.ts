@@ -277,6 +277,17 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(rows).toHaveLength(1);
   });
 
+  it('does not set aside a snapshot that took the id of the update asked for', async () => {
+    const store = storeWith({ compactAfterRows: 1000, log: silent });
+    const doc = new Y.Doc();
+    for (let i = 0; i < 3; i++) await store.append('r11', [spanUpdate(doc, `L${i}`, i)]);
+    const [first] = await store.load('r11'); // a room read its rows...
+    expect(await store.compact('r11')).toBe(3); // ...a compaction elsewhere replaced them...
+    await store.setAside('r11', first!.id, 'does not apply'); // ...and it sets aside what it read
+    expect(await rowsOf('r11')).toBe(1);
+    expect(await db.current.db.selectFrom('sync_quarantine').select('id').where('room', '=', 'r11').execute()).toEqual([]);
+  });
+
   it('sets aside an update, keeping its bytes and the error', async () => {
     const store = storeWith({ compactAfterRows: 1000, log: silent });
     await store.append('r4', [new Uint8Array([1, 2, 3])]);

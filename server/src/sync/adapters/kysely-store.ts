@@ -111,8 +111,8 @@ export class KyselyStore implements SyncStore {
   /** Each room's log size as this process last saw it (after a load, append or compaction). */
   readonly #size = new Map<string, LogSize>();
   readonly #compacting = new Set<string>();
-  /** Rooms whose last compaction failed, with their row count then: tried again only further on. */
-  readonly #failedAt = new Map<string, number>();
+  /** Rooms whose last compaction failed, with their log size then: tried again only further on. */
+  readonly #failedAt = new Map<string, LogSize>();
   /** Appends waiting for the next write: every room's, written in one transaction. */
   #queued: PendingAppend[] = [];
   #writing = false;
@@ -199,8 +199,9 @@ export class KyselyStore implements SyncStore {
     const size = { rows: was.rows + updates.length, bytes: was.bytes + updates.reduce((n, u) => n + u.byteLength, 0) };
     this.#size.set(room, size);
     // After a failure, not again on every append: once another threshold's worth has come in.
-    const failedAt = this.#failedAt.get(room);
-    if (failedAt !== undefined && size.rows < failedAt + this.options.compactAfterRows) return;
+    const failed = this.#failedAt.get(room);
+    const grownSince = !failed || size.rows >= failed.rows + this.options.compactAfterRows || size.bytes >= failed.bytes + (this.options.compactAfterBytes ?? Infinity);
+    if (!grownSince) return;
     if (this.#pastThreshold(size, this.options.openRoomFactor ?? 10)) this.#compactSoon(room);
   }
 
@@ -213,12 +214,14 @@ export class KyselyStore implements SyncStore {
   release(room: string): void {
     const size = this.#size.get(room);
     this.#size.delete(room);
+    this.#failedAt.delete(room);
     if (size && this.#pastThreshold(size, 1)) this.#compactSoon(room);
   }
 
   async setAside(room: string, id: string, error: string): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
-      const row = await trx.selectFrom('sync_updates').select('data').where('id', '=', id).where('room', '=', room).executeTakeFirst();
+      // Only an update: a compaction elsewhere may have given its id to a snapshot since.
+      const row = await trx.selectFrom('sync_updates').select('data').where('id', '=', id).where('room', '=', room).where('kind', '=', 'update').executeTakeFirst();
       if (!row) return;
       await trx.insertInto('sync_quarantine').values({ room, data: row.data, error }).execute();
       await trx.deleteFrom('sync_updates').where('id', '=', id).execute();
@@ -231,7 +234,8 @@ export class KyselyStore implements SyncStore {
     this.compact(room)
       .then(() => this.#failedAt.delete(room))
       .catch((err) => {
-        this.#failedAt.set(room, this.#size.get(room)?.rows ?? 0);
+        const size = this.#size.get(room);
+        if (size) this.#failedAt.set(room, size); // (a room unloaded meanwhile is forgotten)
         this.options.observer?.error?.('compaction_failed');
         this.options.log.error('sync_compaction_failed', { room, error: String(err) });
       })

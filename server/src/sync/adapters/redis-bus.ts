@@ -62,6 +62,8 @@ export class RedisBus implements SyncBus {
   #subId: number | null = null;
   #running = true;
   #wake: (() => void) | null = null;
+  /** The Redis server is older than 7: rooms are refused rather than followed without trim detection. */
+  #tooOld = false;
   readonly #loop: Promise<void>;
 
   constructor(private readonly options: RedisBusOptions) {
@@ -75,6 +77,17 @@ export class RedisBus implements SyncBus {
     for (const [name, client] of [['pub', this.#pub], ['sub', this.#sub]] as const) {
       client.on('error', (err) => options.log.warn('redis_error', { connection: name, error: err.message }));
     }
+    // Trim detection reads XINFO STREAM's entries-added, which Redis has from version 7 on.
+    this.#pub.on('ready', () => {
+      this.#pub.info('server').then(
+        (text) => {
+          const major = Number(/redis_version:(\d+)/.exec(text)?.[1]);
+          this.#tooOld = major < 7;
+          if (this.#tooOld) options.log.error('redis_too_old', { version: major, needed: 7 });
+        },
+        () => {},
+      );
+    });
     this.#sub.on('ready', () => {
       this.#sub.client('ID').then(
         (id) => (this.#subId = Number(id)),
@@ -101,6 +114,7 @@ export class RedisBus implements SyncBus {
   }
 
   async join(room: string, listener: BusListener): Promise<void> {
+    if (this.#tooOld) throw new Error('Redis 7 or later is needed to follow rooms');
     const pos = await this.#position(room);
     this.#rooms.set(room, { listener, lastId: pos.lastId, seen: pos.added });
     this.#interrupt();

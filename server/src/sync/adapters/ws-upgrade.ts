@@ -40,10 +40,11 @@ export interface WsOptions {
   accessRecheckMs: number;
   maxSocketsPerUser: number;
   /**
-   * A socket with more than maxBufferedBytes waiting to go out, and not shrinking, for longer
-   * than maxBufferedMs is dropped rather than buffered for further: a peer that reads slower than
-   * its room writes (a dead one is caught by ping). One that is catching up (a large first sync
-   * on a slow link, say) is left alone.
+   * A socket with more than maxBufferedBytes waiting to go out for longer than maxBufferedMs,
+   * without falling below what waited when it went over, is dropped rather than buffered for
+   * further: a peer that reads slower than its room writes (a dead one is caught by ping). One
+   * that is catching up (a large first sync on a slow link, say) is left alone, up to four times
+   * the limit.
    */
   maxBufferedBytes: number;
   maxBufferedMs: number;
@@ -273,19 +274,20 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
   function serve(ws: WebSocket, info: ConnectionInfo, token: string | undefined): void {
     ws.binaryType = 'nodebuffer';
     let behind = false;
-    /** Since when more than the limit has waited without shrinking, and how much waited last. */
+    /** Since when more than the limit has waited, and how much waited then (or since, at least). */
     let overSince: number | null = null;
-    let lastBuffered = 0;
+    let overLevel = 0;
     const conn = sync.connect(
       {
         send: (data) => {
           if (ws.readyState !== ws.OPEN || behind) return;
           const buffered = ws.bufferedAmount;
-          const shrank = buffered < lastBuffered; // the peer reads faster than the room writes
-          lastBuffered = buffered;
           if (buffered <= options.maxBufferedBytes) overSince = null;
-          else if (overSince === null || shrank) overSince = Date.now();
-          else if (Date.now() - overSince >= options.maxBufferedMs) {
+          else if (overSince === null || buffered < overLevel) {
+            // Over the limit, or still over but below where it stood: the peer is catching up.
+            overSince = Date.now();
+            overLevel = buffered;
+          } else if (buffered > 4 * options.maxBufferedBytes || Date.now() - overSince >= options.maxBufferedMs) {
             // Dropped, not closed: a close would wait on a peer that does not read, holding what
             // it buffered. Its client reconnects and catches up by state vector. After this
             // broadcast, not inside it: leaving the room sends the others its presence removal.
