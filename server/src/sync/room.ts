@@ -217,6 +217,7 @@ export class Room {
         told = waiting;
         announceDelay(waiting);
       }, this.deps.storeDelayNoticeMs);
+      check.unref();
       try {
         return await work;
       } finally {
