@@ -46,6 +46,17 @@ function updateMessage(update: Uint8Array): Uint8Array {
   return encoding.toUint8Array(e);
 }
 
+/** A presence (awareness) message carrying `update`. */
+function awarenessMessage(update: Uint8Array): Uint8Array {
+  const e = encoding.createEncoder();
+  encoding.writeVarUint(e, MessageKind.awareness);
+  encoding.writeVarUint8Array(e, update);
+  return encoding.toUint8Array(e);
+}
+
+/** A presence message with `tab`'s own state (null once it is removed). */
+const ownPresence = (tab: awarenessProtocol.Awareness) => awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(tab, [tab.clientID]));
+
 function spanUpdate(label: string, start = 0, end = 4): Uint8Array {
   const doc = new Y.Doc();
   addSpan(doc, { label, start, end, quote: 'text', author: 1 });
@@ -249,10 +260,7 @@ describe('SyncServer', () => {
     const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
     const socket = new MemorySocket();
     const conn = server.connect(socket, info());
-    const e = encoding.createEncoder();
-    encoding.writeVarUint(e, MessageKind.awareness);
-    encoding.writeVarUint8Array(e, new Uint8Array(limits.maxAwarenessBytes + 1));
-    conn.receive(encoding.toUint8Array(e));
+    conn.receive(awarenessMessage(new Uint8Array(limits.maxAwarenessBytes + 1)));
     await flushed(server);
     expect(socket.closedWith).toBe(CloseCode.tooBig);
   });
@@ -268,10 +276,7 @@ describe('SyncServer', () => {
     for (let i = 0; i <= MAX_AWARENESS_CLIENTS; i++) {
       const fake = new awarenessProtocol.Awareness(new Y.Doc());
       fake.setLocalState({ user: `u${i}` });
-      const e = encoding.createEncoder();
-      encoding.writeVarUint(e, MessageKind.awareness);
-      encoding.writeVarUint8Array(e, awarenessProtocol.encodeAwarenessUpdate(fake, [fake.clientID]));
-      conn.receive(encoding.toUint8Array(e));
+      conn.receive(ownPresence(fake));
       fake.destroy();
       await flushed(server);
       if (i < MAX_AWARENESS_CLIENTS) expect(socket.closedWith).toBeNull();
@@ -288,10 +293,7 @@ describe('SyncServer', () => {
     await flushed(server);
     const room = server.rooms.get('doc:1:user:1')!;
     const send = async (tab: awarenessProtocol.Awareness) => {
-      const e = encoding.createEncoder();
-      encoding.writeVarUint(e, MessageKind.awareness);
-      encoding.writeVarUint8Array(e, awarenessProtocol.encodeAwarenessUpdate(tab, [tab.clientID]));
-      conn.receive(encoding.toUint8Array(e));
+      conn.receive(ownPresence(tab));
       await flushed(server);
     };
     const tabs = Array.from({ length: MAX_AWARENESS_CLIENTS }, () => new awarenessProtocol.Awareness(new Y.Doc()));
@@ -318,10 +320,7 @@ describe('SyncServer', () => {
     for (let i = 0; i <= MAX_AWARENESS_IDS_INTRODUCED && other.closedWith === null; i++) {
       const tab = new awarenessProtocol.Awareness(new Y.Doc());
       tab.setLocalState(null);
-      const e = encoding.createEncoder();
-      encoding.writeVarUint(e, MessageKind.awareness);
-      encoding.writeVarUint8Array(e, awarenessProtocol.encodeAwarenessUpdate(tab, [tab.clientID]));
-      conn2.receive(encoding.toUint8Array(e));
+      conn2.receive(ownPresence(tab));
       await flushed(server);
     }
     expect(other.closedWith).toBe(CloseCode.rateLimited);
@@ -336,19 +335,13 @@ describe('SyncServer', () => {
     const other = server.connect(new MemorySocket(), info());
     await flushed(server);
     const room = server.rooms.get('doc:1:user:1')!;
-    const message = (update: Uint8Array) => {
-      const e = encoding.createEncoder();
-      encoding.writeVarUint(e, MessageKind.awareness);
-      encoding.writeVarUint8Array(e, update);
-      return encoding.toUint8Array(e);
-    };
     for (let i = 0; i < MAX_AWARENESS_CLIENTS * 2; i++) {
       const tab = new awarenessProtocol.Awareness(new Y.Doc());
       tab.setLocalState({ user: `tab${i}` });
-      conn.receive(message(awarenessProtocol.encodeAwarenessUpdate(tab, [tab.clientID])));
+      conn.receive(ownPresence(tab));
       await flushed(server);
       awarenessProtocol.removeAwarenessStates(tab, [tab.clientID], 'closed');
-      other.receive(message(awarenessProtocol.encodeAwarenessUpdate(tab, [tab.clientID])));
+      other.receive(ownPresence(tab));
       await flushed(server);
       tab.destroy();
     }
