@@ -31,19 +31,6 @@ export const MAX_AWARENESS_CLIENTS = 16;
  */
 export const MAX_AWARENESS_IDS_INTRODUCED = 256;
 
-/** The client ids an awareness update speaks for, read without parsing their states. */
-function awarenessClientIds(update: Uint8Array): number[] {
-  const decoder = decoding.createDecoder(update);
-  const ids: number[] = [];
-  const count = decoding.readVarUint(decoder);
-  for (let i = 0; i < count; i++) {
-    ids.push(decoding.readVarUint(decoder));
-    decoding.readVarUint(decoder); // clock
-    decoding.readVarString(decoder); // state
-  }
-  return ids;
-}
-
 class ProtocolError extends Error {}
 class TooBig extends Error {}
 
@@ -195,10 +182,12 @@ export class Connection implements RoomPeer {
       case MessageKind.awareness: {
         const update = decoding.readVarUint8Array(decoder);
         if (update.byteLength > this.limits.maxAwarenessBytes) throw new TooBig('awareness update too big');
-        this.#introduced += awarenessClientIds(update).filter((id) => !this.room.awareness.meta.has(id)).length;
-        if (this.#introduced > MAX_AWARENESS_IDS_INTRODUCED) return this.#tooManyPresenceIds();
+        // The room's meta (one entry per id ever seen, never dropped) grows by the ids it is new to.
+        const known = this.room.awareness.meta.size;
         awarenessProtocol.applyAwarenessUpdate(this.room.awareness, update, this);
-        if ((this.room.peers.get(this)?.size ?? 0) > MAX_AWARENESS_CLIENTS) this.#tooManyPresenceIds();
+        this.#introduced += this.room.awareness.meta.size - known;
+        const live = this.room.peers.get(this)?.size ?? 0;
+        if (this.#introduced > MAX_AWARENESS_IDS_INTRODUCED || live > MAX_AWARENESS_CLIENTS) this.#tooManyPresenceIds();
         return;
       }
       case MessageKind.queryAwareness:
