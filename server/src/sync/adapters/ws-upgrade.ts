@@ -16,6 +16,7 @@ import type { Logger } from '../../log.ts';
 import type { Connection } from '../connection.ts';
 import type { SyncServer } from '../sync-server.ts';
 import type { ConnectionInfo } from '../types.ts';
+import { GrantMemory, type Grant } from './grant-memory.ts';
 
 export const SYNC_PATH = '/sync/';
 
@@ -65,8 +66,6 @@ interface Live {
 
 type Refusal = { ok: false; code: number; reason: string };
 type Decision = { ok: true; info: ConnectionInfo; token: string | undefined } | Refusal;
-/** What the database said: this user may open the room (read-only or not), or a refusal. */
-type Grant = { ok: true; userId: number; readOnly: boolean };
 
 /** Grants remembered for when the database cannot answer (the oldest go first). */
 const MAX_REMEMBERED_GRANTS = 10_000;
@@ -109,41 +108,14 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     else perUser.delete(userId);
   };
 
-  /**
-   * Grants by room and session token, kept so that a client whose socket drops while the
-   * database is away can open its room again (the room is still loaded here). Each is as old as
-   * the database's last word on it: the periodic re-check asks again about every one it holds,
-   * refreshing those still granted and forgetting the rest (a signed-out session, a removed
-   * member), as does any refusal. Refusals are not kept.
-   */
-  interface Remembered {
-    token: string;
-    room: string;
-    grant: Grant;
-    at: number;
-  }
-  const granted = new Map<string, Remembered>();
-  const grantKey = (room: string, token: string) => `${room}\n${token}`;
-  /**
-   * Grants forgotten, and members changed, so far: an answer begun before either is not
-   * remembered (it may grant what was just withdrawn).
-   */
-  let forgotten = 0;
-  const forget = (key: string) => {
-    if (granted.delete(key)) forgotten++;
-  };
-  const remember = (token: string, room: string, grant: Grant) => {
-    const key = grantKey(room, token);
-    granted.delete(key); // re-inserted last: the least recently confirmed are dropped first
-    granted.set(key, { token, room, grant, at: Date.now() });
-    if (granted.size > MAX_REMEMBERED_GRANTS) granted.delete(granted.keys().next().value!);
-  };
+  /** Grants kept for when the database cannot answer: a client whose socket dropped gets back in. */
+  const grants = new GrantMemory(MAX_REMEMBERED_GRANTS);
 
   /** Asks the database whether this session may open the room. */
   async function ask(token: string | undefined, room: string): Promise<Grant | Refusal> {
-    const forgottenBefore = forgotten;
+    const since = grants.version;
     const refuse = (refusal: Refusal) => {
-      if (token) forget(grantKey(room, token));
+      if (token) grants.forget({ room, token });
       return refusal;
     };
     const user = await auth.userForToken(token);
@@ -157,7 +129,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
       );
     }
     const grant: Grant = { ok: true, userId: user.id, readOnly: access.readOnly };
-    if (token && options.accessCacheMs > 0 && forgotten === forgottenBefore) remember(token, room, grant);
+    if (token && options.accessCacheMs > 0) grants.remember(room, token, grant, since);
     return grant;
   }
 
@@ -168,8 +140,8 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     try {
       answer = await withTimeout(ask(token, room), options.accessTimeoutMs);
     } catch (err) {
-      const recent = token ? granted.get(grantKey(room, token)) : undefined;
-      if (!recent || Date.now() - recent.at > options.accessCacheMs) throw err;
+      const recent = token ? grants.recall(room, token, options.accessCacheMs) : undefined;
+      if (!recent) throw err;
       log.warn('sync_access_from_cache', { room, userId: recent.grant.userId, ageMs: Date.now() - recent.at, error: String(err) });
       answer = recent.grant;
     }
@@ -185,38 +157,37 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
    * gone or changed, and the remembered grants likewise (all of them, or one user's).
    */
   async function sweep(userId?: number): Promise<void> {
-    if (userId !== undefined) forgotten++; // a member changed: answers in flight may be stale
-    const mine = (id: number) => userId === undefined || id === userId;
-    const sockets = [...live].filter((l) => mine(l.conn.info.userId) && !l.conn.closed);
-    const grants = [...granted.entries()].filter(([, r]) => mine(r.grant.userId));
-    if (sockets.length === 0 && grants.length === 0) return;
+    if (userId !== undefined) grants.changed(); // a member changed: answers in flight may be stale
+    const sockets = [...live].filter((l) => (userId === undefined || l.conn.info.userId === userId) && !l.conn.closed);
+    const kept = grants.of(userId);
+    if (sockets.length === 0 && kept.length === 0) return;
     const asked = Date.now();
     try {
-      const tokens = new Set([...sockets.flatMap((l) => (l.token ? [l.token] : [])), ...grants.map(([, r]) => r.token)]);
+      const tokens = new Set([...sockets.flatMap((l) => (l.token ? [l.token] : [])), ...kept.map((r) => r.token)]);
       const users = await auth.usersForTokens([...tokens]);
       const signedIn = sockets.filter((l) => {
         if (l.token && users.has(l.token)) return true;
         l.conn.close(CloseCode.unauthenticated, 'your session ended');
         return false;
       });
-      const stillSignedIn = grants.filter(([key, r]) => {
+      const stillSignedIn = kept.filter((r) => {
         if (users.get(r.token)?.id === r.grant.userId) return true;
-        forget(key);
+        grants.forget(r);
         return false;
       });
       const access = await auth.roomAccessMany([
         ...signedIn.map((l) => ({ userId: l.conn.info.userId, room: l.conn.info.room })),
-        ...stillSignedIn.map(([, r]) => ({ userId: r.grant.userId, room: r.room })),
+        ...stillSignedIn.map((r) => ({ userId: r.grant.userId, room: r.room })),
       ]);
       signedIn.forEach((l, i) => {
         const a = access[i]!;
         if (!a.ok) l.conn.close(CloseCode.forbidden, 'you no longer have access to this room');
         else if (a.readOnly !== l.conn.info.readOnly) l.conn.close(CloseCode.accessChanged, 'your access changed: reconnect');
       });
-      stillSignedIn.forEach(([key, r], i) => {
+      stillSignedIn.forEach((r, i) => {
         const a = access[signedIn.length + i]!;
-        if (!a.ok || a.readOnly !== r.grant.readOnly) forget(key);
-        else if (granted.get(key) === r) r.at = asked; // confirmed: as old as this answer
+        if (!a.ok || a.readOnly !== r.grant.readOnly) grants.forget(r);
+        else grants.confirm(r, asked);
       });
     } catch (err) {
       // The database may be away: keep the sockets and grants; the next sweep decides.
