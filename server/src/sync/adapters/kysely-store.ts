@@ -222,10 +222,14 @@ export class KyselyStore implements SyncStore {
     await this.db.transaction().execute(async (trx) => {
       // Only an update: a compaction elsewhere may have given its id to a snapshot since.
       const row = await trx.selectFrom('sync_updates').select('data').where('id', '=', id).where('room', '=', room).where('kind', '=', 'update').executeTakeFirst();
-      if (!row) return;
-      await trx.insertInto('sync_quarantine').values({ room, data: row.data, error }).execute();
-      await trx.deleteFrom('sync_updates').where('id', '=', id).execute();
+      if (row) await this.#quarantine(trx, room, id, row.data, error);
     });
+  }
+
+  /** Moves one update row to sync_quarantine with its error (in the caller's transaction). */
+  async #quarantine(trx: Kysely<Database>, room: string, id: string, data: Uint8Array, error: string): Promise<void> {
+    await trx.insertInto('sync_quarantine').values({ room, data, error }).execute();
+    await trx.deleteFrom('sync_updates').where('id', '=', id).execute();
   }
 
   #compactSoon(room: string): void {
@@ -272,10 +276,7 @@ export class KyselyStore implements SyncStore {
       }
       const merged = Y.encodeStateAsUpdate(doc);
       doc.destroy();
-      for (const b of bad) {
-        await trx.insertInto('sync_quarantine').values({ room, data: b.data, error: b.error }).execute();
-        await trx.deleteFrom('sync_updates').where('id', '=', b.id).execute();
-      }
+      for (const b of bad) await this.#quarantine(trx, room, b.id, b.data, b.error);
       if (good.length < 2) return { rows: 0, bytes: 0, bytesBefore: 0, bad };
       const goodIds = good.map((r) => r.id);
       // Delete what was merged, by id: rows other instances add meanwhile stay.
