@@ -5,8 +5,9 @@
  *
  * Env: PORT (required), HOST (default 127.0.0.1), PAUSE_US (default 0: a diagnostic; the server
  * busy-waits that long after each document update arrives, before y-websocket's handler applies
- * and sends it, as an in-thread database write before the broadcast would). GET /metrics answers one Prometheus histogram,
- * `reference_fanout_seconds`: for each document update a client sends, from the socket's message
+ * and sends it, as an in-thread database write before the broadcast would).
+ *
+ * GET /metrics answers one Prometheus histogram, `reference_fanout_seconds`: for each document update a client sends, from the socket's message
  * event to the end of y-websocket's handler, which applies it and sends it to every peer: the
  * counterpart of our `spanwise_sync_fanout_seconds`, with the same buckets. Any other HTTP
  * request answers 200 "ok" (readiness).
