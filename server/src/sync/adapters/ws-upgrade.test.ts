@@ -143,10 +143,10 @@ describe('sync upgrade while the database cannot answer', () => {
   });
 
   it('keeps the grant of a socket open longer than the cache age fresh', async () => {
-    const { state, open } = await start({ accessCacheMs: 150, accessRecheckMs: 50 });
+    const { state, open } = await start({ accessCacheMs: 300, accessRecheckMs: 50 });
     const first = await open('tok-1');
     if (typeof first === 'string') throw new Error(first);
-    await new Promise((r) => setTimeout(r, 400)); // older than the cache allows, but re-checked
+    await new Promise((r) => setTimeout(r, 800)); // older than the cache allows, but re-checked
     first.ws.terminate();
     state.failing = true;
     const again = await open('tok-1');
