@@ -186,7 +186,7 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     }
   });
 
-  it('fails every append of a batch that could not be written', async () => {
+  it('fails only the room the database refuses when a batch spans several rooms', async () => {
     const store = storeWith({ compactAfterRows: 1000, log: silent });
     await sql`create or replace function fail_room() returns trigger language plpgsql as $$
       begin
@@ -195,12 +195,46 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
       end $$`.execute(db.current.db);
     await sql`create trigger fail_room before insert on sync_updates for each row execute function fail_room()`.execute(db.current.db);
     try {
-      const results = await Promise.allSettled([store.append('doomed', [new Uint8Array([0, 0])]), store.append('bystander', [new Uint8Array([0, 0])])]);
-      expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+      // One tick: one batch, first written in one transaction (which the trigger fails).
+      const results = await Promise.allSettled([
+        store.append('bystander', [new Uint8Array([0, 0])]),
+        store.append('doomed', [new Uint8Array([0, 0])]),
+        store.append('bystander', [new Uint8Array([0, 1]), new Uint8Array([0, 2])]),
+        store.append('doomed', [new Uint8Array([0, 3])]),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected']);
+      expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/disk full/);
     } finally {
       await sql`drop trigger fail_room on sync_updates`.execute(db.current.db);
     }
-    expect(await rowsOf('bystander')).toBe(0);
+    const stored = await store.load('bystander');
+    expect(stored.map((r) => [...r.data])).toEqual([[0, 0], [0, 1], [0, 2]]);
+    expect(await rowsOf('doomed')).toBe(0);
+  });
+
+  it('fails a whole batch at once, without trying room by room, when the database does not answer', async () => {
+    let writes = 0;
+    const down = Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+    const store = new KyselyStore(db.current.db, {
+      compactAfterRows: 1000,
+      log: silent,
+      executeEach: async () => {
+        writes++;
+        throw down;
+      },
+    });
+    const results = await Promise.allSettled(['a', 'b', 'c'].map((room) => store.append(room, [new Uint8Array([0, 0])])));
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(writes).toBe(1);
+    // Refused by the database itself (a SQLSTATE outside the connection classes): room by room.
+    writes = 0;
+    Object.assign(down, { code: '53100' });
+    await Promise.allSettled(['a', 'b', 'c'].map((room) => store.append(room, [new Uint8Array([0, 0])])));
+    expect(writes).toBe(4);
+    writes = 0;
+    Object.assign(down, { code: '08006' });
+    await Promise.allSettled(['a', 'b', 'c'].map((room) => store.append(room, [new Uint8Array([0, 0])])));
+    expect(writes).toBe(1);
   });
 
   /** Runs `during` while writing `room`'s snapshot fails with `message` (a trigger). */

@@ -102,6 +102,16 @@ function* insertStatements(rows: readonly Row[]): Generator<Statement> {
   }
 }
 
+/**
+ * Whether the database itself answered with this error (a SQLSTATE), other than to say the
+ * connection is gone or refused (classes 08 and 57): then writing less may go through, where a
+ * database that does not answer would only make every smaller write wait for it in turn.
+ */
+function answeredByDatabase(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('08') && !code.startsWith('57');
+}
+
 interface LogSize {
   rows: number;
   bytes: number;
@@ -155,21 +165,46 @@ export class KyselyStore implements SyncStore {
       const batch = this.#queued;
       this.#queued = [];
       try {
-        if (this.options.executeEach) {
-          await this.options.executeEach(INSERT_UPDATE, batch.flatMap((a) => a.updates.map((data) => [a.room, data])));
-        } else {
-          await this.#insert(batch.flatMap((a) => a.updates.map((data) => ({ room: a.room, data }))));
-        }
+        await this.#write(batch);
       } catch (err) {
-        for (const a of batch) a.reject(err);
+        const rooms = [...new Set(batch.map((a) => a.room))];
+        if (rooms.length === 1 || !answeredByDatabase(err)) {
+          for (const a of batch) a.reject(err);
+          continue;
+        }
+        // The database refused the batch (it did not fail to answer): one room's rows may be
+        // to blame, so each room is written on its own and learns its own outcome.
+        for (const room of rooms) {
+          const own = batch.filter((a) => a.room === room);
+          try {
+            await this.#write(own);
+          } catch (roomErr) {
+            for (const a of own) a.reject(roomErr);
+            continue;
+          }
+          this.#wrote(own);
+        }
         continue;
       }
-      for (const a of batch) {
-        this.#grew(a.room, a.updates);
-        a.resolve();
-      }
+      this.#wrote(batch);
     }
     this.#writing = false;
+  }
+
+  /** Every row of these appends, in one transaction. */
+  async #write(appends: readonly PendingAppend[]): Promise<void> {
+    if (this.options.executeEach) {
+      await this.options.executeEach(INSERT_UPDATE, appends.flatMap((a) => a.updates.map((data) => [a.room, data])));
+    } else {
+      await this.#insert(appends.flatMap((a) => a.updates.map((data) => ({ room: a.room, data }))));
+    }
+  }
+
+  #wrote(appends: readonly PendingAppend[]): void {
+    for (const a of appends) {
+      this.#grew(a.room, a.updates);
+      a.resolve();
+    }
   }
 
   /** The rows in as few INSERTs as fit, in one transaction when there are several. */
