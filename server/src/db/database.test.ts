@@ -1,3 +1,7 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { databaseKinds, useTestDatabase } from '../../test/harness.ts';
@@ -117,4 +121,34 @@ describe.each(databaseKinds().filter((k) => k !== 'pglite'))('database (%s): no 
   it('offers no executeEach (the network round trip dwarfs what it would save)', () => {
     expect(db.current.executeEach).toBeNull();
   });
+});
+
+describe('database (pglite): a first start in a fresh folder', () => {
+  it('keeps its data and leaves the process near 500 MB, not the ~850 MB creating a cluster costs', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'spanwise-fresh-'));
+    try {
+      // A process of its own: its resident memory is this test's measure.
+      const script = `
+        import { openDatabase } from ${JSON.stringify(new URL('./database.ts', import.meta.url).href)};
+        import { sql } from 'kysely';
+        const first = await openDatabase({ databaseUrl: null, dataDir: process.argv[1] });
+        await sql\`insert into users (username, password_hash) values ('fresh', 'x')\`.execute(first.db);
+        const rss = process.memoryUsage().rss;
+        await first.close();
+        const again = await openDatabase({ databaseUrl: null, dataDir: process.argv[1] });
+        const { rows } = await sql\`select username from users\`.execute(again.db);
+        await again.close();
+        console.log(JSON.stringify({ rss, names: rows.map((r) => r.username) }));`;
+      const out = await new Promise<string>((resolve, reject) => {
+        execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, dir], { cwd: path.resolve(import.meta.dirname, '../../..'), timeout: 90_000 }, (err, stdout, stderr) =>
+          err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+        );
+      });
+      const { rss, names } = JSON.parse(out.trim().split('\n').pop()!) as { rss: number; names: string[] };
+      expect(names).toEqual(['fresh']);
+      expect(rss / 2 ** 20).toBeLessThan(650);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
