@@ -17,6 +17,7 @@ import type { Connection } from '../connection.ts';
 import type { SyncServer } from '../sync-server.ts';
 import type { ConnectionInfo } from '../types.ts';
 import { GrantMemory, type Grant } from './grant-memory.ts';
+import { ReaderWatch } from './reader-watch.ts';
 
 export const SYNC_PATH = '/sync/';
 
@@ -245,20 +246,12 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
   function serve(ws: WebSocket, info: ConnectionInfo, token: string | undefined): void {
     ws.binaryType = 'nodebuffer';
     let behind = false;
-    /** Since when more than the limit has waited, and how much waited then (or since, at least). */
-    let overSince: number | null = null;
-    let overLevel = 0;
+    const reader = new ReaderWatch(options.maxBufferedBytes, options.maxBufferedMs);
     const conn = sync.connect(
       {
         send: (data) => {
           if (ws.readyState !== ws.OPEN || behind) return;
-          const buffered = ws.bufferedAmount;
-          if (buffered <= options.maxBufferedBytes) overSince = null;
-          else if (overSince === null || buffered < overLevel) {
-            // Over the limit, or still over but below where it stood: the peer is catching up.
-            overSince = Date.now();
-            overLevel = buffered;
-          } else if (buffered > 4 * options.maxBufferedBytes || Date.now() - overSince >= options.maxBufferedMs) {
+          if (reader.tooFarBehind(ws.bufferedAmount)) {
             // Dropped, not closed: a close would wait on a peer that does not read, holding what
             // it buffered. Its client reconnects and catches up by state vector. After this
             // broadcast, not inside it: leaving the room sends the others its presence removal.
