@@ -125,6 +125,21 @@ describe('export formats', () => {
     expect(items[0]!.created).toBeUndefined();
   });
 
+  it('keeps only string attributes, whatever a peer stored, so no format fails on them', () => {
+    const odd = layerOf((d) => {
+      const id = span(d, 'CLAIM', 'supplied');
+      const m = d.getMap<Y.Map<unknown>>('annotations').get(id)!;
+      const nested = new Y.Map<unknown>();
+      m.set('attributes', { stance: 'asserts', count: 1n, weird: { toString: 0 }, list: ['a'], none: null });
+      const other = span(d, 'WEAPON', 'Fateh-110');
+      d.getMap<Y.Map<unknown>>('annotations').get(other)!.set('attributes', nested);
+    });
+    expect(odd.spans.map((s) => s.attributes)).toEqual([{ stance: 'asserts' }, {}]);
+    expect(() => jsonlRecord(doc, odd)).not.toThrow();
+    expect(bratAnn(doc, odd)).toContain('stance');
+    expect(() => w3cAnnotations(doc, odd, 'http://x/')).not.toThrow();
+  });
+
   it('brat: standoff lines in code points, fragments across a line break, attributes and relations', () => {
     const crossing = layerOf((d) => {
       const claim = span(d, 'CLAIM', 'supplied Fateh-110 missiles');

@@ -125,7 +125,7 @@ export function relabel(doc: Y.Doc, id: string, label: string): boolean {
 export function setAttribute(doc: Y.Doc, id: string, name: string, value: string | null): boolean {
   const m = annotationsMap(doc).get(id);
   if (!m) return false;
-  const current = { ...((m.get('attributes') as Attributes | undefined) ?? {}) };
+  const current = readAttributes(m.get('attributes'));
   if (value === null) delete current[name];
   else current[name] = value;
   doc.transact(() => {
@@ -155,11 +155,21 @@ function str(v: unknown, fallback = ''): string {
   return typeof v === 'string' ? v : fallback;
 }
 
+/**
+ * An annotation's attributes as stored, keeping only entries whose value is a string: any peer
+ * can store anything there (a number, a bigint, a nested object or Y type), and exports and the
+ * UI expect names to strings.
+ */
+function readAttributes(v: unknown): Attributes {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Y.AbstractType || v instanceof Uint8Array) return {};
+  return Object.fromEntries(Object.entries(v).filter(([, value]) => typeof value === 'string'));
+}
+
 /** Reads one annotation into a plain object; null for entries that are not well-formed. */
 export function readAnnotation(id: string, m: Y.Map<unknown>): Annotation | null {
   if (!(m instanceof Y.Map)) return null;
   const kind = m.get('kind');
-  const attributes = (m.get('attributes') as Attributes | undefined) ?? {};
+  const attributes = readAttributes(m.get('attributes'));
   const author = typeof m.get('author') === 'number' ? (m.get('author') as number) : null;
   const base = {
     id,
