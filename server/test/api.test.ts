@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { layerRoom, type DocumentDetail, type DocumentSummary, type ProjectDetail, type ProjectSummary } from '@spanwise/shared';
 import { hashPassword } from '../src/features/auth/password.ts';
@@ -119,6 +120,58 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
       const res = await api<ErrorBody>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: huge });
       expect(res.status).toBe(413);
       expect((await api(server.url, null, '/api/health')).status).toBe(200);
+    });
+
+    it('takes bodies only as JSON: a form posted from another page gets 415 and no session', async () => {
+      // What a <form enctype="text/plain"> can send: a body that happens to parse as JSON.
+      const res = await fetch(`${server.url}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: '{"username":"bob","password":"demo","x":"="}',
+      });
+      expect(res.status).toBe(415);
+      expect(((await res.json()) as ErrorBody).error.code).toBe('unsupported_media_type');
+      expect(res.headers.get('set-cookie')).toBeNull();
+      const form = await api<ErrorBody>(server.url, admin, '/api/projects/1/documents', {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'title=x&text=y',
+      });
+      expect(form.status).toBe(415);
+    });
+
+    it('limits bodies to 64 KiB except a signed-in user adding a document', async () => {
+      // Each on a connection of its own, the status read as soon as it comes: the server answers
+      // 413 before reading a body over its limit, and need not read the rest.
+      const statusOf = (pathname: string, method: string, cookie: string | null, body: string) =>
+        new Promise<number>((resolve, reject) => {
+          const req = request(`${server.url}${pathname}`, {
+            method,
+            agent: false,
+            headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(cookie ? { cookie } : {}) },
+          }, (res) => {
+            res.resume();
+            resolve(res.statusCode!);
+          });
+          req.on('error', reject);
+          req.end(body);
+        });
+      expect(await statusOf('/api/auth/login', 'POST', null, JSON.stringify({ username: 'bob', password: 'x'.repeat(70 * 1024) }))).toBe(413);
+      const big = JSON.stringify({ title: 'big', text: 'y'.repeat(1024 * 1024) });
+      expect(await statusOf('/api/projects/1/documents', 'POST', null, big)).toBe(413);
+      expect(await statusOf('/api/projects/1/documents', 'POST', admin, big)).toBe(201);
+      expect(await statusOf('/api/projects/1/members', 'PUT', admin, JSON.stringify({ username: 'x'.repeat(70 * 1024), role: 'viewer' }))).toBe(413);
+      expect((await api(server.url, null, '/api/health')).status).toBe(200);
+    });
+
+    it('refuses the NUL character and addresses other than http(s) with 400, not 500', async () => {
+      const login = await api<ErrorBody>(server.url, null, '/api/auth/login', { method: 'POST', body: JSON.stringify({ username: 'bob\u0000', password: 'demo' }) });
+      expect(login.status).toBe(400);
+      expect(login.body.error.field).toBe('username');
+      const add = (extra: object) => api<ErrorBody>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 't', text: 'x', ...extra }) });
+      expect((await add({ text: 'a\u0000b' })).body.error.field).toBe('text');
+      expect((await add({ url: 'javascript:alert(1)//' })).body.error.field).toBe('url');
+      expect((await add({ url: 'https://example.org/a' })).status).toBe(201);
     });
 
     it('answers unknown ids and routes with 404', async () => {

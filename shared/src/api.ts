@@ -5,21 +5,30 @@
 import { z } from 'zod';
 import type { LabelSchema } from './schema.ts';
 
+/** Text a database can hold: PostgreSQL's text refuses the NUL character. */
+const text = () => z.string().refine((v) => !v.includes('\0'), 'must not contain the NUL character');
+
 export const loginBody = z.object({
-  username: z.string().trim().min(1).max(64),
-  password: z.string().min(1).max(256),
+  username: text().trim().min(1).max(64),
+  password: text().min(1).max(256),
 });
 
 export const newDocumentBody = z.object({
-  title: z.string().trim().min(1).max(500),
-  text: z.string().min(1).max(5_000_000),
-  source: z.string().max(500).optional(),
-  url: z.string().url().max(2000).optional(),
-  publishedAt: z.string().max(64).optional(),
+  title: text().trim().min(1).max(500),
+  text: text().min(1).max(5_000_000),
+  source: text().max(500).optional(),
+  /** A web address the document came from: http or https only (the client links to it). */
+  url: z
+    .string()
+    .url()
+    .max(2000)
+    .refine((v) => /^https?:\/\//i.test(v), 'must be an http or https address')
+    .optional(),
+  publishedAt: text().max(64).optional(),
 });
 
 export const memberBody = z.object({
-  username: z.string().trim().min(1).max(64),
+  username: text().trim().min(1).max(64),
   role: z.enum(['owner', 'curator', 'annotator', 'viewer']),
 });
 

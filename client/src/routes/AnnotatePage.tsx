@@ -49,7 +49,7 @@ export function AnnotatePage() {
             <h1>{doc.latest!.title}</h1>
             <p class="muted doc-meta">
               {[doc.latest!.source, doc.latest!.publishedAt].filter(Boolean).join(' · ')}
-              <Show when={doc.latest!.url}>
+              <Show when={/^https?:\/\//i.test(doc.latest!.url ?? '') && doc.latest!.url}>
                 {(url) => (
                   <>
                     {' · '}
