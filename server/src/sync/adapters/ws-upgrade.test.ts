@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { CloseCode } from '@spanwise/shared';
@@ -51,7 +51,7 @@ function fakeAuth() {
   return { auth, state, sessions, allowed, changed: (userId: number) => notify(userId) };
 }
 
-describe('sync upgrade while the database cannot answer', () => {
+describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () => {
   let http: Server | null = null;
   let detach: (() => void) | null = null;
   afterEach(async () => {
@@ -86,8 +86,44 @@ describe('sync upgrade while the database cannot answer', () => {
         socket.on('open', () => resolve({ ws: socket, closed }));
         socket.on('error', (err) => resolve(err.message));
       });
-    return { ...fake, open };
+    return { ...fake, open, port: (http!.address() as AddressInfo).port };
   }
+
+  /** Sends raw bytes on a fresh TCP connection; resolves with what came back until it closed. */
+  const raw = (port: number, bytes: Buffer) =>
+    new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write(bytes));
+      let got = '';
+      socket.on('data', (d) => (got += d.toString('latin1')));
+      socket.on('error', () => {});
+      socket.on('close', () => resolve(got));
+      setTimeout(() => socket.destroy(), 1_000);
+    });
+  const upgradeRequest = (target: string, cookie = '') =>
+    `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+    `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${cookie ? `Cookie: ${cookie}\r\n` : ''}\r\n`;
+
+  it('answers an upgrade to an address that does not parse with 400, and stays up', async () => {
+    const { open, port } = await start();
+    for (const target of ['//a:b', '//[', '//x:99999/sync/doc']) {
+      expect(await raw(port, Buffer.from(upgradeRequest(target), 'latin1'))).toMatch(/^HTTP\/1.1 400/);
+    }
+    const still = await open('tok-1');
+    expect(typeof still).toBe('object');
+    if (typeof still === 'object') still.ws.terminate();
+  });
+
+  it('survives a broken frame on a socket it refused (no session), sent with the request', async () => {
+    const { open, port } = await start();
+    // FIN + reserved bits + text opcode, unmasked: a protocol error for ws's reader.
+    const broken = Buffer.from([0xf1, 0x00]);
+    const answer = await raw(port, Buffer.concat([Buffer.from(upgradeRequest(`/sync/${ROOM}`), 'latin1'), broken]));
+    expect(answer).toMatch(/^HTTP\/1.1 101/);
+    await new Promise((r) => setTimeout(r, 50));
+    const still = await open('tok-1');
+    expect(typeof still).toBe('object');
+    if (typeof still === 'object') still.ws.terminate();
+  });
 
   it('lets a session back into a room it was granted, and no one else', async () => {
     const { state, open } = await start();

@@ -206,7 +206,15 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
   const unsubscribe = auth.onChange?.((userId) => void sweep(userId));
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    socket.on('error', () => socket.destroy());
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      // '//a:b', say: Node's parser takes it, URL does not. Thrown here, it would end the process.
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      return;
+    }
     if (!url.pathname.startsWith(SYNC_PATH)) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
@@ -217,10 +225,13 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     } catch {
       room = '';
     }
-    socket.on('error', () => socket.destroy());
     decide(req, room).then(
       (decision) => {
         wss.handleUpgrade(req, socket, head, (ws) => {
+          // First, for every socket, refused ones too: ws reads frames during a close handshake,
+          // and a broken one is emitted as 'error', which with no listener ends the process.
+          const userId = decision.ok ? decision.info.userId : undefined;
+          ws.on('error', (err) => log.warn('sync_socket_error', { room, userId, error: err.message }));
           // The cap again, where sockets are counted: decisions that finished together may all
           // have passed it in decide().
           const refusal: Decision | null = !decision.ok
@@ -233,7 +244,14 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
             ws.close(refusal.code, refusal.reason);
             return;
           }
-          if (decision.ok) serve(ws, decision.info, decision.token);
+          if (!decision.ok) return;
+          try {
+            serve(ws, decision.info, decision.token);
+          } catch (err) {
+            // Thrown in ws's callback it would end the process: this socket goes instead.
+            log.error('sync_serve_failed', { room, userId, error: String(err) });
+            ws.terminate();
+          }
         });
       },
       (err) => {
@@ -281,7 +299,6 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
       conn.closedByPeer();
       log.info('sync_disconnected', { room: info.room, userId: info.userId });
     });
-    ws.on('error', (err) => log.warn('sync_socket_error', { room: info.room, userId: info.userId, error: err.message }));
   }
 
   const ping = setInterval(() => {
