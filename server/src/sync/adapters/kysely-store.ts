@@ -254,17 +254,21 @@ export class KyselyStore implements SyncStore {
   }
 
   async setAside(room: string, id: string, error: string): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      // Only an update: a compaction elsewhere may have given its id to a snapshot since.
-      const row = await trx.selectFrom('sync_updates').select('data').where('id', '=', id).where('room', '=', room).where('kind', '=', 'update').executeTakeFirst();
-      if (row) await this.#quarantine(trx, room, id, row.data, error);
-    });
+    // Only an update: a compaction elsewhere may have given its id to a snapshot since, even
+    // between two statements of one transaction (read committed), so one statement decides.
+    await this.db.transaction().execute((trx) => this.#quarantine(trx, room, id, error, 'update'));
   }
 
-  /** Moves one update row to sync_quarantine with its error (in the caller's transaction). */
-  async #quarantine(trx: Kysely<Database>, room: string, id: string, data: Uint8Array, error: string): Promise<void> {
-    await trx.insertInto('sync_quarantine').values({ room, data, error }).execute();
-    await trx.deleteFrom('sync_updates').where('id', '=', id).execute();
+  /**
+   * Moves one row (of `kind`, when given) to sync_quarantine with its error, in the caller's
+   * transaction: deleted first, and kept with what the delete returned, so a row that is not
+   * there (or no longer of that kind) is neither quarantined nor deleted.
+   */
+  async #quarantine(trx: Kysely<Database>, room: string, id: string, error: string, kind?: 'update'): Promise<void> {
+    let remove = trx.deleteFrom('sync_updates').where('id', '=', id).where('room', '=', room);
+    if (kind) remove = remove.where('kind', '=', kind);
+    const row = await remove.returning('data').executeTakeFirst();
+    if (row) await trx.insertInto('sync_quarantine').values({ room, data: row.data, error }).execute();
   }
 
   #compactSoon(room: string): void {
@@ -297,7 +301,7 @@ export class KyselyStore implements SyncStore {
       // room is not compacted at all.
       const doc = new Y.Doc({ gc: true });
       const good: typeof rows = [];
-      const bad: Array<{ id: (typeof rows)[number]['id']; data: Uint8Array; error: string }> = [];
+      const bad: Array<{ id: (typeof rows)[number]['id']; error: string }> = [];
       for (const r of rows) {
         const waiting = doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
         try {
@@ -306,12 +310,12 @@ export class KyselyStore implements SyncStore {
           good.push(r);
         } catch (err) {
           if (waiting) throw new Error(`row ${r.id} failed to apply while earlier rows waited on missing content: not compacted`);
-          bad.push({ id: r.id, data: r.data, error: String(err) });
+          bad.push({ id: r.id, error: String(err) });
         }
       }
       const merged = Y.encodeStateAsUpdate(doc);
       doc.destroy();
-      for (const b of bad) await this.#quarantine(trx, room, b.id, b.data, b.error);
+      for (const b of bad) await this.#quarantine(trx, room, b.id, b.error);
       if (good.length < 2) return { rows: 0, bytes: 0, bytesBefore: 0, bad };
       const goodIds = good.map((r) => r.id);
       // Delete what was merged, by id: rows other instances add meanwhile stay.
