@@ -41,6 +41,8 @@ export class Connection implements RoomPeer {
   /** The server closed this socket: frames still queued are discarded. */
   #refused = false;
   #toldReadOnly = false;
+  /** Sent its first message: broadcasts reach it from then on. */
+  #greeted = false;
   /** Presence ids this socket was the first to show the room. */
   #introduced = 0;
   #tokens: number;
@@ -62,6 +64,8 @@ export class Connection implements RoomPeer {
       () => this.#greet(),
       (err) => {
         this.log.error('sync_room_load_failed', { room: room.name, error: String(err) });
+        // Also when the peer left meanwhile: its queued frames must not reach the dropped room.
+        this.#refused = true;
         this.close(CloseCode.tryAgainLater, 'the room could not be loaded');
       },
     );
@@ -71,8 +75,9 @@ export class Connection implements RoomPeer {
     return this.#closed;
   }
 
+  /** Sends to this peer once it has been greeted: what the room broadcasts while it loads (from the bus) is in the state it answers with. */
   send(data: Uint8Array): void {
-    if (!this.#closed) this.socket.send(data);
+    if (!this.#closed && this.#greeted) this.socket.send(data);
   }
 
   /** Sends this peer a message of its own (not a broadcast), counted. */
@@ -158,6 +163,7 @@ export class Connection implements RoomPeer {
 
   #greet(): void {
     if (this.#closed) return;
+    this.#greeted = true;
     const encoder = encoding.createEncoder();
     encoding.writeVarUint(encoder, MessageKind.sync);
     syncProtocol.writeSyncStep1(encoder, this.room.doc);

@@ -256,6 +256,22 @@ describe('SyncServer', () => {
     expect(listSpans(b.doc).map((s) => s.label)).toEqual(['GPE']);
   });
 
+  it('stores nothing from a peer that left while its room failed to load', async () => {
+    const store = new MemoryStore();
+    store.failing = true;
+    const server = new SyncServer({ store, log: silent, limits });
+    const socket = new MemorySocket();
+    const conn = join(server, socket);
+    conn.receive(updateMessage(spanUpdate('LEFT')));
+    conn.closedByPeer();
+    await flushed(server);
+    expect(server.rooms.size).toBe(0);
+    store.failing = false;
+    await new Promise((r) => setTimeout(r, 300)); // past the first retry of a room left storing
+    expect(store.appendCalls).toBe(0);
+    expect(store.rooms.size).toBe(0);
+  });
+
   it('closes a socket whose awareness update is over the cap with 1009', async () => {
     const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
     const socket = new MemorySocket();
@@ -456,6 +472,35 @@ describe('SyncServer', () => {
       for (const u of updates) if (u.kind === 'update') Y.applyUpdate(doc, u.data);
       return listSpans(doc).map((sp) => sp.label);
     };
+
+    it('sends a peer nothing the bus brings while the room loads: its first answers hold it', async () => {
+      const bus = recordingBus();
+      const store = new MemoryStore();
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const load = store.load.bind(store);
+      store.load = async (room: string): Promise<StoredUpdate[]> => {
+        await gate;
+        return load(room);
+      };
+      const server = new SyncServer({ store, log: silent, limits, bus });
+      const socket = new MemorySocket();
+      join(server, socket);
+      await tick();
+      bus.listener!.message('update', spanUpdate('FROM-BUS'));
+      const elsewhere = new awarenessProtocol.Awareness(new Y.Doc());
+      elsewhere.setLocalState({ user: 'on another instance' });
+      bus.listener!.message('awareness', awarenessProtocol.encodeAwarenessUpdate(elsewhere, [elsewhere.clientID]));
+      await tick();
+      expect(socket.received).toHaveLength(0);
+      release();
+      await flushed(server);
+      const first = decoding.createDecoder(socket.received[0]!);
+      expect([decoding.readVarUint(first), decoding.readVarUint(first)]).toEqual([MessageKind.sync, syncProtocol.messageYjsSyncStep1]);
+      expect(listSpans(socket.doc).map((sp) => sp.label)).toEqual(['FROM-BUS']);
+      const presence = socket.received.find((m) => m[0] === MessageKind.awareness);
+      expect(presence).toBeDefined();
+    });
 
     it('still publishes a batch that a reload read back from the store before the batch was applied', async () => {
       const bus = recordingBus();
