@@ -18,13 +18,20 @@ function fakeAuth() {
   ]);
   const allowed = new Set<string>([`1 ${ROOM}`, `2 ${ROOM}`]);
   let notify: (userId: number) => void = () => {};
-  const state = { failing: false, hanging: false };
+  /** `late`: a room access answer, once made, waits for this before it is given. */
+  const state = { failing: false, hanging: false, late: null as Promise<void> | null };
   const gate = async () => {
     if (state.hanging) await new Promise(() => {});
     if (state.failing) throw new Error('connection refused');
   };
+  /** Rooms deleted: asking about them answers 'unknown'. */
+  const gone = new Set<string>();
   const access = (userId: number, room: string) =>
-    allowed.has(`${userId} ${room}`) ? ({ ok: true, readOnly: false } as const) : ({ ok: false, reason: 'forbidden' } as const);
+    gone.has(room)
+      ? ({ ok: false, reason: 'unknown' } as const)
+      : allowed.has(`${userId} ${room}`)
+        ? ({ ok: true, readOnly: false } as const)
+        : ({ ok: false, reason: 'forbidden' } as const);
   const auth: SyncAuth = {
     async userForToken(token) {
       await gate();
@@ -33,7 +40,9 @@ function fakeAuth() {
     },
     async roomAccess(userId, room) {
       await gate();
-      return access(userId, room);
+      const answer = access(userId, room);
+      await state.late;
+      return answer;
     },
     async usersForTokens(tokens) {
       await gate();
@@ -48,7 +57,7 @@ function fakeAuth() {
       return () => {};
     },
   };
-  return { auth, state, sessions, allowed, changed: (userId: number) => notify(userId) };
+  return { auth, state, sessions, allowed, gone, changed: (userId: number) => notify(userId) };
 }
 
 describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () => {
@@ -152,6 +161,45 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     expect(await first.closed).toBe(CloseCode.forbidden);
     state.failing = true;
     expect(await open('tok-1')).toMatch(/503/);
+  });
+
+  /** The close code, or 'open' if the socket is still open after `ms`. */
+  const closedWithin = (socket: { closed: Promise<number> }, ms: number) =>
+    Promise.race([socket.closed, new Promise<string>((r) => setTimeout(() => r('open'), ms))]);
+
+  it('asks again about a socket whose access was decided across a member change', async () => {
+    const { state, allowed, changed, open } = await start();
+    let deliver!: () => void;
+    state.late = new Promise<void>((r) => (deliver = r));
+    const opening = open('tok-1');
+    await new Promise((r) => setTimeout(r, 30)); // the answer (allowed) is made, not yet given
+    state.late = null;
+    allowed.delete(`1 ${ROOM}`);
+    changed(1); // no socket of theirs is open yet: nothing to close
+    deliver();
+    const socket = await opening;
+    if (typeof socket === 'string') throw new Error(socket);
+    expect(await closedWithin(socket, 2_000)).toBe(CloseCode.forbidden);
+  });
+
+  it('closes a socket whose room was deleted with 4404, as the upgrade would', async () => {
+    const { gone, changed, open } = await start();
+    const socket = await open('tok-1');
+    if (typeof socket === 'string') throw new Error(socket);
+    gone.add(ROOM);
+    changed(1);
+    expect(await closedWithin(socket, 2_000)).toBe(CloseCode.unknownRoom);
+  });
+
+  it('gives up on a re-check that hangs, so later ones still close what lost access', async () => {
+    const { state, allowed, open } = await start({ accessRecheckMs: 100 });
+    const socket = await open('tok-1');
+    if (typeof socket === 'string') throw new Error(socket);
+    state.hanging = true; // the next periodic re-check never gets an answer
+    await new Promise((r) => setTimeout(r, 250));
+    state.hanging = false;
+    allowed.delete(`1 ${ROOM}`);
+    expect(await closedWithin(socket, 2_000)).toBe(CloseCode.forbidden);
   });
 
   it('forgets a grant when the database refuses it', async () => {

@@ -66,7 +66,8 @@ interface Live {
 }
 
 type Refusal = { ok: false; code: number; reason: string };
-type Decision = { ok: true; info: ConnectionInfo; token: string | undefined } | Refusal;
+/** `since`: the grants' version when the decision began; a member change after it means asking again. */
+type Decision = { ok: true; info: ConnectionInfo; token: string | undefined; since: number } | Refusal;
 
 /** Grants remembered for when the database cannot answer (the oldest go first). */
 const MAX_REMEMBERED_GRANTS = 10_000;
@@ -135,6 +136,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
   }
 
   async function decide(req: IncomingMessage, room: string): Promise<Decision> {
+    const since = grants.version;
     if (!sameOrigin(req)) return { ok: false, code: CloseCode.forbidden, reason: 'cross-origin request' };
     const token = parseCookie(req.headers.cookie ?? '', options.sessionCookie)[options.sessionCookie];
     let answer: Grant | Refusal;
@@ -150,22 +152,24 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     if (socketsOf(answer.userId) >= options.maxSocketsPerUser) {
       return { ok: false, code: CloseCode.rateLimited, reason: 'too many layers open at once' };
     }
-    return { ok: true, info: { room, userId: answer.userId, readOnly: answer.readOnly }, token };
+    return { ok: true, info: { room, userId: answer.userId, readOnly: answer.readOnly }, token, since };
   }
 
   /**
    * Checks open sockets' sessions and access again, closing those whose session or access is
-   * gone or changed, and the remembered grants likewise (all of them, or one user's).
+   * gone or changed, and the remembered grants likewise (all of them, or one user's). Each
+   * question to the database has the access timeout, twice over (it asks about many at once):
+   * a sweep that hung would hold back every later periodic one.
    */
-  async function sweep(userId?: number): Promise<void> {
-    if (userId !== undefined) grants.changed(); // a member changed: answers in flight may be stale
+  async function sweep(userId?: number, memberChanged = userId !== undefined): Promise<void> {
+    if (memberChanged) grants.changed(); // answers in flight may be stale
     const sockets = [...live].filter((l) => (userId === undefined || l.conn.info.userId === userId) && !l.conn.closed);
     const kept = grants.of(userId);
     if (sockets.length === 0 && kept.length === 0) return;
     const asked = Date.now();
     try {
       const tokens = new Set([...sockets.flatMap((l) => (l.token ? [l.token] : [])), ...kept.map((r) => r.token)]);
-      const users = await auth.usersForTokens([...tokens]);
+      const users = await withTimeout(auth.usersForTokens([...tokens]), 2 * options.accessTimeoutMs);
       const signedIn = sockets.filter((l) => {
         if (l.token && users.has(l.token)) return true;
         l.conn.close(CloseCode.unauthenticated, 'your session ended');
@@ -176,13 +180,14 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
         grants.forget(r);
         return false;
       });
-      const access = await auth.roomAccessMany([
+      const access = await withTimeout(auth.roomAccessMany([
         ...signedIn.map((l) => ({ userId: l.conn.info.userId, room: l.conn.info.room })),
         ...stillSignedIn.map((r) => ({ userId: r.grant.userId, room: r.room })),
-      ]);
+      ]), 2 * options.accessTimeoutMs);
       signedIn.forEach((l, i) => {
         const a = access[i]!;
-        if (!a.ok) l.conn.close(CloseCode.forbidden, 'you no longer have access to this room');
+        if (!a.ok && a.reason === 'unknown') l.conn.close(CloseCode.unknownRoom, 'the room no longer exists');
+        else if (!a.ok) l.conn.close(CloseCode.forbidden, 'you no longer have access to this room');
         else if (a.readOnly !== l.conn.info.readOnly) l.conn.close(CloseCode.accessChanged, 'your access changed: reconnect');
       });
       stillSignedIn.forEach((r, i) => {
@@ -247,6 +252,9 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
           if (!decision.ok) return;
           try {
             serve(ws, decision.info, decision.token);
+            // A member change while this was decided: the answer may predate it, so ask again
+            // (without counting as a change itself, or concurrent upgrades would chase each other).
+            if (grants.version !== decision.since) void sweep(decision.info.userId, false);
           } catch (err) {
             // Thrown in ws's callback it would end the process: this socket goes instead.
             log.error('sync_serve_failed', { room, userId, error: String(err) });
