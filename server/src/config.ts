@@ -35,6 +35,10 @@ export interface SyncLimits {
   maxMessagesPerSecond: number;
   /** Largest awareness update (presence) in one message. */
   maxAwarenessBytes: number;
+  /** Bytes received and not yet stored one room may hold; past it a writer is closed with 1013. */
+  maxQueuedBytesPerRoom: number;
+  /** ...and every room together. */
+  maxQueuedBytes: number;
   /** Compact a room's update log once it holds this many rows... */
   compactAfterRows: number;
   /** ...or this many bytes. */
@@ -64,6 +68,8 @@ export const defaultSyncLimits: SyncLimits = {
   maxMessageBytes: 4 * 1024 * 1024,
   maxMessagesPerSecond: 200,
   maxAwarenessBytes: 64 * 1024,
+  maxQueuedBytesPerRoom: 64 * 1024 * 1024,
+  maxQueuedBytes: 256 * 1024 * 1024,
   compactAfterRows: 500,
   compactAfterBytes: 4 * 1024 * 1024,
   maxSocketsPerUser: 64,
@@ -95,6 +101,8 @@ const envSchema = z.object({
   MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxMessageBytes),
   MAX_MESSAGES_PER_SECOND: z.coerce.number().int().min(1).default(defaultSyncLimits.maxMessagesPerSecond),
   MAX_AWARENESS_BYTES: z.coerce.number().int().min(256).default(defaultSyncLimits.maxAwarenessBytes),
+  MAX_QUEUED_BYTES_PER_ROOM: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxQueuedBytesPerRoom),
+  MAX_QUEUED_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxQueuedBytes),
   COMPACT_AFTER_ROWS: z.coerce.number().int().min(2).default(defaultSyncLimits.compactAfterRows),
   COMPACT_AFTER_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.compactAfterBytes),
   MAX_SOCKETS_PER_USER: z.coerce.number().int().min(1).default(defaultSyncLimits.maxSocketsPerUser),
@@ -140,6 +148,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxMessageBytes: e.MAX_MESSAGE_BYTES,
       maxMessagesPerSecond: e.MAX_MESSAGES_PER_SECOND,
       maxAwarenessBytes: e.MAX_AWARENESS_BYTES,
+      maxQueuedBytesPerRoom: e.MAX_QUEUED_BYTES_PER_ROOM,
+      maxQueuedBytes: e.MAX_QUEUED_BYTES,
       compactAfterRows: e.COMPACT_AFTER_ROWS,
       compactAfterBytes: e.COMPACT_AFTER_BYTES,
       maxSocketsPerUser: e.MAX_SOCKETS_PER_USER,

@@ -46,7 +46,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   }
   // The metrics read the sync server's state at scrape time; the sync server reports to them.
   let sync: SyncServer | null = null;
-  const metrics = createSyncMetrics(() => sync?.stats() ?? { rooms: 0, sockets: 0, queued: 0 }, {
+  const metrics = createSyncMetrics(() => sync?.stats() ?? { rooms: 0, sockets: 0, queued: 0, queuedBytes: 0 }, {
     processMetrics: options.processMetrics,
   });
   const store = new KyselyStore(database.db, {

@@ -18,6 +18,10 @@ export interface ConnectionLimits {
   maxMessagesPerSecond: number;
   /** Largest awareness update (presence, selection) one message may carry. */
   maxAwarenessBytes: number;
+  /** Bytes received and not yet stored one room may hold (default 64 MiB; see Backlog). */
+  maxQueuedBytesPerRoom?: number;
+  /** ...and every room together (default 256 MiB). */
+  maxQueuedBytes?: number;
 }
 
 /**
@@ -60,15 +64,22 @@ export class Connection implements RoomPeer {
     this.#tokens = limits.maxMessagesPerSecond * 2;
     room.peers.set(this, new Set());
     // Nothing is sent or read before the room has loaded: messages wait on this chain.
-    this.#chain = room.loaded.then(
-      () => this.#greet(),
-      (err) => {
-        this.log.error('sync_room_load_failed', { room: room.name, error: String(err) });
-        // Also when the peer left meanwhile: its queued frames must not reach the dropped room.
+    this.#chain = room.loaded
+      .then(
+        () => this.#greet(),
+        (err) => {
+          this.log.error('sync_room_load_failed', { room: room.name, error: String(err) });
+          // Also when the peer left meanwhile: its queued frames must not reach the dropped room.
+          this.#refused = true;
+          this.close(CloseCode.tryAgainLater, 'the room could not be loaded');
+        },
+      )
+      // The chain never rejects: every frame queued on it runs, and lets go of its bytes.
+      .catch((err) => {
+        this.log.error('sync_greet_failed', { room: room.name, error: String(err) });
         this.#refused = true;
-        this.close(CloseCode.tryAgainLater, 'the room could not be loaded');
-      },
-    );
+        this.close(CloseCode.tryAgainLater, 'the server could not answer');
+      });
   }
 
   get closed(): boolean {
@@ -98,7 +109,11 @@ export class Connection implements RoomPeer {
       this.observer.error?.('rate_limited');
       return this.close(CloseCode.rateLimited, 'too many messages');
     }
+    // Held while it waits its turn (behind the room's load, say), as the room's updates are.
+    const size = data.byteLength;
+    if (!this.room.hold(size)) return this.#backlogFull();
     this.#chain = this.#chain.then(() => {
+      this.room.letGo(size);
       if (this.#refused) return;
       try {
         this.#handle(data);
@@ -149,6 +164,13 @@ export class Connection implements RoomPeer {
       awarenessProtocol.removeAwarenessStates(this.room.awareness, [...controlled], PEER_LEFT);
     }
     this.onClosed(this);
+  }
+
+  /** Too much waits to be stored, in this room or the server: this writer tries again later. */
+  #backlogFull(): void {
+    this.observer.error?.('backlog_full');
+    this.log.warn('sync_backlog_full', { room: this.room.name, userId: this.info.userId, queuedBytes: this.room.heldBytes });
+    this.close(CloseCode.tryAgainLater, 'saving is behind: try again later');
   }
 
   #takeToken(): boolean {
@@ -224,7 +246,7 @@ export class Connection implements RoomPeer {
         const { structs, ds } = Y.decodeUpdate(update); // throws unless the whole update decodes
         if (structs.length === 0 && ds.clients.size === 0) return; // e.g. a new client's empty step 2
         if (this.info.readOnly) return this.#tellReadOnly();
-        this.room.enqueue(update, this);
+        if (!this.room.enqueue(update, this)) this.#backlogFull();
         return;
       }
       default:

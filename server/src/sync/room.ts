@@ -13,6 +13,7 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import * as encoding from 'lib0/encoding';
 import { MessageKind } from '@spanwise/shared';
+import type { Backlog } from './backlog.ts';
 import { messageLabel } from './message-label.ts';
 import type { BusMessageKind, SyncBus, SyncLogger, SyncObserver, SyncStore } from './types.ts';
 
@@ -23,6 +24,8 @@ export interface RoomPeer {
 export interface RoomDeps {
   store: SyncStore;
   bus: SyncBus | null;
+  /** Bounds the bytes waiting to be stored, here and across the server. */
+  backlog: Backlog;
   log: SyncLogger;
   observer: SyncObserver;
   /** A store that has not answered after this long is announced as delayed, as a failed one is. */
@@ -58,6 +61,7 @@ export class Room {
   readonly peers = new Map<RoomPeer, Set<number>>();
   readonly loaded: Promise<void>;
   #pending: Array<{ update: Uint8Array; origin: RoomPeer; receivedAt: number }> = [];
+  #heldBytes = 0;
   #flushing = false;
   /** The bus lost track of the room: reload from the store at the next point between batches. */
   #reloadWanted = false;
@@ -110,6 +114,23 @@ export class Room {
 
   get pendingCount(): number {
     return this.#pending.length;
+  }
+
+  /** Bytes held here: updates waiting to be stored, and peers' frames waiting their turn. */
+  get heldBytes(): number {
+    return this.#heldBytes;
+  }
+
+  /** Holds `bytes` waiting here; false (holding nothing) past the room's or the server's bound. */
+  hold(bytes: number): boolean {
+    if (!this.deps.backlog.take(bytes, this.#heldBytes)) return false;
+    this.#heldBytes += bytes;
+    return true;
+  }
+
+  letGo(bytes: number): void {
+    this.#heldBytes -= bytes;
+    this.deps.backlog.give(bytes);
   }
 
   get destroyed(): boolean {
@@ -165,10 +186,15 @@ export class Room {
     }
   }
 
-  /** Queues a validated update; it is stored with everything else queued this tick. */
-  enqueue(update: Uint8Array, origin: RoomPeer): void {
+  /**
+   * Queues a validated update; it is stored with everything else queued this tick. False (and
+   * not queued) when the room or the server holds too much waiting to be stored.
+   */
+  enqueue(update: Uint8Array, origin: RoomPeer): boolean {
+    if (!this.hold(update.byteLength)) return false;
     this.#pending.push({ update, origin, receivedAt: performance.now() });
     this.#kick();
+    return true;
   }
 
   /**
@@ -259,6 +285,7 @@ export class Room {
         continue;
       }
       this.deps.observer.updatesStored?.(batch.length, (performance.now() - started) / 1000);
+      this.letGo(updates.reduce((n, u) => n + u.byteLength, 0));
       // Stored, so it goes on to the other instances as received. Not what this doc integrates:
       // an update Yjs holds until one from another instance arrives is integrated under the
       // bus's origin, and would never be published. Another instance applies what it can.

@@ -207,6 +207,80 @@ describe('SyncServer', () => {
     expect(room.awareness.getLocalState()).toBeNull();
   });
 
+  it('bounds what waits to be stored: past the room’s share or the server’s, a writer is closed with 1013, and nothing queued is lost', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxQueuedBytesPerRoom: 4_000, maxQueuedBytes: 6_000 } });
+    /** An update of about a kilobyte. */
+    const kilo = (label: string) => {
+      const doc = new Y.Doc();
+      addSpan(doc, { label, start: 0, end: 4, quote: 'q'.repeat(900), author: 1 });
+      return Y.encodeStateAsUpdate(doc);
+    };
+    const a = new MemorySocket();
+    const connA = join(server, a, info('doc:1:user:1'));
+    const b = new MemorySocket();
+    const connB = join(server, b, info('doc:2:user:1'));
+    await flushed(server);
+    store.failing = true;
+    const sent: Record<string, string[]> = { a: [], b: [] };
+    const send = (conn: typeof connA, who: 'a' | 'b', label: string) => {
+      conn.receive(updateMessage(kilo(label)));
+      sent[who]!.push(label);
+    };
+    for (let i = 0; i < 5 && a.closedWith === null; i++) {
+      send(connA, 'a', `A${i}`);
+      await tick();
+    }
+    expect(a.closedWith).toBe(CloseCode.tryAgainLater); // the room's 4,000 bytes
+    const roomA = server.rooms.get('doc:1:user:1')!;
+    expect(roomA.pendingCount).toBe(sent.a!.length - 1);
+    expect(roomA.heldBytes).toBeLessThanOrEqual(4_000);
+    for (let i = 0; i < 5 && b.closedWith === null; i++) {
+      send(connB, 'b', `B${i}`);
+      await tick();
+    }
+    expect(b.closedWith).toBe(CloseCode.tryAgainLater); // the server's 6,000 bytes
+    expect(server.backlog.bytes).toBeLessThanOrEqual(6_000);
+    expect(server.rooms.get('doc:2:user:1')!.pendingCount).toBeLessThan(roomA.pendingCount);
+    store.failing = false;
+    await new Promise((r) => setTimeout(r, 500));
+    // Everything queued was stored, and the bounds are free again.
+    const labels = (room: string) => {
+      const doc = new Y.Doc();
+      for (const row of store.rooms.get(room) ?? []) Y.applyUpdate(doc, row.data);
+      return listSpans(doc).map((sp) => sp.label).sort();
+    };
+    expect(labels('doc:1:user:1')).toEqual(sent.a!.slice(0, -1).sort());
+    expect(labels('doc:2:user:1')).toEqual(sent.b!.slice(0, -1).sort());
+    expect(server.backlog.bytes).toBe(0);
+    const c = new MemorySocket();
+    join(server, c, info('doc:3:user:1')).receive(updateMessage(kilo('C')));
+    await flushed(server);
+    expect(labels('doc:3:user:1')).toEqual(['C']);
+    expect(c.closedWith).toBeNull();
+  });
+
+  it('holds the frames that wait for a room to load against the same bound', async () => {
+    const store = new MemoryStore();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const load = store.load.bind(store);
+    store.load = async (room: string): Promise<StoredUpdate[]> => {
+      await gate;
+      return load(room);
+    };
+    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxQueuedBytesPerRoom: 4_000, maxQueuedBytes: 6_000 } });
+    const a = new MemorySocket();
+    const conn = join(server, a);
+    const frame = updateMessage(spanUpdate('X'.repeat(1_000)));
+    for (let i = 0; i < 10 && a.closedWith === null; i++) conn.receive(frame);
+    expect(a.closedWith).toBe(CloseCode.tryAgainLater);
+    expect(server.backlog.bytes).toBeGreaterThan(0);
+    release();
+    await flushed(server);
+    expect(server.backlog.bytes).toBe(0);
+  });
+
   it('says saving is delayed while a store takes longer than the notice delay, and withdraws it once stored', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));

@@ -9,6 +9,7 @@
  *   ws.on('message', (d) => conn.receive(d));
  */
 import { CloseCode } from '@spanwise/shared';
+import { Backlog } from './backlog.ts';
 import { Connection, type ConnectionLimits } from './connection.ts';
 import { Room } from './room.ts';
 import type { ConnectionInfo, SyncBus, SyncLogger, SyncObserver, SyncSocket, SyncStore } from './types.ts';
@@ -24,11 +25,20 @@ export interface SyncServerOptions {
   storeDelayNoticeMs?: number;
 }
 
+export const DEFAULT_MAX_QUEUED_BYTES_PER_ROOM = 64 * 1024 * 1024;
+export const DEFAULT_MAX_QUEUED_BYTES = 256 * 1024 * 1024;
+
 export class SyncServer {
   readonly rooms = new Map<string, Room>();
   readonly connections = new Set<Connection>();
+  readonly backlog: Backlog;
 
-  constructor(private readonly options: SyncServerOptions) {}
+  constructor(private readonly options: SyncServerOptions) {
+    this.backlog = new Backlog({
+      perRoom: options.limits.maxQueuedBytesPerRoom ?? DEFAULT_MAX_QUEUED_BYTES_PER_ROOM,
+      total: options.limits.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
+    });
+  }
 
   connect(socket: SyncSocket, info: ConnectionInfo): Connection {
     const room = this.#room(info.room);
@@ -45,6 +55,7 @@ export class SyncServer {
     const room = new Room(name, {
       store: this.options.store,
       bus: this.options.bus ?? null,
+      backlog: this.backlog,
       log: this.options.log,
       observer: this.options.observer ?? {},
       storeDelayNoticeMs: this.options.storeDelayNoticeMs ?? 2_000,
@@ -80,11 +91,11 @@ export class SyncServer {
     );
   }
 
-  /** Figures for monitoring: rooms loaded, sockets open, updates received but not yet stored. */
-  stats(): { rooms: number; sockets: number; queued: number } {
+  /** Figures for monitoring: rooms loaded, sockets open, updates (and bytes) received but not yet stored. */
+  stats(): { rooms: number; sockets: number; queued: number; queuedBytes: number } {
     let queued = 0;
     for (const room of this.rooms.values()) queued += room.pendingCount;
-    return { rooms: this.rooms.size, sockets: this.connections.size, queued };
+    return { rooms: this.rooms.size, sockets: this.connections.size, queued, queuedBytes: this.backlog.bytes };
   }
 
   /** Closes every socket, then waits (up to `timeoutMs`) until every queued update is stored. */

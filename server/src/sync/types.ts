@@ -70,7 +70,8 @@ export type SyncErrorKind =
   | 'bus_failed'
   | 'bus_publish_failed'
   | 'reload_failed'
-  | 'compaction_failed';
+  | 'compaction_failed'
+  | 'backlog_full';
 
 /** Counts and times what the sync core does; every method optional. */
 export interface SyncObserver {

@@ -9,6 +9,7 @@ export interface SyncState {
   rooms: number;
   sockets: number;
   queued: number;
+  queuedBytes: number;
 }
 
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -28,6 +29,7 @@ export function createSyncMetrics(state: () => SyncState, options: { processMetr
   gauge('spanwise_sync_rooms_open', 'Rooms loaded on this instance', (s) => s.rooms);
   gauge('spanwise_sync_sockets_open', 'Sync sockets connected to this instance', (s) => s.sockets);
   gauge('spanwise_sync_queue_length', 'Updates received but not yet stored', (s) => s.queued);
+  gauge('spanwise_sync_queued_bytes', 'Bytes received but not yet stored (updates, and frames waiting for their room)', (s) => s.queuedBytes);
   // By kind: `update` (and `sync_step2`) carry document changes, `awareness` presence.
   const byKind = { labelNames: ['kind'] as const, registers: [registry] };
   const messagesIn = new Counter({ name: 'spanwise_sync_messages_in_total', help: 'Sync messages received, by kind', ...byKind });
