@@ -38,6 +38,22 @@ export const MAX_AWARENESS_IDS_INTRODUCED = 256;
 class ProtocolError extends Error {}
 class TooBig extends Error {}
 
+/**
+ * The ids an awareness update shows, each with whether it carries a state (null removes one),
+ * read as y-protocols' applyAwarenessUpdate reads it; throws on a malformed update.
+ */
+function presenceIds(update: Uint8Array): Array<{ id: number; live: boolean }> {
+  const decoder = decoding.createDecoder(update);
+  const count = decoding.readVarUint(decoder);
+  const out: Array<{ id: number; live: boolean }> = [];
+  for (let i = 0; i < count; i++) {
+    const id = decoding.readVarUint(decoder);
+    decoding.readVarUint(decoder); // clock
+    out.push({ id, live: JSON.parse(decoding.readVarString(decoder)) !== null });
+  }
+  return out;
+}
+
 export class Connection implements RoomPeer {
   #chain: Promise<void>;
   /** No more frames are sent (either side closed). */
@@ -210,12 +226,22 @@ export class Connection implements RoomPeer {
       case MessageKind.awareness: {
         const update = decoding.readVarUint8Array(decoder);
         if (update.byteLength > this.limits.maxAwarenessBytes) throw new TooBig('awareness update too big');
-        // The room's meta (one entry per id ever seen, never dropped) grows by the ids it is new to.
-        const known = this.room.awareness.meta.size;
+        // Checked before applying: y-protocols keeps an entry (its clock) for every id it is
+        // shown, even one shown with no state, until the room goes. Past the caps, nothing of
+        // the message is applied.
+        const ids = presenceIds(update);
+        const meta = this.room.awareness.meta;
+        const controlled = this.room.peers.get(this) ?? new Set<number>();
+        const introduced = ids.filter((e) => !meta.has(e.id)).length;
+        const live = new Set(controlled);
+        for (const e of ids) {
+          if (e.live) live.add(e.id);
+          else live.delete(e.id);
+        }
+        if (this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED || live.size > MAX_AWARENESS_CLIENTS) return this.#tooManyPresenceIds();
+        this.#introduced += introduced;
+        this.room.forgetOldPresence();
         awarenessProtocol.applyAwarenessUpdate(this.room.awareness, update, this);
-        this.#introduced += this.room.awareness.meta.size - known;
-        const live = this.room.peers.get(this)?.size ?? 0;
-        if (this.#introduced > MAX_AWARENESS_IDS_INTRODUCED || live > MAX_AWARENESS_CLIENTS) this.#tooManyPresenceIds();
         return;
       }
       case MessageKind.queryAwareness:

@@ -38,6 +38,8 @@ export interface ServerAwareness {
   server: { saving: 'delayed'; queued: number };
 }
 
+/** Presence ids a room remembers before it forgets those long gone (see forgetOldPresence). */
+const PRESENCE_MEMORY = 1_024;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5_000;
 /** Origins that are not peers: loading from the store, another instance, a peer leaving. */
@@ -114,6 +116,21 @@ export class Room {
 
   get pendingCount(): number {
     return this.#pending.length;
+  }
+
+  /**
+   * Drops y-protocols' memory of presence ids whose state went more than two timeouts ago,
+   * once it remembers many: it keeps a clock for every id it was ever shown, so that an older
+   * message cannot bring a state back; after that long none is still in flight. Run before
+   * applying a presence message.
+   */
+  forgetOldPresence(now = Date.now()): void {
+    const meta = this.awareness.meta;
+    if (meta.size <= PRESENCE_MEMORY) return;
+    const states = this.awareness.states;
+    for (const [id, m] of meta) {
+      if (!states.has(id) && now - m.lastUpdated > 2 * awarenessProtocol.outdatedTimeout) meta.delete(id);
+    }
   }
 
   /** Bytes held here: updates waiting to be stored, and peers' frames waiting their turn. */

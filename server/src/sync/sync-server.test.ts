@@ -375,6 +375,54 @@ describe('SyncServer', () => {
     expect(room.awareness.getStates().size).toBe(0);
   });
 
+  it('applies nothing of a presence message past the caps: a flood of ids with no state leaves the room no memory of them', async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024 } });
+    const socket = new MemorySocket();
+    const conn = join(server, socket);
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    const before = room.awareness.meta.size;
+    // 5,000 ids, each "removed" (state null): y-protocols would remember every one.
+    const e = encoding.createEncoder();
+    encoding.writeVarUint(e, 5_000);
+    for (let id = 1; id <= 5_000; id++) {
+      encoding.writeVarUint(e, id);
+      encoding.writeVarUint(e, 1);
+      encoding.writeVarString(e, 'null');
+    }
+    conn.receive(awarenessMessage(encoding.toUint8Array(e)));
+    await flushed(server);
+    expect(socket.closedWith).toBe(CloseCode.rateLimited);
+    expect(room.awareness.meta.size).toBe(before);
+  });
+
+  it('forgets presence ids long gone once it remembers many', async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024 } });
+    const sockets = Array.from({ length: 6 }, () => new MemorySocket());
+    const conns = sockets.map((s) => join(server, s));
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    // Each socket shows 200 ids and takes them away: 1,200 remembered, none live.
+    let next = 1;
+    for (const conn of conns) {
+      const e = encoding.createEncoder();
+      encoding.writeVarUint(e, 200);
+      for (let i = 0; i < 200; i++) {
+        encoding.writeVarUint(e, next++);
+        encoding.writeVarUint(e, 1);
+        encoding.writeVarString(e, 'null');
+      }
+      conn.receive(awarenessMessage(encoding.toUint8Array(e)));
+    }
+    await flushed(server);
+    expect(sockets.map((s) => s.closedWith)).toEqual(sockets.map(() => null));
+    expect(room.awareness.meta.size).toBeGreaterThanOrEqual(1_200);
+    room.forgetOldPresence(Date.now() + 10_000); // too recent: kept
+    expect(room.awareness.meta.size).toBeGreaterThanOrEqual(1_200);
+    room.forgetOldPresence(Date.now() + 2 * awarenessProtocol.outdatedTimeout + 1_000);
+    expect(room.awareness.meta.size).toBeLessThan(10);
+  });
+
   it('counts presence states that come back after their removal, and closes a socket that shows too many ids', async () => {
     const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
     const socket = new MemorySocket();
