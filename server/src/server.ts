@@ -117,6 +117,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     sync,
     close() {
       closing ??= (async () => {
+        ws.stopAccepting();
         await sync.close();
         ws.close();
         server.closeAllConnections();

@@ -115,6 +115,32 @@ describe.runIf(url)('RedisBus', () => {
     expect(got.length).toBeLessThan(11);
   });
 
+  it('closing with entries it could not send, has the others reload the room instead', async () => {
+    const direct = new URL(url!);
+    const proxy = new TcpProxy([{ host: direct.hostname, port: Number(direct.port || 6379) }]);
+    const viaProxy = new URL(direct);
+    viaProxy.port = String(await proxy.listen());
+    const a = new RedisBus({ url: viaProxy.toString(), instanceId: 'a', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, closeWaitMs: 500 });
+    const b = bus('b');
+    const seen = { reloads: 0, got: [] as string[] };
+    try {
+      await a.join('room-8', { message: () => {}, reload: () => {} });
+      await b.join('room-8', { message: (_k, d) => seen.got.push(Buffer.from(d).toString()), reload: () => void seen.reloads++ });
+      proxy.freeze();
+      for (let i = 0; i < 5; i++) a.publish('room-8', 'update', Buffer.from(`m${i}`));
+      const closed = a.close();
+      await new Promise((r) => setTimeout(r, 700)); // past the first wait: the rest gave way
+      proxy.thaw();
+      await closed;
+      await until(() => seen.reloads > 0, 'a reload');
+      // The first was on its way; the others never went out, and the reload stands for them.
+      expect(seen.got).toEqual(['m0']);
+    } finally {
+      proxy.thaw();
+      await proxy.close();
+    }
+  });
+
   it('fails to join a room, instead of waiting, while Redis cannot be reached', async () => {
     const { freePort } = await import('../../../test/ports.ts');
     const away = new RedisBus({ url: `redis://127.0.0.1:${await freePort()}`, instanceId: 'x', maxLen: 10, log: silent, keyPrefix: prefix });

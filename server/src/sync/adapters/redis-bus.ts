@@ -32,6 +32,11 @@ export interface RedisBusOptions {
   maxOutbox?: number;
   /** …or bytes (default 64 MiB). */
   maxOutboxBytes?: number;
+  /**
+   * On close, how long queued entries may take to go out (default 2 s); then what is left gives
+   * way to one reload entry per room, which gets as long again.
+   */
+  closeWaitMs?: number;
 }
 
 /** What goes into a room's stream: an update, presence, or a call to reload from the database. */
@@ -253,9 +258,23 @@ export class RedisBus implements SyncBus {
   }
 
   async close(): Promise<void> {
+    const settle = async (ms: number) => {
+      const deadline = Date.now() + ms;
+      while (this.#outbox.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    };
     // Give queued entries a moment to go out before closing.
-    const deadline = Date.now() + 2_000;
-    while (this.#outbox.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await settle(this.options.closeWaitMs ?? 2_000);
+    if (this.#outbox.size > 0) {
+      // What still waits would go with this instance: the others reload the rooms instead
+      // (their updates are stored), as when an outbox overflows.
+      for (const [room, outbox] of this.#outbox) {
+        const unsent = outbox.entries.splice(1, outbox.entries.length, { kind: 'reload' }).filter((e) => e.kind !== 'reload').length;
+        outbox.bytes = sizeOf(outbox.entries[0]!);
+        this.options.log.warn('redis_outbox_unsent_on_close', { room, unsent });
+      }
+      await settle(this.options.closeWaitMs ?? 2_000);
+      if (this.#outbox.size > 0) this.options.log.error('redis_outbox_lost_on_close', { rooms: [...this.#outbox.keys()] });
+    }
     this.#running = false;
     this.#interrupt();
     this.#sub.disconnect();

@@ -85,6 +85,7 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
       accessCacheMs,
     });
     detach = () => ws.close();
+    const stopAccepting = () => ws.stopAccepting();
     await new Promise<void>((r) => http!.listen(0, '127.0.0.1', r));
     const url = `ws://127.0.0.1:${(http!.address() as AddressInfo).port}/sync/${ROOM}`;
     /** Opens a socket as `token`: resolves 'open' with the socket, or the HTTP refusal. */
@@ -95,7 +96,7 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
         socket.on('open', () => resolve({ ws: socket, closed }));
         socket.on('error', (err) => resolve(err.message));
       });
-    return { ...fake, open, port: (http!.address() as AddressInfo).port };
+    return { ...fake, open, stopAccepting, port: (http!.address() as AddressInfo).port };
   }
 
   /** Sends raw bytes on a fresh TCP connection; resolves with what came back until it closed. */
@@ -132,6 +133,21 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     const still = await open('tok-1');
     expect(typeof still).toBe('object');
     if (typeof still === 'object') still.ws.terminate();
+  });
+
+  it('takes no new socket once it stops accepting, and closes with 1001 one decided meanwhile', async () => {
+    const { state, open, stopAccepting } = await start();
+    let deliver!: () => void;
+    state.late = new Promise<void>((r) => (deliver = r));
+    const deciding = open('tok-1');
+    await new Promise((r) => setTimeout(r, 30));
+    stopAccepting(); // shutting down
+    deliver();
+    const decided = await deciding;
+    if (typeof decided === 'string') throw new Error(decided);
+    expect(await decided.closed).toBe(CloseCode.goingAway);
+    state.late = null;
+    expect(await open('tok-1')).toMatch(/503/);
   });
 
   it('lets a session back into a room it was granted, and no one else', async () => {

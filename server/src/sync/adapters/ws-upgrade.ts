@@ -210,8 +210,14 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
   recheckTimer.unref();
   const unsubscribe = auth.onChange?.((userId) => void sweep(userId));
 
+  let closing = false;
+
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    if (closing) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+      return;
+    }
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://localhost');
@@ -237,6 +243,10 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
           // and a broken one is emitted as 'error', which with no listener ends the process.
           const userId = decision.ok ? decision.info.userId : undefined;
           ws.on('error', (err) => log.warn('sync_socket_error', { room, userId, error: err.message }));
+          if (closing) {
+            ws.close(CloseCode.goingAway, 'server shutting down');
+            return;
+          }
           // The cap again, where sockets are counted: decisions that finished together may all
           // have passed it in decide().
           const refusal: Decision | null = !decision.ok
@@ -323,6 +333,14 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
 
   server.on('upgrade', onUpgrade);
   return {
+    /**
+     * Takes no new sockets (shutting down): upgrades get 503, and decisions still in flight
+     * end in a 1001 close, so clients go to another instance instead of opening rooms here
+     * while the server waits for its rooms to empty.
+     */
+    stopAccepting(): void {
+      closing = true;
+    },
     close(): void {
       clearInterval(ping);
       clearInterval(recheckTimer);
