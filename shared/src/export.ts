@@ -109,16 +109,36 @@ function oneToken(name: string): string {
 /** What Python's `readlines()`, which brat reads `.ann` files with, takes for a line break. */
 const LINE_BREAK = /[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/;
 
-/** Index of the first token that ends after `offset` (tokens in text order). */
-function firstTokenEndingAfter(tokens: readonly Token[], offset: number): number {
+/** Index of the first of `sorted` (ascending) for which `key` is past `offset`. */
+function firstPast<T>(sorted: readonly T[], offset: number, key: (item: T) => number): number {
   let lo = 0;
-  let hi = tokens.length;
+  let hi = sorted.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (tokens[mid]!.end <= offset) lo = mid + 1;
+    if (key(sorted[mid]!) <= offset) lo = mid + 1;
     else hi = mid;
   }
   return lo;
+}
+
+/** Counts marked positions in ranges, in logarithmic time (a Fenwick tree). */
+class MarkedCount {
+  readonly #tree: Int32Array;
+  constructor(size: number) {
+    this.#tree = new Int32Array(size + 1);
+  }
+  mark(i: number): void {
+    for (let j = i + 1; j < this.#tree.length; j += j & -j) this.#tree[j]!++;
+  }
+  /** Marked positions before `end`. */
+  #before(end: number): number {
+    let n = 0;
+    for (let j = end; j > 0; j -= j & -j) n += this.#tree[j]!;
+    return n;
+  }
+  any(start: number, end: number): boolean {
+    return this.#before(end) - this.#before(start) > 0;
+  }
 }
 
 /**
@@ -134,12 +154,17 @@ export function conllBlock(doc: ExportDocument, layer: ExportLayer): string {
   const bySize = layer.spans
     .filter((span) => exportableSpan(doc.text, span))
     .sort((a, b) => b.end - b.start - (a.end - a.start) || a.start - b.start);
+  // Each span costs a few binary searches whatever its length; each token is tagged once.
+  const tagged = new MarkedCount(flat.length);
   for (const span of bySize) {
-    const first = firstTokenEndingAfter(flat, span.start);
-    let last = first;
-    while (last < flat.length && flat[last]!.start < span.end) last++;
-    if (last === first || tags.slice(first, last).some((t) => t !== 'O')) continue;
-    for (let i = first; i < last; i++) tags[i] = `${i === first ? 'B' : 'I'}-${oneToken(span.label)}`;
+    const first = firstPast(flat, span.start, (t) => t.end);
+    const last = Math.max(first, firstPast(flat, span.end - 1, (t) => t.start));
+    if (last === first || tagged.any(first, last)) continue;
+    const label = oneToken(span.label);
+    for (let i = first; i < last; i++) {
+      tags[i] = `${i === first ? 'B' : 'I'}-${label}`;
+      tagged.mark(i);
+    }
   }
   const lines = [`-DOCSTART- -X- document=${doc.id};layer=${layer.name} O`, ''];
   flat.forEach((token, i) => {
@@ -150,34 +175,47 @@ export function conllBlock(doc: ExportDocument, layer: ExportLayer): string {
   return lines.join('\n') + '\n';
 }
 
-/** Where a span crosses line breaks, brat wants one fragment per line (UTF-16 ranges). */
-function fragments(doc: ExportDocument, span: SpanAnnotation): Array<[number, number]> {
+/** Offsets of every line break in a text, in order (found once per document). */
+function lineBreaks(text: string): number[] {
+  const out: number[] = [];
+  const all = new RegExp(LINE_BREAK.source, 'g');
+  for (let m = all.exec(text); m; m = all.exec(text)) out.push(m.index);
+  return out;
+}
+
+/**
+ * Where a span crosses line breaks, brat wants one fragment per line (UTF-16 ranges). `breaks`
+ * are the text's line breaks (lineBreaks): only those inside the span are visited.
+ */
+function fragments(text: string, breaks: readonly number[], span: SpanAnnotation): Array<[number, number]> {
   const out: Array<[number, number]> = [];
+  const space = /[\s\x1c-\x1e\x85]/;
   let from = span.start;
-  for (let i = span.start; i <= span.end; i++) {
-    if (i === span.end || LINE_BREAK.test(doc.text[i]!)) {
-      // Leading and trailing whitespace stays out of a fragment; an all-space piece is dropped.
-      let a = from;
-      let b = i;
-      while (a < b && /[\s\x1c-\x1e\x85]/.test(doc.text[a]!)) a++;
-      while (b > a && /[\s\x1c-\x1e\x85]/.test(doc.text[b - 1]!)) b--;
-      if (b > a) out.push([a, b]);
-      from = i + 1;
-    }
-  }
+  const cut = (i: number) => {
+    // Leading and trailing whitespace stays out of a fragment; an all-space piece is dropped.
+    let a = from;
+    let b = i;
+    while (a < b && space.test(text[a]!)) a++;
+    while (b > a && space.test(text[b - 1]!)) b--;
+    if (b > a) out.push([a, b]);
+    from = i + 1;
+  };
+  for (let k = firstPast(breaks, span.start - 1, (b) => b); k < breaks.length && breaks[k]! < span.end; k++) cut(breaks[k]!);
+  cut(span.end);
   return out;
 }
 
 /** The `.ann` file of one document's layer in brat's standoff format. */
 export function bratAnn(doc: ExportDocument, layer: ExportLayer): string {
   const map = offsetMapper(doc.text);
+  const breaks = lineBreaks(doc.text);
   const lines: string[] = [];
   const tIds = new Map<string, string>();
   let attributes = 0;
   let notes = 0;
   for (const span of layer.spans) {
     if (!exportableSpan(doc.text, span)) continue;
-    const parts = fragments(doc, span);
+    const parts = fragments(doc.text, breaks, span);
     if (parts.length === 0) continue;
     const t = `T${tIds.size + 1}`;
     tIds.set(span.id, t);
