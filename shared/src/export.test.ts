@@ -28,6 +28,10 @@ describe('tokenize', () => {
     for (const token of t) expect(TEXT.slice(token.start, token.end)).toBe(token.text);
   });
 
+  it('never makes a token of a character Python splits at (\x1c-\x1f, \x85)', () => {
+    expect(tokenize('a\x1cb \x85 c\x1f').map((t) => t.text)).toEqual(['a', 'b', 'c']);
+  });
+
   it('ends a sentence after . ! ? … and at a line break', () => {
     expect(sentences('One. Two!\nThree four\nFive').map((s) => s.map((t) => t.text).join(' '))).toEqual(['One .', 'Two !', 'Three four', 'Five']);
   });

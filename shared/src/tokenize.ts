@@ -2,8 +2,8 @@
  * Word tokens and sentences of a document's text, for token-level formats (CoNLL).
  *
  * A token is a run of letters, marks and digits, joined across an inner apostrophe, hyphen,
- * period or comma ("don't", "Fateh-110", "U.S", "1,000"), or any other single non-space
- * character. Offsets are JavaScript string indexes (UTF-16), like the layer's.
+ * period or comma ("don't", "Fateh-110", "U.S", "1,000"), or any other single character that
+ * is not a space to JavaScript or to Python (which reads these files). Offsets are JavaScript string indexes (UTF-16), like the layer's.
  *
  * @example
  *   tokenize('Iran denied it.') // [{ text: 'Iran', start: 0, end: 4 }, …, { text: '.', start: 14, end: 15 }]
@@ -15,7 +15,8 @@ export interface Token {
   end: number;
 }
 
-const TOKEN = /[\p{L}\p{M}\p{N}]+(?:[’'.,-][\p{L}\p{M}\p{N}]+)*|\S/gu;
+/** Python's str.split() also splits at \x1c-\x1f and \x85, which JavaScript's \S takes in. */
+const TOKEN = /[\p{L}\p{M}\p{N}]+(?:[’'.,-][\p{L}\p{M}\p{N}]+)*|[^\s\x1c-\x1f\x85]/gu;
 const SENTENCE_END = new Set(['.', '!', '?', '…']);
 
 export function tokenize(text: string): Token[] {
