@@ -19,6 +19,9 @@ import { KyselyStore } from './sync/adapters/kysely-store.ts';
 import { RedisBus } from './sync/adapters/redis-bus.ts';
 import { SyncServer } from './sync/sync-server.ts';
 
+/** How long an idle HTTP connection is kept (Node's default is 5 s). */
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+
 export interface RunningServer {
   url: string;
   port: number;
@@ -75,6 +78,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   try {
     server = await new Promise<Server>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s as Server));
+      // Longer than a proxy keeps idle upstream connections (nginx: 60 s), so it never sends a
+      // request on one this server is closing at that moment (a 502 nginx does not retry).
+      (s as Server).keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+      (s as Server).headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1_000;
       s.once('error', reject);
     });
   } catch (err) {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { MAX_BODY_BYTES } from '../src/app.ts';
+import { KEEP_ALIVE_TIMEOUT_MS } from '../src/server.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const read = (file: string) => readFileSync(path.join(root, file), 'utf8');
@@ -169,6 +170,13 @@ function proxyHeaders(loc: Directive[]): Map<string, string> {
 }
 
 /** nginx's size syntax (16m, 1g, 512k, bytes) in bytes. */
+/** An nginx time ("60s", "1m", "75") in seconds. */
+function nginxSeconds(value: string): number {
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(value);
+  if (!m) throw new Error(`not an nginx time: ${value}`);
+  return Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+}
+
 function nginxSize(value: string): number {
   const m = /^(\d+)([kKmMgG]?)$/.exec(value);
   if (!m) throw new Error(`not an nginx size: ${value}`);
@@ -330,6 +338,16 @@ describe('deploy/nginx.conf', () => {
 
   it('keeps one room on one instance where it can (consistent hash of the URI)', () => {
     expect(one(upstreamOf(location('/sync/')), 'hash').args).toEqual(['$request_uri', 'consistent']);
+  });
+
+  it('lets go of idle upstream connections before the app does (no request on one it is closing)', () => {
+    for (const prefix of ['/api/', '/']) {
+      const up = upstreamOf(location(prefix));
+      if (!up.some((d) => d.name === 'keepalive')) continue;
+      // nginx's upstream keepalive_timeout defaults to 60 s.
+      const nginxIdle = nginxSeconds(all(up, 'keepalive_timeout').at(-1)?.args[0] ?? '60s');
+      expect(nginxIdle * 1000).toBeLessThan(KEEP_ALIVE_TIMEOUT_MS);
+    }
   });
 
   it('proxies /api/ and the pages as plain HTTP', () => {
