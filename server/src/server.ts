@@ -43,6 +43,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     if (config.demo && (await seedDemo(database.db, { seedsDir: config.seedsDir, password: config.demoPassword }))) {
       log.info('demo_seeded', {});
     }
+    if (config.demo && config.demoPassword === 'demo' && !['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
+      log.warn('demo_password_default', {
+        host: config.host,
+        advice: 'the demo accounts sign in with the password "demo" from any machine that reaches this one: set DEMO_PASSWORD, or DEMO=0',
+      });
+    }
   } catch (err) {
     await database.close();
     throw err;

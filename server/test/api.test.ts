@@ -67,6 +67,18 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
       expect(wrong.headers.get('set-cookie')).toBeNull();
     });
 
+    it('makes a username wait after ten failed sign-ins from one place, right password or not', async () => {
+      await usersRepository(server.database.db).insert('trudy', await hashPassword('right'));
+      const attempt = (password: string, username = 'trudy') =>
+        fetch(`${server.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
+      for (let i = 0; i < 10; i++) expect((await attempt(`guess${i}`)).status).toBe(401);
+      const refused = await attempt('right');
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(refused.headers.get('set-cookie')).toBeNull();
+      expect((await attempt('demo', 'bob')).status).toBe(200); // others are not held up
+    });
+
     it('answers 401 to /api/me without a session or with a made-up one', async () => {
       expect((await api(server.url, null, '/api/me')).status).toBe(401);
       expect((await api(server.url, 'spanwise_session=forged', '/api/me')).status).toBe(401);
