@@ -150,6 +150,23 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
     // 32,768 documents make 65,537 files with annotation.conf: past the 65,535 a plain zip counts.
     expect((await fetch(`${server.url}/api/projects/999/export?format=jsonl`, { headers: { cookie: admin } })).status).toBe(404);
   });
+
+  it('counts, for that limit, only the member layers that hold anything', async () => {
+    const projects = projectsRepository(server.database.db);
+    const wide = await projects.insert({ name: 'Wide', mode: 'blind', schema: DEFAULT_SCHEMA, guidelines: '' });
+    await projects.addMember(wide, 1, 'owner');
+    // 16 members and 2,000 documents: 68,001 files if every layer counted, 4,003 as they are.
+    const names = Array.from({ length: 15 }, (_, i) => `wide${i}`);
+    for (const name of names) {
+      const userId = await usersRepository(server.database.db).insert(name, 'x');
+      await projects.addMember(wide, userId, 'annotator');
+    }
+    await sql`insert into documents (project_id, title, text, text_length, content_hash)
+              select ${wide}, 'd' || g, 'x', 1, 'sha256:x' from generate_series(1, 2000) g`.execute(server.database.db);
+    const res = await fetch(`${server.url}/api/projects/${wide}/export?format=brat&layer=all`, { headers: { cookie: admin } });
+    expect(res.status).toBe(200);
+    await res.body?.cancel(); // the status is the point; the zip is made as it is read
+  });
 });
 
 describe('an export stream', () => {

@@ -155,7 +155,9 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
     }
     const members = layer === 'all' ? allMembers.map((m) => ({ id: m.id, username: m.username })) : [];
     if (format === 'brat') {
-      const files = 1 + 2 * (await exports.documentCount(id)) * (1 + members.length);
+      // annotation.conf, then a .txt and an .ann per document's gold layer and per member
+      // layer that holds anything (empty ones are left out of the zip).
+      const files = 1 + 2 * ((await exports.documentCount(id)) + (await exports.layersWithRows(id, members)));
       if (files > ZIP_MAX_FILES) {
         throw new AppError(413, 'export_too_large', `a brat export holds at most ${ZIP_MAX_FILES} files; this one could need ${files}: export the gold layer, or another format`);
       }

@@ -42,6 +42,23 @@ export function exportService(db: Kysely<Database>, log: Logger) {
       return Number(n);
     },
 
+    /** How many of these members' layers of the project's documents hold anything. */
+    async layersWithRows(projectId: number, members: readonly ExportMember[]): Promise<number> {
+      if (members.length === 0) return 0;
+      const docs = await db.selectFrom('documents').select('id').where('project_id', '=', projectId).execute();
+      const rooms = docs.flatMap((d) => members.map((m) => layerRoom(d.id, m.id)));
+      let n = 0;
+      for (let i = 0; i < rooms.length; i += 5_000) {
+        const row = await db
+          .selectFrom('sync_updates')
+          .select((eb) => eb.fn.count<string>('room').distinct().as('n'))
+          .where('room', 'in', rooms.slice(i, i + 5_000))
+          .executeTakeFirstOrThrow();
+        n += Number(row.n);
+      }
+      return n;
+    },
+
     /**
      * Each document of the project with its gold layer and, for `all`, every member's layer
      * that holds anything. The gold layer comes first and always (empty when nobody curated).
