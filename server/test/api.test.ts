@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { layerRoom, type DocumentDetail, type DocumentSummary, type ProjectDetail, type ProjectSummary } from '@spanwise/shared';
+import { sql } from 'kysely';
+import { goldRoom, layerRoom, type DocumentDetail, type DocumentSummary, type ProjectDetail, type ProjectSummary } from '@spanwise/shared';
 import { hashPassword } from '../src/features/auth/password.ts';
 import { usersRepository } from '../src/features/auth/users.repository.ts';
 import { api, databaseKinds, login, startTestServer, type TestServer } from './harness.ts';
@@ -234,6 +235,21 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
       const bobsNow = await api<DocumentSummary[]>(server.url, bob, '/api/projects/1/documents');
       expect(bobsNow.body.map((d) => d.status)).toEqual(forBob.body.map((d) => (d.id === second.id ? 'in_progress' : d.status)));
       expect((await api<DocumentSummary[]>(server.url, alice, '/api/projects/1/documents')).body[1]?.status).toBe('not_started');
+    });
+
+    it('counts the gold layer as worked on for curators and owners, and for everyone in an open project', async () => {
+      const third = (await api<DocumentSummary[]>(server.url, alice, '/api/projects/1/documents')).body[2]!;
+      await server.database.db.insertInto('sync_updates').values({ room: goldRoom(third.id), data: new Uint8Array([0, 0]) }).execute();
+      const statusFor = async (cookie: string) => (await api<DocumentSummary[]>(server.url, cookie, '/api/projects/1/documents')).body.find((d) => d.id === third.id)?.status;
+      expect(await statusFor(admin)).toBe('in_progress'); // owner
+      expect(await statusFor(await login(server.url, 'dana'))).toBe('in_progress'); // curator
+      expect(await statusFor(alice)).toBe('not_started'); // an annotator in a blind project
+      await sql`update projects set mode = 'open' where id = 1`.execute(server.database.db);
+      try {
+        expect(await statusFor(alice)).toBe('in_progress');
+      } finally {
+        await sql`update projects set mode = 'blind' where id = 1`.execute(server.database.db);
+      }
     });
 
     it('rejects an unknown status value', async () => {

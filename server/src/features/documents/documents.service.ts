@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { layerRoom, type DocumentDetail, type DocumentStatus, type DocumentSummary } from '@spanwise/shared';
+import { goldRoom, layerRoom, type DocumentDetail, type DocumentStatus, type DocumentSummary, type ProjectMode, type Role } from '@spanwise/shared';
 import type { DocumentRow } from '../../db/types.ts';
 import { notFound } from '../../http/errors.ts';
 import type { DocumentsRepository } from './documents.repository.ts';
@@ -49,17 +49,21 @@ export function documentsService(documents: DocumentsRepository) {
       return toDetail(row);
     },
     /**
-     * A project's documents with the user's status: the one they set, else `in_progress` once
-     * their layer has any stored update, else `not_started`.
+     * A project's documents with the user's status: the one they set, else `in_progress` once a
+     * layer they work on has any stored update, else `not_started`. They work on their own
+     * layer, and on the gold layer in an open project (everyone's) or as a curator or owner
+     * (who adjudicate into it).
      */
-    async list(projectId: number, userId: number): Promise<DocumentSummary[]> {
+    async list(projectId: number, userId: number, as: { mode: ProjectMode; role: Role }): Promise<DocumentSummary[]> {
       const rows = await documents.listForProject(projectId, userId);
-      const touched = await documents.roomsWithUpdates(rows.filter((r) => !r.status).map((r) => layerRoom(r.id, userId)));
+      const withGold = as.mode === 'open' || as.role === 'curator' || as.role === 'owner';
+      const worked = (docId: number) => [layerRoom(docId, userId), ...(withGold ? [goldRoom(docId)] : [])];
+      const touched = await documents.roomsWithUpdates(rows.filter((r) => !r.status).flatMap((r) => worked(r.id)));
       return rows.map((r) => ({
         id: r.id,
         title: r.title,
         length: r.text_length,
-        status: r.status ?? (touched.has(layerRoom(r.id, userId)) ? 'in_progress' : 'not_started'),
+        status: r.status ?? (worked(r.id).some((room) => touched.has(room)) ? 'in_progress' : 'not_started'),
       }));
     },
     setStatus(documentId: number, userId: number, status: DocumentStatus) {

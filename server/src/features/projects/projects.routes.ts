@@ -39,8 +39,8 @@ export function projectsRoutes(projects: ProjectsRepository, access: AccessServi
     .get('/projects/:id/documents', async (c) => {
       const user = requireUser(c.get('user'));
       const id = idParam(c.req.param('id'), 'project');
-      await access.projectRole(user.id, id);
-      return c.json(await documents.list(id, user.id));
+      const { project, role } = await access.projectRole(user.id, id);
+      return c.json(await documents.list(id, user.id, { mode: project.mode, role }));
     })
     .put('/projects/:id/members', async (c) => {
       const user = requireUser(c.get('user'));
