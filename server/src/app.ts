@@ -5,9 +5,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { serveStatic } from '@hono/node-server/serve-static';
-import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { Hono, type Context } from 'hono';
 import { bearerAuth } from 'hono/bearer-auth';
-import { bodyLimit } from 'hono/body-limit';
 import { sql, type Kysely } from 'kysely';
 import type { Registry } from 'prom-client';
 import type { Config } from './config.ts';
@@ -24,33 +23,13 @@ import { exportRoutes } from './features/export/export.routes.ts';
 import { exportService } from './features/export/export.service.ts';
 import { projectsRepository } from './features/projects/projects.repository.ts';
 import { projectsRoutes } from './features/projects/projects.routes.ts';
+import { bodyLimits } from './http/body-limits.ts';
 import { AppError, errorHandler } from './http/errors.ts';
 import { requestLog } from './http/request-log.ts';
 import { sessionMiddleware, type AppEnv } from './http/session.ts';
 import type { Logger } from './log.ts';
 
-/** A new document's body (its text may be 5 million characters): only its owner, signed in. */
-export const MAX_BODY_BYTES = 16 * 1024 * 1024;
-/** Every other request body: sign-in, members, statuses. */
-export const MAX_SMALL_BODY_BYTES = 64 * 1024;
-const NEW_DOCUMENT_PATH = /^\/api\/projects\/[^/]+\/documents\/?$/;
-
-/**
- * Bodies are limited before any route reads them: 64 KiB, and 16 MiB for a signed-in user
- * adding a document, so no one can make the server hold 16 MiB per request without a session.
- */
-function bodyLimits(): MiddlewareHandler<AppEnv> {
-  const limit = (maxSize: number) =>
-    bodyLimit({
-      maxSize,
-      onError: () => {
-        throw new AppError(413, 'body_too_large', `this request's body is limited to ${maxSize} bytes`);
-      },
-    });
-  const small = limit(MAX_SMALL_BODY_BYTES);
-  const large = limit(MAX_BODY_BYTES);
-  return (c, next) => (c.req.method === 'POST' && c.get('user') && NEW_DOCUMENT_PATH.test(c.req.path) ? large : small)(c, next);
-}
+export { MAX_BODY_BYTES, MAX_SMALL_BODY_BYTES } from './http/body-limits.ts';
 
 export interface AppDeps {
   config: Config;
@@ -85,10 +64,9 @@ function apiApp(deps: AppDeps, services: Services) {
         return c.json({ ok: false as const, db: deps.dbKind }, 503);
       }
     })
-    // The session comes first (a cookie, no body read): the body limit depends on it.
-    .use(sessionMiddleware(services.auth))
     .use(bodyLimits())
-    .route('/', authRoutes(services.auth, { secureCookies: deps.config.secureCookies }))
+    .use(sessionMiddleware(services.auth))
+    .route('/', authRoutes(services.auth, { secureCookies: deps.config.secureCookies, trustProxy: deps.config.trustProxy }))
     .route('/', projectsRoutes(services.projects, services.access, services.documents, services.users))
     .route('/', documentsRoutes(services.access, services.documents))
     .route('/', exportRoutes(services.access, services.projects, services.exports, deps.log))

@@ -21,6 +21,8 @@ export interface Config {
   seedsDir: string;
   /** Mark the session cookie Secure (set when served over HTTPS). */
   secureCookies: boolean;
+  /** Behind a proxy: a request's address is the last X-Forwarded-For entry (sign-in throttle). */
+  trustProxy: boolean;
   sessionTtlHours: number;
   sync: SyncLimits;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -97,6 +99,7 @@ const envSchema = z.object({
   DEMO: bool.default(true),
   DEMO_PASSWORD: z.string().min(1).default('demo'),
   SECURE_COOKIES: bool.default(false),
+  TRUST_PROXY: bool.default(false),
   SESSION_TTL_HOURS: z.coerce.number().positive().default(24 * 14),
   MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxMessageBytes),
   MAX_MESSAGES_PER_SECOND: z.coerce.number().int().min(1).default(defaultSyncLimits.maxMessagesPerSecond),
@@ -143,6 +146,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     clientDir: path.join(root, 'client/dist'),
     seedsDir: path.join(root, 'seeds'),
     secureCookies: e.SECURE_COOKIES,
+    trustProxy: e.TRUST_PROXY,
     sessionTtlHours: e.SESSION_TTL_HOURS,
     sync: Object.freeze({
       maxMessageBytes: e.MAX_MESSAGE_BYTES,

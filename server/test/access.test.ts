@@ -112,7 +112,7 @@ describe('access while sockets live', () => {
     const c = connectLayer(server.url, layerRoom(1, 4), cookie);
     clients.push(c);
     await c.synced;
-    await api(server.url, cookie, '/api/auth/logout', { method: 'POST' });
+    await api(server.url, cookie, '/api/auth/logout', { method: 'POST', body: '{}' });
     expect(await c.closed).toBe(CloseCode.unauthenticated);
   });
 });

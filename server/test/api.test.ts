@@ -78,6 +78,18 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(refused.headers.get('set-cookie')).toBeNull();
       expect((await attempt('demo', 'bob')).status).toBe(200); // others are not held up
+      // Sent all at once, guesses are counted as they start: no more than ten get an answer.
+      await usersRepository(server.database.db).insert('trent', await hashPassword('right'));
+      const burst = await Promise.all(Array.from({ length: 30 }, (_, i) => attempt(`burst${i}`, 'trent')));
+      expect(burst.filter((r) => r.status === 401).length).toBeLessThanOrEqual(10);
+      expect(burst.filter((r) => r.status === 429).length).toBeGreaterThanOrEqual(20);
+    });
+
+    it('signs out only on a JSON request (a form from another page cannot)', async () => {
+      const cookie = await login(server.url, 'bob');
+      const form = await fetch(`${server.url}/api/auth/logout`, { method: 'POST', headers: { cookie, 'content-type': 'text/plain' }, body: '' });
+      expect(form.status).toBe(415);
+      expect((await api(server.url, cookie, '/api/me')).status).toBe(200);
     });
 
     it('answers 401 to /api/me without a session or with a made-up one', async () => {
@@ -87,7 +99,7 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
 
     it('ends the session on logout', async () => {
       const cookie = await login(server.url, 'carol');
-      expect((await api(server.url, cookie, '/api/auth/logout', { method: 'POST' })).status).toBe(204);
+      expect((await api(server.url, cookie, '/api/auth/logout', { method: 'POST', body: '{}' })).status).toBe(204);
       expect((await api(server.url, cookie, '/api/me')).status).toBe(401);
     });
 
@@ -153,7 +165,7 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
       expect(form.status).toBe(415);
     });
 
-    it('limits bodies to 64 KiB except a signed-in user adding a document', async () => {
+    it('limits bodies to 64 KiB except the owner adding a document, whose body is read only once that is known', async () => {
       // Each on a connection of its own, the status read as soon as it comes: the server answers
       // 413 before reading a body over its limit, and need not read the rest.
       const statusOf = (pathname: string, method: string, cookie: string | null, body: string) =>
@@ -171,7 +183,8 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
         });
       expect(await statusOf('/api/auth/login', 'POST', null, JSON.stringify({ username: 'bob', password: 'x'.repeat(70 * 1024) }))).toBe(413);
       const big = JSON.stringify({ title: 'big', text: 'y'.repeat(1024 * 1024) });
-      expect(await statusOf('/api/projects/1/documents', 'POST', null, big)).toBe(413);
+      expect(await statusOf('/api/projects/1/documents', 'POST', null, big)).toBe(401);
+      expect(await statusOf('/api/projects/1/documents', 'POST', alice, big)).toBe(403); // an annotator
       expect(await statusOf('/api/projects/1/documents', 'POST', admin, big)).toBe(201);
       expect(await statusOf('/api/projects/1/members', 'PUT', admin, JSON.stringify({ username: 'x'.repeat(70 * 1024), role: 'viewer' }))).toBe(413);
       expect((await api(server.url, null, '/api/health')).status).toBe(200);
@@ -184,6 +197,7 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
       const add = (extra: object) => api<ErrorBody>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 't', text: 'x', ...extra }) });
       expect((await add({ text: 'a\u0000b' })).body.error.field).toBe('text');
       expect((await add({ url: 'javascript:alert(1)//' })).body.error.field).toBe('url');
+      expect((await add({ url: 'http://example.org/\u0000' })).body.error.field).toBe('url');
       expect((await add({ url: 'https://example.org/a' })).status).toBe(201);
     });
 
@@ -286,5 +300,25 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
         expect((await api(server.url, null, p)).status, p).toBe(401);
       }
     });
+  });
+});
+
+describe('behind a proxy (TRUST_PROXY=1)', () => {
+  it('counts sign-in attempts by the address the proxy added, not its own or one the client made up', async () => {
+    const server = await startTestServer({ config: { trustProxy: true } });
+    try {
+      // The client may send its own X-Forwarded-For; the proxy appends the address it saw.
+      const attempt = (seen: string, password = 'wrong') =>
+        fetch(`${server.url}/api/auth/login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-forwarded-for': `6.6.6.6, ${seen}` },
+          body: JSON.stringify({ username: 'dana', password }),
+        });
+      for (let i = 0; i < 10; i++) expect((await attempt('10.0.0.1')).status).toBe(401);
+      expect((await attempt('10.0.0.1', 'demo')).status).toBe(429);
+      expect((await attempt('10.0.0.2', 'demo')).status).toBe(200); // dana herself, elsewhere
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -169,7 +169,6 @@ function proxyHeaders(loc: Directive[]): Map<string, string> {
   return new Map(all(level, 'proxy_set_header').map((d) => [(d.args[0] ?? '').toLowerCase(), d.args[1] ?? '']));
 }
 
-/** nginx's size syntax (16m, 1g, 512k, bytes) in bytes. */
 /** An nginx time ("60s", "1m", "75") in seconds. */
 function nginxSeconds(value: string): number {
   const m = /^(\d+)(ms|s|m|h)?$/.exec(value);
@@ -177,6 +176,7 @@ function nginxSeconds(value: string): number {
   return Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
 }
 
+/** nginx's size syntax (16m, 1g, 512k, bytes) in bytes. */
 function nginxSize(value: string): number {
   const m = /^(\d+)([kKmMgG]?)$/.exec(value);
   if (!m) throw new Error(`not an nginx size: ${value}`);
@@ -255,6 +255,11 @@ describe('docker-compose.yml', () => {
     expect(decodeURIComponent(url.username)).toBe(pg.POSTGRES_USER);
     expect(decodeURIComponent(url.password)).toBe(pg.POSTGRES_PASSWORD);
     expect(url.pathname).toBe(`/${pg.POSTGRES_DB}`);
+  });
+
+  it.each(appServices)('%s trusts the address nginx adds to X-Forwarded-For (the sign-in throttle counts by it)', (name) => {
+    expect(envVar(service(name), 'TRUST_PROXY')).toBe('1');
+    for (const prefix of ['/api/', '/']) expect(proxyHeaders(location(prefix)).get('x-forwarded-for')).toBe('$proxy_add_x_forwarded_for');
   });
 
   it.each(appServices)('%s connects to the redis service', (name) => {

@@ -18,8 +18,7 @@ export const newDocumentBody = z.object({
   text: text().min(1).max(5_000_000),
   source: text().max(500).optional(),
   /** A web address the document came from: http or https only (the client links to it). */
-  url: z
-    .string()
+  url: text()
     .url()
     .max(2000)
     .refine((v) => /^https?:\/\//i.test(v), 'must be an http or https address')

@@ -67,7 +67,7 @@ export const api = {
     }
   },
   login: (username: string, password: string) => request<Me>('POST', '/auth/login', { username, password }, false),
-  logout: () => request<void>('POST', '/auth/logout', undefined, false),
+  logout: () => request<void>('POST', '/auth/logout', {}, false),
   projects: () => request<ProjectSummary[]>('GET', '/projects'),
   project: (id: number) => request<ProjectDetail>('GET', `/projects/${id}`),
   documents: (projectId: number) => request<DocumentSummary[]>('GET', `/projects/${projectId}/documents`),

@@ -1,4 +1,5 @@
 import { Hono, type Context } from 'hono';
+import { z } from 'zod';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { loginBody } from '@spanwise/shared';
@@ -7,8 +8,15 @@ import type { AppEnv } from '../../http/session.ts';
 import { SESSION_COOKIE, type AuthService } from './auth.service.ts';
 import { SignInThrottle } from './sign-in-throttle.ts';
 
-/** The address the request came from (the proxy's, behind one). */
-function clientAddress(c: Context): string {
+/**
+ * The address the request came from. Behind a proxy the socket's is the proxy's: with
+ * `trustProxy`, the last X-Forwarded-For entry is used, the one the proxy itself added.
+ */
+function clientAddress(c: Context, trustProxy: boolean): string {
+  if (trustProxy) {
+    const forwarded = c.req.header('x-forwarded-for')?.split(',').at(-1)?.trim();
+    if (forwarded) return forwarded;
+  }
   try {
     return getConnInfo(c).remote.address ?? '';
   } catch {
@@ -16,22 +24,23 @@ function clientAddress(c: Context): string {
   }
 }
 
-export function authRoutes(auth: AuthService, options: { secureCookies: boolean; throttle?: SignInThrottle }) {
+export function authRoutes(auth: AuthService, options: { secureCookies: boolean; trustProxy?: boolean; throttle?: SignInThrottle }) {
   const throttle = options.throttle ?? new SignInThrottle();
   return new Hono<AppEnv>()
     .post('/auth/login', async (c) => {
       const body = await jsonBody(c, loginBody);
-      const key = `${body.username.toLowerCase()}\n${clientAddress(c)}`;
+      const key = `${body.username.toLowerCase()}\n${clientAddress(c, options.trustProxy ?? false)}`;
       const wait = throttle.waitMs(key);
       if (wait > 0) {
         c.header('Retry-After', String(Math.ceil(wait / 1000)));
         throw new AppError(429, 'too_many_attempts', `too many failed sign-ins: try again in ${Math.ceil(wait / 60_000)} min`);
       }
+      throttle.attempted(key);
       let signedIn: Awaited<ReturnType<AuthService['login']>>;
       try {
         signedIn = await auth.login(body.username, body.password);
       } catch (err) {
-        if (err instanceof AppError && err.status === 401) throttle.failed(key);
+        if (!(err instanceof AppError && err.status === 401)) throttle.withdrawn(key);
         throw err;
       }
       throttle.succeeded(key);
@@ -46,6 +55,8 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean;
       return c.json(user);
     })
     .post('/auth/logout', async (c) => {
+      // A JSON body ({}), as every write: a form posted from another page cannot sign anyone out.
+      await jsonBody(c, z.object({}));
       const token = getCookie(c, SESSION_COOKIE);
       if (token) await auth.logout(token);
       deleteCookie(c, SESSION_COOKIE, { path: '/' });

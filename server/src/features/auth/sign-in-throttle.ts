@@ -1,7 +1,9 @@
 /**
- * Failed sign-ins, counted per username and client address: past `max` failures within
- * `windowMs`, that pair must wait until the window's first failure is `windowMs` old. A success
- * clears the count. Per pair, so that guessing at one account from one place is slowed while
+ * Sign-in attempts that did not succeed, counted per username and client address: past `max`
+ * within `windowMs`, that pair must wait until the window's first is `windowMs` old. Each
+ * attempt is counted as it starts (attempted), so that many sent at once cannot all pass before
+ * the first fails; a success clears the count, and an attempt that failed for another reason
+ * than the credentials (the database away) is taken back (withdrawn). Per pair, so that guessing at one account from one place is slowed while
  * its owner, elsewhere, can still sign in. At most `maxKeys` pairs are remembered (the oldest
  * go first), so a flood of made-up names cannot fill memory.
  *
@@ -27,7 +29,7 @@ export class SignInThrottle {
     return entry.since + this.windowMs - this.now();
   }
 
-  failed(key: string): void {
+  attempted(key: string): void {
     const entry = this.#current(key);
     if (entry) {
       entry.count++;
@@ -39,6 +41,11 @@ export class SignInThrottle {
 
   succeeded(key: string): void {
     this.#failures.delete(key);
+  }
+
+  withdrawn(key: string): void {
+    const entry = this.#current(key);
+    if (entry && entry.count > 0) entry.count--;
   }
 
   /** The pair's count within its window, forgetting one whose window has passed. */

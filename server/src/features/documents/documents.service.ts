@@ -51,12 +51,12 @@ export function documentsService(documents: DocumentsRepository) {
     /**
      * A project's documents with the user's status: the one they set, else `in_progress` once a
      * layer they work on has any stored update, else `not_started`. They work on their own
-     * layer, and on the gold layer in an open project (everyone's) or as a curator or owner
-     * (who adjudicate into it).
+     * layer, and on the gold layer in an open project (everyone but viewers, who only look) or
+     * as a curator or owner (who adjudicate into it).
      */
     async list(projectId: number, userId: number, as: { mode: ProjectMode; role: Role }): Promise<DocumentSummary[]> {
       const rows = await documents.listForProject(projectId, userId);
-      const withGold = as.mode === 'open' || as.role === 'curator' || as.role === 'owner';
+      const withGold = as.role !== 'viewer' && (as.mode === 'open' || as.role === 'curator' || as.role === 'owner');
       const worked = (docId: number) => [layerRoom(docId, userId), ...(withGold ? [goldRoom(docId)] : [])];
       const touched = await documents.roomsWithUpdates(rows.filter((r) => !r.status).flatMap((r) => worked(r.id)));
       return rows.map((r) => ({
