@@ -39,19 +39,48 @@ class ProtocolError extends Error {}
 class TooBig extends Error {}
 
 /**
- * The ids an awareness update shows, each with whether it carries a state (null removes one),
- * read as y-protocols' applyAwarenessUpdate reads it; throws on a malformed update.
+ * What applying a presence (awareness) update would do, worked out entry by entry under
+ * y-protocols' own rule (applyAwarenessUpdate) without applying it: how many ids the room would
+ * remember afresh, and how many live states the socket would then hold (its `controlled` ones,
+ * plus those the update sets, less those it removes). Entries y-protocols would ignore (an older
+ * or equal clock: a client echoing the states it was sent) count for nothing. Throws on a
+ * malformed update.
  */
-function presenceIds(update: Uint8Array): Array<{ id: number; live: boolean }> {
+function presenceOutcome(update: Uint8Array, awareness: awarenessProtocol.Awareness, controlled: ReadonlySet<number>): { introduced: number; live: number } {
   const decoder = decoding.createDecoder(update);
   const count = decoding.readVarUint(decoder);
-  const out: Array<{ id: number; live: boolean }> = [];
+  /** Each id's clock and whether it has a state, as the update has left them so far. */
+  const seen = new Map<number, { clock: number; has: boolean }>();
+  const live = new Set(controlled);
+  let introduced = 0;
   for (let i = 0; i < count; i++) {
     const id = decoding.readVarUint(decoder);
-    decoding.readVarUint(decoder); // clock
-    out.push({ id, live: JSON.parse(decoding.readVarString(decoder)) !== null });
+    const clock = decoding.readVarUint(decoder);
+    const state: unknown = JSON.parse(decoding.readVarString(decoder));
+    const before = seen.get(id) ?? { clock: awareness.meta.get(id)?.clock ?? 0, has: awareness.states.has(id) };
+    if (!(before.clock < clock || (before.clock === clock && state === null && before.has))) continue;
+    if (!awareness.meta.has(id) && !seen.has(id)) introduced++;
+    if (state === null && id === awareness.clientID && awareness.getLocalState() !== null) {
+      seen.set(id, { clock: clock + 1, has: true }); // y-protocols keeps its own state
+      continue;
+    }
+    seen.set(id, { clock, has: state !== null });
+    if (state === null) live.delete(id);
+    else live.add(id);
   }
-  return out;
+  return { introduced, live: live.size };
+}
+
+/** Whether a frame is a sync step 2 or update (what gets stored); false for anything else or garbage. */
+function carriesUpdate(data: Uint8Array): boolean {
+  try {
+    const decoder = decoding.createDecoder(data);
+    if (decoding.readVarUint(decoder) !== MessageKind.sync) return false;
+    const type = decoding.readVarUint(decoder);
+    return type === syncProtocol.messageYjsSyncStep2 || type === syncProtocol.messageYjsUpdate;
+  } catch {
+    return false;
+  }
 }
 
 export class Connection implements RoomPeer {
@@ -125,9 +154,11 @@ export class Connection implements RoomPeer {
       this.observer.error?.('rate_limited');
       return this.close(CloseCode.rateLimited, 'too many messages');
     }
-    // Held while it waits its turn (behind the room's load, say), as the room's updates are.
-    const size = data.byteLength;
-    if (!this.room.hold(size)) return this.#backlogFull();
+    // A document update is held while it waits its turn (behind the room's load, say), as the
+    // room's queued updates are; other frames (sync step 1, presence, a viewer's dropped edits)
+    // store nothing and are bounded by the size and rate limits alone.
+    const size = !this.info.readOnly && carriesUpdate(data) ? data.byteLength : 0;
+    if (size > 0 && !this.room.hold(size)) return this.#backlogFull();
     this.#chain = this.#chain.then(() => {
       this.room.letGo(size);
       if (this.#refused) return;
@@ -229,16 +260,8 @@ export class Connection implements RoomPeer {
         // Checked before applying: y-protocols keeps an entry (its clock) for every id it is
         // shown, even one shown with no state, until the room goes. Past the caps, nothing of
         // the message is applied.
-        const ids = presenceIds(update);
-        const meta = this.room.awareness.meta;
-        const controlled = this.room.peers.get(this) ?? new Set<number>();
-        const introduced = ids.filter((e) => !meta.has(e.id)).length;
-        const live = new Set(controlled);
-        for (const e of ids) {
-          if (e.live) live.add(e.id);
-          else live.delete(e.id);
-        }
-        if (this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED || live.size > MAX_AWARENESS_CLIENTS) return this.#tooManyPresenceIds();
+        const { introduced, live } = presenceOutcome(update, this.room.awareness, this.room.peers.get(this) ?? new Set());
+        if (this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED || live > MAX_AWARENESS_CLIENTS) return this.#tooManyPresenceIds();
         this.#introduced += introduced;
         this.room.forgetOldPresence();
         awarenessProtocol.applyAwarenessUpdate(this.room.awareness, update, this);

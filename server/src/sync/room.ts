@@ -129,6 +129,8 @@ export class Room {
     if (meta.size <= PRESENCE_MEMORY) return;
     const states = this.awareness.states;
     for (const [id, m] of meta) {
+      // Never its own: its clock must go on rising, or peers would ignore its next notice.
+      if (id === this.awareness.clientID) continue;
       if (!states.has(id) && now - m.lastUpdated > 2 * awarenessProtocol.outdatedTimeout) meta.delete(id);
     }
   }

@@ -260,6 +260,32 @@ describe('SyncServer', () => {
     expect(c.closedWith).toBeNull();
   });
 
+  it('lets frames that store nothing through a full backlog: a viewer still syncs', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024, maxQueuedBytesPerRoom: 4_000, maxQueuedBytes: 6_000 } });
+    const writer = new MemorySocket();
+    const w = join(server, writer);
+    await flushed(server);
+    store.failing = true;
+    for (let i = 0; i < 20 && writer.closedWith === null; i++) {
+      w.receive(updateMessage(spanUpdate(`W${i}`.padEnd(600, '.'))));
+      await tick();
+    }
+    expect(writer.closedWith).toBe(CloseCode.tryAgainLater);
+    const viewer = new MemorySocket();
+    const v = join(server, viewer, info('doc:1:user:1', true));
+    await flushed(server);
+    // Each larger than what the room has left (under 700 bytes).
+    v.receive(updateMessage(spanUpdate('DROPPED'.padEnd(1_000, '.')))); // a viewer's edit: dropped, not held
+    const tab = new awarenessProtocol.Awareness(new Y.Doc());
+    tab.setLocalState({ user: 'viewer'.padEnd(1_000, '.') });
+    v.receive(ownPresence(tab));
+    await flushed(server);
+    expect(viewer.closedWith).toBeNull();
+    expect(viewer.received.some((m) => m[0] === MessageKind.sync && m[1] === syncProtocol.messageYjsSyncStep2)).toBe(true);
+    store.failing = false;
+  });
+
   it('holds the frames that wait for a room to load against the same bound', async () => {
     const store = new MemoryStore();
     let release!: () => void;
@@ -394,6 +420,62 @@ describe('SyncServer', () => {
     await flushed(server);
     expect(socket.closedWith).toBe(CloseCode.rateLimited);
     expect(room.awareness.meta.size).toBe(before);
+  });
+
+  it('does not count what y-protocols would ignore: a newcomer echoing the room’s 20 presence states stays', async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024 } });
+    const peers = Array.from({ length: 20 }, () => new MemorySocket());
+    const conns = peers.map((p) => join(server, p));
+    await flushed(server);
+    conns.forEach((conn, i) => {
+      const tab = new awarenessProtocol.Awareness(new Y.Doc());
+      tab.setLocalState({ user: `u${i}` });
+      conn.receive(ownPresence(tab));
+    });
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    expect(room.awareness.getStates().size).toBe(20);
+    // A newcomer's provider sends back every state it was greeted with, clocks unchanged.
+    const newcomer = new MemorySocket();
+    const conn = join(server, newcomer);
+    await flushed(server);
+    const echo = awarenessProtocol.encodeAwarenessUpdate(room.awareness, [...room.awareness.getStates().keys()]);
+    conn.receive(awarenessMessage(echo));
+    await flushed(server);
+    expect(newcomer.closedWith).toBeNull();
+  });
+
+  it('closes a socket that sets states and, in the same message, "removes" them with older clocks y-protocols ignores', async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024 } });
+    const socket = new MemorySocket();
+    const conn = join(server, socket);
+    await flushed(server);
+    const e = encoding.createEncoder();
+    encoding.writeVarUint(e, 40);
+    for (let id = 1; id <= 20; id++) {
+      encoding.writeVarUint(e, id);
+      encoding.writeVarUint(e, 5);
+      encoding.writeVarString(e, JSON.stringify({ user: `fake${id}` }));
+      encoding.writeVarUint(e, id);
+      encoding.writeVarUint(e, 1); // older: y-protocols keeps the state
+      encoding.writeVarString(e, 'null');
+    }
+    conn.receive(awarenessMessage(encoding.toUint8Array(e)));
+    await flushed(server);
+    expect(socket.closedWith).toBe(CloseCode.rateLimited);
+    expect(server.rooms.get('doc:1:user:1')?.awareness.getStates().size ?? 0).toBe(0);
+  });
+
+  it('never forgets its own presence id (its clock must keep rising for peers to listen)', () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
+    join(server, new MemorySocket());
+    const room = server.rooms.get('doc:1:user:1')!;
+    room.awareness.setLocalState({ server: { saving: 'delayed', queued: 1 } });
+    room.awareness.setLocalState(null);
+    for (let id = 1; id <= 1_100; id++) room.awareness.meta.set(id, { clock: 1, lastUpdated: 0 });
+    room.forgetOldPresence(Date.now() + 10 * awarenessProtocol.outdatedTimeout);
+    expect(room.awareness.meta.has(room.awareness.clientID)).toBe(true);
+    expect(room.awareness.meta.size).toBe(1);
   });
 
   it('forgets presence ids long gone once it remembers many', async () => {
