@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { databaseKinds, useTestDatabase } from '../../test/harness.ts';
-import { migrate } from './database.ts';
+import { ensureCluster, migrate, openDatabase } from './database.ts';
 
 describe.each(databaseKinds())('database (%s)', (kind) => {
   const db = useTestDatabase(kind);
@@ -151,4 +151,36 @@ describe('database (pglite): a first start in a fresh folder', () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 120_000);
+});
+
+describe('database (pglite): creating the folder', () => {
+  it('refuses a folder that holds something else, and clears what a killed first start left', async () => {
+    const parent = await mkdtemp(path.join(tmpdir(), 'spanwise-folder-'));
+    try {
+      const taken = path.join(parent, 'taken');
+      await mkdir(taken);
+      await writeFile(path.join(taken, 'notes.txt'), 'mine');
+      await expect(ensureCluster(taken)).rejects.toThrow(/not empty but holds no database/);
+      // A staging folder of a process that no longer runs (pid 2^22 + 1 is above Linux's maximum).
+      await mkdir(path.join(parent, `fresh.creating-${2 ** 22 + 1}-deadbeef`));
+      await mkdir(path.join(parent, `fresh.creating-${process.ppid}-alive000`)); // a live one stays
+      await ensureCluster(path.join(parent, 'fresh'));
+      expect((await readdir(parent)).sort()).toEqual(['fresh', `fresh.creating-${process.ppid}-alive000`, 'taken']);
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('of two first starts at once, one cluster wins whole and both go on with it', async () => {
+    const parent = await mkdtemp(path.join(tmpdir(), 'spanwise-race-'));
+    try {
+      const dir = path.join(parent, 'data');
+      await Promise.all([ensureCluster(dir), ensureCluster(dir)]);
+      expect(await readdir(parent)).toEqual(['data']);
+      const db = await openDatabase({ databaseUrl: null, dataDir: dir });
+      await db.close();
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

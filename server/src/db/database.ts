@@ -5,6 +5,7 @@
  *   const { db, kind, close } = await openDatabase(config);
  */
 import { existsSync, promises as fs } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -58,10 +59,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     kind = 'postgres';
   } else {
-    if (!options.dataDir.startsWith('memory://')) {
-      await fs.mkdir(options.dataDir, { recursive: true });
-      if (!existsSync(path.join(options.dataDir, 'PG_VERSION'))) await createClusterApart(options.dataDir);
-    }
+    if (!options.dataDir.startsWith('memory://')) await ensureCluster(options.dataDir);
     const pglite = await PGlite.create(options.dataDir);
     const dialect = new PGliteDialect(pglite);
     db = new Kysely<Database>({ dialect });
@@ -75,6 +73,54 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     throw err;
   }
   return { db, kind, executeEach, close: () => db.destroy() };
+}
+
+/**
+ * Makes sure `dataDir` holds a PGlite cluster, creating one when it is missing or empty. It is
+ * created beside it and renamed into place, so the folder never holds a half-made cluster (the
+ * process killed mid-way, say), and of two processes starting at once one cluster wins whole.
+ * A folder that holds something else is refused rather than written into.
+ */
+export async function ensureCluster(dataDir: string): Promise<void> {
+  if (existsSync(path.join(dataDir, 'PG_VERSION'))) return;
+  const entries = await fs.readdir(dataDir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (entries && entries.length > 0) {
+    throw new Error(`${dataDir} is not empty but holds no database (no PG_VERSION): move it aside, or set DATA_DIR to another folder`);
+  }
+  const parent = path.dirname(path.resolve(dataDir));
+  const base = path.basename(path.resolve(dataDir));
+  await fs.mkdir(parent, { recursive: true });
+  // Left by a process killed while creating one: its pid no longer runs.
+  for (const name of await fs.readdir(parent)) {
+    const pid = name.startsWith(`${base}.creating-`) ? Number(/^(\d+)-/.exec(name.slice(base.length + 10))?.[1]) : NaN;
+    if (Number.isInteger(pid) && pid !== process.pid && !running(pid)) await fs.rm(path.join(parent, name), { recursive: true, force: true });
+  }
+  const staging = path.join(parent, `${base}.creating-${process.pid}-${randomUUID().slice(0, 8)}`);
+  await fs.mkdir(staging);
+  try {
+    await createClusterApart(staging);
+    await fs.rename(staging, dataDir); // onto a missing or empty folder
+  } catch (err) {
+    await fs.rm(staging, { recursive: true, force: true });
+    if (existsSync(path.join(dataDir, 'PG_VERSION'))) return; // another process got there first
+    const code = (err as NodeJS.ErrnoException).code;
+    // A mount point (a container's volume) cannot be replaced, nor renamed onto across devices:
+    // created in place there.
+    if (code === 'EBUSY' || code === 'EXDEV') return createClusterApart(dataDir);
+    throw err;
+  }
+}
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**
