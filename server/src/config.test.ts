@@ -22,6 +22,11 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ METRICS_TOKEN: 'a long token with spaces!' })).toThrow(/METRICS_TOKEN/);
   });
 
+  it('refuses queue bounds that could never hold a largest message', () => {
+    expect(() => loadConfig({ MAX_MESSAGE_BYTES: String(8 * 2 ** 20), MAX_QUEUED_BYTES_PER_ROOM: String(4 * 2 ** 20) })).toThrow(/MAX_QUEUED_BYTES_PER_ROOM: must be at least MAX_MESSAGE_BYTES/);
+    expect(() => loadConfig({ MAX_QUEUED_BYTES: String(2 ** 20) })).toThrow(/MAX_QUEUED_BYTES: must be at least/);
+  });
+
   it('names every bad variable', () => {
     expect(() => loadConfig({ PORT: 'eighty', DEMO: 'maybe' })).toThrow(/PORT.*DEMO|DEMO.*PORT/);
   });

@@ -124,6 +124,14 @@ const envSchema = z.object({
     .min(16, 'use at least 16 characters')
     .regex(/^[A-Za-z0-9._~+/-]+=*$/, 'use letters, digits and . _ ~ + / - only (a bearer token)')
     .optional(),
+}).superRefine((e, ctx) => {
+  // A room must be able to hold at least one message waiting to be stored, and all rooms one room's share.
+  if (e.MAX_QUEUED_BYTES_PER_ROOM < e.MAX_MESSAGE_BYTES) {
+    ctx.addIssue({ code: 'custom', path: ['MAX_QUEUED_BYTES_PER_ROOM'], message: `must be at least MAX_MESSAGE_BYTES (${e.MAX_MESSAGE_BYTES}), or a largest update could never be stored` });
+  }
+  if (e.MAX_QUEUED_BYTES < e.MAX_QUEUED_BYTES_PER_ROOM) {
+    ctx.addIssue({ code: 'custom', path: ['MAX_QUEUED_BYTES'], message: `must be at least MAX_QUEUED_BYTES_PER_ROOM (${e.MAX_QUEUED_BYTES_PER_ROOM})` });
+  }
 });
 
 /** Reads and validates the environment; throws an Error naming every bad variable. */

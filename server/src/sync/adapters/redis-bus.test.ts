@@ -141,6 +141,31 @@ describe.runIf(url)('RedisBus', () => {
     }
   });
 
+  it('has the others reload after anything published while it is closing', async () => {
+    const direct = new URL(url!);
+    const proxy = new TcpProxy([{ host: direct.hostname, port: Number(direct.port || 6379) }]);
+    const viaProxy = new URL(direct);
+    viaProxy.port = String(await proxy.listen());
+    const a = new RedisBus({ url: viaProxy.toString(), instanceId: 'a', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, closeWaitMs: 3_000 });
+    const b = bus('b');
+    const order: string[] = [];
+    try {
+      await a.join('room-9', { message: () => {}, reload: () => {} });
+      await b.join('room-9', { message: (_k, d) => order.push(Buffer.from(d).toString()), reload: () => void order.push('reload') });
+      proxy.freeze();
+      a.publish('room-9', 'update', Buffer.from('before'));
+      const closed = a.close();
+      a.publish('room-9', 'update', Buffer.from('while closing'));
+      proxy.thaw();
+      await closed;
+      await until(() => order.includes('reload'), 'a reload');
+      expect(order).toEqual(['before', 'while closing', 'reload']);
+    } finally {
+      proxy.thaw();
+      await proxy.close();
+    }
+  });
+
   it('fails to join a room, instead of waiting, while Redis cannot be reached', async () => {
     const { freePort } = await import('../../../test/ports.ts');
     const away = new RedisBus({ url: `redis://127.0.0.1:${await freePort()}`, instanceId: 'x', maxLen: 10, log: silent, keyPrefix: prefix });

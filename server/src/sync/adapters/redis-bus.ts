@@ -66,6 +66,8 @@ export class RedisBus implements SyncBus {
   readonly #prefix: string;
   #subId: number | null = null;
   #running = true;
+  /** close() has begun: whatever is published from now on is followed by a reload. */
+  #closing = false;
   #wake: (() => void) | null = null;
   /** The Redis server is older than 7: rooms are refused rather than followed without trim detection. */
   #tooOld = false;
@@ -130,22 +132,38 @@ export class RedisBus implements SyncBus {
   }
 
   publish(room: string, kind: BusMessageKind, data: Uint8Array): void {
+    if (!this.#running) {
+      // Closed: nothing goes out any more. The update is stored; other instances see it when
+      // they next load the room (a client that sent it also resends it on reconnecting).
+      this.options.log.warn('redis_publish_after_close', { room, kind });
+      return;
+    }
+    this.#enqueue(room, { kind, data });
+    if (this.#closing) {
+      // Closing: this may go out after the others already reloaded for the entries that gave
+      // way, so a reload follows it.
+      this.#enqueue(room, { kind: 'reload' });
+    }
+  }
+
+  #enqueue(room: string, entry: Entry): void {
     const outbox = this.#outbox.get(room);
     if (!outbox) {
-      this.#outbox.set(room, { entries: [{ kind, data }], bytes: data.byteLength });
+      this.#outbox.set(room, { entries: [entry], bytes: sizeOf(entry) });
       void this.#drain(room);
       return;
     }
     const { entries } = outbox;
-    if (entries.length >= (this.options.maxOutbox ?? 10_000) || outbox.bytes + data.byteLength > (this.options.maxOutboxBytes ?? 64 * 1024 * 1024)) {
+    if (entries.length >= (this.options.maxOutbox ?? 10_000) || outbox.bytes + sizeOf(entry) > (this.options.maxOutboxBytes ?? 64 * 1024 * 1024)) {
       // The first is the next to go out (being sent, or waiting to be tried again); the rest
       // give way to one reload, this entry after it.
       const dropped = entries.splice(1, entries.length, { kind: 'reload' });
       this.options.log.warn('redis_outbox_full', { room, dropped: dropped.filter((e) => e.kind !== 'reload').length });
       outbox.bytes = sizeOf(entries[0]!);
     }
-    entries.push({ kind, data });
-    outbox.bytes += data.byteLength;
+    if (entry.kind === 'reload' && entries.at(-1)?.kind === 'reload') return; // one is enough
+    entries.push(entry);
+    outbox.bytes += sizeOf(entry);
   }
 
   /** Sends a room's queued entries in order, retrying while Redis is away. */
@@ -258,6 +276,7 @@ export class RedisBus implements SyncBus {
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
     const settle = async (ms: number) => {
       const deadline = Date.now() + ms;
       while (this.#outbox.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));

@@ -308,15 +308,16 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     const entry: Live = { ws, conn, token };
     live.add(entry);
     countSocket(info.userId, 1);
-    log.info('sync_connected', { room: info.room, userId: info.userId, readOnly: info.readOnly });
-    alive.set(ws, true);
-    ws.on('pong', () => alive.set(ws, true));
-    ws.on('message', (data, isBinary) => (isBinary ? conn.receive(toBytes(data)) : conn.reject('text frames are not part of the protocol')));
+    // First after connecting: whatever happens next, the socket's end detaches it from its room.
     ws.on('close', () => {
       if (live.delete(entry)) countSocket(info.userId, -1);
       conn.closedByPeer();
       log.info('sync_disconnected', { room: info.room, userId: info.userId });
     });
+    log.info('sync_connected', { room: info.room, userId: info.userId, readOnly: info.readOnly });
+    alive.set(ws, true);
+    ws.on('pong', () => alive.set(ws, true));
+    ws.on('message', (data, isBinary) => (isBinary ? conn.receive(toBytes(data)) : conn.reject('text frames are not part of the protocol')));
   }
 
   const ping = setInterval(() => {
