@@ -69,7 +69,7 @@ function apiApp(deps: AppDeps, services: Services) {
     .route('/', authRoutes(services.auth, { secureCookies: deps.config.secureCookies, trustProxy: deps.config.trustProxy }))
     .route('/', projectsRoutes(services.projects, services.access, services.documents, services.users))
     .route('/', documentsRoutes(services.access, services.documents))
-    .route('/', exportRoutes(services.access, services.projects, services.exports, deps.log))
+    .route('/', exportRoutes(services.access, services.projects, services.exports, deps.log, { trustProxy: deps.config.trustProxy }))
     .all('*', (c) => {
       throw new AppError(404, 'not_found', `no API route ${c.req.method} ${c.req.path}`);
     });

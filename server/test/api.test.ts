@@ -317,6 +317,11 @@ describe('behind a proxy (TRUST_PROXY=1)', () => {
       for (let i = 0; i < 10; i++) expect((await attempt('10.0.0.1')).status).toBe(401);
       expect((await attempt('10.0.0.1', 'demo')).status).toBe(429);
       expect((await attempt('10.0.0.2', 'demo')).status).toBe(200); // dana herself, elsewhere
+      // A proxy that ends TLS says so: the W3C export's ids are https addresses.
+      const admin = await login(server.url, 'admin');
+      const w3c = await fetch(`${server.url}/api/projects/1/export?format=w3c`, { headers: { cookie: admin, 'x-forwarded-proto': 'https' } });
+      const body = (await w3c.json()) as { id: string };
+      expect(body.id).toMatch(/^https:\/\//);
     } finally {
       await server.close();
     }

@@ -138,7 +138,7 @@ export function readable(chunks: AsyncIterable<string | Uint8Array>, onError: (e
   });
 }
 
-export function exportRoutes(access: AccessService, projects: ProjectsRepository, exports: ExportService, log: Logger) {
+export function exportRoutes(access: AccessService, projects: ProjectsRepository, exports: ExportService, log: Logger, options: { trustProxy?: boolean } = {}) {
   return new Hono<AppEnv>().get('/projects/:id/export', async (c) => {
     const user = requireUser(c.get('user'));
     const id = idParam(c.req.param('id'), 'project');
@@ -163,7 +163,11 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
       }
     }
     const documents = exports.documents(id, layer, members);
-    const origin = new URL(c.req.url).origin;
+    // The W3C ids are addresses: behind a proxy that ends TLS, its X-Forwarded-Proto is the scheme.
+    const url = new URL(c.req.url);
+    const forwardedProto = options.trustProxy ? c.req.header('x-forwarded-proto')?.split(',')[0]?.trim() : undefined;
+    if (forwardedProto === 'https' || forwardedProto === 'http') url.protocol = `${forwardedProto}:`;
+    const origin = url.origin;
     const chunks =
       format === 'jsonl'
         ? perLayer(documents, jsonlRecord)
