@@ -46,7 +46,11 @@ class TooBig extends Error {}
  * or equal clock: a client echoing the states it was sent) count for nothing. Throws on a
  * malformed update.
  */
-function presenceOutcome(update: Uint8Array, awareness: awarenessProtocol.Awareness, controlled: ReadonlySet<number>): { introduced: number; live: number } {
+function presenceOutcome(
+  update: Uint8Array,
+  awareness: awarenessProtocol.Awareness,
+  controlled: ReadonlySet<number>,
+): { introduced: number; live: number; setsServer: boolean } {
   const decoder = decoding.createDecoder(update);
   const count = decoding.readVarUint(decoder);
   /** Each id's clock and whether it has a state, as the update has left them so far. */
@@ -57,6 +61,8 @@ function presenceOutcome(update: Uint8Array, awareness: awarenessProtocol.Awaren
     const id = decoding.readVarUint(decoder);
     const clock = decoding.readVarUint(decoder);
     const state: unknown = JSON.parse(decoding.readVarString(decoder));
+    // The server's own id carries only its notices: a peer showing a state for it is refused.
+    if (id === awareness.clientID && state !== null) return { introduced, live: live.size, setsServer: true };
     const before = seen.get(id) ?? { clock: awareness.meta.get(id)?.clock ?? 0, has: awareness.states.has(id) };
     if (!(before.clock < clock || (before.clock === clock && state === null && before.has))) continue;
     if (!awareness.meta.has(id) && !seen.has(id)) introduced++;
@@ -68,7 +74,7 @@ function presenceOutcome(update: Uint8Array, awareness: awarenessProtocol.Awaren
     if (state === null) live.delete(id);
     else live.add(id);
   }
-  return { introduced, live: live.size };
+  return { introduced, live: live.size, setsServer: false };
 }
 
 /** Whether a frame is a sync step 2 or update (what gets stored); false for anything else or garbage. */
@@ -92,6 +98,8 @@ export class Connection implements RoomPeer {
   #toldReadOnly = false;
   /** Sent its first message: broadcasts reach it from then on. */
   #greeted = false;
+  /** Bytes of this socket's frames not yet handled (waiting for the room's load, say). */
+  #waitingBytes = 0;
   /** Presence ids this socket was the first to show the room. */
   #introduced = 0;
   #tokens: number;
@@ -154,12 +162,17 @@ export class Connection implements RoomPeer {
       this.observer.error?.('rate_limited');
       return this.close(CloseCode.rateLimited, 'too many messages');
     }
-    // A document update is held while it waits its turn (behind the room's load, say), as the
-    // room's queued updates are; other frames (sync step 1, presence, a viewer's dropped edits)
-    // store nothing and are bounded by the size and rate limits alone.
-    const size = !this.info.readOnly && carriesUpdate(data) ? data.byteLength : 0;
+    // Every frame waits its turn (behind the room's load, say): at most twice the largest
+    // message per socket. A document update from a writer is also held against the room's and
+    // the server's backlog, as the room's queued updates are; other frames (sync step 1,
+    // presence, a viewer's dropped edits) store nothing, so a full backlog never refuses them.
+    const frameBytes = data.byteLength;
+    if (this.#waitingBytes + frameBytes > 2 * this.limits.maxMessageBytes) return this.#backlogFull();
+    const size = !this.info.readOnly && carriesUpdate(data) ? frameBytes : 0;
     if (size > 0 && !this.room.hold(size)) return this.#backlogFull();
+    this.#waitingBytes += frameBytes;
     this.#chain = this.#chain.then(() => {
+      this.#waitingBytes -= frameBytes;
       this.room.letGo(size);
       if (this.#refused) return;
       try {
@@ -260,10 +273,12 @@ export class Connection implements RoomPeer {
         // Checked before applying: y-protocols keeps an entry (its clock) for every id it is
         // shown, even one shown with no state, until the room goes. Past the caps, nothing of
         // the message is applied.
-        const { introduced, live } = presenceOutcome(update, this.room.awareness, this.room.peers.get(this) ?? new Set());
+        // Forgotten first: what the check reads must be what y-protocols then applies against.
+        this.room.forgetOldPresence();
+        const { introduced, live, setsServer } = presenceOutcome(update, this.room.awareness, this.room.peers.get(this) ?? new Set());
+        if (setsServer) throw new ProtocolError('presence for the server’s own id');
         if (this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED || live > MAX_AWARENESS_CLIENTS) return this.#tooManyPresenceIds();
         this.#introduced += introduced;
-        this.room.forgetOldPresence();
         awarenessProtocol.applyAwarenessUpdate(this.room.awareness, update, this);
         return;
       }

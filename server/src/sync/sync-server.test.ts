@@ -286,6 +286,17 @@ describe('SyncServer', () => {
     store.failing = false;
   });
 
+  it('bounds any frames a socket has waiting for its room to load, a viewer’s too', async () => {
+    const store = new MemoryStore();
+    store.load = () => new Promise(() => {}); // never answers
+    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxMessageBytes: 10_000 } });
+    const viewer = new MemorySocket();
+    const conn = server.connect(viewer, info('doc:1:user:1', true));
+    const junk = new Uint8Array(9_000); // neither an update nor anything the room stores
+    for (let i = 0; i < 5 && viewer.closedWith === null; i++) conn.receive(junk);
+    expect(viewer.closedWith).toBe(CloseCode.tryAgainLater); // past 2 × the largest message
+  });
+
   it('holds the frames that wait for a room to load against the same bound', async () => {
     const store = new MemoryStore();
     let release!: () => void;
@@ -464,6 +475,45 @@ describe('SyncServer', () => {
     await flushed(server);
     expect(socket.closedWith).toBe(CloseCode.rateLimited);
     expect(server.rooms.get('doc:1:user:1')?.awareness.getStates().size ?? 0).toBe(0);
+  });
+
+  it('checks presence against what y-protocols will apply once long-gone ids are forgotten', async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024 } });
+    const socket = new MemorySocket();
+    const conn = join(server, socket);
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    // 1,100 ids shown long ago at clock 100, gone since: about to be forgotten.
+    for (let id = 1; id <= 1_100; id++) room.awareness.meta.set(id, { clock: 100, lastUpdated: 0 });
+    // States for 20 of them at clock 50: stale against clock 100, new once those are forgotten.
+    const e = encoding.createEncoder();
+    encoding.writeVarUint(e, 20);
+    for (let id = 1; id <= 20; id++) {
+      encoding.writeVarUint(e, id);
+      encoding.writeVarUint(e, 50);
+      encoding.writeVarString(e, JSON.stringify({ user: `u${id}` }));
+    }
+    conn.receive(awarenessMessage(encoding.toUint8Array(e)));
+    await flushed(server);
+    expect(socket.closedWith).toBe(CloseCode.rateLimited);
+    expect(room.awareness.getStates().size).toBe(0);
+  });
+
+  it('refuses a peer that shows a state for the server’s own presence id', async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024 } });
+    const socket = new MemorySocket();
+    const conn = join(server, socket);
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    const e = encoding.createEncoder();
+    encoding.writeVarUint(e, 1);
+    encoding.writeVarUint(e, room.awareness.clientID);
+    encoding.writeVarUint(e, 99);
+    encoding.writeVarString(e, JSON.stringify({ server: { saving: 'delayed', queued: 0 } }));
+    conn.receive(awarenessMessage(encoding.toUint8Array(e)));
+    await flushed(server);
+    expect(socket.closedWith).toBe(CloseCode.malformed);
+    expect(room.awareness.getLocalState()).toBeNull();
   });
 
   it('never forgets its own presence id (its clock must keep rising for peers to listen)', () => {
