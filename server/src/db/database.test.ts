@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -163,9 +163,27 @@ describe('database (pglite): creating the folder', () => {
       await expect(ensureCluster(taken)).rejects.toThrow(/not empty but holds no database/);
       // A staging folder of a process that no longer runs (pid 2^22 + 1 is above Linux's maximum).
       await mkdir(path.join(parent, `fresh.creating-${2 ** 22 + 1}-deadbeef`));
-      await mkdir(path.join(parent, `fresh.creating-${process.ppid}-alive000`)); // a live one stays
+      await mkdir(path.join(parent, `fresh.creating-${process.ppid}-a11be000`)); // a live one stays
       await ensureCluster(path.join(parent, 'fresh'));
-      expect((await readdir(parent)).sort()).toEqual(['fresh', `fresh.creating-${process.ppid}-alive000`, 'taken']);
+      expect((await readdir(parent)).sort()).toEqual(['fresh', `fresh.creating-${process.ppid}-a11be000`, 'taken']);
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('creates the cluster where a link points, and in a volume’s root beside its lost+found', async () => {
+    const parent = await mkdtemp(path.join(tmpdir(), 'spanwise-link-'));
+    try {
+      const target = path.join(parent, 'elsewhere');
+      await mkdir(target);
+      await symlink(target, path.join(parent, 'data'));
+      await ensureCluster(path.join(parent, 'data'));
+      expect((await lstat(path.join(parent, 'data'))).isSymbolicLink()).toBe(true);
+      expect((await readdir(target)).includes('PG_VERSION')).toBe(true);
+      const volume = path.join(parent, 'volume');
+      await mkdir(path.join(volume, 'lost+found'), { recursive: true });
+      await ensureCluster(volume);
+      expect((await readdir(volume)).includes('PG_VERSION')).toBe(true);
     } finally {
       await rm(parent, { recursive: true, force: true });
     }
@@ -183,4 +201,28 @@ describe('database (pglite): creating the folder', () => {
       await rm(parent, { recursive: true, force: true });
     }
   }, 90_000);
+
+  // As in the Docker image: the app's folder is root's, the data folder the server user's. Only
+  // root can run a process as another user here.
+  it.runIf(process.getuid?.() === 0)('creates the cluster in place when it may not write beside the data folder', async () => {
+    const parent = await mkdtemp(path.join(tmpdir(), 'spanwise-perm-'));
+    try {
+      await chmod(parent, 0o755);
+      const data = path.join(parent, 'data');
+      await mkdir(data);
+      await chown(data, 65534, 65534);
+      const script = `
+        import { ensureCluster } from ${JSON.stringify(new URL('./database.ts', import.meta.url).href)};
+        await ensureCluster(process.argv[1]);`;
+      await new Promise<void>((resolve, reject) => {
+        execFile('runuser', ['-u', 'nobody', '--', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script, data], { cwd: path.resolve(import.meta.dirname, '../../..'), timeout: 90_000 }, (err, _out, stderr) =>
+          err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(),
+        );
+      });
+      expect((await readdir(data)).includes('PG_VERSION')).toBe(true);
+      expect(await readdir(parent)).toEqual(['data']);
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

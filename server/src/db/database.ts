@@ -82,24 +82,39 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
  * A folder that holds something else is refused rather than written into.
  */
 export async function ensureCluster(dataDir: string): Promise<void> {
+  // A link to a folder elsewhere: the cluster goes where it points (rename would replace it).
+  dataDir = await fs.realpath(dataDir).catch(() => path.resolve(dataDir));
   if (existsSync(path.join(dataDir, 'PG_VERSION'))) return;
   const entries = await fs.readdir(dataDir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return null;
     throw err;
   });
-  if (entries && entries.length > 0) {
+  // (A freshly made ext4 volume holds lost+found.)
+  if (entries && entries.some((name) => name !== 'lost+found')) {
     throw new Error(`${dataDir} is not empty but holds no database (no PG_VERSION): move it aside, or set DATA_DIR to another folder`);
   }
-  const parent = path.dirname(path.resolve(dataDir));
-  const base = path.basename(path.resolve(dataDir));
+  const inPlace = async () => {
+    await fs.mkdir(dataDir, { recursive: true });
+    await createClusterApart(dataDir);
+  };
+  if (entries?.includes('lost+found')) return inPlace(); // a volume's root: it cannot be replaced
+  const parent = path.dirname(dataDir);
+  const base = path.basename(dataDir);
   await fs.mkdir(parent, { recursive: true });
   // Left by a process killed while creating one: its pid no longer runs.
-  for (const name of await fs.readdir(parent)) {
-    const pid = name.startsWith(`${base}.creating-`) ? Number(/^(\d+)-/.exec(name.slice(base.length + 10))?.[1]) : NaN;
+  const leftovers = await fs.readdir(parent).catch(() => [] as string[]);
+  for (const name of leftovers) {
+    const pid = name.startsWith(`${base}.creating-`) ? Number(/^(\d+)-[0-9a-f]{8}$/.exec(name.slice(base.length + 10))?.[1]) : NaN;
     if (Number.isInteger(pid) && pid !== process.pid && !running(pid)) await fs.rm(path.join(parent, name), { recursive: true, force: true });
   }
   const staging = path.join(parent, `${base}.creating-${process.pid}-${randomUUID().slice(0, 8)}`);
-  await fs.mkdir(staging);
+  try {
+    await fs.mkdir(staging);
+  } catch (err) {
+    // A parent this process may not write to (a container's root-owned app folder, say).
+    if (['EACCES', 'EPERM', 'EROFS'].includes((err as NodeJS.ErrnoException).code ?? '')) return inPlace();
+    throw err;
+  }
   try {
     await createClusterApart(staging);
     await fs.rename(staging, dataDir); // onto a missing or empty folder
@@ -109,7 +124,7 @@ export async function ensureCluster(dataDir: string): Promise<void> {
     const code = (err as NodeJS.ErrnoException).code;
     // A mount point (a container's volume) cannot be replaced, nor renamed onto across devices:
     // created in place there.
-    if (code === 'EBUSY' || code === 'EXDEV') return createClusterApart(dataDir);
+    if (code === 'EBUSY' || code === 'EXDEV') return inPlace();
     throw err;
   }
 }
