@@ -133,8 +133,9 @@ export class RedisBus implements SyncBus {
 
   publish(room: string, kind: BusMessageKind, data: Uint8Array): void {
     if (!this.#running) {
-      // Closed: nothing goes out any more. The update is stored; other instances see it when
-      // they next load the room (a client that sent it also resends it on reconnecting).
+      // Closed: nothing goes out any more (only a room still storing past the server's close
+      // timeout gets here). The update is stored: other instances that hold the room miss it
+      // until its author's client, reconnecting, sends it again, or they load the room afresh.
       this.options.log.warn('redis_publish_after_close', { room, kind });
       return;
     }
