@@ -61,10 +61,12 @@ function presenceOutcome(
     const id = decoding.readVarUint(decoder);
     const clock = decoding.readVarUint(decoder);
     const state: unknown = JSON.parse(decoding.readVarString(decoder));
-    // The server's own id carries only its notices: a peer showing a state for it is refused.
-    if (id === awareness.clientID && state !== null) return { introduced, live: live.size, setsServer: true };
     const before = seen.get(id) ?? { clock: awareness.meta.get(id)?.clock ?? 0, has: awareness.states.has(id) };
     if (!(before.clock < clock || (before.clock === clock && state === null && before.has))) continue;
+    // The server's own id carries only its notices: a peer that would set a state for it is
+    // refused. (Providers echo every change they see, the server's notice included, with its
+    // clock: such an echo is skipped above.)
+    if (id === awareness.clientID && state !== null) return { introduced, live: live.size, setsServer: true };
     if (!awareness.meta.has(id) && !seen.has(id)) introduced++;
     if (state === null && id === awareness.clientID && awareness.getLocalState() !== null) {
       seen.set(id, { clock: clock + 1, has: true }); // y-protocols keeps its own state

@@ -510,6 +510,12 @@ describe('SyncServer', () => {
     encoding.writeVarUint(e, room.awareness.clientID);
     encoding.writeVarUint(e, 99);
     encoding.writeVarString(e, JSON.stringify({ server: { saving: 'delayed', queued: 0 } }));
+    // A provider echoes the server's notice back as it received it: that is no offence.
+    room.awareness.setLocalState({ server: { saving: 'delayed', queued: 1 } });
+    conn.receive(awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(room.awareness, [room.awareness.clientID])));
+    await flushed(server);
+    expect(socket.closedWith).toBeNull();
+    room.awareness.setLocalState(null);
     conn.receive(awarenessMessage(encoding.toUint8Array(e)));
     await flushed(server);
     expect(socket.closedWith).toBe(CloseCode.malformed);
