@@ -180,6 +180,18 @@ describe('database (pglite): creating the folder', () => {
       await ensureCluster(path.join(parent, 'data'));
       expect((await lstat(path.join(parent, 'data'))).isSymbolicLink()).toBe(true);
       expect((await readdir(target)).includes('PG_VERSION')).toBe(true);
+      // A link to a folder not made yet: made, and the cluster goes there.
+      await symlink(path.join(parent, 'later'), path.join(parent, 'data2'));
+      await ensureCluster(path.join(parent, 'data2'));
+      expect((await readdir(path.join(parent, 'later'))).includes('PG_VERSION')).toBe(true);
+      // What a start cut short while creating in place left, under its marker: cleared and made again.
+      const cut = path.join(parent, 'cut');
+      await mkdir(path.join(cut, 'base'), { recursive: true });
+      await writeFile(path.join(cut, '.spanwise-creating'), '1\n');
+      await writeFile(path.join(cut, 'postgresql.conf'), 'half');
+      await ensureCluster(cut);
+      expect((await readdir(cut)).includes('PG_VERSION')).toBe(true);
+      expect((await readdir(cut)).includes('.spanwise-creating')).toBe(false);
       const volume = path.join(parent, 'volume');
       await mkdir(path.join(volume, 'lost+found'), { recursive: true });
       await ensureCluster(volume);

@@ -75,15 +75,33 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
   return { db, kind, executeEach, close: () => db.destroy() };
 }
 
+/** In a data folder, while a cluster is being created in place (see ensureCluster). */
+const IN_PLACE_MARKER = '.spanwise-creating';
+
 /**
  * Makes sure `dataDir` holds a PGlite cluster, creating one when it is missing or empty. It is
  * created beside it and renamed into place, so the folder never holds a half-made cluster (the
  * process killed mid-way, say), and of two processes starting at once one cluster wins whole.
- * A folder that holds something else is refused rather than written into.
+ * Where that cannot be (a mount point, a volume root, a parent this process may not write to),
+ * it is created in place under a marker, and a start that finds the marker clears what the
+ * unfinished one left and creates it again. A folder that holds something else is refused.
  */
+
 export async function ensureCluster(dataDir: string): Promise<void> {
-  // A link to a folder elsewhere: the cluster goes where it points (rename would replace it).
+  // A link to a folder elsewhere: the cluster goes where it points (rename would replace it),
+  // which is made first if missing.
+  if ((await fs.lstat(dataDir).catch(() => null))?.isSymbolicLink()) {
+    await fs.mkdir(path.resolve(path.dirname(dataDir), await fs.readlink(dataDir)), { recursive: true });
+  }
   dataDir = await fs.realpath(dataDir).catch(() => path.resolve(dataDir));
+  const marker = path.join(dataDir, IN_PLACE_MARKER);
+  if (existsSync(marker)) {
+    // Created in place by a start that did not finish: what it left is cleared, and made again.
+    for (const name of await fs.readdir(dataDir)) {
+      if (name !== 'lost+found' && name !== IN_PLACE_MARKER) await fs.rm(path.join(dataDir, name), { recursive: true, force: true });
+    }
+    await fs.rm(marker);
+  }
   if (existsSync(path.join(dataDir, 'PG_VERSION'))) return;
   const entries = await fs.readdir(dataDir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return null;
@@ -93,9 +111,12 @@ export async function ensureCluster(dataDir: string): Promise<void> {
   if (entries && entries.some((name) => name !== 'lost+found')) {
     throw new Error(`${dataDir} is not empty but holds no database (no PG_VERSION): move it aside, or set DATA_DIR to another folder`);
   }
+  /** In the folder itself, marked meanwhile so that a start cut short is cleared by the next. */
   const inPlace = async () => {
     await fs.mkdir(dataDir, { recursive: true });
+    await fs.writeFile(marker, `${process.pid}\n`);
     await createClusterApart(dataDir);
+    await fs.rm(marker);
   };
   if (entries?.includes('lost+found')) return inPlace(); // a volume's root: it cannot be replaced
   const parent = path.dirname(dataDir);
