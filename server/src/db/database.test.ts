@@ -123,13 +123,28 @@ describe.each(databaseKinds().filter((k) => k !== 'pglite'))('database (%s): no 
   });
 });
 
+/**
+ * Runs a module script (with tsx, from the repository root) in a process of its own, with
+ * `arg` as process.argv[1]; `asNobody` runs it as that user (root only). Resolves its stdout.
+ */
+function runScript(script: string, arg: string, { asNobody = false } = {}): Promise<string> {
+  const node = [process.execPath, '--import', 'tsx', '--input-type=module', '-e', script, arg];
+  const [command, ...args] = asNobody ? ['runuser', '-u', 'nobody', '--', ...node] : node;
+  return new Promise((resolve, reject) => {
+    execFile(command!, args, { cwd: path.resolve(import.meta.dirname, '../../..'), timeout: 90_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+    );
+  });
+}
+const databaseModule = JSON.stringify(new URL('./database.ts', import.meta.url).href);
+
 describe('database (pglite): a first start in a fresh folder', () => {
   it('keeps its data and leaves the process near 500 MB, not the ~850 MB creating a cluster costs', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'spanwise-fresh-'));
     try {
       // A process of its own: its resident memory is this test's measure.
       const script = `
-        import { openDatabase } from ${JSON.stringify(new URL('./database.ts', import.meta.url).href)};
+        import { openDatabase } from ${databaseModule};
         import { sql } from 'kysely';
         const first = await openDatabase({ databaseUrl: null, dataDir: process.argv[1] });
         await sql\`insert into users (username, password_hash) values ('fresh', 'x')\`.execute(first.db);
@@ -139,11 +154,7 @@ describe('database (pglite): a first start in a fresh folder', () => {
         const { rows } = await sql\`select username from users\`.execute(again.db);
         await again.close();
         console.log(JSON.stringify({ rss, names: rows.map((r) => r.username) }));`;
-      const out = await new Promise<string>((resolve, reject) => {
-        execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, dir], { cwd: path.resolve(import.meta.dirname, '../../..'), timeout: 90_000 }, (err, stdout, stderr) =>
-          err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
-        );
-      });
+      const out = await runScript(script, dir);
       const { rss, names } = JSON.parse(out.trim().split('\n').pop()!) as { rss: number; names: string[] };
       expect(names).toEqual(['fresh']);
       expect(rss / 2 ** 20).toBeLessThan(650);
@@ -224,13 +235,9 @@ describe('database (pglite): creating the folder', () => {
       await mkdir(data);
       await chown(data, 65534, 65534);
       const script = `
-        import { ensureCluster } from ${JSON.stringify(new URL('./database.ts', import.meta.url).href)};
+        import { ensureCluster } from ${databaseModule};
         await ensureCluster(process.argv[1]);`;
-      await new Promise<void>((resolve, reject) => {
-        execFile('runuser', ['-u', 'nobody', '--', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script, data], { cwd: path.resolve(import.meta.dirname, '../../..'), timeout: 90_000 }, (err, _out, stderr) =>
-          err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(),
-        );
-      });
+      await runScript(script, data, { asNobody: true });
       expect((await readdir(data)).includes('PG_VERSION')).toBe(true);
       expect(await readdir(parent)).toEqual(['data']);
     } finally {

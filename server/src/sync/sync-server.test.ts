@@ -57,6 +57,19 @@ function awarenessMessage(update: Uint8Array): Uint8Array {
 /** A presence message with `tab`'s own state (null once it is removed). */
 const ownPresence = (tab: awarenessProtocol.Awareness) => awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(tab, [tab.clientID]));
 
+/** A presence message written entry by entry (id, clock, state), as a peer may send any. */
+function rawPresence(entries: ReadonlyArray<readonly [id: number, clock: number, state: unknown]>): Uint8Array {
+  const e = encoding.createEncoder();
+  encoding.writeVarUint(e, entries.length);
+  for (const [id, clock, state] of entries) {
+    encoding.writeVarUint(e, id);
+    encoding.writeVarUint(e, clock);
+    encoding.writeVarString(e, JSON.stringify(state));
+  }
+  return awarenessMessage(encoding.toUint8Array(e));
+}
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
 function spanUpdate(label: string, start = 0, end = 4): Uint8Array {
   const doc = new Y.Doc();
   addSpan(doc, { label, start, end, quote: 'text', author: 1 });
@@ -71,6 +84,27 @@ function join(server: SyncServer, socket: MemorySocket, connInfo = info()) {
   syncProtocol.writeSyncStep1(step1, socket.doc);
   conn.receive(encoding.toUint8Array(step1));
   return conn;
+}
+
+/** Holds every load of `store` until the returned function is called. */
+function holdLoads(store: MemoryStore): () => void {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const load = store.load.bind(store);
+  store.load = async (room: string): Promise<StoredUpdate[]> => {
+    await gate;
+    return load(room);
+  };
+  return release;
+}
+
+/** A server whose presence messages may be 64 KiB, with one peer joined and its room loaded. */
+async function presenceRoom() {
+  const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024 } });
+  const socket = new MemorySocket();
+  const conn = join(server, socket);
+  await flushed(server);
+  return { server, socket, conn, room: server.rooms.get('doc:1:user:1')! };
 }
 
 /** A server on a memory store with two peers in one room: `w` writes, `reader` listens. */
@@ -90,13 +124,7 @@ describe('SyncServer', () => {
   it('sends nothing before the room has loaded, then answers in order', async () => {
     const store = new MemoryStore();
     await store.append('doc:1:user:1', [spanUpdate('GPE')]);
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const load = store.load.bind(store);
-    store.load = async (room: string): Promise<StoredUpdate[]> => {
-      await gate;
-      return load(room);
-    };
+    const release = holdLoads(store);
     const server = new SyncServer({ store, log: silent, limits });
     const socket = new MemorySocket();
     const conn = server.connect(socket, info());
@@ -299,13 +327,7 @@ describe('SyncServer', () => {
 
   it('holds the frames that wait for a room to load against the same bound', async () => {
     const store = new MemoryStore();
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const load = store.load.bind(store);
-    store.load = async (room: string): Promise<StoredUpdate[]> => {
-      await gate;
-      return load(room);
-    };
+    const release = holdLoads(store);
     const server = new SyncServer({ store, log: silent, limits: { ...limits, maxQueuedBytesPerRoom: 4_000, maxQueuedBytes: 6_000 } });
     const a = new MemorySocket();
     const conn = join(server, a);
@@ -413,21 +435,10 @@ describe('SyncServer', () => {
   });
 
   it('applies nothing of a presence message past the caps: a flood of ids with no state leaves the room no memory of them', async () => {
-    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024 } });
-    const socket = new MemorySocket();
-    const conn = join(server, socket);
-    await flushed(server);
-    const room = server.rooms.get('doc:1:user:1')!;
+    const { server, socket, conn, room } = await presenceRoom();
     const before = room.awareness.meta.size;
     // 5,000 ids, each "removed" (state null): y-protocols would remember every one.
-    const e = encoding.createEncoder();
-    encoding.writeVarUint(e, 5_000);
-    for (let id = 1; id <= 5_000; id++) {
-      encoding.writeVarUint(e, id);
-      encoding.writeVarUint(e, 1);
-      encoding.writeVarString(e, 'null');
-    }
-    conn.receive(awarenessMessage(encoding.toUint8Array(e)));
+    conn.receive(rawPresence(range(1, 5_000).map((id) => [id, 1, null] as const)));
     await flushed(server);
     expect(socket.closedWith).toBe(CloseCode.rateLimited);
     expect(room.awareness.meta.size).toBe(before);
@@ -457,66 +468,34 @@ describe('SyncServer', () => {
   });
 
   it('closes a socket that sets states and, in the same message, "removes" them with older clocks y-protocols ignores', async () => {
-    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024 } });
-    const socket = new MemorySocket();
-    const conn = join(server, socket);
-    await flushed(server);
-    const e = encoding.createEncoder();
-    encoding.writeVarUint(e, 40);
-    for (let id = 1; id <= 20; id++) {
-      encoding.writeVarUint(e, id);
-      encoding.writeVarUint(e, 5);
-      encoding.writeVarString(e, JSON.stringify({ user: `fake${id}` }));
-      encoding.writeVarUint(e, id);
-      encoding.writeVarUint(e, 1); // older: y-protocols keeps the state
-      encoding.writeVarString(e, 'null');
-    }
-    conn.receive(awarenessMessage(encoding.toUint8Array(e)));
+    const { server, socket, conn, room } = await presenceRoom();
+    // Each "removal" has an older clock: y-protocols keeps the state.
+    conn.receive(rawPresence(range(1, 20).flatMap((id) => [[id, 5, { user: `fake${id}` }], [id, 1, null]] as const)));
     await flushed(server);
     expect(socket.closedWith).toBe(CloseCode.rateLimited);
-    expect(server.rooms.get('doc:1:user:1')?.awareness.getStates().size ?? 0).toBe(0);
+    expect(room.awareness.getStates().size).toBe(0);
   });
 
   it('checks presence against what y-protocols will apply once long-gone ids are forgotten', async () => {
-    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024 } });
-    const socket = new MemorySocket();
-    const conn = join(server, socket);
-    await flushed(server);
-    const room = server.rooms.get('doc:1:user:1')!;
+    const { server, socket, conn, room } = await presenceRoom();
     // 1,100 ids shown long ago at clock 100, gone since: about to be forgotten.
-    for (let id = 1; id <= 1_100; id++) room.awareness.meta.set(id, { clock: 100, lastUpdated: 0 });
+    for (const id of range(1, 1_100)) room.awareness.meta.set(id, { clock: 100, lastUpdated: 0 });
     // States for 20 of them at clock 50: stale against clock 100, new once those are forgotten.
-    const e = encoding.createEncoder();
-    encoding.writeVarUint(e, 20);
-    for (let id = 1; id <= 20; id++) {
-      encoding.writeVarUint(e, id);
-      encoding.writeVarUint(e, 50);
-      encoding.writeVarString(e, JSON.stringify({ user: `u${id}` }));
-    }
-    conn.receive(awarenessMessage(encoding.toUint8Array(e)));
+    conn.receive(rawPresence(range(1, 20).map((id) => [id, 50, { user: `u${id}` }] as const)));
     await flushed(server);
     expect(socket.closedWith).toBe(CloseCode.rateLimited);
     expect(room.awareness.getStates().size).toBe(0);
   });
 
   it('refuses a peer that shows a state for the server’s own presence id', async () => {
-    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024 } });
-    const socket = new MemorySocket();
-    const conn = join(server, socket);
-    await flushed(server);
-    const room = server.rooms.get('doc:1:user:1')!;
-    const e = encoding.createEncoder();
-    encoding.writeVarUint(e, 1);
-    encoding.writeVarUint(e, room.awareness.clientID);
-    encoding.writeVarUint(e, 99);
-    encoding.writeVarString(e, JSON.stringify({ server: { saving: 'delayed', queued: 0 } }));
+    const { server, socket, conn, room } = await presenceRoom();
     // A provider echoes the server's notice back as it received it: that is no offence.
     room.awareness.setLocalState({ server: { saving: 'delayed', queued: 1 } });
     conn.receive(awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(room.awareness, [room.awareness.clientID])));
     await flushed(server);
     expect(socket.closedWith).toBeNull();
     room.awareness.setLocalState(null);
-    conn.receive(awarenessMessage(encoding.toUint8Array(e)));
+    conn.receive(rawPresence([[room.awareness.clientID, 99, { server: { saving: 'delayed', queued: 0 } }]]));
     await flushed(server);
     expect(socket.closedWith).toBe(CloseCode.malformed);
     expect(room.awareness.getLocalState()).toBeNull();
@@ -543,14 +522,8 @@ describe('SyncServer', () => {
     // Each socket shows 200 ids and takes them away: 1,200 remembered, none live.
     let next = 1;
     for (const conn of conns) {
-      const e = encoding.createEncoder();
-      encoding.writeVarUint(e, 200);
-      for (let i = 0; i < 200; i++) {
-        encoding.writeVarUint(e, next++);
-        encoding.writeVarUint(e, 1);
-        encoding.writeVarString(e, 'null');
-      }
-      conn.receive(awarenessMessage(encoding.toUint8Array(e)));
+      conn.receive(rawPresence(range(next, next + 199).map((id) => [id, 1, null] as const)));
+      next += 200;
     }
     await flushed(server);
     expect(sockets.map((s) => s.closedWith)).toEqual(sockets.map(() => null));
@@ -736,13 +709,7 @@ describe('SyncServer', () => {
     it('sends a peer nothing the bus brings while the room loads: its first answers hold it', async () => {
       const bus = recordingBus();
       const store = new MemoryStore();
-      let release!: () => void;
-      const gate = new Promise<void>((r) => (release = r));
-      const load = store.load.bind(store);
-      store.load = async (room: string): Promise<StoredUpdate[]> => {
-        await gate;
-        return load(room);
-      };
+      const release = holdLoads(store);
       const server = new SyncServer({ store, log: silent, limits, bus });
       const socket = new MemorySocket();
       join(server, socket);

@@ -75,14 +75,20 @@ describe.runIf(url)('RedisBus', () => {
     }
   });
 
-  /** Publishes 10 entries from an instance Redis stops answering, and what another instance got. */
-  async function publishWhileRedisHangs(room: string, limits: { maxOutbox?: number; maxOutboxBytes?: number }, payload = (i: number) => `m${i}`) {
+  /** A bus that reaches Redis through a proxy the test can freeze (Redis then stops answering it, without an error). */
+  async function busBehindProxy(instanceId: string, options: Partial<ConstructorParameters<typeof RedisBus>[0]> = {}) {
     const direct = new URL(url!);
     const proxy = new TcpProxy([{ host: direct.hostname, port: Number(direct.port || 6379) }]);
     const viaProxy = new URL(direct);
     viaProxy.port = String(await proxy.listen());
-    const a = new RedisBus({ url: viaProxy.toString(), instanceId: 'a', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, ...limits });
-    buses.push(a);
+    const b = new RedisBus({ url: viaProxy.toString(), instanceId, maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, ...options });
+    buses.push(b);
+    return { bus: b, proxy };
+  }
+
+  /** Publishes 10 entries from an instance Redis stops answering, and what another instance got. */
+  async function publishWhileRedisHangs(room: string, limits: { maxOutbox?: number; maxOutboxBytes?: number }, payload = (i: number) => `m${i}`) {
+    const { bus: a, proxy } = await busBehindProxy('a', limits);
     const b = bus('b');
     const seen = { reloads: 0, got: [] as string[] };
     try {
@@ -116,11 +122,7 @@ describe.runIf(url)('RedisBus', () => {
   });
 
   it('closing with entries it could not send, has the others reload the room instead', async () => {
-    const direct = new URL(url!);
-    const proxy = new TcpProxy([{ host: direct.hostname, port: Number(direct.port || 6379) }]);
-    const viaProxy = new URL(direct);
-    viaProxy.port = String(await proxy.listen());
-    const a = new RedisBus({ url: viaProxy.toString(), instanceId: 'a', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, closeWaitMs: 500 });
+    const { bus: a, proxy } = await busBehindProxy('a', { closeWaitMs: 500 });
     const b = bus('b');
     const seen = { reloads: 0, got: [] as string[] };
     try {
@@ -142,11 +144,7 @@ describe.runIf(url)('RedisBus', () => {
   });
 
   it('has the others reload after anything published while it is closing', async () => {
-    const direct = new URL(url!);
-    const proxy = new TcpProxy([{ host: direct.hostname, port: Number(direct.port || 6379) }]);
-    const viaProxy = new URL(direct);
-    viaProxy.port = String(await proxy.listen());
-    const a = new RedisBus({ url: viaProxy.toString(), instanceId: 'a', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, closeWaitMs: 3_000 });
+    const { bus: a, proxy } = await busBehindProxy('a', { closeWaitMs: 3_000 });
     const b = bus('b');
     const order: string[] = [];
     try {
