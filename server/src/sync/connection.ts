@@ -169,9 +169,9 @@ export class Connection implements RoomPeer {
     // the server's backlog, as the room's queued updates are; other frames (sync step 1,
     // presence, a viewer's dropped edits) store nothing, so a full backlog never refuses them.
     const frameBytes = data.byteLength;
-    if (this.#waitingBytes + frameBytes > 2 * this.limits.maxMessageBytes) return this.#backlogFull();
+    if (this.#waitingBytes + frameBytes > 2 * this.limits.maxMessageBytes) return this.#backlogFull('socket');
     const size = !this.info.readOnly && carriesUpdate(data) ? frameBytes : 0;
-    if (size > 0 && !this.room.hold(size)) return this.#backlogFull();
+    if (size > 0 && !this.room.hold(size)) return this.#backlogFull('room');
     this.#waitingBytes += frameBytes;
     this.#chain = this.#chain.then(() => {
       this.#waitingBytes -= frameBytes;
@@ -229,10 +229,19 @@ export class Connection implements RoomPeer {
   }
 
   /** Too much waits to be stored, in this room or the server: this writer tries again later. */
-  #backlogFull(): void {
+  /**
+   * Too much waits: in this room or the server, to be stored (`room`), or this socket's own
+   * frames behind its room's load (`socket`). This writer tries again later.
+   */
+  #backlogFull(where: 'room' | 'socket'): void {
     this.observer.error?.('backlog_full');
-    this.log.warn('sync_backlog_full', { room: this.room.name, userId: this.info.userId, queuedBytes: this.room.heldBytes });
-    this.close(CloseCode.tryAgainLater, 'saving is behind: try again later');
+    this.log.warn('sync_backlog_full', {
+      room: this.room.name,
+      userId: this.info.userId,
+      where,
+      waitingBytes: where === 'room' ? this.room.heldBytes : this.#waitingBytes,
+    });
+    this.close(CloseCode.tryAgainLater, where === 'room' ? 'saving is behind: try again later' : 'too much sent before the room loaded: try again later');
   }
 
   #takeToken(): boolean {
@@ -312,7 +321,7 @@ export class Connection implements RoomPeer {
         const { structs, ds } = Y.decodeUpdate(update); // throws unless the whole update decodes
         if (structs.length === 0 && ds.clients.size === 0) return; // e.g. a new client's empty step 2
         if (this.info.readOnly) return this.#tellReadOnly();
-        if (!this.room.enqueue(update, this)) this.#backlogFull();
+        if (!this.room.enqueue(update, this)) this.#backlogFull('room');
         return;
       }
       default:
