@@ -30,7 +30,10 @@ export function bodyLimits(): MiddlewareHandler {
   return (c, next) => (c.req.method === 'POST' && NEW_DOCUMENT_PATH.test(c.req.path) ? next() : small(c, next));
 }
 
-/** In the new-document route, once the caller may add one: its body may take 16 MiB. */
+/**
+ * In the new-document route, once the caller may add one: its body may take 16 MiB. (Past
+ * that, the limit's onError throws the 413.)
+ */
 export async function allowLargeBody(c: Context): Promise<void> {
   await large(c, async () => {});
 }

@@ -33,14 +33,21 @@ export function idParam(value: string | undefined, what: string): number {
   return n;
 }
 
-/** Reads a JSON body and validates it; errors are 400s naming the first bad field. */
-export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
-  // Only JSON: a page elsewhere can post a form (text/plain, say) without asking, and the
-  // browser sends this site's cookie with it when the page is same-site; JSON from another
-  // origin needs a CORS preflight, which this server never grants.
+/**
+ * Refuses (415) a body not sent as JSON: a page elsewhere can post a form (text/plain, say)
+ * without asking, and the browser sends this site's cookie with it when the page is same-site;
+ * JSON from another origin needs a CORS preflight, which this server never grants. jsonBody
+ * checks it; a route that buffers a large body first checks it before that.
+ */
+export function requireJson(c: Context): void {
   if (!/^application\/json\s*(;|$)/i.test(c.req.header('content-type') ?? '')) {
     throw new AppError(415, 'unsupported_media_type', 'send the body as JSON (content-type: application/json)');
   }
+}
+
+/** Reads a JSON body and validates it; errors are 400s naming the first bad field. */
+export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+  requireJson(c);
   let raw: unknown;
   try {
     raw = await c.req.json();

@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { labelSchemaSchema, memberBody, newDocumentBody, type Member, type ProjectDetail, type ProjectSummary } from '@spanwise/shared';
 import { allowLargeBody } from '../../http/body-limits.ts';
-import { AppError, forbidden, idParam, jsonBody, notFound } from '../../http/errors.ts';
+import { AppError, forbidden, idParam, jsonBody, notFound, requireJson } from '../../http/errors.ts';
 import type { UsersRepository } from '../auth/users.repository.ts';
 import { requireUser, type AppEnv } from '../../http/session.ts';
 import type { AccessService } from '../access/access.service.ts';
@@ -71,6 +71,7 @@ export function projectsRoutes(projects: ProjectsRepository, access: AccessServi
       const id = idParam(c.req.param('id'), 'project');
       const { role } = await access.projectRole(user.id, id);
       if (role !== 'owner') throw forbidden('only the project owner may add documents');
+      requireJson(c); // before buffering up to 16 MiB of something else
       await allowLargeBody(c);
       const body = await jsonBody(c, newDocumentBody);
       const docId = await documents.create(id, body);
