@@ -79,18 +79,6 @@ function presenceOutcome(
   return { introduced, live: live.size, setsServer: false };
 }
 
-/** Whether a frame is a sync step 2 or update (what gets stored); false for anything else or garbage. */
-function carriesUpdate(data: Uint8Array): boolean {
-  try {
-    const decoder = decoding.createDecoder(data);
-    if (decoding.readVarUint(decoder) !== MessageKind.sync) return false;
-    const type = decoding.readVarUint(decoder);
-    return type === syncProtocol.messageYjsSyncStep2 || type === syncProtocol.messageYjsUpdate;
-  } catch {
-    return false;
-  }
-}
-
 export class Connection implements RoomPeer {
   #chain: Promise<void>;
   /** No more frames are sent (either side closed). */
@@ -155,7 +143,8 @@ export class Connection implements RoomPeer {
   /** Feeds one binary frame from the peer. */
   receive(data: Uint8Array): void {
     if (this.#closed) return;
-    this.observer.messageIn?.(data.byteLength, messageLabel(data));
+    const label = messageLabel(data);
+    this.observer.messageIn?.(data.byteLength, label);
     if (data.byteLength > this.limits.maxMessageBytes) {
       this.observer.error?.('too_big');
       return this.close(CloseCode.tooBig, 'message too big');
@@ -170,7 +159,8 @@ export class Connection implements RoomPeer {
     // presence, a viewer's dropped edits) store nothing, so a full backlog never refuses them.
     const frameBytes = data.byteLength;
     if (this.#waitingBytes + frameBytes > 2 * this.limits.maxMessageBytes) return this.#backlogFull('socket');
-    const size = !this.info.readOnly && carriesUpdate(data) ? frameBytes : 0;
+    const carriesUpdate = label === 'update' || label === 'sync_step2'; // what gets stored
+    const size = !this.info.readOnly && carriesUpdate ? frameBytes : 0;
     if (size > 0 && !this.room.hold(size)) return this.#backlogFull('room');
     this.#waitingBytes += frameBytes;
     this.#chain = this.#chain.then(() => {
@@ -228,7 +218,6 @@ export class Connection implements RoomPeer {
     this.onClosed(this);
   }
 
-  /** Too much waits to be stored, in this room or the server: this writer tries again later. */
   /**
    * Too much waits: in this room or the server, to be stored (`room`), or this socket's own
    * frames behind its room's load (`socket`). This writer tries again later.
