@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import path from 'node:path';
+import { DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM } from './sync/backlog.ts';
 
 export interface Config {
   port: number;
@@ -70,8 +71,8 @@ export const defaultSyncLimits: SyncLimits = {
   maxMessageBytes: 4 * 1024 * 1024,
   maxMessagesPerSecond: 200,
   maxAwarenessBytes: 64 * 1024,
-  maxQueuedBytesPerRoom: 64 * 1024 * 1024,
-  maxQueuedBytes: 256 * 1024 * 1024,
+  maxQueuedBytesPerRoom: DEFAULT_MAX_QUEUED_BYTES_PER_ROOM,
+  maxQueuedBytes: DEFAULT_MAX_QUEUED_BYTES,
   compactAfterRows: 500,
   compactAfterBytes: 4 * 1024 * 1024,
   maxSocketsPerUser: 64,

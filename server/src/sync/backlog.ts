@@ -11,6 +11,10 @@
  *   // ... once stored:
  *   backlog.give(update.byteLength);
  */
+/** The default bounds (MAX_QUEUED_BYTES_PER_ROOM and MAX_QUEUED_BYTES). */
+export const DEFAULT_MAX_QUEUED_BYTES_PER_ROOM = 64 * 1024 * 1024;
+export const DEFAULT_MAX_QUEUED_BYTES = 256 * 1024 * 1024;
+
 export interface BacklogLimits {
   /** Bytes one room may hold waiting (its queued updates, and its sockets' unread frames). */
   perRoom: number;

@@ -9,7 +9,7 @@
  *   ws.on('message', (d) => conn.receive(d));
  */
 import { CloseCode } from '@spanwise/shared';
-import { Backlog } from './backlog.ts';
+import { Backlog, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM } from './backlog.ts';
 import { Connection, type ConnectionLimits } from './connection.ts';
 import { Room } from './room.ts';
 import type { ConnectionInfo, SyncBus, SyncLogger, SyncObserver, SyncSocket, SyncStore } from './types.ts';
@@ -24,9 +24,6 @@ export interface SyncServerOptions {
   /** A store that has not answered after this long is announced to peers as delayed (default 2 s). */
   storeDelayNoticeMs?: number;
 }
-
-export const DEFAULT_MAX_QUEUED_BYTES_PER_ROOM = 64 * 1024 * 1024;
-export const DEFAULT_MAX_QUEUED_BYTES = 256 * 1024 * 1024;
 
 export class SyncServer {
   readonly rooms = new Map<string, Room>();
