@@ -43,6 +43,23 @@ export interface RedisBusOptions {
 type Entry = { kind: BusMessageKind; data: Uint8Array } | { kind: 'reload' };
 const sizeOf = (entry: Entry) => (entry.kind === 'reload' ? 0 : entry.data.byteLength);
 
+interface Outbox {
+  entries: Entry[];
+  bytes: number;
+}
+
+/**
+ * Past what an outbox may hold, or when it cannot all go out: the first entry is the next to go
+ * (being sent, or waiting to be tried again); the rest give way to one reload, which has the
+ * other instances reload the room from the database. Returns how many updates or presence
+ * entries gave way.
+ */
+function giveWayToReload(outbox: Outbox): number {
+  const dropped = outbox.entries.splice(1, outbox.entries.length, { kind: 'reload' });
+  outbox.bytes = sizeOf(outbox.entries[0]!);
+  return dropped.filter((e) => e.kind !== 'reload').length;
+}
+
 interface Follow {
   listener: BusListener;
   lastId: string;
@@ -62,7 +79,7 @@ export class RedisBus implements SyncBus {
   readonly #pub: Redis;
   readonly #sub: Redis;
   readonly #rooms = new Map<string, Follow>();
-  readonly #outbox = new Map<string, { entries: Entry[]; bytes: number }>();
+  readonly #outbox = new Map<string, Outbox>();
   readonly #prefix: string;
   #subId: number | null = null;
   #running = true;
@@ -156,11 +173,7 @@ export class RedisBus implements SyncBus {
     }
     const { entries } = outbox;
     if (entries.length >= (this.options.maxOutbox ?? 10_000) || outbox.bytes + sizeOf(entry) > (this.options.maxOutboxBytes ?? 64 * 1024 * 1024)) {
-      // The first is the next to go out (being sent, or waiting to be tried again); the rest
-      // give way to one reload, this entry after it.
-      const dropped = entries.splice(1, entries.length, { kind: 'reload' });
-      this.options.log.warn('redis_outbox_full', { room, dropped: dropped.filter((e) => e.kind !== 'reload').length });
-      outbox.bytes = sizeOf(entries[0]!);
+      this.options.log.warn('redis_outbox_full', { room, dropped: giveWayToReload(outbox) });
     }
     if (entry.kind === 'reload' && entries.at(-1)?.kind === 'reload') return; // one is enough
     entries.push(entry);
@@ -287,11 +300,7 @@ export class RedisBus implements SyncBus {
     if (this.#outbox.size > 0) {
       // What still waits would go with this instance: the others reload the rooms instead
       // (their updates are stored), as when an outbox overflows.
-      for (const [room, outbox] of this.#outbox) {
-        const unsent = outbox.entries.splice(1, outbox.entries.length, { kind: 'reload' }).filter((e) => e.kind !== 'reload').length;
-        outbox.bytes = sizeOf(outbox.entries[0]!);
-        this.options.log.warn('redis_outbox_unsent_on_close', { room, unsent });
-      }
+      for (const [room, outbox] of this.#outbox) this.options.log.warn('redis_outbox_unsent_on_close', { room, unsent: giveWayToReload(outbox) });
       await settle(this.options.closeWaitMs ?? 2_000);
       if (this.#outbox.size > 0) this.options.log.error('redis_outbox_lost_on_close', { rooms: [...this.#outbox.keys()] });
     }
