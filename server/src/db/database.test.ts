@@ -123,6 +123,16 @@ describe.each(databaseKinds().filter((k) => k !== 'pglite'))('database (%s): no 
   });
 });
 
+/** Runs `work` in a fresh temporary folder, removed afterwards whatever happens. */
+async function inTempDir(prefix: string, work: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(tmpdir(), prefix));
+  try {
+    await work(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /**
  * Runs a module script (with tsx, from the repository root) in a process of its own, with
  * `arg` as process.argv[1]; `asNobody` runs it as that user (root only). Resolves its stdout.
@@ -140,8 +150,7 @@ const databaseModule = JSON.stringify(new URL('./database.ts', import.meta.url).
 
 describe('database (pglite): a first start in a fresh folder', () => {
   it('keeps its data and leaves the process near 500 MB, not the ~850 MB creating a cluster costs', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'spanwise-fresh-'));
-    try {
+    await inTempDir('spanwise-fresh-', async (dir) => {
       // A process of its own: its resident memory is this test's measure.
       const script = `
         import { openDatabase } from ${databaseModule};
@@ -158,16 +167,13 @@ describe('database (pglite): a first start in a fresh folder', () => {
       const { rss, names } = JSON.parse(out.trim().split('\n').pop()!) as { rss: number; names: string[] };
       expect(names).toEqual(['fresh']);
       expect(rss / 2 ** 20).toBeLessThan(650);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   }, 120_000);
 });
 
 describe('database (pglite): creating the folder', () => {
   it('refuses a folder that holds something else, and clears what a killed first start left', async () => {
-    const parent = await mkdtemp(path.join(tmpdir(), 'spanwise-folder-'));
-    try {
+    await inTempDir('spanwise-folder-', async (parent) => {
       const taken = path.join(parent, 'taken');
       await mkdir(taken);
       await writeFile(path.join(taken, 'notes.txt'), 'mine');
@@ -177,14 +183,11 @@ describe('database (pglite): creating the folder', () => {
       await mkdir(path.join(parent, `fresh.creating-${process.ppid}-a11be000`)); // a live one stays
       await ensureCluster(path.join(parent, 'fresh'));
       expect((await readdir(parent)).sort()).toEqual(['fresh', `fresh.creating-${process.ppid}-a11be000`, 'taken']);
-    } finally {
-      await rm(parent, { recursive: true, force: true });
-    }
+    });
   }, 60_000);
 
   it('creates the cluster where a link points, and in a volume’s root beside its lost+found', async () => {
-    const parent = await mkdtemp(path.join(tmpdir(), 'spanwise-link-'));
-    try {
+    await inTempDir('spanwise-link-', async (parent) => {
       const target = path.join(parent, 'elsewhere');
       await mkdir(target);
       await symlink(target, path.join(parent, 'data'));
@@ -207,29 +210,23 @@ describe('database (pglite): creating the folder', () => {
       await mkdir(path.join(volume, 'lost+found'), { recursive: true });
       await ensureCluster(volume);
       expect((await readdir(volume)).includes('PG_VERSION')).toBe(true);
-    } finally {
-      await rm(parent, { recursive: true, force: true });
-    }
+    });
   }, 60_000);
 
   it('of two first starts at once, one cluster wins whole and both go on with it', async () => {
-    const parent = await mkdtemp(path.join(tmpdir(), 'spanwise-race-'));
-    try {
+    await inTempDir('spanwise-race-', async (parent) => {
       const dir = path.join(parent, 'data');
       await Promise.all([ensureCluster(dir), ensureCluster(dir)]);
       expect(await readdir(parent)).toEqual(['data']);
       const db = await openDatabase({ databaseUrl: null, dataDir: dir });
       await db.close();
-    } finally {
-      await rm(parent, { recursive: true, force: true });
-    }
+    });
   }, 90_000);
 
   // As in the Docker image: the app's folder is root's, the data folder the server user's. Only
   // root can run a process as another user here.
   it.runIf(process.getuid?.() === 0)('creates the cluster in place when it may not write beside the data folder', async () => {
-    const parent = await mkdtemp(path.join(tmpdir(), 'spanwise-perm-'));
-    try {
+    await inTempDir('spanwise-perm-', async (parent) => {
       await chmod(parent, 0o755);
       const data = path.join(parent, 'data');
       await mkdir(data);
@@ -240,8 +237,6 @@ describe('database (pglite): creating the folder', () => {
       await runScript(script, data, { asNobody: true });
       expect((await readdir(data)).includes('PG_VERSION')).toBe(true);
       expect(await readdir(parent)).toEqual(['data']);
-    } finally {
-      await rm(parent, { recursive: true, force: true });
-    }
+    });
   }, 120_000);
 });
