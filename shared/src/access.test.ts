@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideRoomAccess, exportChoices, type AccessFacts } from './access.ts';
+import { decideRoomAccess, exportChoices, writesGold, type AccessFacts } from './access.ts';
 import type { ProjectMode, Role } from './api.ts';
 import { parseRoom } from './rooms.ts';
 
@@ -74,5 +74,13 @@ describe('exportChoices', () => {
       viewer: { gold: true, everyLayer: true },
     });
     expect(table('open').annotator).toEqual({ gold: true, everyLayer: false });
+  });
+});
+
+describe('writesGold', () => {
+  it('is curators and owners, and every member but viewers in an open project', () => {
+    const roles = ['owner', 'curator', 'annotator', 'viewer'] as const;
+    expect(roles.map((r) => writesGold(r, 'blind'))).toEqual([true, true, false, false]);
+    expect(roles.map((r) => writesGold(r, 'open'))).toEqual([true, true, true, false]);
   });
 });

@@ -48,17 +48,26 @@ export function decideRoomAccess(room: Room | null, userId: number, facts: Acces
   return layerExists ? { ok: true, readOnly: false, projectId } : { ok: false, reason: 'unknown' };
 }
 
+// For questions about a role rather than a person: one document of one project, the member,
+// and another member (an annotator) whose layer is in question.
+const [PROJECT, DOCUMENT, SELF, OTHER] = [1, 1, 1, 2];
+const factsFor = (role: Role, mode: ProjectMode): AccessFacts => ({
+  projectOfDocument: new Map([[DOCUMENT, PROJECT]]),
+  modes: new Map([[PROJECT, mode]]),
+  role: (_project, userId) => (userId === SELF ? role : 'annotator'),
+});
+
 /** What a member with `role` may export (the gold layer; every layer), as decideRoomAccess allows. */
 export function exportChoices(role: Role, mode: ProjectMode): { gold: boolean; everyLayer: boolean } {
-  // One document of one project, the member and another member whose layer is in question.
-  const [project, document, self, other] = [1, 1, 1, 2];
-  const facts: AccessFacts = {
-    projectOfDocument: new Map([[document, project]]),
-    modes: new Map([[project, mode]]),
-    role: (_project, userId) => (userId === self ? role : 'annotator'),
-  };
+  const facts = factsFor(role, mode);
   return {
-    gold: decideRoomAccess({ kind: 'gold', documentId: document }, self, facts).ok,
-    everyLayer: decideRoomAccess({ kind: 'layer', documentId: document, userId: other }, self, facts).ok,
+    gold: decideRoomAccess({ kind: 'gold', documentId: DOCUMENT }, SELF, facts).ok,
+    everyLayer: decideRoomAccess({ kind: 'layer', documentId: DOCUMENT, userId: OTHER }, SELF, facts).ok,
   };
+}
+
+/** Whether a member with `role` may write the gold layer (curators and owners; everyone but viewers in an open project). */
+export function writesGold(role: Role, mode: ProjectMode): boolean {
+  const access = decideRoomAccess({ kind: 'gold', documentId: DOCUMENT }, SELF, factsFor(role, mode));
+  return access.ok && !access.readOnly;
 }

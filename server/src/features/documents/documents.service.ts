@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { goldRoom, layerRoom, type DocumentDetail, type DocumentStatus, type DocumentSummary, type ProjectMode, type Role } from '@spanwise/shared';
+import { goldRoom, layerRoom, writesGold, type DocumentDetail, type DocumentStatus, type DocumentSummary, type ProjectMode, type Role } from '@spanwise/shared';
 import type { DocumentRow } from '../../db/types.ts';
 import { notFound } from '../../http/errors.ts';
 import type { DocumentsRepository } from './documents.repository.ts';
@@ -56,7 +56,7 @@ export function documentsService(documents: DocumentsRepository) {
      */
     async list(projectId: number, userId: number, as: { mode: ProjectMode; role: Role }): Promise<DocumentSummary[]> {
       const rows = await documents.listForProject(projectId, userId);
-      const withGold = as.role !== 'viewer' && (as.mode === 'open' || as.role === 'curator' || as.role === 'owner');
+      const withGold = writesGold(as.role, as.mode);
       const worked = (docId: number) => [layerRoom(docId, userId), ...(withGold ? [goldRoom(docId)] : [])];
       const touched = await documents.roomsWithUpdates(rows.filter((r) => !r.status).flatMap((r) => worked(r.id)));
       return rows.map((r) => ({
