@@ -53,11 +53,15 @@ describe.each(databaseKinds())('database (%s)', (kind) => {
     expect(ghost).toBeUndefined();
   });
 
-  it('round-trips bytes exactly', async () => {
-    const data = new Uint8Array([0, 1, 2, 254, 255, 0]);
-    await db.current.db.insertInto('sync_updates').values({ room: 'bytes', data }).execute();
-    const row = await db.current.db.selectFrom('sync_updates').select('data').where('room', '=', 'bytes').executeTakeFirstOrThrow();
-    expect(Array.from(row.data)).toEqual(Array.from(data));
+  it('round-trips bytes exactly: every value, none, and a view into a larger buffer', async () => {
+    const every = Uint8Array.from({ length: 256 }, (_, i) => i);
+    const backing = Uint8Array.from([9, 9, 0, 1, 2, 254, 255, 0, 9]);
+    const values = [every, new Uint8Array(0), backing.subarray(2, 8), Buffer.from([0, 92, 120])];
+    for (const [i, data] of values.entries()) await db.current.db.insertInto('sync_updates').values({ room: `bytes-${i}`, data }).execute();
+    for (const [i, data] of values.entries()) {
+      const row = await db.current.db.selectFrom('sync_updates').select('data').where('room', '=', `bytes-${i}`).executeTakeFirstOrThrow();
+      expect(Array.from(row.data), `value ${i}`).toEqual(Array.from(data));
+    }
   });
 });
 

@@ -34,16 +34,19 @@ class Mutex {
 const BYTEA = 17;
 
 /**
- * bytea to and from Postgres' hex text through Buffer's hex codec. PGlite's own goes byte by
+ * bytea in as a binary parameter and out through Buffer's hex codec. PGlite's own goes byte by
  * byte through arrays and strings: ~11 s to write a 32 MiB snapshot and ~1.7 s to read it back,
- * on the one connection every room's store waits for; this takes a fraction of a second.
+ * on the one connection every room's store waits for. Its wire-protocol writer sends a value
+ * that is a byte view as a binary parameter, as pg's does a Buffer, so the serializer hands the
+ * bytes on as they are (its type says string; a view is what the writer checks for): a 5 MB
+ * snapshot then goes in in ~80 ms instead of ~190 ms as hex text Postgres must decode.
  */
 const QUERY_OPTIONS = {
   rowMode: 'object',
   serializers: {
-    [BYTEA]: (value: unknown) => {
+    [BYTEA]: (value: unknown): string => {
       if (!(value instanceof Uint8Array)) throw new Error('Invalid input for bytea type');
-      return '\\x' + Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex');
+      return value as unknown as string;
     },
   },
   parsers: { [BYTEA]: (text: string) => Buffer.from(text.slice(2), 'hex') },
