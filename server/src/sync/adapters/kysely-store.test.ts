@@ -5,6 +5,7 @@ import { addSpan, deleteAnnotation, listSpans } from '@spanwise/shared';
 import { databaseKinds, useTestDatabase } from '../../../test/harness.ts';
 import { findPoison } from '../../../test/updates.ts';
 import { KyselyStore, type KyselyStoreOptions } from './kysely-store.ts';
+import { logMerger } from './log-merger.ts';
 import type { PreparedStatement } from '../../db/database.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
@@ -309,6 +310,62 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(replaced.sort()).toEqual([0, 6]);
     const rows = await a.load('r6');
     expect(rows).toHaveLength(1);
+  });
+
+  it('gives way when another process compacted the rows while it was merging them', async () => {
+    const b = storeWith({ compactAfterRows: 1000, log: silent });
+    const doc = new Y.Doc();
+    const a = storeWith({
+      compactAfterRows: 1000,
+      log: silent,
+      // While a merges what it read, b compacts the room, and another edit comes in.
+      merger: {
+        merge: async (rows) => {
+          expect(await b.compact('r12')).toBe(5);
+          await b.append('r12', [spanUpdate(doc, 'late', 9)]);
+          return logMerger.merge(rows);
+        },
+      },
+    });
+    for (let i = 0; i < 5; i++) await a.append('r12', [spanUpdate(doc, `L${i}`, i)]);
+    expect(await a.compact('r12')).toBe(0);
+    const rows = await db.current.db.selectFrom('sync_updates').select(['kind', 'data']).where('room', '=', 'r12').orderBy('id').execute();
+    expect(rows.map((r) => r.kind)).toEqual(['snapshot', 'update']);
+    const loaded = new Y.Doc();
+    for (const r of rows) Y.applyUpdate(loaded, r.data);
+    expect(listSpans(loaded).map((s) => s.label).sort()).toEqual(['L0', 'L1', 'L2', 'L3', 'L4', 'late']);
+  });
+
+  it('lets other rooms\' appends through while it merges (the connection is not held)', async () => {
+    let merging!: () => void;
+    const started = new Promise<void>((resolve) => (merging = resolve));
+    let finish!: () => void;
+    const gate = new Promise<void>((resolve) => (finish = resolve));
+    const store = storeWith({
+      compactAfterRows: 1000,
+      log: silent,
+      merger: {
+        merge: async (rows) => {
+          merging();
+          await gate;
+          return logMerger.merge(rows);
+        },
+      },
+    });
+    const doc = new Y.Doc();
+    for (let i = 0; i < 4; i++) await store.append('r13', [spanUpdate(doc, `L${i}`, i)]);
+    const compaction = store.compact('r13');
+    await started;
+    // On PGlite a transaction open across the merge would hold the one connection: this append
+    // (and every room's) would wait until the merge ends.
+    const appended = await Promise.race([
+      store.append('bystander-2', [new Uint8Array([0, 0])]).then(() => 'stored'),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting'), 5_000)),
+    ]);
+    finish();
+    expect(appended).toBe('stored');
+    expect(await compaction).toBe(4);
+    expect(await rowsOf('r13')).toBe(1);
   });
 
   it('does not set aside a snapshot that took the id of the update asked for', async () => {

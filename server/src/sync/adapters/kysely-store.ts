@@ -3,15 +3,17 @@
  * compacted into one snapshot row (the state of a doc the rows were applied to) once a room's
  * log passes a threshold.
  *
- * Compaction runs in one transaction under a per-room advisory lock, so only one process
- * compacts a room at a time and a crash mid-way leaves the log as it was.
+ * Compaction reads the log, merges it on a worker thread, and replaces the rows it merged in one
+ * short transaction under a per-room advisory lock: only one process replaces a room's rows at a
+ * time, one that merged rows another has replaced since gives way, and a crash mid-way leaves
+ * the log as it was.
  */
-import * as Y from 'yjs';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import type { Database } from '../../db/types.ts';
 import type { OpenDatabase, PreparedStatement } from '../../db/database.ts';
 import type { StoredUpdate, SyncLogger, SyncObserver, SyncStore } from '../types.ts';
+import { logMerger, type LogMerger } from './log-merger.ts';
 
 export interface KyselyStoreOptions {
   /** A room loaded or unloaded with a log past this many rows (or bytes) is compacted. */
@@ -30,6 +32,8 @@ export interface KyselyStoreOptions {
    */
   executeEach?: OpenDatabase['executeEach'];
   log: SyncLogger;
+  /** Merges logs off the event loop; the process's shared worker by default. */
+  merger?: Pick<LogMerger, 'merge'>;
   /** Counts failed compactions (`compaction_failed`) and updates compaction set aside (`set_aside`). */
   observer?: SyncObserver;
 }
@@ -111,6 +115,12 @@ function answeredByDatabase(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('08') && !code.startsWith('57');
 }
+
+/** Rows per query when compaction reads a room's log. */
+const READ_RUN_ROWS = 1_000;
+
+/** Thrown inside compaction's transaction when another process compacted the rows first. */
+class CompactedElsewhere extends Error {}
 
 interface LogSize {
   rows: number;
@@ -271,6 +281,23 @@ export class KyselyStore implements SyncStore {
     if (row) await trx.insertInto('sync_quarantine').values({ room, data: row.data, error }).execute();
   }
 
+  /**
+   * A room's rows in id order, read in runs of READ_RUN_ROWS: between runs the connection is
+   * free for other rooms' appends. (A row another instance commits meanwhile with an id below a
+   * run already read is left out and stays in the log, where loading applies it as ever: Yjs
+   * takes updates in any order.)
+   */
+  async #readLog(room: string): Promise<Array<{ id: string; data: Uint8Array }>> {
+    const rows: Array<{ id: string; data: Uint8Array }> = [];
+    for (;;) {
+      let query = this.db.selectFrom('sync_updates').select(['id', 'data']).where('room', '=', room);
+      if (rows.length > 0) query = query.where('id', '>', rows[rows.length - 1]!.id);
+      const run = await query.orderBy('id').limit(READ_RUN_ROWS).execute();
+      rows.push(...run);
+      if (run.length < READ_RUN_ROWS) return rows;
+    }
+  }
+
   #compactSoon(room: string): void {
     if (this.#compacting.has(room)) return;
     this.#compacting.add(room);
@@ -285,51 +312,50 @@ export class KyselyStore implements SyncStore {
       .finally(() => this.#compacting.delete(room));
   }
 
-  /** Merges a room's rows into one snapshot row; returns how many rows it replaced. */
+  /**
+   * Merges a room's rows into one snapshot row; returns how many rows it replaced (0 when
+   * another process compacted them first). The rows are read in runs and merged on a worker
+   * thread, so neither the event loop nor the database connection (PGlite's only one) is held
+   * while the whole document is rebuilt; then one short transaction, under the room's advisory
+   * lock, checks that every row merged is still there, deletes them and writes the snapshot.
+   */
   async compact(room: string): Promise<number> {
-    const replaced = await this.db.transaction().execute(async (trx) => {
-      await sql`select pg_advisory_xact_lock(hashtext(${'spanwise-compact:' + room}))`.execute(trx);
-      const rows = await trx.selectFrom('sync_updates').select(['id', 'data']).where('room', '=', room).orderBy('id').execute();
-      if (rows.length < 2) return { rows: 0, bytes: 0, bytesBefore: 0, bad: [] };
-      // The rows applied in order to a fresh doc, as loading does; the snapshot is the doc's state,
-      // so content deleted since is garbage-collected, as in a live room. A row that does not
-      // decode, or throws when applied, is set aside here, in this transaction: left in the log
-      // with an id below the snapshot's, it would be applied before it at the next load, and one
-      // that waited there on content only the snapshot holds would throw inside the snapshot's
-      // apply and take the room's whole history with it. A row that throws while others wait on
-      // missing content cannot be told from them (Yjs retries those inside its apply): then the
-      // room is not compacted at all.
-      const doc = new Y.Doc({ gc: true });
-      const good: typeof rows = [];
-      const bad: Array<{ id: (typeof rows)[number]['id']; error: string }> = [];
-      for (const r of rows) {
-        const waiting = doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
-        try {
-          Y.decodeUpdate(r.data);
-          Y.applyUpdate(doc, r.data);
-          good.push(r);
-        } catch (err) {
-          if (waiting) throw new Error(`row ${r.id} failed to apply while earlier rows waited on missing content: not compacted`);
-          bad.push({ id: r.id, error: String(err) });
-        }
-      }
-      const merged = Y.encodeStateAsUpdate(doc);
-      doc.destroy();
-      for (const b of bad) await this.#quarantine(trx, room, b.id, b.error);
-      if (good.length < 2) return { rows: 0, bytes: 0, bytesBefore: 0, bad };
-      const goodIds = good.map((r) => r.id);
-      // Delete what was merged, by id: rows other instances add meanwhile stay.
-      for (let i = 0; i < goodIds.length; i += MAX_ROWS_PER_INSERT) {
-        await trx.deleteFrom('sync_updates').where('id', 'in', goodIds.slice(i, i + MAX_ROWS_PER_INSERT)).execute();
-      }
-      // In the place of the first row it replaces, so it loads before any row stored meanwhile
-      // (by another connection or instance) that may build on what it holds.
-      await sql`insert into sync_updates (id, room, data, kind) overriding system value
-        values (${goodIds[0]}, ${room}, ${merged}, 'snapshot')`.execute(trx);
-      this.options.log.info('sync_compacted', { room, rows: goodIds.length, upToId: String(goodIds[goodIds.length - 1]), bytes: merged.byteLength });
-      const bytesBefore = good.reduce((n, r) => n + r.data.byteLength, 0);
-      return { rows: goodIds.length, bytes: merged.byteLength, bytesBefore, bad };
-    });
+    const rows = await this.#readLog(room);
+    if (rows.length < 2) return 0;
+    const { merged, bad: badIndexes } = await (this.options.merger ?? logMerger).merge(rows.map((r) => r.data));
+    const bad = badIndexes.map(({ index, error }) => ({ id: rows[index]!.id, error }));
+    const badIds = new Set(bad.map((b) => b.id));
+    const good = rows.filter((r) => !badIds.has(r.id));
+    const replaced = await this.db
+      .transaction()
+      .execute(async (trx) => {
+        await sql`select pg_advisory_xact_lock(hashtext(${'spanwise-compact:' + room}))`.execute(trx);
+        for (const b of bad) await this.#quarantine(trx, room, b.id, b.error);
+        if (good.length < 2) return { rows: 0, bytes: 0, bytesBefore: 0, bad };
+        const goodIds = good.map((r) => r.id);
+        // Delete what was merged, by id: rows other instances add meanwhile stay. Every one of
+        // them must still be there: a compaction elsewhere since has put them in a snapshot of
+        // its own, and then this one gives way (its transaction rolls back).
+        // (One array parameter: a list of thousands costs Postgres' parser more than the delete.)
+        const [deleted] = await trx
+          .deleteFrom('sync_updates')
+          .where('room', '=', room)
+          .where(sql<boolean>`id = any(${goodIds}::bigint[])`)
+          .execute();
+        if (deleted?.numDeletedRows !== BigInt(goodIds.length)) throw new CompactedElsewhere();
+        // In the place of the first row it replaces, so it loads before any row stored meanwhile
+        // (by another connection or instance) that may build on what it holds.
+        await sql`insert into sync_updates (id, room, data, kind) overriding system value
+          values (${goodIds[0]}, ${room}, ${merged}, 'snapshot')`.execute(trx);
+        this.options.log.info('sync_compacted', { room, rows: goodIds.length, upToId: String(goodIds[goodIds.length - 1]), bytes: merged.byteLength });
+        const bytesBefore = good.reduce((n, r) => n + r.data.byteLength, 0);
+        return { rows: goodIds.length, bytes: merged.byteLength, bytesBefore, bad };
+      })
+      .catch((err: unknown) => {
+        if (err instanceof CompactedElsewhere) return null;
+        throw err;
+      });
+    if (!replaced) return 0;
     for (const b of replaced.bad) {
       this.options.observer?.error?.('set_aside');
       this.options.log.error('sync_update_set_aside', { room, updateId: String(b.id), error: b.error });

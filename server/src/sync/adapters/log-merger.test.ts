@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import * as Y from 'yjs';
+import { addSpan, listSpans } from '@spanwise/shared';
+import { findPoison } from '../../../test/updates.ts';
+import { LogMerger } from './log-merger.ts';
+import { mergeLog } from './merge-worker.mjs';
+
+/** A doc's updates, one per span added. */
+function log(spans: number): { doc: Y.Doc; updates: Uint8Array[] } {
+  const doc = new Y.Doc();
+  const updates: Uint8Array[] = [];
+  doc.on('update', (u: Uint8Array) => updates.push(u));
+  for (let i = 0; i < spans; i++) addSpan(doc, { label: `L${i}`, start: i, end: i + 1, quote: 'x', author: 1 });
+  return { doc, updates };
+}
+
+describe('LogMerger', () => {
+  it('merges a log on its worker into the state of a doc the rows were applied to', async () => {
+    const merger = new LogMerger();
+    try {
+      const { doc, updates } = log(50);
+      // Rows as they come from a database: views into larger buffers.
+      const backing = Buffer.concat(updates.map((u) => Buffer.concat([Buffer.from([7, 7]), u])));
+      let at = 0;
+      const rows = updates.map((u) => {
+        const row = backing.subarray(at + 2, at + 2 + u.byteLength);
+        at += 2 + u.byteLength;
+        return row;
+      });
+      const { merged, bad } = await merger.merge(rows);
+      expect(bad).toEqual([]);
+      const loaded = new Y.Doc();
+      Y.applyUpdate(loaded, merged);
+      expect(listSpans(loaded)).toHaveLength(50);
+      expect(Y.encodeStateVector(loaded)).toEqual(Y.encodeStateVector(doc));
+      expect(merged).toEqual(mergeLog(rows).merged);
+    } finally {
+      await merger.close();
+    }
+  });
+
+  it('reports rows that do not decode or apply, by index, and refuses a log it cannot tell apart', async () => {
+    const merger = new LogMerger();
+    try {
+      const { updates } = log(3);
+      // Another client's edit on top of the first three, made bad: it decodes, and throws once
+      // applied onto what it builds on (alone, Yjs would only hold it back as waiting).
+      const other = new Y.Doc();
+      Y.applyUpdate(other, Y.mergeUpdates(updates));
+      const before = Y.encodeStateAsUpdate(other);
+      let edit: Uint8Array | null = null;
+      other.once('update', (u: Uint8Array) => (edit = u));
+      addSpan(other, { label: 'X', start: 5, end: 6, quote: 'x', author: 2 });
+      const poison = findPoison(edit!, before);
+      const { merged, bad } = await merger.merge([...updates, new Uint8Array([1, 2, 3]), poison]);
+      expect(bad.map((b) => b.index)).toEqual([3, 4]);
+      const loaded = new Y.Doc();
+      Y.applyUpdate(loaded, merged);
+      expect(listSpans(loaded)).toHaveLength(3);
+      // A row that throws while an earlier one waits on missing content: not merged at all.
+      await expect(merger.merge([updates[2]!, poison])).rejects.toThrow(/waited on missing content/);
+      // The worker is still there for the next job.
+      expect((await merger.merge(updates)).bad).toEqual([]);
+    } finally {
+      await merger.close();
+    }
+  });
+
+  it('fails the jobs of a worker that ends, and starts a new one for the next', async () => {
+    const merger = new LogMerger();
+    const { updates } = log(2_000);
+    const failed = expect(merger.merge(updates)).rejects.toThrow(/closed/);
+    await merger.close();
+    await failed;
+    const { merged } = await merger.merge(updates);
+    const loaded = new Y.Doc();
+    Y.applyUpdate(loaded, merged);
+    expect(listSpans(loaded)).toHaveLength(2_000);
+    await merger.close();
+  });
+});
