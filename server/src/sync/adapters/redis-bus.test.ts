@@ -1,4 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { TcpProxy } from '../../../test/tcp-proxy.ts';
 import { RedisBus } from './redis-bus.ts';
@@ -72,6 +76,93 @@ describe.runIf(url)('RedisBus', () => {
       expect(got).toContain('after');
     } finally {
       await raw.quit();
+    }
+  });
+
+  /** Counts each room's reloads at a bus that follows `rooms`. */
+  async function follow(b: RedisBus, rooms: string[]): Promise<Map<string, number>> {
+    const reloads = new Map(rooms.map((room) => [room, 0]));
+    for (const room of rooms) await b.join(room, { message: () => {}, reload: () => void reloads.set(room, reloads.get(room)! + 1) });
+    return reloads;
+  }
+
+  it('reloads every room it follows when another instance dies without publishing what it stored', async () => {
+    const quick = { heartbeatMs: 50, instanceStaleMs: 500 };
+    const b = new RedisBus({ url: url!, instanceId: 'b', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, ...quick });
+    const c = new RedisBus({ url: url!, instanceId: 'c', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, ...quick });
+    buses.push(b, c);
+    const atB = await follow(b, ['room-20', 'room-21']);
+    const atC = await follow(c, ['room-21']);
+    // Another instance, in a process of its own, beats its heartbeat and is killed with SIGKILL.
+    const script = `
+      import { RedisBus } from ${JSON.stringify(new URL('./redis-bus.ts', import.meta.url).href)};
+      const [url, keyPrefix] = JSON.parse(process.argv[1]);
+      new RedisBus({ url, instanceId: 'doomed', maxLen: 1000, keyPrefix, heartbeatMs: 50, log: { info() {}, warn() {}, error() {} } });
+      setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, JSON.stringify([url, prefix])], {
+      cwd: path.resolve(import.meta.dirname, '../../../..'),
+      stdio: 'ignore',
+    });
+    const raw = new Redis(url!);
+    try {
+      let beating = false;
+      for (let i = 0; i < 500 && !beating; i++) {
+        beating = (await raw.zscore(`${prefix}@instances`, 'doomed')) !== null;
+        if (!beating) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(beating).toBe(true);
+      await new Promise((r) => setTimeout(r, 700)); // alive past the stale time: no reload
+      expect([...atB.values(), ...atC.values()]).toEqual([0, 0, 0]);
+      child.kill('SIGKILL');
+      await until(() => [...atB.values(), ...atC.values()].every((n) => n > 0), 'every room reloaded at b and c');
+      expect([...atB.values(), ...atC.values()]).toEqual([1, 1, 1]);
+      expect(await raw.zscore(`${prefix}@instances`, 'doomed')).toBeNull();
+    } finally {
+      child.kill('SIGKILL');
+      await raw.quit();
+    }
+  });
+
+  it('does not reload for an instance that closed having published everything', async () => {
+    const quick = { heartbeatMs: 50, instanceStaleMs: 300 };
+    const a = new RedisBus({ url: url!, instanceId: 'leaving', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, ...quick });
+    const b = new RedisBus({ url: url!, instanceId: 'b', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, ...quick });
+    buses.push(b);
+    const reloads = await follow(b, ['room-22']);
+    await a.join('room-22', { message: () => {}, reload: () => {} });
+    a.publish('room-22', 'update', Buffer.from('last words'));
+    await new Promise((r) => setTimeout(r, 200));
+    await a.close();
+    await new Promise((r) => setTimeout(r, 800));
+    expect(reloads.get('room-22')).toBe(0);
+  });
+
+  it.runIf(existsSync('/usr/bin/redis-server'))('reloads every room it follows when Redis restarts (and may have lost what it had not read)', async () => {
+    const port = await freePort();
+    const start = () =>
+      spawn('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    let server = start();
+    try {
+      const own = `redis://127.0.0.1:${port}`;
+      const raw = new Redis(own, { lazyConnect: true, retryStrategy: () => null });
+      raw.on('error', () => {}); // refused until the server listens
+      for (let i = 0; i < 100; i++) {
+        if (await raw.connect().then(() => true, () => false)) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      raw.disconnect();
+      const b = new RedisBus({ url: own, instanceId: 'b', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 200 });
+      buses.push(b);
+      const reloads = await follow(b, ['room-23', 'room-24']);
+      await new Promise((r) => setTimeout(r, 300));
+      expect([...reloads.values()]).toEqual([0, 0]);
+      server.kill('SIGKILL');
+      await new Promise((r) => server.once('exit', r));
+      server = start();
+      await until(() => [...reloads.values()].every((n) => n > 0), 'both rooms reloaded');
+      expect([...reloads.values()]).toEqual([1, 1]);
+    } finally {
+      server.kill('SIGKILL');
     }
   });
 
@@ -194,3 +285,15 @@ describe.runIf(url)('RedisBus', () => {
     expect(reloads).toBe(1);
   });
 });
+
+/** A TCP port nothing listens on now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -9,6 +9,14 @@
  * unread, and the room reloads from the database — which holds every update, because an
  * update is published only after it is stored.
  *
+ * Two ways history can be missed besides trimming are covered by reloading every room this
+ * instance follows: Redis restarting (its run id changes; a restart without persistence loses
+ * the streams, and entries not yet read with them), and another instance dying between storing
+ * updates and publishing them (kill -9, a lost machine). Every instance beats a heartbeat into
+ * one sorted set; the first to find a member silent past `instanceStaleMs` removes it and counts
+ * it gone, and every instance that sees the count rise reloads its rooms from the database.
+ * One that closes cleanly, having published everything, leaves the set instead.
+ *
  * While Redis is away each room's entries wait in an outbox, in order. Past `maxOutbox` entries
  * or `maxOutboxBytes` the waiting ones are dropped for one `reload` entry, which tells the other
  * instances to reload the room from the database (it holds every update published), so the
@@ -32,6 +40,10 @@ export interface RedisBusOptions {
   maxOutbox?: number;
   /** …or bytes (default 64 MiB). */
   maxOutboxBytes?: number;
+  /** How often this instance beats its heartbeat and looks for instances gone (default 5 s)… */
+  heartbeatMs?: number;
+  /** …and how long one may stay silent before it counts as gone (default 20 s). */
+  instanceStaleMs?: number;
   /**
    * On close, how long queued entries may take to go out (default 2 s); then what is left gives
    * way to one reload entry per room, which gets as long again.
@@ -69,6 +81,23 @@ interface Follow {
 
 const RETRY_MAX_MS = 5_000;
 
+/**
+ * One heartbeat, atomically on Redis' clock: marks this instance (ARGV[1]) alive now, removes
+ * the members silent for longer than ARGV[2] ms and adds how many to the count of instances
+ * gone; returns that count and the members removed.
+ */
+const HEARTBEAT_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+if #gone > 0 then
+  redis.call('ZREM', KEYS[1], unpack(gone))
+  redis.call('INCRBY', KEYS[2], #gone)
+end
+return {redis.call('GET', KEYS[2]) or '0', gone}
+`;
+
 function fieldsOf(raw: unknown[]): Map<string, unknown> {
   const m = new Map<string, unknown>();
   for (let i = 0; i + 1 < raw.length; i += 2) m.set(String(raw[i]), raw[i + 1]);
@@ -88,6 +117,12 @@ export class RedisBus implements SyncBus {
   #wake: (() => void) | null = null;
   /** The Redis server is older than 7: rooms are refused rather than followed without trim detection. */
   #tooOld = false;
+  /** The Redis server's run id when last connected: another one means it restarted. */
+  #runId: string | null = null;
+  /** The count of instances gone when last looked at; null before the first heartbeat. */
+  #gone: number | null = null;
+  #heartbeatFailing = false;
+  readonly #heartbeat: NodeJS.Timeout;
   readonly #loop: Promise<void>;
 
   constructor(private readonly options: RedisBusOptions) {
@@ -108,6 +143,9 @@ export class RedisBus implements SyncBus {
           const major = Number(/redis_version:(\d+)/.exec(text)?.[1]);
           this.#tooOld = major < 7;
           if (this.#tooOld) options.log.error('redis_too_old', { version: major, needed: 7 });
+          const runId = /run_id:(\w+)/.exec(text)?.[1] ?? null;
+          if (this.#runId !== null && runId !== null && runId !== this.#runId) void this.#reloadAll('redis_restarted');
+          if (runId !== null) this.#runId = runId;
         },
         () => {},
       );
@@ -119,6 +157,9 @@ export class RedisBus implements SyncBus {
       );
     });
     this.#loop = this.#read();
+    this.#heartbeat = setInterval(() => void this.#beat(), options.heartbeatMs ?? 5_000);
+    this.#heartbeat.unref();
+    void this.#beat();
   }
 
   #key(room: string): string {
@@ -289,8 +330,62 @@ export class RedisBus implements SyncBus {
     }
   }
 
+  #metaKey(name: string): string {
+    // Room names start with a letter (doc:…, project:…): these never meet one.
+    return `${this.#prefix}@${name}`;
+  }
+
+  /** Beats this instance's heartbeat; reloads every room if another instance went since the last. */
+  async #beat(): Promise<void> {
+    if (!this.#running || this.#closing) return;
+    let reply: [string, string[]];
+    try {
+      reply = (await this.#pub.eval(HEARTBEAT_SCRIPT, 2, this.#metaKey('instances'), this.#metaKey('instances-gone'), this.options.instanceId, String(this.options.instanceStaleMs ?? 20_000))) as [string, string[]];
+      this.#heartbeatFailing = false;
+    } catch (err) {
+      if (!this.#heartbeatFailing) this.options.log.warn('redis_heartbeat_failed', { error: String(err) });
+      this.#heartbeatFailing = true;
+      return;
+    }
+    const [count, removed] = reply;
+    const gone = Number(count);
+    const before = this.#gone;
+    this.#gone = gone;
+    if (removed.length > 0) this.options.log.warn('redis_instance_gone', { instances: removed });
+    // (A count lower than before: Redis lost it, and the restart check reloads.)
+    if (before !== null && gone > before) await this.#reloadAll('instance_gone');
+  }
+
+  /**
+   * Reloads every room this instance follows from the store, from the stream's present end:
+   * everything published up to there is stored, and what another instance stored but never
+   * published is in the store too.
+   */
+  async #reloadAll(reason: 'instance_gone' | 'redis_restarted'): Promise<void> {
+    const rooms = [...this.#rooms.keys()];
+    this.options.log.warn('redis_reload_rooms', { reason, rooms: rooms.length });
+    for (const room of rooms) {
+      const follow = this.#rooms.get(room);
+      if (!follow) continue;
+      try {
+        const pos = await this.#position(room);
+        if (this.#rooms.get(room) !== follow) continue; // left (and maybe joined again) meanwhile
+        // A follow of its own: what a read already under way returns for the old one (from
+        // before this position, so in the reload) is let go instead of moving it back.
+        this.#rooms.set(room, { listener: follow.listener, lastId: pos.lastId, seen: pos.added });
+      } catch (err) {
+        // Its position stays: reading on from it still works, and the reload covers the rest.
+        this.options.observer?.error?.('bus_failed');
+        this.options.log.warn('redis_position_failed', { room, error: String(err) });
+      }
+      follow.listener.reload();
+    }
+    this.#interrupt();
+  }
+
   async close(): Promise<void> {
     this.#closing = true;
+    clearInterval(this.#heartbeat);
     const settle = async (ms: number) => {
       const deadline = Date.now() + ms;
       while (this.#outbox.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -304,6 +399,9 @@ export class RedisBus implements SyncBus {
       await settle(this.options.closeWaitMs ?? 2_000);
       if (this.#outbox.size > 0) this.options.log.error('redis_outbox_lost_on_close', { rooms: [...this.#outbox.keys()] });
     }
+    // Everything went out: leave the heartbeats, so no instance reloads for this one. (With
+    // something left unsent it stays, falls silent, and the others reload when it counts as gone.)
+    if (this.#outbox.size === 0) await this.#pub.zrem(this.#metaKey('instances'), this.options.instanceId).catch(() => {});
     this.#running = false;
     this.#interrupt();
     this.#sub.disconnect();
