@@ -93,6 +93,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   } catch (err) {
     // The port is taken, say: let go of what was opened before failing.
     await sync.close();
+    await store.close();
     await database.close();
     throw err;
   }
@@ -135,6 +136,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         ws.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        // Rooms unloaded on the way out may be compacting: let them end first (10 s at most).
+        await store.close();
         await database.close();
       })();
       return closing;

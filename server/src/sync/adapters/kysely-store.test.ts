@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { addSpan, deleteAnnotation, listSpans } from '@spanwise/shared';
 import { databaseKinds, useTestDatabase } from '../../../test/harness.ts';
 import { findPoison } from '../../../test/updates.ts';
-import { KyselyStore, type KyselyStoreOptions } from './kysely-store.ts';
+import { KyselyStore, READ_RUN_ROWS, type KyselyStoreOptions } from './kysely-store.ts';
 import { logMerger } from './log-merger.ts';
 import type { PreparedStatement } from '../../db/database.ts';
 
@@ -334,6 +334,175 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     const loaded = new Y.Doc();
     for (const r of rows) Y.applyUpdate(loaded, r.data);
     expect(listSpans(loaded).map((s) => s.label).sort()).toEqual(['L0', 'L1', 'L2', 'L3', 'L4', 'late']);
+  });
+
+  // Only PostgreSQL commits rows out of id order (several connections, several instances).
+  if (kind !== 'pglite') it('gives way when another process put its snapshot in the place of a row it read (rows committed out of id order)', async () => {
+    const room = 'r14';
+    const mine = new Y.Doc();
+    const theirs = new Y.Doc();
+    let releaseB!: () => void;
+    const bMerging = new Promise<void>((resolve) => (releaseB = resolve));
+    let bRead!: () => void;
+    const bHasRead = new Promise<void>((resolve) => (bRead = resolve));
+    const b = storeWith({
+      compactAfterRows: 1000,
+      log: silent,
+      merger: {
+        merge: async (rows) => {
+          bRead();
+          await bMerging;
+          return logMerger.merge(rows);
+        },
+      },
+    });
+    await b.append(room, [spanUpdate(mine, 'L0', 0)]);
+    const first = (await b.load(room))[0]!.id;
+    // Another instance's row, committed with an id above rows still being written elsewhere.
+    const late = BigInt(first) + BigInt(READ_RUN_ROWS);
+    await sql`insert into sync_updates (id, room, data) overriding system value values (${String(late)}, ${room}, ${spanUpdate(theirs, 'X0', 50)})`.execute(db.current.db);
+    const bDone = b.compact(room); // reads the first row and X0, then waits
+    await bHasRead;
+    // The rows between commit now: the first READ_RUN_ROWS rows of the log are ids first..first+999.
+    await b.append(room, Array.from({ length: READ_RUN_ROWS - 1 }, (_, i) => spanUpdate(mine, `L${i + 1}`, i + 1)));
+    // a reads one run of the log; before its next run, b compacts (X0 and the first row, whose
+    // place its snapshot takes), so a's next run finds nothing past its first.
+    let afterFirstRun: (() => Promise<void>) | null = async () => {
+      releaseB();
+      expect(await bDone).toBe(2);
+    };
+    const a = new KyselyStore(
+      db.current.db.withPlugin({
+        transformQuery: (args) => args.node,
+        transformResult: async (args) => {
+          if (afterFirstRun && args.result.rows.length === READ_RUN_ROWS) {
+            const hook = afterFirstRun;
+            afterFirstRun = null;
+            await hook();
+          }
+          return args.result;
+        },
+      }),
+      { compactAfterRows: 1000, log: silent },
+    );
+    expect(await a.compact(room)).toBe(0);
+    expect(afterFirstRun).toBeNull();
+    const loaded = new Y.Doc();
+    for (const r of await b.load(room)) Y.applyUpdate(loaded, r.data);
+    const labels = listSpans(loaded).map((s) => s.label);
+    expect(labels).toHaveLength(READ_RUN_ROWS + 1);
+    expect(labels).toContain('X0');
+  });
+
+  it('counts an update set aside once when two processes compact the room', async () => {
+    const errors: string[] = [];
+    const observer = { error: (kind: string) => errors.push(kind) };
+    const b = storeWith({ compactAfterRows: 1000, log: silent, observer });
+    const a = storeWith({
+      compactAfterRows: 1000,
+      log: silent,
+      observer,
+      merger: {
+        merge: async (rows) => {
+          expect(await b.compact('r15')).toBe(0); // one good row: nothing to merge, the bad one set aside
+          return logMerger.merge(rows);
+        },
+      },
+    });
+    await a.append('r15', [spanUpdate(new Y.Doc(), 'L0', 0), new Uint8Array([1, 2, 3])]);
+    expect(await a.compact('r15')).toBe(0);
+    expect(errors).toEqual(['set_aside']);
+    expect(await db.current.db.selectFrom('sync_quarantine').select('id').where('room', '=', 'r15').execute()).toHaveLength(1);
+    expect(await rowsOf('r15')).toBe(1);
+  });
+
+  it('compacts one room at a time', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const merged: string[] = [];
+    const store = storeWith({
+      compactAfterRows: 3,
+      openRoomFactor: 1,
+      log: silent,
+      merger: {
+        merge: async (rows) => {
+          most = Math.max(most, ++inFlight);
+          await new Promise((r) => setTimeout(r, 50));
+          inFlight--;
+          merged.push(`${rows.length}`);
+          return logMerger.merge(rows);
+        },
+      },
+    });
+    const docs = [new Y.Doc(), new Y.Doc(), new Y.Doc()];
+    // Three rooms past the threshold at once (rows stored, then loaded: compacted after loading).
+    for (const [i, doc] of docs.entries()) await db.current.db.insertInto('sync_updates').values([0, 1, 2].map((j) => ({ room: `r16-${i}`, data: spanUpdate(doc, `L${j}`, j) }))).execute();
+    await Promise.all(docs.map((_, i) => store.load(`r16-${i}`)));
+    const counts = () => Promise.all(docs.map((_, i) => rowsOf(`r16-${i}`)));
+    await until(async () => (await counts()).every((n) => n === 1));
+    expect(await counts()).toEqual([1, 1, 1]);
+    expect(merged).toHaveLength(3);
+    expect(most).toBe(1);
+  });
+
+  it('after giving way to another process, waits for another threshold of rows before trying again', async () => {
+    let merges = 0;
+    const b = storeWith({ compactAfterRows: 1000, log: silent });
+    const doc = new Y.Doc();
+    const a = storeWith({
+      compactAfterRows: 3,
+      openRoomFactor: 1,
+      log: silent,
+      merger: {
+        merge: async (rows) => {
+          if (merges++ === 0) await b.compact('r17'); // the first time, b got there first
+          return logMerger.merge(rows);
+        },
+      },
+    });
+    await a.load('r17');
+    for (let i = 0; i < 3; i++) await a.append('r17', [spanUpdate(doc, `L${i}`, i)]);
+    await until(async () => merges === 1 && (await rowsOf('r17')) === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    // The log is one snapshot now: one more row is not past the threshold.
+    await a.append('r17', [spanUpdate(doc, 'L3', 3)]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(merges).toBe(1);
+    await a.append('r17', [spanUpdate(doc, 'L4', 4)]); // three rows: past it
+    await until(async () => merges === 2);
+    expect(merges).toBe(2);
+  });
+
+  it('on close, starts no compaction and waits for the one under way', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let merging = false;
+    const store = storeWith({
+      compactAfterRows: 2,
+      log: silent,
+      merger: {
+        merge: async (rows) => {
+          merging = true;
+          await gate;
+          return logMerger.merge(rows);
+        },
+      },
+    });
+    const doc = new Y.Doc();
+    for (const room of ['r18', 'r19']) {
+      for (let i = 0; i < 3; i++) await store.append(room, [spanUpdate(doc, `L${i}`, i)]);
+    }
+    store.release('r18'); // compacts in the background
+    await until(async () => merging);
+    let closed = false;
+    const closing = store.close().then(() => (closed = true));
+    store.release('r19'); // too late: not compacted
+    await new Promise((r) => setTimeout(r, 100));
+    expect(closed).toBe(false);
+    release();
+    await closing;
+    expect(await rowsOf('r18')).toBe(1);
+    expect(await rowsOf('r19')).toBe(3);
   });
 
   it('lets other rooms\' appends through while it merges (the connection is not held)', async () => {

@@ -117,7 +117,14 @@ function answeredByDatabase(err: unknown): boolean {
 }
 
 /** Rows per query when compaction reads a room's log. */
-const READ_RUN_ROWS = 1_000;
+export const READ_RUN_ROWS = 1_000;
+
+/** A row of a room's log as compaction reads it: `version` is its xmin. */
+interface LogRow {
+  id: string;
+  data: Uint8Array;
+  version: string;
+}
 
 /** Thrown inside compaction's transaction when another process compacted the rows first. */
 class CompactedElsewhere extends Error {}
@@ -131,6 +138,9 @@ export class KyselyStore implements SyncStore {
   /** Each room's log size as this process last saw it (after a load, append or compaction). */
   readonly #size = new Map<string, LogSize>();
   readonly #compacting = new Set<string>();
+  /** Compactions run one after another, on this chain. */
+  #compactions: Promise<void> = Promise.resolve();
+  #closed = false;
   /** Rooms whose last compaction failed, with their log size then: tried again only further on. */
   readonly #failedAt = new Map<string, LogSize>();
   /** Appends waiting for the next write: every room's, written in one transaction. */
@@ -272,25 +282,26 @@ export class KyselyStore implements SyncStore {
   /**
    * Moves one row (of `kind`, when given) to sync_quarantine with its error, in the caller's
    * transaction: deleted first, and kept with what the delete returned, so a row that is not
-   * there (or no longer of that kind) is neither quarantined nor deleted.
+   * there (or no longer of that kind) is neither quarantined nor deleted. Returns whether it was.
    */
-  async #quarantine(trx: Kysely<Database>, room: string, id: string, error: string, kind?: 'update'): Promise<void> {
+  async #quarantine(trx: Kysely<Database>, room: string, id: string, error: string, kind?: 'update'): Promise<boolean> {
     let remove = trx.deleteFrom('sync_updates').where('id', '=', id).where('room', '=', room);
     if (kind) remove = remove.where('kind', '=', kind);
     const row = await remove.returning('data').executeTakeFirst();
     if (row) await trx.insertInto('sync_quarantine').values({ room, data: row.data, error }).execute();
+    return row !== undefined;
   }
 
   /**
-   * A room's rows in id order, read in runs of READ_RUN_ROWS: between runs the connection is
-   * free for other rooms' appends. (A row another instance commits meanwhile with an id below a
-   * run already read is left out and stays in the log, where loading applies it as ever: Yjs
-   * takes updates in any order.)
+   * A room's rows in id order, each with its version (the inserting transaction, `xmin`), read
+   * in runs of READ_RUN_ROWS: between runs the connection is free for other rooms' appends. (A
+   * row another instance commits meanwhile with an id below a run already read is left out and
+   * stays in the log, where loading applies it as ever: Yjs takes updates in any order.)
    */
-  async #readLog(room: string): Promise<Array<{ id: string; data: Uint8Array }>> {
-    const rows: Array<{ id: string; data: Uint8Array }> = [];
+  async #readLog(room: string): Promise<LogRow[]> {
+    const rows: LogRow[] = [];
     for (;;) {
-      let query = this.db.selectFrom('sync_updates').select(['id', 'data']).where('room', '=', room);
+      let query = this.db.selectFrom('sync_updates').select(['id', 'data', sql<string>`xmin::text`.as('version')]).where('room', '=', room);
       if (rows.length > 0) query = query.where('id', '>', rows[rows.length - 1]!.id);
       const run = await query.orderBy('id').limit(READ_RUN_ROWS).execute();
       rows.push(...run);
@@ -298,18 +309,37 @@ export class KyselyStore implements SyncStore {
     }
   }
 
+  /** Compacts a room in the background, one room at a time (each holds its whole log meanwhile). */
   #compactSoon(room: string): void {
-    if (this.#compacting.has(room)) return;
+    if (this.#compacting.has(room) || this.#closed) return;
     this.#compacting.add(room);
-    this.compact(room)
-      .then(() => this.#failedAt.delete(room))
-      .catch((err) => {
+    const run = async () => {
+      if (this.#closed) return;
+      try {
+        await this.compact(room);
+        this.#failedAt.delete(room);
+      } catch (err) {
         const size = this.#size.get(room);
         if (size) this.#failedAt.set(room, size); // (a room unloaded meanwhile is forgotten)
         this.options.observer?.error?.('compaction_failed');
         this.options.log.error('sync_compaction_failed', { room, error: String(err) });
-      })
-      .finally(() => this.#compacting.delete(room));
+      } finally {
+        this.#compacting.delete(room);
+      }
+    };
+    this.#compactions = this.#compactions.then(run);
+  }
+
+  /**
+   * No compaction starts from now on; resolves once the one under way and those queued have
+   * ended, or after `waitMs`, so the database can be closed behind them.
+   */
+  async close(waitMs = 10_000): Promise<void> {
+    const queued = this.#compactions;
+    this.#closed = true;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([queued, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
   }
 
   /**
@@ -317,30 +347,35 @@ export class KyselyStore implements SyncStore {
    * another process compacted them first). The rows are read in runs and merged on a worker
    * thread, so neither the event loop nor the database connection (PGlite's only one) is held
    * while the whole document is rebuilt; then one short transaction, under the room's advisory
-   * lock, checks that every row merged is still there, deletes them and writes the snapshot.
+   * lock, checks that every row merged is still there as it was read, deletes them and writes
+   * the snapshot.
    */
   async compact(room: string): Promise<number> {
-    const rows = await this.#readLog(room);
+    let rows = await this.#readLog(room);
     if (rows.length < 2) return 0;
     const { merged, bad: badIndexes } = await (this.options.merger ?? logMerger).merge(rows.map((r) => r.data));
     const bad = badIndexes.map(({ index, error }) => ({ id: rows[index]!.id, error }));
     const badIds = new Set(bad.map((b) => b.id));
-    const good = rows.filter((r) => !badIds.has(r.id));
+    const good = rows.filter((r) => !badIds.has(r.id)).map(({ id, version, data }) => ({ id, version, bytes: data.byteLength }));
+    rows = []; // (the log's bytes are not needed any more)
     const replaced = await this.db
       .transaction()
       .execute(async (trx) => {
         await sql`select pg_advisory_xact_lock(hashtext(${'spanwise-compact:' + room}))`.execute(trx);
-        for (const b of bad) await this.#quarantine(trx, room, b.id, b.error);
-        if (good.length < 2) return { rows: 0, bytes: 0, bytesBefore: 0, bad };
+        // Only updates: another process's snapshot may have taken a bad row's id since.
+        const setAside: typeof bad = [];
+        for (const b of bad) if (await this.#quarantine(trx, room, b.id, b.error, 'update')) setAside.push(b);
+        if (good.length < 2) return { rows: 0, bytes: 0, bytesBefore: 0, setAside };
         const goodIds = good.map((r) => r.id);
-        // Delete what was merged, by id: rows other instances add meanwhile stay. Every one of
-        // them must still be there: a compaction elsewhere since has put them in a snapshot of
-        // its own, and then this one gives way (its transaction rolls back).
-        // (One array parameter: a list of thousands costs Postgres' parser more than the delete.)
+        // Delete what was merged, by id and version: rows other instances add meanwhile stay.
+        // Every one of them must still be there as it was read. A compaction elsewhere since has
+        // deleted some, or put its snapshot in the place of the first (an id alone would not
+        // tell: with rows committed out of id order, the other rows of that snapshot may be
+        // ones this merge never saw); then this one gives way, and its transaction rolls back.
         const [deleted] = await trx
           .deleteFrom('sync_updates')
           .where('room', '=', room)
-          .where(sql<boolean>`id = any(${goodIds}::bigint[])`)
+          .where(sql<boolean>`(id, xmin::text) in (select * from unnest(${goodIds}::bigint[], ${good.map((r) => r.version)}::text[]))`)
           .execute();
         if (deleted?.numDeletedRows !== BigInt(goodIds.length)) throw new CompactedElsewhere();
         // In the place of the first row it replaces, so it loads before any row stored meanwhile
@@ -348,15 +383,19 @@ export class KyselyStore implements SyncStore {
         await sql`insert into sync_updates (id, room, data, kind) overriding system value
           values (${goodIds[0]}, ${room}, ${merged}, 'snapshot')`.execute(trx);
         this.options.log.info('sync_compacted', { room, rows: goodIds.length, upToId: String(goodIds[goodIds.length - 1]), bytes: merged.byteLength });
-        const bytesBefore = good.reduce((n, r) => n + r.data.byteLength, 0);
-        return { rows: goodIds.length, bytes: merged.byteLength, bytesBefore, bad };
+        const bytesBefore = good.reduce((n, r) => n + r.bytes, 0);
+        return { rows: goodIds.length, bytes: merged.byteLength, bytesBefore, setAside };
       })
       .catch((err: unknown) => {
         if (err instanceof CompactedElsewhere) return null;
         throw err;
       });
-    if (!replaced) return 0;
-    for (const b of replaced.bad) {
+    if (!replaced) {
+      // What this instance knew of the log's size is out of date: count it again.
+      await this.#recount(room).catch(() => {}); // (only bookkeeping: the next append tries again)
+      return 0;
+    }
+    for (const b of replaced.setAside) {
       this.options.observer?.error?.('set_aside');
       this.options.log.error('sync_update_set_aside', { room, updateId: String(b.id), error: b.error });
     }
@@ -365,5 +404,15 @@ export class KyselyStore implements SyncStore {
       this.#size.set(room, { rows: Math.max(1, size.rows - replaced.rows + 1), bytes: Math.max(replaced.bytes, size.bytes - replaced.bytesBefore + replaced.bytes) });
     }
     return replaced.rows;
+  }
+
+  /** Sets a room's log size (while it is open here) from the database. */
+  async #recount(room: string): Promise<void> {
+    const row = await this.db
+      .selectFrom('sync_updates')
+      .select([sql<string>`count(*)`.as('rows'), sql<string>`coalesce(sum(octet_length(data)), 0)`.as('bytes')])
+      .where('room', '=', room)
+      .executeTakeFirst();
+    if (row && this.#size.has(room)) this.#size.set(room, { rows: Number(row.rows), bytes: Number(row.bytes) });
   }
 }

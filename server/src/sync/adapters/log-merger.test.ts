@@ -3,7 +3,7 @@ import * as Y from 'yjs';
 import { addSpan, listSpans } from '@spanwise/shared';
 import { findPoison } from '../../../test/updates.ts';
 import { LogMerger } from './log-merger.ts';
-import { mergeLog } from './merge-worker.mjs';
+import { mergeLog } from './merge-log.mjs';
 
 /** A doc's updates, one per span added. */
 function log(spans: number): { doc: Y.Doc; updates: Uint8Array[] } {
@@ -77,5 +77,20 @@ describe('LogMerger', () => {
     Y.applyUpdate(loaded, merged);
     expect(listSpans(loaded)).toHaveLength(2_000);
     await merger.close();
+  });
+
+  it('ends a worker that holds a job past its deadline, failing the job, and starts afresh', async () => {
+    const merger = new LogMerger({ jobTimeoutMs: 400 });
+    try {
+      // A log that takes far longer than 400 ms to rebuild (~1.5 s here)...
+      const long = log(20_000).updates;
+      const started = performance.now();
+      await expect(merger.merge(long)).rejects.toThrow(/longer than 400 ms/);
+      expect(performance.now() - started).toBeLessThan(1_000);
+      // ...and the next job gets a new worker.
+      expect((await merger.merge(log(5).updates)).bad).toEqual([]);
+    } finally {
+      await merger.close();
+    }
   });
 });

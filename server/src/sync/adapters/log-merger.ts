@@ -5,7 +5,8 @@
  *
  * The worker starts with the first job and ends after IDLE_MS without one, giving its memory
  * back; jobs run one at a time, in order. A worker that dies fails the jobs it held, and the
- * next job starts a new one.
+ * next job starts a new one; so does one that holds a job past its deadline (a hostile update
+ * on which Yjs never finishes, say), which is ended.
  */
 import { Worker } from 'node:worker_threads';
 
@@ -20,12 +21,20 @@ type Reply = { id: number; merged: Uint8Array; bad: MergedLog['bad'] } | { id: n
 interface Job {
   resolve(result: MergedLog): void;
   reject(err: Error): void;
+  deadline: NodeJS.Timeout;
 }
 
 const IDLE_MS = 10_000;
 const WORKER_URL = new URL('./merge-worker.mjs', import.meta.url);
 
+export interface LogMergerOptions {
+  /** How long a job may take from being handed in (default 120 s: ~1.5 s for a 5 MB document here). */
+  jobTimeoutMs?: number;
+}
+
 export class LogMerger {
+  constructor(private readonly options: LogMergerOptions = {}) {}
+
   #worker: Worker | null = null;
   readonly #jobs = new Map<number, Job>();
   #nextId = 0;
@@ -45,7 +54,13 @@ export class LogMerger {
     const id = this.#nextId++;
     const worker = this.#start();
     return new Promise<MergedLog>((resolve, reject) => {
-      this.#jobs.set(id, { resolve, reject });
+      const timeoutMs = this.options.jobTimeoutMs ?? 120_000;
+      const deadline = setTimeout(() => {
+        this.#stop(worker, new Error(`the log merger took longer than ${timeoutMs} ms`));
+        void worker.terminate();
+      }, timeoutMs);
+      deadline.unref();
+      this.#jobs.set(id, { resolve, reject, deadline });
       worker.postMessage({ id, bytes, ends }, [bytes.buffer, ends.buffer]);
     });
   }
@@ -69,6 +84,7 @@ export class LogMerger {
     worker.on('message', (reply: Reply) => {
       const job = this.#jobs.get(reply.id);
       this.#jobs.delete(reply.id);
+      if (job) clearTimeout(job.deadline);
       if ('error' in reply) job?.reject(new Error(reply.error));
       else job?.resolve({ merged: reply.merged, bad: reply.bad });
       if (this.#jobs.size === 0 && this.#worker === worker) {
@@ -87,7 +103,10 @@ export class LogMerger {
     this.#worker = null;
     if (this.#idleTimer) clearTimeout(this.#idleTimer);
     this.#idleTimer = null;
-    for (const job of this.#jobs.values()) job.reject(reason);
+    for (const job of this.#jobs.values()) {
+      clearTimeout(job.deadline);
+      job.reject(reason);
+    }
     this.#jobs.clear();
   }
 }
