@@ -140,7 +140,10 @@ export class KyselyStore implements SyncStore {
   readonly #compacting = new Set<string>();
   /** Compactions run one after another, on this chain. */
   #compactions: Promise<void> = Promise.resolve();
+  /** Closed: no more compactions are queued. */
   #closed = false;
+  /** Closed and done waiting: queued compactions not yet begun are dropped. */
+  #abandoned = false;
   /** Rooms whose last compaction failed, with their log size then: tried again only further on. */
   readonly #failedAt = new Map<string, LogSize>();
   /** Appends waiting for the next write: every room's, written in one transaction. */
@@ -314,7 +317,7 @@ export class KyselyStore implements SyncStore {
     if (this.#compacting.has(room) || this.#closed) return;
     this.#compacting.add(room);
     const run = async () => {
-      if (this.#closed) return;
+      if (this.#abandoned) return;
       try {
         await this.compact(room);
         this.#failedAt.delete(room);
@@ -327,19 +330,21 @@ export class KyselyStore implements SyncStore {
         this.#compacting.delete(room);
       }
     };
-    this.#compactions = this.#compactions.then(run);
+    // (Nothing one run throws may stop the ones after it.)
+    this.#compactions = this.#compactions.then(run).catch(() => {});
   }
 
   /**
-   * No compaction starts from now on; resolves once the one under way and those queued have
-   * ended, or after `waitMs`, so the database can be closed behind them.
+   * No compaction is asked for from now on; resolves once those under way or queued have ended
+   * (rooms unloaded on the way out compact then), or after `waitMs`, when the ones not yet begun
+   * are dropped — the rooms compact at their next load — so the database can be closed.
    */
   async close(waitMs = 10_000): Promise<void> {
-    const queued = this.#compactions;
     this.#closed = true;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([queued, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    await Promise.race([this.#compactions, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
     clearTimeout(timer);
+    this.#abandoned = true;
   }
 
   /**
@@ -361,7 +366,12 @@ export class KyselyStore implements SyncStore {
     const replaced = await this.db
       .transaction()
       .execute(async (trx) => {
-        await sql`select pg_advisory_xact_lock(hashtext(${'spanwise-compact:' + room}))`.execute(trx);
+        // Never waits on another instance's compaction of the room: one holding the lock is
+        // replacing these rows now (or is frozen mid-way, and waiting would hold this store's
+        // compactions and a connection for as long), so this one gives way. Nor on a row lock.
+        await sql`set local lock_timeout = '10s'`.execute(trx);
+        const { rows: locked } = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(hashtext(${'spanwise-compact:' + room})) as locked`.execute(trx);
+        if (!locked[0]?.locked) throw new CompactedElsewhere();
         // Only updates: another process's snapshot may have taken a bad row's id since.
         const setAside: typeof bad = [];
         for (const b of bad) if (await this.#quarantine(trx, room, b.id, b.error, 'update')) setAside.push(b);
