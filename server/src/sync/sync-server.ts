@@ -104,6 +104,6 @@ export class SyncServer {
     }
     const unsaved = [...this.rooms.values()].reduce((n, r) => n + r.pendingCount, 0);
     if (unsaved > 0) this.options.log.error('sync_unsaved_on_close', { updates: unsaved });
-    await this.options.bus?.close();
+    await this.options.bus?.close([...this.rooms.values()].every((r) => r.idle));
   }
 }

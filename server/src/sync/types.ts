@@ -48,7 +48,8 @@ export interface SyncBus {
   leave(room: string): void;
   /** Publishes after the update is stored; never throws (the bus retries on its own). */
   publish(room: string, kind: BusMessageKind, data: Uint8Array): void;
-  close(): Promise<void>;
+  /** `settled`: every update received was stored, so all there is to publish has been. */
+  close(settled?: boolean): Promise<void>;
 }
 
 /**

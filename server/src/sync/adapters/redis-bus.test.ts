@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { TcpProxy } from '../../../test/tcp-proxy.ts';
-import { RedisBus } from './redis-bus.ts';
+import { HEARTBEAT_SCRIPT, RedisBus } from './redis-bus.ts';
 import type { BusMessageKind } from '../types.ts';
 
 const url = process.env.TEST_REDIS_URL;
@@ -86,18 +86,19 @@ describe.runIf(url)('RedisBus', () => {
     return reloads;
   }
 
-  it('reloads every room it follows when another instance dies without publishing what it stored', async () => {
-    const quick = { heartbeatMs: 50, instanceStaleMs: 500 };
+  it('has every instance reload the rooms an instance held when it dies (what it stored but never published is in the database)', async () => {
+    const quick = { heartbeatMs: 100, instanceStaleMs: 2_000 };
     const b = new RedisBus({ url: url!, instanceId: 'b', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, ...quick });
     const c = new RedisBus({ url: url!, instanceId: 'c', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, ...quick });
     buses.push(b, c);
     const atB = await follow(b, ['room-20', 'room-21']);
-    const atC = await follow(c, ['room-21']);
-    // Another instance, in a process of its own, beats its heartbeat and is killed with SIGKILL.
+    const atC = await follow(c, ['room-20']);
+    // Another instance, in a process of its own, follows room-20 and is killed with SIGKILL.
     const script = `
       import { RedisBus } from ${JSON.stringify(new URL('./redis-bus.ts', import.meta.url).href)};
       const [url, keyPrefix] = JSON.parse(process.argv[1]);
-      new RedisBus({ url, instanceId: 'doomed', maxLen: 1000, keyPrefix, heartbeatMs: 50, log: { info() {}, warn() {}, error() {} } });
+      const bus = new RedisBus({ url, instanceId: 'doomed', maxLen: 1000, keyPrefix, heartbeatMs: 100, log: { info() {}, warn() {}, error() {} } });
+      await bus.join('room-20', { message() {}, reload() {} });
       setInterval(() => {}, 1000);`;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, JSON.stringify([url, prefix])], {
       cwd: path.resolve(import.meta.dirname, '../../../..'),
@@ -105,36 +106,96 @@ describe.runIf(url)('RedisBus', () => {
     });
     const raw = new Redis(url!);
     try {
-      let beating = false;
-      for (let i = 0; i < 500 && !beating; i++) {
-        beating = (await raw.zscore(`${prefix}@instances`, 'doomed')) !== null;
-        if (!beating) await new Promise((r) => setTimeout(r, 20));
+      let listed = false;
+      for (let i = 0; i < 500 && !listed; i++) {
+        listed = (await raw.zscore(`${prefix}@instances`, 'doomed')) !== null && (await raw.sismember(`${prefix}@rooms:doomed`, 'room-20')) === 1;
+        if (!listed) await new Promise((r) => setTimeout(r, 20));
       }
-      expect(beating).toBe(true);
-      await new Promise((r) => setTimeout(r, 700)); // alive past the stale time: no reload
+      expect(listed).toBe(true);
+      await new Promise((r) => setTimeout(r, 2_200)); // alive past the stale time: no reload
       expect([...atB.values(), ...atC.values()]).toEqual([0, 0, 0]);
       child.kill('SIGKILL');
-      await until(() => [...atB.values(), ...atC.values()].every((n) => n > 0), 'every room reloaded at b and c');
-      expect([...atB.values(), ...atC.values()]).toEqual([1, 1, 1]);
+      await until(() => atB.get('room-20')! > 0 && atC.get('room-20')! > 0, 'room-20 reloaded at b and c');
+      await new Promise((r) => setTimeout(r, 300));
+      // Only the room it held, once.
+      expect([atB.get('room-20'), atB.get('room-21'), atC.get('room-20')]).toEqual([1, 0, 1]);
       expect(await raw.zscore(`${prefix}@instances`, 'doomed')).toBeNull();
+      expect(await raw.exists(`${prefix}@rooms:doomed`)).toBe(0);
     } finally {
       child.kill('SIGKILL');
       await raw.quit();
     }
   });
 
-  it('does not reload for an instance that closed having published everything', async () => {
-    const quick = { heartbeatMs: 50, instanceStaleMs: 300 };
-    const a = new RedisBus({ url: url!, instanceId: 'leaving', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, ...quick });
-    const b = new RedisBus({ url: url!, instanceId: 'b', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, ...quick });
+  it('leaves the heartbeat and room sets when it closes settled, and stays in them otherwise', async () => {
+    const raw = new Redis(url!);
+    try {
+      for (const [id, settled] of [['leaving', true], ['unsettled', false]] as const) {
+        const a = new RedisBus({ url: url!, instanceId: id, maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, heartbeatMs: 100 });
+        await a.join('room-22', { message: () => {}, reload: () => {} });
+        a.publish('room-22', 'update', Buffer.from('last words'));
+        await new Promise((r) => setTimeout(r, 150)); // beaten at least once
+        expect(await raw.sismember(`${prefix}@rooms:${id}`, 'room-22')).toBe(1);
+        await a.close(settled);
+        expect(await raw.zscore(`${prefix}@instances`, id) === null).toBe(settled);
+        expect(await raw.sismember(`${prefix}@rooms:${id}`, 'room-22')).toBe(settled ? 0 : 1);
+      }
+      // A room left (its entries gone out) is no longer listed.
+      const b = bus('b');
+      await b.join('room-23', { message: () => {}, reload: () => {} });
+      b.publish('room-23', 'update', Buffer.from('x'));
+      b.leave('room-23');
+      let listed = 1;
+      for (let i = 0; i < 100 && listed; i++) {
+        listed = await raw.sismember(`${prefix}@rooms:b`, 'room-23');
+        if (listed) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(listed).toBe(0);
+    } finally {
+      await raw.del(`${prefix}@rooms:unsettled`);
+      await raw.zrem(`${prefix}@instances`, 'unsettled');
+      await raw.quit();
+    }
+  });
+
+  it('sweeps only when its own last beat is fresh, and lists the rooms again once swept itself', async () => {
+    const raw = new Redis(url!);
+    const set = `${prefix}sweep:@instances`;
+    const beat = (id: string) => raw.eval(HEARTBEAT_SCRIPT, 1, set, id, '1000', `${prefix}sweep:`, '1000', '3600000') as Promise<[number, number, number]>;
+    try {
+      const [seconds, micros] = await raw.time();
+      const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+      await raw.sadd(`${prefix}sweep:@rooms:dead`, 'doc:1:gold', 'doc:2:gold');
+      await raw.zadd(set, now - 60_000, 'dead', now - 60_000, 'cut-off');
+      expect(await beat('new')).toEqual([0, 0, 0]); // its first beat: no judging others
+      expect(await beat('cut-off')).toEqual([1, 0, 0]); // its own beat was stale: neither
+      expect(await raw.zscore(set, 'dead')).not.toBeNull();
+      expect(await beat('new')).toEqual([1, 1, 2]); // fresh: sweeps, one reload per room held
+      expect(await raw.zscore(set, 'dead')).toBeNull();
+      expect(await raw.exists(`${prefix}sweep:@rooms:dead`)).toBe(0);
+      const entries = await raw.xrange(`${prefix}sweep:doc:1:gold`, '-', '+');
+      expect(entries.map(([, fields]) => fields)).toEqual([['i', 'dead', 'k', 'reload']]);
+    } finally {
+      await raw.del(set, `${prefix}sweep:doc:1:gold`, `${prefix}sweep:doc:2:gold`, `${prefix}sweep:@rooms:new`, `${prefix}sweep:@rooms:cut-off`);
+      await raw.quit();
+    }
+    // A bus swept while alive (cut off from Redis past the stale time) lists its rooms again.
+    const b = new RedisBus({ url: url!, instanceId: 'swept', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, heartbeatMs: 50 });
     buses.push(b);
-    const reloads = await follow(b, ['room-22']);
-    await a.join('room-22', { message: () => {}, reload: () => {} });
-    a.publish('room-22', 'update', Buffer.from('last words'));
-    await new Promise((r) => setTimeout(r, 200));
-    await a.close();
-    await new Promise((r) => setTimeout(r, 800));
-    expect(reloads.get('room-22')).toBe(0);
+    await b.join('room-24', { message: () => {}, reload: () => {} });
+    const sweeper = new Redis(url!);
+    try {
+      await new Promise((r) => setTimeout(r, 150));
+      await sweeper.multi().zrem(`${prefix}@instances`, 'swept').del(`${prefix}@rooms:swept`).exec();
+      let listed = 0;
+      for (let i = 0; i < 100 && !listed; i++) {
+        listed = await sweeper.sismember(`${prefix}@rooms:swept`, 'room-24');
+        if (!listed) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(listed).toBe(1);
+    } finally {
+      await sweeper.quit();
+    }
   });
 
   it.runIf(existsSync('/usr/bin/redis-server'))('reloads every room it follows when Redis restarts (and may have lost what it had not read)', async () => {

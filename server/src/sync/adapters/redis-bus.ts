@@ -9,13 +9,15 @@
  * unread, and the room reloads from the database — which holds every update, because an
  * update is published only after it is stored.
  *
- * Two ways history can be missed besides trimming are covered by reloading every room this
- * instance follows: Redis restarting (its run id changes; a restart without persistence loses
- * the streams, and entries not yet read with them), and another instance dying between storing
- * updates and publishing them (kill -9, a lost machine). Every instance beats a heartbeat into
- * one sorted set; the first to find a member silent past `instanceStaleMs` removes it and counts
- * it gone, and every instance that sees the count rise reloads its rooms from the database.
- * One that closes cleanly, having published everything, leaves the set instead.
+ * Two ways history can be missed besides trimming are covered by reloads. Redis restarting
+ * (its run id changes; a restart without persistence loses the streams, and entries not yet read
+ * with them): every room this instance follows reloads. And an instance dying between storing
+ * updates and publishing them (kill -9, a lost machine): every instance beats a heartbeat into
+ * one sorted set and keeps the rooms it follows in a set of its own; the first to find one
+ * silent past `instanceStaleMs` removes it and adds a `reload` entry to the stream of each room
+ * it held, so every instance following those rooms reloads them from the database, which holds
+ * what the dead one stored. One that closes having stored and published everything leaves both
+ * sets instead.
  *
  * While Redis is away each room's entries wait in an outbox, in order. Past `maxOutbox` entries
  * or `maxOutboxBytes` the waiting ones are dropped for one `reload` entry, which tells the other
@@ -82,22 +84,36 @@ interface Follow {
 const RETRY_MAX_MS = 5_000;
 
 /**
- * One heartbeat, atomically on Redis' clock: marks this instance (ARGV[1]) alive now, removes
- * the members silent for longer than ARGV[2] ms and adds how many to the count of instances
- * gone; returns that count and the members removed.
+ * One heartbeat, atomically on Redis' clock. Marks this instance (ARGV[1]) alive now in the
+ * sorted set KEYS[1] and keeps its rooms' set (`<prefix>@rooms:<id>`) from expiring. Then, unless
+ * its own last beat is missing or stale (an instance that was cut off from Redis cannot tell who
+ * else was: it sweeps next time), removes up to 100 members silent for longer than ARGV[2] ms
+ * and adds a `reload` entry, under the gone one's id, to the stream of each room it held.
+ * Returns {whether this instance's last beat was there, members removed, reloads added}.
  */
-const HEARTBEAT_SCRIPT = `
+export const HEARTBEAT_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local stale = tonumber(ARGV[2])
+local prefix = ARGV[3]
+local mine = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[1], now, ARGV[1])
-local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
-if #gone > 0 then
-  redis.call('ZREM', KEYS[1], unpack(gone))
-  redis.call('INCRBY', KEYS[2], #gone)
+redis.call('PEXPIRE', prefix .. '@rooms:' .. ARGV[1], ARGV[5])
+if not mine then return {0, 0, 0} end
+if now - tonumber(mine) > stale then return {1, 0, 0} end
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - stale, 'LIMIT', 0, 100)
+local reloads = 0
+for _, id in ipairs(gone) do
+  redis.call('ZREM', KEYS[1], id)
+  local rooms = prefix .. '@rooms:' .. id
+  for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
+    redis.call('XADD', prefix .. room, 'MAXLEN', '~', ARGV[4], '*', 'i', id, 'k', 'reload')
+    reloads = reloads + 1
+  end
+  redis.call('DEL', rooms)
 end
-return {redis.call('GET', KEYS[2]) or '0', gone}
+return {1, #gone, reloads}
 `;
-
 function fieldsOf(raw: unknown[]): Map<string, unknown> {
   const m = new Map<string, unknown>();
   for (let i = 0; i + 1 < raw.length; i += 2) m.set(String(raw[i]), raw[i + 1]);
@@ -119,8 +135,8 @@ export class RedisBus implements SyncBus {
   #tooOld = false;
   /** The Redis server's run id when last connected: another one means it restarted. */
   #runId: string | null = null;
-  /** The count of instances gone when last looked at; null before the first heartbeat. */
-  #gone: number | null = null;
+  /** Whether this instance has beaten its heartbeat once: after that, missing from the set means swept. */
+  #beaten = false;
   #heartbeatFailing = false;
   readonly #heartbeat: NodeJS.Timeout;
   readonly #loop: Promise<void>;
@@ -180,13 +196,20 @@ export class RedisBus implements SyncBus {
 
   async join(room: string, listener: BusListener): Promise<void> {
     if (this.#tooOld) throw new Error('Redis 7 or later is needed to follow rooms');
-    const pos = await this.#position(room);
+    // Listed first: should this instance die once it stores into the room, the others reload it.
+    const [pos] = await Promise.all([this.#position(room), this.#pub.sadd(this.#roomsKey, room)]);
     this.#rooms.set(room, { listener, lastId: pos.lastId, seen: pos.added });
     this.#interrupt();
   }
 
   leave(room: string): void {
     this.#rooms.delete(room);
+    // Unlisted once what it published has gone out (see #drain).
+    if (!this.#outbox.has(room)) this.#unlist(room);
+  }
+
+  #unlist(room: string): void {
+    this.#pub.srem(this.#roomsKey, room).catch(() => {}); // (listed in vain at worst: a reload)
   }
 
   publish(room: string, kind: BusMessageKind, data: Uint8Array): void {
@@ -242,6 +265,7 @@ export class RedisBus implements SyncBus {
       }
     }
     this.#outbox.delete(room);
+    if (!this.#rooms.has(room) && this.#running) this.#unlist(room);
   }
 
   /** Makes a blocking XREAD return now, so a newly joined room is read at once. */
@@ -330,30 +354,52 @@ export class RedisBus implements SyncBus {
     }
   }
 
+  /** The set of rooms this instance follows, for the others to reload should it die. */
+  get #roomsKey(): string {
+    return this.#metaKey(`rooms:${this.options.instanceId}`);
+  }
+
   #metaKey(name: string): string {
     // Room names start with a letter (doc:…, project:…): these never meet one.
     return `${this.#prefix}@${name}`;
   }
 
-  /** Beats this instance's heartbeat; reloads every room if another instance went since the last. */
+  /**
+   * Beats this instance's heartbeat (sweeping instances gone, see HEARTBEAT_SCRIPT). Found
+   * swept itself (cut off from Redis past the stale time, or Redis restarted), it lists its
+   * rooms again.
+   */
   async #beat(): Promise<void> {
     if (!this.#running || this.#closing) return;
-    let reply: [string, string[]];
+    const staleMs = this.options.instanceStaleMs ?? 20_000;
+    let reply: [number, number, number];
     try {
-      reply = (await this.#pub.eval(HEARTBEAT_SCRIPT, 2, this.#metaKey('instances'), this.#metaKey('instances-gone'), this.options.instanceId, String(this.options.instanceStaleMs ?? 20_000))) as [string, string[]];
+      reply = (await this.#pub.eval(
+        HEARTBEAT_SCRIPT,
+        1,
+        this.#metaKey('instances'),
+        this.options.instanceId,
+        String(staleMs),
+        this.#prefix,
+        String(this.options.maxLen),
+        String(Math.max(staleMs * 10, 3_600_000)),
+      )) as [number, number, number];
       this.#heartbeatFailing = false;
     } catch (err) {
-      if (!this.#heartbeatFailing) this.options.log.warn('redis_heartbeat_failed', { error: String(err) });
+      if (!this.#heartbeatFailing) this.options.log.error('redis_heartbeat_failed', { error: String(err) });
       this.#heartbeatFailing = true;
       return;
     }
-    const [count, removed] = reply;
-    const gone = Number(count);
-    const before = this.#gone;
-    this.#gone = gone;
-    if (removed.length > 0) this.options.log.warn('redis_instance_gone', { instances: removed });
-    // (A count lower than before: Redis lost it, and the restart check reloads.)
-    if (before !== null && gone > before) await this.#reloadAll('instance_gone');
+    const [wasThere, gone, reloads] = reply;
+    if (gone > 0) this.options.log.warn('redis_instances_gone', { instances: gone, reloads });
+    if (!wasThere && this.#beaten && this.#rooms.size > 0) {
+      this.options.log.warn('redis_instance_relisted', { rooms: this.#rooms.size });
+      const rooms = [...this.#rooms.keys()];
+      for (let i = 0; i < rooms.length; i += 1000) {
+        await this.#pub.sadd(this.#roomsKey, ...rooms.slice(i, i + 1000)).catch(() => {});
+      }
+    }
+    this.#beaten = true;
   }
 
   /**
@@ -361,7 +407,7 @@ export class RedisBus implements SyncBus {
    * everything published up to there is stored, and what another instance stored but never
    * published is in the store too.
    */
-  async #reloadAll(reason: 'instance_gone' | 'redis_restarted'): Promise<void> {
+  async #reloadAll(reason: 'redis_restarted'): Promise<void> {
     const rooms = [...this.#rooms.keys()];
     this.options.log.warn('redis_reload_rooms', { reason, rooms: rooms.length });
     for (const room of rooms) {
@@ -383,7 +429,13 @@ export class RedisBus implements SyncBus {
     this.#interrupt();
   }
 
-  async close(): Promise<void> {
+  /**
+   * Closes the bus. `settled`: every update this instance received is stored (and so published
+   * or in the outbox); then, once the outbox has gone out, it leaves the heartbeat and room sets,
+   * and no instance reloads for it. Otherwise it stays there, falls silent, and the others reload
+   * its rooms once it counts as gone.
+   */
+  async close(settled = true): Promise<void> {
     this.#closing = true;
     clearInterval(this.#heartbeat);
     const settle = async (ms: number) => {
@@ -399,10 +451,16 @@ export class RedisBus implements SyncBus {
       await settle(this.options.closeWaitMs ?? 2_000);
       if (this.#outbox.size > 0) this.options.log.error('redis_outbox_lost_on_close', { rooms: [...this.#outbox.keys()] });
     }
-    // Everything went out: leave the heartbeats, so no instance reloads for this one. (With
-    // something left unsent it stays, falls silent, and the others reload when it counts as gone.)
-    if (this.#outbox.size === 0) await this.#pub.zrem(this.#metaKey('instances'), this.options.instanceId).catch(() => {});
+    // Nothing is published from here on (a late publish is logged, not sent).
     this.#running = false;
+    if (settled && this.#outbox.size === 0) {
+      await this.#pub
+        .multi()
+        .zrem(this.#metaKey('instances'), this.options.instanceId)
+        .del(this.#roomsKey)
+        .exec()
+        .catch(() => {});
+    }
     this.#interrupt();
     this.#sub.disconnect();
     await this.#loop.catch(() => {});
