@@ -132,6 +132,7 @@ describe.runIf(url)('RedisBus', () => {
     try {
       for (const [id, settled] of [['leaving', true], ['unsettled', false]] as const) {
         const a = new RedisBus({ url: url!, instanceId: id, maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, heartbeatMs: 100 });
+        buses.push(a); // (closed below; closed again after the test, which does nothing more)
         await a.join('room-22', { message: () => {}, reload: () => {} });
         a.publish('room-22', 'update', Buffer.from('last words'));
         await new Promise((r) => setTimeout(r, 150)); // beaten at least once
@@ -161,16 +162,16 @@ describe.runIf(url)('RedisBus', () => {
   it('sweeps only when its own last beat is fresh, and lists the rooms again once swept itself', async () => {
     const raw = new Redis(url!);
     const set = `${prefix}sweep:@instances`;
-    const beat = (id: string) => raw.eval(HEARTBEAT_SCRIPT, 1, set, id, '1000', `${prefix}sweep:`, '1000', '3600000') as Promise<[number, number, number]>;
+    const beat = (id: string) => raw.eval(HEARTBEAT_SCRIPT, 1, set, id, '1000', `${prefix}sweep:`, '1000', '3600000') as Promise<[number, number, number, number]>;
     try {
       const [seconds, micros] = await raw.time();
       const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
       await raw.sadd(`${prefix}sweep:@rooms:dead`, 'doc:1:gold', 'doc:2:gold');
       await raw.zadd(set, now - 60_000, 'dead', now - 60_000, 'cut-off');
-      expect(await beat('new')).toEqual([0, 0, 0]); // its first beat: no judging others
-      expect(await beat('cut-off')).toEqual([1, 0, 0]); // its own beat was stale: neither
+      expect(await beat('new')).toEqual([0, 0, 0, 0]); // its first beat: no judging others (and it lists no rooms)
+      expect(await beat('cut-off')).toEqual([1, 0, 0, 0]); // its own beat was stale: neither
       expect(await raw.zscore(set, 'dead')).not.toBeNull();
-      expect(await beat('new')).toEqual([1, 1, 2]); // fresh: sweeps, one reload per room held
+      expect(await beat('new')).toEqual([1, 1, 2, 0]); // fresh: sweeps, one reload per room held
       expect(await raw.zscore(set, 'dead')).toBeNull();
       expect(await raw.exists(`${prefix}sweep:@rooms:dead`)).toBe(0);
       const entries = await raw.xrange(`${prefix}sweep:doc:1:gold`, '-', '+');
@@ -259,6 +260,46 @@ describe.runIf(url)('RedisBus', () => {
     }
     return seen;
   }
+
+  it('keeps a room listed when it is left and joined again while its last entries go out', async () => {
+    const { bus: b, proxy } = await busBehindProxy('rejoining');
+    const raw = new Redis(url!);
+    try {
+      await b.join('room-25', { message: () => {}, reload: () => {} });
+      b.publish('room-25', 'update', Buffer.from('last'));
+      proxy.freeze(); // the entry's XADD waits for an answer...
+      b.leave('room-25'); // ...so unlisting waits for it...
+      const joined = b.join('room-25', { message: () => {}, reload: () => {} }); // ...and the room is joined again
+      await new Promise((r) => setTimeout(r, 50));
+      proxy.thaw();
+      await joined;
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await raw.sismember(`${prefix}@rooms:rejoining`, 'room-25')).toBe(1);
+    } finally {
+      proxy.thaw();
+      await proxy.close();
+      await raw.quit();
+    }
+  });
+
+  it('lists its rooms again when its rooms\' set is gone (expired over a long outage, evicted)', async () => {
+    const b = new RedisBus({ url: url!, instanceId: 'forgotten', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, heartbeatMs: 50 });
+    buses.push(b);
+    await b.join('room-26', { message: () => {}, reload: () => {} });
+    const raw = new Redis(url!);
+    try {
+      await new Promise((r) => setTimeout(r, 150));
+      await raw.del(`${prefix}@rooms:forgotten`); // its beat is still there
+      let listed = 0;
+      for (let i = 0; i < 100 && !listed; i++) {
+        listed = await raw.sismember(`${prefix}@rooms:forgotten`, 'room-26');
+        if (!listed) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(listed).toBe(1);
+    } finally {
+      await raw.quit();
+    }
+  });
 
   it('keeps a bounded outbox while Redis does not answer, and has the others reload for what it dropped', async () => {
     const { reloads, got } = await publishWhileRedisHangs('room-6', { maxOutbox: 3 });

@@ -89,7 +89,8 @@ const RETRY_MAX_MS = 5_000;
  * its own last beat is missing or stale (an instance that was cut off from Redis cannot tell who
  * else was: it sweeps next time), removes up to 100 members silent for longer than ARGV[2] ms
  * and adds a `reload` entry, under the gone one's id, to the stream of each room it held.
- * Returns {whether this instance's last beat was there, members removed, reloads added}.
+ * Returns {whether this instance's last beat was there, members removed, reloads added,
+ * whether its rooms' set was there}.
  */
 export const HEARTBEAT_SCRIPT = `
 local t = redis.call('TIME')
@@ -98,9 +99,9 @@ local stale = tonumber(ARGV[2])
 local prefix = ARGV[3]
 local mine = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('PEXPIRE', prefix .. '@rooms:' .. ARGV[1], ARGV[5])
-if not mine then return {0, 0, 0} end
-if now - tonumber(mine) > stale then return {1, 0, 0} end
+local listed = redis.call('PEXPIRE', prefix .. '@rooms:' .. ARGV[1], ARGV[5])
+if not mine then return {0, 0, 0, listed} end
+if now - tonumber(mine) > stale then return {1, 0, 0, listed} end
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - stale, 'LIMIT', 0, 100)
 local reloads = 0
 for _, id in ipairs(gone) do
@@ -112,7 +113,7 @@ for _, id in ipairs(gone) do
   end
   redis.call('DEL', rooms)
 end
-return {1, #gone, reloads}
+return {1, #gone, reloads, listed}
 `;
 function fieldsOf(raw: unknown[]): Map<string, unknown> {
   const m = new Map<string, unknown>();
@@ -125,6 +126,8 @@ export class RedisBus implements SyncBus {
   readonly #sub: Redis;
   readonly #rooms = new Map<string, Follow>();
   readonly #outbox = new Map<string, Outbox>();
+  /** Rooms being joined (how many joins are under way for each). */
+  readonly #joining = new Map<string, number>();
   readonly #prefix: string;
   #subId: number | null = null;
   #running = true;
@@ -197,15 +200,23 @@ export class RedisBus implements SyncBus {
   async join(room: string, listener: BusListener): Promise<void> {
     if (this.#tooOld) throw new Error('Redis 7 or later is needed to follow rooms');
     // Listed first: should this instance die once it stores into the room, the others reload it.
-    const [pos] = await Promise.all([this.#position(room), this.#pub.sadd(this.#roomsKey, room)]);
-    this.#rooms.set(room, { listener, lastId: pos.lastId, seen: pos.added });
+    // (Joining: an unlisting left over from leaving it before must not follow this listing.)
+    this.#joining.set(room, (this.#joining.get(room) ?? 0) + 1);
+    try {
+      const [pos] = await Promise.all([this.#position(room), this.#pub.sadd(this.#roomsKey, room)]);
+      this.#rooms.set(room, { listener, lastId: pos.lastId, seen: pos.added });
+    } finally {
+      const left = this.#joining.get(room)! - 1;
+      if (left === 0) this.#joining.delete(room);
+      else this.#joining.set(room, left);
+    }
     this.#interrupt();
   }
 
   leave(room: string): void {
     this.#rooms.delete(room);
     // Unlisted once what it published has gone out (see #drain).
-    if (!this.#outbox.has(room)) this.#unlist(room);
+    if (!this.#outbox.has(room) && !this.#joining.has(room)) this.#unlist(room);
   }
 
   #unlist(room: string): void {
@@ -265,7 +276,7 @@ export class RedisBus implements SyncBus {
       }
     }
     this.#outbox.delete(room);
-    if (!this.#rooms.has(room) && this.#running) this.#unlist(room);
+    if (!this.#rooms.has(room) && !this.#joining.has(room) && this.#running) this.#unlist(room);
   }
 
   /** Makes a blocking XREAD return now, so a newly joined room is read at once. */
@@ -372,7 +383,7 @@ export class RedisBus implements SyncBus {
   async #beat(): Promise<void> {
     if (!this.#running || this.#closing) return;
     const staleMs = this.options.instanceStaleMs ?? 20_000;
-    let reply: [number, number, number];
+    let reply: [number, number, number, number];
     try {
       reply = (await this.#pub.eval(
         HEARTBEAT_SCRIPT,
@@ -383,18 +394,20 @@ export class RedisBus implements SyncBus {
         this.#prefix,
         String(this.options.maxLen),
         String(Math.max(staleMs * 10, 3_600_000)),
-      )) as [number, number, number];
+      )) as [number, number, number, number];
       this.#heartbeatFailing = false;
     } catch (err) {
       if (!this.#heartbeatFailing) this.options.log.error('redis_heartbeat_failed', { error: String(err) });
       this.#heartbeatFailing = true;
       return;
     }
-    const [wasThere, gone, reloads] = reply;
+    const [wasThere, gone, reloads, listed] = reply;
     if (gone > 0) this.options.log.warn('redis_instances_gone', { instances: gone, reloads });
-    if (!wasThere && this.#beaten && this.#rooms.size > 0) {
-      this.options.log.warn('redis_instance_relisted', { rooms: this.#rooms.size });
-      const rooms = [...this.#rooms.keys()];
+    // Swept (its beat gone), or its rooms' set gone (expired over a long outage, evicted): the
+    // rooms it follows, and those it left whose entries still wait to go out, are listed again.
+    const rooms = [...new Set([...this.#rooms.keys(), ...this.#outbox.keys()])];
+    if (((!wasThere && this.#beaten) || !listed) && rooms.length > 0) {
+      this.options.log.warn('redis_instance_relisted', { rooms: rooms.length });
       for (let i = 0; i < rooms.length; i += 1000) {
         await this.#pub.sadd(this.#roomsKey, ...rooms.slice(i, i + 1000)).catch(() => {});
       }
