@@ -23,6 +23,14 @@ describe.runIf(url)('RedisBus', () => {
     for (let i = 0; i < 250 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
     if (!check()) throw new Error(`timed out waiting for ${what}`);
   };
+  /** Whether `check` comes true within ~2 s (polled every 20 ms). */
+  const eventually = async (check: () => Promise<boolean>) => {
+    for (let i = 0; i < 100; i++) {
+      if (await check()) return true;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return false;
+  };
   afterEach(async () => {
     await Promise.all(buses.splice(0).map((b) => b.close()));
   });
@@ -146,12 +154,7 @@ describe.runIf(url)('RedisBus', () => {
       await b.join('room-23', { message: () => {}, reload: () => {} });
       b.publish('room-23', 'update', Buffer.from('x'));
       b.leave('room-23');
-      let listed = 1;
-      for (let i = 0; i < 100 && listed; i++) {
-        listed = await raw.sismember(`${prefix}@rooms:b`, 'room-23');
-        if (listed) await new Promise((r) => setTimeout(r, 20));
-      }
-      expect(listed).toBe(0);
+      expect(await eventually(async () => (await raw.sismember(`${prefix}@rooms:b`, 'room-23')) === 0)).toBe(true);
     } finally {
       await raw.del(`${prefix}@rooms:unsettled`);
       await raw.zrem(`${prefix}@instances`, 'unsettled');
@@ -188,12 +191,7 @@ describe.runIf(url)('RedisBus', () => {
     try {
       await new Promise((r) => setTimeout(r, 150));
       await sweeper.multi().zrem(`${prefix}@instances`, 'swept').del(`${prefix}@rooms:swept`).exec();
-      let listed = 0;
-      for (let i = 0; i < 100 && !listed; i++) {
-        listed = await sweeper.sismember(`${prefix}@rooms:swept`, 'room-24');
-        if (!listed) await new Promise((r) => setTimeout(r, 20));
-      }
-      expect(listed).toBe(1);
+      expect(await eventually(async () => (await sweeper.sismember(`${prefix}@rooms:swept`, 'room-24')) === 1)).toBe(true);
     } finally {
       await sweeper.quit();
     }
@@ -290,12 +288,7 @@ describe.runIf(url)('RedisBus', () => {
     try {
       await new Promise((r) => setTimeout(r, 150));
       await raw.del(`${prefix}@rooms:forgotten`); // its beat is still there
-      let listed = 0;
-      for (let i = 0; i < 100 && !listed; i++) {
-        listed = await raw.sismember(`${prefix}@rooms:forgotten`, 'room-26');
-        if (!listed) await new Promise((r) => setTimeout(r, 20));
-      }
-      expect(listed).toBe(1);
+      expect(await eventually(async () => (await raw.sismember(`${prefix}@rooms:forgotten`, 'room-26')) === 1)).toBe(true);
     } finally {
       await raw.quit();
     }
