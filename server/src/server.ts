@@ -132,12 +132,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     close() {
       closing ??= (async () => {
         ws.stopAccepting();
+        // Rooms unloaded on the way out do not compact now (they do at their next load); one
+        // under way is let finish (5 s at most) before the database closes.
+        const compactionsEnded = store.close(5_000);
         await sync.close();
         ws.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
-        // Rooms unloaded on the way out may be compacting: let them end first (10 s at most).
-        await store.close();
+        await compactionsEnded;
         await database.close();
       })();
       return closing;

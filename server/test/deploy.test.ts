@@ -275,6 +275,13 @@ describe('docker-compose.yml', () => {
     expect(service(name).ports ?? []).toEqual([]);
   });
 
+  it.each(appServices)('%s is given time to shut down: queued updates stored, the Redis outbox sent (~14 s at most)', (name) => {
+    const grace = String((service(name) as Record<string, unknown>).stop_grace_period ?? '10s');
+    const m = /^(\d+)(s|m)$/.exec(grace);
+    expect(m, grace).not.toBeNull();
+    expect(Number(m![1]) * (m![2] === 'm' ? 60 : 1)).toBeGreaterThanOrEqual(20);
+  });
+
   it.each(appServices)('%s takes the demo password from the environment, with a default', (name) => {
     expect(envVar(service(name), 'DEMO_PASSWORD')).toMatch(/^\$\{DEMO_PASSWORD:-[^}]+\}$/);
   });

@@ -21,8 +21,9 @@ export interface KyselyStoreOptions {
   compactAfterBytes?: number;
   /**
    * While a room is open, compaction waits until its log is this many times past the
-   * threshold: compaction costs time proportional to the document and holds a connection
-   * (PGlite's only one), so it is kept off busy rooms' hot path. Default 10.
+   * threshold: compaction costs time proportional to the document (on a worker thread, but
+   * the reads and the snapshot's write are the database's), so it is kept off busy rooms'
+   * hot path. Default 10.
    */
   openRoomFactor?: number;
   /**

@@ -221,6 +221,13 @@ describe.runIf(url)('RedisBus', () => {
       server = start();
       await until(() => [...reloads.values()].every((n) => n > 0), 'both rooms reloaded');
       expect([...reloads.values()]).toEqual([1, 1]);
+      // And it is in the heartbeat and room sets again at once, not at its next beat (5 s).
+      const after = new Redis(`redis://127.0.0.1:${port}`);
+      try {
+        expect(await eventually(async () => (await after.zscore(`${prefix}@instances`, 'b')) !== null && (await after.scard(`${prefix}@rooms:b`)) === 2)).toBe(true);
+      } finally {
+        after.disconnect();
+      }
     } finally {
       server.kill('SIGKILL');
     }
@@ -280,15 +287,18 @@ describe.runIf(url)('RedisBus', () => {
     }
   });
 
-  it('lists its rooms again when its rooms\' set is gone (expired over a long outage, evicted)', async () => {
+  it('lists its rooms again when its rooms\' set is gone or short (expired over a long outage, evicted)', async () => {
     const b = new RedisBus({ url: url!, instanceId: 'forgotten', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, heartbeatMs: 50 });
     buses.push(b);
-    await b.join('room-26', { message: () => {}, reload: () => {} });
+    for (const room of ['room-26', 'room-27']) await b.join(room, { message: () => {}, reload: () => {} });
     const raw = new Redis(url!);
     try {
       await new Promise((r) => setTimeout(r, 150));
       await raw.del(`${prefix}@rooms:forgotten`); // its beat is still there
-      expect(await eventually(async () => (await raw.sismember(`${prefix}@rooms:forgotten`, 'room-26')) === 1)).toBe(true);
+      await b.join('room-28', { message: () => {}, reload: () => {} }); // and one room is listed again at once
+      const listed = async () => (await raw.smembers(`${prefix}@rooms:forgotten`)).sort().join(' ');
+      expect(await eventually(async () => (await listed()) === 'room-26 room-27 room-28')).toBe(true);
+      expect(await raw.pttl(`${prefix}@rooms:forgotten`)).toBeGreaterThan(0);
     } finally {
       await raw.quit();
     }

@@ -90,7 +90,7 @@ const RETRY_MAX_MS = 5_000;
  * else was: it sweeps next time), removes up to 100 members silent for longer than ARGV[2] ms
  * and adds a `reload` entry, under the gone one's id, to the stream of each room it held.
  * Returns {whether this instance's last beat was there, members removed, reloads added,
- * whether its rooms' set was there}.
+ * rooms in its set}.
  */
 export const HEARTBEAT_SCRIPT = `
 local t = redis.call('TIME')
@@ -99,7 +99,8 @@ local stale = tonumber(ARGV[2])
 local prefix = ARGV[3]
 local mine = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[1], now, ARGV[1])
-local listed = redis.call('PEXPIRE', prefix .. '@rooms:' .. ARGV[1], ARGV[5])
+redis.call('PEXPIRE', prefix .. '@rooms:' .. ARGV[1], ARGV[5])
+local listed = redis.call('SCARD', prefix .. '@rooms:' .. ARGV[1])
 if not mine then return {0, 0, 0, listed} end
 if now - tonumber(mine) > stale then return {1, 0, 0, listed} end
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - stale, 'LIMIT', 0, 100)
@@ -141,6 +142,7 @@ export class RedisBus implements SyncBus {
   /** Whether this instance has beaten its heartbeat once: after that, missing from the set means swept. */
   #beaten = false;
   #heartbeatFailing = false;
+  #beating: Promise<void> | null = null;
   readonly #heartbeat: NodeJS.Timeout;
   readonly #loop: Promise<void>;
 
@@ -165,6 +167,9 @@ export class RedisBus implements SyncBus {
           const runId = /run_id:(\w+)/.exec(text)?.[1] ?? null;
           if (this.#runId !== null && runId !== null && runId !== this.#runId) void this.#reloadAll('redis_restarted');
           if (runId !== null) this.#runId = runId;
+          // Listed again at once after a restart, not at the next interval: until then no one
+          // would reload its rooms should it die.
+          this.#beatSoon();
         },
         () => {},
       );
@@ -176,9 +181,9 @@ export class RedisBus implements SyncBus {
       );
     });
     this.#loop = this.#read();
-    this.#heartbeat = setInterval(() => void this.#beat(), options.heartbeatMs ?? 5_000);
+    this.#heartbeat = setInterval(() => this.#beatSoon(), options.heartbeatMs ?? 5_000);
     this.#heartbeat.unref();
-    void this.#beat();
+    this.#beatSoon();
   }
 
   #key(room: string): string {
@@ -203,7 +208,7 @@ export class RedisBus implements SyncBus {
     // (Joining: an unlisting left over from leaving it before must not follow this listing.)
     this.#joining.set(room, (this.#joining.get(room) ?? 0) + 1);
     try {
-      const [pos] = await Promise.all([this.#position(room), this.#pub.sadd(this.#roomsKey, room)]);
+      const [pos] = await Promise.all([this.#position(room), this.#list([room])]);
       this.#rooms.set(room, { listener, lastId: pos.lastId, seen: pos.added });
     } finally {
       const left = this.#joining.get(room)! - 1;
@@ -216,7 +221,15 @@ export class RedisBus implements SyncBus {
   leave(room: string): void {
     this.#rooms.delete(room);
     // Unlisted once what it published has gone out (see #drain).
+    // (A join under way cannot meet this from the sync server, which leaves a room only once
+    // its join settled; the check that matters is #drain's.)
     if (!this.#outbox.has(room) && !this.#joining.has(room)) this.#unlist(room);
+  }
+
+  /** Adds rooms to this instance's set, which never stands without its expiry. */
+  async #list(rooms: string[]): Promise<void> {
+    const ttlMs = Math.max((this.options.instanceStaleMs ?? 20_000) * 10, 3_600_000);
+    await this.#pub.multi().sadd(this.#roomsKey, ...rooms).pexpire(this.#roomsKey, ttlMs).exec();
   }
 
   #unlist(room: string): void {
@@ -375,10 +388,19 @@ export class RedisBus implements SyncBus {
     return `${this.#prefix}@${name}`;
   }
 
+  /** Beats unless a beat is under way (close waits for that one). */
+  #beatSoon(): void {
+    if (this.#beating) return;
+    this.#beating = this.#beat()
+      .catch(() => {}) // (it logs its own failures)
+      .finally(() => (this.#beating = null));
+  }
+
   /**
    * Beats this instance's heartbeat (sweeping instances gone, see HEARTBEAT_SCRIPT). Found
-   * swept itself (cut off from Redis past the stale time, or Redis restarted), it lists its
-   * rooms again.
+   * swept itself (cut off from Redis past the stale time, or Redis restarted), or its rooms'
+   * set holding fewer rooms than it has (expired over a long outage, evicted, a relisting cut
+   * short), it lists its rooms again.
    */
   async #beat(): Promise<void> {
     if (!this.#running || this.#closing) return;
@@ -393,7 +415,7 @@ export class RedisBus implements SyncBus {
         String(staleMs),
         this.#prefix,
         String(this.options.maxLen),
-        String(Math.max(staleMs * 10, 3_600_000)),
+        String(Math.max(staleMs * 10, 3_600_000)), // (as #list)
       )) as [number, number, number, number];
       this.#heartbeatFailing = false;
     } catch (err) {
@@ -403,13 +425,15 @@ export class RedisBus implements SyncBus {
     }
     const [wasThere, gone, reloads, listed] = reply;
     if (gone > 0) this.options.log.warn('redis_instances_gone', { instances: gone, reloads });
-    // Swept (its beat gone), or its rooms' set gone (expired over a long outage, evicted): the
-    // rooms it follows, and those it left whose entries still wait to go out, are listed again.
+    // The rooms it follows, and those it left whose entries still wait to go out. (A relisting
+    // that fails part-way is tried again at the next beat: the set still holds too few.)
     const rooms = [...new Set([...this.#rooms.keys(), ...this.#outbox.keys()])];
-    if (((!wasThere && this.#beaten) || !listed) && rooms.length > 0) {
+    if (((!wasThere && this.#beaten) || listed < rooms.length) && rooms.length > 0 && !this.#closing) {
       this.options.log.warn('redis_instance_relisted', { rooms: rooms.length });
-      for (let i = 0; i < rooms.length; i += 1000) {
-        await this.#pub.sadd(this.#roomsKey, ...rooms.slice(i, i + 1000)).catch(() => {});
+      try {
+        for (let i = 0; i < rooms.length; i += 1000) await this.#list(rooms.slice(i, i + 1000));
+      } catch (err) {
+        this.options.log.warn('redis_relist_failed', { error: String(err) });
       }
     }
     this.#beaten = true;
@@ -451,6 +475,7 @@ export class RedisBus implements SyncBus {
   async close(settled = true): Promise<void> {
     this.#closing = true;
     clearInterval(this.#heartbeat);
+    await this.#beating; // (one under way could list rooms again after this leaves the sets)
     const settle = async (ms: number) => {
       const deadline = Date.now() + ms;
       while (this.#outbox.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
