@@ -339,6 +339,25 @@ describe.runIf(url)('RedisBus', () => {
     }
   });
 
+  it('closes within its waits when Redis takes the connection and never answers', async () => {
+    const { bus: a, proxy } = await busBehindProxy('frozen', { closeWaitMs: 200, heartbeatMs: 50 });
+    try {
+      await a.join('room-29', { message: () => {}, reload: () => {} });
+      proxy.freeze(); // every command from here on, a heartbeat's included, waits for ever
+      await new Promise((r) => setTimeout(r, 100));
+      const started = Date.now();
+      await a.close();
+      // A few waits of 200 ms (the beat under way, leaving the sets, quitting), not for ever.
+      expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      proxy.thaw();
+      await proxy.close();
+      const raw = new Redis(url!);
+      await raw.multi().zrem(`${prefix}@instances`, 'frozen').del(`${prefix}@rooms:frozen`).exec();
+      await raw.quit();
+    }
+  });
+
   it('has the others reload after anything published while it is closing', async () => {
     const { bus: a, proxy } = await busBehindProxy('a', { closeWaitMs: 3_000 });
     const b = bus('b');

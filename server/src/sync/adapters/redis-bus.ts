@@ -475,33 +475,36 @@ export class RedisBus implements SyncBus {
   async close(settled = true): Promise<void> {
     this.#closing = true;
     clearInterval(this.#heartbeat);
-    await this.#beating; // (one under way could list rooms again after this leaves the sets)
+    // Each step that waits on Redis waits closeWaitMs at most: a Redis that takes connections
+    // and never answers must not hold the server's shutdown.
+    const waitMs = this.options.closeWaitMs ?? 2_000;
+    const atMost = (work: Promise<unknown> | null) => {
+      let timer: NodeJS.Timeout | undefined;
+      return Promise.race([work?.catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]).finally(() => clearTimeout(timer));
+    };
+    await atMost(this.#beating); // (one under way could list rooms again after this leaves the sets)
     const settle = async (ms: number) => {
       const deadline = Date.now() + ms;
       while (this.#outbox.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     };
     // Give queued entries a moment to go out before closing.
-    await settle(this.options.closeWaitMs ?? 2_000);
+    await settle(waitMs);
     if (this.#outbox.size > 0) {
       // What still waits would go with this instance: the others reload the rooms instead
       // (their updates are stored), as when an outbox overflows.
       for (const [room, outbox] of this.#outbox) this.options.log.warn('redis_outbox_unsent_on_close', { room, unsent: giveWayToReload(outbox) });
-      await settle(this.options.closeWaitMs ?? 2_000);
+      await settle(waitMs);
       if (this.#outbox.size > 0) this.options.log.error('redis_outbox_lost_on_close', { rooms: [...this.#outbox.keys()] });
     }
     // Nothing is published from here on (a late publish is logged, not sent).
     this.#running = false;
     if (settled && this.#outbox.size === 0) {
-      await this.#pub
-        .multi()
-        .zrem(this.#metaKey('instances'), this.options.instanceId)
-        .del(this.#roomsKey)
-        .exec()
-        .catch(() => {});
+      await atMost(this.#pub.multi().zrem(this.#metaKey('instances'), this.options.instanceId).del(this.#roomsKey).exec());
     }
     this.#interrupt();
     this.#sub.disconnect();
     await this.#loop.catch(() => {});
-    await this.#pub.quit().catch(() => this.#pub.disconnect());
+    await atMost(this.#pub.quit());
+    this.#pub.disconnect();
   }
 }
