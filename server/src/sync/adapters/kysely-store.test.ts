@@ -151,6 +151,21 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
 
   const rowsOf = async (room: string) =>
     (await db.current.db.selectFrom('sync_updates').select('id').where('room', '=', room).execute()).length;
+  /** A merger that says when a merge starts and holds it until released, then merges for real. */
+  const heldMerger = () => {
+    let started!: () => void;
+    const merging = new Promise<void>((resolve) => (started = resolve));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const merger = {
+      merge: async (rows: readonly Uint8Array[]) => {
+        started();
+        await gate;
+        return logMerger.merge(rows);
+      },
+    };
+    return { merger, merging, release };
+  };
   const until = async (check: () => Promise<boolean>) => {
     for (let i = 0; i < 100 && !(await check()); i++) await new Promise((r) => setTimeout(r, 20));
   };
@@ -341,21 +356,8 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     const room = 'r14';
     const mine = new Y.Doc();
     const theirs = new Y.Doc();
-    let releaseB!: () => void;
-    const bMerging = new Promise<void>((resolve) => (releaseB = resolve));
-    let bRead!: () => void;
-    const bHasRead = new Promise<void>((resolve) => (bRead = resolve));
-    const b = storeWith({
-      compactAfterRows: 1000,
-      log: silent,
-      merger: {
-        merge: async (rows) => {
-          bRead();
-          await bMerging;
-          return logMerger.merge(rows);
-        },
-      },
-    });
+    const { merger: heldB, merging: bHasRead, release: releaseB } = heldMerger();
+    const b = storeWith({ compactAfterRows: 1000, log: silent, merger: heldB });
     await b.append(room, [spanUpdate(mine, 'L0', 0)]);
     const first = (await b.load(room))[0]!.id;
     // Another instance's row, committed with an id above rows still being written elsewhere.
@@ -480,27 +482,15 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
   });
 
   it('on close, finishes the compactions under way or queued, and starts no other', async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const merging: string[] = [];
-    const store = storeWith({
-      compactAfterRows: 2,
-      log: silent,
-      merger: {
-        merge: async (rows) => {
-          merging.push(`${rows.length}`);
-          await gate;
-          return logMerger.merge(rows);
-        },
-      },
-    });
+    const { merger, merging, release } = heldMerger();
+    const store = storeWith({ compactAfterRows: 2, log: silent, merger });
     const doc = new Y.Doc();
     for (const room of ['r18', 'r19', 'r20']) {
       for (let i = 0; i < 3; i++) await store.append(room, [spanUpdate(doc, `L${i}`, i)]);
     }
     store.release('r18'); // compacts in the background...
     store.release('r19'); // ...and this one after it
-    await until(async () => merging.length === 1);
+    await merging;
     let closed = false;
     const closing = store.close().then(() => (closed = true));
     store.release('r20'); // asked for after close: not compacted
@@ -547,21 +537,8 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
   });
 
   it('lets other rooms\' appends through while it merges (the connection is not held)', async () => {
-    let merging!: () => void;
-    const started = new Promise<void>((resolve) => (merging = resolve));
-    let finish!: () => void;
-    const gate = new Promise<void>((resolve) => (finish = resolve));
-    const store = storeWith({
-      compactAfterRows: 1000,
-      log: silent,
-      merger: {
-        merge: async (rows) => {
-          merging();
-          await gate;
-          return logMerger.merge(rows);
-        },
-      },
-    });
+    const { merger, merging: started, release: finish } = heldMerger();
+    const store = storeWith({ compactAfterRows: 1000, log: silent, merger });
     const doc = new Y.Doc();
     for (let i = 0; i < 4; i++) await store.append('r13', [spanUpdate(doc, `L${i}`, i)]);
     const compaction = store.compact('r13');
