@@ -14,6 +14,7 @@ import type { Database } from '../../db/types.ts';
 import type { OpenDatabase, PreparedStatement } from '../../db/database.ts';
 import type { StoredUpdate, SyncLogger, SyncObserver, SyncStore } from '../types.ts';
 import { logMerger, type LogMerger } from './log-merger.ts';
+import { waitAtMost } from '../wait-at-most.ts';
 
 export interface KyselyStoreOptions {
   /** A room loaded or unloaded with a log past this many rows (or bytes) is compacted. */
@@ -342,9 +343,7 @@ export class KyselyStore implements SyncStore {
    */
   async close(waitMs = 10_000): Promise<void> {
     this.#closed = true;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.#compactions, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
-    clearTimeout(timer);
+    await waitAtMost(this.#compactions, waitMs);
     this.#abandoned = true;
   }
 

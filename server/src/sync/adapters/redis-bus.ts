@@ -26,6 +26,7 @@
  */
 import { Redis } from 'ioredis';
 import type { BusListener, BusMessageKind, SyncBus, SyncLogger, SyncObserver } from '../types.ts';
+import { waitAtMost } from '../wait-at-most.ts';
 
 export interface RedisBusOptions {
   url: string;
@@ -165,7 +166,7 @@ export class RedisBus implements SyncBus {
           this.#tooOld = major < 7;
           if (this.#tooOld) options.log.error('redis_too_old', { version: major, needed: 7 });
           const runId = /run_id:(\w+)/.exec(text)?.[1] ?? null;
-          if (this.#runId !== null && runId !== null && runId !== this.#runId) void this.#reloadAll('redis_restarted');
+          if (this.#runId !== null && runId !== null && runId !== this.#runId) void this.#reloadAll();
           if (runId !== null) this.#runId = runId;
           // Listed again at once after a restart, not at the next interval: until then no one
           // would reload its rooms should it die.
@@ -228,8 +229,7 @@ export class RedisBus implements SyncBus {
 
   /** Adds rooms to this instance's set, which never stands without its expiry. */
   async #list(rooms: string[]): Promise<void> {
-    const ttlMs = Math.max((this.options.instanceStaleMs ?? 20_000) * 10, 3_600_000);
-    await this.#pub.multi().sadd(this.#roomsKey, ...rooms).pexpire(this.#roomsKey, ttlMs).exec();
+    await this.#pub.multi().sadd(this.#roomsKey, ...rooms).pexpire(this.#roomsKey, this.#roomsTtlMs).exec();
   }
 
   #unlist(room: string): void {
@@ -383,6 +383,15 @@ export class RedisBus implements SyncBus {
     return this.#metaKey(`rooms:${this.options.instanceId}`);
   }
 
+  /** How long that set outlives this instance's last beat or listing. */
+  get #roomsTtlMs(): number {
+    return Math.max(this.#staleMs * 10, 3_600_000);
+  }
+
+  get #staleMs(): number {
+    return this.options.instanceStaleMs ?? 20_000;
+  }
+
   #metaKey(name: string): string {
     // Room names start with a letter (doc:…, project:…): these never meet one.
     return `${this.#prefix}@${name}`;
@@ -404,7 +413,6 @@ export class RedisBus implements SyncBus {
    */
   async #beat(): Promise<void> {
     if (!this.#running || this.#closing) return;
-    const staleMs = this.options.instanceStaleMs ?? 20_000;
     let reply: [number, number, number, number];
     try {
       reply = (await this.#pub.eval(
@@ -412,10 +420,10 @@ export class RedisBus implements SyncBus {
         1,
         this.#metaKey('instances'),
         this.options.instanceId,
-        String(staleMs),
+        String(this.#staleMs),
         this.#prefix,
         String(this.options.maxLen),
-        String(Math.max(staleMs * 10, 3_600_000)), // (as #list)
+        String(this.#roomsTtlMs),
       )) as [number, number, number, number];
       this.#heartbeatFailing = false;
     } catch (err) {
@@ -440,13 +448,12 @@ export class RedisBus implements SyncBus {
   }
 
   /**
-   * Reloads every room this instance follows from the store, from the stream's present end:
-   * everything published up to there is stored, and what another instance stored but never
-   * published is in the store too.
+   * Redis restarted: reloads every room this instance follows from the store, from the
+   * stream's present end (everything published up to there is stored).
    */
-  async #reloadAll(reason: 'redis_restarted'): Promise<void> {
+  async #reloadAll(): Promise<void> {
     const rooms = [...this.#rooms.keys()];
-    this.options.log.warn('redis_reload_rooms', { reason, rooms: rooms.length });
+    this.options.log.warn('redis_reload_rooms', { reason: 'redis_restarted', rooms: rooms.length });
     for (const room of rooms) {
       const follow = this.#rooms.get(room);
       if (!follow) continue;
@@ -478,10 +485,7 @@ export class RedisBus implements SyncBus {
     // Each step that waits on Redis waits closeWaitMs at most: a Redis that takes connections
     // and never answers must not hold the server's shutdown.
     const waitMs = this.options.closeWaitMs ?? 2_000;
-    const atMost = (work: Promise<unknown> | null) => {
-      let timer: NodeJS.Timeout | undefined;
-      return Promise.race([work?.catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]).finally(() => clearTimeout(timer));
-    };
+    const atMost = (work: Promise<unknown> | null) => waitAtMost(work, waitMs);
     await atMost(this.#beating); // (one under way could list rooms again after this leaves the sets)
     const settle = async (ms: number) => {
       const deadline = Date.now() + ms;
