@@ -67,6 +67,8 @@ function presenceOutcome(
     // refused. (Providers echo every change they see, the server's notice included, with its
     // clock: such an echo is skipped above.)
     if (id === awareness.clientID && state !== null) return { introduced, live: live.size, setsServer: true };
+    // Nor may a peer's own state speak for the server: clients read `server` as its notices.
+    if (state !== null && typeof state === 'object' && 'server' in state) return { introduced, live: live.size, setsServer: true };
     if (!awareness.meta.has(id) && !seen.has(id)) introduced++;
     if (state === null && id === awareness.clientID && awareness.getLocalState() !== null) {
       seen.set(id, { clock: clock + 1, has: true }); // y-protocols keeps its own state
@@ -276,7 +278,7 @@ export class Connection implements RoomPeer {
         // Forgotten first: what the check reads must be what y-protocols then applies against.
         this.room.forgetOldPresence();
         const { introduced, live, setsServer } = presenceOutcome(update, this.room.awareness, this.room.peers.get(this) ?? new Set());
-        if (setsServer) throw new ProtocolError('presence for the server’s own id');
+        if (setsServer) throw new ProtocolError('presence that speaks for the server');
         if (this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED || live > MAX_AWARENESS_CLIENTS) return this.#tooManyPresenceIds();
         this.#introduced += introduced;
         awarenessProtocol.applyAwarenessUpdate(this.room.awareness, update, this);

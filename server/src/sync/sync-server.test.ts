@@ -501,6 +501,17 @@ describe('SyncServer', () => {
     expect(room.awareness.getLocalState()).toBeNull();
   });
 
+  it('refuses a peer whose own presence state speaks for the server (clients read `server` as its notices)', async () => {
+    const { server, socket, conn, room } = await presenceRoom();
+    conn.receive(rawPresence([[7, 1, { user: 'u7' }]]));
+    await flushed(server);
+    expect(socket.closedWith).toBeNull();
+    conn.receive(rawPresence([[7, 2, { user: 'u7', server: { saving: 'delayed', queued: 3 } }]]));
+    await flushed(server);
+    expect(socket.closedWith).toBe(CloseCode.malformed);
+    expect([...room.awareness.getStates().values()].some((s) => 'server' in s)).toBe(false);
+  });
+
   it('never forgets its own presence id (its clock must keep rising for peers to listen)', () => {
     const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
     join(server, new MemorySocket());
