@@ -6,78 +6,25 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, request, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { request, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { addSpan, layerRoom } from '@spanwise/shared';
 import { connectLayer, login, startTestServer, waitFor, type TestServer } from '../../server/test/harness.ts';
 import { hashPassword } from '../../server/src/features/auth/password.ts';
 import { usersRepository } from '../../server/src/features/auth/users.repository.ts';
-
-const WAIT = { timeout: 15_000 };
+import { findWord, launchChromium, selectText, signIn, WAIT, waitConnected } from './page-helpers.ts';
 
 let server: TestServer;
 let browser: Browser;
 
 beforeAll(async () => {
   server = await startTestServer({ demo: true });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
   await browser?.close();
   await server?.close();
 });
-
-async function signIn(page: Page, username: string): Promise<void> {
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill('demo');
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('button', { name: 'Sign out' }).waitFor(WAIT);
-}
-
-/** Offsets of the nth capitalised word (4+ letters) of the article, counting from 0. */
-async function findWord(page: Page, nth: number): Promise<{ start: number; end: number; word: string }> {
-  return page.locator('[data-article]').evaluate((el, n) => {
-    const matches = [...(el.textContent ?? '').matchAll(/\b[A-Z][a-z]{3,}\b/g)];
-    const m = matches[n];
-    if (!m || m.index === undefined) throw new Error(`no word #${n} in the article`);
-    return { start: m.index, end: m.index + m[0].length, word: m[0] };
-  }, nth);
-}
-
-/** Selects [start, end) of the article's text, as a person dragging over it would. */
-async function selectText(page: Page, start: number, end: number): Promise<void> {
-  await page.locator('[data-article]').evaluate(
-    (el, [s, e]) => {
-      const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
-      const range = document.createRange();
-      let seen = 0;
-      let started = false;
-      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-        const len = (node as Text).length;
-        if (!started && s < seen + len) {
-          range.setStart(node, s - seen);
-          started = true;
-        }
-        if (started && e <= seen + len) {
-          range.setEnd(node, e - seen);
-          break;
-        }
-        seen += len;
-      }
-      const selection = window.getSelection()!;
-      selection.removeAllRanges();
-      selection.addRange(range);
-    },
-    [start, end] as const,
-  );
-}
-
-async function waitConnected(page: Page): Promise<void> {
-  await page.getByRole('status', { name: 'Connection' }).filter({ hasText: /^connected$/ }).waitFor(WAIT);
-}
 
 describe('the login gate', () => {
   it('shows the login form on a document page without a session, and stays there after signing in', async () => {
@@ -312,11 +259,14 @@ describe('a viewer', () => {
       await page.goto(`${server.url}/projects/1/documents/2?layer=user:2`);
       await signIn(page, 'vera');
       await page.getByRole('status', { name: 'Connection' }).filter({ hasText: 'read-only' }).waitFor(WAIT);
+      // No edit controls: the label buttons are disabled and nothing offers to delete.
+      expect(await page.getByRole('button', { name: 'ORG' }).isDisabled()).toBe(true);
 
       const text = (await page.locator('[data-article]').textContent()) ?? '';
       const at = text.indexOf('White House');
       addSpan(writer.doc, { label: 'ORG', start: at, end: at + 'White House'.length, quote: 'White House', author: 2 });
       await page.locator('[data-label="ORG"]').waitFor(WAIT);
+      expect(await page.getByRole('button', { name: /^Delete/ }).count()).toBe(0);
 
       const word = await findWord(page, 3);
       await selectText(page, word.start, word.end);

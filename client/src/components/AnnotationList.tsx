@@ -10,7 +10,8 @@ export function AnnotationList(props: {
   spans: SpanAnnotation[];
   colorOf: (label: string) => string;
   onShow: (id: string) => void;
-  onDelete: (id: string) => void;
+  /** Absent on a layer this user may not change: no Delete buttons then. */
+  onDelete?: (id: string) => void;
 }) {
   return (
     <section class="panel" aria-labelledby="annotations-heading">
@@ -39,15 +40,19 @@ export function AnnotationList(props: {
                     {span.start}–{span.end}
                   </span>
                 </button>
-                <button
-                  type="button"
-                  class="icon-button"
-                  aria-label={`Delete “${shorten(span.quote, 40)}”`}
-                  title="Delete"
-                  onClick={() => props.onDelete(span.id)}
-                >
-                  ×
-                </button>
+                <Show when={props.onDelete}>
+                  {(onDelete) => (
+                    <button
+                      type="button"
+                      class="icon-button"
+                      aria-label={`Delete “${shorten(span.quote, 40)}”`}
+                      title="Delete"
+                      onClick={() => onDelete()(span.id)}
+                    >
+                      ×
+                    </button>
+                  )}
+                </Show>
               </li>
             )}
           </For>

@@ -1,11 +1,12 @@
 /**
  * One button per span label. A mousedown on a button must not take the text selection away,
- * so it is prevented; the click then labels the current selection.
+ * so it is prevented; the click then labels the current selection. On a layer this user may
+ * not change, the buttons are disabled (the shortcut keys then only bring up the hint).
  */
 import { For, Show } from 'solid-js';
 import type { SpanLabel } from '@spanwise/shared/schema';
 
-export function LabelPalette(props: { labels: SpanLabel[]; onApply: (label: string) => void; hint: string | null }) {
+export function LabelPalette(props: { labels: SpanLabel[]; onApply: (label: string) => void; hint: string | null; disabled?: boolean }) {
   return (
     <div class="palette" role="toolbar" aria-label="Labels">
       <For each={props.labels}>
@@ -17,6 +18,7 @@ export function LabelPalette(props: { labels: SpanLabel[]; onApply: (label: stri
             aria-keyshortcuts={label.key}
             title={[label.description, label.key ? `key ${label.key}` : ''].filter(Boolean).join(' · ')}
             style={{ '--c': label.color }}
+            disabled={props.disabled}
             onMouseDown={(e) => e.preventDefault()}
             onClick={() => props.onApply(label.name)}
           >

@@ -1,6 +1,7 @@
 /**
  * The annotations under a click: relabel, set schema attributes (a CLAIM's stance), delete.
- * Closes on Escape (handled by the page) and on a click outside it.
+ * Closes on Escape (handled by the page) and on a click outside it. On a layer this user may
+ * not change it only shows them: its controls are disabled and there is no Delete.
  */
 import { For, onCleanup, onMount, Show } from 'solid-js';
 import { Portal } from 'solid-js/web';
@@ -22,6 +23,7 @@ export function SpanPopover(props: {
   x: number;
   y: number;
   actions: PopoverActions;
+  readOnly?: boolean;
 }) {
   let el!: HTMLDivElement;
   const onDown = (e: MouseEvent) => {
@@ -57,6 +59,7 @@ export function SpanPopover(props: {
                 <div class="popover-controls">
                   <select
                     aria-label={`Label of “${shorten(span.quote, 30)}”`}
+                    disabled={props.readOnly}
                     onChange={(e) => props.actions.relabel(span.id, e.currentTarget.value)}
                   >
                     <Show when={!schema()}>
@@ -74,6 +77,7 @@ export function SpanPopover(props: {
                     {(attr) => (
                       <select
                         aria-label={attr.name}
+                        disabled={props.readOnly}
                         onChange={(e) => props.actions.setAttribute(span.id, attr.name, e.currentTarget.value || null)}
                       >
                         <option value="">{attr.name}: —</option>
@@ -87,14 +91,16 @@ export function SpanPopover(props: {
                       </select>
                     )}
                   </For>
-                  <button
-                    type="button"
-                    class="danger"
-                    aria-label={`Delete “${shorten(span.quote, 30)}”`}
-                    onClick={() => props.actions.remove(span.id)}
-                  >
-                    Delete
-                  </button>
+                  <Show when={!props.readOnly}>
+                    <button
+                      type="button"
+                      class="danger"
+                      aria-label={`Delete “${shorten(span.quote, 30)}”`}
+                      onClick={() => props.actions.remove(span.id)}
+                    >
+                      Delete
+                    </button>
+                  </Show>
                 </div>
               </div>
             );

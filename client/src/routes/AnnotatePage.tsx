@@ -19,7 +19,7 @@ export function AnnotatePage() {
   const projectId = () => Number(params.projectId);
   const documentId = () => Number(params.documentId);
 
-  const [project] = createResource(projectId, api.project);
+  const [project, { refetch: refetchProject }] = createResource(projectId, api.project);
   const [doc] = createResource(documentId, api.document);
   const docStatus = createDocStatus(projectId, documentId);
   /** The project once loaded; a failed resource throws when read, and `failure` shows why. */
@@ -34,6 +34,8 @@ export function AnnotatePage() {
     undefined,
     { equals: (a, b) => a?.room === b?.room },
   );
+  /** The open layer's read-only flag as the project now says (a role may change while open). */
+  const readOnly = () => options().find((o) => o.room === layer()?.room)?.readOnly === true;
   const failure = () => project.error ?? doc.error;
 
   return (
@@ -81,6 +83,8 @@ export function AnnotatePage() {
             {(chosen) => (
               <LayerWorkspace
                 layer={chosen}
+                readOnly={readOnly()}
+                onAccessChanged={() => void refetchProject()}
                 text={doc.latest!.text}
                 schema={project.latest!.schema}
                 docStatus={docStatus}

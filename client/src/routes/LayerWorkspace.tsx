@@ -18,11 +18,41 @@ import type { LayerOption } from '../stores/layer-choice.ts';
 import { createLayerSpans } from '../stores/layer-spans.ts';
 import { useMe, useSession } from '../stores/session.tsx';
 import { createSpanTree } from '../stores/span-tree.ts';
-import { openLayer } from '../sync/open-layer.ts';
+import { openLayer, RETRY_BY_HAND_CODES } from '../sync/open-layer.ts';
 import { userColor } from '../sync/presence.ts';
 import { showPeerSelections } from '../sync/peer-highlights.ts';
 
-export function LayerWorkspace(props: { layer: LayerOption; text: string; schema: LabelSchema; docStatus: DocStatus }) {
+/** Why this user cannot change the layer now, in a few words for a hint; null when they can. */
+function lockedHint(readOnly: boolean, writesRefused: boolean, closed: boolean): string | null {
+  if (readOnly) return 'This layer is read-only for you.';
+  if (writesRefused) return 'The server does not save your changes to this layer: you may only view it.';
+  if (closed) return 'This layer is closed: changes cannot be saved.';
+  return null;
+}
+
+function closedBanner(code: number): string {
+  switch (code) {
+    case CloseCode.forbidden:
+      return 'You do not have access to this layer.';
+    case CloseCode.tooBig:
+      return 'Your changes are too large for the server to take in one message. They are kept in this browser; nothing was saved since.';
+    case CloseCode.malformed:
+      return 'The server could not read a message from this page. Your changes are kept in this browser; nothing was saved since.';
+    default:
+      return 'The server does not know this layer.';
+  }
+}
+
+export function LayerWorkspace(props: {
+  layer: LayerOption;
+  /** Whether the user may only view the layer, as the project now says (it may change while open). */
+  readOnly: boolean;
+  text: string;
+  schema: LabelSchema;
+  docStatus: DocStatus;
+  /** The server says this user's access to the layer changed: learn the new role. */
+  onAccessChanged?: () => void;
+}) {
   const me = useMe();
   const session = useSession();
   const layer = openLayer({
@@ -30,7 +60,13 @@ export function LayerWorkspace(props: { layer: LayerOption; text: string; schema
     user: { id: me.id, name: me.username, color: userColor(me.id) },
     storagePrefix: `u${me.id}`,
     // Leave the provider's event handler before the session change unmounts this layer.
-    onClosed: (code) => code === CloseCode.unauthenticated && queueMicrotask(session.expire),
+    onClosed: (code) => {
+      if (code === CloseCode.unauthenticated) queueMicrotask(session.expire);
+      // The role may have changed so that this layer is no longer open to the user: the page
+      // learns the new role and may move to a layer that is.
+      if (code === CloseCode.forbidden) props.onAccessChanged?.();
+    },
+    onAccessChanged: () => props.onAccessChanged?.(),
   });
   onCleanup(layer.close);
 
@@ -59,15 +95,20 @@ export function LayerWorkspace(props: { layer: LayerOption; text: string; schema
   onCleanup(() => clearTimeout(flashTimer));
 
   const [hint, setHint] = createSignal<string | null>(null);
-  const readOnly = () => props.layer.readOnly === true;
-  /** Edits are refused up front on a read-only layer, so the local copy never drifts. */
+  const locked = () => lockedHint(props.readOnly, layer.writesRefused(), layer.closedCode() !== null);
+  /**
+   * Edits are refused up front on a layer this user may not change (read-only, refused by the
+   * server, or closed), so the local copy never drifts from what is saved.
+   */
   const editing = <A extends unknown[]>(edit: (...args: A) => unknown) => (...args: A) => {
-    if (readOnly()) setHint('This layer is read-only for you.');
+    const why = locked();
+    if (why) setHint(why);
     else edit(...args);
   };
   const applyLabel = (label: string) => {
-    if (readOnly()) {
-      setHint('This layer is read-only for you.');
+    const why = locked();
+    if (why) {
+      setHint(why);
       return;
     }
     const raw = selectionOffsets(article);
@@ -133,19 +174,31 @@ export function LayerWorkspace(props: { layer: LayerOption; text: string; schema
     <div class="workspace">
       <div class="workspace-main">
         <div class="workspace-bar">
-          <LabelPalette labels={props.schema.spans} onApply={applyLabel} hint={hint()} />
+          <LabelPalette labels={props.schema.spans} onApply={applyLabel} hint={hint()} disabled={locked() !== null} />
           <ConnectionStatus
             connection={layer.connection()}
             closedCode={layer.closedCode()}
             savingDelayed={layer.savingDelayed()}
-            readOnly={readOnly()}
+            readOnly={props.readOnly}
+            writesRefused={layer.writesRefused()}
           />
         </div>
-        <Show when={layer.closedCode() !== null && layer.closedCode() !== CloseCode.unauthenticated}>
+        <Show when={layer.closedCode() !== null && layer.closedCode() !== CloseCode.unauthenticated && layer.closedCode()}>
+          {(code) => (
+            <p role="alert" class="error banner">
+              {closedBanner(code())}
+              <Show when={RETRY_BY_HAND_CODES.has(code())}>
+                {' '}
+                <button type="button" onClick={() => layer.retry()}>
+                  Try again
+                </button>
+              </Show>
+            </p>
+          )}
+        </Show>
+        <Show when={layer.writesRefused() && !props.readOnly}>
           <p role="alert" class="error banner">
-            {layer.closedCode() === CloseCode.forbidden
-              ? 'You do not have access to this layer.'
-              : 'The server does not know this layer.'}
+            The server did not save your latest changes to this layer: you may only view it now.
           </p>
         </Show>
         <ArticleText
@@ -161,7 +214,7 @@ export function LayerWorkspace(props: { layer: LayerOption; text: string; schema
           spans={spans.spans()}
           colorOf={colorOf}
           onShow={showSpan}
-          onDelete={editing((id: string) => spans.remove(id))}
+          onDelete={locked() === null ? editing((id: string) => spans.remove(id)) : undefined}
         />
       </aside>
       <Show when={popover()}>
@@ -172,6 +225,7 @@ export function LayerWorkspace(props: { layer: LayerOption; text: string; schema
             colorOf={colorOf}
             x={p().x}
             y={p().y}
+            readOnly={locked() !== null}
             actions={{
               relabel: editing(spans.relabel),
               setAttribute: editing(spans.setAttribute),

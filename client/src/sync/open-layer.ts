@@ -1,31 +1,50 @@
 /**
  * Opens one layer: a Y.Doc synced with the server over y-websocket on `/sync/<room>`, kept in
- * IndexedDB so edits made offline survive a reload and merge on reconnect. Connection state and
- * presence are exposed as Solid signals.
+ * IndexedDB so edits made offline survive a reload and merge on reconnect. Connection state,
+ * presence and what the server says about this user's edits are exposed as Solid signals.
+ *
+ * How it answers the server's close codes (shared/src/protocol.ts):
+ * - 4401, 4403, 4404: closed for good (signed out, no access, no such layer).
+ * - 1009 (a message too big) and 4400 (one the server could not read): reconnecting would send
+ *   the same again, so it stops and waits for `retry()`; the edits stay in IndexedDB.
+ * - 1013 and 4429 (the server is busy, or too many layers are open): it waits before trying
+ *   again, longer each time (1, 2, 4 … 30 s, with jitter), and says the server is busy.
+ * - 4408 (this user's access changed): it reconnects at once, forgets that writes were refused,
+ *   and calls `onAccessChanged` so the page can learn the new role.
+ * A read-only socket's edits are dropped by the server, which says so once with an auth
+ * message: `writesRefused` turns true.
  *
  * @example
  *   const layer = openLayer({ room: layerRoom(3, 7), user: { id: 7, name: 'alice' }, storagePrefix: 'u7' });
  *   onCleanup(layer.close);
- *   layer.connection(); // 'connecting' | 'connected' | 'offline' | 'closed'
+ *   layer.connection(); // 'connecting' | 'connected' | 'offline' | 'busy' | 'closed'
  */
 import { createSignal, type Accessor } from 'solid-js';
 import * as Y from 'yjs';
+import * as authProtocol from 'y-protocols/auth';
 import { IndexeddbPersistence } from 'y-indexeddb';
 import { WebsocketProvider } from 'y-websocket';
-import { FINAL_CLOSE_CODES } from '@spanwise/shared/protocol';
+import { CloseCode, FINAL_CLOSE_CODES, MessageKind } from '@spanwise/shared/protocol';
 import { createPresence, type Peer, type PresenceUser, type TextSelection } from './presence.ts';
 
-export type Connection = 'connecting' | 'connected' | 'offline' | 'closed';
+export type Connection = 'connecting' | 'connected' | 'offline' | 'busy' | 'closed';
 
 export interface Layer {
   doc: Y.Doc;
   connection: Accessor<Connection>;
-  /** The close code when the server refused the room for good (4401, 4403, 4404); else null. */
+  /**
+   * The close code when the server closed the room and the client stopped: for good (4401,
+   * 4403, 4404), or until `retry()` (1009, 4400); else null.
+   */
   closedCode: Accessor<number | null>;
   peers: Accessor<Peer[]>;
   /** The server says it cannot store edits right now (its database is away); they are kept. */
   savingDelayed: Accessor<boolean>;
+  /** The server said it drops this user's edits to the layer (a read-only socket). */
+  writesRefused: Accessor<boolean>;
   setSelection(selection: TextSelection | null): void;
+  /** Connects again after a close that waits for the user (1009, 4400). */
+  retry(): void;
   close(): void;
 }
 
@@ -34,8 +53,25 @@ export interface OpenLayerOptions {
   user: PresenceUser;
   /** Keeps IndexedDB copies apart per signed-in user on a shared browser. */
   storagePrefix: string;
-  /** Called once when the server closes the room with a final code. */
+  /** Called once when the server closes the room with a code after which the client stops. */
   onClosed?: (code: number) => void;
+  /** Called when the server says this user's access to the layer changed (4408). */
+  onAccessChanged?: () => void;
+}
+
+/** Codes after which reconnecting would only send the same again: stop until asked. */
+export const RETRY_BY_HAND_CODES: ReadonlySet<number> = new Set([CloseCode.tooBig, CloseCode.malformed]);
+/** Codes that ask the client to come back later. */
+const BUSY_CODES: ReadonlySet<number> = new Set([CloseCode.tryAgainLater, CloseCode.rateLimited]);
+const BUSY_FIRST_WAIT_MS = 1_000;
+const BUSY_LONGEST_WAIT_MS = 30_000;
+/** A connection that lasted this long ends a run of busy closes. */
+const BUSY_RUN_RESET_MS = 30_000;
+
+/** How long to wait after the nth busy close in a row (n from 1): doubling, capped, jittered. */
+export function busyWaitMs(n: number, random: () => number = Math.random): number {
+  const base = Math.min(BUSY_LONGEST_WAIT_MS, BUSY_FIRST_WAIT_MS * 2 ** (n - 1));
+  return Math.round(base * (0.5 + random()));
 }
 
 function syncUrl(loc: Location = window.location): string {
@@ -46,25 +82,60 @@ export function openLayer(options: OpenLayerOptions): Layer {
   const doc = new Y.Doc();
   const local = new IndexeddbPersistence(`spanwise:${options.storagePrefix}:${options.room}`, doc);
   const provider = new WebsocketProvider(syncUrl(), options.room, doc, {
-    shouldReconnect: (event) => !FINAL_CLOSE_CODES.has(event.code),
+    shouldReconnect: (event) => !FINAL_CLOSE_CODES.has(event.code) && !RETRY_BY_HAND_CODES.has(event.code),
   });
 
   const [connection, setConnection] = createSignal<Connection>('connecting');
   const [closedCode, setClosedCode] = createSignal<number | null>(null);
+  const [writesRefused, setWritesRefused] = createSignal(false);
   let everConnected = false;
+  let connectedAt = 0;
+  let busyRun = 0;
+  let busyTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The server said it is busy, and no connection has opened since. */
+  let busy = false;
+
+  // y-websocket only logs the server's "permission denied"; here it tells the page.
+  provider.messageHandlers[MessageKind.auth] = (_encoder, decoder) => {
+    authProtocol.readAuthMessage(decoder, doc, () => setWritesRefused(true));
+  };
 
   provider.on('status', ({ status }) => {
     if (closedCode() !== null) return;
     if (status === 'connected') {
       everConnected = true;
+      connectedAt = Date.now();
+      busy = false;
       setConnection('connected');
+    } else if (busy) {
+      // Waiting to come back (or coming back) after the server said it is busy.
     } else if (status === 'disconnected' || everConnected) {
       // Reconnect attempts flip between connecting and disconnected; to a person that is "offline".
       setConnection('offline');
     }
   });
   provider.on('connection-error', () => {
-    if (closedCode() === null && !provider.wsconnected) setConnection('offline');
+    if (closedCode() !== null || provider.wsconnected) return;
+    busy = false; // the server is not answering at all now
+    setConnection('offline');
+  });
+  // Emitted before the provider schedules its own reconnect, which a busy close cancels.
+  provider.on('connection-close', (event) => {
+    const code = event?.code;
+    if (code === CloseCode.accessChanged) {
+      setWritesRefused(false);
+      options.onAccessChanged?.();
+    } else if (code !== undefined && BUSY_CODES.has(code)) {
+      provider.shouldConnect = false; // the reconnect y-websocket schedules does nothing
+      busyRun = connectedAt > 0 && Date.now() - connectedAt > BUSY_RUN_RESET_MS ? 1 : busyRun + 1;
+      clearTimeout(busyTimer);
+      busy = true;
+      busyTimer = setTimeout(() => {
+        busyTimer = undefined;
+        if (closedCode() === null) provider.connect();
+      }, busyWaitMs(busyRun));
+      setConnection('busy');
+    }
   });
   provider.on('closed', ({ code }) => {
     provider.disconnect();
@@ -88,8 +159,18 @@ export function openLayer(options: OpenLayerOptions): Layer {
     closedCode,
     peers: presence.peers,
     savingDelayed,
+    writesRefused,
     setSelection: presence.setSelection,
+    retry() {
+      const code = closedCode();
+      if (code === null || !RETRY_BY_HAND_CODES.has(code)) return;
+      setClosedCode(null);
+      setConnection('connecting');
+      provider.connect();
+    },
     close() {
+      clearTimeout(busyTimer);
+      busyTimer = undefined;
       provider.awareness.off('change', readServerState);
       presence.destroy();
       provider.destroy();

@@ -1,0 +1,153 @@
+/**
+ * What a person sees when the server changes its mind about them mid-session, in a real
+ * Chromium against the real server: a role taken away and given back, a page whose view of the
+ * role is stale (the server drops its edits and says so), too many layers open at once (the
+ * server is busy: the page waits and comes back), and an edit too large to send (the page
+ * stops instead of sending it again and again). Relies on `vite build client` having run.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { layerRoom } from '@spanwise/shared';
+import { api, connectLayer, login, startTestServer, waitFor, type LayerClient, type TestServer } from '../../server/test/harness.ts';
+import { defaultSyncLimits } from '../../server/src/config.ts';
+import type { Connection } from '../../server/src/sync/connection.ts';
+import { findWord, launchChromium, selectText, signIn, WAIT, waitConnected } from './page-helpers.ts';
+
+let server: TestServer;
+let browser: Browser;
+let adminCookie: string;
+
+beforeAll(async () => {
+  server = await startTestServer({
+    demo: true,
+    config: { sync: { ...defaultSyncLimits, maxMessageBytes: 1024, maxSocketsPerUser: 2, accessRecheckMs: 200 } },
+  });
+  browser = await launchChromium();
+  adminCookie = await login(server.url, 'admin');
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+async function setRole(username: string, role: 'annotator' | 'viewer'): Promise<void> {
+  await api(server.url, adminCookie, '/api/projects/1/members', { method: 'PUT', body: JSON.stringify({ username, role }) });
+}
+
+/** A fresh browser context signed in as `username` on a document of the demo project. */
+async function openDocument(username: string, documentId: number, prepare?: (page: Page) => Promise<unknown>): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await prepare?.(page);
+  await page.goto(`${server.url}/projects/1/documents/${documentId}`);
+  await signIn(page, username);
+  await page.locator('[data-article]').waitFor(WAIT);
+  return { context, page };
+}
+
+/** Sockets in the room that the server treats as read-only. */
+function readOnlyPeers(room: string): number {
+  const peers = [...(server.sync.rooms.get(room)?.peers.keys() ?? [])] as Connection[];
+  return peers.filter((p) => p.info.readOnly).length;
+}
+
+const status = (page: Page) => page.getByRole('status', { name: 'Connection' });
+
+describe('a role that changes while the layer is open', () => {
+  it('makes the page read-only when the role is taken away, and editable again when it is given back', async () => {
+    const { context, page } = await openDocument('alice', 3);
+    try {
+      await waitConnected(page);
+      expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(false);
+
+      await setRole('alice', 'viewer');
+      await status(page).filter({ hasText: 'read-only' }).waitFor(WAIT);
+      expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(true);
+      expect(await page.getByRole('button', { name: /^Delete/ }).count()).toBe(0);
+
+      await setRole('alice', 'annotator');
+      await status(page).filter({ hasText: /^connected$/ }).waitFor(WAIT);
+      expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(false);
+    } finally {
+      await setRole('alice', 'annotator');
+      await context.close();
+    }
+  });
+
+  it('tells the person when the server drops their edits, even if the page still thinks they may write', async () => {
+    // The page goes on being shown the project as it was when it opened (alice an annotator).
+    let first: string | null = null;
+    const { context, page } = await openDocument('alice', 4, (p) =>
+      p.route('**/api/projects/1', async (route) => {
+        const response = await route.fetch();
+        first ??= await response.text();
+        await route.fulfill({ response, body: first });
+      }),
+    );
+    try {
+      await waitConnected(page);
+      await setRole('alice', 'viewer');
+      // The server closes the socket (access changed); the page reconnects as a viewer.
+      await waitFor(() => readOnlyPeers(layerRoom(4, 2)) === 1, 'alice back in her layer as a viewer');
+      await waitConnected(page);
+      const word = await findWord(page, 2);
+      await selectText(page, word.start, word.end);
+      await page.getByRole('button', { name: 'PERSON' }).click();
+
+      await page.getByRole('alert').filter({ hasText: 'did not save your latest changes' }).waitFor(WAIT);
+      await status(page).filter({ hasText: 'your changes are not saved' }).waitFor(WAIT);
+      expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(true);
+      const stored = await server.database.db.selectFrom('sync_updates').select('id').where('room', '=', layerRoom(4, 2)).execute();
+      expect(stored).toHaveLength(0);
+    } finally {
+      await setRole('alice', 'annotator');
+      await context.close();
+    }
+  });
+});
+
+describe('a server that asks the page to come back later', () => {
+  it('says the server is busy while bob has too many layers open, and connects once one closes', async () => {
+    const bob = await login(server.url, 'bob');
+    const others: LayerClient[] = [connectLayer(server.url, layerRoom(1, 3), bob), connectLayer(server.url, layerRoom(2, 3), bob)];
+    const { context, page } = await openDocument('bob', 5);
+    try {
+      await Promise.all(others.map((o) => o.synced));
+      await status(page).filter({ hasText: 'server busy' }).waitFor(WAIT);
+      expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(false); // edits are kept locally meanwhile
+      others.pop()!.destroy();
+      await status(page).filter({ hasText: /^connected$/ }).waitFor({ timeout: 30_000 });
+    } finally {
+      for (const o of others) o.destroy();
+      await context.close();
+    }
+  });
+});
+
+describe('an edit too large for the server', () => {
+  it('stops and says so instead of sending it again and again, and tries again when asked', async () => {
+    const { context, page } = await openDocument('carol', 1);
+    try {
+      await waitConnected(page);
+      const text = (await page.locator('[data-article]').textContent()) ?? '';
+      expect(text.length).toBeGreaterThan(1_500);
+      await selectText(page, 0, 1_500); // the span's quote alone is over the 1 KiB limit
+      await page.getByRole('button', { name: 'PERSON' }).click();
+
+      const banner = page.getByRole('alert').filter({ hasText: 'too large' });
+      await banner.waitFor(WAIT);
+      await status(page).filter({ hasText: 'stopped' }).waitFor(WAIT);
+      await page.waitForTimeout(1_500);
+      expect(await status(page).textContent()).toContain('stopped'); // no reconnecting on its own
+      expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(true);
+
+      await banner.getByRole('button', { name: 'Try again' }).click();
+      // The same edit goes again and is refused again: the page stops again.
+      await page.getByRole('alert').filter({ hasText: 'too large' }).waitFor(WAIT);
+      await status(page).filter({ hasText: 'stopped' }).waitFor(WAIT);
+    } finally {
+      await context.close();
+    }
+  });
+});

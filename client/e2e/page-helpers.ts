@@ -1,0 +1,64 @@
+/**
+ * What the browser tests do to a page as a person would: sign in, find a word, select text,
+ * wait for the connection. Shared by the e2e test files.
+ */
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+export const WAIT = { timeout: 15_000 };
+
+/** Debian's Chromium (or CHROMIUM_PATH), headless. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+}
+
+export async function signIn(page: Page, username: string): Promise<void> {
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill('demo');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign out' }).waitFor(WAIT);
+}
+
+/** Offsets of the nth capitalised word (4+ letters) of the article, counting from 0. */
+export async function findWord(page: Page, nth: number): Promise<{ start: number; end: number; word: string }> {
+  return page.locator('[data-article]').evaluate((el, n) => {
+    const matches = [...(el.textContent ?? '').matchAll(/\b[A-Z][a-z]{3,}\b/g)];
+    const m = matches[n];
+    if (!m || m.index === undefined) throw new Error(`no word #${n} in the article`);
+    return { start: m.index, end: m.index + m[0].length, word: m[0] };
+  }, nth);
+}
+
+/** Selects [start, end) of the article's text, as a person dragging over it would. */
+export async function selectText(page: Page, start: number, end: number): Promise<void> {
+  await page.locator('[data-article]').evaluate(
+    (el, [s, e]) => {
+      const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+      const range = document.createRange();
+      let seen = 0;
+      let started = false;
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const len = (node as Text).length;
+        if (!started && s < seen + len) {
+          range.setStart(node, s - seen);
+          started = true;
+        }
+        if (started && e <= seen + len) {
+          range.setEnd(node, e - seen);
+          break;
+        }
+        seen += len;
+      }
+      const selection = window.getSelection()!;
+      selection.removeAllRanges();
+      selection.addRange(range);
+    },
+    [start, end] as const,
+  );
+}
+
+export async function waitConnected(page: Page): Promise<void> {
+  await page.getByRole('status', { name: 'Connection' }).filter({ hasText: /^connected$/ }).waitFor(WAIT);
+}
