@@ -175,16 +175,32 @@ export class Room {
 
   async #applyStored(): Promise<void> {
     const rows = await this.deps.store.load(this.name);
+    const store = this.doc.store;
     for (const row of rows) {
       if (this.#destroyed) return;
+      // Content that waits on something missing is tried again inside a later row's apply: if
+      // that throws, the later row is not to blame (it may well be sound, and what its author
+      // wrote next builds on it), so nothing is set aside then — compaction refuses such a log
+      // for the same reason (merge-log.mjs).
+      const waiting = store.pendingStructs !== null || store.pendingDs !== null;
       try {
         Y.decodeUpdate(row.data);
         Y.applyUpdate(this.doc, row.data, this.#loadedOnce ? FROM_BUS : FROM_STORE);
       } catch (err) {
+        if (waiting) {
+          this.deps.observer.error?.('apply_failed');
+          this.deps.log.error('sync_stored_update_failed', { room: this.name, updateId: row.id, whileWaiting: true, error: String(err) });
+          continue;
+        }
         // One bad row must not cost the room the rest of its history.
         this.deps.log.error('sync_update_set_aside', { room: this.name, updateId: row.id, error: String(err) });
         this.deps.observer.error?.('set_aside');
-        await this.deps.store.setAside(this.name, row.id, String(err));
+        try {
+          await this.deps.store.setAside(this.name, row.id, String(err));
+        } catch (setAsideErr) {
+          // Left in the log (loading skips it again next time): the room still loads.
+          this.deps.log.error('sync_set_aside_failed', { room: this.name, updateId: row.id, error: String(setAsideErr) });
+        }
       }
     }
     this.#loadedOnce = true;

@@ -5,7 +5,7 @@ import * as encoding from 'lib0/encoding';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spanwise/shared';
-import { findPoison } from '../../test/updates.ts';
+import { findPoison, waitingPoisonLog } from '../../test/updates.ts';
 import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED } from './connection.ts';
 import { MemoryStore } from './memory-store.ts';
 import { SyncServer } from './sync-server.ts';
@@ -655,6 +655,36 @@ describe('SyncServer', () => {
     expect(listSpans(socket.doc).map((s) => s.label).sort()).toEqual(['GPE', 'ORG']);
     expect(store.setAsideRows).toHaveLength(1);
     expect(store.rooms.get('doc:1:user:1')).toHaveLength(2);
+  });
+
+  it('sets nothing aside when a row fails only in retrying content that waited on it, and loads the same again', async () => {
+    const { rows, text } = waitingPoisonLog();
+    const store = new MemoryStore();
+    await store.append('doc:1:user:1', rows);
+    for (let load = 1; load <= 2; load++) {
+      const server = new SyncServer({ store, log: silent, limits });
+      const socket = new MemorySocket();
+      join(server, socket);
+      await flushed(server);
+      expect(server.rooms.get('doc:1:user:1')!.doc.getText('t').toString()).toBe(text);
+      expect(socket.doc.getText('t').toString()).toBe(text);
+      expect(store.setAsideRows).toEqual([]);
+      expect(store.rooms.get('doc:1:user:1')).toHaveLength(4);
+    }
+  });
+
+  it('still loads a room when setting a bad row aside fails', async () => {
+    const store = new MemoryStore();
+    await store.append('doc:1:user:1', [spanUpdate('GPE'), new Uint8Array([9, 9, 9, 9]), spanUpdate('ORG', 5, 9)]);
+    store.setAside = async () => {
+      throw new Error('invalid byte sequence for encoding "UTF8": 0x00');
+    };
+    const server = new SyncServer({ store, log: silent, limits });
+    const socket = new MemorySocket();
+    join(server, socket);
+    await flushed(server);
+    expect(socket.closedWith).toBeNull();
+    expect(listSpans(socket.doc).map((s) => s.label).sort()).toEqual(['GPE', 'ORG']);
   });
 
   it('drops updates from a read-only socket and tells it once', async () => {

@@ -566,6 +566,17 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(await db.current.db.selectFrom('sync_quarantine').select('id').where('room', '=', 'r11').execute()).toEqual([]);
   });
 
+  it('sets aside an update whose error quotes a NUL (which a text column refuses), with the error cut to length', async () => {
+    const store = storeWith({ compactAfterRows: 1000, log: silent });
+    await store.append('r14', [new Uint8Array([1, 2, 3])]);
+    const [row] = await store.load('r14');
+    await store.setAside('r14', row!.id, `SyntaxError: Unexpected token \u0000 in JSON "\u0000garbage" ${'x'.repeat(5_000)}`);
+    expect(await store.load('r14')).toEqual([]);
+    const [q] = await db.current.db.selectFrom('sync_quarantine').selectAll().where('room', '=', 'r14').execute();
+    expect(q!.error.startsWith('SyntaxError: Unexpected token \uFFFD in JSON "\uFFFDgarbage"')).toBe(true);
+    expect(q!.error.length).toBeLessThanOrEqual(2_001);
+  });
+
   it('sets aside an update, keeping its bytes and the error', async () => {
     const store = storeWith({ compactAfterRows: 1000, log: silent });
     await store.append('r4', [new Uint8Array([1, 2, 3])]);

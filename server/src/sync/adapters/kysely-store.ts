@@ -118,6 +118,19 @@ function answeredByDatabase(err: unknown): boolean {
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('08') && !code.startsWith('57');
 }
 
+/** Characters of an error kept with a row set aside. */
+const MAX_ERROR_CHARS = 2_000;
+
+/**
+ * An error's text as a text column takes it: Yjs' JSON errors quote the bytes they could not
+ * read, and PostgreSQL refuses a NUL in text, which would fail the set-aside and with it the
+ * room's load. NULs become U+FFFD; the text is cut to MAX_ERROR_CHARS.
+ */
+export function storableError(error: string): string {
+  const clean = error.replaceAll('\u0000', '\uFFFD');
+  return clean.length > MAX_ERROR_CHARS ? `${clean.slice(0, MAX_ERROR_CHARS)}…` : clean;
+}
+
 /** Rows per query when compaction reads a room's log. */
 export const READ_RUN_ROWS = 1_000;
 
@@ -293,7 +306,7 @@ export class KyselyStore implements SyncStore {
     let remove = trx.deleteFrom('sync_updates').where('id', '=', id).where('room', '=', room);
     if (kind) remove = remove.where('kind', '=', kind);
     const row = await remove.returning('data').executeTakeFirst();
-    if (row) await trx.insertInto('sync_quarantine').values({ room, data: row.data, error }).execute();
+    if (row) await trx.insertInto('sync_quarantine').values({ room, data: row.data, error: storableError(error) }).execute();
     return row !== undefined;
   }
 
