@@ -568,11 +568,11 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
 
   it('sets aside an update whose error quotes a NUL (which a text column refuses), with the error cut to length', async () => {
     const store = storeWith({ compactAfterRows: 1000, log: silent });
-    await store.append('r14', [new Uint8Array([1, 2, 3])]);
-    const [row] = await store.load('r14');
-    await store.setAside('r14', row!.id, `SyntaxError: Unexpected token \u0000 in JSON "\u0000garbage" ${'x'.repeat(5_000)}`);
-    expect(await store.load('r14')).toEqual([]);
-    const [q] = await db.current.db.selectFrom('sync_quarantine').selectAll().where('room', '=', 'r14').execute();
+    await store.append('r-nul', [new Uint8Array([1, 2, 3])]);
+    const [row] = await store.load('r-nul');
+    await store.setAside('r-nul', row!.id, `SyntaxError: Unexpected token \u0000 in JSON "\u0000garbage" ${'x'.repeat(5_000)}`);
+    expect(await store.load('r-nul')).toEqual([]);
+    const [q] = await db.current.db.selectFrom('sync_quarantine').selectAll().where('room', '=', 'r-nul').execute();
     expect(q!.error.startsWith('SyntaxError: Unexpected token \uFFFD in JSON "\uFFFDgarbage"')).toBe(true);
     expect(q!.error.length).toBeLessThanOrEqual(2_001);
   });
