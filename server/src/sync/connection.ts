@@ -309,9 +309,16 @@ export class Connection implements RoomPeer {
       case syncProtocol.messageYjsSyncStep2:
       case syncProtocol.messageYjsUpdate: {
         const update = decoding.readVarUint8Array(decoder);
+        if (this.info.readOnly) {
+          // Dropped unread (decoding a large update costs time a viewer should not get to
+          // spend). Told when it tries to write: a live update does; a sync reply only when it
+          // holds content (its first number counts the clients it has structs of), not when it
+          // is no more than the delete set every reply carries whole.
+          if (type === syncProtocol.messageYjsUpdate || decoding.readVarUint(decoding.createDecoder(update)) > 0) this.#tellReadOnly();
+          return;
+        }
         const { structs, ds } = Y.decodeUpdate(update); // throws unless the whole update decodes
         if (structs.length === 0 && ds.clients.size === 0) return; // e.g. a new client's empty step 2
-        if (this.info.readOnly) return this.#tellReadOnly();
         if (!this.room.enqueue(update, this)) this.#backlogFull('room');
         return;
       }

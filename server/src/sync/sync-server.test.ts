@@ -701,6 +701,36 @@ describe('SyncServer', () => {
     expect(authMessages).toHaveLength(1);
   });
 
+  it('drops a read-only socket’s updates unread, and tells it only when it tries to write', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits });
+    const room = 'doc:1:user:1';
+    const writer = new MemorySocket();
+    const writerConn = server.connect(writer, info(room));
+    await flushed(server);
+    // The room holds a span that was deleted: every sync reply carries that deletion.
+    const doc = new Y.Doc();
+    const id = addSpan(doc, { label: 'GPE', start: 0, end: 4, quote: 'Rome', author: 1 });
+    annotationsMap(doc).delete(id);
+    writerConn.receive(updateMessage(Y.encodeStateAsUpdate(doc)));
+    await flushed(server);
+    const viewer = new MemorySocket();
+    const viewerConn = server.connect(viewer, info(room, true));
+    await flushed(server);
+    const told = () => viewer.received.filter((m) => m[0] === MessageKind.auth).length;
+    // A viewer's sync reply with nothing but the room's own delete set: not an attempt to write.
+    const reply = encoding.createEncoder();
+    encoding.writeVarUint(reply, MessageKind.sync);
+    syncProtocol.writeSyncStep2(reply, doc, Y.encodeStateVector(doc));
+    viewerConn.receive(encoding.toUint8Array(reply));
+    // Bytes that do not decode as an update: dropped unread, the socket stays.
+    viewerConn.receive(updateMessage(new Uint8Array([5, 200, 1, 9, 9, 9])));
+    await flushed(server);
+    expect(viewer.closedWith).toBeNull();
+    expect(told()).toBe(1); // (for the live update)
+    expect(store.rooms.get(room)).toHaveLength(1);
+  });
+
   it('closes a socket that exceeds its message rate', async () => {
     const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxMessagesPerSecond: 5 } });
     const socket = new MemorySocket();
