@@ -10,7 +10,13 @@ export type Room =
   | { kind: 'gold'; documentId: number }
   | { kind: 'entities'; projectId: number };
 
-const ID = '([1-9][0-9]{0,15})';
+const ID = '([1-9][0-9]{0,9})';
+/** Ids are PostgreSQL `integer`s: a larger one names nothing (and would fail the lookup). */
+const MAX_ID = 2_147_483_647;
+const ids = (...values: string[]) => {
+  const numbers = values.map(Number);
+  return numbers.every((n) => n <= MAX_ID) ? numbers : null;
+};
 const LAYER = new RegExp(`^doc:${ID}:user:${ID}$`);
 const GOLD = new RegExp(`^doc:${ID}:gold$`);
 const ENTITIES = new RegExp(`^project:${ID}:entities$`);
@@ -22,11 +28,12 @@ export const entitiesRoom = (projectId: number) => `project:${projectId}:entitie
 /** Parses a room name; returns null for anything that is not exactly one of the three shapes. */
 export function parseRoom(name: string): Room | null {
   let m = LAYER.exec(name);
-  if (m) return { kind: 'layer', documentId: Number(m[1]), userId: Number(m[2]) };
+  let n: number[] | null;
+  if (m) return (n = ids(m[1]!, m[2]!)) && { kind: 'layer', documentId: n[0]!, userId: n[1]! };
   m = GOLD.exec(name);
-  if (m) return { kind: 'gold', documentId: Number(m[1]) };
+  if (m) return (n = ids(m[1]!)) && { kind: 'gold', documentId: n[0]! };
   m = ENTITIES.exec(name);
-  if (m) return { kind: 'entities', projectId: Number(m[1]) };
+  if (m) return (n = ids(m[1]!)) && { kind: 'entities', projectId: n[0]! };
   return null;
 }
 
