@@ -279,7 +279,13 @@ export class Connection implements RoomPeer {
         this.room.forgetOldPresence();
         const { introduced, live, setsServer } = presenceOutcome(update, this.room.awareness, this.room.peers.get(this) ?? new Set());
         if (setsServer) throw new ProtocolError('presence that speaks for the server');
-        if (this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED || live > MAX_AWARENESS_CLIENTS) return this.#tooManyPresenceIds();
+        if (
+          this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED ||
+          live > MAX_AWARENESS_CLIENTS ||
+          !this.room.admitPresenceIds(this.info.userId, introduced) // (last: it counts what it admits)
+        ) {
+          return this.#tooManyPresenceIds();
+        }
         this.#introduced += introduced;
         awarenessProtocol.applyAwarenessUpdate(this.room.awareness, update, this);
         return;

@@ -40,6 +40,17 @@ export interface ServerAwareness {
 
 /** Presence ids a room remembers before it forgets those long gone (see forgetOldPresence). */
 const PRESENCE_MEMORY = 1_024;
+/** A room remembers at most this many presence ids: past it, new ones are refused. */
+export const MAX_ROOM_PRESENCE_IDS = 20_000;
+/**
+ * New presence ids one user may show a room within PRESENCE_WINDOW_MS, over all their sockets:
+ * a socket's own cap starts again when it reconnects. (A page shows one id per open layer.)
+ */
+export const MAX_PRESENCE_IDS_PER_USER = 2_048;
+/** How long ids are remembered at least: a removed state's id is forgotten two timeouts later. */
+const PRESENCE_WINDOW_MS = 2 * awarenessProtocol.outdatedTimeout;
+/** A scan for ids to forget runs at most once this often (or sooner once the ids have doubled). */
+const PRESENCE_SCAN_MS = 1_000;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5_000;
 /** Origins that are not peers: loading from the store, another instance, a peer leaving. */
@@ -70,6 +81,10 @@ export class Room {
   #destroyed = false;
   /** After the first load, reloads (the bus lost track) are broadcast like any remote update. */
   #loadedOnce = false;
+  #presenceScannedAt = -Infinity;
+  #presenceAfterScan = 0;
+  /** New presence ids each user has shown the room, counted from `since`. */
+  readonly #presenceShownBy = new Map<number, { count: number; since: number }>();
 
   constructor(
     readonly name: string,
@@ -127,12 +142,35 @@ export class Room {
   forgetOldPresence(now = Date.now()): void {
     const meta = this.awareness.meta;
     if (meta.size <= PRESENCE_MEMORY) return;
+    // A scan reads every id remembered: not at every message (a flood of empty presence
+    // messages would make each cost the whole memory), at most once a second, or sooner once
+    // the memory has doubled since the last, so its cost per id stays bounded.
+    if (now - this.#presenceScannedAt < PRESENCE_SCAN_MS && meta.size < 2 * Math.max(this.#presenceAfterScan, PRESENCE_MEMORY)) return;
     const states = this.awareness.states;
     for (const [id, m] of meta) {
       // Never its own: its clock must go on rising, or peers would ignore its next notice.
       if (id === this.awareness.clientID) continue;
-      if (!states.has(id) && now - m.lastUpdated > 2 * awarenessProtocol.outdatedTimeout) meta.delete(id);
+      if (!states.has(id) && now - m.lastUpdated > PRESENCE_WINDOW_MS) meta.delete(id);
     }
+    this.#presenceScannedAt = now;
+    this.#presenceAfterScan = meta.size;
+  }
+
+  /**
+   * Counts `count` presence ids that `userId` is the first to show this room; false (counting
+   * nothing) past what one user may show it in a while, or past what the room remembers at most.
+   */
+  admitPresenceIds(userId: number, count: number, now = Date.now()): boolean {
+    if (count === 0) return true;
+    if (this.awareness.meta.size + count > MAX_ROOM_PRESENCE_IDS) return false;
+    let shown = this.#presenceShownBy.get(userId);
+    if (!shown || now - shown.since > PRESENCE_WINDOW_MS) {
+      shown = { count: 0, since: now };
+      this.#presenceShownBy.set(userId, shown);
+    }
+    if (shown.count + count > MAX_PRESENCE_IDS_PER_USER) return false;
+    shown.count += count;
+    return true;
   }
 
   /** Bytes held here: updates waiting to be stored, and peers' frames waiting their turn. */

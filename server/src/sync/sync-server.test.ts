@@ -8,6 +8,7 @@ import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spa
 import { findPoison, waitingPoisonLog } from '../../test/updates.ts';
 import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED } from './connection.ts';
 import { MemoryStore } from './memory-store.ts';
+import { MAX_PRESENCE_IDS_PER_USER } from './room.ts';
 import { SyncServer } from './sync-server.ts';
 import type { BusListener, StoredUpdate, SyncBus, SyncSocket } from './types.ts';
 
@@ -543,6 +544,53 @@ describe('SyncServer', () => {
     expect(room.awareness.meta.size).toBeGreaterThanOrEqual(1_200);
     room.forgetOldPresence(Date.now() + 2 * awarenessProtocol.outdatedTimeout + 1_000);
     expect(room.awareness.meta.size).toBeLessThan(10);
+  });
+
+  it('scans for presence ids to forget at most once a second, or sooner once they have doubled', () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
+    join(server, new MemorySocket());
+    const room = server.rooms.get('doc:1:user:1')!;
+    const goneLongAgo = (from: number, to: number) => {
+      for (const id of range(from, to)) room.awareness.meta.set(id, { clock: 1, lastUpdated: 0 });
+    };
+    const base = room.awareness.meta.size; // (its own id, kept)
+    const t = Date.now() + 10 * awarenessProtocol.outdatedTimeout;
+    goneLongAgo(1, 1_100);
+    room.forgetOldPresence(t);
+    expect(room.awareness.meta.size).toBe(base);
+    goneLongAgo(1, 1_100);
+    room.forgetOldPresence(t + 500); // half a second after the last scan: not yet
+    expect(room.awareness.meta.size).toBe(base + 1_100);
+    room.forgetOldPresence(t + 1_001);
+    expect(room.awareness.meta.size).toBe(base);
+    goneLongAgo(1, 1_100);
+    room.forgetOldPresence(t + 1_200);
+    expect(room.awareness.meta.size).toBe(base + 1_100);
+    goneLongAgo(1_101, 2_100); // twice what a room remembers before it forgets: at once
+    room.forgetOldPresence(t + 1_300);
+    expect(room.awareness.meta.size).toBe(base);
+  });
+
+  it('caps the presence ids one user shows a room over all their sockets, reconnecting or not', async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024 } });
+    const keeper = new MemorySocket(); // another user, who keeps the room open throughout
+    join(server, keeper, { room: 'doc:1:user:1', userId: 2, readOnly: false });
+    const sockets = Array.from({ length: 9 }, () => new MemorySocket());
+    let next = 1;
+    for (const socket of sockets) {
+      const conn = join(server, socket); // the same user each time
+      await flushed(server);
+      conn.receive(rawPresence(range(next, next + 255).map((id) => [id, 1, null] as const)));
+      next += 256;
+      await flushed(server);
+      conn.close(1000, 'gone'); // and comes back with a fresh socket
+      await flushed(server);
+    }
+    // 8 × 256 = 2,048 ids; the ninth socket's would be past it.
+    expect(sockets.slice(0, 8).map((s) => s.closedWith)).toEqual(sockets.slice(0, 8).map(() => 1000));
+    expect(sockets[8]!.closedWith).toBe(CloseCode.rateLimited);
+    expect(keeper.closedWith).toBeNull();
+    expect(server.rooms.get('doc:1:user:1')!.awareness.meta.size).toBeLessThanOrEqual(MAX_PRESENCE_IDS_PER_USER + 1);
   });
 
   it('counts presence states that come back after their removal, and closes a socket that shows too many ids', async () => {
