@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
+import { waitAtMost } from './sync/wait-at-most.ts';
 import { createApp, createServices } from './app.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type OpenDatabase } from './db/database.ts';
@@ -140,7 +141,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await compactionsEnded;
-        await database.close();
+        // A query still waiting on a PostgreSQL that stopped answering (a route that drops
+        // packets) would hold the pool's end until TCP gives up.
+        await waitAtMost(database.close(), 10_000);
       })();
       return closing;
     },

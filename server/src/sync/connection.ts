@@ -92,6 +92,8 @@ export class Connection implements RoomPeer {
   #greeted = false;
   /** Bytes of this socket's frames not yet handled (waiting for the room's load, say). */
   #waitingBytes = 0;
+  /** Those frames, in order, each with the bytes it holds against the room's backlog. */
+  #frames: Array<{ data: Uint8Array; held: number }> = [];
   /** Presence ids this socket was the first to show the room. */
   #introduced = 0;
   #tokens: number;
@@ -165,12 +167,15 @@ export class Connection implements RoomPeer {
     const size = !this.info.readOnly && carriesUpdate ? frameBytes : 0;
     if (size > 0 && !this.room.hold(size)) return this.#backlogFull('room');
     this.#waitingBytes += frameBytes;
+    this.#frames.push({ data, held: size });
     this.#chain = this.#chain.then(() => {
-      this.#waitingBytes -= frameBytes;
-      this.room.letGo(size);
+      const frame = this.#frames.shift();
+      if (!frame) return; // let go of already (refused before it came up)
+      this.#waitingBytes -= frame.data.byteLength;
+      this.room.letGo(frame.held);
       if (this.#refused) return;
       try {
-        this.#handle(data);
+        this.#handle(frame.data);
       } catch (err) {
         if (err instanceof TooBig) {
           this.observer.error?.('too_big');
@@ -194,6 +199,7 @@ export class Connection implements RoomPeer {
     if (this.#closed) return;
     this.#closed = true;
     this.#refused = true;
+    this.#dropWaiting();
     try {
       this.socket.close(code, reason);
     } finally {
@@ -208,7 +214,24 @@ export class Connection implements RoomPeer {
   closedByPeer(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (!this.#greeted) {
+      // Its room has not loaded (and may not for long, with the database away): nothing of it
+      // is kept meanwhile. Its client still holds what it sent, and sends it on reconnecting.
+      this.#refused = true;
+      this.#dropWaiting();
+      this.#detach();
+      return;
+    }
     this.#chain = this.#chain.then(() => this.#detach());
+  }
+
+  /** Lets go of the frames waiting their turn, unread (this socket is refused). */
+  #dropWaiting(): void {
+    for (const frame of this.#frames) {
+      this.#waitingBytes -= frame.data.byteLength;
+      this.room.letGo(frame.held);
+    }
+    this.#frames = [];
   }
 
   #detach(): void {

@@ -74,6 +74,8 @@ export class Room {
   readonly peers = new Map<RoomPeer, Set<number>>();
   readonly loaded: Promise<void>;
   #pending: Array<{ update: Uint8Array; origin: RoomPeer; receivedAt: number }> = [];
+  /** Updates in the batch the store is writing now. */
+  #storing = 0;
   #heldBytes = 0;
   #flushing = false;
   /** The bus lost track of the room: reload from the store at the next point between batches. */
@@ -129,8 +131,9 @@ export class Room {
     this.loaded = this.#load();
   }
 
+  /** Updates received and not yet stored: queued, and the batch being stored. */
   get pendingCount(): number {
-    return this.#pending.length;
+    return this.#pending.length + this.#storing;
   }
 
   /**
@@ -346,17 +349,20 @@ export class Room {
       this.#pending = [];
       const updates = batch.map((b) => b.update);
       const started = performance.now();
+      this.#storing = batch.length;
       try {
         await noticeIfSlow(this.deps.store.append(this.name, updates), 'append', () => batch.length + this.#pending.length);
       } catch (err) {
         // Keep the batch, in order, ahead of anything that arrived meanwhile, and try again.
         this.#pending = batch.concat(this.#pending);
+        this.#storing = 0;
         this.deps.observer.error?.('store_failed');
         this.deps.log.warn('sync_store_failed', { room: this.name, queued: this.#pending.length, retryInMs: delay, error: String(err) });
         announceDelay(this.#pending.length);
         await retryLater();
         continue;
       }
+      this.#storing = 0;
       this.deps.observer.updatesStored?.(batch.length, (performance.now() - started) / 1000);
       this.letGo(updates.reduce((n, u) => n + u.byteLength, 0));
       // Stored, so it goes on to the other instances as received. Not what this doc integrates:

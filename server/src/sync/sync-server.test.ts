@@ -335,7 +335,7 @@ describe('SyncServer', () => {
     const frame = updateMessage(spanUpdate('X'.repeat(1_000)));
     for (let i = 0; i < 10 && a.closedWith === null; i++) conn.receive(frame);
     expect(a.closedWith).toBe(CloseCode.tryAgainLater);
-    expect(server.backlog.bytes).toBeGreaterThan(0);
+    expect(server.backlog.bytes).toBe(0); // a refused socket's waiting frames are let go of at once
     release();
     await flushed(server);
     expect(server.backlog.bytes).toBe(0);
@@ -777,6 +777,39 @@ describe('SyncServer', () => {
     expect(viewer.closedWith).toBeNull();
     expect(told()).toBe(1); // (for the live update)
     expect(store.rooms.get(room)).toHaveLength(1);
+  });
+
+  it('keeps nothing of a socket that leaves while its room is still loading (a database away)', async () => {
+    const store = new MemoryStore();
+    store.load = () => new Promise(() => {}); // never answers
+    const server = new SyncServer({ store, log: silent, limits });
+    for (let i = 0; i < 50; i++) {
+      const conn = server.connect(new MemorySocket(), info());
+      conn.receive(updateMessage(new Uint8Array(100_000)));
+      conn.closedByPeer();
+    }
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    expect(server.stats()).toMatchObject({ sockets: 0, queuedBytes: 0 });
+    expect(room.peers.size).toBe(0);
+    expect(room.heldBytes).toBe(0);
+  });
+
+  it('counts the batch being stored as queued, and names what a close leaves unsaved', async () => {
+    const store = new MemoryStore();
+    store.append = () => new Promise(() => {}); // never answers
+    const errors: Array<{ event: string; fields: Record<string, unknown> }> = [];
+    const log = { ...silent, error: (event: string, fields: Record<string, unknown>) => errors.push({ event, fields }) };
+    const server = new SyncServer({ store, log, limits });
+    const socket = new MemorySocket();
+    const conn = join(server, socket);
+    await flushed(server);
+    conn.receive(updateMessage(spanUpdate('GPE')));
+    conn.receive(updateMessage(spanUpdate('ORG')));
+    await flushed(server);
+    expect(server.stats().queued).toBe(2);
+    await server.close(50);
+    expect(errors).toContainEqual({ event: 'sync_unsaved_on_close', fields: { updates: 2, rooms: ['doc:1:user:1'] } });
   });
 
   it('closes a socket that exceeds its message rate', async () => {

@@ -102,8 +102,13 @@ export class SyncServer {
     while ([...this.rooms.values()].some((r) => !r.idle) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 10));
     }
-    const unsaved = [...this.rooms.values()].reduce((n, r) => n + r.pendingCount, 0);
-    if (unsaved > 0) this.options.log.error('sync_unsaved_on_close', { updates: unsaved });
+    const unsaved = [...this.rooms.values()].filter((r) => r.pendingCount > 0);
+    if (unsaved.length > 0) {
+      this.options.log.error('sync_unsaved_on_close', {
+        updates: unsaved.reduce((n, r) => n + r.pendingCount, 0),
+        rooms: unsaved.slice(0, 100).map((r) => r.name),
+      });
+    }
     await this.options.bus?.close([...this.rooms.values()].every((r) => r.idle));
   }
 }
