@@ -7,21 +7,24 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addSpan, layerRoom, listSpans } from '@spanwise/shared';
-import { connectLayer, createTestDatabase, databaseKinds, login, waitFor, type LayerClient } from './harness.ts';
-import { spawnServer } from './processes.ts';
+import { openDatabase } from '../src/db/database.ts';
+import { connectLayer, createTestDatabase, databaseKinds, login, storedDoc, waitFor, type LayerClient } from './harness.ts';
+import { spawnServer, type ServerProcess } from './processes.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 
 const ALICE = 2;
 const WRITERS = ['alice', 'dana', 'admin'];
 
 describe.each(databaseKinds())('kill -9 during writes (%s)', (kind) => {
-  it('loses nothing any peer had received', async () => {
+  it('loses nothing any peer had received', { timeout: 180_000 }, async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'spanwise-crash-'));
     const db = kind === 'postgres' ? await createTestDatabase('postgres') : null;
     const env: Record<string, string> = db ? { DATABASE_URL: db.config.databaseUrl! } : { DATA_DIR: dir };
     const clients: LayerClient[] = [];
+    let server: ServerProcess | null = null;
+    let writing: NodeJS.Timeout | undefined;
     try {
-      let server = await spawnServer(env);
+      server = await spawnServer(env);
       const room = layerRoom(1, ALICE);
       for (const who of WRITERS) clients.push(connectLayer(server.url, room, await login(server.url, who)));
       await Promise.all(clients.map((c) => c.synced));
@@ -36,7 +39,7 @@ describe.each(databaseKinds())('kill -9 during writes (%s)', (kind) => {
         }),
       );
       let written = 0;
-      const writing = setInterval(() => {
+      writing = setInterval(() => {
         clients.forEach((c, i) => {
           addSpan(c.doc, { label: 'GPE', start: written % 2000, end: (written % 2000) + 1, quote: 'x', author: i }, `w${i}-${written}`);
         });
@@ -59,7 +62,9 @@ describe.each(databaseKinds())('kill -9 during writes (%s)', (kind) => {
       expect(lost).toEqual([]);
       await server.kill('SIGTERM');
     } finally {
+      clearInterval(writing);
       for (const c of clients) c.destroy();
+      await server?.kill('SIGKILL');
       await rm(dir, { recursive: true, force: true });
       await db?.drop();
     }
@@ -67,7 +72,7 @@ describe.each(databaseKinds())('kill -9 during writes (%s)', (kind) => {
 });
 
 describe.runIf(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL)('two server processes, one killed', () => {
-  it('clients converge across instances; the killed one’s clients move to the other and nothing is lost', async () => {
+  it('clients converge across instances; the one killed mid-write loses nothing a peer had, and its clients move to the other', { timeout: 180_000 }, async () => {
     const db = await createTestDatabase('postgres');
     const env = {
       DATABASE_URL: db.config.databaseUrl!,
@@ -75,15 +80,19 @@ describe.runIf(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL)('two
       REDIS_KEY_PREFIX: `spanwise-test:${process.pid}:${Date.now()}:`,
     };
     const clients: LayerClient[] = [];
-    const [a, b] = await Promise.all([spawnServer(env), spawnServer({ ...env, DEMO: '0' })]);
-    // In front of them, as a load balancer would be: A while it answers, else B.
-    const portOf = (url: string) => Number(new URL(url).port);
-    const proxy = new TcpProxy([
-      { host: '127.0.0.1', port: portOf(a.url) },
-      { host: '127.0.0.1', port: portOf(b.url) },
-    ]);
-    const viaProxy = `http://127.0.0.1:${await proxy.listen()}`;
+    const servers: ServerProcess[] = [];
+    let proxy: TcpProxy | null = null;
+    let writing: NodeJS.Timeout | undefined;
     try {
+      const [a, b] = await Promise.all([spawnServer(env), spawnServer({ ...env, DEMO: '0' })]);
+      servers.push(a, b);
+      // In front of them, as a load balancer would be: A while it answers, else B.
+      const portOf = (url: string) => Number(new URL(url).port);
+      proxy = new TcpProxy([
+        { host: '127.0.0.1', port: portOf(a.url) },
+        { host: '127.0.0.1', port: portOf(b.url) },
+      ]);
+      const viaProxy = `http://127.0.0.1:${await proxy.listen()}`;
       const room = layerRoom(1, ALICE);
       const onA = [connectLayer(viaProxy, room, await login(viaProxy, 'alice')), connectLayer(viaProxy, room, await login(viaProxy, 'admin'))];
       const onB = connectLayer(b.url, room, await login(b.url, 'dana'));
@@ -96,31 +105,64 @@ describe.runIf(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL)('two
       write(onA[0]!, 'a0', 30);
       write(onA[1]!, 'a1', 30);
       write(onB, 'b', 30);
-      const all = () => clients.every((c) => listSpans(c.doc).length === ids.length);
-      await waitFor(all, 'all three clients at 90 spans', 10_000);
+      await waitFor(() => clients.every((c) => listSpans(c.doc).length === ids.length), 'all three clients at 90 spans', 15_000);
 
-      const dropped = onA.map((c) => new Promise<void>((r) => c.provider.once('connection-close', () => r())));
+      // Every span id a client received from another client: the server had stored it.
+      const receivedByPeer = new Set<string>();
+      clients.forEach((c) =>
+        c.doc.getMap('annotations').observe((event, tr) => {
+          if (tr.local) return;
+          for (const key of event.keysChanged) if (c.doc.getMap('annotations').has(key)) receivedByPeer.add(key);
+        }),
+      );
+      // All three write until A is killed; one of A's clients goes with it (what it had not
+      // had stored goes too, but nothing any peer received may).
+      let n = 0;
+      writing = setInterval(() => {
+        clients.forEach((c, i) => c.provider.shouldConnect && addSpan(c.doc, { label: 'ORG', start: n % 500, end: (n % 500) + 1, quote: 'y', author: i }, `live${i}-${n}`));
+        n++;
+      }, 10);
+      await waitFor(() => receivedByPeer.size >= 60, 'writes crossing both instances', 20_000);
+      const gone = onA[1]!;
+      const dropped = new Promise<void>((r) => onA[0]!.provider.once('connection-close', () => r()));
+      gone.destroy();
       await a.kill('SIGKILL');
-      await Promise.all(dropped);
-      // A's clients' providers reconnect on their own, with the same sessions, and the proxy
-      // takes them to B; they keep writing, one of them before it is back.
-      write(onA[1]!, 'a1-offline', 5);
-      await waitFor(() => onA.every((c) => c.provider.wsconnected && c.provider.synced), 'A’s clients reconnected through the proxy', 15_000);
-      const moved = onA;
-      write(moved[0]!, 'a0-after', 10);
-      write(onB, 'b-after', 10);
-      await waitFor(all, 'every client at 115 spans after the failover', 10_000);
+      clearInterval(writing);
+      await dropped;
+      const had = new Set(receivedByPeer);
 
-      const fresh = connectLayer(b.url, room, await login(b.url, 'dana'));
-      clients.push(fresh);
-      await fresh.synced;
-      const present = new Set(listSpans(fresh.doc).map((s) => s.id));
-      expect(ids.filter((id) => !present.has(id))).toEqual([]);
-      expect(present.size).toBe(115);
+      // alice's provider reconnects on its own, with the same session; the proxy takes it to B.
+      write(onA[0]!, 'a0-offline', 5);
+      await waitFor(() => onA[0]!.provider.wsconnected && onA[0]!.provider.synced, 'alice reconnected through the proxy', 20_000);
+      write(onA[0]!, 'a0-after', 10);
+      write(onB, 'b-after', 10);
+      const spanIds = (c: LayerClient) => new Set(listSpans(c.doc).map((s) => s.id));
+      const same = () => {
+        const x = spanIds(onA[0]!);
+        const y = spanIds(onB);
+        return x.size === y.size && [...x].every((id) => y.has(id));
+      };
+      await waitFor(same, 'alice and dana converged on B', 15_000);
+
+      // In PostgreSQL itself: every span any peer had received, and what alice and dana wrote.
+      const check = await openDatabase({ databaseUrl: db.config.databaseUrl, dataDir: 'memory://' });
+      try {
+        const stored = await waitFor(async () => {
+          const doc = await storedDoc(check.db, room);
+          const present = new Set(listSpans(doc).map((s) => s.id));
+          return [...spanIds(onB)].every((id) => present.has(id)) ? present : null;
+        }, 'what alice and dana hold, stored', 10_000);
+        expect([...had].filter((id) => !stored!.has(id))).toEqual([]);
+        expect(had.size).toBeGreaterThanOrEqual(60);
+        expect([...had].some((id) => id.startsWith('live1-'))).toBe(true); // the gone client's, via A
+      } finally {
+        await check.close();
+      }
     } finally {
+      clearInterval(writing);
       for (const c of clients) c.destroy();
-      await proxy.close();
-      await Promise.all([a.kill('SIGKILL'), b.kill('SIGTERM')]);
+      await proxy?.close();
+      await Promise.allSettled(servers.map((p) => p.kill('SIGKILL')));
       await db.drop();
     }
   });
