@@ -9,6 +9,7 @@ import * as syncProtocol from 'y-protocols/sync';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { CloseCode, MessageKind } from '@spanwise/shared';
+import { errorKind } from './error-text.ts';
 import { messageLabel } from './message-label.ts';
 import { PEER_LEFT, type Room, type RoomPeer } from './room.ts';
 import type { ConnectionInfo, SyncLogger, SyncObserver, SyncSocket } from './types.ts';
@@ -115,7 +116,7 @@ export class Connection implements RoomPeer {
       .then(
         () => this.#greet(),
         (err) => {
-          this.log.error('sync_room_load_failed', { room: room.name, error: String(err) });
+          this.log.error('sync_room_load_failed', { room: room.name, userId: info.userId, error: String(err) });
           // Also when the peer left meanwhile: its queued frames must not reach the dropped room.
           this.#refused = true;
           this.close(CloseCode.tryAgainLater, 'the room could not be loaded');
@@ -123,7 +124,7 @@ export class Connection implements RoomPeer {
       )
       // The chain never rejects: every frame queued on it runs, and lets go of its bytes.
       .catch((err) => {
-        this.log.error('sync_greet_failed', { room: room.name, error: String(err) });
+        this.log.error('sync_greet_failed', { room: room.name, userId: info.userId, error: String(err) });
         this.#refused = true;
         this.close(CloseCode.tryAgainLater, 'the server could not answer');
       });
@@ -182,7 +183,9 @@ export class Connection implements RoomPeer {
           return this.close(CloseCode.tooBig, err.message);
         }
         this.observer.error?.('malformed');
-        this.log.warn('sync_malformed_message', { room: this.room.name, userId: this.info.userId, error: String(err) });
+        // Our own refusals say why; anything else thrown reading the frame may quote it.
+        const error = err instanceof ProtocolError ? err.message : errorKind(err);
+        this.log.warn('sync_malformed_message', { room: this.room.name, userId: this.info.userId, error });
         this.close(CloseCode.malformed, 'malformed message');
       }
     });

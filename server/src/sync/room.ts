@@ -14,6 +14,7 @@ import * as syncProtocol from 'y-protocols/sync';
 import * as encoding from 'lib0/encoding';
 import { MessageKind } from '@spanwise/shared';
 import type { Backlog } from './backlog.ts';
+import { errorKind } from './error-text.ts';
 import { messageLabel } from './message-label.ts';
 import type { BusMessageKind, SyncBus, SyncLogger, SyncObserver, SyncStore } from './types.ts';
 
@@ -230,11 +231,12 @@ export class Room {
       } catch (err) {
         if (waiting) {
           this.deps.observer.error?.('apply_failed');
-          this.deps.log.error('sync_stored_update_failed', { room: this.name, updateId: row.id, whileWaiting: true, error: String(err) });
+          this.deps.log.error('sync_stored_update_failed', { room: this.name, updateId: row.id, whileWaiting: true, error: errorKind(err) });
           continue;
         }
         // One bad row must not cost the room the rest of its history.
-        this.deps.log.error('sync_update_set_aside', { room: this.name, updateId: row.id, error: String(err) });
+        // (The whole error is kept with the row, in the database; the log only names its kind.)
+        this.deps.log.error('sync_update_set_aside', { room: this.name, updateId: row.id, error: errorKind(err) });
         this.deps.observer.error?.('set_aside');
         try {
           await this.deps.store.setAside(this.name, row.id, String(err));
@@ -257,7 +259,7 @@ export class Room {
         awarenessProtocol.applyAwarenessUpdate(this.awareness, data, FROM_BUS);
       }
     } catch (err) {
-      this.deps.log.error('sync_bus_message_rejected', { room: this.name, kind, error: String(err) });
+      this.deps.log.error('sync_bus_message_rejected', { room: this.name, kind, error: errorKind(err) });
       this.deps.observer.error?.('bus_failed');
     }
   }
@@ -387,7 +389,7 @@ export class Room {
             Y.applyUpdate(this.doc, update, origin);
           } catch (err) {
             this.deps.observer.error?.('apply_failed');
-            this.deps.log.error('sync_apply_failed', { room: this.name, error: String(err) });
+            this.deps.log.error('sync_apply_failed', { room: this.name, error: errorKind(err) });
           }
         }
       }, origin);

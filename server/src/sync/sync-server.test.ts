@@ -812,6 +812,26 @@ describe('SyncServer', () => {
     expect(errors).toContainEqual({ event: 'sync_unsaved_on_close', fields: { updates: 2, rooms: ['doc:1:user:1'] } });
   });
 
+  it('logs what kind of error a malformed frame threw, never what the frame said', async () => {
+    const lines: string[] = [];
+    const log = { info() {}, warn: (event: string, fields: unknown) => lines.push(JSON.stringify({ event, fields })), error() {} };
+    const server = new SyncServer({ store: new MemoryStore(), log, limits });
+    const socket = new MemorySocket();
+    const conn = join(server, socket);
+    await flushed(server);
+    // A presence state whose JSON breaks off in the middle of someone's words.
+    const e = encoding.createEncoder();
+    encoding.writeVarUint(e, 1);
+    encoding.writeVarUint(e, 5);
+    encoding.writeVarUint(e, 1);
+    encoding.writeVarString(e, '{"note":the patient said');
+    conn.receive(awarenessMessage(encoding.toUint8Array(e)));
+    await flushed(server);
+    expect(socket.closedWith).toBe(CloseCode.malformed);
+    expect(lines.join('\n')).toContain('SyntaxError');
+    expect(lines.join('\n')).not.toContain('patient');
+  });
+
   it('closes a socket that exceeds its message rate', async () => {
     const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxMessagesPerSecond: 5 } });
     const socket = new MemorySocket();

@@ -15,6 +15,7 @@ import type { OpenDatabase, PreparedStatement } from '../../db/database.ts';
 import type { StoredUpdate, SyncLogger, SyncObserver, SyncStore } from '../types.ts';
 import { logMerger, type LogMerger } from './log-merger.ts';
 import { waitAtMost } from '../wait-at-most.ts';
+import { errorKindOfText } from '../error-text.ts';
 
 export interface KyselyStoreOptions {
   /** A room loaded or unloaded with a log past this many rows (or bytes) is compacted. */
@@ -420,7 +421,7 @@ export class KyselyStore implements SyncStore {
     }
     for (const b of replaced.setAside) {
       this.options.observer?.error?.('set_aside');
-      this.options.log.error('sync_update_set_aside', { room, updateId: String(b.id), error: b.error });
+      this.options.log.error('sync_update_set_aside', { room, updateId: String(b.id), error: errorKindOfText(b.error) });
     }
     const size = this.#size.get(room);
     if (replaced.rows > 0 && size) {
