@@ -51,7 +51,8 @@ function presenceOutcome(
   update: Uint8Array,
   awareness: awarenessProtocol.Awareness,
   controlled: ReadonlySet<number>,
-): { introduced: number; live: number; setsServer: boolean } {
+  userId: number,
+): { introduced: number; live: number; refused: string | null } {
   const decoder = decoding.createDecoder(update);
   const count = decoding.readVarUint(decoder);
   /** Each id's clock and whether it has a state, as the update has left them so far. */
@@ -67,9 +68,16 @@ function presenceOutcome(
     // The server's own id carries only its notices: a peer that would set a state for it is
     // refused. (Providers echo every change they see, the server's notice included, with its
     // clock: such an echo is skipped above.)
-    if (id === awareness.clientID && state !== null) return { introduced, live: live.size, setsServer: true };
-    // Nor may a peer's own state speak for the server: clients read `server` as its notices.
-    if (state !== null && typeof state === 'object' && 'server' in state) return { introduced, live: live.size, setsServer: true };
+    if (id === awareness.clientID && state !== null) return { introduced, live: live.size, refused: 'presence for the server’s own id' };
+    if (state !== null && typeof state === 'object') {
+      // Nor may a peer's own state speak for the server (clients read `server` as its
+      // notices), or show someone else: `user.id` is who the others see.
+      if ('server' in state) return { introduced, live: live.size, refused: 'presence that speaks for the server' };
+      const user = (state as { user?: unknown }).user;
+      if (typeof user === 'object' && user !== null && 'id' in user && user.id !== userId) {
+        return { introduced, live: live.size, refused: 'presence that shows another user' };
+      }
+    }
     if (!awareness.meta.has(id) && !seen.has(id)) introduced++;
     if (state === null && id === awareness.clientID && awareness.getLocalState() !== null) {
       seen.set(id, { clock: clock + 1, has: true }); // y-protocols keeps its own state
@@ -79,7 +87,7 @@ function presenceOutcome(
     if (state === null) live.delete(id);
     else live.add(id);
   }
-  return { introduced, live: live.size, setsServer: false };
+  return { introduced, live: live.size, refused: null };
 }
 
 export class Connection implements RoomPeer {
@@ -303,8 +311,8 @@ export class Connection implements RoomPeer {
         // the message is applied.
         // Forgotten first: what the check reads must be what y-protocols then applies against.
         this.room.forgetOldPresence();
-        const { introduced, live, setsServer } = presenceOutcome(update, this.room.awareness, this.room.peers.get(this) ?? new Set());
-        if (setsServer) throw new ProtocolError('presence that speaks for the server');
+        const { introduced, live, refused } = presenceOutcome(update, this.room.awareness, this.room.peers.get(this) ?? new Set(), this.info.userId);
+        if (refused) throw new ProtocolError(refused);
         if (
           this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED ||
           live > MAX_AWARENESS_CLIENTS ||

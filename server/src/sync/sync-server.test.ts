@@ -513,6 +513,18 @@ describe('SyncServer', () => {
     expect([...room.awareness.getStates().values()].some((s) => 'server' in s)).toBe(false);
   });
 
+  it('refuses a peer whose presence state shows another user, and takes its own', async () => {
+    const { server, socket, conn, room } = await presenceRoom();
+    conn.receive(rawPresence([[7, 1, { user: { id: 1, name: 'me', color: '#000' } }]])); // info() is user 1
+    await flushed(server);
+    expect(socket.closedWith).toBeNull();
+    expect(room.awareness.getStates().get(7)).toMatchObject({ user: { id: 1 } });
+    conn.receive(rawPresence([[8, 1, { user: { id: 2, name: 'dana', color: '#000' } }]]));
+    await flushed(server);
+    expect(socket.closedWith).toBe(CloseCode.malformed);
+    expect(room.awareness.getStates().has(8)).toBe(false);
+  });
+
   it('never forgets its own presence id (its clock must keep rising for peers to listen)', () => {
     const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
     join(server, new MemorySocket());
