@@ -106,6 +106,21 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(Y.encodeStateVector(loaded)).toEqual(Y.encodeStateVector(doc));
   });
 
+  it('sets aside a snapshot that no longer decodes when compacting, and keeps the rest', async () => {
+    const store = storeWith({ compactAfterRows: 1000, log: silent });
+    const doc = new Y.Doc();
+    await sql`insert into sync_updates (room, data, kind) values ('r-badsnap', ${new Uint8Array([7, 7, 7])}, 'snapshot')`.execute(db.current.db);
+    for (let i = 0; i < 3; i++) await store.append('r-badsnap', [spanUpdate(doc, `L${i}`, i)]);
+    expect(await store.compact('r-badsnap')).toBe(3);
+    const rows = await store.load('r-badsnap');
+    expect(rows).toHaveLength(1);
+    const loaded = new Y.Doc();
+    Y.applyUpdate(loaded, rows[0]!.data);
+    expect(listSpans(loaded).map((s) => s.label).sort()).toEqual(['L0', 'L1', 'L2']);
+    const kept = await db.current.db.selectFrom('sync_quarantine').select('data').where('room', '=', 'r-badsnap').execute();
+    expect(kept.map((k) => Array.from(k.data))).toEqual([[7, 7, 7]]);
+  });
+
   it('sets aside an update that fails to apply when compacting, so the snapshot loads', async () => {
     const errors: string[] = [];
     const store = storeWith({ compactAfterRows: 1000, log: silent, observer: { error: (kind) => errors.push(kind) } });

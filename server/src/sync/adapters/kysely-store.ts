@@ -295,17 +295,19 @@ export class KyselyStore implements SyncStore {
   async setAside(room: string, id: string, error: string): Promise<void> {
     // Only an update: a compaction elsewhere may have given its id to a snapshot since, even
     // between two statements of one transaction (read committed), so one statement decides.
-    await this.db.transaction().execute((trx) => this.#quarantine(trx, room, id, error, 'update'));
+    await this.db.transaction().execute((trx) => this.#quarantine(trx, room, id, error, { kind: 'update' }));
   }
 
   /**
-   * Moves one row (of `kind`, when given) to sync_quarantine with its error, in the caller's
-   * transaction: deleted first, and kept with what the delete returned, so a row that is not
-   * there (or no longer of that kind) is neither quarantined nor deleted. Returns whether it was.
+   * Moves one row to sync_quarantine with its error, in the caller's transaction: only if it is
+   * still of `kind`, or still the very row that was read (`version`, its xmin), when given.
+   * Deleted first, and kept with what the delete returned, so a row that is not there (or not
+   * that one any more) is neither quarantined nor deleted. Returns whether it was.
    */
-  async #quarantine(trx: Kysely<Database>, room: string, id: string, error: string, kind?: 'update'): Promise<boolean> {
+  async #quarantine(trx: Kysely<Database>, room: string, id: string, error: string, only: { kind?: 'update'; version?: string }): Promise<boolean> {
     let remove = trx.deleteFrom('sync_updates').where('id', '=', id).where('room', '=', room);
-    if (kind) remove = remove.where('kind', '=', kind);
+    if (only.kind) remove = remove.where('kind', '=', only.kind);
+    if (only.version) remove = remove.where(sql<string>`xmin::text`, '=', only.version);
     const row = await remove.returning('data').executeTakeFirst();
     if (row) await trx.insertInto('sync_quarantine').values({ room, data: row.data, error: storableError(error) }).execute();
     return row !== undefined;
@@ -373,7 +375,7 @@ export class KyselyStore implements SyncStore {
     let rows = await this.#readLog(room);
     if (rows.length < 2) return 0;
     const { merged, bad: badIndexes } = await (this.options.merger ?? logMerger).merge(rows.map((r) => r.data));
-    const bad = badIndexes.map(({ index, error }) => ({ id: rows[index]!.id, error }));
+    const bad = badIndexes.map(({ index, error }) => ({ id: rows[index]!.id, version: rows[index]!.version, error }));
     const badIds = new Set(bad.map((b) => b.id));
     const good = rows.filter((r) => !badIds.has(r.id)).map(({ id, version, data }) => ({ id, version, bytes: data.byteLength }));
     rows = []; // (the log's bytes are not needed any more)
@@ -386,9 +388,10 @@ export class KyselyStore implements SyncStore {
         await sql`set local lock_timeout = '10s'`.execute(trx);
         const { rows: locked } = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(hashtext(${'spanwise-compact:' + room})) as locked`.execute(trx);
         if (!locked[0]?.locked) throw new CompactedElsewhere();
-        // Only updates: another process's snapshot may have taken a bad row's id since.
+        // Only the very rows read (a snapshot too, when it no longer loads): another process's
+        // snapshot may have taken a bad row's id since.
         const setAside: typeof bad = [];
-        for (const b of bad) if (await this.#quarantine(trx, room, b.id, b.error, 'update')) setAside.push(b);
+        for (const b of bad) if (await this.#quarantine(trx, room, b.id, b.error, { version: b.version })) setAside.push(b);
         if (good.length < 2) return { rows: 0, bytes: 0, bytesBefore: 0, setAside };
         const goodIds = good.map((r) => r.id);
         // Delete what was merged, by id and version: rows other instances add meanwhile stay.
