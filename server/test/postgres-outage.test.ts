@@ -3,7 +3,8 @@
  * saving is delayed, and stores everything once the database is back. The test runs its own
  * throwaway cluster (Debian's initdb/pg_ctl), never the machine's shared one.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
@@ -54,11 +55,19 @@ const SKIP_REASON = !BIN
 // Said in the output, so that a machine without PostgreSQL does not pass this file unnoticed.
 if (SKIP_REASON) console.warn(`PostgreSQL outage test skipped: ${SKIP_REASON}`);
 
-/** Runs a PostgreSQL binary, as the `postgres` user when we are root. */
-function pg(bin: string, args: string[]): string {
+/** A PostgreSQL binary's command line, as the `postgres` user when we are root. */
+function pgCommand(bin: string, args: string[]): [string, string[]] {
   const file = path.join(BIN!, bin);
-  const [cmd, argv] = RUN_AS ? ['runuser', ['-u', 'postgres', '--', file, ...args]] : [file, args];
-  return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+  return RUN_AS ? ['runuser', ['-u', 'postgres', '--', file, ...args]] : [file, args];
+}
+
+function pg(bin: string, args: string[]): string {
+  return execFileSync(...pgCommand(bin, args), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+}
+
+/** The same without holding the event loop (the server under test runs in this process). */
+async function pgAsync(bin: string, args: string[]): Promise<void> {
+  await promisify(execFile)(...pgCommand(bin, args), { encoding: 'utf8', timeout: 60_000 });
 }
 
 describe.skipIf(SKIP_REASON !== null)(`PostgreSQL outage during a session${SKIP_REASON ? ` (skipped: ${SKIP_REASON})` : ''}`, () => {
@@ -66,7 +75,8 @@ describe.skipIf(SKIP_REASON !== null)(`PostgreSQL outage during a session${SKIP_
   let port: number;
   let server: TestServer;
   const start = () => pg('pg_ctl', ['-D', dir + '/data', '-l', dir + '/log', '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`, 'start']);
-  const stop = () => pg('pg_ctl', ['-D', dir + '/data', '-m', 'fast', '-w', 'stop']);
+  const stopArgs = () => ['-D', dir + '/data', '-m', 'fast', '-w', 'stop'];
+  const stop = () => pg('pg_ctl', stopArgs());
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'spanwise-pg-'));
@@ -80,13 +90,17 @@ describe.skipIf(SKIP_REASON !== null)(`PostgreSQL outage during a session${SKIP_
   }, 120_000);
 
   afterAll(async () => {
-    await server?.close();
+    // Each step whatever the one before did: a throwaway cluster must never outlive the tests.
     try {
-      stop();
-    } catch {
-      // already stopped
+      await server?.close();
+    } finally {
+      try {
+        stop();
+      } catch {
+        // already stopped
+      }
+      rmSync(dir, { recursive: true, force: true });
     }
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('keeps the session alive, says saving is delayed, and stores everything once back', async () => {
@@ -98,22 +112,33 @@ describe.skipIf(SKIP_REASON !== null)(`PostgreSQL outage during a session${SKIP_
       for (let i = 0; i < 20; i++) addSpan(alice.doc, { label: 'GPE', start: i, end: i + 1, quote: 'x', author: ALICE });
       await waitFor(() => listSpans(dana.doc).length === 20, 'the first 20 spans at dana');
 
-      stop();
-      for (let i = 20; i < 40; i++) addSpan(alice.doc, { label: 'ORG', start: i, end: i + 1, quote: 'x', author: ALICE });
+      // PostgreSQL stops while alice writes: some of her edits are being committed as it goes.
+      let written = 20;
+      const write = () => addSpan(alice.doc, { label: 'ORG', start: written, end: written + 1, quote: 'x', author: ALICE }, `s${written++}`);
+      const writing = setInterval(write, 10);
       const delayed = () =>
         [...dana.provider.awareness.getStates().values()].some((s) => (s as { server?: { saving?: string } }).server?.saving === 'delayed');
-      await waitFor(delayed, 'the saving-delayed notice', 10_000);
-      // Not stored, so not broadcast.
-      expect(listSpans(dana.doc)).toHaveLength(20);
+      try {
+        await pgAsync('pg_ctl', stopArgs());
+        await waitFor(delayed, 'the saving-delayed notice', 10_000);
+      } finally {
+        clearInterval(writing);
+      }
+      // What is not stored is not broadcast: nothing written from now on reaches dana.
+      const atDana = listSpans(dana.doc).length;
+      for (let i = 0; i < 5; i++) write();
+      await new Promise((r) => setTimeout(r, 500));
+      expect(listSpans(dana.doc)).toHaveLength(atDana);
+      expect(written).toBeGreaterThan(atDana);
       const health = await fetch(`${server.url}/api/health`);
       expect(health.status).toBe(503);
       expect(alice.provider.wsconnected && dana.provider.wsconnected).toBe(true);
 
       start();
-      await waitFor(() => listSpans(dana.doc).length === 40, 'all 40 spans at dana after the restart', 20_000);
+      await waitFor(() => listSpans(dana.doc).length === written, `all ${written} spans at dana after the restart`, 20_000);
       await waitFor(() => !delayed(), 'the notice withdrawn');
       const stored = await storedDoc(server.database.db, room);
-      expect(listSpans(stored)).toHaveLength(40);
+      expect(listSpans(stored)).toHaveLength(written);
       expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
     } finally {
       alice.destroy();
