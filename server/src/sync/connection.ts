@@ -143,14 +143,13 @@ export class Connection implements RoomPeer {
   }
 
   /** Sends to this peer once it has been greeted: what the room broadcasts while it loads (from the bus) is in the state it answers with. */
-  send(data: Uint8Array): void {
-    if (!this.#closed && this.#greeted) this.socket.send(data);
+  send(data: Uint8Array): boolean {
+    return !this.#closed && this.#greeted && this.socket.send(data);
   }
 
   /** Sends this peer a message of its own (not a broadcast), counted. */
   #reply(data: Uint8Array): void {
-    this.send(data);
-    this.observer.messagesOut?.(1, data.byteLength, messageLabel(data));
+    if (this.send(data)) this.observer.messagesOut?.(1, data.byteLength, messageLabel(data));
   }
 
   /** Feeds one binary frame from the peer. */

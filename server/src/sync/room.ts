@@ -19,7 +19,8 @@ import { messageLabel } from './message-label.ts';
 import type { BusMessageKind, SyncBus, SyncLogger, SyncObserver, SyncStore } from './types.ts';
 
 export interface RoomPeer {
-  send(data: Uint8Array): void;
+  /** Whether it went to the peer. */
+  send(data: Uint8Array): boolean;
 }
 
 export interface RoomDeps {
@@ -415,8 +416,7 @@ export class Room {
     for (const peer of this.peers.keys()) {
       if (peer === except) continue;
       try {
-        peer.send(message);
-        sent++;
+        if (peer.send(message)) sent++;
       } catch (err) {
         // One peer's broken socket must not keep the message from the others.
         this.deps.observer.error?.('broadcast_failed');

@@ -28,12 +28,16 @@ class MemorySocket implements SyncSocket {
   readonly doc = new Y.Doc();
   readonly received: Uint8Array[] = [];
   closedWith: number | null = null;
+  /** Whether frames go out (a real socket's are dropped once it is not open). */
+  open = true;
   send(data: Uint8Array) {
+    if (!this.open) return false;
     this.received.push(data);
     const decoder = decoding.createDecoder(data);
     if (decoding.readVarUint(decoder) === MessageKind.sync) {
       syncProtocol.readSyncMessage(decoder, encoding.createEncoder(), this.doc, 'server');
     }
+    return true;
   }
   close(code: number) {
     this.closedWith = code;
@@ -842,6 +846,21 @@ describe('SyncServer', () => {
     expect(socket.closedWith).toBe(CloseCode.malformed);
     expect(lines.join('\n')).toContain('SyntaxError');
     expect(lines.join('\n')).not.toContain('patient');
+  });
+
+  it('counts as sent only the messages that went out to a socket', async () => {
+    const out = new Map<string, number>();
+    const observer = { messagesOut: (n: number, _bytes: number, label: string) => out.set(label, (out.get(label) ?? 0) + n) };
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits, observer });
+    const writer = join(server, new MemorySocket());
+    join(server, new MemorySocket());
+    const gone = new MemorySocket();
+    join(server, gone);
+    await flushed(server);
+    gone.open = false; // its peer went away; the server has not heard yet
+    writer.receive(updateMessage(spanUpdate('GPE')));
+    await flushed(server);
+    expect(out.get('update')).toBe(1);
   });
 
   it('closes a socket that exceeds its message rate', async () => {

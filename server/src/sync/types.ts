@@ -7,7 +7,8 @@
 
 /** A connected peer, as the sync core sees it. */
 export interface SyncSocket {
-  send(data: Uint8Array): void;
+  /** Whether the frame went out (false: the socket is not open, or it is dropping its peer). */
+  send(data: Uint8Array): boolean;
   close(code: number, reason: string): void;
 }
 

@@ -286,7 +286,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     const conn = sync.connect(
       {
         send: (data) => {
-          if (ws.readyState !== ws.OPEN || behind) return;
+          if (ws.readyState !== ws.OPEN || behind) return false;
           if (reader.tooFarBehind(ws.bufferedAmount)) {
             // Dropped, not closed: a close would wait on a peer that does not read, holding what
             // it buffered. Its client reconnects and catches up by state vector. After this
@@ -297,9 +297,10 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
               conn.close(CloseCode.tryAgainLater, 'too far behind: reconnect');
               ws.terminate();
             });
-            return;
+            return false;
           }
           ws.send(data);
+          return true;
         },
         close: (code, reason) => ws.close(code, reason),
       },
