@@ -255,7 +255,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
               ? { ok: false, code: CloseCode.rateLimited, reason: 'too many layers open at once' }
               : null;
           if (refusal && !refusal.ok) {
-            log.info('sync_refused', { room, code: refusal.code });
+            log.info('sync_refused', { room, userId, code: refusal.code });
             ws.close(refusal.code, refusal.reason);
             return;
           }
