@@ -44,7 +44,12 @@ class TooBig extends Error {}
  * y-protocols' own rule (applyAwarenessUpdate) without applying it: how many ids the room would
  * remember afresh, and how many live states the socket would then hold (its `controlled` ones,
  * plus those the update sets, less those it removes). Entries y-protocols would ignore (an older
- * or equal clock: a client echoing the states it was sent) count for nothing. Throws on a
+ * or equal clock: a client echoing the states it was sent) count for nothing. Entries a peer may
+ * not set are listed in `drop`, by position, and count for nothing either: a state that speaks
+ * for the server (clients read `server` as its notices) or shows another user (`user.id` is who
+ * the others see). They are dropped, not refused: a provider passes on every state it learns,
+ * from its own server or from its other tabs (which may be on another instance, and ahead of
+ * this one), so a socket relays others' states without any fault of its own. Throws on a
  * malformed update.
  */
 function presenceOutcome(
@@ -52,12 +57,13 @@ function presenceOutcome(
   awareness: awarenessProtocol.Awareness,
   controlled: ReadonlySet<number>,
   userId: number,
-): { introduced: number; live: number; refused: string | null } {
+): { introduced: number; live: number; drop: number[]; refused: string | null } {
   const decoder = decoding.createDecoder(update);
   const count = decoding.readVarUint(decoder);
   /** Each id's clock and whether it has a state, as the update has left them so far. */
   const seen = new Map<number, { clock: number; has: boolean }>();
   const live = new Set(controlled);
+  const drop: number[] = [];
   let introduced = 0;
   for (let i = 0; i < count; i++) {
     const id = decoding.readVarUint(decoder);
@@ -68,14 +74,13 @@ function presenceOutcome(
     // The server's own id carries only its notices: a peer that would set a state for it is
     // refused. (Providers echo every change they see, the server's notice included, with its
     // clock: such an echo is skipped above.)
-    if (id === awareness.clientID && state !== null) return { introduced, live: live.size, refused: 'presence for the server’s own id' };
+    if (id === awareness.clientID && state !== null) return { introduced, live: live.size, drop, refused: 'presence for the server’s own id' };
     if (state !== null && typeof state === 'object') {
-      // Nor may a peer's own state speak for the server (clients read `server` as its
-      // notices), or show someone else: `user.id` is who the others see.
-      if ('server' in state) return { introduced, live: live.size, refused: 'presence that speaks for the server' };
       const user = (state as { user?: unknown }).user;
-      if (typeof user === 'object' && user !== null && 'id' in user && user.id !== userId) {
-        return { introduced, live: live.size, refused: 'presence that shows another user' };
+      const foreign = typeof user === 'object' && user !== null && 'id' in user && user.id !== userId;
+      if ('server' in state || foreign) {
+        drop.push(i);
+        continue;
       }
     }
     if (!awareness.meta.has(id) && !seen.has(id)) introduced++;
@@ -87,7 +92,30 @@ function presenceOutcome(
     if (state === null) live.delete(id);
     else live.add(id);
   }
-  return { introduced, live: live.size, refused: null };
+  return { introduced, live: live.size, drop, refused: null };
+}
+
+/** A presence update without the entries at the positions in `drop` (ascending); null if none is left. */
+function withoutEntries(update: Uint8Array, drop: readonly number[]): Uint8Array | null {
+  const decoder = decoding.createDecoder(update);
+  const count = decoding.readVarUint(decoder);
+  if (drop.length === count) return null;
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, count - drop.length);
+  let next = 0;
+  for (let i = 0; i < count; i++) {
+    const id = decoding.readVarUint(decoder);
+    const clock = decoding.readVarUint(decoder);
+    const state = decoding.readVarString(decoder);
+    if (drop[next] === i) {
+      next++;
+      continue;
+    }
+    encoding.writeVarUint(encoder, id);
+    encoding.writeVarUint(encoder, clock);
+    encoding.writeVarString(encoder, state);
+  }
+  return encoding.toUint8Array(encoder);
 }
 
 export class Connection implements RoomPeer {
@@ -310,7 +338,7 @@ export class Connection implements RoomPeer {
         // the message is applied.
         // Forgotten first: what the check reads must be what y-protocols then applies against.
         this.room.forgetOldPresence();
-        const { introduced, live, refused } = presenceOutcome(update, this.room.awareness, this.room.peers.get(this) ?? new Set(), this.info.userId);
+        const { introduced, live, drop, refused } = presenceOutcome(update, this.room.awareness, this.room.peers.get(this) ?? new Set(), this.info.userId);
         if (refused) throw new ProtocolError(refused);
         if (
           this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED ||
@@ -320,7 +348,8 @@ export class Connection implements RoomPeer {
           return this.#tooManyPresenceIds();
         }
         this.#introduced += introduced;
-        awarenessProtocol.applyAwarenessUpdate(this.room.awareness, update, this);
+        const allowed = drop.length > 0 ? withoutEntries(update, drop) : update;
+        if (allowed) awarenessProtocol.applyAwarenessUpdate(this.room.awareness, allowed, this);
         return;
       }
       case MessageKind.queryAwareness:

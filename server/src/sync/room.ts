@@ -144,13 +144,13 @@ export class Room {
    * message cannot bring a state back; after that long none is still in flight. Run before
    * applying a presence message.
    */
-  forgetOldPresence(now = Date.now()): void {
+  forgetOldPresence(now = Date.now(), force = false): void {
     const meta = this.awareness.meta;
     if (meta.size <= PRESENCE_MEMORY) return;
     // A scan reads every id remembered: not at every message (a flood of empty presence
     // messages would make each cost the whole memory), at most once a second, or sooner once
     // the memory has doubled since the last, so its cost per id stays bounded.
-    if (now - this.#presenceScannedAt < PRESENCE_SCAN_MS && meta.size < 2 * Math.max(this.#presenceAfterScan, PRESENCE_MEMORY)) return;
+    if (!force && now - this.#presenceScannedAt < PRESENCE_SCAN_MS && meta.size < 2 * Math.max(this.#presenceAfterScan, PRESENCE_MEMORY)) return;
     const states = this.awareness.states;
     for (const [id, m] of meta) {
       // Never its own: its clock must go on rising, or peers would ignore its next notice.
@@ -167,7 +167,11 @@ export class Room {
    */
   admitPresenceIds(userId: number, count: number, now = Date.now()): boolean {
     if (count === 0) return true;
-    if (this.awareness.meta.size + count > MAX_ROOM_PRESENCE_IDS) return false;
+    if (this.awareness.meta.size + count > MAX_ROOM_PRESENCE_IDS) {
+      // Some of those may be gone long enough to forget, which a throttled scan has not done yet.
+      this.forgetOldPresence(now, true);
+      if (this.awareness.meta.size + count > MAX_ROOM_PRESENCE_IDS) return false;
+    }
     let shown = this.#presenceShownBy.get(userId);
     if (!shown || now - shown.since > PRESENCE_WINDOW_MS) {
       shown = { count: 0, since: now };
@@ -226,11 +230,13 @@ export class Room {
       // wrote next builds on it), so nothing is set aside then — compaction refuses such a log
       // for the same reason (merge-log.mjs).
       const waiting = store.pendingStructs !== null || store.pendingDs !== null;
+      let decoded = false;
       try {
         Y.decodeUpdate(row.data);
+        decoded = true;
         Y.applyUpdate(this.doc, row.data, this.#loadedOnce ? FROM_BUS : FROM_STORE);
       } catch (err) {
-        if (waiting) {
+        if (waiting && decoded) {
           this.deps.observer.error?.('apply_failed');
           this.deps.log.error('sync_stored_update_failed', { room: this.name, updateId: row.id, whileWaiting: true, error: errorKind(err) });
           continue;
