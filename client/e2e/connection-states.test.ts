@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { layerRoom } from '@spanwise/shared';
+import { CloseCode, layerRoom } from '@spanwise/shared';
 import { api, connectLayer, login, startTestServer, waitFor, type LayerClient, type TestServer } from '../../server/test/harness.ts';
 import { defaultSyncLimits } from '../../server/src/config.ts';
 import type { Connection } from '../../server/src/sync/connection.ts';
@@ -52,6 +52,13 @@ function readOnlyPeers(room: string): number {
   return peers.filter((p) => p.info.readOnly).length;
 }
 
+/** How many frames the server has refused as too big (its metrics). */
+async function tooBigCount(): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('spanwise_sync_errors_total{kind="too_big"} '));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
 const status = (page: Page) => page.getByRole('status', { name: 'Connection' });
 
 describe('a role that changes while the layer is open', () => {
@@ -69,6 +76,28 @@ describe('a role that changes while the layer is open', () => {
       await setRole('alice', 'annotator');
       await status(page).filter({ hasText: /^connected$/ }).waitFor(WAIT);
       expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(false);
+    } finally {
+      await setRole('alice', 'annotator');
+      await context.close();
+    }
+  });
+
+  it('learns a role that changed while the page was offline once it is back', async () => {
+    const { context, page } = await openDocument('alice', 2);
+    try {
+      await waitConnected(page);
+      // The page goes offline, and its socket with it (closed here as a lost connection would
+      // be: the page may come back): the role changes while no socket of alice's is open, so
+      // no 4408 tells the page.
+      await context.setOffline(true);
+      const room = layerRoom(2, 2);
+      for (const peer of server.sync.rooms.get(room)?.peers.keys() ?? []) (peer as Connection).close(CloseCode.goingAway, 'gone');
+      await status(page).filter({ hasText: 'offline' }).waitFor(WAIT);
+      await waitFor(() => (server.sync.rooms.get(room)?.peers.size ?? 0) === 0, 'alice’s socket gone');
+      await setRole('alice', 'viewer');
+      await context.setOffline(false);
+      await status(page).filter({ hasText: 'read-only' }).waitFor({ timeout: 30_000 });
+      expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(true);
     } finally {
       await setRole('alice', 'annotator');
       await context.close();
@@ -118,6 +147,8 @@ describe('a server that asks the page to come back later', () => {
       expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(false); // edits are kept locally meanwhile
       others.pop()!.destroy();
       await status(page).filter({ hasText: /^connected$/ }).waitFor({ timeout: 30_000 });
+      // Taken in by the server, not just a socket opened and refused at the door.
+      await waitFor(() => (server.sync.rooms.get(layerRoom(5, 3))?.peers.size ?? 0) === 1, 'bob’s page in its room', 5_000);
     } finally {
       for (const o of others) o.destroy();
       await context.close();
@@ -142,8 +173,10 @@ describe('an edit too large for the server', () => {
       expect(await status(page).textContent()).toContain('stopped'); // no reconnecting on its own
       expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(true);
 
+      const refusals = await tooBigCount();
       await banner.getByRole('button', { name: 'Try again' }).click();
       // The same edit goes again and is refused again: the page stops again.
+      await waitFor(async () => (await tooBigCount()) > refusals, 'the edit sent again, and refused', 10_000);
       await page.getByRole('alert').filter({ hasText: 'too large' }).waitFor(WAIT);
       await status(page).filter({ hasText: 'stopped' }).waitFor(WAIT);
     } finally {

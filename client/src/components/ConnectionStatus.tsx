@@ -29,8 +29,8 @@ export function ConnectionStatus(props: {
   const text = () => {
     switch (props.connection) {
       case 'connected':
-        if (props.writesRefused) return 'connected · read-only — your changes are not saved';
         if (props.readOnly) return 'connected · read-only';
+        if (props.writesRefused) return 'connected · read-only — your changes are not saved';
         if (props.savingDelayed) return 'saving delayed — the server holds your edits and will store them';
         return 'connected';
       case 'connecting':

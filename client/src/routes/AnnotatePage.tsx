@@ -19,7 +19,18 @@ export function AnnotatePage() {
   const projectId = () => Number(params.projectId);
   const documentId = () => Number(params.documentId);
 
-  const [project, { refetch: refetchProject }] = createResource(projectId, api.project);
+  const [project, { mutate: setProject }] = createResource(projectId, api.project);
+  /**
+   * Learns the user's role again (the server says it changed). A failure keeps what the page
+   * had (it is asked again at the next reconnect) rather than taking the open layer away.
+   */
+  const refreshRole = () => {
+    const id = projectId();
+    api.project(id).then(
+      (p) => projectId() === id && setProject(p),
+      () => {},
+    );
+  };
   const [doc] = createResource(documentId, api.document);
   const docStatus = createDocStatus(projectId, documentId);
   /** The project once loaded; a failed resource throws when read, and `failure` shows why. */
@@ -84,7 +95,8 @@ export function AnnotatePage() {
               <LayerWorkspace
                 layer={chosen}
                 readOnly={readOnly()}
-                onAccessChanged={() => void refetchProject()}
+                onAccessChanged={refreshRole}
+                memberName={(id) => project.latest?.members.find((m) => m.id === id)?.username}
                 text={doc.latest!.text}
                 schema={project.latest!.schema}
                 docStatus={docStatus}

@@ -52,6 +52,8 @@ export function LayerWorkspace(props: {
   docStatus: DocStatus;
   /** The server says this user's access to the layer changed: learn the new role. */
   onAccessChanged?: () => void;
+  /** A member's name by id: peers are shown by who the server let in, not by what they say. */
+  memberName?: (id: number) => string | undefined;
 }) {
   const me = useMe();
   const session = useSession();
@@ -70,6 +72,11 @@ export function LayerWorkspace(props: {
   });
   onCleanup(layer.close);
 
+  // A peer's presence says who they are; the server checks its id, and the name and colour
+  // shown come from that id (the name from the project's members).
+  const peers = createMemo(() =>
+    layer.peers().map((p) => ({ ...p, user: { id: p.user.id, name: props.memberName?.(p.user.id) ?? p.user.name, color: userColor(p.user.id) } })),
+  );
   const spans = createLayerSpans(layer.doc);
   const tree = createSpanTree(spans.spans, () => props.text.length);
   const colors = createMemo(() => new Map(props.schema.spans.map((l) => [l.name, l.color])));
@@ -168,7 +175,7 @@ export function LayerWorkspace(props: {
     document.removeEventListener('selectionchange', onSelection);
     cancelAnimationFrame(frame);
   });
-  showPeerSelections(() => article, layer.peers, tree);
+  showPeerSelections(() => article, peers, tree);
 
   return (
     <div class="workspace">
@@ -209,7 +216,7 @@ export function LayerWorkspace(props: {
         />
       </div>
       <aside class="workspace-side">
-        <PresenceList peers={layer.peers()} text={props.text} />
+        <PresenceList peers={peers()} text={props.text} />
         <AnnotationList
           spans={spans.spans()}
           colorOf={colorOf}

@@ -10,7 +10,8 @@
  * - 1013 and 4429 (the server is busy, or too many layers are open): it waits before trying
  *   again, longer each time (1, 2, 4 … 30 s, with jitter), and says the server is busy.
  * - 4408 (this user's access changed): it reconnects at once, forgets that writes were refused,
- *   and calls `onAccessChanged` so the page can learn the new role.
+ *   and calls `onAccessChanged` so the page can learn the new role. So does every sync after a
+ *   reconnect: the role may have changed while the socket was down (only open sockets get 4408).
  * A read-only socket's edits are dropped by the server, which says so once with an auth
  * message: `writesRefused` turns true.
  *
@@ -105,8 +106,9 @@ export function openLayer(options: OpenLayerOptions): Layer {
     if (status === 'connected') {
       everConnected = true;
       connectedAt = Date.now();
-      busy = false;
-      setConnection('connected');
+      // After a busy close, only a sync shows the server has taken the socket: one it refuses
+      // at the door opens and closes at once.
+      if (!busy) setConnection('connected');
     } else if (busy) {
       // Waiting to come back (or coming back) after the server said it is busy.
     } else if (status === 'disconnected' || everConnected) {
@@ -137,6 +139,19 @@ export function openLayer(options: OpenLayerOptions): Layer {
       setConnection('busy');
     }
   });
+  let syncedBefore = false;
+  provider.on('sync', (synced: boolean) => {
+    if (!synced || closedCode() !== null) return;
+    if (busy) {
+      busy = false;
+      setConnection('connected');
+    }
+    if (syncedBefore) {
+      setWritesRefused(false); // the server says so again at the next refused write
+      options.onAccessChanged?.();
+    }
+    syncedBefore = true;
+  });
   provider.on('closed', ({ code }) => {
     provider.disconnect();
     setClosedCode(code);
@@ -165,6 +180,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
       const code = closedCode();
       if (code === null || !RETRY_BY_HAND_CODES.has(code)) return;
       setClosedCode(null);
+      everConnected = false; // 'connecting', not 'offline', until it is back
       setConnection('connecting');
       provider.connect();
     },
