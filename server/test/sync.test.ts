@@ -123,10 +123,17 @@ describe.each(databaseKinds())('sync over WebSocket (%s)', (kind) => {
     await waitFor(() => listSpans(other.doc).length === 2, 'both spans at a fresh client');
   });
 
-  it('closes a socket whose frame is larger than the limit with 1009', async () => {
+  it('closes a socket whose frame is larger than the limit with 1009, and counts it', async () => {
+    const tooBig = async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('spanwise_sync_errors_total{kind="too_big"} '));
+      return line ? Number(line.split(' ')[1]) : 0;
+    };
+    const before = await tooBig();
     const raw = await rawSocket(server.url, layerRoom(5, ALICE), cookies.alice!);
     raw.ws.send(new Uint8Array(server.config.sync.maxMessageBytes + 1));
     expect(await raw.closed).toBe(CloseCode.tooBig);
+    await waitFor(async () => (await tooBig()) === before + 1, 'the refusal counted');
     const res = await fetch(`${server.url}/api/health`);
     expect(res.status).toBe(200);
   });

@@ -88,6 +88,11 @@ export class SyncServer {
     );
   }
 
+  /** What counts this server's events (metrics), for the transport's own refusals. */
+  get observer(): SyncObserver {
+    return this.options.observer ?? {};
+  }
+
   /** Figures for monitoring: rooms loaded, sockets open, updates (and bytes) received but not yet stored. */
   stats(): { rooms: number; sockets: number; queued: number; queuedBytes: number } {
     let queued = 0;

@@ -242,7 +242,11 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
           // First, for every socket, refused ones too: ws reads frames during a close handshake,
           // and a broken one is emitted as 'error', which with no listener ends the process.
           const userId = decision.ok ? decision.info.userId : undefined;
-          ws.on('error', (err) => log.warn('sync_socket_error', { room, userId, error: err.message }));
+          ws.on('error', (err) => {
+            // ws itself closes a socket whose frame is past maxPayload (1009): counted as ours are.
+            if ((err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') sync.observer.error?.('too_big');
+            log.warn('sync_socket_error', { room, userId, error: err.message });
+          });
           if (closing) {
             ws.close(CloseCode.goingAway, 'server shutting down');
             return;
