@@ -84,8 +84,13 @@ describe.runIf(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL)('two
     let proxy: TcpProxy | null = null;
     let writing: NodeJS.Timeout | undefined;
     try {
-      const [a, b] = await Promise.all([spawnServer(env), spawnServer({ ...env, DEMO: '0' })]);
-      servers.push(a, b);
+      // Both started at once; whichever starts is killed at the end even if the other fails.
+      const started = await Promise.allSettled([spawnServer(env), spawnServer({ ...env, DEMO: '0' })]);
+      for (const s of started) if (s.status === 'fulfilled') servers.push(s.value);
+      const [a, b] = started.map((s) => {
+        if (s.status === 'rejected') throw s.reason;
+        return s.value;
+      }) as [ServerProcess, ServerProcess];
       // In front of them, as a load balancer would be: A while it answers, else B.
       const portOf = (url: string) => Number(new URL(url).port);
       proxy = new TcpProxy([

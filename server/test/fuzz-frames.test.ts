@@ -126,7 +126,7 @@ describe('fuzzed frames', () => {
 
       const afterFirst = await round(42);
       expect(edits).toBe(100);
-      expect(Math.max(...lags)).toBeLessThan(5_000);
+      expect(Math.max(...lags)).toBeLessThan(10_000);
       // A random frame may by chance be a valid empty update; none carries content.
       const check = connectLayer(server.url, target, cookie);
       await check.synced;
@@ -136,7 +136,7 @@ describe('fuzzed frames', () => {
 
       // The same again: what the server keeps of 10,000 bad frames is what a second 10,000 grow.
       const afterSecond = await round(43);
-      expect(Math.max(...lags)).toBeLessThan(5_000);
+      expect(Math.max(...lags)).toBeLessThan(10_000);
       expect(await targetRows()).toBe(rowsBefore);
       const grownMiB = (afterSecond - afterFirst) / 2 ** 20;
       expect(grownMiB).toBeLessThan(8);
