@@ -4,6 +4,8 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
 import { TcpProxy } from '../../../test/tcp-proxy.ts';
 import { HEARTBEAT_SCRIPT, RedisBus } from './redis-bus.ts';
 import type { BusMessageKind } from '../types.ts';
@@ -309,6 +311,51 @@ describe.runIf(url)('RedisBus', () => {
     expect(reloads).toBe(1);
     // The first (already on its way) and the last went through; those between gave way to the reload.
     expect(got).toEqual(['before', 'm0', 'm9']);
+  });
+
+  it('keeps the last presence of each id when the outbox gives way, so no one gone is left showing', async () => {
+    const { bus: a, proxy } = await busBehindProxy('a', { maxOutbox: 3 });
+    const b = bus('b');
+    const presence: Uint8Array[] = [];
+    const presenceOf = (entries: Array<[number, number, unknown]>) => {
+      const e = encoding.createEncoder();
+      encoding.writeVarUint(e, entries.length);
+      for (const [id, clock, state] of entries) {
+        encoding.writeVarUint(e, id);
+        encoding.writeVarUint(e, clock);
+        encoding.writeVarString(e, JSON.stringify(state));
+      }
+      return encoding.toUint8Array(e);
+    };
+    try {
+      await a.join('room-29', { message: () => {}, reload: () => {} });
+      await b.join('room-29', { message: (kind, d) => kind === 'awareness' && presence.push(d), reload: () => {} });
+      a.publish('room-29', 'update', Buffer.from('before'));
+      await new Promise((r) => setTimeout(r, 200));
+      proxy.freeze();
+      a.publish('room-29', 'awareness', presenceOf([[5, 1, { user: 'x' }], [6, 1, { user: 'y' }]]));
+      a.publish('room-29', 'awareness', presenceOf([[5, 2, null]])); // 5 leaves…
+      for (let i = 0; i < 10; i++) a.publish('room-29', 'update', Buffer.from(`m${i}`)); // …and the outbox overflows
+      proxy.thaw();
+      // What b was told of each id, last word first.
+      const lastWord = () => {
+        const words = new Map<number, unknown>();
+        for (const update of presence) {
+          const d = decoding.createDecoder(update);
+          for (let n = decoding.readVarUint(d); n > 0; n--) {
+            const id = decoding.readVarUint(d);
+            decoding.readVarUint(d);
+            words.set(id, JSON.parse(decoding.readVarString(d)));
+          }
+        }
+        return words;
+      };
+      expect(await eventually(async () => lastWord().has(5) && lastWord().get(5) === null)).toBe(true);
+      expect(lastWord().get(6)).toEqual({ user: 'y' });
+    } finally {
+      proxy.thaw();
+      await proxy.close();
+    }
   });
 
   it('bounds the outbox by bytes too', async () => {

@@ -21,10 +21,13 @@
  *
  * While Redis is away each room's entries wait in an outbox, in order. Past `maxOutbox` entries
  * or `maxOutboxBytes` the waiting ones are dropped for one `reload` entry, which tells the other
- * instances to reload the room from the database (it holds every update published), so the
- * outbox stays bounded.
+ * instances to reload the room from the database (it holds every update published), and one
+ * presence entry with the last state of each presence id they touched, so the outbox stays
+ * bounded and no one gone is left showing.
  */
 import { Redis } from 'ioredis';
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
 import type { BusListener, BusMessageKind, SyncBus, SyncLogger, SyncObserver } from '../types.ts';
 import { waitAtMost } from '../wait-at-most.ts';
 
@@ -66,13 +69,47 @@ interface Outbox {
 /**
  * Past what an outbox may hold, or when it cannot all go out: the first entry is the next to go
  * (being sent, or waiting to be tried again); the rest give way to one reload, which has the
- * other instances reload the room from the database. Returns how many updates or presence
+ * other instances reload the room from the database, and one presence entry with the last state
+ * of every presence id the dropped ones touched (the database holds no presence: a removal lost
+ * here would leave the others showing someone gone). Returns how many updates or presence
  * entries gave way.
  */
 function giveWayToReload(outbox: Outbox): number {
   const dropped = outbox.entries.splice(1, outbox.entries.length, { kind: 'reload' });
-  outbox.bytes = sizeOf(outbox.entries[0]!);
+  const presence = lastPresence(dropped.flatMap((e) => (e.kind === 'awareness' ? [e.data] : [])));
+  if (presence) outbox.entries.push({ kind: 'awareness', data: presence });
+  outbox.bytes = outbox.entries.reduce((n, e) => n + sizeOf(e), 0);
   return dropped.filter((e) => e.kind !== 'reload').length;
+}
+
+/**
+ * Presence (awareness) updates, in order, as one: each id with its last clock and state. Null
+ * when they hold none, or one does not read (it was encoded here; it cannot not read).
+ */
+function lastPresence(updates: readonly Uint8Array[]): Uint8Array | null {
+  const last = new Map<number, { clock: number; state: string }>();
+  try {
+    for (const update of updates) {
+      const decoder = decoding.createDecoder(update);
+      for (let n = decoding.readVarUint(decoder); n > 0; n--) {
+        const id = decoding.readVarUint(decoder);
+        const clock = decoding.readVarUint(decoder);
+        const state = decoding.readVarString(decoder);
+        if ((last.get(id)?.clock ?? -1) <= clock) last.set(id, { clock, state });
+      }
+    }
+  } catch {
+    return null;
+  }
+  if (last.size === 0) return null;
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, last.size);
+  for (const [id, { clock, state }] of last) {
+    encoding.writeVarUint(encoder, id);
+    encoding.writeVarUint(encoder, clock);
+    encoding.writeVarString(encoder, state);
+  }
+  return encoding.toUint8Array(encoder);
 }
 
 interface Follow {
