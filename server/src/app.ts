@@ -13,6 +13,7 @@ import type { Config } from './config.ts';
 import type { DbKind } from './db/database.ts';
 import type { Database } from './db/types.ts';
 import { accessService } from './features/access/access.service.ts';
+import { SignInThrottle } from './features/auth/sign-in-throttle.ts';
 import { authRoutes } from './features/auth/auth.routes.ts';
 import { authService } from './features/auth/auth.service.ts';
 import { usersRepository } from './features/auth/users.repository.ts';
@@ -66,7 +67,7 @@ function apiApp(deps: AppDeps, services: Services) {
     })
     .use(bodyLimits())
     .use(sessionMiddleware(services.auth))
-    .route('/', authRoutes(services.auth, { secureCookies: deps.config.secureCookies, trustProxy: deps.config.trustProxy }))
+    .route('/', authRoutes(services.auth, { secureCookies: deps.config.secureCookies, trustProxy: deps.config.trustProxy, throttle: new SignInThrottle(deps.db) }))
     .route('/', projectsRoutes(services.projects, services.access, services.documents, services.users))
     .route('/', documentsRoutes(services.access, services.documents))
     .route('/', exportRoutes(services.access, services.projects, services.exports, deps.log, { trustProxy: deps.config.trustProxy }))

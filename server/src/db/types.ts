@@ -80,6 +80,15 @@ export interface Database {
   document_status: DocumentStatusTable;
   sync_updates: SyncUpdatesTable;
   sync_quarantine: SyncQuarantineTable;
+  sign_in_attempts: SignInAttemptsTable;
+}
+
+/** Failed sign-ins per username and client address, within a window that began at since_ms. */
+export interface SignInAttemptsTable {
+  key: string;
+  count: number;
+  /** Milliseconds since the epoch (a bigint: drivers read it back as a string or a bigint). */
+  since_ms: ColumnType<string | number | bigint, number, number>;
 }
 
 export type DocumentRow = Selectable<DocumentsTable>;

@@ -5,8 +5,10 @@
 import type { Migration } from 'kysely';
 import * as initial from './2026-11-21T00-00-initial.ts';
 import * as viewerRole from './2026-11-21T01-00-viewer-role.ts';
+import * as signInAttempts from './2026-12-02T00-00-sign-in-attempts.ts';
 
 export const migrations: Record<string, Migration> = {
   '2026-11-21T00-00-initial': initial,
   '2026-11-21T01-00-viewer-role': viewerRole,
+  '2026-12-02T00-00-sign-in-attempts': signInAttempts,
 };

@@ -24,26 +24,25 @@ function clientAddress(c: Context, trustProxy: boolean): string {
   }
 }
 
-export function authRoutes(auth: AuthService, options: { secureCookies: boolean; trustProxy?: boolean; throttle?: SignInThrottle }) {
-  const throttle = options.throttle ?? new SignInThrottle();
+export function authRoutes(auth: AuthService, options: { secureCookies: boolean; trustProxy?: boolean; throttle: SignInThrottle }) {
+  const { throttle } = options;
   return new Hono<AppEnv>()
     .post('/auth/login', async (c) => {
       const body = await jsonBody(c, loginBody);
       const key = `${body.username.toLowerCase()}\n${clientAddress(c, options.trustProxy ?? false)}`;
-      const wait = throttle.waitMs(key);
+      const wait = await throttle.take(key); // counted, unless refused
       if (wait > 0) {
         c.header('Retry-After', String(Math.ceil(wait / 1000)));
         throw new AppError(429, 'too_many_attempts', `too many failed sign-ins: try again in ${Math.ceil(wait / 60_000)} min`);
       }
-      throttle.attempted(key);
       let signedIn: Awaited<ReturnType<AuthService['login']>>;
       try {
         signedIn = await auth.login(body.username, body.password);
       } catch (err) {
-        if (!(err instanceof AppError && err.status === 401)) throttle.withdrawn(key);
+        if (!(err instanceof AppError && err.status === 401)) await throttle.withdrawn(key).catch(() => {});
         throw err;
       }
-      throttle.succeeded(key);
+      await throttle.succeeded(key).catch(() => {}); // (signed in all the same: the count ends with its window)
       const { user, token, expiresAt } = signedIn;
       setCookie(c, SESSION_COOKIE, token, {
         httpOnly: true,

@@ -1,47 +1,79 @@
 import { describe, expect, it } from 'vitest';
+import { databaseKinds, useTestDatabase } from '../../../test/harness.ts';
 import { SignInThrottle } from './sign-in-throttle.ts';
 
-describe('SignInThrottle', () => {
+describe.each(databaseKinds())('SignInThrottle (%s)', (kind) => {
+  const db = useTestDatabase(kind);
+  let n = 0;
+  /** A throttle on a clock of its own, and a key prefix no other test uses. */
   const clocked = (max = 3, windowMs = 1_000, maxKeys = 100) => {
-    const clock = { now: 0 };
-    return { clock, throttle: new SignInThrottle(max, windowMs, () => clock.now, maxKeys) };
+    const clock = { now: 1_000_000 };
+    const prefix = `t${n++}:`;
+    return { clock, prefix, throttle: () => new SignInThrottle(db.current.db, max, windowMs, () => clock.now, maxKeys) };
   };
 
-  it('makes a pair wait once it failed max times within the window, until that window ends', () => {
-    const { clock, throttle } = clocked();
+  it('makes a pair wait once it failed max times within the window, until that window ends', async () => {
+    const { clock, prefix, throttle } = clocked();
+    const t = throttle();
     for (let i = 0; i < 3; i++) {
-      expect(throttle.waitMs('bob\n1.2.3.4')).toBe(0);
-      throttle.attempted('bob\n1.2.3.4');
+      expect(await t.take(`${prefix}bob\n1.2.3.4`)).toBe(0);
       clock.now += 100;
     }
-    expect(throttle.waitMs('bob\n1.2.3.4')).toBe(700);
-    expect(throttle.waitMs('bob\n5.6.7.8')).toBe(0); // the same account from elsewhere
-    clock.now = 1_000;
-    expect(throttle.waitMs('bob\n1.2.3.4')).toBe(0);
+    expect(await t.take(`${prefix}bob\n1.2.3.4`)).toBe(700);
+    expect(await t.take(`${prefix}bob\n5.6.7.8`)).toBe(0); // the same account from elsewhere
+    clock.now = 1_001_000;
+    expect(await t.take(`${prefix}bob\n1.2.3.4`)).toBe(0);
   });
 
-  it('takes back an attempt withdrawn (it failed for another reason than the password)', () => {
-    const { throttle } = clocked();
-    for (let i = 0; i < 3; i++) throttle.attempted('k');
-    expect(throttle.waitMs('k')).toBeGreaterThan(0);
-    throttle.withdrawn('k');
-    expect(throttle.waitMs('k')).toBe(0);
+  it('counts the same attempts on every instance, and attempts sent at once pass at most max times', async () => {
+    const { prefix, throttle } = clocked();
+    const instances = [throttle(), throttle(), throttle()];
+    const waits = await Promise.all(Array.from({ length: 9 }, (_, i) => instances[i % 3]!.take(`${prefix}k`)));
+    expect(waits.filter((w) => w === 0)).toHaveLength(3);
+    expect(await instances[0]!.take(`${prefix}k`)).toBeGreaterThan(0);
   });
 
-  it('forgets the failures of a pair that then signs in', () => {
-    const { throttle } = clocked();
-    throttle.attempted('k');
-    throttle.attempted('k');
-    throttle.succeeded('k');
-    throttle.attempted('k');
-    throttle.attempted('k');
-    expect(throttle.waitMs('k')).toBe(0);
+  it('takes back an attempt withdrawn (it failed for another reason than the password)', async () => {
+    const { prefix, throttle } = clocked();
+    const t = throttle();
+    for (let i = 0; i < 3; i++) await t.take(`${prefix}k`);
+    await t.withdrawn(`${prefix}k`);
+    expect(await t.take(`${prefix}k`)).toBe(0);
+    expect(await t.take(`${prefix}k`)).toBeGreaterThan(0);
   });
 
-  it('remembers at most maxKeys pairs, the oldest going first', () => {
-    const { throttle } = clocked(1, 1_000, 10);
-    for (let i = 0; i < 11; i++) throttle.attempted(`k${i}`);
-    expect(throttle.waitMs('k0')).toBe(0);
-    expect(throttle.waitMs('k10')).toBeGreaterThan(0);
+  it('forgets the failures of a pair that then signs in', async () => {
+    const { prefix, throttle } = clocked();
+    const t = throttle();
+    for (let i = 0; i < 3; i++) await t.take(`${prefix}k`);
+    await t.succeeded(`${prefix}k`);
+    for (let i = 0; i < 3; i++) expect(await t.take(`${prefix}k`)).toBe(0);
+  });
+
+  it('keeps at most maxKeys pairs, the oldest going first, and none whose window has passed', async () => {
+    const { clock, prefix, throttle } = clocked(1, 1_000, 10);
+    await db.current.db.deleteFrom('sign_in_attempts').execute();
+    const t = throttle();
+    for (let i = 0; i < 11; i++) {
+      await t.take(`${prefix}k${i}`);
+      clock.now += 1;
+    }
+    clock.now += 60_000; // the next take sweeps: every window has passed
+    await throttle().take(`${prefix}late`);
+    const keys = await db.current.db.selectFrom('sign_in_attempts').select('key').execute();
+    expect(keys.map((k) => k.key)).toEqual([`${prefix}late`]);
+    // And past maxKeys within a window, the oldest go.
+    const u = new SignInThrottle(db.current.db, 1, 10 * 60_000, () => clock.now, 10);
+    for (let i = 0; i < 11; i++) {
+      await u.take(`${prefix}m${i}`);
+      clock.now += 1;
+    }
+    clock.now += SWEEP_GAP;
+    await u.take(`${prefix}m11`);
+    const left = (await db.current.db.selectFrom('sign_in_attempts').select('key').execute()).map((k) => k.key);
+    expect(left).not.toContain(`${prefix}m0`);
+    expect(left.length).toBeLessThanOrEqual(11);
   });
 });
+
+const SWEEP_GAP = 60_000;

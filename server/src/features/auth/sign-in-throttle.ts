@@ -1,60 +1,72 @@
 /**
- * Sign-in attempts that did not succeed, counted per username and client address: past `max`
- * within `windowMs`, that pair must wait until the window's first is `windowMs` old. Each
- * attempt is counted as it starts (attempted), so that many sent at once cannot all pass before
+ * Sign-in attempts that did not succeed, counted per username and client address in the
+ * database, so that every instance of a scaled-out deployment counts the same attempts: past
+ * `max` within `windowMs`, that pair must wait until the window's first is `windowMs` old.
+ * Each attempt is counted as it starts (`take`), in one statement that also refuses it when the
+ * count is full, so that many sent at once, to one instance or several, cannot all pass before
  * the first fails; a success clears the count, and an attempt that failed for another reason
- * than the credentials (the database away) is taken back (withdrawn). Per pair, so that guessing at one account from one place is slowed while
- * its owner, elsewhere, can still sign in. At most `maxKeys` pairs are remembered (the oldest
- * go first), so a flood of made-up names cannot fill memory.
+ * than the credentials (the database away) is taken back (`withdrawn`). Per pair, so that
+ * guessing at one account from one place is slowed while its owner, elsewhere, can still sign
+ * in. Pairs whose window has passed are deleted now and then, and at most `maxKeys` are kept
+ * (the oldest go first), so a flood of made-up names cannot fill the table.
  *
  * @example
- *   const throttle = new SignInThrottle();
- *   const wait = throttle.waitMs(key);
+ *   const throttle = new SignInThrottle(db);
+ *   const wait = await throttle.take(key);
  *   if (wait > 0) refuse(wait);
  */
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../../db/types.ts';
+
+/** How often (at most) one instance deletes pairs whose window has passed. */
+const SWEEP_EVERY_MS = 60_000;
+
 export class SignInThrottle {
-  readonly #failures = new Map<string, { count: number; since: number }>();
+  #sweptAt = -Infinity;
 
   constructor(
+    private readonly db: Kysely<Database>,
     private readonly max = 10,
     private readonly windowMs = 10 * 60_000,
     private readonly now: () => number = Date.now,
     private readonly maxKeys = 100_000,
   ) {}
 
-  /** How long this pair must wait before trying again (0: it may try now). */
-  waitMs(key: string): number {
-    const entry = this.#current(key);
-    if (!entry || entry.count < this.max) return 0;
-    return entry.since + this.windowMs - this.now();
+  /** Counts an attempt of this pair; or, past `max` in its window, refuses it: how long to wait. */
+  async take(key: string): Promise<number> {
+    const now = this.now();
+    await this.#sweep(now);
+    const expired = now - this.windowMs;
+    const counted = await sql<{ count: number }>`
+      insert into sign_in_attempts as a (key, count, since_ms) values (${key}, 1, ${now})
+      on conflict (key) do update set
+        count = case when a.since_ms <= ${expired} then 1 else a.count + 1 end,
+        since_ms = case when a.since_ms <= ${expired} then ${now} else a.since_ms end
+      where a.since_ms <= ${expired} or a.count < ${this.max}
+      returning count`.execute(this.db);
+    if (counted.rows.length > 0) return 0;
+    const row = await this.db.selectFrom('sign_in_attempts').select('since_ms').where('key', '=', key).executeTakeFirst();
+    return row ? Math.max(1, Number(row.since_ms) + this.windowMs - now) : 0;
   }
 
-  attempted(key: string): void {
-    const entry = this.#current(key);
-    if (entry) {
-      entry.count++;
-      return;
-    }
-    if (this.#failures.size >= this.maxKeys) this.#failures.delete(this.#failures.keys().next().value!);
-    this.#failures.set(key, { count: 1, since: this.now() });
+  async succeeded(key: string): Promise<void> {
+    await this.db.deleteFrom('sign_in_attempts').where('key', '=', key).execute();
   }
 
-  succeeded(key: string): void {
-    this.#failures.delete(key);
+  async withdrawn(key: string): Promise<void> {
+    await this.db
+      .updateTable('sign_in_attempts')
+      .set({ count: sql<number>`greatest(count - 1, 0)` })
+      .where('key', '=', key)
+      .execute();
   }
 
-  withdrawn(key: string): void {
-    const entry = this.#current(key);
-    if (entry && entry.count > 0) entry.count--;
-  }
-
-  /** The pair's count within its window, forgetting one whose window has passed. */
-  #current(key: string): { count: number; since: number } | undefined {
-    const entry = this.#failures.get(key);
-    if (entry && this.now() - entry.since >= this.windowMs) {
-      this.#failures.delete(key);
-      return undefined;
-    }
-    return entry;
+  /** Now and then: pairs whose window has passed go, and the oldest past `maxKeys`. */
+  async #sweep(now: number): Promise<void> {
+    if (now - this.#sweptAt < SWEEP_EVERY_MS) return;
+    this.#sweptAt = now;
+    await this.db.deleteFrom('sign_in_attempts').where('since_ms', '<=', now - this.windowMs).execute();
+    await sql`delete from sign_in_attempts where key in
+      (select key from sign_in_attempts order by since_ms desc offset ${this.maxKeys})`.execute(this.db);
   }
 }
