@@ -42,6 +42,18 @@ describe.each(databaseKinds())('SignInThrottle (%s)', (kind) => {
     expect(await t.take(`${prefix}k`)).toBeGreaterThan(0);
   });
 
+  it('answers a refused pair without the database until its window ends', async () => {
+    const { clock, prefix, throttle } = clocked();
+    const t = throttle();
+    for (let i = 0; i < 3; i++) await t.take(`${prefix}k`);
+    expect(await t.take(`${prefix}k`)).toBe(1_000);
+    await db.current.db.deleteFrom('sign_in_attempts').where('key', '=', `${prefix}k`).execute();
+    clock.now += 400;
+    expect(await t.take(`${prefix}k`)).toBe(600); // remembered here
+    clock.now += 600;
+    expect(await t.take(`${prefix}k`)).toBe(0); // the window over: asked again, and counted
+  });
+
   it('forgets the failures of a pair that then signs in', async () => {
     const { prefix, throttle } = clocked();
     const t = throttle();
@@ -59,7 +71,9 @@ describe.each(databaseKinds())('SignInThrottle (%s)', (kind) => {
       clock.now += 1;
     }
     clock.now += 60_000; // the next take sweeps: every window has passed
-    await throttle().take(`${prefix}late`);
+    const v = throttle();
+    await v.take(`${prefix}late`);
+    await v.swept;
     const keys = await db.current.db.selectFrom('sign_in_attempts').select('key').execute();
     expect(keys.map((k) => k.key)).toEqual([`${prefix}late`]);
     // And past maxKeys within a window, the oldest go.
@@ -70,6 +84,7 @@ describe.each(databaseKinds())('SignInThrottle (%s)', (kind) => {
     }
     clock.now += SWEEP_GAP;
     await u.take(`${prefix}m11`);
+    await u.swept;
     const left = (await db.current.db.selectFrom('sign_in_attempts').select('key').execute()).map((k) => k.key);
     expect(left).not.toContain(`${prefix}m0`);
     expect(left.length).toBeLessThanOrEqual(11);

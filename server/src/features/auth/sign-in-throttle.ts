@@ -20,9 +20,20 @@ import type { Database } from '../../db/types.ts';
 
 /** How often (at most) one instance deletes pairs whose window has passed. */
 const SWEEP_EVERY_MS = 60_000;
+/** Pairs this instance remembers as refused, answered without asking the database again. */
+const MAX_REMEMBERED_REFUSALS = 10_000;
 
 export class SignInThrottle {
   #sweptAt = -Infinity;
+  /** The latest sweep (for tests to wait on). */
+  swept: Promise<void> = Promise.resolve();
+  /**
+   * Pairs refused, with when their window ends: until then they are refused here at once (a
+   * refused pair stays refused everywhere until its window ends, as nothing but a sign-in,
+   * which it may not make, clears it), so a flood of refused attempts does not reach the
+   * database, which on PGlite is the one connection documents are saved through.
+   */
+  readonly #refusedUntil = new Map<string, number>();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -35,7 +46,25 @@ export class SignInThrottle {
   /** Counts an attempt of this pair; or, past `max` in its window, refuses it: how long to wait. */
   async take(key: string): Promise<number> {
     const now = this.now();
-    await this.#sweep(now);
+    const until = this.#refusedUntil.get(key);
+    if (until !== undefined && until > now) return until - now;
+    this.#refusedUntil.delete(key);
+    // Off the request's path: a sweep that fails is tried again at the next one.
+    if (now - this.#sweptAt >= SWEEP_EVERY_MS) {
+      this.#sweptAt = now;
+      this.swept = this.#sweep(now).catch(() => {});
+    }
+    // Counted, or refused; a pair gone between the two statements (a sweep, a sign-in) is
+    // counted afresh by the next round.
+    for (let round = 0; round < 3; round++) {
+      const wait = await this.#count(key, now);
+      if (wait !== null) return wait;
+    }
+    return 1; // (it kept vanishing: refused, for now)
+  }
+
+  /** 0 when counted; how long to wait when refused; null when the pair vanished meanwhile. */
+  async #count(key: string, now: number): Promise<number | null> {
     const expired = now - this.windowMs;
     const counted = await sql<{ count: number }>`
       insert into sign_in_attempts as a (key, count, since_ms) values (${key}, 1, ${now})
@@ -46,7 +75,11 @@ export class SignInThrottle {
       returning count`.execute(this.db);
     if (counted.rows.length > 0) return 0;
     const row = await this.db.selectFrom('sign_in_attempts').select('since_ms').where('key', '=', key).executeTakeFirst();
-    return row ? Math.max(1, Number(row.since_ms) + this.windowMs - now) : 0;
+    if (!row) return null;
+    const until = Number(row.since_ms) + this.windowMs;
+    if (this.#refusedUntil.size >= MAX_REMEMBERED_REFUSALS) this.#refusedUntil.delete(this.#refusedUntil.keys().next().value!);
+    this.#refusedUntil.set(key, until);
+    return Math.max(1, until - now);
   }
 
   async succeeded(key: string): Promise<void> {
@@ -63,8 +96,6 @@ export class SignInThrottle {
 
   /** Now and then: pairs whose window has passed go, and the oldest past `maxKeys`. */
   async #sweep(now: number): Promise<void> {
-    if (now - this.#sweptAt < SWEEP_EVERY_MS) return;
-    this.#sweptAt = now;
     await this.db.deleteFrom('sign_in_attempts').where('since_ms', '<=', now - this.windowMs).execute();
     await sql`delete from sign_in_attempts where key in
       (select key from sign_in_attempts order by since_ms desc offset ${this.maxKeys})`.execute(this.db);

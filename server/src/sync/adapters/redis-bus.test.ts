@@ -314,7 +314,7 @@ describe.runIf(url)('RedisBus', () => {
   });
 
   it('keeps the last presence of each id when the outbox gives way, so no one gone is left showing', async () => {
-    const { bus: a, proxy } = await busBehindProxy('a', { maxOutbox: 3 });
+    const { bus: a, proxy } = await busBehindProxy('a', { maxOutbox: 5 });
     const b = bus('b');
     const presence: Uint8Array[] = [];
     const presenceOf = (entries: Array<[number, number, unknown]>) => {
@@ -335,6 +335,7 @@ describe.runIf(url)('RedisBus', () => {
       proxy.freeze();
       a.publish('room-29', 'awareness', presenceOf([[5, 1, { user: 'x' }], [6, 1, { user: 'y' }]]));
       a.publish('room-29', 'awareness', presenceOf([[5, 2, null]])); // 5 leaves…
+      a.publish('room-29', 'awareness', presenceOf([[7, 1, { user: 'z' }], [6, 2, { user: 'y2' }]])); // …7 comes, 6 moves…
       for (let i = 0; i < 10; i++) a.publish('room-29', 'update', Buffer.from(`m${i}`)); // …and the outbox overflows
       proxy.thaw();
       // What b was told of each id, last word first.
@@ -351,7 +352,8 @@ describe.runIf(url)('RedisBus', () => {
         return words;
       };
       expect(await eventually(async () => lastWord().has(5) && lastWord().get(5) === null)).toBe(true);
-      expect(lastWord().get(6)).toEqual({ user: 'y' });
+      expect(lastWord().get(6)).toEqual({ user: 'y2' });
+      expect(lastWord().get(7)).toEqual({ user: 'z' });
     } finally {
       proxy.thaw();
       await proxy.close();

@@ -82,6 +82,15 @@ function giveWayToReload(outbox: Outbox): number {
   return dropped.filter((e) => e.kind !== 'reload').length;
 }
 
+/** Whether a reload waits in the outbox after every update in it (the first is on its way). */
+function reloadWaits(entries: readonly Entry[]): boolean {
+  for (let i = entries.length - 1; i > 0; i--) {
+    if (entries[i]!.kind === 'reload') return true;
+    if (entries[i]!.kind === 'update') return false;
+  }
+  return false;
+}
+
 /**
  * Presence (awareness) updates, in order, as one: each id with its last clock and state. Null
  * when they hold none, or one does not read (it was encoded here; it cannot not read).
@@ -300,7 +309,7 @@ export class RedisBus implements SyncBus {
     if (entries.length >= (this.options.maxOutbox ?? 10_000) || outbox.bytes + sizeOf(entry) > (this.options.maxOutboxBytes ?? 64 * 1024 * 1024)) {
       this.options.log.warn('redis_outbox_full', { room, dropped: giveWayToReload(outbox) });
     }
-    if (entry.kind === 'reload' && entries.at(-1)?.kind === 'reload') return; // one is enough
+    if (entry.kind === 'reload' && reloadWaits(entries)) return; // one is enough
     entries.push(entry);
     outbox.bytes += sizeOf(entry);
   }
