@@ -6,6 +6,7 @@ import { loginBody } from '@spanwise/shared';
 import { AppError, jsonBody, unauthenticated } from '../../http/errors.ts';
 import type { AppEnv } from '../../http/session.ts';
 import { SESSION_COOKIE, type AuthService } from './auth.service.ts';
+import { addressBlock } from './address-block.ts';
 import { SignInThrottle } from './sign-in-throttle.ts';
 
 /**
@@ -29,7 +30,7 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean;
   return new Hono<AppEnv>()
     .post('/auth/login', async (c) => {
       const body = await jsonBody(c, loginBody);
-      const key = `${body.username.toLowerCase()}\n${clientAddress(c, options.trustProxy ?? false)}`;
+      const key = `${body.username.toLowerCase()}\n${addressBlock(clientAddress(c, options.trustProxy ?? false))}`;
       const wait = await throttle.take(key); // counted, unless refused
       if (wait > 0) {
         c.header('Retry-After', String(Math.ceil(wait / 1000)));
