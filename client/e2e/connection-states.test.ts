@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { CloseCode, layerRoom } from '@spanwise/shared';
-import { api, connectLayer, login, startTestServer, waitFor, type LayerClient, type TestServer } from '../../server/test/harness.ts';
+import { api, connectLayer, login, metric, startTestServer, waitFor, type LayerClient, type TestServer } from '../../server/test/harness.ts';
 import { defaultSyncLimits } from '../../server/src/config.ts';
 import type { Connection } from '../../server/src/sync/connection.ts';
 import { findWord, launchChromium, selectText, signIn, WAIT, waitConnected } from './page-helpers.ts';
@@ -53,11 +53,7 @@ function readOnlyPeers(room: string): number {
 }
 
 /** How many frames the server has refused as too big (its metrics). */
-async function tooBigCount(): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('spanwise_sync_errors_total{kind="too_big"} '));
-  return line ? Number(line.split(' ')[1]) : 0;
-}
+const tooBigCount = () => metric(server.url, 'spanwise_sync_errors_total{kind="too_big"}');
 
 const status = (page: Page) => page.getByRole('status', { name: 'Connection' });
 

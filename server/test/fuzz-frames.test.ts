@@ -7,7 +7,7 @@ import * as Y from 'yjs';
 import * as encoding from 'lib0/encoding';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, CloseCode, layerRoom, listSpans, MessageKind } from '@spanwise/shared';
-import { connectLayer, login, startTestServer, storedRows, waitFor, type LayerClient } from './harness.ts';
+import { connectLayer, login, metric, startTestServer, storedRows, waitFor, type LayerClient } from './harness.ts';
 import WebSocket from 'ws';
 
 const ALICE = 2;
@@ -22,12 +22,6 @@ function prng(seed: number) {
   };
 }
 
-/** One sample from the server's Prometheus text; a counter never incremented is absent, so 0. */
-async function metric(baseUrl: string, sample: string): Promise<number> {
-  const text = await (await fetch(`${baseUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
-  return line ? Number(line.slice(sample.length + 1)) : 0;
-}
 
 const MALFORMED = 'spanwise_sync_errors_total{kind="malformed"}';
 

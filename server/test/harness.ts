@@ -216,3 +216,10 @@ export function rawSocket(baseUrl: string, room: string, cookie: string | null):
     ws.on('error', reject);
   });
 }
+
+/** One sample from a server's Prometheus text; a counter never incremented is absent, so 0. */
+export async function metric(baseUrl: string, sample: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line ? Number(line.slice(sample.length + 1)) : 0;
+}

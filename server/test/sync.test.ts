@@ -3,7 +3,7 @@ import * as encoding from 'lib0/encoding';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, CloseCode, goldRoom, layerRoom, listSpans, MessageKind } from '@spanwise/shared';
 import { defaultSyncLimits } from '../src/config.ts';
-import { connectLayer, databaseKinds, login, rawSocket, startTestServer, storedDoc, storedRows, waitFor, type LayerClient, type TestServer } from './harness.ts';
+import { connectLayer, databaseKinds, login, metric, rawSocket, startTestServer, storedDoc, storedRows, waitFor, type LayerClient, type TestServer } from './harness.ts';
 
 // Demo ids: admin 1, alice 2, bob 3, carol 4, dana 5; project 1; documents 1..5.
 const ALICE = 2;
@@ -124,11 +124,7 @@ describe.each(databaseKinds())('sync over WebSocket (%s)', (kind) => {
   });
 
   it('closes a socket whose frame is larger than the limit with 1009, and counts it', async () => {
-    const tooBig = async () => {
-      const text = await (await fetch(`${server.url}/metrics`)).text();
-      const line = text.split('\n').find((l) => l.startsWith('spanwise_sync_errors_total{kind="too_big"} '));
-      return line ? Number(line.split(' ')[1]) : 0;
-    };
+    const tooBig = () => metric(server.url, 'spanwise_sync_errors_total{kind="too_big"}');
     const before = await tooBig();
     const raw = await rawSocket(server.url, layerRoom(5, ALICE), cookies.alice!);
     raw.ws.send(new Uint8Array(server.config.sync.maxMessageBytes + 1));

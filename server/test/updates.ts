@@ -61,3 +61,15 @@ export function waitingPoisonLog(): { rows: Uint8Array[]; text: string } {
   encoding.writeVarUint(e, 0); // no deletions
   return { rows: [rows[0]!, encoding.toUint8Array(e), rows[1]!, rows[2]!], text: text.toString() };
 }
+
+/** A presence (awareness) update written entry by entry (id, clock, state), as a peer may send any. */
+export function presenceUpdate(entries: ReadonlyArray<readonly [id: number, clock: number, state: unknown]>): Uint8Array {
+  const e = encoding.createEncoder();
+  encoding.writeVarUint(e, entries.length);
+  for (const [id, clock, state] of entries) {
+    encoding.writeVarUint(e, id);
+    encoding.writeVarUint(e, clock);
+    encoding.writeVarString(e, JSON.stringify(state));
+  }
+  return encoding.toUint8Array(e);
+}

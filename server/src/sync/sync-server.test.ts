@@ -5,7 +5,7 @@ import * as encoding from 'lib0/encoding';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spanwise/shared';
-import { findPoison, waitingPoisonLog } from '../../test/updates.ts';
+import { findPoison, presenceUpdate, waitingPoisonLog } from '../../test/updates.ts';
 import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED } from './connection.ts';
 import { MemoryStore } from './memory-store.ts';
 import { MAX_PRESENCE_IDS_PER_USER, MAX_ROOM_PRESENCE_IDS } from './room.ts';
@@ -64,14 +64,7 @@ const ownPresence = (tab: awarenessProtocol.Awareness) => awarenessMessage(aware
 
 /** A presence message written entry by entry (id, clock, state), as a peer may send any. */
 function rawPresence(entries: ReadonlyArray<readonly [id: number, clock: number, state: unknown]>): Uint8Array {
-  const e = encoding.createEncoder();
-  encoding.writeVarUint(e, entries.length);
-  for (const [id, clock, state] of entries) {
-    encoding.writeVarUint(e, id);
-    encoding.writeVarUint(e, clock);
-    encoding.writeVarString(e, JSON.stringify(state));
-  }
-  return awarenessMessage(encoding.toUint8Array(e));
+  return awarenessMessage(presenceUpdate(entries));
 }
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 

@@ -5,8 +5,8 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import * as decoding from 'lib0/decoding';
-import * as encoding from 'lib0/encoding';
 import { TcpProxy } from '../../../test/tcp-proxy.ts';
+import { presenceUpdate } from '../../../test/updates.ts';
 import { HEARTBEAT_SCRIPT, RedisBus } from './redis-bus.ts';
 import type { BusMessageKind } from '../types.ts';
 
@@ -317,16 +317,7 @@ describe.runIf(url)('RedisBus', () => {
     const { bus: a, proxy } = await busBehindProxy('a', { maxOutbox: 5 });
     const b = bus('b');
     const presence: Uint8Array[] = [];
-    const presenceOf = (entries: Array<[number, number, unknown]>) => {
-      const e = encoding.createEncoder();
-      encoding.writeVarUint(e, entries.length);
-      for (const [id, clock, state] of entries) {
-        encoding.writeVarUint(e, id);
-        encoding.writeVarUint(e, clock);
-        encoding.writeVarString(e, JSON.stringify(state));
-      }
-      return encoding.toUint8Array(e);
-    };
+    const presenceOf = presenceUpdate;
     try {
       await a.join('room-29', { message: () => {}, reload: () => {} });
       await b.join('room-29', { message: (kind, d) => kind === 'awareness' && presence.push(d), reload: () => {} });
