@@ -1,22 +1,5 @@
-import { CloseCode } from '@spanwise/shared/protocol';
+import { closedStatus } from '../sync/closed-text.ts';
 import type { Connection } from '../sync/open-layer.ts';
-
-function closedText(code: number | null): string {
-  switch (code) {
-    case CloseCode.unauthenticated:
-      return 'signed out';
-    case CloseCode.forbidden:
-      return 'no access to this layer';
-    case CloseCode.unknownRoom:
-      return 'this layer does not exist';
-    case CloseCode.tooBig:
-      return 'stopped — changes too large to send';
-    case CloseCode.malformed:
-      return 'stopped — the server could not read a message';
-    default:
-      return 'closed';
-  }
-}
 
 export function ConnectionStatus(props: {
   connection: Connection;
@@ -40,7 +23,7 @@ export function ConnectionStatus(props: {
       case 'busy':
         return 'server busy — edits kept locally; trying again shortly';
       case 'closed':
-        return closedText(props.closedCode);
+        return closedStatus(props.closedCode);
     }
   };
   return (

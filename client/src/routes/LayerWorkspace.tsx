@@ -18,6 +18,7 @@ import type { LayerOption } from '../stores/layer-choice.ts';
 import { createLayerSpans } from '../stores/layer-spans.ts';
 import { useMe, useSession } from '../stores/session.tsx';
 import { createSpanTree } from '../stores/span-tree.ts';
+import { closedBanner } from '../sync/closed-text.ts';
 import { openLayer, RETRY_BY_HAND_CODES } from '../sync/open-layer.ts';
 import { userColor } from '../sync/presence.ts';
 import { showPeerSelections } from '../sync/peer-highlights.ts';
@@ -28,19 +29,6 @@ function lockedHint(readOnly: boolean, writesRefused: boolean, closed: boolean):
   if (writesRefused) return 'The server does not save your changes to this layer: you may only view it.';
   if (closed) return 'This layer is closed: changes cannot be saved.';
   return null;
-}
-
-function closedBanner(code: number): string {
-  switch (code) {
-    case CloseCode.forbidden:
-      return 'You do not have access to this layer.';
-    case CloseCode.tooBig:
-      return 'Your changes are too large for the server to take in one message. They are kept in this browser; nothing was saved since.';
-    case CloseCode.malformed:
-      return 'The server could not read a message from this page. Your changes are kept in this browser; nothing was saved since.';
-    default:
-      return 'The server does not know this layer.';
-  }
 }
 
 export function LayerWorkspace(props: {
@@ -190,7 +178,7 @@ export function LayerWorkspace(props: {
             writesRefused={layer.writesRefused()}
           />
         </div>
-        <Show when={layer.closedCode() !== null && layer.closedCode() !== CloseCode.unauthenticated && layer.closedCode()}>
+        <Show when={layer.closedCode() !== null && closedBanner(layer.closedCode()!) !== null && layer.closedCode()}>
           {(code) => (
             <p role="alert" class="error banner">
               {closedBanner(code())}

@@ -1,0 +1,29 @@
+/**
+ * What the page says when the server closed a layer for good or until *Try again*: a few words
+ * for the connection status, and a sentence for the banner (none when signing out, which takes
+ * the person to the sign-in form).
+ */
+import { CloseCode } from '@spanwise/shared/protocol';
+
+const TEXTS: Record<number, { status: string; banner: string | null }> = {
+  [CloseCode.unauthenticated]: { status: 'signed out', banner: null },
+  [CloseCode.forbidden]: { status: 'no access to this layer', banner: 'You do not have access to this layer.' },
+  [CloseCode.unknownRoom]: { status: 'this layer does not exist', banner: 'The server does not know this layer.' },
+  [CloseCode.tooBig]: {
+    status: 'stopped — changes too large to send',
+    banner: 'Your changes are too large for the server to take in one message. They are kept in this browser; nothing was saved since.',
+  },
+  [CloseCode.malformed]: {
+    status: 'stopped — the server could not read a message',
+    banner: 'The server could not read a message from this page. Your changes are kept in this browser; nothing was saved since.',
+  },
+};
+
+export function closedStatus(code: number | null): string {
+  return (code !== null && TEXTS[code]?.status) || 'closed';
+}
+
+export function closedBanner(code: number): string | null {
+  const text = TEXTS[code];
+  return text ? text.banner : 'The server closed this layer.';
+}
