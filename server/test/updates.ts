@@ -1,6 +1,7 @@
 /** Yjs updates for tests. */
 import * as Y from 'yjs';
 import * as encoding from 'lib0/encoding';
+import { writePresenceEntries } from '../src/sync/presence-entries.ts';
 
 /**
  * The first one-byte change of `update` that still decodes but throws when applied (onto a doc
@@ -64,12 +65,5 @@ export function waitingPoisonLog(): { rows: Uint8Array[]; text: string } {
 
 /** A presence (awareness) update written entry by entry (id, clock, state), as a peer may send any. */
 export function presenceUpdate(entries: ReadonlyArray<readonly [id: number, clock: number, state: unknown]>): Uint8Array {
-  const e = encoding.createEncoder();
-  encoding.writeVarUint(e, entries.length);
-  for (const [id, clock, state] of entries) {
-    encoding.writeVarUint(e, id);
-    encoding.writeVarUint(e, clock);
-    encoding.writeVarString(e, JSON.stringify(state));
-  }
-  return encoding.toUint8Array(e);
+  return writePresenceEntries(entries.map(([id, clock, state]) => ({ id, clock, state: JSON.stringify(state) })));
 }

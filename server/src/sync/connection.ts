@@ -11,6 +11,7 @@ import * as encoding from 'lib0/encoding';
 import { CloseCode, MessageKind } from '@spanwise/shared';
 import { errorKind } from './error-text.ts';
 import { messageLabel } from './message-label.ts';
+import { readPresenceEntries, writePresenceEntries, type PresenceEntry } from './presence-entries.ts';
 import { PEER_LEFT, type Room, type RoomPeer } from './room.ts';
 import type { ConnectionInfo, SyncLogger, SyncObserver, SyncSocket } from './types.ts';
 
@@ -53,22 +54,18 @@ class TooBig extends Error {}
  * malformed update.
  */
 function presenceOutcome(
-  update: Uint8Array,
+  entries: readonly PresenceEntry[],
   awareness: awarenessProtocol.Awareness,
   controlled: ReadonlySet<number>,
   userId: number,
-): { introduced: number; live: number; drop: number[]; refused: string | null } {
-  const decoder = decoding.createDecoder(update);
-  const count = decoding.readVarUint(decoder);
+): { introduced: number; live: number; drop: ReadonlySet<number>; refused: string | null } {
   /** Each id's clock and whether it has a state, as the update has left them so far. */
   const seen = new Map<number, { clock: number; has: boolean }>();
   const live = new Set(controlled);
-  const drop: number[] = [];
+  const drop = new Set<number>();
   let introduced = 0;
-  for (let i = 0; i < count; i++) {
-    const id = decoding.readVarUint(decoder);
-    const clock = decoding.readVarUint(decoder);
-    const state: unknown = JSON.parse(decoding.readVarString(decoder));
+  for (const [i, { id, clock, state: text }] of entries.entries()) {
+    const state: unknown = JSON.parse(text);
     const before = seen.get(id) ?? { clock: awareness.meta.get(id)?.clock ?? 0, has: awareness.states.has(id) };
     if (!(before.clock < clock || (before.clock === clock && state === null && before.has))) continue;
     // The server's own id carries only its notices: a peer that would set a state for it is
@@ -79,7 +76,7 @@ function presenceOutcome(
       const user = (state as { user?: unknown }).user;
       const foreign = typeof user === 'object' && user !== null && 'id' in user && user.id !== userId;
       if ('server' in state || foreign) {
-        drop.push(i);
+        drop.add(i);
         continue;
       }
     }
@@ -93,29 +90,6 @@ function presenceOutcome(
     else live.add(id);
   }
   return { introduced, live: live.size, drop, refused: null };
-}
-
-/** A presence update without the entries at the positions in `drop` (ascending); null if none is left. */
-function withoutEntries(update: Uint8Array, drop: readonly number[]): Uint8Array | null {
-  const decoder = decoding.createDecoder(update);
-  const count = decoding.readVarUint(decoder);
-  if (drop.length === count) return null;
-  const encoder = encoding.createEncoder();
-  encoding.writeVarUint(encoder, count - drop.length);
-  let next = 0;
-  for (let i = 0; i < count; i++) {
-    const id = decoding.readVarUint(decoder);
-    const clock = decoding.readVarUint(decoder);
-    const state = decoding.readVarString(decoder);
-    if (drop[next] === i) {
-      next++;
-      continue;
-    }
-    encoding.writeVarUint(encoder, id);
-    encoding.writeVarUint(encoder, clock);
-    encoding.writeVarString(encoder, state);
-  }
-  return encoding.toUint8Array(encoder);
 }
 
 export class Connection implements RoomPeer {
@@ -338,7 +312,8 @@ export class Connection implements RoomPeer {
         // the message is applied.
         // Forgotten first: what the check reads must be what y-protocols then applies against.
         this.room.forgetOldPresence();
-        const { introduced, live, drop, refused } = presenceOutcome(update, this.room.awareness, this.room.peers.get(this) ?? new Set(), this.info.userId);
+        const entries = readPresenceEntries(update);
+        const { introduced, live, drop, refused } = presenceOutcome(entries, this.room.awareness, this.room.peers.get(this) ?? new Set(), this.info.userId);
         if (refused) throw new ProtocolError(refused);
         if (
           this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED ||
@@ -348,8 +323,9 @@ export class Connection implements RoomPeer {
           return this.#tooManyPresenceIds();
         }
         this.#introduced += introduced;
-        const allowed = drop.length > 0 ? withoutEntries(update, drop) : update;
-        if (allowed) awarenessProtocol.applyAwarenessUpdate(this.room.awareness, allowed, this);
+        if (drop.size === entries.length) return;
+        const allowed = drop.size > 0 ? writePresenceEntries(entries.filter((_, i) => !drop.has(i))) : update;
+        awarenessProtocol.applyAwarenessUpdate(this.room.awareness, allowed, this);
         return;
       }
       case MessageKind.queryAwareness:

@@ -26,9 +26,8 @@
  * bounded and no one gone is left showing.
  */
 import { Redis } from 'ioredis';
-import * as decoding from 'lib0/decoding';
-import * as encoding from 'lib0/encoding';
 import type { BusListener, BusMessageKind, SyncBus, SyncLogger, SyncObserver } from '../types.ts';
+import { readPresenceEntries, writePresenceEntries, type PresenceEntry } from '../presence-entries.ts';
 import { waitAtMost } from '../wait-at-most.ts';
 
 export interface RedisBusOptions {
@@ -96,29 +95,17 @@ function reloadWaits(entries: readonly Entry[]): boolean {
  * when they hold none, or one does not read (it was encoded here; it cannot not read).
  */
 function lastPresence(updates: readonly Uint8Array[]): Uint8Array | null {
-  const last = new Map<number, { clock: number; state: string }>();
+  const last = new Map<number, PresenceEntry>();
   try {
     for (const update of updates) {
-      const decoder = decoding.createDecoder(update);
-      for (let n = decoding.readVarUint(decoder); n > 0; n--) {
-        const id = decoding.readVarUint(decoder);
-        const clock = decoding.readVarUint(decoder);
-        const state = decoding.readVarString(decoder);
-        if ((last.get(id)?.clock ?? -1) <= clock) last.set(id, { clock, state });
+      for (const entry of readPresenceEntries(update)) {
+        if ((last.get(entry.id)?.clock ?? -1) <= entry.clock) last.set(entry.id, entry);
       }
     }
   } catch {
     return null;
   }
-  if (last.size === 0) return null;
-  const encoder = encoding.createEncoder();
-  encoding.writeVarUint(encoder, last.size);
-  for (const [id, { clock, state }] of last) {
-    encoding.writeVarUint(encoder, id);
-    encoding.writeVarUint(encoder, clock);
-    encoding.writeVarString(encoder, state);
-  }
-  return encoding.toUint8Array(encoder);
+  return last.size > 0 ? writePresenceEntries([...last.values()]) : null;
 }
 
 interface Follow {
