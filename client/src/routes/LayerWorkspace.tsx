@@ -91,6 +91,12 @@ export function LayerWorkspace(props: {
 
   const [hint, setHint] = createSignal<string | null>(null);
   const locked = () => lockedHint(props.readOnly, layer.writesRefused(), layer.closedCode() !== null);
+  /** What the page says of a close after which the layer stopped (nothing on signing out). */
+  const closedNotice = () => {
+    const code = layer.closedCode();
+    const text = code === null ? null : closedBanner(code);
+    return code !== null && text !== null ? { code, text } : null;
+  };
   /**
    * Edits are refused up front on a layer this user may not change (read-only, refused by the
    * server, or closed), so the local copy never drifts from what is saved.
@@ -178,11 +184,11 @@ export function LayerWorkspace(props: {
             writesRefused={layer.writesRefused()}
           />
         </div>
-        <Show when={layer.closedCode() !== null && closedBanner(layer.closedCode()!) !== null && layer.closedCode()}>
-          {(code) => (
+        <Show when={closedNotice()}>
+          {(notice) => (
             <p role="alert" class="error banner">
-              {closedBanner(code())}
-              <Show when={RETRY_BY_HAND_CODES.has(code())}>
+              {notice().text}
+              <Show when={RETRY_BY_HAND_CODES.has(notice().code)}>
                 {' '}
                 <button type="button" onClick={() => layer.retry()}>
                   Try again

@@ -9,9 +9,9 @@
  *   the same again, so it stops and waits for `retry()`; the edits stay in IndexedDB.
  * - 1013 and 4429 (the server is busy, or too many layers are open): it waits before trying
  *   again, longer each time (1, 2, 4 … 30 s, with jitter), and says the server is busy.
- * - 4408 (this user's access changed): it reconnects at once, forgets that writes were refused,
- *   and calls `onAccessChanged` so the page can learn the new role. So does every sync after a
- *   reconnect: the role may have changed while the socket was down (only open sockets get 4408).
+ * - 4408 (this user's access changed): it reconnects at once. Every sync after a reconnect
+ *   forgets that writes were refused and calls `onAccessChanged`, so the page learns the role
+ *   again: it may have changed while the socket was down, too (only open sockets get 4408).
  * A read-only socket's edits are dropped by the server, which says so once with an auth
  * message: `writesRefused` turns true.
  *
@@ -56,7 +56,7 @@ export interface OpenLayerOptions {
   storagePrefix: string;
   /** Called once when the server closes the room with a code after which the client stops. */
   onClosed?: (code: number) => void;
-  /** Called when the server says this user's access to the layer changed (4408). */
+  /** Called after every sync but the first: the user's access may have changed meanwhile. */
   onAccessChanged?: () => void;
 }
 
@@ -70,9 +70,9 @@ const BUSY_LONGEST_WAIT_MS = 30_000;
 const BUSY_RUN_RESET_MS = 30_000;
 
 /** How long to wait after the nth busy close in a row (n from 1): doubling, capped, jittered. */
-export function busyWaitMs(n: number, random: () => number = Math.random): number {
+function busyWaitMs(n: number): number {
   const base = Math.min(BUSY_LONGEST_WAIT_MS, BUSY_FIRST_WAIT_MS * 2 ** (n - 1));
-  return Math.round(base * (0.5 + random()));
+  return Math.round(base * (0.5 + Math.random()));
 }
 
 function syncUrl(loc: Location = window.location): string {
@@ -124,10 +124,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
   // Emitted before the provider schedules its own reconnect, which a busy close cancels.
   provider.on('connection-close', (event) => {
     const code = event?.code;
-    if (code === CloseCode.accessChanged) {
-      setWritesRefused(false);
-      options.onAccessChanged?.();
-    } else if (code !== undefined && BUSY_CODES.has(code)) {
+    if (code !== undefined && BUSY_CODES.has(code)) {
       provider.shouldConnect = false; // the reconnect y-websocket schedules does nothing
       busyRun = connectedAt > 0 && Date.now() - connectedAt > BUSY_RUN_RESET_MS ? 1 : busyRun + 1;
       clearTimeout(busyTimer);
