@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { databaseKinds, useTestDatabase } from '../../../test/harness.ts';
-import { SignInThrottle } from './sign-in-throttle.ts';
+import { SignInThrottle, SWEEP_EVERY_MS } from './sign-in-throttle.ts';
 
 describe.each(databaseKinds())('SignInThrottle (%s)', (kind) => {
   const db = useTestDatabase(kind);
@@ -70,7 +70,7 @@ describe.each(databaseKinds())('SignInThrottle (%s)', (kind) => {
       await t.take(`${prefix}k${i}`);
       clock.now += 1;
     }
-    clock.now += 60_000; // the next take sweeps: every window has passed
+    clock.now += SWEEP_EVERY_MS; // the next take sweeps: every window has passed
     const v = throttle();
     await v.take(`${prefix}late`);
     await v.swept;
@@ -82,7 +82,7 @@ describe.each(databaseKinds())('SignInThrottle (%s)', (kind) => {
       await u.take(`${prefix}m${i}`);
       clock.now += 1;
     }
-    clock.now += SWEEP_GAP;
+    clock.now += SWEEP_EVERY_MS;
     await u.take(`${prefix}m11`);
     await u.swept;
     const left = (await db.current.db.selectFrom('sign_in_attempts').select('key').execute()).map((k) => k.key);
@@ -90,5 +90,3 @@ describe.each(databaseKinds())('SignInThrottle (%s)', (kind) => {
     expect(left.length).toBeLessThanOrEqual(11);
   });
 });
-
-const SWEEP_GAP = 60_000;

@@ -19,7 +19,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../db/types.ts';
 
 /** How often (at most) one instance deletes pairs whose window has passed. */
-const SWEEP_EVERY_MS = 60_000;
+export const SWEEP_EVERY_MS = 60_000;
 /** Pairs this instance remembers as refused, answered without asking the database again. */
 const MAX_REMEMBERED_REFUSALS = 10_000;
 

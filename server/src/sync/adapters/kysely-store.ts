@@ -127,7 +127,7 @@ const MAX_ERROR_CHARS = 2_000;
  * read, and PostgreSQL refuses a NUL in text, which would fail the set-aside and with it the
  * room's load. NULs become U+FFFD; the text is cut to MAX_ERROR_CHARS.
  */
-export function storableError(error: string): string {
+function storableError(error: string): string {
   const clean = error.replaceAll('\u0000', '\uFFFD');
   return clean.length > MAX_ERROR_CHARS ? `${clean.slice(0, MAX_ERROR_CHARS)}…` : clean;
 }
