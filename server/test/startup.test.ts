@@ -1,0 +1,52 @@
+import { createServer, type Server } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testConfig } from '../src/config.ts';
+import { startServer } from '../src/server.ts';
+import { createTestDatabase, databaseKinds, startTestServer, type TestDatabase } from './harness.ts';
+
+/** Sessions PostgreSQL has open on the database `url` names (the asking one left out). */
+async function sessionsOn(url: string): Promise<number> {
+  const name = new URL(url).pathname.slice(1);
+  const client = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ n: string }>('select count(*) as n from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [name]);
+    return Number(rows[0]!.n);
+  } finally {
+    await client.end();
+  }
+}
+
+describe.each(databaseKinds())('start-up on a port already taken (%s)', (kind) => {
+  let taken: Server;
+  let port: number;
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    port = (taken.address() as AddressInfo).port;
+    database = await createTestDatabase(kind, { persistent: true });
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => taken.close(resolve));
+    await database.drop();
+  });
+
+  it('fails with the listen error, having let go of the database it opened, which a later start opens', async () => {
+    const config = testConfig({ ...database.config, port, host: '127.0.0.1' });
+    await expect(startServer(config)).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    // The database was opened and migrated before listening: its connections are closed again.
+    if (config.databaseUrl) expect(await sessionsOn(config.databaseUrl)).toBe(0);
+
+    const server = await startTestServer({ kind, database });
+    try {
+      const res = await fetch(`${server.url}/api/health`);
+      expect(await res.json()).toEqual({ ok: true, db: kind });
+    } finally {
+      await server.stop();
+    }
+  });
+});
