@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 // Separate projects: server tests need Node's `ws`; browser-facing code is only ever built by
-// Vite's Solid plugin in client/vite.config.ts and driven through a real Chromium in e2e.
+// Vite's Solid plugin in client/vite.config.ts and driven through a real Chromium in e2e (the
+// client's plain logic is tested in Node, without that plugin).
 export default defineConfig({
   test: {
     reporters: ['default', 'json'],
@@ -11,6 +12,14 @@ export default defineConfig({
         test: {
           name: 'shared',
           include: ['shared/src/**/*.test.ts'],
+          environment: 'node',
+        },
+      },
+      {
+        // The client's logic that needs no browser (what the page offers, say): plain Node.
+        test: {
+          name: 'client',
+          include: ['client/src/**/*.test.ts'],
           environment: 'node',
         },
       },

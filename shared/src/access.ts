@@ -71,3 +71,20 @@ export function writesGold(role: Role, mode: ProjectMode): boolean {
   const access = decideRoomAccess({ kind: 'gold', documentId: DOCUMENT }, SELF, factsFor(role, mode));
   return access.ok && !access.readOnly;
 }
+
+/**
+ * The facts about one project as a member sees it (its detail: mode, members and their roles,
+ * their own role), for deciding access to its rooms in the client as the server would.
+ */
+export function memberFacts(
+  project: { id: number; mode: ProjectMode; role: Role; members: readonly { id: number; role: Role }[] },
+  selfId: number,
+  documentId: number,
+): AccessFacts {
+  const roles = new Map(project.members.map((m) => [m.id, m.role]));
+  return {
+    projectOfDocument: new Map([[documentId, project.id]]),
+    modes: new Map([[project.id, project.mode]]),
+    role: (projectId, userId) => (projectId !== project.id ? undefined : userId === selfId ? project.role : roles.get(userId)),
+  };
+}

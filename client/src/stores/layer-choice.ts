@@ -1,10 +1,14 @@
 /**
- * Which layers a member may open on a document, and which one the `?layer=` query picks.
+ * Which layers a member is offered on a document, and which one the `?layer=` query picks.
  * Blind mode: an annotator has only their own layer; curators and owners also get every other
- * member's layer (annotators first) and the gold layer. Open mode: everyone works on the gold layer.
+ * member's layer (annotators first) and the gold layer; viewers see the annotators' layers and
+ * gold. Open mode: everyone works on the gold layer. Whether a layer may be opened at all, and
+ * written, is the server's rule (decideRoomAccess): nothing it would refuse is offered, and a
+ * layer it opens read-only is offered read-only.
  */
 import type { Me, ProjectDetail } from '@spanwise/shared/api';
-import { goldRoom, layerRoom } from '@spanwise/shared/rooms';
+import { decideRoomAccess, memberFacts } from '@spanwise/shared/access';
+import { goldRoom, layerRoom, parseRoom } from '@spanwise/shared/rooms';
 
 export interface LayerOption {
   /** The `?layer=` value: `user:<id>` or `gold`. */
@@ -18,21 +22,26 @@ export interface LayerOption {
 }
 
 export function layerOptions(project: ProjectDetail, me: Me, documentId: number): LayerOption[] {
+  const facts = memberFacts(project, me.id, documentId);
+  return offered(project, me, documentId).flatMap((option) => {
+    const access = decideRoomAccess(parseRoom(option.room), me.id, facts);
+    return access.ok ? [access.readOnly ? { ...option, readOnly: true } : option] : [];
+  });
+}
+
+/** The layers this page offers a member with this role, in order (before the access rule). */
+function offered(project: ProjectDetail, me: Me, documentId: number): LayerOption[] {
   const gold: LayerOption = { key: 'gold', name: 'Gold (adjudicated)', room: goldRoom(documentId), userId: null };
-  if (project.role === 'viewer') {
-    const layers = project.members
-      .filter((m) => m.role === 'annotator')
-      .map((m) => ({ key: `user:${m.id}`, name: `${m.username}’s layer`, room: layerRoom(documentId, m.id), userId: m.id }));
-    return [gold, ...(project.mode === 'open' ? [] : layers)].map((o) => ({ ...o, readOnly: true }));
-  }
+  const layerOf = (m: { id: number; username: string }): LayerOption => ({ key: `user:${m.id}`, name: `${m.username}’s layer`, room: layerRoom(documentId, m.id), userId: m.id });
   if (project.mode === 'open') return [gold];
+  if (project.role === 'viewer') return [gold, ...project.members.filter((m) => m.role === 'annotator').map(layerOf)];
   const own: LayerOption = { key: `user:${me.id}`, name: `My layer (${me.username})`, room: layerRoom(documentId, me.id), userId: me.id };
   if (project.role === 'annotator') return [own];
   const rank = (role: string) => (role === 'annotator' ? 0 : 1);
   const others = project.members
     .filter((m) => m.id !== me.id)
     .sort((a, b) => rank(a.role) - rank(b.role) || a.username.localeCompare(b.username))
-    .map((m) => ({ key: `user:${m.id}`, name: `${m.username}’s layer`, room: layerRoom(documentId, m.id), userId: m.id }));
+    .map(layerOf);
   return [own, ...others, gold];
 }
 
