@@ -428,24 +428,30 @@ describe.runIf(url)('RedisBus', () => {
     expect(outcome).toBe('failed');
   });
 
-  it('reloads a room whose unread entries were trimmed away', async () => {
-    const b = bus('b');
+  it.each([
+    [300, 10],
+    // Fewer trimmed than were read after the gap: counting everything read as seen hid these.
+    [1500, 1000],
+    [1999, 1000],
+    [2500, 1000],
+  ])('reloads a room whose unread entries were trimmed away (%i published, %i kept)', async (published, kept) => {
+    const b = bus('b', kept);
     let reloads = 0;
     const got: string[] = [];
     await b.join('room-3', { message: (_k, d) => got.push(Buffer.from(d).toString()), reload: async () => void reloads++ });
-    // 300 entries in one transaction, trimmed to 10: b can read only the last 10.
+    // Published in one transaction and trimmed to `kept` exactly: b can read only the last ones.
     const raw = new Redis(url!);
     const multi = raw.multi();
-    for (let i = 0; i < 300; i++) multi.xadd(`${prefix}room-3`, 'MAXLEN', '=', '10', '*', 'i', 'elsewhere', 'k', 'update', 'd', `e${i}`);
+    for (let i = 0; i < published; i++) multi.xadd(`${prefix}room-3`, 'MAXLEN', '=', String(kept), '*', 'i', 'elsewhere', 'k', 'update', 'd', `e${i}`);
     await multi.exec();
     await raw.quit();
-    await until(() => reloads === 1, 'a reload');
-    expect(got).toEqual(Array.from({ length: 10 }, (_, i) => `e${290 + i}`));
+    await until(() => reloads === 1 && got.length === kept, 'a reload');
+    expect(got).toEqual(Array.from({ length: kept }, (_, i) => `e${published - kept + i}`));
     // Caught up: more entries arrive normally, without another reload.
     const more = new Redis(url!);
-    await more.xadd(`${prefix}room-3`, 'MAXLEN', '=', '10', '*', 'i', 'elsewhere', 'k', 'update', 'd', 'next');
+    await more.xadd(`${prefix}room-3`, 'MAXLEN', '=', String(kept), '*', 'i', 'elsewhere', 'k', 'update', 'd', 'next');
     await more.quit();
-    await until(() => got.length === 11, 'the next entry');
+    await until(() => got.length === kept + 1, 'the next entry');
     expect(reloads).toBe(1);
   });
 });

@@ -116,6 +116,8 @@ interface Follow {
 }
 
 const RETRY_MAX_MS = 5_000;
+/** Entries one read takes per room at most. */
+const READ_COUNT = 1_000;
 
 /**
  * One heartbeat, atomically on Redis' clock. Marks this instance (ARGV[1]) alive now in the
@@ -149,6 +151,26 @@ for _, id in ipairs(gone) do
   redis.call('DEL', rooms)
 end
 return {1, #gone, reloads, listed}
+`;
+/**
+ * A room stream's position (KEYS[1]): {last id, entries ever added, entries it holds}; for a
+ * stream that does not exist, {'0-0', 0, 0}. What was trimmed is told by entries-added, which
+ * XINFO STREAM gives from Redis 7 on. In a script, because XINFO also sends the stream's first
+ * and last entries whole, and this runs after every read: one large update would otherwise
+ * cross the network again at each.
+ */
+export const POSITION_SCRIPT = `
+local info = redis.pcall('XINFO', 'STREAM', KEYS[1])
+if info.err then
+  if string.find(info.err, 'no such key') then return {'0-0', 0, 0} end
+  return redis.error_reply(info.err)
+end
+local fields = {}
+for i = 1, #info, 2 do fields[info[i]] = info[i + 1] end
+if fields['entries-added'] == nil then
+  return redis.error_reply('Redis 7 or later is needed: XINFO STREAM gives no entries-added')
+end
+return {fields['last-generated-id'], fields['entries-added'], fields['length']}
 `;
 function fieldsOf(raw: unknown[]): Map<string, unknown> {
   const m = new Map<string, unknown>();
@@ -225,15 +247,8 @@ export class RedisBus implements SyncBus {
   }
 
   async #position(room: string): Promise<{ lastId: string; added: number; length: number }> {
-    try {
-      const info = fieldsOf((await this.#pub.xinfo('STREAM', this.#key(room))) as unknown[]);
-      // What was trimmed is told by entries-added, which Redis reports from version 7 on.
-      if (!info.has('entries-added')) throw new Error('Redis 7 or later is needed: XINFO STREAM gives no entries-added');
-      return { lastId: String(info.get('last-generated-id')), added: Number(info.get('entries-added')), length: Number(info.get('length')) };
-    } catch (err) {
-      if (String(err).includes('no such key')) return { lastId: '0-0', added: 0, length: 0 };
-      throw err;
-    }
+    const [lastId, added, length] = (await this.#pub.eval(POSITION_SCRIPT, 1, this.#key(room))) as [string, number, number];
+    return { lastId: String(lastId), added: Number(added), length: Number(length) };
   }
 
   async join(room: string, listener: BusListener): Promise<void> {
@@ -341,17 +356,13 @@ export class RedisBus implements SyncBus {
       }
       const rooms = [...this.#rooms.entries()];
       const keyToRoom = new Map(rooms.map(([room, follow]) => [this.#key(room), { room, follow }]));
+      // One array, not spread: tens of thousands of rooms' arguments would overflow the stack.
+      const args: Array<string | number> = ['COUNT', READ_COUNT, 'BLOCK', this.options.blockMs ?? 5_000, 'STREAMS'];
+      for (const [room] of rooms) args.push(this.#key(room));
+      for (const [, f] of rooms) args.push(f.lastId);
       let result: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
       try {
-        result = (await this.#sub.xreadBuffer(
-          'COUNT',
-          1000,
-          'BLOCK',
-          this.options.blockMs ?? 5_000,
-          'STREAMS',
-          ...rooms.map(([room]) => this.#key(room)),
-          ...rooms.map(([, f]) => f.lastId),
-        )) as typeof result;
+        result = (await this.#sub.callBuffer('XREAD', args)) as typeof result;
         delay = 50;
       } catch (err) {
         if (!this.#running) break;
@@ -362,7 +373,7 @@ export class RedisBus implements SyncBus {
         continue;
       }
       if (!result) continue;
-      const touched: string[] = [];
+      const touched: Array<{ room: string; follow: Follow; seenBefore: number }> = [];
       for (const [keyBuf, entries] of result) {
         const read = keyToRoom.get(keyBuf.toString());
         // Only for the follow this read was issued for: a room left and joined again meanwhile
@@ -370,7 +381,7 @@ export class RedisBus implements SyncBus {
         // (nor count as seen, which could hide a trim).
         if (!read || this.#rooms.get(read.room) !== read.follow) continue;
         const { room, follow } = read;
-        touched.push(room);
+        touched.push({ room, follow, seenBefore: follow.seen });
         for (const [idBuf, raw] of entries) {
           follow.lastId = idBuf.toString();
           follow.seen++;
@@ -385,7 +396,7 @@ export class RedisBus implements SyncBus {
           }
         }
       }
-      await Promise.all(touched.map((room) => this.#checkTrimmed(room)));
+      await Promise.all(touched.map((t) => this.#checkTrimmed(t.room, t.follow, t.seenBefore)));
     }
   }
 
@@ -393,13 +404,21 @@ export class RedisBus implements SyncBus {
    * Reloads a room from the store if entries it never read were trimmed away, or if the stream
    * itself is not the one it was reading (fewer entries ever added than it has seen: Redis lost
    * the stream, say in a restart without persistence, and whatever it had not read went too).
+   *
+   * The read began after the first `seenBefore` entries ever added; the stream has lost its first
+   * (added − length). If that is more, the entry right after this instance's position may be
+   * among them. Counted against what was seen after the read instead, the entries read past a gap
+   * would cover it: a gap smaller than what the stream keeps went unnoticed, and the room never
+   * caught up (what followed waited on what was missing). More trimmed than seen before the read
+   * can also mean that entries this read returned were trimmed since — when this instance was
+   * about a stream's length behind — and then the reload is one too many, never one too few.
    */
-  async #checkTrimmed(room: string): Promise<void> {
-    const follow = this.#rooms.get(room);
-    if (!follow) return;
+  async #checkTrimmed(room: string, follow: Follow, seenBefore: number): Promise<void> {
+    if (this.#rooms.get(room) !== follow) return; // left, or left and joined again
     try {
       const pos = await this.#position(room);
-      if (follow.seen >= pos.added - pos.length && follow.seen <= pos.added) return;
+      if (this.#rooms.get(room) !== follow) return;
+      if (seenBefore >= pos.added - pos.length && follow.seen <= pos.added) return;
       this.options.log.warn('redis_stream_trimmed_past_us', { room, seen: follow.seen, added: pos.added, length: pos.length });
       // Everything up to pos.lastId is stored: take that position, then reload.
       follow.lastId = pos.lastId;
