@@ -33,6 +33,11 @@ export interface RoomDeps {
   /** A store that has not answered after this long is announced as delayed, as a failed one is. */
   storeDelayNoticeMs: number;
   onIdle(room: Room): void;
+  /**
+   * Yjs failed part-way through applying an update and left the doc unusable (see docBroken):
+   * the server lets the room go and has its peers reconnect to a fresh one, loaded from the store.
+   */
+  onBroken(room: Room): void;
 }
 
 /** Awareness state the server itself publishes in a room. */
@@ -62,6 +67,19 @@ export const PEER_LEFT = Symbol('peer-left');
 /** A batch from several peers: broadcast to everyone (a peer ignores its own echo). */
 const BATCH = Symbol('batch');
 
+/**
+ * Whether Yjs left the doc mid-transaction. Some updates decode, and even integrate, but make
+ * Yjs' transaction cleanup throw (a crafted one can): the cleanup list is then never cleared, and
+ * the doc emits no 'update' again — a room that stores what it receives and sends nothing on.
+ */
+function docBroken(doc: Y.Doc): boolean {
+  const internals = doc as unknown as { _transaction: unknown; _transactionCleanups: unknown[] };
+  return internals._transaction !== null || internals._transactionCleanups.length > 0;
+}
+
+/** A stored update left the doc unusable while loading: the load fails, and the next is clean. */
+export class BrokenByStoredUpdate extends Error {}
+
 function updateMessage(update: Uint8Array): Uint8Array {
   const encoder = encoding.createEncoder();
   encoding.writeVarUint(encoder, MessageKind.sync);
@@ -83,6 +101,10 @@ export class Room {
   /** The bus lost track of the room: reload from the store at the next point between batches. */
   #reloadWanted = false;
   #destroyed = false;
+  /** The doc is unusable (docBroken): what is queued is still stored, nothing is applied or sent. */
+  #broken = false;
+  /** Left the bus and released in the store (once: a room let go of while broken does it early). */
+  #detached = false;
   /** After the first load, reloads (the bus lost track) are broadcast like any remote update. */
   #loadedOnce = false;
   #presenceScannedAt = -Infinity;
@@ -231,33 +253,58 @@ export class Room {
       // for the same reason (merge-log.mjs).
       const waiting = store.pendingStructs !== null || store.pendingDs !== null;
       let decoded = false;
+      let error: unknown = null;
       try {
         Y.decodeUpdate(row.data);
         decoded = true;
         Y.applyUpdate(this.doc, row.data, this.#loadedOnce ? FROM_BUS : FROM_STORE);
       } catch (err) {
-        if (waiting && decoded) {
-          this.deps.observer.error?.('apply_failed');
-          this.deps.log.error('sync_stored_update_failed', { room: this.name, updateId: row.id, whileWaiting: true, error: errorKind(err) });
-          continue;
-        }
-        // One bad row must not cost the room the rest of its history.
-        // (The whole error is kept with the row, in the database; the log only names its kind.)
-        this.deps.log.error('sync_update_set_aside', { room: this.name, updateId: row.id, error: errorKind(err) });
-        this.deps.observer.error?.('set_aside');
-        try {
-          await this.deps.store.setAside(this.name, row.id, String(err));
-        } catch (setAsideErr) {
-          // Left in the log (loading skips it again next time): the room still loads.
-          this.deps.log.error('sync_set_aside_failed', { room: this.name, updateId: row.id, error: String(setAsideErr) });
-        }
+        error = err;
+      }
+      const broken = docBroken(this.doc);
+      if (error === null && !broken) continue;
+      if (waiting && decoded && !broken) {
+        this.deps.observer.error?.('apply_failed');
+        this.deps.log.error('sync_stored_update_failed', { room: this.name, updateId: row.id, whileWaiting: true, error: errorKind(error) });
+        continue;
+      }
+      // One bad row must not cost the room the rest of its history. (The whole error is kept
+      // with the row, in the database; the log only names its kind.) One that left the doc
+      // unusable goes too, waiting content or not: nothing could be loaded past it.
+      this.deps.log.error('sync_update_set_aside', { room: this.name, updateId: row.id, error: errorKind(error), ...(broken ? { broke: true, whileWaiting: waiting } : {}) });
+      this.deps.observer.error?.('set_aside');
+      try {
+        await this.deps.store.setAside(this.name, row.id, String(error ?? 'left the document unusable'));
+      } catch (setAsideErr) {
+        // Left in the log (loading skips it again next time): the room still loads.
+        this.deps.log.error('sync_set_aside_failed', { room: this.name, updateId: row.id, error: String(setAsideErr) });
+      }
+      if (broken) {
+        // Loaded again without it: a first load fails (its sockets are told to try again), a
+        // reload lets the room go.
+        if (!this.#loadedOnce) throw new BrokenByStoredUpdate(`stored update ${row.id} left the document unusable`);
+        this.#break('reload');
+        return;
       }
     }
     this.#loadedOnce = true;
   }
 
+  /** The doc is unusable: stop applying, and have the server let the room go (see onBroken). */
+  #break(where: 'update' | 'bus' | 'reload'): void {
+    if (this.#broken) return;
+    this.#broken = true;
+    this.deps.observer.error?.('room_broken');
+    this.deps.log.error('sync_room_broken', { room: this.name, where });
+    this.deps.onBroken(this);
+  }
+
+  get broken(): boolean {
+    return this.#broken;
+  }
+
   #fromBus(kind: BusMessageKind, data: Uint8Array): void {
-    if (this.#destroyed) return;
+    if (this.#destroyed || this.#broken) return;
     try {
       if (kind === 'update') {
         Y.decodeUpdate(data);
@@ -269,6 +316,7 @@ export class Room {
       this.deps.log.error('sync_bus_message_rejected', { room: this.name, kind, error: errorKind(err) });
       this.deps.observer.error?.('bus_failed');
     }
+    if (docBroken(this.doc)) this.#break('bus');
   }
 
   /**
@@ -384,22 +432,33 @@ export class Room {
         this.deps.log.info('sync_store_recovered', { room: this.name });
         if (!this.#destroyed) this.awareness.setLocalState(null);
       }
-      if (this.#destroyed) continue;
+      if (this.#destroyed || this.#broken) continue;
       // Stored: applied in one transaction, so one 'update' event sends the batch on, one
       // message per peer however many updates it holds; its sender is spared the echo when
       // there is one. An update that throws is kept in the store (loading sets it aside); the
-      // rest of the batch, and what that one integrated before throwing, still go out.
+      // rest of the batch, and what that one integrated before throwing, still go out. One that
+      // makes Yjs' own cleanup throw leaves the doc unusable: the room is let go of, and its
+      // peers reconnect to a fresh one, whose load sets that update aside.
       const origin = batch.every((b) => b.origin === batch[0]!.origin) ? batch[0]!.origin : BATCH;
-      this.doc.transact(() => {
-        for (const { update } of batch) {
-          try {
-            Y.applyUpdate(this.doc, update, origin);
-          } catch (err) {
-            this.deps.observer.error?.('apply_failed');
-            this.deps.log.error('sync_apply_failed', { room: this.name, error: errorKind(err) });
+      try {
+        this.doc.transact(() => {
+          for (const { update } of batch) {
+            try {
+              Y.applyUpdate(this.doc, update, origin);
+            } catch (err) {
+              this.deps.observer.error?.('apply_failed');
+              this.deps.log.error('sync_apply_failed', { room: this.name, error: errorKind(err) });
+            }
           }
-        }
-      }, origin);
+        }, origin);
+      } catch (err) {
+        this.deps.observer.error?.('apply_failed');
+        this.deps.log.error('sync_apply_failed', { room: this.name, error: errorKind(err) });
+      }
+      if (docBroken(this.doc)) {
+        this.#break('update');
+        continue;
+      }
       const sentAt = performance.now();
       for (const { receivedAt } of batch) this.deps.observer.fanOut?.((sentAt - receivedAt) / 1000);
     }
@@ -432,11 +491,21 @@ export class Room {
     if (sent > 0) this.deps.observer.messagesOut?.(sent, message.byteLength, messageLabel(message));
   }
 
+  /**
+   * Stops following the room on the bus and releases it in the store: at once for a room let
+   * go of while broken, before a fresh one of the same name can join.
+   */
+  detach(): void {
+    if (this.#detached) return;
+    this.#detached = true;
+    this.deps.bus?.leave(this.name);
+    this.deps.store.release?.(this.name);
+  }
+
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    this.deps.bus?.leave(this.name);
-    this.deps.store.release?.(this.name);
+    this.detach();
     this.awareness.destroy();
     this.doc.destroy();
   }

@@ -5,7 +5,7 @@ import * as encoding from 'lib0/encoding';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spanwise/shared';
-import { findPoison, presenceUpdate, waitingPoisonLog } from '../../test/updates.ts';
+import { cleanupPoison, findPoison, presenceUpdate, waitingPoisonLog } from '../../test/updates.ts';
 import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED } from './connection.ts';
 import { MemoryStore } from './memory-store.ts';
 import { MAX_PRESENCE_IDS_PER_USER, MAX_ROOM_PRESENCE_IDS } from './room.ts';
@@ -145,6 +145,87 @@ describe('SyncServer', () => {
     expect(store.appendCalls - callsBefore).toBe(1);
     expect(store.rooms.get('doc:1:user:1')).toHaveLength(3);
     expect(listSpans(reader.doc)).toHaveLength(3);
+  });
+
+  describe('an update that leaves the doc unusable (Yjs’ own cleanup throws)', () => {
+    /** Whether Yjs left the doc mid-transaction (it would emit no update again). */
+    const unusable = (doc: Y.Doc) => (doc as unknown as { _transactionCleanups: unknown[] })._transactionCleanups.length > 0;
+    /** A fresh reader and writer on the room: the writer's edit reaches the reader. */
+    const stillSyncs = async (server: SyncServer) => {
+      const reader = new MemorySocket();
+      const writer = join(server, new MemorySocket());
+      join(server, reader);
+      await flushed(server);
+      writer.receive(updateMessage(spanUpdate('AFTER', 5, 9)));
+      await flushed(server);
+      return listSpans(reader.doc).map((s) => s.label);
+    };
+
+    it('from a peer: the server stays up, stores it, has the room’s peers reconnect, and the fresh room sets it aside', async () => {
+      const poison = cleanupPoison();
+      const probe = new Y.Doc();
+      expect(() => Y.applyUpdate(probe, poison)).toThrow();
+      expect(unusable(probe)).toBe(true);
+      const errors: string[] = [];
+      const store = new MemoryStore();
+      const server = new SyncServer({ store, log: silent, limits, observer: { error: (kind) => errors.push(kind) } });
+      const readerSocket = new MemorySocket();
+      const w = join(server, new MemorySocket());
+      join(server, readerSocket);
+      await flushed(server);
+      w.receive(updateMessage(spanUpdate('BEFORE')));
+      await flushed(server);
+      const broken = server.rooms.get('doc:1:user:1')!;
+      w.receive(updateMessage(poison));
+      await flushed(server);
+      // (Before, the throw escaped the flush: an unhandled rejection, which ends Node.)
+      expect(errors).toContain('room_broken');
+      expect(readerSocket.closedWith).toBe(CloseCode.tryAgainLater);
+      expect(store.rooms.get('doc:1:user:1')).toHaveLength(2);
+      expect(broken.destroyed).toBe(true);
+      expect(server.rooms.has('doc:1:user:1')).toBe(false);
+      // Reconnecting: a fresh room, whose load sets it aside and fails once; then it is whole.
+      expect(await stillSyncs(server)).toEqual([]);
+      expect(await stillSyncs(server)).toEqual(['BEFORE', 'AFTER']);
+      const room = server.rooms.get('doc:1:user:1')!;
+      expect(listSpans(room.doc).map((s) => s.label).sort()).toEqual(['AFTER', 'BEFORE']);
+      expect(store.setAsideRows).toHaveLength(1);
+    });
+
+    it('stored: the first load sets it aside and fails (its sockets try again), the next is whole', async () => {
+      const store = new MemoryStore();
+      await store.append('doc:1:user:1', [spanUpdate('OLD'), cleanupPoison()]);
+      const server = new SyncServer({ store, log: silent, limits });
+      const first = new MemorySocket();
+      join(server, first);
+      await flushed(server);
+      expect(first.closedWith).toBe(CloseCode.tryAgainLater);
+      expect(store.setAsideRows).toHaveLength(1);
+      expect(await stillSyncs(server)).toEqual(['OLD', 'AFTER']);
+      expect(unusable(server.rooms.get('doc:1:user:1')!.doc)).toBe(false);
+    });
+
+    it('from another instance: the room is let go of as when a peer sends it', async () => {
+      const listeners: BusListener[] = [];
+      const bus = {
+        async join(_room: string, listener: BusListener) {
+          listeners.push(listener);
+        },
+        leave() {},
+        publish() {},
+        async close() {},
+      } satisfies SyncBus;
+      const store = new MemoryStore();
+      const server = new SyncServer({ store, log: silent, limits, bus });
+      const readerSocket = new MemorySocket();
+      join(server, readerSocket);
+      await flushed(server);
+      listeners.at(-1)!.message('update', cleanupPoison());
+      await flushed(server);
+      expect(readerSocket.closedWith).toBe(CloseCode.tryAgainLater);
+      // (Not stored here: what another instance publishes is its to store.)
+      expect(await stillSyncs(server)).toEqual(['AFTER']);
+    });
   });
 
   it('sends on only what its own Yjs integrated from an update that throws, and goes on', async () => {

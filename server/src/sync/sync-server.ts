@@ -57,6 +57,7 @@ export class SyncServer {
       observer: this.options.observer ?? {},
       storeDelayNoticeMs: this.options.storeDelayNoticeMs ?? 2_000,
       onIdle: (r) => this.#unloadIfIdle(r),
+      onBroken: (r) => this.#letGo(r),
     });
     this.rooms.set(name, room);
     // A room that failed to load is dropped so the next connection tries afresh, and destroyed
@@ -74,15 +75,34 @@ export class SyncServer {
     this.#unloadIfIdle(conn.room);
   }
 
+  /**
+   * A room whose doc Yjs left unusable: the next socket gets a fresh one, loaded from the store
+   * (which sets the update to blame aside), and this one's sockets are told to reconnect. It
+   * stores what it still has queued, then goes.
+   */
+  #letGo(room: Room): void {
+    if (this.rooms.get(room.name) === room) this.rooms.delete(room.name);
+    this.#lettingGo.add(room);
+    room.detach();
+    for (const conn of [...this.connections]) {
+      if (conn.room === room) conn.close(CloseCode.tryAgainLater, 'the room is reloading: reconnect');
+    }
+    this.#unloadIfIdle(room);
+  }
+
+  /** Rooms let go of (broken) that still store what they had queued. */
+  readonly #lettingGo = new Set<Room>();
+
   #unloadIfIdle(room: Room): void {
-    if (!room.idle || this.rooms.get(room.name) !== room) return;
+    const lettingGo = this.#lettingGo.has(room);
+    if (!room.idle || (this.rooms.get(room.name) !== room && !lettingGo)) return;
     // Unload only after loading settled, so a late load cannot touch a destroyed doc.
     room.loaded.then(
       () => {
-        if (room.idle && this.rooms.get(room.name) === room) {
-          this.rooms.delete(room.name);
-          room.destroy();
-        }
+        if (!room.idle) return;
+        if (this.rooms.get(room.name) === room) this.rooms.delete(room.name);
+        else if (!this.#lettingGo.delete(room)) return;
+        room.destroy();
       },
       () => {},
     );
@@ -96,7 +116,7 @@ export class SyncServer {
   /** Figures for monitoring: rooms loaded, sockets open, updates (and bytes) received but not yet stored. */
   stats(): { rooms: number; sockets: number; queued: number; queuedBytes: number } {
     let queued = 0;
-    for (const room of this.rooms.values()) queued += room.pendingCount;
+    for (const room of this.#allRooms()) queued += room.pendingCount;
     return { rooms: this.rooms.size, sockets: this.connections.size, queued, queuedBytes: this.backlog.bytes };
   }
 
@@ -104,16 +124,21 @@ export class SyncServer {
   async close(timeoutMs = 10_000): Promise<void> {
     for (const conn of [...this.connections]) conn.close(CloseCode.goingAway, 'server shutting down');
     const deadline = Date.now() + timeoutMs;
-    while ([...this.rooms.values()].some((r) => !r.idle) && Date.now() < deadline) {
+    while (this.#allRooms().some((r) => !r.idle) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 10));
     }
-    const unsaved = [...this.rooms.values()].filter((r) => r.pendingCount > 0);
+    const unsaved = this.#allRooms().filter((r) => r.pendingCount > 0);
     if (unsaved.length > 0) {
       this.options.log.error('sync_unsaved_on_close', {
         updates: unsaved.reduce((n, r) => n + r.pendingCount, 0),
         rooms: unsaved.slice(0, 100).map((r) => r.name),
       });
     }
-    await this.options.bus?.close([...this.rooms.values()].every((r) => r.idle));
+    await this.options.bus?.close(this.#allRooms().every((r) => r.idle));
+  }
+
+  /** Rooms loaded, and those let go of that still store what they had queued. */
+  #allRooms(): Room[] {
+    return [...this.rooms.values(), ...this.#lettingGo];
   }
 }

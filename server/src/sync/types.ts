@@ -68,6 +68,7 @@ export type SyncErrorKind =
   | 'too_big'
   | 'load_failed'
   | 'apply_failed'
+  | 'room_broken'
   | 'broadcast_failed'
   | 'bus_failed'
   | 'bus_publish_failed'
