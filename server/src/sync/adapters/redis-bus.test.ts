@@ -51,6 +51,35 @@ describe.runIf(url)('RedisBus', () => {
     expect(gotA).toEqual([]);
   });
 
+  it('lets a room’s stream expire a while after its last entry, and reloads a follower should one come back afresh', async () => {
+    const short = (id: string) => {
+      const b = new RedisBus({ url: url!, instanceId: id, maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, streamTtlMs: 400 });
+      buses.push(b);
+      return b;
+    };
+    const a = short('a');
+    const b = short('b');
+    const got: string[] = [];
+    let reloads = 0;
+    await a.join('room-ttl', { message: () => {}, reload: () => {} });
+    await b.join('room-ttl', { message: (_k, d) => got.push(Buffer.from(d).toString()), reload: () => void reloads++ });
+    a.publish('room-ttl', 'update', Buffer.from('x'));
+    await until(() => got.length === 1, 'the first entry');
+    const raw = new Redis(url!);
+    try {
+      const ttl = await raw.pttl(`${prefix}room-ttl`);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(400);
+      expect(await eventually(async () => (await raw.exists(`${prefix}room-ttl`)) === 0)).toBe(true);
+    } finally {
+      await raw.quit();
+    }
+    // Written again, the stream starts over: b cannot tell what it missed, so it reloads.
+    a.publish('room-ttl', 'update', Buffer.from('y'));
+    await until(() => got.length === 2 && reloads === 1, 'the next entry and a reload');
+    expect(got).toEqual(['x', 'y']);
+  });
+
   it('a room joined later starts from where it joined, and is read at once', async () => {
     const a = bus('a');
     const b = bus('b');
@@ -167,7 +196,7 @@ describe.runIf(url)('RedisBus', () => {
   it('sweeps only when its own last beat is fresh, and lists the rooms again once swept itself', async () => {
     const raw = new Redis(url!);
     const set = `${prefix}sweep:@instances`;
-    const beat = (id: string) => raw.eval(HEARTBEAT_SCRIPT, 1, set, id, '1000', `${prefix}sweep:`, '1000', '3600000') as Promise<[number, number, number, number]>;
+    const beat = (id: string) => raw.eval(HEARTBEAT_SCRIPT, 1, set, id, '1000', `${prefix}sweep:`, '1000', '3600000', '60000') as Promise<[number, number, number, number]>;
     try {
       const [seconds, micros] = await raw.time();
       const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);

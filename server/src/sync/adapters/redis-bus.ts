@@ -54,7 +54,16 @@ export interface RedisBusOptions {
    * way to one reload entry per room, which gets as long again.
    */
   closeWaitMs?: number;
+  /**
+   * A room's stream expires this long after its last entry (default 24 h): every update is in
+   * the database, and an instance that joins a room starts from the stream's end, so a stream no
+   * one has written to for that long holds nothing anyone reads. Without it, every room ever
+   * opened kept its last entries in Redis for good.
+   */
+  streamTtlMs?: number;
 }
+
+const DEFAULT_STREAM_TTL_MS = 24 * 3_600_000;
 
 /** What goes into a room's stream: an update, presence, or a call to reload from the database. */
 type Entry = { kind: BusMessageKind; data: Uint8Array } | { kind: 'reload' };
@@ -124,7 +133,8 @@ const READ_COUNT = 1_000;
  * sorted set KEYS[1] and keeps its rooms' set (`<prefix>@rooms:<id>`) from expiring. Then, unless
  * its own last beat is missing or stale (an instance that was cut off from Redis cannot tell who
  * else was: it sweeps next time), removes up to 100 members silent for longer than ARGV[2] ms
- * and adds a `reload` entry, under the gone one's id, to the stream of each room it held.
+ * and adds a `reload` entry, under the gone one's id, to the stream of each room it held (the
+ * stream then expires ARGV[6] ms later, as every write to one does).
  * Returns {whether this instance's last beat was there, members removed, reloads added,
  * rooms in its set}.
  */
@@ -146,6 +156,7 @@ for _, id in ipairs(gone) do
   local rooms = prefix .. '@rooms:' .. id
   for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
     redis.call('XADD', prefix .. room, 'MAXLEN', '~', ARGV[4], '*', 'i', id, 'k', 'reload')
+    redis.call('PEXPIRE', prefix .. room, ARGV[6])
     reloads = reloads + 1
   end
   redis.call('DEL', rooms)
@@ -325,7 +336,14 @@ export class RedisBus implements SyncBus {
       const entry = queue[0]!;
       const payload = entry.kind === 'reload' ? [] : ['d', Buffer.from(entry.data)];
       try {
-        await this.#pub.xadd(this.#key(room), 'MAXLEN', '~', String(this.options.maxLen), '*', 'i', this.options.instanceId, 'k', entry.kind, ...payload);
+        const key = this.#key(room);
+        const replies = await this.#pub
+          .multi()
+          .xadd(key, 'MAXLEN', '~', String(this.options.maxLen), '*', 'i', this.options.instanceId, 'k', entry.kind, ...payload)
+          .pexpire(key, this.#streamTtlMs)
+          .exec();
+        const failed = replies?.find(([err]) => err)?.[0];
+        if (!replies || failed) throw failed ?? new Error('the publish transaction was discarded');
         queue.shift();
         outbox.bytes -= sizeOf(entry);
         delay = 50;
@@ -440,6 +458,10 @@ export class RedisBus implements SyncBus {
     return Math.max(this.#staleMs * 10, 3_600_000);
   }
 
+  get #streamTtlMs(): number {
+    return this.options.streamTtlMs ?? DEFAULT_STREAM_TTL_MS;
+  }
+
   get #staleMs(): number {
     return this.options.instanceStaleMs ?? 20_000;
   }
@@ -476,6 +498,7 @@ export class RedisBus implements SyncBus {
         this.#prefix,
         String(this.options.maxLen),
         String(this.#roomsTtlMs),
+        String(this.#streamTtlMs),
       )) as [number, number, number, number];
       this.#heartbeatFailing = false;
     } catch (err) {
