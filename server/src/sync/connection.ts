@@ -36,6 +36,12 @@ export const MAX_AWARENESS_CLIENTS = 16;
  * room remembers every id it has seen (y-protocols keeps their clocks for good).
  */
 export const MAX_AWARENESS_IDS_INTRODUCED = 256;
+/**
+ * Sync requests (step 1) one socket may send at once; one more may follow every STEP1_EVERY_MS.
+ * A client sends one when it connects (y-websocket's optional resync, one per interval).
+ */
+export const STEP1_BURST = 4;
+const STEP1_EVERY_MS = 5_000;
 
 class ProtocolError extends Error {}
 class TooBig extends Error {}
@@ -109,6 +115,8 @@ export class Connection implements RoomPeer {
   #introduced = 0;
   #tokens: number;
   #lastRefill = Date.now();
+  #step1Tokens = STEP1_BURST;
+  #step1Refill = Date.now();
 
   constructor(
     private readonly socket: SyncSocket,
@@ -270,6 +278,15 @@ export class Connection implements RoomPeer {
     this.close(CloseCode.tryAgainLater, where === 'room' ? 'saving is behind: try again later' : 'too much sent before the room loaded: try again later');
   }
 
+  #takeStep1Token(): boolean {
+    const now = Date.now();
+    this.#step1Tokens = Math.min(STEP1_BURST, this.#step1Tokens + (now - this.#step1Refill) / STEP1_EVERY_MS);
+    this.#step1Refill = now;
+    if (this.#step1Tokens < 1) return false;
+    this.#step1Tokens -= 1;
+    return true;
+  }
+
   #takeToken(): boolean {
     const now = Date.now();
     const rate = this.limits.maxMessagesPerSecond;
@@ -342,6 +359,13 @@ export class Connection implements RoomPeer {
     const type = decoding.readVarUint(decoder);
     switch (type) {
       case syncProtocol.messageYjsSyncStep1: {
+        // Each answer encodes what the room holds past the peer's state: a whole document for
+        // a 4-byte request. A client asks once per connection; past a few, that is a flood.
+        if (!this.#takeStep1Token()) {
+          this.observer.error?.('rate_limited');
+          this.close(CloseCode.rateLimited, 'too many sync requests');
+          return;
+        }
         const stateVector = decoding.readVarUint8Array(decoder);
         Y.decodeStateVector(stateVector); // throws on garbage
         const encoder = encoding.createEncoder();
@@ -363,7 +387,9 @@ export class Connection implements RoomPeer {
         }
         const { structs, ds } = Y.decodeUpdate(update); // throws unless the whole update decodes
         if (structs.length === 0 && ds.clients.size === 0) return; // e.g. a new client's empty step 2
-        if (!this.room.enqueue(update, this)) this.#backlogFull('room');
+        // Queued as a copy: the update is a view into the frame (ws's read buffer, or a frame
+        // padded past the update), which would stay in memory while it waits, uncounted.
+        if (!this.room.enqueue(update.slice(), this)) this.#backlogFull('room');
         return;
       }
       default:

@@ -6,7 +6,7 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spanwise/shared';
 import { cleanupPoison, findPoison, presenceUpdate, waitingPoisonLog } from '../../test/updates.ts';
-import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED } from './connection.ts';
+import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, STEP1_BURST } from './connection.ts';
 import { MemoryStore } from './memory-store.ts';
 import { MAX_PRESENCE_IDS_PER_USER, MAX_ROOM_PRESENCE_IDS } from './room.ts';
 import { SyncServer } from './sync-server.ts';
@@ -145,6 +145,51 @@ describe('SyncServer', () => {
     expect(store.appendCalls - callsBefore).toBe(1);
     expect(store.rooms.get('doc:1:user:1')).toHaveLength(3);
     expect(listSpans(reader.doc)).toHaveLength(3);
+  });
+
+  it('queues an update apart from the frame it came in: padding after it is neither counted nor kept', async () => {
+    const store = new MemoryStore();
+    const queued: Uint8Array[] = [];
+    const append = store.append.bind(store);
+    store.append = (room, updates) => {
+      queued.push(...updates);
+      return append(room, updates);
+    };
+    const server = new SyncServer({ store, log: silent, limits });
+    const w = join(server, new MemorySocket());
+    await flushed(server);
+    const update = spanUpdate('GPE');
+    const frame = new Uint8Array(256 * 1024);
+    frame.set(updateMessage(update));
+    w.receive(frame);
+    await flushed(server);
+    expect(queued).toHaveLength(1);
+    expect(queued[0]).toEqual(update);
+    // Its own bytes, not a view that keeps the 256 KiB frame alive while it waits.
+    expect(queued[0]!.buffer.byteLength).toBe(update.byteLength);
+  });
+
+  it(`answers ${STEP1_BURST} sync requests from one socket at once, and closes one that floods them (4429)`, async () => {
+    const errors: string[] = [];
+    const store = new MemoryStore();
+    await store.append('doc:1:user:1', [spanUpdate('GPE')]);
+    const server = new SyncServer({ store, log: silent, limits, observer: { error: (kind) => errors.push(kind) } });
+    const socket = new MemorySocket();
+    const conn = server.connect(socket, info());
+    const step1 = encoding.createEncoder();
+    encoding.writeVarUint(step1, MessageKind.sync);
+    syncProtocol.writeSyncStep1(step1, new Y.Doc());
+    const request = encoding.toUint8Array(step1);
+    for (let i = 0; i < STEP1_BURST; i++) conn.receive(request);
+    await flushed(server);
+    const answers = () => socket.received.filter((m) => m[0] === MessageKind.sync && m[1] === syncProtocol.messageYjsSyncStep2).length;
+    expect(answers()).toBe(STEP1_BURST);
+    expect(socket.closedWith).toBeNull();
+    conn.receive(request);
+    await flushed(server);
+    expect(answers()).toBe(STEP1_BURST);
+    expect(socket.closedWith).toBe(CloseCode.rateLimited);
+    expect(errors).toEqual(['rate_limited']);
   });
 
   describe('an update that leaves the doc unusable (Yjs’ own cleanup throws)', () => {
