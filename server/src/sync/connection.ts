@@ -75,9 +75,14 @@ function presenceOutcome(
     const before = seen.get(id) ?? { clock: awareness.meta.get(id)?.clock ?? 0, has: awareness.states.has(id) };
     if (!(before.clock < clock || (before.clock === clock && state === null && before.has))) continue;
     // The server's own id carries only its notices: a peer that would set a state for it is
-    // refused. (Providers echo every change they see, the server's notice included, with its
-    // clock: such an echo is skipped above.)
-    if (id === awareness.clientID && state !== null) return { introduced, live: live.size, drop, refused: 'presence for the server’s own id' };
+    // refused, and a removal of it is dropped (with a clock near 2^53 it would leave the
+    // server's own clock unable to rise, and its later notices ignored). Providers echo every
+    // change they see, the server's included, with its clock: such an echo is skipped above.
+    if (id === awareness.clientID) {
+      if (state !== null) return { introduced, live: live.size, drop, refused: 'presence for the server’s own id' };
+      drop.add(i);
+      continue;
+    }
     if (state !== null && typeof state === 'object') {
       const user = (state as { user?: unknown }).user;
       const foreign = typeof user === 'object' && user !== null && 'id' in user && user.id !== userId;
@@ -87,10 +92,6 @@ function presenceOutcome(
       }
     }
     if (!awareness.meta.has(id) && !seen.has(id)) introduced++;
-    if (state === null && id === awareness.clientID && awareness.getLocalState() !== null) {
-      seen.set(id, { clock: clock + 1, has: true }); // y-protocols keeps its own state
-      continue;
-    }
     seen.set(id, { clock, has: state !== null });
     if (state === null) live.delete(id);
     else live.add(id);

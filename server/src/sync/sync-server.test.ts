@@ -625,6 +625,24 @@ describe('SyncServer', () => {
     expect(room.awareness.getLocalState()).toBeNull();
   });
 
+  it('drops a peer’s removal of the server’s own presence id: a clock near 2^53 would leave its notices unheard', async () => {
+    const { server, socket, conn, room } = await presenceRoom();
+    const own = room.awareness.clientID;
+    for (const notice of [null, { server: { saving: 'delayed', queued: 1 } }]) {
+      room.awareness.setLocalState(notice);
+      const clock = room.awareness.meta.get(own)?.clock ?? 0;
+      conn.receive(rawPresence([[own, Number.MAX_SAFE_INTEGER, null]]));
+      await flushed(server);
+      expect(socket.closedWith).toBeNull();
+      expect(room.awareness.meta.get(own)?.clock ?? 0).toBe(clock);
+      expect(room.awareness.getLocalState()).toEqual(notice);
+    }
+    // The next notice still goes out with a clock that rose.
+    const before = room.awareness.meta.get(own)!.clock;
+    room.awareness.setLocalState({ server: { saving: 'delayed', queued: 2 } });
+    expect(room.awareness.meta.get(own)!.clock).toBe(before + 1);
+  });
+
   it('drops presence states a peer may not set — one that speaks for the server, one that shows another user — and applies the rest', async () => {
     const { server, socket, conn, room } = await presenceRoom(); // info() is user 1
     conn.receive(
