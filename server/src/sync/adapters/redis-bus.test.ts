@@ -386,6 +386,29 @@ describe.runIf(url)('RedisBus', () => {
     expect(got.length).toBeLessThan(11);
   });
 
+  it('bounds every room’s outbox together: past the total, each gives way to a reload', async () => {
+    const { bus: a, proxy } = await busBehindProxy('a', { maxOutboxTotalBytes: 500 });
+    const b = bus('b');
+    const rooms = ['room-t1', 'room-t2'];
+    const reloaded = new Set<string>();
+    const got: string[] = [];
+    try {
+      for (const room of rooms) {
+        await a.join(room, { message: () => {}, reload: () => {} });
+        await b.join(room, { message: (_k, d) => got.push(Buffer.from(d).toString()), reload: () => void reloaded.add(room) });
+      }
+      proxy.freeze();
+      // 800 bytes in all, 400 a room: each room alone is far from its own bound.
+      for (let i = 0; i < 4; i++) for (const room of rooms) a.publish(room, 'update', Buffer.from(`${room}:${i}`.padEnd(100, '.')));
+      proxy.thaw();
+      await until(() => reloaded.size === 2, 'a reload of each room');
+      expect(got.length).toBeLessThan(8);
+    } finally {
+      proxy.thaw();
+      await proxy.close();
+    }
+  });
+
   it('closing with entries it could not send, has the others reload the room instead', async () => {
     const { bus: a, proxy } = await busBehindProxy('a', { closeWaitMs: 500 });
     const b = bus('b');

@@ -23,7 +23,8 @@
  * or `maxOutboxBytes` the waiting ones are dropped for one `reload` entry, which tells the other
  * instances to reload the room from the database (it holds every update published), and one
  * presence entry with the last state of each presence id they touched, so the outbox stays
- * bounded and no one gone is left showing.
+ * bounded and no one gone is left showing. So do all of them once, together, they hold more than
+ * `maxOutboxTotalBytes`.
  */
 import { Redis } from 'ioredis';
 import type { BusListener, BusMessageKind, SyncBus, SyncLogger, SyncObserver } from '../types.ts';
@@ -45,6 +46,11 @@ export interface RedisBusOptions {
   maxOutbox?: number;
   /** …or bytes (default 64 MiB). */
   maxOutboxBytes?: number;
+  /**
+   * Bytes every room's outbox may hold together (default 256 MiB): past it, each gives way to
+   * a reload (a long outage across many rooms would otherwise hold 64 MiB for each).
+   */
+  maxOutboxTotalBytes?: number;
   /** How often this instance beats its heartbeat and looks for instances gone (default 5 s)… */
   heartbeatMs?: number;
   /** …and how long one may stay silent before it counts as gone (default 20 s). */
@@ -194,6 +200,8 @@ export class RedisBus implements SyncBus {
   readonly #sub: Redis;
   readonly #rooms = new Map<string, Follow>();
   readonly #outbox = new Map<string, Outbox>();
+  /** Bytes in every outbox together. */
+  #outboxBytes = 0;
   /** Rooms being joined (how many joins are under way for each). */
   readonly #joining = new Map<string, number>();
   readonly #prefix: string;
@@ -315,16 +323,26 @@ export class RedisBus implements SyncBus {
     const outbox = this.#outbox.get(room);
     if (!outbox) {
       this.#outbox.set(room, { entries: [entry], bytes: sizeOf(entry) });
+      this.#outboxBytes += sizeOf(entry);
       void this.#drain(room);
       return;
     }
     const { entries } = outbox;
     if (entries.length >= (this.options.maxOutbox ?? 10_000) || outbox.bytes + sizeOf(entry) > (this.options.maxOutboxBytes ?? 64 * 1024 * 1024)) {
+      this.#outboxBytes -= outbox.bytes;
       this.options.log.warn('redis_outbox_full', { room, dropped: giveWayToReload(outbox) });
+      this.#outboxBytes += outbox.bytes;
     }
     if (entry.kind === 'reload' && reloadWaits(entries)) return; // one is enough
     entries.push(entry);
     outbox.bytes += sizeOf(entry);
+    this.#outboxBytes += sizeOf(entry);
+    if (this.#outboxBytes > (this.options.maxOutboxTotalBytes ?? 256 * 1024 * 1024)) {
+      let dropped = 0;
+      for (const waiting of this.#outbox.values()) dropped += giveWayToReload(waiting);
+      this.#outboxBytes = [...this.#outbox.values()].reduce((n, o) => n + o.bytes, 0);
+      this.options.log.warn('redis_outboxes_full', { rooms: this.#outbox.size, dropped });
+    }
   }
 
   /** Sends a room's queued entries in order, retrying while Redis is away. */
@@ -346,6 +364,7 @@ export class RedisBus implements SyncBus {
         if (!replies || failed) throw failed ?? new Error('the publish transaction was discarded');
         queue.shift();
         outbox.bytes -= sizeOf(entry);
+        this.#outboxBytes -= sizeOf(entry);
         delay = 50;
       } catch (err) {
         this.options.observer?.error?.('bus_publish_failed');
@@ -355,6 +374,7 @@ export class RedisBus implements SyncBus {
       }
     }
     this.#outbox.delete(room);
+    this.#outboxBytes -= outbox.bytes; // (0 unless closed with entries left)
     if (!this.#rooms.has(room) && !this.#joining.has(room) && this.#running) this.#unlist(room);
   }
 
@@ -572,6 +592,7 @@ export class RedisBus implements SyncBus {
       // What still waits would go with this instance: the others reload the rooms instead
       // (their updates are stored), as when an outbox overflows.
       for (const [room, outbox] of this.#outbox) this.options.log.warn('redis_outbox_unsent_on_close', { room, unsent: giveWayToReload(outbox) });
+      this.#outboxBytes = [...this.#outbox.values()].reduce((n, o) => n + o.bytes, 0);
       await settle(waitMs);
       if (this.#outbox.size > 0) this.options.log.error('redis_outbox_lost_on_close', { rooms: [...this.#outbox.keys()] });
     }
