@@ -297,6 +297,21 @@ describe.runIf(url)('RedisBus', () => {
     return seen;
   }
 
+  it('takes out of its room set, at a heartbeat, a room it left but could not unlist then', async () => {
+    const b = new RedisBus({ url: url!, instanceId: 'unlisting', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, heartbeatMs: 50 });
+    buses.push(b);
+    const raw = new Redis(url!);
+    try {
+      await b.join('room-u1', { message: () => {}, reload: () => {} });
+      // What a failed SREM leaves behind: a room it no longer follows, still in its set.
+      await raw.sadd(`${prefix}@rooms:unlisting`, 'room-gone');
+      expect(await eventually(async () => (await raw.sismember(`${prefix}@rooms:unlisting`, 'room-gone')) === 0)).toBe(true);
+      expect(await raw.sismember(`${prefix}@rooms:unlisting`, 'room-u1')).toBe(1);
+    } finally {
+      await raw.quit();
+    }
+  });
+
   it('keeps a room listed when it is left and joined again while its last entries go out', async () => {
     const { bus: b, proxy } = await busBehindProxy('rejoining');
     const raw = new Redis(url!);

@@ -538,8 +538,24 @@ export class RedisBus implements SyncBus {
       } catch (err) {
         this.options.log.warn('redis_relist_failed', { error: String(err) });
       }
+    } else if (listed > rooms.length && !this.#closing) {
+      // Rooms left whose unlisting failed (Redis away for a moment): kept listed by every beat,
+      // they would be reloaded everywhere should this instance die. Taken out, apart from the
+      // beat (close waits for a beat, not for this).
+      void this.#unlistLeft();
     }
     this.#beaten = true;
+  }
+
+  /** Takes out of this instance's set the rooms it no longer follows nor publishes to. */
+  async #unlistLeft(): Promise<void> {
+    try {
+      const members = await this.#pub.smembers(this.#roomsKey);
+      const left = members.filter((r) => !this.#rooms.has(r) && !this.#outbox.has(r) && !this.#joining.has(r));
+      if (left.length > 0 && !this.#closing) await this.#pub.srem(this.#roomsKey, ...left);
+    } catch (err) {
+      this.options.log.warn('redis_unlist_failed', { error: String(err) });
+    }
   }
 
   /**
