@@ -16,7 +16,7 @@ import { MessageKind } from '@spanwise/shared';
 import type { Backlog } from './backlog.ts';
 import { errorKind } from './error-text.ts';
 import { messageLabel } from './message-label.ts';
-import type { BusMessageKind, SyncBus, SyncLogger, SyncObserver, SyncStore } from './types.ts';
+import type { BusListener, BusMessageKind, SyncBus, SyncLogger, SyncObserver, SyncStore } from './types.ts';
 
 export interface RoomPeer {
   /** Whether it went to the peer. */
@@ -103,8 +103,11 @@ export class Room {
   #destroyed = false;
   /** The doc is unusable (docBroken): what is queued is still stored, nothing is applied or sent. */
   #broken = false;
-  /** Left the bus and released in the store (once: a room let go of while broken does it early). */
-  #detached = false;
+  /** What the bus calls with this room's messages (and, leaving, whether it still does). */
+  readonly #busListener: BusListener = {
+    message: (kind, data) => this.#fromBus(kind, data),
+    reload: () => this.#requestReload(),
+  };
   /** After the first load, reloads (the bus lost track) are broadcast like any remote update. */
   #loadedOnce = false;
   #presenceScannedAt = -Infinity;
@@ -227,16 +230,11 @@ export class Room {
 
   async #load(): Promise<void> {
     const bus = this.deps.bus;
-    if (bus) {
-      await bus.join(this.name, {
-        message: (kind, data) => this.#fromBus(kind, data),
-        reload: () => this.#requestReload(),
-      });
-    }
+    if (bus) await bus.join(this.name, this.#busListener);
     try {
       await this.#applyStored();
     } catch (err) {
-      bus?.leave(this.name);
+      bus?.leave(this.name, this.#busListener);
       this.deps.observer.error?.('load_failed');
       throw err;
     }
@@ -246,7 +244,9 @@ export class Room {
     const rows = await this.deps.store.load(this.name);
     const store = this.doc.store;
     for (const row of rows) {
-      if (this.#destroyed) return;
+      // Broken meanwhile (by what the bus brought while this waited): no row is to blame, and
+      // the room is being let go of.
+      if (this.#destroyed || this.#broken) return;
       // Content that waits on something missing is tried again inside a later row's apply: if
       // that throws, the later row is not to blame (it may well be sound, and what its author
       // wrote next builds on it), so nothing is set aside then — compaction refuses such a log
@@ -491,21 +491,12 @@ export class Room {
     if (sent > 0) this.deps.observer.messagesOut?.(sent, message.byteLength, messageLabel(message));
   }
 
-  /**
-   * Stops following the room on the bus and releases it in the store: at once for a room let
-   * go of while broken, before a fresh one of the same name can join.
-   */
-  detach(): void {
-    if (this.#detached) return;
-    this.#detached = true;
-    this.deps.bus?.leave(this.name);
-    this.deps.store.release?.(this.name);
-  }
-
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    this.detach();
+    // (Left as this room: a fresh one of the same name may follow it on the bus by now.)
+    this.deps.bus?.leave(this.name, this.#busListener);
+    this.deps.store.release?.(this.name);
     this.awareness.destroy();
     this.doc.destroy();
   }

@@ -250,6 +250,53 @@ describe('SyncServer', () => {
       expect(unusable(server.rooms.get('doc:1:user:1')!.doc)).toBe(false);
     });
 
+    it('from another instance while the room loads: nothing sound is set aside, the fresh room keeps the bus, the old one goes', async () => {
+      const followers = new Map<string, BusListener>();
+      const bus = {
+        async join(room: string, listener: BusListener) {
+          followers.set(room, listener);
+        },
+        // As RedisBus: with a listener, only if that is still whom the room's messages go to.
+        leave(room: string, listener?: BusListener) {
+          if (!listener || followers.get(room) === listener) followers.delete(room);
+        },
+        publish() {},
+        async close() {},
+      } satisfies SyncBus;
+      const store = new MemoryStore();
+      await store.append('doc:1:user:1', [spanUpdate('OLD')]);
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const load = store.load.bind(store);
+      let loads = 0;
+      store.load = async (room: string) => {
+        if (++loads === 1) await gate; // only the first room's load waits
+        return load(room);
+      };
+      const server = new SyncServer({ store, log: silent, limits, bus });
+      const first = new MemorySocket();
+      join(server, first);
+      await tick();
+      const old = server.rooms.get('doc:1:user:1')!;
+      followers.get('doc:1:user:1')!.message('update', cleanupPoison());
+      await flushed(server);
+      expect(first.closedWith).toBe(CloseCode.tryAgainLater);
+      const reader = new MemorySocket();
+      const writer = join(server, new MemorySocket());
+      join(server, reader);
+      await flushed(server);
+      release(); // the old room's load comes back after the fresh room has joined the bus
+      await flushed(server);
+      writer.receive(updateMessage(spanUpdate('AFTER', 5, 9)));
+      await flushed(server);
+      expect(store.setAsideRows).toEqual([]);
+      expect(store.rooms.get('doc:1:user:1')).toHaveLength(2);
+      expect(old.destroyed).toBe(true);
+      followers.get('doc:1:user:1')!.message('update', spanUpdate('BUS', 10, 14));
+      await flushed(server);
+      expect(listSpans(reader.doc).map((s) => s.label).sort()).toEqual(['AFTER', 'BUS', 'OLD']);
+    });
+
     it('from another instance: the room is let go of as when a peer sends it', async () => {
       const listeners: BusListener[] = [];
       const bus = {

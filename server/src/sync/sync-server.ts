@@ -63,8 +63,8 @@ export class SyncServer {
     // A room that failed to load is dropped so the next connection tries afresh, and destroyed
     // (its doc, and its awareness' timer) so that failures during an outage leave nothing behind.
     room.loaded.catch(() => {
-      if (this.rooms.get(name) !== room) return;
-      this.rooms.delete(name);
+      if (this.rooms.get(name) === room) this.rooms.delete(name);
+      else if (!this.#lettingGo.delete(room)) return;
       room.destroy();
     });
     return room;
@@ -78,12 +78,13 @@ export class SyncServer {
   /**
    * A room whose doc Yjs left unusable: the next socket gets a fresh one, loaded from the store
    * (which sets the update to blame aside), and this one's sockets are told to reconnect. It
-   * stores what it still has queued, then goes.
+   * stores what it still has queued, then goes (or goes once its load settles).
    */
   #letGo(room: Room): void {
     if (this.rooms.get(room.name) === room) this.rooms.delete(room.name);
     this.#lettingGo.add(room);
-    room.detach();
+    // It stays on the bus, listed, until it is destroyed: what it still stores is published
+    // (should this instance die first, the others reload the room).
     for (const conn of [...this.connections]) {
       if (conn.room === room) conn.close(CloseCode.tryAgainLater, 'the room is reloading: reconnect');
     }

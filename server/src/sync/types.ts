@@ -46,7 +46,11 @@ export interface BusListener {
  */
 export interface SyncBus {
   join(room: string, listener: BusListener): Promise<void>;
-  leave(room: string): void;
+  /**
+   * Stops following `room`; with `listener`, only if that is still whom the room's messages go
+   * to (a room let go of while broken leaves after a fresh one of the same name has joined).
+   */
+  leave(room: string, listener?: BusListener): void;
   /** Publishes after the update is stored; never throws (the bus retries on its own). */
   publish(room: string, kind: BusMessageKind, data: Uint8Array): void;
   /** `settled`: every update received was stored, so all there is to publish has been. */

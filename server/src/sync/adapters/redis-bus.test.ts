@@ -80,6 +80,25 @@ describe.runIf(url)('RedisBus', () => {
     expect(got).toEqual(['x', 'y']);
   });
 
+  it('leaving with a listener that is no longer the room’s leaves the room followed (a fresh room took over)', async () => {
+    const a = bus('a');
+    const b = bus('b');
+    const got: string[] = [];
+    const oldListener = { message: () => {}, reload: () => {} };
+    await a.join('room-take', { message: () => {}, reload: () => {} });
+    await b.join('room-take', oldListener);
+    await b.join('room-take', { message: (_k, d) => got.push(Buffer.from(d).toString()), reload: () => {} });
+    b.leave('room-take', oldListener);
+    a.publish('room-take', 'update', Buffer.from('still here'));
+    await until(() => got.length === 1, 'the entry at the fresh room');
+    const raw = new Redis(url!);
+    try {
+      expect(await raw.sismember(`${prefix}@rooms:b`, 'room-take')).toBe(1);
+    } finally {
+      await raw.quit();
+    }
+  });
+
   it('a room joined later starts from where it joined, and is read at once', async () => {
     const a = bus('a');
     const b = bus('b');

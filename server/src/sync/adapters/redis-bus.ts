@@ -286,7 +286,9 @@ export class RedisBus implements SyncBus {
     this.#interrupt();
   }
 
-  leave(room: string): void {
+  leave(room: string, listener?: BusListener): void {
+    const follow = this.#rooms.get(room);
+    if (listener && follow && follow.listener !== listener) return; // another has joined since
     this.#rooms.delete(room);
     // Unlisted once what it published has gone out (see #drain).
     // (A join under way cannot meet this from the sync server, which leaves a room only once
