@@ -491,12 +491,16 @@ export class Room {
     if (sent > 0) this.deps.observer.messagesOut?.(sent, message.byteLength, messageLabel(message));
   }
 
-  destroy(): void {
+  /**
+   * `release`: let the store forget the room's bookkeeping — not when a fresh room of the same
+   * name is loaded (this one was let go of while broken), whose it would be.
+   */
+  destroy(release = true): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
     // (Left as this room: a fresh one of the same name may follow it on the bus by now.)
     this.deps.bus?.leave(this.name, this.#busListener);
-    this.deps.store.release?.(this.name);
+    if (release) this.deps.store.release?.(this.name);
     this.awareness.destroy();
     this.doc.destroy();
   }

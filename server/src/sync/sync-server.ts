@@ -65,7 +65,7 @@ export class SyncServer {
     room.loaded.catch(() => {
       if (this.rooms.get(name) === room) this.rooms.delete(name);
       else if (!this.#lettingGo.delete(room)) return;
-      room.destroy();
+      room.destroy(!this.rooms.has(name));
     });
     return room;
   }
@@ -103,7 +103,7 @@ export class SyncServer {
         if (!room.idle) return;
         if (this.rooms.get(room.name) === room) this.rooms.delete(room.name);
         else if (!this.#lettingGo.delete(room)) return;
-        room.destroy();
+        room.destroy(!this.rooms.has(room.name));
       },
       () => {},
     );

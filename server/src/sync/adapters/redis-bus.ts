@@ -290,9 +290,8 @@ export class RedisBus implements SyncBus {
     const follow = this.#rooms.get(room);
     if (listener && follow && follow.listener !== listener) return; // another has joined since
     this.#rooms.delete(room);
-    // Unlisted once what it published has gone out (see #drain).
-    // (A join under way cannot meet this from the sync server, which leaves a room only once
-    // its join settled; the check that matters is #drain's.)
+    // Unlisted once what it published has gone out (see #drain), and not while a join is under
+    // way (a fresh room of the same name may be joining as a broken one leaves).
     if (!this.#outbox.has(room) && !this.#joining.has(room)) this.#unlist(room);
   }
 
