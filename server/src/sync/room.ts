@@ -78,7 +78,7 @@ function docBroken(doc: Y.Doc): boolean {
 }
 
 /** A stored update left the doc unusable while loading: the load fails, and the next is clean. */
-export class BrokenByStoredUpdate extends Error {}
+class BrokenByStoredUpdate extends Error {}
 
 function updateMessage(update: Uint8Array): Uint8Array {
   const encoder = encoding.createEncoder();
@@ -299,10 +299,6 @@ export class Room {
     this.deps.onBroken(this);
   }
 
-  get broken(): boolean {
-    return this.#broken;
-  }
-
   #fromBus(kind: BusMessageKind, data: Uint8Array): void {
     if (this.#destroyed || this.#broken) return;
     try {
@@ -440,20 +436,22 @@ export class Room {
       // makes Yjs' own cleanup throw leaves the doc unusable: the room is let go of, and its
       // peers reconnect to a fresh one, whose load sets that update aside.
       const origin = batch.every((b) => b.origin === batch[0]!.origin) ? batch[0]!.origin : BATCH;
+      const applyFailed = (err: unknown) => {
+        this.deps.observer.error?.('apply_failed');
+        this.deps.log.error('sync_apply_failed', { room: this.name, error: errorKind(err) });
+      };
       try {
         this.doc.transact(() => {
           for (const { update } of batch) {
             try {
               Y.applyUpdate(this.doc, update, origin);
             } catch (err) {
-              this.deps.observer.error?.('apply_failed');
-              this.deps.log.error('sync_apply_failed', { room: this.name, error: errorKind(err) });
+              applyFailed(err);
             }
           }
         }, origin);
       } catch (err) {
-        this.deps.observer.error?.('apply_failed');
-        this.deps.log.error('sync_apply_failed', { room: this.name, error: errorKind(err) });
+        applyFailed(err); // (thrown by Yjs' own cleanup: see docBroken)
       }
       if (docBroken(this.doc)) {
         this.#break('update');
