@@ -62,11 +62,7 @@ export class SyncServer {
     this.rooms.set(name, room);
     // A room that failed to load is dropped so the next connection tries afresh, and destroyed
     // (its doc, and its awareness' timer) so that failures during an outage leave nothing behind.
-    room.loaded.catch(() => {
-      if (this.rooms.get(name) === room) this.rooms.delete(name);
-      else if (!this.#lettingGo.delete(room)) return;
-      room.destroy(!this.rooms.has(name));
-    });
+    room.loaded.catch(() => this.#forget(room));
     return room;
   }
 
@@ -100,13 +96,20 @@ export class SyncServer {
     // Unload only after loading settled, so a late load cannot touch a destroyed doc.
     room.loaded.then(
       () => {
-        if (!room.idle) return;
-        if (this.rooms.get(room.name) === room) this.rooms.delete(room.name);
-        else if (!this.#lettingGo.delete(room)) return;
-        room.destroy(!this.rooms.has(room.name));
+        if (room.idle) this.#forget(room);
       },
       () => {},
     );
+  }
+
+  /**
+   * Drops a room loaded here, or one let go of, and destroys it — releasing its name in the
+   * store only if no fresh room of that name is loaded, whose bookkeeping it would be.
+   */
+  #forget(room: Room): void {
+    if (this.rooms.get(room.name) === room) this.rooms.delete(room.name);
+    else if (!this.#lettingGo.delete(room)) return; // (already forgotten)
+    room.destroy(!this.rooms.has(room.name));
   }
 
   /** What counts this server's events (metrics), for the transport's own refusals. */
