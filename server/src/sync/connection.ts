@@ -43,6 +43,29 @@ export const MAX_AWARENESS_IDS_INTRODUCED = 256;
 export const STEP1_BURST = 4;
 const STEP1_EVERY_MS = 5_000;
 
+/** At most `capacity` at once, refilled at `perMs` a millisecond. */
+class TokenBucket {
+  #tokens: number;
+  #refilledAt = Date.now();
+
+  constructor(
+    private readonly capacity: number,
+    private readonly perMs: number,
+  ) {
+    this.#tokens = capacity;
+  }
+
+  /** Takes one if there is one. */
+  take(): boolean {
+    const now = Date.now();
+    this.#tokens = Math.min(this.capacity, this.#tokens + (now - this.#refilledAt) * this.perMs);
+    this.#refilledAt = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+}
+
 class ProtocolError extends Error {}
 class TooBig extends Error {}
 
@@ -114,10 +137,10 @@ export class Connection implements RoomPeer {
   #frames: Array<{ data: Uint8Array; held: number }> = [];
   /** Presence ids this socket was the first to show the room. */
   #introduced = 0;
-  #tokens: number;
-  #lastRefill = Date.now();
-  #step1Tokens = STEP1_BURST;
-  #step1Refill = Date.now();
+  /** Messages: maxMessagesPerSecond, in bursts of twice that. */
+  readonly #messages: TokenBucket;
+  /** Sync requests (step 1). */
+  readonly #syncRequests = new TokenBucket(STEP1_BURST, 1 / STEP1_EVERY_MS);
 
   constructor(
     private readonly socket: SyncSocket,
@@ -128,7 +151,7 @@ export class Connection implements RoomPeer {
     private readonly observer: SyncObserver,
     private readonly onClosed: (conn: Connection) => void,
   ) {
-    this.#tokens = limits.maxMessagesPerSecond * 2;
+    this.#messages = new TokenBucket(limits.maxMessagesPerSecond * 2, limits.maxMessagesPerSecond / 1000);
     room.peers.set(this, new Set());
     // Nothing is sent or read before the room has loaded: messages wait on this chain.
     this.#chain = room.loaded
@@ -172,7 +195,7 @@ export class Connection implements RoomPeer {
       this.observer.error?.('too_big');
       return this.close(CloseCode.tooBig, 'message too big');
     }
-    if (!this.#takeToken()) {
+    if (!this.#messages.take()) {
       this.observer.error?.('rate_limited');
       return this.close(CloseCode.rateLimited, 'too many messages');
     }
@@ -279,25 +302,6 @@ export class Connection implements RoomPeer {
     this.close(CloseCode.tryAgainLater, where === 'room' ? 'saving is behind: try again later' : 'too much sent before the room loaded: try again later');
   }
 
-  #takeStep1Token(): boolean {
-    const now = Date.now();
-    this.#step1Tokens = Math.min(STEP1_BURST, this.#step1Tokens + (now - this.#step1Refill) / STEP1_EVERY_MS);
-    this.#step1Refill = now;
-    if (this.#step1Tokens < 1) return false;
-    this.#step1Tokens -= 1;
-    return true;
-  }
-
-  #takeToken(): boolean {
-    const now = Date.now();
-    const rate = this.limits.maxMessagesPerSecond;
-    this.#tokens = Math.min(rate * 2, this.#tokens + ((now - this.#lastRefill) / 1000) * rate);
-    this.#lastRefill = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
-  }
-
   #greet(): void {
     if (this.#closed) return;
     this.#greeted = true;
@@ -362,7 +366,7 @@ export class Connection implements RoomPeer {
       case syncProtocol.messageYjsSyncStep1: {
         // Each answer encodes what the room holds past the peer's state: a whole document for
         // a 4-byte request. A client asks once per connection; past a few, that is a flood.
-        if (!this.#takeStep1Token()) {
+        if (!this.#syncRequests.take()) {
           this.observer.error?.('rate_limited');
           this.close(CloseCode.rateLimited, 'too many sync requests');
           return;
