@@ -176,7 +176,7 @@ return {1, #gone, reloads, listed}
  * and last entries whole, and this runs after every read: one large update would otherwise
  * cross the network again at each.
  */
-export const POSITION_SCRIPT = `
+const POSITION_SCRIPT = `
 local info = redis.pcall('XINFO', 'STREAM', KEYS[1])
 if info.err then
   if string.find(info.err, 'no such key') then return {'0-0', 0, 0} end
@@ -330,9 +330,7 @@ export class RedisBus implements SyncBus {
     }
     const { entries } = outbox;
     if (entries.length >= (this.options.maxOutbox ?? 10_000) || outbox.bytes + sizeOf(entry) > (this.options.maxOutboxBytes ?? 64 * 1024 * 1024)) {
-      this.#outboxBytes -= outbox.bytes;
-      this.options.log.warn('redis_outbox_full', { room, dropped: giveWayToReload(outbox) });
-      this.#outboxBytes += outbox.bytes;
+      this.options.log.warn('redis_outbox_full', { room, dropped: this.#giveWay(outbox) });
     }
     if (entry.kind === 'reload' && reloadWaits(entries)) return; // one is enough
     entries.push(entry);
@@ -341,10 +339,17 @@ export class RedisBus implements SyncBus {
     if (this.#outboxBytes > (this.options.maxOutboxTotalBytes ?? 256 * 1024 * 1024)) {
       // (An outbox holding only the entry on its way has nothing to give way.)
       let dropped = 0;
-      for (const waiting of this.#outbox.values()) if (waiting.entries.length > 1) dropped += giveWayToReload(waiting);
-      this.#outboxBytes = [...this.#outbox.values()].reduce((n, o) => n + o.bytes, 0);
+      for (const waiting of this.#outbox.values()) if (waiting.entries.length > 1) dropped += this.#giveWay(waiting);
       if (dropped > 0) this.options.log.warn('redis_outboxes_full', { rooms: this.#outbox.size, dropped });
     }
+  }
+
+  /** giveWayToReload, keeping the count of every outbox's bytes. */
+  #giveWay(outbox: Outbox): number {
+    const before = outbox.bytes;
+    const dropped = giveWayToReload(outbox);
+    this.#outboxBytes += outbox.bytes - before;
+    return dropped;
   }
 
   /** Sends a room's queued entries in order, retrying while Redis is away. */
@@ -611,8 +616,7 @@ export class RedisBus implements SyncBus {
     if (this.#outbox.size > 0) {
       // What still waits would go with this instance: the others reload the rooms instead
       // (their updates are stored), as when an outbox overflows.
-      for (const [room, outbox] of this.#outbox) this.options.log.warn('redis_outbox_unsent_on_close', { room, unsent: giveWayToReload(outbox) });
-      this.#outboxBytes = [...this.#outbox.values()].reduce((n, o) => n + o.bytes, 0);
+      for (const [room, outbox] of this.#outbox) this.options.log.warn('redis_outbox_unsent_on_close', { room, unsent: this.#giveWay(outbox) });
       await settle(waitMs);
       if (this.#outbox.size > 0) this.options.log.error('redis_outbox_lost_on_close', { rooms: [...this.#outbox.keys()] });
     }
