@@ -74,6 +74,11 @@ describe('database (pglite): executeEach, the prepared path', () => {
   const insert = { name: 'test_insert', text: 'insert into sync_updates (room, data, kind) values ($1, $2, $3)', types: [25, 17, 25] };
   const bytes = (n: number, seed = 0) => Uint8Array.from({ length: n }, (_, i) => (i + seed) % 256);
 
+  it('creates WAL segments without writing them full of zeros inside a commit', async () => {
+    const { rows } = await sql<{ wal_init_zero: string }>`show wal_init_zero`.execute(db.current.db);
+    expect(rows[0]!.wal_init_zero).toBe('off');
+  });
+
   it('runs a statement per row in one transaction; an error takes the rows back and the next call works', async () => {
     const executeEach = db.current.executeEach!;
     await executeEach(insert, [['x-1', bytes(256), 'update'], ['x-2', new Uint8Array(), 'update']]);
