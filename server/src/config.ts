@@ -12,6 +12,8 @@ export interface Config {
   /** Embedded PGlite data directory (used when databaseUrl is unset). `memory://` keeps it in RAM. */
   dataDir: string;
   databaseUrl: string | null;
+  /** Embedded PGlite: WAL written since the last checkpoint that calls for a VACUUM and a CHECKPOINT. */
+  pgliteMaintenanceWalBytes: number;
   redisUrl: string | null;
   /** Prefix of the Redis stream keys (one stream per room). */
   redisKeyPrefix: string;
@@ -95,6 +97,7 @@ const envSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   DATA_DIR: z.string().default('./.data'),
   DATABASE_URL: z.string().url().optional(),
+  PGLITE_MAINTENANCE_WAL_MB: z.coerce.number().int().min(1).default(32),
   REDIS_URL: z.string().url().optional(),
   REDIS_KEY_PREFIX: z.string().min(1).default('spanwise:sync:'),
   DEMO: bool.default(true),
@@ -148,6 +151,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     dataDir: e.DATA_DIR,
     databaseUrl: e.DATABASE_URL ?? null,
+    pgliteMaintenanceWalBytes: e.PGLITE_MAINTENANCE_WAL_MB * 1024 * 1024,
     redisUrl: e.REDIS_URL ?? null,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     demo: e.DEMO,

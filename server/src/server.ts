@@ -10,7 +10,7 @@ import { serve } from '@hono/node-server';
 import { waitAtMost } from './sync/wait-at-most.ts';
 import { createApp, createServices } from './app.ts';
 import type { Config } from './config.ts';
-import { openDatabase, type OpenDatabase } from './db/database.ts';
+import { defaultPgliteMaintenance, openDatabase, type OpenDatabase } from './db/database.ts';
 import { seedDemo } from './features/demo/demo.seed.ts';
 import { SESSION_COOKIE } from './features/auth/auth.service.ts';
 import { createSyncMetrics } from './features/metrics/sync-metrics.ts';
@@ -39,7 +39,11 @@ export interface StartOptions {
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const log = options.log ?? createLogger(config.logLevel);
-  const database = await openDatabase(config);
+  const database = await openDatabase({
+    ...config,
+    pgliteMaintenance: { ...defaultPgliteMaintenance, walBytes: config.pgliteMaintenanceWalBytes },
+    log,
+  });
   try {
     if (config.demo && (await seedDemo(database.db, { seedsDir: config.seedsDir, password: config.demoPassword }))) {
       log.info('demo_seeded', {});

@@ -2,10 +2,11 @@ import { execFile } from 'node:child_process';
 import { chmod, chown, lstat, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { sql } from 'kysely';
 import { databaseKinds, useTestDatabase } from '../../test/harness.ts';
-import { ensureCluster, migrate, openDatabase } from './database.ts';
+import { ensureCluster, migrate, openDatabase, type OpenDatabase } from './database.ts';
+import { createLogger } from '../log.ts';
 import { migrations } from './migrations/index.ts';
 
 describe.each(databaseKinds())('database (%s)', (kind) => {
@@ -131,6 +132,70 @@ describe.each(databaseKinds().filter((k) => k !== 'pglite'))('database (%s): no 
   const db = useTestDatabase(kind);
   it('offers no executeEach (the network round trip dwarfs what it would save)', () => {
     expect(db.current.executeEach).toBeNull();
+  });
+
+  it('runs no upkeep of its own (PostgreSQL has its checkpointer and autovacuum)', () => {
+    expect(db.current.maintenance).toBeNull();
+  });
+});
+
+describe('database (pglite): the upkeep of the background processes it lacks', () => {
+  const kb = 1024;
+  const tableBytes = async (open: OpenDatabase) =>
+    Number((await sql<{ n: string }>`select pg_relation_size('sync_updates')::text as n`.execute(open.db)).rows[0]!.n);
+  const redo = async (open: OpenDatabase) => (await sql<{ lsn: string }>`select redo_lsn::text as lsn from pg_control_checkpoint()`.execute(open.db)).rows[0]!.lsn;
+  /** 2,000 rows of 200 bytes (~600 KB of WAL), deleted again, as compaction does. */
+  const writeAndDelete = async (open: OpenDatabase) => {
+    await sql`insert into sync_updates (room, data, kind)
+      select 'doc:1:user:1', decode(repeat('ab', 200), 'hex'), 'update' from generate_series(1, 2000)`.execute(open.db);
+    await sql`delete from sync_updates`.execute(open.db);
+  };
+
+  it('once enough WAL is written, makes deleted rows’ space reusable and moves the checkpoint on; without it the table only grows', async () => {
+    const kept = await openDatabase({ databaseUrl: null, dataDir: 'memory://', pgliteMaintenance: { walBytes: 256 * kb, checkEveryMs: 0 } });
+    const bare = await openDatabase({ databaseUrl: null, dataDir: 'memory://', pgliteMaintenance: { walBytes: 1024 * 1024 * kb, checkEveryMs: 0 } });
+    try {
+      await kept.maintenance!.runIfDue(); // (migrating may have written enough)
+      expect(await kept.maintenance!.runIfDue()).toBe(false); // not due again yet
+      const keptSizes: number[] = [];
+      const bareSizes: number[] = [];
+      const checkpoints = new Set([await redo(kept)]);
+      for (let cycle = 0; cycle < 4; cycle++) {
+        await writeAndDelete(kept);
+        expect(await kept.maintenance!.runIfDue()).toBe(true);
+        checkpoints.add(await redo(kept));
+        keptSizes.push(await tableBytes(kept));
+        await writeAndDelete(bare);
+        expect(await bare.maintenance!.runIfDue()).toBe(false);
+        bareSizes.push(await tableBytes(bare));
+      }
+      expect(checkpoints.size).toBe(5); // one more after every cycle
+      // Postgres on its own (single-user mode) never reuses the space: four cycles, four times the table.
+      expect(bareSizes[3]).toBeGreaterThanOrEqual(bareSizes[0]! * 3.5);
+      expect(keptSizes[3]).toBeLessThanOrEqual(keptSizes[0]! * 1.5);
+    } finally {
+      await kept.close();
+      await bare.close();
+    }
+  });
+
+  it('checks by itself, logs what it did, and stops on close', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger('info', (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+    const open = await openDatabase({ databaseUrl: null, dataDir: 'memory://', pgliteMaintenance: { walBytes: 256 * kb, checkEveryMs: 20 }, log });
+    try {
+      const before = await redo(open);
+      await writeAndDelete(open);
+      await vi.waitFor(() => expect(lines.map((l) => l.event)).toContain('db_maintenance'), { timeout: 5_000 });
+      expect(await redo(open)).not.toBe(before);
+      const done = lines.find((l) => l.event === 'db_maintenance')!;
+      expect(done.walBytes).toBeGreaterThanOrEqual(256 * kb);
+      expect(done).toHaveProperty('vacuumMs');
+      expect(done).toHaveProperty('checkpointMs');
+    } finally {
+      await open.close();
+    }
+    expect(await open.maintenance!.runIfDue()).toBe(false); // stopped
   });
 });
 

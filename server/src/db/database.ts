@@ -16,6 +16,8 @@ import { PGlite } from '@electric-sql/pglite';
 import type { Database } from './types.ts';
 import { migrations } from './migrations/index.ts';
 import { PGliteDialect, type PreparedStatement, type StatementParam } from './pglite-dialect.ts';
+import { startPgliteMaintenance, type PgliteMaintenance } from './pglite-maintenance.ts';
+import type { Logger } from '../log.ts';
 
 export type { PreparedStatement, StatementParam };
 
@@ -30,18 +32,27 @@ export interface OpenDatabase {
    * network round trip dwarfs what it saves.
    */
   executeEach: ((statement: PreparedStatement, rows: readonly (readonly StatementParam[])[]) => Promise<void>) | null;
+  /** On PGlite, its VACUUM and CHECKPOINT upkeep; null on PostgreSQL, which does its own. */
+  maintenance: PgliteMaintenance | null;
   close(): Promise<void>;
 }
 
 export interface DatabaseOptions {
   databaseUrl: string | null;
   dataDir: string;
+  /** PGlite only: the upkeep its missing background processes would do (see pglite-maintenance.ts). */
+  pgliteMaintenance?: { walBytes: number; checkEveryMs: number };
+  log?: Logger;
 }
+
+/** Every 10 s, a VACUUM and a CHECKPOINT once 32 MiB of WAL (~60,000–100,000 edits) are written. */
+export const defaultPgliteMaintenance = { walBytes: 32 * 1024 * 1024, checkEveryMs: 10_000 };
 
 export async function openDatabase(options: DatabaseOptions): Promise<OpenDatabase> {
   let db: Kysely<Database>;
   let kind: DbKind;
   let executeEach: OpenDatabase['executeEach'] = null;
+  let maintenance: PgliteMaintenance | null = null;
   if (options.databaseUrl) {
     // A connection attempt to a host that does not answer fails after 10 s instead of hanging on
     // the OS's retries. TCP keep-alive, probing after 10 s idle, lets an idle pooled connection
@@ -77,7 +88,14 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     await db.destroy();
     throw err;
   }
-  return { db, kind, executeEach, close: () => db.destroy() };
+  if (kind === 'pglite') {
+    maintenance = startPgliteMaintenance(db, { ...defaultPgliteMaintenance, ...options.pgliteMaintenance, log: options.log });
+  }
+  const close = async () => {
+    await maintenance?.stop();
+    await db.destroy();
+  };
+  return { db, kind, executeEach, maintenance, close };
 }
 
 /** In a data folder, while a cluster is being created in place (see ensureCluster). */
