@@ -16,7 +16,7 @@ import { PGlite } from '@electric-sql/pglite';
 import type { Database } from './types.ts';
 import { migrations } from './migrations/index.ts';
 import { PGliteDialect, type PreparedStatement, type StatementParam } from './pglite-dialect.ts';
-import { startPgliteMaintenance, type PgliteMaintenance } from './pglite-maintenance.ts';
+import { startPgliteMaintenance, type PgliteMaintenance, type PgliteMaintenanceOptions } from './pglite-maintenance.ts';
 import type { Logger } from '../log.ts';
 
 export type { PreparedStatement, StatementParam };
@@ -41,8 +41,31 @@ export interface DatabaseOptions {
   databaseUrl: string | null;
   dataDir: string;
   /** PGlite only: the upkeep its missing background processes would do (see pglite-maintenance.ts). */
-  pgliteMaintenance?: { walBytes: number; checkEveryMs: number };
+  pgliteMaintenance?: Omit<PgliteMaintenanceOptions, 'log'>;
+  /** PGlite on disk: a start freezes the template databases once they are this old (in transactions). */
+  freezeTemplatesAfterAge?: number;
   log?: Logger;
+}
+
+async function openPglite(dataDir: string): Promise<PGlite> {
+  const pglite = await PGlite.create(dataDir);
+  // A new WAL segment is otherwise written full of zeros (16 MiB, through PGlite's file layer)
+  // inside the commit that needs it: a 55 ms stall every ~30,000 stored edits, which holds
+  // every room. Unset, the file is made at its full size without writing it; what Postgres
+  // writes into it, and so what survives a crash, is the same.
+  await pglite.exec('SET wal_init_zero = off');
+  return pglite;
+}
+
+/**
+ * Transactions since the template databases were last frozen, past which a start freezes them
+ * (autovacuum_freeze_max_age's default). Postgres stops taking writes at ~2.1 billion.
+ */
+const TEMPLATE_FREEZE_AGE = 200_000_000;
+
+async function oldestTemplateAge(pglite: PGlite): Promise<number> {
+  const { rows } = await pglite.query<{ age: number }>('select coalesce(max(age(datfrozenxid)), 0)::int as age from pg_database where datistemplate');
+  return rows[0]!.age;
 }
 
 /** Every 10 s, a VACUUM and a CHECKPOINT once 32 MiB of WAL (~60,000–100,000 edits) are written. */
@@ -70,13 +93,16 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     kind = 'postgres';
   } else {
-    if (!options.dataDir.startsWith('memory://')) await ensureCluster(options.dataDir);
-    const pglite = await PGlite.create(options.dataDir);
-    // A new WAL segment is otherwise written full of zeros (16 MiB, through PGlite's file layer)
-    // inside the commit that needs it: a 55 ms stall every ~30,000 stored edits, which holds
-    // every room. Unset, the file is made at its full size without writing it; what Postgres
-    // writes into it, and so what survives a crash, is the same.
-    await pglite.exec('SET wal_init_zero = off');
+    const onDisk = !options.dataDir.startsWith('memory://');
+    if (onDisk) await ensureCluster(options.dataDir);
+    let pglite = await openPglite(options.dataDir);
+    const age = onDisk ? await oldestTemplateAge(pglite) : 0;
+    if (age > (options.freezeTemplatesAfterAge ?? TEMPLATE_FREEZE_AGE)) {
+      options.log?.info('db_templates_freezing', { age });
+      await pglite.close();
+      await freezeTemplatesApart(options.dataDir);
+      pglite = await openPglite(options.dataDir);
+    }
     const dialect = new PGliteDialect(pglite);
     db = new Kysely<Database>({ dialect });
     executeEach = (statement, rows) => dialect.executeEach(statement, rows);
@@ -189,17 +215,34 @@ function running(pid: number): boolean {
  * of 800 MB for its whole life after a first start.
  */
 async function createClusterApart(dataDir: string): Promise<void> {
+  await runApart('(pg) => pg.close()', dataDir, `creating the PGlite database in ${dataDir}`);
+}
+
+/**
+ * VACUUM FREEZE in the template databases, each opened on a worker thread of its own (PGlite
+ * opens one database at a time). Postgres stops taking writes ~2.1 billion transactions after
+ * the oldest database in the cluster was last frozen, templates included; a PostgreSQL server's
+ * autovacuum freezes them, PGlite's upkeep reaches only the database it has open.
+ */
+async function freezeTemplatesApart(dataDir: string): Promise<void> {
+  for (const database of ['template1', 'template0']) {
+    await runApart("(pg) => pg.exec('VACUUM FREEZE').then(() => pg.close())", dataDir, `freezing ${database} in ${dataDir}`, { database });
+  }
+}
+
+/** Opens PGlite on `dataDir` on a worker thread, runs `then` (the source of a function of it), and ends. */
+async function runApart(then: string, dataDir: string, what: string, pgliteOptions: object = {}): Promise<void> {
   const module = pathToFileURL(createRequire(import.meta.url).resolve('@electric-sql/pglite')).href;
   // Dynamic imports only: an eval worker runs as CommonJS, or as a module under --input-type.
   const worker = new Worker(
     `Promise.all([import('node:worker_threads'), import(${JSON.stringify(module)})])
-       .then(([{ workerData }, { PGlite }]) => PGlite.create(workerData))
-       .then((pg) => pg.close());`,
-    { eval: true, workerData: dataDir },
+       .then(([{ workerData }, { PGlite }]) => PGlite.create(workerData.dataDir, workerData.pgliteOptions))
+       .then(${then});`,
+    { eval: true, workerData: { dataDir, pgliteOptions } },
   );
   await new Promise<void>((resolve, reject) => {
-    worker.once('error', (err) => reject(new Error(`creating the PGlite database in ${dataDir} failed: ${err.message}`)));
-    worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`creating the PGlite database in ${dataDir} failed (worker exit ${code})`))));
+    worker.once('error', (err) => reject(new Error(`${what} failed: ${err.message}`)));
+    worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${what} failed (worker exit ${code})`))));
   });
 }
 

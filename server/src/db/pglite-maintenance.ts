@@ -9,7 +9,9 @@
  * runs a plain VACUUM (which makes dead rows' space reusable and skips pages that have not
  * changed since the last one) and then a CHECKPOINT (after which Postgres removes or recycles
  * the older WAL segments). Both run on the event loop between the store's transactions, holding
- * everything else meanwhile: measured in the README.
+ * everything else meanwhile: measured in the README. Past a billion transactions since some
+ * database of the cluster was last frozen (the templates, which only a start freezes: see
+ * database.ts), each run warns: Postgres stops taking writes at ~2.1 billion.
  *
  * @example
  *   const upkeep = startPgliteMaintenance(db, { walBytes: 32 * 1024 * 1024, checkEveryMs: 10_000, log });
@@ -24,8 +26,12 @@ export interface PgliteMaintenanceOptions {
   walBytes: number;
   /** How often that is checked (0: never by itself; `runIfDue` still works). */
   checkEveryMs: number;
+  /** Transactions since a database was last frozen past which each run warns (Postgres stops writes at ~2.1 billion). */
+  warnXidAge?: number;
   log?: Logger;
 }
+
+const WARN_XID_AGE = 1_000_000_000;
 
 export interface PgliteMaintenance {
   /** Runs VACUUM and CHECKPOINT if the WAL since the last checkpoint calls for it; whether it did. */
@@ -59,6 +65,16 @@ export function startPgliteMaintenance(db: Kysely<Database>, options: PgliteMain
       vacuumMs: Math.round(vacuumed - started),
       checkpointMs: Math.round(performance.now() - checkpointing),
     });
+    // The VACUUM reaches only the open database; the templates are frozen when the server starts.
+    const { rows } = await sql<{ age: number }>`select max(age(datfrozenxid))::int as age from pg_database`.execute(db);
+    const age = rows[0]!.age;
+    if (age > (options.warnXidAge ?? WARN_XID_AGE)) {
+      options.log?.warn('db_transaction_ids_running_out', {
+        age,
+        stopsWritesAt: 2_100_000_000,
+        advice: 'restart the server: a start freezes the template databases (not possible for a memory:// database)',
+      });
+    }
     return true;
   };
 
