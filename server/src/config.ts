@@ -14,6 +14,8 @@ export interface Config {
   databaseUrl: string | null;
   /** Embedded PGlite: WAL written since the last checkpoint that calls for a VACUUM and a CHECKPOINT. */
   pgliteMaintenanceWalBytes: number;
+  /** Embedded PGlite: free disk space below which writes are refused. */
+  pgliteMinFreeBytes: number;
   redisUrl: string | null;
   /** Prefix of the Redis stream keys (one stream per room). */
   redisKeyPrefix: string;
@@ -98,6 +100,7 @@ const envSchema = z.object({
   DATA_DIR: z.string().default('./.data'),
   DATABASE_URL: z.string().url().optional(),
   PGLITE_MAINTENANCE_WAL_MB: z.coerce.number().int().min(1).default(32),
+  PGLITE_MIN_FREE_MB: z.coerce.number().int().min(1).default(64),
   REDIS_URL: z.string().url().optional(),
   REDIS_KEY_PREFIX: z.string().min(1).default('spanwise:sync:'),
   DEMO: bool.default(true),
@@ -152,6 +155,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: e.DATA_DIR,
     databaseUrl: e.DATABASE_URL ?? null,
     pgliteMaintenanceWalBytes: e.PGLITE_MAINTENANCE_WAL_MB * 1024 * 1024,
+    pgliteMinFreeBytes: e.PGLITE_MIN_FREE_MB * 1024 * 1024,
     redisUrl: e.REDIS_URL ?? null,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     demo: e.DEMO,

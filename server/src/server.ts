@@ -42,6 +42,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const database = await openDatabase({
     ...config,
     pgliteMaintenance: { ...defaultPgliteMaintenance, walBytes: config.pgliteMaintenanceWalBytes },
+    diskGuard: { reserveBytes: config.pgliteMinFreeBytes },
     log,
   });
   try {

@@ -6,6 +6,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { sql } from 'kysely';
 import { databaseKinds, useTestDatabase } from '../../test/harness.ts';
 import { ensureCluster, migrate, openDatabase, type OpenDatabase } from './database.ts';
+import { StorageFullError } from './pglite-dialect.ts';
 import { createLogger } from '../log.ts';
 import { migrations } from './migrations/index.ts';
 
@@ -247,6 +248,61 @@ describe('database (pglite): the upkeep of the background processes it lacks', (
       } finally {
         await again.close();
       }
+    });
+  });
+});
+
+describe('database (pglite): a disk nearly full', () => {
+  const mib = 1024 * 1024;
+  const insert = (open: OpenDatabase, room: string) =>
+    sql`insert into sync_updates (room, data, kind) values (${room}, ${new Uint8Array([1, 2, 3])}, 'update')`.execute(open.db);
+
+  it('refuses writes with a clear error while the disk is below the reserve, goes on reading, and writes again once space is freed', async () => {
+    await inTempDir('spanwise-disk-', async (dir) => {
+      let free = 10_000 * mib;
+      const lines: Record<string, unknown>[] = [];
+      const log = createLogger('info', (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+      const open = await openDatabase({
+        databaseUrl: null,
+        dataDir: dir,
+        diskGuard: { reserveBytes: 64 * mib, checkEveryMs: 10, freeBytes: async () => free },
+        pgliteMaintenance: { walBytes: 1, checkEveryMs: 0 },
+        log,
+      });
+      try {
+        await insert(open, 'doc:1:user:1');
+        free = 20 * mib;
+        await vi.waitFor(() => expect(lines.map((l) => l.event)).toContain('db_disk_low'), { timeout: 2_000 });
+        const refused = await insert(open, 'doc:1:user:1').catch((err: unknown) => err);
+        expect(refused).toBeInstanceOf(StorageFullError);
+        expect(refused).toMatchObject({ code: '53100', message: expect.stringMatching(/has 20 MiB free, less than the 64 MiB kept in reserve/) });
+        const statement = { name: 'disk_insert', text: 'insert into sync_updates (room, data, kind) values ($1, $2, $3)', types: [25, 17, 25] };
+        await expect(open.executeEach!(statement, [['doc:2:user:1', new Uint8Array([1]), 'update']])).rejects.toBeInstanceOf(StorageFullError);
+        const inTransaction = open.db.transaction().execute((trx) => sql`delete from sync_updates`.execute(trx));
+        await expect(inTransaction).rejects.toBeInstanceOf(StorageFullError);
+        // Reads go on; the upkeep, due at every run here, waits too (it writes).
+        const { rows } = await sql<{ n: number }>`select count(*)::int as n from sync_updates`.execute(open.db);
+        expect(rows[0]!.n).toBe(1);
+        expect(await open.maintenance!.runIfDue()).toBe(false);
+
+        free = 1_000 * mib;
+        await vi.waitFor(() => expect(lines.map((l) => l.event)).toContain('db_disk_ok'), { timeout: 2_000 });
+        await insert(open, 'doc:1:user:1');
+        await open.executeEach!(statement, [['doc:2:user:1', new Uint8Array([1]), 'update']]);
+        expect(await open.maintenance!.runIfDue()).toBe(true);
+        expect((await sql<{ n: number }>`select count(*)::int as n from sync_updates`.execute(open.db)).rows[0]!.n).toBe(3);
+      } finally {
+        await open.close();
+      }
+    });
+  });
+
+  it('a start on a disk below the reserve fails with a clear error before anything is made', async () => {
+    await inTempDir('spanwise-disk-', async (parent) => {
+      const dir = path.join(parent, 'data');
+      const opening = openDatabase({ databaseUrl: null, dataDir: dir, diskGuard: { reserveBytes: 64 * mib, freeBytes: async () => 3 * mib } });
+      await expect(opening).rejects.toThrow(/has 3 MiB free; the embedded database needs at least 64 MiB \(PGLITE_MIN_FREE_MB\)/);
+      expect(await readdir(parent)).toEqual([]);
     });
   });
 });

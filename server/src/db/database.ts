@@ -17,6 +17,7 @@ import type { Database } from './types.ts';
 import { migrations } from './migrations/index.ts';
 import { PGliteDialect, type PreparedStatement, type StatementParam } from './pglite-dialect.ts';
 import { startPgliteMaintenance, type PgliteMaintenance, type PgliteMaintenanceOptions } from './pglite-maintenance.ts';
+import { startDiskGuard, statfsFreeBytes, type DiskGuard, type DiskGuardOptions } from './disk-guard.ts';
 import type { Logger } from '../log.ts';
 
 export type { PreparedStatement, StatementParam };
@@ -42,6 +43,8 @@ export interface DatabaseOptions {
   dataDir: string;
   /** PGlite only: the upkeep its missing background processes would do (see pglite-maintenance.ts). */
   pgliteMaintenance?: Omit<PgliteMaintenanceOptions, 'log'>;
+  /** PGlite on disk: the free space below which writes are refused (see disk-guard.ts). */
+  diskGuard?: Partial<Pick<DiskGuardOptions, 'reserveBytes' | 'checkEveryMs' | 'freeBytes'>>;
   /** PGlite on disk: a start freezes the template databases once they are this old (in transactions). */
   freezeTemplatesAfterAge?: number;
   log?: Logger;
@@ -68,6 +71,16 @@ async function oldestTemplateAge(pglite: PGlite): Promise<number> {
   return rows[0]!.age;
 }
 
+/** Writes are refused while the disk has less than 64 MiB free, checked every second. */
+export const defaultDiskGuard = { reserveBytes: 64 * 1024 * 1024, checkEveryMs: 1_000, freeBytes: statfsFreeBytes };
+
+/** Free bytes on the disk that holds `dir`, or would hold it (its nearest folder that exists). */
+async function freeBytesNear(dir: string, freeBytes: (dir: string) => Promise<number>): Promise<number> {
+  for (let at = path.resolve(dir); ; at = path.dirname(at)) {
+    if (existsSync(at) || at === path.dirname(at)) return freeBytes(at);
+  }
+}
+
 /** Every 10 s, a VACUUM and a CHECKPOINT once 32 MiB of WAL (~60,000–100,000 edits) are written. */
 export const defaultPgliteMaintenance = { walBytes: 32 * 1024 * 1024, checkEveryMs: 10_000 };
 
@@ -76,6 +89,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
   let kind: DbKind;
   let executeEach: OpenDatabase['executeEach'] = null;
   let maintenance: PgliteMaintenance | null = null;
+  let diskGuard: DiskGuard | null = null;
+  let writesRefused = () => false;
   if (options.databaseUrl) {
     // A connection attempt to a host that does not answer fails after 10 s instead of hanging on
     // the OS's retries. TCP keep-alive, probing after 10 s idle, lets an idle pooled connection
@@ -94,7 +109,17 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     kind = 'postgres';
   } else {
     const onDisk = !options.dataDir.startsWith('memory://');
-    if (onDisk) await ensureCluster(options.dataDir);
+    const disk = { ...defaultDiskGuard, ...options.diskGuard };
+    if (onDisk) {
+      // Creating or recovering a cluster writes too, and PGlite does not survive a full disk.
+      const free = await freeBytesNear(options.dataDir, disk.freeBytes);
+      if (free < disk.reserveBytes) {
+        throw new Error(
+          `the disk holding ${options.dataDir} has ${Math.floor(free / 1024 / 1024)} MiB free; the embedded database needs at least ${Math.floor(disk.reserveBytes / 1024 / 1024)} MiB (PGLITE_MIN_FREE_MB): free some space, or set DATA_DIR to a folder on another disk`,
+        );
+      }
+      await ensureCluster(options.dataDir);
+    }
     let pglite = await openPglite(options.dataDir);
     const age = onDisk ? await oldestTemplateAge(pglite) : 0;
     if (age > (options.freezeTemplatesAfterAge ?? TEMPLATE_FREEZE_AGE)) {
@@ -107,17 +132,23 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     db = new Kysely<Database>({ dialect });
     executeEach = (statement, rows) => dialect.executeEach(statement, rows);
     kind = 'pglite';
+    writesRefused = () => dialect.writesRefused;
+    if (onDisk) {
+      diskGuard = await startDiskGuard({ dir: options.dataDir, ...disk, log: options.log, onChange: (reason) => dialect.refuseWrites(reason) });
+    }
   }
   try {
     await migrate(db);
   } catch (err) {
+    diskGuard?.stop();
     await db.destroy();
     throw err;
   }
   if (kind === 'pglite') {
-    maintenance = startPgliteMaintenance(db, { ...defaultPgliteMaintenance, ...options.pgliteMaintenance, log: options.log });
+    maintenance = startPgliteMaintenance(db, { ...defaultPgliteMaintenance, ...options.pgliteMaintenance, paused: writesRefused, log: options.log });
   }
   const close = async () => {
+    diskGuard?.stop();
     await maintenance?.stop();
     await db.destroy();
   };

@@ -52,10 +52,35 @@ const QUERY_OPTIONS = {
   parsers: { [BYTEA]: (text: string) => Buffer.from(text.slice(2), 'hex') },
 } as const;
 
+/**
+ * A write refused because the disk holding the database is nearly full (SQLSTATE 53100,
+ * disk_full). PGlite that runs out of disk in the middle of writing its WAL does not fail: it
+ * spins at full CPU inside WebAssembly for good, holding the event loop and so the whole server.
+ */
+export class StorageFullError extends Error {
+  readonly code = '53100';
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'StorageFullError';
+  }
+}
+
+/** Statements that write nothing of their own (a transaction of reads begins and ends too). */
+const READ_ONLY = /^\s*(select|show|explain|begin|commit|rollback)\b/i;
+
+/** Shared by the dialect, its connection and `executeEach`: why writes are refused, if they are. */
+interface WriteGate {
+  refusedBecause: string | null;
+}
+
 class PGliteConnection implements DatabaseConnection {
-  constructor(private readonly pg: PGlite) {}
+  constructor(
+    private readonly pg: PGlite,
+    private readonly gate: WriteGate,
+  ) {}
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    if (this.gate.refusedBecause !== null && !READ_ONLY.test(query.sql)) throw new StorageFullError(this.gate.refusedBecause);
     // Without parameters, the simple protocol: one round into Postgres instead of five messages.
     const result =
       query.parameters.length === 0
@@ -81,8 +106,9 @@ class PGliteDriver implements Driver {
   constructor(
     private readonly pg: PGlite,
     mutex: Mutex,
+    gate: WriteGate,
   ) {
-    this.#connection = new PGliteConnection(pg);
+    this.#connection = new PGliteConnection(pg, gate);
     this.#mutex = mutex;
   }
 
@@ -141,8 +167,21 @@ export class PGliteDialect implements Dialect {
   readonly #mutex = new Mutex();
   /** Statements prepared in PGlite's session. */
   readonly #prepared = new Set<string>();
+  readonly #gate: WriteGate = { refusedBecause: null };
 
   constructor(private readonly pg: PGlite) {}
+
+  /**
+   * From now on, every statement that may write throws a StorageFullError with `reason`
+   * instead of reaching PGlite (reads still run); null lets writes through again.
+   */
+  refuseWrites(reason: string | null): void {
+    this.#gate.refusedBecause = reason;
+  }
+
+  get writesRefused(): boolean {
+    return this.#gate.refusedBecause !== null;
+  }
 
   /**
    * Runs one parameterised statement once for each row of values, all in one transaction,
@@ -157,6 +196,7 @@ export class PGliteDialect implements Dialect {
     if (rows.length === 0) return;
     const release = await this.#mutex.lock();
     try {
+      if (this.#gate.refusedBecause !== null) throw new StorageFullError(this.#gate.refusedBecause);
       const chunks = this.#chunks(statement, rows);
       if (chunks.length === 1) {
         // One message: Sync ends the implicit transaction its Executes run in.
@@ -219,7 +259,7 @@ export class PGliteDialect implements Dialect {
     return new PostgresAdapter();
   }
   createDriver(): Driver {
-    return new PGliteDriver(this.pg, this.#mutex);
+    return new PGliteDriver(this.pg, this.#mutex, this.#gate);
   }
   createIntrospector(db: Kysely<unknown>) {
     return new PostgresIntrospector(db);

@@ -28,6 +28,8 @@ export interface PgliteMaintenanceOptions {
   checkEveryMs: number;
   /** Transactions since a database was last frozen past which each run warns (Postgres stops writes at ~2.1 billion). */
   warnXidAge?: number;
+  /** While this says so, nothing runs (writes are refused: the disk is nearly full). */
+  paused?: () => boolean;
   log?: Logger;
 }
 
@@ -51,6 +53,7 @@ export function startPgliteMaintenance(db: Kysely<Database>, options: PgliteMain
   };
 
   const run = async (): Promise<boolean> => {
+    if (options.paused?.()) return false;
     const walBytes = await walSinceCheckpoint();
     if (walBytes < options.walBytes) return false;
     const started = performance.now();

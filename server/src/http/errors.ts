@@ -78,6 +78,11 @@ export function errorHandler(log: Logger) {
     if (err instanceof AppError) {
       return c.json({ error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } }, err.status);
     }
+    if ((err as { code?: unknown }).code === '53100') {
+      // The embedded database's disk is nearly full (StorageFullError), or PostgreSQL's is.
+      log.warn('request_refused_disk_full', { path: c.req.path, method: c.req.method });
+      return c.json({ error: { code: 'storage_full', message: 'the server’s disk is full: nothing can be saved until space is freed' } }, 503);
+    }
     if (err instanceof HTTPException) {
       // Hono's own refusals (bearerAuth's 401, say); the body limit throws an AppError instead.
       return c.json({ error: { code: 'http_error', message: err.message || 'request refused' } }, err.status);
