@@ -7,6 +7,7 @@ import { sql } from 'kysely';
 import { databaseKinds, useTestDatabase } from '../../test/harness.ts';
 import { ensureCluster, migrate, openDatabase, type OpenDatabase } from './database.ts';
 import { StorageFullError } from './pglite-dialect.ts';
+import { KyselyStore } from '../sync/adapters/kysely-store.ts';
 import { createLogger } from '../log.ts';
 import { migrations } from './migrations/index.ts';
 
@@ -265,7 +266,7 @@ describe('database (pglite): a disk nearly full', () => {
       const open = await openDatabase({
         databaseUrl: null,
         dataDir: dir,
-        diskGuard: { reserveBytes: 64 * mib, checkEveryMs: 10, freeBytes: async () => free },
+        diskGuard: { reserveBytes: 64 * mib, checkEveryMs: 10, freeBytes: () => free },
         pgliteMaintenance: { walBytes: 1, checkEveryMs: 0 },
         log,
       });
@@ -297,10 +298,40 @@ describe('database (pglite): a disk nearly full', () => {
     });
   });
 
+  it('measures each write against the space left just before it: a large one is refused while small ones go on, and the store writes room by room', async () => {
+    await inTempDir('spanwise-disk-', async (dir) => {
+      let free = 74 * mib; // 10 MiB above the reserve; the once-a-second check sees nothing wrong
+      const open = await openDatabase({ databaseUrl: null, dataDir: dir, diskGuard: { reserveBytes: 64 * mib, checkEveryMs: 60_000, freeBytes: () => free } });
+      try {
+        await insert(open, 'doc:1:user:1');
+        const large = new Uint8Array(4 * mib); // up to ~12 MiB on disk with its WAL
+        const refused = await sql`insert into sync_updates (room, data, kind) values ('doc:1:user:1', ${large}, 'update')`.execute(open.db).catch((err: unknown) => err);
+        expect(refused).toBeInstanceOf(StorageFullError);
+        expect((refused as Error).message).toMatch(/has 74 MiB free, too little for a write of 4 MiB with 64 MiB kept in reserve/);
+        const statement = { name: 'disk_insert', text: 'insert into sync_updates (room, data, kind) values ($1, $2, $3)', types: [25, 17, 25] };
+        await expect(open.executeEach!(statement, [['doc:2:user:1', large, 'update']])).rejects.toBeInstanceOf(StorageFullError);
+
+        // Appends of several rooms share a transaction; refused, each room is written on its own,
+        // and the one that fits goes in.
+        const store = new KyselyStore(open.db, { compactAfterRows: 1000, log: { info() {}, warn() {}, error() {} }, executeEach: open.executeEach! });
+        const [big, small] = await Promise.allSettled([store.append('doc:3:user:1', [large]), store.append('doc:4:user:1', [new Uint8Array([7])])]);
+        expect(big.status).toBe('rejected');
+        expect((big as PromiseRejectedResult).reason).toBeInstanceOf(StorageFullError);
+        expect(small.status).toBe('fulfilled');
+        free = 200 * mib;
+        await store.append('doc:3:user:1', [large]);
+        const rooms = await sql<{ room: string }>`select room from sync_updates order by id`.execute(open.db);
+        expect(rooms.rows.map((r) => r.room)).toEqual(['doc:1:user:1', 'doc:4:user:1', 'doc:3:user:1']);
+      } finally {
+        await open.close();
+      }
+    });
+  });
+
   it('a start on a disk below the reserve fails with a clear error before anything is made', async () => {
     await inTempDir('spanwise-disk-', async (parent) => {
       const dir = path.join(parent, 'data');
-      const opening = openDatabase({ databaseUrl: null, dataDir: dir, diskGuard: { reserveBytes: 64 * mib, freeBytes: async () => 3 * mib } });
+      const opening = openDatabase({ databaseUrl: null, dataDir: dir, diskGuard: { reserveBytes: 64 * mib, freeBytes: () => 3 * mib } });
       await expect(opening).rejects.toThrow(/has 3 MiB free; the embedded database needs at least 64 MiB \(PGLITE_MIN_FREE_MB\)/);
       expect(await readdir(parent)).toEqual([]);
     });

@@ -75,7 +75,7 @@ async function oldestTemplateAge(pglite: PGlite): Promise<number> {
 export const defaultDiskGuard = { reserveBytes: 64 * 1024 * 1024, checkEveryMs: 1_000, freeBytes: statfsFreeBytes };
 
 /** Free bytes on the disk that holds `dir`, or would hold it (its nearest folder that exists). */
-async function freeBytesNear(dir: string, freeBytes: (dir: string) => Promise<number>): Promise<number> {
+function freeBytesNear(dir: string, freeBytes: (dir: string) => number): number {
   for (let at = path.resolve(dir); ; at = path.dirname(at)) {
     if (existsSync(at) || at === path.dirname(at)) return freeBytes(at);
   }
@@ -112,7 +112,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     const disk = { ...defaultDiskGuard, ...options.diskGuard };
     if (onDisk) {
       // Creating or recovering a cluster writes too, and PGlite does not survive a full disk.
-      const free = await freeBytesNear(options.dataDir, disk.freeBytes);
+      const free = freeBytesNear(options.dataDir, disk.freeBytes);
       if (free < disk.reserveBytes) {
         throw new Error(
           `the disk holding ${options.dataDir} has ${Math.floor(free / 1024 / 1024)} MiB free; the embedded database needs at least ${Math.floor(disk.reserveBytes / 1024 / 1024)} MiB (PGLITE_MIN_FREE_MB): free some space, or set DATA_DIR to a folder on another disk`,
@@ -134,7 +134,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     kind = 'pglite';
     writesRefused = () => dialect.writesRefused;
     if (onDisk) {
-      diskGuard = await startDiskGuard({ dir: options.dataDir, ...disk, log: options.log, onChange: (reason) => dialect.refuseWrites(reason) });
+      const guard = startDiskGuard({ dir: options.dataDir, ...disk, log: options.log, onChange: (reason) => dialect.refuseWrites(reason) });
+      dialect.checkRoomWith((bytes) => guard.roomFor(bytes));
+      diskGuard = guard;
     }
   }
   try {

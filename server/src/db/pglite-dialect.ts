@@ -71,7 +71,18 @@ const READ_ONLY = /^\s*(select|show|explain|begin|commit|rollback)\b/i;
 /** Shared by the dialect, its connection and `executeEach`: why writes are refused, if they are. */
 interface WriteGate {
   refusedBecause: string | null;
+  /** Why a write of this many bytes of values may not go ahead now, or null (see refuseWrites). */
+  roomFor: ((bytes: number) => string | null) | null;
 }
+
+/** Throws the StorageFullError a write of `bytes` of values meets, if any. */
+function admit(gate: WriteGate, bytes: number): void {
+  const reason = gate.refusedBecause ?? gate.roomFor?.(bytes) ?? null;
+  if (reason !== null) throw new StorageFullError(reason);
+}
+
+const valueBytes = (values: readonly unknown[]): number =>
+  values.reduce<number>((n, v) => n + (v instanceof Uint8Array ? v.byteLength : typeof v === 'string' ? Buffer.byteLength(v) : 8), 0);
 
 class PGliteConnection implements DatabaseConnection {
   constructor(
@@ -80,7 +91,7 @@ class PGliteConnection implements DatabaseConnection {
   ) {}
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    if (this.gate.refusedBecause !== null && !READ_ONLY.test(query.sql)) throw new StorageFullError(this.gate.refusedBecause);
+    if (!READ_ONLY.test(query.sql)) admit(this.gate, valueBytes(query.parameters));
     // Without parameters, the simple protocol: one round into Postgres instead of five messages.
     const result =
       query.parameters.length === 0
@@ -167,7 +178,7 @@ export class PGliteDialect implements Dialect {
   readonly #mutex = new Mutex();
   /** Statements prepared in PGlite's session. */
   readonly #prepared = new Set<string>();
-  readonly #gate: WriteGate = { refusedBecause: null };
+  readonly #gate: WriteGate = { refusedBecause: null, roomFor: null };
 
   constructor(private readonly pg: PGlite) {}
 
@@ -177,6 +188,11 @@ export class PGliteDialect implements Dialect {
    */
   refuseWrites(reason: string | null): void {
     this.#gate.refusedBecause = reason;
+  }
+
+  /** Asked before each write (each message of `executeEach`) with the bytes of its values. */
+  checkRoomWith(roomFor: ((bytes: number) => string | null) | null): void {
+    this.#gate.roomFor = roomFor;
   }
 
   get writesRefused(): boolean {
@@ -196,16 +212,20 @@ export class PGliteDialect implements Dialect {
     if (rows.length === 0) return;
     const release = await this.#mutex.lock();
     try {
-      if (this.#gate.refusedBecause !== null) throw new StorageFullError(this.#gate.refusedBecause);
       const chunks = this.#chunks(statement, rows);
       if (chunks.length === 1) {
         // One message: Sync ends the implicit transaction its Executes run in.
-        await this.#send(statement, chunks[0]!);
+        admit(this.#gate, chunks[0]!.bytes);
+        await this.#send(statement, chunks[0]!.parts);
         return;
       }
+      admit(this.#gate, chunks[0]!.bytes);
       await this.pg.execProtocol(protocol.serialize.query('begin'), { syncToFs: false });
       try {
-        for (const chunk of chunks) await this.#send(statement, chunk);
+        for (const chunk of chunks) {
+          admit(this.#gate, chunk.bytes); // (a throw rolls back what went before)
+          await this.#send(statement, chunk.parts);
+        }
         await this.pg.execProtocol(protocol.serialize.query('commit'), { syncToFs: false });
       } catch (err) {
         await this.pg.execProtocol(protocol.serialize.query('rollback'), { syncToFs: false }).catch(() => {});
@@ -217,21 +237,21 @@ export class PGliteDialect implements Dialect {
   }
 
   /** Bind + Execute per row, in runs of up to MAX_MESSAGE_BYTES of values (a larger row alone). */
-  #chunks(statement: PreparedStatement, rows: readonly (readonly StatementParam[])[]): Uint8Array[][] {
-    const chunks: Uint8Array[][] = [];
+  #chunks(statement: PreparedStatement, rows: readonly (readonly StatementParam[])[]): { parts: Uint8Array[]; bytes: number }[] {
+    const chunks: { parts: Uint8Array[]; bytes: number }[] = [];
     let current: Uint8Array[] = [];
     let bytes = 0;
     for (const values of rows) {
       const size = values.reduce((n, v) => n + (typeof v === 'string' ? v.length * 3 : v.byteLength), 0);
       if (current.length > 0 && bytes + size > MAX_MESSAGE_BYTES) {
-        chunks.push(current);
+        chunks.push({ parts: current, bytes });
         current = [];
         bytes = 0;
       }
       current.push(protocol.serialize.bind({ statement: statement.name, values: [...values] }), protocol.serialize.execute());
       bytes += size;
     }
-    chunks.push(current);
+    chunks.push({ parts: current, bytes });
     return chunks;
   }
 

@@ -111,13 +111,12 @@ function* insertStatements(rows: readonly Row[]): Generator<Statement> {
 
 /**
  * Whether the database itself answered with this error (a SQLSTATE), other than to say the
- * connection is gone or refused (classes 08 and 57) or that it lacks the resources (class 53: a
- * full disk, say): then writing less may go through, where a database that does not answer, or
- * cannot write, would only make every smaller write wait for it in turn.
+ * connection is gone or refused (classes 08 and 57): then writing less may go through, where a
+ * database that does not answer would only make every smaller write wait for it in turn.
  */
 function answeredByDatabase(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !['08', '53', '57'].includes(code.slice(0, 2));
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('08') && !code.startsWith('57');
 }
 
 /** Characters of an error kept with a row set aside. */
