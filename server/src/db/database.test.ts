@@ -281,6 +281,11 @@ describe('database (pglite): a disk nearly full', () => {
         await expect(open.executeEach!(statement, [['doc:2:user:1', new Uint8Array([1]), 'update']])).rejects.toBeInstanceOf(StorageFullError);
         const inTransaction = open.db.transaction().execute((trx) => sql`delete from sync_updates`.execute(trx));
         await expect(inTransaction).rejects.toBeInstanceOf(StorageFullError);
+        // Statements that read but write too are refused; so are two statements in one.
+        for (const text of ['select * from sync_updates for update', "select nextval('sync_updates_id_seq')", 'select 1; delete from sync_updates']) {
+          await expect(sql.raw(text).execute(open.db)).rejects.toBeInstanceOf(StorageFullError);
+        }
+        await open.db.transaction().execute((trx) => sql`select count(*) from sync_updates`.execute(trx));
         // Reads go on; the upkeep, due at every run here, waits too (it writes).
         const { rows } = await sql<{ n: number }>`select count(*)::int as n from sync_updates`.execute(open.db);
         expect(rows[0]!.n).toBe(1);
@@ -300,9 +305,10 @@ describe('database (pglite): a disk nearly full', () => {
 
   it('measures each write against the space left just before it: a large one is refused while small ones go on, and the store writes room by room', async () => {
     await inTempDir('spanwise-disk-', async (dir) => {
-      let free = 74 * mib; // 10 MiB above the reserve; the once-a-second check sees nothing wrong
+      let free = 200 * mib; // (enough to create the cluster)
       const open = await openDatabase({ databaseUrl: null, dataDir: dir, diskGuard: { reserveBytes: 64 * mib, checkEveryMs: 60_000, freeBytes: () => free } });
       try {
+        free = 74 * mib; // 10 MiB above the reserve: the once-a-second check would see nothing wrong
         await insert(open, 'doc:1:user:1');
         const large = new Uint8Array(4 * mib); // up to ~12 MiB on disk with its WAL
         const refused = await sql`insert into sync_updates (room, data, kind) values ('doc:1:user:1', ${large}, 'update')`.execute(open.db).catch((err: unknown) => err);
@@ -332,7 +338,7 @@ describe('database (pglite): a disk nearly full', () => {
     await inTempDir('spanwise-disk-', async (parent) => {
       const dir = path.join(parent, 'data');
       const opening = openDatabase({ databaseUrl: null, dataDir: dir, diskGuard: { reserveBytes: 64 * mib, freeBytes: () => 3 * mib } });
-      await expect(opening).rejects.toThrow(/has 3 MiB free; the embedded database needs at least 64 MiB \(PGLITE_MIN_FREE_MB\)/);
+      await expect(opening).rejects.toThrow(/has 3 MiB free; the embedded database needs at least 112 MiB \(PGLITE_MIN_FREE_MB, plus 48 MiB to create it\)/);
       expect(await readdir(parent)).toEqual([]);
     });
   });

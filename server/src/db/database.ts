@@ -74,6 +74,8 @@ async function oldestTemplateAge(pglite: PGlite): Promise<number> {
 /** Writes are refused while the disk has less than 64 MiB free, checked every second. */
 export const defaultDiskGuard = { reserveBytes: 64 * 1024 * 1024, checkEveryMs: 1_000, freeBytes: statfsFreeBytes };
 
+const NEW_CLUSTER_BYTES = 48 * 1024 * 1024;
+
 /** Free bytes on the disk that holds `dir`, or would hold it (its nearest folder that exists). */
 function freeBytesNear(dir: string, freeBytes: (dir: string) => number): number {
   for (let at = path.resolve(dir); ; at = path.dirname(at)) {
@@ -113,9 +115,11 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     if (onDisk) {
       // Creating or recovering a cluster writes too, and PGlite does not survive a full disk.
       const free = freeBytesNear(options.dataDir, disk.freeBytes);
-      if (free < disk.reserveBytes) {
+      // A new cluster takes ~40 MiB (a 16 MiB WAL segment among it) on top of the reserve.
+      const needed = disk.reserveBytes + (existsSync(path.join(options.dataDir, 'PG_VERSION')) ? 0 : NEW_CLUSTER_BYTES);
+      if (free < needed) {
         throw new Error(
-          `the disk holding ${options.dataDir} has ${Math.floor(free / 1024 / 1024)} MiB free; the embedded database needs at least ${Math.floor(disk.reserveBytes / 1024 / 1024)} MiB (PGLITE_MIN_FREE_MB): free some space, or set DATA_DIR to a folder on another disk`,
+          `the disk holding ${options.dataDir} has ${Math.floor(free / 1024 / 1024)} MiB free; the embedded database needs at least ${Math.floor(needed / 1024 / 1024)} MiB (PGLITE_MIN_FREE_MB, plus ${Math.floor(NEW_CLUSTER_BYTES / 1024 / 1024)} MiB to create it): free some space, or set DATA_DIR to a folder on another disk`,
         );
       }
       await ensureCluster(options.dataDir);

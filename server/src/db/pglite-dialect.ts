@@ -65,8 +65,13 @@ export class StorageFullError extends Error {
   }
 }
 
-/** Statements that write nothing of their own (a transaction of reads begins and ends too). */
+/**
+ * Statements that write nothing of their own (a transaction of reads begins and ends too); not
+ * one that takes row locks, moves a sequence, or holds a second statement.
+ */
 const READ_ONLY = /^\s*(select|show|explain|begin|commit|rollback)\b/i;
+const WRITES_ANYWAY = /\bfor\s+(update|no\s+key\s+update|share|key\s+share)\b|\b(nextval|setval)\s*\(|;\s*\S/i;
+const readOnly = (text: string) => READ_ONLY.test(text) && !WRITES_ANYWAY.test(text) && !/^\s*explain\s+(\(|analy[sz]e)/i.test(text);
 
 /** Shared by the dialect, its connection and `executeEach`: why writes are refused, if they are. */
 interface WriteGate {
@@ -91,7 +96,7 @@ class PGliteConnection implements DatabaseConnection {
   ) {}
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    if (!READ_ONLY.test(query.sql)) admit(this.gate, valueBytes(query.parameters));
+    if (!readOnly(query.sql)) admit(this.gate, valueBytes(query.parameters));
     // Without parameters, the simple protocol: one round into Postgres instead of five messages.
     const result =
       query.parameters.length === 0

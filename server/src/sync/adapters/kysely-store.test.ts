@@ -268,11 +268,11 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(writes).toBe(1);
   });
 
-  /** Runs `during` while writing `room`'s snapshot fails with `message` (a trigger). */
-  const whileSnapshotsFail = async (room: string, message: string, during: () => Promise<void>) => {
+  /** Runs `during` while writing `room`'s snapshot fails with `message` (a trigger), and SQLSTATE `code`. */
+  const whileSnapshotsFail = async (room: string, message: string, during: () => Promise<void>, code = 'P0001') => {
     await sql`create or replace function fail_snapshot() returns trigger language plpgsql as $$
       begin
-        if new.kind = 'snapshot' and new.room = ${sql.lit(room)} then raise exception ${sql.lit(message)}; end if;
+        if new.kind = 'snapshot' and new.room = ${sql.lit(room)} then raise exception ${sql.lit(message)} using errcode = ${sql.lit(code)}; end if;
         return new;
       end $$`.execute(db.current.db);
     await sql`create trigger fail_snapshot before insert on sync_updates for each row execute function fail_snapshot()`.execute(db.current.db);
@@ -313,6 +313,27 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(errors).toEqual(['compaction_failed']);
     expect(logged).toEqual(['sync_compaction_failed']);
     expect(await rowsOf('r9')).toBe(5);
+  });
+
+  it('defers a compaction the disk has no room for, without counting it as a failure', async () => {
+    const errors: string[] = [];
+    const logged: string[] = [];
+    const log = { ...silent, warn: (event: string) => logged.push(`warn ${event}`), error: (event: string) => logged.push(`error ${event}`) };
+    const store = storeWith({ compactAfterRows: 4, log, observer: { error: (kind) => errors.push(kind) } });
+    const doc = new Y.Doc();
+    for (let i = 0; i < 5; i++) await store.append('r9b', [spanUpdate(doc, `L${i}`, i)]);
+    await whileSnapshotsFail(
+      'r9b',
+      'disk full',
+      async () => {
+        store.release('r9b');
+        await until(async () => logged.length > 0);
+      },
+      '53100',
+    );
+    expect(logged).toEqual(['warn sync_compaction_deferred']);
+    expect(errors).toEqual([]);
+    expect(await rowsOf('r9b')).toBe(5);
   });
 
   it('after a failed compaction, tries again only once another threshold of rows has come in', async () => {

@@ -342,8 +342,14 @@ export class KyselyStore implements SyncStore {
       } catch (err) {
         const size = this.#size.get(room);
         if (size) this.#failedAt.set(room, size); // (a room unloaded meanwhile is forgotten)
-        this.options.observer?.error?.('compaction_failed');
-        this.options.log.error('sync_compaction_failed', { room, error: String(err) });
+        if ((err as { code?: unknown } | null)?.code === '53100') {
+          // The disk is full (the database's own error, or the embedded one's reserve): not a
+          // fault of compaction's; it is tried again further on, as after any failure.
+          this.options.log.warn('sync_compaction_deferred', { room, reason: 'disk_full' });
+        } else {
+          this.options.observer?.error?.('compaction_failed');
+          this.options.log.error('sync_compaction_failed', { room, error: String(err) });
+        }
       } finally {
         this.#compacting.delete(room);
       }
