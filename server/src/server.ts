@@ -35,6 +35,8 @@ export interface StartOptions {
   log?: Logger;
   /** Also export Node process metrics (memory, event loop lag); main.ts turns this on. */
   processMetrics?: boolean;
+  /** Embedded PGlite on disk: how free space is read (tests stand in for a disk filling up). */
+  diskFreeBytes?: (dir: string) => number;
 }
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
@@ -42,7 +44,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const database = await openDatabase({
     ...config,
     pgliteMaintenance: { ...defaultPgliteMaintenance, walBytes: config.pgliteMaintenanceWalBytes },
-    diskGuard: { reserveBytes: config.pgliteMinFreeBytes },
+    diskGuard: { reserveBytes: config.pgliteMinFreeBytes, ...(options.diskFreeBytes ? { freeBytes: options.diskFreeBytes, checkEveryMs: 50 } : {}) },
     log,
   });
   try {

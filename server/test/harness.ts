@@ -98,12 +98,14 @@ export interface StartOptions {
   database?: TestDatabase;
   persistent?: boolean;
   config?: Partial<Config>;
+  /** PGlite on disk: stands in for the free space the server reads (see disk-guard.ts). */
+  diskFreeBytes?: (dir: string) => number;
 }
 
 export async function startTestServer(options: StartOptions = {}): Promise<TestServer> {
   const testDatabase = options.database ?? (await createTestDatabase(options.kind ?? 'pglite', { persistent: options.persistent }));
   const config = testConfig({ demo: options.demo ?? true, ...testDatabase.config, ...options.config });
-  const server = await startServer(config);
+  const server = await startServer(config, { diskFreeBytes: options.diskFreeBytes });
   return {
     ...server,
     config,
