@@ -1,11 +1,27 @@
 /** Entry point: reads the config, starts the server, and shuts down cleanly on SIGTERM/SIGINT. */
-import { loadConfig } from './config.ts';
+import { loadConfig, type Config } from './config.ts';
 import { createLogger } from './log.ts';
-import { startServer } from './server.ts';
+import { startServer, type RunningServer } from './server.ts';
 
-const config = loadConfig();
+/** A start that cannot go on says why in one log line (no stack trace) and exits 1. */
+function cannotStart(err: unknown): never {
+  createLogger('error').error('start_failed', { error: err instanceof Error ? err.message : String(err), code: (err as { code?: unknown })?.code });
+  process.exit(1);
+}
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (err) {
+  cannotStart(err);
+}
 const log = createLogger(config.logLevel);
-const server = await startServer(config, { log, processMetrics: true });
+let server: RunningServer;
+try {
+  server = await startServer(config, { log, processMetrics: true });
+} catch (err) {
+  cannotStart(err);
+}
 log.info('listening', { url: server.url, db: server.database.kind, scaleOut: config.redisUrl !== null });
 
 let stopping = false;

@@ -1,4 +1,8 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -47,6 +51,36 @@ describe.each(databaseKinds())('start-up on a port already taken (%s)', (kind) =
       expect(await res.json()).toEqual({ ok: true, db: kind });
     } finally {
       await server.stop();
+    }
+  });
+});
+
+describe('npm start that cannot start', () => {
+  /** Runs the entry point as `npm start` does; resolves its exit code and output. */
+  const runMain = (env: Record<string, string>) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const root = path.resolve(import.meta.dirname, '../..');
+      execFile(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
+      );
+    });
+
+  it('says why in one log line and exits 1: a bad setting, and a disk below the database’s reserve', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'spanwise-start-'));
+    try {
+      for (const [env, why] of [
+        [{ PORT: 'abc' }, /invalid configuration: PORT/],
+        [{ PORT: '0', DATA_DIR: path.join(dir, 'data'), PGLITE_MIN_FREE_MB: '100000000' }, /MiB free; the embedded database needs at least 100000048 MiB/],
+      ] as const) {
+        const { code, stdout, stderr } = await runMain(env);
+        expect(code).toBe(1);
+        const line = JSON.parse(stdout.trim().split('\n').pop()!) as { level: string; event: string; error: string };
+        expect(line).toMatchObject({ level: 'error', event: 'start_failed', error: expect.stringMatching(why) });
+        expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
+      }
+      expect(await readdir(dir)).toEqual([]); // nothing made on that disk
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
