@@ -127,8 +127,11 @@ describe.runIf(url)('RedisBus', () => {
       for (let i = 0; i < 5; i++) await raw.xadd(`${prefix}room-5`, '*', 'i', 'elsewhere', 'k', 'update', 'd', `e${i}`);
       await until(() => got.length === 5, 'the first 5 entries');
       expect(reloads).toBe(0);
-      // Redis restarted without its data; another instance publishes again.
+      // Redis restarted without its data; another instance publishes again. (A restart takes
+      // longer than a millisecond: in the same one, the new stream's first id could equal the
+      // last one read, and this read would wait for the entry after it.)
       await raw.del(`${prefix}room-5`);
+      await new Promise((r) => setTimeout(r, 5));
       await raw.xadd(`${prefix}room-5`, '*', 'i', 'elsewhere', 'k', 'update', 'd', 'after');
       await until(() => reloads === 1, 'a reload');
       expect(got).toContain('after');
