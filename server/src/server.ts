@@ -10,7 +10,7 @@ import { serve } from '@hono/node-server';
 import { waitAtMost } from './sync/wait-at-most.ts';
 import { createApp, createServices } from './app.ts';
 import type { Config } from './config.ts';
-import { defaultPgliteMaintenance, openDatabase, type OpenDatabase } from './db/database.ts';
+import { openDatabase, type OpenDatabase } from './db/database.ts';
 import { seedDemo } from './features/demo/demo.seed.ts';
 import { SESSION_COOKIE } from './features/auth/auth.service.ts';
 import { createSyncMetrics } from './features/metrics/sync-metrics.ts';
@@ -43,7 +43,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const log = options.log ?? createLogger(config.logLevel);
   const database = await openDatabase({
     ...config,
-    pgliteMaintenance: { ...defaultPgliteMaintenance, walBytes: config.pgliteMaintenanceWalBytes },
+    pgliteMaintenance: { walBytes: config.pgliteMaintenanceWalBytes },
     diskGuard: { reserveBytes: config.pgliteMinFreeBytes, ...(options.diskFreeBytes ? { freeBytes: options.diskFreeBytes, checkEveryMs: 50 } : {}) },
     log,
   });

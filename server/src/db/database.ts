@@ -17,7 +17,7 @@ import type { Database } from './types.ts';
 import { migrations } from './migrations/index.ts';
 import { PGliteDialect, type PreparedStatement, type StatementParam } from './pglite-dialect.ts';
 import { startPgliteMaintenance, type PgliteMaintenance, type PgliteMaintenanceOptions } from './pglite-maintenance.ts';
-import { startDiskGuard, statfsFreeBytes, type DiskGuard, type DiskGuardOptions } from './disk-guard.ts';
+import { checkRoomToStart, startDiskGuard, statfsFreeBytes, type DiskGuard, type DiskGuardOptions } from './disk-guard.ts';
 import type { Logger } from '../log.ts';
 
 export type { PreparedStatement, StatementParam };
@@ -42,7 +42,7 @@ export interface DatabaseOptions {
   databaseUrl: string | null;
   dataDir: string;
   /** PGlite only: the upkeep its missing background processes would do (see pglite-maintenance.ts). */
-  pgliteMaintenance?: Omit<PgliteMaintenanceOptions, 'log'>;
+  pgliteMaintenance?: Partial<Omit<PgliteMaintenanceOptions, 'log' | 'paused'>>;
   /** PGlite on disk: the free space below which writes are refused (see disk-guard.ts). */
   diskGuard?: Partial<Pick<DiskGuardOptions, 'reserveBytes' | 'checkEveryMs' | 'freeBytes'>>;
   /** PGlite on disk: a start freezes the template databases once they are this old (in transactions). */
@@ -71,17 +71,8 @@ async function oldestTemplateAge(pglite: PGlite): Promise<number> {
   return rows[0]!.age;
 }
 
-/** Writes are refused while the disk has less than 64 MiB free, checked every second. */
-export const defaultDiskGuard = { reserveBytes: 64 * 1024 * 1024, checkEveryMs: 1_000, freeBytes: statfsFreeBytes };
-
-const NEW_CLUSTER_BYTES = 48 * 1024 * 1024;
-
-/** Free bytes on the disk that holds `dir`, or would hold it (its nearest folder that exists). */
-function freeBytesNear(dir: string, freeBytes: (dir: string) => number): number {
-  for (let at = path.resolve(dir); ; at = path.dirname(at)) {
-    if (existsSync(at) || at === path.dirname(at)) return freeBytes(at);
-  }
-}
+/** Writes are refused that would leave less than 64 MiB free; the free space is also read every second. */
+const defaultDiskGuard = { reserveBytes: 64 * 1024 * 1024, checkEveryMs: 1_000, freeBytes: statfsFreeBytes };
 
 /** Every 10 s, a VACUUM and a CHECKPOINT once 32 MiB of WAL (~60,000–100,000 edits) are written. */
 export const defaultPgliteMaintenance = { walBytes: 32 * 1024 * 1024, checkEveryMs: 10_000 };
@@ -92,7 +83,6 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
   let executeEach: OpenDatabase['executeEach'] = null;
   let maintenance: PgliteMaintenance | null = null;
   let diskGuard: DiskGuard | null = null;
-  let writesRefused = () => false;
   if (options.databaseUrl) {
     // A connection attempt to a host that does not answer fails after 10 s instead of hanging on
     // the OS's retries. TCP keep-alive, probing after 10 s idle, lets an idle pooled connection
@@ -113,15 +103,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     const onDisk = !options.dataDir.startsWith('memory://');
     const disk = { ...defaultDiskGuard, ...options.diskGuard };
     if (onDisk) {
-      // Creating or recovering a cluster writes too, and PGlite does not survive a full disk.
-      const free = freeBytesNear(options.dataDir, disk.freeBytes);
-      // A new cluster takes ~40 MiB (a 16 MiB WAL segment among it) on top of the reserve.
-      const needed = disk.reserveBytes + (existsSync(path.join(options.dataDir, 'PG_VERSION')) ? 0 : NEW_CLUSTER_BYTES);
-      if (free < needed) {
-        throw new Error(
-          `the disk holding ${options.dataDir} has ${Math.floor(free / 1024 / 1024)} MiB free; the embedded database needs at least ${Math.floor(needed / 1024 / 1024)} MiB (PGLITE_MIN_FREE_MB, plus ${Math.floor(NEW_CLUSTER_BYTES / 1024 / 1024)} MiB to create it): free some space, or set DATA_DIR to a folder on another disk`,
-        );
-      }
+      checkRoomToStart(options.dataDir, disk.reserveBytes, !existsSync(path.join(options.dataDir, 'PG_VERSION')), disk.freeBytes);
       await ensureCluster(options.dataDir);
     }
     let pglite = await openPglite(options.dataDir);
@@ -136,9 +118,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     db = new Kysely<Database>({ dialect });
     executeEach = (statement, rows) => dialect.executeEach(statement, rows);
     kind = 'pglite';
-    writesRefused = () => dialect.writesRefused;
     if (onDisk) {
-      const guard = startDiskGuard({ dir: options.dataDir, ...disk, log: options.log, onChange: (reason) => dialect.refuseWrites(reason) });
+      const guard = startDiskGuard({ dir: options.dataDir, ...disk, log: options.log });
       dialect.checkRoomWith((bytes) => guard.roomFor(bytes));
       diskGuard = guard;
     }
@@ -151,7 +132,12 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     throw err;
   }
   if (kind === 'pglite') {
-    maintenance = startPgliteMaintenance(db, { ...defaultPgliteMaintenance, ...options.pgliteMaintenance, paused: writesRefused, log: options.log });
+    maintenance = startPgliteMaintenance(db, {
+      ...defaultPgliteMaintenance,
+      ...options.pgliteMaintenance,
+      paused: () => diskGuard?.refusing ?? false,
+      log: options.log,
+    });
   }
   const close = async () => {
     diskGuard?.stop();

@@ -12,7 +12,8 @@
  *   const guard = startDiskGuard({ dir, reserveBytes: 64 << 20, checkEveryMs: 1000, onChange });
  *   guard.stop();
  */
-import { statfsSync } from 'node:fs';
+import { existsSync, statfsSync } from 'node:fs';
+import path from 'node:path';
 import type { Logger } from '../log.ts';
 
 export interface DiskGuardOptions {
@@ -22,13 +23,11 @@ export interface DiskGuardOptions {
   checkEveryMs: number;
   /** Free bytes for an unprivileged user on the disk holding `dir` (statfs by default). */
   freeBytes?: (dir: string) => number;
-  /** Called with the reason writes are refused, or null once they may go on again. */
-  onChange(refusedBecause: string | null): void;
   log?: Logger;
 }
 
 export interface DiskGuard {
-  /** Whether writes are refused now. */
+  /** Whether the last reading was below the reserve (writes are refused). */
   readonly refusing: boolean;
   /**
    * Measured now (statfs, a few µs): why a write of `bytes` of values must not go ahead, or null
@@ -37,7 +36,6 @@ export interface DiskGuard {
    * reserve, and PGlite out of disk mid-WAL never comes back.
    */
   roomFor(bytes: number): string | null;
-  check(): void;
   stop(): void;
 }
 
@@ -52,56 +50,76 @@ export const statfsFreeBytes = (dir: string): number => {
  */
 export const DISK_PER_BYTE_WRITTEN = 3;
 
+/** What creating a cluster takes (~40 MiB, a 16 MiB WAL segment among it), beyond the reserve. */
+const NEW_CLUSTER_BYTES = 48 * 1024 * 1024;
+
 const mib = (bytes: number) => Math.floor(bytes / 1024 / 1024);
 
-/** Checks once before it returns, so a start on a full disk refuses writes from the first. */
+/**
+ * Throws, saying so, when the disk that holds (or would hold) `dir` has less free than the
+ * reserve, and than what creating the cluster takes when `creating`: creating or recovering a
+ * cluster writes too, and PGlite does not survive a full disk.
+ */
+export function checkRoomToStart(dir: string, reserveBytes: number, creating: boolean, freeBytes = statfsFreeBytes): void {
+  let at = path.resolve(dir);
+  while (!existsSync(at) && at !== path.dirname(at)) at = path.dirname(at);
+  const free = freeBytes(at);
+  const needed = reserveBytes + (creating ? NEW_CLUSTER_BYTES : 0);
+  if (free >= needed) return;
+  throw new Error(
+    `the disk holding ${dir} has ${mib(free)} MiB free; the embedded database needs at least ${mib(needed)} MiB ` +
+      `(PGLITE_MIN_FREE_MB${creating ? `, plus ${mib(NEW_CLUSTER_BYTES)} MiB to create it` : ''}): free some space, or set DATA_DIR to a folder on another disk`,
+  );
+}
+
+/** Reads once before it returns, so a start on a full disk refuses writes from the first. */
 export function startDiskGuard(options: DiskGuardOptions): DiskGuard {
   const freeBytes = options.freeBytes ?? statfsFreeBytes;
   let refusing = false;
+  let lastFree = Number.POSITIVE_INFINITY;
   let failedBefore = false;
-  const measure = (): number | null => {
+  /** Measures, notes a crossing of the reserve either way (logged once each), and gives the reading. */
+  const read = (): number => {
     try {
-      const free = freeBytes(options.dir);
+      lastFree = freeBytes(options.dir);
       failedBefore = false;
-      return free;
     } catch (err) {
+      // The last reading stands.
       if (!failedBefore) options.log?.warn('db_disk_check_failed', { dir: options.dir, error: String(err) });
       failedBefore = true;
-      return null;
+      return lastFree;
     }
-  };
-  const reason = (free: number, bytes = 0) =>
-    `the disk holding the database (${options.dir}) has ${mib(free)} MiB free, ` +
-    (bytes > 0 ? `too little for a write of ${mib(bytes)} MiB with ${mib(options.reserveBytes)} MiB kept in reserve` : `less than the ${mib(options.reserveBytes)} MiB kept in reserve`) +
-    ' (PGLITE_MIN_FREE_MB): nothing is stored until space is freed';
-  const check = () => {
-    const free = measure();
-    if (free === null) return;
-    if (free < options.reserveBytes && !refusing) {
+    if (lastFree < options.reserveBytes && !refusing) {
       refusing = true;
-      options.log?.warn('db_disk_low', { dir: options.dir, freeBytes: free, reserveBytes: options.reserveBytes });
-      options.onChange(reason(free));
-    } else if (free >= options.reserveBytes && refusing) {
+      options.log?.warn('db_disk_low', { dir: options.dir, freeBytes: lastFree, reserveBytes: options.reserveBytes });
+    } else if (lastFree >= options.reserveBytes && refusing) {
       refusing = false;
-      options.log?.info('db_disk_ok', { dir: options.dir, freeBytes: free });
-      options.onChange(null);
+      options.log?.info('db_disk_ok', { dir: options.dir, freeBytes: lastFree });
     }
+    return lastFree;
   };
-  check();
-  const timer = setInterval(check, options.checkEveryMs);
+  read();
+  const timer = setInterval(read, options.checkEveryMs);
   timer.unref();
   return {
     get refusing() {
       return refusing;
     },
     roomFor(bytes) {
-      const free = measure();
-      if (free === null) return null; // (the timer's reading stands)
-      return free - bytes * DISK_PER_BYTE_WRITTEN < options.reserveBytes ? reason(free, bytes) : null;
+      const free = read();
+      const reserve = mib(options.reserveBytes);
+      if (free < options.reserveBytes) return refusal(free, `less than the ${reserve} MiB kept in reserve`);
+      if (free - bytes * DISK_PER_BYTE_WRITTEN < options.reserveBytes) {
+        return refusal(free, `too little for a write of ${mib(bytes)} MiB with ${reserve} MiB kept in reserve`);
+      }
+      return null;
     },
-    check,
     stop() {
       clearInterval(timer);
     },
   };
+
+  function refusal(free: number, why: string): string {
+    return `the disk holding the database (${options.dir}) has ${mib(free)} MiB free, ${why} (PGLITE_MIN_FREE_MB): nothing is stored until space is freed`;
+  }
 }

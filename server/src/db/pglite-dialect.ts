@@ -73,16 +73,18 @@ const READ_ONLY = /^\s*(select|show|explain|begin|commit|rollback)\b/i;
 const WRITES_ANYWAY = /\bfor\s+(update|no\s+key\s+update|share|key\s+share)\b|\b(nextval|setval)\s*\(|;\s*\S/i;
 const readOnly = (text: string) => READ_ONLY.test(text) && !WRITES_ANYWAY.test(text) && !/^\s*explain\s+(\(|analy[sz]e)/i.test(text);
 
-/** Shared by the dialect, its connection and `executeEach`: why writes are refused, if they are. */
+/** Whether an error says the database's disk is full: a StorageFullError, or PostgreSQL's own. */
+export const isDiskFull = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === '53100';
+
+/** Shared by the dialect, its connection and `executeEach` (see checkRoomWith). */
 interface WriteGate {
-  refusedBecause: string | null;
-  /** Why a write of this many bytes of values may not go ahead now, or null (see refuseWrites). */
+  /** Why a write of this many bytes of values may not go ahead now, or null. */
   roomFor: ((bytes: number) => string | null) | null;
 }
 
 /** Throws the StorageFullError a write of `bytes` of values meets, if any. */
 function admit(gate: WriteGate, bytes: number): void {
-  const reason = gate.refusedBecause ?? gate.roomFor?.(bytes) ?? null;
+  const reason = gate.roomFor?.(bytes) ?? null;
   if (reason !== null) throw new StorageFullError(reason);
 }
 
@@ -183,25 +185,17 @@ export class PGliteDialect implements Dialect {
   readonly #mutex = new Mutex();
   /** Statements prepared in PGlite's session. */
   readonly #prepared = new Set<string>();
-  readonly #gate: WriteGate = { refusedBecause: null, roomFor: null };
+  readonly #gate: WriteGate = { roomFor: null };
 
   constructor(private readonly pg: PGlite) {}
 
   /**
-   * From now on, every statement that may write throws a StorageFullError with `reason`
-   * instead of reaching PGlite (reads still run); null lets writes through again.
+   * From now on `roomFor` is asked before each statement that may write (each message of
+   * `executeEach`) with the bytes of its values; a reason it gives is thrown as a
+   * StorageFullError instead of the statement reaching PGlite. Reads always run.
    */
-  refuseWrites(reason: string | null): void {
-    this.#gate.refusedBecause = reason;
-  }
-
-  /** Asked before each write (each message of `executeEach`) with the bytes of its values. */
   checkRoomWith(roomFor: ((bytes: number) => string | null) | null): void {
     this.#gate.roomFor = roomFor;
-  }
-
-  get writesRefused(): boolean {
-    return this.#gate.refusedBecause !== null;
   }
 
   /**
@@ -247,7 +241,7 @@ export class PGliteDialect implements Dialect {
     let current: Uint8Array[] = [];
     let bytes = 0;
     for (const values of rows) {
-      const size = values.reduce((n, v) => n + (typeof v === 'string' ? v.length * 3 : v.byteLength), 0);
+      const size = valueBytes(values);
       if (current.length > 0 && bytes + size > MAX_MESSAGE_BYTES) {
         chunks.push({ parts: current, bytes });
         current = [];

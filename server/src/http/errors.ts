@@ -9,6 +9,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { HTTPException } from 'hono/http-exception';
 import type { z } from 'zod';
 import type { Logger } from '../log.ts';
+import { isDiskFull } from '../db/pglite-dialect.ts';
 
 export class AppError extends Error {
   constructor(
@@ -78,7 +79,7 @@ export function errorHandler(log: Logger) {
     if (err instanceof AppError) {
       return c.json({ error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } }, err.status);
     }
-    if ((err as { code?: unknown }).code === '53100') {
+    if (isDiskFull(err)) {
       // The embedded database's disk is nearly full (StorageFullError), or PostgreSQL's is.
       log.warn('request_refused_disk_full', { path: c.req.path, method: c.req.method });
       return c.json({ error: { code: 'storage_full', message: 'the server’s disk is full: nothing can be saved until space is freed' } }, 503);

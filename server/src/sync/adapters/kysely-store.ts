@@ -12,6 +12,7 @@ import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import type { Database } from '../../db/types.ts';
 import type { OpenDatabase, PreparedStatement } from '../../db/database.ts';
+import { isDiskFull } from '../../db/pglite-dialect.ts';
 import type { StoredUpdate, SyncLogger, SyncObserver, SyncStore } from '../types.ts';
 import { logMerger, type LogMerger } from './log-merger.ts';
 import { waitAtMost } from '../wait-at-most.ts';
@@ -342,7 +343,7 @@ export class KyselyStore implements SyncStore {
       } catch (err) {
         const size = this.#size.get(room);
         if (size) this.#failedAt.set(room, size); // (a room unloaded meanwhile is forgotten)
-        if ((err as { code?: unknown } | null)?.code === '53100') {
+        if (isDiskFull(err)) {
           // The disk is full (the database's own error, or the embedded one's reserve): not a
           // fault of compaction's; it is tried again further on, as after any failure.
           this.options.log.warn('sync_compaction_deferred', { room, reason: 'disk_full' });
