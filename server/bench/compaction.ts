@@ -21,6 +21,7 @@ import { addSpan } from '@spanwise/shared';
 import { openDatabase } from '../src/db/database.ts';
 import { KyselyStore } from '../src/sync/adapters/kysely-store.ts';
 import { logMerger } from '../src/sync/adapters/log-merger.ts';
+import { stallProbe } from './stats.ts';
 
 const { values } = parseArgs({ options: { edits: { type: 'string', default: '5000' } } });
 const edits = Number(values.edits);
@@ -39,13 +40,7 @@ try {
   const documentBytes = Y.encodeStateAsUpdate(doc).byteLength;
   await logMerger.merge([updates[0]!]); // the worker started, as in a server that compacted before
 
-  let last = performance.now();
-  let longestGap = 0;
-  const probe = setInterval(() => {
-    const now = performance.now();
-    longestGap = Math.max(longestGap, now - last);
-    last = now;
-  }, 1);
+  const probe = stallProbe();
   let appends = 0;
   let slowestAppend = 0;
   let stop = false;
@@ -63,7 +58,7 @@ try {
   const tookMs = performance.now() - started;
   stop = true;
   await appending;
-  clearInterval(probe);
+  const longestGap = await probe.stop();
 
   console.log(`compaction of ${replaced} rows (a ${(documentBytes / 1e6).toFixed(1)} MB document) on ${database.kind}: ${tookMs.toFixed(0)} ms`);
   console.log(`  longest event-loop stall meanwhile: ${longestGap.toFixed(1)} ms`);

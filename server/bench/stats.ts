@@ -69,3 +69,24 @@ export function histogramDelta(before: Buckets, after: Buckets): { total: number
   }
   return { total, text: parts.join(', ') };
 }
+
+/**
+ * Watches the event loop with a 1 ms timer; `stop()` resolves the longest gap between its ticks
+ * (the longest stretch in which the loop ran nothing), after one more tick has seen the last one.
+ */
+export function stallProbe(): { stop(): Promise<number> } {
+  let last = performance.now();
+  let longest = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  return {
+    async stop() {
+      await new Promise((r) => setTimeout(r, 5));
+      clearInterval(timer);
+      return longest;
+    },
+  };
+}

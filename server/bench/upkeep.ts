@@ -25,6 +25,7 @@ import { addSpan, relabel } from '@spanwise/shared';
 import { openDatabase } from '../src/db/database.ts';
 import { KyselyStore } from '../src/sync/adapters/kysely-store.ts';
 import { logMerger } from '../src/sync/adapters/log-merger.ts';
+import { stallProbe } from './stats.ts';
 
 const { values } = parseArgs({
   options: { edits: { type: 'string', default: '150000' }, 'wal-mb': { type: 'string', default: '32' }, 'no-upkeep': { type: 'boolean', default: false } },
@@ -81,16 +82,9 @@ try {
     }
     if (!upkeep || ++sweeps % 30 !== 0) continue;
     // What the server's timer does every 10 s, here every 30 sweeps, with a probe of the event loop.
-    let last = performance.now();
-    let stallMs = 0;
-    const probe = setInterval(() => {
-      const now = performance.now();
-      stallMs = Math.max(stallMs, now - last);
-      last = now;
-    }, 1);
+    const probe = stallProbe();
     const ran = await database.maintenance!.runIfDue();
-    await new Promise((r) => setTimeout(r, 5)); // the probe's next tick sees the stall
-    clearInterval(probe);
+    const stallMs = await probe.stop();
     if (!ran) continue;
     const { walBytes: wal, vacuumMs, checkpointMs } = lastUpkeep!;
     done.push({ edits, walBytes: wal, vacuumMs, checkpointMs, stallMs });
