@@ -15,6 +15,7 @@ import type {
   ProjectDetail,
   ProjectSummary,
 } from '@spanwise/shared/api';
+import { copyOf, currentGeneration, forget, keep } from './offline-copies.ts';
 
 export class ApiError extends Error {
   constructor(
@@ -34,8 +35,13 @@ export class ApiError extends Error {
  */
 export const UNAUTHORIZED_EVENT = 'spanwise:unauthorized';
 
+/**
+ * A read answered by the server is kept (offline-copies.ts); one the server cannot be reached
+ * for is answered from that copy, so a page reloaded offline still opens.
+ */
 async function request<T>(method: string, path: string, body?: unknown, signedIn = true): Promise<T> {
   let res: Response;
+  const startedIn = currentGeneration();
   try {
     res = await fetch(`/api${path}`, {
       method,
@@ -44,15 +50,19 @@ async function request<T>(method: string, path: string, body?: unknown, signedIn
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
+    const copy = method === 'GET' ? await copyOf(path) : undefined;
+    if (copy !== undefined) return copy as T;
     throw new ApiError(0, 'network', 'The server cannot be reached. Check your connection and try again.');
   }
   if (res.status === 204) return undefined as T;
   const data: unknown = await res.json().catch(() => null);
   if (!res.ok) {
+    if (res.status === 401) void forget();
     if (res.status === 401 && signedIn) window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
     const err = (data as Partial<ApiErrorBody> | null)?.error;
     throw new ApiError(res.status, err?.code ?? `http_${res.status}`, err?.message ?? res.statusText, err?.field);
   }
+  if (method === 'GET') void keep(path, data, startedIn);
   return data as T;
 }
 
@@ -66,8 +76,20 @@ export const api = {
       throw e;
     }
   },
-  login: (username: string, password: string) => request<Me>('POST', '/auth/login', { username, password }, false),
-  logout: () => request<void>('POST', '/auth/logout', {}, false),
+  /** Signing in or out forgets the copies kept of the last user's reads. */
+  login: async (username: string, password: string) => {
+    const me = await request<Me>('POST', '/auth/login', { username, password }, false);
+    await forget();
+    // What `GET /me` would answer now: a reload offline finds the user signed in.
+    await keep('/me', me, currentGeneration());
+    return me;
+  },
+  logout: async () => {
+    await forget();
+    await request<void>('POST', '/auth/logout', {}, false);
+  },
+  /** Forgets the copies without asking the server (it said the session is over). */
+  forgetCopies: forget,
   projects: () => request<ProjectSummary[]>('GET', '/projects'),
   project: (id: number) => request<ProjectDetail>('GET', `/projects/${id}`),
   documents: (projectId: number) => request<DocumentSummary[]>('GET', `/projects/${projectId}/documents`),

@@ -1,7 +1,8 @@
 /**
  * Who is signed in. Checked once on boot (`GET /api/me`); any later 401 (an API call or a sync
  * socket closed with 4401) drops the session so the app shows the login form in place, on the
- * same URL, and returns there after signing in.
+ * same URL, and returns there after signing in. While the server cannot be reached, the check
+ * is answered from the copy kept of its last answer (api/offline-copies.ts).
  */
 import { createContext, createResource, onCleanup, useContext, type Accessor, type ParentProps } from 'solid-js';
 import type { Me } from '@spanwise/shared/api';
@@ -22,7 +23,10 @@ const SessionContext = createContext<Session>();
 
 export function SessionProvider(props: ParentProps) {
   const [me, { mutate, refetch }] = createResource(api.me);
-  const expire = () => mutate(null);
+  const expire = () => {
+    void api.forgetCopies();
+    mutate(null);
+  };
   window.addEventListener(UNAUTHORIZED_EVENT, expire);
   onCleanup(() => window.removeEventListener(UNAUTHORIZED_EVENT, expire));
 

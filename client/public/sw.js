@@ -1,0 +1,89 @@
+/**
+ * The service worker: keeps the app shell (index.html and the built assets it names) so that a
+ * page reloaded while the server cannot be reached still opens. The layers themselves come from
+ * IndexedDB (sync/open-layer.ts) and what the pages read from the API from the copies the API
+ * client keeps (api/client.ts); nothing under /api, /sync or /metrics passes through here.
+ *
+ * - A page (a navigation): the network first, and the shell kept fresh from each answer; the
+ *   kept shell when the network fails. Every page path is index.html (the client routes).
+ * - /assets/*: hashed, so never changed: the kept copy first, the network to fill it.
+ * A new build's shell replaces the old one's assets at the next page load online.
+ */
+const SHELL = 'spanwise-shell-v1';
+const NOT_PAGES = /^\/(api|sync|metrics)(\/|$)/;
+
+/** The built assets an index.html names (its script and stylesheet). */
+function assetsOf(html) {
+  return [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
+}
+
+/** Keeps `page` (an index.html answer) as the shell, with the assets it names. */
+async function keepShell(page) {
+  const html = await page.clone().text();
+  const wanted = assetsOf(html);
+  const cache = await caches.open(SHELL);
+  const kept = await cache.match('/');
+  const changed = !kept || (await kept.text()) !== html;
+  const missing = [];
+  for (const asset of wanted) if (!(await cache.match(asset))) missing.push(asset);
+  await cache.addAll(missing);
+  await cache.put('/', page);
+  if (!changed) return;
+  // A new build: forget the assets of earlier ones.
+  for (const request of await cache.keys()) {
+    const { pathname } = new URL(request.url);
+    if (pathname.startsWith('/assets/') && !wanted.includes(pathname)) await cache.delete(request);
+  }
+}
+
+async function openPage(request, event) {
+  try {
+    const page = await fetch(request);
+    if (page.ok && (page.headers.get('content-type') ?? '').includes('text/html')) {
+      event.waitUntil(keepShell(page.clone()).catch(() => {}));
+    }
+    return page;
+  } catch (err) {
+    const shell = await caches.match('/', { cacheName: SHELL });
+    if (shell) return shell;
+    throw err;
+  }
+}
+
+async function openAsset(request) {
+  const kept = await caches.match(request, { cacheName: SHELL });
+  if (kept) return kept;
+  const answer = await fetch(request);
+  if (answer.ok) {
+    const cache = await caches.open(SHELL);
+    await cache.put(request, answer.clone());
+  }
+  return answer;
+}
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(
+    fetch('/', { cache: 'no-cache' })
+      .then((page) => (page.ok ? keepShell(page) : undefined))
+      .then(() => self.skipWaiting()),
+  );
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(
+    (async () => {
+      for (const key of await caches.keys()) if (key.startsWith('spanwise-shell-') && key !== SHELL) await caches.delete(key);
+      // Pages opened before this worker was installed use it from now on.
+      await self.clients.claim();
+    })(),
+  );
+});
+
+self.addEventListener('fetch', (event) => {
+  const request = event.request;
+  if (request.method !== 'GET') return;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+  if (request.mode === 'navigate' && !NOT_PAGES.test(url.pathname)) event.respondWith(openPage(request, event));
+  else if (url.pathname.startsWith('/assets/')) event.respondWith(openAsset(request));
+});
