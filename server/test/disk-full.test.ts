@@ -40,6 +40,9 @@ describe('embedded database, disk nearly full', () => {
       await waitFor(() => listSpans(dana.doc).length === 5, 'the first 5 spans at dana');
 
       free = 20 * MIB;
+      // Far above the reserve, writes go on a reading up to 100 ms old (a disk does not lose
+      // 10 GB faster than that); the next write measures again.
+      await new Promise((r) => setTimeout(r, 150));
       for (let i = 5; i < 10; i++) addSpan(alice.doc, { label: 'ORG', start: i, end: i + 1, quote: 'x', author: ALICE });
       const delayed = () =>
         [...dana.provider.awareness.getStates().values()].some((s) => (s as { server?: { saving?: string } }).server?.saving === 'delayed');

@@ -30,10 +30,12 @@ export interface DiskGuard {
   /** Whether the last reading was below the reserve (writes are refused). */
   readonly refusing: boolean;
   /**
-   * Measured now (statfs, a few µs): why a write of `bytes` of values must not go ahead, or null
-   * when the space it may take still leaves the reserve free. Between two checks a single large
-   * write (a backlog stored once space is back, a compaction's snapshot) can take more than the
-   * reserve, and PGlite out of disk mid-WAL never comes back.
+   * Why a write of `bytes` of values must not go ahead, or null when the space it may take still
+   * leaves the reserve free. Between two checks a single large write (a backlog stored once
+   * space is back, a compaction's snapshot) can take more than the reserve, and PGlite out of
+   * disk mid-WAL never comes back: the free space is measured again (statfs) before a write that
+   * would come within NEAR_BYTES of the reserve, counting what the writes since the last reading
+   * may have taken, and at least every REREAD_MS while writes go on.
    */
   roomFor(bytes: number): string | null;
   stop(): void;
@@ -54,6 +56,14 @@ export const DISK_PER_BYTE_WRITTEN = 3;
 const NEW_CLUSTER_BYTES = 48 * 1024 * 1024;
 
 const mib = (bytes: number) => Math.floor(bytes / 1024 / 1024);
+
+/**
+ * Writes that leave more than this above the reserve, by the last reading less what the writes
+ * since may have taken, go ahead on that reading if it is younger than REREAD_MS: a statfs
+ * costs ~30 µs here, which every stored edit would otherwise wait for.
+ */
+const NEAR_BYTES = 256 * 1024 * 1024;
+const REREAD_MS = 100;
 
 /**
  * Throws, saying so, when the disk that holds (or would hold) `dir` has less free than the
@@ -77,11 +87,16 @@ export function startDiskGuard(options: DiskGuardOptions): DiskGuard {
   const freeBytes = options.freeBytes ?? statfsFreeBytes;
   let refusing = false;
   let lastFree = Number.POSITIVE_INFINITY;
+  let readAt = Number.NEGATIVE_INFINITY;
+  /** Disk the writes let through since the last reading may have taken. */
+  let spent = 0;
   let failedBefore = false;
   /** Measures, notes a crossing of the reserve either way (logged once each), and gives the reading. */
   const read = (): number => {
     try {
       lastFree = freeBytes(options.dir);
+      readAt = performance.now();
+      spent = 0;
       failedBefore = false;
     } catch (err) {
       // The last reading stands.
@@ -106,12 +121,15 @@ export function startDiskGuard(options: DiskGuardOptions): DiskGuard {
       return refusing;
     },
     roomFor(bytes) {
-      const free = read();
+      const needed = bytes * DISK_PER_BYTE_WRITTEN;
+      const far = lastFree - spent - needed >= options.reserveBytes + NEAR_BYTES;
+      const free = far && performance.now() - readAt < REREAD_MS ? lastFree - spent : read() - spent;
       const reserve = mib(options.reserveBytes);
       if (free < options.reserveBytes) return refusal(free, `less than the ${reserve} MiB kept in reserve`);
-      if (free - bytes * DISK_PER_BYTE_WRITTEN < options.reserveBytes) {
+      if (free - needed < options.reserveBytes) {
         return refusal(free, `too little for a write of ${mib(bytes)} MiB with ${reserve} MiB kept in reserve`);
       }
+      spent += needed;
       return null;
     },
     stop() {
