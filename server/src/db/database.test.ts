@@ -253,6 +253,31 @@ describe('database (pglite): the upkeep of the background processes it lacks', (
   });
 });
 
+describe('database (pglite): Postgres notices', () => {
+  it('logs its warnings, from Kysely and from the append path, at most once a minute for each kind', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger('info', (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+    const open = await openDatabase({ databaseUrl: null, dataDir: 'memory://', log });
+    try {
+      const notices = () => lines.filter((l) => l.event === 'db_notice');
+      await sql.raw(`do $$ begin raise warning 'spanwise test warning'; end $$`).execute(open.db);
+      expect(notices()).toEqual([expect.objectContaining({ level: 'warn', severity: 'WARNING', code: '01000', message: 'spanwise test warning' })]);
+      await sql.raw(`do $$ begin raise warning 'again'; end $$`).execute(open.db);
+      expect(notices()).toHaveLength(1); // the same kind within the minute: left out
+
+      await sql.raw(`create function spanwise_warn(text) returns int language plpgsql as $$ begin raise warning using message = $1, errcode = '01P99'; return 1; end $$`).execute(open.db);
+      await open.executeEach!({ name: 'spanwise_warn', text: 'select spanwise_warn($1)', types: [25] }, [['from the append path']]);
+      expect(notices()).toHaveLength(2);
+      expect(notices()[1]).toMatchObject({ level: 'warn', code: '01P99', message: 'from the append path' });
+      // A NOTICE is not logged at info.
+      await sql.raw(`do $$ begin raise notice 'chatter'; end $$`).execute(open.db);
+      expect(notices()).toHaveLength(2);
+    } finally {
+      await open.close();
+    }
+  });
+});
+
 describe('database (pglite): a disk nearly full', () => {
   const mib = 1024 * 1024;
   const insert = (open: OpenDatabase, room: string) =>

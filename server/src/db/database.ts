@@ -115,6 +115,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
       pglite = await openPglite(options.dataDir);
     }
     const dialect = new PGliteDialect(pglite);
+    dialect.logNoticesTo(options.log ?? null);
     db = new Kysely<Database>({ dialect });
     executeEach = (statement, rows) => dialect.executeEach(statement, rows);
     kind = 'pglite';

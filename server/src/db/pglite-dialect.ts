@@ -6,6 +6,7 @@
  * wait for the one before it (a pool of size one).
  */
 import { protocol, type PGlite, type Results } from '@electric-sql/pglite';
+import type { Logger } from '../log.ts';
 import {
   CompiledQuery,
   PostgresAdapter,
@@ -73,6 +74,51 @@ const READ_ONLY = /^\s*(select|show|explain|begin|commit|rollback)\b/i;
 const WRITES_ANYWAY = /\bfor\s+(update|no\s+key\s+update|share|key\s+share)\b|\b(nextval|setval)\s*\(|;\s*\S/i;
 const readOnly = (text: string) => READ_ONLY.test(text) && !WRITES_ANYWAY.test(text) && !/^\s*explain\s+(\(|analy[sz]e)/i.test(text);
 
+/** A notice or warning from Postgres, as PGlite passes it on. */
+export interface Notice {
+  severity?: string;
+  code?: string;
+  message?: string;
+  detail?: string;
+  hint?: string;
+}
+
+/** How often one kind of notice (severity and code) is logged at most. */
+const NOTICE_EVERY_MS = 60_000;
+
+/**
+ * Logs Postgres' notices, each kind at most once a minute with how many were left out since:
+ * one given at every transaction (a wraparound warning is) must not flood the log.
+ */
+class NoticeLog {
+  log: Logger | null = null;
+  readonly #kinds = new Map<string, { at: number; suppressed: number }>();
+
+  add(notice: Notice): void {
+    if (!this.log) return;
+    const severity = notice.severity ?? 'NOTICE';
+    const kind = `${severity}:${notice.code ?? ''}`;
+    const now = performance.now();
+    const seen = this.#kinds.get(kind);
+    if (seen && now - seen.at < NOTICE_EVERY_MS) {
+      seen.suppressed++;
+      return;
+    }
+    this.#kinds.set(kind, { at: now, suppressed: 0 });
+    const fields = {
+      severity,
+      code: notice.code,
+      message: notice.message,
+      ...(notice.detail ? { detail: notice.detail } : {}),
+      ...(notice.hint ? { hint: notice.hint } : {}),
+      ...(seen?.suppressed ? { leftOut: seen.suppressed } : {}),
+    };
+    // Postgres' NOTICEs are chatter (a table that already exists, skipped); its WARNINGs are not.
+    if (severity === 'WARNING') this.log.warn('db_notice', fields);
+    else this.log.debug('db_notice', fields);
+  }
+}
+
 /** Whether an error says the database's disk is full: a StorageFullError, or PostgreSQL's own. */
 export const isDiskFull = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === '53100';
 
@@ -91,10 +137,14 @@ function admit(gate: WriteGate, bytes: number): void {
 const valueBytes = (values: readonly unknown[]): number =>
   values.reduce<number>((n, v) => n + (v instanceof Uint8Array ? v.byteLength : typeof v === 'string' ? Buffer.byteLength(v) : 8), 0);
 
+/** What PGlite is asked with each query: QUERY_OPTIONS, and where its notices go. */
+type QueryOptions = typeof QUERY_OPTIONS & { onNotice: (notice: Notice) => void };
+
 class PGliteConnection implements DatabaseConnection {
   constructor(
     private readonly pg: PGlite,
     private readonly gate: WriteGate,
+    private readonly options: QueryOptions,
   ) {}
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
@@ -102,8 +152,8 @@ class PGliteConnection implements DatabaseConnection {
     // Without parameters, the simple protocol: one round into Postgres instead of five messages.
     const result =
       query.parameters.length === 0
-        ? ((await this.pg.exec(query.sql, QUERY_OPTIONS)).at(-1) as Results<R>)
-        : await this.pg.query<R>(query.sql, query.parameters as unknown[], QUERY_OPTIONS);
+        ? ((await this.pg.exec(query.sql, this.options)).at(-1) as Results<R>)
+        : await this.pg.query<R>(query.sql, query.parameters as unknown[], this.options);
     return {
       rows: result.rows,
       numAffectedRows: result.affectedRows === undefined ? undefined : BigInt(result.affectedRows),
@@ -125,8 +175,9 @@ class PGliteDriver implements Driver {
     private readonly pg: PGlite,
     mutex: Mutex,
     gate: WriteGate,
+    options: QueryOptions,
   ) {
-    this.#connection = new PGliteConnection(pg, gate);
+    this.#connection = new PGliteConnection(pg, gate, options);
     this.#mutex = mutex;
   }
 
@@ -186,8 +237,20 @@ export class PGliteDialect implements Dialect {
   /** Statements prepared in PGlite's session. */
   readonly #prepared = new Set<string>();
   readonly #gate: WriteGate = { roomFor: null };
+  readonly #notices = new NoticeLog();
+  readonly #queryOptions: QueryOptions = { ...QUERY_OPTIONS, onNotice: (n) => this.#notices.add(n) };
+  readonly #protocolOptions = { syncToFs: false, onNotice: (n: Notice) => this.#notices.add(n) };
 
   constructor(private readonly pg: PGlite) {}
+
+  /**
+   * Postgres' warnings (a wraparound coming, say) and notices go to `log` from now on (at warn
+   * and debug), at most one line a minute for each severity and code; without it they go
+   * nowhere, as PGlite has no server log.
+   */
+  logNoticesTo(log: Logger | null): void {
+    this.#notices.log = log;
+  }
 
   /**
    * From now on `roomFor` is asked before each statement that may write (each message of
@@ -219,15 +282,15 @@ export class PGliteDialect implements Dialect {
         return;
       }
       admit(this.#gate, chunks[0]!.bytes);
-      await this.pg.execProtocol(protocol.serialize.query('begin'), { syncToFs: false });
+      await this.pg.execProtocol(protocol.serialize.query('begin'), this.#protocolOptions);
       try {
         for (const chunk of chunks) {
           admit(this.#gate, chunk.bytes); // (a throw rolls back what went before)
           await this.#send(statement, chunk.parts);
         }
-        await this.pg.execProtocol(protocol.serialize.query('commit'), { syncToFs: false });
+        await this.pg.execProtocol(protocol.serialize.query('commit'), this.#protocolOptions);
       } catch (err) {
-        await this.pg.execProtocol(protocol.serialize.query('rollback'), { syncToFs: false }).catch(() => {});
+        await this.pg.execProtocol(protocol.serialize.query('rollback'), this.#protocolOptions).catch(() => {});
         throw err;
       }
     } finally {
@@ -266,7 +329,7 @@ export class PGliteDialect implements Dialect {
       : [];
     const message = Buffer.concat([...head, ...parts, protocol.serialize.sync()]);
     try {
-      await this.pg.execProtocol(message, { syncToFs: false });
+      await this.pg.execProtocol(message, this.#protocolOptions);
       this.#prepared.add(statement.name);
     } catch (err) {
       this.#prepared.delete(statement.name);
@@ -278,7 +341,7 @@ export class PGliteDialect implements Dialect {
     return new PostgresAdapter();
   }
   createDriver(): Driver {
-    return new PGliteDriver(this.pg, this.#mutex, this.#gate);
+    return new PGliteDriver(this.pg, this.#mutex, this.#gate, this.#queryOptions);
   }
   createIntrospector(db: Kysely<unknown>) {
     return new PostgresIntrospector(db);
