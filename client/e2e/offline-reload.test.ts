@@ -58,23 +58,30 @@ describe('reloading the page while the server is down', () => {
     const first = await annotate(page, 0, '1');
     const room = layerRoom(DOCUMENT, ALICE);
     await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).length === 1, 'the first span stored');
-    expect(await keptReads(page)).toEqual(['/api/documents/1', '/api/me', '/api/projects/1', '/api/projects/1/documents']);
+    const everyRead = ['/api/documents/1', '/api/me', '/api/projects/1', '/api/projects/1/documents', '/api/session'];
+    await waitFor(async () => JSON.stringify(await keptReads(page)) === JSON.stringify(everyRead), 'every read kept');
     const title = await page.locator('h1').textContent();
 
     const database = server.testDatabase;
     const port = server.port;
     await server.stop();
-    await status(page).filter({ hasText: /^offline/ }).waitFor(WAIT);
+    let second: string;
+    try {
+      await status(page).filter({ hasText: /^offline/ }).waitFor(WAIT);
 
-    await page.reload();
-    await page.locator('[data-article]').waitFor(WAIT);
-    expect(await page.locator('h1').textContent()).toBe(title);
-    await page.locator('[data-annotation-id]').first().waitFor(WAIT);
-    expect(await page.locator('[data-annotation-id]').first().textContent()).toContain(first);
-    await status(page).filter({ hasText: /^offline/ }).waitFor(WAIT);
-    const second = await annotate(page, 2, '1');
-
-    server = await startTestServer({ database, config: { port } });
+      // Nothing from the browser's own HTTP cache (where the assets would be, immutable): the
+      // page must come from what the service worker kept.
+      await (await context.newCDPSession(page)).send('Network.clearBrowserCache');
+      await page.reload();
+      await page.locator('[data-article]').waitFor(WAIT);
+      expect(await page.locator('h1').textContent()).toBe(title);
+      await page.locator('[data-annotation-id]').first().waitFor(WAIT);
+      expect(await page.locator('[data-annotation-id]').first().textContent()).toContain(first);
+      await status(page).filter({ hasText: /^offline/ }).waitFor(WAIT);
+      second = await annotate(page, 2, '1');
+    } finally {
+      server = await startTestServer({ database, config: { port } });
+    }
     await waitConnected(page);
     await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).length === 2, 'the offline span stored', 15_000);
     const stored = listSpans(await storedDoc(server.database.db, room)).map((s) => s.quote);
@@ -82,7 +89,35 @@ describe('reloading the page while the server is down', () => {
 
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('Username').waitFor(WAIT);
-    expect(await keptReads(page)).toEqual([]);
+    await waitFor(async () => (await keptReads(page)).length === 0, 'the kept reads forgotten');
+    await context.close();
+  });
+
+  it('does not open from what was kept once the session it was kept in is over', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${server.url}/projects/1/documents/${DOCUMENT}`);
+    await signIn(page, 'alice');
+    await page.locator('[data-article]').waitFor(WAIT);
+    await waitFor(async () => (await keptReads(page)).includes('/api/session'), 'the session end kept');
+
+    const database = server.testDatabase;
+    const port = server.port;
+    await server.stop();
+    try {
+      // The session ran out (its cookie with it) while nobody was at the browser.
+      await page.evaluate(async () => {
+        const cache = await caches.open('spanwise-api');
+        const ended = new Date(Date.now() - 1_000).toISOString();
+        await cache.put('/api/session', new Response(JSON.stringify({ expiresAt: ended }), { headers: { 'content-type': 'application/json' } }));
+      });
+      await page.reload();
+      await page.getByRole('alert').filter({ hasText: /cannot be reached/ }).waitFor(WAIT);
+      expect(await page.locator('[data-article]').count()).toBe(0);
+      expect(await keptReads(page)).toEqual([]);
+    } finally {
+      server = await startTestServer({ database, config: { port } });
+    }
     await context.close();
   });
 });

@@ -2,15 +2,22 @@
  * The service worker: keeps the app shell (index.html and the built assets it names) so that a
  * page reloaded while the server cannot be reached still opens. The layers themselves come from
  * IndexedDB (sync/open-layer.ts) and what the pages read from the API from the copies the API
- * client keeps (api/client.ts); nothing under /api, /sync or /metrics passes through here.
+ * client keeps (api/offline-copies.ts); nothing under /api, /sync or /metrics passes through here.
  *
- * - A page (a navigation): the network first, and the shell kept fresh from each answer; the
- *   kept shell when the network fails. Every page path is index.html (the client routes).
- * - /assets/*: hashed, so never changed: the kept copy first, the network to fill it.
+ * - A page (a navigation): the network first, and the shell kept fresh from each answer that is
+ *   the app's index.html; the kept shell when the network fails or a proxy in front answers
+ *   that the server is away (502, 503, 504). Every page path is index.html (the client routes).
+ * - /assets/*: hashed, so never changed: the kept copy first, the network to fill it — only with
+ *   the asset itself (a 200 that is not a page).
  * A new build's shell replaces the old one's assets at the next page load online.
  */
 const SHELL = 'spanwise-shell-v1';
 const NOT_PAGES = /^\/(api|sync|metrics)(\/|$)/;
+/** What a proxy answers while the app servers behind it are away. */
+const AWAY = new Set([502, 503, 504]);
+
+/** Whether `answer` is a built asset itself, not a page answered in its place. */
+const isAsset = (answer) => answer.status === 200 && !(answer.headers.get('content-type') ?? '').includes('text/html');
 
 /** The built assets an index.html names (its script and stylesheet). */
 function assetsOf(html) {
@@ -21,12 +28,18 @@ function assetsOf(html) {
 async function keepShell(page) {
   const html = await page.clone().text();
   const wanted = assetsOf(html);
+  // Not the app's index.html (a proxy's maintenance page, a captive portal's): not kept.
+  if (wanted.length === 0 || !html.includes('id="root"')) return;
   const cache = await caches.open(SHELL);
   const kept = await cache.match('/');
   const changed = !kept || (await kept.text()) !== html;
-  const missing = [];
-  for (const asset of wanted) if (!(await cache.match(asset))) missing.push(asset);
-  await cache.addAll(missing);
+  for (const asset of wanted) {
+    if (await cache.match(asset)) continue;
+    const answer = await fetch(asset);
+    // An asset this server does not have (another build's instance answered): keep the old shell.
+    if (!isAsset(answer)) return;
+    await cache.put(asset, answer);
+  }
   await cache.put('/', page);
   if (!changed) return;
   // A new build: forget the assets of earlier ones.
@@ -37,24 +50,27 @@ async function keepShell(page) {
 }
 
 async function openPage(request, event) {
+  const shell = () => caches.match('/', { cacheName: SHELL });
+  let page;
   try {
-    const page = await fetch(request);
-    if (page.ok && (page.headers.get('content-type') ?? '').includes('text/html')) {
-      event.waitUntil(keepShell(page.clone()).catch(() => {}));
-    }
-    return page;
+    page = await fetch(request);
   } catch (err) {
-    const shell = await caches.match('/', { cacheName: SHELL });
-    if (shell) return shell;
+    const kept = await shell();
+    if (kept) return kept;
     throw err;
   }
+  if (AWAY.has(page.status)) return (await shell()) ?? page;
+  if (page.status === 200 && (page.headers.get('content-type') ?? '').includes('text/html')) {
+    event.waitUntil(keepShell(page.clone()).catch(() => {}));
+  }
+  return page;
 }
 
 async function openAsset(request) {
   const kept = await caches.match(request, { cacheName: SHELL });
   if (kept) return kept;
   const answer = await fetch(request);
-  if (answer.ok) {
+  if (isAsset(answer)) {
     const cache = await caches.open(SHELL);
     await cache.put(request, answer.clone());
   }

@@ -85,9 +85,15 @@ function clientApp(clientDir: string | null) {
   // Hashed assets never change; everything else is revalidated.
   const cacheHeaders = (file: string, c: Context) =>
     c.header('cache-control', file.includes(`${path.sep}assets${path.sep}`) ? 'public, max-age=31536000, immutable' : 'no-cache');
-  return app
-    .get('*', serveStatic({ root: clientDir, onFound: cacheHeaders }))
-    .get('*', serveStatic({ path: path.join(clientDir, 'index.html'), onFound: cacheHeaders }));
+  return (
+    app
+      .get('*', serveStatic({ root: clientDir, onFound: cacheHeaders }))
+      // An asset of another build (an instance not yet updated, a page older than the last
+      // deploy) is missing, not a page: index.html under its name would be kept as that script
+      // by the browser's service worker (client/public/sw.js), for good.
+      .get('/assets/*', (c) => c.text('no such asset', 404, { 'cache-control': 'no-store' }))
+      .get('*', serveStatic({ path: path.join(clientDir, 'index.html'), onFound: cacheHeaders }))
+  );
 }
 
 export function createApp(deps: AppDeps, services: Services = createServices(deps)) {

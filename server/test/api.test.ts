@@ -41,6 +41,15 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
       expect(res.status, odd).toBe(200);
       expect(await res.text(), odd).toContain('<title>Spanwise</title>');
     }
+    // An asset of another build is missing, not a page.
+    const gone = await fetch(`${server.url}/assets/index-0ldBu1ld.js`);
+    expect(gone.status).toBe(404);
+    expect(await gone.text()).not.toContain('<title>');
+    // The service worker is revalidated at every check, so a new one is found at once.
+    const worker = await fetch(`${server.url}/sw.js`);
+    expect(worker.status).toBe(200);
+    expect(worker.headers.get('content-type')).toMatch(/javascript/);
+    expect(worker.headers.get('cache-control')).toBe('no-cache');
   });
 
   describe('sign-in', () => {
@@ -95,6 +104,20 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
     it('answers 401 to /api/me without a session or with a made-up one', async () => {
       expect((await api(server.url, null, '/api/me')).status).toBe(401);
       expect((await api(server.url, 'spanwise_session=forged', '/api/me')).status).toBe(401);
+    });
+
+    it('says when the session ends, and answers 401 without one', async () => {
+      const before = Date.now();
+      const cookie = await login(server.url, 'bob');
+      const session = await api<{ expiresAt: string }>(server.url, cookie, '/api/session');
+      expect(session.status).toBe(200);
+      const ttlMs = server.config.sessionTtlHours * 3600_000;
+      expect(Date.parse(session.body.expiresAt)).toBeGreaterThanOrEqual(before + ttlMs - 1_000);
+      expect(Date.parse(session.body.expiresAt)).toBeLessThanOrEqual(Date.now() + ttlMs);
+      expect((await api(server.url, null, '/api/session')).status).toBe(401);
+      expect((await api(server.url, 'spanwise_session=forged', '/api/session')).status).toBe(401);
+      await api(server.url, cookie, '/api/auth/logout', { method: 'POST', body: '{}' });
+      expect((await api(server.url, cookie, '/api/session')).status).toBe(401);
     });
 
     it('ends the session on logout', async () => {

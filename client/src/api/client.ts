@@ -15,7 +15,7 @@ import type {
   ProjectDetail,
   ProjectSummary,
 } from '@spanwise/shared/api';
-import { copyOf, currentGeneration, forget, keep } from './offline-copies.ts';
+import { copyOf, currentGeneration, drop, forget, keep, keepsCopy } from './offline-copies.ts';
 
 export class ApiError extends Error {
   constructor(
@@ -35,13 +35,20 @@ export class ApiError extends Error {
  */
 export const UNAUTHORIZED_EVENT = 'spanwise:unauthorized';
 
+/** What a proxy in front answers while the app servers behind it are away. */
+const AWAY = new Set([502, 503, 504]);
+
+const UNREACHABLE = 'The server cannot be reached. Check your connection and try again.';
+
 /**
  * A read answered by the server is kept (offline-copies.ts); one the server cannot be reached
- * for is answered from that copy, so a page reloaded offline still opens.
+ * for (or a proxy says is away) is answered from that copy, so a page reloaded offline still
+ * opens. A read the server now refuses (403, 404) loses its copy.
  */
 async function request<T>(method: string, path: string, body?: unknown, signedIn = true): Promise<T> {
   let res: Response;
   const startedIn = currentGeneration();
+  const reading = method === 'GET';
   try {
     res = await fetch(`/api${path}`, {
       method,
@@ -50,43 +57,59 @@ async function request<T>(method: string, path: string, body?: unknown, signedIn
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
-    const copy = method === 'GET' ? await copyOf(path) : undefined;
+    const copy = reading ? await copyOf(path) : undefined;
     if (copy !== undefined) return copy as T;
-    throw new ApiError(0, 'network', 'The server cannot be reached. Check your connection and try again.');
+    throw new ApiError(0, 'network', UNREACHABLE);
+  }
+  if (reading && AWAY.has(res.status)) {
+    const copy = await copyOf(path);
+    if (copy !== undefined) return copy as T;
   }
   if (res.status === 204) return undefined as T;
+  const copy = reading && res.ok && keepsCopy(path) ? res.clone() : null;
   const data: unknown = await res.json().catch(() => null);
   if (!res.ok) {
     if (res.status === 401) void forget();
+    if (reading && (res.status === 403 || res.status === 404)) void drop(path);
     if (res.status === 401 && signedIn) window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
     const err = (data as Partial<ApiErrorBody> | null)?.error;
     throw new ApiError(res.status, err?.code ?? `http_${res.status}`, err?.message ?? res.statusText, err?.field);
   }
-  if (method === 'GET') void keep(path, data, startedIn);
+  if (copy) void keep(path, copy, startedIn);
   return data as T;
 }
+
+/** Keeps when this session ends, which bounds how long the copies are used (offline-copies.ts). */
+const keepSessionEnd = () => request<{ expiresAt: string }>('GET', '/session', undefined, false).catch(() => {});
 
 export const api = {
   /** The signed-in user, or null without a session. */
   me: async (): Promise<Me | null> => {
     try {
-      return await request<Me>('GET', '/me', undefined, false);
+      const me = await request<Me>('GET', '/me', undefined, false);
+      void keepSessionEnd();
+      return me;
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return null;
       throw e;
     }
   },
-  /** Signing in or out forgets the copies kept of the last user's reads. */
+  /** Signing in or out forgets the copies kept of the last user's reads, in every tab. */
   login: async (username: string, password: string) => {
     const me = await request<Me>('POST', '/auth/login', { username, password }, false);
     await forget();
     // What `GET /me` would answer now: a reload offline finds the user signed in.
     await keep('/me', me, currentGeneration());
+    await keepSessionEnd();
     return me;
   },
   logout: async () => {
     await forget();
-    await request<void>('POST', '/auth/logout', {}, false);
+    try {
+      await request<void>('POST', '/auth/logout', {}, false);
+    } finally {
+      await forget(); // (what a read in flight meanwhile kept)
+    }
   },
   /** Forgets the copies without asking the server (it said the session is over). */
   forgetCopies: forget,

@@ -66,5 +66,11 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean;
       const user = c.get('user');
       if (!user) throw unauthenticated();
       return c.json(user);
+    })
+    // When this session ends: the client keeps copies of what it read for offline use no longer.
+    .get('/session', async (c) => {
+      const expiresAt = await auth.sessionExpiry(getCookie(c, SESSION_COOKIE));
+      if (!expiresAt) throw unauthenticated();
+      return c.json({ expiresAt: expiresAt.toISOString() });
     });
 }

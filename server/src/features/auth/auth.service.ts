@@ -39,6 +39,11 @@ export function authService(db: Kysely<Database>, options: { sessionTtlHours: nu
       await sessions.delete(tokenId(token));
     },
     usersForTokens,
+    /** When the session of a token ends, or null when it is unknown or over. */
+    async sessionExpiry(token: string | undefined): Promise<Date | null> {
+      if (!token || token.length > 200) return null;
+      return sessions.findExpiry(tokenId(token), new Date());
+    },
     /** The user a session token belongs to, or null when it is unknown or expired. */
     async userForToken(token: string | undefined): Promise<Me | null> {
       if (!token) return null;

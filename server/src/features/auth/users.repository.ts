@@ -40,6 +40,11 @@ export function sessionsRepository(db: Kysely<Database>) {
         .execute();
       return new Map(rows.map((r) => [r.sessionId, { id: r.id, username: r.username }]));
     },
+    /** When a live session ends, or null when it is unknown or over. */
+    async findExpiry(id: string, now: Date): Promise<Date | null> {
+      const row = await db.selectFrom('sessions').select('expires_at').where('id', '=', id).where('expires_at', '>', now).executeTakeFirst();
+      return row ? new Date(row.expires_at) : null;
+    },
     async delete(id: string) {
       await db.deleteFrom('sessions').where('id', '=', id).execute();
     },
