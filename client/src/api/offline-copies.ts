@@ -55,7 +55,9 @@ export async function copyOf(path: string): Promise<unknown> {
   try {
     const cache = await store.open(CACHE);
     const session = (await (await cache.match(`/api${SESSION}`))?.json()) as { expiresAt?: string } | undefined;
-    if (!session?.expiresAt || !(Date.parse(session.expiresAt) > Date.now())) {
+    // Without its end kept (not yet answered), no copy is used; past it, they all go.
+    if (!session?.expiresAt) return undefined;
+    if (!(Date.parse(session.expiresAt) > Date.now())) {
       await forget();
       return undefined;
     }

@@ -262,16 +262,20 @@ describe('database (pglite): Postgres notices', () => {
       const notices = () => lines.filter((l) => l.event === 'db_notice');
       await sql.raw(`do $$ begin raise warning 'spanwise test warning'; end $$`).execute(open.db);
       expect(notices()).toEqual([expect.objectContaining({ level: 'warn', severity: 'WARNING', code: '01000', message: 'spanwise test warning' })]);
-      await sql.raw(`do $$ begin raise warning 'again'; end $$`).execute(open.db);
+      await sql.raw(`do $$ begin raise warning 'spanwise test warning'; end $$`).execute(open.db);
       expect(notices()).toHaveLength(1); // the same kind within the minute: left out
+      // One that differs only in its numbers is the same kind; another message is not.
+      await sql.raw(`do $$ begin raise warning 'must be vacuumed within 1000 transactions'; end $$`).execute(open.db);
+      await sql.raw(`do $$ begin raise warning 'must be vacuumed within 999 transactions'; end $$`).execute(open.db);
+      expect(notices().map((n) => n.message)).toEqual(['spanwise test warning', 'must be vacuumed within 1000 transactions']);
 
       await sql.raw(`create function spanwise_warn(text) returns int language plpgsql as $$ begin raise warning using message = $1, errcode = '01P99'; return 1; end $$`).execute(open.db);
       await open.executeEach!({ name: 'spanwise_warn', text: 'select spanwise_warn($1)', types: [25] }, [['from the append path']]);
-      expect(notices()).toHaveLength(2);
-      expect(notices()[1]).toMatchObject({ level: 'warn', code: '01P99', message: 'from the append path' });
+      expect(notices()).toHaveLength(3);
+      expect(notices()[2]).toMatchObject({ level: 'warn', code: '01P99', message: 'from the append path' });
       // A NOTICE is not logged at info.
       await sql.raw(`do $$ begin raise notice 'chatter'; end $$`).execute(open.db);
-      expect(notices()).toHaveLength(2);
+      expect(notices()).toHaveLength(3);
     } finally {
       await open.close();
     }

@@ -67,4 +67,17 @@ describe('disk guard: when it measures the free space', () => {
     expect(guard!.roomFor(1)).toMatch(/has 20 MiB free, less than the 64 MiB kept in reserve/);
     expect(guard!.refusing).toBe(true);
   });
+
+  it('while the free space cannot be measured, counts what is written against the last reading, and says so when it refuses', () => {
+    let failing = false;
+    watch(() => {
+      if (failing) throw new Error('EIO');
+      return 64 * mib + 300 * mib;
+    });
+    failing = true;
+    let admitted = 0;
+    while (guard!.roomFor(10 * mib) === null) admitted++;
+    expect(admitted).toBe(10); // 30 MiB each of the 300 above the reserve
+    expect(guard!.roomFor(10 * mib)).toMatch(/has about 64 MiB free \(it could not be measured since \d+ ms\), too little for a write of 10 MiB/);
+  });
 });

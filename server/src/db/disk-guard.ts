@@ -138,6 +138,8 @@ export function startDiskGuard(options: DiskGuardOptions): DiskGuard {
   };
 
   function refusal(free: number, why: string): string {
-    return `the disk holding the database (${options.dir}) has ${mib(free)} MiB free, ${why} (PGLITE_MIN_FREE_MB): nothing is stored until space is freed`;
+    // While the free space cannot be measured, the last reading less what was written since stands.
+    const has = failedBefore ? `has about ${mib(free)} MiB free (it could not be measured since ${Math.round(performance.now() - readAt)} ms)` : `has ${mib(free)} MiB free`;
+    return `the disk holding the database (${options.dir}) ${has}, ${why} (PGLITE_MIN_FREE_MB): nothing is stored until space is freed`;
   }
 }

@@ -83,27 +83,40 @@ export interface Notice {
   hint?: string;
 }
 
-/** How often one kind of notice (severity and code) is logged at most. */
+/** How often one kind of notice is logged at most. */
 const NOTICE_EVERY_MS = 60_000;
+/** Kinds of notice remembered at most (then forgotten, all at once). */
+const NOTICE_KINDS = 100;
 
 /**
- * Logs Postgres' notices, each kind at most once a minute with how many were left out since:
- * one given at every transaction (a wraparound warning is) must not flood the log.
+ * Logs Postgres' notices, each kind (severity, code and message, its numbers aside) at most once
+ * a minute with how many were left out since: one given at every transaction (the wraparound
+ * countdown is, with a number that changes each time) must not flood the log, nor hide another.
  */
 class NoticeLog {
   log: Logger | null = null;
   readonly #kinds = new Map<string, { at: number; suppressed: number }>();
 
+  /** Called by PGlite from inside Postgres' output: it must not throw. */
   add(notice: Notice): void {
+    try {
+      this.#add(notice);
+    } catch {
+      // A notice not logged.
+    }
+  }
+
+  #add(notice: Notice): void {
     if (!this.log) return;
     const severity = notice.severity ?? 'NOTICE';
-    const kind = `${severity}:${notice.code ?? ''}`;
+    const kind = `${severity}:${notice.code ?? ''}:${(notice.message ?? '').replace(/\d+/g, '#')}`;
     const now = performance.now();
     const seen = this.#kinds.get(kind);
     if (seen && now - seen.at < NOTICE_EVERY_MS) {
       seen.suppressed++;
       return;
     }
+    if (this.#kinds.size >= NOTICE_KINDS) this.#kinds.clear();
     this.#kinds.set(kind, { at: now, suppressed: 0 });
     const fields = {
       severity,
