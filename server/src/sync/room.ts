@@ -139,10 +139,12 @@ export class Room {
       const changed = added.concat(updated, removed);
       // Each live state belongs to the socket that last set it (a state that comes back after it
       // was removed counts as updated, not added); a removed one to nobody, whoever removed it
-      // (its socket, another that relayed it, a timeout, another instance). A socket's states
-      // are removed when it goes, and their number is capped (connection.ts).
+      // (its socket, another that relayed it, a timeout, another instance). One another instance
+      // set (or renewed) belongs to a socket there: a client that moved instances while its old
+      // socket here was half-open is not removed everywhere when that socket is found dead. A
+      // socket's states are removed when it goes, and their number is capped (connection.ts).
       const controlled = this.peers.get(origin as RoomPeer);
-      const moved = controlled ? added.concat(updated) : [];
+      const moved = controlled || origin === FROM_BUS ? added.concat(updated) : [];
       for (const ids of this.peers.values()) {
         for (const id of removed) ids.delete(id);
         if (ids !== controlled) for (const id of moved) ids.delete(id);

@@ -1133,6 +1133,41 @@ describe('SyncServer', () => {
       expect(presence).toBeDefined();
     });
 
+    it('lets a client that moved to another instance keep its presence when its old socket here is found dead', async () => {
+      const bus = recordingBus();
+      const server = new SyncServer({ store: new MemoryStore(), log: silent, limits, bus });
+      const stale = new MemorySocket();
+      const staleConn = join(server, stale);
+      const watcher = new MemorySocket();
+      join(server, watcher);
+      await flushed(server);
+      const room = server.rooms.get('doc:1:user:1')!;
+      const tab = new awarenessProtocol.Awareness(new Y.Doc());
+      tab.setLocalState({ user: 'alice' });
+      staleConn.receive(ownPresence(tab));
+      await flushed(server);
+      expect(room.awareness.getStates().get(tab.clientID)).toEqual({ user: 'alice' });
+
+      // The client reconnects through another instance, which relays its renewed state.
+      tab.setLocalState({ user: 'alice', moved: true });
+      bus.listener!.message('awareness', awarenessProtocol.encodeAwarenessUpdate(tab, [tab.clientID]));
+      const published = bus.published.length;
+      staleConn.closedByPeer(); // the half-open socket here is noticed at last
+      await flushed(server);
+      expect(room.awareness.getStates().get(tab.clientID)).toEqual({ user: 'alice', moved: true });
+      expect(bus.published.slice(published).filter((p) => p.kind === 'awareness')).toHaveLength(0);
+
+      // A socket here that still holds its own state removes it when it goes, as before.
+      const other = new awarenessProtocol.Awareness(new Y.Doc());
+      other.setLocalState({ user: 'dana' });
+      const danaConn = join(server, new MemorySocket());
+      danaConn.receive(ownPresence(other));
+      await flushed(server);
+      danaConn.closedByPeer();
+      await flushed(server);
+      expect(room.awareness.getStates().has(other.clientID)).toBe(false);
+    });
+
     it('still publishes a batch that a reload read back from the store before the batch was applied', async () => {
       const bus = recordingBus();
       class ReloadOnAppend extends MemoryStore {
