@@ -139,6 +139,27 @@ describe.each(databaseKinds().filter((k) => k !== 'pglite'))('database (%s): no 
   it('runs no upkeep of its own (PostgreSQL has its checkpointer and autovacuum)', () => {
     expect(db.current.maintenance).toBeNull();
   });
+
+  it('survives PostgreSQL ending a connection it has handed out, between two statements (a restart does)', async () => {
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const ended = db.current.db.transaction().execute(async (trx) => {
+        const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx);
+        // From another of the pool's connections, while this one sits between two statements.
+        await sql`select pg_terminate_backend(${rows[0]!.pid})`.execute(db.current.db);
+        await new Promise((r) => setTimeout(r, 300)); // the FATAL message reaches the idle client
+        await sql`select 1`.execute(trx);
+      });
+      await expect(ended).rejects.toThrow();
+      expect(uncaught).toEqual([]);
+      // The pool lets the dead connection go and answers on a new one.
+      expect((await sql<{ n: number }>`select 1 as n`.execute(db.current.db)).rows[0]!.n).toBe(1);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+  });
 });
 
 describe('database (pglite): the upkeep of the background processes it lacks', () => {

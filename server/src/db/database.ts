@@ -95,8 +95,12 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
     });
-    // An idle client's error (the server restarting, say) must not crash the process.
+    // An idle client's error (the server restarting, say) must not crash the process; nor may
+    // one's the pool has handed out, which has no listener of its own: PostgreSQL ending its
+    // connection while it sits between two statements (a transaction's, or before its release)
+    // would be an uncaught exception. Its next query fails instead, and the pool lets it go.
     pool.on('error', () => {});
+    pool.on('connect', (client) => client.on('error', () => {}));
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     kind = 'postgres';
   } else {
