@@ -9,6 +9,11 @@ function cannotStart(err: unknown): never {
   process.exit(1);
 }
 
+// The log goes to stdout; a reader that goes away (a pipe closed, `| head`, a log shipper
+// restarting) makes the next write fail with EPIPE, emitted as an 'error' on stdout that would
+// otherwise end the process. The log is best effort: the server goes on without it.
+process.stdout.on('error', () => {});
+
 let config: Config;
 try {
   config = loadConfig();

@@ -28,6 +28,8 @@ export interface RunningServer {
   port: number;
   database: OpenDatabase;
   sync: SyncServer;
+  /** The HTTP server the app and the sync upgrades are served on. */
+  httpServer: Server;
   close(): Promise<void>;
 }
 
@@ -105,6 +107,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await database.close();
     throw err;
   }
+  // Errors after the start (a failed accept: out of file descriptors or memory) are logged; the
+  // one-shot listener above is spent, and an 'error' with none would end the process.
+  server.on('error', (err) => log.error('http_server_error', { error: String(err) }));
   const ws = attachSync(
     server,
     sync,
@@ -137,6 +142,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     port,
     database,
     sync,
+    httpServer: server,
     close() {
       closing ??= (async () => {
         ws.stopAccepting();

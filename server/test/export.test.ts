@@ -181,4 +181,26 @@ describe('an export stream', () => {
     await expect(reader.read()).rejects.toThrow('database went away');
     expect(errors).toHaveLength(1);
   });
+
+  it('reports no failure when the client goes away while a read is under way', async () => {
+    const errors: unknown[] = [];
+    let release!: () => void;
+    const slow = new Promise<void>((r) => (release = r));
+    async function* chunks() {
+      yield 'first line\n';
+      await slow;
+      yield 'second line\n';
+    }
+    const stream = readable(chunks(), (err) => errors.push(err));
+    const reader = stream.getReader();
+    await reader.read();
+    const pending = reader.read(); // the stream pulls the next chunk, which waits
+    await new Promise((r) => setTimeout(r, 10));
+    const cancelled = reader.cancel();
+    release();
+    await cancelled;
+    await pending;
+    await new Promise((r) => setTimeout(r, 10));
+    expect(errors).toEqual([]);
+  });
 });

@@ -8,7 +8,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testConfig } from '../src/config.ts';
 import { startServer } from '../src/server.ts';
+import { createLogger } from '../src/log.ts';
 import { createTestDatabase, databaseKinds, startTestServer, type TestDatabase } from './harness.ts';
+import { spawnServer } from './processes.ts';
 
 /** Sessions PostgreSQL has open on the database `url` names (the asking one left out). */
 async function sessionsOn(url: string): Promise<number> {
@@ -81,6 +83,34 @@ describe('npm start that cannot start', () => {
       expect(await readdir(dir)).toEqual([]); // nothing made on that disk
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('goes on serving when whatever reads its log goes away (a closed pipe)', async () => {
+    const server = await spawnServer({ DATA_DIR: 'memory://', DEMO: '0' });
+    try {
+      server.proc.stdout!.destroy(); // the reader of its stdout is gone: the next log line meets EPIPE
+      for (let i = 0; i < 20; i++) {
+        // Each request is a log line.
+        expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(server.proc.exitCode).toBeNull();
+    } finally {
+      await server.kill();
+    }
+  });
+
+  it('logs an error of its HTTP server after the start (a failed accept), and goes on', async () => {
+    const lines: Array<{ event?: string; error?: string }> = [];
+    const log = createLogger('info', (line) => lines.push(JSON.parse(line) as { event?: string }));
+    const server = await startServer(testConfig({ databaseUrl: null, dataDir: 'memory://', port: 0, host: '127.0.0.1', demo: false }), { log });
+    try {
+      for (const n of [1, 2]) server.httpServer.emit('error', Object.assign(new Error(`accept failed ${n}`), { code: 'ENFILE' }));
+      expect(lines.filter((l) => l.event === 'http_server_error').map((l) => l.error)).toEqual(['Error: accept failed 1', 'Error: accept failed 2']);
+      expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
+    } finally {
+      await server.close();
     }
   });
 });

@@ -121,18 +121,23 @@ async function* bratZip(documents: Documents, schema: LabelSchema) {
 export function readable(chunks: AsyncIterable<string | Uint8Array>, onError: (err: unknown) => void): ReadableStream<Uint8Array> {
   const it = chunks[Symbol.asyncIterator]();
   const encoder = new TextEncoder();
+  /** The client went away: a read in flight then has nowhere to go, and that is no failure. */
+  let cancelled = false;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
         const { value, done } = await it.next();
+        if (cancelled) return;
         if (done) controller.close();
         else controller.enqueue(typeof value === 'string' ? encoder.encode(value) : value);
       } catch (err) {
+        if (cancelled) return;
         onError(err);
         controller.error(err);
       }
     },
     async cancel() {
+      cancelled = true;
       await it.return?.(undefined);
     },
   });
