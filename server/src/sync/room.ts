@@ -200,6 +200,10 @@ export class Room {
       if (this.awareness.meta.size + count > MAX_ROOM_PRESENCE_IDS) return false;
     }
     let shown = this.#presenceShownBy.get(userId);
+    if (!shown && this.#presenceShownBy.size >= PRESENCE_MEMORY) {
+      // A room open for days sees many users come and go: forget those whose window has passed.
+      for (const [id, s] of this.#presenceShownBy) if (now - s.since > PRESENCE_WINDOW_MS) this.#presenceShownBy.delete(id);
+    }
     if (!shown || now - shown.since > PRESENCE_WINDOW_MS) {
       shown = { count: 0, since: now };
       this.#presenceShownBy.set(userId, shown);
@@ -308,6 +312,8 @@ export class Room {
         Y.decodeUpdate(data);
         Y.applyUpdate(this.doc, data, FROM_BUS);
       } else {
+        // Ids shown on other instances are remembered here too: forgotten as a peer's are.
+        this.forgetOldPresence();
         awarenessProtocol.applyAwarenessUpdate(this.awareness, data, FROM_BUS);
       }
     } catch (err) {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import * as Y from 'yjs';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
@@ -1131,6 +1131,29 @@ describe('SyncServer', () => {
       expect(listSpans(socket.doc).map((sp) => sp.label)).toEqual(['FROM-BUS']);
       const presence = socket.received.find((m) => m[0] === MessageKind.awareness);
       expect(presence).toBeDefined();
+    });
+
+    it('forgets presence ids shown on other instances once they are long gone, as it does its own peers’', async () => {
+      const bus = recordingBus();
+      const server = new SyncServer({ store: new MemoryStore(), log: silent, limits, bus });
+      join(server, new MemorySocket());
+      await flushed(server);
+      const room = server.rooms.get('doc:1:user:1')!;
+      vi.useFakeTimers({ toFake: ['Date'] });
+      try {
+        // 1,100 page loads elsewhere, each shown and then gone.
+        for (let id = 1; id <= 1_100; id++) {
+          bus.listener!.message('awareness', presenceUpdate([[id, 1, { user: 'elsewhere' }]]));
+          bus.listener!.message('awareness', presenceUpdate([[id, 2, null]]));
+        }
+        expect(room.awareness.meta.size).toBeGreaterThanOrEqual(1_100);
+        vi.setSystemTime(Date.now() + 2 * awarenessProtocol.outdatedTimeout + 1_000);
+        bus.listener!.message('awareness', presenceUpdate([[5_000, 1, { user: 'still here' }]]));
+        expect(room.awareness.meta.size).toBeLessThan(10);
+        expect(room.awareness.getStates().get(5_000)).toEqual({ user: 'still here' });
+      } finally {
+        vi.useRealTimers();
+      }
     });
 
     it('lets a client that moved to another instance keep its presence when its old socket here is found dead', async () => {
