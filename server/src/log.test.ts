@@ -1,8 +1,9 @@
+import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createApp, createServices } from './app.ts';
 import { testConfig } from './config.ts';
 import { openDatabase } from './db/database.ts';
-import { createLogger } from './log.ts';
+import { createLogger, streamWriter } from './log.ts';
 
 describe('structured logs', () => {
   it('writes one JSON line per event, at or above the level', () => {
@@ -43,5 +44,30 @@ describe('structured logs', () => {
     } finally {
       await database.close();
     }
+  });
+
+  it('drops lines while too much waits for a stalled reader, and says how many once it reads again', () => {
+    const taken: string[] = [];
+    const pending: Array<() => void> = [];
+    // A reader that takes nothing until told to: what is written waits in memory.
+    const out = new Writable({
+      write(chunk, _enc, done) {
+        taken.push(String(chunk));
+        pending.push(done);
+      },
+      highWaterMark: 1,
+    });
+    const write = streamWriter(out, 1_000);
+    for (let i = 0; i < 100; i++) write(JSON.stringify({ event: 'e', i, pad: 'x'.repeat(50) }));
+    expect(out.writableLength).toBeLessThan(1_000 + 200);
+    while (pending.length > 0) pending.shift()!(); // the reader catches up
+    expect(out.writableLength).toBe(0);
+    write(JSON.stringify({ event: 'after' }));
+    while (pending.length > 0) pending.shift()!();
+    const lines = taken.join('').trim().split('\n').map((l) => JSON.parse(l) as { event: string; count?: number });
+    const kept = lines.filter((l) => l.event === 'e').length;
+    expect(kept).toBeGreaterThan(0);
+    expect(lines.at(-2)).toMatchObject({ event: 'log_lines_dropped', count: 100 - kept });
+    expect(lines.at(-1)).toMatchObject({ event: 'after' });
   });
 });

@@ -12,7 +12,34 @@ export interface Logger {
   error(event: string, fields?: Record<string, unknown>): void;
 }
 
-export function createLogger(level: LogLevel, write: (line: string) => void = (l) => process.stdout.write(l + '\n')): Logger {
+let sharedStdoutWriter: ((line: string) => void) | null = null;
+/** One writer for every logger on stdout, so that what waits is counted once. */
+const stdoutWriter = () => (sharedStdoutWriter ??= streamWriter());
+
+/** What the log may hold in memory waiting for its reader, past which lines are dropped. */
+export const MAX_WAITING_LOG_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Writes lines to `out` (stdout), dropping them while more than `maxWaiting` bytes wait for a
+ * reader that has stalled (a log shipper on a full disk, a slow journald): Node would otherwise
+ * hold every line in memory. Once the reader catches up, one line says how many were dropped.
+ */
+export function streamWriter(out: NodeJS.WritableStream & { writableLength: number } = process.stdout, maxWaiting = MAX_WAITING_LOG_BYTES): (line: string) => void {
+  let dropped = 0;
+  return (line) => {
+    if (out.writableLength > maxWaiting) {
+      dropped++;
+      return;
+    }
+    if (dropped > 0) {
+      out.write(JSON.stringify({ time: new Date().toISOString(), level: 'warn', event: 'log_lines_dropped', count: dropped }) + '\n');
+      dropped = 0;
+    }
+    out.write(line + '\n');
+  };
+}
+
+export function createLogger(level: LogLevel, write: (line: string) => void = stdoutWriter()): Logger {
   const at = (lvl: Exclude<LogLevel, 'silent'>) => (event: string, fields: Record<string, unknown> = {}) => {
     if (ORDER[lvl] < ORDER[level]) return;
     const entry = { time: new Date().toISOString(), level: lvl, event };
