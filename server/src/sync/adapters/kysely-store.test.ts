@@ -352,6 +352,29 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(await rowsOf('r10')).toBe(12);
   });
 
+  it('remembers a failed compaction across unloads: loading and unloading the room again does not retry it until its log has grown', async () => {
+    const errors: string[] = [];
+    const store = storeWith({ compactAfterRows: 3, log: silent, observer: { error: (kind) => errors.push(kind) } });
+    const doc = new Y.Doc();
+    for (let i = 0; i < 4; i++) await store.append('r10b', [spanUpdate(doc, `L${i}`, i)]);
+    await whileSnapshotsFail('r10b', 'cannot be compacted', async () => {
+      store.release('r10b'); // unloaded past the threshold: a try, which fails
+      await until(async () => errors.length === 1);
+      for (let visit = 0; visit < 3; visit++) {
+        await store.load('r10b'); // the room opened and closed again: no new try
+        store.release('r10b');
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      expect(errors).toHaveLength(1);
+      // Another threshold's worth of rows: then it is tried again.
+      for (let i = 4; i < 7; i++) await store.append('r10b', [spanUpdate(doc, `L${i}`, i)]);
+      await store.load('r10b');
+      await until(async () => errors.length === 2);
+    });
+    expect(errors).toEqual(['compaction_failed', 'compaction_failed']);
+    expect(await rowsOf('r10b')).toBe(7);
+  });
+
   it('compacts a room only once when two processes try at the same time', async () => {
     const a = storeWith({ compactAfterRows: 1000, log: silent });
     const b = storeWith({ compactAfterRows: 1000, log: silent });

@@ -51,6 +51,9 @@ interface PendingAppend {
 
 const { escapeLiteral } = pg;
 
+/** Rooms whose failed compaction is remembered at most (the oldest forgotten first). */
+const FAILED_ROOMS_KEPT = 10_000;
+
 /** Rows per INSERT. */
 const MAX_ROWS_PER_INSERT = 5_000;
 /** Bytes of updates per literal INSERT (twice that in hex): keeps a statement's text modest. */
@@ -161,7 +164,12 @@ export class KyselyStore implements SyncStore {
   #closed = false;
   /** Closed and done waiting: queued compactions not yet begun are dropped. */
   #abandoned = false;
-  /** Rooms whose last compaction failed, with their log size then: tried again only further on. */
+  /**
+   * Rooms whose last compaction failed, with their log size then: tried again only once another
+   * threshold's worth has come in — also across unloads, or a room whose log cannot be compacted
+   * (see merge-log.mjs) would be read and merged in full at every load and unload. The oldest
+   * are forgotten past FAILED_ROOMS_KEPT.
+   */
   readonly #failedAt = new Map<string, LogSize>();
   /** Appends waiting for the next write: every room's, written in one transaction. */
   #queued: PendingAppend[] = [];
@@ -181,7 +189,7 @@ export class KyselyStore implements SyncStore {
       .execute();
     const size = { rows: rows.length, bytes: rows.reduce((n, r) => n + r.data.byteLength, 0) };
     this.#size.set(room, size);
-    if (this.#pastThreshold(size, 1)) this.#compactSoon(room);
+    if (this.#pastThreshold(size, 1) && this.#grownSinceFailure(room, size)) this.#compactSoon(room, size);
     return rows.map((r) => ({ id: String(r.id), data: r.data }));
   }
 
@@ -273,11 +281,13 @@ export class KyselyStore implements SyncStore {
     const was = this.#size.get(room) ?? { rows: 0, bytes: 0 };
     const size = { rows: was.rows + updates.length, bytes: was.bytes + updates.reduce((n, u) => n + u.byteLength, 0) };
     this.#size.set(room, size);
-    // After a failure, not again on every append: once another threshold's worth has come in.
+    if (this.#pastThreshold(size, this.options.openRoomFactor ?? 10) && this.#grownSinceFailure(room, size)) this.#compactSoon(room, size);
+  }
+
+  /** After a failure, not again at every append, load or unload: once another threshold's worth has come in. */
+  #grownSinceFailure(room: string, size: LogSize): boolean {
     const failed = this.#failedAt.get(room);
-    const grownSince = !failed || size.rows >= failed.rows + this.options.compactAfterRows || size.bytes >= failed.bytes + (this.options.compactAfterBytes ?? Infinity);
-    if (!grownSince) return;
-    if (this.#pastThreshold(size, this.options.openRoomFactor ?? 10)) this.#compactSoon(room);
+    return !failed || size.rows >= failed.rows + this.options.compactAfterRows || size.bytes >= failed.bytes + (this.options.compactAfterBytes ?? Infinity);
   }
 
   #pastThreshold(size: LogSize, factor: number): boolean {
@@ -289,8 +299,7 @@ export class KyselyStore implements SyncStore {
   release(room: string): void {
     const size = this.#size.get(room);
     this.#size.delete(room);
-    this.#failedAt.delete(room);
-    if (size && this.#pastThreshold(size, 1)) this.#compactSoon(room);
+    if (size && this.#pastThreshold(size, 1) && this.#grownSinceFailure(room, size)) this.#compactSoon(room, size);
   }
 
   async setAside(room: string, id: string, error: string): Promise<void> {
@@ -332,7 +341,7 @@ export class KyselyStore implements SyncStore {
   }
 
   /** Compacts a room in the background, one room at a time (each holds its whole log meanwhile). */
-  #compactSoon(room: string): void {
+  #compactSoon(room: string, askedAt: LogSize): void {
     if (this.#compacting.has(room) || this.#closed) return;
     this.#compacting.add(room);
     const run = async () => {
@@ -341,8 +350,11 @@ export class KyselyStore implements SyncStore {
         await this.compact(room);
         this.#failedAt.delete(room);
       } catch (err) {
-        const size = this.#size.get(room);
-        if (size) this.#failedAt.set(room, size); // (a room unloaded meanwhile is forgotten)
+        // (The size it was asked at, if the room was unloaded meanwhile.)
+        const size = this.#size.get(room) ?? askedAt;
+        this.#failedAt.delete(room);
+        this.#failedAt.set(room, size);
+        if (this.#failedAt.size > FAILED_ROOMS_KEPT) this.#failedAt.delete(this.#failedAt.keys().next().value!);
         if (isDiskFull(err)) {
           // The disk is full (the database's own error, or the embedded one's reserve): not a
           // fault of compaction's; it is tried again further on, as after any failure.
