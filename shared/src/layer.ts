@@ -166,6 +166,8 @@ function readAttributes(v: unknown): Attributes {
 }
 
 /** Reads one annotation into a plain object; null for entries that are not well-formed. */
+const isOffset = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
 export function readAnnotation(id: string, m: Y.Map<unknown>): Annotation | null {
   if (!(m instanceof Y.Map)) return null;
   const kind = m.get('kind');
@@ -182,7 +184,9 @@ export function readAnnotation(id: string, m: Y.Map<unknown>): Annotation | null
   if (kind === 'span') {
     const start = m.get('start');
     const end = m.get('end');
-    if (typeof start !== 'number' || typeof end !== 'number' || end <= start) return null;
+    // Offsets are whole UTF-16 positions: any other value (NaN, Infinity, a fraction, a negative
+    // start), which another person's client may have written into their layer, is no span.
+    if (!isOffset(start) || !isOffset(end) || end <= start) return null;
     const entityId = m.get('entityId');
     return {
       ...base,
