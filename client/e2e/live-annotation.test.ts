@@ -79,6 +79,30 @@ describe('a project that is not there', () => {
   });
 });
 
+describe('a page that fails to render', () => {
+  it('says so where the page would be, and the rest of the app goes on', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    // An answer the page does not expect (a server of another version, say): no label schema.
+    await page.route('**/api/projects/1', async (route) => {
+      const answer = await route.fetch();
+      const project = (await answer.json()) as Record<string, unknown>;
+      delete project.schema;
+      await route.fulfill({ response: answer, json: project });
+    });
+    await page.goto(`${server.url}/projects/1/documents/1`);
+    await signIn(page, 'alice');
+    const alert = page.getByRole('alert').filter({ hasText: /This page could not be shown/ });
+    await alert.waitFor(WAIT);
+    expect(await page.getByRole('button', { name: 'Sign out' }).isVisible()).toBe(true);
+    // Another page opens as usual.
+    await page.getByRole('link', { name: 'Spanwise' }).click();
+    await page.locator('main ul a').first().waitFor(WAIT);
+    expect(await alert.count()).toBe(0);
+    await context.close();
+  });
+});
+
 describe('exporting a dataset', () => {
   it('offers the owner every format and layer, and the download is the dataset', async () => {
     const context = await browser.newContext();

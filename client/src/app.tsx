@@ -2,8 +2,8 @@
  * The app: a session check, then either the login form (on whatever URL was asked for) or
  * the router with its pages.
  */
-import { Match, Switch, type ParentProps } from 'solid-js';
-import { Route, Router } from '@solidjs/router';
+import { createEffect, ErrorBoundary, Match, on, Switch, type ParentProps } from 'solid-js';
+import { Route, Router, useLocation } from '@solidjs/router';
 import { errorMessage } from './api/client.ts';
 import { Header } from './components/Header.tsx';
 import { LoginForm } from './components/LoginForm.tsx';
@@ -52,10 +52,43 @@ function Gate() {
 }
 
 function Shell(props: ParentProps) {
+  const location = useLocation();
+  /** Clears a page's failure: called when the user goes to another page. */
+  let clearFailure: (() => void) | null = null;
+  createEffect(
+    on(
+      () => location.pathname,
+      () => {
+        clearFailure?.();
+        clearFailure = null;
+      },
+      { defer: true },
+    ),
+  );
   return (
     <>
       <Header />
-      <main>{props.children}</main>
+      <main>
+        {/* A page that fails to render (an answer it did not expect, say) says so, and the rest
+            of the app — the header, the other pages — goes on; the layers are kept in IndexedDB. */}
+        <ErrorBoundary
+          fallback={(err, reset) => {
+            clearFailure = reset;
+            return (
+              <section class="page">
+                <p role="alert" class="error">
+                  This page could not be shown: {errorMessage(err)}
+                </p>
+                <button type="button" onClick={reset}>
+                  Try again
+                </button>
+              </section>
+            );
+          }}
+        >
+          {props.children}
+        </ErrorBoundary>
+      </main>
     </>
   );
 }
