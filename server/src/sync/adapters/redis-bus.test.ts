@@ -523,6 +523,26 @@ describe.runIf(url)('RedisBus', () => {
     expect(outcome).toBe('failed');
   });
 
+  it('fails to join a room, instead of waiting, while Redis takes connections but answers nothing', async () => {
+    const { createServer } = await import('node:net');
+    const held: import('node:net').Socket[] = [];
+    const silentRedis = createServer((socket) => void held.push(socket)); // reads, never answers
+    await new Promise<void>((r) => silentRedis.listen(0, '127.0.0.1', r));
+    const port = (silentRedis.address() as import('node:net').AddressInfo).port;
+    const hung = new RedisBus({ url: `redis://127.0.0.1:${port}`, instanceId: 'x', maxLen: 10, log: silent, keyPrefix: prefix, commandTimeoutMs: 500 });
+    try {
+      const joined = hung.join('room-4b', { message: () => {}, reload: () => {} });
+      const outcome = await Promise.race([joined.then(() => 'joined', () => 'failed'), new Promise((r) => setTimeout(() => r('still waiting'), 5_000))]);
+      expect(outcome).toBe('failed');
+    } finally {
+      const closed = new Promise((r) => silentRedis.close(r));
+      for (const socket of held) socket.destroy();
+      await Promise.race([hung.close(), new Promise((r) => setTimeout(r, 3_000))]);
+      for (const socket of held) socket.destroy();
+      await closed;
+    }
+  });
+
   it.each([
     [300, 10],
     // Fewer trimmed than were read after the gap: counting everything read as seen hid these.

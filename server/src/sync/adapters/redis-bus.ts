@@ -67,9 +67,16 @@ export interface RedisBusOptions {
    * opened kept its last entries in Redis for good.
    */
   streamTtlMs?: number;
+  /**
+   * A command (not the blocking read) that Redis has not answered after this long fails
+   * (default 10 s): a Redis that takes connections but answers nothing (hung, or a proxy to one
+   * that is gone) would otherwise hold every room that joins for as long as it lasts.
+   */
+  commandTimeoutMs?: number;
 }
 
 const DEFAULT_STREAM_TTL_MS = 24 * 3_600_000;
+const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 
 /** What goes into a room's stream: an update, presence, or a call to reload from the database. */
 type Entry = { kind: BusMessageKind; data: Uint8Array } | { kind: 'reload' };
@@ -227,7 +234,7 @@ export class RedisBus implements SyncBus {
     // for it: a room that cannot join its stream fails to load (its clients are told to try
     // again later) rather than hang; publishing and reading retry on their own.
     const redisOptions = { maxRetriesPerRequest: 3, enableOfflineQueue: true, lazyConnect: false };
-    this.#pub = new Redis(options.url, redisOptions);
+    this.#pub = new Redis(options.url, { ...redisOptions, commandTimeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS });
     this.#sub = new Redis(options.url, redisOptions);
     for (const [name, client] of [['pub', this.#pub], ['sub', this.#sub]] as const) {
       client.on('error', (err) => options.log.warn('redis_error', { connection: name, error: err.message }));
