@@ -46,7 +46,7 @@ describe('structured logs', () => {
     }
   });
 
-  it('drops lines while too much waits for a stalled reader, and says how many once it reads again', () => {
+  it('drops lines while too much waits for a stalled reader, and says how many once it reads again', async () => {
     const taken: string[] = [];
     const pending: Array<() => void> = [];
     // A reader that takes nothing until told to: what is written waits in memory.
@@ -62,6 +62,8 @@ describe('structured logs', () => {
     expect(out.writableLength).toBeLessThan(1_000 + 200);
     while (pending.length > 0) pending.shift()!(); // the reader catches up
     expect(out.writableLength).toBe(0);
+    await new Promise((r) => setImmediate(r)); // ('drain')
+    while (pending.length > 0) pending.shift()!();
     write(JSON.stringify({ event: 'after' }));
     while (pending.length > 0) pending.shift()!();
     const lines = taken.join('').trim().split('\n').map((l) => JSON.parse(l) as { event: string; count?: number });

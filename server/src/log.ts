@@ -20,20 +20,28 @@ const stdoutWriter = () => (sharedStdoutWriter ??= streamWriter());
 export const MAX_WAITING_LOG_BYTES = 8 * 1024 * 1024;
 
 /**
- * Writes lines to `out` (stdout), dropping them while more than `maxWaiting` bytes wait for a
- * reader that has stalled (a log shipper on a full disk, a slow journald): Node would otherwise
- * hold every line in memory. Once the reader catches up, one line says how many were dropped.
+ * Writes lines to `out` (stdout), dropping them once more than `maxWaiting` bytes wait for a
+ * reader that has stalled (a log shipper on a full disk, a slow journald) — Node would otherwise
+ * hold every line in memory — until what waits has all gone out; then one line says how many
+ * were dropped.
  */
 export function streamWriter(out: NodeJS.WritableStream & { writableLength: number } = process.stdout, maxWaiting = MAX_WAITING_LOG_BYTES): (line: string) => void {
   let dropped = 0;
+  let dropping = false;
+  const resume = () => {
+    dropping = false;
+    if (dropped === 0) return;
+    out.write(JSON.stringify({ time: new Date().toISOString(), level: 'warn', event: 'log_lines_dropped', count: dropped }) + '\n');
+    dropped = 0;
+  };
   return (line) => {
-    if (out.writableLength > maxWaiting) {
+    if (!dropping && out.writableLength > maxWaiting) {
+      dropping = true;
+      out.once('drain', resume);
+    }
+    if (dropping) {
       dropped++;
       return;
-    }
-    if (dropped > 0) {
-      out.write(JSON.stringify({ time: new Date().toISOString(), level: 'warn', event: 'log_lines_dropped', count: dropped }) + '\n');
-      dropped = 0;
     }
     out.write(line + '\n');
   };

@@ -109,7 +109,20 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   }
   // Errors after the start (a failed accept: out of file descriptors or memory) are logged; the
   // one-shot listener above is spent, and an 'error' with none would end the process.
-  server.on('error', (err) => log.error('http_server_error', { error: String(err) }));
+  // (Out of file descriptors, accepts fail many times a second: logged at most once a second,
+  // with how many were left out.)
+  let serverErrorLoggedAt = -Infinity;
+  let serverErrorsLeftOut = 0;
+  server.on('error', (err) => {
+    const now = performance.now();
+    if (now - serverErrorLoggedAt < 1_000) {
+      serverErrorsLeftOut++;
+      return;
+    }
+    serverErrorLoggedAt = now;
+    log.error('http_server_error', { error: String(err), ...(serverErrorsLeftOut > 0 ? { leftOut: serverErrorsLeftOut } : {}) });
+    serverErrorsLeftOut = 0;
+  });
   const ws = attachSync(
     server,
     sync,

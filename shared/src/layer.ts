@@ -165,9 +165,10 @@ function readAttributes(v: unknown): Attributes {
   return Object.fromEntries(Object.entries(v).filter(([, value]) => typeof value === 'string'));
 }
 
-/** Reads one annotation into a plain object; null for entries that are not well-formed. */
+/** An offset into the text: a whole UTF-16 position. */
 const isOffset = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
+/** Reads one annotation into a plain object; null for entries that are not well-formed. */
 export function readAnnotation(id: string, m: Y.Map<unknown>): Annotation | null {
   if (!(m instanceof Y.Map)) return null;
   const kind = m.get('kind');

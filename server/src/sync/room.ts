@@ -114,6 +114,7 @@ export class Room {
   #presenceAfterScan = 0;
   /** New presence ids each user has shown the room, counted from `since`. */
   readonly #presenceShownBy = new Map<number, { count: number; since: number }>();
+  #shownByScannedAt = -Infinity;
 
   constructor(
     readonly name: string,
@@ -200,8 +201,10 @@ export class Room {
       if (this.awareness.meta.size + count > MAX_ROOM_PRESENCE_IDS) return false;
     }
     let shown = this.#presenceShownBy.get(userId);
-    if (!shown && this.#presenceShownBy.size >= PRESENCE_MEMORY) {
-      // A room open for days sees many users come and go: forget those whose window has passed.
+    if (!shown && this.#presenceShownBy.size >= PRESENCE_MEMORY && now - this.#shownByScannedAt >= PRESENCE_SCAN_MS) {
+      // A room open for days sees many users come and go: forget those whose window has passed
+      // (at most once a second: a burst of newcomers must not each scan them all).
+      this.#shownByScannedAt = now;
       for (const [id, s] of this.#presenceShownBy) if (now - s.since > PRESENCE_WINDOW_MS) this.#presenceShownBy.delete(id);
     }
     if (!shown || now - shown.since > PRESENCE_WINDOW_MS) {

@@ -287,7 +287,13 @@ export class KyselyStore implements SyncStore {
   /** After a failure, not again at every append, load or unload: once another threshold's worth has come in. */
   #grownSinceFailure(room: string, size: LogSize): boolean {
     const failed = this.#failedAt.get(room);
-    return !failed || size.rows >= failed.rows + this.options.compactAfterRows || size.bytes >= failed.bytes + (this.options.compactAfterBytes ?? Infinity);
+    if (!failed) return true;
+    if (size.rows < failed.rows) {
+      // The log shrank since (compacted by another instance): that failure says nothing now.
+      this.#failedAt.delete(room);
+      return true;
+    }
+    return size.rows >= failed.rows + this.options.compactAfterRows || size.bytes >= failed.bytes + (this.options.compactAfterBytes ?? Infinity);
   }
 
   #pastThreshold(size: LogSize, factor: number): boolean {
@@ -350,10 +356,9 @@ export class KyselyStore implements SyncStore {
         await this.compact(room);
         this.#failedAt.delete(room);
       } catch (err) {
-        // (The size it was asked at, if the room was unloaded meanwhile.)
-        const size = this.#size.get(room) ?? askedAt;
+        // At the size it was asked at: what came in while it ran counts toward the next try.
         this.#failedAt.delete(room);
-        this.#failedAt.set(room, size);
+        this.#failedAt.set(room, askedAt);
         if (this.#failedAt.size > FAILED_ROOMS_KEPT) this.#failedAt.delete(this.#failedAt.keys().next().value!);
         if (isDiskFull(err)) {
           // The disk is full (the database's own error, or the embedded one's reserve): not a
