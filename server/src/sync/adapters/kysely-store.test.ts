@@ -375,6 +375,25 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(await rowsOf('r10b')).toBe(7);
   });
 
+  it('forgets a failed compaction once another process has compacted the log since', async () => {
+    const errors: string[] = [];
+    const here = storeWith({ compactAfterRows: 3, log: silent, observer: { error: (kind) => errors.push(kind) } });
+    const elsewhere = storeWith({ compactAfterRows: 1000, log: silent });
+    const doc = new Y.Doc();
+    for (let i = 0; i < 4; i++) await here.append('r10c', [spanUpdate(doc, `L${i}`, i)]);
+    await whileSnapshotsFail('r10c', 'cannot be compacted now', async () => {
+      here.release('r10c');
+      await until(async () => errors.length === 1);
+    });
+    expect(await elsewhere.compact('r10c')).toBe(4); // the log is one snapshot now
+    expect(await here.load('r10c')).toHaveLength(1);
+    for (let i = 4; i < 6; i++) await here.append('r10c', [spanUpdate(doc, `L${i}`, i)]);
+    here.release('r10c'); // 3 rows: past the threshold, and not to be held back by the old failure
+    await until(async () => (await rowsOf('r10c')) === 1);
+    expect(await rowsOf('r10c')).toBe(1);
+    expect(errors).toEqual(['compaction_failed']);
+  });
+
   it('compacts a room only once when two processes try at the same time', async () => {
     const a = storeWith({ compactAfterRows: 1000, log: silent });
     const b = storeWith({ compactAfterRows: 1000, log: silent });
