@@ -14,7 +14,7 @@ import { openDatabase, type OpenDatabase } from './db/database.ts';
 import { seedDemo } from './features/demo/demo.seed.ts';
 import { SESSION_COOKIE } from './features/auth/auth.service.ts';
 import { createSyncMetrics } from './features/metrics/sync-metrics.ts';
-import { createLogger, type Logger } from './log.ts';
+import { createLogger, logThrottle, type Logger } from './log.ts';
 import { attachSync } from './sync/adapters/ws-upgrade.ts';
 import { KyselyStore } from './sync/adapters/kysely-store.ts';
 import { RedisBus } from './sync/adapters/redis-bus.ts';
@@ -108,20 +108,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     throw err;
   }
   // Errors after the start (a failed accept: out of file descriptors or memory) are logged; the
-  // one-shot listener above is spent, and an 'error' with none would end the process.
-  // (Out of file descriptors, accepts fail many times a second: logged at most once a second,
-  // with how many were left out.)
-  let serverErrorLoggedAt = -Infinity;
-  let serverErrorsLeftOut = 0;
+  // one-shot listener above is spent, and an 'error' with none would end the process. Out of
+  // file descriptors, accepts fail many times a second: one line a second at most.
+  const serverErrors = logThrottle(1_000);
   server.on('error', (err) => {
-    const now = performance.now();
-    if (now - serverErrorLoggedAt < 1_000) {
-      serverErrorsLeftOut++;
-      return;
-    }
-    serverErrorLoggedAt = now;
-    log.error('http_server_error', { error: String(err), ...(serverErrorsLeftOut > 0 ? { leftOut: serverErrorsLeftOut } : {}) });
-    serverErrorsLeftOut = 0;
+    const pass = serverErrors('error');
+    if (pass) log.error('http_server_error', { error: String(err), ...(pass.leftOut ? { leftOut: pass.leftOut } : {}) });
   });
   const ws = attachSync(
     server,

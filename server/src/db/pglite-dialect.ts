@@ -6,7 +6,7 @@
  * wait for the one before it (a pool of size one).
  */
 import { protocol, type PGlite, type Results } from '@electric-sql/pglite';
-import type { Logger } from '../log.ts';
+import { logThrottle, type Logger } from '../log.ts';
 import {
   CompiledQuery,
   PostgresAdapter,
@@ -75,18 +75,13 @@ const WRITES_ANYWAY = /\bfor\s+(update|no\s+key\s+update|share|key\s+share)\b|\b
 const readOnly = (text: string) => READ_ONLY.test(text) && !WRITES_ANYWAY.test(text) && !/^\s*explain\s+(\(|analy[sz]e)/i.test(text);
 
 /** A notice or warning from Postgres, as PGlite passes it on. */
-export interface Notice {
+interface Notice {
   severity?: string;
   code?: string;
   message?: string;
   detail?: string;
   hint?: string;
 }
-
-/** How often one kind of notice is logged at most. */
-const NOTICE_EVERY_MS = 60_000;
-/** Kinds of notice remembered at most (then forgotten, all at once). */
-const NOTICE_KINDS = 100;
 
 /**
  * Logs Postgres' notices, each kind (severity, code and message, its numbers aside) at most once
@@ -95,7 +90,7 @@ const NOTICE_KINDS = 100;
  */
 class NoticeLog {
   log: Logger | null = null;
-  readonly #kinds = new Map<string, { at: number; suppressed: number }>();
+  readonly #throttle = logThrottle(60_000);
 
   /** Called by PGlite from inside Postgres' output: it must not throw. */
   add(notice: Notice): void {
@@ -109,22 +104,15 @@ class NoticeLog {
   #add(notice: Notice): void {
     if (!this.log) return;
     const severity = notice.severity ?? 'NOTICE';
-    const kind = `${severity}:${notice.code ?? ''}:${(notice.message ?? '').replace(/\d+/g, '#')}`;
-    const now = performance.now();
-    const seen = this.#kinds.get(kind);
-    if (seen && now - seen.at < NOTICE_EVERY_MS) {
-      seen.suppressed++;
-      return;
-    }
-    if (this.#kinds.size >= NOTICE_KINDS) this.#kinds.clear();
-    this.#kinds.set(kind, { at: now, suppressed: 0 });
+    const pass = this.#throttle(`${severity}:${notice.code ?? ''}:${(notice.message ?? '').replace(/\d+/g, '#')}`);
+    if (!pass) return;
     const fields = {
       severity,
       code: notice.code,
       message: notice.message,
       ...(notice.detail ? { detail: notice.detail } : {}),
       ...(notice.hint ? { hint: notice.hint } : {}),
-      ...(seen?.suppressed ? { leftOut: seen.suppressed } : {}),
+      ...(pass.leftOut ? { leftOut: pass.leftOut } : {}),
     };
     // Postgres' NOTICEs are chatter (a table that already exists, skipped); its WARNINGs are not.
     if (severity === 'WARNING') this.log.warn('db_notice', fields);
