@@ -11,6 +11,7 @@ import { waitAtMost } from './sync/wait-at-most.ts';
 import { createApp, createServices } from './app.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type OpenDatabase } from './db/database.ts';
+import type { QueueLimits } from './db/pglite-dialect.ts';
 import { seedDemo } from './features/demo/demo.seed.ts';
 import { SESSION_COOKIE } from './features/auth/auth.service.ts';
 import { createSyncMetrics } from './features/metrics/sync-metrics.ts';
@@ -39,6 +40,8 @@ export interface StartOptions {
   processMetrics?: boolean;
   /** Embedded PGlite on disk: how free space is read (tests stand in for a disk filling up). */
   diskFreeBytes?: (dir: string) => number;
+  /** Embedded PGlite: how long a query may wait for the connection, and how many may wait. */
+  databaseQueue?: Partial<QueueLimits>;
 }
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
@@ -47,6 +50,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     ...config,
     pgliteMaintenance: { walBytes: config.pgliteMaintenanceWalBytes },
     diskGuard: { reserveBytes: config.pgliteMinFreeBytes, ...(options.diskFreeBytes ? { freeBytes: options.diskFreeBytes, checkEveryMs: 50 } : {}) },
+    queue: options.databaseQueue,
     log,
   });
   try {

@@ -354,3 +354,34 @@ describe('behind a proxy (TRUST_PROXY=1)', () => {
     }
   });
 });
+
+describe('an overloaded embedded database (pglite)', () => {
+  it('answers 503 database_busy once a request has waited its limit for the connection, and answers again once it is free', async () => {
+    const server = await startTestServer({ kind: 'pglite', databaseQueue: { waitMs: 300 } });
+    try {
+      const alice = await login(server.url, 'alice');
+      expect((await api(server.url, alice, '/api/projects')).status).toBe(200);
+      // Something holds PGlite's one connection (a long upkeep run, say).
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      let holding!: () => void;
+      const held = new Promise<void>((r) => (holding = r));
+      const holder = server.database.db.transaction().execute(async () => {
+        holding();
+        await released;
+      });
+      await held;
+      const started = performance.now();
+      const busy = await api<ErrorBody>(server.url, alice, '/api/projects');
+      expect(busy.status).toBe(503);
+      expect(busy.body.error.code).toBe('database_busy');
+      expect(busy.headers.get('retry-after')).toBe('1');
+      expect(performance.now() - started).toBeGreaterThanOrEqual(250);
+      release();
+      await holder;
+      expect((await api(server.url, alice, '/api/projects')).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+});

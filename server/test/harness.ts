@@ -17,6 +17,7 @@ import * as Y from 'yjs';
 import { WebsocketProvider } from 'y-websocket';
 import { testConfig, type Config } from '../src/config.ts';
 import { openDatabase, type OpenDatabase } from '../src/db/database.ts';
+import type { QueueLimits } from '../src/db/pglite-dialect.ts';
 import type { Database } from '../src/db/types.ts';
 import { startServer, type RunningServer } from '../src/server.ts';
 
@@ -100,12 +101,14 @@ export interface StartOptions {
   config?: Partial<Config>;
   /** PGlite on disk: stands in for the free space the server reads (see disk-guard.ts). */
   diskFreeBytes?: (dir: string) => number;
+  /** PGlite: how long a query may wait for the connection, and how many may wait. */
+  databaseQueue?: Partial<QueueLimits>;
 }
 
 export async function startTestServer(options: StartOptions = {}): Promise<TestServer> {
   const testDatabase = options.database ?? (await createTestDatabase(options.kind ?? 'pglite', { persistent: options.persistent }));
   const config = testConfig({ demo: options.demo ?? true, ...testDatabase.config, ...options.config });
-  const server = await startServer(config, { diskFreeBytes: options.diskFreeBytes });
+  const server = await startServer(config, { diskFreeBytes: options.diskFreeBytes, databaseQueue: options.databaseQueue });
   return {
     ...server,
     config,

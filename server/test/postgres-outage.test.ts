@@ -10,7 +10,7 @@ import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addSpan, layerRoom, listSpans } from '@spanwise/shared';
-import { connectLayer, login, startTestServer, storedDoc, waitFor, type TestServer } from './harness.ts';
+import { api, connectLayer, login, startTestServer, storedDoc, waitFor, type TestServer } from './harness.ts';
 import { freePort } from './ports.ts';
 
 const ALICE = 2;
@@ -105,7 +105,8 @@ describe.skipIf(SKIP_REASON !== null)(`PostgreSQL outage during a session${SKIP_
 
   it('keeps the session alive, says saving is delayed, and stores everything once back', async () => {
     const room = layerRoom(1, ALICE);
-    const alice = connectLayer(server.url, room, await login(server.url, 'alice'));
+    const aliceCookie = await login(server.url, 'alice');
+    const alice = connectLayer(server.url, room, aliceCookie);
     const dana = connectLayer(server.url, room, await login(server.url, 'dana'));
     try {
       await Promise.all([alice.synced, dana.synced]);
@@ -133,6 +134,11 @@ describe.skipIf(SKIP_REASON !== null)(`PostgreSQL outage during a session${SKIP_
       expect(listSpans(dana.doc)).toHaveLength(atDana);
       const health = await fetch(`${server.url}/api/health`);
       expect(health.status).toBe(503);
+      // A request the database must answer is refused as such: 503 and when to try again, not a 500.
+      const projects = await api<{ error: { code: string } }>(server.url, aliceCookie, '/api/projects');
+      expect(projects.status).toBe(503);
+      expect(projects.body.error.code).toBe('database_unavailable');
+      expect(projects.headers.get('retry-after')).toBe('5');
       expect(alice.provider.wsconnected && dana.provider.wsconnected).toBe(true);
 
       start();
@@ -141,6 +147,7 @@ describe.skipIf(SKIP_REASON !== null)(`PostgreSQL outage during a session${SKIP_
       const stored = await storedDoc(server.database.db, room);
       expect(listSpans(stored)).toHaveLength(written);
       expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
+      expect((await api(server.url, aliceCookie, '/api/projects')).status).toBe(200);
     } finally {
       alice.destroy();
       dana.destroy();

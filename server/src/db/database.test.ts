@@ -6,7 +6,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { sql } from 'kysely';
 import { databaseKinds, useTestDatabase } from '../../test/harness.ts';
 import { ensureCluster, migrate, openDatabase, type OpenDatabase } from './database.ts';
-import { StorageFullError } from './pglite-dialect.ts';
+import { DatabaseBusyError, StorageFullError } from './pglite-dialect.ts';
 import { KyselyStore } from '../sync/adapters/kysely-store.ts';
 import { createLogger } from '../log.ts';
 import { migrations } from './migrations/index.ts';
@@ -127,6 +127,86 @@ describe('database (pglite): executeEach, the prepared path', () => {
     await expect(trx).rejects.toThrow('roll back');
     await quick;
     expect(await rooms('y')).toEqual(['y-c']);
+  });
+});
+
+describe('database (pglite): a query waits its turn for a limited time', () => {
+  const open = () => openDatabase({ dataDir: 'memory://', databaseUrl: null, queue: { waitMs: 150, maxWaiting: 3 } });
+  const roomsOf = async (database: OpenDatabase) => (await database.db.selectFrom('sync_updates').select('room').orderBy('id').execute()).map((r) => r.room);
+  const insert = (database: OpenDatabase, room: string) => database.db.insertInto('sync_updates').values({ room, data: new Uint8Array([1]) }).execute();
+  /** A transaction that holds the one connection until `release` is called. */
+  const hold = (database: OpenDatabase) => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let holding!: () => void;
+    const held = new Promise<void>((r) => (holding = r));
+    const done = database.db.transaction().execute(async (t) => {
+      await t.insertInto('sync_updates').values({ room: 'holder', data: new Uint8Array([0]) }).execute();
+      holding();
+      await released;
+    });
+    return { held, release, done };
+  };
+
+  it('refuses a query that waited its limit, never runs it later, and serves the next one in line', async () => {
+    const database = await open();
+    try {
+      const holder = hold(database);
+      await holder.held;
+      const early = insert(database, 'gave-up');
+      const caught = early.then(
+        () => null,
+        (err: unknown) => err,
+      );
+      await new Promise((r) => setTimeout(r, 80));
+      const later = insert(database, 'served').then(
+        () => null,
+        (e: unknown) => e,
+      );
+      // The sync store's path waits as long as it takes.
+      const store = database.executeEach!({ name: 'q_insert', text: 'insert into sync_updates (room, data) values ($1, $2)', types: [25, 17] }, [['stored', new Uint8Array([2])]]);
+      const err = await caught;
+      expect(err).toBeInstanceOf(DatabaseBusyError);
+      expect((err as DatabaseBusyError).code).toBe('database_busy');
+      expect((err as Error).message).toMatch(/waited 150 ms/);
+      await new Promise((r) => setTimeout(r, 200)); // `later` is past its limit too now, and `store` still waits
+      holder.release();
+      await holder.done;
+      expect(await later).toBeInstanceOf(DatabaseBusyError);
+      await store;
+      await insert(database, 'after');
+      expect(await roomsOf(database)).toEqual(['holder', 'stored', 'after']);
+    } finally {
+      await database.close();
+    }
+  });
+
+  it('refuses a query at once when the line is full, and runs those in it in order', async () => {
+    const database = await open();
+    try {
+      const holder = hold(database);
+      await holder.held;
+      const inLine = ['a', 'b', 'c'].map((room) => insert(database, room));
+      const started = performance.now();
+      await expect(insert(database, 'd')).rejects.toThrow(/busy: 3 queries are waiting/);
+      expect(performance.now() - started).toBeLessThan(100);
+      holder.release();
+      await holder.done;
+      await Promise.all(inLine);
+      expect(await roomsOf(database)).toEqual(['holder', 'a', 'b', 'c']);
+      // Those that gave up no longer count against the line.
+      const again = hold(database);
+      await again.held;
+      const waited = [insert(database, 'e'), insert(database, 'f'), insert(database, 'g')].map((p) => p.catch((e: unknown) => e));
+      expect((await Promise.all(waited)).every((e) => e instanceof DatabaseBusyError)).toBe(true);
+      const next = insert(database, 'h');
+      again.release();
+      await again.done;
+      await next;
+      expect((await roomsOf(database)).slice(4)).toEqual(['holder', 'h']);
+    } finally {
+      await database.close();
+    }
   });
 });
 

@@ -15,7 +15,7 @@ import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import type { Database } from './types.ts';
 import { migrations } from './migrations/index.ts';
-import { PGliteDialect, type PreparedStatement, type StatementParam } from './pglite-dialect.ts';
+import { PGliteDialect, type PreparedStatement, type QueueLimits, type StatementParam } from './pglite-dialect.ts';
 import { startPgliteMaintenance, type PgliteMaintenance, type PgliteMaintenanceOptions } from './pglite-maintenance.ts';
 import { checkRoomToStart, startDiskGuard, statfsFreeBytes, type DiskGuard, type DiskGuardOptions } from './disk-guard.ts';
 import type { Logger } from '../log.ts';
@@ -45,6 +45,8 @@ export interface DatabaseOptions {
   pgliteMaintenance?: Partial<Omit<PgliteMaintenanceOptions, 'log' | 'paused'>>;
   /** PGlite on disk: the free space below which writes are refused (see disk-guard.ts). */
   diskGuard?: Partial<Pick<DiskGuardOptions, 'reserveBytes' | 'checkEveryMs' | 'freeBytes'>>;
+  /** PGlite: how long a query may wait for its one connection, and how many may wait (see PGliteDialect). */
+  queue?: Partial<QueueLimits>;
   /** PGlite on disk: a start freezes the template databases once they are this old (in transactions). */
   freezeTemplatesAfterAge?: number;
   log?: Logger;
@@ -118,7 +120,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
       await freezeTemplatesApart(options.dataDir);
       pglite = await openPglite(options.dataDir);
     }
-    const dialect = new PGliteDialect(pglite);
+    const dialect = new PGliteDialect(pglite, { queue: options.queue });
     dialect.logNoticesTo(options.log ?? null);
     db = new Kysely<Database>({ dialect });
     executeEach = (statement, rows) => dialect.executeEach(statement, rows);

@@ -19,16 +19,101 @@ import {
   type QueryResult,
 } from 'kysely';
 
+/**
+ * Refused because PGlite's one connection is too much in demand: the query waited its limit
+ * for its turn, or too many were already waiting. It never ran, and never will.
+ */
+export class DatabaseBusyError extends Error {
+  readonly code = 'database_busy';
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'DatabaseBusyError';
+  }
+}
+
+/** How long a query may wait for PGlite's connection, and how many may wait (see PGliteDialect). */
+export interface QueueLimits {
+  waitMs: number;
+  maxWaiting: number;
+}
+
+/** As pg's pool here: a request waits at most 10 s for a connection (connectionTimeoutMillis). */
+export const defaultQueueLimits: QueueLimits = { waitMs: 10_000, maxWaiting: 10_000 };
+
+interface Waiter {
+  grant: (release: () => void) => void;
+  timer: NodeJS.Timeout | null;
+  gaveUp: boolean;
+}
+
+/**
+ * One holder at a time, the rest served in arrival order. A holder with limits gives up after
+ * `waitMs` and is never served; one that finds `maxWaiting` already in line is refused at once.
+ */
 class Mutex {
-  #tail: Promise<void> = Promise.resolve();
+  #held = false;
+  /** The line, from `#head` on (an index, so that serving is O(1) however long it is). */
+  #line: (Waiter | undefined)[] = [];
+  #head = 0;
+  /** Those in line that have not given up. */
+  #waiting = 0;
+
+  get waiting(): number {
+    return this.#waiting;
+  }
 
   /** Resolves with a release function once every earlier holder has released. */
-  lock(): Promise<() => void> {
-    let release!: () => void;
-    const next = new Promise<void>((resolve) => (release = resolve));
-    const acquired = this.#tail.then(() => release);
-    this.#tail = this.#tail.then(() => next);
-    return acquired;
+  lock(limits?: QueueLimits): Promise<() => void> {
+    if (!this.#held) {
+      this.#held = true;
+      return Promise.resolve(this.#releaser());
+    }
+    if (limits && this.#waiting >= limits.maxWaiting) {
+      return Promise.reject(new DatabaseBusyError(`the database is busy: ${this.#waiting} queries are waiting`));
+    }
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = { grant: resolve, timer: null, gaveUp: false };
+      if (limits) {
+        waiter.timer = setTimeout(() => {
+          // Left in line, to be passed over when its turn comes (holding nothing meanwhile).
+          waiter.gaveUp = true;
+          waiter.grant = () => {};
+          this.#waiting--;
+          reject(new DatabaseBusyError(`the database is busy: waited ${limits.waitMs} ms for a turn`));
+        }, limits.waitMs);
+      }
+      this.#line.push(waiter);
+      this.#waiting++;
+    });
+  }
+
+  #releaser(): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#handOn();
+    };
+  }
+
+  #handOn(): void {
+    while (this.#head < this.#line.length) {
+      const next = this.#line[this.#head]!;
+      this.#line[this.#head++] = undefined;
+      if (this.#head === this.#line.length) {
+        this.#line = [];
+        this.#head = 0;
+      } else if (this.#head >= 1024 && this.#head * 2 >= this.#line.length) {
+        this.#line = this.#line.slice(this.#head);
+        this.#head = 0;
+      }
+      if (next.gaveUp) continue;
+      if (next.timer) clearTimeout(next.timer);
+      this.#waiting--;
+      next.grant(this.#releaser());
+      return;
+    }
+    this.#held = false;
   }
 }
 
@@ -177,6 +262,7 @@ class PGliteDriver implements Driver {
     mutex: Mutex,
     gate: WriteGate,
     options: QueryOptions,
+    private readonly limits: QueueLimits,
   ) {
     this.#connection = new PGliteConnection(pg, gate, options);
     this.#mutex = mutex;
@@ -187,7 +273,7 @@ class PGliteDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    this.#release = await this.#mutex.lock();
+    this.#release = await this.#mutex.lock(this.limits);
     return this.#connection;
   }
 
@@ -242,7 +328,25 @@ export class PGliteDialect implements Dialect {
   readonly #queryOptions: QueryOptions = { ...QUERY_OPTIONS, onNotice: (n) => this.#notices.add(n) };
   readonly #protocolOptions = { syncToFs: false, onNotice: (n: Notice) => this.#notices.add(n) };
 
-  constructor(private readonly pg: PGlite) {}
+  readonly #limits: QueueLimits;
+
+  /**
+   * `queue`: a Kysely query (or transaction) waits at most `waitMs` for the connection and is
+   * refused at once when `maxWaiting` already wait, with a DatabaseBusyError, instead of piling
+   * up behind an overload for as long as it lasts and running after its caller has gone.
+   * `executeEach` (the sync store, whose rooms bound what they hold) always waits its turn.
+   */
+  constructor(
+    private readonly pg: PGlite,
+    options: { queue?: Partial<QueueLimits> } = {},
+  ) {
+    this.#limits = { ...defaultQueueLimits, ...options.queue };
+  }
+
+  /** Queries waiting for the connection now. */
+  get waiting(): number {
+    return this.#mutex.waiting;
+  }
 
   /**
    * Postgres' warnings (a wraparound coming, say) and notices go to `log` from now on (at warn
@@ -342,7 +446,7 @@ export class PGliteDialect implements Dialect {
     return new PostgresAdapter();
   }
   createDriver(): Driver {
-    return new PGliteDriver(this.pg, this.#mutex, this.#gate, this.#queryOptions);
+    return new PGliteDriver(this.pg, this.#mutex, this.#gate, this.#queryOptions, this.#limits);
   }
   createIntrospector(db: Kysely<unknown>) {
     return new PostgresIntrospector(db);

@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
-import { StorageFullError } from '../db/pglite-dialect.ts';
+import { DatabaseBusyError, StorageFullError } from '../db/pglite-dialect.ts';
 import { createLogger } from '../log.ts';
 import { errorHandler } from './errors.ts';
 
@@ -18,6 +18,54 @@ describe('errorHandler', () => {
     expect(body.error.code).toBe('storage_full');
     expect(body.error.message).not.toContain('/srv/secret-path');
     expect(lines.map((l) => [l.level, l.event])).toEqual([['warn', 'request_refused_disk_full']]);
+  });
+
+  it('answers 503 database_busy, with Retry-After, when PGlite has more waiting than it can serve', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const app = new Hono();
+    app.onError(errorHandler(createLogger('info', (line) => lines.push(JSON.parse(line) as Record<string, unknown>))));
+    app.get('/things', () => {
+      throw new DatabaseBusyError('the database is busy: waited 10000 ms for a turn');
+    });
+    const res = await app.request('/things');
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('database_busy');
+    expect(lines.map((l) => [l.level, l.event])).toEqual([['warn', 'request_refused_db_busy']]);
+  });
+
+  it('answers 503 database_unavailable while the database cannot be reached, logging one line per 10 s, not a stack per request', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const app = new Hono();
+    app.onError(errorHandler(createLogger('info', (line) => lines.push(JSON.parse(line) as Record<string, unknown>))));
+    const unreachable: Error[] = [
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+      Object.assign(new Error('the database system is starting up'), { code: '57P03' }),
+      Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }),
+      Object.assign(new Error('connection failure'), { code: '08006' }),
+      new Error('timeout exceeded when trying to connect'),
+      new Error('Connection terminated unexpectedly'),
+    ];
+    let next = 0;
+    app.get('/things', () => {
+      throw unreachable[next++]!;
+    });
+    for (let i = 0; i < unreachable.length; i++) {
+      const res = await app.request('/things');
+      expect(res.status, unreachable[i]!.message).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('5');
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('database_unavailable');
+    }
+    expect(lines.map((l) => [l.level, l.event, l.error])).toEqual([['warn', 'request_refused_db_unreachable', 'ECONNREFUSED']]);
+  });
+
+  it('still answers 500 for a database error that is the request’s own (a constraint broken)', async () => {
+    const app = new Hono();
+    app.onError(errorHandler(createLogger('silent')));
+    app.get('/dup', () => {
+      throw Object.assign(new Error('duplicate key value violates unique constraint'), { code: '23505' });
+    });
+    expect((await app.request('/dup')).status).toBe(500);
   });
 
   it('still answers 500 for anything else it does not know', async () => {

@@ -8,8 +8,8 @@ import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { HTTPException } from 'hono/http-exception';
 import type { z } from 'zod';
-import type { Logger } from '../log.ts';
-import { isDiskFull } from '../db/pglite-dialect.ts';
+import { logThrottle, type Logger } from '../log.ts';
+import { DatabaseBusyError, isDiskFull } from '../db/pglite-dialect.ts';
 
 export class AppError extends Error {
   constructor(
@@ -74,7 +74,40 @@ function validated<S extends z.ZodType>(schema: S, raw: unknown, code: string): 
   return parsed.data;
 }
 
+/**
+ * Errors that say the database cannot be reached just now, not that the request is wrong: a
+ * connection refused, reset or timed out, pg's pool finding no connection in time, PostgreSQL
+ * shutting down or starting up, too many connections. Request handlers talk to nothing else.
+ */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '53300', // too_many_connections
+]);
+const UNREACHABLE_MESSAGES = /^(timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error)/;
+
+export function databaseUnreachable(err: unknown): boolean {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code))) return true;
+  return typeof message === 'string' && UNREACHABLE_MESSAGES.test(message);
+}
+
 export function errorHandler(log: Logger) {
+  // One line per kind every 10 s, with how many were left out: an outage fails every request.
+  const refusals = logThrottle(10_000);
+  const refused = (event: string, c: Context, fields: Record<string, unknown> = {}) => {
+    const pass = refusals(event);
+    if (pass) log.warn(event, { path: c.req.path, method: c.req.method, ...fields, ...(pass.leftOut ? { leftOut: pass.leftOut } : {}) });
+  };
   return (err: Error, c: Context) => {
     if (err instanceof AppError) {
       return c.json({ error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } }, err.status);
@@ -83,6 +116,17 @@ export function errorHandler(log: Logger) {
       // The embedded database's disk is nearly full (StorageFullError), or PostgreSQL's is.
       log.warn('request_refused_disk_full', { path: c.req.path, method: c.req.method });
       return c.json({ error: { code: 'storage_full', message: 'the server’s disk is full: nothing can be saved until space is freed' } }, 503);
+    }
+    if (err instanceof DatabaseBusyError) {
+      // PGlite's one connection has more waiting than it can serve in time (see pglite-dialect.ts).
+      refused('request_refused_db_busy', c);
+      c.header('Retry-After', '1');
+      return c.json({ error: { code: 'database_busy', message: 'the server is too busy to answer just now: try again in a moment' } }, 503);
+    }
+    if (databaseUnreachable(err)) {
+      refused('request_refused_db_unreachable', c, { error: String((err as { code?: unknown }).code ?? err.message) });
+      c.header('Retry-After', '5');
+      return c.json({ error: { code: 'database_unavailable', message: 'the database cannot be reached just now: try again shortly' } }, 503);
     }
     if (err instanceof HTTPException) {
       // Hono's own refusals (bearerAuth's 401, say); the body limit throws an AppError instead.
