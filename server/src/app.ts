@@ -29,6 +29,7 @@ import { AppError, errorHandler } from './http/errors.ts';
 import { requestLog } from './http/request-log.ts';
 import { sessionMiddleware, type AppEnv } from './http/session.ts';
 import type { Logger } from './log.ts';
+import { withQueueLimits } from './db/pglite-dialect.ts';
 
 export { MAX_BODY_BYTES, MAX_SMALL_BODY_BYTES } from './http/body-limits.ts';
 
@@ -100,6 +101,8 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   const app = new Hono();
   app.onError(errorHandler(deps.log));
   app.use(requestLog(deps.log));
+  // A request's queries wait a bounded time for the embedded database (503 database_busy after).
+  app.use('/api/*', (_c, next) => withQueueLimits(next));
   const metrics = deps.metrics;
   if (metrics) {
     const token = deps.config.metricsToken;

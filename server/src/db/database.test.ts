@@ -6,7 +6,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { sql } from 'kysely';
 import { databaseKinds, useTestDatabase } from '../../test/harness.ts';
 import { ensureCluster, migrate, openDatabase, type OpenDatabase } from './database.ts';
-import { DatabaseBusyError, StorageFullError } from './pglite-dialect.ts';
+import { DatabaseBusyError, StorageFullError, withoutQueueLimits, withQueueLimits } from './pglite-dialect.ts';
 import { KyselyStore } from '../sync/adapters/kysely-store.ts';
 import { createLogger } from '../log.ts';
 import { migrations } from './migrations/index.ts';
@@ -130,10 +130,12 @@ describe('database (pglite): executeEach, the prepared path', () => {
   });
 });
 
-describe('database (pglite): a query waits its turn for a limited time', () => {
+describe('database (pglite): a request’s query waits its turn for a limited time', () => {
   const open = () => openDatabase({ dataDir: 'memory://', databaseUrl: null, queue: { waitMs: 150, maxWaiting: 3 } });
   const roomsOf = async (database: OpenDatabase) => (await database.db.selectFrom('sync_updates').select('room').orderBy('id').execute()).map((r) => r.room);
-  const insert = (database: OpenDatabase, room: string) => database.db.insertInto('sync_updates').values({ room, data: new Uint8Array([1]) }).execute();
+  const insertAnyway = (database: OpenDatabase, room: string) => database.db.insertInto('sync_updates').values({ room, data: new Uint8Array([1]) }).execute();
+  /** As an API request makes it. */
+  const insert = (database: OpenDatabase, room: string) => withQueueLimits(() => insertAnyway(database, room));
   /** A transaction that holds the one connection until `release` is called. */
   const hold = (database: OpenDatabase) => {
     let release!: () => void;
@@ -159,6 +161,9 @@ describe('database (pglite): a query waits its turn for a limited time', () => {
         (err: unknown) => err,
       );
       await new Promise((r) => setTimeout(r, 80));
+      // Outside a request (the upkeep, compaction, room loads) a query waits however long.
+      const upkeep = insertAnyway(database, 'upkeep');
+      const cutShort = withQueueLimits(() => withoutQueueLimits(() => insertAnyway(database, 'export')));
       const later = insert(database, 'served').then(
         () => null,
         (e: unknown) => e,
@@ -173,9 +178,9 @@ describe('database (pglite): a query waits its turn for a limited time', () => {
       holder.release();
       await holder.done;
       expect(await later).toBeInstanceOf(DatabaseBusyError);
-      await store;
+      await Promise.all([upkeep, cutShort, store]);
       await insert(database, 'after');
-      expect(await roomsOf(database)).toEqual(['holder', 'stored', 'after']);
+      expect(await roomsOf(database)).toEqual(['holder', 'upkeep', 'export', 'stored', 'after']);
     } finally {
       await database.close();
     }

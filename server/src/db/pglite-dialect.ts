@@ -5,6 +5,7 @@
  * hands out its single connection under a mutex, which makes every query and every transaction
  * wait for the one before it (a pool of size one).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { protocol, type PGlite, type Results } from '@electric-sql/pglite';
 import { logThrottle, type Logger } from '../log.ts';
 import {
@@ -40,6 +41,18 @@ export interface QueueLimits {
 /** As pg's pool here: a request waits at most 10 s for a connection (connectionTimeoutMillis). */
 export const defaultQueueLimits: QueueLimits = { waitMs: 10_000, maxWaiting: 10_000 };
 
+const limitedScope = new AsyncLocalStorage<true>();
+
+/**
+ * Runs `fn` so that the queries it makes through Kysely on PGlite are held to the queue limits
+ * (the API runs each request so). Elsewhere a query waits its turn however long it takes: the
+ * upkeep, compaction and room loads, which must not fail because requests crowd the line.
+ */
+export const withQueueLimits = <T>(fn: () => T): T => limitedScope.run(true, fn);
+
+/** Runs `fn` free of the queue limits again: work a request must not leave half done. */
+export const withoutQueueLimits = <T>(fn: () => T): T => limitedScope.exit(fn);
+
 interface Waiter {
   grant: (release: () => void) => void;
   timer: NodeJS.Timeout | null;
@@ -73,7 +86,7 @@ class Mutex {
     }
     return new Promise((resolve, reject) => {
       const waiter: Waiter = { grant: resolve, timer: null, gaveUp: false };
-      if (limits) {
+      if (limits && Number.isFinite(limits.waitMs)) {
         waiter.timer = setTimeout(() => {
           // Left in line, to be passed over when its turn comes (holding nothing meanwhile).
           waiter.gaveUp = true;
@@ -273,7 +286,7 @@ class PGliteDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    this.#release = await this.#mutex.lock(this.limits);
+    this.#release = await this.#mutex.lock(limitedScope.getStore() ? this.limits : undefined);
     return this.#connection;
   }
 
@@ -331,10 +344,11 @@ export class PGliteDialect implements Dialect {
   readonly #limits: QueueLimits;
 
   /**
-   * `queue`: a Kysely query (or transaction) waits at most `waitMs` for the connection and is
-   * refused at once when `maxWaiting` already wait, with a DatabaseBusyError, instead of piling
-   * up behind an overload for as long as it lasts and running after its caller has gone.
-   * `executeEach` (the sync store, whose rooms bound what they hold) always waits its turn.
+   * `queue`: inside `withQueueLimits` (an API request), a Kysely query or transaction waits at
+   * most `waitMs` for the connection and is refused at once when `maxWaiting` already wait, with
+   * a DatabaseBusyError, instead of piling up behind an overload for as long as it lasts and
+   * running after its caller has gone. `executeEach` (the sync store, whose rooms bound what
+   * they hold) and everything outside that scope wait their turn.
    */
   constructor(
     private readonly pg: PGlite,

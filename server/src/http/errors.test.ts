@@ -43,8 +43,10 @@ describe('errorHandler', () => {
       Object.assign(new Error('the database system is starting up'), { code: '57P03' }),
       Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }),
       Object.assign(new Error('connection failure'), { code: '08006' }),
-      new Error('timeout exceeded when trying to connect'),
+      Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET', syscall: 'read' }),
+      Object.assign(new Error('cannot execute INSERT in a read-only transaction'), { code: '25006' }),
       new Error('Connection terminated unexpectedly'),
+      new Error('Client was closed and is not queryable'),
     ];
     let next = 0;
     app.get('/things', () => {
@@ -59,13 +61,29 @@ describe('errorHandler', () => {
     expect(lines.map((l) => [l.level, l.event, l.error])).toEqual([['warn', 'request_refused_db_unreachable', 'ECONNREFUSED']]);
   });
 
-  it('still answers 500 for a database error that is the request’s own (a constraint broken)', async () => {
+  it('answers 503 database_busy when every pooled PostgreSQL connection stays taken', async () => {
+    const app = new Hono();
+    app.onError(errorHandler(createLogger('silent')));
+    app.get('/things', () => {
+      throw new Error('timeout exceeded when trying to connect');
+    });
+    const res = await app.request('/things');
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('database_busy');
+  });
+
+  it('still answers 500 for a database error that is the request’s own, and for a client that aborted its upload', async () => {
     const app = new Hono();
     app.onError(errorHandler(createLogger('silent')));
     app.get('/dup', () => {
       throw Object.assign(new Error('duplicate key value violates unique constraint'), { code: '23505' });
     });
+    // Node's error for a request body cut short: the code of a reset, but no failed call.
+    app.get('/aborted', () => {
+      throw Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
+    });
     expect((await app.request('/dup')).status).toBe(500);
+    expect((await app.request('/aborted')).status).toBe(500);
   });
 
   it('still answers 500 for anything else it does not know', async () => {

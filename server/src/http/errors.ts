@@ -76,29 +76,40 @@ function validated<S extends z.ZodType>(schema: S, raw: unknown, code: string): 
 
 /**
  * Errors that say the database cannot be reached just now, not that the request is wrong: a
- * connection refused, reset or timed out, pg's pool finding no connection in time, PostgreSQL
- * shutting down or starting up, too many connections. Request handlers talk to nothing else.
+ * connection refused, reset or timed out, PostgreSQL shutting down or starting up, too many
+ * connections, a standby that takes no writes. Request handlers talk to nothing else.
  */
 const UNREACHABLE_CODES = new Set([
   'ECONNREFUSED',
-  'ECONNRESET',
   'ETIMEDOUT',
   'EHOSTUNREACH',
   'ENETUNREACH',
   'ENOTFOUND',
   'EAI_AGAIN',
-  'EPIPE',
   '57P01', // admin_shutdown
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
   '53300', // too_many_connections
+  '25006', // read_only_sql_transaction: a standby, during a failover
 ]);
-const UNREACHABLE_MESSAGES = /^(timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error)/;
+/** A connection's socket failing: only with the failed call named (a client aborting a body read has the code, not the call). */
+const SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE']);
+const UNREACHABLE_MESSAGES = /^(Connection terminated|Client has encountered a connection error|Client was closed and is not queryable)/;
+/** pg's pool: every connection taken, and none freed within its 10 s. */
+const POOL_EXHAUSTED = /^timeout exceeded when trying to connect/;
 
 export function databaseUnreachable(err: unknown): boolean {
-  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  const { code, message, syscall } = (err ?? {}) as { code?: unknown; message?: unknown; syscall?: unknown };
   if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code))) return true;
+  if (typeof code === 'string' && SOCKET_CODES.has(code) && typeof syscall === 'string') return true;
   return typeof message === 'string' && UNREACHABLE_MESSAGES.test(message);
+}
+
+/** The database has more to do than it can take on in time (PGlite's line, or pg's pool). */
+export function databaseBusy(err: unknown): boolean {
+  if (err instanceof DatabaseBusyError) return true;
+  const { message } = (err ?? {}) as { message?: unknown };
+  return typeof message === 'string' && POOL_EXHAUSTED.test(message);
 }
 
 export function errorHandler(log: Logger) {
@@ -117,8 +128,9 @@ export function errorHandler(log: Logger) {
       log.warn('request_refused_disk_full', { path: c.req.path, method: c.req.method });
       return c.json({ error: { code: 'storage_full', message: 'the server’s disk is full: nothing can be saved until space is freed' } }, 503);
     }
-    if (err instanceof DatabaseBusyError) {
-      // PGlite's one connection has more waiting than it can serve in time (see pglite-dialect.ts).
+    if (databaseBusy(err)) {
+      // PGlite's one connection has more waiting than it can serve in time (see pglite-dialect.ts),
+      // or every pooled connection to PostgreSQL is in use.
       refused('request_refused_db_busy', c);
       c.header('Retry-After', '1');
       return c.json({ error: { code: 'database_busy', message: 'the server is too busy to answer just now: try again in a moment' } }, 503);

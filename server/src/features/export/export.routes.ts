@@ -28,6 +28,7 @@ import {
   type LabelSchema,
   type Room,
 } from '@spanwise/shared';
+import { withoutQueueLimits } from '../../db/pglite-dialect.ts';
 import { AppError, forbidden, idParam, queryParams } from '../../http/errors.ts';
 import { requireUser, type AppEnv } from '../../http/session.ts';
 import type { Logger } from '../../log.ts';
@@ -126,7 +127,9 @@ export function readable(chunks: AsyncIterable<string | Uint8Array>, onError: (e
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
-        const { value, done } = await it.next();
+        // Once the answer has begun, its reads wait their turn however long: refused half-way
+        // (503 database_busy is for a request that has not begun), the download would be cut.
+        const { value, done } = await withoutQueueLimits(() => it.next());
         if (cancelled) return;
         if (done) controller.close();
         else controller.enqueue(typeof value === 'string' ? encoder.encode(value) : value);

@@ -12,7 +12,7 @@ import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import type { Database } from '../../db/types.ts';
 import type { OpenDatabase, PreparedStatement } from '../../db/database.ts';
-import { DatabaseBusyError, isDiskFull } from '../../db/pglite-dialect.ts';
+import { isDiskFull } from '../../db/pglite-dialect.ts';
 import type { StoredUpdate, SyncLogger, SyncObserver, SyncStore } from '../types.ts';
 import { logMerger, type LogMerger } from './log-merger.ts';
 import { waitAtMost } from '../wait-at-most.ts';
@@ -360,11 +360,10 @@ export class KyselyStore implements SyncStore {
         this.#failedAt.delete(room);
         this.#failedAt.set(room, askedAt);
         if (this.#failedAt.size > FAILED_ROOMS_KEPT) this.#failedAt.delete(this.#failedAt.keys().next().value!);
-        if (isDiskFull(err) || err instanceof DatabaseBusyError) {
-          // The disk is full (the database's own error, or the embedded one's reserve), or the
-          // embedded one had too much waiting: not a fault of compaction's; it is tried again
-          // further on, as after any failure.
-          this.options.log.warn('sync_compaction_deferred', { room, reason: isDiskFull(err) ? 'disk_full' : 'database_busy' });
+        if (isDiskFull(err)) {
+          // The disk is full (the database's own error, or the embedded one's reserve): not a
+          // fault of compaction's; it is tried again further on, as after any failure.
+          this.options.log.warn('sync_compaction_deferred', { room, reason: 'disk_full' });
         } else {
           this.options.observer?.error?.('compaction_failed');
           this.options.log.error('sync_compaction_failed', { room, error: String(err) });
