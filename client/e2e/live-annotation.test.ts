@@ -103,6 +103,39 @@ describe('a page that fails to render', () => {
   });
 });
 
+describe('a 503', () => {
+  it('from the server itself (its database busy) shows its message; from a proxy, the copy kept of the last answer', async () => {
+    // (No service worker: this is the API client's choice, and Playwright routes past a worker.)
+    const context = await browser.newContext({ serviceWorkers: 'block' });
+    const page = await context.newPage();
+    await page.goto(server.url);
+    await signIn(page, 'alice');
+    const projects = page.locator('main ul a');
+    await projects.first().waitFor(WAIT);
+    const listed = await projects.count();
+
+    await page.route('**/api/projects', (route) =>
+      route.fulfill({
+        status: 503,
+        headers: { 'retry-after': '1' },
+        json: { error: { code: 'database_busy', message: 'the server is too busy to answer just now: try again in a moment' } },
+      }),
+    );
+    await page.reload();
+    const alert = page.getByRole('alert').filter({ hasText: /too busy to answer/ });
+    await alert.waitFor(WAIT);
+    expect(await projects.count()).toBe(0);
+
+    await page.unroute('**/api/projects');
+    await page.route('**/api/projects', (route) => route.fulfill({ status: 503, contentType: 'text/html', body: '<h1>503 Service Unavailable</h1>' }));
+    await page.reload();
+    await projects.first().waitFor(WAIT);
+    expect(await projects.count()).toBe(listed);
+    expect(await alert.count()).toBe(0);
+    await context.close();
+  });
+});
+
 describe('exporting a dataset', () => {
   it('offers the owner every format and layer, and the download is the dataset', async () => {
     const context = await browser.newContext();

@@ -35,8 +35,13 @@ export class ApiError extends Error {
  */
 export const UNAUTHORIZED_EVENT = 'spanwise:unauthorized';
 
-/** What a proxy in front answers while the app servers behind it are away. */
+/**
+ * What a proxy in front answers while the app servers behind it are away; not the server's own
+ * 503s (a JSON error: its database busy or its disk full), which say the server is there, so
+ * that a kept copy is not passed off as its answer.
+ */
 const AWAY = new Set([502, 503, 504]);
+const away = (res: Response) => AWAY.has(res.status) && !/^application\/json\b/i.test(res.headers.get('content-type') ?? '');
 
 const UNREACHABLE = 'The server cannot be reached. Check your connection and try again.';
 
@@ -61,7 +66,7 @@ async function request<T>(method: string, path: string, body?: unknown, signedIn
     if (copy !== undefined) return copy as T;
     throw new ApiError(0, 'network', UNREACHABLE);
   }
-  if (reading && AWAY.has(res.status)) {
+  if (reading && away(res)) {
     const copy = await copyOf(path);
     if (copy !== undefined) return copy as T;
   }
