@@ -157,8 +157,8 @@ export class Connection implements RoomPeer {
     this.#chain = room.loaded
       .then(
         () => this.#greet(),
-        (err) => {
-          this.log.error('sync_room_load_failed', { room: room.name, userId: info.userId, error: String(err) });
+        () => {
+          // (Logged by the sync server, once per load.)
           // Also when the peer left meanwhile: its queued frames must not reach the dropped room.
           this.#refused = true;
           this.close(CloseCode.tryAgainLater, 'the room could not be loaded');

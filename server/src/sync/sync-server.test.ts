@@ -996,6 +996,24 @@ describe('SyncServer', () => {
     expect(store.rooms.get(room)).toHaveLength(1);
   });
 
+  it('logs a room that fails to load once, not once per socket waiting on it, and each kind at most once every 10 s', async () => {
+    const store = new MemoryStore();
+    store.failing = true;
+    const lines: Array<{ event: string; fields: Record<string, unknown> }> = [];
+    const log = { info() {}, warn() {}, error: (event: string, fields: Record<string, unknown> = {}) => lines.push({ event, fields }) };
+    const server = new SyncServer({ store, log, limits });
+    const sockets = [new MemorySocket(), new MemorySocket(), new MemorySocket()];
+    for (const socket of sockets) join(server, socket);
+    await flushed(server);
+    expect(sockets.map((s) => s.closedWith)).toEqual([CloseCode.tryAgainLater, CloseCode.tryAgainLater, CloseCode.tryAgainLater]);
+    expect(lines).toEqual([{ event: 'sync_room_load_failed', fields: { room: 'doc:1:user:1', sockets: 3, error: 'Error: store unavailable' } }]);
+    // Their clients try again, in this room and others: the same failure is not logged again yet.
+    for (let i = 0; i < 5; i++) join(server, new MemorySocket(), info(`doc:${i + 2}:user:1`));
+    await flushed(server);
+    expect(lines).toHaveLength(1);
+    expect(server.rooms.size).toBe(0);
+  });
+
   it('keeps nothing of a socket that leaves while its room is still loading (a database away)', async () => {
     const store = new MemoryStore();
     store.load = () => new Promise(() => {}); // never answers

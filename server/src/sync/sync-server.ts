@@ -12,6 +12,8 @@ import { CloseCode } from '@spanwise/shared';
 import { Backlog, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM } from './backlog.ts';
 import { Connection, type ConnectionLimits } from './connection.ts';
 import { Room } from './room.ts';
+import { errorKind } from './error-text.ts';
+import { logThrottle } from '../log.ts';
 import type { ConnectionInfo, SyncBus, SyncLogger, SyncObserver, SyncSocket, SyncStore } from './types.ts';
 
 export interface SyncServerOptions {
@@ -31,6 +33,7 @@ export class SyncServer {
   readonly rooms = new Map<string, Room>();
   readonly connections = new Set<Connection>();
   readonly backlog: Backlog;
+  readonly #loadFailures = logThrottle(10_000);
 
   constructor(private readonly options: SyncServerOptions) {
     this.backlog = new Backlog({
@@ -65,7 +68,15 @@ export class SyncServer {
     this.rooms.set(name, room);
     // A room that failed to load is dropped so the next connection tries afresh, and destroyed
     // (its doc, and its awareness' timer) so that failures during an outage leave nothing behind.
-    room.loaded.catch(() => this.#forget(room));
+    // Logged once per load, not per socket that waited on it, and each kind of failure at most
+    // once every 10 s (with how many were left out): during an outage every client retries.
+    room.loaded.catch((err: unknown) => {
+      const pass = this.#loadFailures(String((err as { code?: unknown } | null)?.code ?? errorKind(err)));
+      if (pass) {
+        this.options.log.error('sync_room_load_failed', { room: name, sockets: room.peers.size, error: String(err), ...(pass.leftOut ? { leftOut: pass.leftOut } : {}) });
+      }
+      this.#forget(room);
+    });
     return room;
   }
 
