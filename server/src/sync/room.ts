@@ -12,7 +12,6 @@ import * as Y from 'yjs';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import * as encoding from 'lib0/encoding';
-import * as decoding from 'lib0/decoding';
 import { MessageKind } from '@spanwise/shared';
 import type { Backlog } from './backlog.ts';
 import { errorKind } from './error-text.ts';
@@ -33,8 +32,6 @@ export interface RoomDeps {
   observer: SyncObserver;
   /** A store that has not answered after this long is announced as delayed, as a failed one is. */
   storeDelayNoticeMs: number;
-  /** After the bus lost track of the room: how long the other instances have to show their peers' presence again (default 3 s). */
-  presenceConfirmMs?: number;
   onIdle(room: Room): void;
   /**
    * Yjs failed part-way through applying an update and left the doc unusable (see docBroken):
@@ -46,20 +43,6 @@ export interface RoomDeps {
 /** Awareness state the server itself publishes in a room. */
 export interface ServerAwareness {
   server: { saving: 'delayed'; queued: number };
-}
-
-const PRESENCE_CONFIRM_MS = 3_000;
-
-/** The presence ids an awareness update carries (it throws, as applying it would, on garbage). */
-function presenceIds(update: Uint8Array): number[] {
-  const decoder = decoding.createDecoder(update);
-  const ids: number[] = [];
-  for (let n = decoding.readVarUint(decoder); n > 0; n--) {
-    ids.push(decoding.readVarUint(decoder));
-    decoding.readVarUint(decoder); // clock
-    decoding.readVarString(decoder); // state
-  }
-  return ids;
 }
 
 /** Presence ids a room remembers before it forgets those long gone (see forgetOldPresence). */
@@ -124,10 +107,7 @@ export class Room {
   readonly #busListener: BusListener = {
     message: (kind, data) => this.#fromBus(kind, data),
     reload: () => this.#requestReload(),
-    presenceAsked: () => this.#showPresence(),
   };
-  /** Presence shown on other instances, waiting to be shown again (see #askPresence). */
-  #confirming: { ids: Set<number>; timer: NodeJS.Timeout } | null = null;
   /** After the first load, reloads (the bus lost track) are broadcast like any remote update. */
   #loadedOnce = false;
   #presenceScannedAt = -Infinity;
@@ -335,7 +315,6 @@ export class Room {
         Y.decodeUpdate(data);
         Y.applyUpdate(this.doc, data, FROM_BUS);
       } else {
-        if (this.#confirming) for (const id of presenceIds(data)) this.#confirming.ids.delete(id);
         // Ids shown on other instances are remembered here too: forgotten as a peer's are.
         this.forgetOldPresence();
         awarenessProtocol.applyAwarenessUpdate(this.awareness, data, FROM_BUS);
@@ -363,58 +342,12 @@ export class Room {
    * retried until the store answers (while the room has peers to tell).
    */
   #requestReload(): void {
-    this.#askPresence();
     this.#reloadWanted = true;
     // After the first load (a room that fails to load is dropped, and nothing is missed then).
     this.loaded.then(
       () => this.#kick(),
       () => {},
     );
-  }
-
-  /** The presence ids this instance's peers control. */
-  #localPresence(): Set<number> {
-    const local = new Set<number>();
-    for (const ids of this.peers.values()) for (const id of ids) local.add(id);
-    return local;
-  }
-
-  /**
-   * The bus lost track of the room, so presence went missing too: a removal, and someone gone
-   * would stay shown until y-protocols' 30 s timeout. Asks the other instances to publish again
-   * what their peers show. A state from another instance that none shows within
-   * `presenceConfirmMs` is then removed here and from this instance's peers.
-   */
-  #askPresence(): void {
-    const ask = this.deps.bus?.askPresence;
-    if (!ask || this.#destroyed) return;
-    const local = this.#localPresence();
-    const ids = new Set([...this.awareness.states.keys()].filter((id) => id !== this.awareness.clientID && !local.has(id)));
-    if (this.#confirming) clearTimeout(this.#confirming.timer);
-    this.#confirming = { ids, timer: setTimeout(() => this.#dropUnconfirmed(), this.deps.presenceConfirmMs ?? PRESENCE_CONFIRM_MS) };
-    ask.call(this.deps.bus, this.name);
-  }
-
-  #dropUnconfirmed(): void {
-    const confirming = this.#confirming;
-    this.#confirming = null;
-    if (!confirming || this.#destroyed) return;
-    const local = this.#localPresence();
-    const gone = [...confirming.ids].filter((id) => this.awareness.states.has(id) && !local.has(id));
-    if (gone.length === 0) return;
-    // A null at the clock each has: a removal here and at the peers, which leaves a client that
-    // is still there (shown late, elsewhere) counted again at its next renewal, a higher clock.
-    // Not published: the other instances lost nothing.
-    const removal = awarenessProtocol.encodeAwarenessUpdate(this.awareness, gone, new Map());
-    awarenessProtocol.applyAwarenessUpdate(this.awareness, removal, FROM_BUS);
-    this.deps.log.info('sync_presence_dropped', { room: this.name, count: gone.length });
-  }
-
-  /** Another instance lost track of the room: publishes the presence this one's peers show. */
-  #showPresence(): void {
-    if (this.#destroyed || this.#broken) return;
-    const ids = [...this.#localPresence()].filter((id) => this.awareness.states.has(id));
-    if (ids.length > 0) this.deps.bus?.publish(this.name, 'awareness', awarenessProtocol.encodeAwarenessUpdate(this.awareness, ids));
   }
 
   #kick(): void {
@@ -574,8 +507,6 @@ export class Room {
   destroy(release = true): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    if (this.#confirming) clearTimeout(this.#confirming.timer);
-    this.#confirming = null;
     // (Left as this room: a fresh one of the same name may follow it on the bus by now.)
     this.deps.bus?.leave(this.name, this.#busListener);
     if (release) this.deps.store.release?.(this.name);

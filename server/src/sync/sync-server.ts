@@ -25,8 +25,6 @@ export interface SyncServerOptions {
   observer?: SyncObserver;
   /** A store that has not answered after this long is announced to peers as delayed (default 2 s). */
   storeDelayNoticeMs?: number;
-  /** After the bus lost track of a room: how long the other instances have to show their peers' presence again (default 3 s). */
-  presenceConfirmMs?: number;
 }
 
 export class SyncServer {
@@ -61,7 +59,6 @@ export class SyncServer {
       log: this.options.log,
       observer: this.options.observer ?? {},
       storeDelayNoticeMs: this.options.storeDelayNoticeMs ?? 2_000,
-      presenceConfirmMs: this.options.presenceConfirmMs,
       onIdle: (r) => this.#unloadIfIdle(r),
       onBroken: (r) => this.#letGo(r),
     });

@@ -37,8 +37,6 @@ export interface BusListener {
   message(kind: BusMessageKind, data: Uint8Array): void;
   /** The bus lost track of the room (its position was trimmed away): reload from the store. */
   reload(): void;
-  /** Another instance lost track of the room: publish again the presence this one's peers show. */
-  presenceAsked?(): void;
 }
 
 /**
@@ -55,8 +53,6 @@ export interface SyncBus {
   leave(room: string, listener?: BusListener): void;
   /** Publishes after the update is stored; never throws (the bus retries on its own). */
   publish(room: string, kind: BusMessageKind, data: Uint8Array): void;
-  /** Asks the other instances following `room` to publish their peers' presence again (see Room). */
-  askPresence?(room: string): void;
   /** `settled`: every update received was stored, so all there is to publish has been. */
   close(settled?: boolean): Promise<void>;
 }

@@ -51,26 +51,6 @@ describe.runIf(url)('RedisBus', () => {
     expect(gotA).toEqual([]);
   });
 
-  it('carries a call for presence to the other instances in order with the rest, and passes over a kind it does not know', async () => {
-    const a = bus('a');
-    const b = bus('b');
-    const got: string[] = [];
-    await a.join('room-ask', { message: () => {}, reload: () => {}, presenceAsked: () => got.push('asked-at-a') });
-    await b.join('room-ask', { message: (_k, d) => got.push(Buffer.from(d).toString()), reload: () => got.push('reload'), presenceAsked: () => got.push('asked') });
-    a.publish('room-ask', 'update', Buffer.from('before'));
-    a.askPresence('room-ask');
-    // An entry of a kind a newer instance might add, during a rolling deploy.
-    const raw = new Redis(url!);
-    try {
-      await raw.xadd(`${prefix}room-ask`, '*', 'i', 'c', 'k', 'from_the_future', 'd', 'x');
-    } finally {
-      await raw.quit();
-    }
-    a.publish('room-ask', 'update', Buffer.from('after'));
-    await until(() => got.length === 3, 'three at b');
-    expect(got).toEqual(['before', 'asked', 'after']);
-  });
-
   it('lets a room’s stream expire a while after its last entry, and reloads a follower should one come back afresh', async () => {
     const short = (id: string) => {
       const b = new RedisBus({ url: url!, instanceId: id, maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, streamTtlMs: 400 });

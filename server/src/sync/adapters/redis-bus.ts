@@ -78,12 +78,9 @@ export interface RedisBusOptions {
 const DEFAULT_STREAM_TTL_MS = 24 * 3_600_000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 
-/**
- * What goes into a room's stream: an update, presence, a call to reload from the database, or
- * a call to show this instance again the presence the others' peers show (see Room).
- */
-type Entry = { kind: BusMessageKind; data: Uint8Array } | { kind: 'reload' } | { kind: 'ask_presence' };
-const sizeOf = (entry: Entry) => ('data' in entry ? entry.data.byteLength : 0);
+/** What goes into a room's stream: an update, presence, or a call to reload from the database. */
+type Entry = { kind: BusMessageKind; data: Uint8Array } | { kind: 'reload' };
+const sizeOf = (entry: Entry) => (entry.kind === 'reload' ? 0 : entry.data.byteLength);
 
 interface Outbox {
   entries: Entry[];
@@ -330,11 +327,6 @@ export class RedisBus implements SyncBus {
     }
   }
 
-  /** Asks the other instances following `room` to publish the presence their peers show. */
-  askPresence(room: string): void {
-    if (this.#running && !this.#closing) this.#enqueue(room, { kind: 'ask_presence' });
-  }
-
   #enqueue(room: string, entry: Entry): void {
     const outbox = this.#outbox.get(room);
     if (!outbox) {
@@ -374,7 +366,7 @@ export class RedisBus implements SyncBus {
     let delay = 50;
     while (queue.length > 0 && this.#running) {
       const entry = queue[0]!;
-      const payload = 'data' in entry ? ['d', Buffer.from(entry.data)] : [];
+      const payload = entry.kind === 'reload' ? [] : ['d', Buffer.from(entry.data)];
       try {
         const key = this.#key(room);
         const replies = await this.#pub
@@ -453,10 +445,7 @@ export class RedisBus implements SyncBus {
             follow.listener.message(kind, new Uint8Array(data));
           } else if (kind === 'reload') {
             follow.listener.reload(); // another instance dropped entries it could not publish
-          } else if (kind === 'ask_presence') {
-            follow.listener.presenceAsked?.(); // another instance lost track of the room
           }
-          // (Any other kind is from a newer instance, during a rolling deploy: passed over.)
         }
       }
       await Promise.all(touched.map((t) => this.#checkTrimmed(t.room, t.follow, t.seenBefore)));
