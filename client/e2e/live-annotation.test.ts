@@ -136,6 +136,32 @@ describe('a 503', () => {
   });
 });
 
+describe('signing out', () => {
+  it('says so and stays signed in when the server refuses (its database busy), and signs out once it answers', async () => {
+    const context = await browser.newContext({ serviceWorkers: 'block' });
+    const page = await context.newPage();
+    await page.goto(server.url);
+    await signIn(page, 'alice');
+    await page.route('**/api/auth/logout', (route) =>
+      route.fulfill({ status: 503, json: { error: { code: 'database_busy', message: 'the server is too busy to answer just now: try again in a moment' } } }),
+    );
+    const signOut = page.getByRole('button', { name: 'Sign out' });
+    await signOut.click();
+    const alert = page.getByRole('alert').filter({ hasText: /Not signed out: the server is too busy/ });
+    await alert.waitFor(WAIT);
+    expect(await signOut.isVisible()).toBe(true);
+    expect(await page.getByLabel('Password').count()).toBe(0);
+
+    await page.unroute('**/api/auth/logout');
+    await signOut.click();
+    await page.getByLabel('Password').waitFor(WAIT);
+    // Signed out at the server too: a reload shows the login form.
+    await page.reload();
+    await page.getByLabel('Password').waitFor(WAIT);
+    await context.close();
+  });
+});
+
 describe('exporting a dataset', () => {
   it('offers the owner every format and layer, and the download is the dataset', async () => {
     const context = await browser.newContext();

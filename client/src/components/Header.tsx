@@ -1,8 +1,16 @@
+import { createSignal, Show } from 'solid-js';
 import { A } from '@solidjs/router';
+import { errorMessage } from '../api/client.ts';
 import { useSession } from '../stores/session.tsx';
 
 export function Header() {
   const session = useSession();
+  /** Why signing out failed: the server answered, and the session is still on. */
+  const [failed, setFailed] = createSignal<string | null>(null);
+  const signOut = () => {
+    setFailed(null);
+    session.signOut().catch((e: unknown) => setFailed(`Not signed out: ${errorMessage(e)}`));
+  };
   return (
     <header class="app-header">
       <A href="/" class="brand" end>
@@ -10,9 +18,14 @@ export function Header() {
       </A>
       <div class="who">
         <span class="user-name">{session.me()?.username}</span>
-        <button type="button" class="link-button" onClick={() => void session.signOut()}>
+        <button type="button" class="link-button" onClick={signOut}>
           Sign out
         </button>
+        <Show when={failed()}>
+          <span role="alert" class="error">
+            {failed()}
+          </span>
+        </Show>
       </div>
     </header>
   );

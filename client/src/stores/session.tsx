@@ -6,7 +6,7 @@
  */
 import { createContext, createResource, onCleanup, useContext, type Accessor, type ParentProps } from 'solid-js';
 import type { Me } from '@spanwise/shared/api';
-import { api, UNAUTHORIZED_EVENT } from '../api/client.ts';
+import { api, ApiError, UNAUTHORIZED_EVENT } from '../api/client.ts';
 
 export interface Session {
   /** The signed-in user; null when signed out; undefined while the first check runs. */
@@ -40,9 +40,13 @@ export function SessionProvider(props: ParentProps) {
     async signOut() {
       try {
         await api.logout();
-      } finally {
-        mutate(null);
+      } catch (e) {
+        // The server answered with an error of its own (its database busy, say): the session is
+        // still on there, so the page must not show anyone signed out. Unreachable, or a session
+        // already over (401), the page signs out (the kept copies are forgotten either way).
+        if (e instanceof ApiError && e.status >= 500) throw e;
       }
+      mutate(null);
     },
     expire,
   };
