@@ -98,6 +98,18 @@ describe('database (pglite): executeEach, the prepared path', () => {
     expect(Array.from(first.data)).toEqual(Array.from(bytes(256)));
   });
 
+  it('sends text of any script whole, and bytes exactly, as the values of its own Bind messages', async () => {
+    const executeEach = db.current.executeEach!;
+    const room = 'v-ü€𝄞 “quoted” \\ back';
+    const data = Uint8Array.from({ length: 300 }, (_, i) => (i * 7) % 256);
+    await executeEach(insert, [[room, data, 'update'], ['v-2', new Uint8Array([0, 0, 0]), 'snapshot']]);
+    const rows = await db.current.db.selectFrom('sync_updates').select(['room', 'data', 'kind']).where('room', 'like', 'v-%').orderBy('id').execute();
+    expect(rows.map((r) => [r.room, Array.from(r.data), r.kind])).toEqual([
+      [room, Array.from(data), 'update'],
+      ['v-2', [0, 0, 0], 'snapshot'],
+    ]);
+  });
+
   it('sends a batch past one message in several, still one transaction', async () => {
     const executeEach = db.current.executeEach!;
     const big = (room: string, kind = 'update') => [room, bytes(1536 * 1024, room.length), kind];
