@@ -101,8 +101,9 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   const app = new Hono();
   app.onError(errorHandler(deps.log));
   app.use(requestLog(deps.log));
-  // A request's queries wait a bounded time for the embedded database (503 database_busy after).
-  app.use('/api/*', (_c, next) => withQueueLimits(next));
+  // A request's queries wait a bounded time for the embedded database (503 database_busy after);
+  // not a sign-out's (its session lookup included), which a busy database must not refuse.
+  app.use('/api/*', (c, next) => (c.req.path === '/api/auth/logout' ? next() : withQueueLimits(next)));
   const metrics = deps.metrics;
   if (metrics) {
     const token = deps.config.metricsToken;

@@ -356,7 +356,7 @@ describe('behind a proxy (TRUST_PROXY=1)', () => {
 });
 
 describe('an overloaded embedded database (pglite)', () => {
-  it('answers 503 database_busy once a request has waited its limit for the connection, and answers again once it is free', async () => {
+  it('answers 503 database_busy once a request has waited its limit for the connection, lets a sign-out wait, and answers again once it is free', async () => {
     const server = await startTestServer({ kind: 'pglite', databaseQueue: { waitMs: 300 } });
     try {
       const alice = await login(server.url, 'alice');
@@ -377,9 +377,15 @@ describe('an overloaded embedded database (pglite)', () => {
       expect(busy.body.error.code).toBe('database_busy');
       expect(busy.headers.get('retry-after')).toBe('1');
       expect(performance.now() - started).toBeGreaterThanOrEqual(250);
+      // A sign-out is not refused as busy: it waits for its turn, and the session ends.
+      const signingOut = api(server.url, alice, '/api/auth/logout', { method: 'POST', body: '{}' });
+      await new Promise((r) => setTimeout(r, 400));
       release();
       await holder;
-      expect((await api(server.url, alice, '/api/projects')).status).toBe(200);
+      expect((await signingOut).status).toBe(204);
+      expect((await api(server.url, alice, '/api/me')).status).toBe(401);
+      const dana = await login(server.url, 'dana');
+      expect((await api(server.url, dana, '/api/projects')).status).toBe(200);
     } finally {
       await server.close();
     }

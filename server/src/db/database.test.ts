@@ -198,6 +198,23 @@ describe('database (pglite): a request’s query waits its turn for a limited ti
     }
   });
 
+  it('clears out those that gave up while one holder keeps the connection, and still serves the next in line', async () => {
+    const database = await openDatabase({ dataDir: 'memory://', databaseUrl: null, queue: { waitMs: 50, maxWaiting: 100_000 } });
+    try {
+      const holder = hold(database);
+      await holder.held;
+      const gaveUp = await Promise.all(Array.from({ length: 3_000 }, (_, i) => insert(database, `g-${i}`).then(() => 'ran', () => 'refused')));
+      expect(new Set(gaveUp)).toEqual(new Set(['refused']));
+      const next = insert(database, 'next');
+      holder.release();
+      await holder.done;
+      await next;
+      expect(await roomsOf(database)).toEqual(['holder', 'next']);
+    } finally {
+      await database.close();
+    }
+  });
+
   it('refuses a query at once when the line is full, and runs those in it in order', async () => {
     const database = await open();
     try {

@@ -70,6 +70,8 @@ class Mutex {
   #head = 0;
   /** Those in line that have not given up. */
   #waiting = 0;
+  /** Those in line that have: passed over when reached, or cleared out once they are most of it. */
+  #gaveUp = 0;
 
   get waiting(): number {
     return this.#waiting;
@@ -88,10 +90,17 @@ class Mutex {
       const waiter: Waiter = { grant: resolve, timer: null, gaveUp: false };
       if (limits && Number.isFinite(limits.waitMs)) {
         waiter.timer = setTimeout(() => {
-          // Left in line, to be passed over when its turn comes (holding nothing meanwhile).
+          // Left in line, to be passed over when its turn comes (holding nothing meanwhile); while
+          // one holder keeps the connection long, those that gave up are cleared out as they pile up.
           waiter.gaveUp = true;
           waiter.grant = () => {};
+          waiter.timer = null;
           this.#waiting--;
+          if (++this.#gaveUp > 1024 && this.#gaveUp * 2 > this.#line.length - this.#head) {
+            this.#line = this.#line.slice(this.#head).filter((w) => w !== undefined && !w.gaveUp);
+            this.#head = 0;
+            this.#gaveUp = 0;
+          }
           reject(new DatabaseBusyError(`the database is busy: waited ${limits.waitMs} ms for a turn`));
         }, limits.waitMs);
       }
@@ -120,7 +129,10 @@ class Mutex {
         this.#line = this.#line.slice(this.#head);
         this.#head = 0;
       }
-      if (next.gaveUp) continue;
+      if (next.gaveUp) {
+        this.#gaveUp--;
+        continue;
+      }
       if (next.timer) clearTimeout(next.timer);
       this.#waiting--;
       next.grant(this.#releaser());

@@ -3,6 +3,7 @@
  * shared/src/access.ts (decideRoomAccess) with the facts it needs fetched in bulk.
  */
 import { decideRoomAccess, parseRoom, type AccessFacts, type Role, type RoomAccess } from '@spanwise/shared';
+import { withoutQueueLimits } from '../../db/pglite-dialect.ts';
 import { forbidden, notFound } from '../../http/errors.ts';
 import type { DocumentsRepository } from '../documents/documents.repository.ts';
 import type { ProjectsRepository } from '../projects/projects.repository.ts';
@@ -36,8 +37,14 @@ export function accessService(projects: ProjectsRepository, documents: Documents
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    /**
+     * Tells the listeners. What they start (closing the user's sockets, a room's compaction)
+     * outlives the request that made the change, so it is not held to the request's queue limits.
+     */
     changed(userId: number): void {
-      for (const l of listeners) l(userId);
+      withoutQueueLimits(() => {
+        for (const l of listeners) l(userId);
+      });
     },
 
     /**

@@ -3,7 +3,6 @@ import { z } from 'zod';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { loginBody } from '@spanwise/shared';
-import { withoutQueueLimits } from '../../db/pglite-dialect.ts';
 import { AppError, jsonBody, unauthenticated } from '../../http/errors.ts';
 import type { AppEnv } from '../../http/session.ts';
 import { SESSION_COOKIE, type AuthService } from './auth.service.ts';
@@ -41,9 +40,9 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean;
       try {
         signedIn = await auth.login(body.username, body.password);
       } catch (err) {
-        // Not a wrong password (the database busy, say): the attempt is taken back, waiting its
-        // turn however long, so that it cannot count toward a lock-out.
-        if (!(err instanceof AppError && err.status === 401)) await withoutQueueLimits(() => throttle.withdrawn(key)).catch(() => {});
+        // Not a wrong password (the database busy, say): the attempt is taken back, so that it
+        // cannot count toward a lock-out.
+        if (!(err instanceof AppError && err.status === 401)) await throttle.withdrawn(key).catch(() => {});
         throw err;
       }
       await throttle.succeeded(key).catch(() => {}); // (signed in all the same: the count ends with its window)
@@ -61,8 +60,8 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean;
       // A JSON body ({}), as every write: a form posted from another page cannot sign anyone out.
       await jsonBody(c, z.object({}));
       const token = getCookie(c, SESSION_COOKIE);
-      // (However long it waits its turn: a sign-out refused as busy would leave the session on.)
-      if (token) await withoutQueueLimits(() => auth.logout(token));
+      // (Not held to the queue limits: see app.ts. Refused as busy, it would leave the session on.)
+      if (token) await auth.logout(token);
       deleteCookie(c, SESSION_COOKIE, { path: '/' });
       return c.body(null, 204);
     })

@@ -16,6 +16,7 @@
  *   if (wait > 0) refuse(wait);
  */
 import { sql, type Kysely } from 'kysely';
+import { withoutQueueLimits } from '../../db/pglite-dialect.ts';
 import type { Database } from '../../db/types.ts';
 
 /** How often (at most) one instance deletes pairs whose window has passed. */
@@ -52,7 +53,8 @@ export class SignInThrottle {
     // Off the request's path: a sweep that fails is tried again at the next one.
     if (now - this.#sweptAt >= SWEEP_EVERY_MS) {
       this.#sweptAt = now;
-      this.swept = this.#sweep(now).catch(() => {});
+      // (However long it waits its turn: a request started it, and nobody waits on it.)
+      this.swept = withoutQueueLimits(() => this.#sweep(now)).catch(() => {});
     }
     // Counted, or refused; a pair gone between the two statements (a sweep, a sign-in) is
     // counted afresh by the next round.
@@ -82,16 +84,23 @@ export class SignInThrottle {
     return Math.max(1, until - now);
   }
 
+  /**
+   * The pair signed in: its count ends. Waits its turn for the database however long (never
+   * refused as busy): a count left standing would lock out someone who got the password right.
+   */
   async succeeded(key: string): Promise<void> {
-    await this.db.deleteFrom('sign_in_attempts').where('key', '=', key).execute();
+    await withoutQueueLimits(() => this.db.deleteFrom('sign_in_attempts').where('key', '=', key).execute());
   }
 
+  /** An attempt that was no guess (the database failed it, say) is taken back; as `succeeded`, never refused as busy. */
   async withdrawn(key: string): Promise<void> {
-    await this.db
-      .updateTable('sign_in_attempts')
-      .set({ count: sql<number>`greatest(count - 1, 0)` })
-      .where('key', '=', key)
-      .execute();
+    await withoutQueueLimits(() =>
+      this.db
+        .updateTable('sign_in_attempts')
+        .set({ count: sql<number>`greatest(count - 1, 0)` })
+        .where('key', '=', key)
+        .execute(),
+    );
   }
 
   /** Now and then: pairs whose window has passed go, and the oldest past `maxKeys`. */

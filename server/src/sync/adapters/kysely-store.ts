@@ -12,7 +12,7 @@ import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import type { Database } from '../../db/types.ts';
 import type { OpenDatabase, PreparedStatement } from '../../db/database.ts';
-import { isDiskFull } from '../../db/pglite-dialect.ts';
+import { isDiskFull, withoutQueueLimits } from '../../db/pglite-dialect.ts';
 import type { StoredUpdate, SyncLogger, SyncObserver, SyncStore } from '../types.ts';
 import { logMerger, type LogMerger } from './log-merger.ts';
 import { waitAtMost } from '../wait-at-most.ts';
@@ -372,8 +372,10 @@ export class KyselyStore implements SyncStore {
         this.#compacting.delete(room);
       }
     };
-    // (Nothing one run throws may stop the ones after it.)
-    this.#compactions = this.#compactions.then(run).catch(() => {});
+    // (Nothing one run throws may stop the ones after it. However long it waits for the
+    // database: it may be asked for from a request's work, as a member's removal closes the
+    // last socket of a room, and refused as busy it would not be tried again for a while.)
+    this.#compactions = this.#compactions.then(() => withoutQueueLimits(run)).catch(() => {});
   }
 
   /**
