@@ -126,12 +126,18 @@ describe('a 503', () => {
     await alert.waitFor(WAIT);
     expect(await projects.count()).toBe(0);
 
-    await page.unroute('**/api/projects');
-    await page.route('**/api/projects', (route) => route.fulfill({ status: 503, contentType: 'text/html', body: '<h1>503 Service Unavailable</h1>' }));
-    await page.reload();
-    await projects.first().waitFor(WAIT);
-    expect(await projects.count()).toBe(listed);
-    expect(await alert.count()).toBe(0);
+    // A proxy's answers, HTML or a gateway's JSON of its own: the server is away.
+    for (const away of [
+      { contentType: 'text/html', body: '<h1>503 Service Unavailable</h1>' },
+      { contentType: 'application/json', body: '{"message":"no healthy upstream"}' },
+    ]) {
+      await page.unroute('**/api/projects');
+      await page.route('**/api/projects', (route) => route.fulfill({ status: 503, ...away }));
+      await page.reload();
+      await projects.first().waitFor(WAIT);
+      expect(await projects.count()).toBe(listed);
+      expect(await alert.count()).toBe(0);
+    }
     await context.close();
   });
 });

@@ -23,6 +23,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly field?: string,
+    /** The server itself answered (its own error body), not a proxy in front of it, nor no one. */
+    readonly fromServer = false,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -35,13 +37,18 @@ export class ApiError extends Error {
  */
 export const UNAUTHORIZED_EVENT = 'spanwise:unauthorized';
 
-/**
- * What a proxy in front answers while the app servers behind it are away; not the server's own
- * 503s (a JSON error: its database busy or its disk full), which say the server is there, so
- * that a kept copy is not passed off as its answer.
- */
+/** What a proxy in front answers while the app servers behind it are away. */
 const AWAY = new Set([502, 503, 504]);
-const away = (res: Response) => AWAY.has(res.status) && !/^application\/json\b/i.test(res.headers.get('content-type') ?? '');
+
+/** Whether an error body is the server's own (`{ error: { code } }`), not a proxy's or gateway's. */
+const fromServer = (body: unknown) => typeof (body as Partial<ApiErrorBody> | null)?.error?.code === 'string';
+
+/**
+ * Whether the server is away: a proxy's 502/503/504, not the server's own 503 (its database busy
+ * or unreachable, its disk full), which says it is there, so that a kept copy is not passed off
+ * as its answer.
+ */
+const away = async (res: Response) => AWAY.has(res.status) && !fromServer(await res.clone().json().catch(() => null));
 
 const UNREACHABLE = 'The server cannot be reached. Check your connection and try again.';
 
@@ -66,7 +73,7 @@ async function request<T>(method: string, path: string, body?: unknown, signedIn
     if (copy !== undefined) return copy as T;
     throw new ApiError(0, 'network', UNREACHABLE);
   }
-  if (reading && away(res)) {
+  if (reading && (await away(res))) {
     const copy = await copyOf(path);
     if (copy !== undefined) return copy as T;
   }
@@ -78,7 +85,7 @@ async function request<T>(method: string, path: string, body?: unknown, signedIn
     if (reading && (res.status === 403 || res.status === 404)) void drop(path);
     if (res.status === 401 && signedIn) window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
     const err = (data as Partial<ApiErrorBody> | null)?.error;
-    throw new ApiError(res.status, err?.code ?? `http_${res.status}`, err?.message ?? res.statusText, err?.field);
+    throw new ApiError(res.status, err?.code ?? `http_${res.status}`, err?.message ?? res.statusText, err?.field, fromServer(data));
   }
   if (copy) void keep(path, copy, startedIn);
   return data as T;

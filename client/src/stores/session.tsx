@@ -41,10 +41,11 @@ export function SessionProvider(props: ParentProps) {
       try {
         await api.logout();
       } catch (e) {
-        // The server answered with an error of its own (its database busy, say): the session is
-        // still on there, so the page must not show anyone signed out. Unreachable, or a session
-        // already over (401), the page signs out (the kept copies are forgotten either way).
-        if (e instanceof ApiError && e.status >= 500) throw e;
+        // The server itself answered with an error (its database unreachable, say): the session
+        // is still on there, so the page must not show anyone signed out. Unreachable (no answer,
+        // or a proxy's), or a session already over (401), the page signs out (its kept copies
+        // are forgotten either way).
+        if (e instanceof ApiError && e.fromServer && e.status >= 500) throw e;
       }
       mutate(null);
     },
