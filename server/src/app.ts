@@ -102,8 +102,10 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.onError(errorHandler(deps.log));
   app.use(requestLog(deps.log));
   // A request's queries wait a bounded time for the embedded database (503 database_busy after);
-  // not a sign-out's (its session lookup included), which a busy database must not refuse.
-  app.use('/api/*', (c, next) => (c.req.path === '/api/auth/logout' ? next() : withQueueLimits(next)));
+  // a sign-out's (its session lookup included) as long as it takes, which a busy database must
+  // not refuse, but only while the line is not full (a flood of them would grow it without end).
+  const signOut = { waitMs: Number.POSITIVE_INFINITY };
+  app.use('/api/*', (c, next) => withQueueLimits(next, c.req.method === 'POST' && c.req.path === '/api/auth/logout' ? signOut : {}));
   const metrics = deps.metrics;
   if (metrics) {
     const token = deps.config.metricsToken;

@@ -198,6 +198,24 @@ describe('database (pglite): a request’s query waits its turn for a limited ti
     }
   });
 
+  it('lets a scope wait without a time limit, still refused once the line is full', async () => {
+    const database = await open();
+    try {
+      const holder = hold(database);
+      await holder.held;
+      const patient = (room: string) => withQueueLimits(() => insertAnyway(database, room), { waitMs: Number.POSITIVE_INFINITY });
+      const inLine = ['p-1', 'p-2', 'p-3'].map(patient);
+      await expect(patient('p-4')).rejects.toThrow(/busy: 3 queries are waiting/);
+      await new Promise((r) => setTimeout(r, 300)); // twice the time limit
+      holder.release();
+      await holder.done;
+      await Promise.all(inLine);
+      expect(await roomsOf(database)).toEqual(['holder', 'p-1', 'p-2', 'p-3']);
+    } finally {
+      await database.close();
+    }
+  });
+
   it('clears out those that gave up while one holder keeps the connection, and still serves the next in line', async () => {
     const database = await openDatabase({ dataDir: 'memory://', databaseUrl: null, queue: { waitMs: 50, maxWaiting: 100_000 } });
     try {

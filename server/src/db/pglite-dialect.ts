@@ -41,14 +41,15 @@ export interface QueueLimits {
 /** As pg's pool here: a request waits at most 10 s for a connection (connectionTimeoutMillis). */
 export const defaultQueueLimits: QueueLimits = { waitMs: 10_000, maxWaiting: 10_000 };
 
-const limitedScope = new AsyncLocalStorage<true>();
+const limitedScope = new AsyncLocalStorage<Partial<QueueLimits>>();
 
 /**
- * Runs `fn` so that the queries it makes through Kysely on PGlite are held to the queue limits
- * (the API runs each request so). Elsewhere a query waits its turn however long it takes: the
- * upkeep, compaction and room loads, which must not fail because requests crowd the line.
+ * Runs `fn` so that the queries it makes through Kysely on PGlite are held to the queue limits,
+ * or to `overrides` of them (the API runs each request so). Elsewhere a query waits its turn
+ * however long it takes: the upkeep, compaction and room loads, which must not fail because
+ * requests crowd the line.
  */
-export const withQueueLimits = <T>(fn: () => T): T => limitedScope.run(true, fn);
+export const withQueueLimits = <T>(fn: () => T, overrides: Partial<QueueLimits> = {}): T => limitedScope.run(overrides, fn);
 
 /** Runs `fn` free of the queue limits again: work a request must not leave half done. */
 export const withoutQueueLimits = <T>(fn: () => T): T => limitedScope.exit(fn);
@@ -298,7 +299,8 @@ class PGliteDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    this.#release = await this.#mutex.lock(limitedScope.getStore() ? this.limits : undefined);
+    const scope = limitedScope.getStore();
+    this.#release = await this.#mutex.lock(scope ? { ...this.limits, ...scope } : undefined);
     return this.#connection;
   }
 

@@ -60,7 +60,8 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean;
       // A JSON body ({}), as every write: a form posted from another page cannot sign anyone out.
       await jsonBody(c, z.object({}));
       const token = getCookie(c, SESSION_COOKIE);
-      // (Not held to the queue limits: see app.ts. Refused as busy, it would leave the session on.)
+      // (It waits its turn however long while the line is not full: see app.ts. Refused as busy,
+      // it would leave the session on.)
       if (token) await auth.logout(token);
       deleteCookie(c, SESSION_COOKIE, { path: '/' });
       return c.body(null, 204);
