@@ -48,7 +48,12 @@ const fromServer = (body: unknown) => typeof (body as Partial<ApiErrorBody> | nu
  * or unreachable, its disk full), which says it is there, so that a kept copy is not passed off
  * as its answer.
  */
-const away = async (res: Response) => AWAY.has(res.status) && !fromServer(await res.clone().json().catch(() => null));
+const away = async (res: Response) => {
+  if (!AWAY.has(res.status)) return false;
+  // (A proxy that sends its headers and then stalls is away: its body is waited for 2 s at most.)
+  const body = await Promise.race([res.clone().json().catch(() => null), new Promise<null>((resolve) => setTimeout(() => resolve(null), 2_000))]);
+  return !fromServer(body);
+};
 
 const UNREACHABLE = 'The server cannot be reached. Check your connection and try again.';
 
