@@ -49,16 +49,16 @@ export function streamWriter(out: NodeJS.WritableStream & { writableLength: numb
 
 /**
  * For events that can come many times a second (a warning at every transaction, an error at
- * every failed accept): lets one line per key through every `everyMs`, telling it how many of
- * that key were left out since the last. At most `maxKeys` keys are remembered (then all are
- * forgotten at once).
+ * every failed accept): lets one line per key through every `everyMs`, with the fields to add to
+ * it: `leftOut`, how many of that key were left out since the last, when any were. At most
+ * `maxKeys` keys are remembered (then all are forgotten at once).
  *
  * @example
  *   const throttle = logThrottle(1_000);
  *   const pass = throttle('accept');
- *   if (pass) log.error('http_server_error', { ...(pass.leftOut ? { leftOut: pass.leftOut } : {}) });
+ *   if (pass) log.error('http_server_error', { error: String(err), ...pass });
  */
-export function logThrottle(everyMs: number, maxKeys = 100): (key: string) => { leftOut: number } | null {
+export function logThrottle(everyMs: number, maxKeys = 100): (key: string) => { leftOut?: number } | null {
   const keys = new Map<string, { at: number; leftOut: number }>();
   return (key) => {
     const now = performance.now();
@@ -69,7 +69,7 @@ export function logThrottle(everyMs: number, maxKeys = 100): (key: string) => { 
     }
     if (!seen && keys.size >= maxKeys) keys.clear();
     keys.set(key, { at: now, leftOut: 0 });
-    return { leftOut: seen?.leftOut ?? 0 };
+    return seen?.leftOut ? { leftOut: seen.leftOut } : {};
   };
 }
 

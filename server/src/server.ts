@@ -117,7 +117,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const serverErrors = logThrottle(1_000);
   server.on('error', (err) => {
     const pass = serverErrors('error');
-    if (pass) log.error('http_server_error', { error: String(err), ...(pass.leftOut ? { leftOut: pass.leftOut } : {}) });
+    if (pass) log.error('http_server_error', { error: String(err), ...pass });
   });
   const ws = attachSync(
     server,

@@ -74,10 +74,6 @@ class Mutex {
   /** Those in line that have: passed over when reached, or cleared out once they are most of it. */
   #gaveUp = 0;
 
-  get waiting(): number {
-    return this.#waiting;
-  }
-
   /** Resolves with a release function once every earlier holder has released. */
   lock(limits?: QueueLimits): Promise<() => void> {
     if (!this.#held) {
@@ -223,7 +219,7 @@ class NoticeLog {
       message: notice.message,
       ...(notice.detail ? { detail: notice.detail } : {}),
       ...(notice.hint ? { hint: notice.hint } : {}),
-      ...(pass.leftOut ? { leftOut: pass.leftOut } : {}),
+      ...pass,
     };
     // Postgres' NOTICEs are chatter (a table that already exists, skipped); its WARNINGs are not.
     if (severity === 'WARNING') this.log.warn('db_notice', fields);
@@ -371,10 +367,6 @@ export class PGliteDialect implements Dialect {
     this.#limits = { ...defaultQueueLimits, ...options.queue };
   }
 
-  /** Queries waiting for the connection now. */
-  get waiting(): number {
-    return this.#mutex.waiting;
-  }
 
   /**
    * Postgres' warnings (a wraparound coming, say) and notices go to `log` from now on (at warn

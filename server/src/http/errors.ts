@@ -98,7 +98,7 @@ const UNREACHABLE_MESSAGES = /^(Connection terminated|Client has encountered a c
 /** pg's pool: every connection taken, and none freed within its 10 s. */
 const POOL_EXHAUSTED = /^timeout exceeded when trying to connect/;
 
-export function databaseUnreachable(err: unknown): boolean {
+function databaseUnreachable(err: unknown): boolean {
   const { code, message, syscall } = (err ?? {}) as { code?: unknown; message?: unknown; syscall?: unknown };
   if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code))) return true;
   if (typeof code === 'string' && SOCKET_CODES.has(code) && typeof syscall === 'string') return true;
@@ -106,7 +106,7 @@ export function databaseUnreachable(err: unknown): boolean {
 }
 
 /** The database has more to do than it can take on in time (PGlite's line, or pg's pool). */
-export function databaseBusy(err: unknown): boolean {
+function databaseBusy(err: unknown): boolean {
   if (err instanceof DatabaseBusyError) return true;
   const { message } = (err ?? {}) as { message?: unknown };
   return typeof message === 'string' && POOL_EXHAUSTED.test(message);
@@ -117,7 +117,7 @@ export function errorHandler(log: Logger) {
   const refusals = logThrottle(10_000);
   const refused = (event: string, c: Context, fields: Record<string, unknown> = {}) => {
     const pass = refusals(event);
-    if (pass) log.warn(event, { path: c.req.path, method: c.req.method, ...fields, ...(pass.leftOut ? { leftOut: pass.leftOut } : {}) });
+    if (pass) log.warn(event, { path: c.req.path, method: c.req.method, ...fields, ...pass });
   };
   return (err: Error, c: Context) => {
     if (err instanceof AppError) {

@@ -69,9 +69,7 @@ export class SyncServer {
     // once every 10 s (with how many were left out): during an outage every client retries.
     room.loaded.catch((err: unknown) => {
       const pass = this.#loadFailures(String((err as { code?: unknown } | null)?.code ?? errorKind(err)));
-      if (pass) {
-        this.options.log.error('sync_room_load_failed', { room: name, sockets: room.peers.size, error: String(err), ...(pass.leftOut ? { leftOut: pass.leftOut } : {}) });
-      }
+      if (pass) this.options.log.error('sync_room_load_failed', { room: name, sockets: room.peers.size, error: String(err), ...pass });
       this.#forget(room);
     });
     return room;
