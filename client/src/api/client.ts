@@ -43,17 +43,11 @@ const AWAY = new Set([502, 503, 504]);
 /** Whether an error body is the server's own (`{ error: { code } }`), not a proxy's or gateway's. */
 const fromServer = (body: unknown) => typeof (body as Partial<ApiErrorBody> | null)?.error?.code === 'string';
 
-/**
- * Whether the server is away: a proxy's 502/503/504, not the server's own 503 (its database busy
- * or unreachable, its disk full), which says it is there, so that a kept copy is not passed off
- * as its answer.
- */
-const away = async (res: Response) => {
-  if (!AWAY.has(res.status)) return false;
-  // (A proxy that sends its headers and then stalls is away: its body is waited for 2 s at most.)
-  const body = await Promise.race([res.clone().json().catch(() => null), new Promise<null>((resolve) => setTimeout(() => resolve(null), 2_000))]);
-  return !fromServer(body);
-};
+/** An answer's JSON body, or null; a proxy's 502/503/504 that stalls after its headers is waited for 2 s at most. */
+function bodyOf(res: Response): Promise<unknown> {
+  const body = res.json().catch(() => null);
+  return AWAY.has(res.status) ? Promise.race([body, new Promise<null>((resolve) => setTimeout(() => resolve(null), 2_000))]) : body;
+}
 
 const UNREACHABLE = 'The server cannot be reached. Check your connection and try again.';
 
@@ -78,13 +72,15 @@ async function request<T>(method: string, path: string, body?: unknown, signedIn
     if (copy !== undefined) return copy as T;
     throw new ApiError(0, 'network', UNREACHABLE);
   }
-  if (reading && (await away(res))) {
-    const copy = await copyOf(path);
-    if (copy !== undefined) return copy as T;
-  }
   if (res.status === 204) return undefined as T;
   const copy = reading && res.ok && keepsCopy(path) ? res.clone() : null;
-  const data: unknown = await res.json().catch(() => null);
+  const data = await bodyOf(res);
+  // The server is away when a proxy says so; not on the server's own 503 (its database busy or
+  // unreachable, its disk full), which says it is there: a kept copy is not passed off as its answer.
+  if (reading && AWAY.has(res.status) && !fromServer(data)) {
+    const kept = await copyOf(path);
+    if (kept !== undefined) return kept as T;
+  }
   if (!res.ok) {
     if (res.status === 401) void forget();
     if (reading && (res.status === 403 || res.status === 404)) void drop(path);
