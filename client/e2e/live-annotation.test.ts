@@ -103,24 +103,30 @@ describe('a page that fails to render', () => {
   });
 });
 
+/** The server's own answer while its database is busy, as `page.route` fulfils it. */
+const BUSY = {
+  status: 503,
+  headers: { 'retry-after': '1' },
+  json: { error: { code: 'database_busy', message: 'the server is too busy to answer just now: try again in a moment' } },
+};
+
+/** Alice signed in, in a context without the service worker (Playwright routes past a worker). */
+async function aliceWithoutWorker(): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ serviceWorkers: 'block' });
+  const page = await context.newPage();
+  await page.goto(server.url);
+  await signIn(page, 'alice');
+  return { context, page };
+}
+
 describe('a 503', () => {
   it('from the server itself (its database busy) shows its message; from a proxy, the copy kept of the last answer', async () => {
-    // (No service worker: this is the API client's choice, and Playwright routes past a worker.)
-    const context = await browser.newContext({ serviceWorkers: 'block' });
-    const page = await context.newPage();
-    await page.goto(server.url);
-    await signIn(page, 'alice');
+    const { context, page } = await aliceWithoutWorker();
     const projects = page.locator('main ul a');
     await projects.first().waitFor(WAIT);
     const listed = await projects.count();
 
-    await page.route('**/api/projects', (route) =>
-      route.fulfill({
-        status: 503,
-        headers: { 'retry-after': '1' },
-        json: { error: { code: 'database_busy', message: 'the server is too busy to answer just now: try again in a moment' } },
-      }),
-    );
+    await page.route('**/api/projects', (route) => route.fulfill(BUSY));
     await page.reload();
     const alert = page.getByRole('alert').filter({ hasText: /too busy to answer/ });
     await alert.waitFor(WAIT);
@@ -144,13 +150,8 @@ describe('a 503', () => {
 
 describe('signing out', () => {
   it('says so and stays signed in when the server refuses (its database busy), and signs out once it answers', async () => {
-    const context = await browser.newContext({ serviceWorkers: 'block' });
-    const page = await context.newPage();
-    await page.goto(server.url);
-    await signIn(page, 'alice');
-    await page.route('**/api/auth/logout', (route) =>
-      route.fulfill({ status: 503, json: { error: { code: 'database_busy', message: 'the server is too busy to answer just now: try again in a moment' } } }),
-    );
+    const { context, page } = await aliceWithoutWorker();
+    await page.route('**/api/auth/logout', (route) => route.fulfill(BUSY));
     const signOut = page.getByRole('button', { name: 'Sign out' });
     await signOut.click();
     const alert = page.getByRole('alert').filter({ hasText: /Not signed out: the server is too busy/ });

@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { goldRoom, layerRoom, type DocumentDetail, type DocumentSummary, type ProjectDetail, type ProjectSummary } from '@spanwise/shared';
 import { hashPassword } from '../src/features/auth/password.ts';
 import { usersRepository } from '../src/features/auth/users.repository.ts';
-import { api, databaseKinds, login, startTestServer, type TestServer } from './harness.ts';
+import { api, databaseKinds, holdConnection, login, startTestServer, type TestServer } from './harness.ts';
 
 type ErrorBody = { error: { code: string; message: string; field?: string } };
 
@@ -362,15 +362,8 @@ describe('an overloaded embedded database (pglite)', () => {
       const alice = await login(server.url, 'alice');
       expect((await api(server.url, alice, '/api/projects')).status).toBe(200);
       // Something holds PGlite's one connection (a long upkeep run, say).
-      let release!: () => void;
-      const released = new Promise<void>((r) => (release = r));
-      let holding!: () => void;
-      const held = new Promise<void>((r) => (holding = r));
-      const holder = server.database.db.transaction().execute(async () => {
-        holding();
-        await released;
-      });
-      await held;
+      const holder = holdConnection(server.database.db);
+      await holder.held;
       const started = performance.now();
       const busy = await api<ErrorBody>(server.url, alice, '/api/projects');
       expect(busy.status).toBe(503);
@@ -380,8 +373,8 @@ describe('an overloaded embedded database (pglite)', () => {
       // A sign-out is not refused as busy: it waits for its turn, and the session ends.
       const signingOut = api(server.url, alice, '/api/auth/logout', { method: 'POST', body: '{}' });
       await new Promise((r) => setTimeout(r, 400));
-      release();
-      await holder;
+      holder.release();
+      await holder.done;
       expect((await signingOut).status).toBe(204);
       expect((await api(server.url, alice, '/api/me')).status).toBe(401);
       const dana = await login(server.url, 'dana');

@@ -186,6 +186,23 @@ export function connectLayer(baseUrl: string, room: string, cookie: string | nul
 
 /** A room as the database holds it: every stored row of `room` applied to a fresh Y.Doc. */
 /** How many rows a room's update log holds (every room's, with no room). */
+/**
+ * Holds the database's connection (PGlite has but one) in a transaction until `release` is
+ * called: `held` resolves once it has it, `done` once the transaction has ended.
+ */
+export function holdConnection(db: Kysely<Database>): { held: Promise<void>; release: () => void; done: Promise<void> } {
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let holding!: () => void;
+  const held = new Promise<void>((r) => (holding = r));
+  const done = db.transaction().execute(async (t) => {
+    await t.insertInto('sync_updates').values({ room: 'holder', data: new Uint8Array([0]) }).execute();
+    holding();
+    await released;
+  });
+  return { held, release, done };
+}
+
 export async function storedRows(db: Kysely<Database>, room?: string): Promise<number> {
   let query = db.selectFrom('sync_updates').select((eb) => eb.fn.countAll<string>().as('n'));
   if (room !== undefined) query = query.where('room', '=', room);

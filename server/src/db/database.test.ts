@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { sql } from 'kysely';
-import { databaseKinds, useTestDatabase } from '../../test/harness.ts';
+import { databaseKinds, holdConnection, useTestDatabase } from '../../test/harness.ts';
 import { ensureCluster, migrate, openDatabase, type OpenDatabase } from './database.ts';
-import { DatabaseBusyError, StorageFullError, withoutQueueLimits, withQueueLimits } from './pglite-dialect.ts';
+import { DatabaseBusyError, StorageFullError, withoutQueueLimits, withQueueLimits, type QueueLimits } from './pglite-dialect.ts';
 import { KyselyStore } from '../sync/adapters/kysely-store.ts';
 import { createLogger } from '../log.ts';
 import { migrations } from './migrations/index.ts';
@@ -143,43 +143,37 @@ describe('database (pglite): executeEach, the prepared path', () => {
 });
 
 describe('database (pglite): a request’s query waits its turn for a limited time', () => {
-  const open = () => openDatabase({ dataDir: 'memory://', databaseUrl: null, queue: { waitMs: 150, maxWaiting: 3 } });
   const roomsOf = async (database: OpenDatabase) => (await database.db.selectFrom('sync_updates').select('room').orderBy('id').execute()).map((r) => r.room);
   const insertAnyway = (database: OpenDatabase, room: string) => database.db.insertInto('sync_updates').values({ room, data: new Uint8Array([1]) }).execute();
   /** As an API request makes it. */
   const insert = (database: OpenDatabase, room: string) => withQueueLimits(() => insertAnyway(database, room));
-  /** A transaction that holds the one connection until `release` is called. */
-  const hold = (database: OpenDatabase) => {
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    let holding!: () => void;
-    const held = new Promise<void>((r) => (holding = r));
-    const done = database.db.transaction().execute(async (t) => {
-      await t.insertInto('sync_updates').values({ room: 'holder', data: new Uint8Array([0]) }).execute();
-      holding();
-      await released;
-    });
-    return { held, release, done };
-  };
-
-  it('refuses a query that waited its limit, never runs it later, and serves the next one in line', async () => {
-    const database = await open();
+  /** Its error, or null once it ran. */
+  const outcome = (query: Promise<unknown>) =>
+    query.then(
+      () => null,
+      (err: unknown) => err,
+    );
+  /** Runs `body` on an in-memory database with these limits, its connection held from the start. */
+  const whileHeld = async (queue: QueueLimits, body: (database: OpenDatabase, holder: ReturnType<typeof holdConnection>) => Promise<void>) => {
+    const database = await openDatabase({ dataDir: 'memory://', databaseUrl: null, queue });
     try {
-      const holder = hold(database);
+      const holder = holdConnection(database.db);
       await holder.held;
-      const early = insert(database, 'gave-up');
-      const caught = early.then(
-        () => null,
-        (err: unknown) => err,
-      );
+      await body(database, holder);
+    } finally {
+      await database.close();
+    }
+  };
+  const limits = { waitMs: 150, maxWaiting: 3 };
+
+  it('refuses a query that waited its limit, never runs it later, and serves the next one in line', () =>
+    whileHeld(limits, async (database, holder) => {
+      const caught = outcome(insert(database, 'gave-up'));
       await new Promise((r) => setTimeout(r, 80));
       // Outside a request (the upkeep, compaction, room loads) a query waits however long.
       const upkeep = insertAnyway(database, 'upkeep');
       const cutShort = withQueueLimits(() => withoutQueueLimits(() => insertAnyway(database, 'export')));
-      const later = insert(database, 'served').then(
-        () => null,
-        (e: unknown) => e,
-      );
+      const later = outcome(insert(database, 'served'));
       // The sync store's path waits as long as it takes.
       const store = database.executeEach!({ name: 'q_insert', text: 'insert into sync_updates (room, data) values ($1, $2)', types: [25, 17] }, [['stored', new Uint8Array([2])]]);
       const err = await caught;
@@ -193,16 +187,10 @@ describe('database (pglite): a request’s query waits its turn for a limited ti
       await Promise.all([upkeep, cutShort, store]);
       await insert(database, 'after');
       expect(await roomsOf(database)).toEqual(['holder', 'upkeep', 'export', 'stored', 'after']);
-    } finally {
-      await database.close();
-    }
-  });
+    }));
 
-  it('lets a scope wait without a time limit, still refused once the line is full', async () => {
-    const database = await open();
-    try {
-      const holder = hold(database);
-      await holder.held;
+  it('lets a scope wait without a time limit, still refused once the line is full', () =>
+    whileHeld(limits, async (database, holder) => {
       const patient = (room: string) => withQueueLimits(() => insertAnyway(database, room), { waitMs: Number.POSITIVE_INFINITY });
       const inLine = ['p-1', 'p-2', 'p-3'].map(patient);
       await expect(patient('p-4')).rejects.toThrow(/busy: 3 queries are waiting/);
@@ -211,33 +199,25 @@ describe('database (pglite): a request’s query waits its turn for a limited ti
       await holder.done;
       await Promise.all(inLine);
       expect(await roomsOf(database)).toEqual(['holder', 'p-1', 'p-2', 'p-3']);
-    } finally {
-      await database.close();
-    }
-  });
+    }));
 
-  it('clears out those that gave up while one holder keeps the connection, and still serves the next in line', async () => {
-    const database = await openDatabase({ dataDir: 'memory://', databaseUrl: null, queue: { waitMs: 50, maxWaiting: 100_000 } });
-    try {
-      const holder = hold(database);
-      await holder.held;
-      const gaveUp = await Promise.all(Array.from({ length: 3_000 }, (_, i) => insert(database, `g-${i}`).then(() => 'ran', () => 'refused')));
-      expect(new Set(gaveUp)).toEqual(new Set(['refused']));
-      const next = insert(database, 'next');
+  it('clears out thousands that gave up while one holder keeps the connection, and serves those still waiting in order', () =>
+    whileHeld({ waitMs: 50, maxWaiting: 100_000 }, async (database, holder) => {
+      // Among them, queries with no time limit: the clearing out must keep them, in their places.
+      const first = insertAnyway(database, 'first');
+      const gaveUp = Array.from({ length: 1_500 }, (_, i) => outcome(insert(database, `g-${i}`)));
+      const middle = insertAnyway(database, 'middle');
+      gaveUp.push(...Array.from({ length: 1_500 }, (_, i) => outcome(insert(database, `h-${i}`))));
+      expect((await Promise.all(gaveUp)).every((e) => e instanceof DatabaseBusyError)).toBe(true);
+      const last = insert(database, 'last');
       holder.release();
       await holder.done;
-      await next;
-      expect(await roomsOf(database)).toEqual(['holder', 'next']);
-    } finally {
-      await database.close();
-    }
-  });
+      await Promise.all([first, middle, last]);
+      expect(await roomsOf(database)).toEqual(['holder', 'first', 'middle', 'last']);
+    }));
 
-  it('refuses a query at once when the line is full, and runs those in it in order', async () => {
-    const database = await open();
-    try {
-      const holder = hold(database);
-      await holder.held;
+  it('refuses a query at once when the line is full, and runs those in it in order', () =>
+    whileHeld(limits, async (database, holder) => {
       const inLine = ['a', 'b', 'c'].map((room) => insert(database, room));
       const started = performance.now();
       await expect(insert(database, 'd')).rejects.toThrow(/busy: 3 queries are waiting/);
@@ -247,19 +227,16 @@ describe('database (pglite): a request’s query waits its turn for a limited ti
       await Promise.all(inLine);
       expect(await roomsOf(database)).toEqual(['holder', 'a', 'b', 'c']);
       // Those that gave up no longer count against the line.
-      const again = hold(database);
+      const again = holdConnection(database.db);
       await again.held;
-      const waited = [insert(database, 'e'), insert(database, 'f'), insert(database, 'g')].map((p) => p.catch((e: unknown) => e));
-      expect((await Promise.all(waited)).every((e) => e instanceof DatabaseBusyError)).toBe(true);
+      const waited = await Promise.all([insert(database, 'e'), insert(database, 'f'), insert(database, 'g')].map(outcome));
+      expect(waited.every((e) => e instanceof DatabaseBusyError)).toBe(true);
       const next = insert(database, 'h');
       again.release();
       await again.done;
       await next;
       expect((await roomsOf(database)).slice(4)).toEqual(['holder', 'h']);
-    } finally {
-      await database.close();
-    }
-  });
+    }));
 });
 
 describe.each(databaseKinds().filter((k) => k !== 'pglite'))('database (%s): no quick path', (kind) => {

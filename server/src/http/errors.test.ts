@@ -4,11 +4,17 @@ import { DatabaseBusyError, StorageFullError } from '../db/pglite-dialect.ts';
 import { createLogger } from '../log.ts';
 import { errorHandler } from './errors.ts';
 
+/** An app answering errors with errorHandler, and the lines it logs. */
+function appLogging() {
+  const lines: Record<string, unknown>[] = [];
+  const app = new Hono();
+  app.onError(errorHandler(createLogger('info', (line) => lines.push(JSON.parse(line) as Record<string, unknown>))));
+  return { app, lines };
+}
+
 describe('errorHandler', () => {
   it('answers 503 storage_full when the database refuses a write for want of disk, without naming the folder', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const app = new Hono();
-    app.onError(errorHandler(createLogger('info', (line) => lines.push(JSON.parse(line) as Record<string, unknown>))));
+    const { app, lines } = appLogging();
     app.post('/things', () => {
       throw new StorageFullError('the disk holding the database (/srv/secret-path) has 3 MiB free');
     });
@@ -21,9 +27,7 @@ describe('errorHandler', () => {
   });
 
   it('answers 503 database_busy, with Retry-After, when PGlite has more waiting than it can serve', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const app = new Hono();
-    app.onError(errorHandler(createLogger('info', (line) => lines.push(JSON.parse(line) as Record<string, unknown>))));
+    const { app, lines } = appLogging();
     app.get('/things', () => {
       throw new DatabaseBusyError('the database is busy: waited 10000 ms for a turn');
     });
@@ -35,9 +39,7 @@ describe('errorHandler', () => {
   });
 
   it('answers 503 database_unavailable while the database cannot be reached, logging one line per 10 s, not a stack per request', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const app = new Hono();
-    app.onError(errorHandler(createLogger('info', (line) => lines.push(JSON.parse(line) as Record<string, unknown>))));
+    const { app, lines } = appLogging();
     const unreachable: Error[] = [
       Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
       Object.assign(new Error('the database system is starting up'), { code: '57P03' }),
@@ -62,8 +64,7 @@ describe('errorHandler', () => {
   });
 
   it('answers 503 database_busy when every pooled PostgreSQL connection stays taken', async () => {
-    const app = new Hono();
-    app.onError(errorHandler(createLogger('silent')));
+    const { app } = appLogging();
     app.get('/things', () => {
       throw new Error('timeout exceeded when trying to connect');
     });
@@ -73,8 +74,7 @@ describe('errorHandler', () => {
   });
 
   it('still answers 500 for a database error that is the request’s own, and for a client that aborted its upload', async () => {
-    const app = new Hono();
-    app.onError(errorHandler(createLogger('silent')));
+    const { app } = appLogging();
     app.get('/dup', () => {
       throw Object.assign(new Error('duplicate key value violates unique constraint'), { code: '23505' });
     });
@@ -87,8 +87,7 @@ describe('errorHandler', () => {
   });
 
   it('still answers 500 for anything else it does not know', async () => {
-    const app = new Hono();
-    app.onError(errorHandler(createLogger('silent')));
+    const { app } = appLogging();
     app.get('/boom', () => {
       throw new Error('boom');
     });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import * as decoding from 'lib0/decoding';
@@ -524,11 +524,10 @@ describe.runIf(url)('RedisBus', () => {
   });
 
   it('fails to join a room, instead of waiting, while Redis takes connections but answers nothing', async () => {
-    const { createServer } = await import('node:net');
-    const held: import('node:net').Socket[] = [];
+    const held: Socket[] = [];
     const silentRedis = createServer((socket) => void held.push(socket)); // reads, never answers
     await new Promise<void>((r) => silentRedis.listen(0, '127.0.0.1', r));
-    const port = (silentRedis.address() as import('node:net').AddressInfo).port;
+    const port = (silentRedis.address() as AddressInfo).port;
     const hung = new RedisBus({ url: `redis://127.0.0.1:${port}`, instanceId: 'x', maxLen: 10, log: silent, keyPrefix: prefix, commandTimeoutMs: 500 });
     try {
       const joined = hung.join('room-4b', { message: () => {}, reload: () => {} });
