@@ -167,6 +167,47 @@ describe('signing out', () => {
     await page.getByLabel('Password').waitFor(WAIT);
     await context.close();
   });
+
+  it('while the server cannot be reached signs every tab out, and ends the session at the server once it can', async () => {
+    const { context, page } = await aliceWithoutWorker();
+    const other = await context.newPage();
+    await other.goto(server.url);
+    await other.getByRole('button', { name: 'Sign out' }).waitFor(WAIT);
+    // The session as the server sees it (the cookie is httpOnly: only the server can end it).
+    const sessionStatus = async () => (await context.request.get(server.url + '/api/me')).status();
+
+    await context.route('**/api/auth/logout', (route) => route.abort('internetdisconnected'));
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Password').waitFor(WAIT);
+    await other.getByLabel('Password').waitFor(WAIT);
+    expect(await sessionStatus()).toBe(200);
+    // Reloaded while the server still cannot be told: signed out still, not signed back in.
+    await page.reload();
+    await page.getByLabel('Password').waitFor(WAIT);
+    expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(0);
+    expect(await sessionStatus()).toBe(200);
+
+    // Reachable again: the waiting page tells the server, with no reload.
+    await context.unroute('**/api/auth/logout');
+    await expect.poll(sessionStatus, { timeout: 15_000 }).toBe(401);
+    await context.close();
+  });
+
+  it('left untold does not end the next session signed in on that browser', async () => {
+    const { context, page } = await aliceWithoutWorker();
+    await context.route('**/api/auth/logout', (route) => route.abort('internetdisconnected'));
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Password').waitFor(WAIT);
+    // Signing in again replaces the cookie: the sign-out still waiting is of a session this
+    // browser no longer holds, and must not be sent on behalf of the new one.
+    await signIn(page, 'alice');
+    await context.unroute('**/api/auth/logout');
+    await page.waitForTimeout(6_000); // past the page's retry (5 s)
+    expect((await context.request.get(server.url + '/api/me')).status()).toBe(200);
+    await page.reload();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor(WAIT);
+    await context.close();
+  });
 });
 
 describe('exporting a dataset', () => {

@@ -16,6 +16,7 @@ import type {
   ProjectSummary,
 } from '@spanwise/shared/api';
 import { copyOf, currentGeneration, drop, forget, keep, keepsCopy } from './offline-copies.ts';
+import { forgetSignOut, rememberSignOut, signOutPending } from './pending-sign-out.ts';
 
 export class ApiError extends Error {
   constructor(
@@ -82,7 +83,10 @@ async function request<T>(method: string, path: string, body?: unknown, signedIn
     if (kept !== undefined) return kept as T;
   }
   if (!res.ok) {
-    if (res.status === 401) void forget();
+    if (res.status === 401) {
+      void forget();
+      forgetSignOut(); // (no session left to end)
+    }
     if (reading && (res.status === 403 || res.status === 404)) void drop(path);
     if (res.status === 401 && signedIn) window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
     const err = (data as Partial<ApiErrorBody> | null)?.error;
@@ -92,12 +96,40 @@ async function request<T>(method: string, path: string, body?: unknown, signedIn
   return data as T;
 }
 
+/** No answer from the server itself: none at all, or a proxy's that the server is away. */
+const unreachable = (e: unknown) => e instanceof ApiError && !e.fromServer && (e.status === 0 || AWAY.has(e.status));
+
+/** Asks the server to end the session (the cookie is httpOnly: only the server can). */
+const endSession = () => request<void>('POST', '/auth/logout', {}, false);
+
+let settling: Promise<void> | null = null;
+
+/**
+ * Sends a sign-out the server has not heard of yet (pending-sign-out.ts) again; forgets it once
+ * the server has answered, unless its answer was that it could not (its database busy or away).
+ */
+function settleSignOut(): Promise<void> {
+  if (!signOutPending()) return Promise.resolve();
+  settling ??= endSession()
+    .then(forgetSignOut, (e: unknown) => {
+      if (!unreachable(e) && !(e instanceof ApiError && e.status >= 500)) forgetSignOut();
+    })
+    .finally(() => (settling = null));
+  return settling;
+}
+
 /** Keeps when this session ends, which bounds how long the copies are used (offline-copies.ts). */
 const keepSessionEnd = () => request<{ expiresAt: string }>('GET', '/session', undefined, false).catch(() => {});
 
 export const api = {
   /** The signed-in user, or null without a session. */
   me: async (): Promise<Me | null> => {
+    // Signed out here, and the server not yet told: signed out still (a reload must not sign the
+    // user back in), whether or not it can be told now.
+    if (signOutPending()) {
+      await settleSignOut();
+      if (signOutPending()) return null;
+    }
     try {
       const me = await request<Me>('GET', '/me', undefined, false);
       void keepSessionEnd();
@@ -109,23 +141,36 @@ export const api = {
   },
   /** Signing in or out forgets the copies kept of the last user's reads, in every tab. */
   login: async (username: string, password: string) => {
+    // The last session first, if the server never heard it end (its cookie is about to be replaced).
+    await settleSignOut();
     const me = await request<Me>('POST', '/auth/login', { username, password }, false);
+    forgetSignOut(); // (whatever that last session's fate, this browser no longer holds it)
     await forget();
     // What `GET /me` would answer now: a reload offline finds the user signed in.
     await keep('/me', me, currentGeneration());
     await keepSessionEnd();
     return me;
   },
+  /**
+   * Ends the session. One the server cannot be told of now is remembered and told later
+   * (pending-sign-out.ts); the page signs out either way (see session.tsx).
+   */
   logout: async () => {
     await forget();
     try {
-      await request<void>('POST', '/auth/logout', {}, false);
+      await endSession();
+      forgetSignOut();
+    } catch (e) {
+      if (unreachable(e)) rememberSignOut();
+      throw e;
     } finally {
       await forget(); // (what a read in flight meanwhile kept)
     }
   },
   /** Forgets the copies without asking the server (it said the session is over). */
   forgetCopies: forget,
+  /** Tells the server of a sign-out it has not heard of yet, if there is one. */
+  settleSignOut,
   projects: () => request<ProjectSummary[]>('GET', '/projects'),
   project: (id: number) => request<ProjectDetail>('GET', `/projects/${id}`),
   documents: (projectId: number) => request<DocumentSummary[]>('GET', `/projects/${projectId}/documents`),

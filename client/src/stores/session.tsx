@@ -2,11 +2,17 @@
  * Who is signed in. Checked once on boot (`GET /api/me`); any later 401 (an API call or a sync
  * socket closed with 4401) drops the session so the app shows the login form in place, on the
  * same URL, and returns there after signing in. While the server cannot be reached, the check
- * is answered from the copy kept of its last answer (api/offline-copies.ts).
+ * is answered from the copy kept of its last answer (api/offline-copies.ts); a sign-out made
+ * then signs every tab out at once and is told to the server once it answers
+ * (api/pending-sign-out.ts).
  */
 import { createContext, createResource, onCleanup, useContext, type Accessor, type ParentProps } from 'solid-js';
 import type { Me } from '@spanwise/shared/api';
 import { api, ApiError, UNAUTHORIZED_EVENT } from '../api/client.ts';
+import { onSignOutElsewhere } from '../api/pending-sign-out.ts';
+
+/** How often a page tries again to tell the server of a sign-out it has not heard of. */
+const SIGN_OUT_RETRY_MS = 5_000;
 
 export interface Session {
   /** The signed-in user; null when signed out; undefined while the first check runs. */
@@ -29,6 +35,16 @@ export function SessionProvider(props: ParentProps) {
   };
   window.addEventListener(UNAUTHORIZED_EVENT, expire);
   onCleanup(() => window.removeEventListener(UNAUTHORIZED_EVENT, expire));
+  // Signed out in another tab while the server could not be told: this one signs out too.
+  onCleanup(onSignOutElsewhere(() => mutate(null)));
+  // That sign-out is sent again until the server has it (nothing is sent while none waits).
+  const settle = () => void api.settleSignOut();
+  window.addEventListener('online', settle);
+  const retrying = setInterval(settle, SIGN_OUT_RETRY_MS);
+  onCleanup(() => {
+    window.removeEventListener('online', settle);
+    clearInterval(retrying);
+  });
 
   const session: Session = {
     me: () => (me.error ? undefined : me()),
@@ -44,7 +60,8 @@ export function SessionProvider(props: ParentProps) {
         // The server itself answered with an error (its database unreachable, say): the session
         // is still on there, so the page must not show anyone signed out. Unreachable (no answer,
         // or a proxy's), or a session already over (401), the page signs out (its kept copies
-        // are forgotten either way).
+        // are forgotten either way), and one the server did not hear of is told it later
+        // (pending-sign-out.ts).
         if (e instanceof ApiError && e.fromServer && e.status >= 500) throw e;
       }
       mutate(null);
