@@ -117,6 +117,83 @@ describe.runIf(url)('RedisBus', () => {
     expect(Date.now() - sent).toBeLessThan(500);
   });
 
+  describe('reading only the rooms announced', () => {
+    /** A bus that reads every room it follows only once a minute, besides what is announced. */
+    const slowSweeping = (instanceId: string) => {
+      const b = new RedisBus({ url: url!, instanceId, maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 60_000 });
+      buses.push(b);
+      return b;
+    };
+
+    it('names in its reads the rooms announced, not every room it follows, and still delivers at once', async () => {
+      const a = bus('a');
+      const b = slowSweeping('b');
+      const rooms = Array.from({ length: 2_000 }, (_, i) => `many-${i}`);
+      const got: string[] = [];
+      await a.join('many-1234', { message: () => {}, reload: async () => {} });
+      for (let i = 0; i < rooms.length; i += 500) {
+        await Promise.all(rooms.slice(i, i + 500).map((room) => b.join(room, { message: (_k, d) => got.push(`${room}:${Buffer.from(d).toString()}`), reload: async () => {} })));
+      }
+      await new Promise((r) => setTimeout(r, 1_000)); // (the reads of the rooms just joined)
+      const monitor = await new Redis(url!).monitor();
+      const readsNamed: number[] = [];
+      monitor.on('monitor', (_time: string, args: string[]) => {
+        if (String(args[0]).toUpperCase() !== 'XREAD') return;
+        const streams = args.findIndex((a) => String(a).toUpperCase() === 'STREAMS');
+        // Only this test's reads (the machine's Redis may serve others).
+        if (String(args[streams + 1]).startsWith(prefix)) readsNamed.push((args.length - streams - 1) / 2);
+      });
+      try {
+        await new Promise((r) => setTimeout(r, 100));
+        const sent = Date.now();
+        for (let i = 0; i < 3; i++) a.publish('many-1234', 'update', Buffer.from(`m${i}`));
+        await until(() => got.length === 3, 'the 3 updates at b');
+        expect(Date.now() - sent).toBeLessThan(1_000);
+        expect(got).toEqual(['many-1234:m0', 'many-1234:m1', 'many-1234:m2']);
+        await new Promise((r) => setTimeout(r, 100));
+      } finally {
+        monitor.disconnect();
+      }
+      // a waits on the activity stream alone (1) and reads none; b too, and reads the one room.
+      expect(readsNamed.length).toBeGreaterThan(0);
+      expect(Math.max(...readsNamed)).toBe(1);
+    });
+
+    it('reads, at its next sweep, an entry no one announced (added by an instance of an older version)', async () => {
+      const b = new RedisBus({ url: url!, instanceId: 'b', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 300 });
+      buses.push(b);
+      const got: string[] = [];
+      await b.join('room-quiet', { message: (_k, d) => got.push(Buffer.from(d).toString()), reload: async () => {} });
+      const raw = new Redis(url!);
+      try {
+        await raw.xadd(`${prefix}room-quiet`, '*', 'i', 'older', 'k', 'update', 'd', 'unannounced');
+        await until(() => got.length === 1, 'the unannounced entry');
+        expect(got).toEqual(['unannounced']);
+      } finally {
+        await raw.quit();
+      }
+    });
+
+    it('reads a room from where it was once an announcement names it (until then, only a sweep would)', async () => {
+      const b = slowSweeping('b');
+      const got: string[] = [];
+      await b.join('room-quiet-2', { message: (_k, d) => got.push(Buffer.from(d).toString()), reload: async () => {} });
+      await new Promise((r) => setTimeout(r, 200));
+      const raw = new Redis(url!);
+      try {
+        await raw.xadd(`${prefix}room-quiet-2`, '*', 'i', 'older', 'k', 'update', 'd', 'unannounced');
+        await new Promise((r) => setTimeout(r, 500));
+        expect(got).toEqual([]);
+        // An announcement of the room (any entry's) has it read from where it was.
+        await raw.xadd(`${prefix}@activity`, '*', 'r', 'room-quiet-2', 'i', 'older');
+        await until(() => got.length === 1, 'the entry, once announced');
+        expect(got).toEqual(['unannounced']);
+      } finally {
+        await raw.quit();
+      }
+    });
+  });
+
   it('reloads a room whose stream Redis lost and began again', async () => {
     const b = bus('b');
     let reloads = 0;
@@ -218,7 +295,7 @@ describe.runIf(url)('RedisBus', () => {
   it('sweeps only when its own last beat is fresh, and lists the rooms again once swept itself', async () => {
     const raw = new Redis(url!);
     const set = `${prefix}sweep:@instances`;
-    const beat = (id: string) => raw.eval(HEARTBEAT_SCRIPT, 1, set, id, '1000', `${prefix}sweep:`, '1000', '3600000', '60000') as Promise<[number, number, number, number]>;
+    const beat = (id: string) => raw.eval(HEARTBEAT_SCRIPT, 1, set, id, '1000', `${prefix}sweep:`, '1000', '3600000', '60000', '1000') as Promise<[number, number, number, number]>;
     try {
       const [seconds, micros] = await raw.time();
       const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);

@@ -3,11 +3,18 @@
  * trimmed to a bounded length. Never plain pub/sub, which drops what a disconnected instance
  * missed.
  *
- * Each instance reads every room it has loaded with one blocking XREAD from its last id. It
- * counts the entries it has read; when the stream says more entries were trimmed than this
- * instance ever saw (entries-added − length > seen), part of the room's history went past
- * unread, and the room reloads from the database — which holds every update, because an
- * update is published only after it is stored.
+ * Each entry added to a room's stream is announced, in the same transaction, on one activity
+ * stream (`<prefix>@activity`: the room's name and the instance's id). Each instance waits on
+ * that stream alone with a blocking XREAD, and reads from its last id only the rooms it follows
+ * that were announced (and a room it has just joined): an XREAD names every stream it reads, and
+ * its cost grows with them, so reading every followed room at each turn made each read cost
+ * ~14 ms at 10,000 rooms (see `npm run bench:bus`). Every `blockMs` (default 5 s) it also reads
+ * every room it follows, which bounds how late an entry whose announcement it missed is read
+ * (the activity stream trimmed past its position, or an entry added by an instance of a version
+ * that announced nothing). It counts the entries it has read of each room; when the stream says
+ * more entries were trimmed than this instance ever saw (entries-added − length > seen), part of
+ * the room's history went past unread, and the room reloads from the database — which holds
+ * every update, because an update is published only after it is stored.
  *
  * Two ways history can be missed besides trimming are covered by reloads. Redis restarting
  * (its run id changes; a restart without persistence loses the streams, and entries not yet read
@@ -140,6 +147,12 @@ interface Follow {
 const RETRY_MAX_MS = 5_000;
 /** Entries one read takes per room at most. */
 const READ_COUNT = 1_000;
+/** Rooms one read names at most (a sweep of more takes several). */
+const ROOMS_PER_READ = 1_000;
+/** Approximate entries the activity stream keeps: an instance further behind relies on its sweeps. */
+export const ACTIVITY_MAX_LEN = 100_000;
+/** Announcements one read of the activity stream takes at most. */
+const ACTIVITY_READ_COUNT = 10_000;
 
 /**
  * One heartbeat, atomically on Redis' clock. Marks this instance (ARGV[1]) alive now in the
@@ -147,7 +160,8 @@ const READ_COUNT = 1_000;
  * its own last beat is missing or stale (an instance that was cut off from Redis cannot tell who
  * else was: it sweeps next time), removes up to 100 members silent for longer than ARGV[2] ms
  * and adds a `reload` entry, under the gone one's id, to the stream of each room it held (the
- * stream then expires ARGV[6] ms later, as every write to one does).
+ * stream then expires ARGV[6] ms later, as every write to one does), announced on the activity
+ * stream (kept to about ARGV[7] entries).
  * Returns {whether this instance's last beat was there, members removed, reloads added,
  * rooms in its set}.
  */
@@ -170,6 +184,8 @@ for _, id in ipairs(gone) do
   for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
     redis.call('XADD', prefix .. room, 'MAXLEN', '~', ARGV[4], '*', 'i', id, 'k', 'reload')
     redis.call('PEXPIRE', prefix .. room, ARGV[6])
+    redis.call('XADD', prefix .. '@activity', 'MAXLEN', '~', ARGV[7], '*', 'r', room, 'i', id)
+    redis.call('PEXPIRE', prefix .. '@activity', ARGV[6])
     reloads = reloads + 1
   end
   redis.call('DEL', rooms)
@@ -217,6 +233,12 @@ export class RedisBus implements SyncBus {
   /** close() has begun: whatever is published from now on is followed by a reload. */
   #closing = false;
   #wake: (() => void) | null = null;
+  /** Followed rooms to read at the next turn: announced, just joined, or all of them at a sweep. */
+  readonly #due = new Set<string>();
+  /** This instance's position in the activity stream; null: take its present end (and sweep). */
+  #activityId: string | null = null;
+  /** When every followed room was last marked due (performance.now()). */
+  #sweptAt = -Infinity;
   /** The Redis server is older than 7: rooms are refused rather than followed without trim detection. */
   #tooOld = false;
   /** The Redis server's run id when last connected: another one means it restarted. */
@@ -272,8 +294,16 @@ export class RedisBus implements SyncBus {
     return this.#prefix + room;
   }
 
+  get #activityKey(): string {
+    return this.#metaKey('activity');
+  }
+
   async #position(room: string): Promise<{ lastId: string; added: number; length: number }> {
-    const [lastId, added, length] = (await this.#pub.eval(POSITION_SCRIPT, 1, this.#key(room))) as [string, number, number];
+    return this.#streamPosition(this.#key(room));
+  }
+
+  async #streamPosition(key: string): Promise<{ lastId: string; added: number; length: number }> {
+    const [lastId, added, length] = (await this.#pub.eval(POSITION_SCRIPT, 1, key)) as [string, number, number];
     return { lastId: String(lastId), added: Number(added), length: Number(length) };
   }
 
@@ -285,6 +315,8 @@ export class RedisBus implements SyncBus {
     try {
       const [pos] = await Promise.all([this.#position(room), this.#list([room])]);
       this.#rooms.set(room, { listener, lastId: pos.lastId, seen: pos.added });
+      // Read at once: what was announced while it joined went past the reader unheeded.
+      this.#due.add(room);
     } finally {
       const left = this.#joining.get(room)! - 1;
       if (left === 0) this.#joining.delete(room);
@@ -373,6 +405,8 @@ export class RedisBus implements SyncBus {
           .multi()
           .xadd(key, 'MAXLEN', '~', String(this.options.maxLen), '*', 'i', this.options.instanceId, 'k', entry.kind, ...payload)
           .pexpire(key, this.#streamTtlMs)
+          .xadd(this.#activityKey, 'MAXLEN', '~', String(ACTIVITY_MAX_LEN), '*', 'r', room, 'i', this.options.instanceId)
+          .pexpire(this.#activityKey, this.#streamTtlMs)
           .exec();
         const failed = replies?.find(([err]) => err)?.[0];
         if (!replies || failed) throw failed ?? new Error('the publish transaction was discarded');
@@ -398,23 +432,31 @@ export class RedisBus implements SyncBus {
     if (this.#subId !== null) this.#pub.client('UNBLOCK', this.#subId).catch(() => {});
   }
 
+  /**
+   * Reads, in turns: the rooms due, when there are any (a few at a time, without blocking);
+   * otherwise it waits on the activity stream for rooms to become due, until the next sweep.
+   */
   async #read(): Promise<void> {
     let delay = 50;
+    const sweepMs = this.options.blockMs ?? 5_000;
     while (this.#running) {
       if (this.#rooms.size === 0) {
         await new Promise<void>((r) => (this.#wake = r));
         this.#wake = null;
         continue;
       }
-      const rooms = [...this.#rooms.entries()];
-      const keyToRoom = new Map(rooms.map(([room, follow]) => [this.#key(room), { room, follow }]));
-      // One array, not spread: tens of thousands of rooms' arguments would overflow the stack.
-      const args: Array<string | number> = ['COUNT', READ_COUNT, 'BLOCK', this.options.blockMs ?? 5_000, 'STREAMS'];
-      for (const [room] of rooms) args.push(this.#key(room));
-      for (const [, f] of rooms) args.push(f.lastId);
-      let result: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
       try {
-        result = (await this.#sub.callBuffer('XREAD', args)) as typeof result;
+        if (this.#activityId === null) {
+          // Its present end; anything announced before is read by the sweep that follows.
+          this.#activityId = (await this.#streamPosition(this.#activityKey)).lastId;
+          this.#sweptAt = -Infinity;
+        }
+        if (performance.now() - this.#sweptAt >= sweepMs) {
+          this.#sweptAt = performance.now();
+          for (const room of this.#rooms.keys()) this.#due.add(room);
+        }
+        if (this.#due.size > 0) await this.#readDue();
+        else await this.#readActivity(Math.max(1, Math.ceil(this.#sweptAt + sweepMs - performance.now())));
         delay = 50;
       } catch (err) {
         if (!this.#running) break;
@@ -422,34 +464,77 @@ export class RedisBus implements SyncBus {
         this.options.log.warn('redis_read_failed', { error: String(err), retryInMs: delay });
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, RETRY_MAX_MS);
-        continue;
       }
-      if (!result) continue;
-      const touched: Array<{ room: string; follow: Follow; seenBefore: number }> = [];
-      for (const [keyBuf, entries] of result) {
-        const read = keyToRoom.get(keyBuf.toString());
-        // Only for the follow this read was issued for: a room left and joined again meanwhile
-        // has a new one, with its own position, that these older entries must not move back
-        // (nor count as seen, which could hide a trim).
-        if (!read || this.#rooms.get(read.room) !== read.follow) continue;
-        const { room, follow } = read;
-        touched.push({ room, follow, seenBefore: follow.seen });
-        for (const [idBuf, raw] of entries) {
-          follow.lastId = idBuf.toString();
-          follow.seen++;
-          const fields = fieldsOf(raw);
-          if (String(fields.get('i')) === this.options.instanceId) continue;
-          const kind = String(fields.get('k'));
-          const data = fields.get('d');
-          if ((kind === 'update' || kind === 'awareness') && Buffer.isBuffer(data)) {
-            follow.listener.message(kind, new Uint8Array(data));
-          } else if (kind === 'reload') {
-            follow.listener.reload(); // another instance dropped entries it could not publish
-          }
+    }
+  }
+
+  /** Waits up to `blockMs` for announcements; the rooms followed here that they name become due. */
+  async #readActivity(blockMs: number): Promise<void> {
+    const from = this.#activityId!;
+    const result = (await this.#sub.callBuffer('XREAD', 'COUNT', ACTIVITY_READ_COUNT, 'BLOCK', blockMs, 'STREAMS', this.#activityKey, from)) as Array<
+      [Buffer, Array<[Buffer, Buffer[]]>]
+    > | null;
+    // Taken again meanwhile (Redis restarted): this read's ids are of the old stream.
+    if (!result || this.#activityId !== from) return;
+    for (const [, entries] of result) {
+      for (const [idBuf, raw] of entries) {
+        this.#activityId = idBuf.toString();
+        const fields = fieldsOf(raw);
+        const room = String(fields.get('r'));
+        if (String(fields.get('i')) !== this.options.instanceId && this.#rooms.has(room)) this.#due.add(room);
+      }
+    }
+  }
+
+  /** Reads up to ROOMS_PER_READ due rooms from their positions, without blocking. */
+  async #readDue(): Promise<void> {
+    const rooms: Array<[string, Follow]> = [];
+    for (const room of this.#due) {
+      this.#due.delete(room);
+      const follow = this.#rooms.get(room);
+      if (follow) rooms.push([room, follow]);
+      if (rooms.length === ROOMS_PER_READ) break;
+    }
+    if (rooms.length === 0) return;
+    const keyToRoom = new Map(rooms.map(([room, follow]) => [this.#key(room), { room, follow }]));
+    // One array, not spread: thousands of rooms' arguments would overflow the stack.
+    const args: Array<string | number> = ['COUNT', READ_COUNT, 'STREAMS'];
+    for (const [room] of rooms) args.push(this.#key(room));
+    for (const [, f] of rooms) args.push(f.lastId);
+    let result: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+    try {
+      result = (await this.#sub.callBuffer('XREAD', args)) as typeof result;
+    } catch (err) {
+      for (const [room] of rooms) this.#due.add(room); // read at the next try
+      throw err;
+    }
+    if (!result) return;
+    const touched: Array<{ room: string; follow: Follow; seenBefore: number }> = [];
+    for (const [keyBuf, entries] of result) {
+      const read = keyToRoom.get(keyBuf.toString());
+      // Only for the follow this read was issued for: a room left and joined again meanwhile
+      // has a new one, with its own position, that these older entries must not move back
+      // (nor count as seen, which could hide a trim).
+      if (!read || this.#rooms.get(read.room) !== read.follow) continue;
+      const { room, follow } = read;
+      touched.push({ room, follow, seenBefore: follow.seen });
+      // A full read may have left more behind: read on at the next turn.
+      if (entries.length >= READ_COUNT) this.#due.add(room);
+      for (const [idBuf, raw] of entries) {
+        follow.lastId = idBuf.toString();
+        follow.seen++;
+        const fields = fieldsOf(raw);
+        if (String(fields.get('i')) === this.options.instanceId) continue;
+        const kind = String(fields.get('k'));
+        const data = fields.get('d');
+        if ((kind === 'update' || kind === 'awareness') && Buffer.isBuffer(data)) {
+          follow.listener.message(kind, new Uint8Array(data));
+        } else if (kind === 'reload') {
+          follow.listener.reload(); // another instance dropped entries it could not publish
         }
       }
-      await Promise.all(touched.map((t) => this.#checkTrimmed(t.room, t.follow, t.seenBefore)));
     }
+    await Promise.all(touched.map((t) => this.#checkTrimmed(t.room, t.follow, t.seenBefore)));
   }
 
   /**
@@ -535,6 +620,7 @@ export class RedisBus implements SyncBus {
         String(this.options.maxLen),
         String(this.#roomsTtlMs),
         String(this.#streamTtlMs),
+        String(ACTIVITY_MAX_LEN),
       )) as [number, number, number, number];
       this.#heartbeatFailing = false;
     } catch (err) {
@@ -579,6 +665,8 @@ export class RedisBus implements SyncBus {
    * stream's present end (everything published up to there is stored).
    */
   async #reloadAll(): Promise<void> {
+    // The activity stream began again too: its position is taken afresh.
+    this.#activityId = null;
     const rooms = [...this.#rooms.keys()];
     this.options.log.warn('redis_reload_rooms', { reason: 'redis_restarted', rooms: rooms.length });
     for (const room of rooms) {
@@ -590,6 +678,7 @@ export class RedisBus implements SyncBus {
         // A follow of its own: what a read already under way returns for the old one (from
         // before this position, so in the reload) is let go instead of moving it back.
         this.#rooms.set(room, { listener: follow.listener, lastId: pos.lastId, seen: pos.added });
+        this.#due.add(room);
       } catch (err) {
         // Its position stays: reading on from it still works, and the reload covers the rest.
         this.options.observer?.error?.('bus_failed');
