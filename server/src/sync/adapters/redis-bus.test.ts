@@ -135,7 +135,8 @@ describe.runIf(url)('RedisBus', () => {
         await Promise.all(rooms.slice(i, i + 500).map((room) => b.join(room, { message: (_k, d) => got.push(`${room}:${Buffer.from(d).toString()}`), reload: async () => {} })));
       }
       await new Promise((r) => setTimeout(r, 1_000)); // (the reads of the rooms just joined)
-      const monitor = await new Redis(url!).monitor();
+      const base = new Redis(url!);
+      const monitor = await base.monitor();
       const readsNamed: number[] = [];
       monitor.on('monitor', (_time: string, args: string[]) => {
         if (String(args[0]).toUpperCase() !== 'XREAD') return;
@@ -153,6 +154,7 @@ describe.runIf(url)('RedisBus', () => {
         await new Promise((r) => setTimeout(r, 100));
       } finally {
         monitor.disconnect();
+        base.disconnect();
       }
       // a waits on the activity stream alone (1) and reads none; b too, and reads the one room.
       expect(readsNamed.length).toBeGreaterThan(0);
@@ -169,6 +171,52 @@ describe.runIf(url)('RedisBus', () => {
         await raw.xadd(`${prefix}room-quiet`, '*', 'i', 'older', 'k', 'update', 'd', 'unannounced');
         await until(() => got.length === 1, 'the unannounced entry');
         expect(got).toEqual(['unannounced']);
+      } finally {
+        await raw.quit();
+      }
+    });
+
+    it('reads its own entries in a busy room before the stream is trimmed past them (they are not announced to it)', async () => {
+      const b = new RedisBus({ url: url!, instanceId: 'b', maxLen: 100, log: silent, keyPrefix: prefix, blockMs: 300 });
+      buses.push(b);
+      let reloads = 0;
+      await b.join('room-own', { message: () => {}, reload: () => void reloads++ });
+      for (let i = 0; i < 400; i++) b.publish('room-own', 'update', Buffer.from(`own${i}`));
+      const raw = new Redis(url!);
+      try {
+        expect(await eventually(async () => (await raw.xlen(`${prefix}room-own`)) < 400)).toBe(true); // trimmed
+        await new Promise((r) => setTimeout(r, 800)); // past two sweeps
+        expect(reloads).toBe(0);
+      } finally {
+        await raw.quit();
+      }
+    });
+
+    it('takes its position in the activity stream afresh when the stream begins again behind it', async () => {
+      const a = bus('a');
+      const b = bus('b'); // (a sweep every second)
+      const rooms = ['again-1', 'again-2', 'again-3', 'again-4'];
+      const got: string[] = [];
+      for (const room of rooms) {
+        await a.join(room, { message: () => {}, reload: async () => {} });
+        await b.join(room, { message: (_k, d) => got.push(Buffer.from(d).toString()), reload: async () => {} });
+      }
+      const raw = new Redis(url!);
+      try {
+        // An announcement far ahead, read by b; then the stream is lost, and begins again with
+        // ids behind b's position (as on a Redis whose clock is behind the old one's).
+        await raw.xadd(`${prefix}@activity`, '9999999999999-0', 'r', 'elsewhere', 'i', 'older');
+        await new Promise((r) => setTimeout(r, 100));
+        await raw.del(`${prefix}@activity`);
+        await new Promise((r) => setTimeout(r, 1_200)); // past a sweep
+        // Each is read when announced, not at the next sweep (4 of them span more than one).
+        for (const [i, room] of rooms.entries()) {
+          const sent = Date.now();
+          a.publish(room, 'update', Buffer.from(`m${i}`));
+          await until(() => got.length === i + 1, `m${i}`);
+          expect(Date.now() - sent).toBeLessThan(250);
+          await new Promise((r) => setTimeout(r, 150));
+        }
       } finally {
         await raw.quit();
       }

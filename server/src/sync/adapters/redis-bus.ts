@@ -46,6 +46,11 @@ export interface RedisBusOptions {
   maxLen: number;
   log: SyncLogger;
   keyPrefix?: string;
+  /**
+   * How long one blocking read of the activity stream waits, and how often every followed room
+   * is read whether announced or not (default 5 s): the most an entry whose announcement was
+   * missed waits.
+   */
   blockMs?: number;
   /** Counts failed reads and trim checks (`bus_failed`) and publishes (`bus_publish_failed`). */
   observer?: SyncObserver;
@@ -142,13 +147,18 @@ interface Follow {
   lastId: string;
   /** Entries of the stream this instance has accounted for (read, or covered by a load). */
   seen: number;
+  /** Entries this instance added since the room was last read (it skips its own announcements). */
+  ownUnread: number;
 }
 
 const RETRY_MAX_MS = 5_000;
 /** Entries one read takes per room at most. */
 const READ_COUNT = 1_000;
-/** Rooms one read names at most (a sweep of more takes several). */
+/** Rooms one read names at most: announced ones, and those of a sweep (which takes several). */
 const ROOMS_PER_READ = 1_000;
+const SWEEP_ROOMS_PER_READ = 250;
+/** A blocking read an interruption did not end (it raced the read to Redis) is interrupted again this soon. */
+const INTERRUPT_AGAIN_MS = 50;
 /** Approximate entries the activity stream keeps: an instance further behind relies on its sweeps. */
 export const ACTIVITY_MAX_LEN = 100_000;
 /** Announcements one read of the activity stream takes at most. */
@@ -212,6 +222,13 @@ if fields['entries-added'] == nil then
 end
 return {fields['last-generated-id'], fields['entries-added'], fields['length']}
 `;
+/** Orders two stream ids (`<ms>-<seq>`). */
+function compareIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am - bm || as - bs;
+}
+
 function fieldsOf(raw: unknown[]): Map<string, unknown> {
   const m = new Map<string, unknown>();
   for (let i = 0; i + 1 < raw.length; i += 2) m.set(String(raw[i]), raw[i + 1]);
@@ -233,12 +250,17 @@ export class RedisBus implements SyncBus {
   /** close() has begun: whatever is published from now on is followed by a reload. */
   #closing = false;
   #wake: (() => void) | null = null;
-  /** Followed rooms to read at the next turn: announced, just joined, or all of them at a sweep. */
+  /** Followed rooms to read first: announced, just joined, or with many entries of its own unread. */
   readonly #due = new Set<string>();
+  /** Followed rooms a sweep has still to read (after the due ones, a few at a time). */
+  readonly #sweeping = new Set<string>();
   /** This instance's position in the activity stream; null: take its present end (and sweep). */
   #activityId: string | null = null;
-  /** When every followed room was last marked due (performance.now()). */
+  /** When the last sweep began (performance.now()). */
   #sweptAt = -Infinity;
+  /** The blocking read of the activity stream under way (counted), or 0. */
+  #blockingRead = 0;
+  #readsStarted = 0;
   /** The Redis server is older than 7: rooms are refused rather than followed without trim detection. */
   #tooOld = false;
   /** The Redis server's run id when last connected: another one means it restarted. */
@@ -314,7 +336,7 @@ export class RedisBus implements SyncBus {
     this.#joining.set(room, (this.#joining.get(room) ?? 0) + 1);
     try {
       const [pos] = await Promise.all([this.#position(room), this.#list([room])]);
-      this.#rooms.set(room, { listener, lastId: pos.lastId, seen: pos.added });
+      this.#rooms.set(room, { listener, lastId: pos.lastId, seen: pos.added, ownUnread: 0 });
       // Read at once: what was announced while it joined went past the reader unheeded.
       this.#due.add(room);
     } finally {
@@ -414,6 +436,13 @@ export class RedisBus implements SyncBus {
         outbox.bytes -= sizeOf(entry);
         this.#outboxBytes -= sizeOf(entry);
         delay = 50;
+        // Its own entries are not announced to it: read well before the stream's trimming could
+        // pass them unread (which would count as history missed, and reload the room).
+        const follow = this.#rooms.get(room);
+        if (follow && ++follow.ownUnread >= Math.max(1, Math.floor(this.options.maxLen / 4)) && !this.#due.has(room)) {
+          this.#due.add(room);
+          this.#interrupt();
+        }
       } catch (err) {
         this.options.observer?.error?.('bus_publish_failed');
         this.options.log.warn('redis_publish_failed', { room, queued: queue.length, error: String(err) });
@@ -426,37 +455,46 @@ export class RedisBus implements SyncBus {
     if (!this.#rooms.has(room) && !this.#joining.has(room) && this.#running) this.#unlist(room);
   }
 
-  /** Makes a blocking XREAD return now, so a newly joined room is read at once. */
+  /**
+   * Makes a blocking read return now, so a room made due is read at once. The read may reach
+   * Redis after the UNBLOCK does (they go over two connections): one still under way a moment
+   * later is interrupted again.
+   */
   #interrupt(): void {
     this.#wake?.();
-    if (this.#subId !== null) this.#pub.client('UNBLOCK', this.#subId).catch(() => {});
+    const read = this.#blockingRead;
+    if (read === 0 || this.#subId === null) return;
+    this.#pub.client('UNBLOCK', this.#subId).catch(() => {});
+    setTimeout(() => {
+      if (this.#blockingRead === read && this.#subId !== null) this.#pub.client('UNBLOCK', this.#subId).catch(() => {});
+    }, INTERRUPT_AGAIN_MS).unref();
   }
 
   /**
-   * Reads, in turns: the rooms due, when there are any (a few at a time, without blocking);
-   * otherwise it waits on the activity stream for rooms to become due, until the next sweep.
+   * Reads, in turns: the rooms due, when there are any; then, a few at a time, those a sweep has
+   * still to read, with a look at the activity stream (without waiting) before each few; else it
+   * waits on the activity stream for rooms to become due, until the next sweep.
    */
   async #read(): Promise<void> {
     let delay = 50;
     const sweepMs = this.options.blockMs ?? 5_000;
     while (this.#running) {
       if (this.#rooms.size === 0) {
+        // Idle: the position is taken afresh on the next join, not read through from here.
+        this.#activityId = null;
+        this.#due.clear();
+        this.#sweeping.clear();
         await new Promise<void>((r) => (this.#wake = r));
         this.#wake = null;
         continue;
       }
       try {
-        if (this.#activityId === null) {
-          // Its present end; anything announced before is read by the sweep that follows.
-          this.#activityId = (await this.#streamPosition(this.#activityKey)).lastId;
-          this.#sweptAt = -Infinity;
-        }
-        if (performance.now() - this.#sweptAt >= sweepMs) {
-          this.#sweptAt = performance.now();
-          for (const room of this.#rooms.keys()) this.#due.add(room);
-        }
-        if (this.#due.size > 0) await this.#readDue();
-        else await this.#readActivity(Math.max(1, Math.ceil(this.#sweptAt + sweepMs - performance.now())));
+        if (this.#activityId === null || performance.now() - this.#sweptAt >= sweepMs) await this.#startSweep();
+        if (this.#due.size > 0) await this.#readRooms(this.#due, ROOMS_PER_READ);
+        else if (this.#sweeping.size > 0) {
+          await this.#readActivity(null);
+          if (this.#due.size === 0) await this.#readRooms(this.#sweeping, SWEEP_ROOMS_PER_READ);
+        } else await this.#readActivity(Math.max(1, Math.ceil(this.#sweptAt + sweepMs - performance.now())));
         delay = 50;
       } catch (err) {
         if (!this.#running) break;
@@ -468,13 +506,35 @@ export class RedisBus implements SyncBus {
     }
   }
 
-  /** Waits up to `blockMs` for announcements; the rooms followed here that they name become due. */
-  async #readActivity(blockMs: number): Promise<void> {
+  /**
+   * Has every followed room read again, and checks this instance's position in the activity
+   * stream: taken at its present end when it has none, or when the stream now ends before it
+   * (deleted, expired or lost, and begun again on a clock behind the old one), where it would
+   * wait for ids past its own and miss every announcement until then.
+   */
+  async #startSweep(): Promise<void> {
+    const pos = await this.#streamPosition(this.#activityKey);
+    if (this.#activityId === null || compareIds(pos.lastId, this.#activityId) < 0) this.#activityId = pos.lastId;
+    this.#sweptAt = performance.now();
+    for (const room of this.#rooms.keys()) this.#sweeping.add(room);
+  }
+
+  /**
+   * Reads the activity stream from this instance's position, waiting up to `blockMs` for an
+   * announcement (null: not at all); the rooms followed here that they name become due.
+   */
+  async #readActivity(blockMs: number | null): Promise<void> {
     const from = this.#activityId!;
-    const result = (await this.#sub.callBuffer('XREAD', 'COUNT', ACTIVITY_READ_COUNT, 'BLOCK', blockMs, 'STREAMS', this.#activityKey, from)) as Array<
-      [Buffer, Array<[Buffer, Buffer[]]>]
-    > | null;
-    // Taken again meanwhile (Redis restarted): this read's ids are of the old stream.
+    const block = blockMs === null ? [] : ['BLOCK', blockMs];
+    const read = ++this.#readsStarted;
+    if (blockMs !== null) this.#blockingRead = read;
+    let result: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+    try {
+      result = (await this.#sub.callBuffer('XREAD', 'COUNT', ACTIVITY_READ_COUNT, ...block, 'STREAMS', this.#activityKey, from)) as typeof result;
+    } finally {
+      if (this.#blockingRead === read) this.#blockingRead = 0;
+    }
+    // Taken afresh meanwhile (Redis restarted): this read's ids are of the old stream.
     if (!result || this.#activityId !== from) return;
     for (const [, entries] of result) {
       for (const [idBuf, raw] of entries) {
@@ -486,26 +546,30 @@ export class RedisBus implements SyncBus {
     }
   }
 
-  /** Reads up to ROOMS_PER_READ due rooms from their positions, without blocking. */
-  async #readDue(): Promise<void> {
+  /** Reads up to `most` of `rooms` (taking them out) from their positions, without blocking. */
+  async #readRooms(due: Set<string>, most: number): Promise<void> {
     const rooms: Array<[string, Follow]> = [];
-    for (const room of this.#due) {
-      this.#due.delete(room);
+    for (const room of due) {
+      due.delete(room);
+      this.#sweeping.delete(room); // (read now: this sweep need not again)
       const follow = this.#rooms.get(room);
       if (follow) rooms.push([room, follow]);
-      if (rooms.length === ROOMS_PER_READ) break;
+      if (rooms.length === most) break;
     }
     if (rooms.length === 0) return;
     const keyToRoom = new Map(rooms.map(([room, follow]) => [this.#key(room), { room, follow }]));
     // One array, not spread: thousands of rooms' arguments would overflow the stack.
     const args: Array<string | number> = ['COUNT', READ_COUNT, 'STREAMS'];
     for (const [room] of rooms) args.push(this.#key(room));
-    for (const [, f] of rooms) args.push(f.lastId);
+    for (const [, f] of rooms) {
+      args.push(f.lastId);
+      f.ownUnread = 0; // (read now, up to READ_COUNT: a full read makes the room due again)
+    }
     let result: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
     try {
       result = (await this.#sub.callBuffer('XREAD', args)) as typeof result;
     } catch (err) {
-      for (const [room] of rooms) this.#due.add(room); // read at the next try
+      for (const [room] of rooms) due.add(room); // read at the next try
       throw err;
     }
     if (!result) return;
@@ -665,8 +729,10 @@ export class RedisBus implements SyncBus {
    * stream's present end (everything published up to there is stored).
    */
   async #reloadAll(): Promise<void> {
-    // The activity stream began again too: its position is taken afresh.
+    // The activity stream began again too: its position is taken afresh, with a sweep, at once.
     this.#activityId = null;
+    this.#sweptAt = -Infinity;
+    this.#interrupt();
     const rooms = [...this.#rooms.keys()];
     this.options.log.warn('redis_reload_rooms', { reason: 'redis_restarted', rooms: rooms.length });
     for (const room of rooms) {
@@ -677,7 +743,7 @@ export class RedisBus implements SyncBus {
         if (this.#rooms.get(room) !== follow) continue; // left (and maybe joined again) meanwhile
         // A follow of its own: what a read already under way returns for the old one (from
         // before this position, so in the reload) is let go instead of moving it back.
-        this.#rooms.set(room, { listener: follow.listener, lastId: pos.lastId, seen: pos.added });
+        this.#rooms.set(room, { listener: follow.listener, lastId: pos.lastId, seen: pos.added, ownUnread: 0 });
         this.#due.add(room);
       } catch (err) {
         // Its position stays: reading on from it still works, and the reload covers the rest.
