@@ -16,7 +16,7 @@ import type {
   ProjectSummary,
 } from '@spanwise/shared/api';
 import { copyOf, currentGeneration, drop, forget, keep, keepsCopy } from './offline-copies.ts';
-import { forgetSignOut, rememberSignOut, signOutPending } from './pending-sign-out.ts';
+import { exclusively, forgetSignOut, pendingSignOut, rememberSignOut } from './pending-sign-out.ts';
 
 export class ApiError extends Error {
   constructor(
@@ -57,7 +57,7 @@ const UNREACHABLE = 'The server cannot be reached. Check your connection and try
  * for (or a proxy says is away) is answered from that copy, so a page reloaded offline still
  * opens. A read the server now refuses (403, 404) loses its copy.
  */
-async function request<T>(method: string, path: string, body?: unknown, signedIn = true): Promise<T> {
+async function request<T>(method: string, path: string, body?: unknown, signedIn = true, signal?: AbortSignal): Promise<T> {
   let res: Response;
   const startedIn = currentGeneration();
   const reading = method === 'GET';
@@ -67,6 +67,7 @@ async function request<T>(method: string, path: string, body?: unknown, signedIn
       credentials: 'same-origin',
       headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
     });
   } catch {
     const copy = reading ? await copyOf(path) : undefined;
@@ -85,7 +86,8 @@ async function request<T>(method: string, path: string, body?: unknown, signedIn
   if (!res.ok) {
     if (res.status === 401) {
       void forget();
-      forgetSignOut(); // (no session left to end)
+      // No session left to end (not a wrong password: that says nothing of the cookie held).
+      if (path !== '/auth/login') forgetSignOut();
     }
     if (reading && (res.status === 403 || res.status === 404)) void drop(path);
     if (res.status === 401 && signedIn) window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
@@ -96,25 +98,43 @@ async function request<T>(method: string, path: string, body?: unknown, signedIn
   return data as T;
 }
 
-/** No answer from the server itself: none at all, or a proxy's that the server is away. */
-const unreachable = (e: unknown) => e instanceof ApiError && !e.fromServer && (e.status === 0 || AWAY.has(e.status));
+/** How long a sign-out may take before it counts as not heard (and is remembered, and sent again). */
+const SIGN_OUT_TIMEOUT_MS = 15_000;
+/** How long a sign-in waits for the last session's sign-out, still waiting, to be heard first. */
+const SIGN_OUT_BEFORE_SIGN_IN_MS = 5_000;
 
-/** Asks the server to end the session (the cookie is httpOnly: only the server can). */
-const endSession = () => request<void>('POST', '/auth/logout', {}, false);
+/**
+ * Asks the server to end the session (the cookie is httpOnly: only the server can). Only its
+ * 204 says it has: anything else that passes for success (a captive portal's page) does not.
+ */
+async function endSession(signal: AbortSignal): Promise<void> {
+  const answer = await request<unknown>('POST', '/auth/logout', {}, false, signal);
+  if (answer !== undefined) throw new ApiError(0, 'network', UNREACHABLE);
+}
+
+/**
+ * Sends the sign-out waiting (pending-sign-out.ts), if one still does, once more; call it with
+ * no other sign-in or sign-out under way (`exclusively`). Forgotten once the server has it, or
+ * has itself answered that it will not (a 4xx of its own); kept while no one answers, a proxy
+ * does, or the server itself cannot (a 5xx of its own: its database busy, say).
+ */
+async function settleHeld(signal: AbortSignal): Promise<void> {
+  const id = pendingSignOut(); // (a sign-in in another tab may have forgotten it meanwhile)
+  if (id === null) return;
+  try {
+    await endSession(signal);
+    forgetSignOut(id);
+  } catch (e) {
+    if (e instanceof ApiError && e.fromServer && e.status < 500) forgetSignOut(id);
+  }
+}
 
 let settling: Promise<void> | null = null;
 
-/**
- * Sends a sign-out the server has not heard of yet (pending-sign-out.ts) again; forgets it once
- * the server has answered, unless its answer was that it could not (its database busy or away).
- */
+/** Tells the server of a sign-out it has not heard of yet, if one waits (one try at a time in a tab). */
 function settleSignOut(): Promise<void> {
-  if (!signOutPending()) return Promise.resolve();
-  settling ??= endSession()
-    .then(forgetSignOut, (e: unknown) => {
-      if (!unreachable(e) && !(e instanceof ApiError && e.status >= 500)) forgetSignOut();
-    })
-    .finally(() => (settling = null));
+  if (pendingSignOut() === null) return Promise.resolve();
+  settling ??= exclusively(() => settleHeld(AbortSignal.timeout(SIGN_OUT_TIMEOUT_MS))).finally(() => (settling = null));
   return settling;
 }
 
@@ -126,9 +146,9 @@ export const api = {
   me: async (): Promise<Me | null> => {
     // Signed out here, and the server not yet told: signed out still (a reload must not sign the
     // user back in), whether or not it can be told now.
-    if (signOutPending()) {
-      await settleSignOut();
-      if (signOutPending()) return null;
+    if (pendingSignOut() !== null) {
+      void settleSignOut();
+      return null;
     }
     try {
       const me = await request<Me>('GET', '/me', undefined, false);
@@ -140,33 +160,38 @@ export const api = {
     }
   },
   /** Signing in or out forgets the copies kept of the last user's reads, in every tab. */
-  login: async (username: string, password: string) => {
-    // The last session first, if the server never heard it end (its cookie is about to be replaced).
-    await settleSignOut();
-    const me = await request<Me>('POST', '/auth/login', { username, password }, false);
-    forgetSignOut(); // (whatever that last session's fate, this browser no longer holds it)
-    await forget();
-    // What `GET /me` would answer now: a reload offline finds the user signed in.
-    await keep('/me', me, currentGeneration());
-    await keepSessionEnd();
-    return me;
-  },
+  login: (username: string, password: string) =>
+    exclusively(async () => {
+      // The last session first, if the server never heard it end (its cookie is about to be
+      // replaced): tried for a while, as the user waits on the sign-in.
+      await settleHeld(AbortSignal.timeout(SIGN_OUT_BEFORE_SIGN_IN_MS));
+      const me = await request<Me>('POST', '/auth/login', { username, password }, false);
+      forgetSignOut(); // (whatever that last session's fate, this browser no longer holds it)
+      await forget();
+      // What `GET /me` would answer now: a reload offline finds the user signed in.
+      await keep('/me', me, currentGeneration());
+      await keepSessionEnd();
+      return me;
+    }),
   /**
    * Ends the session. One the server cannot be told of now is remembered and told later
    * (pending-sign-out.ts); the page signs out either way (see session.tsx).
    */
-  logout: async () => {
-    await forget();
-    try {
-      await endSession();
-      forgetSignOut();
-    } catch (e) {
-      if (unreachable(e)) rememberSignOut();
-      throw e;
-    } finally {
-      await forget(); // (what a read in flight meanwhile kept)
-    }
-  },
+  logout: () =>
+    exclusively(async () => {
+      await forget();
+      try {
+        await endSession(AbortSignal.timeout(SIGN_OUT_TIMEOUT_MS));
+        forgetSignOut();
+      } catch (e) {
+        // Not the server's own answer (none, or a proxy's): the page signs out, and the
+        // server is told later.
+        if (!(e instanceof ApiError && e.fromServer)) rememberSignOut();
+        throw e;
+      } finally {
+        await forget(); // (what a read in flight meanwhile kept)
+      }
+    }),
   /** Forgets the copies without asking the server (it said the session is over). */
   forgetCopies: forget,
   /** Tells the server of a sign-out it has not heard of yet, if there is one. */

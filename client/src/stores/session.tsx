@@ -35,8 +35,9 @@ export function SessionProvider(props: ParentProps) {
   };
   window.addEventListener(UNAUTHORIZED_EVENT, expire);
   onCleanup(() => window.removeEventListener(UNAUTHORIZED_EVENT, expire));
-  // Signed out in another tab while the server could not be told: this one signs out too.
-  onCleanup(onSignOutElsewhere(() => mutate(null)));
+  // Signed out in another tab while the server could not be told: this one signs out too. (Asked
+  // again, not set: a check still under way would otherwise land after, showing the user back.)
+  onCleanup(onSignOutElsewhere(() => void refetch()));
   // That sign-out is sent again until the server has it (nothing is sent while none waits).
   const settle = () => void api.settleSignOut();
   window.addEventListener('online', settle);
