@@ -16,7 +16,7 @@ import type {
   ProjectSummary,
 } from '@spanwise/shared/api';
 import { copyOf, currentGeneration, drop, forget, keep, keepsCopy } from './offline-copies.ts';
-import { exclusively, forgetSignOut, pendingSignOut, rememberSignOut } from './pending-sign-out.ts';
+import { exclusively, forgetSignOut, NotNow, pendingSignOut, rememberSignOut, tabsCoordinated, timeoutSignal } from './pending-sign-out.ts';
 
 export class ApiError extends Error {
   constructor(
@@ -86,8 +86,9 @@ async function request<T>(method: string, path: string, body?: unknown, signedIn
   if (!res.ok) {
     if (res.status === 401) {
       void forget();
-      // No session left to end (not a wrong password: that says nothing of the cookie held).
-      if (path !== '/auth/login') forgetSignOut();
+      // The server's own: no session left to end (not a wrong password, which says nothing of
+      // the cookie held, nor a proxy's).
+      if (path !== '/auth/login' && fromServer(data)) forgetSignOut();
     }
     if (reading && (res.status === 403 || res.status === 404)) void drop(path);
     if (res.status === 401 && signedIn) window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
@@ -100,8 +101,15 @@ async function request<T>(method: string, path: string, body?: unknown, signedIn
 
 /** How long a sign-out may take before it counts as not heard (and is remembered, and sent again). */
 const SIGN_OUT_TIMEOUT_MS = 15_000;
-/** How long a sign-in waits for the last session's sign-out, still waiting, to be heard first. */
-const SIGN_OUT_BEFORE_SIGN_IN_MS = 5_000;
+/** How long one sent again may take: in the background, or before a sign-in, which waits for it. */
+const RESEND_TIMEOUT_MS = 5_000;
+/** How long a sign-in may take: while it runs, a sign-out in another tab waits for it. */
+const SIGN_IN_TIMEOUT_MS = 20_000;
+/** How long a sign-out waits for a sign-in under way in another tab before the page signs out anyway. */
+const SIGN_OUT_WAIT_MS = 10_000;
+/** Tries sent again in the background: the first at once, then after 5 s, doubling up to a minute. */
+const RESEND_FIRST_DELAY_MS = 5_000;
+const RESEND_MAX_DELAY_MS = 60_000;
 
 /**
  * Asks the server to end the session (the cookie is httpOnly: only the server can). Only its
@@ -116,25 +124,46 @@ async function endSession(signal: AbortSignal): Promise<void> {
  * Sends the sign-out waiting (pending-sign-out.ts), if one still does, once more; call it with
  * no other sign-in or sign-out under way (`exclusively`). Forgotten once the server has it, or
  * has itself answered that it will not (a 4xx of its own); kept while no one answers, a proxy
- * does, or the server itself cannot (a 5xx of its own: its database busy, say).
+ * does, or the server itself cannot (a 5xx of its own: its database busy, say). Returns whether
+ * one still waits.
  */
-async function settleHeld(signal: AbortSignal): Promise<void> {
+async function settleHeld(timeoutMs: number): Promise<boolean> {
   const id = pendingSignOut(); // (a sign-in in another tab may have forgotten it meanwhile)
-  if (id === null) return;
+  if (id === null) return false;
   try {
-    await endSession(signal);
+    await endSession(timeoutSignal(timeoutMs));
     forgetSignOut(id);
   } catch (e) {
     if (e instanceof ApiError && e.fromServer && e.status < 500) forgetSignOut(id);
   }
+  return pendingSignOut() !== null;
 }
 
 let settling: Promise<void> | null = null;
+let resendDelay = 0;
+let resendAt = 0;
 
-/** Tells the server of a sign-out it has not heard of yet, if one waits (one try at a time in a tab). */
-function settleSignOut(): Promise<void> {
-  if (pendingSignOut() === null) return Promise.resolve();
-  settling ??= exclusively(() => settleHeld(AbortSignal.timeout(SIGN_OUT_TIMEOUT_MS))).finally(() => (settling = null));
+/**
+ * Tells the server, in the background, of a sign-out it has not heard of yet, if one waits: one
+ * try at a time in a tab, each after the last failed one's delay (`now`: without waiting it out),
+ * and none while a sign-in or sign-out is under way in any tab. Where tabs cannot keep out of each
+ * other's way (no Web Locks), it is left to the next sign-in in this tab, which sends it first.
+ */
+function settleSignOut(now = false): Promise<void> {
+  if (pendingSignOut() === null) {
+    resendDelay = 0;
+    return Promise.resolve();
+  }
+  if (!tabsCoordinated() || (!now && performance.now() < resendAt)) return Promise.resolve();
+  settling ??= exclusively(() => settleHeld(RESEND_TIMEOUT_MS), { ifFree: true })
+    .then(
+      (waits) => {
+        resendDelay = waits ? Math.min(Math.max(resendDelay * 2, RESEND_FIRST_DELAY_MS), RESEND_MAX_DELAY_MS) : 0;
+        resendAt = performance.now() + resendDelay;
+      },
+      () => {}, // (NotNow: tried again at the next turn)
+    )
+    .finally(() => (settling = null));
   return settling;
 }
 
@@ -147,7 +176,7 @@ export const api = {
     // Signed out here, and the server not yet told: signed out still (a reload must not sign the
     // user back in), whether or not it can be told now.
     if (pendingSignOut() !== null) {
-      void settleSignOut();
+      void settleSignOut(true);
       return null;
     }
     try {
@@ -160,38 +189,54 @@ export const api = {
     }
   },
   /** Signing in or out forgets the copies kept of the last user's reads, in every tab. */
-  login: (username: string, password: string) =>
-    exclusively(async () => {
+  login: async (username: string, password: string) => {
+    const me = await exclusively(async () => {
       // The last session first, if the server never heard it end (its cookie is about to be
-      // replaced): tried for a while, as the user waits on the sign-in.
-      await settleHeld(AbortSignal.timeout(SIGN_OUT_BEFORE_SIGN_IN_MS));
-      const me = await request<Me>('POST', '/auth/login', { username, password }, false);
-      forgetSignOut(); // (whatever that last session's fate, this browser no longer holds it)
-      await forget();
-      // What `GET /me` would answer now: a reload offline finds the user signed in.
-      await keep('/me', me, currentGeneration());
-      await keepSessionEnd();
-      return me;
-    }),
+      // replaced): tried for a while, as the user waits on the sign-in. Then that one is
+      // forgotten whatever its fate, as this browser no longer holds its cookie; not one another
+      // tab remembers meanwhile (its sign-out waited too long for this), which is the new session's.
+      const last = pendingSignOut();
+      if (last !== null) await settleHeld(RESEND_TIMEOUT_MS);
+      const signedIn = await request<Me>('POST', '/auth/login', { username, password }, false, timeoutSignal(SIGN_IN_TIMEOUT_MS));
+      if (last !== null) forgetSignOut(last);
+      return signedIn;
+    });
+    await forget();
+    // What `GET /me` would answer now: a reload offline finds the user signed in.
+    await keep('/me', me, currentGeneration());
+    await keepSessionEnd();
+    return me;
+  },
   /**
-   * Ends the session. One the server cannot be told of now is remembered and told later
+   * Ends the session. One the server cannot be told of now (no answer, a proxy's, none in 15 s,
+   * or a sign-in in another tab that keeps it waiting 10 s) is remembered and told later
    * (pending-sign-out.ts); the page signs out either way (see session.tsx).
    */
-  logout: () =>
-    exclusively(async () => {
-      await forget();
-      try {
-        await endSession(AbortSignal.timeout(SIGN_OUT_TIMEOUT_MS));
-        forgetSignOut();
-      } catch (e) {
-        // Not the server's own answer (none, or a proxy's): the page signs out, and the
-        // server is told later.
-        if (!(e instanceof ApiError && e.fromServer)) rememberSignOut();
-        throw e;
-      } finally {
-        await forget(); // (what a read in flight meanwhile kept)
-      }
-    }),
+  logout: async () => {
+    await forget();
+    try {
+      await exclusively(
+        async () => {
+          try {
+            await endSession(timeoutSignal(SIGN_OUT_TIMEOUT_MS));
+            forgetSignOut();
+          } catch (e) {
+            // Not the server's own answer (none, or a proxy's): the page signs out, and the
+            // server is told later.
+            if (!(e instanceof ApiError && e.fromServer)) rememberSignOut();
+            throw e;
+          }
+        },
+        { waitMs: SIGN_OUT_WAIT_MS },
+      );
+    } catch (e) {
+      if (!(e instanceof NotNow)) throw e;
+      rememberSignOut();
+      throw new ApiError(0, 'network', UNREACHABLE);
+    } finally {
+      await forget(); // (what a read in flight meanwhile kept)
+    }
+  },
   /** Forgets the copies without asking the server (it said the session is over). */
   forgetCopies: forget,
   /** Tells the server of a sign-out it has not heard of yet, if there is one. */

@@ -54,16 +54,54 @@ export function onSignOutElsewhere(signedOut: () => void): () => void {
 }
 
 let inThisTab: Promise<unknown> = Promise.resolve();
+let busyInThisTab = 0;
+
+/** Whether sign-ins and sign-outs are kept apart across tabs (Web Locks: https and localhost pages). */
+export function tabsCoordinated(): boolean {
+  return typeof navigator !== 'undefined' && navigator.locks !== undefined;
+}
+
+/** Thrown by `exclusively` when it did not get its turn: another was under way (or took too long). */
+export class NotNow extends Error {
+  constructor() {
+    super('another sign-in or sign-out is under way');
+    this.name = 'NotNow';
+  }
+}
+
+/** A signal that aborts after `ms` (AbortSignal.timeout where the browser has it). */
+export function timeoutSignal(ms: number): AbortSignal {
+  if (typeof AbortSignal.timeout === 'function') return AbortSignal.timeout(ms);
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new DOMException('The operation timed out.', 'TimeoutError')), ms);
+  return controller.signal;
+}
 
 /**
  * Runs `work` while no sign-in or sign-out runs in any tab of the app (Web Locks; in this tab
  * alone where the browser has none): a sign-out sent again must never be under way while a
  * sign-in is, or its answer, which deletes the session cookie, could delete the new session's.
+ * `ifFree`: throws NotNow at once instead of waiting for a turn; `waitMs`: throws NotNow after
+ * waiting that long (with Web Locks only: in one tab, what runs before is bounded by its own time limits).
  */
-export function exclusively<T>(work: () => Promise<T>): Promise<T> {
-  const locks = typeof navigator === 'undefined' ? undefined : navigator.locks;
-  if (locks) return locks.request('spanwise:sign-in-out', work) as Promise<T>; // (lib.dom wraps the callback's promise once more)
-  const run = inThisTab.then(work, work);
+export async function exclusively<T>(work: () => Promise<T>, options: { ifFree?: boolean; waitMs?: number } = {}): Promise<T> {
+  if (tabsCoordinated()) {
+    const lockOptions: LockOptions = options.ifFree ? { ifAvailable: true } : options.waitMs !== undefined ? { signal: timeoutSignal(options.waitMs) } : {};
+    let granted = false;
+    try {
+      return (await navigator.locks.request('spanwise:sign-in-out', lockOptions, async (lock) => {
+        if (!lock) throw new NotNow();
+        granted = true;
+        return work();
+      })) as T;
+    } catch (e) {
+      if (!granted && e instanceof DOMException) throw new NotNow(); // (its wait ran out)
+      throw e;
+    }
+  }
+  if (options.ifFree && busyInThisTab > 0) throw new NotNow();
+  busyInThisTab++;
+  const run = inThisTab.then(work, work).finally(() => busyInThisTab--);
   inThisTab = run.catch(() => {});
   return run;
 }

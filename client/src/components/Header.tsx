@@ -7,9 +7,14 @@ export function Header() {
   const session = useSession();
   /** Why signing out failed: the server answered, and the session is still on. */
   const [failed, setFailed] = createSignal<string | null>(null);
+  const [signingOut, setSigningOut] = createSignal(false);
   const signOut = () => {
     setFailed(null);
-    session.signOut().catch((e: unknown) => setFailed(`Not signed out: ${errorMessage(e)}`));
+    setSigningOut(true);
+    session
+      .signOut()
+      .catch((e: unknown) => setFailed(`Not signed out: ${errorMessage(e)}`))
+      .finally(() => setSigningOut(false));
   };
   return (
     <header class="app-header">
@@ -18,7 +23,7 @@ export function Header() {
       </A>
       <div class="who">
         <span class="user-name">{session.me()?.username}</span>
-        <button type="button" class="link-button" onClick={signOut}>
+        <button type="button" class="link-button" onClick={signOut} disabled={signingOut()}>
           Sign out
         </button>
         <Show when={failed()}>

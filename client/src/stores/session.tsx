@@ -9,9 +9,9 @@
 import { createContext, createResource, onCleanup, useContext, type Accessor, type ParentProps } from 'solid-js';
 import type { Me } from '@spanwise/shared/api';
 import { api, ApiError, UNAUTHORIZED_EVENT } from '../api/client.ts';
-import { onSignOutElsewhere } from '../api/pending-sign-out.ts';
+import { onSignOutElsewhere, pendingSignOut } from '../api/pending-sign-out.ts';
 
-/** How often a page tries again to tell the server of a sign-out it has not heard of. */
+/** How often a page looks for a sign-out the server has not heard of, to send it again (see api.settleSignOut). */
 const SIGN_OUT_RETRY_MS = 5_000;
 
 export interface Session {
@@ -37,13 +37,19 @@ export function SessionProvider(props: ParentProps) {
   onCleanup(() => window.removeEventListener(UNAUTHORIZED_EVENT, expire));
   // Signed out in another tab while the server could not be told: this one signs out too. (Asked
   // again, not set: a check still under way would otherwise land after, showing the user back.)
+  // So does one brought back from the browser's back-forward cache, which missed that.
   onCleanup(onSignOutElsewhere(() => void refetch()));
+  const restored = (e: PageTransitionEvent) => {
+    if (e.persisted && pendingSignOut() !== null) void refetch();
+  };
+  window.addEventListener('pageshow', restored);
   // That sign-out is sent again until the server has it (nothing is sent while none waits).
-  const settle = () => void api.settleSignOut();
-  window.addEventListener('online', settle);
-  const retrying = setInterval(settle, SIGN_OUT_RETRY_MS);
+  const settleNow = () => void api.settleSignOut(true);
+  window.addEventListener('online', settleNow);
+  const retrying = setInterval(() => void api.settleSignOut(), SIGN_OUT_RETRY_MS);
   onCleanup(() => {
-    window.removeEventListener('online', settle);
+    window.removeEventListener('pageshow', restored);
+    window.removeEventListener('online', settleNow);
     clearInterval(retrying);
   });
 
