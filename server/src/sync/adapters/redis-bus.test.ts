@@ -134,18 +134,24 @@ describe.runIf(url)('RedisBus', () => {
       for (let i = 0; i < rooms.length; i += 500) {
         await Promise.all(rooms.slice(i, i + 500).map((room) => b.join(room, { message: (_k, d) => got.push(`${room}:${Buffer.from(d).toString()}`), reload: async () => {} })));
       }
-      await new Promise((r) => setTimeout(r, 1_000)); // (the reads of the rooms just joined)
       const base = new Redis(url!);
       const monitor = await base.monitor();
-      const readsNamed: number[] = [];
+      let readsNamed: number[] = [];
+      let lastWideRead = Date.now();
       monitor.on('monitor', (_time: string, args: string[]) => {
         if (String(args[0]).toUpperCase() !== 'XREAD') return;
         const streams = args.findIndex((a) => String(a).toUpperCase() === 'STREAMS');
         // Only this test's reads (the machine's Redis may serve others).
-        if (String(args[streams + 1]).startsWith(prefix)) readsNamed.push((args.length - streams - 1) / 2);
+        if (!String(args[streams + 1]).startsWith(prefix)) return;
+        const named = (args.length - streams - 1) / 2;
+        readsNamed.push(named);
+        if (named > 1) lastWideRead = Date.now();
       });
       try {
-        await new Promise((r) => setTimeout(r, 100));
+        // The reads of the rooms just joined (and b's first sweep) are over once none names
+        // several rooms for half a second.
+        for (let i = 0; i < 100 && Date.now() - lastWideRead < 500; i++) await new Promise((r) => setTimeout(r, 100));
+        readsNamed = [];
         const sent = Date.now();
         for (let i = 0; i < 3; i++) a.publish('many-1234', 'update', Buffer.from(`m${i}`));
         await until(() => got.length === 3, 'the 3 updates at b');
@@ -194,7 +200,8 @@ describe.runIf(url)('RedisBus', () => {
 
     it('takes its position in the activity stream afresh when the stream begins again behind it', async () => {
       const a = bus('a');
-      const b = bus('b'); // (a sweep every second)
+      const b = new RedisBus({ url: url!, instanceId: 'b', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 2_000 });
+      buses.push(b);
       const rooms = ['again-1', 'again-2', 'again-3', 'again-4'];
       const got: string[] = [];
       for (const room of rooms) {
@@ -208,25 +215,57 @@ describe.runIf(url)('RedisBus', () => {
         await raw.xadd(`${prefix}@activity`, '9999999999999-0', 'r', 'elsewhere', 'i', 'older');
         await new Promise((r) => setTimeout(r, 100));
         await raw.del(`${prefix}@activity`);
-        await new Promise((r) => setTimeout(r, 1_200)); // past a sweep
-        // Each is read when announced, not at the next sweep (4 of them span more than one).
+        // Read at b's next sweep at the latest, which checks the position first.
+        a.publish('again-1', 'update', Buffer.from('probe'));
+        await until(() => got.length === 1, 'the probe');
+        // Then each is read when announced, not at a sweep (every 2 s).
         for (const [i, room] of rooms.entries()) {
           const sent = Date.now();
           a.publish(room, 'update', Buffer.from(`m${i}`));
-          await until(() => got.length === i + 1, `m${i}`);
-          expect(Date.now() - sent).toBeLessThan(250);
-          await new Promise((r) => setTimeout(r, 150));
+          await until(() => got.length === i + 2, `m${i}`);
+          expect(Date.now() - sent).toBeLessThan(500);
         }
       } finally {
         await raw.quit();
       }
     });
 
+    it('stores each entry once and still reads the rooms at sweeps when announcements cannot be made (another key there)', async () => {
+      const own = `${prefix}foreign:`;
+      const make = (instanceId: string) => {
+        const b = new RedisBus({ url: url!, instanceId, maxLen: 1000, log: silent, keyPrefix: own, blockMs: 300 });
+        buses.push(b);
+        return b;
+      };
+      const raw = new Redis(url!);
+      try {
+        await raw.set(`${own}@activity`, 'not a stream');
+        const a = make('a');
+        const b = make('b');
+        const got: string[] = [];
+        await a.join('room-f', { message: () => {}, reload: async () => {} });
+        await b.join('room-f', { message: (_k, d) => got.push(Buffer.from(d).toString()), reload: async () => {} });
+        for (let i = 0; i < 3; i++) a.publish('room-f', 'update', Buffer.from(`m${i}`));
+        await until(() => got.length === 3, 'the 3 entries at b');
+        expect(got).toEqual(['m0', 'm1', 'm2']);
+        await new Promise((r) => setTimeout(r, 300));
+        expect(await raw.xlen(`${own}room-f`)).toBe(3);
+      } finally {
+        await raw.del(`${own}@activity`, `${own}room-f`);
+        await raw.quit();
+      }
+    });
+
     it('reads a room from where it was once an announcement names it (until then, only a sweep would)', async () => {
+      const a = bus('a');
       const b = slowSweeping('b');
       const got: string[] = [];
+      await a.join('room-quiet-2', { message: () => {}, reload: async () => {} });
       await b.join('room-quiet-2', { message: (_k, d) => got.push(Buffer.from(d).toString()), reload: async () => {} });
-      await new Promise((r) => setTimeout(r, 200));
+      // Once b has it, b's read of the room it joined is over (it comes before any announcement's).
+      a.publish('room-quiet-2', 'update', Buffer.from('probe'));
+      await until(() => got.length === 1, 'the probe');
+      got.length = 0;
       const raw = new Redis(url!);
       try {
         await raw.xadd(`${prefix}room-quiet-2`, '*', 'i', 'older', 'k', 'update', 'd', 'unannounced');

@@ -37,6 +37,7 @@ import { Redis } from 'ioredis';
 import type { BusListener, BusMessageKind, SyncBus, SyncLogger, SyncObserver } from '../types.ts';
 import { readPresenceEntries, writePresenceEntries, type PresenceEntry } from '../presence-entries.ts';
 import { waitAtMost } from '../wait-at-most.ts';
+import { logThrottle } from '../../log.ts';
 
 export interface RedisBusOptions {
   url: string;
@@ -194,8 +195,9 @@ for _, id in ipairs(gone) do
   for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
     redis.call('XADD', prefix .. room, 'MAXLEN', '~', ARGV[4], '*', 'i', id, 'k', 'reload')
     redis.call('PEXPIRE', prefix .. room, ARGV[6])
-    redis.call('XADD', prefix .. '@activity', 'MAXLEN', '~', ARGV[7], '*', 'r', room, 'i', id)
-    redis.call('PEXPIRE', prefix .. '@activity', ARGV[6])
+    -- (pcall: an announcement that fails must not stop the sweep; the readers' sweeps read it)
+    redis.pcall('XADD', prefix .. '@activity', 'MAXLEN', '~', ARGV[7], '*', 'r', room, 'i', id)
+    redis.pcall('PEXPIRE', prefix .. '@activity', ARGV[6])
     reloads = reloads + 1
   end
   redis.call('DEL', rooms)
@@ -222,11 +224,11 @@ if fields['entries-added'] == nil then
 end
 return {fields['last-generated-id'], fields['entries-added'], fields['length']}
 `;
-/** Orders two stream ids (`<ms>-<seq>`). */
+/** Orders two stream ids (`<ms>-<seq>`, each part up to 2^64 − 1). */
 function compareIds(a: string, b: string): number {
-  const [am = 0, as = 0] = a.split('-').map(Number);
-  const [bm = 0, bs = 0] = b.split('-').map(Number);
-  return am - bm || as - bs;
+  const [am = 0n, as = 0n] = a.split('-').map(BigInt);
+  const [bm = 0n, bs = 0n] = b.split('-').map(BigInt);
+  return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : as < bs ? -1 : 1;
 }
 
 function fieldsOf(raw: unknown[]): Map<string, unknown> {
@@ -261,6 +263,11 @@ export class RedisBus implements SyncBus {
   /** The blocking read of the activity stream under way (counted), or 0. */
   #blockingRead = 0;
   #readsStarted = 0;
+  /** The last blocking read an interruption was sent for (one is enough). */
+  #interruptedRead = 0;
+  /** Reading the activity stream failed (not a stream there, say): rooms are read at sweeps only. */
+  #activityFailing = false;
+  readonly #activityProblems = logThrottle(60_000);
   /** The Redis server is older than 7: rooms are refused rather than followed without trim detection. */
   #tooOld = false;
   /** The Redis server's run id when last connected: another one means it restarted. */
@@ -300,12 +307,9 @@ export class RedisBus implements SyncBus {
         () => {},
       );
     });
-    this.#sub.on('ready', () => {
-      this.#sub.client('ID').then(
-        (id) => (this.#subId = Number(id)),
-        () => (this.#subId = null),
-      );
-    });
+    // Its id is asked again before the next blocking read: another connection has another (and
+    // after a Redis restart, the old one may name someone else's).
+    this.#sub.on('close', () => (this.#subId = null));
     this.#loop = this.#read();
     this.#heartbeat = setInterval(() => this.#beatSoon(), options.heartbeatMs ?? 5_000);
     this.#heartbeat.unref();
@@ -430,8 +434,12 @@ export class RedisBus implements SyncBus {
           .xadd(this.#activityKey, 'MAXLEN', '~', String(ACTIVITY_MAX_LEN), '*', 'r', room, 'i', this.options.instanceId)
           .pexpire(this.#activityKey, this.#streamTtlMs)
           .exec();
-        const failed = replies?.find(([err]) => err)?.[0];
+        // The entry is in once the room's XADD is (a transaction is not rolled back: sent again,
+        // it would go in twice). A failed announcement only leaves it to the readers' sweeps.
+        const failed = replies?.[0]?.[0] ?? replies?.[1]?.[0];
         if (!replies || failed) throw failed ?? new Error('the publish transaction was discarded');
+        const unannounced = replies[2]?.[0] ?? replies[3]?.[0];
+        if (unannounced) this.#activityProblem('redis_announce_failed', unannounced);
         queue.shift();
         outbox.bytes -= sizeOf(entry);
         this.#outboxBytes -= sizeOf(entry);
@@ -456,24 +464,39 @@ export class RedisBus implements SyncBus {
   }
 
   /**
-   * Makes a blocking read return now, so a room made due is read at once. The read may reach
-   * Redis after the UNBLOCK does (they go over two connections): one still under way a moment
-   * later is interrupted again.
+   * Makes a blocking read return now, so a room made due is read at once (once per read). The
+   * read may reach Redis after the UNBLOCK does (they go over two connections): while it is
+   * still under way and was not unblocked, the UNBLOCK is sent again every 50 ms, ten times.
    */
   #interrupt(): void {
     this.#wake?.();
     const read = this.#blockingRead;
-    if (read === 0 || this.#subId === null) return;
-    this.#pub.client('UNBLOCK', this.#subId).catch(() => {});
-    setTimeout(() => {
-      if (this.#blockingRead === read && this.#subId !== null) this.#pub.client('UNBLOCK', this.#subId).catch(() => {});
-    }, INTERRUPT_AGAIN_MS).unref();
+    if (read === 0 || this.#interruptedRead === read) return;
+    this.#interruptedRead = read;
+    const attempt = (left: number) => {
+      const id = this.#subId;
+      if (this.#blockingRead !== read || id === null) return;
+      this.#pub.client('UNBLOCK', id).then(
+        (unblocked) => {
+          if (Number(unblocked) === 0 && left > 0) setTimeout(() => attempt(left - 1), INTERRUPT_AGAIN_MS).unref();
+        },
+        () => {},
+      );
+    };
+    attempt(10);
+  }
+
+  /** Logs a failure to announce or read announcements, once a minute for each kind. */
+  #activityProblem(event: string, err: unknown): void {
+    const shown = this.#activityProblems(event);
+    if (shown) this.options.log.error(event, { key: this.#activityKey, error: String(err), ...shown });
   }
 
   /**
-   * Reads, in turns: the rooms due, when there are any; then, a few at a time, those a sweep has
-   * still to read, with a look at the activity stream (without waiting) before each few; else it
-   * waits on the activity stream for rooms to become due, until the next sweep.
+   * Reads, in turns: the rooms due, when there are any, else a look at the activity stream
+   * (without waiting while a sweep is under way); then, while one is, the next few rooms of the
+   * sweep, so that it moves on whatever the traffic. With nothing to do it waits on the activity
+   * stream for rooms to become due, until the next sweep.
    */
   async #read(): Promise<void> {
     let delay = 50;
@@ -489,12 +512,13 @@ export class RedisBus implements SyncBus {
         continue;
       }
       try {
-        if (this.#activityId === null || performance.now() - this.#sweptAt >= sweepMs) await this.#startSweep();
+        // (Without a position, one is taken at once; one that cannot be taken is tried at each sweep.)
+        if ((this.#activityId === null && !this.#activityFailing) || performance.now() - this.#sweptAt >= sweepMs) await this.#startSweep();
+        const untilSweep = Math.max(1, Math.ceil(this.#sweptAt + sweepMs - performance.now()));
         if (this.#due.size > 0) await this.#readRooms(this.#due, ROOMS_PER_READ);
-        else if (this.#sweeping.size > 0) {
-          await this.#readActivity(null);
-          if (this.#due.size === 0) await this.#readRooms(this.#sweeping, SWEEP_ROOMS_PER_READ);
-        } else await this.#readActivity(Math.max(1, Math.ceil(this.#sweptAt + sweepMs - performance.now())));
+        else if (this.#sweeping.size > 0) await this.#readActivity(null);
+        else await this.#readActivity(untilSweep);
+        if (this.#sweeping.size > 0) await this.#readRooms(this.#sweeping, SWEEP_ROOMS_PER_READ);
         delay = 50;
       } catch (err) {
         if (!this.#running) break;
@@ -510,13 +534,20 @@ export class RedisBus implements SyncBus {
    * Has every followed room read again, and checks this instance's position in the activity
    * stream: taken at its present end when it has none, or when the stream now ends before it
    * (deleted, expired or lost, and begun again on a clock behind the old one), where it would
-   * wait for ids past its own and miss every announcement until then.
+   * wait for ids past its own and miss every announcement until then. A stream that cannot be
+   * read (another type of key there) leaves the rooms to the sweeps.
    */
   async #startSweep(): Promise<void> {
-    const pos = await this.#streamPosition(this.#activityKey);
-    if (this.#activityId === null || compareIds(pos.lastId, this.#activityId) < 0) this.#activityId = pos.lastId;
     this.#sweptAt = performance.now();
     for (const room of this.#rooms.keys()) this.#sweeping.add(room);
+    try {
+      const pos = await this.#streamPosition(this.#activityKey);
+      if (this.#activityId === null || compareIds(pos.lastId, this.#activityId) < 0) this.#activityId = pos.lastId;
+      this.#activityFailing = false;
+    } catch (err) {
+      this.#activityFailing = true;
+      this.#activityProblem('redis_activity_unreadable', err);
+    }
   }
 
   /**
@@ -524,13 +555,31 @@ export class RedisBus implements SyncBus {
    * announcement (null: not at all); the rooms followed here that they name become due.
    */
   async #readActivity(blockMs: number | null): Promise<void> {
-    const from = this.#activityId!;
+    if (this.#activityFailing || this.#activityId === null) {
+      // Nothing to look at: the next sweep, unless a room becomes due first.
+      if (blockMs !== null) await new Promise<void>((r) => ((this.#wake = r), setTimeout(r, blockMs).unref()));
+      this.#wake = null;
+      return;
+    }
+    const from = this.#activityId;
+    // (Asked on this connection, so answered before the read blocks it.)
+    if (blockMs !== null && this.#subId === null) {
+      this.#subId = Number(await this.#sub.client('ID'));
+      if (this.#due.size > 0) return; // (made due meanwhile, with no read to interrupt)
+    }
     const block = blockMs === null ? [] : ['BLOCK', blockMs];
     const read = ++this.#readsStarted;
     if (blockMs !== null) this.#blockingRead = read;
     let result: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
     try {
       result = (await this.#sub.callBuffer('XREAD', 'COUNT', ACTIVITY_READ_COUNT, ...block, 'STREAMS', this.#activityKey, from)) as typeof result;
+    } catch (err) {
+      if (/WRONGTYPE/.test(String(err))) {
+        this.#activityFailing = true;
+        this.#activityProblem('redis_activity_unreadable', err);
+        return;
+      }
+      throw err;
     } finally {
       if (this.#blockingRead === read) this.#blockingRead = 0;
     }
@@ -745,6 +794,7 @@ export class RedisBus implements SyncBus {
         // before this position, so in the reload) is let go instead of moving it back.
         this.#rooms.set(room, { listener: follow.listener, lastId: pos.lastId, seen: pos.added, ownUnread: 0 });
         this.#due.add(room);
+        this.#interrupt();
       } catch (err) {
         // Its position stays: reading on from it still works, and the reload covers the rest.
         this.options.observer?.error?.('bus_failed');
