@@ -254,6 +254,34 @@ describe('signing out', () => {
     await page.getByRole('button', { name: 'Sign out' }).waitFor(WAIT);
     await context.close();
   });
+
+  it('made in another tab while a sign-in waits there ends the new session, and that tab says so', async () => {
+    const { context, page } = await aliceWithoutWorker();
+    const other = await context.newPage();
+    await other.goto(server.url);
+    const otherSignOut = other.getByRole('button', { name: 'Sign out' });
+    await otherSignOut.waitFor(WAIT);
+    // This tab signs out (heard), and signs in again, slowly.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Password').waitFor(WAIT);
+    let heldLogin: Route | null = null;
+    await context.route('**/api/auth/login', (route) => void (heldLogin = route));
+    await page.getByLabel('Username').fill('alice');
+    await page.getByLabel('Password').fill('demo');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => heldLogin !== null, WAIT).toBe(true);
+    // Meanwhile the other tab (still showing the page) signs out: it waits 10 s for the sign-in's
+    // turn, then signs out and leaves the sign-out to be sent.
+    await otherSignOut.click();
+    await other.getByLabel('Password').waitFor({ timeout: 20_000 });
+    await heldLogin!.continue();
+    await page.getByRole('alert').filter({ hasText: /Signed out in another tab/ }).waitFor(WAIT);
+    const cookie = (await context.cookies()).find((c) => c.name === SESSION_COOKIE);
+    expect(cookie).toBeUndefined(); // (ended, and its cookie deleted)
+    await page.reload();
+    await page.getByLabel('Password').waitFor(WAIT);
+    await context.close();
+  });
 });
 
 describe('exporting a dataset', () => {

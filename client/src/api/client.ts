@@ -133,6 +133,7 @@ async function settleHeld(timeoutMs: number): Promise<boolean> {
   try {
     await endSession(timeoutSignal(timeoutMs));
     forgetSignOut(id);
+    await forget(); // (the copies of that session's reads)
   } catch (e) {
     if (e instanceof ApiError && e.fromServer && e.status < 500) forgetSignOut(id);
   }
@@ -152,6 +153,7 @@ let resendAt = 0;
 function settleSignOut(now = false): Promise<void> {
   if (pendingSignOut() === null) {
     resendDelay = 0;
+    resendAt = 0;
     return Promise.resolve();
   }
   if (!tabsCoordinated() || (!now && performance.now() < resendAt)) return Promise.resolve();
@@ -168,7 +170,7 @@ function settleSignOut(now = false): Promise<void> {
 }
 
 /** Keeps when this session ends, which bounds how long the copies are used (offline-copies.ts). */
-const keepSessionEnd = () => request<{ expiresAt: string }>('GET', '/session', undefined, false).catch(() => {});
+const keepSessionEnd = (signal?: AbortSignal) => request<{ expiresAt: string }>('GET', '/session', undefined, false, signal).catch(() => {});
 
 export const api = {
   /** The signed-in user, or null without a session. */
@@ -189,24 +191,29 @@ export const api = {
     }
   },
   /** Signing in or out forgets the copies kept of the last user's reads, in every tab. */
-  login: async (username: string, password: string) => {
-    const me = await exclusively(async () => {
+  login: (username: string, password: string) =>
+    exclusively(async () => {
       // The last session first, if the server never heard it end (its cookie is about to be
       // replaced): tried for a while, as the user waits on the sign-in. Then that one is
-      // forgotten whatever its fate, as this browser no longer holds its cookie; not one another
-      // tab remembers meanwhile (its sign-out waited too long for this), which is the new session's.
+      // forgotten whatever its fate, as this browser no longer holds its cookie.
       const last = pendingSignOut();
       if (last !== null) await settleHeld(RESEND_TIMEOUT_MS);
-      const signedIn = await request<Me>('POST', '/auth/login', { username, password }, false, timeoutSignal(SIGN_IN_TIMEOUT_MS));
+      const me = await request<Me>('POST', '/auth/login', { username, password }, false, timeoutSignal(SIGN_IN_TIMEOUT_MS));
       if (last !== null) forgetSignOut(last);
-      return signedIn;
-    });
-    await forget();
-    // What `GET /me` would answer now: a reload offline finds the user signed in.
-    await keep('/me', me, currentGeneration());
-    await keepSessionEnd();
-    return me;
-  },
+      // Signed out in another tab meanwhile (that sign-out waited too long for this sign-in):
+      // the browser's session, this new one, is ended as that tab asked.
+      if (pendingSignOut() !== null) {
+        await settleHeld(RESEND_TIMEOUT_MS);
+        throw new ApiError(0, 'signed_out_elsewhere', 'Signed out in another tab meanwhile. Sign in again.');
+      }
+      // (Still in turn: a sign-out waiting in another tab must not forget the copies before
+      // these are kept, or they would outlive it.)
+      await forget();
+      // What `GET /me` would answer now: a reload offline finds the user signed in.
+      await keep('/me', me, currentGeneration());
+      await keepSessionEnd(timeoutSignal(RESEND_TIMEOUT_MS));
+      return me;
+    }),
   /**
    * Ends the session. One the server cannot be told of now (no answer, a proxy's, none in 15 s,
    * or a sign-in in another tab that keeps it waiting 10 s) is remembered and told later

@@ -3,9 +3,10 @@
  * signs the page out at once, but the session cookie is httpOnly: only the server can end the
  * session, and until it does a reload would sign the user back in (the next person at a shared
  * browser, say). So the sign-out is remembered here, for every tab of the app, and sent again
- * until the server has it (client.ts): when a page starts, before a sign-in, and while a page
- * waits (session.tsx). Other tabs sign out as soon as it is remembered. Where the browser keeps
- * no local storage (blocked, full, broken), nothing is remembered, as before.
+ * until the server has it (client.ts): before the next sign-in in any tab and, where tabs can
+ * take turns (Web Locks), when a page starts and while one waits (session.tsx). Other tabs sign
+ * out as soon as it is remembered. Where the browser keeps no local storage (blocked, full,
+ * broken), nothing is remembered, as before.
  */
 const KEY = 'spanwise:sign-out-pending';
 
@@ -95,7 +96,7 @@ export async function exclusively<T>(work: () => Promise<T>, options: { ifFree?:
         return work();
       })) as T;
     } catch (e) {
-      if (!granted && e instanceof DOMException) throw new NotNow(); // (its wait ran out)
+      if (!granted && e instanceof DOMException && (e.name === 'AbortError' || e.name === 'TimeoutError')) throw new NotNow(); // (its wait ran out)
       throw e;
     }
   }
