@@ -105,7 +105,7 @@ const SIGN_OUT_TIMEOUT_MS = 15_000;
 const RESEND_TIMEOUT_MS = 5_000;
 /** How long a sign-in may take: while it runs, a sign-out in another tab waits for it. */
 const SIGN_IN_TIMEOUT_MS = 20_000;
-/** How long a sign-out waits for a sign-in under way in another tab before the page signs out anyway. */
+/** How long a sign-out waits for a sign-in or sign-out under way in another tab before the page signs out anyway. */
 const SIGN_OUT_WAIT_MS = 10_000;
 /** Tries sent again in the background: the first at once, then after 5 s, doubling up to a minute. */
 const RESEND_FIRST_DELAY_MS = 5_000;
@@ -148,7 +148,7 @@ let resendAt = 0;
  * Tells the server, in the background, of a sign-out it has not heard of yet, if one waits: one
  * try at a time in a tab, each after the last failed one's delay (`now`: without waiting it out),
  * and none while a sign-in or sign-out is under way in any tab. Where tabs cannot keep out of each
- * other's way (no Web Locks), it is left to the next sign-in in this tab, which sends it first.
+ * other's way (no Web Locks), it is left to the next sign-in in any tab, which sends it first.
  */
 function settleSignOut(now = false): Promise<void> {
   if (pendingSignOut() === null) {
@@ -216,7 +216,7 @@ export const api = {
     }),
   /**
    * Ends the session. One the server cannot be told of now (no answer, a proxy's, none in 15 s,
-   * or a sign-in in another tab that keeps it waiting 10 s) is remembered and told later
+   * or a sign-in or sign-out in another tab that keeps it waiting 10 s) is remembered and told later
    * (pending-sign-out.ts); the page signs out either way (see session.tsx).
    */
   logout: async () => {
