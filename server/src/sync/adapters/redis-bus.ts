@@ -545,6 +545,7 @@ export class RedisBus implements SyncBus {
       if (this.#activityId === null || compareIds(pos.lastId, this.#activityId) < 0) this.#activityId = pos.lastId;
       this.#activityFailing = false;
     } catch (err) {
+      if (!/WRONGTYPE/.test(String(err))) throw err; // (Redis away: the read loop retries)
       this.#activityFailing = true;
       this.#activityProblem('redis_activity_unreadable', err);
     }
