@@ -33,7 +33,14 @@ for (const [name, n] of [['rooms', rooms], ['rate', rate], ['seconds', seconds]]
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `spanwise-bench-bus:${process.pid}:`;
 const silent = { info() {}, warn() {}, error() {} };
-const redis = new Redis(url);
+const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+redis.on('error', () => {}); // (connect() below says what went wrong)
+try {
+  await redis.connect();
+} catch (err) {
+  console.error(`bench:bus needs Redis (7 or later): none answers at ${url} (${String(err)}). Set REDIS_URL.`);
+  process.exit(1);
+}
 
 /** Seconds of CPU the Redis server has used so far. */
 async function redisCpu(): Promise<number> {
@@ -108,11 +115,16 @@ try {
   );
 } finally {
   await Promise.all([publisher.close(), reader.close()]);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } catch (err) {
+    // (What failed the run, Redis away say, is the error to show; this only says what is left.)
+    console.error(`could not remove the bench's keys (${prefix}*): ${String(err)}`);
+  }
   redis.disconnect();
 }
