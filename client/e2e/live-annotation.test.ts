@@ -183,11 +183,28 @@ describe('signing out', () => {
     };
   }
 
-  it('while the server cannot be reached signs every tab out, and ends the session at the server once it can', async () => {
+  /** Alice signed in, in two tabs of one context (without the service worker). */
+  async function aliceInTwoTabs(): Promise<{ context: BrowserContext; page: Page; other: Page }> {
     const { context, page } = await aliceWithoutWorker();
     const other = await context.newPage();
     await other.goto(server.url);
     await other.getByRole('button', { name: 'Sign out' }).waitFor(WAIT);
+    return { context, page, other };
+  }
+
+  /** Signs alice in on `page`'s login form, the server's answer held back: the held request. */
+  async function signInHeld(context: BrowserContext, page: Page): Promise<Route> {
+    let held: Route | null = null;
+    await context.route('**/api/auth/login', (route) => void (held = route));
+    await page.getByLabel('Username').fill('alice');
+    await page.getByLabel('Password').fill('demo');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => held !== null, WAIT).toBe(true);
+    return held!;
+  }
+
+  it('while the server cannot be reached signs every tab out, and ends the session at the server once it can', async () => {
+    const { context, page, other } = await aliceInTwoTabs();
     // The session as the server sees it (the cookie is httpOnly: only the server can end it).
     const sessionStatus = await sessionHeld(context);
 
@@ -227,10 +244,7 @@ describe('signing out', () => {
   });
 
   it('sent again is never under way while a sign-in is, in any tab (its answer would delete the new cookie)', async () => {
-    const { context, page } = await aliceWithoutWorker();
-    const other = await context.newPage();
-    await other.goto(server.url);
-    await other.getByRole('button', { name: 'Sign out' }).waitFor(WAIT);
+    const { context, page, other } = await aliceInTwoTabs();
     let logouts: 'fail' | 'hold' = 'fail';
     const heldLogouts: Route[] = [];
     await context.route('**/api/auth/logout', (route) => (logouts === 'fail' ? route.abort('internetdisconnected') : void heldLogouts.push(route)));
@@ -239,16 +253,11 @@ describe('signing out', () => {
     await other.getByLabel('Password').waitFor(WAIT);
 
     // A sign-in the server is slow to answer, while the other tab's retries come round.
-    let heldLogin: Route | null = null;
-    await context.route('**/api/auth/login', (route) => void (heldLogin = route));
-    await page.getByLabel('Username').fill('alice');
-    await page.getByLabel('Password').fill('demo');
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await expect.poll(() => heldLogin !== null, WAIT).toBe(true);
+    const heldLogin = await signInHeld(context, page);
     logouts = 'hold';
     await page.waitForTimeout(11_000); // past two retries (5 s, then 10 s after a failed one)
     expect(heldLogouts.length).toBe(0);
-    await heldLogin!.continue();
+    await heldLogin.continue();
     await page.getByRole('button', { name: 'Sign out' }).waitFor(WAIT);
     await page.reload();
     await page.getByRole('button', { name: 'Sign out' }).waitFor(WAIT);
@@ -256,25 +265,17 @@ describe('signing out', () => {
   });
 
   it('made in another tab while a sign-in waits there ends the new session, and that tab says so', async () => {
-    const { context, page } = await aliceWithoutWorker();
-    const other = await context.newPage();
-    await other.goto(server.url);
+    const { context, page, other } = await aliceInTwoTabs();
     const otherSignOut = other.getByRole('button', { name: 'Sign out' });
-    await otherSignOut.waitFor(WAIT);
     // This tab signs out (heard), and signs in again, slowly.
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('Password').waitFor(WAIT);
-    let heldLogin: Route | null = null;
-    await context.route('**/api/auth/login', (route) => void (heldLogin = route));
-    await page.getByLabel('Username').fill('alice');
-    await page.getByLabel('Password').fill('demo');
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await expect.poll(() => heldLogin !== null, WAIT).toBe(true);
+    const heldLogin = await signInHeld(context, page);
     // Meanwhile the other tab (still showing the page) signs out: it waits 10 s for the sign-in's
     // turn, then signs out and leaves the sign-out to be sent.
     await otherSignOut.click();
     await other.getByLabel('Password').waitFor({ timeout: 20_000 });
-    await heldLogin!.continue();
+    await heldLogin.continue();
     await page.getByRole('alert').filter({ hasText: /Signed out in another tab/ }).waitFor(WAIT);
     const cookie = (await context.cookies()).find((c) => c.name === SESSION_COOKIE);
     expect(cookie).toBeUndefined(); // (ended, and its cookie deleted)
