@@ -161,7 +161,7 @@ const SWEEP_ROOMS_PER_READ = 250;
 /** A blocking read an interruption did not end (it raced the read to Redis) is interrupted again this soon. */
 const INTERRUPT_AGAIN_MS = 50;
 /** Approximate entries the activity stream keeps: an instance further behind relies on its sweeps. */
-export const ACTIVITY_MAX_LEN = 100_000;
+const ACTIVITY_MAX_LEN = 100_000;
 /** Announcements one read of the activity stream takes at most. */
 const ACTIVITY_READ_COUNT = 10_000;
 
@@ -545,10 +545,19 @@ export class RedisBus implements SyncBus {
       if (this.#activityId === null || compareIds(pos.lastId, this.#activityId) < 0) this.#activityId = pos.lastId;
       this.#activityFailing = false;
     } catch (err) {
-      if (!/WRONGTYPE/.test(String(err))) throw err; // (Redis away: the read loop retries)
-      this.#activityFailing = true;
-      this.#activityProblem('redis_activity_unreadable', err);
+      if (!this.#activityUnreadable(err)) throw err; // (Redis away: the read loop retries)
     }
+  }
+
+  /**
+   * Whether `err` says the activity stream cannot be read (a key of another type there): then
+   * the rooms are left to the sweeps, and it is logged.
+   */
+  #activityUnreadable(err: unknown): boolean {
+    if (!/WRONGTYPE/.test(String(err))) return false;
+    this.#activityFailing = true;
+    this.#activityProblem('redis_activity_unreadable', err);
+    return true;
   }
 
   /**
@@ -575,11 +584,7 @@ export class RedisBus implements SyncBus {
     try {
       result = (await this.#sub.callBuffer('XREAD', 'COUNT', ACTIVITY_READ_COUNT, ...block, 'STREAMS', this.#activityKey, from)) as typeof result;
     } catch (err) {
-      if (/WRONGTYPE/.test(String(err))) {
-        this.#activityFailing = true;
-        this.#activityProblem('redis_activity_unreadable', err);
-        return;
-      }
+      if (this.#activityUnreadable(err)) return;
       throw err;
     } finally {
       if (this.#blockingRead === read) this.#blockingRead = 0;
