@@ -169,9 +169,14 @@ describe('signing out', () => {
     await context.close();
   });
 
+  /** The session cookie `context` holds, if any. */
+  async function sessionCookie(context: BrowserContext) {
+    return (await context.cookies()).find((c) => c.name === SESSION_COOKIE);
+  }
+
   /** Whether the server still holds the session of `context`'s cookie now (asked apart from the browser). */
   async function sessionHeld(context: BrowserContext): Promise<() => Promise<number>> {
-    const cookie = (await context.cookies()).find((c) => c.name === SESSION_COOKIE);
+    const cookie = await sessionCookie(context);
     expect(cookie).toBeDefined();
     return async () => {
       const api = await request.newContext({ baseURL: server.url, extraHTTPHeaders: { cookie: `${SESSION_COOKIE}=${cookie!.value}` } });
@@ -277,8 +282,7 @@ describe('signing out', () => {
     await other.getByLabel('Password').waitFor({ timeout: 20_000 });
     await heldLogin.continue();
     await page.getByRole('alert').filter({ hasText: /Signed out in another tab/ }).waitFor(WAIT);
-    const cookie = (await context.cookies()).find((c) => c.name === SESSION_COOKIE);
-    expect(cookie).toBeUndefined(); // (ended, and its cookie deleted)
+    expect(await sessionCookie(context)).toBeUndefined(); // (ended, and its cookie deleted)
     await page.reload();
     await page.getByLabel('Password').waitFor(WAIT);
     await context.close();
