@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createApp, createServices } from './app.ts';
@@ -22,6 +25,43 @@ describe('structured logs', () => {
     expect(entry).toMatchObject({ level: 'error', event: 'sync_apply_failed', room: 'r' });
     expect(Number.isNaN(Date.parse(entry.time))).toBe(false);
     expect(Object.keys(entry).slice(0, 3)).toEqual(['time', 'level', 'event']);
+  });
+
+  it('writes a line for fields JSON cannot hold, and never throws', () => {
+    const lines: string[] = [];
+    const log = createLogger('info', (l) => lines.push(l));
+    log.info('counted', { rows: 12n, error: new TypeError('bad offset') });
+    const circular: Record<string, unknown> = { room: 'doc:1:gold' };
+    circular.self = circular;
+    expect(() => log.warn('odd_fields', { circular })).not.toThrow();
+    expect(lines).toHaveLength(2);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ event: 'counted', rows: '12', error: 'TypeError: bad offset' });
+    expect(JSON.parse(lines[1]!)).toMatchObject({ level: 'warn', event: 'odd_fields', logError: 'fields not written: TypeError' });
+  });
+
+  it('exits only once the lines a slow reader has not taken yet have gone out', async () => {
+    // A process that logs 2,000 lines and exits at once, into a pipe nobody reads for 1 s.
+    const log = fileURLToPath(new URL('./log.ts', import.meta.url));
+    const script = `
+      import { createLogger, exitAfterLog } from ${JSON.stringify(log)};
+      const log = createLogger('info');
+      for (let i = 0; i < 2000; i++) log.info('filler', { i, pad: 'x'.repeat(100) });
+      log.error('shutdown_failed', { error: 'the last line' });
+      await exitAfterLog(3, 10_000);
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = once(child, 'exit');
+    const ended = once(child.stdout, 'end');
+    child.stdout.pause();
+    await new Promise((r) => setTimeout(r, 1_000));
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    child.stdout.resume();
+    const [[code]] = await Promise.all([exited, ended]);
+    const lines = Buffer.concat(chunks).toString().trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+    expect(code).toBe(3);
+    expect(lines.filter((l) => l.event === 'filler')).toHaveLength(2000);
+    expect(lines.at(-1)).toMatchObject({ event: 'shutdown_failed', error: 'the last line' });
   });
 
   it('logs each API request with its id, status and user, never its body', async () => {

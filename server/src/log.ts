@@ -73,12 +73,42 @@ export function logThrottle(everyMs: number, maxKeys = 100): (key: string) => { 
   };
 }
 
+/** Values JSON has no form for: a BigInt as its digits, an Error as `String(err)`, not `{}`. */
+function fieldValue(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof Error) return String(value);
+  return value;
+}
+
+/**
+ * Exits with `code` once the lines waiting for stdout's reader have gone out, or after
+ * `waitMs`: `process.exit` throws away what a slow pipe has not taken yet, and the last lines
+ * (why a start or shutdown failed) matter most.
+ */
+export function exitAfterLog(code: number, waitMs = 2_000): Promise<never> {
+  process.exitCode = code;
+  const exit = () => process.exit(code);
+  setTimeout(exit, waitMs);
+  // Writes go out in order: the callback of this one runs once everything before it has.
+  if (process.stdout.writableLength === 0) exit();
+  else process.stdout.write('', exit);
+  return new Promise<never>(() => {});
+}
+
 export function createLogger(level: LogLevel, write: (line: string) => void = stdoutWriter()): Logger {
   const at = (lvl: Exclude<LogLevel, 'silent'>) => (event: string, fields: Record<string, unknown> = {}) => {
     if (ORDER[lvl] < ORDER[level]) return;
     const entry = { time: new Date().toISOString(), level: lvl, event };
-    // A field may not pass itself off as the time, level or event (they stay first, too).
-    write(JSON.stringify({ ...entry, ...fields, ...entry }));
+    let line: string;
+    try {
+      // A field may not pass itself off as the time, level or event (they stay first, too).
+      line = JSON.stringify({ ...entry, ...fields, ...entry }, fieldValue);
+    } catch (err) {
+      // A circular value, say: the event is still logged (a log call must never throw: some
+      // are made where a throw would break what called them).
+      line = JSON.stringify({ ...entry, logError: `fields not written: ${err instanceof Error ? err.name : typeof err}` });
+    }
+    write(line);
   };
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }

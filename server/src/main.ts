@@ -1,12 +1,12 @@
 /** Entry point: reads the config, starts the server, and shuts down cleanly on SIGTERM/SIGINT. */
 import { loadConfig, type Config } from './config.ts';
-import { createLogger } from './log.ts';
+import { createLogger, exitAfterLog } from './log.ts';
 import { startServer, type RunningServer } from './server.ts';
 
 /** A start that cannot go on says why in one log line (no stack trace) and exits 1. */
-function cannotStart(err: unknown): never {
+function cannotStart(err: unknown): Promise<never> {
   createLogger('error').error('start_failed', { error: err instanceof Error ? err.message : String(err), code: (err as { code?: unknown })?.code });
-  process.exit(1);
+  return exitAfterLog(1);
 }
 
 // The log goes to stdout; a reader that goes away (a pipe closed, `| head`, a log shipper
@@ -18,14 +18,16 @@ let config: Config;
 try {
   config = loadConfig();
 } catch (err) {
-  cannotStart(err);
+  await cannotStart(err);
+  throw err; // (never reached: cannotStart exits)
 }
 const log = createLogger(config.logLevel);
 let server: RunningServer;
 try {
   server = await startServer(config, { log, processMetrics: true });
 } catch (err) {
-  cannotStart(err);
+  await cannotStart(err);
+  throw err; // (never reached: cannotStart exits)
 }
 log.info('listening', { url: server.url, db: server.database.kind, scaleOut: config.redisUrl !== null });
 
@@ -36,10 +38,10 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     stopping = true;
     log.info('shutting_down', { signal });
     server.close().then(
-      () => process.exit(0),
+      () => exitAfterLog(0),
       (err) => {
         log.error('shutdown_failed', { error: String(err) });
-        process.exit(1);
+        return exitAfterLog(1);
       },
     );
   });
