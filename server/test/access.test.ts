@@ -3,7 +3,7 @@ import { addSpan, CloseCode, layerRoom, listSpans, type Member } from '@spanwise
 import { defaultSyncLimits } from '../src/config.ts';
 import { hashPassword } from '../src/features/auth/password.ts';
 import { usersRepository } from '../src/features/auth/users.repository.ts';
-import { api, connectLayer, databaseKinds, login, rawSocket, startTestServer, storedRows, waitFor, type LayerClient, type TestServer } from './harness.ts';
+import { api, connectLayer, databaseKinds, login, metric, rawSocket, startTestServer, storedRows, waitFor, type LayerClient, type TestServer } from './harness.ts';
 
 const ALICE = 2;
 const BOB = 3;
@@ -127,6 +127,7 @@ describe.each(databaseKinds())('the per-user socket cap (%s)', (kind) => {
     const codes = await Promise.all(sockets.map((s) => Promise.race([s.closed, new Promise<null>((r) => setTimeout(() => r(null), 500))])));
     expect(codes.filter((c) => c === CloseCode.rateLimited)).toHaveLength(3);
     expect(codes.filter((c) => c === null)).toHaveLength(3);
+    expect(await metric(server.url, 'spanwise_sync_errors_total{kind="too_many_sockets"}')).toBe(3);
     for (const s of sockets) s.ws.close();
     await Promise.all(sockets.map((s) => s.closed));
     // Closed sockets are counted out: the user can open three again.
@@ -173,7 +174,9 @@ describe('metrics', () => {
     const token = 'scrape-me-0123456789';
     const server = await startTestServer({ config: { metricsToken: token } });
     try {
-      expect((await fetch(`${server.url}/metrics`)).status).toBe(401);
+      const refused = await fetch(`${server.url}/metrics`);
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get('www-authenticate')).toMatch(/^Bearer/);
       expect((await fetch(`${server.url}/metrics`, { headers: { authorization: 'Bearer wrong-token-0123456789' } })).status).toBe(401);
       const res = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
       expect(res.status).toBe(200);

@@ -142,6 +142,10 @@ export function errorHandler(log: Logger) {
     }
     if (err instanceof HTTPException) {
       // Hono's own refusals (bearerAuth's 401, say); the body limit throws an AppError instead.
+      // Their headers are kept: a 401 must say how to authenticate (WWW-Authenticate).
+      err.getResponse().headers.forEach((value, name) => {
+        if (name !== 'content-type' && name !== 'content-length') c.header(name, value);
+      });
       return c.json({ error: { code: 'http_error', message: err.message || 'request refused' } }, err.status);
     }
     log.error('request_failed', { path: c.req.path, method: c.req.method, error: String(err?.stack ?? err) });

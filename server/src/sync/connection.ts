@@ -166,6 +166,7 @@ export class Connection implements RoomPeer {
       )
       // The chain never rejects: every frame queued on it runs, and lets go of its bytes.
       .catch((err) => {
+        this.observer.error?.('greet_failed');
         this.log.error('sync_greet_failed', { room: room.name, userId: info.userId, error: String(err) });
         this.#refused = true;
         this.close(CloseCode.tryAgainLater, 'the server could not answer');

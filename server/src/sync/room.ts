@@ -98,6 +98,8 @@ export class Room {
   #storing = 0;
   #heldBytes = 0;
   #flushing = false;
+  /** Peers the doc's updates went out to, counted while a stored batch is applied (for fanOut). */
+  #sentOn = 0;
   /** The bus lost track of the room: reload from the store at the next point between batches. */
   #reloadWanted = false;
   #destroyed = false;
@@ -130,7 +132,7 @@ export class Room {
       // Nothing may throw out of here: Yjs emits this inside its transaction cleanup, and a
       // throw would leave the doc's cleanup list uncleared, so no later update would go out.
       try {
-        this.broadcast(updateMessage(update), origin);
+        this.#sentOn += this.broadcast(updateMessage(update), origin);
       } catch (err) {
         this.deps.observer.error?.('broadcast_failed');
         this.deps.log.error('sync_broadcast_failed', { room: this.name, error: String(err) });
@@ -239,8 +241,8 @@ export class Room {
 
   async #load(): Promise<void> {
     const bus = this.deps.bus;
-    if (bus) await bus.join(this.name, this.#busListener);
     try {
+      if (bus) await bus.join(this.name, this.#busListener);
       await this.#applyStored();
     } catch (err) {
       bus?.leave(this.name, this.#busListener);
@@ -286,6 +288,7 @@ export class Room {
         await this.deps.store.setAside(this.name, row.id, String(error ?? 'left the document unusable'));
       } catch (setAsideErr) {
         // Left in the log (loading skips it again next time): the room still loads.
+        this.deps.observer.error?.('set_aside_failed');
         this.deps.log.error('sync_set_aside_failed', { room: this.name, updateId: row.id, error: String(setAsideErr) });
       }
       if (broken) {
@@ -420,6 +423,7 @@ export class Room {
         // Keep the batch, in order, ahead of anything that arrived meanwhile, and try again.
         this.#pending = batch.concat(this.#pending);
         this.#storing = 0;
+        this.deps.observer.storeFailed?.((performance.now() - started) / 1000);
         this.deps.observer.error?.('store_failed');
         this.deps.log.warn('sync_store_failed', { room: this.name, queued: this.#pending.length, retryInMs: delay, error: String(err) });
         announceDelay(this.#pending.length);
@@ -451,6 +455,7 @@ export class Room {
         this.deps.observer.error?.('apply_failed');
         this.deps.log.error('sync_apply_failed', { room: this.name, error: errorKind(err) });
       };
+      this.#sentOn = 0;
       try {
         this.doc.transact(() => {
           for (const { update } of batch) {
@@ -468,8 +473,12 @@ export class Room {
         this.#break('update');
         continue;
       }
-      const sentAt = performance.now();
-      for (const { receivedAt } of batch) this.deps.observer.fanOut?.((sentAt - receivedAt) / 1000);
+      // Timed only when it went out to someone: not an update the room already had, nor one
+      // to a room where its sender is alone.
+      if (this.#sentOn > 0) {
+        const sentAt = performance.now();
+        for (const { receivedAt } of batch) this.deps.observer.fanOut?.((sentAt - receivedAt) / 1000);
+      }
     }
     this.#flushing = false;
     if (this.peers.size === 0) this.deps.onIdle(this);
@@ -485,7 +494,8 @@ export class Room {
     return this.peers.size === 0 && !this.busy;
   }
 
-  broadcast(message: Uint8Array, except: unknown): void {
+  /** Sends `message` to every peer but `except`; returns how many it went to. */
+  broadcast(message: Uint8Array, except: unknown): number {
     let sent = 0;
     for (const peer of this.peers.keys()) {
       if (peer === except) continue;
@@ -498,6 +508,7 @@ export class Room {
       }
     }
     if (sent > 0) this.deps.observer.messagesOut?.(sent, message.byteLength, messageLabel(message));
+    return sent;
   }
 
   /**

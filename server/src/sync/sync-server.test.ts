@@ -10,7 +10,8 @@ import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, STEP1_BURST } from
 import { MemoryStore } from './memory-store.ts';
 import { MAX_PRESENCE_IDS_PER_USER, MAX_ROOM_PRESENCE_IDS } from './room.ts';
 import { SyncServer } from './sync-server.ts';
-import type { BusListener, StoredUpdate, SyncBus, SyncSocket } from './types.ts';
+import type { BusListener, StoredUpdate, SyncBus, SyncSocket, SyncStore } from './types.ts';
+import { createSyncMetrics } from '../features/metrics/sync-metrics.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
 const limits = { maxMessageBytes: 1024 * 1024, maxMessagesPerSecond: 1000, maxAwarenessBytes: 1024 };
@@ -1308,5 +1309,92 @@ describe('SyncServer', () => {
       expect(listSpans(a.doc).map((sp) => sp.label)).toEqual(['ORG']);
       expect(server.rooms.get('doc:1:user:1')?.busy).toBe(false);
     });
+  });
+});
+
+describe('SyncServer metrics', () => {
+  /** A server whose observer is the /metrics registry's, and a reader of one sample. */
+  function measured(store: SyncStore = new MemoryStore(), bus?: SyncBus) {
+    const metrics = createSyncMetrics(() => ({ rooms: 0, sockets: 0, queued: 0, queuedBytes: 0 }));
+    const server = new SyncServer({ store, log: silent, limits, observer: metrics.observer, bus });
+    const sample = async (name: string) => {
+      const text = await metrics.registry.metrics();
+      const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+      return line === undefined ? undefined : Number(line.slice(name.length + 1));
+    };
+    return { server, sample };
+  }
+
+  it('has every error kind at 0 from the start, so the first of each is an increase', async () => {
+    const { sample } = measured();
+    expect(await sample('spanwise_sync_errors_total{kind="store_failed"}')).toBe(0);
+    expect(await sample('spanwise_sync_errors_total{kind="upgrade_failed"}')).toBe(0);
+    expect(await sample('spanwise_sync_messages_out_total{kind="update"}')).toBe(0);
+  });
+
+  it('times a fan-out only when the update went out to someone', async () => {
+    const store = new MemoryStore();
+    const { server, sample } = measured(store);
+    const alone = server.connect(new MemorySocket(), info());
+    await flushed(server);
+    const gpe = spanUpdate('GPE');
+    alone.receive(updateMessage(gpe));
+    await flushed(server);
+    expect(store.rooms.get('doc:1:user:1')).toHaveLength(1);
+    expect(await sample('spanwise_sync_fanout_seconds_count')).toBe(0);
+    // The same update again: stored (the log keeps what came), sent to nobody new.
+    server.connect(new MemorySocket(), info());
+    await flushed(server);
+    alone.receive(updateMessage(gpe));
+    await flushed(server);
+    expect(store.rooms.get('doc:1:user:1')).toHaveLength(2);
+    expect(await sample('spanwise_sync_fanout_seconds_count')).toBe(0);
+    alone.receive(updateMessage(spanUpdate('ORG', 5, 9)));
+    await flushed(server);
+    expect(await sample('spanwise_sync_fanout_seconds_count')).toBe(1);
+  });
+
+  it('times a failed store attempt, not only those that succeed', async () => {
+    const store = new MemoryStore();
+    const { server, sample } = measured(store);
+    const w = server.connect(new MemorySocket(), info());
+    await flushed(server);
+    store.failing = true;
+    w.receive(updateMessage(spanUpdate('GPE')));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await sample('spanwise_sync_store_failed_seconds_count')).toBe(1);
+    expect(await sample('spanwise_sync_errors_total{kind="store_failed"}')).toBe(1);
+    expect(await sample('spanwise_sync_store_seconds_count')).toBe(0);
+    store.failing = false;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await sample('spanwise_sync_store_seconds_count')).toBe(1);
+  });
+
+  it('counts a load that fails because the bus cannot follow the room, and one set-aside that fails', async () => {
+    const bus = {
+      async join() {
+        throw new Error('Redis is away');
+      },
+      leave() {},
+      publish() {},
+      async close() {},
+    } satisfies SyncBus;
+    const { server, sample } = measured(new MemoryStore(), bus);
+    const socket = new MemorySocket();
+    server.connect(socket, info());
+    await flushed(server);
+    expect(socket.closedWith).toBe(CloseCode.tryAgainLater);
+    expect(await sample('spanwise_sync_errors_total{kind="load_failed"}')).toBe(1);
+
+    const store = new MemoryStore();
+    await store.append('doc:1:user:1', [spanUpdate('GPE'), new Uint8Array([9, 9, 9, 9])]);
+    store.setAside = async () => {
+      throw new Error('the database went away');
+    };
+    const other = measured(store);
+    other.server.connect(new MemorySocket(), info());
+    await flushed(other.server);
+    expect(await other.sample('spanwise_sync_errors_total{kind="set_aside"}')).toBe(1);
+    expect(await other.sample('spanwise_sync_errors_total{kind="set_aside_failed"}')).toBe(1);
   });
 });

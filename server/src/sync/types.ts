@@ -62,23 +62,34 @@ export interface SyncBus {
  * step 2 or update (document changes), awareness (presence), a query for awareness, auth, or
  * something else (which does not decode).
  */
-export type MessageLabel = 'sync_step1' | 'sync_step2' | 'update' | 'awareness' | 'query_awareness' | 'auth' | 'unknown';
+export const MESSAGE_LABELS = ['sync_step1', 'sync_step2', 'update', 'awareness', 'query_awareness', 'auth', 'unknown'] as const;
+export type MessageLabel = (typeof MESSAGE_LABELS)[number];
 
-export type SyncErrorKind =
-  | 'malformed'
-  | 'store_failed'
-  | 'set_aside'
-  | 'rate_limited'
-  | 'too_big'
-  | 'load_failed'
-  | 'apply_failed'
-  | 'room_broken'
-  | 'broadcast_failed'
-  | 'bus_failed'
-  | 'bus_publish_failed'
-  | 'reload_failed'
-  | 'compaction_failed'
-  | 'backlog_full';
+/** What the sync core counts as an error, each also logged where it happens. */
+export const SYNC_ERROR_KINDS = [
+  'malformed',
+  'store_failed',
+  'set_aside',
+  'set_aside_failed',
+  'rate_limited',
+  'too_big',
+  'too_many_sockets',
+  'load_failed',
+  'greet_failed',
+  'apply_failed',
+  'room_broken',
+  'broadcast_failed',
+  'peer_dropped',
+  'bus_failed',
+  'bus_publish_failed',
+  'reload_failed',
+  'compaction_failed',
+  'backlog_full',
+  'upgrade_failed',
+  'serve_failed',
+  'access_recheck_failed',
+] as const;
+export type SyncErrorKind = (typeof SYNC_ERROR_KINDS)[number];
 
 /** Counts and times what the sync core does; every method optional. */
 export interface SyncObserver {
@@ -86,6 +97,8 @@ export interface SyncObserver {
   /** `count` messages of `bytes` each were sent (a broadcast reports once, not per peer). */
   messagesOut?(count: number, bytes: number, kind: MessageLabel): void;
   updatesStored?(count: number, seconds: number): void;
+  /** A store attempt failed after `seconds` (its updates stay queued, and are tried again). */
+  storeFailed?(seconds: number): void;
   fanOut?(seconds: number): void;
   error?(kind: SyncErrorKind): void;
 }

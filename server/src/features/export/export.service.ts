@@ -8,6 +8,7 @@ import { sql, type Kysely } from 'kysely';
 import { goldRoom, layerRoom, listRelations, listSpans, type ExportDocument, type ExportLayer, type ExportLayerChoice } from '@spanwise/shared';
 import type { Database } from '../../db/types.ts';
 import type { Logger } from '../../log.ts';
+import { errorKind } from '../../sync/error-text.ts';
 
 export interface ExportMember {
   id: number;
@@ -74,7 +75,7 @@ export function exportService(db: Kysely<Database>, log: Logger) {
           if (rows.length === 0 && w.name !== 'gold') continue;
           const state = readLayer(
             rows.map((r) => r.data),
-            (err) => log.warn('export_row_skipped', { room: w.room, error: String(err) }),
+            (err) => log.warn('export_row_skipped', { room: w.room, error: errorKind(err) }), // (its message may quote the document)
           );
           layers.push({ name: w.name, annotator: w.annotator, ...state });
         }

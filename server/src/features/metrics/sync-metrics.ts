@@ -3,7 +3,7 @@
  * as in tests, never share counters).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { SyncObserver } from '../../sync/types.ts';
+import { MESSAGE_LABELS, SYNC_ERROR_KINDS, type SyncObserver } from '../../sync/types.ts';
 
 export interface SyncState {
   rooms: number;
@@ -43,13 +43,22 @@ export function createSyncMetrics(state: () => SyncState, options: { processMetr
     buckets: LATENCY_BUCKETS,
     registers: [registry],
   });
+  const storeFailedLatency = new Histogram({
+    name: 'spanwise_sync_store_failed_seconds',
+    help: 'Time a store attempt took to fail (its batch stays queued and is tried again)',
+    buckets: [...LATENCY_BUCKETS, 10, 30, 60],
+    registers: [registry],
+  });
   const fanOutLatency = new Histogram({
     name: 'spanwise_sync_fanout_seconds',
-    help: 'Time from receiving an update to sending it on to the room',
+    help: "Time from receiving an update from a socket to sending it on to the room's other sockets (updates sent to nobody are not timed)",
     buckets: LATENCY_BUCKETS,
     registers: [registry],
   });
   const errors = new Counter({ name: 'spanwise_sync_errors_total', help: 'Sync errors by kind', labelNames: ['kind'], registers: [registry] });
+  // Every series from the start, at 0: an alert on increase() sees the first error of a kind.
+  for (const kind of MESSAGE_LABELS) for (const counter of [messagesIn, messagesOut, bytesIn, bytesOut]) counter.inc({ kind }, 0);
+  for (const kind of SYNC_ERROR_KINDS) errors.inc({ kind }, 0);
 
   const observer: SyncObserver = {
     messageIn(bytes, kind) {
@@ -63,6 +72,9 @@ export function createSyncMetrics(state: () => SyncState, options: { processMetr
     updatesStored(count, seconds) {
       stored.inc(count);
       storeLatency.observe(seconds);
+    },
+    storeFailed(seconds) {
+      storeFailedLatency.observe(seconds);
     },
     fanOut(seconds) {
       fanOutLatency.observe(seconds);

@@ -5,7 +5,9 @@ import { WebSocket } from 'ws';
 import { CloseCode } from '@spanwise/shared';
 import { MemoryStore } from '../memory-store.ts';
 import { SyncServer } from '../sync-server.ts';
-import { attachSync, type SyncAuth } from './ws-upgrade.ts';
+import type { Logger } from '../../log.ts';
+import type { SyncObserver } from '../types.ts';
+import { attachSync, roomForLog, type SyncAuth } from './ws-upgrade.ts';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const ROOM = 'doc:1:user:1';
@@ -60,6 +62,13 @@ function fakeAuth() {
   return { auth, state, sessions, allowed, gone, changed: (userId: number) => notify(userId) };
 }
 
+describe('roomForLog', () => {
+  it('names at most the start of a path that is not a room', () => {
+    expect(roomForLog(ROOM)).toBe(ROOM);
+    expect(roomForLog('x'.repeat(16_000))).toBe(`${'x'.repeat(80)}…`);
+  });
+});
+
 describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () => {
   let http: Server | null = null;
   let detach: (() => void) | null = null;
@@ -69,11 +78,11 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     http = null;
   });
 
-  async function start({ accessCacheMs = 60_000, accessRecheckMs = 60_000 } = {}) {
+  async function start({ accessCacheMs = 60_000, accessRecheckMs = 60_000, log = silent as Logger, observer = {} as SyncObserver } = {}) {
     const fake = fakeAuth();
-    const sync = new SyncServer({ store: new MemoryStore(), log: silent, limits: { maxMessageBytes: 1 << 20, maxMessagesPerSecond: 100, maxAwarenessBytes: 1 << 16 } });
+    const sync = new SyncServer({ store: new MemoryStore(), log, observer, limits: { maxMessageBytes: 1 << 20, maxMessagesPerSecond: 100, maxAwarenessBytes: 1 << 16 } });
     http = createServer();
-    const ws = attachSync(http, sync, fake.auth, silent, {
+    const ws = attachSync(http, sync, fake.auth, log, {
       sessionCookie: 'sid',
       maxMessageBytes: 1 << 20,
       pingIntervalMs: 60_000,
@@ -148,6 +157,17 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     expect(await decided.closed).toBe(CloseCode.goingAway);
     state.late = null;
     expect(await open('tok-1')).toMatch(/503/);
+  });
+
+  it('counts every upgrade the database could not decide, and logs one line a minute of each kind', async () => {
+    const lines: Array<{ event: string; fields: Record<string, unknown> }> = [];
+    const record = (event: string, fields: Record<string, unknown> = {}) => void lines.push({ event, fields });
+    const errors: string[] = [];
+    const { state, open } = await start({ log: { debug() {}, info: record, warn: record, error: record }, observer: { error: (kind) => errors.push(kind) } });
+    state.failing = true;
+    for (let i = 0; i < 5; i++) expect(await open('tok-1')).toMatch(/503/);
+    expect(errors.filter((k) => k === 'upgrade_failed')).toHaveLength(5);
+    expect(lines.filter((l) => l.event === 'sync_upgrade_failed')).toEqual([{ event: 'sync_upgrade_failed', fields: { room: ROOM, error: 'Error: connection refused' } }]);
   });
 
   it('lets a session back into a room it was granted, and no one else', async () => {

@@ -11,8 +11,9 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { parse as parseCookie } from 'hono/utils/cookie';
-import { CloseCode } from '@spanwise/shared';
-import type { Logger } from '../../log.ts';
+import { CloseCode, parseRoom } from '@spanwise/shared';
+import { logThrottle, type Logger } from '../../log.ts';
+import { errorKind } from '../error-text.ts';
 import type { Connection } from '../connection.ts';
 import type { SyncServer } from '../sync-server.ts';
 import type { ConnectionInfo } from '../types.ts';
@@ -87,6 +88,15 @@ function toBytes(data: RawData): Uint8Array {
 }
 
 /** Cross-site WebSocket hijacking guard: a browser's Origin must match the Host it connects to. */
+/**
+ * A room name from an upgrade's path, for a log line: as it is when it names a room, else (the
+ * path of a request nobody has vouched for yet, up to the URL's length) its start.
+ */
+export function roomForLog(room: string): string {
+  if (parseRoom(room)) return room;
+  return room.length > 80 ? `${room.slice(0, 80)}…` : room;
+}
+
 function sameOrigin(req: IncomingMessage): boolean {
   const origin = req.headers.origin;
   if (!origin) return true; // not a browser
@@ -197,6 +207,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
       });
     } catch (err) {
       // The database may be away: keep the sockets and grants; the next sweep decides.
+      sync.observer.error?.('access_recheck_failed');
       log.warn('sync_recheck_failed', { sockets: sockets.length, error: String(err) });
     }
   }
@@ -211,6 +222,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
   const unsubscribe = auth.onChange?.((userId) => void sweep(userId));
 
   let closing = false;
+  const upgradeFailures = logThrottle(60_000);
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
@@ -245,7 +257,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
           ws.on('error', (err) => {
             // ws itself closes a socket whose frame is past maxPayload (1009): counted as ours are.
             if ((err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') sync.observer.error?.('too_big');
-            log.warn('sync_socket_error', { room, userId, error: err.message });
+            log.warn('sync_socket_error', { room: roomForLog(room), userId, error: err.message });
           });
           if (closing) {
             ws.close(CloseCode.goingAway, 'server shutting down');
@@ -259,7 +271,8 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
               ? { ok: false, code: CloseCode.rateLimited, reason: 'too many layers open at once' }
               : null;
           if (refusal && !refusal.ok) {
-            log.info('sync_refused', { room, userId, code: refusal.code });
+            if (refusal.code === CloseCode.rateLimited) sync.observer.error?.('too_many_sockets');
+            log.info('sync_refused', { room: roomForLog(room), userId, code: refusal.code });
             ws.close(refusal.code, refusal.reason);
             return;
           }
@@ -271,13 +284,18 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
             if (grants.version !== decision.since) void sweep(decision.info.userId, false);
           } catch (err) {
             // Thrown in ws's callback it would end the process: this socket goes instead.
+            sync.observer.error?.('serve_failed');
             log.error('sync_serve_failed', { room, userId, error: String(err) });
             ws.terminate();
           }
         });
       },
       (err) => {
-        log.error('sync_upgrade_failed', { room, error: String(err) });
+        // The database away, say: every client retrying would log a line each, so one line a
+        // minute for each kind of error says how many were left out.
+        sync.observer.error?.('upgrade_failed');
+        const pass = upgradeFailures(errorKind(err));
+        if (pass) log.error('sync_upgrade_failed', { room: roomForLog(room), error: String(err), ...pass });
         socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
       },
     );
@@ -296,6 +314,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
             // it buffered. Its client reconnects and catches up by state vector. After this
             // broadcast, not inside it: leaving the room sends the others its presence removal.
             behind = true;
+            sync.observer.error?.('peer_dropped');
             log.warn('sync_peer_too_far_behind', { room: info.room, userId: info.userId, bufferedBytes: ws.bufferedAmount });
             queueMicrotask(() => {
               conn.close(CloseCode.tryAgainLater, 'too far behind: reconnect');
