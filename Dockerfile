@@ -4,8 +4,12 @@ FROM node:20-bookworm-slim
 
 WORKDIR /app
 
+# The npm the project is developed with: npm 10 (this image's) ignores package.json's
+# `allowScripts`, and would run the install scripts it leaves out.
+RUN npm install -g npm@11.19.1 --no-audit --no-fund
+
 # Dependencies first, so source edits do not invalidate the `npm ci` layer. Dev dependencies stay
-# installed: `npm run serve` runs the server through tsx, and `npm run build` needs vite.
+# installed: the server runs through tsx, and `npm run build` needs vite.
 COPY package.json package-lock.json ./
 COPY shared/package.json shared/
 COPY server/package.json server/
@@ -23,12 +27,7 @@ RUN npm run build \
  && mkdir -p .data \
  && chown node:node .data
 
-# npm runs scripts through `sh -c`; Debian's dash forks instead of exec'ing the command and dies
-# on SIGTERM without passing it on, so `docker stop` would never reach the server's graceful
-# shutdown (which flushes queued sync updates). bash execs the single command, and tsx relays
-# the signal to the server process.
 ENV PORT=3000 \
-    NPM_CONFIG_SCRIPT_SHELL=/bin/bash \
     NPM_CONFIG_UPDATE_NOTIFIER=false
 
 EXPOSE 3000
@@ -39,4 +38,8 @@ USER node
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/api/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-CMD ["npm", "run", "serve"]
+# Node itself, with tsx loaded in it (what `npm run serve` runs, without npm, a shell and tsx's
+# parent process in between): `docker stop`'s SIGTERM reaches the server's own handler, whose
+# shutdown stores what is queued. (tsx's parent relays a signal but kills its child if the
+# child has not acknowledged it within 30 ms, which a busy event loop may not.)
+CMD ["node", "--import", "tsx", "server/src/main.ts"]

@@ -288,7 +288,8 @@ describe('docker-compose.yml', () => {
 
   it.each(appServices)('%s waits for a healthy Postgres (it migrates on start) and for Redis', (name) => {
     expect(service('postgres').healthcheck?.test).toBeDefined();
-    expect([service('postgres').healthcheck?.test].flat().join(' ')).toMatch(/pg_isready/);
+    // Over TCP: the image's first-start setup server listens only on its Unix socket.
+    expect([service('postgres').healthcheck?.test].flat().join(' ')).toMatch(/pg_isready.* -h 127\.0\.0\.1\b/);
     const deps = dependsOn(service(name));
     expect(deps.postgres).toBe('service_healthy');
     expect(deps).toHaveProperty('redis');
@@ -350,6 +351,24 @@ describe('deploy/nginx.conf', () => {
 
   it('keeps one room on one instance where it can (consistent hash of the URI)', () => {
     expect(one(upstreamOf(location('/sync/')), 'hash').args).toEqual(['$request_uri', 'consistent']);
+  });
+
+  it("sends a room's socket to the other instance while its own one shuts down (503 to new sockets)", () => {
+    const next = location('/sync/').find((d) => d.name === 'proxy_next_upstream')?.args ?? ['error', 'timeout'];
+    expect(next).toContain('http_503');
+  });
+
+  it("looks the instances' addresses up again, not once at start (an instance down then, or recreated)", () => {
+    const resolver = one(http, 'resolver').args;
+    expect(resolver[0]).toBe('127.0.0.11'); // Docker's DNS
+    for (const prefix of ['/sync/', '/api/', '/']) {
+      const up = upstreamOf(location(prefix));
+      expect(all(up, 'zone'), prefix).toHaveLength(1); // `resolve` needs the group in shared memory
+      for (const server of all(up, 'server')) expect(server.args.slice(1), `${prefix} ${server.args[0]}`).toContain('resolve');
+    }
+    // Open-source nginx has `resolve` from 1.27.3 on.
+    const [major, minor] = (/^nginx:(\d+)\.(\d+)/.exec(service('proxy').image ?? '') ?? []).slice(1).map(Number);
+    expect(major! > 1 || (major === 1 && minor! >= 28)).toBe(true);
   });
 
   it('lets go of idle upstream connections before the app does (no request on one it is closing)', () => {
@@ -423,6 +442,14 @@ describe('Dockerfile', () => {
     expect(envBeforeCi.map((d) => d.rest).join(' ')).not.toMatch(/NODE_ENV[= ]"?production/);
   });
 
+  it("installs with an npm that honours package.json's allowScripts (11 or later), before npm ci", () => {
+    const upgrade = indexOf(runs(/\bnpm install -g npm@(\d+)/));
+    expect(upgrade).toBeGreaterThanOrEqual(0);
+    expect(Number(/npm@(\d+)/.exec(finalStage[upgrade]!.rest)![1])).toBeGreaterThanOrEqual(11);
+    expect(upgrade).toBeLessThan(indexOf(runs(/\bnpm ci\b/)));
+    expect(rootPackage).toHaveProperty('allowScripts');
+  });
+
   it('builds the client after copying the sources', () => {
     const build = indexOf(runs(/\bnpm run build\b/));
     expect(build).toBeGreaterThan(indexOf(runs(/\bnpm ci\b/)));
@@ -440,15 +467,17 @@ describe('Dockerfile', () => {
     expect(finalStage.map((d) => d.op).lastIndexOf('USER')).toBeLessThan(finalStage.findIndex((d) => d.op === 'CMD'));
   });
 
-  it("starts the server with the root package.json's serve script on the port it exposes", () => {
+  it("starts the serve script's entry point as node itself (PID 1's signals reach the server), on the port it exposes", () => {
     const cmd = finalStage.filter((d) => d.op === 'CMD').at(-1);
     const argv = JSON.parse(cmd?.rest ?? 'null') as unknown;
-    expect(argv).toEqual(['npm', 'run', 'serve']);
     const serve = rootPackage.scripts?.serve;
     expect(serve).toBeDefined();
     const entry = /\btsx\s+(\S+\.ts)\b/.exec(serve!)?.[1];
     expect(entry).toBeDefined();
     expect(existsSync(path.join(root, entry!))).toBe(true);
+    // Not npm, a shell or tsx's own parent process, which kills its child when it is slow to
+    // acknowledge a relayed signal: the same entry, with tsx loaded into node.
+    expect(argv).toEqual(['node', '--import', 'tsx', entry]);
     const port = finalStage.filter((d) => d.op === 'ENV').map((d) => /\bPORT[= ](\d+)/.exec(d.rest)?.[1]).find(Boolean);
     expect(port).toBe(upstreamPort);
     expect(finalStage.filter((d) => d.op === 'EXPOSE').map((d) => d.rest)).toContain(port);
