@@ -38,8 +38,8 @@ USER node
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/api/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-# Node itself, with tsx loaded in it (what `npm run serve` runs, without npm, a shell and tsx's
-# parent process in between): `docker stop`'s SIGTERM reaches the server's own handler, whose
-# shutdown stores what is queued. (tsx's parent relays a signal but kills its child if the
-# child has not acknowledged it within 30 ms, which a busy event loop may not.)
+# What `npm run serve` runs, without npm and a shell in between: node itself, with tsx loaded in
+# it (not tsx's own parent process, which relays a signal but kills its child if the child has
+# not acknowledged it within 30 ms, as a busy event loop may not), so `docker stop`'s SIGTERM
+# reaches the server's own handler, whose shutdown stores what is queued.
 CMD ["node", "--import", "tsx", "server/src/main.ts"]
