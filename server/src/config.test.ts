@@ -27,6 +27,16 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ MAX_QUEUED_BYTES: String(2 ** 20) })).toThrow(/MAX_QUEUED_BYTES: must be at least/);
   });
 
+  it('refuses delays a timer cannot wait (Node fires those after 1 ms) and frame limits ws cannot hold', () => {
+    expect(loadConfig({ PING_INTERVAL_MS: '2147483647' }).sync.pingIntervalMs).toBe(2_147_483_647);
+    for (const name of ['PING_INTERVAL_MS', 'ACCESS_RECHECK_MS', 'STORE_DELAY_NOTICE_MS', 'MAX_BUFFERED_MS', 'ACCESS_CACHE_MS']) {
+      expect(() => loadConfig({ [name]: '9999999999' }), name).toThrow(new RegExp(name));
+    }
+    // A re-check of many sockets waits twice the access timeout.
+    expect(() => loadConfig({ ACCESS_TIMEOUT_MS: '1073741824' })).toThrow(/ACCESS_TIMEOUT_MS/);
+    expect(() => loadConfig({ MAX_MESSAGE_BYTES: String(2 ** 32) })).toThrow(/MAX_MESSAGE_BYTES/);
+  });
+
   it('names every bad variable', () => {
     expect(() => loadConfig({ PORT: 'eighty', DEMO: 'maybe' })).toThrow(/PORT.*DEMO|DEMO.*PORT/);
   });

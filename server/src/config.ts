@@ -94,6 +94,11 @@ const bool = z
   .enum(['0', '1', 'true', 'false', 'yes', 'no'])
   .transform((v) => v === '1' || v === 'true' || v === 'yes');
 
+/** The longest delay Node's timers take (2^31 − 1 ms, ~24.8 days): past it, they fire after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+/** A delay setting: a whole number of ms from `min` to what a timer can wait. */
+const delayMs = (min: number, max = MAX_TIMER_MS) => z.coerce.number().int().min(min).max(max);
+
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
@@ -108,7 +113,8 @@ const envSchema = z.object({
   SECURE_COOKIES: bool.default(false),
   TRUST_PROXY: bool.default(false),
   SESSION_TTL_HOURS: z.coerce.number().positive().default(24 * 14),
-  MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxMessageBytes),
+  // ws takes its frame limit as a 32-bit integer: 2^32 would lift it.
+  MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(defaultSyncLimits.maxMessageBytes),
   MAX_MESSAGES_PER_SECOND: z.coerce.number().int().min(1).default(defaultSyncLimits.maxMessagesPerSecond),
   MAX_AWARENESS_BYTES: z.coerce.number().int().min(256).default(defaultSyncLimits.maxAwarenessBytes),
   MAX_QUEUED_BYTES_PER_ROOM: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxQueuedBytesPerRoom),
@@ -116,14 +122,15 @@ const envSchema = z.object({
   COMPACT_AFTER_ROWS: z.coerce.number().int().min(2).default(defaultSyncLimits.compactAfterRows),
   COMPACT_AFTER_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.compactAfterBytes),
   MAX_SOCKETS_PER_USER: z.coerce.number().int().min(1).default(defaultSyncLimits.maxSocketsPerUser),
-  ACCESS_RECHECK_MS: z.coerce.number().int().min(100).default(defaultSyncLimits.accessRecheckMs),
+  ACCESS_RECHECK_MS: delayMs(100).default(defaultSyncLimits.accessRecheckMs),
   REDIS_STREAM_MAXLEN: z.coerce.number().int().min(10).default(defaultSyncLimits.redisStreamMaxLen),
-  PING_INTERVAL_MS: z.coerce.number().int().min(100).default(defaultSyncLimits.pingIntervalMs),
-  STORE_DELAY_NOTICE_MS: z.coerce.number().int().min(10).default(defaultSyncLimits.storeDelayNoticeMs),
+  PING_INTERVAL_MS: delayMs(100).default(defaultSyncLimits.pingIntervalMs),
+  STORE_DELAY_NOTICE_MS: delayMs(10).default(defaultSyncLimits.storeDelayNoticeMs),
   MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxBufferedBytes),
-  MAX_BUFFERED_MS: z.coerce.number().int().min(0).default(defaultSyncLimits.maxBufferedMs),
-  ACCESS_TIMEOUT_MS: z.coerce.number().int().min(10).default(defaultSyncLimits.accessTimeoutMs),
-  ACCESS_CACHE_MS: z.coerce.number().int().min(0).default(defaultSyncLimits.accessCacheMs),
+  MAX_BUFFERED_MS: delayMs(0).default(defaultSyncLimits.maxBufferedMs),
+  // (A re-check of many sockets waits twice this.)
+  ACCESS_TIMEOUT_MS: delayMs(10, Math.floor(MAX_TIMER_MS / 2)).default(defaultSyncLimits.accessTimeoutMs),
+  ACCESS_CACHE_MS: delayMs(0).default(defaultSyncLimits.accessCacheMs),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   // What an HTTP bearer token may hold (RFC 6750); hono's bearerAuth refuses anything else.
   METRICS_TOKEN: z
