@@ -46,7 +46,7 @@ const STEP1_EVERY_MS = 5_000;
 /** At most `capacity` at once, refilled at `perMs` a millisecond. */
 class TokenBucket {
   #tokens: number;
-  #refilledAt = Date.now();
+  #refilledAt = performance.now();
 
   constructor(
     private readonly capacity: number,
@@ -57,7 +57,7 @@ class TokenBucket {
 
   /** Takes one if there is one. */
   take(): boolean {
-    const now = Date.now();
+    const now = performance.now();
     this.#tokens = Math.min(this.capacity, this.#tokens + (now - this.#refilledAt) * this.perMs);
     this.#refilledAt = now;
     if (this.#tokens < 1) return false;
@@ -77,7 +77,8 @@ class TooBig extends Error {}
  * or equal clock: a client echoing the states it was sent) count for nothing. Entries a peer may
  * not set are listed in `drop`, by position, and count for nothing either: a state that speaks
  * for the server (clients read `server` as its notices) or shows another user (`user.id` is who
- * the others see). They are dropped, not refused: a provider passes on every state it learns,
+ * the others see), or one for an id a socket of another user here holds (`heldByOther`: it
+ * would take that user's presence over, and keep it showing after they left). They are dropped, not refused: a provider passes on every state it learns,
  * from its own server or from its other tabs (which may be on another instance, and ahead of
  * this one), so a socket relays others' states without any fault of its own. Throws on a
  * malformed update.
@@ -87,6 +88,7 @@ function presenceOutcome(
   awareness: awarenessProtocol.Awareness,
   controlled: ReadonlySet<number>,
   userId: number,
+  heldByOther: (id: number) => boolean,
 ): { introduced: number; live: number; drop: ReadonlySet<number>; refused: string | null } {
   /** Each id's clock and whether it has a state, as the update has left them so far. */
   const seen = new Map<number, { clock: number; has: boolean }>();
@@ -103,6 +105,12 @@ function presenceOutcome(
     // change they see, the server's included, with its clock: such an echo is skipped above.
     if (id === awareness.clientID) {
       if (state !== null) return { introduced, live: live.size, drop, refused: 'presence for the server’s own id' };
+      drop.add(i);
+      continue;
+    }
+    // Set or removed (a client that timed that user out relays the removal; their own socket
+    // removes it when it goes).
+    if (!controlled.has(id) && heldByOther(id)) {
       drop.add(i);
       continue;
     }
@@ -141,6 +149,12 @@ export class Connection implements RoomPeer {
   readonly #messages: TokenBucket;
   /** Sync requests (step 1). */
   readonly #syncRequests = new TokenBucket(STEP1_BURST, 1 / STEP1_EVERY_MS);
+  /**
+   * Presence queries, each answered with every state the room shows: as costly for a 1-byte
+   * message as a sync request. Stock clients never send one on the socket (only to their other
+   * tabs), so the same few at once, then one every 5 s.
+   */
+  readonly #presenceQueries = new TokenBucket(STEP1_BURST, 1 / STEP1_EVERY_MS);
 
   constructor(
     private readonly socket: SyncSocket,
@@ -336,7 +350,9 @@ export class Connection implements RoomPeer {
         // Forgotten first: what the check reads must be what y-protocols then applies against.
         this.room.forgetOldPresence();
         const entries = readPresenceEntries(update);
-        const { introduced, live, drop, refused } = presenceOutcome(entries, this.room.awareness, this.room.peers.get(this) ?? new Set(), this.info.userId);
+        const { introduced, live, drop, refused } = presenceOutcome(entries, this.room.awareness, this.room.peers.get(this) ?? new Set(), this.info.userId, (id) =>
+          this.#heldByOtherUser(id),
+        );
         if (refused) throw new ProtocolError(refused);
         if (
           this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED ||
@@ -352,6 +368,11 @@ export class Connection implements RoomPeer {
         return;
       }
       case MessageKind.queryAwareness:
+        if (!this.#presenceQueries.take()) {
+          this.observer.error?.('rate_limited');
+          this.close(CloseCode.rateLimited, 'too many presence queries');
+          return;
+        }
         this.#reply(this.#awarenessMessage([...this.room.awareness.getStates().keys()]));
         return;
       case MessageKind.auth:
@@ -401,6 +422,14 @@ export class Connection implements RoomPeer {
       default:
         throw new ProtocolError(`unknown sync message type ${type}`);
     }
+  }
+
+  /** Whether a socket of another user in this room holds presence id `id` (set it last). */
+  #heldByOtherUser(id: number): boolean {
+    for (const [peer, ids] of this.room.peers) {
+      if (ids.has(id)) return peer !== this && !(peer instanceof Connection && peer.info.userId === this.info.userId);
+    }
+    return false;
   }
 
   #tooManyPresenceIds(): void {

@@ -193,6 +193,29 @@ describe('SyncServer', () => {
     expect(errors).toEqual(['rate_limited']);
   });
 
+  it(`answers ${STEP1_BURST} presence queries from one socket at once (each encodes every state shown), and closes one that floods them (4429)`, async () => {
+    const errors: string[] = [];
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits, observer: { error: (kind) => errors.push(kind) } });
+    const other = join(server, new MemorySocket());
+    await flushed(server);
+    other.receive(rawPresence([[7, 1, { user: { id: 1 }, cursor: 'x'.repeat(500) }]]));
+    const socket = new MemorySocket();
+    const conn = server.connect(socket, info('doc:1:user:1', true)); // a viewer may ask too
+    await flushed(server);
+    const answers = () => socket.received.filter((m) => m[0] === MessageKind.awareness).length;
+    const greeting = answers();
+    const query = new Uint8Array([MessageKind.queryAwareness]);
+    for (let i = 0; i < STEP1_BURST; i++) conn.receive(query);
+    await flushed(server);
+    expect(answers()).toBe(greeting + STEP1_BURST);
+    expect(socket.closedWith).toBeNull();
+    conn.receive(query);
+    await flushed(server);
+    expect(answers()).toBe(greeting + STEP1_BURST);
+    expect(socket.closedWith).toBe(CloseCode.rateLimited);
+    expect(errors).toEqual(['rate_limited']);
+  });
+
   describe('an update that leaves the doc unusable (Yjs’ own cleanup throws)', () => {
     /** Whether Yjs left the doc mid-transaction (it would emit no update again). */
     const unusable = (doc: Y.Doc) => (doc as unknown as { _transactionCleanups: unknown[] })._transactionCleanups.length > 0;
@@ -716,6 +739,34 @@ describe('SyncServer', () => {
     await flushed(server);
     expect(socket.closedWith).toBeNull();
     expect(room.awareness.getStates().has(8)).toBe(false);
+  });
+
+  it("takes no one's presence over: another user's socket can neither set nor remove a state a socket of theirs holds", async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
+    const bobSocket = new MemorySocket();
+    const bob = join(server, bobSocket, { room: 'doc:1:gold', userId: 2, readOnly: false });
+    const alice = join(server, new MemorySocket(), { room: 'doc:1:gold', userId: 1, readOnly: false });
+    const aliceTab = join(server, new MemorySocket(), { room: 'doc:1:gold', userId: 1, readOnly: false });
+    await flushed(server);
+    const room = server.rooms.get('doc:1:gold')!;
+    bob.receive(rawPresence([[20, 1, { user: { id: 2 }, cursor: 3 }]]));
+    alice.receive(rawPresence([[10, 1, { user: { id: 1 }, cursor: 5 }]]));
+    await flushed(server);
+    // A state with no user (or alice's) for bob's id, and then a removal of it: both dropped.
+    alice.receive(rawPresence([[20, 5, { cursor: 99 }]]));
+    alice.receive(rawPresence([[20, 6, { user: { id: 1 } }]]));
+    alice.receive(rawPresence([[20, 7, null]]));
+    await flushed(server);
+    expect(alice.closed).toBe(false);
+    expect(room.awareness.getStates().get(20)).toEqual({ user: { id: 2 }, cursor: 3 });
+    // Alice's other tab may speak for her state (it relays what her first tab shows), and bob
+    // still goes when his socket does.
+    aliceTab.receive(rawPresence([[10, 2, { user: { id: 1 }, cursor: 6 }]]));
+    await flushed(server);
+    expect(room.awareness.getStates().get(10)).toEqual({ user: { id: 1 }, cursor: 6 });
+    bob.close(1000, 'bye');
+    await flushed(server);
+    expect(room.awareness.getStates().has(20)).toBe(false);
   });
 
   it('never forgets its own presence id (its clock must keep rising for peers to listen)', () => {

@@ -136,8 +136,8 @@ export class SyncServer {
   /** Closes every socket, then waits (up to `timeoutMs`) until every queued update is stored. */
   async close(timeoutMs = 10_000): Promise<void> {
     for (const conn of [...this.connections]) conn.close(CloseCode.goingAway, 'server shutting down');
-    const deadline = Date.now() + timeoutMs;
-    while (this.#allRooms().some((r) => !r.idle) && Date.now() < deadline) {
+    const deadline = performance.now() + timeoutMs;
+    while (this.#allRooms().some((r) => !r.idle) && performance.now() < deadline) {
       await new Promise((r) => setTimeout(r, 10));
     }
     const unsaved = this.#allRooms().filter((r) => r.pendingCount > 0);

@@ -44,14 +44,14 @@ export class GrantMemory {
     if (this.#version !== since) return;
     const key = keyOf(room, token);
     this.#grants.delete(key); // re-inserted last: the least recently confirmed go first
-    this.#grants.set(key, { token, room, grant, at: Date.now() });
+    this.#grants.set(key, { token, room, grant, at: performance.now() });
     if (this.#grants.size > this.max) this.#grants.delete(this.#grants.keys().next().value!);
   }
 
   /** The grant, if the database confirmed it within `maxAgeMs`. */
   recall(room: string, token: string, maxAgeMs: number): Remembered | undefined {
     const r = this.#grants.get(keyOf(room, token));
-    return r && Date.now() - r.at <= maxAgeMs ? r : undefined;
+    return r && performance.now() - r.at <= maxAgeMs ? r : undefined;
   }
 
   forget(r: { room: string; token: string }): void {

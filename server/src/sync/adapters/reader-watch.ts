@@ -18,7 +18,7 @@ export class ReaderWatch {
   constructor(
     private readonly limitBytes: number,
     private readonly limitMs: number,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** Called before each send with what waits to be written. */

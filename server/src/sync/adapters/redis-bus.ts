@@ -826,8 +826,8 @@ export class RedisBus implements SyncBus {
     const atMost = (work: Promise<unknown> | null) => waitAtMost(work, waitMs);
     await atMost(this.#beating); // (one under way could list rooms again after this leaves the sets)
     const settle = async (ms: number) => {
-      const deadline = Date.now() + ms;
-      while (this.#outbox.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      const deadline = performance.now() + ms;
+      while (this.#outbox.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     };
     // Give queued entries a moment to go out before closing.
     await settle(waitMs);

@@ -155,7 +155,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     } catch (err) {
       const recent = token ? grants.recall(room, token, options.accessCacheMs) : undefined;
       if (!recent) throw err;
-      log.warn('sync_access_from_cache', { room, userId: recent.grant.userId, ageMs: Date.now() - recent.at, error: String(err) });
+      log.warn('sync_access_from_cache', { room, userId: recent.grant.userId, ageMs: Math.round(performance.now() - recent.at), error: String(err) });
       answer = recent.grant;
     }
     if (!answer.ok) return answer;
@@ -176,7 +176,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     const sockets = [...live].filter((l) => (userId === undefined || l.conn.info.userId === userId) && !l.conn.closed);
     const kept = grants.of(userId);
     if (sockets.length === 0 && kept.length === 0) return;
-    const asked = Date.now();
+    const asked = performance.now();
     try {
       const tokens = new Set([...sockets.flatMap((l) => (l.token ? [l.token] : [])), ...kept.map((r) => r.token)]);
       const users = await withTimeout(auth.usersForTokens([...tokens]), 2 * options.accessTimeoutMs);
