@@ -43,8 +43,8 @@ export const MAX_AWARENESS_IDS_INTRODUCED = 256;
 export const STEP1_BURST = 4;
 const STEP1_EVERY_MS = 5_000;
 
-/** At most `capacity` at once, refilled at `perMs` a millisecond. */
-class TokenBucket {
+/** At most `capacity` at once, refilled at `perMs` a millisecond (on the monotonic clock). */
+export class TokenBucket {
   #tokens: number;
   #refilledAt = performance.now();
 
@@ -57,12 +57,22 @@ class TokenBucket {
 
   /** Takes one if there is one. */
   take(): boolean {
-    const now = performance.now();
-    this.#tokens = Math.min(this.capacity, this.#tokens + (now - this.#refilledAt) * this.perMs);
-    this.#refilledAt = now;
+    this.#refill();
     if (this.#tokens < 1) return false;
     this.#tokens -= 1;
     return true;
+  }
+
+  /** Whether it has refilled to capacity (nothing taken lately counts any more). */
+  get full(): boolean {
+    this.#refill();
+    return this.#tokens >= this.capacity;
+  }
+
+  #refill(): void {
+    const now = performance.now();
+    this.#tokens = Math.min(this.capacity, this.#tokens + (now - this.#refilledAt) * this.perMs);
+    this.#refilledAt = now;
   }
 }
 

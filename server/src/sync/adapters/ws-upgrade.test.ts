@@ -78,7 +78,7 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     http = null;
   });
 
-  async function start({ accessCacheMs = 60_000, accessRecheckMs = 60_000, log = silent as Logger, observer = {} as SyncObserver } = {}) {
+  async function start({ accessCacheMs = 60_000, accessRecheckMs = 60_000, log = silent as Logger, observer = {} as SyncObserver, maxSocketsPerUser = 10 } = {}) {
     const fake = fakeAuth();
     const sync = new SyncServer({ store: new MemoryStore(), log, observer, limits: { maxMessageBytes: 1 << 20, maxMessagesPerSecond: 100, maxAwarenessBytes: 1 << 16 } });
     http = createServer();
@@ -87,7 +87,7 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
       maxMessageBytes: 1 << 20,
       pingIntervalMs: 60_000,
       accessRecheckMs,
-      maxSocketsPerUser: 10,
+      maxSocketsPerUser,
       maxBufferedBytes: 1 << 20,
       maxBufferedMs: 10_000,
       accessTimeoutMs: 100,
@@ -109,14 +109,14 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
   }
 
   /** Sends raw bytes on a fresh TCP connection; resolves with what came back until it closed. */
-  const raw = (port: number, bytes: Buffer) =>
+  const raw = (port: number, bytes: Buffer, giveUpMs = 1_000) =>
     new Promise<string>((resolve) => {
       const socket = connect(port, '127.0.0.1', () => socket.write(bytes));
       let got = '';
       socket.on('data', (d) => (got += d.toString('latin1')));
       socket.on('error', () => {});
       socket.on('close', () => resolve(got));
-      setTimeout(() => socket.destroy(), 1_000);
+      setTimeout(() => socket.destroy(), giveUpMs);
     });
   const upgradeRequest = (target: string, cookie = '') =>
     `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
@@ -157,6 +157,48 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     expect(await decided.closed).toBe(CloseCode.goingAway);
     state.late = null;
     expect(await open('tok-1')).toMatch(/503/);
+  });
+
+  it('lets one user open twice their socket cap at once, then one a second (closing and opening again is no way round the limits)', async () => {
+    const { open } = await start({ maxSocketsPerUser: 20 });
+    /** Opens a socket and closes it at once: 1005 (closed by us), or 4429 (refused first). */
+    const openAndClose = async (token: string) => {
+      const s = await open(token);
+      if (typeof s === 'string') throw new Error(s);
+      s.ws.close();
+      return s.closed;
+    };
+    const started = performance.now();
+    const codes: number[] = [];
+    for (let i = 0; i < 45; i++) codes.push(await openAndClose('tok-1'));
+    const seconds = (performance.now() - started) / 1000;
+    expect(codes.slice(0, 40)).toEqual(Array(40).fill(1005));
+    // Past the 40, one more for each second the openings took (a slow machine's), no more.
+    const letIn = codes.filter((c) => c === 1005).length;
+    expect(letIn - 40).toBeLessThanOrEqual(Math.ceil(seconds));
+    expect(codes.filter((c) => c === CloseCode.rateLimited)).toHaveLength(45 - letIn);
+    // Another user is not held to it.
+    const bob = await open('tok-2');
+    if (typeof bob === 'string') throw new Error(bob);
+    expect(await Promise.race([bob.closed, new Promise<null>((r) => setTimeout(() => r(null), 100))])).toBeNull();
+    bob.ws.terminate();
+    // A second later, one more.
+    await new Promise((r) => setTimeout(r, 1_050));
+    const later = await open('tok-1');
+    if (typeof later === 'string') throw new Error(later);
+    expect(await Promise.race([later.closed, new Promise<null>((r) => setTimeout(() => r(null), 100))])).toBeNull();
+    later.ws.terminate();
+  });
+
+  it('cuts off a refused socket whose client never answers the close', async () => {
+    const { port } = await start();
+    const started = performance.now();
+    // A handshake without a session, and then nothing: not even the close frame back.
+    const answer = await raw(port, Buffer.from(upgradeRequest(`/sync/${ROOM}`), 'latin1'), 10_000);
+    expect(answer).toMatch(/^HTTP\/1.1 101/);
+    const took = performance.now() - started;
+    expect(took).toBeGreaterThan(1_500);
+    expect(took).toBeLessThan(5_000);
   });
 
   it('counts every upgrade the database could not decide, and logs one line a minute of each kind', async () => {

@@ -19,6 +19,7 @@ import type { SyncServer } from '../sync-server.ts';
 import type { ConnectionInfo } from '../types.ts';
 import { GrantMemory, type Grant } from './grant-memory.ts';
 import { ReaderWatch } from './reader-watch.ts';
+import { TokenBucket } from '../connection.ts';
 
 export const SYNC_PATH = '/sync/';
 
@@ -73,6 +74,21 @@ type Decision = { ok: true; info: ConnectionInfo; token: string | undefined; sin
 /** Grants remembered for when the database cannot answer (the oldest go first). */
 const MAX_REMEMBERED_GRANTS = 10_000;
 
+/**
+ * Sockets one user may open: twice their cap at once (32 at least), then one a second. Each costs an access
+ * check and a greeting with every presence state the room shows, and a fresh socket starts with
+ * fresh allowances for sync requests: closing and opening again must not be a way round them.
+ */
+const OPENS_PER_MS = 1 / 1_000;
+const MIN_OPENS_AT_ONCE = 32;
+/** Users whose opening allowance is remembered; past it, those refilled to the full are forgotten. */
+const MAX_OPEN_ALLOWANCES = 10_000;
+
+const TOO_MANY_SOCKETS = 'too many layers open at once';
+
+/** How long a refused socket's client has to answer the close before it is cut off. */
+const REFUSED_CLOSE_WAIT_MS = 2_000;
+
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
@@ -120,6 +136,21 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     else perUser.delete(userId);
   };
 
+  const opens = new Map<number, TokenBucket>();
+  /** Takes one of `userId`'s socket openings; false when they have opened too many lately. */
+  function mayOpen(userId: number): boolean {
+    let allowance = opens.get(userId);
+    if (!allowance) {
+      if (opens.size >= MAX_OPEN_ALLOWANCES) {
+        for (const [id, a] of opens) if (a.full) opens.delete(id);
+        if (opens.size >= MAX_OPEN_ALLOWANCES) opens.clear(); // (all busy: a fresh start for all)
+      }
+      allowance = new TokenBucket(Math.max(2 * options.maxSocketsPerUser, MIN_OPENS_AT_ONCE), OPENS_PER_MS);
+      opens.set(userId, allowance);
+    }
+    return allowance.take();
+  }
+
   /** Grants kept for when the database cannot answer: a client whose socket dropped gets back in. */
   const grants = new GrantMemory(MAX_REMEMBERED_GRANTS);
 
@@ -159,8 +190,12 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
       answer = recent.grant;
     }
     if (!answer.ok) return answer;
+    if (!mayOpen(answer.userId)) {
+      sync.observer.error?.('rate_limited');
+      return { ok: false, code: CloseCode.rateLimited, reason: 'too many layers opened lately: try again in a moment' };
+    }
     if (socketsOf(answer.userId) >= options.maxSocketsPerUser) {
-      return { ok: false, code: CloseCode.rateLimited, reason: 'too many layers open at once' };
+      return { ok: false, code: CloseCode.rateLimited, reason: TOO_MANY_SOCKETS };
     }
     return { ok: true, info: { room, userId: answer.userId, readOnly: answer.readOnly }, token, since };
   }
@@ -268,12 +303,14 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
           const refusal: Decision | null = !decision.ok
             ? decision
             : socketsOf(decision.info.userId) >= options.maxSocketsPerUser
-              ? { ok: false, code: CloseCode.rateLimited, reason: 'too many layers open at once' }
+              ? { ok: false, code: CloseCode.rateLimited, reason: TOO_MANY_SOCKETS }
               : null;
           if (refusal && !refusal.ok) {
-            if (refusal.code === CloseCode.rateLimited) sync.observer.error?.('too_many_sockets');
+            if (refusal.reason === TOO_MANY_SOCKETS) sync.observer.error?.('too_many_sockets');
             log.info('sync_refused', { room: roomForLog(room), userId, code: refusal.code });
             ws.close(refusal.code, refusal.reason);
+            // A client that never answers the close would hold the socket for ws' 30 s.
+            setTimeout(() => ws.terminate(), REFUSED_CLOSE_WAIT_MS).unref();
             return;
           }
           if (!decision.ok) return;
