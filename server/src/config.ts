@@ -52,6 +52,8 @@ export interface SyncLimits {
   compactAfterBytes: number;
   /** Concurrent sync sockets one user may hold (one per open layer). */
   maxSocketsPerUser: number;
+  /** Sync sockets one user may open a second, past twice maxSocketsPerUser (32 at least) at once. */
+  socketOpensPerSecond: number;
   /** How often open sockets' access is checked again (a removed member loses them). */
   accessRecheckMs: number;
   /** Ping interval; a socket that missed the previous pong is dropped. */
@@ -80,6 +82,7 @@ export const defaultSyncLimits: SyncLimits = {
   compactAfterRows: 500,
   compactAfterBytes: 4 * 1024 * 1024,
   maxSocketsPerUser: 64,
+  socketOpensPerSecond: 1,
   accessRecheckMs: 5_000,
   pingIntervalMs: 30_000,
   redisStreamMaxLen: 1_000,
@@ -122,6 +125,7 @@ const envSchema = z.object({
   COMPACT_AFTER_ROWS: z.coerce.number().int().min(2).default(defaultSyncLimits.compactAfterRows),
   COMPACT_AFTER_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.compactAfterBytes),
   MAX_SOCKETS_PER_USER: z.coerce.number().int().min(1).default(defaultSyncLimits.maxSocketsPerUser),
+  SOCKET_OPENS_PER_SECOND: z.coerce.number().positive().default(defaultSyncLimits.socketOpensPerSecond),
   ACCESS_RECHECK_MS: delayMs(100).default(defaultSyncLimits.accessRecheckMs),
   REDIS_STREAM_MAXLEN: z.coerce.number().int().min(10).default(defaultSyncLimits.redisStreamMaxLen),
   PING_INTERVAL_MS: delayMs(100).default(defaultSyncLimits.pingIntervalMs),
@@ -181,6 +185,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       compactAfterRows: e.COMPACT_AFTER_ROWS,
       compactAfterBytes: e.COMPACT_AFTER_BYTES,
       maxSocketsPerUser: e.MAX_SOCKETS_PER_USER,
+      socketOpensPerSecond: e.SOCKET_OPENS_PER_SECOND,
       accessRecheckMs: e.ACCESS_RECHECK_MS,
       pingIntervalMs: e.PING_INTERVAL_MS,
       redisStreamMaxLen: e.REDIS_STREAM_MAXLEN,

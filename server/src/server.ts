@@ -136,6 +136,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       pingIntervalMs: config.sync.pingIntervalMs,
       accessRecheckMs: config.sync.accessRecheckMs,
       maxSocketsPerUser: config.sync.maxSocketsPerUser,
+      socketOpensPerSecond: config.sync.socketOpensPerSecond,
       maxBufferedBytes: config.sync.maxBufferedBytes,
       maxBufferedMs: config.sync.maxBufferedMs,
       accessTimeoutMs: config.sync.accessTimeoutMs,

@@ -356,6 +356,8 @@ describe('deploy/nginx.conf', () => {
   it("sends a room's socket to the other instance while its own one shuts down (503 to new sockets)", () => {
     const next = location('/sync/').find((d) => d.name === 'proxy_next_upstream')?.args ?? ['error', 'timeout'];
     expect(next).toContain('http_503');
+    // A 503 (its database unable to decide access, too) must not set an instance aside for all.
+    for (const server of all(upstreamOf(location('/sync/')), 'server')) expect(server.args, server.args[0]).toContain('max_fails=0');
   });
 
   it("looks the instances' addresses up again, not once at start (an instance down then, or recreated)", () => {
@@ -472,12 +474,14 @@ describe('Dockerfile', () => {
     const argv = JSON.parse(cmd?.rest ?? 'null') as unknown;
     const serve = rootPackage.scripts?.serve;
     expect(serve).toBeDefined();
-    // Not through npm and a shell, nor tsx's own parent process, which kills its child when it
-    // is slow to acknowledge a relayed signal: node, with tsx loaded into it.
-    expect(serve!.split(/\s+/)).toEqual(['node', '--import', 'tsx', expect.stringMatching(/\.ts$/)]);
-    const entry = serve!.split(/\s+/).at(-1)!;
-    expect(existsSync(path.join(root, entry))).toBe(true);
-    expect(argv).toEqual(serve!.split(/\s+/));
+    // Not through npm and a shell (npm signals only the shell; `exec` makes node the shell's
+    // process), nor tsx's own parent process, which kills its child when it is slow to
+    // acknowledge a relayed signal: node, with tsx loaded into it.
+    const [exec, ...command] = serve!.split(/\s+/);
+    expect(exec).toBe('exec');
+    expect(command).toEqual(['node', '--import', 'tsx', expect.stringMatching(/\.ts$/)]);
+    expect(existsSync(path.join(root, command.at(-1)!))).toBe(true);
+    expect(argv).toEqual(command);
     const port = finalStage.filter((d) => d.op === 'ENV').map((d) => /\bPORT[= ](\d+)/.exec(d.rest)?.[1]).find(Boolean);
     expect(port).toBe(upstreamPort);
     expect(finalStage.filter((d) => d.op === 'EXPOSE').map((d) => d.rest)).toContain(port);

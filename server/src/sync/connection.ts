@@ -304,8 +304,7 @@ export class Connection implements RoomPeer {
   }
 
   #detach(): void {
-    const controlled = this.room.peers.get(this);
-    this.room.peers.delete(this);
+    const controlled = this.room.removePeer(this);
     if (controlled && controlled.size > 0 && !this.room.destroyed) {
       awarenessProtocol.removeAwarenessStates(this.room.awareness, [...controlled], PEER_LEFT);
     }
@@ -436,10 +435,8 @@ export class Connection implements RoomPeer {
 
   /** Whether a socket of another user in this room holds presence id `id` (set it last). */
   #heldByOtherUser(id: number): boolean {
-    for (const [peer, ids] of this.room.peers) {
-      if (ids.has(id)) return peer !== this && !(peer instanceof Connection && peer.info.userId === this.info.userId);
-    }
-    return false;
+    const holder = this.room.holderOf(id);
+    return holder !== undefined && holder !== this && !(holder instanceof Connection && holder.info.userId === this.info.userId);
   }
 
   #tooManyPresenceIds(): void {

@@ -92,6 +92,8 @@ export class Room {
   readonly awareness = new awarenessProtocol.Awareness(this.doc);
   /** Each peer with the awareness client ids it controls. */
   readonly peers = new Map<RoomPeer, Set<number>>();
+  /** The other way round: the peer that controls each id (kept with `peers`). */
+  readonly #holders = new Map<number, RoomPeer>();
   readonly loaded: Promise<void>;
   #pending: Array<{ update: Uint8Array; origin: RoomPeer; receivedAt: number }> = [];
   /** Updates in the batch the store is writing now. */
@@ -153,6 +155,11 @@ export class Room {
         if (ids !== controlled) for (const id of moved) ids.delete(id);
       }
       if (controlled) for (const id of moved) controlled.add(id);
+      for (const id of removed) this.#holders.delete(id);
+      for (const id of moved) {
+        if (controlled) this.#holders.set(id, origin as RoomPeer);
+        else this.#holders.delete(id); // (another instance's)
+      }
       const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed);
       const encoder = encoding.createEncoder();
       encoding.writeVarUint(encoder, MessageKind.awareness);
@@ -161,6 +168,19 @@ export class Room {
       if (controlled || origin === PEER_LEFT) this.deps.bus?.publish(this.name, 'awareness', update);
     });
     this.loaded = this.#load();
+  }
+
+  /** The peer here that controls presence id `id`, if any. */
+  holderOf(id: number): RoomPeer | undefined {
+    return this.#holders.get(id);
+  }
+
+  /** Takes `peer` out of the room; returns the presence ids it controlled (to be removed). */
+  removePeer(peer: RoomPeer): Set<number> | undefined {
+    const controlled = this.peers.get(peer);
+    this.peers.delete(peer);
+    for (const id of controlled ?? []) if (this.#holders.get(id) === peer) this.#holders.delete(id);
+    return controlled;
   }
 
   /** Updates received and not yet stored: queued, and the batch being stored. */

@@ -74,6 +74,7 @@ export const SYNC_ERROR_KINDS = [
   'rate_limited',
   'too_big',
   'too_many_sockets',
+  'too_many_opens',
   'load_failed',
   'greet_failed',
   'apply_failed',

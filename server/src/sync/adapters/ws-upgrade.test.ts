@@ -88,6 +88,7 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
       pingIntervalMs: 60_000,
       accessRecheckMs,
       maxSocketsPerUser,
+      socketOpensPerSecond: 1,
       maxBufferedBytes: 1 << 20,
       maxBufferedMs: 10_000,
       accessTimeoutMs: 100,

@@ -13,7 +13,6 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { parse as parseCookie } from 'hono/utils/cookie';
 import { CloseCode, parseRoom } from '@spanwise/shared';
 import { logThrottle, type Logger } from '../../log.ts';
-import { errorKind } from '../error-text.ts';
 import type { Connection } from '../connection.ts';
 import type { SyncServer } from '../sync-server.ts';
 import type { ConnectionInfo } from '../types.ts';
@@ -43,6 +42,8 @@ export interface WsOptions {
   /** How often every open socket's session and room access are checked again. */
   accessRecheckMs: number;
   maxSocketsPerUser: number;
+  /** Sockets one user may open a second, past twice maxSocketsPerUser (32 at least) at once. */
+  socketOpensPerSecond: number;
   /**
    * A socket with more than maxBufferedBytes waiting to go out for longer than maxBufferedMs,
    * without falling below what waited when it went over, is dropped rather than buffered for
@@ -75,11 +76,11 @@ type Decision = { ok: true; info: ConnectionInfo; token: string | undefined; sin
 const MAX_REMEMBERED_GRANTS = 10_000;
 
 /**
- * Sockets one user may open: twice their cap at once (32 at least), then one a second. Each costs an access
- * check and a greeting with every presence state the room shows, and a fresh socket starts with
- * fresh allowances for sync requests: closing and opening again must not be a way round them.
+ * Sockets one user may open: twice their cap at once (32 at least), then `socketOpensPerSecond`.
+ * Each costs an access check and a greeting with every presence state the room shows, and a
+ * fresh socket starts with fresh allowances for sync requests: closing and opening again must
+ * not be a way round them.
  */
-const OPENS_PER_MS = 1 / 1_000;
 const MIN_OPENS_AT_ONCE = 32;
 /** Users whose opening allowance is remembered; past it, those refilled to the full are forgotten. */
 const MAX_OPEN_ALLOWANCES = 10_000;
@@ -103,7 +104,6 @@ function toBytes(data: RawData): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** Cross-site WebSocket hijacking guard: a browser's Origin must match the Host it connects to. */
 /**
  * A room name from an upgrade's path, for a log line: as it is when it names a room, else (the
  * path of a request nobody has vouched for yet, up to the URL's length) its start.
@@ -113,6 +113,7 @@ export function roomForLog(room: string): string {
   return room.length > 80 ? `${room.slice(0, 80)}…` : room;
 }
 
+/** Cross-site WebSocket hijacking guard: a browser's Origin must match the Host it connects to. */
 function sameOrigin(req: IncomingMessage): boolean {
   const origin = req.headers.origin;
   if (!origin) return true; // not a browser
@@ -145,7 +146,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
         for (const [id, a] of opens) if (a.full) opens.delete(id);
         if (opens.size >= MAX_OPEN_ALLOWANCES) opens.clear(); // (all busy: a fresh start for all)
       }
-      allowance = new TokenBucket(Math.max(2 * options.maxSocketsPerUser, MIN_OPENS_AT_ONCE), OPENS_PER_MS);
+      allowance = new TokenBucket(Math.max(2 * options.maxSocketsPerUser, MIN_OPENS_AT_ONCE), options.socketOpensPerSecond / 1_000);
       opens.set(userId, allowance);
     }
     return allowance.take();
@@ -190,12 +191,13 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
       answer = recent.grant;
     }
     if (!answer.ok) return answer;
-    if (!mayOpen(answer.userId)) {
-      sync.observer.error?.('rate_limited');
-      return { ok: false, code: CloseCode.rateLimited, reason: 'too many layers opened lately: try again in a moment' };
-    }
+    // The cap first: a tab refused for it (retrying now and then) spends none of the openings.
     if (socketsOf(answer.userId) >= options.maxSocketsPerUser) {
       return { ok: false, code: CloseCode.rateLimited, reason: TOO_MANY_SOCKETS };
+    }
+    if (!mayOpen(answer.userId)) {
+      sync.observer.error?.('too_many_opens');
+      return { ok: false, code: CloseCode.rateLimited, reason: 'too many layers opened lately: try again in a moment' };
     }
     return { ok: true, info: { room, userId: answer.userId, readOnly: answer.readOnly }, token, since };
   }
@@ -331,7 +333,8 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
         // The database away, say: every client retrying would log a line each, so one line a
         // minute for each kind of error says how many were left out.
         sync.observer.error?.('upgrade_failed');
-        const pass = upgradeFailures(errorKind(err));
+        // Keyed by the error's text (a timeout, a refused connection), at most 100 kinds.
+        const pass = upgradeFailures(String(err).slice(0, 200));
         if (pass) log.error('sync_upgrade_failed', { room: roomForLog(room), error: String(err), ...pass });
         socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
       },
