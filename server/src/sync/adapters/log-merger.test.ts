@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import { addSpan, listSpans } from '@spanwise/shared';
-import { findPoison } from '../../../test/updates.ts';
+import { cleanupPoison, findPoison } from '../../../test/updates.ts';
 import { LogMerger } from './log-merger.ts';
 import { mergeLog } from './merge-log.mjs';
 
@@ -65,6 +65,17 @@ describe('LogMerger', () => {
     } finally {
       await merger.close();
     }
+  });
+
+  it('leaves out all of a row that left the doc unusable (its content went in before Yjs threw), as loading does', () => {
+    const { updates } = log(3);
+    const after = log(2).updates; // another client's, independent of the rest
+    const { merged, bad } = mergeLog([...updates, cleanupPoison(), ...after]);
+    expect(bad.map((b) => b.index)).toEqual([3]);
+    const loaded = new Y.Doc();
+    Y.applyUpdate(loaded, merged);
+    // The poison's own span ('X') is not in the snapshot; every other row's is.
+    expect(listSpans(loaded).map((sp) => sp.label).sort()).toEqual(['L0', 'L0', 'L1', 'L1', 'L2']);
   });
 
   it('fails the jobs of a worker that ends, and starts a new one for the next', async () => {

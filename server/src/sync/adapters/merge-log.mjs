@@ -14,30 +14,72 @@ import * as Y from 'yjs';
  * or throws when applied, is reported as bad (the store sets it aside): left in the log with an
  * id below the snapshot's, it would be applied before it at the next load, and one that waited
  * there on content only the snapshot holds would throw inside the snapshot's apply and take the
- * room's whole history with it. A row that throws while others wait on missing content cannot
- * be told from them (Yjs retries those inside its apply): then this throws, and the room is not
- * compacted at all.
+ * room's whole history with it. A row that leaves the doc unusable (Yjs' own cleanup threw,
+ * after the row's content went in) is bad too, and the merge starts again on a fresh doc
+ * without it, as loading does: the snapshot must hold nothing of a row set aside. A row that
+ * throws while others wait on missing content cannot be told from them (Yjs retries those
+ * inside its apply): then this throws, and the room is not compacted at all.
  *
  * @param {readonly Uint8Array[]} rows
  * @returns {{ merged: Uint8Array, bad: Array<{ index: number, error: string }> }}
  */
 export function mergeLog(rows) {
-  const doc = new Y.Doc({ gc: true });
-  /** @type {Array<{ index: number, error: string }>} */
-  const bad = [];
-  try {
-    rows.forEach((data, index) => {
-      const waiting = doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
-      try {
-        Y.decodeUpdate(data);
-        Y.applyUpdate(doc, data);
-      } catch (err) {
-        if (waiting) throw new Error(`row ${index} of the log failed to apply while earlier rows waited on missing content: not compacted`);
-        bad.push({ index, error: String(err) });
+  /** @type {Map<number, string>} */
+  const bad = new Map();
+  for (;;) {
+    const doc = new Y.Doc({ gc: true });
+    try {
+      if (applyAll(doc, rows, bad)) {
+        const merged = Y.encodeStateAsUpdate(doc);
+        return { merged, bad: [...bad].sort(([a], [b]) => a - b).map(([index, error]) => ({ index, error })) };
       }
-    });
-    return { merged: Y.encodeStateAsUpdate(doc), bad };
-  } finally {
-    doc.destroy();
+    } finally {
+      try {
+        doc.destroy();
+      } catch {
+        // (an unusable doc may throw on the way out too)
+      }
+    }
   }
+}
+
+/**
+ * Applies every row not yet in `bad`, adding to it those that fail; false when one left the doc
+ * unusable (it is in `bad` then, and the rows must be applied again to a fresh doc).
+ *
+ * @param {Y.Doc} doc
+ * @param {readonly Uint8Array[]} rows
+ * @param {Map<number, string>} bad
+ */
+function applyAll(doc, rows, bad) {
+  for (let index = 0; index < rows.length; index++) {
+    if (bad.has(index)) continue;
+    const waiting = doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
+    /** @type {unknown} */
+    let error = null;
+    try {
+      Y.decodeUpdate(rows[index]);
+      Y.applyUpdate(doc, rows[index]);
+    } catch (err) {
+      error = err;
+    }
+    if (unusable(doc)) {
+      bad.set(index, String(error ?? 'left the document unusable'));
+      return false;
+    }
+    if (error === null) continue;
+    if (waiting) throw new Error(`row ${index} of the log failed to apply while earlier rows waited on missing content: not compacted`);
+    bad.set(index, String(error));
+  }
+  return true;
+}
+
+/**
+ * Yjs failed part-way through a transaction and left the doc mid-way (as room.ts' docBroken).
+ *
+ * @param {Y.Doc} doc
+ */
+function unusable(doc) {
+  const internals = /** @type {{ _transaction: unknown, _transactionCleanups: unknown[] }} */ (/** @type {unknown} */ (doc));
+  return internals._transaction !== null || internals._transactionCleanups.length > 0;
 }
