@@ -21,9 +21,11 @@ export class MemoryStore implements SyncStore {
     this.rooms.set(room, rows);
   }
 
-  async setAside(room: string, id: string, error: string): Promise<void> {
+  async setAside(room: string, id: string, error: string): Promise<boolean> {
     const rows = this.rooms.get(room) ?? [];
+    if (!rows.some((r) => r.id === id)) return false;
     this.rooms.set(room, rows.filter((r) => r.id !== id));
     this.setAsideRows.push({ room, id, error });
+    return true;
   }
 }

@@ -302,10 +302,16 @@ export class Room {
       // One bad row must not cost the room the rest of its history. (The whole error is kept
       // with the row, in the database; the log only names its kind.) One that left the doc
       // unusable goes too, waiting content or not: nothing could be loaded past it.
-      this.deps.log.error('sync_update_set_aside', { room: this.name, updateId: row.id, error: errorKind(error), ...(broken ? { broke: true, whileWaiting: waiting } : {}) });
-      this.deps.observer.error?.('set_aside');
       try {
-        await this.deps.store.setAside(this.name, row.id, String(error ?? 'left the document unusable'));
+        const moved = await this.deps.store.setAside(this.name, row.id, String(error ?? 'left the document unusable'), row.version);
+        const fields = { room: this.name, updateId: row.id, error: errorKind(error), ...(broken ? { broke: true, whileWaiting: waiting } : {}) };
+        if (moved) {
+          this.deps.log.error('sync_update_set_aside', fields);
+          this.deps.observer.error?.('set_aside');
+        } else {
+          // Replaced meanwhile (compacted by another instance, say): the next load reads anew.
+          this.deps.log.warn('sync_update_set_aside_gone', fields);
+        }
       } catch (setAsideErr) {
         // Left in the log (loading skips it again next time): the room still loads.
         this.deps.observer.error?.('set_aside_failed');

@@ -1445,7 +1445,8 @@ describe('SyncServer metrics', () => {
     const other = measured(store);
     other.server.connect(new MemorySocket(), info());
     await flushed(other.server);
-    expect(await other.sample('spanwise_sync_errors_total{kind="set_aside"}')).toBe(1);
+    // Counted as set aside only once it is (here it stays in the log, and loading skips it).
+    expect(await other.sample('spanwise_sync_errors_total{kind="set_aside"}')).toBe(0);
     expect(await other.sample('spanwise_sync_errors_total{kind="set_aside_failed"}')).toBe(1);
   });
 });

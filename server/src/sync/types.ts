@@ -16,6 +16,11 @@ export interface StoredUpdate {
   /** The store's id for the row, so a bad one can be set aside. */
   id: string;
   data: Uint8Array;
+  /**
+   * Which row of that id it is (PostgreSQL's xmin), where the store can tell: a compaction may
+   * give the id to its snapshot, and only the row read may be set aside.
+   */
+  version?: string;
 }
 
 /** Where rooms' update logs live. */
@@ -24,8 +29,12 @@ export interface SyncStore {
   load(room: string): Promise<StoredUpdate[]>;
   /** Stores updates atomically: all of them or none (one transaction: group commit). */
   append(room: string, updates: readonly Uint8Array[]): Promise<void>;
-  /** Moves a stored update that no longer decodes out of the room's log, keeping it. */
-  setAside(room: string, id: string, error: string): Promise<void>;
+  /**
+   * Moves a stored row that no longer decodes or applies out of the room's log, keeping it;
+   * with `version`, only that very row (an update or a snapshot), else only an update of that
+   * id. Resolves whether it moved one (false: the row was replaced or moved meanwhile).
+   */
+  setAside(room: string, id: string, error: string, version?: string): Promise<boolean>;
   /** The room was unloaded here: drop any per-room bookkeeping. */
   release?(room: string): void;
 }

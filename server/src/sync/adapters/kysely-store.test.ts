@@ -3,7 +3,8 @@ import * as Y from 'yjs';
 import { sql } from 'kysely';
 import { addSpan, deleteAnnotation, listSpans } from '@spanwise/shared';
 import { databaseKinds, useTestDatabase } from '../../../test/harness.ts';
-import { findPoison } from '../../../test/updates.ts';
+import { cleanupPoison, findPoison } from '../../../test/updates.ts';
+import { SyncServer } from '../sync-server.ts';
 import { KyselyStore, READ_RUN_ROWS, type KyselyStoreOptions } from './kysely-store.ts';
 import { logMerger } from './log-merger.ts';
 import type { PreparedStatement } from '../../db/database.ts';
@@ -642,6 +643,43 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     await store.setAside('r11', first!.id, 'does not apply'); // ...and it sets aside what it read
     expect(await rowsOf('r11')).toBe(1);
     expect(await db.current.db.selectFrom('sync_quarantine').select('id').where('room', '=', 'r11').execute()).toEqual([]);
+  });
+
+  it('sets aside a snapshot that leaves the doc unusable, by the version it was read at, so the room loads again', async () => {
+    const store = storeWith({ compactAfterRows: 1000, log: silent });
+    const doc = new Y.Doc();
+    await store.append('r-snap', [spanUpdate(doc, 'L0', 0)]);
+    // A snapshot row Yjs throws on part-way (a merge gone wrong, or the disk): before, only an
+    // update could be set aside, and every load of the room failed on it for good.
+    await sql`insert into sync_updates (room, data, kind) values ('r-snap', ${cleanupPoison()}, 'snapshot')`.execute(db.current.db);
+    const server = new SyncServer({ store, log: silent, limits: { maxMessageBytes: 1 << 20, maxMessagesPerSecond: 100, maxAwarenessBytes: 1 << 16 } });
+    const closed: number[] = [];
+    const connect = () =>
+      server.connect({ send: () => true, close: (code) => void closed.push(code) }, { room: 'r-snap', userId: 1, readOnly: false });
+    connect();
+    await server.rooms.get('r-snap')?.loaded.catch(() => {});
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closed).toHaveLength(1); // (its socket tries again)
+    const quarantined = await db.current.db.selectFrom('sync_quarantine').select('data').where('room', '=', 'r-snap').execute();
+    expect(quarantined).toHaveLength(1);
+    connect();
+    await server.rooms.get('r-snap')!.loaded;
+    expect(listSpans(server.rooms.get('r-snap')!.doc).map((sp) => sp.label)).toEqual(['L0']);
+    await server.close();
+  });
+
+  it('sets aside only the row read: not one that replaced it meanwhile under the same id', async () => {
+    const store = storeWith({ compactAfterRows: 1000, log: silent });
+    const doc = new Y.Doc();
+    for (let i = 0; i < 3; i++) await store.append('r-ver', [spanUpdate(doc, `L${i}`, i)]);
+    const [first] = await store.load('r-ver');
+    expect(first!.version).toBeDefined();
+    expect(await store.compact('r-ver')).toBe(3); // its snapshot takes the first row's id
+    expect(await store.setAside('r-ver', first!.id, 'does not apply', first!.version)).toBe(false);
+    expect(await rowsOf('r-ver')).toBe(1);
+    const [snapshot] = await store.load('r-ver');
+    expect(await store.setAside('r-ver', snapshot!.id, 'does not apply', snapshot!.version)).toBe(true);
+    expect(await rowsOf('r-ver')).toBe(0);
   });
 
   it('sets aside an update whose error quotes a NUL (which a text column refuses), with the error cut to length', async () => {

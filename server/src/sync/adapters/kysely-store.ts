@@ -183,14 +183,14 @@ export class KyselyStore implements SyncStore {
   async load(room: string): Promise<StoredUpdate[]> {
     const rows = await this.db
       .selectFrom('sync_updates')
-      .select(['id', 'data'])
+      .select(['id', 'data', sql<string>`xmin::text`.as('version')])
       .where('room', '=', room)
       .orderBy('id')
       .execute();
     const size = { rows: rows.length, bytes: rows.reduce((n, r) => n + r.data.byteLength, 0) };
     this.#size.set(room, size);
     if (this.#pastThreshold(size, 1) && this.#grownSinceFailure(room, size)) this.#compactSoon(room, size);
-    return rows.map((r) => ({ id: String(r.id), data: r.data }));
+    return rows.map((r) => ({ id: String(r.id), data: r.data, version: r.version }));
   }
 
   /**
@@ -308,10 +308,12 @@ export class KyselyStore implements SyncStore {
     if (size && this.#pastThreshold(size, 1) && this.#grownSinceFailure(room, size)) this.#compactSoon(room, size);
   }
 
-  async setAside(room: string, id: string, error: string): Promise<void> {
-    // Only an update: a compaction elsewhere may have given its id to a snapshot since, even
-    // between two statements of one transaction (read committed), so one statement decides.
-    await this.db.transaction().execute((trx) => this.#quarantine(trx, room, id, error, { kind: 'update' }));
+  async setAside(room: string, id: string, error: string, version?: string): Promise<boolean> {
+    // Only the row read (by its version: a snapshot too, which would otherwise fail every load
+    // of the room), or without one only an update: a compaction elsewhere may have given its id
+    // to a snapshot since, even between two statements of one transaction (read committed), so
+    // one statement decides.
+    return this.db.transaction().execute((trx) => this.#quarantine(trx, room, id, error, version === undefined ? { kind: 'update' } : { version }));
   }
 
   /**

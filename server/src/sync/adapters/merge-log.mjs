@@ -54,12 +54,13 @@ export function mergeLog(rows) {
 function applyAll(doc, rows, bad) {
   for (let index = 0; index < rows.length; index++) {
     if (bad.has(index)) continue;
+    const data = /** @type {Uint8Array} */ (rows[index]);
     const waiting = doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
     /** @type {unknown} */
     let error = null;
     try {
-      Y.decodeUpdate(rows[index]);
-      Y.applyUpdate(doc, rows[index]);
+      Y.decodeUpdate(data);
+      Y.applyUpdate(doc, data);
     } catch (err) {
       error = err;
     }
