@@ -313,7 +313,8 @@ export class Room {
           this.deps.log.warn('sync_update_set_aside_gone', fields);
         }
       } catch (setAsideErr) {
-        // Left in the log (loading skips it again next time): the room still loads.
+        // Left in the log: loading skips it again next time (the room still loads, unless the
+        // row left the doc unusable: then each load fails until it can be set aside).
         this.deps.observer.error?.('set_aside_failed');
         this.deps.log.error('sync_set_aside_failed', { room: this.name, updateId: row.id, error: String(setAsideErr) });
       }

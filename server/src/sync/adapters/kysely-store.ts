@@ -455,7 +455,8 @@ export class KyselyStore implements SyncStore {
     }
     // Counted again rather than worked out: a room loaded here while this ran (unloaded, then
     // opened again) may have read the log after this commit, and would be counted down twice.
-    if (replaced.rows > 0 && this.#size.has(room)) await this.#recount(room).catch(() => {}); // (bookkeeping only)
+    // (Bookkeeping only: uncounted, it is counted afresh at the room's next load.)
+    if (replaced.rows > 0 && this.#size.has(room)) await this.#recount(room).catch(() => this.#size.delete(room));
     return replaced.rows;
   }
 

@@ -78,6 +78,12 @@ describe('LogMerger', () => {
     expect(listSpans(loaded).map((sp) => sp.label).sort()).toEqual(['L0', 'L0', 'L1', 'L1', 'L2']);
   });
 
+  it('gives up past a few rows that leave the doc unusable (each costs a pass over the whole log)', () => {
+    const { updates } = log(3);
+    expect(mergeLog([...updates, ...Array.from({ length: 8 }, () => cleanupPoison())]).bad).toHaveLength(8);
+    expect(() => mergeLog([...updates, ...Array.from({ length: 9 }, () => cleanupPoison())])).toThrow(/not compacted/);
+  });
+
   it('fails the jobs of a worker that ends, and starts a new one for the next', async () => {
     const merger = new LogMerger();
     const { updates } = log(2_000);

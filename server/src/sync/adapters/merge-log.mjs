@@ -26,7 +26,9 @@ import * as Y from 'yjs';
 export function mergeLog(rows) {
   /** @type {Map<number, string>} */
   const bad = new Map();
-  for (;;) {
+  for (let pass = 0; ; pass++) {
+    // Each such row costs a pass over the whole log: past a few, loading sets them aside.
+    if (pass > MAX_RESTARTS) throw new Error(`more than ${MAX_RESTARTS} rows of the log left the document unusable: not compacted`);
     const doc = new Y.Doc({ gc: true });
     try {
       if (applyAll(doc, rows, bad)) {
@@ -42,6 +44,9 @@ export function mergeLog(rows) {
     }
   }
 }
+
+/** Rows that leave the document unusable, one merged again without each, before giving up. */
+const MAX_RESTARTS = 8;
 
 /**
  * Applies every row not yet in `bad`, adding to it those that fail; false when one left the doc
