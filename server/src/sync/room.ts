@@ -92,7 +92,7 @@ export class Room {
   readonly awareness = new awarenessProtocol.Awareness(this.doc);
   /** Each peer with the awareness client ids it controls. */
   readonly peers = new Map<RoomPeer, Set<number>>();
-  /** The other way round: the peer that controls each id (kept with `peers`). */
+  /** The other way round: the peer that controls each id (kept with `peers`, by #hold). */
   readonly #holders = new Map<number, RoomPeer>();
   readonly loaded: Promise<void>;
   #pending: Array<{ update: Uint8Array; origin: RoomPeer; receivedAt: number }> = [];
@@ -148,26 +148,30 @@ export class Room {
       // set (or renewed) belongs to a socket there: a client that moved instances while its old
       // socket here was half-open is not removed everywhere when that socket is found dead. A
       // socket's states are removed when it goes, and their number is capped (connection.ts).
-      const controlled = this.peers.get(origin as RoomPeer);
-      const moved = controlled || origin === FROM_BUS ? added.concat(updated) : [];
-      for (const ids of this.peers.values()) {
-        for (const id of removed) ids.delete(id);
-        if (ids !== controlled) for (const id of moved) ids.delete(id);
-      }
-      if (controlled) for (const id of moved) controlled.add(id);
-      for (const id of removed) this.#holders.delete(id);
-      for (const id of moved) {
-        if (controlled) this.#holders.set(id, origin as RoomPeer);
-        else this.#holders.delete(id); // (another instance's)
-      }
+      const peer = this.peers.has(origin as RoomPeer) ? (origin as RoomPeer) : null;
+      for (const id of removed) this.#hold(id, null);
+      if (peer || origin === FROM_BUS) for (const id of added.concat(updated)) this.#hold(id, peer);
       const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed);
       const encoder = encoding.createEncoder();
       encoding.writeVarUint(encoder, MessageKind.awareness);
       encoding.writeVarUint8Array(encoder, update);
       this.broadcast(encoding.toUint8Array(encoder), null);
-      if (controlled || origin === PEER_LEFT) this.deps.bus?.publish(this.name, 'awareness', update);
+      if (peer || origin === PEER_LEFT) this.deps.bus?.publish(this.name, 'awareness', update);
     });
     this.loaded = this.#load();
+  }
+
+  /** Makes `peer` (or no one here) the holder of presence id `id`, in `#holders` and in `peers`. */
+  #hold(id: number, peer: RoomPeer | null): void {
+    const before = this.#holders.get(id);
+    if (before === peer) return;
+    if (before) this.peers.get(before)?.delete(id);
+    if (peer) {
+      this.peers.get(peer)?.add(id);
+      this.#holders.set(id, peer);
+    } else {
+      this.#holders.delete(id);
+    }
   }
 
   /** The peer here that controls presence id `id`, if any. */
