@@ -88,10 +88,10 @@ class TooBig extends Error {}
  * not set are listed in `drop`, by position, and count for nothing either: a state that speaks
  * for the server (clients read `server` as its notices) or shows another user (`user.id` is who
  * the others see), or one for an id a socket of another user here holds (`heldByOther`: it
- * would take that user's presence over, and keep it showing after they left). They are dropped, not refused: a provider passes on every state it learns,
- * from its own server or from its other tabs (which may be on another instance, and ahead of
- * this one), so a socket relays others' states without any fault of its own. Throws on a
- * malformed update.
+ * would take that user's presence over, and keep it showing after they left). They are
+ * dropped, not refused: a provider passes on every state it learns, from its own server or from
+ * its other tabs (which may be on another instance, and ahead of this one), so a socket relays
+ * others' states without any fault of its own. Throws on a malformed update.
  */
 function presenceOutcome(
   entries: readonly PresenceEntry[],

@@ -13,12 +13,11 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { parse as parseCookie } from 'hono/utils/cookie';
 import { CloseCode, parseRoom } from '@spanwise/shared';
 import { logThrottle, type Logger } from '../../log.ts';
-import type { Connection } from '../connection.ts';
+import { TokenBucket, type Connection } from '../connection.ts';
 import type { SyncServer } from '../sync-server.ts';
 import type { ConnectionInfo } from '../types.ts';
 import { GrantMemory, type Grant } from './grant-memory.ts';
 import { ReaderWatch } from './reader-watch.ts';
-import { TokenBucket } from '../connection.ts';
 
 export const SYNC_PATH = '/sync/';
 
