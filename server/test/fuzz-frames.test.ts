@@ -1,5 +1,5 @@
 /**
- * 10,000 random and truncated frames at one room: the server stays up, a client in another
+ * 10,000 random and truncated frames at one room (taken in by the server, counted there): the server stays up, a client in another
  * room keeps syncing, nothing stored changes, and memory returns to its level.
  */
 import { describe, expect, it } from 'vitest';
@@ -8,7 +8,7 @@ import * as encoding from 'lib0/encoding';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, CloseCode, layerRoom, listSpans, MessageKind } from '@spanwise/shared';
 import { defaultSyncLimits } from '../src/config.ts';
-import { connectLayer, login, metric, startTestServer, storedRows, waitFor, type LayerClient } from './harness.ts';
+import { connectLayer, login, metric, metricTotal, startTestServer, storedRows, waitFor, type LayerClient } from './harness.ts';
 import WebSocket from 'ws';
 
 const ALICE = 2;
@@ -25,6 +25,17 @@ function prng(seed: number) {
 
 
 const MALFORMED = 'spanwise_sync_errors_total{kind="malformed"}';
+/** Every frame the server took in, of every kind. */
+const FRAMES_IN = 'spanwise_sync_messages_in_total';
+/** The bystander's own frames in a round, counted with the fuzzed ones: its 100 edits and some presence. */
+const BYSTANDER_FRAMES = 200;
+
+/** Without it the memory check would compare garbage the collector has not got round to. */
+function gc(): void {
+  const collect = (globalThis as { gc?: () => void }).gc;
+  if (!collect) throw new Error('run with --expose-gc (vitest.config.ts sets it for the server project)');
+  collect();
+}
 
 function validUpdateMessage(): Uint8Array {
   const doc = new Y.Doc();
@@ -74,19 +85,26 @@ describe('fuzzed frames', () => {
           return bytes;
         };
         const malformedBefore = await metric(server.url, MALFORMED);
+        const framesBefore = await metricTotal(server.url, FRAMES_IN);
         const editsBy = edits + 100;
-        let sent = 0;
+        // Frames the server took in: what is sent after it closed a socket never reaches it, so
+        // the sockets go on until FRAMES have (read every 100 ms, so a few hundred more go).
+        let received = 0;
+        const count = async () => (received = (await metricTotal(server.url, FRAMES_IN)) - framesBefore);
+        const counting = setInterval(() => void count().catch(() => {}), 100);
         let sockets = 0;
+        let attempts = 0;
         let closedAsMalformed = 0;
         const worker = async () => {
-          while (sent < FRAMES) {
+          while (received < FRAMES + BYSTANDER_FRAMES) {
+            // Bounded: each socket the server opens takes in a frame or more before it is closed.
+            if (++attempts > FRAMES) throw new Error(`${FRAMES} sockets tried, and the server took in only ${received} frames`);
             const ws = new WebSocket(`${server.url.replace('http', 'ws')}/sync/${target}`, { headers: { cookie } });
             await new Promise<void>((resolve) => {
               ws.on('open', () => {
                 sockets++;
                 const pump = () => {
-                  if (ws.readyState !== ws.OPEN || sent >= FRAMES) return ws.close();
-                  sent++;
+                  if (ws.readyState !== ws.OPEN || received >= FRAMES + BYSTANDER_FRAMES) return ws.close();
                   ws.send(frame());
                   setImmediate(pump);
                 };
@@ -106,7 +124,12 @@ describe('fuzzed frames', () => {
             addSpan(bystander.doc, { label: 'ORG', start: edits % 2000, end: (edits % 2000) + 1, quote: 'x', author: ALICE }, id);
           }
         };
-        await Promise.all(Array.from({ length: WORKERS }, worker));
+        try {
+          await Promise.all(Array.from({ length: WORKERS }, worker));
+        } finally {
+          clearInterval(counting);
+        }
+        expect(await count()).toBeGreaterThanOrEqual(FRAMES + BYSTANDER_FRAMES);
         // The frames reached the decoder: every fuzzing socket but each worker's last (which the
         // client closes on reaching FRAMES) was closed by the server as malformed, and counted.
         // Sockets refused at the door, or garbage let through, would close otherwise or not at all.
@@ -118,7 +141,7 @@ describe('fuzzed frames', () => {
         await waitFor(() => lags.length === edits, 'every bystander edit at the peer', 10_000);
         await waitFor(() => server.sync.rooms.size <= 1 && server.sync.connections.size === 2, 'fuzzing sockets gone', 10_000);
         expect(server.sync.stats()).toMatchObject({ queued: 0, queuedBytes: 0 });
-        (globalThis as { gc?: () => void }).gc?.();
+        gc();
         return process.memoryUsage().heapUsed;
       };
 

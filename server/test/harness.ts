@@ -184,8 +184,6 @@ export function connectLayer(baseUrl: string, room: string, cookie: string | nul
   };
 }
 
-/** A room as the database holds it: every stored row of `room` applied to a fresh Y.Doc. */
-/** How many rows a room's update log holds (every room's, with no room). */
 /**
  * Holds the database's connection (PGlite has but one) in a transaction until `release` is
  * called: `held` resolves once it has it, `done` once the transaction has ended.
@@ -203,12 +201,14 @@ export function holdConnection(db: Kysely<Database>): { held: Promise<void>; rel
   return { held, release, done };
 }
 
+/** How many rows a room's update log holds (every room's, with no room). */
 export async function storedRows(db: Kysely<Database>, room?: string): Promise<number> {
   let query = db.selectFrom('sync_updates').select((eb) => eb.fn.countAll<string>().as('n'));
   if (room !== undefined) query = query.where('room', '=', room);
   return Number((await query.executeTakeFirstOrThrow()).n);
 }
 
+/** A room as the database holds it: every stored row of `room` applied to a fresh Y.Doc. */
 export async function storedDoc(db: Kysely<Database>, room: string): Promise<Y.Doc> {
   const rows = await db.selectFrom('sync_updates').select('data').where('room', '=', room).orderBy('id').execute();
   const doc = new Y.Doc();
@@ -244,4 +244,13 @@ export async function metric(baseUrl: string, sample: string): Promise<number> {
   const text = await (await fetch(`${baseUrl}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
   return line ? Number(line.slice(sample.length + 1)) : 0;
+}
+
+/** The sum of a metric's samples over all its labels (`name{...} value` lines). */
+export async function metricTotal(baseUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 }
