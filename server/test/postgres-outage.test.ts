@@ -74,12 +74,23 @@ describe.skipIf(SKIP_REASON !== null)(`PostgreSQL outage during a session${SKIP_
   let dir: string;
   let port: number;
   let server: TestServer;
-  const start = () => pg('pg_ctl', ['-D', dir + '/data', '-l', dir + '/log', '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`, 'start']);
+  const startArgs = () => ['-D', dir + '/data', '-l', dir + '/log', '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`, 'start'];
+  const start = () => pg('pg_ctl', startArgs());
   const stopArgs = () => ['-D', dir + '/data', '-m', 'fast', '-w', 'stop'];
   const stop = () => pg('pg_ctl', stopArgs());
 
+  /** Should this process end without afterAll (a crash, a kill), the cluster goes with it. */
+  const stopOnExit = () => {
+    try {
+      pg('pg_ctl', ['-D', dir + '/data', '-m', 'immediate', 'stop']);
+    } catch {
+      // not running
+    }
+  };
+
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'spanwise-pg-'));
+    process.once('exit', stopOnExit);
     if (RUN_AS) chownSync(dir, RUN_AS.uid, RUN_AS.gid);
     port = await freePort();
     pg('initdb', ['-D', dir + '/data', '-A', 'trust', '-U', 'postgres', '--no-sync']);
@@ -100,10 +111,12 @@ describe.skipIf(SKIP_REASON !== null)(`PostgreSQL outage during a session${SKIP_
         // already stopped
       }
       rmSync(dir, { recursive: true, force: true });
+      process.off('exit', stopOnExit);
     }
   });
 
-  it('keeps the session alive, says saving is delayed, and stores everything once back', async () => {
+  // Its own waits add up to ~40 s, and pg_ctl may take its time on a loaded machine.
+  it('keeps the session alive, says saving is delayed, and stores everything once back', { timeout: 180_000 }, async () => {
     const room = layerRoom(1, ALICE);
     const aliceCookie = await login(server.url, 'alice');
     const alice = connectLayer(server.url, room, aliceCookie);
@@ -141,7 +154,7 @@ describe.skipIf(SKIP_REASON !== null)(`PostgreSQL outage during a session${SKIP_
       expect(projects.headers.get('retry-after')).toBe('5');
       expect(alice.provider.wsconnected && dana.provider.wsconnected).toBe(true);
 
-      start();
+      await pgAsync('pg_ctl', startArgs());
       await waitFor(() => listSpans(dana.doc).length === written, `all ${written} spans at dana after the restart`, 20_000);
       await waitFor(() => !delayed(), 'the notice withdrawn');
       const stored = await storedDoc(server.database.db, room);
