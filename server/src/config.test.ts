@@ -37,6 +37,11 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ MAX_MESSAGE_BYTES: String(2 ** 32) })).toThrow(/MAX_MESSAGE_BYTES/);
   });
 
+  it('refuses REDIS_URL without DATABASE_URL (instances must share one PostgreSQL)', () => {
+    expect(() => loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' })).toThrow(/REDIS_URL: needs DATABASE_URL/);
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgres://db/app' }).redisUrl).toBe('redis://127.0.0.1:6379');
+  });
+
   it('names every bad variable', () => {
     expect(() => loadConfig({ PORT: 'eighty', DEMO: 'maybe' })).toThrow(/PORT.*DEMO|DEMO.*PORT/);
   });

@@ -147,6 +147,11 @@ const envSchema = z.object({
   if (e.MAX_QUEUED_BYTES_PER_ROOM < e.MAX_MESSAGE_BYTES) {
     ctx.addIssue({ code: 'custom', path: ['MAX_QUEUED_BYTES_PER_ROOM'], message: `must be at least MAX_MESSAGE_BYTES (${e.MAX_MESSAGE_BYTES}), or a largest update could never be stored` });
   }
+  // Instances share what they store through one PostgreSQL: each with an embedded database of
+  // its own would store only its own clients' updates, and reload rooms without the others'.
+  if (e.REDIS_URL !== undefined && e.DATABASE_URL === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'needs DATABASE_URL: instances that share rooms through Redis must share one PostgreSQL' });
+  }
   if (e.MAX_QUEUED_BYTES < e.MAX_QUEUED_BYTES_PER_ROOM) {
     ctx.addIssue({ code: 'custom', path: ['MAX_QUEUED_BYTES'], message: `must be at least MAX_QUEUED_BYTES_PER_ROOM (${e.MAX_QUEUED_BYTES_PER_ROOM})` });
   }

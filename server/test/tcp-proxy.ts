@@ -2,7 +2,7 @@
  * A TCP proxy for tests, on 127.0.0.1: each connection goes to the first of `targets` that
  * accepts it (a load balancer failing over to a live instance), and the proxy can stop passing
  * bytes, holding them in both directions without a reset or an error, as a route that drops
- * packets would, and start again.
+ * packets would, and start again; or cut off the connections open, for good, without a word.
  *
  *   const proxy = new TcpProxy([{ host: '127.0.0.1', port: 5432 }]);
  *   const port = await proxy.listen();
@@ -19,6 +19,8 @@ export class TcpProxy {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   readonly #held: Array<() => void> = [];
+  /** Connections cut off by `cut`: nothing passes on them again, not even their end. */
+  readonly #cut = new WeakSet<Socket>();
   #frozen = false;
 
   constructor(private readonly targets: readonly Target[]) {
@@ -45,8 +47,8 @@ export class TcpProxy {
         upstream.removeAllListeners('error');
         this.#track(upstream);
         if (client.destroyed) return upstream.destroy(); // the client gave up meanwhile
-        upstream.on('close', () => this.#pass(() => client.destroy()));
-        client.on('close', () => this.#pass(() => upstream.destroy()));
+        upstream.on('close', () => !this.#cut.has(upstream) && this.#pass(() => client.destroy()));
+        client.on('close', () => !this.#cut.has(client) && this.#pass(() => upstream.destroy()));
         client.off('data', hold);
         for (const chunk of early) this.#pass(() => upstream.write(chunk));
         this.#relay(client, upstream);
@@ -63,8 +65,8 @@ export class TcpProxy {
   }
 
   #relay(from: Socket, to: Socket): void {
-    from.on('data', (chunk: Buffer) => this.#pass(() => to.write(chunk)));
-    from.on('end', () => this.#pass(() => to.end()));
+    from.on('data', (chunk: Buffer) => !this.#cut.has(from) && this.#pass(() => to.write(chunk)));
+    from.on('end', () => !this.#cut.has(from) && this.#pass(() => to.end()));
   }
 
   listen(): Promise<number> {
@@ -73,6 +75,15 @@ export class TcpProxy {
 
   freeze(): void {
     this.#frozen = true;
+  }
+
+  /**
+   * Every connection open now stops passing bytes for good, in both directions, and neither
+   * side hears of the other's end: a peer gone without a word (a host lost, a partition).
+   * Connections made from now on pass as before.
+   */
+  cut(): void {
+    for (const socket of this.#sockets) this.#cut.add(socket);
   }
 
   thaw(): void {

@@ -500,6 +500,48 @@ describe.runIf(url)('RedisBus', () => {
     return seen;
   }
 
+  it('makes its connections again when Redis vanishes from them without a word, and reads and publishes on', async () => {
+    const { bus: a, proxy } = await busBehindProxy('a', { blockMs: 300, commandTimeoutMs: 500 });
+    const b = bus('b', 1000, { blockMs: 300 });
+    const atA: string[] = [];
+    const atB: string[] = [];
+    try {
+      await a.join('room-cut', { message: (_k, d) => atA.push(Buffer.from(d).toString()), reload: () => {} });
+      await b.join('room-cut', { message: (_k, d) => atB.push(Buffer.from(d).toString()), reload: () => {} });
+      b.publish('room-cut', 'update', Buffer.from('before'));
+      await until(() => atA.length === 1, 'the first entry at a');
+      // Both of a's connections go silent for good, and no reset comes (TCP would take ~2 h).
+      proxy.cut();
+      b.publish('room-cut', 'update', Buffer.from('after'));
+      a.publish('room-cut', 'update', Buffer.from('from a'));
+      await until(() => atA.includes('after'), 'b’s entry at a, read on a new connection');
+      await until(() => atB.includes('from a'), 'a’s entry at b, published on a new connection');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('logs failed publishes once a minute for each error, however many rooms retry', async () => {
+    const warned: string[] = [];
+    let failures = 0;
+    const { bus: a, proxy } = await busBehindProxy('a', {
+      commandTimeoutMs: 200,
+      log: { ...silent, warn: (event: string) => void warned.push(event) },
+      observer: { error: (kind: string) => void (kind === 'bus_publish_failed' && failures++) },
+    });
+    try {
+      const rooms = Array.from({ length: 5 }, (_, i) => `room-pf${i}`);
+      for (const room of rooms) await a.join(room, { message: () => {}, reload: () => {} });
+      proxy.freeze(); // each XADD waits, and times out
+      for (const room of rooms) a.publish(room, 'update', Buffer.from('x'));
+      await until(() => failures >= rooms.length, 'a failed publish in each room');
+      expect(warned.filter((e) => e === 'redis_publish_failed')).toHaveLength(1);
+    } finally {
+      proxy.thaw();
+      await proxy.close();
+    }
+  });
+
   it('takes out of its room set, at a heartbeat, a room it left but could not unlist then', async () => {
     const b = new RedisBus({ url: url!, instanceId: 'unlisting', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, heartbeatMs: 50 });
     buses.push(b);

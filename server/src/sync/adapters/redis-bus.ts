@@ -90,6 +90,9 @@ export interface RedisBusOptions {
 
 const DEFAULT_STREAM_TTL_MS = 24 * 3_600_000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
+const DEFAULT_BLOCK_MS = 5_000;
+/** Idle time before TCP keep-alive probes start on a Redis connection. */
+const KEEP_ALIVE_MS = 10_000;
 
 /** What goes into a room's stream: an update, presence, or a call to reload from the database. */
 type Entry = { kind: BusMessageKind; data: Uint8Array } | { kind: 'reload' };
@@ -268,6 +271,7 @@ export class RedisBus implements SyncBus {
   /** Reading the activity stream failed (not a stream there, say): rooms are read at sweeps only. */
   #activityFailing = false;
   readonly #activityProblems = logThrottle(60_000);
+  readonly #publishProblems = logThrottle(60_000);
   /** The Redis server is older than 7: rooms are refused rather than followed without trim detection. */
   #tooOld = false;
   /** The Redis server's run id when last connected: another one means it restarted. */
@@ -284,9 +288,14 @@ export class RedisBus implements SyncBus {
     // While Redis is away a command fails after a few reconnection attempts instead of waiting
     // for it: a room that cannot join its stream fails to load (its clients are told to try
     // again later) rather than hang; publishing and reading retry on their own.
-    const redisOptions = { maxRetriesPerRequest: 3, enableOfflineQueue: true, lazyConnect: false };
-    this.#pub = new Redis(options.url, { ...redisOptions, commandTimeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS });
-    this.#sub = new Redis(options.url, redisOptions);
+    // A connection whose peer vanished without a word (a host lost, a partition) sends nothing
+    // and hears no reset: each is dropped and made again once an answer is late past what any
+    // command of its may wait (a blocking read waits up to `blockMs`), instead of after TCP's
+    // own ~2 h. Keep-alive probes find an idle one gone after ~10 s.
+    const redisOptions = { maxRetriesPerRequest: 3, enableOfflineQueue: true, lazyConnect: false, keepAlive: KEEP_ALIVE_MS };
+    const commandTimeout = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    this.#pub = new Redis(options.url, { ...redisOptions, commandTimeout, socketTimeout: commandTimeout });
+    this.#sub = new Redis(options.url, { ...redisOptions, socketTimeout: (options.blockMs ?? DEFAULT_BLOCK_MS) + commandTimeout });
     for (const [name, client] of [['pub', this.#pub], ['sub', this.#sub]] as const) {
       client.on('error', (err) => options.log.warn('redis_error', { connection: name, error: err.message }));
     }
@@ -453,7 +462,9 @@ export class RedisBus implements SyncBus {
         }
       } catch (err) {
         this.options.observer?.error?.('bus_publish_failed');
-        this.options.log.warn('redis_publish_failed', { room, queued: queue.length, error: String(err) });
+        // Every room with entries waiting retries while Redis is away: once a minute for each error.
+        const shown = this.#publishProblems(String(err));
+        if (shown) this.options.log.warn('redis_publish_failed', { room, queued: queue.length, error: String(err), ...shown });
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, RETRY_MAX_MS);
       }
@@ -500,7 +511,7 @@ export class RedisBus implements SyncBus {
    */
   async #read(): Promise<void> {
     let delay = 50;
-    const sweepMs = this.options.blockMs ?? 5_000;
+    const sweepMs = this.options.blockMs ?? DEFAULT_BLOCK_MS;
     while (this.#running) {
       if (this.#rooms.size === 0) {
         // Idle: the position is taken afresh on the next join, not read through from here.
