@@ -28,6 +28,10 @@ export interface ServerChild {
   profiled: boolean;
   /** CPU seconds (user + system) the child used so far; NaN without /proc. */
   cpuSeconds(): number;
+  /** Ours only: the PGlite data directory (null on BENCH_DATABASE_URL's PostgreSQL). */
+  dataDir: string | null;
+  /** Ends the child with `signal` (SIGKILL after `timeoutMs`), leaving its temp files. */
+  halt(signal: NodeJS.Signals, timeoutMs?: number): Promise<void>;
   /** Stops the child (SIGTERM, then SIGKILL after `timeoutMs`) and removes its temp files. */
   stop(timeoutMs?: number): Promise<void>;
   /** The CPU profile written on exit, when started with `cpuProfile`. */
@@ -87,6 +91,7 @@ interface SpawnOptions {
   nodeArgs?: string[];
   cleanup?: () => Promise<void>;
   database?: string | null;
+  dataDir?: string | null;
   profileDir?: string | null;
   /** Appends every output line here, stamped with the bench's performance.now(). */
   outputFile?: string | null;
@@ -100,9 +105,19 @@ async function spawnServer(o: SpawnOptions): Promise<ServerChild> {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  void exited.then(() => live.delete(child));
   const problems = { count: 0, first: [] as string[] };
+  const problem = (line: string) => {
+    problems.count++;
+    if (problems.first.length < 5) problems.first.push(line.slice(0, 300));
+  };
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', (code) => {
+      // A signal's end is the bench's doing; an exit code other than 0 is the server's.
+      if (code !== null && code !== 0) problem(`exited with code ${code}`);
+      resolve();
+    }),
+  );
+  void exited.then(() => live.delete(child));
   // Written as a stream: this process times the clients, and must not block on a file.
   const outputFile = o.outputFile ? createWriteStream(o.outputFile, { flags: 'a' }) : null;
   void exited.then(() => outputFile?.end());
@@ -118,10 +133,7 @@ async function spawnServer(o: SpawnOptions): Promise<ServerChild> {
         if (!line.trim()) continue;
         if (output.length < 50) output.push(line);
         outputFile?.write(`${performance.now().toFixed(1)} ${line}\n`);
-        if (o.isProblem(line, stream)) {
-          problems.count++;
-          if (problems.first.length < 5) problems.first.push(line.slice(0, 300));
-        }
+        if (o.isProblem(line, stream)) problem(line);
       }
     });
   }
@@ -145,22 +157,27 @@ async function spawnServer(o: SpawnOptions): Promise<ServerChild> {
     await new Promise((r) => setTimeout(r, 100));
   }
 
+  const halt = async (signal: NodeJS.Signals, timeoutMs = 20_000) => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      await exited;
+      clearTimeout(timer);
+    }
+  };
   let stopping: Promise<void> | null = null;
   return {
     name: o.name,
     url,
     database: o.database ?? null,
+    dataDir: o.dataDir ?? null,
     problems,
     profiled: Boolean(o.profileDir),
     cpuSeconds: () => readCpuSeconds(child.pid),
+    halt,
     stop(timeoutMs = 20_000) {
       stopping ??= (async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGTERM');
-          const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-          await exited;
-          clearTimeout(timer);
-        }
+        await halt('SIGTERM', timeoutMs);
         await o.cleanup?.();
       })();
       return stopping;
@@ -176,12 +193,22 @@ async function spawnServer(o: SpawnOptions): Promise<ServerChild> {
   };
 }
 
+/** BENCH_SERVER_NODE_ARGS: Node flags for our server only (a diagnostic: the fan-out gives no verdict then). */
+export function serverNodeArgs(): string[] {
+  return process.env.BENCH_SERVER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
+}
+
 export interface OurServerOptions {
   maxMessagesPerSecond: number;
   /** All bench sockets sign in as one user; the default cap (64) would refuse most of them. */
   maxSocketsPerUser: number;
   /** Write a V8 CPU profile of the server into this directory (kept after the run). */
   cpuProfileDir?: string | null;
+  /**
+   * Start on this PGlite data directory (another child's, ended), not a fresh one; it is left
+   * for its owner to remove.
+   */
+  dataDir?: string;
 }
 
 /**
@@ -190,8 +217,9 @@ export interface OurServerOptions {
  */
 export async function startOurServer(options: OurServerOptions): Promise<ServerChild> {
   const port = await freePort(HOST);
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'spanwise-bench-'));
-  tempDirs.add(dataDir);
+  const owned = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'spanwise-bench-')));
+  if (owned) tempDirs.add(dataDir);
   const databaseUrl = process.env.BENCH_DATABASE_URL || null;
   const env: NodeJS.ProcessEnv = {
     ...cleanEnv(),
@@ -205,7 +233,7 @@ export async function startOurServer(options: OurServerOptions): Promise<ServerC
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
   };
   // For testing a hypothesis: BENCH_SERVER_NODE_ARGS='--trace-gc' BENCH_SERVER_OUTPUT=/tmp/server.log
-  const extraArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
+  const extraArgs = serverNodeArgs();
   return spawnServer({
     name: OUR_SERVER_NAME,
     script: 'server/src/main.ts',
@@ -213,12 +241,14 @@ export async function startOurServer(options: OurServerOptions): Promise<ServerC
     port,
     readyPath: '/api/health',
     nodeArgs: extraArgs,
-    database: databaseUrl ? 'postgres (BENCH_DATABASE_URL)' : `pglite (fresh temp dir ${dataDir})`,
+    database: databaseUrl ? 'postgres (BENCH_DATABASE_URL)' : owned ? `pglite (fresh temp dir ${dataDir})` : `pglite (${dataDir}, again)`,
+    dataDir: databaseUrl ? null : dataDir,
     profileDir: options.cpuProfileDir ?? null,
     // With extra Node flags (--trace-gc, say), their stdout lines are not problems; stderr still is.
     isProblem: (line, stream) => /"level":"(warn|error)"/.test(line) || (!line.startsWith('{') && (stream === 'stderr' || extraArgs.length === 0)),
     outputFile: process.env.BENCH_SERVER_OUTPUT || null,
     cleanup: async () => {
+      if (!owned) return;
       await rm(dataDir, { recursive: true, force: true });
       tempDirs.delete(dataDir);
     },

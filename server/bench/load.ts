@@ -297,19 +297,21 @@ export interface StoredCheck {
   labels: { current: number; total: number };
   /** Edits (span or relabel) whose mark is present. */
   edits: { stored: number; total: number };
+  /** Socket errors and unexpected closes of the fresh clients. */
+  errors: number;
   ok: boolean;
 }
 
 /**
- * Opens each room with one fresh client and counts what it holds against what was sent.
- * Call after the bench clients are gone: on our server the room is then reloaded from the
- * database, so what the fresh client sees is what was stored.
+ * Opens each room with one fresh client and counts what it holds against what was sent. (The
+ * bench asks ours once it has been killed and started again on its database: see sync.ts.)
  */
 export async function verifyStored(target: Target, rec: Recorder, batch = 50): Promise<StoredCheck> {
   const result: StoredCheck = {
     spans: { stored: 0, total: 0 },
     labels: { current: 0, total: 0 },
     edits: { stored: 0, total: 0 },
+    errors: 0,
     ok: false,
   };
   const rooms = [...rec.rooms.entries()];
@@ -336,7 +338,9 @@ export async function verifyStored(target: Target, rec: Recorder, batch = 50): P
       for (const g of group) g.client.destroy();
     }
   }
+  result.errors = probe.socketErrors + probe.unexpectedCloses;
   result.ok =
+    result.errors === 0 &&
     result.spans.stored === result.spans.total &&
     result.labels.current === result.labels.total &&
     result.edits.stored === result.edits.total;

@@ -53,6 +53,15 @@ export function parseHistogram(text: string, name: string): Buckets {
   return buckets;
 }
 
+/** The sum of a counter's samples over all its labels in Prometheus text (0 when absent). */
+export function counterTotal(text: string, name: string): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
+
 /** What fell into each bucket between two snapshots: "≤5 ms 93.1%, ≤10 ms 5.0%, …". */
 export function histogramDelta(before: Buckets, after: Buckets): { total: number; text: string } {
   const bounds = [...after.keys()].sort((a, b) => a - b);

@@ -6,7 +6,11 @@
  * (child process, PGlite in a fresh temp dir or BENCH_DATABASE_URL, signed in as `alice`), then
  * against y-websocket 1.5.4's in-memory reference server, and prints ours/reference ratios.
  * After each run, once every bench client is gone, one fresh client opens the room and counts
- * the spans, labels and edits it holds (on our server that state comes back from the database).
+ * the spans, labels and edits it holds: on ours after the server has been killed (-9) and
+ * started again on its database, so the state comes back from disk; the reference is asked as
+ * it is. A run counts as clean with no socket error, unexpected close or missing delivery, no
+ * warn/error line from the server (its shutdown's and a non-zero exit included), none of ours'
+ * own error counters raised, and no error at the checking clients.
  *
  * `--capacity`: 1,000 sockets over 200 rooms (5 per room, admin's layers of 200 documents it
  * creates), one edit per socket per second, against our server and then, for comparison, the
@@ -24,9 +28,10 @@
  *   npm run bench:sync -- --capacity [--clients 1000] [--rooms 200] [--rate 1] [--seconds 30] [--skip-reference]
  *   both: [--client lean|provider]
  *
- * Fan-out runs `--rounds` rounds (default 3), each ours then the reference, each server fresh,
- * and the verdict pools every round's deliveries: one run's p99 rests on its ~1,000 slowest
- * deliveries, and identical single runs gave the reference a p99 anywhere from 5 to 10 ms.
+ * Fan-out runs `--rounds` rounds (default 3) of both servers, each fresh, ours first in odd
+ * rounds and the reference first in even ones, and the verdict pools every round's deliveries:
+ * one run's p99 rests on its ~1,000 slowest deliveries, and identical single runs gave the
+ * reference a p99 anywhere from 5 to 10 ms. The verdict needs every run of both clean.
  *
  * `--reference-pause-us N` (fan-out, a diagnostic): the reference busy-waits N µs after each
  * document update arrives, before its handler applies and sends it on, as an in-thread database
@@ -41,7 +46,7 @@
  * BENCH_DATABASE_URL runs our server on that PostgreSQL database instead of a fresh PGlite.
  * Other server settings in the environment (COMPACT_AFTER_ROWS, ACCESS_RECHECK_MS, ...) reach
  * our server child as they are, which is how to test a hypothesis without editing code;
- * BENCH_SERVER_NODE_ARGS adds Node flags to it (`--trace-gc`, say) and BENCH_SERVER_OUTPUT names
+ * BENCH_SERVER_NODE_ARGS adds Node flags to it (`--trace-gc`, say; the fan-out then gives no verdict) and BENCH_SERVER_OUTPUT names
  * a file that receives its output lines, stamped with this process's clock (`--timeline` prints
  * where the timed window starts on that clock).
  *
@@ -54,11 +59,11 @@ import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { layerRoom, type ProjectSummary } from '@spanwise/shared';
 import { Api } from './api.ts';
-import { OUR_SERVER_NAME, killAllChildren, machineBusySeconds, startOurServer, startReferenceServer, type ServerChild } from './children.ts';
+import { OUR_SERVER_NAME, killAllChildren, machineBusySeconds, serverNodeArgs, startOurServer, startReferenceServer, type ServerChild } from './children.ts';
 import { BenchClient, connectFleet, Recorder, sleep, verifyStored, type ClientSpec, type EditSource, type FleetClient, type StoredCheck, type Target } from './load.ts';
 import { EditLedger, LeanClient } from './lean-client.ts';
 import { monotonicMicros, summarizeProfile } from './profile.ts';
-import { fmt, histogramDelta, parseHistogram, round, summarize, table, type LatencySummary } from './stats.ts';
+import { counterTotal, fmt, histogramDelta, parseHistogram, round, summarize, table, type LatencySummary } from './stats.ts';
 
 const DEMO_PASSWORD = 'demo';
 /** Generous for a few edits per second plus awareness; the default (200) would do as well. */
@@ -176,7 +181,19 @@ interface RunResult {
   stored: StoredCheck;
   /** The server's own view of the window (from /metrics): how long batches and updates waited. */
   serverHistograms: string[];
+  /** Ours: errors it counted in the window (`spanwise_sync_errors_total`, every kind); 0 for the reference. */
+  serverErrors: number;
+  /** Ours: updates it stored per second in the window; null for the reference, which stores nothing. */
+  storedPerSecond: number | null;
+  /** Warn/error lines of the server started again to check what was stored (ours), else null. */
+  checkProblems: { count: number; first: string[] } | null;
 }
+
+/**
+ * Ends a server whose clients are gone and starts one again on its database, for the stored
+ * check (ours); null asks the running server (the reference, which keeps everything in memory).
+ */
+type Reopen = ((server: ServerChild) => Promise<ServerChild>) | null;
 
 /** The server's Prometheus text (ours, or the reference's one histogram), or null. */
 async function serverMetrics(server: ServerChild): Promise<string | null> {
@@ -201,7 +218,12 @@ function serverHistograms(before: string | null, after: string | null): string[]
   return lines;
 }
 
-const errorsOf = (r: RunResult) => r.socketErrors + r.unexpectedCloses + r.missing + r.serverProblems.count;
+const errorsOf = (r: RunResult) => r.socketErrors + r.unexpectedCloses + r.missing + r.serverProblems.count + r.serverErrors + r.stored.errors;
+
+/** Two servers' warn/error lines as one. */
+function combine(a: { count: number; first: string[] }, b: { count: number; first: string[] }) {
+  return { count: a.count + b.count, first: [...a.first, ...b.first].slice(0, 5) };
+}
 
 const say = (line: string) => console.log(line);
 
@@ -268,8 +290,12 @@ function timelineOf(rec: Recorder): RunResult['timeline'] {
   return [...bySecond.entries()].map(([second, values]) => ({ second, ...summarize(values ?? []) }));
 }
 
-/** Connects the clients, edits for warm-up + `seconds`, drains, then checks what was stored. */
-async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[], src: EditSource, o: Options): Promise<RunResult> {
+/**
+ * Connects the clients, edits for warm-up + `seconds`, drains, then checks what was stored:
+ * once every client is gone, on the server `reopen` gives (ours, killed and started again on its
+ * database), else on this one.
+ */
+async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[], src: EditSource, o: Options, reopen: Reopen): Promise<RunResult> {
   const rec = new Recorder();
   const connectStart = performance.now();
   const ledger = new EditLedger();
@@ -294,13 +320,25 @@ async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[],
     await rec.drain();
     await sleep(500); // quiet
 
-    // Every bench socket goes; our server then unloads the room(s) once their writes are
-    // stored, so the fresh client below gets the state back from the database.
+    // Every bench socket goes. Ours is then killed (-9 unless profiled, whose profile is
+    // written at a clean exit) and started again on its database: what a fresh client finds
+    // there is what was stored, on disk, not what a room still held in memory.
     for (const c of clients) c.destroy();
     clients.length = 0;
     await sleep(1_000);
-    say('  checking what was stored with one fresh client per room');
-    const stored = await verifyStored(target, rec, CONNECT_BATCH);
+    let checked = server;
+    if (reopen) {
+      say(`  ${server.profiled ? 'stopping' : 'killing (-9)'} the server, starting it again on its database`);
+      checked = await reopen(server);
+    }
+    let stored: StoredCheck;
+    try {
+      say('  checking what was stored with one fresh client per room');
+      stored = await verifyStored({ ...target, wsBase: checked.url.replace(/^http/, 'ws') + '/sync' }, rec, CONNECT_BATCH);
+    } finally {
+      if (checked !== server) await checked.stop();
+    }
+    const delta = (name: string) => (metricsBefore === null || metricsAfter === null ? 0 : counterTotal(metricsAfter, name) - counterTotal(metricsBefore, name));
     return {
       server: server.name,
       latencies: rec.latencies,
@@ -315,11 +353,14 @@ async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[],
       socketErrors: rec.socketErrors,
       unexpectedCloses: rec.unexpectedCloses,
       closeCodes: Object.fromEntries([...rec.closeCodes].map(([code, n]) => [String(code), n])),
-      serverProblems: { ...server.problems },
+      serverProblems: { ...server.problems }, // (again once it has stopped: see measure)
       ...figures,
       timeline: timelineOf(rec),
       stored,
       serverHistograms: serverHistograms(metricsBefore, metricsAfter),
+      serverErrors: delta('spanwise_sync_errors_total'),
+      storedPerSecond: reopen ? delta('spanwise_sync_updates_stored_total') / seconds : null,
+      checkProblems: checked === server ? null : { ...checked.problems },
     };
   } finally {
     for (const c of clients) c.destroy();
@@ -357,13 +398,16 @@ function details(r: RunResult): string[] {
       `${s.edits.stored}/${s.edits.total} edits (incl. warm-up) — ${s.ok ? 'every update stored' : 'UPDATES MISSING'}`,
     `    errors: ${r.socketErrors} socket errors, ${r.unexpectedCloses} unexpected closes` +
       (Object.keys(r.closeCodes).length ? ` (codes ${JSON.stringify(r.closeCodes)})` : '') +
-      `, ${r.missing} missing deliveries, ${r.duplicates ?? 'n/a'} duplicate deliveries, ${r.serverProblems.count} server warn/error lines`,
+      `, ${r.missing} missing deliveries, ${r.duplicates ?? 'n/a'} duplicate deliveries, ${r.serverProblems.count} server warn/error lines` +
+      (r.storedPerSecond === null ? '' : `, ${r.serverErrors} errors counted by the server`) +
+      `, ${r.stored.errors} errors of the checking clients`,
     `    client side (this process, all clients): ${fmt(r.clientCpuPct, 0)}% CPU, event-loop delay p99 ${fmt(r.clientLoopDelayP99Ms, 1)} ms, ` +
       `GC pauses ≥ 10 ms: ${r.clientGc.over10ms} (longest ${fmt(r.clientGc.maxMs, 0)} ms)`,
     `    other processes on this machine meanwhile${r.server === OUR_SERVER_NAME && process.env.BENCH_DATABASE_URL ? ' (PostgreSQL included)' : ''}: ` +
       `${fmt(r.otherCpuPct, 0)}% CPU (of ${availableParallelism() * 100}%)` +
       (r.otherCpuPct > 20 ? ' — figures are disturbed by competing load' : ''),
   ];
+  if (r.storedPerSecond !== null) lines.push(`    server side, updates stored: ${fmt(r.storedPerSecond, 1)}/s in the timed window`);
   for (const line of r.serverHistograms) lines.push(`    server side, ${line}`);
   for (const line of r.serverProblems.first) lines.push(`    server: ${line}`);
   return lines;
@@ -390,6 +434,8 @@ function jsonResult(r: RunResult) {
     socketErrors: r.socketErrors,
     unexpectedCloses: r.unexpectedCloses,
     serverLogProblems: r.serverProblems.count,
+    serverCountedErrors: r.serverErrors,
+    storedPerSec: r.storedPerSecond === null ? null : round(r.storedPerSecond, 1),
     serverCpuPct: round(r.serverCpuPct, 0),
     clientCpuPct: round(r.clientCpuPct, 0),
     otherCpuPct: round(r.otherCpuPct, 0),
@@ -436,7 +482,11 @@ async function profileDir(o: Options, round = 1): Promise<string | null> {
   return o.cpuProfile && round === 1 ? mkdtemp(path.join(tmpdir(), 'spanwise-bench-prof-')) : null;
 }
 
-/** Runs `work` on a started server, stops it whatever happens, then prints its CPU profile if it wrote one. */
+/**
+ * Runs `work` on a started server, stops it whatever happens, then prints its CPU profile if it
+ * wrote one. Its warn/error lines are counted once it has stopped (a shutdown's included), with
+ * those of the server the stored check was made on.
+ */
 async function measure(server: ServerChild, work: (server: ServerChild) => Promise<RunResult>): Promise<RunResult> {
   let result: RunResult;
   try {
@@ -444,8 +494,17 @@ async function measure(server: ServerChild, work: (server: ServerChild) => Promi
   } finally {
     await server.stop();
   }
+  result.serverProblems = combine(server.problems, result.checkProblems ?? { count: 0, first: [] });
   if (server.profiled) await printProfile(server, result);
   return result;
+}
+
+/** Ours, ended and started again on the same database (see runLoad). */
+function reopenOurs(o: Options): Reopen {
+  return async (server) => {
+    await server.halt(server.profiled ? 'SIGTERM' : 'SIGKILL');
+    return startOurServer({ ...limits(o), dataDir: server.dataDir ?? undefined });
+  };
 }
 
 const wsTarget = (server: ServerChild, cookie: string | null): Target => ({ wsBase: server.url.replace(/^http/, 'ws') + '/sync', cookie });
@@ -472,16 +531,15 @@ async function signIn(server: ServerChild, o: Options, username: string, pick: (
 async function fanout(o: Options): Promise<void> {
   say(
     `Spanwise sync bench — fan-out: ${o.clients} clients on one room, ${o.rate} edits/s each, ${o.seconds} s timed (+${o.warmup} s warm-up), ` +
-      `${o.rounds} round${o.rounds === 1 ? '' : 's'} of ours then the reference`,
+      `${o.rounds} round${o.rounds === 1 ? '' : 's'} of both servers (ours first in odd rounds, the reference first in even ones)`,
   );
   const rounds: Array<{ ours: RunResult; reference: RunResult }> = [];
   let load: { specs: ClientSpec[]; src: EditSource } | undefined;
   let database = '';
 
-  for (let n = 1; n <= o.rounds; n++) {
-    const of = o.rounds > 1 ? `, round ${n}/${o.rounds}` : '';
+  const runOurs = async (n: number, of: string) => {
     say(`\n[ours${of}] our server (child process)`);
-    const ours = await measure(await startOurServer({ ...limits(o), cpuProfileDir: await profileDir(o, n) }), async (server) => {
+    return measure(await startOurServer({ ...limits(o), cpuProfileDir: await profileDir(o, n) }), async (server) => {
       const session = await signIn(server, o, 'alice', (projects) => projects[0]);
       const { api, me, first, labels } = session;
       database = session.database;
@@ -490,16 +548,29 @@ async function fanout(o: Options): Promise<void> {
       say(`  signed in as ${me.username} (id ${me.id}); room ${room} ("${first.title.slice(0, 50)}", ${doc.text.length} chars)`);
       // Each round's server is fresh from the same seeds: the same document, user and room.
       load = { src: { text: doc.text, labels, author: me.id }, specs: Array.from({ length: o.clients }, () => ({ room, peers: o.clients })) };
-      return runLoad(server, wsTarget(server, api.sessionCookie), load.specs, load.src, o);
+      return runLoad(server, wsTarget(server, api.sessionCookie), load.specs, load.src, o, reopenOurs(o));
     });
+  };
+  const runReference = async (n: number, of: string) => {
     const { specs, src } = load!;
-
     const pause = o.referencePauseUs > 0 ? `, pausing ${o.referencePauseUs} µs before each broadcast` : '';
     say(`\n[reference${of}] y-websocket 1.5.4 setupWSConnection, in memory (child process)${pause}`);
-    const reference = await measure(await startReferenceServer({ cpuProfileDir: await profileDir(o, n), pauseUs: o.referencePauseUs }), (server) =>
-      runLoad(server, wsTarget(server, null), specs, src, o),
+    return measure(await startReferenceServer({ cpuProfileDir: await profileDir(o, n), pauseUs: o.referencePauseUs }), (server) =>
+      runLoad(server, wsTarget(server, null), specs, src, o, null),
     );
-    rounds.push({ ours, reference });
+  };
+
+  // Which goes first alternates, so that neither always meets the machine and this process in
+  // the state the other left them in (round 1 is ours first: its sign-in gives the load).
+  for (let n = 1; n <= o.rounds; n++) {
+    const of = o.rounds > 1 ? `, round ${n}/${o.rounds}` : '';
+    if (n % 2 === 1) {
+      const ours = await runOurs(n, of);
+      rounds.push({ ours, reference: await runReference(n, of) });
+    } else {
+      const reference = await runReference(n, of);
+      rounds.push({ ours: await runOurs(n, of), reference });
+    }
   }
 
   // The verdict pools every round's deliveries: one run's p99 rests on its ~1,000 slowest
@@ -509,9 +580,12 @@ async function fanout(o: Options): Promise<void> {
   const p50Ratio = pooledOurs.p50 / pooledReference.p50;
   const p99Ratio = pooledOurs.p99 / pooledReference.p99;
   const allStored = rounds.every((r) => r.ours.stored.ok && errorsOf(r.ours) === 0);
-  // Against a reference made slower on purpose there is no verdict.
-  const diagnostic = o.referencePauseUs > 0;
-  const pass = diagnostic ? null : p99Ratio <= 1 && allStored;
+  // A reference run that lost or dropped anything is no yardstick (a reconnect's late deliveries
+  // would raise its p99).
+  const referenceClean = rounds.every((r) => errorsOf(r.reference) === 0);
+  // Against a reference made slower on purpose, or ours run with extra Node flags, there is no verdict.
+  const diagnostic = o.referencePauseUs > 0 ? `the reference paused ${o.referencePauseUs} µs before each broadcast` : serverNodeArgs().length > 0 ? `our server ran with BENCH_SERVER_NODE_ARGS` : null;
+  const pass = diagnostic ? null : p99Ratio <= 1 && allStored && referenceClean;
   const ratioOf = (r: { ours: RunResult; reference: RunResult }) => r.ours.latency.p99 / r.reference.latency.p99;
 
   say('\nResults (fan-out latency = sender edit → each other client observes it)');
@@ -535,8 +609,8 @@ async function fanout(o: Options): Promise<void> {
   say(
     `\nours/reference${o.rounds > 1 ? ', pooled' : ''}: p50 ×${fmt(p50Ratio, 2)}, p99 ×${fmt(p99Ratio, 2)} — ` +
       (pass === null
-        ? `no verdict: the reference paused ${o.referencePauseUs} µs before each broadcast (a diagnostic run)`
-        : `target p99 ≤ 1.0 with every update stored: ${pass ? 'MET' : 'NOT MET'}`),
+        ? `no verdict: ${diagnostic} (a diagnostic run)`
+        : `target p99 ≤ 1.0 with every update stored: ${pass ? 'MET' : 'NOT MET'}` + (referenceClean ? '' : ' (the reference run had errors: no yardstick)')),
   );
   say(
     JSON.stringify({
@@ -589,7 +663,7 @@ async function capacity(o: Options): Promise<void> {
     specs = Array.from({ length: o.clients }, (_, i) => ({ room: roomOf(i), peers: perRoom.get(roomOf(i))! }));
     say(`  rooms ${rooms[0]} … ${rooms[rooms.length - 1]}; connecting ${CONNECT_BATCH} at a time`);
     src = { text, labels, author: me.id };
-    return runLoad(server, wsTarget(server, api.sessionCookie), specs, src, o);
+    return runLoad(server, wsTarget(server, api.sessionCookie), specs, src, o, reopenOurs(o));
   });
 
   // The same load on the in-memory reference: the floor this machine and load generator allow.
@@ -597,7 +671,7 @@ async function capacity(o: Options): Promise<void> {
   if (!o.skipReference) {
     say('\n[reference] y-websocket 1.5.4 setupWSConnection, in memory, same rooms and load (for comparison)');
     const load = src!;
-    floor = await measure(await startReferenceServer({ cpuProfileDir: await profileDir(o) }), (server) => runLoad(server, wsTarget(server, null), specs, load, o));
+    floor = await measure(await startReferenceServer({ cpuProfileDir: await profileDir(o) }), (server) => runLoad(server, wsTarget(server, null), specs, load, o, null));
   }
 
   const errors = errorsOf(result);
