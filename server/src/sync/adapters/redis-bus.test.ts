@@ -420,7 +420,7 @@ describe.runIf(url)('RedisBus', () => {
   it('sweeps only when its own last beat is fresh, and lists the rooms again once swept itself', async () => {
     const raw = new Redis(url!);
     const set = `${prefix}sweep:@instances`;
-    const beat = (id: string) => raw.eval(HEARTBEAT_SCRIPT, 1, set, id, '1000', `${prefix}sweep:`, '1000', '3600000', '60000', '1000') as Promise<[number, number, number, number]>;
+    const beat = (id: string) => raw.eval(HEARTBEAT_SCRIPT, 1, set, id, '1000', `${prefix}sweep:`, '1000', '3600000', '60000', '1000', '1000') as Promise<[number, number, number, number]>;
     try {
       const [seconds, micros] = await raw.time();
       const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
@@ -449,6 +449,37 @@ describe.runIf(url)('RedisBus', () => {
       expect(await eventually(async () => (await sweeper.sismember(`${prefix}@rooms:swept`, 'room-24')) === 1)).toBe(true);
     } finally {
       await sweeper.quit();
+    }
+  });
+
+  it('reloads the rooms of instances gone a bounded number a beat, and removes each once all its rooms are done', async () => {
+    const raw = new Redis(url!);
+    const set = `${prefix}bounded:@instances`;
+    const beat = (id: string) => raw.eval(HEARTBEAT_SCRIPT, 1, set, id, '1000', `${prefix}bounded:`, '1000', '3600000', '60000', '1000', '4') as Promise<[number, number, number, number]>;
+    const rooms = (id: string, n: number) => Array.from({ length: n }, (_, i) => `${id}-room-${i}`);
+    try {
+      const [seconds, micros] = await raw.time();
+      const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+      await raw.sadd(`${prefix}bounded:@rooms:dead1`, ...rooms('dead1', 6));
+      await raw.sadd(`${prefix}bounded:@rooms:dead2`, ...rooms('dead2', 3));
+      await raw.zadd(set, now - 60_000, 'dead1', now - 60_000, 'dead2');
+      await beat('live'); // its first beat judges no one
+      // Four rooms a beat: dead1's first four; then its last two and two of dead2's; then the last.
+      expect(await beat('live')).toEqual([1, 0, 4, 0]);
+      expect(await raw.zscore(set, 'dead1')).not.toBeNull();
+      expect(await beat('live')).toEqual([1, 1, 4, 0]);
+      expect(await raw.zscore(set, 'dead1')).toBeNull();
+      expect(await raw.zscore(set, 'dead2')).not.toBeNull();
+      expect(await beat('live')).toEqual([1, 1, 1, 0]);
+      expect(await raw.zscore(set, 'dead2')).toBeNull();
+      for (const room of [...rooms('dead1', 6), ...rooms('dead2', 3)]) {
+        const entries = await raw.xrange(`${prefix}bounded:${room}`, '-', '+');
+        expect(entries.map(([, fields]) => fields[3]), room).toEqual(['reload']);
+      }
+    } finally {
+      const keys = [...rooms('dead1', 6), ...rooms('dead2', 3)].map((r) => `${prefix}bounded:${r}`);
+      await raw.del(set, ...keys, `${prefix}bounded:@activity`, `${prefix}bounded:@rooms:dead1`, `${prefix}bounded:@rooms:dead2`);
+      await raw.quit();
     }
   });
 

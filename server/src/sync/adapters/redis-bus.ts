@@ -175,6 +175,8 @@ const SWEEP_ROOMS_PER_READ = 250;
 const INTERRUPT_AGAIN_MS = 50;
 /** Approximate entries the activity stream keeps: an instance further behind relies on its sweeps. */
 const ACTIVITY_MAX_LEN = 100_000;
+/** Rooms of instances gone one heartbeat script reloads at most (four writes each; see HEARTBEAT_SCRIPT). */
+const SWEEP_ROOMS_PER_BEAT = 1_000;
 /** Announcements one read of the activity stream takes at most. */
 const ACTIVITY_READ_COUNT = 10_000;
 
@@ -182,10 +184,13 @@ const ACTIVITY_READ_COUNT = 10_000;
  * One heartbeat, atomically on Redis' clock. Marks this instance (ARGV[1]) alive now in the
  * sorted set KEYS[1] and keeps its rooms' set (`<prefix>@rooms:<id>`) from expiring. Then, unless
  * its own last beat is missing or stale (an instance that was cut off from Redis cannot tell who
- * else was: it sweeps next time), removes up to 100 members silent for longer than ARGV[2] ms
- * and adds a `reload` entry, under the gone one's id, to the stream of each room it held (the
- * stream then expires ARGV[6] ms later, as every write to one does), announced on the activity
- * stream (kept to about ARGV[7] entries).
+ * else was: it sweeps next time), takes members silent for longer than ARGV[2] ms and adds a
+ * `reload` entry, under the gone one's id, to the stream of each room it held (the stream then
+ * expires ARGV[6] ms later, as every write to one does), announced on the activity stream (kept
+ * to about ARGV[7] entries). At most ARGV[8] rooms a beat, taken out of the gone one's set as
+ * they are done: Redis runs nothing else while a script runs, and instances holding thousands of
+ * rooms each may go at once. A member is removed once its set is empty; until then the next beat
+ * (anyone's) goes on with it.
  * Returns {whether this instance's last beat was there, members removed, reloads added,
  * rooms in its set}.
  */
@@ -200,22 +205,28 @@ redis.call('PEXPIRE', prefix .. '@rooms:' .. ARGV[1], ARGV[5])
 local listed = redis.call('SCARD', prefix .. '@rooms:' .. ARGV[1])
 if not mine then return {0, 0, 0, listed} end
 if now - tonumber(mine) > stale then return {1, 0, 0, listed} end
+local budget = tonumber(ARGV[8])
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - stale, 'LIMIT', 0, 100)
+local removed = 0
 local reloads = 0
 for _, id in ipairs(gone) do
-  redis.call('ZREM', KEYS[1], id)
+  if budget <= 0 then break end
   local rooms = prefix .. '@rooms:' .. id
-  for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
+  for _, room in ipairs(redis.call('SPOP', rooms, budget)) do
     redis.call('XADD', prefix .. room, 'MAXLEN', '~', ARGV[4], '*', 'i', id, 'k', 'reload')
     redis.call('PEXPIRE', prefix .. room, ARGV[6])
     -- (pcall: an announcement that fails must not stop the sweep; the readers' sweeps read it)
     redis.pcall('XADD', prefix .. '@activity', 'MAXLEN', '~', ARGV[7], '*', 'r', room, 'i', id)
     redis.pcall('PEXPIRE', prefix .. '@activity', ARGV[6])
     reloads = reloads + 1
+    budget = budget - 1
   end
-  redis.call('DEL', rooms)
+  if redis.call('SCARD', rooms) == 0 then
+    redis.call('ZREM', KEYS[1], id)
+    removed = removed + 1
+  end
 end
-return {1, #gone, reloads, listed}
+return {1, removed, reloads, listed}
 `;
 /**
  * A room stream's position (KEYS[1]): {last id, entries ever added, entries it holds}; for a
@@ -775,6 +786,7 @@ export class RedisBus implements SyncBus {
         String(this.#roomsTtlMs),
         String(this.#streamTtlMs),
         String(ACTIVITY_MAX_LEN),
+        String(SWEEP_ROOMS_PER_BEAT),
       )) as [number, number, number, number];
       this.#heartbeatFailing = false;
     } catch (err) {
