@@ -1,11 +1,12 @@
 /**
  * Offline edits on two clients on both sides of a restart converge: the server goes away,
- * both clients keep editing, the server comes back on the same port, the stock providers
- * reconnect, and every edit ends up on both clients and in the database.
+ * both clients keep editing, the server comes back (behind the same address), the stock
+ * providers reconnect, and every edit ends up on both clients and in the database.
  */
 import { describe, expect, it } from 'vitest';
 import { addSpan, deleteAnnotation, layerRoom, listSpans, relabel } from '@spanwise/shared';
 import { connectLayer, databaseKinds, login, startTestServer, storedDoc, waitFor } from './harness.ts';
+import { TcpProxy } from './tcp-proxy.ts';
 
 const ALICE = 2;
 
@@ -13,10 +14,13 @@ describe.each(databaseKinds())('offline edits across a restart (%s)', (kind) => 
   it('converge on both clients and in the database', async () => {
     let server = await startTestServer({ kind, persistent: true });
     const database = server.testDatabase;
-    const port = server.port;
+    // The clients' address, held by the test: the server comes back on a port of its own
+    // choosing behind it (its old port may have been taken meanwhile).
+    const proxy = new TcpProxy([{ host: '127.0.0.1', port: server.port }]);
+    const address = `http://127.0.0.1:${await proxy.listen()}`;
     const room = layerRoom(1, ALICE);
-    const alice = connectLayer(server.url, room, await login(server.url, 'alice'));
-    const dana = connectLayer(server.url, room, await login(server.url, 'dana'));
+    const alice = connectLayer(address, room, await login(address, 'alice'));
+    const dana = connectLayer(address, room, await login(address, 'dana'));
     try {
       await Promise.all([alice.synced, dana.synced]);
       const shared = addSpan(alice.doc, { label: 'GPE', start: 13, end: 17, quote: 'Iran', author: ALICE });
@@ -30,7 +34,8 @@ describe.each(databaseKinds())('offline edits across a restart (%s)', (kind) => 
       relabel(alice.doc, shared, 'ORG');
       relabel(dana.doc, shared, 'PERSON');
 
-      server = await startTestServer({ kind, database, config: { port } });
+      server = await startTestServer({ kind, database });
+      proxy.retarget([{ host: '127.0.0.1', port: server.port }]);
       await waitFor(() => alice.provider.wsconnected && dana.provider.wsconnected, 'both clients back', 15_000);
       await waitFor(() => listSpans(alice.doc).length === 3 && listSpans(dana.doc).length === 3, 'three spans on both', 10_000);
       // Same result on both sides, conflict included.
@@ -47,6 +52,7 @@ describe.each(databaseKinds())('offline edits across a restart (%s)', (kind) => 
     } finally {
       alice.destroy();
       dana.destroy();
+      await proxy.close();
       await server.close();
     }
   });

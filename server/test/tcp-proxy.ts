@@ -23,8 +23,16 @@ export class TcpProxy {
   readonly #cut = new WeakSet<Socket>();
   #frozen = false;
 
-  constructor(private readonly targets: readonly Target[]) {
+  #targets: readonly Target[];
+
+  constructor(targets: readonly Target[]) {
+    this.#targets = targets;
     this.#server = createServer((client) => this.#accept(client));
+  }
+
+  /** Connections made from now on go to these (a server started again on another port). */
+  retarget(targets: readonly Target[]): void {
+    this.#targets = targets;
   }
 
   #track(socket: Socket): void {
@@ -39,9 +47,10 @@ export class TcpProxy {
     const early: Buffer[] = [];
     const hold = (chunk: Buffer) => early.push(chunk);
     client.on('data', hold);
+    const targets = this.#targets;
     const tryTarget = (i: number) => {
-      if (i >= this.targets.length || client.destroyed) return client.destroy();
-      const upstream = connect(this.targets[i]!.port, this.targets[i]!.host);
+      if (i >= targets.length || client.destroyed) return client.destroy();
+      const upstream = connect(targets[i]!.port, targets[i]!.host);
       upstream.once('error', () => tryTarget(i + 1));
       upstream.once('connect', () => {
         upstream.removeAllListeners('error');
