@@ -15,51 +15,59 @@ import { TcpProxy } from './tcp-proxy.ts';
 const ALICE = 2;
 const WRITERS = ['alice', 'dana', 'admin'];
 
+/** Kills, each at a moment of its own: one kill catches only what was in flight at that instant. */
+const KILLS = 3;
+
 describe.each(databaseKinds())('kill -9 during writes (%s)', (kind) => {
-  it('loses nothing any peer had received', { timeout: 180_000 }, async () => {
+  it(`loses nothing any peer had received, over ${KILLS} kills`, { timeout: 180_000 }, async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'spanwise-crash-'));
     const db = kind === 'postgres' ? await createTestDatabase('postgres') : null;
     const env: Record<string, string> = db ? { DATABASE_URL: db.config.databaseUrl! } : { DATA_DIR: dir };
     const clients: LayerClient[] = [];
     let server: ServerProcess | null = null;
     let writing: NodeJS.Timeout | undefined;
+    const room = layerRoom(1, ALICE);
+    // Which span ids any client saw arrive from someone else, over every round.
+    const receivedByPeer = new Set<string>();
     try {
       server = await spawnServer(env);
-      const room = layerRoom(1, ALICE);
-      for (const who of WRITERS) clients.push(connectLayer(server.url, room, await login(server.url, who)));
-      await Promise.all(clients.map((c) => c.synced));
-      // Which span ids each client saw arrive from someone else.
-      const receivedByPeer = new Set<string>();
-      clients.forEach((c, i) =>
-        c.doc.getMap('annotations').observe((event, tr) => {
-          if (tr.local) return;
-          for (const key of event.keysChanged) {
-            if (c.doc.getMap('annotations').has(key) && !key.startsWith(`w${i}-`)) receivedByPeer.add(key);
-          }
-        }),
-      );
-      let written = 0;
-      writing = setInterval(() => {
-        clients.forEach((c, i) => {
-          addSpan(c.doc, { label: 'GPE', start: written % 2000, end: (written % 2000) + 1, quote: 'x', author: i }, `w${i}-${written}`);
-        });
-        written++;
-      }, 5);
-      await waitFor(() => receivedByPeer.size >= 150, 'a good number of edits to cross the server', 20_000);
-      await server.kill('SIGKILL');
-      clearInterval(writing);
-      for (const c of clients.splice(0)) c.destroy();
-      const seen = [...receivedByPeer];
+      for (let round = 0; round < KILLS; round++) {
+        for (const who of WRITERS) clients.push(connectLayer(server.url, room, await login(server.url, who)));
+        await Promise.all(clients.map((c) => c.synced));
+        const before = receivedByPeer.size;
+        clients.forEach((c, i) =>
+          c.doc.getMap('annotations').observe((event, tr) => {
+            if (tr.local) return;
+            for (const key of event.keysChanged) {
+              if (c.doc.getMap('annotations').has(key) && !key.startsWith(`r${round}w${i}-`)) receivedByPeer.add(key);
+            }
+          }),
+        );
+        let written = 0;
+        writing = setInterval(() => {
+          clients.forEach((c, i) => {
+            addSpan(c.doc, { label: 'GPE', start: written % 2000, end: (written % 2000) + 1, quote: 'x', author: i }, `r${round}w${i}-${written}`);
+          });
+          written++;
+        }, 5);
+        // A different moment each round: after 150 edits crossed the server, then 200, 250.
+        await waitFor(() => receivedByPeer.size >= before + 150 + 50 * round, 'a good number of edits to cross the server', 20_000);
+        await server.kill('SIGKILL');
+        clearInterval(writing);
+        for (const c of clients.splice(0)) c.destroy();
 
-      server = await spawnServer(env);
-      const check = connectLayer(server.url, room, await login(server.url, 'alice'));
-      clients.push(check);
-      await check.synced;
-      const present = new Set(listSpans(check.doc).map((s) => s.id));
-      const lost = seen.filter((id) => !present.has(id));
-      // Every writer's edits crossed the server before the kill, so "nothing lost" covers all three.
-      expect(new Set(seen.map((id) => id.split('-')[0]))).toEqual(new Set(WRITERS.map((_, i) => `w${i}`)));
-      expect(lost).toEqual([]);
+        server = await spawnServer(env);
+        const check = connectLayer(server.url, room, await login(server.url, 'alice'));
+        clients.push(check);
+        await check.synced;
+        const present = new Set(listSpans(check.doc).map((s) => s.id));
+        const seen = [...receivedByPeer];
+        // Every writer's edits crossed the server before this kill, so "nothing lost" covers all three.
+        const writersSeen = new Set(seen.filter((id) => id.startsWith(`r${round}w`)).map((id) => id.split('-')[0]));
+        expect(writersSeen).toEqual(new Set(WRITERS.map((_, i) => `r${round}w${i}`)));
+        expect(seen.filter((id) => !present.has(id))).toEqual([]);
+        for (const c of clients.splice(0)) c.destroy();
+      }
       await server.kill('SIGTERM');
     } finally {
       clearInterval(writing);
