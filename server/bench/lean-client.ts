@@ -91,6 +91,8 @@ export class LeanClient implements FleetClient {
     target: Target,
     private readonly rec: Recorder,
     private readonly ledger: EditLedger,
+    /** Before each edit, send presence with a text selection, as the page does when its user selects the text to label. */
+    private readonly presence = false,
   ) {
     this.#marks = this.doc.getMap<number>(MARKS);
     // The awareness module renews on its own timer; this client sends its renewals itself.
@@ -158,6 +160,15 @@ export class LeanClient implements FleetClient {
   }
 
   edit(src: EditSource): void {
+    if (this.presence) {
+      // The page's presence state (client/src/sync/presence.ts), its selection moved.
+      const from = Math.floor(Math.random() * Math.max(1, src.text.length - 20));
+      this.awareness.setLocalState({
+        user: { id: src.author, name: `bench ${this.index}`, color: '#1f77b4' },
+        selection: { start: from, end: from + 3 + Math.floor(Math.random() * 18) },
+      });
+      this.#sendAwareness();
+    }
     const start = Y.getState(this.doc.store, this.doc.clientID);
     const sentAt = makeEdit(this.doc, this.#marks, this.#own, this.index, this.#seq++, this.spec, src, this.rec);
     this.ledger.record(this.doc.clientID, start, Y.getState(this.doc.store, this.doc.clientID), sentAt);

@@ -26,7 +26,7 @@
  *
  *   npm run bench:sync -- [--clients 50] [--rate 2] [--seconds 20] [--warmup 2] [--rounds 3] [--reference-pause-us N] [--cpu-prof] [--timeline]
  *   npm run bench:sync -- --capacity [--clients 1000] [--rooms 200] [--rate 1] [--seconds 30] [--skip-reference]
- *   both: [--client lean|provider]
+ *   both: [--client lean|provider] [--presence]
  *
  * Fan-out runs `--rounds` rounds (default 3) of both servers, each fresh, ours first in odd
  * rounds and the reference first in even ones, and the verdict pools every round's deliveries:
@@ -38,6 +38,11 @@
  * write before the broadcast would (ours stores each batch in PGlite, on its event loop, before
  * sending it). It shows what such a pause alone costs end to end on this machine; the target's
  * verdict needs a run without it.
+ *
+ * `--presence` (lean clients): before each edit a client sends presence in the page's shape (its
+ * user, and a text selection), as the page does when its user selects the text to label; both
+ * servers fan it out, and ours checks it first. Off by default: it doubles what this one process
+ * must take in (see `--rate`).
  *
  * `--rate` is edits per second per client. The fan-out default is 2: at 3, the 50 clients'
  * 7,350 deliveries/s keep this one-thread client process ~85% busy, and its own queueing then
@@ -88,6 +93,8 @@ interface Options {
   rounds: number;
   /** Fan-out only, a diagnostic: the reference pauses this long before each broadcast (µs; 0: none). */
   referencePauseUs: number;
+  /** Lean clients send presence with a text selection before each edit, as the page does. */
+  presence: boolean;
 }
 
 function parseOptions(): Options {
@@ -105,6 +112,7 @@ function parseOptions(): Options {
       'skip-reference': { type: 'boolean', default: false },
       rounds: { type: 'string' },
       'reference-pause-us': { type: 'string' },
+      presence: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -112,7 +120,8 @@ function parseOptions(): Options {
     console.log(
       'usage: npm run bench:sync -- [--capacity [--skip-reference]] [--client lean|provider] [--clients N] [--rooms N (capacity only)] [--rate edits/s per client]\n' +
         '                             [--seconds S] [--warmup S] [--rounds N (fan-out only)] [--cpu-prof (profile both servers)] [--timeline (per-second latency)]\n' +
-        '                             [--reference-pause-us N (fan-out only, a diagnostic: the reference pauses N µs before each broadcast)]',
+        '                             [--reference-pause-us N (fan-out only, a diagnostic: the reference pauses N µs before each broadcast)]\n' +
+        '                             [--presence (lean clients: presence with a text selection before each edit)]',
     );
     process.exit(0);
   }
@@ -131,6 +140,7 @@ function parseOptions(): Options {
   if (capacity && values['reference-pause-us'] !== undefined) throw new Error('--reference-pause-us applies to fan-out only');
   const client = values.client ?? 'lean';
   if (client !== 'lean' && client !== 'provider') throw new Error('--client must be lean or provider');
+  if (values.presence && client !== 'lean') throw new Error('--presence applies to --client lean');
   return {
     capacity,
     clients,
@@ -144,6 +154,7 @@ function parseOptions(): Options {
     skipReference: values['skip-reference'],
     rounds: Math.round(num('rounds', values.rounds, 3, 1)),
     referencePauseUs: Math.round(num('reference-pause-us', values['reference-pause-us'], 0, 0)),
+    presence: values.presence,
   };
 }
 
@@ -300,7 +311,7 @@ async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[],
   const connectStart = performance.now();
   const ledger = new EditLedger();
   const create = (index: number, spec: ClientSpec): FleetClient =>
-    o.client === 'lean' ? new LeanClient(index, spec, target, rec, ledger) : new BenchClient(index, spec, target, rec);
+    o.client === 'lean' ? new LeanClient(index, spec, target, rec, ledger, o.presence) : new BenchClient(index, spec, target, rec);
   const clients = await connectFleet(specs, rec, create, CONNECT_BATCH);
   const connectSeconds = (performance.now() - connectStart) / 1000;
   say(`  ${clients.length} ${o.client === 'lean' ? 'lean protocol clients' : 'stock y-websocket providers'} connected and synced in ${fmt(connectSeconds)} s; settling 1 s`);
@@ -308,7 +319,7 @@ async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[],
     await sleep(1_000);
     rec.measureFrom = performance.now() + o.warmup * 1000;
     for (const c of clients) c.startSending(1000 / o.rate, src);
-    say(`  editing: ${o.rate}/s per client, ${o.warmup} s warm-up (not timed) + ${o.seconds} s timed`);
+    say(`  editing: ${o.rate}/s per client${o.presence ? ', each edit after a presence update with a text selection' : ''}, ${o.warmup} s warm-up (not timed) + ${o.seconds} s timed`);
     if (o.timeline) say(`  timeline second 0 starts at this process's performance.now() = ${fmt(rec.measureFrom, 1)} ms`);
     await sleep(o.warmup * 1000);
     const watch = watchWindow(server);
@@ -623,6 +634,7 @@ async function fanout(o: Options): Promise<void> {
       warmupSeconds: o.warmup,
       database,
       referencePauseUs: o.referencePauseUs,
+      presence: o.presence,
       rounds: rounds.map((r) => ({ ours: jsonResult(r.ours), reference: jsonResult(r.reference), p99Ratio: round(ratioOf(r), 3) })),
       pooled: {
         ours: { p50Ms: round(pooledOurs.p50), p99Ms: round(pooledOurs.p99), samples: pooledOurs.samples },
@@ -696,6 +708,7 @@ async function capacity(o: Options): Promise<void> {
     JSON.stringify({
       bench: 'sync',
       mode: 'capacity',
+      presence: o.presence,
       sockets: o.clients,
       rooms: o.rooms,
       ratePerSocket: o.rate,
