@@ -101,28 +101,18 @@ const sizeOf = (entry: Entry) => (entry.kind === 'reload' ? 0 : entry.data.byteL
 interface Outbox {
   entries: Entry[];
   bytes: number;
-  /** How many entries at the front are on their way (one transaction); 0 between tries. */
-  sending: number;
 }
 
 /**
- * Entries of one room sent in one transaction at most (and an eighth of the stream's length, so
- * that its own reads, due at a quarter, still come before trimming), and their bytes (one larger
- * entry goes alone).
- */
-const PUBLISH_BATCH_ENTRIES = 100;
-const PUBLISH_BATCH_BYTES = 1024 * 1024;
-
-/**
- * Past what an outbox may hold, or when it cannot all go out: the entries on their way stay
- * (the first at least, being sent or waiting to be tried again); the rest give way to one
- * reload, which has the other instances reload the room from the database, and one presence
- * entry with the last state of every presence id the dropped ones touched (the database holds
- * no presence: a removal lost here would leave the others showing someone gone). Returns how
- * many updates or presence entries gave way.
+ * Past what an outbox may hold, or when it cannot all go out: the first entry is the next to go
+ * (being sent, or waiting to be tried again); the rest give way to one reload, which has the
+ * other instances reload the room from the database, and one presence entry with the last state
+ * of every presence id the dropped ones touched (the database holds no presence: a removal lost
+ * here would leave the others showing someone gone). Returns how many updates or presence
+ * entries gave way.
  */
 function giveWayToReload(outbox: Outbox): number {
-  const dropped = outbox.entries.splice(Math.max(1, outbox.sending), outbox.entries.length, { kind: 'reload' });
+  const dropped = outbox.entries.splice(1, outbox.entries.length, { kind: 'reload' });
   const presence = lastPresence(dropped.flatMap((e) => (e.kind === 'awareness' ? [e.data] : [])));
   if (presence) outbox.entries.push({ kind: 'awareness', data: presence });
   outbox.bytes = outbox.entries.reduce((n, e) => n + sizeOf(e), 0);
@@ -418,7 +408,7 @@ export class RedisBus implements SyncBus {
   #enqueue(room: string, entry: Entry): void {
     const outbox = this.#outbox.get(room);
     if (!outbox) {
-      this.#outbox.set(room, { entries: [entry], bytes: sizeOf(entry), sending: 0 });
+      this.#outbox.set(room, { entries: [entry], bytes: sizeOf(entry) });
       this.#outboxBytes += sizeOf(entry);
       void this.#drain(room);
       return;
@@ -434,7 +424,7 @@ export class RedisBus implements SyncBus {
     if (this.#outboxBytes > (this.options.maxOutboxTotalBytes ?? 256 * 1024 * 1024)) {
       // (An outbox holding only the entry on its way has nothing to give way.)
       let dropped = 0;
-      for (const waiting of this.#outbox.values()) if (waiting.entries.length > Math.max(1, waiting.sending)) dropped += this.#giveWay(waiting);
+      for (const waiting of this.#outbox.values()) if (waiting.entries.length > 1) dropped += this.#giveWay(waiting);
       if (dropped > 0) this.options.log.warn('redis_outboxes_full', { rooms: this.#outbox.size, dropped });
     }
   }
@@ -447,55 +437,41 @@ export class RedisBus implements SyncBus {
     return dropped;
   }
 
-  /**
-   * Sends a room's queued entries in order, retrying while Redis is away: what waits goes in one
-   * transaction (up to PUBLISH_BATCH_ENTRIES or _BYTES), so a room publishes more than one entry
-   * per round trip to Redis, with one announcement.
-   */
+  /** Sends a room's queued entries in order, retrying while Redis is away. */
   async #drain(room: string): Promise<void> {
     const outbox = this.#outbox.get(room)!;
     const queue = outbox.entries;
     let delay = 50;
     while (queue.length > 0 && this.#running) {
-      let bytes = sizeOf(queue[0]!);
-      let n = 1;
-      const most = Math.max(1, Math.min(PUBLISH_BATCH_ENTRIES, Math.floor(this.options.maxLen / 8)));
-      while (n < queue.length && n < most && bytes + sizeOf(queue[n]!) <= PUBLISH_BATCH_BYTES) bytes += sizeOf(queue[n++]!);
-      // On their way: a give-way meanwhile keeps them (see giveWayToReload).
-      outbox.sending = n;
+      const entry = queue[0]!;
+      const payload = entry.kind === 'reload' ? [] : ['d', Buffer.from(entry.data)];
       try {
         const key = this.#key(room);
-        const multi = this.#pub.multi();
-        for (const entry of queue.slice(0, n)) {
-          const payload = entry.kind === 'reload' ? [] : ['d', Buffer.from(entry.data)];
-          multi.xadd(key, 'MAXLEN', '~', String(this.options.maxLen), '*', 'i', this.options.instanceId, 'k', entry.kind, ...payload);
-        }
-        const replies = await multi
+        const replies = await this.#pub
+          .multi()
+          .xadd(key, 'MAXLEN', '~', String(this.options.maxLen), '*', 'i', this.options.instanceId, 'k', entry.kind, ...payload)
           .pexpire(key, this.#streamTtlMs)
           .xadd(this.#activityKey, 'MAXLEN', '~', String(ACTIVITY_MAX_LEN), '*', 'r', room, 'i', this.options.instanceId)
           .pexpire(this.#activityKey, this.#streamTtlMs)
           .exec();
-        // The entries are in once the room's XADDs are (a transaction is not rolled back: those
-        // before a failed one would go in twice when sent again, which readers take in their
-        // stride). A failed announcement only leaves them to the readers' sweeps.
-        const failed = replies?.slice(0, n + 1).find(([err]) => err)?.[0];
+        // The entry is in once the room's XADD is (a transaction is not rolled back: sent again,
+        // it would go in twice). A failed announcement only leaves it to the readers' sweeps.
+        const failed = replies?.[0]?.[0] ?? replies?.[1]?.[0];
         if (!replies || failed) throw failed ?? new Error('the publish transaction was discarded');
-        const unannounced = replies[n + 1]?.[0] ?? replies[n + 2]?.[0];
+        const unannounced = replies[2]?.[0] ?? replies[3]?.[0];
         if (unannounced) this.#activityProblem('redis_announce_failed', unannounced);
-        const sent = queue.splice(0, n).reduce((total, entry) => total + sizeOf(entry), 0);
-        outbox.sending = 0;
-        outbox.bytes -= sent;
-        this.#outboxBytes -= sent;
+        queue.shift();
+        outbox.bytes -= sizeOf(entry);
+        this.#outboxBytes -= sizeOf(entry);
         delay = 50;
         // Its own entries are not announced to it: read well before the stream's trimming could
         // pass them unread (which would count as history missed, and reload the room).
         const follow = this.#rooms.get(room);
-        if (follow && (follow.ownUnread += n) >= Math.max(1, Math.floor(this.options.maxLen / 4)) && !this.#due.has(room)) {
+        if (follow && ++follow.ownUnread >= Math.max(1, Math.floor(this.options.maxLen / 4)) && !this.#due.has(room)) {
           this.#due.add(room);
           this.#interrupt();
         }
       } catch (err) {
-        outbox.sending = 0;
         this.options.observer?.error?.('bus_publish_failed');
         // Every room with entries waiting retries while Redis is away: once a minute for each error.
         const shown = this.#publishProblems(String(err));
