@@ -22,6 +22,8 @@ export class TcpProxy {
   /** Connections cut off by `cut`: nothing passes on them again, not even their end. */
   readonly #cut = new WeakSet<Socket>();
   #frozen = false;
+  /** Connections accepted so far. */
+  accepted = 0;
 
   #targets: readonly Target[];
 
@@ -42,6 +44,7 @@ export class TcpProxy {
   }
 
   #accept(client: Socket): void {
+    this.accepted++;
     this.#track(client);
     // What the client sends before an upstream accepted it waits here.
     const early: Buffer[] = [];
@@ -93,6 +96,11 @@ export class TcpProxy {
    */
   cut(): void {
     for (const socket of this.#sockets) this.#cut.add(socket);
+  }
+
+  /** Ends every connection open now at once (a reset); connections made from now on pass. */
+  reset(): void {
+    for (const socket of this.#sockets) socket.destroy();
   }
 
   thaw(): void {

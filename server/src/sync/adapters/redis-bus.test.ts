@@ -406,7 +406,7 @@ describe.runIf(url)('RedisBus', () => {
       await raw.sadd(`${prefix}sweep:@rooms:dead`, 'doc:1:gold', 'doc:2:gold');
       await raw.zadd(set, now - 60_000, 'dead', now - 60_000, 'cut-off');
       expect(await beat('new')).toEqual([0, 0, 0, 0]); // its first beat: no judging others (and it lists no rooms)
-      expect(await beat('cut-off')).toEqual([1, 0, 0, 0]); // its own beat was stale: neither
+      expect(await beat('cut-off')).toEqual([2, 0, 0, 0]); // its own beat was stale: neither (and it says so)
       expect(await raw.zscore(set, 'dead')).not.toBeNull();
       expect(await beat('new')).toEqual([1, 1, 2, 0]); // fresh: sweeps, one reload per room held
       expect(await raw.zscore(set, 'dead')).toBeNull();
@@ -428,6 +428,22 @@ describe.runIf(url)('RedisBus', () => {
       expect(await eventually(async () => (await sweeper.sismember(`${prefix}@rooms:swept`, 'room-24')) === 1)).toBe(true);
     } finally {
       await sweeper.quit();
+    }
+  });
+
+  it('lists its rooms again after a stale beat of its own, whatever its set holds (another may have begun to sweep it)', async () => {
+    const b = new RedisBus({ url: url!, instanceId: 'stale', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, heartbeatMs: 50 });
+    buses.push(b);
+    await b.join('room-st', { message: () => {}, reload: () => {} });
+    const raw = new Redis(url!);
+    try {
+      await new Promise((r) => setTimeout(r, 150)); // it has beaten
+      // A sweep took room-st; a room it had left stands in for it, so the count still adds up;
+      // and its last beat is long past.
+      await raw.multi().srem(`${prefix}@rooms:stale`, 'room-st').sadd(`${prefix}@rooms:stale`, 'room-left').zadd(`${prefix}@instances`, 1, 'stale').exec();
+      expect(await eventually(async () => (await raw.sismember(`${prefix}@rooms:stale`, 'room-st')) === 1)).toBe(true);
+    } finally {
+      await raw.quit();
     }
   });
 
@@ -547,6 +563,32 @@ describe.runIf(url)('RedisBus', () => {
       a.publish('room-cut', 'update', Buffer.from('from a'));
       await until(() => atA.includes('after'), 'b’s entry at a, read on a new connection');
       await until(() => atB.includes('from a'), 'a’s entry at b, published on a new connection');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('keeps the connections it made again after a reset: the old ones’ timeouts do not reach them', async () => {
+    // (ioredis before 6 let the timer of a socket that closed with a command outstanding destroy
+    // whichever socket the client had by the time it fired.)
+    const warned: string[] = [];
+    const { bus: a, proxy } = await busBehindProxy('a', { blockMs: 300, commandTimeoutMs: 500, log: { ...silent, warn: (event: string) => void warned.push(event) } });
+    const b = bus('b', 1000, { blockMs: 300 });
+    const atA: string[] = [];
+    try {
+      await a.join('room-reset', { message: (_k, d) => atA.push(Buffer.from(d).toString()), reload: () => {} });
+      await b.join('room-reset', { message: () => {}, reload: () => {} });
+      b.publish('room-reset', 'update', Buffer.from('before'));
+      await until(() => atA.length === 1, 'the first entry at a');
+      const made = proxy.accepted;
+      proxy.reset(); // the blocking read is under way: its socket goes with a command outstanding
+      await until(() => proxy.accepted >= made + 2, 'both connections made again');
+      const errorsThen = warned.filter((e) => e === 'redis_error').length;
+      await new Promise((r) => setTimeout(r, 2_000)); // past the old sockets' timeouts (800 ms)
+      expect(proxy.accepted).toBe(made + 2);
+      expect(warned.filter((e) => e === 'redis_error').length).toBe(errorsThen);
+      b.publish('room-reset', 'update', Buffer.from('after'));
+      await until(() => atA.includes('after'), 'b’s next entry at a');
     } finally {
       await proxy.close();
     }

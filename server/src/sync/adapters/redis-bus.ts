@@ -21,10 +21,10 @@
  * with them): every room this instance follows reloads. And an instance dying between storing
  * updates and publishing them (kill -9, a lost machine): every instance beats a heartbeat into
  * one sorted set and keeps the rooms it follows in a set of its own; the first to find one
- * silent past `instanceStaleMs` removes it and adds a `reload` entry to the stream of each room
- * it held, so every instance following those rooms reloads them from the database, which holds
- * what the dead one stored. One that closes having stored and published everything leaves both
- * sets instead.
+ * silent past `instanceStaleMs` adds a `reload` entry to the stream of each room it held (a
+ * bounded number a beat: HEARTBEAT_SCRIPT), and removes it once all are done, so every instance
+ * following those rooms reloads them from the database, which holds what the dead one stored.
+ * One that closes having stored and published everything leaves both sets instead.
  *
  * While Redis is away each room's entries wait in an outbox, in order. Past `maxOutbox` entries
  * or `maxOutboxBytes` the waiting ones are dropped for one `reload` entry, which tells the other
@@ -181,8 +181,8 @@ const ACTIVITY_READ_COUNT = 10_000;
  * they are done: Redis runs nothing else while a script runs, and instances holding thousands of
  * rooms each may go at once. A member is removed once its set is empty; until then the next beat
  * (anyone's) goes on with it.
- * Returns {whether this instance's last beat was there, members removed, reloads added,
- * rooms in its set}.
+ * Returns {whether this instance's last beat was there (0: no; 1: yes; 2: yes, but stale, so
+ * others may have begun to sweep it), members removed, reloads added, rooms in its set}.
  */
 export const HEARTBEAT_SCRIPT = `
 local t = redis.call('TIME')
@@ -194,7 +194,7 @@ redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('PEXPIRE', prefix .. '@rooms:' .. ARGV[1], ARGV[5])
 local listed = redis.call('SCARD', prefix .. '@rooms:' .. ARGV[1])
 if not mine then return {0, 0, 0, listed} end
-if now - tonumber(mine) > stale then return {1, 0, 0, listed} end
+if now - tonumber(mine) > stale then return {2, 0, 0, listed} end
 local budget = tonumber(ARGV[8])
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - stale, 'LIMIT', 0, 100)
 local removed = 0
@@ -302,8 +302,9 @@ export class RedisBus implements SyncBus {
     // A connection whose peer vanished without a word (a host lost, a partition) sends nothing
     // and hears no reset: each is dropped and made again once an answer is late past what any
     // command of its may wait (a blocking read waits up to `blockMs`), instead of after TCP's
-    // own ~2 h. Keep-alive probes find an idle one gone after ~10 s.
-    const redisOptions = { maxRetriesPerRequest: 3, enableOfflineQueue: true, lazyConnect: false, keepAlive: KEEP_ALIVE_MS };
+    // own ~2 h. Keep-alive probes find an idle one gone after ~20 s (10 s idle, then 10 probes a second apart).
+    // (RESP2, the protocol the replies below are read in; ioredis 6 speaks RESP3 unless told.)
+    const redisOptions = { maxRetriesPerRequest: 3, enableOfflineQueue: true, lazyConnect: false, keepAlive: KEEP_ALIVE_MS, protocol: 2 as const };
     const commandTimeout = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     this.#pub = new Redis(options.url, { ...redisOptions, commandTimeout, socketTimeout: commandTimeout });
     this.#sub = new Redis(options.url, { ...redisOptions, socketTimeout: (options.blockMs ?? DEFAULT_BLOCK_MS) + commandTimeout });
@@ -771,11 +772,13 @@ export class RedisBus implements SyncBus {
       return;
     }
     const [wasThere, gone, reloads, listed] = reply;
-    if (gone > 0) this.options.log.warn('redis_instances_gone', { instances: gone, reloads });
+    if (gone > 0 || reloads > 0) this.options.log.warn('redis_instances_gone', { instances: gone, reloads });
     // The rooms it follows, and those it left whose entries still wait to go out. (A relisting
     // that fails part-way is tried again at the next beat: the set still holds too few.)
     const rooms = [...new Set([...this.#rooms.keys(), ...this.#outbox.keys()])];
-    if (((!wasThere && this.#beaten) || listed < rooms.length) && rooms.length > 0 && !this.#closing) {
+    // Listed again when it was swept (it is not in the set, or its beat was stale: another may
+    // have taken some of its rooms), or the set holds too few.
+    if (((wasThere !== 1 && this.#beaten) || listed < rooms.length) && rooms.length > 0 && !this.#closing) {
       this.options.log.warn('redis_instance_relisted', { rooms: rooms.length });
       try {
         for (let i = 0; i < rooms.length; i += 1000) await this.#list(rooms.slice(i, i + 1000));
