@@ -192,7 +192,7 @@ interface RunResult {
   stored: StoredCheck;
   /** The server's own view of the window (from /metrics): how long batches and updates waited. */
   serverHistograms: string[];
-  /** Ours: errors it counted in the window (`spanwise_sync_errors_total`, every kind); 0 for the reference. */
+  /** Ours: errors it counted over its run and the stored check's (`spanwise_sync_errors_total`, every kind); 0 for the reference. */
   serverErrors: number;
   /** Ours: updates it stored per second in the window; null for the reference, which stores nothing. */
   storedPerSecond: number | null;
@@ -337,6 +337,9 @@ async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[],
     for (const c of clients) c.destroy();
     clients.length = 0;
     await sleep(1_000);
+    // The errors it counted over its whole run (it started fresh), sign-in and disconnects included.
+    const metricsEnd = await serverMetrics(server);
+    let checkedMetrics: string | null = null;
     let checked = server;
     if (reopen) {
       say(`  ${server.profiled ? 'stopping' : 'killing (-9)'} the server, starting it again on its database`);
@@ -346,9 +349,12 @@ async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[],
     try {
       say('  checking what was stored with one fresh client per room');
       stored = await verifyStored({ ...target, wsBase: checked.url.replace(/^http/, 'ws') + '/sync' }, rec, CONNECT_BATCH);
+      if (checked !== server) checkedMetrics = await serverMetrics(checked);
     } finally {
       if (checked !== server) await checked.stop();
     }
+    // (Ours' metrics that cannot be read count as an error: what they would say is unknown.)
+    const errorsIn = (text: string | null) => (text === null ? (reopen ? 1 : 0) : counterTotal(text, 'spanwise_sync_errors_total'));
     const delta = (name: string) => (metricsBefore === null || metricsAfter === null ? 0 : counterTotal(metricsAfter, name) - counterTotal(metricsBefore, name));
     return {
       server: server.name,
@@ -369,7 +375,7 @@ async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[],
       timeline: timelineOf(rec),
       stored,
       serverHistograms: serverHistograms(metricsBefore, metricsAfter),
-      serverErrors: delta('spanwise_sync_errors_total'),
+      serverErrors: errorsIn(metricsEnd) + (checked !== server ? errorsIn(checkedMetrics) : 0),
       storedPerSecond: reopen ? delta('spanwise_sync_updates_stored_total') / seconds : null,
       checkProblems: checked === server ? null : { ...checked.problems },
     };
