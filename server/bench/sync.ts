@@ -327,6 +327,7 @@ async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[],
     await sleep(o.seconds * 1000);
     for (const c of clients) c.stopSending();
     const { seconds, ...figures } = watch.stop();
+    const windowEnd = performance.now();
     const metricsAfter = await serverMetrics(server);
     await rec.drain();
     await sleep(500); // quiet
@@ -361,7 +362,8 @@ async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[],
       latencies: rec.latencies,
       latency: summarize(rec.latencies),
       editsPerSecond: rec.sentMeasured / seconds,
-      deliveriesPerSecond: rec.deliveries / seconds,
+      // Those that had arrived by the window's end: what arrives while draining is no rate.
+      deliveriesPerSecond: rec.latencies.reduce((n, latency, i) => (rec.sentAts[i]! + latency <= windowEnd ? n + 1 : n), 0) / seconds,
       editsMeasured: rec.sentMeasured,
       deliveries: rec.deliveries,
       expectedDeliveries: rec.expectedDeliveries,
