@@ -2,15 +2,16 @@
  * What a person sees when the server changes its mind about them mid-session, in a real
  * Chromium against the real server: a role taken away and given back, a page whose view of the
  * role is stale (the server drops its edits and says so), too many layers open at once (the
- * server is busy: the page waits and comes back), and an edit too large to send (the page
- * stops instead of sending it again and again). Relies on `vite build client` having run.
+ * server is busy: the page waits and comes back), an edit too large to send (the page
+ * stops instead of sending it again and again), and a reconnect while saving is delayed. Relies on `vite build client` having run.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { CloseCode, layerRoom } from '@spanwise/shared';
+import { addSpan, CloseCode, layerRoom } from '@spanwise/shared';
 import { api, connectLayer, login, metric, startTestServer, waitFor, type LayerClient, type TestServer } from '../../server/test/harness.ts';
 import { defaultSyncLimits } from '../../server/src/config.ts';
 import type { Connection } from '../../server/src/sync/connection.ts';
+import type { SyncStore } from '../../server/src/sync/types.ts';
 import { findWord, launchChromium, selectText, signIn, WAIT, waitConnected } from './page-helpers.ts';
 
 let server: TestServer;
@@ -176,6 +177,51 @@ describe('an edit too large for the server', () => {
       await page.getByRole('alert').filter({ hasText: 'too large' }).waitFor(WAIT);
       await status(page).filter({ hasText: 'stopped' }).waitFor(WAIT);
     } finally {
+      await context.close();
+    }
+  });
+});
+
+describe('a reconnect while the server cannot store', () => {
+  it('shows that saving is delayed again at once, and the page to the others', async () => {
+    const DANA = 5;
+    const room = layerRoom(4, DANA);
+    const { context, page } = await openDocument('dana', 4);
+    const other = connectLayer(server.url, room, await login(server.url, 'dana'));
+    // The store the rooms write through, made to hang until released.
+    const store = (server.sync as unknown as { options: { store: SyncStore } }).options.store;
+    const append = store.append;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    try {
+      await waitConnected(page);
+      await other.synced;
+      const pageIds = () => [...other.provider.awareness.getStates()].filter(([id, s]) => id !== other.doc.clientID && (s as { user?: { id?: number } }).user?.id === DANA);
+      await waitFor(() => pageIds().length === 1, 'the page’s presence at the other client', 10_000);
+
+      store.append = async (name, updates) => {
+        await held;
+        return append.call(store, name, updates);
+      };
+      addSpan(other.doc, { label: 'ORG', start: 0, end: 3, quote: 'The', author: DANA });
+      await status(page).filter({ hasText: 'saving delayed' }).waitFor(WAIT);
+
+      // The server ends the page's socket; the page comes back on its own.
+      const peersOf = () => server.sync.rooms.get(room)!.peers;
+      const pageId = pageIds()[0]![0];
+      const pageSocket = [...peersOf()].find(([, ids]) => ids.has(pageId))![0] as Connection;
+      pageSocket.close(CloseCode.goingAway, 'test: come back');
+      // The page comes back on a socket of its own, and the server takes its presence at once,
+      // not when the page next renews it (15 s on).
+      await waitFor(() => [...peersOf()].some(([c, ids]) => c !== pageSocket && ids.has(pageId)), 'the page’s presence on its new socket', 5_000);
+      // At once, not when the server next renews its notice (15 s): the greeting says so.
+      await status(page).filter({ hasText: 'saving delayed' }).waitFor({ timeout: 3_000 });
+      // And the others see the page again at once, not when it next renews its presence.
+      await waitFor(() => pageIds().length === 1, 'the page’s presence back at the other client', 3_000);
+    } finally {
+      release();
+      store.append = append;
+      other.destroy();
       await context.close();
     }
   });

@@ -101,6 +101,23 @@ export function openLayer(options: OpenLayerOptions): Layer {
     authProtocol.readAuthMessage(decoder, doc, () => setWritesRefused(true));
   };
 
+  // Presence across a reconnect. y-websocket drops the others' states when its socket goes but
+  // keeps the clock it last saw of each, and y-protocols ignores a state that does not move a
+  // clock on: the server's greeting after a reconnect, the same states at the same clocks (its
+  // saving-delayed notice among them), would be ignored until each is renewed, up to 15 s
+  // later. Forgotten, they are taken as new. The server, likewise, kept this page's clock when
+  // the socket went: its own state goes again with a newer one.
+  const awareness = provider.awareness;
+  let connectedBefore = false;
+  provider.on('status', ({ status }) => {
+    if (status === 'disconnected') {
+      for (const id of [...awareness.meta.keys()]) if (id !== awareness.clientID && !awareness.states.has(id)) awareness.meta.delete(id);
+    } else if (status === 'connected') {
+      const own = awareness.getLocalState();
+      if (connectedBefore && own !== null) awareness.setLocalState(own);
+      connectedBefore = true;
+    }
+  });
   provider.on('status', ({ status }) => {
     if (closedCode() !== null) return;
     if (status === 'connected') {
