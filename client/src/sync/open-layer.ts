@@ -84,6 +84,9 @@ export function openLayer(options: OpenLayerOptions): Layer {
   const local = new IndexeddbPersistence(`spanwise:${options.storagePrefix}:${options.room}`, doc);
   const provider = new WebsocketProvider(syncUrl(), options.room, doc, {
     shouldReconnect: (event) => !FINAL_CLOSE_CODES.has(event.code) && !RETRY_BY_HAND_CODES.has(event.code),
+    // Whose page this is: the server refuses the socket (4401) if the browser's session is now
+    // someone else's (signed out and in again in another tab, unheard of here).
+    params: { user: String(options.user.id) },
   });
 
   const [connection, setConnection] = createSignal<Connection>('connecting');

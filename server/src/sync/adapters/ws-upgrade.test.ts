@@ -99,9 +99,9 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     await new Promise<void>((r) => http!.listen(0, '127.0.0.1', r));
     const url = `ws://127.0.0.1:${(http!.address() as AddressInfo).port}/sync/${ROOM}`;
     /** Opens a socket as `token`: resolves 'open' with the socket, or the HTTP refusal. */
-    const open = (token: string) =>
+    const open = (token: string, query = '') =>
       new Promise<{ ws: WebSocket; closed: Promise<number> } | string>((resolve) => {
-        const socket = new WebSocket(url, { headers: { cookie: `sid=${token}` } });
+        const socket = new WebSocket(url + query, { headers: { cookie: `sid=${token}` } });
         const closed = new Promise<number>((r) => socket.on('close', (code) => r(code)));
         socket.on('open', () => resolve({ ws: socket, closed }));
         socket.on('error', (err) => resolve(err.message));
@@ -211,6 +211,20 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     for (let i = 0; i < 5; i++) expect(await open('tok-1')).toMatch(/503/);
     expect(errors.filter((k) => k === 'upgrade_failed')).toHaveLength(5);
     expect(lines.filter((l) => l.event === 'sync_upgrade_failed')).toEqual([{ event: 'sync_upgrade_failed', fields: { room: ROOM, error: 'Error: connection refused' } }]);
+  });
+
+  it('refuses with 4401 a socket whose page is another user’s than the session’s (signed in again in another tab)', async () => {
+    const { open } = await start();
+    const mine = await open('tok-1', '?user=1');
+    if (typeof mine === 'string') throw new Error(mine);
+    const other = await open('tok-1', '?user=2');
+    if (typeof other === 'string') throw new Error(other);
+    expect(await other.closed).toBe(CloseCode.unauthenticated);
+    expect(mine.ws.readyState).toBe(WebSocket.OPEN);
+    const unnamed = await open('tok-1'); // (a client that names no one is let in as before)
+    if (typeof unnamed === 'string') throw new Error(unnamed);
+    mine.ws.terminate();
+    unnamed.ws.terminate();
   });
 
   it('lets a session back into a room it was granted, and no one else', async () => {

@@ -176,7 +176,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     return grant;
   }
 
-  async function decide(req: IncomingMessage, room: string): Promise<Decision> {
+  async function decide(req: IncomingMessage, room: string, expectedUser: string | null): Promise<Decision> {
     const since = grants.version;
     if (!sameOrigin(req)) return { ok: false, code: CloseCode.forbidden, reason: 'cross-origin request' };
     const token = parseCookie(req.headers.cookie ?? '', options.sessionCookie)[options.sessionCookie];
@@ -190,6 +190,12 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
       answer = recent.grant;
     }
     if (!answer.ok) return answer;
+    // The page names whose view it is (`?user=<id>`): a tab that missed a sign-out and now sends
+    // the next user's cookie must not write what it holds of the last user's layer under the new
+    // session. Told as a signed-out page is: it signs out, and shows who is signed in now.
+    if (expectedUser !== null && expectedUser !== String(answer.userId)) {
+      return { ok: false, code: CloseCode.unauthenticated, reason: 'signed in as someone else in this browser' };
+    }
     // The cap first: a tab refused for it (retrying now and then) spends none of the openings.
     if (socketsOf(answer.userId) >= options.maxSocketsPerUser) {
       return { ok: false, code: CloseCode.rateLimited, reason: TOO_MANY_SOCKETS };
@@ -284,7 +290,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     } catch {
       room = '';
     }
-    decide(req, room).then(
+    decide(req, room, url.searchParams.get('user')).then(
       (decision) => {
         wss.handleUpgrade(req, socket, head, (ws) => {
           // First, for every socket, refused ones too: ws reads frames during a close handshake,
