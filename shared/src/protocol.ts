@@ -27,6 +27,11 @@ export const CloseCode = {
   rateLimited: 4429,
   /** The user's access to the room changed (a new role): reconnect to get the new rights. */
   accessChanged: 4408,
+  /**
+   * The session is another user's than the page that opened the socket names (`?user=`): the
+   * browser was signed in as someone else in another tab. The page learns who is signed in.
+   */
+  otherUser: 4409,
   /** The server is shutting down; reconnect later. */
   goingAway: 1001,
   /** The room could not be loaded (the database is unreachable, say); reconnect later. */
@@ -37,6 +42,7 @@ export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 /** Close codes after which a client should not reconnect on its own. */
 export const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([
   CloseCode.unauthenticated,
+  CloseCode.otherUser,
   CloseCode.forbidden,
   CloseCode.unknownRoom,
 ]);

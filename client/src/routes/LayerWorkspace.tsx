@@ -52,6 +52,9 @@ export function LayerWorkspace(props: {
     // Leave the provider's event handler before the session change unmounts this layer.
     onClosed: (code) => {
       if (code === CloseCode.unauthenticated) queueMicrotask(session.expire);
+      // Signed in as someone else in another tab: this one learns who (the session is sound,
+      // and so are the copies kept for it).
+      if (code === CloseCode.otherUser) queueMicrotask(session.retry);
       // The role may have changed so that this layer is no longer open to the user: the page
       // learns the new role and may move to a layer that is.
       if (code === CloseCode.forbidden) props.onAccessChanged?.();

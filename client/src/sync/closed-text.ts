@@ -7,6 +7,7 @@ import { CloseCode } from '@spanwise/shared/protocol';
 
 const TEXTS: Record<number, { status: string; banner: string | null }> = {
   [CloseCode.unauthenticated]: { status: 'signed out', banner: null },
+  [CloseCode.otherUser]: { status: 'signed in as someone else', banner: null },
   [CloseCode.forbidden]: { status: 'no access to this layer', banner: 'You do not have access to this layer.' },
   [CloseCode.unknownRoom]: { status: 'this layer does not exist', banner: 'The server does not know this layer.' },
   [CloseCode.tooBig]: {

@@ -4,7 +4,8 @@
  * presence and what the server says about this user's edits are exposed as Solid signals.
  *
  * How it answers the server's close codes (shared/src/protocol.ts):
- * - 4401, 4403, 4404: closed for good (signed out, no access, no such layer).
+ * - 4401, 4403, 4404: closed for good (signed out, no access, no such layer); 4409 too (the
+ *   browser is signed in as someone else now: the page learns who).
  * - 1009 (a message too big) and 4400 (one the server could not read): reconnecting would send
  *   the same again, so it stops and waits for `retry()`; the edits stay in IndexedDB.
  * - 1013 and 4429 (the server is busy, or too many layers are open): it waits before trying
@@ -84,10 +85,15 @@ export function openLayer(options: OpenLayerOptions): Layer {
   const local = new IndexeddbPersistence(`spanwise:${options.storagePrefix}:${options.room}`, doc);
   const provider = new WebsocketProvider(syncUrl(), options.room, doc, {
     shouldReconnect: (event) => !FINAL_CLOSE_CODES.has(event.code) && !RETRY_BY_HAND_CODES.has(event.code),
-    // Whose page this is: the server refuses the socket (4401) if the browser's session is now
+    // Whose page this is: the server refuses the socket (4409) if the browser's session is now
     // someone else's (signed out and in again in another tab, unheard of here).
     params: { user: String(options.user.id) },
+    connect: false,
   });
+  // Tabs share a room's updates over a BroadcastChannel, named by the room alone: per user, or a
+  // stale tab of the last user would hand what it holds to the next user's tab of that room.
+  provider.bcChannel += `#user:${options.user.id}`;
+  provider.connect();
 
   const [connection, setConnection] = createSignal<Connection>('connecting');
   const [closedCode, setClosedCode] = createSignal<number | null>(null);

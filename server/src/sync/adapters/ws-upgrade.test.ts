@@ -213,14 +213,19 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     expect(lines.filter((l) => l.event === 'sync_upgrade_failed')).toEqual([{ event: 'sync_upgrade_failed', fields: { room: ROOM, error: 'Error: connection refused' } }]);
   });
 
-  it('refuses with 4401 a socket whose page is another user’s than the session’s (signed in again in another tab)', async () => {
-    const { open } = await start();
+  it('refuses with 4409 a socket whose page is another user’s than the session’s (signed in again in another tab), before asking about the room', async () => {
+    const { open, allowed } = await start();
     const mine = await open('tok-1', '?user=1');
     if (typeof mine === 'string') throw new Error(mine);
     const other = await open('tok-1', '?user=2');
     if (typeof other === 'string') throw new Error(other);
-    expect(await other.closed).toBe(CloseCode.unauthenticated);
+    expect(await other.closed).toBe(CloseCode.otherUser);
     expect(mine.ws.readyState).toBe(WebSocket.OPEN);
+    // The page's user, not whether the session's may open the room, is what it is told.
+    allowed.delete(`2 ${ROOM}`);
+    const stale = await open('tok-2', '?user=1');
+    if (typeof stale === 'string') throw new Error(stale);
+    expect(await stale.closed).toBe(CloseCode.otherUser);
     const unnamed = await open('tok-1'); // (a client that names no one is let in as before)
     if (typeof unnamed === 'string') throw new Error(unnamed);
     mine.ws.terminate();

@@ -155,7 +155,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
   const grants = new GrantMemory(MAX_REMEMBERED_GRANTS);
 
   /** Asks the database whether this session may open the room. */
-  async function ask(token: string | undefined, room: string): Promise<Grant | Refusal> {
+  async function ask(token: string | undefined, room: string, expectedUser: string | null): Promise<Grant | Refusal> {
     const since = grants.version;
     const refuse = (refusal: Refusal) => {
       if (token) grants.forget({ room, token });
@@ -163,6 +163,8 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     };
     const user = await auth.userForToken(token);
     if (!user) return refuse({ ok: false, code: CloseCode.unauthenticated, reason: 'sign in first' });
+    // Before the room's access: whether the new user may open the last one's layer is beside the point.
+    if (expectedUser !== null && expectedUser !== String(user.id)) return otherUser;
     const access = await auth.roomAccess(user.id, room);
     if (!access.ok) {
       return refuse(
@@ -176,13 +178,20 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     return grant;
   }
 
+  /**
+   * The page names whose view it is (`?user=<id>`): a tab that missed a sign-out and now sends
+   * the next user's cookie must not write what it holds of the last user's layer under the new
+   * session. It is told so, and learns who is signed in now.
+   */
+  const otherUser: Refusal = { ok: false, code: CloseCode.otherUser, reason: 'signed in as someone else in this browser' };
+
   async function decide(req: IncomingMessage, room: string, expectedUser: string | null): Promise<Decision> {
     const since = grants.version;
     if (!sameOrigin(req)) return { ok: false, code: CloseCode.forbidden, reason: 'cross-origin request' };
     const token = parseCookie(req.headers.cookie ?? '', options.sessionCookie)[options.sessionCookie];
     let answer: Grant | Refusal;
     try {
-      answer = await withTimeout(ask(token, room), options.accessTimeoutMs);
+      answer = await withTimeout(ask(token, room, expectedUser), options.accessTimeoutMs);
     } catch (err) {
       const recent = token ? grants.recall(room, token, options.accessCacheMs) : undefined;
       if (!recent) throw err;
@@ -190,12 +199,8 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
       answer = recent.grant;
     }
     if (!answer.ok) return answer;
-    // The page names whose view it is (`?user=<id>`): a tab that missed a sign-out and now sends
-    // the next user's cookie must not write what it holds of the last user's layer under the new
-    // session. Told as a signed-out page is: it signs out, and shows who is signed in now.
-    if (expectedUser !== null && expectedUser !== String(answer.userId)) {
-      return { ok: false, code: CloseCode.unauthenticated, reason: 'signed in as someone else in this browser' };
-    }
+    // (Again for a grant recalled while the database could not answer: see `ask`.)
+    if (expectedUser !== null && expectedUser !== String(answer.userId)) return otherUser;
     // The cap first: a tab refused for it (retrying now and then) spends none of the openings.
     if (socketsOf(answer.userId) >= options.maxSocketsPerUser) {
       return { ok: false, code: CloseCode.rateLimited, reason: TOO_MANY_SOCKETS };
