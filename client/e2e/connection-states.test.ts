@@ -3,7 +3,8 @@
  * Chromium against the real server: a role taken away and given back, a page whose view of the
  * role is stale (the server drops its edits and says so), too many layers open at once (the
  * server is busy: the page waits and comes back), an edit too large to send (the page
- * stops instead of sending it again and again), and a reconnect while saving is delayed. Relies on `vite build client` having run.
+ * stops instead of sending it again and again), a reconnect while saving is delayed, and a tab
+ * whose browser was signed in as someone else meanwhile. Relies on `vite build client` having run.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -222,6 +223,35 @@ describe('a reconnect while the server cannot store', () => {
       release();
       store.append = append;
       other.destroy();
+      await context.close();
+    }
+  });
+});
+
+describe('a tab whose browser was signed in as someone else meanwhile', () => {
+  it('is refused as the other user’s page (4409), writes nothing, and learns who is signed in', async () => {
+    const room = layerRoom(5, 2); // alice's layer of document 5
+    const { context, page } = await openDocument('alice', 5);
+    try {
+      await waitConnected(page);
+      await page.locator('.user-name').filter({ hasText: 'alice' }).waitFor(WAIT);
+      // Another tab signed alice out and bob in: this browser's cookie is now bob's session,
+      // which this tab has not heard of.
+      const bobCookie = (await login(server.url, 'bob')).split('=');
+      await context.clearCookies();
+      await context.addCookies([{ name: bobCookie[0]!, value: bobCookie.slice(1).join('='), url: server.url }]);
+      // The tab edits meanwhile (it still shows alice's layer) and its socket drops.
+      const word = await findWord(page, 4);
+      await selectText(page, word.start, word.end);
+      await page.getByRole('button', { name: 'PERSON' }).click();
+      const before = await server.database.db.selectFrom('sync_updates').select('id').where('room', '=', room).execute();
+      for (const peer of server.sync.rooms.get(room)?.peers.keys() ?? []) (peer as Connection).close(CloseCode.goingAway, 'gone');
+      // Back with bob's cookie: refused before it is let in, and the page shows bob.
+      await page.locator('.user-name').filter({ hasText: 'bob' }).waitFor(WAIT);
+      const after = await server.database.db.selectFrom('sync_updates').select('id').where('room', '=', room).execute();
+      expect(after.length).toBe(before.length);
+      expect(server.sync.rooms.get(room)?.peers.size ?? 0).toBe(0);
+    } finally {
       await context.close();
     }
   });
