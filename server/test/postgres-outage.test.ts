@@ -92,9 +92,17 @@ describe.skipIf(SKIP_REASON !== null)(`PostgreSQL outage during a session${SKIP_
     dir = mkdtempSync(path.join(tmpdir(), 'spanwise-pg-'));
     process.once('exit', stopOnExit);
     if (RUN_AS) chownSync(dir, RUN_AS.uid, RUN_AS.gid);
-    port = await freePort();
     pg('initdb', ['-D', dir + '/data', '-A', 'trust', '-U', 'postgres', '--no-sync']);
-    start();
+    // A free port may be taken by another process before PostgreSQL binds it: another, then.
+    for (let attempt = 1; ; attempt++) {
+      port = await freePort();
+      try {
+        start();
+        break;
+      } catch (err) {
+        if (attempt === 3) throw err;
+      }
+    }
     server = await startTestServer({
       database: { config: { databaseUrl: `postgres://postgres@127.0.0.1:${port}/postgres`, dataDir: 'memory://' }, drop: async () => {} },
     });
