@@ -20,6 +20,7 @@ import { openDatabase, type OpenDatabase } from '../src/db/database.ts';
 import type { QueueLimits } from '../src/db/pglite-dialect.ts';
 import type { Database } from '../src/db/types.ts';
 import { startServer, type RunningServer } from '../src/server.ts';
+import { counterTotal } from '../bench/stats.ts';
 
 export type DbKindName = 'pglite' | 'postgres';
 
@@ -246,11 +247,7 @@ export async function metric(baseUrl: string, sample: string): Promise<number> {
   return line ? Number(line.slice(sample.length + 1)) : 0;
 }
 
-/** The sum of a metric's samples over all its labels (`name{...} value` lines). */
+/** The sum of a counter's samples over all its labels. */
 export async function metricTotal(baseUrl: string, name: string): Promise<number> {
-  const text = await (await fetch(`${baseUrl}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
-    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  return counterTotal(await (await fetch(`${baseUrl}/metrics`)).text(), name);
 }
