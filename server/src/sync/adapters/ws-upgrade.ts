@@ -195,12 +195,12 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     } catch (err) {
       const recent = token ? grants.recall(room, token, options.accessCacheMs) : undefined;
       if (!recent) throw err;
+      // (`ask` checks the page's user; a recalled grant is checked here.)
+      if (expectedUser !== null && expectedUser !== String(recent.grant.userId)) return otherUser;
       log.warn('sync_access_from_cache', { room, userId: recent.grant.userId, ageMs: Math.round(performance.now() - recent.at), error: String(err) });
       answer = recent.grant;
     }
     if (!answer.ok) return answer;
-    // (Again for a grant recalled while the database could not answer: see `ask`.)
-    if (expectedUser !== null && expectedUser !== String(answer.userId)) return otherUser;
     // The cap first: a tab refused for it (retrying now and then) spends none of the openings.
     if (socketsOf(answer.userId) >= options.maxSocketsPerUser) {
       return { ok: false, code: CloseCode.rateLimited, reason: TOO_MANY_SOCKETS };
