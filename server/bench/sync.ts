@@ -51,9 +51,9 @@
  * BENCH_DATABASE_URL runs our server on that PostgreSQL database instead of a fresh PGlite.
  * Other server settings in the environment (COMPACT_AFTER_ROWS, ACCESS_RECHECK_MS, ...) reach
  * our server child as they are, which is how to test a hypothesis without editing code;
- * BENCH_SERVER_NODE_ARGS adds Node flags to it (`--trace-gc`, say; the fan-out then gives no verdict) and BENCH_SERVER_OUTPUT names
- * a file that receives its output lines, stamped with this process's clock (`--timeline` prints
- * where the timed window starts on that clock).
+ * BENCH_SERVER_NODE_ARGS adds Node flags to it (`--trace-gc`, say; the fan-out then gives no
+ * verdict) and BENCH_SERVER_OUTPUT names a file that receives its output lines, stamped with this
+ * process's clock (`--timeline` prints where the timed window starts on that clock).
  *
  * The last line printed is a one-line JSON summary.
  */
@@ -349,7 +349,7 @@ async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[],
     let stored: StoredCheck;
     try {
       say('  checking what was stored with one fresh client per room');
-      stored = await verifyStored({ ...target, wsBase: checked.url.replace(/^http/, 'ws') + '/sync' }, rec, CONNECT_BATCH);
+      stored = await verifyStored(wsTarget(checked, target.cookie), rec, CONNECT_BATCH);
       if (checked !== server) checkedMetrics = await serverMetrics(checked);
     } finally {
       if (checked !== server) await checked.stop();
@@ -603,7 +603,9 @@ async function fanout(o: Options): Promise<void> {
   // would raise its p99).
   const referenceClean = rounds.every((r) => errorsOf(r.reference) === 0);
   // Against a reference made slower on purpose, or ours run with extra Node flags, there is no verdict.
-  const diagnostic = o.referencePauseUs > 0 ? `the reference paused ${o.referencePauseUs} µs before each broadcast` : serverNodeArgs().length > 0 ? `our server ran with BENCH_SERVER_NODE_ARGS` : null;
+  let diagnostic: string | null = null;
+  if (o.referencePauseUs > 0) diagnostic = `the reference paused ${o.referencePauseUs} µs before each broadcast`;
+  else if (serverNodeArgs().length > 0) diagnostic = 'our server ran with BENCH_SERVER_NODE_ARGS';
   const pass = diagnostic ? null : p99Ratio <= 1 && allStored && referenceClean;
   const ratioOf = (r: { ours: RunResult; reference: RunResult }) => r.ours.latency.p99 / r.reference.latency.p99;
 
