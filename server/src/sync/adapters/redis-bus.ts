@@ -299,21 +299,22 @@ export class RedisBus implements SyncBus {
     // While Redis is away a command fails after a few reconnection attempts instead of waiting
     // for it: a room that cannot join its stream fails to load (its clients are told to try
     // again later) rather than hang; publishing and reading retry on their own.
-    // A connection whose peer vanished without a word (a host lost, a partition) sends nothing
-    // and hears no reset: each is dropped and made again once an answer is late past what any
-    // command of its may wait (a blocking read waits up to `blockMs`), instead of after TCP's
-    // own ~2 h. Keep-alive probes find an idle one gone after ~20 s (10 s idle, then 10 probes a second apart).
-    // (RESP2, the protocol the replies below are read in; ioredis 6 speaks RESP3 unless told.)
-    // Reconnecting: 50 ms more after each failed attempt, 2 s at most (ioredis 5's pace; 6's own
-    // doubles up to 5 s, which held a join or a read queued ~20 s behind an outage).
     const redisOptions = {
       maxRetriesPerRequest: 3,
       enableOfflineQueue: true,
       lazyConnect: false,
+      // An idle connection whose peer vanished is found gone after ~20 s (10 s idle, then ten
+      // probes a second apart), not after TCP's own ~2 h.
       keepAlive: KEEP_ALIVE_MS,
+      // RESP2, the protocol the replies below are read in (ioredis 6 speaks RESP3 unless told).
       protocol: 2 as const,
+      // 50 ms more after each failed attempt, 2 s at most: ioredis 5's pace. 6's own doubles up
+      // to 5 s, which held a join or a read queued ~20 s behind an outage.
       retryStrategy: (attempt: number) => Math.min(attempt * 50, 2_000),
     };
+    // A connection that waits on an answer and hears nothing (a host lost, a partition: no reset
+    // comes) is dropped and made again once the answer is later than any command of its may
+    // wait (a blocking read waits up to `blockMs`).
     const commandTimeout = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     this.#pub = new Redis(options.url, { ...redisOptions, commandTimeout, socketTimeout: commandTimeout });
     this.#sub = new Redis(options.url, { ...redisOptions, socketTimeout: (options.blockMs ?? DEFAULT_BLOCK_MS) + commandTimeout });
