@@ -2,13 +2,15 @@
  * A page reloaded while the server is down, in a real Chromium: the service worker's shell, the
  * API reads the client kept and the layer in IndexedDB open the workspace as it was; an edit
  * made then reaches the database once the server is back on the same port. Signing out forgets
- * the kept reads. Relies on `vite build client` having run (`npm test` does).
+ * the kept reads. An edit not yet sent makes the page ask before it is left, even after a
+ * reload; a page opened offline learns the user's role again once it syncs; a browser whose
+ * storage does not open is told so. Relies on `vite build client` having run (`npm test` does).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { layerRoom, listSpans } from '@spanwise/shared';
-import { startTestServer, storedDoc, waitFor, type TestServer } from '../../server/test/harness.ts';
-import { findWord, launchChromium, selectText, signIn, WAIT, waitConnected } from './page-helpers.ts';
+import { api, login, startTestServer, storedDoc, waitFor, type TestServer } from '../../server/test/harness.ts';
+import { annotate, keptReads, launchChromium, signIn, WAIT, waitConnected } from './page-helpers.ts';
 
 const ALICE = 2;
 const DOCUMENT = 1;
@@ -26,24 +28,13 @@ afterAll(async () => {
   await server?.close();
 });
 
-/** The API reads this page's client keeps for offline use (api/offline-copies.ts). */
-const keptReads = (page: Page) =>
-  page.evaluate(async () => {
-    if (!(await caches.has('spanwise-api'))) return [];
-    const keys = await (await caches.open('spanwise-api')).keys();
-    return keys.map((r) => new URL(r.url).pathname).sort();
-  });
-
-async function annotate(page: Page, nth: number, key: string): Promise<string> {
-  const word = await findWord(page, nth);
-  const before = await page.locator('[data-annotation-id]').count();
-  await selectText(page, word.start, word.end);
-  await page.keyboard.press(key);
-  await waitFor(async () => (await page.locator('[data-annotation-id]').count()) === before + 1, `span on “${word.word}”`);
-  return word.word;
-}
-
 const status = (page: Page) => page.getByRole('status', { name: 'Connection' });
+
+/** Gives `username` this role in the demo project, as its owner. */
+async function setRole(url: string, username: string, role: 'annotator' | 'viewer'): Promise<void> {
+  const res = await api(url, await login(url, 'admin'), '/api/projects/1/members', { method: 'PUT', body: JSON.stringify({ username, role }) });
+  expect(res.status).toBe(200);
+}
 
 describe('reloading the page while the server is down', () => {
   it('opens the workspace from what the browser kept, and the edit made then is stored once the server is back', async () => {
@@ -118,6 +109,131 @@ describe('reloading the page while the server is down', () => {
     } finally {
       server = await startTestServer({ database, config: { port } });
     }
+    await context.close();
+  });
+});
+
+describe('edits that have not reached the server', () => {
+  /** Starts the server again on its port and database, once the page has seen it gone. */
+  async function restart(): Promise<void> {
+    server = await startTestServer({ database: server.testDatabase, config: { port: server.port } });
+  }
+
+  /** A page of alice's on `documentId`, connected, with the service worker and every read kept for offline use. */
+  async function aliceOnline(documentId: number) {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await page.goto(`${server.url}/projects/1/documents/${documentId}`);
+    await signIn(page, 'alice');
+    await page.locator('[data-article]').waitFor(WAIT);
+    await waitConnected(page);
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, undefined, WAIT);
+    await waitFor(async () => (await keptReads(page)).includes(`/api/documents/${documentId}`), 'the reads kept');
+    return { context, page };
+  }
+
+  it('warns before the page is left while an edit made offline is unsent, across a reload, until the edit is stored', async () => {
+    const documentId = 2;
+    const { context, page } = await aliceOnline(documentId);
+    const dialogs: Array<{ type: string; message: string }> = [];
+    let answer: 'accept' | 'dismiss' = 'dismiss';
+    page.on('dialog', (dialog) => {
+      dialogs.push({ type: dialog.type(), message: dialog.message() });
+      void (answer === 'accept' ? dialog.accept() : dialog.dismiss());
+    });
+
+    await server.stop();
+    let word: string;
+    try {
+      await status(page).filter({ hasText: /^offline — edits kept in this browser$/ }).waitFor(WAIT);
+      word = await annotate(page, 1, '1');
+      await status(page).filter({ hasText: 'offline — unsent edits kept in this browser' }).waitFor(WAIT);
+
+      // Another page of the app: asked, and staying.
+      await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Projects' }).click();
+      await waitFor(async () => dialogs.length === 1, 'asked before leaving for another page');
+      expect(dialogs[0]).toMatchObject({ type: 'confirm', message: expect.stringContaining('kept in this browser') });
+      expect(new URL(page.url()).pathname).toBe(`/projects/1/documents/${documentId}`);
+      expect(await page.locator('[data-annotation-id]').count()).toBe(1);
+
+      // Closing the tab: the browser asks, and the tab stays.
+      void page.close({ runBeforeUnload: true });
+      await waitFor(async () => dialogs.length === 2, 'asked before the tab closes');
+      expect(dialogs[1]!.type).toBe('beforeunload');
+      expect(page.isClosed()).toBe(false);
+
+      // Reloaded anyway: the page still knows the edit has not been sent.
+      answer = 'accept';
+      await page.reload();
+      expect(dialogs.map((d) => d.type)).toEqual(['confirm', 'beforeunload', 'beforeunload']);
+      await page.locator('[data-annotation-id]').first().waitFor(WAIT);
+      await status(page).filter({ hasText: 'offline — unsent edits kept in this browser' }).waitFor(WAIT);
+    } finally {
+      await restart();
+    }
+    await waitConnected(page);
+    const room = layerRoom(documentId, ALICE);
+    await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === word), 'the offline edit stored', 15_000);
+
+    // Stored: leaving asks nothing, now or after a reload.
+    await page.reload();
+    await waitConnected(page);
+    const closed = page.waitForEvent('close');
+    await page.close({ runBeforeUnload: true });
+    await closed;
+    expect(dialogs).toHaveLength(3);
+    await context.close();
+  });
+
+  it('learns the role again at the first sync of a page opened offline', async () => {
+    const { context, page } = await aliceOnline(3);
+    const port = server.port;
+    await server.stop();
+    try {
+      await status(page).filter({ hasText: /^offline/ }).waitFor(WAIT);
+      await page.reload();
+      await page.locator('[data-article]').waitFor(WAIT);
+      await status(page).filter({ hasText: /^offline/ }).waitFor(WAIT);
+      expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(false);
+
+      // Made a viewer while the page was away (through a server the page does not know of).
+      const other = await startTestServer({ database: server.testDatabase, config: { port: 0 } });
+      try {
+        await setRole(other.url, 'alice', 'viewer');
+      } finally {
+        await other.stop();
+      }
+    } finally {
+      await restart();
+    }
+    expect(server.port).toBe(port);
+    try {
+      await status(page).filter({ hasText: 'connected · read-only' }).waitFor(WAIT);
+      expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(true);
+    } finally {
+      await setRole(server.url, 'alice', 'annotator');
+    }
+    await context.close();
+  });
+
+  it('says so when the browser cannot open its storage, and the layer still syncs', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    // As a browser that refuses this site storage would: the open request fails.
+    await context.addInitScript(() => {
+      IDBFactory.prototype.open = function () {
+        const request = {} as { onerror?: (event: unknown) => void };
+        setTimeout(() => request.onerror?.({ target: { error: new DOMException('storage refused', 'UnknownError') } }));
+        return request as unknown as IDBOpenDBRequest;
+      };
+    });
+    const page = await context.newPage();
+    await page.goto(`${server.url}/projects/1/documents/4`);
+    await signIn(page, 'alice');
+    await page.getByRole('note').filter({ hasText: 'could not open its storage' }).waitFor(WAIT);
+    await waitConnected(page);
+    const word = await annotate(page, 0, '1');
+    const room = layerRoom(4, ALICE);
+    await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === word), 'the edit stored');
     await context.close();
   });
 });

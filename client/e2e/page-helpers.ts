@@ -3,6 +3,7 @@
  * wait for the connection. Shared by the e2e test files.
  */
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { waitFor } from '../../server/test/harness.ts';
 
 export const WAIT = { timeout: 15_000 };
 
@@ -61,4 +62,23 @@ export async function selectText(page: Page, start: number, end: number): Promis
 
 export async function waitConnected(page: Page): Promise<void> {
   await page.getByRole('status', { name: 'Connection' }).filter({ hasText: /^connected$/ }).waitFor(WAIT);
+}
+
+/** Labels the nth capitalised word of the article with the label of shortcut `key`; returns the word. */
+export async function annotate(page: Page, nth: number, key: string): Promise<string> {
+  const word = await findWord(page, nth);
+  const before = await page.locator('[data-annotation-id]').count();
+  await selectText(page, word.start, word.end);
+  await page.keyboard.press(key);
+  await waitFor(async () => (await page.locator('[data-annotation-id]').count()) === before + 1, `span on “${word.word}”`);
+  return word.word;
+}
+
+/** The API reads the page's client keeps for offline use (api/offline-copies.ts). */
+export function keptReads(page: Page): Promise<string[]> {
+  return page.evaluate(async () => {
+    if (!(await caches.has('spanwise-api'))) return [];
+    const keys = await (await caches.open('spanwise-api')).keys();
+    return keys.map((r) => new URL(r.url).pathname).sort();
+  });
 }

@@ -8,7 +8,13 @@ export function ConnectionStatus(props: {
   readOnly?: boolean;
   /** The server said it drops this user's edits. */
   writesRefused?: boolean;
+  /** Edits made here have not reached a server that stores them yet. */
+  unsaved?: boolean;
+  /** Whether the browser keeps a copy of the layer (false: its storage did not open). */
+  keptLocally?: boolean;
 }) {
+  /** Where the edits waiting for the server are. */
+  const kept = () => (props.keptLocally === false ? 'edits kept only while this page is open' : 'edits kept in this browser');
   const text = () => {
     switch (props.connection) {
       case 'connected':
@@ -19,9 +25,9 @@ export function ConnectionStatus(props: {
       case 'connecting':
         return 'connecting';
       case 'offline':
-        return 'offline — edits kept locally';
+        return props.unsaved ? `offline — unsent ${kept()}` : `offline — ${kept()}`;
       case 'busy':
-        return 'server busy — edits kept locally; trying again shortly';
+        return `server busy — ${kept()}; trying again shortly`;
       case 'closed':
         return closedStatus(props.closedCode);
     }

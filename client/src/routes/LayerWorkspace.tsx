@@ -3,6 +3,7 @@
  * shortcut keys, the popover over clicked spans, the annotation list, presence and the
  * connection state. Mounted per layer; unmounting closes the layer.
  */
+import { useBeforeLeave } from '@solidjs/router';
 import { createEffect, createMemo, createSelector, createSignal, onCleanup, Show } from 'solid-js';
 import type { LabelSchema } from '@spanwise/shared/schema';
 import { CloseCode } from '@spanwise/shared/protocol';
@@ -29,6 +30,13 @@ function lockedHint(readOnly: boolean, writesRefused: boolean, closed: boolean):
   if (writesRefused) return 'The server does not save your changes to this layer: you may only view it.';
   if (closed) return 'This layer is closed: changes cannot be saved.';
   return null;
+}
+
+/** What a person leaving the layer with edits not yet saved is asked. */
+export function leaveQuestion(keptLocally: boolean): string {
+  return keptLocally
+    ? 'Some of your edits have not reached the server yet. They are kept in this browser and sent the next time you open this layer while the server can be reached. Leave anyway?'
+    : 'Some of your edits have not reached the server yet, and this browser cannot keep them: they are lost if you leave. Leave anyway?';
 }
 
 export function LayerWorkspace(props: {
@@ -62,6 +70,22 @@ export function LayerWorkspace(props: {
     onAccessChanged: () => props.onAccessChanged?.(),
   });
   onCleanup(layer.close);
+
+  // Edits that have not reached a server that stores them are kept in this browser, and sent
+  // the next time the layer is open while the server is there: leaving is allowed, but not
+  // without being told (a tab closed, reloaded, or another page of the app).
+  const onBeforeUnload = (e: BeforeUnloadEvent) => {
+    if (!layer.unsaved()) return;
+    e.preventDefault();
+    e.returnValue = ''; // (older browsers ask only when it is set)
+  };
+  window.addEventListener('beforeunload', onBeforeUnload);
+  onCleanup(() => window.removeEventListener('beforeunload', onBeforeUnload));
+  useBeforeLeave((e) => {
+    if (e.defaultPrevented || !layer.unsaved()) return;
+    e.preventDefault();
+    if (window.confirm(leaveQuestion(layer.keptLocally() === 'kept'))) e.retry(true);
+  });
 
   // A peer's presence says who they are; the server checks its id, and the name and colour
   // shown come from that id (the name from the project's members).
@@ -185,8 +209,16 @@ export function LayerWorkspace(props: {
             savingDelayed={layer.savingDelayed()}
             readOnly={props.readOnly}
             writesRefused={layer.writesRefused()}
+            unsaved={layer.unsaved()}
+            keptLocally={layer.keptLocally() !== 'unavailable'}
           />
         </div>
+        <Show when={layer.keptLocally() === 'unavailable'}>
+          <p role="note" class="banner notice">
+            This browser could not open its storage for this layer, so edits made while the server
+            cannot be reached are kept only as long as this page stays open.
+          </p>
+        </Show>
         <Show when={closedNotice()}>
           {(notice) => (
             <p role="alert" class="error banner">

@@ -16,6 +16,12 @@
  * A read-only socket's edits are dropped by the server, which says so once with an auth
  * message: `writesRefused` turns true.
  *
+ * `unsaved` says whether edits made here have not yet gone to a server that stores them (made
+ * offline, while the server was busy or its saving delayed): the page warns before it is left
+ * then. It is kept in the layer's IndexedDB copy, so a page reloaded offline still knows. The
+ * first time, the browser is asked to keep the page's storage (`navigator.storage.persist()`)
+ * rather than clear it under pressure. `keptLocally` says whether that copy opened at all.
+ *
  * @example
  *   const layer = openLayer({ room: layerRoom(3, 7), user: { id: 7, name: 'alice' }, storagePrefix: 'u7' });
  *   onCleanup(layer.close);
@@ -30,6 +36,7 @@ import { CloseCode, FINAL_CLOSE_CODES, MessageKind } from '@spanwise/shared/prot
 import { createPresence, type Peer, type PresenceUser, type TextSelection } from './presence.ts';
 
 export type Connection = 'connecting' | 'connected' | 'offline' | 'busy' | 'closed';
+export type LocalCopy = 'opening' | 'kept' | 'unavailable';
 
 export interface Layer {
   doc: Y.Doc;
@@ -44,6 +51,10 @@ export interface Layer {
   savingDelayed: Accessor<boolean>;
   /** The server said it drops this user's edits to the layer (a read-only socket). */
   writesRefused: Accessor<boolean>;
+  /** Edits made here have not yet gone to a server that stores them (they are kept in IndexedDB). */
+  unsaved: Accessor<boolean>;
+  /** Whether the browser keeps a copy of the layer: 'opening', 'kept', or 'unavailable' (its IndexedDB did not open). */
+  keptLocally: Accessor<LocalCopy>;
   setSelection(selection: TextSelection | null): void;
   /** Connects again after a close that waits for the user (1009, 4400). */
   retry(): void;
@@ -57,7 +68,11 @@ export interface OpenLayerOptions {
   storagePrefix: string;
   /** Called once when the server closes the room with a code after which the client stops. */
   onClosed?: (code: number) => void;
-  /** Called after every sync but the first: the user's access may have changed meanwhile. */
+  /**
+   * Called after every sync but the first, and after the first when the layer was offline
+   * before it (a page opened from what the browser kept): the user's access may have changed
+   * meanwhile.
+   */
   onAccessChanged?: () => void;
 }
 
@@ -69,6 +84,9 @@ const BUSY_FIRST_WAIT_MS = 1_000;
 const BUSY_LONGEST_WAIT_MS = 30_000;
 /** A connection that lasted this long ends a run of busy closes. */
 const BUSY_RUN_RESET_MS = 30_000;
+
+/** The layer's IndexedDB entry that says edits made here have not reached the server yet. */
+const UNSAVED_KEY = 'unsaved';
 
 /** How long to wait after the nth busy close in a row (n from 1): doubling, capped, jittered. */
 function busyWaitMs(n: number): number {
@@ -82,7 +100,18 @@ function syncUrl(loc: Location = window.location): string {
 
 export function openLayer(options: OpenLayerOptions): Layer {
   const doc = new Y.Doc();
-  const local = new IndexeddbPersistence(`spanwise:${options.storagePrefix}:${options.room}`, doc);
+  const [keptLocally, setKeptLocally] = createSignal<LocalCopy>('opening');
+  let local: IndexeddbPersistence | null = null;
+  try {
+    local = new IndexeddbPersistence(`spanwise:${options.storagePrefix}:${options.room}`, doc);
+    local._db.then(
+      () => setKeptLocally('kept'),
+      () => setKeptLocally('unavailable'),
+    );
+  } catch {
+    // indexedDB.open itself threw (a browser that forbids storage here).
+    setKeptLocally('unavailable');
+  }
   const provider = new WebsocketProvider(syncUrl(), options.room, doc, {
     shouldReconnect: (event) => !FINAL_CLOSE_CODES.has(event.code) && !RETRY_BY_HAND_CODES.has(event.code),
     // Whose page this is: the server refuses the socket (4409) if the browser's session is now
@@ -99,6 +128,8 @@ export function openLayer(options: OpenLayerOptions): Layer {
   const [closedCode, setClosedCode] = createSignal<number | null>(null);
   const [writesRefused, setWritesRefused] = createSignal(false);
   let everConnected = false;
+  /** The layer was offline before its first sync (a page opened while the server was away). */
+  let offlineBeforeSync = false;
   let connectedAt = 0;
   let busyRun = 0;
   let busyTimer: ReturnType<typeof setTimeout> | undefined;
@@ -140,12 +171,14 @@ export function openLayer(options: OpenLayerOptions): Layer {
     } else if (status === 'disconnected' || everConnected) {
       // Reconnect attempts flip between connecting and disconnected; to a person that is "offline".
       setConnection('offline');
+      offlineBeforeSync ||= !syncedBefore;
     }
   });
   provider.on('connection-error', () => {
     if (closedCode() !== null || provider.wsconnected) return;
     busy = false; // the server is not answering at all now
     setConnection('offline');
+    offlineBeforeSync ||= !syncedBefore;
   });
   // Emitted before the provider schedules its own reconnect, which a busy close cancels.
   provider.on('connection-close', (event) => {
@@ -169,11 +202,12 @@ export function openLayer(options: OpenLayerOptions): Layer {
       busy = false;
       setConnection('connected');
     }
-    if (syncedBefore) {
-      setWritesRefused(false); // the server says so again at the next refused write
-      options.onAccessChanged?.();
-    }
+    if (syncedBefore) setWritesRefused(false); // the server says so again at the next refused write
+    // The role the page holds may be older than this socket: it changed while the socket was
+    // down, or the page opened offline from what the browser kept.
+    if (syncedBefore || offlineBeforeSync) options.onAccessChanged?.();
     syncedBefore = true;
+    settle();
   });
   provider.on('closed', ({ code }) => {
     provider.disconnect();
@@ -191,6 +225,49 @@ export function openLayer(options: OpenLayerOptions): Layer {
     );
   provider.awareness.on('change', readServerState);
 
+  // Edits not yet with a server that stores them. While the socket is synced, an edit goes out
+  // at once, and the server stores it before anything else; offline, busy, or while the server
+  // says its saving is delayed, it waits (in IndexedDB, and at the server in the last case).
+  const [unsaved, setUnsavedSignal] = createSignal(false);
+  const storing = () => provider.wsconnected && provider.synced && !savingDelayed() && closedCode() === null;
+  let askedToPersist = false;
+  const setUnsaved = (value: boolean) => {
+    if (value === unsaved()) return;
+    setUnsavedSignal(value);
+    if (value) {
+      local?.set(UNSAVED_KEY, 1).catch(() => {});
+      if (!askedToPersist) {
+        askedToPersist = true;
+        // Offline edits live in this browser's storage until they are sent: ask it not to clear it.
+        navigator.storage?.persist?.().catch(() => {});
+      }
+    } else {
+      local?.del(UNSAVED_KEY).catch(() => {});
+    }
+  };
+  const onDocUpdate = (_update: Uint8Array, origin: unknown) => {
+    // What came from the server, another tab (through the provider) or this layer's own copy
+    // was not made here.
+    if (origin === provider || (local !== null && origin === local)) return;
+    if (!storing()) setUnsaved(true);
+  };
+  doc.on('update', onDocUpdate);
+  /** Once a server that stores them has what was made here, nothing is left unsaved. */
+  const settle = () => {
+    if (unsaved() && storing()) setUnsaved(false);
+  };
+  provider.awareness.on('change', settle);
+  // Edits left unsent by an earlier page (made offline, then the page was left). Whatever this
+  // layer's copy holds goes to the server at the first sync, so once synced there is none.
+  local?.get(UNSAVED_KEY).then(
+    (left) => {
+      if (left !== 1) return;
+      if (storing()) local?.del(UNSAVED_KEY).catch(() => {});
+      else if (!unsaved()) setUnsavedSignal(true);
+    },
+    () => {},
+  );
+
   return {
     doc,
     connection,
@@ -198,6 +275,8 @@ export function openLayer(options: OpenLayerOptions): Layer {
     peers: presence.peers,
     savingDelayed,
     writesRefused,
+    unsaved,
+    keptLocally,
     setSelection: presence.setSelection,
     retry() {
       const code = closedCode();
@@ -211,9 +290,11 @@ export function openLayer(options: OpenLayerOptions): Layer {
       clearTimeout(busyTimer);
       busyTimer = undefined;
       provider.awareness.off('change', readServerState);
+      provider.awareness.off('change', settle);
+      doc.off('update', onDocUpdate);
       presence.destroy();
       provider.destroy();
-      void local.destroy();
+      void local?.destroy().catch(() => {});
       doc.destroy();
     },
   };
