@@ -8,12 +8,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { addSpan, CloseCode, layerRoom } from '@spanwise/shared';
-import { api, connectLayer, login, metric, startTestServer, waitFor, type LayerClient, type TestServer } from '../../server/test/harness.ts';
+import { addSpan, CloseCode, layerRoom, listSpans } from '@spanwise/shared';
+import { api, connectLayer, login, metric, startTestServer, storedDoc, waitFor, type LayerClient, type TestServer } from '../../server/test/harness.ts';
 import { defaultSyncLimits } from '../../server/src/config.ts';
 import type { Connection } from '../../server/src/sync/connection.ts';
 import type { SyncStore } from '../../server/src/sync/types.ts';
-import { findWord, launchChromium, selectText, signIn, WAIT, waitConnected } from './page-helpers.ts';
+import { annotate, findWord, launchChromium, selectText, signIn, WAIT, waitConnected } from './page-helpers.ts';
 
 let server: TestServer;
 let browser: Browser;
@@ -223,6 +223,98 @@ describe('a reconnect while the server cannot store', () => {
       release();
       store.append = append;
       other.destroy();
+      await context.close();
+    }
+  });
+});
+
+describe('an edit the server has yet to store', () => {
+  it('makes the page ask before it is left until the server says the edit is stored', async () => {
+    const { context, page } = await openDocument('carol', 2);
+    const store = (server.sync as unknown as { options: { store: SyncStore } }).options.store;
+    const append = store.append;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const dialogs: string[] = [];
+    page.on('dialog', (dialog) => {
+      dialogs.push(dialog.type());
+      void dialog.dismiss();
+    });
+    const projects = () => page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Projects' });
+    try {
+      await waitConnected(page);
+      store.append = async (name, updates) => {
+        await held;
+        return append.call(store, name, updates);
+      };
+      // Made while connected: it goes out at once, and waits at the server.
+      await annotate(page, 0, '1');
+      await projects().click();
+      await waitFor(async () => dialogs.length === 1, 'asked before leaving');
+      expect(dialogs).toEqual(['confirm']);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(new URL(page.url()).pathname).toBe('/projects/1/documents/2');
+
+      release();
+      store.append = append;
+      await waitFor(async () => listSpans(await storedDoc(server.database.db, layerRoom(2, 4))).length === 1, 'the edit stored');
+      await projects().click();
+      await page.waitForURL(`${server.url}/`, WAIT);
+      expect(dialogs).toEqual(['confirm']);
+    } finally {
+      release();
+      store.append = append;
+      await context.close();
+    }
+  });
+});
+
+describe('two tabs of one browser on a layer', () => {
+  it('keeps the saving-delayed notice in one when the other’s socket goes', async () => {
+    // (Two sockets: as many as the server here lets one user have.)
+    const room = layerRoom(3, 5);
+    const { context, page } = await openDocument('dana', 3);
+    const store = (server.sync as unknown as { options: { store: SyncStore } }).options.store;
+    const append = store.append;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const peersOf = () => server.sync.rooms.get(room)!.peers;
+    try {
+      await waitConnected(page);
+      await waitFor(() => peersOf().size === 1, 'the page at the server');
+      const [pageSocket] = peersOf().keys();
+      const tab = await context.newPage();
+      await tab.goto(page.url());
+      await tab.locator('[data-article]').waitFor(WAIT);
+      await waitConnected(tab);
+      await waitFor(() => peersOf().size === 2, 'the second tab at the server');
+      const tabSocket = [...peersOf().keys()].find((c) => c !== pageSocket) as Connection;
+
+      store.append = async (name, updates) => {
+        await held;
+        return append.call(store, name, updates);
+      };
+      await annotate(page, 0, '1');
+      await status(page).filter({ hasText: 'saving delayed' }).waitFor(WAIT);
+      await status(tab).filter({ hasText: 'saving delayed' }).waitFor(WAIT);
+      // Every text the first tab's status shows from now on.
+      await page.evaluate(() => {
+        const shown: string[] = [];
+        (window as unknown as { shown: string[] }).shown = shown;
+        const el = document.querySelector('[role="status"][aria-label="Connection"]')!;
+        new MutationObserver(() => shown.push(el.textContent ?? '')).observe(el, { subtree: true, childList: true, characterData: true });
+      });
+
+      // The server ends the second tab's socket; it comes back on its own.
+      tabSocket.close(CloseCode.goingAway, 'test: come back');
+      await waitFor(() => peersOf().size === 2 && !peersOf().has(tabSocket), 'the second tab back on a socket of its own', 5_000);
+      await status(tab).filter({ hasText: 'saving delayed' }).waitFor({ timeout: 3_000 });
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await page.evaluate(() => (window as unknown as { shown: string[] }).shown)).toEqual([]);
+      await status(page).filter({ hasText: 'saving delayed' }).waitFor({ timeout: 100 });
+    } finally {
+      release();
+      store.append = append;
       await context.close();
     }
   });

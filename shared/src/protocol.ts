@@ -10,6 +10,12 @@ export const MessageKind = {
   awareness: 1,
   auth: 2,
   queryAwareness: 3,
+  /**
+   * Ours, sent only to a client that asks for it (`/sync/<room>?acks=1`): a count n, saying
+   * that the first n document frames (sync step 2s and updates) this socket sent are stored,
+   * or held nothing to store. Sent once the socket has nothing left waiting to be stored.
+   */
+  stored: 100,
 } as const;
 
 export const CloseCode = {

@@ -5,7 +5,15 @@ export function LayerSelect(props: { options: LayerOption[]; value: string; onCh
   return (
     <span class="field-inline">
       <label for="layer-select">Layer</label>
-      <select id="layer-select" onChange={(e) => props.onChange(e.currentTarget.value)}>
+      <select
+        id="layer-select"
+        onChange={(e) => {
+          const select = e.currentTarget;
+          props.onChange(select.value);
+          // Shows the layer open until the page has moved (it may ask first, and stay).
+          select.value = props.value;
+        }}
+      >
         <For each={props.options}>
           {(o) => (
             <option value={o.key} selected={o.key === props.value}>

@@ -6,7 +6,7 @@
 import { useBeforeLeave } from '@solidjs/router';
 import { createEffect, createMemo, createSelector, createSignal, onCleanup, Show } from 'solid-js';
 import type { LabelSchema } from '@spanwise/shared/schema';
-import { CloseCode } from '@spanwise/shared/protocol';
+import { CloseCode, FINAL_CLOSE_CODES } from '@spanwise/shared/protocol';
 import { AnnotationList } from '../components/AnnotationList.tsx';
 import { ArticleText, type ArticleView } from '../components/ArticleText.tsx';
 import { ConnectionStatus } from '../components/ConnectionStatus.tsx';
@@ -35,8 +35,8 @@ function lockedHint(readOnly: boolean, writesRefused: boolean, closed: boolean):
 /** What a person leaving the layer with edits not yet saved is asked. */
 export function leaveQuestion(keptLocally: boolean): string {
   return keptLocally
-    ? 'Some of your edits have not reached the server yet. They are kept in this browser and sent the next time you open this layer while the server can be reached. Leave anyway?'
-    : 'Some of your edits have not reached the server yet, and this browser cannot keep them: they are lost if you leave. Leave anyway?';
+    ? 'Some of your edits are not saved yet. They are kept in this browser and sent the next time you open this layer while the server can be reached. Leave anyway?'
+    : 'Some of your edits are not saved yet, and this browser cannot keep them: they are lost if you leave. Leave anyway?';
 }
 
 export function LayerWorkspace(props: {
@@ -71,20 +71,28 @@ export function LayerWorkspace(props: {
   });
   onCleanup(layer.close);
 
-  // Edits that have not reached a server that stores them are kept in this browser, and sent
-  // the next time the layer is open while the server is there: leaving is allowed, but not
-  // without being told (a tab closed, reloaded, or another page of the app).
+  // Edits the server has yet to store are kept in this browser and sent the next time the layer
+  // is open while the server can be reached: leaving is allowed, but not without being asked (a
+  // tab closed or reloaded — browsers ask only once the person has used the page — or another
+  // page of the app). Not when they will never be sent: the server refuses this user's edits,
+  // or the layer is closed for good (the page says so).
+  const askBeforeLeaving = () =>
+    layer.unsaved() && !layer.writesRefused() && !FINAL_CLOSE_CODES.has(layer.closedCode() ?? 0);
   const onBeforeUnload = (e: BeforeUnloadEvent) => {
-    if (!layer.unsaved()) return;
+    if (!askBeforeLeaving()) return;
     e.preventDefault();
     e.returnValue = ''; // (older browsers ask only when it is set)
   };
   window.addEventListener('beforeunload', onBeforeUnload);
   onCleanup(() => window.removeEventListener('beforeunload', onBeforeUnload));
   useBeforeLeave((e) => {
-    if (e.defaultPrevented || !layer.unsaved()) return;
+    if (e.defaultPrevented || !askBeforeLeaving()) return;
     e.preventDefault();
-    if (window.confirm(leaveQuestion(layer.keptLocally() === 'kept'))) e.retry(true);
+    // Asked once the router is done with this navigation (back and forward too), as its
+    // documentation does: then a retry goes where the person meant to.
+    setTimeout(() => {
+      if (window.confirm(leaveQuestion(layer.keptLocally() !== 'unavailable'))) e.retry(true);
+    }, 100);
   });
 
   // A peer's presence says who they are; the server checks its id, and the name and colour

@@ -16,11 +16,9 @@
  * A read-only socket's edits are dropped by the server, which says so once with an auth
  * message: `writesRefused` turns true.
  *
- * `unsaved` says whether edits made here have not yet gone to a server that stores them (made
- * offline, while the server was busy or its saving delayed): the page warns before it is left
- * then. It is kept in the layer's IndexedDB copy, so a page reloaded offline still knows. The
- * first time, the browser is asked to keep the page's storage (`navigator.storage.persist()`)
- * rather than clear it under pressure. `keptLocally` says whether that copy opened at all.
+ * `unsaved` says whether the server has yet to store edits made here (see unsaved-edits.ts):
+ * the page asks before it is left then. `keptLocally` says whether the layer's IndexedDB copy
+ * opened at all.
  *
  * @example
  *   const layer = openLayer({ room: layerRoom(3, 7), user: { id: 7, name: 'alice' }, storagePrefix: 'u7' });
@@ -30,10 +28,14 @@
 import { createSignal, type Accessor } from 'solid-js';
 import * as Y from 'yjs';
 import * as authProtocol from 'y-protocols/auth';
+import { applyAwarenessUpdate } from 'y-protocols/awareness';
+import * as decoding from 'lib0/decoding';
 import { IndexeddbPersistence } from 'y-indexeddb';
 import { WebsocketProvider } from 'y-websocket';
 import { CloseCode, FINAL_CLOSE_CODES, MessageKind } from '@spanwise/shared/protocol';
+import { withoutRemovals } from './awareness-update.ts';
 import { createPresence, type Peer, type PresenceUser, type TextSelection } from './presence.ts';
+import { CountingWebSocket, trackUnsaved } from './unsaved-edits.ts';
 
 export type Connection = 'connecting' | 'connected' | 'offline' | 'busy' | 'closed';
 export type LocalCopy = 'opening' | 'kept' | 'unavailable';
@@ -51,7 +53,7 @@ export interface Layer {
   savingDelayed: Accessor<boolean>;
   /** The server said it drops this user's edits to the layer (a read-only socket). */
   writesRefused: Accessor<boolean>;
-  /** Edits made here have not yet gone to a server that stores them (they are kept in IndexedDB). */
+  /** The server has yet to store edits made here (they are kept in IndexedDB meanwhile). */
   unsaved: Accessor<boolean>;
   /** Whether the browser keeps a copy of the layer: 'opening', 'kept', or 'unavailable' (its IndexedDB did not open). */
   keptLocally: Accessor<LocalCopy>;
@@ -85,9 +87,6 @@ const BUSY_LONGEST_WAIT_MS = 30_000;
 /** A connection that lasted this long ends a run of busy closes. */
 const BUSY_RUN_RESET_MS = 30_000;
 
-/** The layer's IndexedDB entry that says edits made here have not reached the server yet. */
-const UNSAVED_KEY = 'unsaved';
-
 /** How long to wait after the nth busy close in a row (n from 1): doubling, capped, jittered. */
 function busyWaitMs(n: number): number {
   const base = Math.min(BUSY_LONGEST_WAIT_MS, BUSY_FIRST_WAIT_MS * 2 ** (n - 1));
@@ -101,22 +100,18 @@ function syncUrl(loc: Location = window.location): string {
 export function openLayer(options: OpenLayerOptions): Layer {
   const doc = new Y.Doc();
   const [keptLocally, setKeptLocally] = createSignal<LocalCopy>('opening');
-  let local: IndexeddbPersistence | null = null;
-  try {
-    local = new IndexeddbPersistence(`spanwise:${options.storagePrefix}:${options.room}`, doc);
-    local._db.then(
-      () => setKeptLocally('kept'),
-      () => setKeptLocally('unavailable'),
-    );
-  } catch {
-    // indexedDB.open itself threw (a browser that forbids storage here).
-    setKeptLocally('unavailable');
-  }
+  const local = new IndexeddbPersistence(`spanwise:${options.storagePrefix}:${options.room}`, doc);
+  local._db.then(
+    () => setKeptLocally('kept'),
+    () => setKeptLocally('unavailable'), // (a browser that refuses this site storage)
+  );
   const provider = new WebsocketProvider(syncUrl(), options.room, doc, {
     shouldReconnect: (event) => !FINAL_CLOSE_CODES.has(event.code) && !RETRY_BY_HAND_CODES.has(event.code),
     // Whose page this is: the server refuses the socket (4409) if the browser's session is now
     // someone else's (signed out and in again in another tab, unheard of here).
-    params: { user: String(options.user.id) },
+    // `acks`: the server says when what the page sent is stored (unsaved-edits.ts).
+    params: { user: String(options.user.id), acks: '1' },
+    WebSocketPolyfill: CountingWebSocket,
     connect: false,
   });
   // Tabs share a room's updates over a BroadcastChannel, named by the room alone: per user, or a
@@ -139,6 +134,18 @@ export function openLayer(options: OpenLayerOptions): Layer {
   // y-websocket only logs the server's "permission denied"; here it tells the page.
   provider.messageHandlers[MessageKind.auth] = (_encoder, decoder) => {
     authProtocol.readAuthMessage(decoder, doc, () => setWritesRefused(true));
+  };
+
+  // Another tab of this browser on the layer passes on over BroadcastChannel what its awareness
+  // does, the removals among it: when that tab's socket goes, the others' states it drops (the
+  // server's saving-delayed notice, the peers' presence) would vanish here too, though this
+  // tab's own socket still has them, until each is renewed (15 s). While this tab is connected,
+  // its server says who leaves; a sibling's removals are not taken then.
+  const fromSocketOrAlone = provider.messageHandlers[MessageKind.awareness]!;
+  provider.messageHandlers[MessageKind.awareness] = (encoder, decoder, p, fromSocket, messageType) => {
+    if (fromSocket || !provider.wsconnected) return fromSocketOrAlone(encoder, decoder, p, fromSocket, messageType);
+    const kept = withoutRemovals(decoding.readVarUint8Array(decoder));
+    if (kept) applyAwarenessUpdate(provider.awareness, kept, provider);
   };
 
   // Presence across a reconnect. y-websocket drops the others' states when its socket goes but
@@ -207,7 +214,6 @@ export function openLayer(options: OpenLayerOptions): Layer {
     // down, or the page opened offline from what the browser kept.
     if (syncedBefore || offlineBeforeSync) options.onAccessChanged?.();
     syncedBefore = true;
-    settle();
   });
   provider.on('closed', ({ code }) => {
     provider.disconnect();
@@ -225,48 +231,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
     );
   provider.awareness.on('change', readServerState);
 
-  // Edits not yet with a server that stores them. While the socket is synced, an edit goes out
-  // at once, and the server stores it before anything else; offline, busy, or while the server
-  // says its saving is delayed, it waits (in IndexedDB, and at the server in the last case).
-  const [unsaved, setUnsavedSignal] = createSignal(false);
-  const storing = () => provider.wsconnected && provider.synced && !savingDelayed() && closedCode() === null;
-  let askedToPersist = false;
-  const setUnsaved = (value: boolean) => {
-    if (value === unsaved()) return;
-    setUnsavedSignal(value);
-    if (value) {
-      local?.set(UNSAVED_KEY, 1).catch(() => {});
-      if (!askedToPersist) {
-        askedToPersist = true;
-        // Offline edits live in this browser's storage until they are sent: ask it not to clear it.
-        navigator.storage?.persist?.().catch(() => {});
-      }
-    } else {
-      local?.del(UNSAVED_KEY).catch(() => {});
-    }
-  };
-  const onDocUpdate = (_update: Uint8Array, origin: unknown) => {
-    // What came from the server, another tab (through the provider) or this layer's own copy
-    // was not made here.
-    if (origin === provider || (local !== null && origin === local)) return;
-    if (!storing()) setUnsaved(true);
-  };
-  doc.on('update', onDocUpdate);
-  /** Once a server that stores them has what was made here, nothing is left unsaved. */
-  const settle = () => {
-    if (unsaved() && storing()) setUnsaved(false);
-  };
-  provider.awareness.on('change', settle);
-  // Edits left unsent by an earlier page (made offline, then the page was left). Whatever this
-  // layer's copy holds goes to the server at the first sync, so once synced there is none.
-  local?.get(UNSAVED_KEY).then(
-    (left) => {
-      if (left !== 1) return;
-      if (storing()) local?.del(UNSAVED_KEY).catch(() => {});
-      else if (!unsaved()) setUnsavedSignal(true);
-    },
-    () => {},
-  );
+  const edits = trackUnsaved(doc, provider, local);
 
   return {
     doc,
@@ -275,7 +240,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
     peers: presence.peers,
     savingDelayed,
     writesRefused,
-    unsaved,
+    unsaved: edits.unsaved,
     keptLocally,
     setSelection: presence.setSelection,
     retry() {
@@ -290,11 +255,10 @@ export function openLayer(options: OpenLayerOptions): Layer {
       clearTimeout(busyTimer);
       busyTimer = undefined;
       provider.awareness.off('change', readServerState);
-      provider.awareness.off('change', settle);
-      doc.off('update', onDocUpdate);
+      edits.destroy();
       presence.destroy();
       provider.destroy();
-      void local?.destroy().catch(() => {});
+      void local.destroy().catch(() => {});
       doc.destroy();
     },
   };

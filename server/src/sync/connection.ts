@@ -155,6 +155,12 @@ export class Connection implements RoomPeer {
   #frames: Array<{ data: Uint8Array; held: number }> = [];
   /** Presence ids this socket was the first to show the room. */
   #introduced = 0;
+  /** Document frames (sync step 2s and updates) handled from this writer, */
+  #documentFrames = 0;
+  /** of which the updates queued in the room and not yet stored, */
+  #unstored = 0;
+  /** and the count last told the client (MessageKind.stored, when it asked). */
+  #toldStored = 0;
   /** Messages: maxMessagesPerSecond, in bursts of twice that. */
   readonly #messages: TokenBucket;
   /** Sync requests (step 1). */
@@ -422,15 +428,39 @@ export class Connection implements RoomPeer {
           return;
         }
         const { structs, ds } = Y.decodeUpdate(update); // throws unless the whole update decodes
-        if (structs.length === 0 && ds.clients.size === 0) return; // e.g. a new client's empty step 2
+        this.#documentFrames++;
+        if (structs.length === 0 && ds.clients.size === 0) {
+          this.#tellStored(); // e.g. a new client's empty step 2: nothing to store
+          return;
+        }
         // Queued as a copy: the update is a view into the frame (ws's read buffer, or a frame
         // padded past the update), which would stay in memory while it waits, uncounted.
-        if (!this.room.enqueue(update.slice(), this)) this.#backlogFull('room');
+        if (!this.room.enqueue(update.slice(), this)) return this.#backlogFull('room');
+        this.#unstored++;
         return;
       }
       default:
         throw new ProtocolError(`unknown sync message type ${type}`);
     }
+  }
+
+  /** The room stored `count` of the updates this socket queued. */
+  stored(count: number): void {
+    this.#unstored -= count;
+    this.#tellStored();
+  }
+
+  /**
+   * Tells a client that asked (`?acks=1`) how many of its document frames are stored, once none
+   * waits to be: it knows then that what it sent is safe, and stops warning its user.
+   */
+  #tellStored(): void {
+    if (!this.info.acks || this.#unstored > 0 || this.#documentFrames === this.#toldStored) return;
+    this.#toldStored = this.#documentFrames;
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, MessageKind.stored);
+    encoding.writeVarUint(encoder, this.#documentFrames);
+    this.#reply(encoding.toUint8Array(encoder));
   }
 
   /** Whether a socket of another user in this room holds presence id `id` (set it last). */

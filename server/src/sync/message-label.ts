@@ -39,6 +39,8 @@ function labelOf(decoder: decoding.Decoder): MessageLabel {
       return 'query_awareness';
     case MessageKind.auth:
       return 'auth';
+    case MessageKind.stored:
+      return 'stored';
     default:
       return 'unknown';
   }

@@ -21,6 +21,8 @@ import type { BusListener, BusMessageKind, SyncBus, SyncLogger, SyncObserver, Sy
 export interface RoomPeer {
   /** Whether it went to the peer. */
   send(data: Uint8Array): boolean;
+  /** `count` of the updates it queued (enqueue) are stored. */
+  stored?(count: number): void;
 }
 
 export interface RoomDeps {
@@ -64,6 +66,18 @@ const RETRY_MAX_MS = 5_000;
 const FROM_STORE = Symbol('store');
 const FROM_BUS = Symbol('bus');
 export const PEER_LEFT = Symbol('peer-left');
+/** Tells each peer how many of its updates in `batch` are stored (a run at a time: usually one). */
+function tellStored(batch: ReadonlyArray<{ origin: RoomPeer }>): void {
+  let run = 0;
+  for (let i = 0; i < batch.length; i++) {
+    run++;
+    const origin = batch[i]!.origin;
+    if (batch[i + 1]?.origin === origin) continue;
+    origin.stored?.(run);
+    run = 0;
+  }
+}
+
 /** A batch from several peers: broadcast to everyone (a peer ignores its own echo). */
 const BATCH = Symbol('batch');
 
@@ -468,6 +482,7 @@ export class Room {
       // an update Yjs holds until one from another instance arrives is integrated under the
       // bus's origin, and would never be published. Another instance applies what it can.
       for (const update of updates) this.deps.bus?.publish(this.name, 'update', update);
+      tellStored(batch);
       if (delayed) {
         delayed = false;
         delay = RETRY_MIN_MS;

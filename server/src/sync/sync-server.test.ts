@@ -10,7 +10,7 @@ import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, STEP1_BURST } from
 import { MemoryStore } from './memory-store.ts';
 import { MAX_PRESENCE_IDS_PER_USER, MAX_ROOM_PRESENCE_IDS } from './room.ts';
 import { SyncServer } from './sync-server.ts';
-import type { BusListener, StoredUpdate, SyncBus, SyncSocket, SyncStore } from './types.ts';
+import type { BusListener, ConnectionInfo, StoredUpdate, SyncBus, SyncSocket, SyncStore } from './types.ts';
 import { createSyncMetrics } from '../features/metrics/sync-metrics.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
@@ -76,7 +76,7 @@ function spanUpdate(label: string, start = 0, end = 4): Uint8Array {
 }
 
 /** Connects a memory peer and asks for the room's state, as a real client does. */
-function join(server: SyncServer, socket: MemorySocket, connInfo = info()) {
+function join(server: SyncServer, socket: MemorySocket, connInfo: ConnectionInfo = info()) {
   const conn = server.connect(socket, connInfo);
   const step1 = encoding.createEncoder();
   encoding.writeVarUint(step1, MessageKind.sync);
@@ -1360,6 +1360,79 @@ describe('SyncServer', () => {
       expect(listSpans(a.doc).map((sp) => sp.label)).toEqual(['ORG']);
       expect(server.rooms.get('doc:1:user:1')?.busy).toBe(false);
     });
+  });
+});
+
+describe('telling a client its edits are stored (?acks=1)', () => {
+  /** The counts of the stored messages `socket` received, in order. */
+  const storedCounts = (socket: MemorySocket) =>
+    socket.received.flatMap((m) => {
+      const d = decoding.createDecoder(m);
+      return decoding.readVarUint(d) === MessageKind.stored ? [decoding.readVarUint(d)] : [];
+    });
+  /** A sync step 2 carrying `update` (what a client answers the server's step 1 with). */
+  const step2Message = (update: Uint8Array) => {
+    const e = encoding.createEncoder();
+    encoding.writeVarUint(e, MessageKind.sync);
+    encoding.writeVarUint(e, syncProtocol.messageYjsSyncStep2);
+    encoding.writeVarUint8Array(e, update);
+    return encoding.toUint8Array(e);
+  };
+
+  it('counts the document frames stored, only once none waits to be, and only to a client that asked', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits });
+    const asked = new MemorySocket();
+    const other = new MemorySocket();
+    const conn = join(server, asked, { ...info(), acks: true });
+    const otherConn = join(server, other);
+    await flushed(server);
+    // An empty step 2 (a new client's) holds nothing to store: counted at once.
+    conn.receive(step2Message(Y.encodeStateAsUpdate(new Y.Doc())));
+    await flushed(server);
+    expect(storedCounts(asked)).toEqual([1]);
+
+    // The store hangs: two edits wait, and nothing is said of them.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const append = store.append.bind(store);
+    store.append = async (room, updates) => {
+      await held;
+      return append(room, updates);
+    };
+    conn.receive(updateMessage(spanUpdate('PERSON')));
+    await tick();
+    conn.receive(updateMessage(spanUpdate('ORG')));
+    otherConn.receive(updateMessage(spanUpdate('GPE')));
+    // A frame with nothing to store, behind them: not counted as stored before they are.
+    conn.receive(step2Message(Y.encodeStateAsUpdate(new Y.Doc())));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(storedCounts(asked)).toEqual([1]);
+
+    release();
+    await flushed(server);
+    expect(store.rooms.get('doc:1:user:1')!.length).toBe(3);
+    expect(storedCounts(asked)).toEqual([1, 4]);
+    expect(storedCounts(other)).toEqual([]);
+  });
+
+  it('says nothing of a failed store until it has been stored, nor of a read-only client’s dropped edits', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits });
+    const writer = new MemorySocket();
+    const viewer = new MemorySocket();
+    const conn = join(server, writer, { ...info(), acks: true });
+    const viewerConn = join(server, viewer, { ...info('doc:1:user:1', true), acks: true });
+    await flushed(server);
+    store.failing = true;
+    conn.receive(updateMessage(spanUpdate('PERSON')));
+    viewerConn.receive(updateMessage(spanUpdate('ORG')));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(storedCounts(writer)).toEqual([]);
+    store.failing = false;
+    for (let i = 0; i < 100 && storedCounts(writer).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(storedCounts(writer)).toEqual([1]);
+    expect(storedCounts(viewer)).toEqual([]);
   });
 });
 

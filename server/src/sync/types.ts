@@ -71,7 +71,7 @@ export interface SyncBus {
  * step 2 or update (document changes), awareness (presence), a query for awareness, auth, or
  * something else (which does not decode).
  */
-export const MESSAGE_LABELS = ['sync_step1', 'sync_step2', 'update', 'awareness', 'query_awareness', 'auth', 'unknown'] as const;
+export const MESSAGE_LABELS = ['sync_step1', 'sync_step2', 'update', 'awareness', 'query_awareness', 'auth', 'stored', 'unknown'] as const;
 export type MessageLabel = (typeof MESSAGE_LABELS)[number];
 
 /** What the sync core counts as an error, each also logged where it happens. */
@@ -124,4 +124,6 @@ export interface ConnectionInfo {
   userId: number;
   /** Updates from a read-only socket are dropped; the client is told once. */
   readOnly: boolean;
+  /** The client asked to be told when what it sent is stored (MessageKind.stored). */
+  acks?: boolean;
 }

@@ -327,7 +327,8 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
           }
           if (!decision.ok) return;
           try {
-            serve(ws, decision.info, decision.token);
+            // The page asks to be told when its edits are stored (MessageKind.stored).
+            serve(ws, { ...decision.info, acks: url.searchParams.get('acks') === '1' }, decision.token);
             // A member change while this was decided: the answer may predate it, so ask again
             // (without counting as a change itself, or concurrent upgrades would chase each other).
             if (grants.version !== decision.since) void sweep(decision.info.userId, false);

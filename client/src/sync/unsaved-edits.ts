@@ -1,0 +1,131 @@
+/**
+ * Which edits made in this page the server has not stored yet. The page opens its sockets with
+ * `?acks=1`, and the server then says, once nothing of a socket waits to be stored, how many of
+ * the document frames (sync step 2s and updates) it sent are stored (MessageKind.stored). Each
+ * socket counts what it sends; an edit made while no socket is open goes out in the next
+ * socket's sync step 2, which carries everything the page holds that the server lacks.
+ *
+ * So an edit is unsaved from the moment it is made until the server has stored every frame of
+ * a socket that sent it (or sent the step 2 after it). Edits unsaved for a while (made offline,
+ * or the server slow to store) are marked in the layer's IndexedDB copy, so a page reloaded
+ * offline still knows; the first time, the browser is asked to keep the site's storage
+ * (`navigator.storage.persist()`) rather than clear it under pressure.
+ */
+import { createSignal, type Accessor } from 'solid-js';
+import * as decoding from 'lib0/decoding';
+import type * as Y from 'yjs';
+import type { IndexeddbPersistence } from 'y-indexeddb';
+import type { WebsocketProvider } from 'y-websocket';
+import { MessageKind } from '@spanwise/shared/protocol';
+
+/** The layer's IndexedDB entry that says edits made here may not have reached the server. */
+const UNSAVED_KEY = 'unsaved';
+/** How long an edit sent on an open socket may wait for the server's word before it is marked. */
+const MARK_AFTER_MS = 2_000;
+/** y-protocols' sync message types that carry document content. */
+const SYNC_STEP2 = 1;
+const SYNC_UPDATE = 2;
+
+/** A browser WebSocket that counts the document frames it sends (see the module comment). */
+export class CountingWebSocket extends WebSocket {
+  /** Sync step 2s and updates sent (as the server counts what it stored). */
+  documentFrames = 0;
+  /** Its sync step 2 has gone: what the page held then went out on this socket. */
+  answered = false;
+
+  override send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void {
+    super.send(data);
+    if (!(data instanceof Uint8Array) || data[0] !== MessageKind.sync) return;
+    if (data[1] === SYNC_STEP2) {
+      this.documentFrames++;
+      this.answered = true;
+    } else if (data[1] === SYNC_UPDATE) {
+      this.documentFrames++;
+    }
+  }
+}
+
+/** Asks the browser once per page to keep this site's storage (it holds edits not yet sent). */
+let persistAsked = false;
+function askToPersist(): void {
+  if (persistAsked) return;
+  persistAsked = true;
+  const storage = navigator.storage;
+  if (!storage?.persist) return;
+  storage
+    .persisted()
+    .then((already) => (already ? undefined : storage.persist()))
+    .catch(() => {});
+}
+
+export interface UnsavedEdits {
+  unsaved: Accessor<boolean>;
+  destroy(): void;
+}
+
+/**
+ * Follows `doc`'s own edits (not what came through `provider`, nor what `local` loaded) until
+ * the server says it stored them. Sets `provider.messageHandlers[MessageKind.stored]`; the
+ * provider must be made with `WebSocketPolyfill: CountingWebSocket` and `params.acks = '1'`.
+ */
+export function trackUnsaved(doc: Y.Doc, provider: WebsocketProvider, local: IndexeddbPersistence | null): UnsavedEdits {
+  const [unsaved, setUnsaved] = createSignal(false);
+  /** The server has stored everything sent, since the page loaded (a mark found then is stale). */
+  let settledOnce = false;
+  let markTimer: ReturnType<typeof setTimeout> | undefined;
+  const socket = () => provider.ws as CountingWebSocket | null;
+
+  const mark = () => {
+    clearTimeout(markTimer);
+    markTimer = undefined;
+    local?.set(UNSAVED_KEY, 1).catch(() => {});
+    askToPersist();
+  };
+
+  const onDocUpdate = (_update: Uint8Array, origin: unknown) => {
+    if (origin === provider || (local !== null && origin === local)) return;
+    setUnsaved(true);
+    // Made with no socket open, it waits for the next one's step 2: marked at once.
+    if (!provider.wsconnected) mark();
+    else if (markTimer === undefined) {
+      markTimer = setTimeout(() => {
+        markTimer = undefined;
+        if (unsaved()) mark();
+      }, MARK_AFTER_MS);
+    }
+  };
+  doc.on('update', onDocUpdate);
+
+  provider.messageHandlers[MessageKind.stored] = (_encoder, decoder, _provider, fromSocket) => {
+    if (!fromSocket) return;
+    const count = decoding.readVarUint(decoder);
+    // Only a socket that sent its step 2 has sent everything: what was made before it opened
+    // too (a socket's end drops it from the provider, so an edit made with none open is in the
+    // next one's step 2).
+    const ws = socket();
+    if (!ws || !ws.answered || count !== ws.documentFrames) return;
+    settledOnce = true;
+    clearTimeout(markTimer);
+    markTimer = undefined;
+    if (unsaved()) setUnsaved(false);
+    local?.del(UNSAVED_KEY).catch(() => {});
+  };
+
+  // Edits an earlier page left unsent (made offline, and the page was left meanwhile).
+  local?.get(UNSAVED_KEY).then(
+    (left) => {
+      if (left !== 1) return;
+      if (settledOnce) local?.del(UNSAVED_KEY).catch(() => {});
+      else setUnsaved(true);
+    },
+    () => {},
+  );
+
+  return {
+    unsaved,
+    destroy() {
+      clearTimeout(markTimer);
+      doc.off('update', onDocUpdate);
+    },
+  };
+}
