@@ -30,6 +30,26 @@ afterAll(async () => {
 
 const status = (page: Page) => page.getByRole('status', { name: 'Connection' });
 
+/** The mark a layer's IndexedDB copy holds while edits made in the page are not saved. */
+function unsavedMark(page: Page, database: string): Promise<unknown> {
+  return page.evaluate(
+    (name) =>
+      new Promise((resolve, reject) => {
+        const open = indexedDB.open(name);
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const get = open.result.transaction('custom').objectStore('custom').get('unsaved');
+          get.onsuccess = () => {
+            open.result.close();
+            resolve(get.result);
+          };
+          get.onerror = () => reject(get.error);
+        };
+      }),
+    database,
+  );
+}
+
 /** Gives `username` this role in the demo project, as its owner. */
 async function setRole(url: string, username: string, role: 'annotator' | 'viewer'): Promise<void> {
   const res = await api(url, await login(url, 'admin'), '/api/projects/1/members', { method: 'PUT', body: JSON.stringify({ username, role }) });
@@ -169,6 +189,7 @@ describe('edits that have not reached the server', () => {
       expect(dialogs.map((d) => d.type)).toEqual(['confirm', 'beforeunload', 'beforeunload']);
       await page.locator('[data-annotation-id]').first().waitFor(WAIT);
       await status(page).filter({ hasText: 'offline — unsent edits kept in this browser' }).waitFor(WAIT);
+      expect(await unsavedMark(page, `spanwise:u${ALICE}:${layerRoom(documentId, ALICE)}`)).toBe(1);
     } finally {
       await restart();
     }
@@ -176,7 +197,8 @@ describe('edits that have not reached the server', () => {
     const room = layerRoom(documentId, ALICE);
     await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === word), 'the offline edit stored', 15_000);
 
-    // Stored (the server says so): leaving asks nothing.
+    // Stored (the server says so): the mark is gone from the layer's copy, and leaving asks nothing.
+    await waitFor(async () => (await unsavedMark(page, `spanwise:u${ALICE}:${room}`)) === undefined, 'the mark taken away');
     await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Projects' }).click();
     await page.waitForURL(`${server.url}/`, WAIT);
     expect(dialogs).toHaveLength(3);

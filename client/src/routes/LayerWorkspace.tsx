@@ -74,10 +74,10 @@ export function LayerWorkspace(props: {
   // Edits the server has yet to store are kept in this browser and sent the next time the layer
   // is open while the server can be reached: leaving is allowed, but not without being asked (a
   // tab closed or reloaded — browsers ask only once the person has used the page — or another
-  // page of the app). Not when they will never be sent: the server refuses this user's edits,
-  // or the layer is closed for good (the page says so).
+  // page of the app). Not when they will never be sent: the layer is read-only to this user, the
+  // server refuses their edits, or the layer is closed for good (the page says so).
   const askBeforeLeaving = () =>
-    layer.unsaved() && !layer.writesRefused() && !FINAL_CLOSE_CODES.has(layer.closedCode() ?? 0);
+    layer.unsaved() && !props.readOnly && !layer.writesRefused() && !FINAL_CLOSE_CODES.has(layer.closedCode() ?? 0);
   const onBeforeUnload = (e: BeforeUnloadEvent) => {
     if (!askBeforeLeaving()) return;
     e.preventDefault();
@@ -85,12 +85,16 @@ export function LayerWorkspace(props: {
   };
   window.addEventListener('beforeunload', onBeforeUnload);
   onCleanup(() => window.removeEventListener('beforeunload', onBeforeUnload));
+  let asking = false;
   useBeforeLeave((e) => {
     if (e.defaultPrevented || !askBeforeLeaving()) return;
     e.preventDefault();
+    if (asking) return; // (clicked again before the question came up)
+    asking = true;
     // Asked once the router is done with this navigation (back and forward too), as its
     // documentation does: then a retry goes where the person meant to.
     setTimeout(() => {
+      asking = false;
       if (window.confirm(leaveQuestion(layer.keptLocally() !== 'unavailable'))) e.retry(true);
     }, 100);
   });

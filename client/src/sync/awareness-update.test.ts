@@ -26,7 +26,7 @@ describe('withoutRemovals', () => {
     applyAwarenessUpdate(sibling, encodeAwarenessUpdate(a, [a.clientID]), null);
 
     const passedOn = encodeAwarenessUpdate(sibling, [a.clientID, b.clientID]);
-    applyAwarenessUpdate(here, withoutRemovals(passedOn)!, null);
+    applyAwarenessUpdate(here, withoutRemovals(passedOn, () => true)!, null);
     expect(here.getStates().get(b.clientID)).toEqual({ server: { saving: 'delayed' } });
     expect(here.getStates().get(a.clientID)).toEqual({ user: { id: 1 }, selection: { start: 2, end: 5 } });
     // Taken whole, the removal would have gone through.
@@ -39,6 +39,20 @@ describe('withoutRemovals', () => {
     const a = peer({ user: { id: 1 } });
     applyAwarenessUpdate(sibling, encodeAwarenessUpdate(a, [a.clientID]), null);
     removeAwarenessStates(sibling, [a.clientID], null);
-    expect(withoutRemovals(encodeAwarenessUpdate(sibling, [a.clientID]))).toBeNull();
+    expect(withoutRemovals(encodeAwarenessUpdate(sibling, [a.clientID]), () => true)).toBeNull();
+  });
+
+  it('keeps the removals of clients it is not asked to drop', () => {
+    const sibling = new Awareness(new Y.Doc());
+    const a = peer({ user: { id: 1 } });
+    const b = peer({ user: { id: 2 } });
+    for (const p of [a, b]) applyAwarenessUpdate(sibling, encodeAwarenessUpdate(p, [p.clientID]), null);
+    removeAwarenessStates(sibling, [a.clientID, b.clientID], null);
+    const update = encodeAwarenessUpdate(sibling, [a.clientID, b.clientID]);
+    const here = new Awareness(new Y.Doc());
+    for (const p of [a, b]) applyAwarenessUpdate(here, encodeAwarenessUpdate(p, [p.clientID]), null);
+    applyAwarenessUpdate(here, withoutRemovals(update, (client) => client === a.clientID)!, null);
+    expect(here.getStates().has(a.clientID)).toBe(true);
+    expect(here.getStates().has(b.clientID)).toBe(false);
   });
 });

@@ -1,24 +1,37 @@
-/** Awareness updates as y-protocols encodes them, taken apart where the page must. */
+/**
+ * Awareness updates as y-protocols encodes them (a count, then client id, clock and state as
+ * JSON for each), taken apart where the page must.
+ */
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 
-/**
- * An awareness update (y-protocols: a count, then client id, clock and state as JSON for each)
- * without its removals (a state of null); null when nothing is left.
- */
-export function withoutRemovals(update: Uint8Array): Uint8Array | null {
+export interface AwarenessEntry {
+  client: number;
+  clock: number;
+  /** The state as JSON: 'null' for a removal. */
+  state: string;
+}
+
+export function readEntries(update: Uint8Array): AwarenessEntry[] {
   const decoder = decoding.createDecoder(update);
-  const entries: Array<{ client: number; clock: number; state: string }> = [];
+  const entries: AwarenessEntry[] = [];
   for (let n = decoding.readVarUint(decoder); n > 0; n--) {
     const client = decoding.readVarUint(decoder);
     const clock = decoding.readVarUint(decoder);
-    const state = decoding.readVarString(decoder);
-    if (state !== 'null') entries.push({ client, clock, state });
+    entries.push({ client, clock, state: decoding.readVarString(decoder) });
   }
-  if (entries.length === 0) return null;
+  return entries;
+}
+
+/** The update without its removals of the clients `drop` names; null when nothing is left. */
+export function withoutRemovals(update: Uint8Array, drop: (client: number) => boolean): Uint8Array | null {
+  const entries = readEntries(update);
+  const kept = entries.filter((e) => e.state !== 'null' || !drop(e.client));
+  if (kept.length === entries.length) return update;
+  if (kept.length === 0) return null;
   const encoder = encoding.createEncoder();
-  encoding.writeVarUint(encoder, entries.length);
-  for (const e of entries) {
+  encoding.writeVarUint(encoder, kept.length);
+  for (const e of kept) {
     encoding.writeVarUint(encoder, e.client);
     encoding.writeVarUint(encoder, e.clock);
     encoding.writeVarString(encoder, e.state);

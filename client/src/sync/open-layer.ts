@@ -33,7 +33,7 @@ import * as decoding from 'lib0/decoding';
 import { IndexeddbPersistence } from 'y-indexeddb';
 import { WebsocketProvider } from 'y-websocket';
 import { CloseCode, FINAL_CLOSE_CODES, MessageKind } from '@spanwise/shared/protocol';
-import { withoutRemovals } from './awareness-update.ts';
+import { readEntries, withoutRemovals } from './awareness-update.ts';
 import { createPresence, type Peer, type PresenceUser, type TextSelection } from './presence.ts';
 import { CountingWebSocket, trackUnsaved } from './unsaved-edits.ts';
 
@@ -87,6 +87,9 @@ const BUSY_LONGEST_WAIT_MS = 30_000;
 /** A connection that lasted this long ends a run of busy closes. */
 const BUSY_RUN_RESET_MS = 30_000;
 
+/** How long a layer waits for its IndexedDB copy to load before it connects anyway. */
+const LOCAL_LOAD_WAIT_MS = 2_000;
+
 /** How long to wait after the nth busy close in a row (n from 1): doubling, capped, jittered. */
 function busyWaitMs(n: number): number {
   const base = Math.min(BUSY_LONGEST_WAIT_MS, BUSY_FIRST_WAIT_MS * 2 ** (n - 1));
@@ -117,12 +120,12 @@ export function openLayer(options: OpenLayerOptions): Layer {
   // Tabs share a room's updates over a BroadcastChannel, named by the room alone: per user, or a
   // stale tab of the last user would hand what it holds to the next user's tab of that room.
   provider.bcChannel += `#user:${options.user.id}`;
-  provider.connect();
 
   const [connection, setConnection] = createSignal<Connection>('connecting');
   const [closedCode, setClosedCode] = createSignal<number | null>(null);
   const [writesRefused, setWritesRefused] = createSignal(false);
   let everConnected = false;
+  let destroyed = false;
   /** The layer was offline before its first sync (a page opened while the server was away). */
   let offlineBeforeSync = false;
   let connectedAt = 0;
@@ -140,13 +143,27 @@ export function openLayer(options: OpenLayerOptions): Layer {
   // does, the removals among it: when that tab's socket goes, the others' states it drops (the
   // server's saving-delayed notice, the peers' presence) would vanish here too, though this
   // tab's own socket still has them, until each is renewed (15 s). While this tab is connected,
-  // its server says who leaves; a sibling's removals are not taken then.
-  const fromSocketOrAlone = provider.messageHandlers[MessageKind.awareness]!;
+  // its server says when those leave: a sibling's removal is taken only of a state this tab's
+  // socket did not bring (the sibling's own, say, when it had no socket of its own).
+  const viaSocket = new Set<number>();
+  const defaultAwarenessHandler = provider.messageHandlers[MessageKind.awareness]!;
   provider.messageHandlers[MessageKind.awareness] = (encoder, decoder, p, fromSocket, messageType) => {
-    if (fromSocket || !provider.wsconnected) return fromSocketOrAlone(encoder, decoder, p, fromSocket, messageType);
-    const kept = withoutRemovals(decoding.readVarUint8Array(decoder));
+    if (!fromSocket && !provider.wsconnected) return defaultAwarenessHandler(encoder, decoder, p, fromSocket, messageType);
+    const update = decoding.readVarUint8Array(decoder);
+    if (fromSocket) {
+      for (const e of readEntries(update)) {
+        if (e.state === 'null') viaSocket.delete(e.client);
+        else viaSocket.add(e.client);
+      }
+      applyAwarenessUpdate(provider.awareness, update, provider);
+      return;
+    }
+    const kept = withoutRemovals(update, (client) => viaSocket.has(client));
     if (kept) applyAwarenessUpdate(provider.awareness, kept, provider);
   };
+  provider.on('status', ({ status }) => {
+    if (status === 'disconnected') viaSocket.clear();
+  });
 
   // Presence across a reconnect. y-websocket drops the others' states when its socket goes but
   // keeps the clock it last saw of each, and y-protocols ignores a state that does not move a
@@ -232,6 +249,19 @@ export function openLayer(options: OpenLayerOptions): Layer {
   provider.awareness.on('change', readServerState);
 
   const edits = trackUnsaved(doc, provider, local);
+  // Connected once the layer's copy has loaded, so that the first sync sends what it holds (and
+  // its mark is read); not later than LOCAL_LOAD_WAIT_MS, should the copy never answer.
+  let connectWait: ReturnType<typeof setTimeout> | undefined;
+  let connectAsked = false;
+  const connectOnce = () => {
+    clearTimeout(connectWait);
+    if (connectAsked || destroyed) return;
+    connectAsked = true;
+    provider.connect();
+  };
+  connectWait = setTimeout(connectOnce, LOCAL_LOAD_WAIT_MS);
+  Promise.all([local.whenSynced, edits.read]).then(connectOnce, connectOnce);
+  local._db.catch(connectOnce);
 
   return {
     doc,
@@ -252,6 +282,8 @@ export function openLayer(options: OpenLayerOptions): Layer {
       provider.connect();
     },
     close() {
+      destroyed = true;
+      clearTimeout(connectWait);
       clearTimeout(busyTimer);
       busyTimer = undefined;
       provider.awareness.off('change', readServerState);

@@ -60,24 +60,33 @@ function askToPersist(): void {
 
 export interface UnsavedEdits {
   unsaved: Accessor<boolean>;
+  /** Settles once the mark an earlier page may have left has been read (or could not be). */
+  read: Promise<void>;
   destroy(): void;
 }
 
 /**
  * Follows `doc`'s own edits (not what came through `provider`, nor what `local` loaded) until
  * the server says it stored them. Sets `provider.messageHandlers[MessageKind.stored]`; the
- * provider must be made with `WebSocketPolyfill: CountingWebSocket` and `params.acks = '1'`.
+ * provider must be made with `WebSocketPolyfill: CountingWebSocket` and `params.acks = '1'`,
+ * and connect only once `local` has loaded and `read` settled: a step 2 sent before would not
+ * carry what the copy holds, and its word could not settle a mark not yet read.
  */
 export function trackUnsaved(doc: Y.Doc, provider: WebsocketProvider, local: IndexeddbPersistence | null): UnsavedEdits {
   const [unsaved, setUnsaved] = createSignal(false);
-  /** The server has stored everything sent, since the page loaded (a mark found then is stale). */
-  let settledOnce = false;
+  /**
+   * This page wrote the mark, or found it: its own full ack may take it away. (Another tab's
+   * mark stays: that tab's edits may have reached this one over BroadcastChannel, which this
+   * page does not send on.)
+   */
+  let marked = false;
   let markTimer: ReturnType<typeof setTimeout> | undefined;
   const socket = () => provider.ws as CountingWebSocket | null;
 
   const mark = () => {
     clearTimeout(markTimer);
     markTimer = undefined;
+    marked = true;
     local?.set(UNSAVED_KEY, 1).catch(() => {});
     askToPersist();
   };
@@ -104,25 +113,29 @@ export function trackUnsaved(doc: Y.Doc, provider: WebsocketProvider, local: Ind
     // next one's step 2).
     const ws = socket();
     if (!ws || !ws.answered || count !== ws.documentFrames) return;
-    settledOnce = true;
     clearTimeout(markTimer);
     markTimer = undefined;
     if (unsaved()) setUnsaved(false);
-    local?.del(UNSAVED_KEY).catch(() => {});
+    if (marked) {
+      marked = false;
+      local?.del(UNSAVED_KEY).catch(() => {});
+    }
   };
 
-  // Edits an earlier page left unsent (made offline, and the page was left meanwhile).
-  local?.get(UNSAVED_KEY).then(
+  // Edits an earlier page left unsent (made offline, and the page was left meanwhile): this
+  // page's step 2 sends what the copy holds, and the server's word on it takes the mark away.
+  const read = (local?.get(UNSAVED_KEY) ?? Promise.resolve(undefined)).then(
     (left) => {
       if (left !== 1) return;
-      if (settledOnce) local?.del(UNSAVED_KEY).catch(() => {});
-      else setUnsaved(true);
+      marked = true;
+      setUnsaved(true);
     },
     () => {},
   );
 
   return {
     unsaved,
+    read,
     destroy() {
       clearTimeout(markTimer);
       doc.off('update', onDocUpdate);

@@ -66,18 +66,6 @@ const RETRY_MAX_MS = 5_000;
 const FROM_STORE = Symbol('store');
 const FROM_BUS = Symbol('bus');
 export const PEER_LEFT = Symbol('peer-left');
-/** Tells each peer how many of its updates in `batch` are stored (a run at a time: usually one). */
-function tellStored(batch: ReadonlyArray<{ origin: RoomPeer }>): void {
-  let run = 0;
-  for (let i = 0; i < batch.length; i++) {
-    run++;
-    const origin = batch[i]!.origin;
-    if (batch[i + 1]?.origin === origin) continue;
-    origin.stored?.(run);
-    run = 0;
-  }
-}
-
 /** A batch from several peers: broadcast to everyone (a peer ignores its own echo). */
 const BATCH = Symbol('batch');
 
@@ -482,14 +470,16 @@ export class Room {
       // an update Yjs holds until one from another instance arrives is integrated under the
       // bus's origin, and would never be published. Another instance applies what it can.
       for (const update of updates) this.deps.bus?.publish(this.name, 'update', update);
-      tellStored(batch);
       if (delayed) {
         delayed = false;
         delay = RETRY_MIN_MS;
         this.deps.log.info('sync_store_recovered', { room: this.name });
         if (!this.#destroyed) this.awareness.setLocalState(null);
       }
-      if (this.#destroyed || this.#broken) continue;
+      if (this.#destroyed || this.#broken) {
+        this.#tellStored(batch);
+        continue;
+      }
       // Stored: applied in one transaction, so one 'update' event sends the batch on, one
       // message per peer however many updates it holds; its sender is spared the echo when
       // there is one. An update that throws is kept in the store (loading sets it aside); the
@@ -517,6 +507,7 @@ export class Room {
       }
       if (docBroken(this.doc)) {
         this.#break('update');
+        this.#tellStored(batch);
         continue;
       }
       // Timed only when it went out to someone: not an update the room already had, nor one
@@ -525,9 +516,31 @@ export class Room {
         const sentAt = performance.now();
         for (const { receivedAt } of batch) this.deps.observer.fanOut?.((sentAt - receivedAt) / 1000);
       }
+      this.#tellStored(batch); // (after the others have it: what they wait for goes first)
     }
     this.#flushing = false;
     if (this.peers.size === 0) this.deps.onIdle(this);
+  }
+
+  /**
+   * Tells each peer how many of its updates in `batch` are stored, a run of one peer's at a
+   * time (usually one run). A peer that throws must not keep the others from hearing, nor stop
+   * the room (this runs in its flush loop).
+   */
+  #tellStored(batch: ReadonlyArray<{ origin: RoomPeer }>): void {
+    let run = 0;
+    for (let i = 0; i < batch.length; i++) {
+      run++;
+      const origin = batch[i]!.origin;
+      if (batch[i + 1]?.origin === origin) continue;
+      try {
+        origin.stored?.(run);
+      } catch (err) {
+        this.deps.observer.error?.('broadcast_failed');
+        this.deps.log.warn('sync_send_failed', { room: this.name, error: String(err) });
+      }
+      run = 0;
+    }
   }
 
   /** Whether updates are queued or being stored. */

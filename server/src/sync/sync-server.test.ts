@@ -1392,28 +1392,60 @@ describe('telling a client its edits are stored (?acks=1)', () => {
     await flushed(server);
     expect(storedCounts(asked)).toEqual([1]);
 
-    // The store hangs: two edits wait, and nothing is said of them.
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
+    // Each append hangs until let go of, one at a time.
+    const gates: Array<() => void> = [];
     const append = store.append.bind(store);
     store.append = async (room, updates) => {
-      await held;
+      await new Promise<void>((r) => gates.push(r));
       return append(room, updates);
     };
+    const appendWaiting = async () => {
+      for (let i = 0; i < 100 && gates.length === 0; i++) await tick();
+      expect(gates).toHaveLength(1);
+    };
     conn.receive(updateMessage(spanUpdate('PERSON')));
-    await tick();
+    await appendWaiting();
+    // Behind it, in the next batch: another edit of this socket's and another socket's, then a
+    // frame with nothing to store, not counted as stored before the edit ahead of it is.
     conn.receive(updateMessage(spanUpdate('ORG')));
     otherConn.receive(updateMessage(spanUpdate('GPE')));
-    // A frame with nothing to store, behind them: not counted as stored before they are.
     conn.receive(step2Message(Y.encodeStateAsUpdate(new Y.Doc())));
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 20));
     expect(storedCounts(asked)).toEqual([1]);
 
-    release();
+    // The first stored: one of this socket's still waits, so nothing is said.
+    gates.shift()!();
+    await appendWaiting();
+    expect(store.rooms.get('doc:1:user:1')!.length).toBe(1);
+    expect(storedCounts(asked)).toEqual([1]);
+
+    gates.shift()!();
     await flushed(server);
     expect(store.rooms.get('doc:1:user:1')!.length).toBe(3);
     expect(storedCounts(asked)).toEqual([1, 4]);
     expect(storedCounts(other)).toEqual([]);
+  });
+
+  it('goes on storing and sending when telling one peer throws', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits });
+    const broken = new (class extends MemorySocket {
+      override send(data: Uint8Array) {
+        if (data[0] === MessageKind.stored) throw new Error('socket gone bad');
+        return super.send(data);
+      }
+    })();
+    const reader = new MemorySocket();
+    const conn = join(server, broken, { ...info(), acks: true });
+    join(server, reader);
+    await flushed(server);
+    conn.receive(updateMessage(spanUpdate('PERSON')));
+    await flushed(server);
+    conn.receive(updateMessage(spanUpdate('ORG')));
+    await flushed(server);
+    expect(listSpans(reader.doc).map((sp) => sp.label).sort()).toEqual(['ORG', 'PERSON']);
+    expect(store.rooms.get('doc:1:user:1')!.length).toBe(2);
+    expect(server.rooms.get('doc:1:user:1')!.busy).toBe(false);
   });
 
   it('says nothing of a failed store until it has been stored, nor of a read-only client’s dropped edits', async () => {

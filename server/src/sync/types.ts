@@ -68,8 +68,9 @@ export interface SyncBus {
 
 /**
  * What a y-websocket message is, by its first bytes: a sync step 1 (a state vector), a sync
- * step 2 or update (document changes), awareness (presence), a query for awareness, auth, or
- * something else (which does not decode).
+ * step 2 or update (document changes), awareness (presence), a query for awareness, auth, our
+ * word that a client's edits are stored (MessageKind.stored), or something else (which does not
+ * decode).
  */
 export const MESSAGE_LABELS = ['sync_step1', 'sync_step2', 'update', 'awareness', 'query_awareness', 'auth', 'stored', 'unknown'] as const;
 export type MessageLabel = (typeof MESSAGE_LABELS)[number];
