@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { createApp, createServices } from './app.ts';
 import { testConfig } from './config.ts';
 import { openDatabase } from './db/database.ts';
-import { createLogger, streamWriter } from './log.ts';
+import { createLogger, logThrottle, streamWriter } from './log.ts';
 
 describe('structured logs', () => {
   it('writes one JSON line per event, at or above the level', () => {
@@ -111,5 +111,51 @@ describe('structured logs', () => {
     expect(kept).toBeGreaterThan(0);
     expect(lines.at(-2)).toMatchObject({ event: 'log_lines_dropped', count: 100 - kept });
     expect(lines.at(-1)).toMatchObject({ event: 'after' });
+  });
+});
+
+describe('logThrottle', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('lets one line a key through each window, and counts the rest for the next', async () => {
+    const throttle = logThrottle(50);
+    expect(throttle('a')).toEqual({});
+    expect(throttle('a')).toBeNull();
+    expect(throttle('b')).toEqual({});
+    expect(throttle('a')).toBeNull();
+    await sleep(60);
+    expect(throttle('a')).toEqual({ leftOut: 2 });
+    expect(throttle('b')).toEqual({});
+  });
+
+  it('with leftOut, hands a burst its count when its window ends, though no other line comes', async () => {
+    const counts: Array<[string, number]> = [];
+    const throttle = logThrottle(50, { leftOut: (key, n) => counts.push([key, n]) });
+    expect(throttle('a')).toEqual({});
+    for (let i = 0; i < 3; i++) expect(throttle('a')).toBeNull();
+    expect(throttle('b')).toEqual({});
+    await sleep(80);
+    expect(counts).toEqual([['a', 3]]);
+    // Held back another window from then: a steady stream makes one count a window.
+    expect(throttle('a')).toBeNull();
+    await sleep(80);
+    expect(counts).toEqual([
+      ['a', 3],
+      ['a', 1],
+    ]);
+    await sleep(60);
+    expect(throttle('a')).toEqual({});
+    expect(counts).toHaveLength(2);
+  });
+
+  it('with leftOut, hands over the counts of every key it forgets for want of room', () => {
+    const counts: Array<[string, number]> = [];
+    const throttle = logThrottle(60_000, { maxKeys: 2, leftOut: (key, n) => counts.push([key, n]) });
+    throttle('a');
+    throttle('a');
+    throttle('b');
+    expect(throttle('c')).toEqual({});
+    expect(counts).toEqual([['a', 1]]);
+    expect(throttle('a')).toEqual({}); // forgotten, so let through
   });
 });

@@ -53,21 +53,54 @@ export function streamWriter(out: NodeJS.WritableStream & { writableLength: numb
  * it: `leftOut`, how many of that key were left out since the last, when any were. At most
  * `maxKeys` keys are remembered (then all are forgotten at once).
  *
+ * With `leftOut`, a key's count is not kept for its next line (which may never come: a burst
+ * that ends): it is handed to `leftOut` when its `everyMs` is over, and the key is held back
+ * for another `everyMs` from then (so a steady stream makes one line each `everyMs`, its count).
+ *
  * @example
- *   const throttle = logThrottle(1_000);
+ *   const throttle = logThrottle(1_000, { leftOut: (key, leftOut) => log.error('http_server_error', { error: key, leftOut }) });
  *   const pass = throttle('accept');
  *   if (pass) log.error('http_server_error', { error: String(err), ...pass });
  */
-export function logThrottle(everyMs: number, maxKeys = 100): (key: string) => { leftOut?: number } | null {
-  const keys = new Map<string, { at: number; leftOut: number }>();
+export function logThrottle(
+  everyMs: number,
+  options: { maxKeys?: number; leftOut?: (key: string, leftOut: number) => void } = {},
+): (key: string) => { leftOut?: number } | null {
+  const { maxKeys = 100, leftOut: report } = options;
+  interface Seen {
+    at: number;
+    leftOut: number;
+    timer?: ReturnType<typeof setTimeout>;
+  }
+  const keys = new Map<string, Seen>();
+  const hand = (key: string, seen: Seen) => {
+    clearTimeout(seen.timer);
+    seen.timer = undefined;
+    if (seen.leftOut === 0) return;
+    const count = seen.leftOut;
+    seen.leftOut = 0;
+    report?.(key, count);
+  };
   return (key) => {
     const now = performance.now();
     const seen = keys.get(key);
     if (seen && now - seen.at < everyMs) {
       seen.leftOut++;
+      if (report && !seen.timer) {
+        seen.timer = setTimeout(() => {
+          if (keys.get(key) !== seen) return;
+          hand(key, seen);
+          seen.at = performance.now();
+        }, seen.at + everyMs - now);
+        seen.timer.unref?.();
+      }
       return null;
     }
-    if (!seen && keys.size >= maxKeys) keys.clear();
+    if (!seen && keys.size >= maxKeys) {
+      if (report) for (const [k, s] of keys) hand(k, s);
+      keys.clear();
+    }
+    if (seen) clearTimeout(seen.timer);
     keys.set(key, { at: now, leftOut: 0 });
     return seen?.leftOut ? { leftOut: seen.leftOut } : {};
   };

@@ -114,7 +114,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   // Errors after the start (a failed accept: out of file descriptors or memory) are logged; the
   // one-shot listener above is spent, and an 'error' with none would end the process. Out of
   // file descriptors, accepts fail many times a second: one line a second at most.
-  const serverErrors = logThrottle(1_000);
+  const serverErrors = logThrottle(1_000, { leftOut: (_, leftOut) => log.error('http_server_error', { leftOut }) });
   server.on('error', (err) => {
     const pass = serverErrors('error');
     if (pass) log.error('http_server_error', { error: String(err), ...pass });

@@ -197,7 +197,14 @@ interface Notice {
  */
 class NoticeLog {
   log: Logger | null = null;
-  readonly #throttle = logThrottle(60_000);
+  readonly #throttle = logThrottle(60_000, {
+    leftOut: (key, leftOut) => {
+      const [severity, code] = key.split(':');
+      const fields = { severity, code, leftOut };
+      if (severity === 'WARNING') this.log?.warn('db_notice', fields);
+      else this.log?.debug('db_notice', fields);
+    },
+  });
 
   /** Called by PGlite from inside Postgres' output: it must not throw. */
   add(notice: Notice): void {

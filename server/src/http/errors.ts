@@ -114,7 +114,7 @@ function databaseBusy(err: unknown): boolean {
 
 export function errorHandler(log: Logger) {
   // One line per kind every 10 s, with how many were left out: an outage fails every request.
-  const refusals = logThrottle(10_000);
+  const refusals = logThrottle(10_000, { leftOut: (event, leftOut) => log.warn(event, { leftOut }) });
   const refused = (event: string, c: Context, fields: Record<string, unknown> = {}) => {
     const pass = refusals(event);
     if (pass) log.warn(event, { path: c.req.path, method: c.req.method, ...fields, ...pass });

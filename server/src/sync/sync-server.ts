@@ -31,7 +31,7 @@ export class SyncServer {
   readonly rooms = new Map<string, Room>();
   readonly connections = new Set<Connection>();
   readonly backlog: Backlog;
-  readonly #loadFailures = logThrottle(10_000);
+  readonly #loadFailures = logThrottle(10_000, { leftOut: (error, leftOut) => this.options.log.error('sync_room_load_failed', { error, leftOut }) });
 
   constructor(private readonly options: SyncServerOptions) {
     this.backlog = new Backlog({

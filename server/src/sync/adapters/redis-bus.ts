@@ -281,8 +281,8 @@ export class RedisBus implements SyncBus {
   #interruptedRead = 0;
   /** Reading the activity stream failed (not a stream there, say): rooms are read at sweeps only. */
   #activityFailing = false;
-  readonly #activityProblems = logThrottle(60_000);
-  readonly #publishProblems = logThrottle(60_000);
+  readonly #activityProblems = logThrottle(60_000, { leftOut: (event, leftOut) => this.options.log.error(event, { key: this.#activityKey, leftOut }) });
+  readonly #publishProblems = logThrottle(60_000, { leftOut: (error, leftOut) => this.options.log.warn('redis_publish_failed', { error, leftOut }) });
   /** The Redis server is older than 7: rooms are refused rather than followed without trim detection. */
   #tooOld = false;
   /** The Redis server's run id when last connected: another one means it restarted. */

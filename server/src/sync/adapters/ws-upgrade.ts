@@ -269,7 +269,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
   const unsubscribe = auth.onChange?.((userId) => void sweep(userId));
 
   let closing = false;
-  const upgradeFailures = logThrottle(60_000);
+  const upgradeFailures = logThrottle(60_000, { leftOut: (error, leftOut) => log.error('sync_upgrade_failed', { error, leftOut }) });
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
