@@ -3,7 +3,7 @@
  * API reads the client kept and the layer in IndexedDB open the workspace as it was; an edit
  * made then reaches the database once the server is back on the same port. Signing out forgets
  * the kept reads. An edit not yet sent makes the page ask before it is left, even after a
- * reload; a page opened offline learns the user's role again once it syncs; a browser whose
+ * reload, and the document list marks its document until the server has it; a page opened offline learns the user's role again once it syncs; a browser whose
  * storage does not open is told so. Relies on `vite build client` having run (`npm test` does).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -148,7 +148,10 @@ describe('edits that have not reached the server', () => {
     await page.locator('[data-article]').waitFor(WAIT);
     await waitConnected(page);
     await page.waitForFunction(() => navigator.serviceWorker.controller !== null, undefined, WAIT);
-    await waitFor(async () => (await keptReads(page)).includes(`/api/documents/${documentId}`), 'the reads kept');
+    await waitFor(async () => {
+      const kept = await keptReads(page);
+      return kept.includes(`/api/documents/${documentId}`) && kept.includes('/api/projects/1/documents');
+    }, 'the reads kept');
     return { context, page };
   }
 
@@ -190,6 +193,17 @@ describe('edits that have not reached the server', () => {
       await page.locator('[data-annotation-id]').first().waitFor(WAIT);
       await status(page).filter({ hasText: 'offline — unsent edits kept in this browser' }).waitFor(WAIT);
       expect(await unsavedMark(page, `spanwise:u${ALICE}:${layerRoom(documentId, ALICE)}`)).toBe(1);
+
+      // The document list says where edits wait (leaving for it is asked about, and let go).
+      await page.goto(`${server.url}/projects/1`);
+      expect(dialogs.map((d) => d.type)).toEqual(['confirm', 'beforeunload', 'beforeunload', 'beforeunload']);
+      await page.getByRole('note').filter({ hasText: 'One document holds edits of yours kept in this browser' }).waitFor(WAIT);
+      const rows = page.locator('.row-link');
+      await rows.first().waitFor(WAIT);
+      expect(await rows.filter({ hasText: 'not saved yet' }).count()).toBe(1);
+      expect(await rows.filter({ hasText: 'not saved yet' }).getAttribute('href')).toBe(`/projects/1/documents/${documentId}`);
+      await rows.filter({ hasText: 'not saved yet' }).click();
+      await status(page).filter({ hasText: 'offline — unsent edits kept in this browser' }).waitFor(WAIT);
     } finally {
       await restart();
     }
@@ -201,7 +215,12 @@ describe('edits that have not reached the server', () => {
     await waitFor(async () => (await unsavedMark(page, `spanwise:u${ALICE}:${room}`)) === undefined, 'the mark taken away');
     await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Projects' }).click();
     await page.waitForURL(`${server.url}/`, WAIT);
-    expect(dialogs).toHaveLength(3);
+    expect(dialogs).toHaveLength(4);
+    // Nor does the document list any more.
+    await page.goto(`${server.url}/projects/1`);
+    await page.locator('.row-link').first().waitFor(WAIT);
+    expect(await page.locator('.row-link').filter({ hasText: 'not saved yet' }).count()).toBe(0);
+    expect(await page.getByRole('note').count()).toBe(0);
     await context.close();
   });
 

@@ -4,12 +4,18 @@ import { api } from '../api/client.ts';
 import { ExportPanel } from '../components/ExportPanel.tsx';
 import { RowList } from '../components/RowList.tsx';
 import { formatLength, ROLE_TEXT, STATUS_TEXT } from '../lib/labels.ts';
+import { useMe } from '../stores/session.tsx';
+import { documentsWithUnsavedEdits } from '../sync/unsaved-edits.ts';
 
 export function DocumentList() {
   const params = useParams<{ projectId: string }>();
   const projectId = () => Number(params.projectId);
   const [project] = createResource(projectId, api.project);
   const [documents] = createResource(projectId, api.documents);
+  const me = useMe();
+  // Edits made offline in a document and left there: sent only once it is opened again.
+  const [unsaved] = createResource(() => `u${me.id}`, documentsWithUnsavedEdits);
+  const unsavedHere = () => (documents.latest ?? []).filter((d) => unsaved.latest?.has(d.id)).length;
   /** The project once loaded; a failed resource throws when read, and its error shows below. */
   const info = () => (project.error ? undefined : project.latest);
 
@@ -27,6 +33,13 @@ export function DocumentList() {
           </p>
         )}
       </Show>
+      <Show when={unsavedHere() > 0}>
+        <p role="note" class="banner notice">
+          {unsavedHere() === 1 ? 'One document holds' : `${unsavedHere()} documents hold`} edits of yours kept in
+          this browser and not saved yet: they are sent when you open {unsavedHere() === 1 ? 'it' : 'each'} while
+          the server can be reached.
+        </p>
+      </Show>
       <RowList
         resource={documents}
         empty="No documents yet."
@@ -36,6 +49,9 @@ export function DocumentList() {
           <>
             <span class="row-title">{d.title}</span>
             <span class="row-meta">{formatLength(d.length)}</span>
+            <Show when={unsaved.latest?.has(d.id)}>
+              <span class="unsaved-pill">not saved yet</span>
+            </Show>
             <span class={`status-pill status-${d.status}`}>{STATUS_TEXT[d.status]}</span>
           </>
         )}

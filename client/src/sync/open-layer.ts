@@ -35,7 +35,7 @@ import { WebsocketProvider } from 'y-websocket';
 import { CloseCode, FINAL_CLOSE_CODES, MessageKind } from '@spanwise/shared/protocol';
 import { readEntries, withoutRemovals } from './awareness-update.ts';
 import { createPresence, type Peer, type PresenceUser, type TextSelection } from './presence.ts';
-import { CountingWebSocket, trackUnsaved } from './unsaved-edits.ts';
+import { CountingWebSocket, layerCopyName, trackUnsaved } from './unsaved-edits.ts';
 
 export type Connection = 'connecting' | 'connected' | 'offline' | 'busy' | 'closed';
 export type LocalCopy = 'opening' | 'kept' | 'unavailable';
@@ -103,7 +103,7 @@ function syncUrl(loc: Location = window.location): string {
 export function openLayer(options: OpenLayerOptions): Layer {
   const doc = new Y.Doc();
   const [keptLocally, setKeptLocally] = createSignal<LocalCopy>('opening');
-  const local = new IndexeddbPersistence(`spanwise:${options.storagePrefix}:${options.room}`, doc);
+  const local = new IndexeddbPersistence(layerCopyName(options.storagePrefix, options.room), doc);
   local._db.then(
     () => setKeptLocally('kept'),
     () => setKeptLocally('unavailable'), // (a browser that refuses this site storage)

@@ -17,6 +17,7 @@ import type * as Y from 'yjs';
 import type { IndexeddbPersistence } from 'y-indexeddb';
 import type { WebsocketProvider } from 'y-websocket';
 import { MessageKind } from '@spanwise/shared/protocol';
+import { parseRoom } from '@spanwise/shared/rooms';
 
 /** The layer's IndexedDB entry that says edits made here may not have reached the server. */
 const UNSAVED_KEY = 'unsaved';
@@ -43,6 +44,59 @@ export class CountingWebSocket extends WebSocket {
       this.documentFrames++;
     }
   }
+}
+
+/** The IndexedDB database that keeps a layer's copy for one signed-in user (`storagePrefix`). */
+export function layerCopyName(storagePrefix: string, room: string): string {
+  return `spanwise:${storagePrefix}:${room}`;
+}
+
+/** Whether the copy named `name` holds the mark; false if it cannot be read, or is not there. */
+function holdsMark(name: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const open = indexedDB.open(name);
+    // Not there (any more): opening it would make an empty one.
+    open.onupgradeneeded = () => open.transaction?.abort();
+    open.onerror = () => resolve(false);
+    open.onblocked = () => resolve(false);
+    open.onsuccess = () => {
+      const db = open.result;
+      try {
+        const get = db.transaction('custom').objectStore('custom').get(UNSAVED_KEY);
+        get.onsuccess = () => resolve(get.result === 1);
+        get.onerror = () => resolve(false);
+      } catch {
+        resolve(false);
+      } finally {
+        db.close(); // (once its transaction is done)
+      }
+    };
+  });
+}
+
+/**
+ * The documents whose layers this browser holds edits of not yet saved, for the user of
+ * `storagePrefix`: made offline and left, they are sent only when the document is opened again
+ * while the server can be reached, so the document list says where they are. Empty where the
+ * browser cannot list its databases.
+ */
+export async function documentsWithUnsavedEdits(storagePrefix: string): Promise<Set<number>> {
+  const documents = new Set<number>();
+  if (typeof indexedDB === 'undefined' || typeof indexedDB.databases !== 'function') return documents;
+  const prefix = layerCopyName(storagePrefix, '');
+  let names: string[];
+  try {
+    names = (await indexedDB.databases()).flatMap((d) => (d.name?.startsWith(prefix) ? [d.name] : []));
+  } catch {
+    return documents;
+  }
+  await Promise.all(
+    names.map(async (name) => {
+      const room = parseRoom(name.slice(prefix.length));
+      if (room && room.kind !== 'entities' && (await holdsMark(name))) documents.add(room.documentId);
+    }),
+  );
+  return documents;
 }
 
 /** Asks the browser once per page to keep this site's storage (it holds edits not yet sent). */
