@@ -59,6 +59,27 @@ const tooBigCount = () => metric(server.url, 'spanwise_sync_errors_total{kind="t
 
 const status = (page: Page) => page.getByRole('status', { name: 'Connection' });
 
+/**
+ * Makes every append of the server's store hang from now on; `restore` lets them go and puts
+ * the store back (call it in a `finally`).
+ */
+function holdAppends(): { restore: () => void } {
+  const store = (server.sync as unknown as { options: { store: SyncStore } }).options.store;
+  const append = store.append;
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  store.append = async (name, updates) => {
+    await held;
+    return append.call(store, name, updates);
+  };
+  return {
+    restore: () => {
+      release();
+      store.append = append;
+    },
+  };
+}
+
 describe('a role that changes while the layer is open', () => {
   it('makes the page read-only when the role is taken away, and editable again when it is given back', async () => {
     const { context, page } = await openDocument('alice', 3);
@@ -190,20 +211,14 @@ describe('a reconnect while the server cannot store', () => {
     const { context, page } = await openDocument('dana', 4);
     const other = connectLayer(server.url, room, await login(server.url, 'dana'));
     // The store the rooms write through, made to hang until released.
-    const store = (server.sync as unknown as { options: { store: SyncStore } }).options.store;
-    const append = store.append;
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
+    let hold: ReturnType<typeof holdAppends> | undefined;
     try {
       await waitConnected(page);
       await other.synced;
       const pageIds = () => [...other.provider.awareness.getStates()].filter(([id, s]) => id !== other.doc.clientID && (s as { user?: { id?: number } }).user?.id === DANA);
       await waitFor(() => pageIds().length === 1, 'the page’s presence at the other client', 10_000);
 
-      store.append = async (name, updates) => {
-        await held;
-        return append.call(store, name, updates);
-      };
+      hold = holdAppends();
       addSpan(other.doc, { label: 'ORG', start: 0, end: 3, quote: 'The', author: DANA });
       await status(page).filter({ hasText: 'saving delayed' }).waitFor(WAIT);
 
@@ -220,8 +235,7 @@ describe('a reconnect while the server cannot store', () => {
       // And the others see the page again at once, not when it next renews its presence.
       await waitFor(() => pageIds().length === 1, 'the page’s presence back at the other client', 3_000);
     } finally {
-      release();
-      store.append = append;
+      hold?.restore();
       other.destroy();
       await context.close();
     }
@@ -231,10 +245,7 @@ describe('a reconnect while the server cannot store', () => {
 describe('an edit the server has yet to store', () => {
   it('makes the page ask before it is left until the server says the edit is stored', async () => {
     const { context, page } = await openDocument('carol', 2);
-    const store = (server.sync as unknown as { options: { store: SyncStore } }).options.store;
-    const append = store.append;
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
+    let hold: ReturnType<typeof holdAppends> | undefined;
     const dialogs: string[] = [];
     page.on('dialog', (dialog) => {
       dialogs.push(dialog.type());
@@ -243,10 +254,7 @@ describe('an edit the server has yet to store', () => {
     const projects = () => page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Projects' });
     try {
       await waitConnected(page);
-      store.append = async (name, updates) => {
-        await held;
-        return append.call(store, name, updates);
-      };
+      hold = holdAppends();
       // Made while connected: it goes out at once, and waits at the server.
       await annotate(page, 0, '1');
       await projects().click();
@@ -255,15 +263,13 @@ describe('an edit the server has yet to store', () => {
       await new Promise((r) => setTimeout(r, 300));
       expect(new URL(page.url()).pathname).toBe('/projects/1/documents/2');
 
-      release();
-      store.append = append;
+      hold.restore();
       await waitFor(async () => listSpans(await storedDoc(server.database.db, layerRoom(2, 4))).length === 1, 'the edit stored');
       await projects().click();
       await page.waitForURL(`${server.url}/`, WAIT);
       expect(dialogs).toEqual(['confirm']);
     } finally {
-      release();
-      store.append = append;
+      hold?.restore();
       await context.close();
     }
   });
@@ -274,10 +280,7 @@ describe('two tabs of one browser on a layer', () => {
     // (Two sockets: as many as the server here lets one user have.)
     const room = layerRoom(3, 5);
     const { context, page } = await openDocument('dana', 3);
-    const store = (server.sync as unknown as { options: { store: SyncStore } }).options.store;
-    const append = store.append;
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
+    let hold: ReturnType<typeof holdAppends> | undefined;
     const peersOf = () => server.sync.rooms.get(room)!.peers;
     try {
       await waitConnected(page);
@@ -290,10 +293,7 @@ describe('two tabs of one browser on a layer', () => {
       await waitFor(() => peersOf().size === 2, 'the second tab at the server');
       const tabSocket = [...peersOf().keys()].find((c) => c !== pageSocket) as Connection;
 
-      store.append = async (name, updates) => {
-        await held;
-        return append.call(store, name, updates);
-      };
+      hold = holdAppends();
       await annotate(page, 0, '1');
       await status(page).filter({ hasText: 'saving delayed' }).waitFor(WAIT);
       await status(tab).filter({ hasText: 'saving delayed' }).waitFor(WAIT);
@@ -313,8 +313,7 @@ describe('two tabs of one browser on a layer', () => {
       expect(await page.evaluate(() => (window as unknown as { shown: string[] }).shown)).toEqual([]);
       await status(page).filter({ hasText: 'saving delayed' }).waitFor({ timeout: 100 });
     } finally {
-      release();
-      store.append = append;
+      hold?.restore();
       await context.close();
     }
   });

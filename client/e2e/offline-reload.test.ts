@@ -56,16 +56,28 @@ async function setRole(url: string, username: string, role: 'annotator' | 'viewe
   expect(res.status).toBe(200);
 }
 
+/**
+ * A page of alice's on `documentId`, connected, with the service worker (it claims open pages
+ * once installed) and the reads the workspace and the document list need kept for offline use.
+ */
+async function aliceOnline(documentId: number) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(`${server.url}/projects/1/documents/${documentId}`);
+  await signIn(page, 'alice');
+  await page.locator('[data-article]').waitFor(WAIT);
+  await waitConnected(page);
+  await page.waitForFunction(() => navigator.serviceWorker.controller !== null, undefined, WAIT);
+  await waitFor(async () => {
+    const kept = await keptReads(page);
+    return kept.includes(`/api/documents/${documentId}`) && kept.includes('/api/projects/1/documents');
+  }, 'the reads kept');
+  return { context, page };
+}
+
 describe('reloading the page while the server is down', () => {
   it('opens the workspace from what the browser kept, and the edit made then is stored once the server is back', async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    await page.goto(`${server.url}/projects/1/documents/${DOCUMENT}`);
-    await signIn(page, 'alice');
-    await page.locator('[data-article]').waitFor(WAIT);
-    await waitConnected(page);
-    // The worker takes the page over once installed (it claims open pages).
-    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, undefined, WAIT);
+    const { context, page } = await aliceOnline(DOCUMENT);
     const first = await annotate(page, 0, '1');
     const room = layerRoom(DOCUMENT, ALICE);
     await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).length === 1, 'the first span stored');
@@ -137,22 +149,6 @@ describe('edits that have not reached the server', () => {
   /** Starts the server again on its port and database, once the page has seen it gone. */
   async function restart(): Promise<void> {
     server = await startTestServer({ database: server.testDatabase, config: { port: server.port } });
-  }
-
-  /** A page of alice's on `documentId`, connected, with the service worker and every read kept for offline use. */
-  async function aliceOnline(documentId: number) {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    await page.goto(`${server.url}/projects/1/documents/${documentId}`);
-    await signIn(page, 'alice');
-    await page.locator('[data-article]').waitFor(WAIT);
-    await waitConnected(page);
-    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, undefined, WAIT);
-    await waitFor(async () => {
-      const kept = await keptReads(page);
-      return kept.includes(`/api/documents/${documentId}`) && kept.includes('/api/projects/1/documents');
-    }, 'the reads kept');
-    return { context, page };
   }
 
   it('warns before the page is left while an edit made offline is unsent, across a reload, until the edit is stored', async () => {

@@ -1,7 +1,7 @@
 /** Yjs updates for tests. */
 import * as Y from 'yjs';
 import * as encoding from 'lib0/encoding';
-import { writePresenceEntries } from '../src/sync/presence-entries.ts';
+import { writePresenceEntries } from '@spanwise/shared/presence-entries';
 
 /**
  * The first one-byte change of `update` that still decodes but throws when applied (onto a doc

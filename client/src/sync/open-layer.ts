@@ -33,7 +33,8 @@ import * as decoding from 'lib0/decoding';
 import { IndexeddbPersistence } from 'y-indexeddb';
 import { WebsocketProvider } from 'y-websocket';
 import { CloseCode, FINAL_CLOSE_CODES, MessageKind } from '@spanwise/shared/protocol';
-import { readEntries, withoutRemovals } from './awareness-update.ts';
+import { readPresenceEntries } from '@spanwise/shared/presence-entries';
+import { withoutRemovals } from './awareness-update.ts';
 import { createPresence, type Peer, type PresenceUser, type TextSelection } from './presence.ts';
 import { CountingWebSocket, layerCopyName, trackUnsaved } from './unsaved-edits.ts';
 
@@ -151,9 +152,9 @@ export function openLayer(options: OpenLayerOptions): Layer {
     if (!fromSocket && !provider.wsconnected) return defaultAwarenessHandler(encoder, decoder, p, fromSocket, messageType);
     const update = decoding.readVarUint8Array(decoder);
     if (fromSocket) {
-      for (const e of readEntries(update)) {
-        if (e.state === 'null') viaSocket.delete(e.client);
-        else viaSocket.add(e.client);
+      for (const e of readPresenceEntries(update)) {
+        if (e.state === 'null') viaSocket.delete(e.id);
+        else viaSocket.add(e.id);
       }
       applyAwarenessUpdate(provider.awareness, update, provider);
       return;

@@ -11,7 +11,7 @@ import * as encoding from 'lib0/encoding';
 import { CloseCode, MessageKind } from '@spanwise/shared';
 import { errorKind } from './error-text.ts';
 import { messageLabel } from './message-label.ts';
-import { readPresenceEntries, writePresenceEntries, type PresenceEntry } from './presence-entries.ts';
+import { readPresenceEntries, writePresenceEntries, type PresenceEntry } from '@spanwise/shared/presence-entries';
 import { PEER_LEFT, type Room, type RoomPeer } from './room.ts';
 import type { ConnectionInfo, SyncLogger, SyncObserver, SyncSocket } from './types.ts';
 

@@ -35,7 +35,7 @@
  */
 import { Redis } from 'ioredis';
 import type { BusListener, BusMessageKind, SyncBus, SyncLogger, SyncObserver } from '../types.ts';
-import { readPresenceEntries, writePresenceEntries, type PresenceEntry } from '../presence-entries.ts';
+import { readPresenceEntries, writePresenceEntries, type PresenceEntry } from '@spanwise/shared/presence-entries';
 import { waitAtMost } from '../wait-at-most.ts';
 import { logThrottle } from '../../log.ts';
 
