@@ -215,6 +215,7 @@ describe('edits that have not reached the server', () => {
     // Nor does the document list any more.
     await page.goto(`${server.url}/projects/1`);
     await page.locator('.row-link').first().waitFor(WAIT);
+    await page.locator('section[data-unsaved-read]').waitFor(WAIT); // (the marks read)
     expect(await page.locator('.row-link').filter({ hasText: 'not saved yet' }).count()).toBe(0);
     expect(await page.getByRole('note').count()).toBe(0);
     await context.close();

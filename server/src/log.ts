@@ -54,8 +54,9 @@ export function streamWriter(out: NodeJS.WritableStream & { writableLength: numb
  * `maxKeys` keys are remembered (then all are forgotten at once).
  *
  * With `leftOut`, a key's count is not kept for its next line (which may never come: a burst
- * that ends): it is handed to `leftOut` when its `everyMs` is over, and the key is held back
- * for another `everyMs` from then (so a steady stream makes one line each `everyMs`, its count).
+ * that ends): it is handed to `leftOut` when its `everyMs` is over, and the key forgotten, so
+ * that its next event is let through whole (a steady stream makes two lines each `everyMs`: one
+ * in full, and the count of the others).
  *
  * @example
  *   const throttle = logThrottle(1_000, { leftOut: (key, leftOut) => log.error('http_server_error', { error: key, leftOut }) });
@@ -79,7 +80,11 @@ export function logThrottle(
     if (seen.leftOut === 0) return;
     const count = seen.leftOut;
     seen.leftOut = 0;
-    report?.(key, count);
+    try {
+      report?.(key, count);
+    } catch {
+      // A count not logged (this may run on a timer, where a throw would end the process).
+    }
   };
   return (key) => {
     const now = performance.now();
@@ -90,7 +95,7 @@ export function logThrottle(
         seen.timer = setTimeout(() => {
           if (keys.get(key) !== seen) return;
           hand(key, seen);
-          seen.at = performance.now();
+          keys.delete(key);
         }, seen.at + everyMs - now);
         seen.timer.unref?.();
       }

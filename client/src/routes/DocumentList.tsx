@@ -15,12 +15,14 @@ export function DocumentList() {
   const me = useMe();
   // Edits made offline in a document and left there: sent only once it is opened again.
   const [unsaved] = createResource(() => `u${me.id}`, documentsWithUnsavedEdits);
-  const unsavedHere = () => (documents.latest ?? []).filter((d) => unsaved.latest?.has(d.id)).length;
+  // (A failed resource throws when read: its error shows in the list, as the project's does.)
+  const holdsUnsaved = (id: number) => unsaved.state === 'ready' && unsaved().has(id);
+  const unsavedHere = () => (documents.error ? [] : (documents.latest ?? [])).filter((d) => holdsUnsaved(d.id)).length;
   /** The project once loaded; a failed resource throws when read, and its error shows below. */
   const info = () => (project.error ? undefined : project.latest);
 
   return (
-    <section class="page">
+    <section class="page" data-unsaved-read={unsaved.state === 'ready' ? '' : undefined}>
       <nav class="crumbs" aria-label="Breadcrumb">
         <A href="/">Projects</A>
       </nav>
@@ -49,7 +51,7 @@ export function DocumentList() {
           <>
             <span class="row-title">{d.title}</span>
             <span class="row-meta">{formatLength(d.length)}</span>
-            <Show when={unsaved.latest?.has(d.id)}>
+            <Show when={holdsUnsaved(d.id)}>
               <span class="unsaved-pill">not saved yet</span>
             </Show>
             <span class={`status-pill status-${d.status}`}>{STATUS_TEXT[d.status]}</span>

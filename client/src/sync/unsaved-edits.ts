@@ -54,7 +54,12 @@ export function layerCopyName(storagePrefix: string, room: string): string {
 /** Whether the copy named `name` holds the mark; false if it cannot be read, or is not there. */
 function holdsMark(name: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const open = indexedDB.open(name);
+    let open: IDBOpenDBRequest;
+    try {
+      open = indexedDB.open(name);
+    } catch {
+      return resolve(false);
+    }
     // Not there (any more): opening it would make an empty one.
     open.onupgradeneeded = () => open.transaction?.abort();
     open.onerror = () => resolve(false);
@@ -78,7 +83,7 @@ function holdsMark(name: string): Promise<boolean> {
  * The documents whose layers this browser holds edits of not yet saved, for the user of
  * `storagePrefix`: made offline and left, they are sent only when the document is opened again
  * while the server can be reached, so the document list says where they are. Empty where the
- * browser cannot list its databases.
+ * browser cannot list its databases; never rejects.
  */
 export async function documentsWithUnsavedEdits(storagePrefix: string): Promise<Set<number>> {
   const documents = new Set<number>();

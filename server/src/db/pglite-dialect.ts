@@ -199,8 +199,8 @@ class NoticeLog {
   log: Logger | null = null;
   readonly #throttle = logThrottle(60_000, {
     leftOut: (key, leftOut) => {
-      const [severity, code] = key.split(':');
-      const fields = { severity, code, leftOut };
+      const [severity, code, ...message] = key.split(':');
+      const fields = { severity, code, message: message.join(':'), leftOut };
       if (severity === 'WARNING') this.log?.warn('db_notice', fields);
       else this.log?.debug('db_notice', fields);
     },
