@@ -275,6 +275,31 @@ describe('an edit the server has yet to store', () => {
   });
 });
 
+describe('a server that does not say what it stored (an older one, mid-upgrade)', () => {
+  it('lets the page go once its edit has gone out on a synced socket', async () => {
+    const sync = server.sync;
+    const connect = sync.connect;
+    sync.connect = (socket, info) => connect.call(sync, socket, { ...info, acks: false });
+    const { context, page } = await openDocument('carol', 3);
+    const dialogs: string[] = [];
+    page.on('dialog', (dialog) => {
+      dialogs.push(dialog.type());
+      void dialog.dismiss();
+    });
+    try {
+      await waitConnected(page);
+      await annotate(page, 0, '1');
+      await waitFor(async () => listSpans(await storedDoc(server.database.db, layerRoom(3, 4))).length === 1, 'the edit stored');
+      await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Projects' }).click();
+      await page.waitForURL(`${server.url}/`, WAIT);
+      expect(dialogs).toEqual([]);
+    } finally {
+      sync.connect = connect;
+      await context.close();
+    }
+  });
+});
+
 describe('two tabs of one browser on a layer', () => {
   it('keeps the saving-delayed notice in one when the other’s socket goes', async () => {
     // (Two sockets: as many as the server here lets one user have.)

@@ -6,7 +6,9 @@
  * socket's sync step 2, which carries everything the page holds that the server lacks.
  *
  * So an edit is unsaved from the moment it is made until the server has stored every frame of
- * a socket that sent it (or sent the step 2 after it). Edits unsaved for a while (made offline,
+ * a socket that sent it (or sent the step 2 after it). A server that does not tell (an older
+ * one, mid-upgrade) never sends the count of 0 that follows its greeting: on its sockets an edit
+ * counts as saved once sent on a synced socket, and the sync itself settles the rest. Edits unsaved for a while (made offline,
  * or the server slow to store) are marked in the layer's IndexedDB copy, so a page reloaded
  * offline still knows; the first time, the browser is asked to keep the site's storage
  * (`navigator.storage.persist()`) rather than clear it under pressure.
@@ -33,6 +35,8 @@ export class CountingWebSocket extends WebSocket {
   documentFrames = 0;
   /** Its sync step 2 has gone: what the page held then went out on this socket. */
   answered = false;
+  /** The server said it tells what is stored (its count of 0 after the greeting). */
+  tells = false;
 
   override send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void {
     super.send(data);
@@ -150,8 +154,21 @@ export function trackUnsaved(doc: Y.Doc, provider: WebsocketProvider, local: Ind
     askToPersist();
   };
 
+  /** Synced with a server that does not say what it stored. */
+  const untold = () => provider.synced && socket()?.tells === false;
+  const settle = () => {
+    clearTimeout(markTimer);
+    markTimer = undefined;
+    if (unsaved()) setUnsaved(false);
+    if (marked) {
+      marked = false;
+      local?.del(UNSAVED_KEY).catch(() => {});
+    }
+  };
+
   const onDocUpdate = (_update: Uint8Array, origin: unknown) => {
     if (origin === provider || (local !== null && origin === local)) return;
+    if (untold() && provider.wsconnected) return; // sent now: as saved as it can be known to be
     setUnsaved(true);
     // Made with no socket open, it waits for the next one's step 2: marked at once.
     if (!provider.wsconnected) mark();
@@ -167,19 +184,18 @@ export function trackUnsaved(doc: Y.Doc, provider: WebsocketProvider, local: Ind
   provider.messageHandlers[MessageKind.stored] = (_encoder, decoder, _provider, fromSocket) => {
     if (!fromSocket) return;
     const count = decoding.readVarUint(decoder);
+    const ws = socket();
+    if (!ws) return;
+    ws.tells = true;
     // Only a socket that sent its step 2 has sent everything: what was made before it opened
     // too (a socket's end drops it from the provider, so an edit made with none open is in the
     // next one's step 2).
-    const ws = socket();
-    if (!ws || !ws.answered || count !== ws.documentFrames) return;
-    clearTimeout(markTimer);
-    markTimer = undefined;
-    if (unsaved()) setUnsaved(false);
-    if (marked) {
-      marked = false;
-      local?.del(UNSAVED_KEY).catch(() => {});
-    }
+    if (ws.answered && count === ws.documentFrames) settle();
   };
+  const onSync = (synced: boolean) => {
+    if (synced && untold()) settle();
+  };
+  provider.on('sync', onSync);
 
   // Edits an earlier page left unsent (made offline, and the page was left meanwhile): this
   // page's step 2 sends what the copy holds, and the server's word on it takes the mark away.
@@ -198,6 +214,7 @@ export function trackUnsaved(doc: Y.Doc, provider: WebsocketProvider, local: Ind
     destroy() {
       clearTimeout(markTimer);
       doc.off('update', onDocUpdate);
+      provider.off('sync', onSync);
     },
   };
 }

@@ -140,6 +140,14 @@ function presenceOutcome(
   return { introduced, live: live.size, drop, refused: null };
 }
 
+/** Our word to a client that asked (`?acks=1`): its first `count` document frames are stored. */
+function storedMessage(count: number): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, MessageKind.stored);
+  encoding.writeVarUint(encoder, count);
+  return encoding.toUint8Array(encoder);
+}
+
 export class Connection implements RoomPeer {
   #chain: Promise<void>;
   /** No more frames are sent (either side closed). */
@@ -341,6 +349,9 @@ export class Connection implements RoomPeer {
     this.#reply(encoding.toUint8Array(encoder));
     const states = this.room.awareness.getStates();
     if (states.size > 0) this.#reply(this.#awarenessMessage([...states.keys()]));
+    // A count of 0 says this server tells (one that does not would never say, and the page
+    // falls back on what it can see: its sync).
+    if (this.info.acks) this.#reply(storedMessage(0));
   }
 
   #awarenessMessage(clients: number[]): Uint8Array {
@@ -457,10 +468,7 @@ export class Connection implements RoomPeer {
   #tellStored(): void {
     if (!this.info.acks || this.#unstored > 0 || this.#documentFrames === this.#toldStored) return;
     this.#toldStored = this.#documentFrames;
-    const encoder = encoding.createEncoder();
-    encoding.writeVarUint(encoder, MessageKind.stored);
-    encoding.writeVarUint(encoder, this.#documentFrames);
-    this.#reply(encoding.toUint8Array(encoder));
+    this.#reply(storedMessage(this.#documentFrames));
   }
 
   /** Whether a socket of another user in this room holds presence id `id` (set it last). */
