@@ -276,7 +276,8 @@ describe('an edit the server has yet to store', () => {
 });
 
 describe('a server that does not say what it stored (an older one, mid-upgrade)', () => {
-  it('lets the page go once its edit has gone out on a synced socket', async () => {
+  it('lets the page go once its edit has gone out on a synced socket, unless saving is delayed', async () => {
+    let hold: ReturnType<typeof holdAppends> | undefined;
     const sync = server.sync;
     const connect = sync.connect;
     sync.connect = (socket, info) => connect.call(sync, socket, { ...info, acks: false });
@@ -288,12 +289,28 @@ describe('a server that does not say what it stored (an older one, mid-upgrade)'
     });
     try {
       await waitConnected(page);
+      const projects = () => page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Projects' });
+      // While it says its saving is delayed, an edit is not saved: the page asks.
+      hold = holdAppends();
       await annotate(page, 0, '1');
+      await status(page).filter({ hasText: 'saving delayed' }).waitFor(WAIT);
+      await projects().click();
+      await waitFor(async () => dialogs.length === 1, 'asked before leaving');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(new URL(page.url()).pathname).toBe('/projects/1/documents/3');
+      hold.restore();
       await waitFor(async () => listSpans(await storedDoc(server.database.db, layerRoom(3, 4))).length === 1, 'the edit stored');
-      await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Projects' }).click();
+      await waitConnected(page); // (the notice gone)
+      // Then an edit sent on the synced socket counts as saved, once the server has announced
+      // no delay for a while.
+      await annotate(page, 2, '1');
+      await waitFor(async () => listSpans(await storedDoc(server.database.db, layerRoom(3, 4))).length === 2, 'the second edit stored');
+      await page.locator('.workspace:not([data-unsaved])').waitFor(WAIT);
+      await projects().click();
       await page.waitForURL(`${server.url}/`, WAIT);
-      expect(dialogs).toEqual([]);
+      expect(dialogs).toEqual(['confirm']);
     } finally {
+      hold?.restore();
       sync.connect = connect;
       await context.close();
     }

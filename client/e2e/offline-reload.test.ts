@@ -2,7 +2,7 @@
  * A page reloaded while the server is down, in a real Chromium: the service worker's shell, the
  * API reads the client kept and the layer in IndexedDB open the workspace as it was; an edit
  * made then reaches the database once the server is back on the same port. Signing out forgets
- * the kept reads. An edit not yet sent makes the page ask before it is left, even after a
+ * the kept reads. An edit not yet saved makes the page ask before it is left, even after a
  * reload, and the document list marks its document until the server has it; a page opened offline learns the user's role again once it syncs; a browser whose
  * storage does not open is told so. Relies on `vite build client` having run (`npm test` does).
  */
@@ -151,7 +151,7 @@ describe('edits that have not reached the server', () => {
     server = await startTestServer({ database: server.testDatabase, config: { port: server.port } });
   }
 
-  it('warns before the page is left while an edit made offline is unsent, across a reload, until the edit is stored', async () => {
+  it('warns before the page is left while an edit made offline is not saved, across a reload, until the edit is stored', async () => {
     const documentId = 2;
     const { context, page } = await aliceOnline(documentId);
     const dialogs: Array<{ type: string; message: string }> = [];
@@ -166,7 +166,7 @@ describe('edits that have not reached the server', () => {
     try {
       await status(page).filter({ hasText: /^offline — edits kept in this browser$/ }).waitFor(WAIT);
       word = await annotate(page, 1, '1');
-      await status(page).filter({ hasText: 'offline — unsent edits kept in this browser' }).waitFor(WAIT);
+      await status(page).filter({ hasText: 'offline — unsaved edits kept in this browser' }).waitFor(WAIT);
 
       // Another page of the app: asked, and staying.
       await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Projects' }).click();
@@ -187,7 +187,7 @@ describe('edits that have not reached the server', () => {
       await page.reload();
       expect(dialogs.map((d) => d.type)).toEqual(['confirm', 'beforeunload', 'beforeunload']);
       await page.locator('[data-annotation-id]').first().waitFor(WAIT);
-      await status(page).filter({ hasText: 'offline — unsent edits kept in this browser' }).waitFor(WAIT);
+      await status(page).filter({ hasText: 'offline — unsaved edits kept in this browser' }).waitFor(WAIT);
       expect(await unsavedMark(page, `spanwise:u${ALICE}:${layerRoom(documentId, ALICE)}`)).toBe(1);
 
       // The document list says where edits wait (leaving for it is asked about, and let go).
@@ -199,7 +199,7 @@ describe('edits that have not reached the server', () => {
       expect(await rows.filter({ hasText: 'not saved yet' }).count()).toBe(1);
       expect(await rows.filter({ hasText: 'not saved yet' }).getAttribute('href')).toBe(`/projects/1/documents/${documentId}`);
       await rows.filter({ hasText: 'not saved yet' }).click();
-      await status(page).filter({ hasText: 'offline — unsent edits kept in this browser' }).waitFor(WAIT);
+      await status(page).filter({ hasText: 'offline — unsaved edits kept in this browser' }).waitFor(WAIT);
     } finally {
       await restart();
     }

@@ -14,7 +14,8 @@ export const MessageKind = {
    * Ours, sent only to a client that asks for it (`/sync/<room>?acks=1`): a count n, saying
    * that the first n document frames (sync step 2s and updates) this socket sent are stored,
    * or held nothing to store. Sent once the socket has nothing left waiting to be stored, and
-   * with n = 0 after the greeting (sync step 1 and presence), which says the server will tell.
+   * with n = 0 after the greeting (sync step 1 and presence), before the answer to the client's
+   * step 1: it says the server will tell, and the client knows before it has synced.
    */
   stored: 100,
 } as const;

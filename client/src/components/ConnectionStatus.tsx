@@ -25,7 +25,7 @@ export function ConnectionStatus(props: {
       case 'connecting':
         return 'connecting';
       case 'offline':
-        return props.unsaved ? `offline — unsent ${kept()}` : `offline — ${kept()}`;
+        return props.unsaved ? `offline — unsaved ${kept()}` : `offline — ${kept()}`;
       case 'busy':
         return `server busy — ${kept()}; trying again shortly`;
       case 'closed':

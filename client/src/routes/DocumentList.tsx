@@ -13,10 +13,10 @@ export function DocumentList() {
   const [project] = createResource(projectId, api.project);
   const [documents] = createResource(projectId, api.documents);
   const me = useMe();
-  // Edits made offline in a document and left there: sent only once it is opened again.
+  // Edits not saved yet (made offline, say) left in a document: sent only once it is opened again.
   const [unsaved] = createResource(() => `u${me.id}`, documentsWithUnsavedEdits);
-  // (A failed resource throws when read: its error shows in the list, as the project's does.)
   const holdsUnsaved = (id: number) => unsaved.state === 'ready' && unsaved().has(id);
+  // (A failed resource throws when read: its error shows in the list, as the project's does.)
   const unsavedHere = () => (documents.error ? [] : (documents.latest ?? [])).filter((d) => holdsUnsaved(d.id)).length;
   /** The project once loaded; a failed resource throws when read, and its error shows below. */
   const info = () => (project.error ? undefined : project.latest);

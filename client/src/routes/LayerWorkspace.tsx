@@ -33,7 +33,7 @@ function lockedHint(readOnly: boolean, writesRefused: boolean, closed: boolean):
 }
 
 /** What a person leaving the layer with edits not yet saved is asked. */
-export function leaveQuestion(keptLocally: boolean): string {
+function leaveQuestion(keptLocally: boolean): string {
   return keptLocally
     ? 'Some of your edits are not saved yet. They are kept in this browser and sent the next time you open this layer while the server can be reached. Leave anyway?'
     : 'Some of your edits are not saved yet, and this browser cannot keep them: they are lost if you leave. Leave anyway?';
@@ -95,7 +95,7 @@ export function LayerWorkspace(props: {
     // documentation does: then a retry goes where the person meant to.
     setTimeout(() => {
       asking = false;
-      if (window.confirm(leaveQuestion(layer.keptLocally() !== 'unavailable'))) e.retry(true);
+      if (window.confirm(leaveQuestion(!layer.localCopyFailed()))) e.retry(true);
     }, 100);
   });
 
@@ -211,7 +211,7 @@ export function LayerWorkspace(props: {
   showPeerSelections(() => article, peers, tree);
 
   return (
-    <div class="workspace">
+    <div class="workspace" data-unsaved={layer.unsaved() ? '' : undefined}>
       <div class="workspace-main">
         <div class="workspace-bar">
           <LabelPalette labels={props.schema.spans} onApply={applyLabel} hint={hint()} disabled={locked() !== null} />
@@ -222,10 +222,10 @@ export function LayerWorkspace(props: {
             readOnly={props.readOnly}
             writesRefused={layer.writesRefused()}
             unsaved={layer.unsaved()}
-            keptLocally={layer.keptLocally() !== 'unavailable'}
+            keptLocally={!layer.localCopyFailed()}
           />
         </div>
-        <Show when={layer.keptLocally() === 'unavailable'}>
+        <Show when={layer.localCopyFailed()}>
           <p role="note" class="banner notice">
             This browser could not open its storage for this layer, so edits made while the server
             cannot be reached are kept only as long as this page stays open.

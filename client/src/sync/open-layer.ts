@@ -17,8 +17,8 @@
  * message: `writesRefused` turns true.
  *
  * `unsaved` says whether the server has yet to store edits made here (see unsaved-edits.ts):
- * the page asks before it is left then. `keptLocally` says whether the layer's IndexedDB copy
- * opened at all.
+ * the page asks before it is left then. `localCopyFailed` says the layer's IndexedDB copy did
+ * not open (edits then live only in the page until the server has them).
  *
  * @example
  *   const layer = openLayer({ room: layerRoom(3, 7), user: { id: 7, name: 'alice' }, storagePrefix: 'u7' });
@@ -39,7 +39,6 @@ import { createPresence, type Peer, type PresenceUser, type TextSelection } from
 import { CountingWebSocket, layerCopyName, trackUnsaved } from './unsaved-edits.ts';
 
 export type Connection = 'connecting' | 'connected' | 'offline' | 'busy' | 'closed';
-export type LocalCopy = 'opening' | 'kept' | 'unavailable';
 
 export interface Layer {
   doc: Y.Doc;
@@ -54,10 +53,13 @@ export interface Layer {
   savingDelayed: Accessor<boolean>;
   /** The server said it drops this user's edits to the layer (a read-only socket). */
   writesRefused: Accessor<boolean>;
-  /** The server has yet to store edits made here (they are kept in IndexedDB meanwhile). */
+  /**
+   * The server has yet to store edits made here (or, if it does not say what it stored, to have
+   * been sent them while it announces no saving delay).
+   */
   unsaved: Accessor<boolean>;
   /** Whether the browser keeps a copy of the layer: 'opening', 'kept', or 'unavailable' (its IndexedDB did not open). */
-  keptLocally: Accessor<LocalCopy>;
+  localCopyFailed: Accessor<boolean>;
   setSelection(selection: TextSelection | null): void;
   /** Connects again after a close that waits for the user (1009, 4400). */
   retry(): void;
@@ -103,12 +105,10 @@ function syncUrl(loc: Location = window.location): string {
 
 export function openLayer(options: OpenLayerOptions): Layer {
   const doc = new Y.Doc();
-  const [keptLocally, setKeptLocally] = createSignal<LocalCopy>('opening');
+  const [localCopyFailed, setLocalCopyFailed] = createSignal(false);
   const local = new IndexeddbPersistence(layerCopyName(options.storagePrefix, options.room), doc);
-  local._db.then(
-    () => setKeptLocally('kept'),
-    () => setKeptLocally('unavailable'), // (a browser that refuses this site storage)
-  );
+  // (A browser that refuses this site storage.)
+  local._db.catch(() => setLocalCopyFailed(true));
   const provider = new WebsocketProvider(syncUrl(), options.room, doc, {
     shouldReconnect: (event) => !FINAL_CLOSE_CODES.has(event.code) && !RETRY_BY_HAND_CODES.has(event.code),
     // Whose page this is: the server refuses the socket (4409) if the browser's session is now
@@ -249,9 +249,10 @@ export function openLayer(options: OpenLayerOptions): Layer {
     );
   provider.awareness.on('change', readServerState);
 
-  const edits = trackUnsaved(doc, provider, local);
+  const edits = trackUnsaved(doc, provider, local, savingDelayed);
   // Connected once the layer's copy has loaded, so that the first sync sends what it holds (and
-  // its mark is read); not later than LOCAL_LOAD_WAIT_MS, should the copy never answer.
+  // its mark is read); but not later than LOCAL_LOAD_WAIT_MS, should the copy never answer (the
+  // layer then syncs anyway, and what the copy brings later goes as updates).
   let connectWait: ReturnType<typeof setTimeout> | undefined;
   let connectAsked = false;
   const connectOnce = () => {
@@ -272,7 +273,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
     savingDelayed,
     writesRefused,
     unsaved: edits.unsaved,
-    keptLocally,
+    localCopyFailed,
     setSelection: presence.setSelection,
     retry() {
       const code = closedCode();

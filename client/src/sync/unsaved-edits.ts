@@ -6,45 +6,46 @@
  * socket's sync step 2, which carries everything the page holds that the server lacks.
  *
  * So an edit is unsaved from the moment it is made until the server has stored every frame of
- * a socket that sent it (or sent the step 2 after it). A server that does not tell (an older
- * one, mid-upgrade) never sends the count of 0 that follows its greeting: on its sockets an edit
- * counts as saved once sent on a synced socket, and the sync itself settles the rest. Edits unsaved for a while (made offline,
- * or the server slow to store) are marked in the layer's IndexedDB copy, so a page reloaded
- * offline still knows; the first time, the browser is asked to keep the site's storage
- * (`navigator.storage.persist()`) rather than clear it under pressure.
+ * a socket that sent it (or sent the step 2 after it). The server sends a count of 0 after its
+ * greeting, before it answers the socket's step 1 (so before the page's 'sync'): a server that
+ * does not (an older one, mid-upgrade) never says what it stored: on its sockets an edit counts
+ * as saved once sent on a synced socket and the server has announced no saving delay for
+ * WITHOUT_ACKS_GRACE_MS since (it announces one once a store has taken 2 s, by default). Edits unsaved for a while (made offline, or the server slow to store)
+ * are marked in the layer's IndexedDB copy, so a page reloaded offline still knows; the first
+ * time, the browser is asked to keep the site's storage (`navigator.storage.persist()`).
  */
 import { createSignal, type Accessor } from 'solid-js';
 import * as decoding from 'lib0/decoding';
+import { messageYjsSyncStep2, messageYjsUpdate } from 'y-protocols/sync';
 import type * as Y from 'yjs';
 import type { IndexeddbPersistence } from 'y-indexeddb';
 import type { WebsocketProvider } from 'y-websocket';
 import { MessageKind } from '@spanwise/shared/protocol';
 import { parseRoom } from '@spanwise/shared/rooms';
 
-/** The layer's IndexedDB entry that says edits made here may not have reached the server. */
+/** The layer's IndexedDB entry that says edits made here may not be saved yet. */
 const UNSAVED_KEY = 'unsaved';
 /** How long an edit sent on an open socket may wait for the server's word before it is marked. */
 const MARK_AFTER_MS = 2_000;
-/** y-protocols' sync message types that carry document content. */
-const SYNC_STEP2 = 1;
-const SYNC_UPDATE = 2;
+/** Without acks: how long after the last edit (or sync) a server announcing no delay is trusted. */
+const WITHOUT_ACKS_GRACE_MS = 5_000;
 
 /** A browser WebSocket that counts the document frames it sends (see the module comment). */
 export class CountingWebSocket extends WebSocket {
   /** Sync step 2s and updates sent (as the server counts what it stored). */
   documentFrames = 0;
   /** Its sync step 2 has gone: what the page held then went out on this socket. */
-  answered = false;
-  /** The server said it tells what is stored (its count of 0 after the greeting). */
-  tells = false;
+  sentStep2 = false;
+  /** Its server says what it stored (it sent the count of 0 after its greeting). */
+  sendsAcks = false;
 
   override send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void {
     super.send(data);
     if (!(data instanceof Uint8Array) || data[0] !== MessageKind.sync) return;
-    if (data[1] === SYNC_STEP2) {
+    if (data[1] === messageYjsSyncStep2) {
       this.documentFrames++;
-      this.answered = true;
-    } else if (data[1] === SYNC_UPDATE) {
+      this.sentStep2 = true;
+    } else if (data[1] === messageYjsUpdate) {
       this.documentFrames++;
     }
   }
@@ -108,7 +109,10 @@ export async function documentsWithUnsavedEdits(storagePrefix: string): Promise<
   return documents;
 }
 
-/** Asks the browser once per page to keep this site's storage (it holds edits not yet sent). */
+/**
+ * Asks the browser to keep this site's storage (it holds edits not yet saved): once per page
+ * load, for all its layers (module state on purpose: Firefox asks its user each time).
+ */
 let persistAsked = false;
 function askToPersist(): void {
   if (persistAsked) return;
@@ -132,10 +136,17 @@ export interface UnsavedEdits {
  * Follows `doc`'s own edits (not what came through `provider`, nor what `local` loaded) until
  * the server says it stored them. Sets `provider.messageHandlers[MessageKind.stored]`; the
  * provider must be made with `WebSocketPolyfill: CountingWebSocket` and `params.acks = '1'`,
- * and connect only once `local` has loaded and `read` settled: a step 2 sent before would not
- * carry what the copy holds, and its word could not settle a mark not yet read.
+ * and should connect once `local` has loaded and `read` settled: a step 2 sent before does not
+ * carry what the copy holds (it then goes as updates, which count too). `savingDelayed`: the
+ * server announces that it cannot store now (what the fallback for servers that do not say
+ * what they stored goes by).
  */
-export function trackUnsaved(doc: Y.Doc, provider: WebsocketProvider, local: IndexeddbPersistence | null): UnsavedEdits {
+export function trackUnsaved(
+  doc: Y.Doc,
+  provider: WebsocketProvider,
+  local: IndexeddbPersistence | null,
+  savingDelayed: Accessor<boolean>,
+): UnsavedEdits {
   const [unsaved, setUnsaved] = createSignal(false);
   /**
    * This page wrote the mark, or found it: its own full ack may take it away. (Another tab's
@@ -155,7 +166,15 @@ export function trackUnsaved(doc: Y.Doc, provider: WebsocketProvider, local: Ind
   };
 
   /** Synced with a server that does not say what it stored. */
-  const untold = () => provider.synced && socket()?.tells === false;
+  const syncedWithoutAcks = () => provider.synced && socket()?.sendsAcks === false;
+  /** Without acks, what was sent is taken as saved from then on, unless a delay is announced. */
+  let graceUntil = 0;
+  let graceTimer: ReturnType<typeof setTimeout> | undefined;
+  const startGrace = () => {
+    graceUntil = performance.now() + WITHOUT_ACKS_GRACE_MS;
+    clearTimeout(graceTimer);
+    graceTimer = setTimeout(() => settleWithoutAcks(), WITHOUT_ACKS_GRACE_MS);
+  };
   const settle = () => {
     clearTimeout(markTimer);
     markTimer = undefined;
@@ -168,8 +187,9 @@ export function trackUnsaved(doc: Y.Doc, provider: WebsocketProvider, local: Ind
 
   const onDocUpdate = (_update: Uint8Array, origin: unknown) => {
     if (origin === provider || (local !== null && origin === local)) return;
-    if (untold() && provider.wsconnected) return; // sent now: as saved as it can be known to be
     setUnsaved(true);
+    // Sent now (on an open socket) to a server that will not say whether it stored it.
+    if (syncedWithoutAcks() && socket()?.readyState === WebSocket.OPEN) startGrace();
     // Made with no socket open, it waits for the next one's step 2: marked at once.
     if (!provider.wsconnected) mark();
     else if (markTimer === undefined) {
@@ -186,24 +206,33 @@ export function trackUnsaved(doc: Y.Doc, provider: WebsocketProvider, local: Ind
     const count = decoding.readVarUint(decoder);
     const ws = socket();
     if (!ws) return;
-    ws.tells = true;
+    ws.sendsAcks = true;
     // Only a socket that sent its step 2 has sent everything: what was made before it opened
     // too (a socket's end drops it from the provider, so an edit made with none open is in the
     // next one's step 2).
-    if (ws.answered && count === ws.documentFrames) settle();
+    if (ws.sentStep2 && count === ws.documentFrames) settle();
   };
+  // Without acks: the grace after the sync (its step 2 sent) or the last edit, once no saving
+  // delay is announced, settles it.
+  function settleWithoutAcks(): void {
+    if (syncedWithoutAcks() && !savingDelayed() && performance.now() >= graceUntil) settle();
+  }
   const onSync = (synced: boolean) => {
-    if (synced && untold()) settle();
+    if (synced && syncedWithoutAcks()) startGrace();
   };
   provider.on('sync', onSync);
+  provider.awareness.on('change', settleWithoutAcks);
 
-  // Edits an earlier page left unsent (made offline, and the page was left meanwhile): this
+  // Edits an earlier page left unsaved (made offline, and the page was left meanwhile): this
   // page's step 2 sends what the copy holds, and the server's word on it takes the mark away.
   const read = (local?.get(UNSAVED_KEY) ?? Promise.resolve(undefined)).then(
     (left) => {
       if (left !== 1) return;
       marked = true;
       setUnsaved(true);
+      // Read only after a sync with a server that will not say (the layer connected without
+      // waiting for it): what the copy holds has gone out already.
+      if (syncedWithoutAcks()) startGrace();
     },
     () => {},
   );
@@ -213,8 +242,10 @@ export function trackUnsaved(doc: Y.Doc, provider: WebsocketProvider, local: Ind
     read,
     destroy() {
       clearTimeout(markTimer);
+      clearTimeout(graceTimer);
       doc.off('update', onDocUpdate);
       provider.off('sync', onSync);
+      provider.awareness.off('change', settleWithoutAcks);
     },
   };
 }

@@ -350,7 +350,8 @@ export class Connection implements RoomPeer {
     const states = this.room.awareness.getStates();
     if (states.size > 0) this.#reply(this.#awarenessMessage([...states.keys()]));
     // A count of 0 says this server tells (one that does not would never say, and the page
-    // falls back on what it can see: its sync).
+    // falls back on what it can see: its sync). Before any answer to the peer's step 1, which
+    // waits behind this greeting on the chain: the page must know before its 'sync'.
     if (this.info.acks) this.#reply(storedMessage(0));
   }
 

@@ -477,7 +477,7 @@ export class Room {
         if (!this.#destroyed) this.awareness.setLocalState(null);
       }
       if (this.#destroyed || this.#broken) {
-        this.#tellStored(batch);
+        this.#reportStored(batch);
         continue;
       }
       // Stored: applied in one transaction, so one 'update' event sends the batch on, one
@@ -507,7 +507,7 @@ export class Room {
       }
       if (docBroken(this.doc)) {
         this.#break('update');
-        this.#tellStored(batch);
+        this.#reportStored(batch);
         continue;
       }
       // Timed only when it went out to someone: not an update the room already had, nor one
@@ -516,7 +516,7 @@ export class Room {
         const sentAt = performance.now();
         for (const { receivedAt } of batch) this.deps.observer.fanOut?.((sentAt - receivedAt) / 1000);
       }
-      this.#tellStored(batch); // (after the others have it: what they wait for goes first)
+      this.#reportStored(batch); // (after the others have it: what they wait for goes first)
     }
     this.#flushing = false;
     if (this.peers.size === 0) this.deps.onIdle(this);
@@ -527,7 +527,7 @@ export class Room {
    * time (usually one run). A peer that throws must not keep the others from hearing, nor stop
    * the room (this runs in its flush loop).
    */
-  #tellStored(batch: ReadonlyArray<{ origin: RoomPeer }>): void {
+  #reportStored(batch: ReadonlyArray<{ origin: RoomPeer }>): void {
     let run = 0;
     for (let i = 0; i < batch.length; i++) {
       run++;

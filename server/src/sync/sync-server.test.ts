@@ -8,6 +8,7 @@ import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spa
 import { cleanupPoison, findPoison, presenceUpdate, waitingPoisonLog } from '../../test/updates.ts';
 import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, STEP1_BURST } from './connection.ts';
 import { MemoryStore } from './memory-store.ts';
+import { messageLabel } from './message-label.ts';
 import { MAX_PRESENCE_IDS_PER_USER, MAX_ROOM_PRESENCE_IDS } from './room.ts';
 import { SyncServer } from './sync-server.ts';
 import type { BusListener, ConnectionInfo, StoredUpdate, SyncBus, SyncSocket, SyncStore } from './types.ts';
@@ -1387,8 +1388,11 @@ describe('telling a client its edits are stored (?acks=1)', () => {
     const conn = join(server, asked, { ...info(), acks: true });
     const otherConn = join(server, other);
     await flushed(server);
-    // 0 with the greeting: this server tells.
+    // 0 with the greeting, before the answer to the client's step 1: this server tells.
     expect(storedCounts(asked)).toEqual([0]);
+    const kinds = asked.received.map((m) => messageLabel(m));
+    expect(kinds.indexOf('stored')).toBeGreaterThan(-1);
+    expect(kinds.indexOf('stored')).toBeLessThan(kinds.indexOf('sync_step2'));
     // An empty step 2 (a new client's) holds nothing to store: counted at once.
     conn.receive(step2Message(Y.encodeStateAsUpdate(new Y.Doc())));
     await flushed(server);
@@ -1431,9 +1435,13 @@ describe('telling a client its edits are stored (?acks=1)', () => {
   it('goes on storing and sending when telling one peer throws', async () => {
     const store = new MemoryStore();
     const server = new SyncServer({ store, log: silent, limits });
+    let thrown = 0;
     const broken = new (class extends MemorySocket {
       override send(data: Uint8Array) {
-        if (data[0] === MessageKind.stored && data[1] !== 0) throw new Error('socket gone bad'); // (after the greeting)
+        if (data[0] === MessageKind.stored && data[1] !== 0) {
+          thrown++; // (after the greeting)
+          throw new Error('socket gone bad');
+        }
         return super.send(data);
       }
     })();
@@ -1448,6 +1456,7 @@ describe('telling a client its edits are stored (?acks=1)', () => {
     expect(listSpans(reader.doc).map((sp) => sp.label).sort()).toEqual(['ORG', 'PERSON']);
     expect(store.rooms.get('doc:1:user:1')!.length).toBe(2);
     expect(server.rooms.get('doc:1:user:1')!.busy).toBe(false);
+    expect(thrown).toBe(2);
   });
 
   it('says nothing of a failed store until it has been stored, nor of a read-only client’s dropped edits', async () => {
