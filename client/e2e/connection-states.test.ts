@@ -3,8 +3,10 @@
  * Chromium against the real server: a role taken away and given back, a page whose view of the
  * role is stale (the server drops its edits and says so), too many layers open at once (the
  * server is busy: the page waits and comes back), an edit too large to send (the page
- * stops instead of sending it again and again), a reconnect while saving is delayed, and a tab
- * whose browser was signed in as someone else meanwhile. Relies on `vite build client` having run.
+ * stops instead of sending it again and again), a reconnect while saving is delayed, an edit the
+ * server has yet to store (the page asks before it is left, with or without the server's word),
+ * two tabs of one browser on a layer, and a tab whose browser was signed in as someone else
+ * meanwhile. Relies on `vite build client` having run.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
