@@ -14,8 +14,7 @@ import { addSpan, CloseCode, layerRoom, listSpans } from '@spanwise/shared';
 import { api, connectLayer, login, metric, startTestServer, storedDoc, waitFor, type LayerClient, type TestServer } from '../../server/test/harness.ts';
 import { defaultSyncLimits } from '../../server/src/config.ts';
 import type { Connection } from '../../server/src/sync/connection.ts';
-import type { SyncStore } from '../../server/src/sync/types.ts';
-import { annotate, findWord, launchChromium, selectText, signIn, WAIT, waitConnected } from './page-helpers.ts';
+import { annotate, findWord, holdAppends, launchChromium, selectText, signIn, WAIT, waitConnected } from './page-helpers.ts';
 
 let server: TestServer;
 let browser: Browser;
@@ -60,27 +59,6 @@ function readOnlyPeers(room: string): number {
 const tooBigCount = () => metric(server.url, 'spanwise_sync_errors_total{kind="too_big"}');
 
 const status = (page: Page) => page.getByRole('status', { name: 'Connection' });
-
-/**
- * Makes every append of the server's store hang from now on; `restore` lets them go and puts
- * the store back (call it in a `finally`).
- */
-function holdAppends(): { restore: () => void } {
-  const store = (server.sync as unknown as { options: { store: SyncStore } }).options.store;
-  const append = store.append;
-  let release!: () => void;
-  const held = new Promise<void>((r) => (release = r));
-  store.append = async (name, updates) => {
-    await held;
-    return append.call(store, name, updates);
-  };
-  return {
-    restore: () => {
-      release();
-      store.append = append;
-    },
-  };
-}
 
 describe('a role that changes while the layer is open', () => {
   it('makes the page read-only when the role is taken away, and editable again when it is given back', async () => {
@@ -220,7 +198,7 @@ describe('a reconnect while the server cannot store', () => {
       const pageIds = () => [...other.provider.awareness.getStates()].filter(([id, s]) => id !== other.doc.clientID && (s as { user?: { id?: number } }).user?.id === DANA);
       await waitFor(() => pageIds().length === 1, 'the page’s presence at the other client', 10_000);
 
-      hold = holdAppends();
+      hold = holdAppends(server);
       addSpan(other.doc, { label: 'ORG', start: 0, end: 3, quote: 'The', author: DANA });
       await status(page).filter({ hasText: 'saving delayed' }).waitFor(WAIT);
 
@@ -256,7 +234,7 @@ describe('an edit the server has yet to store', () => {
     const projects = () => page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Projects' });
     try {
       await waitConnected(page);
-      hold = holdAppends();
+      hold = holdAppends(server);
       // Made while connected: it goes out at once, and waits at the server.
       await annotate(page, 0, '1');
       await projects().click();
@@ -293,7 +271,7 @@ describe('a server that does not say what it stored (an older one, mid-upgrade)'
       await waitConnected(page);
       const projects = () => page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Projects' });
       // While it says its saving is delayed, an edit is not saved: the page asks.
-      hold = holdAppends();
+      hold = holdAppends(server);
       await annotate(page, 0, '1');
       await status(page).filter({ hasText: 'saving delayed' }).waitFor(WAIT);
       await projects().click();
@@ -337,7 +315,7 @@ describe('two tabs of one browser on a layer', () => {
       await waitFor(() => peersOf().size === 2, 'the second tab at the server');
       const tabSocket = [...peersOf().keys()].find((c) => c !== pageSocket) as Connection;
 
-      hold = holdAppends();
+      hold = holdAppends(server);
       await annotate(page, 0, '1');
       await status(page).filter({ hasText: 'saving delayed' }).waitFor(WAIT);
       await status(tab).filter({ hasText: 'saving delayed' }).waitFor(WAIT);

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { layerRoom, listSpans } from '@spanwise/shared';
 import { api, login, startTestServer, storedDoc, waitFor, type TestServer } from '../../server/test/harness.ts';
-import { annotate, keptReads, launchChromium, signIn, WAIT, waitConnected } from './page-helpers.ts';
+import { annotate, holdAppends, keptReads, launchChromium, signIn, WAIT, waitConnected } from './page-helpers.ts';
 
 const ALICE = 2;
 const DOCUMENT = 1;
@@ -203,8 +203,19 @@ describe('edits that have not reached the server', () => {
     } finally {
       await restart();
     }
-    await waitConnected(page);
     const room = layerRoom(documentId, ALICE);
+    // Back, but its store slow: the page's step 2 (the offline edit) is in, not yet stored, and
+    // the page still says so.
+    const hold = holdAppends(server);
+    try {
+      await waitFor(async () => server.sync.rooms.get(room)?.busy === true, 'the offline edit at the server, waiting to be stored');
+      await new Promise((r) => setTimeout(r, 200)); // (time for a word the server must not send)
+      expect(await unsavedMark(page, `spanwise:u${ALICE}:${room}`)).toBe(1);
+      expect(await page.locator('.workspace[data-unsaved]').count()).toBe(1);
+    } finally {
+      hold.restore();
+    }
+    await waitConnected(page);
     await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === word), 'the offline edit stored', 15_000);
 
     // Stored (the server says so): the mark is gone from the layer's copy, and leaving asks nothing.

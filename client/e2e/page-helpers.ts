@@ -3,7 +3,8 @@
  * wait for the connection. Shared by the e2e test files.
  */
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { waitFor } from '../../server/test/harness.ts';
+import { waitFor, type TestServer } from '../../server/test/harness.ts';
+import type { SyncStore } from '../../server/src/sync/types.ts';
 
 export const WAIT = { timeout: 15_000 };
 
@@ -81,4 +82,25 @@ export function keptReads(page: Page): Promise<string[]> {
     const keys = await (await caches.open('spanwise-api')).keys();
     return keys.map((r) => new URL(r.url).pathname).sort();
   });
+}
+
+/**
+ * Makes every append of the server's store hang from now on; `restore` lets them go and puts
+ * the store back (call it in a `finally`).
+ */
+export function holdAppends(server: TestServer): { restore: () => void } {
+  const store = (server.sync as unknown as { options: { store: SyncStore } }).options.store;
+  const append = store.append;
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  store.append = async (name, updates) => {
+    await held;
+    return append.call(store, name, updates);
+  };
+  return {
+    restore: () => {
+      release();
+      store.append = append;
+    },
+  };
 }
