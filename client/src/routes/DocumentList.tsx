@@ -14,7 +14,11 @@ export function DocumentList() {
   const [documents] = createResource(projectId, api.documents);
   const me = useMe();
   // Edits not saved yet (made offline, say) left in a document: sent only once it is opened again.
-  const [unsaved] = createResource(() => `u${me.id}`, documentsWithUnsavedEdits);
+  const [unsaved] = createResource(
+    // Once the list is in: only its documents' copies are read.
+    () => (documents.state === 'ready' ? documents().map((d) => d.id) : false),
+    (ids) => documentsWithUnsavedEdits(`u${me.id}`, new Set(ids)),
+  );
   const holdsUnsaved = (id: number) => unsaved.state === 'ready' && unsaved().has(id);
   // (A failed resource throws when read: its error shows in the list, as the project's does.)
   const unsavedHere = () => (documents.error ? [] : (documents.latest ?? [])).filter((d) => holdsUnsaved(d.id)).length;

@@ -85,28 +85,29 @@ function holdsMark(name: string): Promise<boolean> {
 }
 
 /**
- * The documents whose layers this browser holds edits of not yet saved, for the user of
+ * Which of `documents` have layers this browser holds edits of not yet saved, for the user of
  * `storagePrefix`: made offline and left, they are sent only when the document is opened again
  * while the server can be reached, so the document list says where they are. Empty where the
  * browser cannot list its databases; never rejects.
  */
-export async function documentsWithUnsavedEdits(storagePrefix: string): Promise<Set<number>> {
-  const documents = new Set<number>();
-  if (typeof indexedDB === 'undefined' || typeof indexedDB.databases !== 'function') return documents;
+export async function documentsWithUnsavedEdits(storagePrefix: string, documents: ReadonlySet<number>): Promise<Set<number>> {
+  const found = new Set<number>();
+  if (typeof indexedDB === 'undefined' || typeof indexedDB.databases !== 'function') return found;
   const prefix = layerCopyName(storagePrefix, '');
   let names: string[];
   try {
     names = (await indexedDB.databases()).flatMap((d) => (d.name?.startsWith(prefix) ? [d.name] : []));
   } catch {
-    return documents;
+    return found;
   }
   await Promise.all(
     names.map(async (name) => {
       const room = parseRoom(name.slice(prefix.length));
-      if (room && room.kind !== 'entities' && (await holdsMark(name))) documents.add(room.documentId);
+      if (!room || room.kind === 'entities' || !documents.has(room.documentId)) return;
+      if (await holdsMark(name)) found.add(room.documentId);
     }),
   );
-  return documents;
+  return found;
 }
 
 /**
