@@ -58,7 +58,7 @@ export interface Layer {
    * been sent them while it announces no saving delay).
    */
   unsaved: Accessor<boolean>;
-  /** Whether the browser keeps a copy of the layer: 'opening', 'kept', or 'unavailable' (its IndexedDB did not open). */
+  /** The layer's IndexedDB copy did not open: edits live only in the page until the server has them. */
   localCopyFailed: Accessor<boolean>;
   setSelection(selection: TextSelection | null): void;
   /** Connects again after a close that waits for the user (1009, 4400). */
@@ -262,8 +262,8 @@ export function openLayer(options: OpenLayerOptions): Layer {
     provider.connect();
   };
   connectWait = setTimeout(connectOnce, LOCAL_LOAD_WAIT_MS);
-  Promise.all([local.whenSynced, edits.read]).then(connectOnce, connectOnce);
-  local._db.catch(connectOnce);
+  // (`whenSynced` never settles when the copy fails to open: `_db` says so.)
+  Promise.all([local._db.then(() => local.whenSynced), edits.read]).then(connectOnce, connectOnce);
 
   return {
     doc,

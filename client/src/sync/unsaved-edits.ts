@@ -7,12 +7,14 @@
  *
  * So an edit is unsaved from the moment it is made until the server has stored every frame of
  * a socket that sent it (or sent the step 2 after it). The server sends a count of 0 after its
- * greeting, before it answers the socket's step 1 (so before the page's 'sync'): a server that
+ * greeting, before it answers the socket's step 1 (so before the page's 'sync'). A server that
  * does not (an older one, mid-upgrade) never says what it stored: on its sockets an edit counts
  * as saved once sent on a synced socket and the server has announced no saving delay for
- * WITHOUT_ACKS_GRACE_MS since (it announces one once a store has taken 2 s, by default). Edits unsaved for a while (made offline, or the server slow to store)
- * are marked in the layer's IndexedDB copy, so a page reloaded offline still knows; the first
- * time, the browser is asked to keep the site's storage (`navigator.storage.persist()`).
+ * WITHOUT_ACKS_GRACE_MS since (it announces one once a store has taken 2 s, by default).
+ *
+ * Edits unsaved for a while (made offline, or the server slow to store) are marked in the
+ * layer's IndexedDB copy, so a page reloaded offline still knows; the first time, the browser
+ * is asked to keep the site's storage (`navigator.storage.persist()`).
  */
 import { createSignal, type Accessor } from 'solid-js';
 import * as decoding from 'lib0/decoding';
@@ -145,7 +147,7 @@ export interface UnsavedEdits {
 export function trackUnsaved(
   doc: Y.Doc,
   provider: WebsocketProvider,
-  local: IndexeddbPersistence | null,
+  local: IndexeddbPersistence,
   savingDelayed: Accessor<boolean>,
 ): UnsavedEdits {
   const [unsaved, setUnsaved] = createSignal(false);
@@ -162,7 +164,7 @@ export function trackUnsaved(
     clearTimeout(markTimer);
     markTimer = undefined;
     marked = true;
-    local?.set(UNSAVED_KEY, 1).catch(() => {});
+    local.set(UNSAVED_KEY, 1).catch(() => {});
     askToPersist();
   };
 
@@ -182,12 +184,12 @@ export function trackUnsaved(
     if (unsaved()) setUnsaved(false);
     if (marked) {
       marked = false;
-      local?.del(UNSAVED_KEY).catch(() => {});
+      local.del(UNSAVED_KEY).catch(() => {});
     }
   };
 
   const onDocUpdate = (_update: Uint8Array, origin: unknown) => {
-    if (origin === provider || (local !== null && origin === local)) return;
+    if (origin === provider || origin === local) return;
     setUnsaved(true);
     // Sent now (on an open socket) to a server that will not say whether it stored it.
     if (syncedWithoutAcks() && socket()?.readyState === WebSocket.OPEN) startGrace();
@@ -226,7 +228,7 @@ export function trackUnsaved(
 
   // Edits an earlier page left unsaved (made offline, and the page was left meanwhile): this
   // page's step 2 sends what the copy holds, and the server's word on it takes the mark away.
-  const read = (local?.get(UNSAVED_KEY) ?? Promise.resolve(undefined)).then(
+  const read = local.get(UNSAVED_KEY).then(
     (left) => {
       if (left !== 1) return;
       marked = true;
