@@ -1,7 +1,7 @@
 /**
  * What a person sees when the server changes its mind about them mid-session, in a real
  * Chromium against the real server: a role taken away and given back, a page whose view of the
- * role is stale (the server drops its edits and says so), too many layers open at once (the
+ * role is stale (the server drops its edits and says so; the page offers to discard them), too many layers open at once (the
  * server is busy: the page waits and comes back), an edit too large to send (the page
  * stops instead of sending it again and again), a reconnect while saving is delayed, an edit the
  * server has yet to store (the page asks before it is left, with or without the server's word),
@@ -123,11 +123,29 @@ describe('a role that changes while the layer is open', () => {
       await selectText(page, word.start, word.end);
       await page.getByRole('button', { name: 'PERSON' }).click();
 
-      await page.getByRole('alert').filter({ hasText: 'did not save your latest changes' }).waitFor(WAIT);
+      const refused = page.getByRole('alert').filter({ hasText: 'did not save edits of yours' });
+      await refused.waitFor(WAIT);
       await status(page).filter({ hasText: 'your changes are not saved' }).waitFor(WAIT);
       expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(true);
+      expect(await page.getByRole('alert').count()).toBe(1); // (not the refusal a second time)
       const stored = await server.database.db.selectFrom('sync_updates').select('id').where('room', '=', layerRoom(4, 2)).execute();
       expect(stored).toHaveLength(0);
+      expect(await page.locator('[data-annotation-id]').count()).toBe(1);
+
+      // The browser keeps the refused edit (only alice sees it) until she discards it, asked first.
+      const questions: string[] = [];
+      page.on('dialog', (dialog) => {
+        questions.push(dialog.message());
+        void dialog.accept();
+      });
+      await refused.getByRole('button', { name: 'Discard them' }).click();
+      await refused.waitFor({ state: 'detached', ...WAIT });
+      expect(questions).toEqual([expect.stringContaining('cannot be brought back')]);
+      await waitConnected(page); // (the layer opened again: the page still thinks alice may write)
+      expect(await page.locator('[data-annotation-id]').count()).toBe(0);
+      await page.reload();
+      await waitConnected(page);
+      expect(await page.locator('[data-annotation-id]').count()).toBe(0);
     } finally {
       await setRole('alice', 'annotator');
       await context.close();

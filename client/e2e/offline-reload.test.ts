@@ -3,8 +3,10 @@
  * API reads the client kept and the layer in IndexedDB open the workspace as it was; an edit
  * made then reaches the database once the server is back on the same port. Signing out forgets
  * the kept reads. An edit not yet saved makes the page ask before it is left, even after a
- * reload, and the document list marks its document until the server has it; a page opened offline learns the user's role again once it syncs; a browser whose
- * storage does not open is told so. Relies on `vite build client` having run (`npm test` does).
+ * reload, and the document list marks its document until the server has it (a list open in
+ * another tab follows); edits the user may no longer save are said apart and can be discarded;
+ * a page opened offline learns the user's role again once it syncs; a browser whose storage
+ * does not open is told so. Relies on `vite build client` having run (`npm test` does).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
@@ -163,6 +165,7 @@ describe('edits that have not reached the server', () => {
 
     await server.stop();
     let word: string;
+    let list: Page | undefined;
     try {
       await status(page).filter({ hasText: /^offline — edits kept in this browser$/ }).waitFor(WAIT);
       word = await annotate(page, 1, '1');
@@ -201,6 +204,10 @@ describe('edits that have not reached the server', () => {
       await rows.filter({ hasText: 'not saved yet' }).click();
       await status(page).filter({ hasText: 'offline — unsaved edits kept in this browser' }).waitFor(WAIT);
     } finally {
+      // (The list stays open in another tab, from what the browser kept.)
+      list = await context.newPage();
+      await list.goto(`${server.url}/projects/1`);
+      await list.locator('.row-link').filter({ hasText: 'not saved yet' }).waitFor(WAIT);
       await restart();
     }
     const room = layerRoom(documentId, ALICE);
@@ -220,6 +227,9 @@ describe('edits that have not reached the server', () => {
 
     // Stored (the server says so): the mark is gone from the layer's copy, and leaving asks nothing.
     await waitFor(async () => (await unsavedMark(page, `spanwise:u${ALICE}:${room}`)) === undefined, 'the mark taken away');
+    // The list in the other tab follows without being reloaded.
+    await list!.locator('.row-link').filter({ hasText: 'not saved yet' }).waitFor({ state: 'detached', ...WAIT });
+    expect(await list!.getByRole('note').count()).toBe(0);
     await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Projects' }).click();
     await page.waitForURL(`${server.url}/`, WAIT);
     expect(dialogs).toHaveLength(4);
@@ -257,6 +267,67 @@ describe('edits that have not reached the server', () => {
     try {
       await status(page).filter({ hasText: 'connected · read-only' }).waitFor(WAIT);
       expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(true);
+    } finally {
+      await setRole(server.url, 'alice', 'annotator');
+    }
+    await context.close();
+  });
+
+  it('says where edits wait that can no longer be saved and lets them be discarded, and the list in another tab follows', async () => {
+    const documentId = 5;
+    const room = layerRoom(documentId, ALICE);
+    const copy = `spanwise:u${ALICE}:${room}`;
+    const { context, page } = await aliceOnline(documentId);
+    // The document list, open in another tab throughout.
+    const list = await context.newPage();
+    const questions: string[] = [];
+    list.on('dialog', (dialog) => {
+      questions.push(dialog.message());
+      void dialog.accept();
+    });
+    await list.goto(`${server.url}/projects/1`);
+    await list.locator('section[data-unsaved-read]').waitFor(WAIT);
+    const rows = list.locator('.row-link');
+    expect(await rows.filter({ hasText: 'not saved yet' }).count()).toBe(0);
+
+    await server.stop();
+    let word: string;
+    try {
+      await status(page).filter({ hasText: /^offline/ }).waitFor(WAIT);
+      word = await annotate(page, 2, '1');
+      // The other tab learns of the mark without being reloaded.
+      await rows.filter({ hasText: 'not saved yet' }).first().waitFor(WAIT);
+      expect(await rows.filter({ hasText: 'not saved yet' }).getAttribute('href')).toBe(`/projects/1/documents/${documentId}`);
+      await list.getByRole('note').filter({ hasText: 'One document holds edits of yours' }).waitFor(WAIT);
+
+      // Made a viewer while the page was away: her layer is no longer hers to write (nor, in
+      // blind review, to open), and the edit will not be stored.
+      const other = await startTestServer({ database: server.testDatabase, config: { port: 0 } });
+      try {
+        await setRole(other.url, 'alice', 'viewer');
+      } finally {
+        await other.stop();
+      }
+    } finally {
+      await restart();
+    }
+    try {
+      await page.close({ runBeforeUnload: false });
+      await list.reload();
+      const stranded = list.locator('[data-stranded]');
+      await stranded.filter({ hasText: 'One document holds edits of yours kept in this browser that cannot be saved' }).waitFor(WAIT);
+      expect(await rows.filter({ hasText: 'cannot be saved' }).getAttribute('href')).toBe(`/projects/1/documents/${documentId}`);
+      expect(await rows.filter({ hasText: 'not saved yet' }).count()).toBe(0);
+      expect(await list.getByRole('note').filter({ hasText: 'not saved yet' }).count()).toBe(0);
+      expect(await unsavedMark(list, copy)).toBe(1);
+
+      // Discarded (asked first): the copy is gone from the browser, and so is the list's word.
+      await stranded.getByRole('button', { name: 'Discard them' }).click();
+      await stranded.waitFor({ state: 'detached', ...WAIT });
+      expect(questions).toEqual([expect.stringContaining('cannot be brought back')]);
+      expect(await rows.filter({ hasText: 'cannot be saved' }).count()).toBe(0);
+      expect(await list.evaluate(async (name) => (await indexedDB.databases()).some((d) => d.name === name), copy)).toBe(false);
+      expect(listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === word)).toBe(false);
     } finally {
       await setRole(server.url, 'alice', 'annotator');
     }

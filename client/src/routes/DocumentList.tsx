@@ -1,11 +1,16 @@
 import { A, useParams } from '@solidjs/router';
-import { createResource, Show } from 'solid-js';
+import { createResource, createSignal, onCleanup, Show } from 'solid-js';
+import { decideRoomAccess, memberFacts } from '@spanwise/shared/access';
 import { api } from '../api/client.ts';
 import { ExportPanel } from '../components/ExportPanel.tsx';
 import { RowList } from '../components/RowList.tsx';
 import { formatLength, ROLE_TEXT, STATUS_TEXT } from '../lib/labels.ts';
 import { useMe } from '../stores/session.tsx';
-import { documentsWithUnsavedEdits } from '../sync/unsaved-edits.ts';
+import { discardCopies, onMarksChanged, unsavedCopies, type UnsavedCopy } from '../sync/unsaved-edits.ts';
+
+/** What a person is asked before edits that can no longer be saved are deleted from the browser. */
+const DISCARD_QUESTION =
+  'Delete the edits of yours that this browser keeps and that can no longer be saved? They cannot be brought back.';
 
 export function DocumentList() {
   const params = useParams<{ projectId: string }>();
@@ -13,20 +18,41 @@ export function DocumentList() {
   const [project] = createResource(projectId, api.project);
   const [documents] = createResource(projectId, api.documents);
   const me = useMe();
-  // Edits not saved yet (made offline, say) left in a document: sent only once it is opened again.
-  const [unsaved] = createResource(
-    // Once the list is in: only its documents' copies are read.
-    () => (documents.state === 'ready' ? documents().map((d) => d.id) : false),
-    (ids) => documentsWithUnsavedEdits(`u${me.id}`, new Set(ids)),
-  );
-  const holdsUnsaved = (id: number) => unsaved.state === 'ready' && unsaved().has(id);
-  // (A failed resource throws when read: its error shows in the list, as the project's does.)
-  const unsavedHere = () => (documents.error ? [] : (documents.latest ?? [])).filter((d) => holdsUnsaved(d.id)).length;
   /** The project once loaded; a failed resource throws when read, and its error shows below. */
   const info = () => (project.error ? undefined : project.latest);
+  // Edits not saved yet (made offline, say) left in a document's layers: sent only once the
+  // layer is opened again, and only if this user may still write it.
+  const [copies, { refetch: readMarksAgain }] = createResource(
+    // Once the list is in: only its documents' copies are read.
+    () => (documents.state === 'ready' ? documents().map((d) => d.id) : false),
+    (ids) => unsavedCopies(`u${me.id}`, new Set(ids)),
+  );
+  // Read again when a page of this browser makes such edits, saves them, or discards them.
+  onCleanup(onMarksChanged(() => void readMarksAgain()));
+  /** Whether the user may no longer write the copy's layer, as the project now says (as the server decides). */
+  const stranded = (c: UnsavedCopy): boolean => {
+    const p = info();
+    if (!p) return false;
+    const access = decideRoomAccess(c.room, me.id, memberFacts(p, me.id, c.room.documentId));
+    return !access.ok || access.readOnly;
+  };
+  const toSend = () => (copies.latest ?? []).filter((c) => !stranded(c));
+  const notSendable = () => (copies.latest ?? []).filter(stranded);
+  /** How many documents of `list` the copies are of. */
+  const documentCount = (list: UnsavedCopy[]) => new Set(list.map((c) => c.room.documentId)).size;
+  const [discarding, setDiscarding] = createSignal(false);
+  const [discardFailed, setDiscardFailed] = createSignal<string | null>(null);
+  const discard = () => {
+    if (!window.confirm(DISCARD_QUESTION)) return;
+    setDiscarding(true);
+    setDiscardFailed(null);
+    discardCopies(notSendable().map((c) => c.name))
+      .catch((err: unknown) => setDiscardFailed(`They could not all be discarded: ${err instanceof Error ? err.message : String(err)}`))
+      .finally(() => setDiscarding(false));
+  };
 
   return (
-    <section class="page" data-unsaved-read={unsaved.state === 'ready' ? '' : undefined}>
+    <section class="page" data-unsaved-read={copies.state === 'ready' ? '' : undefined}>
       <nav class="crumbs" aria-label="Breadcrumb">
         <A href="/">Projects</A>
       </nav>
@@ -39,12 +65,25 @@ export function DocumentList() {
           </p>
         )}
       </Show>
-      <Show when={unsavedHere() > 0}>
-        <p role="note" class="banner notice">
-          {unsavedHere() === 1 ? 'One document holds' : `${unsavedHere()} documents hold`} edits of yours kept in
-          this browser and not saved yet: they are sent when you open {unsavedHere() === 1 ? 'it' : 'each'} while
-          the server can be reached.
-        </p>
+      <Show when={documentCount(toSend())}>
+        {(count) => (
+          <p role="note" class="banner notice">
+            {count() === 1 ? 'One document holds' : `${count()} documents hold`} edits of yours kept in this browser and
+            not saved yet: they are sent when you open {count() === 1 ? 'it' : 'each'} while the server can be reached.
+          </p>
+        )}
+      </Show>
+      <Show when={documentCount(notSendable())}>
+        {(count) => (
+          <p role="alert" class="error banner" data-stranded>
+            {count() === 1 ? 'One document holds' : `${count()} documents hold`} edits of yours kept in this browser
+            that cannot be saved: you may no longer edit the layers they were made in.{' '}
+            <button type="button" disabled={discarding()} onClick={discard}>
+              Discard them
+            </button>
+            <Show when={discardFailed()}> {discardFailed()}</Show>
+          </p>
+        )}
       </Show>
       <RowList
         resource={documents}
@@ -55,8 +94,11 @@ export function DocumentList() {
           <>
             <span class="row-title">{d.title}</span>
             <span class="row-meta">{formatLength(d.length)}</span>
-            <Show when={holdsUnsaved(d.id)}>
+            <Show when={toSend().some((c) => c.room.documentId === d.id)}>
               <span class="unsaved-pill">not saved yet</span>
+            </Show>
+            <Show when={notSendable().some((c) => c.room.documentId === d.id)}>
+              <span class="unsaved-pill">cannot be saved</span>
             </Show>
             <span class={`status-pill status-${d.status}`}>{STATUS_TEXT[d.status]}</span>
           </>

@@ -39,7 +39,11 @@ function leaveQuestion(keptLocally: boolean): string {
     : 'Some of your edits are not saved yet, and this browser cannot keep them: they are lost if you leave. Leave anyway?';
 }
 
-export function LayerWorkspace(props: {
+/** What a person is asked before the edits this browser holds and the server refused are deleted. */
+const DISCARD_QUESTION =
+  'Delete the edits of yours to this layer that this browser keeps and the server did not save? They cannot be brought back.';
+
+interface LayerWorkspaceProps {
   layer: LayerOption;
   /** Whether the user may only view the layer, as the project now says (it may change while open). */
   readOnly: boolean;
@@ -50,7 +54,31 @@ export function LayerWorkspace(props: {
   onAccessChanged?: () => void;
   /** A member's name by id: peers are shown by who the server let in, not by what they say. */
   memberName?: (id: number) => string | undefined;
-}) {
+}
+
+export function LayerWorkspace(props: LayerWorkspaceProps) {
+  // Opened afresh once the browser's copy of the layer is deleted (its unsaved edits discarded).
+  const [opening, setOpening] = createSignal({});
+  const [discardFailed, setDiscardFailed] = createSignal<string | null>(null);
+  const reopen = (failure: string | null) => {
+    setDiscardFailed(failure);
+    setOpening({});
+  };
+  return (
+    <Show when={opening()} keyed>
+      {(_) => <OpenedLayerWorkspace {...props} discardFailed={discardFailed()} onReopen={reopen} />}
+    </Show>
+  );
+}
+
+function OpenedLayerWorkspace(
+  props: LayerWorkspaceProps & {
+    /** Why the last attempt to discard this layer's copy failed, if it did. */
+    discardFailed: string | null;
+    /** The layer closed to discard its copy: open it again (the copy kept if `failure`). */
+    onReopen: (failure: string | null) => void;
+  },
+) {
   const me = useMe();
   const session = useSession();
   const layer = openLayer({
@@ -127,6 +155,21 @@ export function LayerWorkspace(props: {
     flashTimer = setTimeout(() => setFocused(null), 1600);
   };
   onCleanup(() => clearTimeout(flashTimer));
+
+  // Edits made here that the server will not store while this user may not change the layer
+  // (made offline before they lost the right, say): said once the server has been heard, and
+  // the browser's copy can be deleted to see the layer as it is saved.
+  const strandedEdits = () =>
+    layer.unsaved() && layer.connection() === 'connected' && (props.readOnly || layer.writesRefused());
+  const [discarding, setDiscarding] = createSignal(false);
+  const discard = () => {
+    if (!window.confirm(DISCARD_QUESTION)) return;
+    setDiscarding(true);
+    layer.discardLocalCopy().then(
+      () => props.onReopen(null),
+      (err: unknown) => props.onReopen(`They could not be discarded: ${err instanceof Error ? err.message : String(err)}`),
+    );
+  };
 
   const [hint, setHint] = createSignal<string | null>(null);
   const locked = () => lockedHint(props.readOnly, layer.writesRefused(), layer.closedCode() !== null);
@@ -244,7 +287,18 @@ export function LayerWorkspace(props: {
             </p>
           )}
         </Show>
-        <Show when={layer.writesRefused() && !props.readOnly}>
+        <Show when={strandedEdits()}>
+          <p role="alert" class="error banner">
+            The server did not save edits of yours to this layer, and you may not change it now: this
+            browser keeps them, and only you see them. They are sent if you may edit the layer again
+            the next time you open it.{' '}
+            <button type="button" disabled={discarding()} onClick={discard}>
+              Discard them
+            </button>
+            <Show when={props.discardFailed}> {props.discardFailed}</Show>
+          </p>
+        </Show>
+        <Show when={layer.writesRefused() && !props.readOnly && !strandedEdits()}>
           <p role="alert" class="error banner">
             The server did not save your latest changes to this layer: you may only view it now.
           </p>

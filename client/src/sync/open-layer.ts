@@ -36,7 +36,7 @@ import { CloseCode, FINAL_CLOSE_CODES, MessageKind } from '@spanwise/shared/prot
 import { readPresenceEntries } from '@spanwise/shared/presence-entries';
 import { withoutRemovals } from './awareness-update.ts';
 import { createPresence, type Peer, type PresenceUser, type TextSelection } from './presence.ts';
-import { CountingWebSocket, layerCopyName, trackUnsaved } from './unsaved-edits.ts';
+import { CountingWebSocket, discardCopies, layerCopyName, trackUnsaved } from './unsaved-edits.ts';
 
 export type Connection = 'connecting' | 'connected' | 'offline' | 'busy' | 'closed';
 
@@ -64,6 +64,11 @@ export interface Layer {
   /** Connects again after a close that waits for the user (1009, 4400). */
   retry(): void;
   close(): void;
+  /**
+   * Closes the layer and deletes its copy in this browser, with the edits the server never
+   * stored (the user may no longer change the layer, say); open it again to see what is saved.
+   */
+  discardLocalCopy(): Promise<void>;
 }
 
 export interface OpenLayerOptions {
@@ -106,7 +111,8 @@ function syncUrl(loc: Location = window.location): string {
 export function openLayer(options: OpenLayerOptions): Layer {
   const doc = new Y.Doc();
   const [localCopyFailed, setLocalCopyFailed] = createSignal(false);
-  const local = new IndexeddbPersistence(layerCopyName(options.storagePrefix, options.room), doc);
+  const copyName = layerCopyName(options.storagePrefix, options.room);
+  const local = new IndexeddbPersistence(copyName, doc);
   // (A browser that refuses this site storage.)
   local._db.catch(() => setLocalCopyFailed(true));
   const provider = new WebsocketProvider(syncUrl(), options.room, doc, {
@@ -283,17 +289,26 @@ export function openLayer(options: OpenLayerOptions): Layer {
       setConnection('connecting');
       provider.connect();
     },
-    close() {
-      destroyed = true;
-      clearTimeout(connectWait);
-      clearTimeout(busyTimer);
-      busyTimer = undefined;
-      provider.awareness.off('change', readServerState);
-      edits.destroy();
-      presence.destroy();
-      provider.destroy();
-      void local.destroy().catch(() => {});
-      doc.destroy();
+    close: () => void shutDown().catch(() => {}),
+    async discardLocalCopy() {
+      await shutDown().catch(() => {}); // (a copy that never opened has nothing to close)
+      await discardCopies([copyName]);
     },
   };
+
+  /** Stops everything; settles once the IndexedDB copy is closed (it can be deleted then). */
+  function shutDown(): Promise<void> {
+    if (destroyed) return Promise.resolve();
+    destroyed = true;
+    clearTimeout(connectWait);
+    clearTimeout(busyTimer);
+    busyTimer = undefined;
+    provider.awareness.off('change', readServerState);
+    edits.destroy();
+    presence.destroy();
+    provider.destroy();
+    const closed = local.destroy();
+    doc.destroy();
+    return closed;
+  }
 }

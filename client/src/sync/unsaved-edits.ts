@@ -20,10 +20,10 @@ import { createSignal, type Accessor } from 'solid-js';
 import * as decoding from 'lib0/decoding';
 import { messageYjsSyncStep2, messageYjsUpdate } from 'y-protocols/sync';
 import type * as Y from 'yjs';
-import type { IndexeddbPersistence } from 'y-indexeddb';
+import { clearDocument, type IndexeddbPersistence } from 'y-indexeddb';
 import type { WebsocketProvider } from 'y-websocket';
 import { MessageKind } from '@spanwise/shared/protocol';
-import { parseRoom } from '@spanwise/shared/rooms';
+import { parseRoom, type Room } from '@spanwise/shared/rooms';
 
 /** The layer's IndexedDB entry that says edits made here may not be saved yet. */
 const UNSAVED_KEY = 'unsaved';
@@ -51,6 +51,27 @@ export class CountingWebSocket extends WebSocket {
       this.documentFrames++;
     }
   }
+}
+
+/** Where a page says that a layer's mark was written or taken away (see onMarksChanged). */
+const MARKS_CHANNEL = 'spanwise:unsaved-marks';
+let marksChannel: BroadcastChannel | null | undefined;
+
+/** Tells the pages of this browser (this one too) that a layer's mark was written or taken away. */
+export function tellMarksChanged(): void {
+  if (marksChannel === undefined) marksChannel = typeof BroadcastChannel === 'function' ? new BroadcastChannel(MARKS_CHANNEL) : null;
+  marksChannel?.postMessage('changed');
+}
+
+/**
+ * Calls `listener` when a page of this browser (this one included) wrote or took away a
+ * layer's mark; returns what stops it. (A channel never hears itself: this one is its own.)
+ */
+export function onMarksChanged(listener: () => void): () => void {
+  if (typeof BroadcastChannel !== 'function') return () => {};
+  const channel = new BroadcastChannel(MARKS_CHANNEL);
+  channel.onmessage = () => listener();
+  return () => channel.close();
 }
 
 /** The IndexedDB database that keeps a layer's copy for one signed-in user (`storagePrefix`). */
@@ -86,30 +107,45 @@ function holdsMark(name: string): Promise<boolean> {
   });
 }
 
+/** A layer's copy in this browser that holds edits not saved yet (see unsavedCopies). */
+export interface UnsavedCopy {
+  /** The IndexedDB database. */
+  name: string;
+  room: Exclude<Room, { kind: 'entities' }>;
+}
+
 /**
- * Which of `documents` have layers this browser holds edits of not yet saved, for the user of
- * `storagePrefix`: made offline and left, they are sent only when the document is opened again
- * while the server can be reached, so the document list says where they are. Empty where the
- * browser cannot list its databases; never rejects.
+ * The copies of layers of `documents` that hold edits not yet saved, for the user of
+ * `storagePrefix`: made offline and left, they are sent only when the layer is opened again
+ * while the server can be reached (and the user may still write it), so the document list says
+ * where they are. Empty where the browser cannot list its databases; never rejects.
  */
-export async function documentsWithUnsavedEdits(storagePrefix: string, documents: ReadonlySet<number>): Promise<Set<number>> {
-  const found = new Set<number>();
-  if (typeof indexedDB === 'undefined' || typeof indexedDB.databases !== 'function') return found;
+export async function unsavedCopies(storagePrefix: string, documents: ReadonlySet<number>): Promise<UnsavedCopy[]> {
+  if (typeof indexedDB === 'undefined' || typeof indexedDB.databases !== 'function') return [];
   const prefix = layerCopyName(storagePrefix, '');
   let names: string[];
   try {
     names = (await indexedDB.databases()).flatMap((d) => (d.name?.startsWith(prefix) ? [d.name] : []));
   } catch {
-    return found;
+    return [];
   }
-  await Promise.all(
-    names.map(async (name) => {
+  const found = await Promise.all(
+    names.map(async (name): Promise<UnsavedCopy[]> => {
       const room = parseRoom(name.slice(prefix.length));
-      if (!room || room.kind === 'entities' || !documents.has(room.documentId)) return;
-      if (await holdsMark(name)) found.add(room.documentId);
+      if (!room || room.kind === 'entities' || !documents.has(room.documentId)) return [];
+      return (await holdsMark(name)) ? [{ name, room }] : [];
     }),
   );
-  return found;
+  return found.flat();
+}
+
+/** Deletes these layers' copies (by name) from this browser, with what they hold; tells the pages. */
+export async function discardCopies(names: readonly string[]): Promise<void> {
+  try {
+    await Promise.all(names.map((name) => clearDocument(name)));
+  } finally {
+    tellMarksChanged();
+  }
 }
 
 /**
@@ -164,7 +200,7 @@ export function trackUnsaved(
     clearTimeout(markTimer);
     markTimer = undefined;
     marked = true;
-    local.set(UNSAVED_KEY, 1).catch(() => {});
+    local.set(UNSAVED_KEY, 1).then(tellMarksChanged, () => {});
     askToPersist();
   };
 
@@ -184,7 +220,7 @@ export function trackUnsaved(
     if (unsaved()) setUnsaved(false);
     if (marked) {
       marked = false;
-      local.del(UNSAVED_KEY).catch(() => {});
+      local.del(UNSAVED_KEY).then(tellMarksChanged, () => {});
     }
   };
 
