@@ -16,7 +16,7 @@ import { MessageKind } from '@spanwise/shared';
 import type { Backlog } from './backlog.ts';
 import { errorKind } from './error-text.ts';
 import { messageLabel } from './message-label.ts';
-import type { BusListener, BusMessageKind, SyncBus, SyncLogger, SyncObserver, SyncStore } from './types.ts';
+import type { BusListener, BusMessageKind, StoredUpdate, SyncBus, SyncLogger, SyncObserver, SyncStore } from './types.ts';
 
 export interface RoomPeer {
   /** Whether it went to the peer. */
@@ -60,6 +60,8 @@ export const MAX_PRESENCE_IDS_PER_USER = 2_048;
 const PRESENCE_WINDOW_MS = 2 * awarenessProtocol.outdatedTimeout;
 /** A scan for ids to forget runs at most once this often (or sooner once the ids have doubled). */
 const PRESENCE_SCAN_MS = 1_000;
+/** Rows that leave the doc unusable one failed load looks ahead for (see #setAsideLaterBreakers). */
+const MAX_BREAKERS_PER_LOAD = 16;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5_000;
 /** Origins that are not peers: loading from the store, another instance, a peer leaving. */
@@ -308,31 +310,83 @@ export class Room {
       // One bad row must not cost the room the rest of its history. (The whole error is kept
       // with the row, in the database; the log only names its kind.) One that left the doc
       // unusable goes too, waiting content or not: nothing could be loaded past it.
-      try {
-        const moved = await this.deps.store.setAside(this.name, row.id, String(error ?? 'left the document unusable'), row.version);
-        const fields = { room: this.name, updateId: row.id, error: errorKind(error), ...(broken ? { broke: true, whileWaiting: waiting } : {}) };
-        if (moved) {
-          this.deps.log.error('sync_update_set_aside', fields);
-          this.deps.observer.error?.('set_aside');
-        } else {
-          // Replaced meanwhile (compacted by another instance, say): the next load reads anew.
-          this.deps.log.warn('sync_update_set_aside_gone', fields);
-        }
-      } catch (setAsideErr) {
-        // Left in the log: loading skips it again next time (the room still loads, unless the
-        // row left the doc unusable: then each load fails until it can be set aside).
-        this.deps.observer.error?.('set_aside_failed');
-        this.deps.log.error('sync_set_aside_failed', { room: this.name, updateId: row.id, error: String(setAsideErr) });
-      }
+      const moved = await this.#setAside(row, error, broken ? { broke: true, whileWaiting: waiting } : {});
       if (broken) {
         // Loaded again without it: a first load fails (its sockets are told to try again), a
-        // reload lets the room go.
-        if (!this.#loadedOnce) throw new BrokenByStoredUpdate(`stored update ${row.id} left the document unusable`);
-        this.#break('reload');
-        return;
+        // reload lets the room go (and the fresh room's first load comes here).
+        if (this.#loadedOnce) {
+          this.#break('reload');
+          return;
+        }
+        if (moved) await this.#setAsideLaterBreakers(rows, row.id);
+        throw new BrokenByStoredUpdate(`stored update ${row.id} left the document unusable`);
       }
     }
     this.#loadedOnce = true;
+  }
+
+  /**
+   * Moves a stored row out of the room's log (kept, with its error, in the database), logged
+   * and counted. True if it moved; false if it was gone (replaced meanwhile: compacted by another
+   * instance, say; the next load reads anew) or could not be moved (left in the log: loading
+   * skips it again next time, or, if it leaves the doc unusable, fails until it can be moved).
+   */
+  async #setAside(row: StoredUpdate, error: unknown, fields: Record<string, unknown>): Promise<boolean> {
+    const logged = { room: this.name, updateId: row.id, error: errorKind(error), ...fields };
+    try {
+      const moved = await this.deps.store.setAside(this.name, row.id, String(error ?? 'left the document unusable'), row.version);
+      if (moved) {
+        this.deps.log.error('sync_update_set_aside', logged);
+        this.deps.observer.error?.('set_aside');
+      } else {
+        this.deps.log.warn('sync_update_set_aside_gone', logged);
+      }
+      return moved;
+    } catch (setAsideErr) {
+      this.deps.observer.error?.('set_aside_failed');
+      this.deps.log.error('sync_set_aside_failed', { room: this.name, updateId: row.id, error: String(setAsideErr) });
+      return false;
+    }
+  }
+
+  /**
+   * A first load found a row that leaves the doc unusable (`first`, set aside): its sockets are
+   * told to try again, and each further such row would cost them another failed load (and a
+   * longer wait). So the rows are applied again on scratch docs without it, and every row that
+   * leaves one unusable is set aside too (up to MAX_BREAKERS_PER_LOAD), so the next load is whole.
+   */
+  async #setAsideLaterBreakers(rows: readonly StoredUpdate[], first: StoredUpdate['id']): Promise<void> {
+    const skipped = new Set([first]);
+    for (let found = 0; found < MAX_BREAKERS_PER_LOAD && !this.#destroyed; found++) {
+      const scratch = new Y.Doc({ gc: true });
+      let breaker: StoredUpdate | null = null;
+      let error: unknown = null;
+      try {
+        for (const row of rows) {
+          if (skipped.has(row.id)) continue;
+          try {
+            Y.decodeUpdate(row.data);
+          } catch {
+            continue; // (the load sets it aside, unapplied)
+          }
+          try {
+            Y.applyUpdate(scratch, row.data);
+          } catch (err) {
+            error = err; // (one that throws but leaves the doc whole is the load's to judge)
+          }
+          if (docBroken(scratch)) {
+            breaker = row;
+            break;
+          }
+          error = null;
+        }
+      } finally {
+        scratch.destroy();
+      }
+      if (!breaker) return;
+      if (!(await this.#setAside(breaker, error, { broke: true, foundAhead: true }))) return;
+      skipped.add(breaker.id);
+    }
   }
 
   /** The doc is unusable: stop applying, and have the server let the room go (see onBroken). */

@@ -275,6 +275,23 @@ describe('SyncServer', () => {
       expect(unusable(server.rooms.get('doc:1:user:1')!.doc)).toBe(false);
     });
 
+    it('stored, several: the first load sets them all aside and fails once, the next is whole with every sound row', async () => {
+      const store = new MemoryStore();
+      await store.append('doc:1:user:1', [spanUpdate('OLD'), cleanupPoison(), spanUpdate('MID', 5, 9), cleanupPoison(), cleanupPoison(), spanUpdate('NEW', 10, 14)]);
+      const logged: string[] = [];
+      const log = { ...silent, error: (event: string) => void logged.push(event) };
+      const server = new SyncServer({ store, log, limits });
+      const first = new MemorySocket();
+      join(server, first);
+      await flushed(server);
+      expect(first.closedWith).toBe(CloseCode.tryAgainLater);
+      expect(store.setAsideRows).toHaveLength(3);
+      expect(logged.filter((e) => e === 'sync_update_set_aside')).toHaveLength(3);
+      expect((await stillSyncs(server)).sort()).toEqual(['AFTER', 'MID', 'NEW', 'OLD']);
+      expect(unusable(server.rooms.get('doc:1:user:1')!.doc)).toBe(false);
+      expect(store.rooms.get('doc:1:user:1')).toHaveLength(4); // (the three sound rows, and AFTER)
+    });
+
     it('from another instance while the room loads: nothing sound is set aside, the fresh room keeps the bus, the old one goes', async () => {
       const followers = new Map<string, BusListener>();
       const bus = {
