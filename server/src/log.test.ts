@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { createApp, createServices } from './app.ts';
 import { testConfig } from './config.ts';
 import { openDatabase } from './db/database.ts';
-import { createLogger, logThrottle, streamWriter } from './log.ts';
+import { createLogger, logLeftOutCounts, logThrottle, streamWriter } from './log.ts';
 
 describe('structured logs', () => {
   it('writes one JSON line per event, at or above the level', () => {
@@ -152,6 +152,59 @@ describe('logThrottle', () => {
     throttle('a');
     await sleep(60);
     expect(throttle('a')).toEqual({});
+  });
+
+  it('with leftOut, hands every waiting count over at once when asked (before an exit), and only once', async () => {
+    const counts: Array<[string, number]> = [];
+    const throttle = logThrottle(40, { leftOut: (key, n) => counts.push([key, n]) });
+    throttle('a');
+    throttle('a');
+    throttle('a');
+    throttle('b');
+    throttle('b');
+    logLeftOutCounts();
+    expect(counts).toEqual([
+      ['a', 2],
+      ['b', 1],
+    ]);
+    await sleep(80); // (its timers found nothing left to hand over)
+    logLeftOutCounts();
+    expect(counts).toHaveLength(2);
+    expect(throttle('a')).toEqual({});
+  });
+
+  it('with leftOut, a count that went on the next line (its timer late) is not handed over again', async () => {
+    const counts: Array<[string, number]> = [];
+    const throttle = logThrottle(30, { leftOut: (key, n) => counts.push([key, n]) });
+    throttle('a');
+    throttle('a');
+    const start = performance.now();
+    while (performance.now() - start < 40); // the window ends while the timer cannot run
+    expect(throttle('a')).toEqual({ leftOut: 1 });
+    logLeftOutCounts();
+    await sleep(50);
+    expect(counts).toEqual([]);
+  });
+
+  it('logs the waiting counts of a process that exits through exitAfterLog', async () => {
+    const log = fileURLToPath(new URL('./log.ts', import.meta.url));
+    const script = `
+      import { createLogger, exitAfterLog, logThrottle } from ${JSON.stringify(log)};
+      const log = createLogger('info');
+      const throttle = logThrottle(60_000, { leftOut: (key, leftOut) => log.warn('burst', { key, leftOut }) });
+      for (let i = 0; i < 5; i++) if (throttle('k')) log.warn('burst', { key: 'k' });
+      await exitAfterLog(0);
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    const [[code]] = await Promise.all([once(child, 'exit'), once(child.stdout, 'end')]);
+    expect(code).toBe(0);
+    const lines = Buffer.concat(chunks).toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map(({ event, key, leftOut }) => ({ event, key, leftOut }))).toEqual([
+      { event: 'burst', key: 'k', leftOut: undefined },
+      { event: 'burst', key: 'k', leftOut: 4 },
+    ]);
   });
 
   it('with leftOut, hands over the counts of every key it forgets for want of room', () => {

@@ -47,6 +47,17 @@ export function streamWriter(out: NodeJS.WritableStream & { writableLength: numb
   };
 }
 
+/** Throttled events' counts waiting for their window to end (see logThrottle's `leftOut`). */
+const waitingCounts = new Set<() => void>();
+
+/**
+ * Logs now every count of left-out lines that waits for its window to end: their timers do not
+ * keep the process alive, so a process about to exit calls this (exitAfterLog does).
+ */
+export function logLeftOutCounts(): void {
+  for (const flush of [...waitingCounts]) flush();
+}
+
 /**
  * For events that can come many times a second (a warning at every transaction, an error at
  * every failed accept): lets one line per key through every `everyMs`, with the fields to add to
@@ -72,11 +83,15 @@ export function logThrottle(
     at: number;
     leftOut: number;
     timer?: ReturnType<typeof setTimeout>;
+    /** Hands its count on now (while its timer waits: see logLeftOutCounts). */
+    flush?: () => void;
   }
   const keys = new Map<string, Seen>();
   const hand = (key: string, seen: Seen) => {
     clearTimeout(seen.timer);
     seen.timer = undefined;
+    if (seen.flush) waitingCounts.delete(seen.flush);
+    seen.flush = undefined;
     if (seen.leftOut === 0) return;
     const count = seen.leftOut;
     seen.leftOut = 0;
@@ -92,12 +107,15 @@ export function logThrottle(
     if (seen && now - seen.at < everyMs) {
       seen.leftOut++;
       if (report && !seen.timer) {
-        seen.timer = setTimeout(() => {
+        const flush = () => {
           if (keys.get(key) !== seen) return;
           hand(key, seen);
           keys.delete(key);
-        }, seen.at + everyMs - now);
+        };
+        seen.timer = setTimeout(flush, seen.at + everyMs - now);
         seen.timer.unref?.();
+        seen.flush = flush;
+        waitingCounts.add(flush);
       }
       return null;
     }
@@ -105,7 +123,11 @@ export function logThrottle(
       if (report) for (const [k, s] of keys) hand(k, s);
       keys.clear();
     }
-    if (seen) clearTimeout(seen.timer);
+    if (seen) {
+      // (Its window is over and its timer late: the count goes on this line instead.)
+      clearTimeout(seen.timer);
+      if (seen.flush) waitingCounts.delete(seen.flush);
+    }
     keys.set(key, { at: now, leftOut: 0 });
     return seen?.leftOut ? { leftOut: seen.leftOut } : {};
   };
@@ -124,6 +146,7 @@ function fieldValue(_key: string, value: unknown): unknown {
  * (why a start or shutdown failed) matter most.
  */
 export function exitAfterLog(code: number, waitMs = 2_000): Promise<never> {
+  logLeftOutCounts();
   process.exitCode = code;
   const exit = () => process.exit(code);
   setTimeout(exit, waitMs);
