@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
 import { DatabaseBusyError, StorageFullError } from '../db/pglite-dialect.ts';
-import { createLogger } from '../log.ts';
+import { createLogger, logLeftOutCounts } from '../log.ts';
 import { errorHandler } from './errors.ts';
 
 /** An app answering errors with errorHandler, and the lines it logs. */
@@ -61,6 +61,9 @@ describe('errorHandler', () => {
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('database_unavailable');
     }
     expect(lines.map((l) => [l.level, l.event, l.error])).toEqual([['warn', 'request_refused_db_unreachable', 'ECONNREFUSED']]);
+    // The window's count of those left out, as its end (or the process's exit) logs it.
+    logLeftOutCounts();
+    expect(lines.slice(1).map((l) => [l.level, l.event, l.leftOut])).toEqual([['warn', 'request_refused_db_unreachable', unreachable.length - 1]]);
   });
 
   it('answers 503 database_busy when every pooled PostgreSQL connection stays taken', async () => {

@@ -60,8 +60,10 @@ export const MAX_PRESENCE_IDS_PER_USER = 2_048;
 const PRESENCE_WINDOW_MS = 2 * awarenessProtocol.outdatedTimeout;
 /** A scan for ids to forget runs at most once this often (or sooner once the ids have doubled). */
 const PRESENCE_SCAN_MS = 1_000;
-/** Rows that leave the doc unusable one failed load looks ahead for (see #setAsideLaterBreakers). */
+/** Rows one failed load sets aside ahead of the next (see #setAsideLaterBreakers). */
 const MAX_BREAKERS_PER_LOAD = 16;
+/** Rows those scratch passes apply in all, at most (a pass applies the room's whole log). */
+const LOOK_AHEAD_ROWS = 200_000;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5_000;
 /** Origins that are not peers: loading from the store, another instance, a peer leaving. */
@@ -282,6 +284,8 @@ export class Room {
   async #applyStored(): Promise<void> {
     const rows = await this.deps.store.load(this.name);
     const store = this.doc.store;
+    /** Rows this load moved out of the log (the next load will not have them). */
+    const movedAside = new Set<StoredUpdate['id']>();
     for (const row of rows) {
       // Broken meanwhile (by what the bus brought while this waited): no row is to blame, and
       // the room is being let go of.
@@ -301,6 +305,9 @@ export class Room {
         error = err;
       }
       const broken = docBroken(this.doc);
+      // Unusable on a first load, which is to fail: nothing the bus brings is applied meanwhile
+      // (this room is let go of once the load fails; its sockets are told to come back).
+      if (broken && !this.#loadedOnce) this.#broken = true;
       if (error === null && !broken) continue;
       if (waiting && decoded && !broken) {
         this.deps.observer.error?.('apply_failed');
@@ -311,6 +318,7 @@ export class Room {
       // with the row, in the database; the log only names its kind.) One that left the doc
       // unusable goes too, waiting content or not: nothing could be loaded past it.
       const moved = await this.#setAside(row, error, broken ? { broke: true, whileWaiting: waiting } : {});
+      if (moved) movedAside.add(row.id);
       if (broken) {
         // Loaded again without it: a first load fails (its sockets are told to try again), a
         // reload lets the room go (and the fresh room's first load comes here).
@@ -318,7 +326,7 @@ export class Room {
           this.#break('reload');
           return;
         }
-        if (moved) await this.#setAsideLaterBreakers(rows, row.id);
+        if (moved) await this.#setAsideLaterBreakers(rows, movedAside);
         throw new BrokenByStoredUpdate(`stored update ${row.id} left the document unusable`);
       }
     }
@@ -350,42 +358,53 @@ export class Room {
   }
 
   /**
-   * A first load found a row that leaves the doc unusable (`first`, set aside): its sockets are
-   * told to try again, and each further such row would cost them another failed load (and a
-   * longer wait). So the rows are applied again on scratch docs without it, and every row that
-   * leaves one unusable is set aside too (up to MAX_BREAKERS_PER_LOAD), so the next load is whole.
+   * A first load found a row that leaves the doc unusable (set aside, with the others it moved:
+   * `movedAside`): its sockets are told to try again, and each further such row would cost them
+   * another failed load (and a longer wait). So the rows the next load will read are applied
+   * again on scratch docs, judged as it would judge them, and each row it would set aside is set
+   * aside now, a pass at a time (up to MAX_BREAKERS_PER_LOAD rows, and LOOK_AHEAD_ROWS rows
+   * applied in all: a pass holds the event loop as long as a load does, and yields between
+   * passes), so the next load is whole.
    */
-  async #setAsideLaterBreakers(rows: readonly StoredUpdate[], first: StoredUpdate['id']): Promise<void> {
-    const skipped = new Set([first]);
-    for (let found = 0; found < MAX_BREAKERS_PER_LOAD && !this.#destroyed; found++) {
+  async #setAsideLaterBreakers(rows: readonly StoredUpdate[], movedAside: Set<StoredUpdate['id']>): Promise<void> {
+    let budget = LOOK_AHEAD_ROWS;
+    for (let found = 0; found < MAX_BREAKERS_PER_LOAD && budget >= rows.length && !this.#destroyed; found++) {
+      budget -= rows.length;
+      await new Promise((r) => setImmediate(r));
       const scratch = new Y.Doc({ gc: true });
-      let breaker: StoredUpdate | null = null;
-      let error: unknown = null;
-      try {
-        for (const row of rows) {
-          if (skipped.has(row.id)) continue;
-          try {
-            Y.decodeUpdate(row.data);
-          } catch {
-            continue; // (the load sets it aside, unapplied)
-          }
-          try {
-            Y.applyUpdate(scratch, row.data);
-          } catch (err) {
-            error = err; // (one that throws but leaves the doc whole is the load's to judge)
-          }
-          if (docBroken(scratch)) {
-            breaker = row;
-            break;
-          }
-          error = null;
+      let breaker: { row: StoredUpdate; error: unknown; broke: boolean; waiting: boolean } | null = null;
+      for (const row of rows) {
+        if (movedAside.has(row.id)) continue;
+        try {
+          Y.decodeUpdate(row.data);
+        } catch {
+          continue; // (the load sets it aside, unapplied)
         }
-      } finally {
+        const waiting = scratch.store.pendingStructs !== null || scratch.store.pendingDs !== null;
+        let error: unknown = null;
+        try {
+          Y.applyUpdate(scratch, row.data);
+        } catch (err) {
+          error = err; // (one that throws but leaves the doc whole is the load's to judge)
+        }
+        const broken = docBroken(scratch);
+        // As the load judges it: one that throws while content waits (and leaves the doc
+        // whole) stays; one that throws otherwise the next load would set aside, unapplied, so
+        // this pass has gone wrong from it and starts again without it.
+        if (broken || (error !== null && !waiting)) {
+          breaker = { row, error, broke: broken, waiting };
+          break;
+        }
+      }
+      try {
         scratch.destroy();
+      } catch {
+        // (A doc Yjs left mid-transaction: it is dropped all the same.)
       }
       if (!breaker) return;
-      if (!(await this.#setAside(breaker, error, { broke: true, foundAhead: true }))) return;
-      skipped.add(breaker.id);
+      const fields = breaker.broke ? { broke: true, whileWaiting: breaker.waiting, foundAhead: true } : { foundAhead: true };
+      if (!(await this.#setAside(breaker.row, breaker.error, fields))) return;
+      movedAside.add(breaker.row.id);
     }
   }
 

@@ -13,6 +13,7 @@ import { MAX_PRESENCE_IDS_PER_USER, MAX_ROOM_PRESENCE_IDS } from './room.ts';
 import { SyncServer } from './sync-server.ts';
 import type { BusListener, ConnectionInfo, StoredUpdate, SyncBus, SyncSocket, SyncStore } from './types.ts';
 import { createSyncMetrics } from '../features/metrics/sync-metrics.ts';
+import { logLeftOutCounts } from '../log.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
 const limits = { maxMessageBytes: 1024 * 1024, maxMessagesPerSecond: 1000, maxAwarenessBytes: 1024 };
@@ -277,19 +278,58 @@ describe('SyncServer', () => {
 
     it('stored, several: the first load sets them all aside and fails once, the next is whole with every sound row', async () => {
       const store = new MemoryStore();
-      await store.append('doc:1:user:1', [spanUpdate('OLD'), cleanupPoison(), spanUpdate('MID', 5, 9), cleanupPoison(), cleanupPoison(), spanUpdate('NEW', 10, 14)]);
+      // (With a row before them that throws and leaves the doc whole: set aside by the load.)
+      const thrower = findPoison(spanUpdate('BAD', 20, 24));
+      const probe = new Y.Doc();
+      expect(() => Y.applyUpdate(probe, thrower)).toThrow();
+      expect(unusable(probe)).toBe(false);
+      await store.append('doc:1:user:1', [spanUpdate('OLD'), thrower, cleanupPoison(), spanUpdate('MID', 5, 9), cleanupPoison(), cleanupPoison(), spanUpdate('NEW', 10, 14)]);
       const logged: string[] = [];
       const log = { ...silent, error: (event: string) => void logged.push(event) };
       const server = new SyncServer({ store, log, limits });
       const first = new MemorySocket();
       join(server, first);
+      await server.rooms.get('doc:1:user:1')!.loaded.catch(() => {}); // (it looks ahead, a pass a turn)
       await flushed(server);
       expect(first.closedWith).toBe(CloseCode.tryAgainLater);
-      expect(store.setAsideRows).toHaveLength(3);
-      expect(logged.filter((e) => e === 'sync_update_set_aside')).toHaveLength(3);
+      expect(store.setAsideRows).toHaveLength(4);
+      expect(logged.filter((e) => e === 'sync_update_set_aside')).toHaveLength(4);
       expect((await stillSyncs(server)).sort()).toEqual(['AFTER', 'MID', 'NEW', 'OLD']);
       expect(unusable(server.rooms.get('doc:1:user:1')!.doc)).toBe(false);
       expect(store.rooms.get('doc:1:user:1')).toHaveLength(4); // (the three sound rows, and AFTER)
+    });
+
+    it('stored, while the load sets them aside: what the bus brings is not applied, and the room is not called broken', async () => {
+      const followers = new Map<string, BusListener>();
+      const bus = {
+        async join(room: string, listener: BusListener) {
+          followers.set(room, listener);
+        },
+        leave(room: string, listener?: BusListener) {
+          if (!listener || followers.get(room) === listener) followers.delete(room);
+        },
+        publish() {},
+        async close() {},
+      } satisfies SyncBus;
+      const store = new MemoryStore();
+      await store.append('doc:1:user:1', [spanUpdate('OLD'), cleanupPoison(), spanUpdate('MID', 5, 9), cleanupPoison()]);
+      // Another instance's update arrives as each row is set aside.
+      const setAside = store.setAside.bind(store);
+      store.setAside = async (...args: Parameters<MemoryStore['setAside']>) => {
+        const moved = await setAside(...args);
+        followers.get('doc:1:user:1')?.message('update', spanUpdate('BUS', 10, 14));
+        return moved;
+      };
+      const errors: string[] = [];
+      const server = new SyncServer({ store, log: silent, limits, bus, observer: { error: (kind) => errors.push(kind) } });
+      const first = new MemorySocket();
+      join(server, first);
+      await server.rooms.get('doc:1:user:1')!.loaded.catch(() => {});
+      await flushed(server);
+      expect(first.closedWith).toBe(CloseCode.tryAgainLater);
+      expect(store.setAsideRows).toHaveLength(2);
+      expect(errors).not.toContain('room_broken');
+      expect(errors.filter((k) => k === 'set_aside')).toHaveLength(2);
     });
 
     it('from another instance while the room loads: nothing sound is set aside, the fresh room keeps the bus, the old one goes', async () => {
@@ -1082,6 +1122,9 @@ describe('SyncServer', () => {
     await flushed(server);
     expect(lines).toHaveLength(1);
     expect(server.rooms.size).toBe(0);
+    // The count of those left out, once the window ends (or the process exits).
+    logLeftOutCounts();
+    expect(lines.slice(1)).toEqual([{ event: 'sync_room_load_failed', fields: { error: 'Error (message withheld)', leftOut: 5 } }]);
   });
 
   it('keeps nothing of a socket that leaves while its room is still loading (a database away)', async () => {

@@ -8,6 +8,7 @@ import * as decoding from 'lib0/decoding';
 import { TcpProxy } from '../../../test/tcp-proxy.ts';
 import { presenceUpdate } from '../../../test/updates.ts';
 import { HEARTBEAT_SCRIPT, RedisBus, type RedisBusOptions } from './redis-bus.ts';
+import { logLeftOutCounts } from '../../log.ts';
 import type { BusMessageKind } from '../types.ts';
 
 const url = process.env.TEST_REDIS_URL;
@@ -596,10 +597,17 @@ describe.runIf(url)('RedisBus', () => {
 
   it('logs failed publishes once a minute for each error, however many rooms retry', async () => {
     const warned: string[] = [];
+    const leftOut: unknown[] = [];
     let failures = 0;
     const { bus: a, proxy } = await busBehindProxy('a', {
       commandTimeoutMs: 200,
-      log: { ...silent, warn: (event: string) => void warned.push(event) },
+      log: {
+        ...silent,
+        warn: (event: string, fields: Record<string, unknown> = {}) => {
+          warned.push(event);
+          if ('leftOut' in fields) leftOut.push(fields.leftOut);
+        },
+      },
       observer: { error: (kind: string) => void (kind === 'bus_publish_failed' && failures++) },
     });
     try {
@@ -609,6 +617,11 @@ describe.runIf(url)('RedisBus', () => {
       for (const room of rooms) a.publish(room, 'update', Buffer.from('x'));
       await until(() => failures >= rooms.length, 'a failed publish in each room');
       expect(warned.filter((e) => e === 'redis_publish_failed')).toHaveLength(1);
+      // The count of those left out, once the minute ends (or the process exits).
+      const failedThen = failures;
+      logLeftOutCounts();
+      expect(warned.filter((e) => e === 'redis_publish_failed')).toHaveLength(2);
+      expect(leftOut).toEqual([failedThen - 1]);
     } finally {
       proxy.thaw();
       await proxy.close();

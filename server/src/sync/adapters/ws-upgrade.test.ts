@@ -5,7 +5,7 @@ import { WebSocket } from 'ws';
 import { CloseCode } from '@spanwise/shared';
 import { MemoryStore } from '../memory-store.ts';
 import { SyncServer } from '../sync-server.ts';
-import type { Logger } from '../../log.ts';
+import { logLeftOutCounts, type Logger } from '../../log.ts';
 import type { SyncObserver } from '../types.ts';
 import { attachSync, roomForLog, type SyncAuth } from './ws-upgrade.ts';
 
@@ -211,6 +211,11 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     for (let i = 0; i < 5; i++) expect(await open('tok-1')).toMatch(/503/);
     expect(errors.filter((k) => k === 'upgrade_failed')).toHaveLength(5);
     expect(lines.filter((l) => l.event === 'sync_upgrade_failed')).toEqual([{ event: 'sync_upgrade_failed', fields: { room: ROOM, error: 'Error: connection refused' } }]);
+    // The count of those left out, once the minute ends (or the process exits).
+    logLeftOutCounts();
+    expect(lines.filter((l) => l.event === 'sync_upgrade_failed').slice(1)).toEqual([
+      { event: 'sync_upgrade_failed', fields: { error: 'Error: connection refused', leftOut: 4 } },
+    ]);
   });
 
   it('refuses with 4409 a socket whose page is another user’s than the session’s (signed in again in another tab), before asking about the room', async () => {
