@@ -107,17 +107,21 @@ describe('a role that changes while the layer is open', () => {
     // The page goes on being shown the project as it was when it opened (alice an annotator).
     let first: string | null = null;
     const { context, page } = await openDocument('alice', 4, (p) =>
-      p.route('**/api/projects/1', async (route) => {
+      p.context().route('**/api/projects/1', async (route) => {
         const response = await route.fetch();
         first ??= await response.text();
         await route.fulfill({ response, body: first });
       }),
     );
+    // A second tab of hers on the layer.
+    const tab = await context.newPage();
+    await tab.goto(`${server.url}/projects/1/documents/4`);
     try {
       await waitConnected(page);
+      await waitConnected(tab);
       await setRole('alice', 'viewer');
-      // The server closes the socket (access changed); the page reconnects as a viewer.
-      await waitFor(() => readOnlyPeers(layerRoom(4, 2)) === 1, 'alice back in her layer as a viewer');
+      // The server closes the sockets (access changed); the pages reconnect as a viewer's.
+      await waitFor(() => readOnlyPeers(layerRoom(4, 2)) === 2, 'alice back in her layer as a viewer, in both tabs');
       await waitConnected(page);
       const word = await findWord(page, 2);
       await selectText(page, word.start, word.end);
@@ -131,6 +135,7 @@ describe('a role that changes while the layer is open', () => {
       const stored = await server.database.db.selectFrom('sync_updates').select('id').where('room', '=', layerRoom(4, 2)).execute();
       expect(stored).toHaveLength(0);
       expect(await page.locator('[data-annotation-id]').count()).toBe(1);
+      await waitFor(async () => (await tab.locator('[data-annotation-id]').count()) === 1, 'the edit in the other tab too');
 
       // The browser keeps the refused edit (only alice sees it) until she discards it, asked first.
       const questions: string[] = [];
@@ -142,10 +147,25 @@ describe('a role that changes while the layer is open', () => {
       await refused.waitFor({ state: 'detached', ...WAIT });
       expect(questions).toEqual([expect.stringContaining('cannot be brought back')]);
       await waitConnected(page); // (the layer opened again: the page still thinks alice may write)
+      // The other tab let the layer go while its copy was deleted, and opened it again: it does
+      // not hand the edit back.
+      await waitFor(async () => (await tab.locator('[data-annotation-id]').count()) === 0, 'the edit gone from the other tab');
+      await waitConnected(tab);
+      await new Promise((r) => setTimeout(r, 300)); // (time for the other tab to hand anything over)
       expect(await page.locator('[data-annotation-id]').count()).toBe(0);
       await page.reload();
       await waitConnected(page);
       expect(await page.locator('[data-annotation-id]').count()).toBe(0);
+
+      // An annotator again, she edits in the other tab, and it is stored: that tab works on.
+      await setRole('alice', 'annotator');
+      await waitFor(() => readOnlyPeers(layerRoom(4, 2)) === 0 && (server.sync.rooms.get(layerRoom(4, 2))?.peers.size ?? 0) === 2, 'both tabs back as an annotator’s');
+      await waitConnected(tab);
+      const again = await findWord(tab, 3);
+      await selectText(tab, again.start, again.end);
+      await tab.getByRole('button', { name: 'PERSON' }).click();
+      await waitFor(async () => listSpans(await storedDoc(server.database.db, layerRoom(4, 2))).some((s) => s.quote === again.word), 'the other tab’s edit stored');
+      expect(listSpans(await storedDoc(server.database.db, layerRoom(4, 2))).map((s) => s.quote)).toEqual([again.word]);
     } finally {
       await setRole('alice', 'annotator');
       await context.close();

@@ -321,10 +321,21 @@ describe('edits that have not reached the server', () => {
       expect(await list.getByRole('note').filter({ hasText: 'not saved yet' }).count()).toBe(0);
       expect(await unsavedMark(list, copy)).toBe(1);
 
+      // Not while the server cannot say whether she may edit again (the list's view of it may
+      // be old): nothing is deleted.
+      await server.stop();
+      try {
+        await stranded.getByRole('button', { name: 'Discard them' }).click();
+        await stranded.filter({ hasText: 'Nothing was discarded' }).waitFor(WAIT);
+        expect(await unsavedMark(list, copy)).toBe(1);
+      } finally {
+        await restart();
+      }
+
       // Discarded (asked first): the copy is gone from the browser, and so is the list's word.
       await stranded.getByRole('button', { name: 'Discard them' }).click();
       await stranded.waitFor({ state: 'detached', ...WAIT });
-      expect(questions).toEqual([expect.stringContaining('cannot be brought back')]);
+      expect(questions).toEqual([expect.stringContaining('cannot be brought back'), expect.stringContaining('cannot be brought back')]);
       expect(await rows.filter({ hasText: 'cannot be saved' }).count()).toBe(0);
       expect(await list.evaluate(async (name) => (await indexedDB.databases()).some((d) => d.name === name), copy)).toBe(false);
       expect(listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === word)).toBe(false);

@@ -57,10 +57,11 @@ const UNREACHABLE = 'The server cannot be reached. Check your connection and try
  * for (or a proxy says is away) is answered from that copy, so a page reloaded offline still
  * opens. A read the server now refuses (403, 404) loses its copy.
  */
-async function request<T>(method: string, path: string, body?: unknown, signedIn = true, signal?: AbortSignal): Promise<T> {
+async function request<T>(method: string, path: string, body?: unknown, signedIn = true, signal?: AbortSignal, copyWhenAway = true): Promise<T> {
   let res: Response;
   const startedIn = currentGeneration();
   const reading = method === 'GET';
+  const answerFromCopy = reading && copyWhenAway;
   try {
     res = await fetch(`/api${path}`, {
       method,
@@ -70,7 +71,7 @@ async function request<T>(method: string, path: string, body?: unknown, signedIn
       signal,
     });
   } catch {
-    const copy = reading ? await copyOf(path) : undefined;
+    const copy = answerFromCopy ? await copyOf(path) : undefined;
     if (copy !== undefined) return copy as T;
     throw new ApiError(0, 'network', UNREACHABLE);
   }
@@ -79,7 +80,7 @@ async function request<T>(method: string, path: string, body?: unknown, signedIn
   const data = await bodyOf(res);
   // The server is away when a proxy says so; not on the server's own 503 (its database busy or
   // unreachable, its disk full), which says it is there: a kept copy is not passed off as its answer.
-  if (reading && AWAY.has(res.status) && !fromServer(data)) {
+  if (answerFromCopy && AWAY.has(res.status) && !fromServer(data)) {
     const kept = await copyOf(path);
     if (kept !== undefined) return kept as T;
   }
@@ -250,6 +251,8 @@ export const api = {
   settleSignOut,
   projects: () => request<ProjectSummary[]>('GET', '/projects'),
   project: (id: number) => request<ProjectDetail>('GET', `/projects/${id}`),
+  /** The project as the server says now: never a kept copy (it fails while the server is away). */
+  projectNow: (id: number) => request<ProjectDetail>('GET', `/projects/${id}`, undefined, true, undefined, false),
   documents: (projectId: number) => request<DocumentSummary[]>('GET', `/projects/${projectId}/documents`),
   document: (id: number) => request<DocumentDetail>('GET', `/documents/${id}`),
   setStatus: (documentId: number, status: DocumentStatus) =>

@@ -1,5 +1,6 @@
 import { A, useParams } from '@solidjs/router';
 import { createResource, createSignal, onCleanup, Show } from 'solid-js';
+import type { ProjectDetail } from '@spanwise/shared/api';
 import { decideRoomAccess, memberFacts } from '@spanwise/shared/access';
 import { api } from '../api/client.ts';
 import { ExportPanel } from '../components/ExportPanel.tsx';
@@ -15,7 +16,7 @@ const DISCARD_QUESTION =
 export function DocumentList() {
   const params = useParams<{ projectId: string }>();
   const projectId = () => Number(params.projectId);
-  const [project] = createResource(projectId, api.project);
+  const [project, { mutate: setProject }] = createResource(projectId, api.project);
   const [documents] = createResource(projectId, api.documents);
   const me = useMe();
   /** The project once loaded; a failed resource throws when read, and its error shows below. */
@@ -29,12 +30,14 @@ export function DocumentList() {
   );
   // Read again when a page of this browser makes such edits, saves them, or discards them.
   onCleanup(onMarksChanged(() => void readMarksAgain()));
-  /** Whether the user may no longer write the copy's layer, as the project now says (as the server decides). */
-  const stranded = (c: UnsavedCopy): boolean => {
-    const p = info();
-    if (!p) return false;
+  /** Whether the user may no longer write the copy's layer, as `p` says (the server's rule). */
+  const strandedIn = (p: ProjectDetail, c: UnsavedCopy): boolean => {
     const access = decideRoomAccess(c.room, me.id, memberFacts(p, me.id, c.room.documentId));
     return !access.ok || access.readOnly;
+  };
+  const stranded = (c: UnsavedCopy): boolean => {
+    const p = info();
+    return p !== undefined && strandedIn(p, c);
   };
   const toSend = () => (copies.latest ?? []).filter((c) => !stranded(c));
   const notSendable = () => (copies.latest ?? []).filter(stranded);
@@ -42,13 +45,27 @@ export function DocumentList() {
   const documentCount = (list: UnsavedCopy[]) => new Set(list.map((c) => c.room.documentId)).size;
   const [discarding, setDiscarding] = createSignal(false);
   const [discardFailed, setDiscardFailed] = createSignal<string | null>(null);
-  const discard = () => {
+  const discard = async () => {
     if (!window.confirm(DISCARD_QUESTION)) return;
     setDiscarding(true);
     setDiscardFailed(null);
-    discardCopies(notSendable().map((c) => c.name))
-      .catch((err: unknown) => setDiscardFailed(`They could not all be discarded: ${err instanceof Error ? err.message : String(err)}`))
-      .finally(() => setDiscarding(false));
+    try {
+      // Judged again on what the server says now (what the page holds may be a kept copy, or
+      // older than a role given back): only what cannot be saved is deleted.
+      let now: ProjectDetail;
+      try {
+        now = await api.projectNow(projectId());
+      } catch (err) {
+        setDiscardFailed(`Nothing was discarded: ${err instanceof Error ? err.message : String(err)}`);
+        return;
+      }
+      setProject(now);
+      await discardCopies(notSendable().filter((c) => strandedIn(now, c)).map((c) => c.name));
+    } catch (err) {
+      setDiscardFailed(`They could not all be discarded: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      setDiscarding(false);
+    }
   };
 
   return (
@@ -78,7 +95,7 @@ export function DocumentList() {
           <p role="alert" class="error banner" data-stranded>
             {count() === 1 ? 'One document holds' : `${count()} documents hold`} edits of yours kept in this browser
             that cannot be saved: you may no longer edit the layers they were made in.{' '}
-            <button type="button" disabled={discarding()} onClick={discard}>
+            <button type="button" disabled={discarding()} onClick={() => void discard()}>
               Discard them
             </button>
             <Show when={discardFailed()}> {discardFailed()}</Show>

@@ -96,6 +96,8 @@ function OpenedLayerWorkspace(
       if (code === CloseCode.forbidden) props.onAccessChanged?.();
     },
     onAccessChanged: () => props.onAccessChanged?.(),
+    // Another tab is deleting this layer's copy: opened again once it is done.
+    onCopyDiscarded: (done) => void done.then(() => props.onReopen(null)),
   });
   onCleanup(layer.close);
 
@@ -157,10 +159,10 @@ function OpenedLayerWorkspace(
   onCleanup(() => clearTimeout(flashTimer));
 
   // Edits made here that the server will not store while this user may not change the layer
-  // (made offline before they lost the right, say): said once the server has been heard, and
-  // the browser's copy can be deleted to see the layer as it is saved.
-  const strandedEdits = () =>
-    layer.unsaved() && layer.connection() === 'connected' && (props.readOnly || layer.writesRefused());
+  // (made offline before they lost the right, say): said on the server's word about the socket
+  // open now (it refuses what the socket's sync sends), and the browser's copy can be deleted
+  // to see the layer as it is saved.
+  const strandedEdits = () => layer.unsaved() && layer.synced() && layer.writesRefused();
   const [discarding, setDiscarding] = createSignal(false);
   const discard = () => {
     if (!window.confirm(DISCARD_QUESTION)) return;

@@ -36,7 +36,7 @@ import { CloseCode, FINAL_CLOSE_CODES, MessageKind } from '@spanwise/shared/prot
 import { readPresenceEntries } from '@spanwise/shared/presence-entries';
 import { withoutRemovals } from './awareness-update.ts';
 import { createPresence, type Peer, type PresenceUser, type TextSelection } from './presence.ts';
-import { CountingWebSocket, discardCopies, layerCopyName, trackUnsaved } from './unsaved-edits.ts';
+import { CountingWebSocket, discardCopies, layerCopyName, onCopyDiscarding, trackUnsaved } from './unsaved-edits.ts';
 
 export type Connection = 'connecting' | 'connected' | 'offline' | 'busy' | 'closed';
 
@@ -53,6 +53,8 @@ export interface Layer {
   savingDelayed: Accessor<boolean>;
   /** The server said it drops this user's edits to the layer (a read-only socket). */
   writesRefused: Accessor<boolean>;
+  /** The open socket has synced: what the server says now is about this socket. */
+  synced: Accessor<boolean>;
   /**
    * The server has yet to store edits made here (or, if it does not say what it stored, to have
    * been sent them while it announces no saving delay).
@@ -84,6 +86,11 @@ export interface OpenLayerOptions {
    * meanwhile.
    */
   onAccessChanged?: () => void;
+  /**
+   * Another page of this browser is deleting the layer's copy (discarding edits that cannot be
+   * saved): the layer has closed itself, and should be opened afresh once `done` settles.
+   */
+  onCopyDiscarded?: (done: Promise<void>) => void;
 }
 
 /** Codes after which reconnecting would only send the same again: stop until asked. */
@@ -112,6 +119,8 @@ export function openLayer(options: OpenLayerOptions): Layer {
   const doc = new Y.Doc();
   const [localCopyFailed, setLocalCopyFailed] = createSignal(false);
   const copyName = layerCopyName(options.storagePrefix, options.room);
+  /** Tells this layer's own word on the marks channel from other pages'. */
+  const self = `layer:${Math.random().toString(36).slice(2)}`;
   const local = new IndexeddbPersistence(copyName, doc);
   // (A browser that refuses this site storage.)
   local._db.catch(() => setLocalCopyFailed(true));
@@ -131,6 +140,10 @@ export function openLayer(options: OpenLayerOptions): Layer {
   const [connection, setConnection] = createSignal<Connection>('connecting');
   const [closedCode, setClosedCode] = createSignal<number | null>(null);
   const [writesRefused, setWritesRefused] = createSignal(false);
+  const [synced, setSynced] = createSignal(false);
+  provider.on('status', ({ status }) => {
+    if (status !== 'connected') setSynced(false);
+  });
   let everConnected = false;
   let destroyed = false;
   /** The layer was offline before its first sync (a page opened while the server was away). */
@@ -227,8 +240,9 @@ export function openLayer(options: OpenLayerOptions): Layer {
     }
   });
   let syncedBefore = false;
-  provider.on('sync', (synced: boolean) => {
-    if (!synced || closedCode() !== null) return;
+  provider.on('sync', (isSynced: boolean) => {
+    setSynced(isSynced && provider.wsconnected);
+    if (!isSynced || closedCode() !== null) return;
     if (busy) {
       busy = false;
       setConnection('connected');
@@ -256,6 +270,10 @@ export function openLayer(options: OpenLayerOptions): Layer {
   provider.awareness.on('change', readServerState);
 
   const edits = trackUnsaved(doc, provider, local, savingDelayed);
+  const stopDiscardWatch = onCopyDiscarding(copyName, self, (done) => {
+    void shutDown().catch(() => {});
+    options.onCopyDiscarded?.(done);
+  });
   // Connected once the layer's copy has loaded, so that the first sync sends what it holds (and
   // its mark is read); but not later than LOCAL_LOAD_WAIT_MS, should the copy never answer (the
   // layer then syncs anyway, and what the copy brings later goes as updates).
@@ -278,6 +296,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
     peers: presence.peers,
     savingDelayed,
     writesRefused,
+    synced,
     unsaved: edits.unsaved,
     localCopyFailed,
     setSelection: presence.setSelection,
@@ -292,7 +311,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
     close: () => void shutDown().catch(() => {}),
     async discardLocalCopy() {
       await shutDown().catch(() => {}); // (a copy that never opened has nothing to close)
-      await discardCopies([copyName]);
+      await discardCopies([copyName], self);
     },
   };
 
@@ -300,6 +319,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
   function shutDown(): Promise<void> {
     if (destroyed) return Promise.resolve();
     destroyed = true;
+    stopDiscardWatch();
     clearTimeout(connectWait);
     clearTimeout(busyTimer);
     busyTimer = undefined;

@@ -53,25 +53,77 @@ export class CountingWebSocket extends WebSocket {
   }
 }
 
-/** Where a page says that a layer's mark was written or taken away (see onMarksChanged). */
+/**
+ * Where the pages of this browser say that a layer's mark was written or taken away, and that
+ * a layer's copy is being deleted (`discarding`, by whom) or has been (`discarded`).
+ */
 const MARKS_CHANNEL = 'spanwise:unsaved-marks';
+type MarksMessage = { kind: 'changed' } | { kind: 'discarding' | 'discarded'; names: readonly string[]; by: string };
 let marksChannel: BroadcastChannel | null | undefined;
+
+function tell(message: MarksMessage): void {
+  if (marksChannel === undefined) marksChannel = typeof BroadcastChannel === 'function' ? new BroadcastChannel(MARKS_CHANNEL) : null;
+  marksChannel?.postMessage(message);
+}
 
 /** Tells the pages of this browser (this one too) that a layer's mark was written or taken away. */
 export function tellMarksChanged(): void {
-  if (marksChannel === undefined) marksChannel = typeof BroadcastChannel === 'function' ? new BroadcastChannel(MARKS_CHANNEL) : null;
-  marksChannel?.postMessage('changed');
+  tell({ kind: 'changed' });
+}
+
+/** Listens on the marks channel; returns what stops it. (A channel never hears itself: this one is its own.) */
+function listen(listener: (message: MarksMessage) => void): () => void {
+  if (typeof BroadcastChannel !== 'function') return () => {};
+  const channel = new BroadcastChannel(MARKS_CHANNEL);
+  channel.onmessage = (event: MessageEvent<MarksMessage>) => listener(event.data);
+  return () => channel.close();
 }
 
 /**
  * Calls `listener` when a page of this browser (this one included) wrote or took away a
- * layer's mark; returns what stops it. (A channel never hears itself: this one is its own.)
+ * layer's mark, or deleted a layer's copy; returns what stops it.
  */
 export function onMarksChanged(listener: () => void): () => void {
-  if (typeof BroadcastChannel !== 'function') return () => {};
-  const channel = new BroadcastChannel(MARKS_CHANNEL);
-  channel.onmessage = () => listener();
-  return () => channel.close();
+  return listen((message) => {
+    if (message.kind !== 'discarding') listener();
+  });
+}
+
+/** How long a layer whose copy another page deletes waits for it to be done before it opens again. */
+const DISCARD_WAIT_MS = 10_000;
+
+/**
+ * Calls `listener` when a page of this browser other than `self` begins to delete the copy
+ * `name`, with a promise that settles once it is done (or DISCARD_WAIT_MS have passed): a layer
+ * open on that copy must let its doc go, or what it holds would come back (it hands its updates
+ * to the layer opened afresh over BroadcastChannel). Returns what stops it.
+ */
+export function onCopyDiscarding(name: string, self: string, listener: (done: Promise<void>) => void): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let finish: (() => void) | null = null;
+  const stopListening = listen((message) => {
+    if (message.kind === 'changed' || message.by === self || !message.names.includes(name)) return;
+    if (message.kind === 'discarded') {
+      finish?.();
+      return;
+    }
+    if (finish) return; // (already waiting)
+    const done = new Promise<void>((resolve) => {
+      finish = () => {
+        clearTimeout(timer);
+        finish = null;
+        stop();
+        resolve();
+      };
+    });
+    timer = setTimeout(() => finish?.(), DISCARD_WAIT_MS);
+    listener(done);
+  });
+  /** Stops listening; a wait under way goes on until it is done (then it stops). */
+  const stop = () => {
+    if (finish === null) stopListening();
+  };
+  return stop;
 }
 
 /** The IndexedDB database that keeps a layer's copy for one signed-in user (`storagePrefix`). */
@@ -139,12 +191,17 @@ export async function unsavedCopies(storagePrefix: string, documents: ReadonlySe
   return found.flat();
 }
 
-/** Deletes these layers' copies (by name) from this browser, with what they hold; tells the pages. */
-export async function discardCopies(names: readonly string[]): Promise<void> {
+/**
+ * Deletes these layers' copies (by name) from this browser, with what they hold. Pages with one
+ * of them open (`by`: the page that deletes, if it has one open itself) let it go first and open
+ * it again once this is done (see onCopyDiscarding).
+ */
+export async function discardCopies(names: readonly string[], by = 'document-list'): Promise<void> {
+  tell({ kind: 'discarding', names, by });
   try {
     await Promise.all(names.map((name) => clearDocument(name)));
   } finally {
-    tellMarksChanged();
+    tell({ kind: 'discarded', names, by });
   }
 }
 
@@ -199,8 +256,10 @@ export function trackUnsaved(
   const mark = () => {
     clearTimeout(markTimer);
     markTimer = undefined;
+    // (Written again each time, should a tab have taken it away meanwhile; said once.)
+    const first = !marked;
     marked = true;
-    local.set(UNSAVED_KEY, 1).then(tellMarksChanged, () => {});
+    local.set(UNSAVED_KEY, 1).then(() => first && tellMarksChanged(), () => {});
     askToPersist();
   };
 
