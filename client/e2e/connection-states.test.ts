@@ -284,8 +284,10 @@ describe('an edit the server has yet to store', () => {
       hold.restore();
       await waitFor(async () => listSpans(await storedDoc(server.database.db, layerRoom(2, 4))).length === 1, 'the edit stored');
       await projects().click();
-      await page.waitForURL(`${server.url}/`, WAIT);
+      // (Left, or asked again — which would keep the page here: said as such, not as a timeout.)
+      await waitFor(async () => dialogs.length > 1 || new URL(page.url()).pathname === '/', 'left the page');
       expect(dialogs).toEqual(['confirm']);
+      await page.waitForURL(`${server.url}/`, WAIT);
     } finally {
       hold?.restore();
       await context.close();
@@ -325,8 +327,10 @@ describe('a server that does not say what it stored (an older one, mid-upgrade)'
       await waitFor(async () => listSpans(await storedDoc(server.database.db, layerRoom(3, 4))).length === 2, 'the second edit stored');
       await page.locator('.workspace:not([data-unsaved])').waitFor(WAIT);
       await projects().click();
-      await page.waitForURL(`${server.url}/`, WAIT);
+      // (Left, or asked again — which would keep the page here: said as such, not as a timeout.)
+      await waitFor(async () => dialogs.length > 1 || new URL(page.url()).pathname === '/', 'left the page');
       expect(dialogs).toEqual(['confirm']);
+      await page.waitForURL(`${server.url}/`, WAIT);
     } finally {
       hold?.restore();
       sync.connect = connect;
@@ -357,19 +361,48 @@ describe('two tabs of one browser on a layer', () => {
       await annotate(page, 0, '1');
       await status(page).filter({ hasText: 'saving delayed' }).waitFor(WAIT);
       await status(tab).filter({ hasText: 'saving delayed' }).waitFor(WAIT);
-      // Every text the first tab's status shows from now on.
-      await page.evaluate(() => {
+      // Every text the first tab's status shows from now on, and the presence states removed
+      // that reach it from the second over BroadcastChannel (y-websocket's channel for the
+      // room, which this page names per user).
+      await page.evaluate((channel) => {
         const shown: string[] = [];
-        (window as unknown as { shown: string[] }).shown = shown;
+        const removedOverChannel: number[] = [];
+        Object.assign(window, { shown, removedOverChannel });
         const el = document.querySelector('[role="status"][aria-label="Connection"]')!;
         new MutationObserver(() => shown.push(el.textContent ?? '')).observe(el, { subtree: true, childList: true, characterData: true });
-      });
+        // An awareness message: 1, then the update's length and its entries (id, clock, state JSON).
+        new BroadcastChannel(channel).onmessage = (event: MessageEvent) => {
+          const bytes = new Uint8Array(event.data as ArrayBuffer);
+          let at = 0;
+          const varUint = () => {
+            let n = 0;
+            for (let shift = 0; ; shift += 7) {
+              const b = bytes[at++]!;
+              n += (b & 127) * 2 ** shift;
+              if (b < 128) return n;
+            }
+          };
+          if (varUint() !== 1) return;
+          varUint(); // (the update's length)
+          for (let entries = varUint(); entries > 0; entries--) {
+            const id = varUint();
+            varUint(); // (clock)
+            const length = varUint();
+            const state = new TextDecoder().decode(bytes.subarray(at, at + length));
+            at += length;
+            if (state === 'null') removedOverChannel.push(id);
+          }
+        };
+      }, `${server.url.replace(/^http/, 'ws')}/sync/${room}#user:5`);
 
       // The server ends the second tab's socket; it comes back on its own.
       tabSocket.close(CloseCode.goingAway, 'test: come back');
       await waitFor(() => peersOf().size === 2 && !peersOf().has(tabSocket), 'the second tab back on a socket of its own', 5_000);
       await status(tab).filter({ hasText: 'saving delayed' }).waitFor({ timeout: 3_000 });
       await new Promise((r) => setTimeout(r, 500));
+      // The second tab's socket took the server's notice away there, and that tab said so over
+      // BroadcastChannel; this one kept it, as its own socket still has it.
+      expect((await page.evaluate(() => (window as unknown as { removedOverChannel: number[] }).removedOverChannel)).length).toBeGreaterThan(0);
       expect(await page.evaluate(() => (window as unknown as { shown: string[] }).shown)).toEqual([]);
       await status(page).filter({ hasText: 'saving delayed' }).waitFor({ timeout: 100 });
     } finally {
