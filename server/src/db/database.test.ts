@@ -8,7 +8,7 @@ import { databaseKinds, holdConnection, useTestDatabase } from '../../test/harne
 import { ensureCluster, migrate, openDatabase, type OpenDatabase } from './database.ts';
 import { DatabaseBusyError, StorageFullError, withoutQueueLimits, withQueueLimits, type QueueLimits } from './pglite-dialect.ts';
 import { KyselyStore } from '../sync/adapters/kysely-store.ts';
-import { createLogger } from '../log.ts';
+import { createLogger, logLeftOutCounts } from '../log.ts';
 import { migrations } from './migrations/index.ts';
 
 describe.each(databaseKinds())('database (%s)', (kind) => {
@@ -406,6 +406,13 @@ describe('database (pglite): Postgres notices', () => {
       // A NOTICE is not logged at info.
       await sql.raw(`do $$ begin raise notice 'chatter'; end $$`).execute(open.db);
       expect(notices()).toHaveLength(3);
+      // The counts of those left out, once their minute ends (or the process exits), naming
+      // their kind's message (its numbers as #).
+      logLeftOutCounts();
+      expect(notices().slice(3)).toEqual([
+        expect.objectContaining({ level: 'warn', severity: 'WARNING', code: '01000', message: 'spanwise test warning', leftOut: 1 }),
+        expect.objectContaining({ level: 'warn', severity: 'WARNING', code: '01000', message: 'must be vacuumed within # transactions', leftOut: 1 }),
+      ]);
     } finally {
       await open.close();
     }
