@@ -3,7 +3,7 @@ import * as Y from 'yjs';
 import { layerRoom, listSpans } from '@spanwise/shared';
 import { connectLayer, login, startTestServer, waitFor, type LayerClient, type TestServer } from '../test/harness.ts';
 import { EditLedger, LeanClient } from './lean-client.ts';
-import { MARKS, Recorder, sleep } from './load.ts';
+import { makeEdit, MARKS, Recorder, sleep, type OwnSpans } from './load.ts';
 
 // The capacity bench's measuring instrument: its clients must be real peers (their edits reach a
 // stock provider) and must time every other client's edit exactly once.
@@ -33,6 +33,25 @@ describe('bench edit ledger', () => {
     read(updates[2]!, 5);
     expect(found).toEqual([100, 200]);
     expect(again).toBe(1);
+  });
+});
+
+describe('bench edits', () => {
+  /** The spans `edits` edits of client `index` make under `seed`, as (label, start, end). */
+  const spansMade = (seed: number, index: number, edits = 12) => {
+    const doc = new Y.Doc();
+    const rec = new Recorder(seed);
+    const src = { text: 'The U.S. fears Iran is preparing to provide Russia with missiles', labels: ['PERSON', 'ORG', 'GPE', 'CLAIM'], author: 2 };
+    const own: OwnSpans = [];
+    for (let seq = 0; seq < edits; seq++) makeEdit(doc, doc.getMap<number>(MARKS), own, index, seq, { room: 'r', peers: 2 }, src, rec);
+    return listSpans(doc).map((s) => `${s.label} ${s.start}-${s.end}`);
+  };
+
+  it('are the same for a client in every run with the same seed, and differ between clients and seeds', () => {
+    expect(spansMade(1, 0)).toEqual(spansMade(1, 0));
+    expect(spansMade(1, 0)).not.toEqual(spansMade(1, 1));
+    expect(spansMade(1, 0)).not.toEqual(spansMade(2, 0));
+    expect(new Recorder(3).randomFor(4)()).toBe(new Recorder(3).randomFor(4)());
   });
 });
 

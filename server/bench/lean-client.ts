@@ -162,10 +162,11 @@ export class LeanClient implements FleetClient {
   edit(src: EditSource): void {
     if (this.presence) {
       // The page's presence state (client/src/sync/presence.ts), its selection moved.
-      const from = Math.floor(Math.random() * Math.max(1, src.text.length - 20));
+      const random = this.rec.randomFor(this.index);
+      const from = Math.floor(random() * Math.max(1, src.text.length - 20));
       this.awareness.setLocalState({
         user: { id: src.author, name: `bench ${this.index}`, color: '#1f77b4' },
-        selection: { start: from, end: from + 3 + Math.floor(Math.random() * 18) },
+        selection: { start: from, end: from + 3 + Math.floor(random() * 18) },
       });
       this.#sendAwareness();
     }
@@ -175,7 +176,7 @@ export class LeanClient implements FleetClient {
   }
 
   startSending(periodMs: number, src: EditSource): void {
-    this.#pacer.start(periodMs, () => this.edit(src));
+    this.#pacer.start(periodMs, () => this.edit(src), this.rec.randomFor(this.index));
   }
 
   stopSending(): void {

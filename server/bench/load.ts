@@ -8,6 +8,7 @@
  */
 import WebSocket from 'ws';
 import * as Y from 'yjs';
+import * as prng from 'lib0/prng';
 import { WebsocketProvider } from 'y-websocket';
 import { addSpan, annotationsMap, readAnnotation, relabel } from '@spanwise/shared';
 
@@ -47,6 +48,21 @@ export class Recorder {
    * persistent database: a reused key would be a concurrent write to the same map entry.
    */
   readonly runTag = Math.random().toString(36).slice(2, 8);
+  readonly #randoms = new Map<number, () => number>();
+
+  /** `seed`: each client's edits and timing phase come from it, the same in every run. */
+  constructor(readonly seed = 1) {}
+
+  /** Client `index`'s numbers in [0, 1) for this run: from the seed, so each run is the same. */
+  randomFor(index: number): () => number {
+    let random = this.#randoms.get(index);
+    if (!random) {
+      const gen = prng.create(this.seed * 1_000_003 + index);
+      random = () => prng.real53(gen);
+      this.#randoms.set(index, random);
+    }
+    return random;
+  }
   /** Edits sent before this instant (performance.now()) are warm-up: neither timed nor counted. */
   measureFrom = Number.POSITIVE_INFINITY;
   readonly latencies: number[] = [];
@@ -101,9 +117,6 @@ export class Recorder {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function randomInt(n: number): number {
-  return Math.floor(Math.random() * n);
-}
 
 /** The stock y-websocket client over `ws`, sending the session cookie on the upgrade. */
 function providerFor(target: Target, room: string, doc: Y.Doc): WebsocketProvider {
@@ -130,11 +143,13 @@ export type OwnSpans = Array<{ id: string; label: string }>;
  */
 export function makeEdit(doc: Y.Doc, marks: Y.Map<number>, own: OwnSpans, index: number, seq: number, spec: ClientSpec, src: EditSource, rec: Recorder): number {
   const key = `${rec.runTag}.${index}.${seq}`;
+  const random = rec.randomFor(index);
+  const randomInt = (n: number) => Math.floor(random() * n);
   const expected = rec.room(spec.room);
   const label = src.labels[randomInt(src.labels.length)]!;
   const sentAt = performance.now();
   doc.transact(() => {
-    if (own.length === 0 || Math.random() < 0.5) {
+    if (own.length === 0 || random() < 0.5) {
       const length = 3 + randomInt(18);
       const start = randomInt(Math.max(1, src.text.length - length));
       const end = Math.min(src.text.length, start + length);
@@ -162,12 +177,12 @@ export function makeEdit(doc: Y.Doc, marks: Y.Map<number>, own: OwnSpans, index:
 export class Pacer {
   #timer: NodeJS.Timeout | null = null;
 
-  start(periodMs: number, tick: () => void): void {
+  start(periodMs: number, tick: () => void, random: () => number = Math.random): void {
     this.stop();
     this.#timer = setTimeout(() => {
       tick();
       this.#timer = setInterval(tick, periodMs);
-    }, Math.random() * periodMs);
+    }, random() * periodMs);
   }
 
   stop(): void {
@@ -239,7 +254,7 @@ export class BenchClient implements FleetClient {
   }
 
   startSending(periodMs: number, src: EditSource): void {
-    this.#pacer.start(periodMs, () => this.edit(src));
+    this.#pacer.start(periodMs, () => this.edit(src), this.rec.randomFor(this.index));
   }
 
   stopSending(): void {

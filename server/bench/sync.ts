@@ -95,6 +95,8 @@ interface Options {
   referencePauseUs: number;
   /** Lean clients send presence with a text selection before each edit, as the page does. */
   presence: boolean;
+  /** What each client's edits and timing phase come from: every run (either server, any round) makes the same edits. */
+  seed: number;
 }
 
 function parseOptions(): Options {
@@ -113,6 +115,7 @@ function parseOptions(): Options {
       rounds: { type: 'string' },
       'reference-pause-us': { type: 'string' },
       presence: { type: 'boolean', default: false },
+      seed: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -121,7 +124,7 @@ function parseOptions(): Options {
       'usage: npm run bench:sync -- [--capacity [--skip-reference]] [--client lean|provider] [--clients N] [--rooms N (capacity only)] [--rate edits/s per client]\n' +
         '                             [--seconds S] [--warmup S] [--rounds N (fan-out only)] [--cpu-prof (profile both servers)] [--timeline (per-second latency)]\n' +
         '                             [--reference-pause-us N (fan-out only, a diagnostic: the reference pauses N µs before each broadcast)]\n' +
-        '                             [--presence (lean clients: presence with a text selection before each edit)]',
+        '                             [--presence (lean clients: presence with a text selection before each edit)] [--seed N (the edits made; default 1)]',
     );
     process.exit(0);
   }
@@ -155,6 +158,7 @@ function parseOptions(): Options {
     rounds: Math.round(num('rounds', values.rounds, 3, 1)),
     referencePauseUs: Math.round(num('reference-pause-us', values['reference-pause-us'], 0, 0)),
     presence: values.presence,
+    seed: Math.round(num('seed', values.seed, 1, 0)),
   };
 }
 
@@ -307,7 +311,7 @@ function timelineOf(rec: Recorder): RunResult['timeline'] {
  * database), else on this one.
  */
 async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[], src: EditSource, o: Options, reopen: Reopen): Promise<RunResult> {
-  const rec = new Recorder();
+  const rec = new Recorder(o.seed);
   const connectStart = performance.now();
   const ledger = new EditLedger();
   const create = (index: number, spec: ClientSpec): FleetClient =>
@@ -319,7 +323,7 @@ async function runLoad(server: ServerChild, target: Target, specs: ClientSpec[],
     await sleep(1_000);
     rec.measureFrom = performance.now() + o.warmup * 1000;
     for (const c of clients) c.startSending(1000 / o.rate, src);
-    say(`  editing: ${o.rate}/s per client${o.presence ? ', each edit after a presence update with a text selection' : ''}, ${o.warmup} s warm-up (not timed) + ${o.seconds} s timed`);
+    say(`  editing: ${o.rate}/s per client${o.presence ? ', each edit after a presence update with a text selection' : ''}, ${o.warmup} s warm-up (not timed) + ${o.seconds} s timed, edits from seed ${o.seed}`);
     if (o.timeline) say(`  timeline second 0 starts at this process's performance.now() = ${fmt(rec.measureFrom, 1)} ms`);
     await sleep(o.warmup * 1000);
     const watch = watchWindow(server);
@@ -645,6 +649,7 @@ async function fanout(o: Options): Promise<void> {
       database,
       referencePauseUs: o.referencePauseUs,
       presence: o.presence,
+      seed: o.seed,
       rounds: rounds.map((r) => ({ ours: jsonResult(r.ours), reference: jsonResult(r.reference), p99Ratio: round(ratioOf(r), 3) })),
       pooled: {
         ours: { p50Ms: round(pooledOurs.p50), p99Ms: round(pooledOurs.p99), samples: pooledOurs.samples },
@@ -719,6 +724,7 @@ async function capacity(o: Options): Promise<void> {
       bench: 'sync',
       mode: 'capacity',
       presence: o.presence,
+      seed: o.seed,
       sockets: o.clients,
       rooms: o.rooms,
       ratePerSocket: o.rate,
