@@ -203,11 +203,11 @@ describe('edits that have not reached the server', () => {
       expect(await rows.filter({ hasText: 'not saved yet' }).getAttribute('href')).toBe(`/projects/1/documents/${documentId}`);
       await rows.filter({ hasText: 'not saved yet' }).click();
       await status(page).filter({ hasText: 'offline — unsaved edits kept in this browser' }).waitFor(WAIT);
-    } finally {
-      // (The list stays open in another tab, from what the browser kept.)
+      // The list stays open in another tab, from what the browser kept.
       list = await context.newPage();
       await list.goto(`${server.url}/projects/1`);
       await list.locator('.row-link').filter({ hasText: 'not saved yet' }).waitFor(WAIT);
+    } finally {
       await restart();
     }
     const room = layerRoom(documentId, ALICE);

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { createApp, createServices } from './app.ts';
 import { testConfig } from './config.ts';
 import { openDatabase } from './db/database.ts';
-import { createLogger, logLeftOutCounts, logThrottle, streamWriter } from './log.ts';
+import { createLogger, leftOutCountsWaiting, logLeftOutCounts, logThrottle, streamWriter } from './log.ts';
 
 describe('structured logs', () => {
   it('writes one JSON line per event, at or above the level', () => {
@@ -176,11 +176,14 @@ describe('logThrottle', () => {
   it('with leftOut, a count that went on the next line (its timer late) is not handed over again', async () => {
     const counts: Array<[string, number]> = [];
     const throttle = logThrottle(30, { leftOut: (key, n) => counts.push([key, n]) });
+    const waitingBefore = leftOutCountsWaiting();
     throttle('a');
     throttle('a');
+    expect(leftOutCountsWaiting()).toBe(waitingBefore + 1);
     const start = performance.now();
     while (performance.now() - start < 40); // the window ends while the timer cannot run
     expect(throttle('a')).toEqual({ leftOut: 1 });
+    expect(leftOutCountsWaiting()).toBe(waitingBefore); // (nothing kept for it)
     logLeftOutCounts();
     await sleep(50);
     expect(counts).toEqual([]);

@@ -1,10 +1,11 @@
 /** Entry point: reads the config, starts the server, and shuts down cleanly on SIGTERM/SIGINT. */
 import { loadConfig, type Config } from './config.ts';
-import { createLogger, exitAfterLog } from './log.ts';
+import { createLogger, exitAfterLog, logLeftOutCounts } from './log.ts';
 import { startServer, type RunningServer } from './server.ts';
 
 /** A start that cannot go on says why in one log line (no stack trace) and exits 1. */
 function cannotStart(err: unknown): Promise<never> {
+  logLeftOutCounts(); // (before the line that says why: the last matters most)
   createLogger('error').error('start_failed', { error: err instanceof Error ? err.message : String(err), code: (err as { code?: unknown })?.code });
   return exitAfterLog(1);
 }

@@ -251,8 +251,8 @@ export const api = {
   settleSignOut,
   projects: () => request<ProjectSummary[]>('GET', '/projects'),
   project: (id: number) => request<ProjectDetail>('GET', `/projects/${id}`),
-  /** The project as the server says now: never a kept copy (it fails while the server is away). */
-  projectNow: (id: number) => request<ProjectDetail>('GET', `/projects/${id}`, undefined, true, undefined, false),
+  /** The project as the server says now: never a kept copy (it fails while the server is away, or after 10 s). */
+  projectNow: (id: number) => request<ProjectDetail>('GET', `/projects/${id}`, undefined, true, AbortSignal.timeout(10_000), false),
   documents: (projectId: number) => request<DocumentSummary[]>('GET', `/projects/${projectId}/documents`),
   document: (id: number) => request<DocumentDetail>('GET', `/documents/${id}`),
   setStatus: (documentId: number, status: DocumentStatus) =>

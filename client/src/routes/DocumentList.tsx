@@ -39,8 +39,9 @@ export function DocumentList() {
     const p = info();
     return p !== undefined && strandedIn(p, c);
   };
-  const toSend = () => (copies.latest ?? []).filter((c) => !stranded(c));
-  const notSendable = () => (copies.latest ?? []).filter(stranded);
+  // (Told apart only once the project is known: until then neither is said.)
+  const toSend = () => (info() ? (copies.latest ?? []).filter((c) => !stranded(c)) : []);
+  const notSendable = () => (info() ? (copies.latest ?? []).filter(stranded) : []);
   /** How many documents of `list` the copies are of. */
   const documentCount = (list: UnsavedCopy[]) => new Set(list.map((c) => c.room.documentId)).size;
   const [discarding, setDiscarding] = createSignal(false);

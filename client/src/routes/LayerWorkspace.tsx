@@ -25,7 +25,8 @@ import { userColor } from '../sync/presence.ts';
 import { showPeerSelections } from '../sync/peer-highlights.ts';
 
 /** Why this user cannot change the layer now, in a few words for a hint; null when they can. */
-function lockedHint(readOnly: boolean, writesRefused: boolean, closed: boolean): string | null {
+function lockedHint(readOnly: boolean, writesRefused: boolean, closed: boolean, reopening = false): string | null {
+  if (reopening) return 'This layer opens again in a moment.';
   if (readOnly) return 'This layer is read-only for you.';
   if (writesRefused) return 'The server does not save your changes to this layer: you may only view it.';
   if (closed) return 'This layer is closed: changes cannot be saved.';
@@ -81,6 +82,8 @@ function OpenedLayerWorkspace(
 ) {
   const me = useMe();
   const session = useSession();
+  /** Another tab is deleting this layer's copy: the layer has let go, and opens again once it is done. */
+  const [reopening, setReopening] = createSignal(false);
   const layer = openLayer({
     room: props.layer.room,
     user: { id: me.id, name: me.username, color: userColor(me.id) },
@@ -97,7 +100,10 @@ function OpenedLayerWorkspace(
     },
     onAccessChanged: () => props.onAccessChanged?.(),
     // Another tab is deleting this layer's copy: opened again once it is done.
-    onCopyDiscarded: (done) => void done.then(() => props.onReopen(null)),
+    onCopyDiscarded: (done) => {
+      setReopening(true);
+      void done.then(() => props.onReopen(null));
+    },
   });
   onCleanup(layer.close);
 
@@ -107,7 +113,7 @@ function OpenedLayerWorkspace(
   // page of the app). Not when they will never be sent: the layer is read-only to this user, the
   // server refuses their edits, or the layer is closed for good (the page says so).
   const askBeforeLeaving = () =>
-    layer.unsaved() && !props.readOnly && !layer.writesRefused() && !FINAL_CLOSE_CODES.has(layer.closedCode() ?? 0);
+    layer.unsaved() && !props.readOnly && !layer.writesRefused() && !reopening() && !FINAL_CLOSE_CODES.has(layer.closedCode() ?? 0);
   const onBeforeUnload = (e: BeforeUnloadEvent) => {
     if (!askBeforeLeaving()) return;
     e.preventDefault();
@@ -174,7 +180,7 @@ function OpenedLayerWorkspace(
   };
 
   const [hint, setHint] = createSignal<string | null>(null);
-  const locked = () => lockedHint(props.readOnly, layer.writesRefused(), layer.closedCode() !== null);
+  const locked = () => lockedHint(props.readOnly, layer.writesRefused(), layer.closedCode() !== null, reopening());
   /** What the page says of a close after which the layer stopped (nothing on signing out). */
   const closedNotice = () => {
     const code = layer.closedCode();
@@ -270,6 +276,12 @@ function OpenedLayerWorkspace(
             keptLocally={!layer.localCopyFailed()}
           />
         </div>
+        <Show when={reopening()}>
+          <p role="note" class="banner notice">
+            Edits of yours to this layer that could not be saved are being discarded in another tab:
+            the layer opens again in a moment, as the server holds it.
+          </p>
+        </Show>
         <Show when={layer.localCopyFailed()}>
           <p role="note" class="banner notice">
             This browser could not open its storage for this layer, so edits made while the server

@@ -36,7 +36,7 @@ import { CloseCode, FINAL_CLOSE_CODES, MessageKind } from '@spanwise/shared/prot
 import { readPresenceEntries } from '@spanwise/shared/presence-entries';
 import { withoutRemovals } from './awareness-update.ts';
 import { createPresence, type Peer, type PresenceUser, type TextSelection } from './presence.ts';
-import { CountingWebSocket, discardCopies, layerCopyName, onCopyDiscarding, trackUnsaved } from './unsaved-edits.ts';
+import { CountingWebSocket, discardCopies, layerCopyName, trackUnsaved, watchCopyDiscards } from './unsaved-edits.ts';
 
 export type Connection = 'connecting' | 'connected' | 'offline' | 'busy' | 'closed';
 
@@ -270,10 +270,16 @@ export function openLayer(options: OpenLayerOptions): Layer {
   provider.awareness.on('change', readServerState);
 
   const edits = trackUnsaved(doc, provider, local, savingDelayed);
-  const stopDiscardWatch = onCopyDiscarding(copyName, self, (done) => {
+  const discardWatch = watchCopyDiscards(copyName, self, (done) => {
     void shutDown().catch(() => {});
     options.onCopyDiscarded?.(done);
   });
+  // Another page deleting the copy: its database is told before the delete goes on (lib0 then
+  // closes it), so the doc is let go of before the copy is gone, whatever the channels' order.
+  local._db.then(
+    (db) => db.addEventListener('versionchange', () => discardWatch.begin()),
+    () => {},
+  );
   // Connected once the layer's copy has loaded, so that the first sync sends what it holds (and
   // its mark is read); but not later than LOCAL_LOAD_WAIT_MS, should the copy never answer (the
   // layer then syncs anyway, and what the copy brings later goes as updates).
@@ -310,7 +316,8 @@ export function openLayer(options: OpenLayerOptions): Layer {
     },
     close: () => void shutDown().catch(() => {}),
     async discardLocalCopy() {
-      await shutDown().catch(() => {}); // (a copy that never opened has nothing to close)
+      // (A copy that never opened has nothing to close, and may never say so.)
+      await Promise.race([shutDown().catch(() => {}), new Promise((r) => setTimeout(r, LOCAL_LOAD_WAIT_MS))]);
       await discardCopies([copyName], self);
     },
   };
@@ -319,7 +326,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
   function shutDown(): Promise<void> {
     if (destroyed) return Promise.resolve();
     destroyed = true;
-    stopDiscardWatch();
+    discardWatch.stop();
     clearTimeout(connectWait);
     clearTimeout(busyTimer);
     busyTimer = undefined;

@@ -29,6 +29,8 @@ import { parseRoom, type Room } from '@spanwise/shared/rooms';
 const UNSAVED_KEY = 'unsaved';
 /** How long an edit sent on an open socket may wait for the server's word before it is marked. */
 const MARK_AFTER_MS = 2_000;
+/** Mark writes are announced to the other pages at most this often. */
+const MARK_ANNOUNCE_MS = 1_000;
 /** Without acks: how long after the last edit (or sync) a server announcing no delay is trusted. */
 const WITHOUT_ACKS_GRACE_MS = 5_000;
 
@@ -92,22 +94,27 @@ export function onMarksChanged(listener: () => void): () => void {
 /** How long a layer whose copy another page deletes waits for it to be done before it opens again. */
 const DISCARD_WAIT_MS = 10_000;
 
+/** What follows deletions of one layer copy by other pages (see watchCopyDiscards). */
+export interface CopyDiscardWatch {
+  /** The copy is being deleted (its database says so): as when a page says it is. */
+  begin(): void;
+  /** Stops listening; a wait under way goes on until it is done (then it stops). */
+  stop(): void;
+}
+
 /**
  * Calls `listener` when a page of this browser other than `self` begins to delete the copy
- * `name`, with a promise that settles once it is done (or DISCARD_WAIT_MS have passed): a layer
- * open on that copy must let its doc go, or what it holds would come back (it hands its updates
- * to the layer opened afresh over BroadcastChannel). Returns what stops it.
+ * `name` (it says so on the marks channel, or the copy's database is told: `begin`), with a
+ * promise that settles once it is done (or DISCARD_WAIT_MS have passed): a layer open on that
+ * copy must let its doc go, or what it holds would come back (it hands its updates to the layer
+ * opened afresh over BroadcastChannel).
  */
-export function onCopyDiscarding(name: string, self: string, listener: (done: Promise<void>) => void): () => void {
+export function watchCopyDiscards(name: string, self: string, listener: (done: Promise<void>) => void): CopyDiscardWatch {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let finish: (() => void) | null = null;
-  const stopListening = listen((message) => {
-    if (message.kind === 'changed' || message.by === self || !message.names.includes(name)) return;
-    if (message.kind === 'discarded') {
-      finish?.();
-      return;
-    }
-    if (finish) return; // (already waiting)
+  let stopped = false;
+  const begin = () => {
+    if (finish || stopped) return; // (already waiting, or no longer open)
     const done = new Promise<void>((resolve) => {
       finish = () => {
         clearTimeout(timer);
@@ -118,12 +125,17 @@ export function onCopyDiscarding(name: string, self: string, listener: (done: Pr
     });
     timer = setTimeout(() => finish?.(), DISCARD_WAIT_MS);
     listener(done);
+  };
+  const stopListening = listen((message) => {
+    if (message.kind === 'changed' || message.by === self || !message.names.includes(name)) return;
+    if (message.kind === 'discarded') finish?.();
+    else begin();
   });
-  /** Stops listening; a wait under way goes on until it is done (then it stops). */
   const stop = () => {
+    stopped = true;
     if (finish === null) stopListening();
   };
-  return stop;
+  return { begin, stop };
 }
 
 /** The IndexedDB database that keeps a layer's copy for one signed-in user (`storagePrefix`). */
@@ -191,16 +203,27 @@ export async function unsavedCopies(storagePrefix: string, documents: ReadonlySe
   return found.flat();
 }
 
+/** How long deleting a copy may take before the person is told it did not answer. */
+const DELETE_WAIT_MS = 10_000;
+
 /**
  * Deletes these layers' copies (by name) from this browser, with what they hold. Pages with one
- * of them open (`by`: the page that deletes, if it has one open itself) let it go first and open
- * it again once this is done (see onCopyDiscarding).
+ * of them open (`by`: the page that deletes, if it has one open itself) let it go before it is
+ * gone (their copy's database is told, and they are) and open it again once this is done (see
+ * watchCopyDiscards). Rejects if the browser's storage fails, or does not answer in time.
  */
 export async function discardCopies(names: readonly string[], by = 'document-list'): Promise<void> {
   tell({ kind: 'discarding', names, by });
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await Promise.all(names.map((name) => clearDocument(name)));
+    await Promise.race([
+      Promise.all(names.map((name) => clearDocument(name))),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('the browser’s storage did not answer')), DELETE_WAIT_MS);
+      }),
+    ]);
   } finally {
+    clearTimeout(timer);
     tell({ kind: 'discarded', names, by });
   }
 }
@@ -251,15 +274,30 @@ export function trackUnsaved(
    */
   let marked = false;
   let markTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Mark writes are announced at most once a second (each makes open lists read every copy). */
+  let announceTimer: ReturnType<typeof setTimeout> | undefined;
+  let announceAgain = false;
+  const announceMark = (): void => {
+    if (announceTimer !== undefined) {
+      announceAgain = true;
+      return;
+    }
+    tellMarksChanged();
+    announceTimer = setTimeout(() => {
+      announceTimer = undefined;
+      if (!announceAgain) return;
+      announceAgain = false;
+      announceMark();
+    }, MARK_ANNOUNCE_MS);
+  };
   const socket = () => provider.ws as CountingWebSocket | null;
 
   const mark = () => {
     clearTimeout(markTimer);
     markTimer = undefined;
-    // (Written again each time, should a tab have taken it away meanwhile; said once.)
-    const first = !marked;
+    // (Written again each time, should a tab have taken it away meanwhile.)
     marked = true;
-    local.set(UNSAVED_KEY, 1).then(() => first && tellMarksChanged(), () => {});
+    local.set(UNSAVED_KEY, 1).then(announceMark, () => {});
     askToPersist();
   };
 
@@ -341,6 +379,8 @@ export function trackUnsaved(
     destroy() {
       clearTimeout(markTimer);
       clearTimeout(graceTimer);
+      clearTimeout(announceTimer);
+      if (announceAgain) tellMarksChanged();
       doc.off('update', onDocUpdate);
       provider.off('sync', onSync);
       provider.awareness.off('change', settleWithoutAcks);
