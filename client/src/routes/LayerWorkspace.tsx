@@ -165,22 +165,28 @@ function OpenedLayerWorkspace(
   onCleanup(() => clearTimeout(flashTimer));
 
   // Edits made here that the server will not store while this user may not change the layer
-  // (made offline before they lost the right, say): said on the server's word about the socket
-  // open now (it refuses what the socket's sync sends), and the browser's copy can be deleted
-  // to see the layer as it is saved.
-  const strandedEdits = () => layer.unsaved() && layer.synced() && layer.writesRefused();
+  // (made offline before they lost the right, say): said once the socket open now has synced,
+  // on the server's word (it refused what the socket's sync sent) or the role the page learnt
+  // then (a sync that only deletes is not refused, nor stored), and the browser's copy can be
+  // deleted to see the layer as it is saved. (Said on while the copy is being deleted.)
   const [discarding, setDiscarding] = createSignal(false);
-  const discard = () => {
+  const strandedEdits = () => discarding() || (layer.unsaved() && layer.synced() && (layer.writesRefused() || props.readOnly));
+  const discard = async () => {
     if (!window.confirm(DISCARD_QUESTION)) return;
+    // What came meanwhile (the role given back, say, and its reconnect) is heard first.
+    await new Promise((r) => setTimeout(r));
+    if (!strandedEdits()) return;
     setDiscarding(true);
     layer.discardLocalCopy().then(
       () => props.onReopen(null),
-      (err: unknown) => props.onReopen(`They could not be discarded: ${err instanceof Error ? err.message : String(err)}`),
+      (err: unknown) => props.onReopen(`Your edits to this layer could not be discarded: ${err instanceof Error ? err.message : String(err)}.`),
     );
   };
+  /** The layer has let go of its doc to open again (its copy deleted here or in another tab). */
+  const goingAway = () => discarding() || reopening();
 
   const [hint, setHint] = createSignal<string | null>(null);
-  const locked = () => lockedHint(props.readOnly, layer.writesRefused(), layer.closedCode() !== null, reopening());
+  const locked = () => lockedHint(props.readOnly, layer.writesRefused(), layer.closedCode() !== null, goingAway());
   /** What the page says of a close after which the layer stopped (nothing on signing out). */
   const closedNotice = () => {
     const code = layer.closedCode();
@@ -267,7 +273,7 @@ function OpenedLayerWorkspace(
         <div class="workspace-bar">
           <LabelPalette labels={props.schema.spans} onApply={applyLabel} hint={hint()} disabled={locked() !== null} />
           <ConnectionStatus
-            connection={layer.connection()}
+            connection={goingAway() ? 'connecting' : layer.connection()}
             closedCode={layer.closedCode()}
             savingDelayed={layer.savingDelayed()}
             readOnly={props.readOnly}
@@ -306,13 +312,17 @@ function OpenedLayerWorkspace(
             The server did not save edits of yours to this layer, and you may not change it now: this
             browser keeps them, and only you see them. They are sent if you may edit the layer again
             the next time you open it.{' '}
-            <button type="button" disabled={discarding()} onClick={discard}>
+            <button type="button" disabled={discarding()} onClick={() => void discard()}>
               Discard them
             </button>
-            <Show when={props.discardFailed}> {props.discardFailed}</Show>
           </p>
         </Show>
-        <Show when={layer.writesRefused() && !props.readOnly && !strandedEdits()}>
+        <Show when={props.discardFailed}>
+          <p role="alert" class="error banner">
+            {props.discardFailed}
+          </p>
+        </Show>
+        <Show when={layer.writesRefused() && !props.readOnly && !strandedEdits() && !goingAway()}>
           <p role="alert" class="error banner">
             The server did not save your latest changes to this layer: you may only view it now.
           </p>

@@ -219,7 +219,7 @@ export async function discardCopies(names: readonly string[], by = 'document-lis
     await Promise.race([
       Promise.all(names.map((name) => clearDocument(name))),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('the browser’s storage did not answer')), DELETE_WAIT_MS);
+        timer = setTimeout(() => reject(new Error('the browser’s storage has not finished deleting them (it may yet)')), DELETE_WAIT_MS);
       }),
     ]);
   } finally {
