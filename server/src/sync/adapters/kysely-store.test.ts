@@ -3,7 +3,7 @@ import * as Y from 'yjs';
 import { sql } from 'kysely';
 import { addSpan, deleteAnnotation, listSpans } from '@spanwise/shared';
 import { databaseKinds, useTestDatabase } from '../../../test/harness.ts';
-import { cleanupPoison, findPoison } from '../../../test/updates.ts';
+import { cleanupPoison, findPoison, waitingPoisonLog } from '../../../test/updates.ts';
 import { SyncServer } from '../sync-server.ts';
 import { KyselyStore, READ_RUN_ROWS, type KyselyStoreOptions } from './kysely-store.ts';
 import { logMerger } from './log-merger.ts';
@@ -145,6 +145,22 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(listSpans(loaded).map((s) => s.label).sort()).toEqual(['L0', 'L1', 'L2', 'L3', 'L4', 'L5', 'X0']);
     const kept = await db.current.db.selectFrom('sync_quarantine').select(['data', 'error']).where('room', '=', 'r7').execute();
     expect(kept.map((k) => Array.from(k.data))).toEqual([Array.from(poison)]);
+    expect(errors).toEqual(['set_aside']);
+  });
+
+  it('compacts a log whose waiting content fails when a later row lets Yjs retry it: that content is set aside, the later row kept', async () => {
+    const errors: string[] = [];
+    const store = storeWith({ compactAfterRows: 1000, log: silent, observer: { error: (kind) => errors.push(kind) } });
+    const { rows, text } = waitingPoisonLog();
+    for (const row of rows) await store.append('r-waits', [row]);
+    expect(await store.compact('r-waits')).toBe(3); // (the rows merged: the one set aside is not)
+    const stored = await store.load('r-waits');
+    expect(stored).toHaveLength(1);
+    const loaded = new Y.Doc();
+    Y.applyUpdate(loaded, stored[0]!.data);
+    expect(loaded.getText('t').toString()).toBe(text);
+    const kept = await db.current.db.selectFrom('sync_quarantine').select('data').where('room', '=', 'r-waits').execute();
+    expect(kept.map((k) => Array.from(k.data))).toEqual([Array.from(rows[1]!)]);
     expect(errors).toEqual(['set_aside']);
   });
 

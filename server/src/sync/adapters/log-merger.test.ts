@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import { addSpan, listSpans } from '@spanwise/shared';
-import { cleanupPoison, findPoison } from '../../../test/updates.ts';
+import { cleanupPoison, findPoison, waitingPoisonLog } from '../../../test/updates.ts';
 import { LogMerger } from './log-merger.ts';
 import { mergeLog } from './merge-log.mjs';
 
@@ -40,12 +40,12 @@ describe('LogMerger', () => {
     }
   });
 
-  it('reports rows that do not decode or apply, by index, and refuses a log it cannot tell apart', async () => {
+  it('reports rows that do not decode or apply, by index', async () => {
     const merger = new LogMerger();
     try {
       const { updates } = log(3);
       // Another client's edit on top of the first three, made bad: it decodes, and throws once
-      // applied onto what it builds on (alone, Yjs would only hold it back as waiting).
+      // applied onto what it builds on (and onto an empty doc too).
       const other = new Y.Doc();
       Y.applyUpdate(other, Y.mergeUpdates(updates));
       const before = Y.encodeStateAsUpdate(other);
@@ -58,13 +58,33 @@ describe('LogMerger', () => {
       const loaded = new Y.Doc();
       Y.applyUpdate(loaded, merged);
       expect(listSpans(loaded)).toHaveLength(3);
-      // A row that throws while an earlier one waits on missing content: not merged at all.
-      await expect(merger.merge([updates[2]!, poison])).rejects.toThrow(/waited on missing content/);
+      // A row that throws while an earlier one waits on missing content, and throws without it
+      // too: it is bad itself, and what waits is kept (in the snapshot, waiting still).
+      const waitingFirst = await merger.merge([updates[2]!, poison]);
+      expect(waitingFirst.bad.map((b) => b.index)).toEqual([1]);
+      const completed = new Y.Doc();
+      Y.applyUpdate(completed, updates[0]!);
+      Y.applyUpdate(completed, updates[1]!);
+      Y.applyUpdate(completed, waitingFirst.merged);
+      expect(listSpans(completed)).toHaveLength(3);
       // The worker is still there for the next job.
       expect((await merger.merge(updates)).bad).toEqual([]);
     } finally {
       await merger.close();
     }
+  });
+
+  it('sets aside a row whose waiting content fails when a later, sound row lets Yjs retry it, and keeps that row', () => {
+    // hello · (the poison, waiting) · " world" (its apply throws retrying the poison) · " again"
+    const { rows, text } = waitingPoisonLog();
+    const { merged, bad } = mergeLog(rows);
+    expect(bad.map((b) => b.index)).toEqual([1]);
+    expect(bad[0]!.error).toMatch(/waiting on content missing from the log, failed when row 2 applied/);
+    const loaded = new Y.Doc();
+    Y.applyUpdate(loaded, merged);
+    // What a room loads from the whole log (the poison never integrates), and nothing waits.
+    expect(loaded.getText('t').toString()).toBe(text);
+    expect(loaded.store.pendingStructs).toBeNull();
   });
 
   it('leaves out all of a row that left the doc unusable (its content went in before Yjs threw), as loading does', () => {

@@ -17,8 +17,11 @@ import * as Y from 'yjs';
  * room's whole history with it. A row that leaves the doc unusable (Yjs' own cleanup threw,
  * after the row's content went in) is bad too, and the merge starts again on a fresh doc
  * without it, as loading does: the snapshot must hold nothing of a row set aside. A row that
- * throws while others wait on missing content cannot be told from them (Yjs retries those
- * inside its apply): then this throws, and the room is not compacted at all.
+ * throws while others wait on missing content may be sound (Yjs retries what waits inside its
+ * apply): the rows whose content still waits are suspects, and one without which that row
+ * applies cleanly and whole is bad (its waiting content is what failed); else, if that row
+ * fails even without any of them, it is bad itself; else this throws, and the room is not
+ * compacted at all.
  *
  * @param {readonly Uint8Array[]} rows
  * @returns {{ merged: Uint8Array, bad: Array<{ index: number, error: string }> }}
@@ -30,37 +33,130 @@ export function mergeLog(rows) {
     // Each such row costs a pass over the whole log: past a few, loading sets them aside.
     if (pass > MAX_RESTARTS) throw new Error(`more than ${MAX_RESTARTS} rows of the log left the document unusable: not compacted`);
     const doc = new Y.Doc({ gc: true });
+    let outcome;
     try {
-      if (applyAll(doc, rows, bad)) {
+      outcome = applyAll(doc, rows, bad);
+      if (outcome === true) {
         const merged = Y.encodeStateAsUpdate(doc);
         return { merged, bad: [...bad].sort(([a], [b]) => a - b).map(([index, error]) => ({ index, error })) };
       }
     } finally {
-      try {
-        doc.destroy();
-      } catch {
-        // (an unusable doc may throw on the way out too)
-      }
+      destroy(doc);
     }
+    if (outcome !== false) blame(rows, bad, outcome);
   }
 }
 
-/** Rows that leave the document unusable, one merged again without each, before giving up. */
+/** Rows set aside (each costs a pass over the whole log) before giving up. */
 const MAX_RESTARTS = 8;
+/** Suspects tried (the latest first) for a row that failed while content waited. */
+const MAX_SUSPECTS = 4;
+
+/** @param {Y.Doc} doc */
+function destroy(doc) {
+  try {
+    doc.destroy();
+  } catch {
+    // (an unusable doc may throw on the way out too)
+  }
+}
 
 /**
- * Applies every row not yet in `bad`, adding to it those that fail; false when one left the doc
- * unusable (it is in `bad` then, and the rows must be applied again to a fresh doc).
+ * Row `index` failed while the content of `suspects` (rows whose content was left waiting)
+ * waited: adds to `bad` the suspect without which it applies cleanly and whole, or else the row
+ * itself if it fails without any of them; throws if neither can be told.
+ *
+ * @param {readonly Uint8Array[]} rows
+ * @param {Map<number, string>} bad
+ * @param {{ index: number, suspects: number[] }} failed
+ */
+function blame(rows, bad, { index, suspects }) {
+  for (const suspect of suspects.slice(-MAX_SUSPECTS).reverse()) {
+    if (trial(rows, bad, new Set([suspect]), index) === null) {
+      bad.set(suspect, `its content, waiting on content missing from the log, failed when row ${index} applied`);
+      return;
+    }
+  }
+  const alone = trial(rows, bad, new Set(suspects), index);
+  if (alone !== null && alone !== WAITS) {
+    bad.set(index, alone);
+    return;
+  }
+  throw new Error(`row ${index} of the log failed to apply while earlier rows waited on missing content: not compacted`);
+}
+
+/** (A trial's row that applied without error but did not integrate: it waits on content.) */
+const WAITS = 'waits';
+
+/**
+ * Applies the rows before `index` (but those in `bad` or `without`) to a fresh doc, then row
+ * `index`: null if it applied cleanly and whole (all its content integrated), WAITS if it
+ * applied but some of its content waits, else why it failed.
+ *
+ * @param {readonly Uint8Array[]} rows
+ * @param {Map<number, string>} bad
+ * @param {Set<number>} without
+ * @param {number} index
+ * @returns {string | null}
+ */
+function trial(rows, bad, without, index) {
+  const doc = new Y.Doc({ gc: true });
+  try {
+    for (let i = 0; i < index; i++) {
+      if (bad.has(i) || without.has(i)) continue;
+      try {
+        Y.applyUpdate(doc, /** @type {Uint8Array} */ (rows[i]));
+      } catch {
+        // (judged by the pass itself; here only what comes before matters)
+      }
+      if (unusable(doc)) return 'the rows before it left the document unusable';
+    }
+    const data = /** @type {Uint8Array} */ (rows[index]);
+    try {
+      Y.applyUpdate(doc, data);
+    } catch (err) {
+      return String(err);
+    }
+    if (unusable(doc)) return 'left the document unusable';
+    return integrated(doc, data) ? null : WAITS;
+  } finally {
+    destroy(doc);
+  }
+}
+
+/**
+ * Whether every struct of `update` is in `doc` (none of it waits on missing content).
+ *
+ * @param {Y.Doc} doc
+ * @param {Uint8Array} update
+ */
+function integrated(doc, update) {
+  for (const struct of Y.decodeUpdate(update).structs) {
+    if (struct.constructor.name === 'Skip') continue;
+    if (Y.getState(doc.store, struct.id.client) < struct.id.clock + struct.length) return false;
+  }
+  return true;
+}
+
+/**
+ * Applies every row not yet in `bad`, adding to it those that fail: true once all are applied;
+ * false when one left the doc unusable (it is in `bad` then, and the rows must be applied again
+ * to a fresh doc); or the row that failed while content waited, with the rows whose content was
+ * left waiting (see blame).
  *
  * @param {Y.Doc} doc
  * @param {readonly Uint8Array[]} rows
  * @param {Map<number, string>} bad
+ * @returns {boolean | { index: number, suspects: number[] }}
  */
 function applyAll(doc, rows, bad) {
+  /** @type {number[]} */
+  const suspects = [];
   for (let index = 0; index < rows.length; index++) {
     if (bad.has(index)) continue;
     const data = /** @type {Uint8Array} */ (rows[index]);
-    const waiting = doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
+    const { pendingStructs, pendingDs } = doc.store;
+    const waiting = pendingStructs !== null || pendingDs !== null;
     /** @type {unknown} */
     let error = null;
     try {
@@ -73,8 +169,14 @@ function applyAll(doc, rows, bad) {
       bad.set(index, String(error ?? 'left the document unusable'));
       return false;
     }
-    if (error === null) continue;
-    if (waiting) throw new Error(`row ${index} of the log failed to apply while earlier rows waited on missing content: not compacted`);
+    if (error === null) {
+      // (Yjs replaces what waits when a row adds to it.)
+      const store = doc.store;
+      if ((store.pendingStructs !== null && store.pendingStructs !== pendingStructs) || (store.pendingDs !== null && store.pendingDs !== pendingDs)) suspects.push(index);
+      continue;
+    }
+    // (Suspects are rows whose content still waits: one that went in since is not to blame.)
+    if (waiting) return { index, suspects: suspects.filter((i) => !integrated(doc, /** @type {Uint8Array} */ (rows[i]))) };
     bad.set(index, String(error));
   }
   return true;
