@@ -48,19 +48,29 @@ export function waitingPoisonLog(): { rows: Uint8Array[]; text: string } {
   text.insert(0, 'hello');
   text.insert(5, ' world');
   text.insert(11, ' again');
+  // origin: the honest writer's sixth character
+  return { rows: [rows[0]!, waitingPoison({ client: honestId, clock: 5 }, poisonId), rows[1]!, rows[2]!], text: text.toString() };
+}
+
+/**
+ * The poison of waitingPoisonLog: text of client `poisonId` inserted after `origin` and before a
+ * character of its own that never exists. Held back until `origin` is there; then Yjs tries it
+ * again inside the apply that brought `origin`, and that apply throws.
+ */
+export function waitingPoison(origin: { client: number; clock: number }, poisonId = 2_000): Uint8Array {
   const e = encoding.createEncoder();
   encoding.writeVarUint(e, 1); // one client
   encoding.writeVarUint(e, 1); // one struct
   encoding.writeVarUint(e, poisonId);
   encoding.writeVarUint(e, 0); // its first clock
   encoding.writeUint8(e, 4 | 0x80 | 0x40); // string content, with origin and right origin
-  encoding.writeVarUint(e, honestId);
-  encoding.writeVarUint(e, 5); // origin: the honest writer's sixth character
+  encoding.writeVarUint(e, origin.client);
+  encoding.writeVarUint(e, origin.clock);
   encoding.writeVarUint(e, poisonId);
   encoding.writeVarUint(e, 10); // right origin: its own, never written
   encoding.writeVarString(e, '!!');
   encoding.writeVarUint(e, 0); // no deletions
-  return { rows: [rows[0]!, encoding.toUint8Array(e), rows[1]!, rows[2]!], text: text.toString() };
+  return encoding.toUint8Array(e);
 }
 
 /** A presence (awareness) update written entry by entry (id, clock, state), as a peer may send any. */

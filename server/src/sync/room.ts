@@ -293,7 +293,7 @@ export class Room {
       // Content that waits on something missing is tried again inside a later row's apply: if
       // that throws, the later row is not to blame (it may well be sound, and what its author
       // wrote next builds on it), so nothing is set aside then; compaction, off the event loop,
-      // finds which waiting row failed and sets that one aside (merge-log.mjs).
+      // sets aside the waiting row that failed where it can show which (merge-log.mjs).
       const waiting = store.pendingStructs !== null || store.pendingDs !== null;
       let decoded = false;
       let error: unknown = null;

@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import { addSpan, listSpans } from '@spanwise/shared';
-import { cleanupPoison, findPoison, waitingPoisonLog } from '../../../test/updates.ts';
+import { cleanupPoison, findPoison, waitingPoison, waitingPoisonLog } from '../../../test/updates.ts';
 import { LogMerger } from './log-merger.ts';
 import { mergeLog } from './merge-log.mjs';
 
@@ -79,12 +79,74 @@ describe('LogMerger', () => {
     const { rows, text } = waitingPoisonLog();
     const { merged, bad } = mergeLog(rows);
     expect(bad.map((b) => b.index)).toEqual([1]);
-    expect(bad[0]!.error).toMatch(/waiting on content missing from the log, failed when row 2 applied/);
+    expect(bad[0]!.error).toMatch(/^its content, waiting, failed when row 2 was applied/);
     const loaded = new Y.Doc();
     Y.applyUpdate(loaded, merged);
     // What a room loads from the whole log (the poison never integrates), and nothing waits.
     expect(loaded.getText('t').toString()).toBe(text);
     expect(loaded.store.pendingStructs).toBeNull();
+  });
+
+  describe('a row that fails while others’ content waits', () => {
+    /** A writer whose edits are rows. */
+    const writer = (id: number) => {
+      const doc = new Y.Doc();
+      doc.clientID = id;
+      const rows: Uint8Array[] = [];
+      doc.on('update', (u: Uint8Array) => rows.push(u));
+      return { doc, text: doc.getText('t'), rows };
+    };
+    /** "hello", " world", " again" by one writer (id 1000), a row each. */
+    const honest = () => {
+      const h = writer(1_000);
+      h.text.insert(0, 'hello');
+      h.text.insert(5, ' world');
+      h.text.insert(11, ' again');
+      return h;
+    };
+
+    it('blames the waiting poison, not a sound row whose content waits too (its author’s earlier row never reached the log)', () => {
+      const h = honest();
+      const other = writer(3_000);
+      Y.applyUpdate(other.doc, h.rows[0]!);
+      other.rows.length = 0;
+      other.text.insert(0, 'X'); // (this row is lost)
+      other.text.insert(1, 'Y');
+      const rows = [h.rows[0]!, other.rows[1]!, waitingPoison({ client: 1_000, clock: 5 }), h.rows[1]!, h.rows[2]!];
+      const { merged, bad } = mergeLog(rows);
+      expect(bad.map((b) => b.index)).toEqual([2]);
+      const loaded = new Y.Doc();
+      Y.applyUpdate(loaded, merged);
+      expect(loaded.getText('t').toString()).toBe('hello world again');
+      // The sound row is kept, still waiting: it goes in once its author's first row does.
+      const complete = new Y.Doc();
+      Y.applyUpdate(complete, merged);
+      Y.applyUpdate(complete, other.rows[0]!);
+      expect(complete.getText('t').toString()).toBe('XYhello world again');
+    });
+
+    it('refuses to compact when no row can be shown to be the one to blame', () => {
+      // A sound row holding two authors' edits: one waits on " world", the other on a row that
+      // never reached the log; the poison builds on the first. Without that sound row the
+      // poison only waits, so it cannot be told from it.
+      const h = honest();
+      const a = writer(3_000);
+      Y.applyUpdate(a.doc, h.rows[0]!);
+      Y.applyUpdate(a.doc, h.rows[1]!);
+      a.rows.length = 0;
+      a.text.insert(11, 'Z');
+      const b = writer(3_001);
+      Y.applyUpdate(b.doc, h.rows[0]!);
+      b.rows.length = 0;
+      b.text.insert(0, 'X'); // (this row is lost)
+      b.text.insert(1, 'Y');
+      const sound = Y.mergeUpdates([a.rows[0]!, b.rows[1]!]);
+      const poison = waitingPoison({ client: 3_000, clock: 0 });
+      expect(() => mergeLog([h.rows[0]!, sound, poison, h.rows[1]!, h.rows[2]!])).toThrow(/waited on missing content: not compacted/);
+      // The poison first: without the sound row " world" applies whole, and the sound row then
+      // brings what the poison waits on — yet it does not throw itself, so it is not blamed.
+      expect(() => mergeLog([h.rows[0]!, poison, sound, h.rows[1]!, h.rows[2]!])).toThrow(/waited on missing content: not compacted/);
+    });
   });
 
   it('leaves out all of a row that left the doc unusable (its content went in before Yjs threw), as loading does', () => {

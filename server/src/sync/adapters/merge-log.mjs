@@ -16,12 +16,16 @@ import * as Y from 'yjs';
  * there on content only the snapshot holds would throw inside the snapshot's apply and take the
  * room's whole history with it. A row that leaves the doc unusable (Yjs' own cleanup threw,
  * after the row's content went in) is bad too, and the merge starts again on a fresh doc
- * without it, as loading does: the snapshot must hold nothing of a row set aside. A row that
- * throws while others wait on missing content may be sound (Yjs retries what waits inside its
- * apply): the rows whose content still waits are suspects, and one without which that row
- * applies cleanly and whole is bad (its waiting content is what failed); else, if that row
- * fails even without any of them, it is bad itself; else this throws, and the room is not
- * compacted at all.
+ * without it, as loading does: the snapshot must hold nothing of a row set aside.
+ *
+ * A row that throws while other rows' content waits on missing content may be sound: Yjs retries
+ * what waits inside its apply. Then a row whose content still waits is to blame (and set aside)
+ * only if both show it: without it, the failing row applies cleanly and whole; and it throws
+ * itself, applied after the failing row onto the log without any row whose content waits.
+ * Failing that, the failing row is to blame if it throws without any of them. Else this throws,
+ * and the room is not compacted at all. (What still waits at the end stays in the snapshot,
+ * waiting; a room that loads the whole log drops it when a retry throws: the snapshot holds
+ * more than the room, never less.)
  *
  * @param {readonly Uint8Array[]} rows
  * @returns {{ merged: Uint8Array, bad: Array<{ index: number, error: string }> }}
@@ -29,9 +33,9 @@ import * as Y from 'yjs';
 export function mergeLog(rows) {
   /** @type {Map<number, string>} */
   const bad = new Map();
-  for (let pass = 0; ; pass++) {
-    // Each such row costs a pass over the whole log: past a few, loading sets them aside.
-    if (pass > MAX_RESTARTS) throw new Error(`more than ${MAX_RESTARTS} rows of the log left the document unusable: not compacted`);
+  let restarts = 0;
+  let blamed = 0;
+  for (;;) {
     const doc = new Y.Doc({ gc: true });
     let outcome;
     try {
@@ -43,14 +47,22 @@ export function mergeLog(rows) {
     } finally {
       destroy(doc);
     }
-    if (outcome !== false) blame(rows, bad, outcome);
+    // Each costs passes over the log: past a few, loading sets the rows aside.
+    if (outcome === false) {
+      if (++restarts > MAX_RESTARTS) throw new Error(`more than ${MAX_RESTARTS} rows of the log left the document unusable: not compacted`);
+    } else {
+      if (++blamed > MAX_BLAMED) throw new Error(`more than ${MAX_BLAMED} rows of the log failed while content waited: not compacted`);
+      blame(rows, bad, outcome);
+    }
   }
 }
 
-/** Rows set aside (each costs a pass over the whole log) before giving up. */
+/** Rows that leave the document unusable, one merged again without each, before giving up. */
 const MAX_RESTARTS = 8;
-/** Suspects tried (the latest first) for a row that failed while content waited. */
-const MAX_SUSPECTS = 4;
+/** Rows blamed for a failure while content waited, before giving up. */
+const MAX_BLAMED = 8;
+/** Rows whose content waits tried (the latest first) for one such failure. */
+const MAX_SUSPECTS = 16;
 
 /** @param {Y.Doc} doc */
 function destroy(doc) {
@@ -62,63 +74,69 @@ function destroy(doc) {
 }
 
 /**
- * Row `index` failed while the content of `suspects` (rows whose content was left waiting)
- * waited: adds to `bad` the suspect without which it applies cleanly and whole, or else the row
- * itself if it fails without any of them; throws if neither can be told.
+ * Row `index` failed while content waited; `suspects` are the rows whose content still waits.
+ * Adds to `bad` the one to blame (see mergeLog), or throws if none can be told.
  *
  * @param {readonly Uint8Array[]} rows
  * @param {Map<number, string>} bad
  * @param {{ index: number, suspects: number[] }} failed
  */
 function blame(rows, bad, { index, suspects }) {
+  const allSuspects = new Set(suspects);
   for (const suspect of suspects.slice(-MAX_SUSPECTS).reverse()) {
-    if (trial(rows, bad, new Set([suspect]), index) === null) {
-      bad.set(suspect, `its content, waiting on content missing from the log, failed when row ${index} applied`);
-      return;
-    }
+    if (trial(rows, bad, new Set([suspect]), [index]).outcome !== WHOLE) continue;
+    const itself = trial(rows, bad, allSuspects, [index, suspect]);
+    if (itself.outcome !== THREW) continue;
+    bad.set(suspect, `its content, waiting, failed when row ${index} was applied (${itself.error})`);
+    return;
   }
-  const alone = trial(rows, bad, new Set(suspects), index);
-  if (alone !== null && alone !== WAITS) {
-    bad.set(index, alone);
+  const alone = trial(rows, bad, allSuspects, [index]);
+  if (alone.outcome === THREW) {
+    bad.set(index, alone.error);
     return;
   }
   throw new Error(`row ${index} of the log failed to apply while earlier rows waited on missing content: not compacted`);
 }
 
-/** (A trial's row that applied without error but did not integrate: it waits on content.) */
+const WHOLE = 'whole';
 const WAITS = 'waits';
+const THREW = 'threw';
 
 /**
- * Applies the rows before `index` (but those in `bad` or `without`) to a fresh doc, then row
- * `index`: null if it applied cleanly and whole (all its content integrated), WAITS if it
- * applied but some of its content waits, else why it failed.
+ * Applies the rows before `then[0]` (but those in `bad` or `without`) to a fresh doc, then the
+ * rows `then`, in that order: how the last went — WHOLE (applied, all its content in), WAITS
+ * (applied, some of its content waits) or THREW (with why); THREW too if one before it failed
+ * or anything left the doc unusable.
  *
  * @param {readonly Uint8Array[]} rows
  * @param {Map<number, string>} bad
  * @param {Set<number>} without
- * @param {number} index
- * @returns {string | null}
+ * @param {number[]} then
+ * @returns {{ outcome: string, error: string }}
  */
-function trial(rows, bad, without, index) {
+function trial(rows, bad, without, then) {
   const doc = new Y.Doc({ gc: true });
   try {
-    for (let i = 0; i < index; i++) {
+    for (let i = 0; i < /** @type {number} */ (then[0]); i++) {
       if (bad.has(i) || without.has(i)) continue;
       try {
         Y.applyUpdate(doc, /** @type {Uint8Array} */ (rows[i]));
       } catch {
-        // (judged by the pass itself; here only what comes before matters)
+        // (judged by the pass itself: here only what comes before matters)
       }
-      if (unusable(doc)) return 'the rows before it left the document unusable';
+      if (unusable(doc)) return { outcome: THREW, error: 'the rows before it left the document unusable' };
     }
-    const data = /** @type {Uint8Array} */ (rows[index]);
-    try {
-      Y.applyUpdate(doc, data);
-    } catch (err) {
-      return String(err);
+    for (const [n, i] of then.entries()) {
+      const data = /** @type {Uint8Array} */ (rows[i]);
+      try {
+        Y.applyUpdate(doc, data);
+      } catch (err) {
+        return { outcome: THREW, error: n === then.length - 1 ? String(err) : `row ${i} failed first` };
+      }
+      if (unusable(doc)) return { outcome: THREW, error: 'left the document unusable' };
+      if (n === then.length - 1) return { outcome: integrated(doc, data) ? WHOLE : WAITS, error: '' };
     }
-    if (unusable(doc)) return 'left the document unusable';
-    return integrated(doc, data) ? null : WAITS;
+    return { outcome: THREW, error: 'nothing applied' };
   } finally {
     destroy(doc);
   }
@@ -132,7 +150,7 @@ function trial(rows, bad, without, index) {
  */
 function integrated(doc, update) {
   for (const struct of Y.decodeUpdate(update).structs) {
-    if (struct.constructor.name === 'Skip') continue;
+    if (struct instanceof Y.Skip) continue;
     if (Y.getState(doc.store, struct.id.client) < struct.id.clock + struct.length) return false;
   }
   return true;
@@ -141,8 +159,8 @@ function integrated(doc, update) {
 /**
  * Applies every row not yet in `bad`, adding to it those that fail: true once all are applied;
  * false when one left the doc unusable (it is in `bad` then, and the rows must be applied again
- * to a fresh doc); or the row that failed while content waited, with the rows whose content was
- * left waiting (see blame).
+ * to a fresh doc); or the row that failed while content waited, with the rows whose content
+ * still waits then (see blame).
  *
  * @param {Y.Doc} doc
  * @param {readonly Uint8Array[]} rows
@@ -150,13 +168,12 @@ function integrated(doc, update) {
  * @returns {boolean | { index: number, suspects: number[] }}
  */
 function applyAll(doc, rows, bad) {
-  /** @type {number[]} */
-  const suspects = [];
+  /** Rows some of whose content waited once applied. */
+  const waited = [];
   for (let index = 0; index < rows.length; index++) {
     if (bad.has(index)) continue;
     const data = /** @type {Uint8Array} */ (rows[index]);
-    const { pendingStructs, pendingDs } = doc.store;
-    const waiting = pendingStructs !== null || pendingDs !== null;
+    const waiting = doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
     /** @type {unknown} */
     let error = null;
     try {
@@ -170,13 +187,13 @@ function applyAll(doc, rows, bad) {
       return false;
     }
     if (error === null) {
-      // (Yjs replaces what waits when a row adds to it.)
-      const store = doc.store;
-      if ((store.pendingStructs !== null && store.pendingStructs !== pendingStructs) || (store.pendingDs !== null && store.pendingDs !== pendingDs)) suspects.push(index);
+      if (doc.store.pendingStructs !== null && !integrated(doc, data)) waited.push(index);
       continue;
     }
-    // (Suspects are rows whose content still waits: one that went in since is not to blame.)
-    if (waiting) return { index, suspects: suspects.filter((i) => !integrated(doc, /** @type {Uint8Array} */ (rows[i]))) };
+    if (waiting) {
+      const suspects = waited.filter((i) => !integrated(doc, /** @type {Uint8Array} */ (rows[i])));
+      return { index, suspects };
+    }
     bad.set(index, String(error));
   }
   return true;
