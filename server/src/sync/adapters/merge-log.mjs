@@ -19,13 +19,14 @@ import * as Y from 'yjs';
  * without it, as loading does: the snapshot must hold nothing of a row set aside.
  *
  * A row that throws while other rows' content waits on missing content may be sound: Yjs retries
- * what waits inside its apply. Then a row whose content still waits is to blame (and set aside)
- * only if both show it: without it, the failing row applies cleanly and whole; and it throws
- * itself, applied after the failing row onto the log without any row whose content waits.
- * Failing that, the failing row is to blame if it throws without any of them. Else this throws,
- * and the room is not compacted at all. (What still waits at the end stays in the snapshot,
- * waiting; a room that loads the whole log drops it when a retry throws: the snapshot holds
- * more than the room, never less.)
+ * what waits inside its apply. Then a row none of whose content is in (it all waits) is to blame
+ * (and set aside) only if both show it: without it, the failing row applies cleanly and whole;
+ * and it throws itself, none of it going in, applied after the failing row onto the log without
+ * any row whose content waits, and with nothing else waiting. Failing that, the failing row is
+ * to blame if it throws so without any of them. Else this throws, and the room is not compacted
+ * at all. A sound row never throws, and a row set aside so takes nothing a room loading the whole
+ * log holds. (What still waits at the end stays in the snapshot, waiting; a room that loads the
+ * whole log drops it when a retry throws: the snapshot holds more than the room, never less.)
  *
  * @param {readonly Uint8Array[]} rows
  * @returns {{ merged: Uint8Array, bad: Array<{ index: number, error: string }> }}
@@ -37,22 +38,21 @@ export function mergeLog(rows) {
   let blamed = 0;
   for (;;) {
     const doc = new Y.Doc({ gc: true });
-    let outcome;
     try {
-      outcome = applyAll(doc, rows, bad);
+      const outcome = applyAll(doc, rows, bad);
       if (outcome === true) {
         const merged = Y.encodeStateAsUpdate(doc);
         return { merged, bad: [...bad].sort(([a], [b]) => a - b).map(([index, error]) => ({ index, error })) };
       }
+      // Each costs passes over the log: past a few, loading sets the rows aside.
+      if (outcome === false) {
+        if (++restarts > MAX_RESTARTS) throw new Error(`more than ${MAX_RESTARTS} rows of the log left the document unusable: not compacted`);
+      } else {
+        if (++blamed > MAX_BLAMED) throw new Error(`more than ${MAX_BLAMED} rows of the log failed while content waited: not compacted`);
+        blame(rows, bad, outcome, doc);
+      }
     } finally {
       destroy(doc);
-    }
-    // Each costs passes over the log: past a few, loading sets the rows aside.
-    if (outcome === false) {
-      if (++restarts > MAX_RESTARTS) throw new Error(`more than ${MAX_RESTARTS} rows of the log left the document unusable: not compacted`);
-    } else {
-      if (++blamed > MAX_BLAMED) throw new Error(`more than ${MAX_BLAMED} rows of the log failed while content waited: not compacted`);
-      blame(rows, bad, outcome);
     }
   }
 }
@@ -75,15 +75,20 @@ function destroy(doc) {
 
 /**
  * Row `index` failed while content waited; `suspects` are the rows whose content still waits.
- * Adds to `bad` the one to blame (see mergeLog), or throws if none can be told.
+ * Adds to `bad` the one to blame (see mergeLog), or throws if none can be told. A row is blamed
+ * only if none of its content is in the doc where it threw, with nothing else waiting there: a
+ * sound row never throws, and what is set aside takes nothing a room loading the log has.
  *
  * @param {readonly Uint8Array[]} rows
  * @param {Map<number, string>} bad
  * @param {{ index: number, suspects: number[] }} failed
+ * @param {Y.Doc} doc the doc the pass failed in
  */
-function blame(rows, bad, { index, suspects }) {
+function blame(rows, bad, { index, suspects }, doc) {
   const allSuspects = new Set(suspects);
-  for (const suspect of suspects.slice(-MAX_SUSPECTS).reverse()) {
+  // (One part of which went in holds sound content, or leads to it: never blamed.)
+  const absent = suspects.filter((i) => !someIn(doc, /** @type {Uint8Array} */ (rows[i])));
+  for (const suspect of absent.slice(-MAX_SUSPECTS).reverse()) {
     if (trial(rows, bad, new Set([suspect]), [index]).outcome !== WHOLE) continue;
     const itself = trial(rows, bad, allSuspects, [index, suspect]);
     if (itself.outcome !== THREW) continue;
@@ -100,13 +105,16 @@ function blame(rows, bad, { index, suspects }) {
 
 const WHOLE = 'whole';
 const WAITS = 'waits';
+/** The last row threw, none of its content went in, and nothing else waited. */
 const THREW = 'threw';
+/** Anything else: a row before the last failed, the doc was left unusable, something waited
+ * before the last row, or some of its content went in before it threw. */
+const UNCLEAR = 'unclear';
 
 /**
  * Applies the rows before `then[0]` (but those in `bad` or `without`) to a fresh doc, then the
  * rows `then`, in that order: how the last went — WHOLE (applied, all its content in), WAITS
- * (applied, some of its content waits) or THREW (with why); THREW too if one before it failed
- * or anything left the doc unusable.
+ * (applied, some of its content waits), THREW (with why) or UNCLEAR.
  *
  * @param {readonly Uint8Array[]} rows
  * @param {Map<number, string>} bad
@@ -116,6 +124,7 @@ const THREW = 'threw';
  */
 function trial(rows, bad, without, then) {
   const doc = new Y.Doc({ gc: true });
+  const unclear = { outcome: UNCLEAR, error: '' };
   try {
     for (let i = 0; i < /** @type {number} */ (then[0]); i++) {
       if (bad.has(i) || without.has(i)) continue;
@@ -124,22 +133,38 @@ function trial(rows, bad, without, then) {
       } catch {
         // (judged by the pass itself: here only what comes before matters)
       }
-      if (unusable(doc)) return { outcome: THREW, error: 'the rows before it left the document unusable' };
+      if (unusable(doc)) return unclear;
     }
     for (const [n, i] of then.entries()) {
+      const last = n === then.length - 1;
       const data = /** @type {Uint8Array} */ (rows[i]);
+      const waiting = doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
       try {
         Y.applyUpdate(doc, data);
       } catch (err) {
-        return { outcome: THREW, error: n === then.length - 1 ? String(err) : `row ${i} failed first` };
+        return last && !waiting && !unusable(doc) && !someIn(doc, data) ? { outcome: THREW, error: String(err) } : unclear;
       }
-      if (unusable(doc)) return { outcome: THREW, error: 'left the document unusable' };
-      if (n === then.length - 1) return { outcome: integrated(doc, data) ? WHOLE : WAITS, error: '' };
+      if (unusable(doc)) return unclear;
+      if (last) return { outcome: integrated(doc, data) ? WHOLE : WAITS, error: '' };
     }
-    return { outcome: THREW, error: 'nothing applied' };
+    return unclear;
   } finally {
     destroy(doc);
   }
+}
+
+/**
+ * Whether any struct of `update` is in `doc`.
+ *
+ * @param {Y.Doc} doc
+ * @param {Uint8Array} update
+ */
+function someIn(doc, update) {
+  for (const struct of Y.decodeUpdate(update).structs) {
+    if (struct instanceof Y.Skip) continue;
+    if (Y.getState(doc.store, struct.id.client) > struct.id.clock) return true;
+  }
+  return false;
 }
 
 /**
