@@ -120,6 +120,18 @@ describe('LogMerger', () => {
       expect(complete.getText('t').toString()).toBe('XYhello world again');
     });
 
+    it('never blames a row that holds sound content beside the waiting poison (an earlier snapshot)', () => {
+      // The first compaction keeps the poison in its snapshot, waiting on content of client 4000.
+      const h = honest();
+      const first = mergeLog([h.rows[0]!, h.rows[1]!, waitingPoison({ client: 4_000, clock: 0 })]);
+      expect(first.bad).toEqual([]);
+      // Client 4000 then writes: its row lets Yjs retry the poison, which throws. Blaming the
+      // snapshot would set aside the room's whole history: the log is refused instead.
+      const later = writer(4_000);
+      later.doc.getMap('m').set('k', 'v');
+      expect(() => mergeLog([first.merged, later.rows[0]!])).toThrow(/waited on missing content: not compacted/);
+    });
+
     it('refuses to compact when no row can be shown to be the one to blame', () => {
       // A sound row holding two authors' edits: one waits on " world", the other on a row that
       // never reached the log; the poison builds on the first. Without that sound row the
