@@ -132,6 +132,27 @@ describe('LogMerger', () => {
       expect(() => mergeLog([first.merged, later.rows[0]!])).toThrow(/waited on missing content: not compacted/);
     });
 
+    it('never blames a failing row some of whose content went in (a room keeps it)', () => {
+      const h = honest(); // (its " world" row is lost)
+      // A sound row: "X" goes in, "Y" (after " world") waits.
+      const s = writer(3_000);
+      Y.applyUpdate(s.doc, h.rows[0]!);
+      Y.applyUpdate(s.doc, h.rows[1]!);
+      s.rows.length = 0;
+      s.doc.transact(() => {
+        s.text.insert(0, 'X');
+        s.text.insert(12, 'Y');
+      });
+      // The failing row: another client's sound "Z" after "X" (it goes in first: Yjs takes the
+      // higher client first), merged with a poison of a low client.
+      const a = writer(9_000);
+      Y.applyUpdate(a.doc, Y.encodeStateAsUpdate(s.doc));
+      a.rows.length = 0;
+      a.text.insert(1, 'Z');
+      const failing = Y.mergeUpdates([a.rows[0]!, waitingPoison({ client: 1_000, clock: 2 }, 10)]);
+      expect(() => mergeLog([h.rows[0]!, s.rows[0]!, failing])).toThrow(/waited on missing content: not compacted/);
+    });
+
     it('refuses to compact when no row can be shown to be the one to blame', () => {
       // A sound row holding two authors' edits: one waits on " world", the other on a row that
       // never reached the log; the poison builds on the first. Without that sound row the

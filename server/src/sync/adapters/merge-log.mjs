@@ -95,8 +95,9 @@ function blame(rows, bad, { index, suspects }, doc) {
     bad.set(suspect, `its content, waiting, failed when row ${index} was applied (${itself.error})`);
     return;
   }
-  const alone = trial(rows, bad, allSuspects, [index]);
-  if (alone.outcome === THREW) {
+  // (Not if some of it went in where the pass failed: a room keeps that.)
+  const alone = someIn(doc, /** @type {Uint8Array} */ (rows[index])) ? null : trial(rows, bad, allSuspects, [index]);
+  if (alone?.outcome === THREW) {
     bad.set(index, alone.error);
     return;
   }
