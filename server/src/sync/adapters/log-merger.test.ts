@@ -153,6 +153,17 @@ describe('LogMerger', () => {
       expect(() => mergeLog([h.rows[0]!, s.rows[0]!, failing])).toThrow(/waited on missing content: not compacted/);
     });
 
+    it('never blames a row that deletes (its deletions go in before the retry that throws)', () => {
+      const h = honest();
+      const deleter = writer(3_000);
+      Y.applyUpdate(deleter.doc, h.rows[0]!);
+      deleter.rows.length = 0;
+      deleter.text.delete(0, 2); // "he"
+      const row = Y.mergeUpdates([deleter.rows[0]!, waitingPoison({ client: 1_000, clock: 5 }, 10)]);
+      // A room holds "llo world": blaming the row would bring "he" back.
+      expect(() => mergeLog([h.rows[0]!, row, h.rows[1]!])).toThrow(/waited on missing content: not compacted/);
+    });
+
     it('refuses to compact when no row can be shown to be the one to blame', () => {
       // A sound row holding two authors' edits: one waits on " world", the other on a row that
       // never reached the log; the poison builds on the first. Without that sound row the

@@ -19,7 +19,8 @@ import * as Y from 'yjs';
  * without it, as loading does: the snapshot must hold nothing of a row set aside.
  *
  * A row that throws while other rows' content waits on missing content may be sound: Yjs retries
- * what waits inside its apply. Then a row none of whose content is in (it all waits) is to blame
+ * what waits inside its apply. Then a row none of whose content is in (it all waits, and it
+ * deletes nothing: deletions go in before the retry, and stay when it throws) is to blame
  * (and set aside) only if both show it: without it, the failing row applies cleanly and whole;
  * and it throws itself, none of it going in, applied after the failing row onto the log without
  * any row whose content waits, and with nothing else waiting. Failing that, the failing row is
@@ -155,13 +156,17 @@ function trial(rows, bad, without, then) {
 }
 
 /**
- * Whether any struct of `update` is in `doc`.
+ * Whether any struct of `update` is in `doc`, or it deletes anything: its deletions go in before
+ * Yjs retries what waits (and survive a retry that throws), so a row that deletes may have
+ * changed what a room holds even when none of its structs went in.
  *
  * @param {Y.Doc} doc
  * @param {Uint8Array} update
  */
 function someIn(doc, update) {
-  for (const struct of Y.decodeUpdate(update).structs) {
+  const { structs, ds } = Y.decodeUpdate(update);
+  if (ds.clients.size > 0) return true;
+  for (const struct of structs) {
     if (struct instanceof Y.Skip) continue;
     if (Y.getState(doc.store, struct.id.client) > struct.id.clock) return true;
   }
