@@ -60,6 +60,16 @@ async function setRole(url: string, username: string, role: 'annotator' | 'viewe
   expect(res.status).toBe(200);
 }
 
+/** Makes `username` a viewer through a server of its own on the same database, while ours is stopped. */
+async function demoteWhileAway(username: string): Promise<void> {
+  const other = await startTestServer({ database: server.testDatabase, config: { port: 0 } });
+  try {
+    await setRole(other.url, username, 'viewer');
+  } finally {
+    await other.stop();
+  }
+}
+
 /**
  * A page of alice's on `documentId`, connected, with the service worker (it claims open pages
  * once installed) and the reads the workspace and the document list need kept for offline use.
@@ -258,12 +268,7 @@ describe('edits that have not reached the server', () => {
       expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(false);
 
       // Made a viewer while the page was away (through a server the page does not know of).
-      const other = await startTestServer({ database: server.testDatabase, config: { port: 0 } });
-      try {
-        await setRole(other.url, 'alice', 'viewer');
-      } finally {
-        await other.stop();
-      }
+      await demoteWhileAway('alice');
     } finally {
       await restart();
     }
@@ -306,12 +311,7 @@ describe('edits that have not reached the server', () => {
 
       // Made a viewer while the page was away: her layer is no longer hers to write (nor, in
       // blind review, to open), and the edit will not be stored.
-      const other = await startTestServer({ database: server.testDatabase, config: { port: 0 } });
-      try {
-        await setRole(other.url, 'alice', 'viewer');
-      } finally {
-        await other.stop();
-      }
+      await demoteWhileAway('alice');
     } finally {
       await restart();
     }

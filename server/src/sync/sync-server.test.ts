@@ -26,6 +26,23 @@ const flushed = async (server: SyncServer, maxTicks = 50) => {
   await tick();
 };
 
+/** A bus that only remembers who follows each room (what another instance would send goes through `followers`). */
+function followingBus(): { bus: SyncBus; followers: Map<string, BusListener> } {
+  const followers = new Map<string, BusListener>();
+  const bus = {
+    async join(room: string, listener: BusListener) {
+      followers.set(room, listener);
+    },
+    // As RedisBus: with a listener, only if that is still whom the room's messages go to.
+    leave(room: string, listener?: BusListener) {
+      if (!listener || followers.get(room) === listener) followers.delete(room);
+    },
+    publish() {},
+    async close() {},
+  } satisfies SyncBus;
+  return { bus, followers };
+}
+
 /** An in-memory peer: a Y.Doc that applies what the server sends it. */
 class MemorySocket implements SyncSocket {
   readonly doc = new Y.Doc();
@@ -300,17 +317,7 @@ describe('SyncServer', () => {
     });
 
     it('stored, while the load sets them aside: what the bus brings is not applied, and the room is not called broken', async () => {
-      const followers = new Map<string, BusListener>();
-      const bus = {
-        async join(room: string, listener: BusListener) {
-          followers.set(room, listener);
-        },
-        leave(room: string, listener?: BusListener) {
-          if (!listener || followers.get(room) === listener) followers.delete(room);
-        },
-        publish() {},
-        async close() {},
-      } satisfies SyncBus;
+      const { bus, followers } = followingBus();
       const store = new MemoryStore();
       await store.append('doc:1:user:1', [spanUpdate('OLD'), cleanupPoison(), spanUpdate('MID', 5, 9), cleanupPoison()]);
       // Another instance's update arrives as each row is set aside.
@@ -333,18 +340,7 @@ describe('SyncServer', () => {
     });
 
     it('from another instance while the room loads: nothing sound is set aside, the fresh room keeps the bus, the old one goes', async () => {
-      const followers = new Map<string, BusListener>();
-      const bus = {
-        async join(room: string, listener: BusListener) {
-          followers.set(room, listener);
-        },
-        // As RedisBus: with a listener, only if that is still whom the room's messages go to.
-        leave(room: string, listener?: BusListener) {
-          if (!listener || followers.get(room) === listener) followers.delete(room);
-        },
-        publish() {},
-        async close() {},
-      } satisfies SyncBus;
+      const { bus, followers } = followingBus();
       const store = new MemoryStore();
       await store.append('doc:1:user:1', [spanUpdate('OLD')]);
       let release!: () => void;
