@@ -2,7 +2,7 @@ import { A, useParams } from '@solidjs/router';
 import { createResource, createSignal, onCleanup, Show } from 'solid-js';
 import type { ProjectDetail } from '@spanwise/shared/api';
 import { decideRoomAccess, memberFacts } from '@spanwise/shared/access';
-import { api } from '../api/client.ts';
+import { api, errorMessage } from '../api/client.ts';
 import { ExportPanel } from '../components/ExportPanel.tsx';
 import { RowList } from '../components/RowList.tsx';
 import { formatLength, ROLE_TEXT, STATUS_TEXT } from '../lib/labels.ts';
@@ -57,13 +57,13 @@ export function DocumentList() {
       try {
         now = await api.projectNow(projectId());
       } catch (err) {
-        setDiscardFailed(`Nothing was discarded: ${err instanceof Error ? err.message : String(err)}`);
+        setDiscardFailed(`Nothing was discarded: ${errorMessage(err)}`);
         return;
       }
       setProject(now);
       await discardCopies(notSendable().filter((c) => strandedIn(now, c)).map((c) => c.name));
     } catch (err) {
-      setDiscardFailed(`They could not all be discarded: ${err instanceof Error ? err.message : String(err)}`);
+      setDiscardFailed(`They could not all be discarded: ${errorMessage(err)}`);
     } finally {
       setDiscarding(false);
     }

@@ -7,6 +7,7 @@ import { useBeforeLeave } from '@solidjs/router';
 import { createEffect, createMemo, createSelector, createSignal, onCleanup, Show } from 'solid-js';
 import type { LabelSchema } from '@spanwise/shared/schema';
 import { CloseCode, FINAL_CLOSE_CODES } from '@spanwise/shared/protocol';
+import { errorMessage } from '../api/client.ts';
 import { AnnotationList } from '../components/AnnotationList.tsx';
 import { ArticleText, type ArticleView } from '../components/ArticleText.tsx';
 import { ConnectionStatus } from '../components/ConnectionStatus.tsx';
@@ -179,7 +180,7 @@ function OpenedLayerWorkspace(
     setDiscarding(true);
     layer.discardLocalCopy().then(
       () => props.onReopen(null),
-      (err: unknown) => props.onReopen(`Your edits to this layer could not be discarded: ${err instanceof Error ? err.message : String(err)}.`),
+      (err: unknown) => props.onReopen(`Your edits to this layer could not be discarded: ${errorMessage(err)}.`),
     );
   };
   /** The layer has let go of its doc to open again (its copy deleted here or in another tab). */

@@ -69,7 +69,7 @@ function tell(message: MarksMessage): void {
 }
 
 /** Tells the pages of this browser (this one too) that a layer's mark was written or taken away. */
-export function tellMarksChanged(): void {
+function tellMarksChanged(): void {
   tell({ kind: 'changed' });
 }
 
