@@ -83,6 +83,40 @@ function docBroken(doc: Y.Doc): boolean {
   return internals._transaction !== null || internals._transactionCleanups.length > 0;
 }
 
+/**
+ * What applying a stored row did: whether it decoded, what it threw (or null), whether content
+ * waited before it, whether it left the doc unusable.
+ */
+interface RowOutcome {
+  decoded: boolean;
+  error: unknown;
+  waiting: boolean;
+  broken: boolean;
+}
+
+/** Applies a stored row to `doc` as loading does (a row that does not decode is not applied). */
+function applyRow(doc: Y.Doc, data: Uint8Array, origin?: unknown): RowOutcome {
+  const waiting = doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
+  let decoded = false;
+  let error: unknown = null;
+  try {
+    Y.decodeUpdate(data);
+    decoded = true;
+    Y.applyUpdate(doc, data, origin);
+  } catch (err) {
+    error = err;
+  }
+  return { decoded, error, waiting, broken: docBroken(doc) };
+}
+
+/**
+ * Whether loading sets a row aside: it left the doc unusable, or it failed other than in
+ * retrying content that waited (then it is not to blame: see #applyStored).
+ */
+function setAsideByLoad({ decoded, error, waiting, broken }: RowOutcome): boolean {
+  return broken || (error !== null && !(waiting && decoded));
+}
+
 /** A stored update left the doc unusable while loading: the load fails, and the next is clean. */
 class BrokenByStoredUpdate extends Error {}
 
@@ -283,7 +317,6 @@ export class Room {
 
   async #applyStored(): Promise<void> {
     const rows = await this.deps.store.load(this.name);
-    const store = this.doc.store;
     /** Rows this load moved out of the log (the next load will not have them). */
     const movedAside = new Set<StoredUpdate['id']>();
     for (const row of rows) {
@@ -294,22 +327,13 @@ export class Room {
       // that throws, the later row is not to blame (it may well be sound, and what its author
       // wrote next builds on it), so nothing is set aside then; compaction, off the event loop,
       // sets aside the waiting row that failed where it can show which (merge-log.mjs).
-      const waiting = store.pendingStructs !== null || store.pendingDs !== null;
-      let decoded = false;
-      let error: unknown = null;
-      try {
-        Y.decodeUpdate(row.data);
-        decoded = true;
-        Y.applyUpdate(this.doc, row.data, this.#loadedOnce ? FROM_BUS : FROM_STORE);
-      } catch (err) {
-        error = err;
-      }
-      const broken = docBroken(this.doc);
+      const outcome = applyRow(this.doc, row.data, this.#loadedOnce ? FROM_BUS : FROM_STORE);
+      const { error, broken, waiting } = outcome;
       // Unusable on a first load, which is to fail: nothing the bus brings is applied meanwhile
       // (this room is let go of once the load fails; its sockets are told to come back).
       if (broken && !this.#loadedOnce) this.#broken = true;
       if (error === null && !broken) continue;
-      if (waiting && decoded && !broken) {
+      if (!setAsideByLoad(outcome)) {
         this.deps.observer.error?.('apply_failed');
         this.deps.log.error('sync_stored_update_failed', { room: this.name, updateId: row.id, whileWaiting: true, error: errorKind(error) });
         continue;
@@ -372,27 +396,16 @@ export class Room {
       budget -= rows.length;
       await new Promise((r) => setImmediate(r));
       const scratch = new Y.Doc({ gc: true });
-      let breaker: { row: StoredUpdate; error: unknown; broke: boolean; waiting: boolean } | null = null;
+      let breaker: { row: StoredUpdate; outcome: RowOutcome } | null = null;
       for (const row of rows) {
         if (movedAside.has(row.id)) continue;
-        try {
-          Y.decodeUpdate(row.data);
-        } catch {
-          continue; // (the load sets it aside, unapplied)
-        }
-        const waiting = scratch.store.pendingStructs !== null || scratch.store.pendingDs !== null;
-        let error: unknown = null;
-        try {
-          Y.applyUpdate(scratch, row.data);
-        } catch (err) {
-          error = err; // (one that throws but leaves the doc whole is the load's to judge)
-        }
-        const broken = docBroken(scratch);
+        const outcome = applyRow(scratch, row.data);
+        if (!outcome.decoded) continue; // (the load sets it aside, unapplied)
         // As the load judges it: one that throws while content waits (and leaves the doc
-        // whole) stays; one that throws otherwise the next load would set aside, unapplied, so
-        // this pass has gone wrong from it and starts again without it.
-        if (broken || (error !== null && !waiting)) {
-          breaker = { row, error, broke: broken, waiting };
+        // whole) stays; one that throws otherwise the next load would set aside, so this pass
+        // has gone wrong from it and starts again without it.
+        if (setAsideByLoad(outcome)) {
+          breaker = { row, outcome };
           break;
         }
       }
@@ -402,8 +415,9 @@ export class Room {
         // (A doc Yjs left mid-transaction: it is dropped all the same.)
       }
       if (!breaker) return;
-      const fields = breaker.broke ? { broke: true, whileWaiting: breaker.waiting, foundAhead: true } : { foundAhead: true };
-      if (!(await this.#setAside(breaker.row, breaker.error, fields))) return;
+      const { broken, waiting, error } = breaker.outcome;
+      const fields = broken ? { broke: true, whileWaiting: waiting, foundAhead: true } : { foundAhead: true };
+      if (!(await this.#setAside(breaker.row, error, fields))) return;
       movedAside.add(breaker.row.id);
     }
   }
