@@ -117,7 +117,6 @@ export class Recorder {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-
 /** The stock y-websocket client over `ws`, sending the session cookie on the upgrade. */
 function providerFor(target: Target, room: string, doc: Y.Doc): WebsocketProvider {
   const cookie = target.cookie;
@@ -177,7 +176,7 @@ export function makeEdit(doc: Y.Doc, marks: Y.Map<number>, own: OwnSpans, index:
 export class Pacer {
   #timer: NodeJS.Timeout | null = null;
 
-  start(periodMs: number, tick: () => void, random: () => number = Math.random): void {
+  start(periodMs: number, tick: () => void, random: () => number): void {
     this.stop();
     this.#timer = setTimeout(() => {
       tick();
