@@ -2,13 +2,17 @@ import { execFile } from 'node:child_process';
 import { chmod, chown, lstat, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createServer, type Socket } from 'node:net';
 import { describe, expect, it, vi } from 'vitest';
+import { Hono } from 'hono';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { databaseKinds, holdConnection, useTestDatabase } from '../../test/harness.ts';
-import { ensureCluster, migrate, openDatabase, type OpenDatabase } from './database.ts';
+import { DatabaseUnreachableError, ensureCluster, migrate, openDatabase, telling, type OpenDatabase } from './database.ts';
 import { DatabaseBusyError, StorageFullError, withoutQueueLimits, withQueueLimits, type QueueLimits } from './pglite-dialect.ts';
 import { KyselyStore } from '../sync/adapters/kysely-store.ts';
 import { createLogger, logLeftOutCounts } from '../log.ts';
+import { errorHandler } from '../http/errors.ts';
 import { migrations } from './migrations/index.ts';
 
 describe.each(databaseKinds())('database (%s)', (kind) => {
@@ -267,6 +271,64 @@ describe.each(databaseKinds().filter((k) => k !== 'pglite'))('database (%s): no 
       expect((await sql<{ n: number }>`select 1 as n`.execute(db.current.db)).rows[0]!.n).toBe(1);
     } finally {
       process.off('uncaughtException', onUncaught);
+    }
+  });
+});
+
+/** What a request that takes a connection from `pool` is answered: its status, and its error's code. */
+async function answerWithout(pool: ReturnType<typeof telling>): Promise<[number, string]> {
+  const app = new Hono();
+  app.onError(errorHandler(createLogger('error', () => {})));
+  app.get('/things', async (c) => {
+    (await pool.connect()).release();
+    return c.text('connected');
+  });
+  const res = await app.request('/things');
+  return [res.status, res.ok ? await res.text() : ((await res.json()) as { error: { code: string } }).error.code];
+}
+
+describe('database (postgres): a request that waited its limit for a connection', () => {
+  it('is told the database cannot be reached when no connection could be made (a host that answers nothing), not that it is busy', async () => {
+    // Takes connections and never says a word, as a PostgreSQL behind a route that drops
+    // packets looks once the handshake is made.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as { port: number }).port;
+    const pool = new pg.Pool({ connectionString: `postgres://nobody@127.0.0.1:${port}/none`, max: 1, connectionTimeoutMillis: 300 });
+    pool.on('error', () => {});
+    try {
+      const connections = telling(pool);
+      const connecting = connections.connect(); // takes the one slot, and never connects
+      const waiting = answerWithout(connections); // waits for that slot
+      await expect(connecting).rejects.toThrow(/connection timeout/);
+      // pg's pool says "timeout exceeded when trying to connect" to the one that waited: every
+      // connection taken, it could mean. None is open: the database is not there.
+      expect(await waiting).toEqual([503, 'database_unavailable']);
+      const [first, second] = await Promise.allSettled([connections.connect(), connections.connect()]);
+      expect([first.status, second.status]).toEqual(['rejected', 'rejected']);
+      expect((second as PromiseRejectedResult).reason).toBeInstanceOf(DatabaseUnreachableError);
+    } finally {
+      await pool.end();
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  });
+
+  it.skipIf(!process.env.TEST_DATABASE_URL)('is told the database is busy when every connection is open and taken', async () => {
+    const pool = new pg.Pool({ connectionString: process.env.TEST_DATABASE_URL, max: 1, connectionTimeoutMillis: 300 });
+    const connections = telling(pool);
+    try {
+      const held = await connections.connect();
+      try {
+        expect(await answerWithout(connections)).toEqual([503, 'database_busy']);
+        await expect(connections.connect()).rejects.toBeInstanceOf(DatabaseBusyError);
+      } finally {
+        held.release();
+      }
+      expect(await answerWithout(connections)).toEqual([200, 'connected']);
+    } finally {
+      await pool.end();
     }
   });
 });

@@ -15,7 +15,7 @@ import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import type { Database } from './types.ts';
 import { migrations } from './migrations/index.ts';
-import { PGliteDialect, type PreparedStatement, type QueueLimits, type StatementParam } from './pglite-dialect.ts';
+import { DatabaseBusyError, PGliteDialect, type PreparedStatement, type QueueLimits, type StatementParam } from './pglite-dialect.ts';
 import { startPgliteMaintenance, type PgliteMaintenance, type PgliteMaintenanceOptions } from './pglite-maintenance.ts';
 import { checkRoomToStart, startDiskGuard, statfsFreeBytes, type DiskGuard, type DiskGuardOptions } from './disk-guard.ts';
 import type { Logger } from '../log.ts';
@@ -79,6 +79,45 @@ const defaultDiskGuard = { reserveBytes: 64 * 1024 * 1024, checkEveryMs: 1_000, 
 /** Every 10 s, a VACUUM and a CHECKPOINT once 32 MiB of WAL (~60,000–100,000 edits) are written. */
 export const defaultPgliteMaintenance = { walBytes: 32 * 1024 * 1024, checkEveryMs: 10_000 };
 
+/**
+ * A connection to PostgreSQL that could not be made: no pooled connection is open, and the
+ * request waited its limit while every slot was still connecting (a host that drops packets
+ * answers no attempt). SQLSTATE 08001, as libpq calls it: the database cannot be reached.
+ */
+export class DatabaseUnreachableError extends Error {
+  readonly code = '08001';
+  constructor(reason: string, options?: ErrorOptions) {
+    super(reason, options);
+    this.name = 'DatabaseUnreachableError';
+  }
+}
+
+/**
+ * `pool` as Kysely takes it, saying why a request waited its limit for a connection: pg's pool
+ * says "timeout exceeded when trying to connect" both when every connection is taken (busy) and
+ * when every slot is still trying to connect to a host that never answers (unreachable). With
+ * at least one connection open, the database answers and is busy; with none, it is not there.
+ */
+export function telling(pool: pg.Pool): { connect(): Promise<pg.PoolClient>; end(): Promise<void> } {
+  // A client is counted from its connecting until the pool lets it go (one that never
+  // connects is neither: pg's pool emits neither event for it).
+  const open = new Set<pg.PoolClient>();
+  pool.on('connect', (client) => open.add(client));
+  pool.on('remove', (client) => open.delete(client));
+  return {
+    async connect() {
+      try {
+        return await pool.connect();
+      } catch (err) {
+        if (!(err instanceof Error) || !/^timeout exceeded when trying to connect/.test(err.message)) throw err;
+        if (open.size > 0) throw new DatabaseBusyError(`every pooled connection to PostgreSQL stayed taken for ${pool.options.connectionTimeoutMillis} ms`, { cause: err });
+        throw new DatabaseUnreachableError(`no connection to PostgreSQL could be made in ${pool.options.connectionTimeoutMillis} ms`, { cause: err });
+      }
+    },
+    end: () => pool.end(),
+  };
+}
+
 export async function openDatabase(options: DatabaseOptions): Promise<OpenDatabase> {
   let db: Kysely<Database>;
   let kind: DbKind;
@@ -103,7 +142,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     // would be an uncaught exception. Its next query fails instead, and the pool lets it go.
     pool.on('error', () => {});
     pool.on('connect', (client) => client.on('error', () => {}));
-    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: telling(pool) }) });
     kind = 'postgres';
   } else {
     const onDisk = !options.dataDir.startsWith('memory://');

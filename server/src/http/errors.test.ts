@@ -66,16 +66,6 @@ describe('errorHandler', () => {
     expect(lines.slice(1).map((l) => [l.level, l.event, l.leftOut])).toEqual([['warn', 'request_refused_db_unreachable', unreachable.length - 1]]);
   });
 
-  it('answers 503 database_busy when every pooled PostgreSQL connection stays taken', async () => {
-    const { app } = appLogging();
-    app.get('/things', () => {
-      throw new Error('timeout exceeded when trying to connect');
-    });
-    const res = await app.request('/things');
-    expect(res.status).toBe(503);
-    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('database_busy');
-  });
-
   it('still answers 500 for a database error that is the request’s own, and for a client that aborted its upload', async () => {
     const { app } = appLogging();
     app.get('/dup', () => {

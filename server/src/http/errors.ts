@@ -95,8 +95,6 @@ const UNREACHABLE_CODES = new Set([
 /** A connection's socket failing: only with the failed call named (a client aborting a body read has the code, not the call). */
 const SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE']);
 const UNREACHABLE_MESSAGES = /^(Connection terminated|Client has encountered a connection error|Client was closed and is not queryable)/;
-/** pg's pool: every connection taken, and none freed within its 10 s. */
-const POOL_EXHAUSTED = /^timeout exceeded when trying to connect/;
 
 function databaseUnreachable(err: unknown): boolean {
   const { code, message, syscall } = (err ?? {}) as { code?: unknown; message?: unknown; syscall?: unknown };
@@ -105,11 +103,12 @@ function databaseUnreachable(err: unknown): boolean {
   return typeof message === 'string' && UNREACHABLE_MESSAGES.test(message);
 }
 
-/** The database has more to do than it can take on in time (PGlite's line, or pg's pool). */
+/**
+ * The database has more to do than it can take on in time: PGlite's line, or pg's pool with
+ * every connection taken (database.ts tells that from a pool that cannot connect at all).
+ */
 function databaseBusy(err: unknown): boolean {
-  if (err instanceof DatabaseBusyError) return true;
-  const { message } = (err ?? {}) as { message?: unknown };
-  return typeof message === 'string' && POOL_EXHAUSTED.test(message);
+  return err instanceof DatabaseBusyError;
 }
 
 export function errorHandler(log: Logger) {
