@@ -256,6 +256,38 @@ describe('edits that have not reached the server', () => {
     await context.close();
   });
 
+  it('marks an edit the server has not stored when the page is reloaded before the mark was due', async () => {
+    const documentId = 4;
+    const room = layerRoom(documentId, ALICE);
+    const copy = `spanwise:u${ALICE}:${room}`;
+    const { context, page } = await aliceOnline(documentId);
+    const dialogs: string[] = [];
+    page.on('dialog', (dialog) => {
+      dialogs.push(dialog.type());
+      void dialog.accept();
+    });
+    // The server takes the edit in and does not store it (as a socket whose network went
+    // quiet looks to the page): the page marks such an edit only after 2 s, and is left sooner.
+    const hold = holdAppends(server);
+    let word: string;
+    try {
+      word = await annotate(page, 3, '1');
+      await page.locator('.workspace[data-unsaved]').waitFor(WAIT);
+      expect(await unsavedMark(page, copy)).toBeUndefined(); // (not due yet)
+      await page.reload();
+      expect(dialogs).toEqual(['beforeunload']);
+      // The reloaded page knows: the edit may not have reached the server.
+      await page.locator('.workspace[data-unsaved]').waitFor(WAIT);
+      expect(await unsavedMark(page, copy)).toBe(1);
+    } finally {
+      hold.restore();
+    }
+    await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === word), 'the edit stored');
+    await waitFor(async () => (await unsavedMark(page, copy)) === undefined, 'the mark taken away once the server says it stored the edit');
+    await page.locator('.workspace:not([data-unsaved])').waitFor(WAIT);
+    await context.close();
+  });
+
   it('learns the role again at the first sync of a page opened offline', async () => {
     const { context, page } = await aliceOnline(3);
     const port = server.port;

@@ -336,6 +336,16 @@ export function trackUnsaved(
     }
   };
   doc.on('update', onDocUpdate);
+  // Left before an edit's mark was due (the page reloaded or closed, or the layer closed, within
+  // MARK_AFTER_MS of an edit the server has not said it stored: its socket may be dead without
+  // knowing it yet): marked now, or the page opened next could not know the edit waits.
+  // (y-indexeddb queues the write ahead of its own closing; a leave called off keeps a mark
+  // that the server's word takes away as usual.)
+  const markBeforeLeaving = () => {
+    if (markTimer !== undefined && unsaved()) mark();
+  };
+  window.addEventListener('beforeunload', markBeforeLeaving);
+  window.addEventListener('pagehide', markBeforeLeaving);
 
   provider.messageHandlers[MessageKind.stored] = (_encoder, decoder, _provider, fromSocket) => {
     if (!fromSocket) return;
@@ -377,6 +387,9 @@ export function trackUnsaved(
     unsaved,
     read,
     destroy() {
+      markBeforeLeaving();
+      window.removeEventListener('beforeunload', markBeforeLeaving);
+      window.removeEventListener('pagehide', markBeforeLeaving);
       clearTimeout(markTimer);
       clearTimeout(graceTimer);
       clearTimeout(announceTimer);
