@@ -120,6 +120,22 @@ describe('LogMerger', () => {
       expect(complete.getText('t').toString()).toBe('XYhello world again');
     });
 
+    it('sets aside a row that no longer decodes, though content waits before it (nothing of it went in)', () => {
+      const h = honest();
+      const other = writer(3_000);
+      Y.applyUpdate(other.doc, h.rows[0]!);
+      other.rows.length = 0;
+      other.text.insert(0, 'X'); // (this row is lost)
+      other.text.insert(1, 'Y'); // waits on it
+      const rows = [h.rows[0]!, other.rows[1]!, new Uint8Array([0, 1, 2]), h.rows[1]!, h.rows[2]!];
+      const { merged, bad } = mergeLog(rows);
+      expect(bad.map((b) => b.index)).toEqual([2]);
+      const loaded = new Y.Doc();
+      Y.applyUpdate(loaded, merged);
+      expect(loaded.getText('t').toString()).toBe('hello world again');
+      expect(loaded.store.pendingStructs).not.toBeNull(); // (the waiting row is kept)
+    });
+
     it('never blames a row that holds sound content beside the waiting poison (an earlier snapshot)', () => {
       // The first compaction keeps the poison in its snapshot, waiting on content of client 4000.
       const h = honest();

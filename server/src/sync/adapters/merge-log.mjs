@@ -207,11 +207,18 @@ function applyAll(doc, rows, bad) {
     const waiting = doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
     /** @type {unknown} */
     let error = null;
+    let decoded = false;
     try {
       Y.decodeUpdate(data);
+      decoded = true;
       Y.applyUpdate(doc, data);
     } catch (err) {
       error = err;
+    }
+    if (!decoded) {
+      // Nothing of it was applied, so nothing waiting is to blame: set aside, as loading does.
+      bad.set(index, String(error));
+      continue;
     }
     if (unusable(doc)) {
       bad.set(index, String(error ?? 'left the document unusable'));
