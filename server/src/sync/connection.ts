@@ -377,9 +377,13 @@ export class Connection implements RoomPeer {
         // Forgotten first: what the check reads must be what y-protocols then applies against.
         this.room.forgetOldPresence();
         const entries = readPresenceEntries(update);
-        const { introduced, live, drop, refused } = presenceOutcome(entries, this.room.awareness, this.room.peers.get(this) ?? new Set(), this.info.userId, (id) =>
-          this.#heldByOtherUser(id),
-        );
+        const check = () =>
+          presenceOutcome(entries, this.room.awareness, this.room.peers.get(this) ?? new Set(), this.info.userId, (id) => this.#heldByOtherUser(id));
+        let outcome = check();
+        // Near the room's bound, ids long gone are forgotten at once: checked again then (an
+        // entry skipped for an old clock that is now forgotten would otherwise go in unchecked).
+        if (!outcome.refused && this.room.forgetToMakeRoom(outcome.introduced)) outcome = check();
+        const { introduced, live, drop, refused } = outcome;
         if (refused) throw new ProtocolError(refused);
         if (
           this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED ||

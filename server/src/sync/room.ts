@@ -256,16 +256,25 @@ export class Room {
   }
 
   /**
+   * Before `count` new presence ids would take the room past what it remembers at most: forgets
+   * those gone long enough at once (which a throttled scan may not have done yet). Returns
+   * whether it did: a presence message checked before must then be checked again, against what
+   * is left.
+   */
+  forgetToMakeRoom(count: number, now = Date.now()): boolean {
+    if (this.awareness.meta.size + count <= MAX_ROOM_PRESENCE_IDS) return false;
+    this.forgetOldPresence(now, true);
+    return true;
+  }
+
+  /**
    * Counts `count` presence ids that `userId` is the first to show this room; false (counting
-   * nothing) past what one user may show it in a while, or past what the room remembers at most.
+   * nothing) past what one user may show it in a while, or past what the room remembers at most
+   * (see forgetToMakeRoom).
    */
   admitPresenceIds(userId: number, count: number, now = Date.now()): boolean {
     if (count === 0) return true;
-    if (this.awareness.meta.size + count > MAX_ROOM_PRESENCE_IDS) {
-      // Some of those may be gone long enough to forget, which a throttled scan has not done yet.
-      this.forgetOldPresence(now, true);
-      if (this.awareness.meta.size + count > MAX_ROOM_PRESENCE_IDS) return false;
-    }
+    if (this.awareness.meta.size + count > MAX_ROOM_PRESENCE_IDS) return false;
     let shown = this.#presenceShownBy.get(userId);
     if (!shown && this.#presenceShownBy.size >= PRESENCE_MEMORY && now - this.#shownByScannedAt >= PRESENCE_SCAN_MS) {
       // A room open for days sees many users come and go: forget those whose window has passed

@@ -888,8 +888,33 @@ describe('SyncServer', () => {
     const t = Date.now() + 10 * awarenessProtocol.outdatedTimeout;
     room.forgetOldPresence(t, true); // a scan just now: the next is a second away
     for (const id of range(1, MAX_ROOM_PRESENCE_IDS)) room.awareness.meta.set(id, { clock: 1, lastUpdated: 0 });
-    expect(room.admitPresenceIds(5, 1, t + 10)).toBe(true);
+    expect(room.admitPresenceIds(5, 1, t + 10)).toBe(false); // (it only counts)
+    expect(room.forgetToMakeRoom(1, t + 10)).toBe(true);
     expect(room.awareness.meta.size).toBeLessThan(10);
+    expect(room.admitPresenceIds(5, 1, t + 10)).toBe(true);
+    expect(room.forgetToMakeRoom(1, t + 10)).toBe(false);
+  });
+
+  it('checks a presence message again after forgetting ids to make room: an entry skipped for its old clock is not let in unchecked', async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024 } });
+    const socket = new MemorySocket();
+    const conn = join(server, socket);
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    // The room full of ids, among them id 5 with clock 10, scanned just now (the throttled scan
+    // is a second away), and all of them gone long ago since.
+    const now = Date.now();
+    for (const id of range(1_000, 1_000 + MAX_ROOM_PRESENCE_IDS - 2)) room.awareness.meta.set(id, { clock: 1, lastUpdated: now });
+    room.awareness.meta.set(5, { clock: 10, lastUpdated: now });
+    room.forgetOldPresence(now, true);
+    for (const m of room.awareness.meta.values()) m.lastUpdated = now - 10 * awarenessProtocol.outdatedTimeout;
+    // Id 5 at clock 5 (skipped: older than what the room remembers), posing as the server and
+    // as user 2; and a new id of its own, which takes the room past its bound.
+    conn.receive(rawPresence([[5, 5, { server: { saving: 'delayed', queued: 9 }, user: { id: 2 } }], [7, 1, { user: { id: 1 } }]]));
+    await flushed(server);
+    expect(socket.closedWith).toBeNull();
+    expect(room.awareness.getStates().get(7)).toEqual({ user: { id: 1 } });
+    expect(room.awareness.getStates().has(5)).toBe(false);
   });
 
   it('caps the presence ids one user shows a room over all their sockets, reconnecting or not', async () => {
