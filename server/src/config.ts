@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import path from 'node:path';
-import { DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM } from './sync/backlog.ts';
+import { DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM, DEFAULT_MAX_WAITING_FRAME_BYTES } from './sync/backlog.ts';
 
 export interface Config {
   port: number;
@@ -46,6 +46,8 @@ export interface SyncLimits {
   maxQueuedBytesPerRoom: number;
   /** ...and every room together. */
   maxQueuedBytes: number;
+  /** Bytes of frames that store nothing every socket together may have waiting (see Backlog). */
+  maxWaitingFrameBytes: number;
   /** Compact a room's update log once it holds this many rows... */
   compactAfterRows: number;
   /** ...or this many bytes. */
@@ -79,6 +81,7 @@ export const defaultSyncLimits: SyncLimits = {
   maxAwarenessBytes: 64 * 1024,
   maxQueuedBytesPerRoom: DEFAULT_MAX_QUEUED_BYTES_PER_ROOM,
   maxQueuedBytes: DEFAULT_MAX_QUEUED_BYTES,
+  maxWaitingFrameBytes: DEFAULT_MAX_WAITING_FRAME_BYTES,
   compactAfterRows: 500,
   compactAfterBytes: 4 * 1024 * 1024,
   maxSocketsPerUser: 64,
@@ -122,6 +125,7 @@ const envSchema = z.object({
   MAX_AWARENESS_BYTES: z.coerce.number().int().min(256).default(defaultSyncLimits.maxAwarenessBytes),
   MAX_QUEUED_BYTES_PER_ROOM: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxQueuedBytesPerRoom),
   MAX_QUEUED_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxQueuedBytes),
+  MAX_WAITING_FRAME_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxWaitingFrameBytes),
   COMPACT_AFTER_ROWS: z.coerce.number().int().min(2).default(defaultSyncLimits.compactAfterRows),
   COMPACT_AFTER_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.compactAfterBytes),
   MAX_SOCKETS_PER_USER: z.coerce.number().int().min(1).default(defaultSyncLimits.maxSocketsPerUser),
@@ -155,6 +159,9 @@ const envSchema = z.object({
   if (e.MAX_QUEUED_BYTES < e.MAX_QUEUED_BYTES_PER_ROOM) {
     ctx.addIssue({ code: 'custom', path: ['MAX_QUEUED_BYTES'], message: `must be at least MAX_QUEUED_BYTES_PER_ROOM (${e.MAX_QUEUED_BYTES_PER_ROOM})` });
   }
+  if (e.MAX_WAITING_FRAME_BYTES < e.MAX_MESSAGE_BYTES) {
+    ctx.addIssue({ code: 'custom', path: ['MAX_WAITING_FRAME_BYTES'], message: `must be at least MAX_MESSAGE_BYTES (${e.MAX_MESSAGE_BYTES}), or a largest sync request could never wait` });
+  }
 });
 
 /** Reads and validates the environment; throws an Error naming every bad variable. */
@@ -187,6 +194,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxAwarenessBytes: e.MAX_AWARENESS_BYTES,
       maxQueuedBytesPerRoom: e.MAX_QUEUED_BYTES_PER_ROOM,
       maxQueuedBytes: e.MAX_QUEUED_BYTES,
+      maxWaitingFrameBytes: e.MAX_WAITING_FRAME_BYTES,
       compactAfterRows: e.COMPACT_AFTER_ROWS,
       compactAfterBytes: e.COMPACT_AFTER_BYTES,
       maxSocketsPerUser: e.MAX_SOCKETS_PER_USER,

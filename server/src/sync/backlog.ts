@@ -6,7 +6,7 @@
  * sends them again when it reconnects. Nothing stored or acknowledged is dropped.
  *
  * @example
- *   const backlog = new Backlog({ perRoom: 64 * 2 ** 20, total: 256 * 2 ** 20 });
+ *   const backlog = new Backlog({ perRoom: 64 * 2 ** 20, total: 256 * 2 ** 20, frames: 64 * 2 ** 20 });
  *   if (!backlog.take(update.byteLength, roomBytes)) refuse();
  *   // ... once stored:
  *   backlog.give(update.byteLength);
@@ -14,16 +14,29 @@
 /** The default bounds (MAX_QUEUED_BYTES_PER_ROOM and MAX_QUEUED_BYTES). */
 export const DEFAULT_MAX_QUEUED_BYTES_PER_ROOM = 64 * 1024 * 1024;
 export const DEFAULT_MAX_QUEUED_BYTES = 256 * 1024 * 1024;
+/**
+ * The default bound on frames that store nothing waiting their turn across the server
+ * (MAX_WAITING_FRAME_BYTES): they wait only behind a room's load, for milliseconds as a rule.
+ */
+export const DEFAULT_MAX_WAITING_FRAME_BYTES = 64 * 1024 * 1024;
 
 export interface BacklogLimits {
   /** Bytes one room may hold waiting (its queued updates, and its sockets' unread frames). */
   perRoom: number;
   /** Bytes every room together may hold waiting. */
   total: number;
+  /**
+   * Bytes of frames that store nothing (sync requests, presence, a viewer's edits, which are
+   * dropped) every socket together may have waiting their turn. Each socket's own bound (twice
+   * the largest message) times the sockets a user may open would otherwise leave no bound at
+   * all on what a few users could make the server hold while a room loads slowly.
+   */
+  frames: number;
 }
 
 export class Backlog {
   #bytes = 0;
+  #frameBytes = 0;
 
   constructor(readonly limits: BacklogLimits) {}
 
@@ -41,5 +54,21 @@ export class Backlog {
 
   give(bytes: number): void {
     this.#bytes = Math.max(0, this.#bytes - bytes);
+  }
+
+  /** Bytes of frames that store nothing waiting now, across the server. */
+  get frameBytes(): number {
+    return this.#frameBytes;
+  }
+
+  /** Takes `bytes` of a frame that stores nothing; false (taking nothing) past its bound. */
+  takeFrame(bytes: number): boolean {
+    if (this.#frameBytes + bytes > this.limits.frames) return false;
+    this.#frameBytes += bytes;
+    return true;
+  }
+
+  giveFrame(bytes: number): void {
+    this.#frameBytes = Math.max(0, this.#frameBytes - bytes);
   }
 }

@@ -24,6 +24,8 @@ export interface ConnectionLimits {
   maxQueuedBytesPerRoom?: number;
   /** ...and every room together (default 256 MiB). */
   maxQueuedBytes?: number;
+  /** Bytes of frames that store nothing every socket together may have waiting (default 64 MiB). */
+  maxWaitingFrameBytes?: number;
 }
 
 /**
@@ -148,6 +150,12 @@ function storedMessage(count: number): Uint8Array {
   return encoding.toUint8Array(encoder);
 }
 
+/** A frame waiting its turn; `stores`: held against the room's backlog (else the frames' bound). */
+interface WaitingFrame {
+  data: Uint8Array;
+  stores: boolean;
+}
+
 export class Connection implements RoomPeer {
   #chain: Promise<void>;
   /** No more frames are sent (either side closed). */
@@ -160,7 +168,7 @@ export class Connection implements RoomPeer {
   /** Bytes of this socket's frames not yet handled (waiting for the room's load, say). */
   #waitingBytes = 0;
   /** Those frames, in order, each with the bytes it holds against the room's backlog. */
-  #frames: Array<{ data: Uint8Array; held: number }> = [];
+  #frames: WaitingFrame[] = [];
   /** Presence ids this socket was the first to show the room. */
   #introduced = 0;
   /** Document frames (sync step 2s and updates) handled from this writer, */
@@ -241,19 +249,19 @@ export class Connection implements RoomPeer {
     // Every frame waits its turn (behind the room's load, say): at most twice the largest
     // message per socket. A document update from a writer is also held against the room's and
     // the server's backlog, as the room's queued updates are; other frames (sync step 1,
-    // presence, a viewer's dropped edits) store nothing, so a full backlog never refuses them.
+    // presence, a viewer's dropped edits) store nothing, so a full backlog never refuses them:
+    // they are held against a bound of their own across the server.
     const frameBytes = data.byteLength;
     if (this.#waitingBytes + frameBytes > 2 * this.limits.maxMessageBytes) return this.#backlogFull('socket');
     const carriesUpdate = label === 'update' || label === 'sync_step2'; // what gets stored
-    const size = !this.info.readOnly && carriesUpdate ? frameBytes : 0;
-    if (size > 0 && !this.room.hold(size)) return this.#backlogFull('room');
+    const stores = !this.info.readOnly && carriesUpdate;
+    if (stores ? !this.room.hold(frameBytes) : !this.room.holdFrame(frameBytes)) return this.#backlogFull(stores ? 'room' : 'frames');
     this.#waitingBytes += frameBytes;
-    this.#frames.push({ data, held: size });
+    this.#frames.push({ data, stores });
     this.#chain = this.#chain.then(() => {
       const frame = this.#frames.shift();
       if (!frame) return; // let go of already (refused before it came up)
-      this.#waitingBytes -= frame.data.byteLength;
-      this.room.letGo(frame.held);
+      this.#letGoOf(frame);
       if (this.#refused) return;
       try {
         this.#handle(frame.data);
@@ -310,11 +318,14 @@ export class Connection implements RoomPeer {
 
   /** Lets go of the frames waiting their turn, unread (this socket is refused). */
   #dropWaiting(): void {
-    for (const frame of this.#frames) {
-      this.#waitingBytes -= frame.data.byteLength;
-      this.room.letGo(frame.held);
-    }
+    for (const frame of this.#frames) this.#letGoOf(frame);
     this.#frames = [];
+  }
+
+  #letGoOf(frame: WaitingFrame): void {
+    this.#waitingBytes -= frame.data.byteLength;
+    if (frame.stores) this.room.letGo(frame.data.byteLength);
+    else this.room.letGoFrame(frame.data.byteLength);
   }
 
   #detach(): void {
@@ -329,7 +340,7 @@ export class Connection implements RoomPeer {
    * Too much waits: in this room or the server, to be stored (`room`), or this socket's own
    * frames behind its room's load (`socket`). This writer tries again later.
    */
-  #backlogFull(where: 'room' | 'socket'): void {
+  #backlogFull(where: 'room' | 'socket' | 'frames'): void {
     this.observer.error?.('backlog_full');
     this.log.warn('sync_backlog_full', {
       room: this.room.name,
@@ -337,7 +348,10 @@ export class Connection implements RoomPeer {
       where,
       waitingBytes: where === 'room' ? this.room.heldBytes : this.#waitingBytes,
     });
-    this.close(CloseCode.tryAgainLater, where === 'room' ? 'saving is behind: try again later' : 'too much sent before the room loaded: try again later');
+    this.close(
+      CloseCode.tryAgainLater,
+      where === 'room' ? 'saving is behind: try again later' : where === 'socket' ? 'too much sent before the room loaded: try again later' : 'the server is busy: try again later',
+    );
   }
 
   #greet(): void {

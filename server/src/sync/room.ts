@@ -308,6 +308,15 @@ export class Room {
     this.deps.backlog.give(bytes);
   }
 
+  /** Holds a waiting frame that stores nothing; false (holding nothing) past the server's bound. */
+  holdFrame(bytes: number): boolean {
+    return this.deps.backlog.takeFrame(bytes);
+  }
+
+  letGoFrame(bytes: number): void {
+    this.deps.backlog.giveFrame(bytes);
+  }
+
   get destroyed(): boolean {
     return this.#destroyed;
   }

@@ -578,6 +578,32 @@ describe('SyncServer', () => {
     expect(viewer.closedWith).toBe(CloseCode.tryAgainLater); // past 2 × the largest message
   });
 
+  it('bounds the frames that store nothing waiting across every socket (viewers’ edits, sync requests), apart from the updates', async () => {
+    const store = new MemoryStore();
+    store.load = () => new Promise(() => {}); // never answers
+    const edit = updateMessage(spanUpdate('V'.repeat(8_000))); // a viewer's: dropped once its turn comes
+    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxMessageBytes: 10_000, maxWaitingFrameBytes: 2 * edit.byteLength + 100 } });
+    const viewers = Array.from({ length: 3 }, () => new MemorySocket());
+    const conns = viewers.map((v, i) => server.connect(v, info(`doc:${i + 1}:user:1`, true)));
+    conns[0]!.receive(edit);
+    conns[1]!.receive(edit);
+    expect(viewers.map((v) => v.closedWith)).toEqual([null, null, null]);
+    expect(server.backlog.frameBytes).toBe(2 * edit.byteLength);
+    conns[2]!.receive(edit); // each socket within its own bound, all of them past the server's
+    expect(viewers.map((v) => v.closedWith)).toEqual([null, null, CloseCode.tryAgainLater]);
+    expect(server.backlog.frameBytes).toBe(2 * edit.byteLength);
+    // A writer's update is held against the backlog of updates, not this bound.
+    const writer = new MemorySocket();
+    server.connect(writer, info('doc:9:user:1')).receive(updateMessage(spanUpdate('W'.repeat(8_000))));
+    expect(writer.closedWith).toBeNull();
+    expect(server.backlog.bytes).toBeGreaterThan(8_000);
+    // Let go of as their sockets close.
+    conns[0]!.close(1000, 'bye');
+    expect(server.backlog.frameBytes).toBe(edit.byteLength);
+    conns[1]!.closedByPeer();
+    expect(server.backlog.frameBytes).toBe(0);
+  });
+
   it('holds the frames that wait for a room to load against the same bound', async () => {
     const store = new MemoryStore();
     const release = holdLoads(store);

@@ -9,7 +9,7 @@
  *   ws.on('message', (d) => conn.receive(d));
  */
 import { CloseCode } from '@spanwise/shared';
-import { Backlog, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM } from './backlog.ts';
+import { Backlog, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM, DEFAULT_MAX_WAITING_FRAME_BYTES } from './backlog.ts';
 import { Connection, type ConnectionLimits } from './connection.ts';
 import { Room } from './room.ts';
 import { errorKind } from './error-text.ts';
@@ -37,6 +37,7 @@ export class SyncServer {
     this.backlog = new Backlog({
       perRoom: options.limits.maxQueuedBytesPerRoom ?? DEFAULT_MAX_QUEUED_BYTES_PER_ROOM,
       total: options.limits.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
+      frames: options.limits.maxWaitingFrameBytes ?? DEFAULT_MAX_WAITING_FRAME_BYTES,
     });
   }
 
