@@ -6,7 +6,9 @@
  * reload, and the document list marks its document until the server has it (a list open in
  * another tab follows); edits the user may no longer save are said apart and can be discarded;
  * a page opened offline learns the user's role again once it syncs; a browser whose storage
- * does not open is told so. Relies on `vite build client` having run (`npm test` does).
+ * does not open is told so, and one whose storage is full still opens online; an edit the server
+ * has not stored is marked even when the page is left before the mark was due. Relies on
+ * `vite build client` having run (`npm test` does).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
@@ -127,6 +129,40 @@ describe('reloading the page while the server is down', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('Username').waitFor(WAIT);
     await waitFor(async () => (await keptReads(page)).length === 0, 'the kept reads forgotten');
+    await context.close();
+  });
+
+  it('opens online when the site’s storage is full: the service worker answers with the assets it could not keep', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await page.goto(`${server.url}/projects/1/documents/${DOCUMENT}`);
+    await signIn(page, 'alice');
+    await page.locator('[data-article]').waitFor(WAIT);
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, undefined, WAIT);
+    // As after a new build, on a disk nearly full: the assets are not kept yet, and nothing more
+    // can be.
+    const forgotten = await page.evaluate(async () => {
+      const cache = await caches.open('spanwise-shell-v1');
+      const assets = (await cache.keys()).filter((r) => new URL(r.url).pathname.startsWith('/assets/'));
+      for (const asset of assets) await cache.delete(asset);
+      return assets.length;
+    });
+    expect(forgotten).toBeGreaterThan(0);
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url, quotaSize: 1 });
+    await cdp.send('Network.clearBrowserCache');
+    const refused = await page.evaluate(async () => {
+      try {
+        await (await caches.open('spanwise-shell-v1')).put('/probe', new Response('x'.repeat(10_000)));
+        return null;
+      } catch (err) {
+        return (err as Error).name;
+      }
+    });
+    expect(refused).toBe('QuotaExceededError');
+    await page.reload();
+    await page.locator('[data-article]').waitFor(WAIT);
+    await waitConnected(page);
     await context.close();
   });
 

@@ -50,7 +50,8 @@ async function keepShell(page) {
 }
 
 async function openPage(request, event) {
-  const shell = () => caches.match('/', { cacheName: SHELL });
+  // (A kept copy that cannot be read is none: the site's storage refused, say.)
+  const shell = () => caches.match('/', { cacheName: SHELL }).catch(() => undefined);
   let page;
   try {
     page = await fetch(request);
@@ -66,13 +67,20 @@ async function openPage(request, event) {
   return page;
 }
 
-async function openAsset(request) {
-  const kept = await caches.match(request, { cacheName: SHELL });
+async function openAsset(request, event) {
+  // Keeping the asset is a bonus: a cache that cannot be read or written (the site's storage
+  // full, or refused) must not keep the page from the asset the network gave.
+  const kept = await caches.match(request, { cacheName: SHELL }).catch(() => undefined);
   if (kept) return kept;
   const answer = await fetch(request);
   if (isAsset(answer)) {
-    const cache = await caches.open(SHELL);
-    await cache.put(request, answer.clone());
+    const copy = answer.clone();
+    event.waitUntil(
+      caches
+        .open(SHELL)
+        .then((cache) => cache.put(request, copy))
+        .catch(() => {}),
+    );
   }
   return answer;
 }
@@ -101,5 +109,5 @@ self.addEventListener('fetch', (event) => {
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
   if (request.mode === 'navigate' && !NOT_PAGES.test(url.pathname)) event.respondWith(openPage(request, event));
-  else if (url.pathname.startsWith('/assets/')) event.respondWith(openAsset(request));
+  else if (url.pathname.startsWith('/assets/')) event.respondWith(openAsset(request, event));
 });
