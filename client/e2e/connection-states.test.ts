@@ -103,6 +103,31 @@ describe('a role that changes while the layer is open', () => {
     }
   });
 
+  it('asks for the role again until the server answers, when its first answer after the change is a refusal', async () => {
+    let failNext = false;
+    let refused = 0;
+    const { context, page } = await openDocument('alice', 1, (p) =>
+      p.context().route('**/api/projects/1', async (route) => {
+        if (!failNext) return route.continue();
+        failNext = false;
+        refused++;
+        // The server's own "busy" (its database), not a proxy's: no kept copy answers it.
+        await route.fulfill({ status: 503, contentType: 'application/json', headers: { 'retry-after': '1' }, body: JSON.stringify({ error: { code: 'database_busy', message: 'busy' } }) });
+      }),
+    );
+    try {
+      await waitConnected(page);
+      failNext = true;
+      await setRole('alice', 'viewer');
+      await status(page).filter({ hasText: 'read-only' }).waitFor(WAIT);
+      expect(refused).toBe(1);
+      expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(true);
+    } finally {
+      await setRole('alice', 'annotator');
+      await context.close();
+    }
+  });
+
   it('tells the person when the server drops their edits, even if the page still thinks they may write', async () => {
     // The page goes on being shown the project as it was when it opened (alice an annotator).
     let first: string | null = null;

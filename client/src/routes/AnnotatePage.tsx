@@ -3,14 +3,18 @@
  * (the user's own by default, gold in open mode), and the user's status on the document.
  */
 import { A, useParams, useSearchParams } from '@solidjs/router';
-import { createMemo, createResource, Show } from 'solid-js';
-import { api, errorMessage } from '../api/client.ts';
+import { createMemo, createResource, onCleanup, Show } from 'solid-js';
+import { api, ApiError, errorMessage } from '../api/client.ts';
 import { LayerSelect } from '../components/LayerSelect.tsx';
 import { StatusButton } from '../components/StatusButton.tsx';
 import { createDocStatus } from '../stores/doc-status.ts';
 import { layerOptions, pickLayer, type LayerOption } from '../stores/layer-choice.ts';
 import { useMe } from '../stores/session.tsx';
 import { LayerWorkspace } from './LayerWorkspace.tsx';
+
+/** How soon the role is asked for again after a failed ask, doubling up to the most. */
+const ROLE_RETRY_MIN_MS = 1_000;
+const ROLE_RETRY_MAX_MS = 30_000;
 
 export function AnnotatePage() {
   const params = useParams<{ projectId: string; documentId: string }>();
@@ -21,16 +25,36 @@ export function AnnotatePage() {
 
   const [project, { mutate: setProject }] = createResource(projectId, api.project);
   /**
-   * Learns the user's role again (the server says it changed). A failure keeps what the page
-   * had (it is asked again at the next reconnect) rather than taking the open layer away.
+   * Learns the user's role again (the server says it changed), from the server itself (a kept
+   * copy would hold the role as it was). A failure keeps what the page had rather than taking
+   * the open layer away, and asks again, sooner at first (the server busy, or away for a
+   * moment), until it answers, the server refuses for good (a 4xx), or a newer ask or another
+   * page takes over.
    */
+  let asking = 0;
   const refreshRole = () => {
     const id = projectId();
-    api.project(id).then(
-      (p) => projectId() === id && setProject(p),
-      () => {},
-    );
+    const ask = ++asking;
+    let delay = ROLE_RETRY_MIN_MS;
+    const attempt = () => {
+      if (ask !== asking || projectId() !== id) return;
+      api.projectNow(id).then(
+        (p) => ask === asking && projectId() === id && setProject(p),
+        (err: unknown) => {
+          if (err instanceof ApiError && err.status >= 400 && err.status < 500) return;
+          retry = setTimeout(attempt, delay);
+          delay = Math.min(delay * 2, ROLE_RETRY_MAX_MS);
+        },
+      );
+    };
+    clearTimeout(retry);
+    attempt();
   };
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  onCleanup(() => {
+    asking++;
+    clearTimeout(retry);
+  });
   const [doc] = createResource(documentId, api.document);
   const docStatus = createDocStatus(projectId, documentId);
   /** The project once loaded; a failed resource throws when read, and `failure` shows why. */
