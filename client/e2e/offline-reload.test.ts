@@ -324,6 +324,53 @@ describe('edits that have not reached the server', () => {
     await context.close();
   });
 
+  it('asks before signing out while edits wait in this browser, in the layer or only in its copy', async () => {
+    const documentId = 4;
+    const room = layerRoom(documentId, ALICE);
+    const { context, page } = await aliceOnline(documentId);
+    const dialogs: Array<{ type: string; message: string }> = [];
+    let answer: 'accept' | 'dismiss' = 'dismiss';
+    page.on('dialog', (dialog) => {
+      dialogs.push({ type: dialog.type(), message: dialog.message() });
+      void (answer === 'accept' ? dialog.accept() : dialog.dismiss());
+    });
+    const signOut = page.getByRole('button', { name: 'Sign out' });
+    const hold = holdAppends(server);
+    let word: string;
+    try {
+      word = await annotate(page, 5, '1');
+      await page.locator('.workspace[data-unsaved]').waitFor(WAIT);
+      // In the open layer: asked, and kept signed in.
+      await signOut.click();
+      await waitFor(async () => dialogs.length === 1, 'asked before signing out');
+      expect(dialogs[0]).toMatchObject({ type: 'confirm', message: expect.stringContaining('have not reached the server') });
+      await new Promise((r) => setTimeout(r, 300)); // (time for a sign-out that must not happen)
+      expect(await signOut.isEnabled()).toBe(true);
+      expect(await page.locator('.user-name').textContent()).toBe('alice');
+      // Only in its copy (the layer left, for the list): asked too.
+      answer = 'accept';
+      await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Projects' }).click();
+      await page.waitForURL(`${server.url}/`, WAIT);
+      expect(dialogs.map((d) => d.type)).toEqual(['confirm', 'confirm']); // (leaving the layer was asked about)
+      answer = 'dismiss';
+      await signOut.click();
+      await waitFor(async () => dialogs.length === 3, 'asked before signing out, from the list');
+      expect(dialogs[2]!.message).toContain('have not reached the server');
+      expect(await page.locator('.user-name').textContent()).toBe('alice');
+      // Signing out anyway keeps the edit in the browser.
+      answer = 'accept';
+      await signOut.click();
+      await page.getByLabel('Username').waitFor(WAIT);
+      expect(dialogs).toHaveLength(4);
+      expect(await unsavedMark(page, `spanwise:u${ALICE}:${room}`)).toBe(1);
+    } finally {
+      hold.restore();
+    }
+    // (The server had the edit, held: stored once let go.)
+    await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === word), 'the edit stored');
+    await context.close();
+  });
+
   it('learns the role again at the first sync of a page opened offline', async () => {
     const { context, page } = await aliceOnline(3);
     const port = server.port;

@@ -179,12 +179,13 @@ export interface UnsavedCopy {
 }
 
 /**
- * The copies of layers of `documents` that hold edits not yet saved, for the user of
- * `storagePrefix`: made offline and left, they are sent only when the layer is opened again
- * while the server can be reached (and the user may still write it), so the document list says
- * where they are. Empty where the browser cannot list its databases; never rejects.
+ * The copies of layers of `documents` (of every document, without it) that hold edits not yet
+ * saved, for the user of `storagePrefix`: made offline and left, they are sent only when the
+ * layer is opened again while the server can be reached (and the user may still write it), so
+ * the document list says where they are. Empty where the browser cannot list its databases;
+ * never rejects.
  */
-export async function unsavedCopies(storagePrefix: string, documents: ReadonlySet<number>): Promise<UnsavedCopy[]> {
+export async function unsavedCopies(storagePrefix: string, documents?: ReadonlySet<number>): Promise<UnsavedCopy[]> {
   if (typeof indexedDB === 'undefined' || typeof indexedDB.databases !== 'function') return [];
   const prefix = layerCopyName(storagePrefix, '');
   let names: string[];
@@ -196,11 +197,24 @@ export async function unsavedCopies(storagePrefix: string, documents: ReadonlySe
   const found = await Promise.all(
     names.map(async (name): Promise<UnsavedCopy[]> => {
       const room = parseRoom(name.slice(prefix.length));
-      if (!room || room.kind === 'entities' || !documents.has(room.documentId)) return [];
+      if (!room || room.kind === 'entities' || (documents && !documents.has(room.documentId))) return [];
       return (await holdsMark(name)) ? [{ name, room }] : [];
     }),
   );
   return found.flat();
+}
+
+/** The layers open in this page that follow their edits (see trackUnsaved). */
+const tracking = new Set<Accessor<boolean>>();
+
+/**
+ * Whether edits of the user of `storagePrefix` wait in this browser for the server: in a layer
+ * open in this page, or marked in a layer's copy (left by another page, or another tab's).
+ * Signing out leaves them unsent until that user signs in here again and opens the layer.
+ */
+export async function holdsUnsavedEdits(storagePrefix: string): Promise<boolean> {
+  for (const unsaved of tracking) if (unsaved()) return true;
+  return (await unsavedCopies(storagePrefix)).length > 0;
 }
 
 /** How long deleting a copy may take before the person is told it did not answer. */
@@ -267,6 +281,7 @@ export function trackUnsaved(
   savingDelayed: Accessor<boolean>,
 ): UnsavedEdits {
   const [unsaved, setUnsaved] = createSignal(false);
+  tracking.add(unsaved);
   /**
    * This page wrote the mark, or found it: its own full ack may take it away. (Another tab's
    * mark stays: that tab's edits may have reached this one over BroadcastChannel, which this
@@ -387,6 +402,7 @@ export function trackUnsaved(
     unsaved,
     read,
     destroy() {
+      tracking.delete(unsaved);
       markBeforeLeaving();
       window.removeEventListener('beforeunload', markBeforeLeaving);
       window.removeEventListener('pagehide', markBeforeLeaving);
