@@ -64,6 +64,11 @@ export interface SyncLimits {
   redisStreamMaxLen: number;
   /** A store that has not answered after this long is announced as delayed, as a failed one is. */
   storeDelayNoticeMs: number;
+  /**
+   * On PostgreSQL, a store's query not answered after this long is abandoned with its connection
+   * (and the idle ones), and the write tried again on a new one (see withDeadline).
+   */
+  storeWriteDeadlineMs: number;
   /** Bytes waiting to go out to one socket past which, for longer than maxBufferedMs, it is dropped. */
   maxBufferedBytes: number;
   maxBufferedMs: number;
@@ -90,6 +95,7 @@ export const defaultSyncLimits: SyncLimits = {
   pingIntervalMs: 30_000,
   redisStreamMaxLen: 1_000,
   storeDelayNoticeMs: 2_000,
+  storeWriteDeadlineMs: 15_000,
   maxBufferedBytes: 16 * 1024 * 1024,
   maxBufferedMs: 10_000,
   accessTimeoutMs: 5_000,
@@ -134,6 +140,7 @@ const envSchema = z.object({
   REDIS_STREAM_MAXLEN: z.coerce.number().int().min(10).default(defaultSyncLimits.redisStreamMaxLen),
   PING_INTERVAL_MS: delayMs(100).default(defaultSyncLimits.pingIntervalMs),
   STORE_DELAY_NOTICE_MS: delayMs(10).default(defaultSyncLimits.storeDelayNoticeMs),
+  STORE_WRITE_DEADLINE_MS: delayMs(100).default(defaultSyncLimits.storeWriteDeadlineMs),
   MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxBufferedBytes),
   MAX_BUFFERED_MS: delayMs(0).default(defaultSyncLimits.maxBufferedMs),
   // (A re-check of many sockets waits twice this.)
@@ -203,6 +210,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pingIntervalMs: e.PING_INTERVAL_MS,
       redisStreamMaxLen: e.REDIS_STREAM_MAXLEN,
       storeDelayNoticeMs: e.STORE_DELAY_NOTICE_MS,
+      storeWriteDeadlineMs: e.STORE_WRITE_DEADLINE_MS,
       maxBufferedBytes: e.MAX_BUFFERED_BYTES,
       maxBufferedMs: e.MAX_BUFFERED_MS,
       accessTimeoutMs: e.ACCESS_TIMEOUT_MS,

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addSpan, layerRoom, listSpans } from '@spanwise/shared';
 import { defaultSyncLimits } from '../src/config.ts';
-import { connectLayer, createTestDatabase, login, rawSocket, startTestServer, storedDoc, waitFor, type TestDatabase, type TestServer } from './harness.ts';
+import { connectLayer, createTestDatabase, login, metric, rawSocket, startTestServer, storedDoc, waitFor, type TestDatabase, type TestServer } from './harness.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 
 const ALICE = 2;
@@ -71,6 +71,62 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL unreachable (packets d
     } finally {
       alice.destroy();
       dana.destroy();
+    }
+  });
+});
+
+describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL gone without a word while a write is in flight (a failover)', () => {
+  let database: TestDatabase;
+  let proxy: TcpProxy;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('postgres');
+    const direct = new URL(database.config.databaseUrl!);
+    proxy = new TcpProxy([{ host: direct.hostname, port: Number(direct.port || 5432) }]);
+    const viaProxy = new URL(direct);
+    viaProxy.port = String(await proxy.listen());
+    server = await startTestServer({
+      database: { config: { ...database.config, databaseUrl: viaProxy.toString() }, drop: async () => {} },
+      config: { sync: { ...defaultSyncLimits, storeDelayNoticeMs: 300, storeWriteDeadlineMs: 500, accessTimeoutMs: 300, accessRecheckMs: 60_000 } },
+    });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await proxy?.close();
+    await database?.drop();
+  });
+
+  const storeFailures = () => metric(server.url, 'spanwise_sync_errors_total{kind="store_failed"}');
+
+  it('abandons the write and the connections cut off with it, and stores the queue on a new one, not once TCP gives up', async () => {
+    const room = layerRoom(2, ALICE);
+    const cookie = await login(server.url, 'alice');
+    const alice = connectLayer(server.url, room, cookie);
+    const bob = connectLayer(server.url, room, cookie);
+    try {
+      await Promise.all([alice.synced, bob.synced]);
+      // Several connections in the pool, idle: a sync's reads, and two logins at once.
+      await Promise.all([login(server.url, 'dana'), login(server.url, 'admin'), login(server.url, 'carol')]);
+      addSpan(alice.doc, { label: 'GPE', start: 0, end: 1, quote: 'x', author: ALICE });
+      await waitFor(() => listSpans(bob.doc).length === 1, 'the first span stored and sent on');
+      const accepted = proxy.accepted;
+      const failedBefore = await storeFailures();
+
+      // Every connection open now to the database's old address is cut off for good (no reset,
+      // no end); new ones reach it (the new primary).
+      proxy.cut();
+      for (let i = 1; i < 4; i++) addSpan(alice.doc, { label: 'ORG', start: i, end: i + 1, quote: 'x', author: ALICE });
+      await waitFor(() => listSpans(bob.doc).length === 4, 'the spans stored on a new connection and sent on', 10_000);
+      expect(proxy.accepted).toBeGreaterThan(accepted);
+      expect(listSpans(await storedDoc(server.database.db, room))).toHaveLength(4);
+      // One write abandoned: the idle connections cut off with it were let go of at once, not
+      // each tried in turn for as long again.
+      expect((await storeFailures()) - failedBefore).toBe(1);
+    } finally {
+      alice.destroy();
+      bob.destroy();
     }
   });
 });

@@ -5,6 +5,7 @@
  *   const { db, kind, close } = await openDatabase(config);
  */
 import { existsSync, promises as fs } from 'node:fs';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -92,27 +93,71 @@ export class DatabaseUnreachableError extends Error {
   }
 }
 
+/** The deadline of the queries run in a scope (see withDeadline). */
+const deadlines = new AsyncLocalStorage<number>();
+
 /**
- * `pool` as Kysely takes it, saying why a request waited its limit for a connection: pg's pool
+ * Runs `work` with a deadline on each PostgreSQL query it makes: a query not answered within
+ * `ms` is abandoned together with its connection, which is closed (and, as likely cut off from
+ * the database the same way, every idle one), so the query fails at once and the next one gets
+ * a fresh connection. Without it, a query in flight when the database's host vanished without
+ * a word (a failover to another address, say) waits for TCP to give up: about 15 minutes,
+ * while every write queued behind it waits too. No effect on PGlite, which is in the process.
+ * Only for short queries (the sync store's writes): an export's or a migration's may take long.
+ */
+export function withDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> {
+  return deadlines.run(ms, work);
+}
+
+/**
+ * `pool` as Kysely takes it. Says why a request waited its limit for a connection: pg's pool
  * says "timeout exceeded when trying to connect" both when every connection is taken (busy) and
  * when every slot is still trying to connect to a host that never answers (unreachable). With
  * at least one connection open, the database answers and is busy; with none, it is not there.
+ * And keeps the deadlines of withDeadline.
  */
 export function telling(pool: pg.Pool): { connect(): Promise<pg.PoolClient>; end(): Promise<void> } {
   // A client is counted from its connecting until the pool lets it go (one that never
-  // connects is neither: pg's pool emits neither event for it).
+  // connects is neither: pg's pool emits neither event for it); idle, while in the pool.
   const open = new Set<pg.PoolClient>();
+  const idle = new Set<pg.PoolClient>();
+  const deadlined = new WeakSet<pg.PoolClient>();
   pool.on('connect', (client) => open.add(client));
-  pool.on('remove', (client) => open.delete(client));
+  pool.on('acquire', (client) => idle.delete(client));
+  pool.on('release', (_err: unknown, client: pg.PoolClient) => idle.add(client));
+  pool.on('remove', (client) => {
+    open.delete(client);
+    idle.delete(client);
+  });
+  /** Closes a connection's socket: its query in flight fails, and the pool lets it go. */
+  const cut = (client: pg.PoolClient, why: string) => client.connection.stream.destroy(new Error(why));
+  const keepDeadlines = (client: pg.PoolClient) => {
+    if (deadlined.has(client)) return;
+    deadlined.add(client);
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as { query: unknown }).query = (...args: unknown[]) => {
+      const ms = deadlines.getStore();
+      const result = query(...args);
+      if (ms === undefined || !(result instanceof Promise)) return result;
+      const timer = setTimeout(() => {
+        cut(client, `no answer from PostgreSQL in ${ms} ms`);
+        for (const other of idle) cut(other, 'another connection got no answer from PostgreSQL');
+      }, ms);
+      return result.finally(() => clearTimeout(timer));
+    };
+  };
   return {
     async connect() {
+      let client: pg.PoolClient;
       try {
-        return await pool.connect();
+        client = await pool.connect();
       } catch (err) {
         if (!(err instanceof Error) || !/^timeout exceeded when trying to connect/.test(err.message)) throw err;
         if (open.size > 0) throw new DatabaseBusyError(`every pooled connection to PostgreSQL stayed taken for ${pool.options.connectionTimeoutMillis} ms`, { cause: err });
         throw new DatabaseUnreachableError(`no connection to PostgreSQL could be made in ${pool.options.connectionTimeoutMillis} ms`, { cause: err });
       }
+      keepDeadlines(client);
+      return client;
     },
     end: () => pool.end(),
   };

@@ -11,7 +11,7 @@
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import type { Database } from '../../db/types.ts';
-import type { OpenDatabase, PreparedStatement } from '../../db/database.ts';
+import { withDeadline, type OpenDatabase, type PreparedStatement } from '../../db/database.ts';
 import { isDiskFull, withoutQueueLimits } from '../../db/pglite-dialect.ts';
 import type { StoredUpdate, SyncLogger, SyncObserver, SyncStore } from '../types.ts';
 import { logMerger, type LogMerger } from './log-merger.ts';
@@ -35,12 +35,21 @@ export interface KyselyStoreOptions {
    * goes through it.
    */
   executeEach?: OpenDatabase['executeEach'];
+  /**
+   * On PostgreSQL, how long an append's query may go unanswered before it is abandoned with its
+   * connection and the append fails (the room tries again, on a new connection): see
+   * withDeadline. Default 15 s.
+   */
+  writeDeadlineMs?: number;
   log: SyncLogger;
   /** Merges logs off the event loop; the process's shared worker by default. */
   merger?: Pick<LogMerger, 'merge'>;
   /** Counts failed compactions (`compaction_failed`) and updates compaction set aside (`set_aside`). */
   observer?: SyncObserver;
 }
+
+/** See KyselyStoreOptions.writeDeadlineMs. */
+const DEFAULT_WRITE_DEADLINE_MS = 15_000;
 
 interface PendingAppend {
   room: string;
@@ -244,7 +253,11 @@ export class KyselyStore implements SyncStore {
     if (this.options.executeEach) {
       await this.options.executeEach(INSERT_UPDATE, appends.flatMap((a) => a.updates.map((data) => [a.room, data])));
     } else {
-      await this.#insert(appends.flatMap((a) => a.updates.map((data) => ({ room: a.room, data }))));
+      // (A write abandoned may yet have committed: the room writes it again, and a Yjs update
+      // applied twice is applied once.)
+      await withDeadline(this.options.writeDeadlineMs ?? DEFAULT_WRITE_DEADLINE_MS, () =>
+        this.#insert(appends.flatMap((a) => a.updates.map((data) => ({ room: a.room, data })))),
+      );
     }
   }
 
