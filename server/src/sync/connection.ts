@@ -490,10 +490,17 @@ export class Connection implements RoomPeer {
     this.#reply(storedMessage(this.#documentFrames));
   }
 
-  /** Whether a socket of another user in this room holds presence id `id` (set it last). */
+  /**
+   * Whether presence id `id` is another user's: a socket of theirs in this room holds it (set
+   * it last), or, held by no socket here (set by another instance's), its live state says so.
+   * Otherwise any socket could take over, or remove, the presence of someone on another
+   * instance, and their own client would adopt that state and send it on as theirs.
+   */
   #heldByOtherUser(id: number): boolean {
     const holder = this.room.holderOf(id);
-    return holder !== undefined && holder !== this && !(holder instanceof Connection && holder.info.userId === this.info.userId);
+    if (holder !== undefined) return holder !== this && !(holder instanceof Connection && holder.info.userId === this.info.userId);
+    const user = (this.room.awareness.states.get(id) as { user?: { id?: unknown } } | undefined)?.user;
+    return typeof user?.id === 'number' && user.id !== this.info.userId;
   }
 
   #tooManyPresenceIds(): void {

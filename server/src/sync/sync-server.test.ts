@@ -798,6 +798,29 @@ describe('SyncServer', () => {
     expect(room.awareness.meta.get(own)!.clock).toBe(before + 1);
   });
 
+  it('keeps a user’s presence set on another instance from being taken over or removed by another user’s socket here, not from that user’s own', async () => {
+    const { bus, followers } = followingBus();
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024 }, bus });
+    const one = new MemorySocket();
+    const conn = join(server, one); // user 1
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    // User 2's presence (id 42) and user 1's from another tab (id 43), from another instance.
+    followers.get('doc:1:user:1')!.message('awareness', presenceUpdate([[42, 1, { user: { id: 2 }, selection: 'a' }], [43, 1, { user: { id: 1 } }]]));
+    expect(room.awareness.getStates().get(42)).toEqual({ user: { id: 2 }, selection: 'a' });
+    // User 1's socket: a state for 42 that names no one, at a far higher clock; then its removal.
+    conn.receive(rawPresence([[42, 2 ** 40, { selection: null }]]));
+    conn.receive(rawPresence([[42, 2 ** 40 + 1, null]]));
+    // Its own, from the other instance: taken over (a client that moved instances).
+    conn.receive(rawPresence([[43, 2, { user: { id: 1 }, cursor: 3 }]]));
+    await flushed(server);
+    expect(one.closedWith).toBeNull();
+    expect(room.awareness.getStates().get(42)).toEqual({ user: { id: 2 }, selection: 'a' });
+    expect(room.awareness.getStates().get(43)).toEqual({ user: { id: 1 }, cursor: 3 });
+    expect(room.holderOf(43)).toBe(conn);
+    expect(room.holderOf(42)).toBeUndefined();
+  });
+
   it('drops presence states a peer may not set — one that speaks for the server, one that shows another user — and applies the rest', async () => {
     const { server, socket, conn, room } = await presenceRoom(); // info() is user 1
     conn.receive(
