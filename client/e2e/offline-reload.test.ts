@@ -6,8 +6,9 @@
  * reload, and the document list marks its document until the server has it (a list open in
  * another tab follows); edits the user may no longer save are said apart and can be discarded;
  * a page opened offline learns the user's role again once it syncs; a browser whose storage
- * does not open is told so, and one whose storage is full still opens online; an edit the server
- * has not stored is marked even when the page is left before the mark was due. Relies on
+ * does not open is told so, and one whose storage is full still opens online (and installs its
+ * service worker); an edit the server has not stored is marked even when the page is left
+ * before the mark was due, and signing out asks first while such edits wait. Relies on
  * `vite build client` having run (`npm test` does).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -163,6 +164,19 @@ describe('reloading the page while the server is down', () => {
     await page.reload();
     await page.locator('[data-article]').waitFor(WAIT);
     await waitConnected(page);
+    await context.close();
+  });
+
+  it('installs its service worker even when the site’s storage is full from the start', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url, quotaSize: 1 });
+    await page.goto(`${server.url}/`);
+    await page.getByLabel('Username').waitFor(WAIT);
+    // (A worker whose install failed never takes the page: an old one, on a user's machine,
+    // would have stayed in its place.)
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, undefined, WAIT);
     await context.close();
   });
 
@@ -494,6 +508,63 @@ describe('edits that have not reached the server', () => {
     const word = await annotate(page, 0, '1');
     const room = layerRoom(4, ALICE);
     await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === word), 'the edit stored');
+    // An edit the server has not stored is only in the page: signing out would lose it, and
+    // the question says so.
+    const questions: string[] = [];
+    page.on('dialog', (dialog) => {
+      questions.push(dialog.message());
+      void dialog.dismiss();
+    });
+    const hold = holdAppends(server);
+    try {
+      await annotate(page, 6, '1');
+      await page.locator('.workspace[data-unsaved]').waitFor(WAIT);
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await waitFor(async () => questions.length === 1, 'asked before signing out');
+      expect(questions[0]).toContain('could not keep them: signing out now loses them');
+    } finally {
+      hold.restore();
+    }
+    await context.close();
+  });
+
+  it('does not ask before signing out about edits kept for a document the server no longer has for the user', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${server.url}/`);
+    await signIn(page, 'alice');
+    await page.locator('.row-link').first().waitFor(WAIT);
+    // A layer's copy holding edits of alice's never sent, for a document since deleted.
+    const copy = `spanwise:u${ALICE}:${layerRoom(999, ALICE)}`;
+    await page.evaluate(
+      (name) =>
+        new Promise<void>((resolve, reject) => {
+          const open = indexedDB.open(name, 1);
+          open.onupgradeneeded = () => {
+            open.result.createObjectStore('updates', { autoIncrement: true });
+            open.result.createObjectStore('custom');
+          };
+          open.onerror = () => reject(open.error);
+          open.onsuccess = () => {
+            const put = open.result.transaction('custom', 'readwrite').objectStore('custom').put(1, 'unsaved');
+            put.onsuccess = () => {
+              open.result.close();
+              resolve();
+            };
+            put.onerror = () => reject(put.error);
+          };
+        }),
+      copy,
+    );
+    expect(await unsavedMark(page, copy)).toBe(1);
+    const questions: string[] = [];
+    page.on('dialog', (dialog) => {
+      questions.push(dialog.message());
+      void dialog.dismiss();
+    });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Username').waitFor(WAIT);
+    expect(questions).toEqual([]);
     await context.close();
   });
 });

@@ -86,9 +86,12 @@ async function openAsset(request, event) {
 }
 
 self.addEventListener('install', (event) => {
+  // Installed even when the shell cannot be kept now (the site's storage full, say): the pages
+  // keep it at a later load, and a worker left out would leave the old one answering.
   event.waitUntil(
     fetch('/', { cache: 'no-cache' })
       .then((page) => (page.ok ? keepShell(page) : undefined))
+      .catch(() => {})
       .then(() => self.skipWaiting()),
   );
 });

@@ -1,11 +1,23 @@
 import { createSignal, Show } from 'solid-js';
 import { A } from '@solidjs/router';
-import { errorMessage } from '../api/client.ts';
+import { api, ApiError, errorMessage } from '../api/client.ts';
 import { useSession } from '../stores/session.tsx';
-import { holdsUnsavedEdits } from '../sync/unsaved-edits.ts';
+import { unsavedEditsAt } from '../sync/unsaved-edits.ts';
 
-const UNSAVED_QUESTION =
-  'Edits of yours have not reached the server yet. They stay in this browser and are sent only when you sign in here again and open the document. Sign out anyway?';
+const SIGN_OUT_QUESTIONS = {
+  kept: 'Edits of yours have not reached the server yet. They stay in this browser and are sent only when you sign in here again and open their documents. Sign out anyway?',
+  lost: 'Edits of yours have not reached the server yet, and this browser could not keep them: signing out now loses them. Sign out anyway?',
+  unknown: 'Edits of yours may not have reached the server yet (this browser’s storage did not answer). Sign out anyway?',
+};
+/** How long the look for edits waiting may take (the browser's storage may be held by a delete). */
+const LOOK_WAIT_MS = 2_000;
+
+/** A document the server still has for this user: not answered gone or forbidden (away: it may be). */
+const reachable = (documentId: number) =>
+  api.document(documentId).then(
+    () => true,
+    (err: unknown) => !(err instanceof ApiError && (err.status === 403 || err.status === 404)),
+  );
 
 export function Header() {
   const session = useSession();
@@ -19,7 +31,13 @@ export function Header() {
       // Edits the server has not stored stay in this browser, sent only once this user signs in
       // here again and opens their layer: not without being asked.
       const me = session.me();
-      if (me && (await holdsUnsavedEdits(`u${me.id}`)) && !window.confirm(UNSAVED_QUESTION)) return;
+      if (me) {
+        const waiting = await Promise.race([
+          unsavedEditsAt(`u${me.id}`, reachable),
+          new Promise<'unknown'>((r) => setTimeout(() => r('unknown'), LOOK_WAIT_MS)),
+        ]);
+        if (waiting !== 'none' && !window.confirm(SIGN_OUT_QUESTIONS[waiting])) return;
+      }
       await session.signOut();
     } catch (e: unknown) {
       setFailed(`Not signed out: ${errorMessage(e)}`);

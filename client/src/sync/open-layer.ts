@@ -269,7 +269,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
     );
   provider.awareness.on('change', readServerState);
 
-  const edits = trackUnsaved(doc, provider, local, savingDelayed);
+  const edits = trackUnsaved(doc, provider, local, savingDelayed, () => !localCopyFailed());
   const discardWatch = watchCopyDiscards(copyName, self, (done) => {
     void shutDown().catch(() => {});
     options.onCopyDiscarded?.(done);

@@ -205,16 +205,26 @@ export async function unsavedCopies(storagePrefix: string, documents?: ReadonlyS
 }
 
 /** The layers open in this page that follow their edits (see trackUnsaved). */
-const tracking = new Set<Accessor<boolean>>();
+const tracking = new Set<{ unsaved: Accessor<boolean>; kept: Accessor<boolean> }>();
 
 /**
- * Whether edits of the user of `storagePrefix` wait in this browser for the server: in a layer
- * open in this page, or marked in a layer's copy (left by another page, or another tab's).
- * Signing out leaves them unsent until that user signs in here again and opens the layer.
+ * Edits of the user of `storagePrefix` that wait for the server, as signing out would leave
+ * them: `lost`, some are in an open layer whose copy in this browser could not be opened (they
+ * are only in the page); `kept`, some are in an open layer, or marked in a layer's copy (left
+ * by another page, or another tab's) whose document `reachable` does not deny (the server
+ * answers it gone or forbidden: they can never be sent); `none`.
  */
-export async function holdsUnsavedEdits(storagePrefix: string): Promise<boolean> {
-  for (const unsaved of tracking) if (unsaved()) return true;
-  return (await unsavedCopies(storagePrefix)).length > 0;
+export async function unsavedEditsAt(storagePrefix: string, reachable: (documentId: number) => Promise<boolean>): Promise<'none' | 'kept' | 'lost'> {
+  let kept = false;
+  for (const layer of tracking) {
+    if (!layer.unsaved()) continue;
+    if (!layer.kept()) return 'lost';
+    kept = true;
+  }
+  if (kept) return 'kept';
+  const documents = new Set((await unsavedCopies(storagePrefix)).map((c) => c.room.documentId));
+  const answers = await Promise.all([...documents].map(reachable));
+  return answers.includes(true) ? 'kept' : 'none';
 }
 
 /** How long deleting a copy may take before the person is told it did not answer. */
@@ -279,9 +289,12 @@ export function trackUnsaved(
   provider: WebsocketProvider,
   local: IndexeddbPersistence,
   savingDelayed: Accessor<boolean>,
+  /** Whether the layer's copy in this browser opened (else edits are only in the page). */
+  kept: Accessor<boolean> = () => true,
 ): UnsavedEdits {
   const [unsaved, setUnsaved] = createSignal(false);
-  tracking.add(unsaved);
+  const tracked = { unsaved, kept };
+  tracking.add(tracked);
   /**
    * This page wrote the mark, or found it: its own full ack may take it away. (Another tab's
    * mark stays: that tab's edits may have reached this one over BroadcastChannel, which this
@@ -402,13 +415,14 @@ export function trackUnsaved(
     unsaved,
     read,
     destroy() {
-      tracking.delete(unsaved);
+      tracking.delete(tracked);
       markBeforeLeaving();
       window.removeEventListener('beforeunload', markBeforeLeaving);
       window.removeEventListener('pagehide', markBeforeLeaving);
       clearTimeout(markTimer);
       clearTimeout(graceTimer);
       clearTimeout(announceTimer);
+      announceTimer = undefined; // (a mark written on leaving is announced at once)
       if (announceAgain) tellMarksChanged();
       doc.off('update', onDocUpdate);
       provider.off('sync', onSync);
