@@ -140,7 +140,8 @@ const envSchema = z.object({
   REDIS_STREAM_MAXLEN: z.coerce.number().int().min(10).default(defaultSyncLimits.redisStreamMaxLen),
   PING_INTERVAL_MS: delayMs(100).default(defaultSyncLimits.pingIntervalMs),
   STORE_DELAY_NOTICE_MS: delayMs(10).default(defaultSyncLimits.storeDelayNoticeMs),
-  STORE_WRITE_DEADLINE_MS: delayMs(100).default(defaultSyncLimits.storeWriteDeadlineMs),
+  // (Not below a second: a large batch to a distant database could never make it in time.)
+  STORE_WRITE_DEADLINE_MS: delayMs(1_000).default(defaultSyncLimits.storeWriteDeadlineMs),
   MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(defaultSyncLimits.maxBufferedBytes),
   MAX_BUFFERED_MS: delayMs(0).default(defaultSyncLimits.maxBufferedMs),
   // (A re-check of many sockets waits twice this.)

@@ -29,7 +29,9 @@ export class TcpProxy {
 
   constructor(targets: readonly Target[]) {
     this.#targets = targets;
-    this.#server = createServer((client) => this.#accept(client));
+    // (Half-open allowed: a client's end is passed on, not answered by the proxy itself, so a
+    // frozen or cut connection stays as a host that went silent leaves it.)
+    this.#server = createServer({ allowHalfOpen: true }, (client) => this.#accept(client));
   }
 
   /** Connections made from now on go to these (a server started again on another port). */

@@ -13,6 +13,7 @@ import { DatabaseBusyError, StorageFullError, withoutQueueLimits, withQueueLimit
 import { KyselyStore } from '../sync/adapters/kysely-store.ts';
 import { createLogger, logLeftOutCounts } from '../log.ts';
 import { errorHandler } from '../http/errors.ts';
+import { TcpProxy } from '../../test/tcp-proxy.ts';
 import { migrations } from './migrations/index.ts';
 
 describe.each(databaseKinds())('database (%s)', (kind) => {
@@ -312,6 +313,32 @@ describe('database (postgres): a request that waited its limit for a connection'
       await pool.end();
       for (const socket of sockets) socket.destroy();
       silent.close();
+    }
+  });
+
+  it.skipIf(!process.env.TEST_DATABASE_URL)('is told it cannot be reached once the host went silent, though a connection to it was open before', async () => {
+    const direct = new URL(process.env.TEST_DATABASE_URL!);
+    const proxy = new TcpProxy([{ host: direct.hostname, port: Number(direct.port || 5432) }]);
+    const viaProxy = new URL(direct);
+    viaProxy.port = String(await proxy.listen());
+    const pool = new pg.Pool({ connectionString: viaProxy.toString(), max: 1, connectionTimeoutMillis: 300, idleTimeoutMillis: 100 });
+    pool.on('error', () => {});
+    const connections = telling(pool);
+    try {
+      (await connections.connect()).release(); // one open, then idle
+      proxy.freeze(); // nothing passes from now on, on any connection, old or new
+      // The pool ends the idle one: half-closed, as its host never answers the end.
+      await new Promise((r) => setTimeout(r, 300));
+      // One request takes the slot, connecting for ever; the next waits for it, and is told.
+      const answers = await Promise.all([answerWithout(connections), answerWithout(connections)]);
+      expect(answers).toEqual([
+        [503, 'database_unavailable'],
+        [503, 'database_unavailable'],
+      ]);
+    } finally {
+      proxy.thaw();
+      await pool.end();
+      await proxy.close();
     }
   });
 

@@ -134,6 +134,14 @@ export function telling(pool: pg.Pool): { connect(): Promise<pg.PoolClient>; end
   const keepDeadlines = (client: pg.PoolClient) => {
     if (deadlined.has(client)) return;
     deadlined.add(client);
+    // Not open from the moment the pool lets it go: ending a connection to a host that says
+    // nothing leaves it half-closed, and the pool's 'remove' comes only once TCP gives up.
+    const end = client.end.bind(client) as (...args: unknown[]) => unknown;
+    (client as { end: unknown }).end = (...args: unknown[]) => {
+      open.delete(client);
+      idle.delete(client);
+      return end(...args);
+    };
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as { query: unknown }).query = (...args: unknown[]) => {
       const ms = deadlines.getStore();

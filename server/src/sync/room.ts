@@ -262,7 +262,7 @@ export class Room {
    * is left.
    */
   forgetToMakeRoom(count: number, now = Date.now()): boolean {
-    if (this.awareness.meta.size + count <= MAX_ROOM_PRESENCE_IDS) return false;
+    if (count === 0 || this.awareness.meta.size + count <= MAX_ROOM_PRESENCE_IDS) return false;
     this.forgetOldPresence(now, true);
     return true;
   }
