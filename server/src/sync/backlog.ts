@@ -6,7 +6,7 @@
  * sends them again when it reconnects. Nothing stored or acknowledged is dropped.
  *
  * @example
- *   const backlog = new Backlog({ perRoom: 64 * 2 ** 20, total: 256 * 2 ** 20, frames: 64 * 2 ** 20 });
+ *   const backlog = new Backlog({ perRoom: 64 * 2 ** 20, total: 256 * 2 ** 20, frames: 64 * 2 ** 20, framesPerUser: 16 * 2 ** 20 });
  *   if (!backlog.take(update.byteLength, roomBytes)) refuse();
  *   // ... once stored:
  *   backlog.give(update.byteLength);
@@ -32,11 +32,17 @@ export interface BacklogLimits {
    * all on what a few users could make the server hold while a room loads slowly.
    */
   frames: number;
+  /**
+   * …of which one user's sockets may have this many waiting: one user alone cannot fill the
+   * bound, which would get other users' sockets refused.
+   */
+  framesPerUser: number;
 }
 
 export class Backlog {
   #bytes = 0;
   #frameBytes = 0;
+  readonly #framesOf = new Map<number, number>();
 
   constructor(readonly limits: BacklogLimits) {}
 
@@ -61,14 +67,23 @@ export class Backlog {
     return this.#frameBytes;
   }
 
-  /** Takes `bytes` of a frame that stores nothing; false (taking nothing) past its bound. */
-  takeFrame(bytes: number): boolean {
-    if (this.#frameBytes + bytes > this.limits.frames) return false;
+  /**
+   * Takes `bytes` of a frame that stores nothing from a socket of `userId`; null, or (taking
+   * nothing) the bound it would pass: the user's share, or the server's.
+   */
+  takeFrame(bytes: number, userId: number): 'user' | 'server' | null {
+    const theirs = this.#framesOf.get(userId) ?? 0;
+    if (theirs + bytes > this.limits.framesPerUser) return 'user';
+    if (this.#frameBytes + bytes > this.limits.frames) return 'server';
     this.#frameBytes += bytes;
-    return true;
+    this.#framesOf.set(userId, theirs + bytes);
+    return null;
   }
 
-  giveFrame(bytes: number): void {
+  giveFrame(bytes: number, userId: number): void {
     this.#frameBytes = Math.max(0, this.#frameBytes - bytes);
+    const left = (this.#framesOf.get(userId) ?? 0) - bytes;
+    if (left > 0) this.#framesOf.set(userId, left);
+    else this.#framesOf.delete(userId);
   }
 }

@@ -255,7 +255,12 @@ export class Connection implements RoomPeer {
     if (this.#waitingBytes + frameBytes > 2 * this.limits.maxMessageBytes) return this.#backlogFull('socket');
     const carriesUpdate = label === 'update' || label === 'sync_step2'; // what gets stored
     const stores = !this.info.readOnly && carriesUpdate;
-    if (stores ? !this.room.hold(frameBytes) : !this.room.holdFrame(frameBytes)) return this.#backlogFull(stores ? 'room' : 'frames');
+    if (stores) {
+      if (!this.room.hold(frameBytes)) return this.#backlogFull('room');
+    } else {
+      const past = this.room.holdFrame(frameBytes, this.info.userId);
+      if (past) return this.#backlogFull(past === 'user' ? 'user' : 'frames');
+    }
     this.#waitingBytes += frameBytes;
     this.#frames.push({ data, stores });
     this.#chain = this.#chain.then(() => {
@@ -325,7 +330,7 @@ export class Connection implements RoomPeer {
   #letGoOf(frame: WaitingFrame): void {
     this.#waitingBytes -= frame.data.byteLength;
     if (frame.stores) this.room.letGo(frame.data.byteLength);
-    else this.room.letGoFrame(frame.data.byteLength);
+    else this.room.letGoFrame(frame.data.byteLength, this.info.userId);
   }
 
   #detach(): void {
@@ -340,7 +345,7 @@ export class Connection implements RoomPeer {
    * Too much waits: in this room or the server, to be stored (`room`), or this socket's own
    * frames behind its room's load (`socket`). This writer tries again later.
    */
-  #backlogFull(where: 'room' | 'socket' | 'frames'): void {
+  #backlogFull(where: 'room' | 'socket' | 'user' | 'frames'): void {
     this.observer.error?.('backlog_full');
     this.log.warn('sync_backlog_full', {
       room: this.room.name,
@@ -350,7 +355,11 @@ export class Connection implements RoomPeer {
     });
     this.close(
       CloseCode.tryAgainLater,
-      where === 'room' ? 'saving is behind: try again later' : where === 'socket' ? 'too much sent before the room loaded: try again later' : 'the server is busy: try again later',
+      where === 'room'
+        ? 'saving is behind: try again later'
+        : where === 'frames'
+          ? 'the server is busy: try again later'
+          : 'too much sent before the room loaded: try again later',
     );
   }
 

@@ -308,13 +308,13 @@ export class Room {
     this.deps.backlog.give(bytes);
   }
 
-  /** Holds a waiting frame that stores nothing; false (holding nothing) past the server's bound. */
-  holdFrame(bytes: number): boolean {
-    return this.deps.backlog.takeFrame(bytes);
+  /** Holds a waiting frame that stores nothing from `userId`'s socket; null, or the bound it would pass. */
+  holdFrame(bytes: number, userId: number): 'user' | 'server' | null {
+    return this.deps.backlog.takeFrame(bytes, userId);
   }
 
-  letGoFrame(bytes: number): void {
-    this.deps.backlog.giveFrame(bytes);
+  letGoFrame(bytes: number, userId: number): void {
+    this.deps.backlog.giveFrame(bytes, userId);
   }
 
   get destroyed(): boolean {

@@ -604,6 +604,21 @@ describe('SyncServer', () => {
     expect(server.backlog.frameBytes).toBe(0);
   });
 
+  it('lets one user hold no more than a share of that bound: their socket is refused, not another user’s', async () => {
+    const store = new MemoryStore();
+    store.load = () => new Promise(() => {}); // never answers
+    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxMessageBytes: 10_000, maxWaitingFrameBytes: 80_000 } });
+    const edit = updateMessage(spanUpdate('V'.repeat(8_000))); // a viewer's
+    const own = Array.from({ length: 3 }, () => new MemorySocket());
+    own.forEach((socket, i) => server.connect(socket, info(`doc:${i + 1}:user:1`, true)).receive(edit));
+    // A share is a quarter of the bound (20,000 bytes): the third frame of user 1's is past it.
+    expect(own.map((s) => s.closedWith)).toEqual([null, null, CloseCode.tryAgainLater]);
+    const other = new MemorySocket();
+    server.connect(other, { room: 'doc:1:user:2', userId: 2, readOnly: true }).receive(edit);
+    expect(other.closedWith).toBeNull();
+    expect(server.backlog.frameBytes).toBe(3 * edit.byteLength);
+  });
+
   it('holds the frames that wait for a room to load against the same bound', async () => {
     const store = new MemoryStore();
     const release = holdLoads(store);

@@ -34,10 +34,13 @@ export class SyncServer {
   readonly #loadFailures = logThrottle(10_000, { leftOut: (error, leftOut) => this.options.log.error('sync_room_load_failed', { error, leftOut }) });
 
   constructor(private readonly options: SyncServerOptions) {
+    const frames = options.limits.maxWaitingFrameBytes ?? DEFAULT_MAX_WAITING_FRAME_BYTES;
     this.backlog = new Backlog({
       perRoom: options.limits.maxQueuedBytesPerRoom ?? DEFAULT_MAX_QUEUED_BYTES_PER_ROOM,
       total: options.limits.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
-      frames: options.limits.maxWaitingFrameBytes ?? DEFAULT_MAX_WAITING_FRAME_BYTES,
+      frames,
+      // A quarter of it, or one socket's own bound if that is more.
+      framesPerUser: Math.min(frames, Math.max(frames / 4, 2 * options.limits.maxMessageBytes)),
     });
   }
 
