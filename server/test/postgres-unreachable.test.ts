@@ -6,6 +6,8 @@
  * and send on everything once the route is back.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import pg from 'pg';
 import { addSpan, layerRoom, listSpans } from '@spanwise/shared';
 import { defaultSyncLimits } from '../src/config.ts';
 import { connectLayer, createTestDatabase, login, metric, rawSocket, startTestServer, storedDoc, waitFor, type TestDatabase, type TestServer } from './harness.ts';
@@ -127,6 +129,53 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL gone without a word wh
     } finally {
       alice.destroy();
       bob.destroy();
+    }
+  });
+});
+
+describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL alive, but a write stalled past its deadline (a lock held)', () => {
+  let database: TestDatabase;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('postgres');
+    server = await startTestServer({
+      database,
+      config: { sync: { ...defaultSyncLimits, storeDelayNoticeMs: 300, storeWriteDeadlineMs: 500, accessRecheckMs: 60_000 } },
+    });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('cancels each abandoned write on the server: none is left waiting to commit a second copy once the lock goes', async () => {
+    const room = layerRoom(3, ALICE);
+    const alice = connectLayer(server.url, room, await login(server.url, 'alice'));
+    const locker = new pg.Client({ connectionString: database.config.databaseUrl! });
+    await locker.connect();
+    const rows = async () => Number((await sql<{ n: string }>`select count(*) as n from sync_updates where room = ${room}`.execute(server.database.db)).rows[0]!.n);
+    const waitingOnLocks = async () =>
+      Number(
+        (await locker.query(`select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()`)).rows[0].n,
+      );
+    try {
+      await alice.synced;
+      addSpan(alice.doc, { label: 'GPE', start: 0, end: 1, quote: 'x', author: ALICE });
+      await waitFor(async () => (await rows()) === 1, 'the first edit stored');
+      // Writes to the log wait on this lock (reads go on).
+      await locker.query('begin');
+      await locker.query('lock table sync_updates in share mode');
+      addSpan(alice.doc, { label: 'ORG', start: 1, end: 2, quote: 'x', author: ALICE });
+      await new Promise((r) => setTimeout(r, 1_800)); // past the deadline, and the next attempt's
+      expect(await waitingOnLocks()).toBeLessThanOrEqual(1); // (the attempt under way, at most)
+      await locker.query('commit');
+      await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).length === 2, 'the second edit stored once the lock is gone');
+      await new Promise((r) => setTimeout(r, 300)); // (time for a write left behind to commit)
+      expect(await rows()).toBe(2);
+    } finally {
+      await locker.end();
+      alice.destroy();
     }
   });
 });

@@ -93,14 +93,40 @@ export class DatabaseUnreachableError extends Error {
   }
 }
 
+/** How long a cancel request may take to reach PostgreSQL before it is given up. */
+const CANCEL_WAIT_MS = 5_000;
+
+/**
+ * Asks PostgreSQL to cancel what `client`'s backend is running (a CancelRequest, on a connection
+ * of its own, as libpq's PQcancel). A backend waiting on a lock, or a commit waiting for a
+ * standby, does not notice its client gone, and would otherwise finish the query later, alone.
+ * Sent and forgotten: a host that is gone never answers, and nothing waits for it.
+ */
+function cancelOnServer(client: pg.PoolClient): void {
+  const { processID, secretKey, host, port } = client as unknown as { processID: number | null; secretKey: number | null; host: string; port: number };
+  if (processID === null || secretKey === null) return;
+  // (pg's Connection writes the message; its typings leave out the two calls used here.)
+  const con = new pg.Connection() as unknown as pg.Connection & {
+    connect(portOrPath: number | string, host?: string): void;
+    cancel(processID: number, secretKey: number): void;
+  };
+  const giveUp = setTimeout(() => con.stream.destroy(), CANCEL_WAIT_MS);
+  con.on('error', () => {});
+  con.on('end', () => clearTimeout(giveUp));
+  con.on('connect', () => con.cancel(processID, secretKey));
+  if (host.startsWith('/')) con.connect(`${host}/.s.PGSQL.${port}`);
+  else con.connect(port, host);
+}
+
 /** The deadline of the queries run in a scope (see withDeadline). */
 const deadlines = new AsyncLocalStorage<number>();
 
 /**
  * Runs `work` with a deadline on each PostgreSQL query it makes: a query not answered within
- * `ms` is abandoned together with its connection, which is closed (and, as likely cut off from
- * the database the same way, every idle one), so the query fails at once and the next one gets
- * a fresh connection. Without it, a query in flight when the database's host vanished without
+ * `ms` is cancelled on the server, if it can be reached (a backend stalled on a lock would
+ * otherwise run it later, alone), and abandoned together with its connection, which is closed
+ * (and, as likely cut off from the database the same way, every idle one), so the query fails at
+ * once and the next one gets a fresh connection. Without it, a query in flight when the database's host vanished without
  * a word (a failover to another address, say) waits for TCP to give up: about 15 minutes,
  * while every write queued behind it waits too. No effect on PGlite, which is in the process.
  * Only for short queries (the sync store's writes): an export's or a migration's may take long.
@@ -148,6 +174,7 @@ export function telling(pool: pg.Pool): { connect(): Promise<pg.PoolClient>; end
       const result = query(...args);
       if (ms === undefined || !(result instanceof Promise)) return result;
       const timer = setTimeout(() => {
+        cancelOnServer(client);
         cut(client, `no answer from PostgreSQL in ${ms} ms`);
         for (const other of idle) cut(other, 'another connection got no answer from PostgreSQL');
       }, ms);
