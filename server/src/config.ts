@@ -167,8 +167,9 @@ const envSchema = z.object({
   if (e.MAX_QUEUED_BYTES < e.MAX_QUEUED_BYTES_PER_ROOM) {
     ctx.addIssue({ code: 'custom', path: ['MAX_QUEUED_BYTES'], message: `must be at least MAX_QUEUED_BYTES_PER_ROOM (${e.MAX_QUEUED_BYTES_PER_ROOM})` });
   }
-  if (e.MAX_WAITING_FRAME_BYTES < e.MAX_MESSAGE_BYTES) {
-    ctx.addIssue({ code: 'custom', path: ['MAX_WAITING_FRAME_BYTES'], message: `must be at least MAX_MESSAGE_BYTES (${e.MAX_MESSAGE_BYTES}), or a largest sync request could never wait` });
+  // One user's share, a quarter of it, must hold a largest message.
+  if (e.MAX_WAITING_FRAME_BYTES < 4 * e.MAX_MESSAGE_BYTES) {
+    ctx.addIssue({ code: 'custom', path: ['MAX_WAITING_FRAME_BYTES'], message: `must be at least 4 × MAX_MESSAGE_BYTES (${4 * e.MAX_MESSAGE_BYTES}): one user's share is a quarter of it, and must hold a largest message` });
   }
 });
 

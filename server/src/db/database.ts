@@ -111,6 +111,7 @@ function cancelOnServer(client: pg.PoolClient): void {
     cancel(processID: number, secretKey: number): void;
   };
   const giveUp = setTimeout(() => con.stream.destroy(), CANCEL_WAIT_MS);
+  giveUp.unref();
   con.on('error', () => {});
   con.on('end', () => clearTimeout(giveUp));
   con.on('connect', () => con.cancel(processID, secretKey));
@@ -155,8 +156,14 @@ export function telling(pool: pg.Pool): { connect(): Promise<pg.PoolClient>; end
     open.delete(client);
     idle.delete(client);
   });
+  /** Why a connection was closed here: what a later query on it (Kysely's ROLLBACK) is told too. */
+  const cutFor = new WeakMap<pg.PoolClient, Error>();
   /** Closes a connection's socket: its query in flight fails, and the pool lets it go. */
-  const cut = (client: pg.PoolClient, why: string) => client.connection.stream.destroy(new Error(why));
+  const cut = (client: pg.PoolClient, why: string) => {
+    const error = new Error(why);
+    cutFor.set(client, error);
+    client.connection.stream.destroy(error);
+  };
   const keepDeadlines = (client: pg.PoolClient) => {
     if (deadlined.has(client)) return;
     deadlined.add(client);
@@ -170,6 +177,9 @@ export function telling(pool: pg.Pool): { connect(): Promise<pg.PoolClient>; end
     };
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as { query: unknown }).query = (...args: unknown[]) => {
+      // (Said as why it was closed, not as "not queryable", which would hide the cause.)
+      const closed = cutFor.get(client);
+      if (closed) return Promise.reject(closed);
       const ms = deadlines.getStore();
       const result = query(...args);
       if (ms === undefined || !(result instanceof Promise)) return result;

@@ -583,8 +583,9 @@ describe('SyncServer', () => {
     store.load = () => new Promise(() => {}); // never answers
     const edit = updateMessage(spanUpdate('V'.repeat(8_000))); // a viewer's: dropped once its turn comes
     const server = new SyncServer({ store, log: silent, limits: { ...limits, maxMessageBytes: 10_000, maxWaitingFrameBytes: 2 * edit.byteLength + 100 } });
+    // (Three users, each within their own share.)
     const viewers = Array.from({ length: 3 }, () => new MemorySocket());
-    const conns = viewers.map((v, i) => server.connect(v, info(`doc:${i + 1}:user:1`, true)));
+    const conns = viewers.map((v, i) => server.connect(v, { room: `doc:${i + 1}:user:${i + 1}`, userId: i + 1, readOnly: true }));
     conns[0]!.receive(edit);
     conns[1]!.receive(edit);
     expect(viewers.map((v) => v.closedWith)).toEqual([null, null, null]);
@@ -608,6 +609,7 @@ describe('SyncServer', () => {
     const store = new MemoryStore();
     store.load = () => new Promise(() => {}); // never answers
     const server = new SyncServer({ store, log: silent, limits: { ...limits, maxMessageBytes: 10_000, maxWaitingFrameBytes: 80_000 } });
+    // (A share is a quarter of the bound, 20,000 bytes.)
     const edit = updateMessage(spanUpdate('V'.repeat(8_000))); // a viewer's
     const own = Array.from({ length: 3 }, () => new MemorySocket());
     own.forEach((socket, i) => server.connect(socket, info(`doc:${i + 1}:user:1`, true)).receive(edit));

@@ -39,8 +39,8 @@ export class SyncServer {
       perRoom: options.limits.maxQueuedBytesPerRoom ?? DEFAULT_MAX_QUEUED_BYTES_PER_ROOM,
       total: options.limits.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
       frames,
-      // A quarter of it, or one socket's own bound if that is more.
-      framesPerUser: Math.min(frames, Math.max(frames / 4, 2 * options.limits.maxMessageBytes)),
+      // A quarter of it (config.ts keeps that to at least a largest message).
+      framesPerUser: Math.min(frames, Math.max(frames / 4, options.limits.maxMessageBytes)),
     });
   }
 
