@@ -12,6 +12,8 @@ export interface Config {
   /** Embedded PGlite data directory (used when databaseUrl is unset). `memory://` keeps it in RAM. */
   dataDir: string;
   databaseUrl: string | null;
+  /** PostgreSQL: how long a query may go unanswered before it is cancelled and its connection closed. */
+  queryDeadlineMs: number;
   /** Embedded PGlite: WAL written since the last checkpoint that calls for a VACUUM and a CHECKPOINT. */
   pgliteMaintenanceWalBytes: number;
   /** Embedded PGlite: free disk space below which writes are refused. */
@@ -116,6 +118,7 @@ const envSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   DATA_DIR: z.string().default('./.data'),
   DATABASE_URL: z.string().url().optional(),
+  DATABASE_QUERY_DEADLINE_MS: delayMs(1_000).default(60_000),
   PGLITE_MAINTENANCE_WAL_MB: z.coerce.number().int().min(1).default(32),
   PGLITE_MIN_FREE_MB: z.coerce.number().int().min(1).default(64),
   REDIS_URL: z.string().url().optional(),
@@ -186,6 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     dataDir: e.DATA_DIR,
     databaseUrl: e.DATABASE_URL ?? null,
+    queryDeadlineMs: e.DATABASE_QUERY_DEADLINE_MS,
     pgliteMaintenanceWalBytes: e.PGLITE_MAINTENANCE_WAL_MB * 1024 * 1024,
     pgliteMinFreeBytes: e.PGLITE_MIN_FREE_MB * 1024 * 1024,
     redisUrl: e.REDIS_URL ?? null,

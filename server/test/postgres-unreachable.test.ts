@@ -10,7 +10,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { addSpan, layerRoom, listSpans } from '@spanwise/shared';
 import { defaultSyncLimits } from '../src/config.ts';
-import { connectLayer, createTestDatabase, login, metric, rawSocket, startTestServer, storedDoc, waitFor, type TestDatabase, type TestServer } from './harness.ts';
+import { api, connectLayer, createTestDatabase, login, metric, rawSocket, startTestServer, storedDoc, waitFor, type TestDatabase, type TestServer } from './harness.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 
 const ALICE = 2;
@@ -90,7 +90,7 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL gone without a word wh
     viaProxy.port = String(await proxy.listen());
     server = await startTestServer({
       database: { config: { ...database.config, databaseUrl: viaProxy.toString() }, drop: async () => {} },
-      config: { sync: { ...defaultSyncLimits, storeDelayNoticeMs: 300, storeWriteDeadlineMs: 500, accessTimeoutMs: 300, accessRecheckMs: 60_000 } },
+      config: { queryDeadlineMs: 1_000, sync: { ...defaultSyncLimits, storeDelayNoticeMs: 300, storeWriteDeadlineMs: 500, accessTimeoutMs: 300, accessRecheckMs: 60_000 } },
     });
   });
 
@@ -98,6 +98,17 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL gone without a word wh
     await server?.close();
     await proxy?.close();
     await database?.drop();
+  });
+
+  it('answers an API request once its query’s connection went silent: 503 at the deadline, then from a new connection', async () => {
+    const cookie = await login(server.url, 'carol');
+    await Promise.all([login(server.url, 'dana'), login(server.url, 'admin')]); // (connections left idle)
+    proxy.cut();
+    const me = () => api(server.url, cookie, '/api/me', { signal: AbortSignal.timeout(5_000) });
+    const first = await me(); // (a query on a connection gone silent would wait for TCP to give up)
+    expect([200, 503]).toContain(first.status);
+    if (first.status === 503) expect((first.body as { error: { code: string } }).error.code).toBe('database_unavailable');
+    await waitFor(async () => (await me()).status === 200, 'answered from a new connection', 5_000);
   });
 
   const storeFailures = () => metric(server.url, 'spanwise_sync_errors_total{kind="store_failed"}');

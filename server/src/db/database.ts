@@ -48,6 +48,12 @@ export interface DatabaseOptions {
   diskGuard?: Partial<Pick<DiskGuardOptions, 'reserveBytes' | 'checkEveryMs' | 'freeBytes'>>;
   /** PGlite: how long a query may wait for its one connection, and how many may wait (see PGliteDialect). */
   queue?: Partial<QueueLimits>;
+  /**
+   * PostgreSQL: how long any query may go unanswered before it is cancelled and its connection
+   * (and the idle ones) closed, outside a scope of withDeadline's (default 60 s; migrations have
+   * none).
+   */
+  queryDeadlineMs?: number;
   /** PGlite on disk: a start freezes the template databases once they are this old (in transactions). */
   freezeTemplatesAfterAge?: number;
   log?: Logger;
@@ -119,6 +125,9 @@ function cancelOnServer(client: pg.PoolClient): void {
   else con.connect(port, host);
 }
 
+/** See DatabaseOptions.queryDeadlineMs. */
+const DEFAULT_QUERY_DEADLINE_MS = 60_000;
+
 /** The deadline of the queries run in a scope (see withDeadline). */
 const deadlines = new AsyncLocalStorage<number>();
 
@@ -130,7 +139,8 @@ const deadlines = new AsyncLocalStorage<number>();
  * once and the next one gets a fresh connection. Without it, a query in flight when the database's host vanished without
  * a word (a failover to another address, say) waits for TCP to give up: about 15 minutes,
  * while every write queued behind it waits too. No effect on PGlite, which is in the process.
- * Only for short queries (the sync store's writes): an export's or a migration's may take long.
+ * Outside any such scope a query has the database's default deadline (DatabaseOptions'
+ * queryDeadlineMs); `Infinity`, none (a migration's may take long).
  */
 export function withDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> {
   return deadlines.run(ms, work);
@@ -143,7 +153,7 @@ export function withDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> 
  * at least one connection open, the database answers and is busy; with none, it is not there.
  * And keeps the deadlines of withDeadline.
  */
-export function telling(pool: pg.Pool): { connect(): Promise<pg.PoolClient>; end(): Promise<void> } {
+export function telling(pool: pg.Pool, defaultDeadlineMs = Infinity): { connect(): Promise<pg.PoolClient>; end(): Promise<void> } {
   // A client is counted from its connecting until the pool lets it go (one that never
   // connects is neither: pg's pool emits neither event for it); idle, while in the pool.
   const open = new Set<pg.PoolClient>();
@@ -160,7 +170,8 @@ export function telling(pool: pg.Pool): { connect(): Promise<pg.PoolClient>; end
   const cutFor = new WeakMap<pg.PoolClient, Error>();
   /** Closes a connection's socket: its query in flight fails, and the pool lets it go. */
   const cut = (client: pg.PoolClient, why: string) => {
-    const error = new Error(why);
+    // (08006, connection_failure: the API answers 503 database_unavailable, as for a reset.)
+    const error = Object.assign(new Error(why), { code: '08006' });
     cutFor.set(client, error);
     client.connection.stream.destroy(error);
   };
@@ -180,9 +191,9 @@ export function telling(pool: pg.Pool): { connect(): Promise<pg.PoolClient>; end
       // (Said as why it was closed, not as "not queryable", which would hide the cause.)
       const closed = cutFor.get(client);
       if (closed) return Promise.reject(closed);
-      const ms = deadlines.getStore();
+      const ms = deadlines.getStore() ?? defaultDeadlineMs;
       const result = query(...args);
-      if (ms === undefined || !(result instanceof Promise)) return result;
+      if (!Number.isFinite(ms) || !(result instanceof Promise)) return result;
       const timer = setTimeout(() => {
         cancelOnServer(client);
         cut(client, `no answer from PostgreSQL in ${ms} ms`);
@@ -232,7 +243,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     // would be an uncaught exception. Its next query fails instead, and the pool lets it go.
     pool.on('error', () => {});
     pool.on('connect', (client) => client.on('error', () => {}));
-    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: telling(pool) }) });
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: telling(pool, options.queryDeadlineMs ?? DEFAULT_QUERY_DEADLINE_MS) }) });
     kind = 'postgres';
   } else {
     const onDisk = !options.dataDir.startsWith('memory://');
@@ -261,7 +272,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     }
   }
   try {
-    await migrate(db);
+    await withDeadline(Infinity, () => migrate(db));
   } catch (err) {
     diskGuard?.stop();
     await db.destroy();
