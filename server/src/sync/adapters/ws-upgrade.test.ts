@@ -191,6 +191,35 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     later.ws.terminate();
   });
 
+  it('asks the database about a session’s attempts at most twice as often as it may open sockets: refused ones too', async () => {
+    const { open, auth, allowed } = await start({ maxSocketsPerUser: 10 }); // 32 openings at once, so 64 asks
+    allowed.delete(`1 ${ROOM}`); // every attempt refused (4403), after two questions
+    let asked = 0;
+    const userForToken = auth.userForToken.bind(auth);
+    auth.userForToken = (token) => {
+      asked++;
+      return userForToken(token);
+    };
+    const started = performance.now();
+    const codes: number[] = [];
+    for (let i = 0; i < 80; i++) {
+      const s = await open('tok-1');
+      if (typeof s === 'string') throw new Error(s);
+      codes.push(await s.closed);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    // Past the 64, two more for each second the attempts took, no more.
+    expect(asked).toBeGreaterThanOrEqual(64);
+    expect(asked - 64).toBeLessThanOrEqual(2 * Math.ceil(seconds));
+    expect(codes.filter((c) => c === CloseCode.forbidden)).toHaveLength(asked);
+    expect(codes.filter((c) => c === CloseCode.rateLimited)).toHaveLength(80 - asked);
+    // Another session is not held to it.
+    const bob = await open('tok-2');
+    if (typeof bob === 'string') throw new Error(bob);
+    expect(await Promise.race([bob.closed, new Promise<null>((r) => setTimeout(() => r(null), 100))])).toBeNull();
+    bob.ws.terminate();
+  });
+
   it('cuts off a refused socket whose client never answers the close', async () => {
     const { port } = await start();
     const started = performance.now();

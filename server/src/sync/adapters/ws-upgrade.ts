@@ -136,20 +136,30 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     else perUser.delete(userId);
   };
 
-  const opens = new Map<number, TokenBucket>();
-  /** Takes one of `userId`'s socket openings; false when they have opened too many lately. */
-  function mayOpen(userId: number): boolean {
-    let allowance = opens.get(userId);
+  /** Takes one from `key`'s allowance in `buckets` (made as `make` says); false when it is spent. */
+  function takeFrom<K>(buckets: Map<K, TokenBucket>, key: K, make: () => TokenBucket): boolean {
+    let allowance = buckets.get(key);
     if (!allowance) {
-      if (opens.size >= MAX_OPEN_ALLOWANCES) {
-        for (const [id, a] of opens) if (a.full) opens.delete(id);
-        if (opens.size >= MAX_OPEN_ALLOWANCES) opens.clear(); // (all busy: a fresh start for all)
+      if (buckets.size >= MAX_OPEN_ALLOWANCES) {
+        for (const [k, a] of buckets) if (a.full) buckets.delete(k);
+        if (buckets.size >= MAX_OPEN_ALLOWANCES) buckets.clear(); // (all busy: a fresh start for all)
       }
-      allowance = new TokenBucket(Math.max(2 * options.maxSocketsPerUser, MIN_OPENS_AT_ONCE), options.socketOpensPerSecond / 1_000);
-      opens.set(userId, allowance);
+      allowance = make();
+      buckets.set(key, allowance);
     }
     return allowance.take();
   }
+  const opensAtOnce = Math.max(2 * options.maxSocketsPerUser, MIN_OPENS_AT_ONCE);
+  const opens = new Map<number, TokenBucket>();
+  /** Takes one of `userId`'s socket openings; false when they have opened too many lately. */
+  const mayOpen = (userId: number) => takeFrom(opens, userId, () => new TokenBucket(opensAtOnce, options.socketOpensPerSecond / 1_000));
+  /**
+   * Each session's questions to the database about opening a socket, twice its openings: a
+   * refused attempt (its room forbidden, or past the socket cap) costs two queries, and trying
+   * again and again must not be a way to spend the database's time.
+   */
+  const asks = new Map<string, TokenBucket>();
+  const mayAsk = (token: string) => takeFrom(asks, token, () => new TokenBucket(2 * opensAtOnce, (2 * options.socketOpensPerSecond) / 1_000));
 
   /** Grants kept for when the database cannot answer: a client whose socket dropped gets back in. */
   const grants = new GrantMemory(MAX_REMEMBERED_GRANTS);
@@ -189,6 +199,10 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     const since = grants.version;
     if (!sameOrigin(req)) return { ok: false, code: CloseCode.forbidden, reason: 'cross-origin request' };
     const token = parseCookie(req.headers.cookie ?? '', options.sessionCookie)[options.sessionCookie];
+    if (token && !mayAsk(token)) {
+      sync.observer.error?.('too_many_opens');
+      return { ok: false, code: CloseCode.rateLimited, reason: 'too many attempts to open layers lately: try again in a moment' };
+    }
     let answer: Grant | Refusal;
     try {
       answer = await withTimeout(ask(token, room, expectedUser), options.accessTimeoutMs);
