@@ -152,12 +152,29 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL alive, but a write sta
     database = await createTestDatabase('postgres');
     server = await startTestServer({
       database,
-      config: { sync: { ...defaultSyncLimits, storeDelayNoticeMs: 300, storeWriteDeadlineMs: 500, accessRecheckMs: 60_000 } },
+      config: { queryDeadlineMs: 1_000, sync: { ...defaultSyncLimits, storeDelayNoticeMs: 300, storeWriteDeadlineMs: 500, accessRecheckMs: 60_000 } },
     });
   });
 
   afterAll(async () => {
     await server?.close();
+  });
+
+  it('answers an API request whose query waits past its deadline 503 database_busy (cancelled), and the next one as usual', async () => {
+    const cookie = await login(server.url, 'carol');
+    const locker = new pg.Client({ connectionString: database.config.databaseUrl! });
+    await locker.connect();
+    try {
+      await locker.query('begin');
+      await locker.query('lock table sessions in access exclusive mode');
+      const res = await api(server.url, cookie, '/api/me', { signal: AbortSignal.timeout(5_000) });
+      expect(res.status).toBe(503);
+      expect((res.body as { error: { code: string } }).error.code).toBe('database_busy');
+      await locker.query('commit');
+      expect((await api(server.url, cookie, '/api/me')).status).toBe(200);
+    } finally {
+      await locker.end();
+    }
   });
 
   it('cancels each abandoned write on the server: none is left waiting to commit a second copy once the lock goes', async () => {

@@ -101,6 +101,8 @@ export class DatabaseUnreachableError extends Error {
 
 /** How long a cancel request may take to reach PostgreSQL before it is given up. */
 const CANCEL_WAIT_MS = 5_000;
+/** How long a query cancelled at its deadline may take to end before its connection is closed (at most half the deadline). */
+const CANCEL_GRACE_MS = 2_000;
 
 /**
  * Asks PostgreSQL to cancel what `client`'s backend is running (a CancelRequest, on a connection
@@ -133,10 +135,10 @@ const deadlines = new AsyncLocalStorage<number>();
 
 /**
  * Runs `work` with a deadline on each PostgreSQL query it makes: a query not answered within
- * `ms` is cancelled on the server, if it can be reached (a backend stalled on a lock would
- * otherwise run it later, alone), and abandoned together with its connection, which is closed
- * (and, as likely cut off from the database the same way, every idle one), so the query fails at
- * once and the next one gets a fresh connection. Without it, a query in flight when the database's host vanished without
+ * `ms` is cancelled on the server (a backend stalled on a lock would otherwise run it later,
+ * alone), and fails then (57014). One that does not end soon after (its connection gone
+ * silent) is abandoned together with its connection, which is closed (and, as likely cut off
+ * from the database the same way, every idle one), so that the next query gets a fresh one. Without it, a query in flight when the database's host vanished without
  * a word (a failover to another address, say) waits for TCP to give up: about 15 minutes,
  * while every write queued behind it waits too. No effect on PGlite, which is in the process.
  * Outside any such scope a query has the database's default deadline (DatabaseOptions'
@@ -194,12 +196,20 @@ export function telling(pool: pg.Pool, defaultDeadlineMs = Infinity): { connect(
       const ms = deadlines.getStore() ?? defaultDeadlineMs;
       const result = query(...args);
       if (!Number.isFinite(ms) || !(result instanceof Promise)) return result;
+      // Cancelled, a query on a live connection ends at once (57014, and its connection stays
+      // usable); one that does not is on a connection gone silent: closed, and the idle ones.
+      let grace: ReturnType<typeof setTimeout> | undefined;
       const timer = setTimeout(() => {
         cancelOnServer(client);
-        cut(client, `no answer from PostgreSQL in ${ms} ms`);
-        for (const other of idle) cut(other, 'another connection got no answer from PostgreSQL');
+        grace = setTimeout(() => {
+          cut(client, `no answer from PostgreSQL in ${ms} ms`);
+          for (const other of idle) cut(other, 'another connection got no answer from PostgreSQL');
+        }, Math.min(CANCEL_GRACE_MS, ms / 2));
       }, ms);
-      return result.finally(() => clearTimeout(timer));
+      return result.finally(() => {
+        clearTimeout(timer);
+        clearTimeout(grace);
+      });
     };
   };
   return {

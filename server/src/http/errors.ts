@@ -108,7 +108,8 @@ function databaseUnreachable(err: unknown): boolean {
  * every connection taken (database.ts tells that from a pool that cannot connect at all).
  */
 function databaseBusy(err: unknown): boolean {
-  return err instanceof DatabaseBusyError;
+  // (57014, query_canceled: a query past its deadline, cancelled: see withDeadline in database.ts.)
+  return err instanceof DatabaseBusyError || (err as { code?: unknown } | null)?.code === '57014';
 }
 
 export function errorHandler(log: Logger) {

@@ -191,14 +191,14 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     later.ws.terminate();
   });
 
-  it('asks the database about a session’s attempts at most twice as often as it may open sockets: refused ones too', async () => {
+  it('asks the database about a user’s rooms at most twice as often as they may open sockets: refused attempts too', async () => {
     const { open, auth, allowed } = await start({ maxSocketsPerUser: 10 }); // 32 openings at once, so 64 asks
-    allowed.delete(`1 ${ROOM}`); // every attempt refused (4403), after two questions
+    allowed.delete(`1 ${ROOM}`); // every attempt refused (4403)
     let asked = 0;
-    const userForToken = auth.userForToken.bind(auth);
-    auth.userForToken = (token) => {
+    const roomAccess = auth.roomAccess.bind(auth);
+    auth.roomAccess = (userId, room) => {
       asked++;
-      return userForToken(token);
+      return roomAccess(userId, room);
     };
     const started = performance.now();
     const codes: number[] = [];
@@ -213,7 +213,7 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     expect(asked - 64).toBeLessThanOrEqual(2 * Math.ceil(seconds));
     expect(codes.filter((c) => c === CloseCode.forbidden)).toHaveLength(asked);
     expect(codes.filter((c) => c === CloseCode.rateLimited)).toHaveLength(80 - asked);
-    // Another session is not held to it.
+    // Another user is not held to it.
     const bob = await open('tok-2');
     if (typeof bob === 'string') throw new Error(bob);
     expect(await Promise.race([bob.closed, new Promise<null>((r) => setTimeout(() => r(null), 100))])).toBeNull();

@@ -154,12 +154,13 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
   /** Takes one of `userId`'s socket openings; false when they have opened too many lately. */
   const mayOpen = (userId: number) => takeFrom(opens, userId, () => new TokenBucket(opensAtOnce, options.socketOpensPerSecond / 1_000));
   /**
-   * Each session's questions to the database about opening a socket, twice its openings: a
-   * refused attempt (its room forbidden, or past the socket cap) costs two queries, and trying
-   * again and again must not be a way to spend the database's time.
+   * Each user's questions to the database about a room to open, twice their openings: a refused
+   * attempt (its room forbidden, or past the socket cap) costs them, and trying again and again
+   * must not be a way to spend the database's time. (Counted once the session is known: keyed by
+   * what the client sends, a made-up cookie would get an allowance of its own each time.)
    */
-  const asks = new Map<string, TokenBucket>();
-  const mayAsk = (token: string) => takeFrom(asks, token, () => new TokenBucket(2 * opensAtOnce, (2 * options.socketOpensPerSecond) / 1_000));
+  const asks = new Map<number, TokenBucket>();
+  const mayAsk = (userId: number) => takeFrom(asks, userId, () => new TokenBucket(2 * opensAtOnce, (2 * options.socketOpensPerSecond) / 1_000));
 
   /** Grants kept for when the database cannot answer: a client whose socket dropped gets back in. */
   const grants = new GrantMemory(MAX_REMEMBERED_GRANTS);
@@ -175,6 +176,10 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     if (!user) return refuse({ ok: false, code: CloseCode.unauthenticated, reason: 'sign in first' });
     // Before the room's access: whether the new user may open the last one's layer is beside the point.
     if (expectedUser !== null && expectedUser !== String(user.id)) return otherUser;
+    if (!mayAsk(user.id)) {
+      sync.observer.error?.('too_many_opens');
+      return { ok: false, code: CloseCode.rateLimited, reason: 'too many attempts to open layers lately: try again in a moment' };
+    }
     const access = await auth.roomAccess(user.id, room);
     if (!access.ok) {
       return refuse(
@@ -199,10 +204,6 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     const since = grants.version;
     if (!sameOrigin(req)) return { ok: false, code: CloseCode.forbidden, reason: 'cross-origin request' };
     const token = parseCookie(req.headers.cookie ?? '', options.sessionCookie)[options.sessionCookie];
-    if (token && !mayAsk(token)) {
-      sync.observer.error?.('too_many_opens');
-      return { ok: false, code: CloseCode.rateLimited, reason: 'too many attempts to open layers lately: try again in a moment' };
-    }
     let answer: Grant | Refusal;
     try {
       answer = await withTimeout(ask(token, room, expectedUser), options.accessTimeoutMs);
