@@ -57,6 +57,17 @@ function unsavedMark(page: Page, database: string): Promise<unknown> {
   );
 }
 
+/** Records the page's dialogs (type and message) and answers them as last told (dismissed at first). */
+function answerDialogs(page: Page) {
+  const dialogs: Array<{ type: string; message: string }> = [];
+  let answer: 'accept' | 'dismiss' = 'dismiss';
+  page.on('dialog', (dialog) => {
+    dialogs.push({ type: dialog.type(), message: dialog.message() });
+    void (answer === 'accept' ? dialog.accept() : dialog.dismiss());
+  });
+  return { dialogs, answer: (next: 'accept' | 'dismiss') => (answer = next) };
+}
+
 /** Gives `username` this role in the demo project, as its owner. */
 async function setRole(url: string, username: string, role: 'annotator' | 'viewer'): Promise<void> {
   const res = await api(url, await login(url, 'admin'), '/api/projects/1/members', { method: 'PUT', body: JSON.stringify({ username, role }) });
@@ -218,12 +229,7 @@ describe('edits that have not reached the server', () => {
   it('warns before the page is left while an edit made offline is not saved, across a reload, until the edit is stored', async () => {
     const documentId = 2;
     const { context, page } = await aliceOnline(documentId);
-    const dialogs: Array<{ type: string; message: string }> = [];
-    let answer: 'accept' | 'dismiss' = 'dismiss';
-    page.on('dialog', (dialog) => {
-      dialogs.push({ type: dialog.type(), message: dialog.message() });
-      void (answer === 'accept' ? dialog.accept() : dialog.dismiss());
-    });
+    const { dialogs, answer } = answerDialogs(page);
 
     await server.stop();
     let word: string;
@@ -248,7 +254,7 @@ describe('edits that have not reached the server', () => {
       expect(page.isClosed()).toBe(false);
 
       // Reloaded anyway: the page still knows the edit has not been sent.
-      answer = 'accept';
+      answer('accept');
       await page.reload();
       expect(dialogs.map((d) => d.type)).toEqual(['confirm', 'beforeunload', 'beforeunload']);
       await page.locator('[data-annotation-id]').first().waitFor(WAIT);
@@ -342,12 +348,7 @@ describe('edits that have not reached the server', () => {
     const documentId = 4;
     const room = layerRoom(documentId, ALICE);
     const { context, page } = await aliceOnline(documentId);
-    const dialogs: Array<{ type: string; message: string }> = [];
-    let answer: 'accept' | 'dismiss' = 'dismiss';
-    page.on('dialog', (dialog) => {
-      dialogs.push({ type: dialog.type(), message: dialog.message() });
-      void (answer === 'accept' ? dialog.accept() : dialog.dismiss());
-    });
+    const { dialogs, answer } = answerDialogs(page);
     const signOut = page.getByRole('button', { name: 'Sign out' });
     const hold = holdAppends(server);
     let word: string;
@@ -362,17 +363,17 @@ describe('edits that have not reached the server', () => {
       expect(await signOut.isEnabled()).toBe(true);
       expect(await page.locator('.user-name').textContent()).toBe('alice');
       // Only in its copy (the layer left, for the list): asked too.
-      answer = 'accept';
+      answer('accept');
       await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Projects' }).click();
       await page.waitForURL(`${server.url}/`, WAIT);
       expect(dialogs.map((d) => d.type)).toEqual(['confirm', 'confirm']); // (leaving the layer was asked about)
-      answer = 'dismiss';
+      answer('dismiss');
       await signOut.click();
       await waitFor(async () => dialogs.length === 3, 'asked before signing out, from the list');
       expect(dialogs[2]!.message).toContain('have not reached the server');
       expect(await page.locator('.user-name').textContent()).toBe('alice');
       // Signing out anyway keeps the edit in the browser.
-      answer = 'accept';
+      answer('accept');
       await signOut.click();
       await page.getByLabel('Username').waitFor(WAIT);
       expect(dialogs).toHaveLength(4);

@@ -15,22 +15,25 @@ import { TcpProxy } from './tcp-proxy.ts';
 
 const ALICE = 2;
 
+/** A server on a fresh PostgreSQL database of its own, reaching it through a TcpProxy. */
+async function behindProxy(config: NonNullable<Parameters<typeof startTestServer>[0]>['config']) {
+  const database = await createTestDatabase('postgres');
+  const direct = new URL(database.config.databaseUrl!);
+  const proxy = new TcpProxy([{ host: direct.hostname, port: Number(direct.port || 5432) }]);
+  const viaProxy = new URL(direct);
+  viaProxy.port = String(await proxy.listen());
+  const server = await startTestServer({ database: { config: { ...database.config, databaseUrl: viaProxy.toString() }, drop: async () => {} }, config });
+  return { database, proxy, server };
+}
+
 describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL unreachable (packets dropped, no error)', () => {
   let database: TestDatabase;
   let proxy: TcpProxy;
   let server: TestServer;
 
   beforeAll(async () => {
-    database = await createTestDatabase('postgres');
-    const direct = new URL(database.config.databaseUrl!);
-    proxy = new TcpProxy([{ host: direct.hostname, port: Number(direct.port || 5432) }]);
-    const viaProxy = new URL(direct);
-    viaProxy.port = String(await proxy.listen());
-    server = await startTestServer({
-      database: { config: { ...database.config, databaseUrl: viaProxy.toString() }, drop: async () => {} },
-      // The periodic access re-check would wait on the database too; keep it out of the way.
-      config: { sync: { ...defaultSyncLimits, storeDelayNoticeMs: 300, accessTimeoutMs: 300, accessRecheckMs: 60_000 } },
-    });
+    // The periodic access re-check would wait on the database too; keep it out of the way.
+    ({ database, proxy, server } = await behindProxy({ sync: { ...defaultSyncLimits, storeDelayNoticeMs: 300, accessTimeoutMs: 300, accessRecheckMs: 60_000 } }));
   });
 
   afterAll(async () => {
@@ -83,15 +86,10 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL gone without a word wh
   let server: TestServer;
 
   beforeAll(async () => {
-    database = await createTestDatabase('postgres');
-    const direct = new URL(database.config.databaseUrl!);
-    proxy = new TcpProxy([{ host: direct.hostname, port: Number(direct.port || 5432) }]);
-    const viaProxy = new URL(direct);
-    viaProxy.port = String(await proxy.listen());
-    server = await startTestServer({
-      database: { config: { ...database.config, databaseUrl: viaProxy.toString() }, drop: async () => {} },
-      config: { queryDeadlineMs: 1_000, sync: { ...defaultSyncLimits, storeDelayNoticeMs: 300, storeWriteDeadlineMs: 500, accessTimeoutMs: 300, accessRecheckMs: 60_000 } },
-    });
+    ({ database, proxy, server } = await behindProxy({
+      queryDeadlineMs: 1_000,
+      sync: { ...defaultSyncLimits, storeDelayNoticeMs: 300, storeWriteDeadlineMs: 500, accessTimeoutMs: 300, accessRecheckMs: 60_000 },
+    }));
   });
 
   afterAll(async () => {
