@@ -8,7 +8,7 @@ import { Hono } from 'hono';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { databaseKinds, holdConnection, useTestDatabase } from '../../test/harness.ts';
-import { DatabaseUnreachableError, ensureCluster, migrate, openDatabase, telling, type OpenDatabase } from './database.ts';
+import { DatabaseUnreachableError, ensureCluster, migrate, openDatabase, watchedPool, type OpenDatabase } from './database.ts';
 import { DatabaseBusyError, StorageFullError, withoutQueueLimits, withQueueLimits, type QueueLimits } from './pglite-dialect.ts';
 import { KyselyStore } from '../sync/adapters/kysely-store.ts';
 import { createLogger, logLeftOutCounts } from '../log.ts';
@@ -277,7 +277,7 @@ describe.each(databaseKinds().filter((k) => k !== 'pglite'))('database (%s): no 
 });
 
 /** What a request that takes a connection from `pool` is answered: its status, and its error's code. */
-async function answerWithout(pool: ReturnType<typeof telling>): Promise<[number, string]> {
+async function answerWithout(pool: ReturnType<typeof watchedPool>): Promise<[number, string]> {
   const app = new Hono();
   app.onError(errorHandler(createLogger('error', () => {})));
   app.get('/things', async (c) => {
@@ -299,7 +299,7 @@ describe('database (postgres): a request that waited its limit for a connection'
     const pool = new pg.Pool({ connectionString: `postgres://nobody@127.0.0.1:${port}/none`, max: 1, connectionTimeoutMillis: 300 });
     pool.on('error', () => {});
     try {
-      const connections = telling(pool);
+      const connections = watchedPool(pool);
       const connecting = connections.connect(); // takes the one slot, and never connects
       const waiting = answerWithout(connections); // waits for that slot
       await expect(connecting).rejects.toThrow(/connection timeout/);
@@ -323,7 +323,7 @@ describe('database (postgres): a request that waited its limit for a connection'
     viaProxy.port = String(await proxy.listen());
     const pool = new pg.Pool({ connectionString: viaProxy.toString(), max: 1, connectionTimeoutMillis: 300, idleTimeoutMillis: 100 });
     pool.on('error', () => {});
-    const connections = telling(pool);
+    const connections = watchedPool(pool);
     try {
       (await connections.connect()).release(); // one open, then idle
       proxy.freeze(); // nothing passes from now on, on any connection, old or new
@@ -344,7 +344,7 @@ describe('database (postgres): a request that waited its limit for a connection'
 
   it.skipIf(!process.env.TEST_DATABASE_URL)('is told the database is busy when every connection is open and taken', async () => {
     const pool = new pg.Pool({ connectionString: process.env.TEST_DATABASE_URL, max: 1, connectionTimeoutMillis: 300 });
-    const connections = telling(pool);
+    const connections = watchedPool(pool);
     try {
       const held = await connections.connect();
       try {

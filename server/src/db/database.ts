@@ -49,9 +49,9 @@ export interface DatabaseOptions {
   /** PGlite: how long a query may wait for its one connection, and how many may wait (see PGliteDialect). */
   queue?: Partial<QueueLimits>;
   /**
-   * PostgreSQL: how long any query may go unanswered before it is cancelled and its connection
-   * (and the idle ones) closed, outside a scope of withDeadline's (default 60 s; migrations have
-   * none).
+   * PostgreSQL: how long any query may go unanswered before it is cancelled (and, if it does not
+   * end then, its connection and the idle ones closed), outside a scope of withDeadline's
+   * (default 60 s; migrations have none).
    */
   queryDeadlineMs?: number;
   /** PGlite on disk: a start freezes the template databases once they are this old (in transactions). */
@@ -138,9 +138,10 @@ const deadlines = new AsyncLocalStorage<number>();
  * `ms` is cancelled on the server (a backend stalled on a lock would otherwise run it later,
  * alone), and fails then (57014). One that does not end soon after (its connection gone
  * silent) is abandoned together with its connection, which is closed (and, as likely cut off
- * from the database the same way, every idle one), so that the next query gets a fresh one. Without it, a query in flight when the database's host vanished without
- * a word (a failover to another address, say) waits for TCP to give up: about 15 minutes,
- * while every write queued behind it waits too. No effect on PGlite, which is in the process.
+ * from the database the same way, every idle one), so that the next query gets a fresh one.
+ * Without it, a query in flight when the database's host vanished without a word (a failover
+ * to another address, say) waits for TCP to give up: about 15 minutes, while every write
+ * queued behind it waits too. No effect on PGlite, which is in the process.
  * Outside any such scope a query has the database's default deadline (DatabaseOptions'
  * queryDeadlineMs); `Infinity`, none (a migration's may take long).
  */
@@ -149,13 +150,13 @@ export function withDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> 
 }
 
 /**
- * `pool` as Kysely takes it. Says why a request waited its limit for a connection: pg's pool
+ * `pool` as Kysely takes it, watched. Says why a request waited its limit for a connection: pg's pool
  * says "timeout exceeded when trying to connect" both when every connection is taken (busy) and
  * when every slot is still trying to connect to a host that never answers (unreachable). With
  * at least one connection open, the database answers and is busy; with none, it is not there.
  * And keeps the deadlines of withDeadline.
  */
-export function telling(pool: pg.Pool, defaultDeadlineMs = Infinity): { connect(): Promise<pg.PoolClient>; end(): Promise<void> } {
+export function watchedPool(pool: pg.Pool, defaultDeadlineMs = Infinity): { connect(): Promise<pg.PoolClient>; end(): Promise<void> } {
   // A client is counted from its connecting until the pool lets it go (one that never
   // connects is neither: pg's pool emits neither event for it); idle, while in the pool.
   const open = new Set<pg.PoolClient>();
@@ -253,7 +254,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     // would be an uncaught exception. Its next query fails instead, and the pool lets it go.
     pool.on('error', () => {});
     pool.on('connect', (client) => client.on('error', () => {}));
-    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: telling(pool, options.queryDeadlineMs ?? DEFAULT_QUERY_DEADLINE_MS) }) });
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: watchedPool(pool, options.queryDeadlineMs ?? DEFAULT_QUERY_DEADLINE_MS) }) });
     kind = 'postgres';
   } else {
     const onDisk = !options.dataDir.startsWith('memory://');

@@ -23,7 +23,7 @@ import {
 /**
  * Refused because PGlite's one connection is too much in demand: the query waited its limit
  * for its turn, or too many were already waiting. It never ran, and never will. (PostgreSQL's
- * pool says the same when every connection stayed taken: see `telling` in database.ts.)
+ * pool says the same when every connection stayed taken: see `watchedPool` in database.ts.)
  */
 export class DatabaseBusyError extends Error {
   readonly code = 'database_busy';
