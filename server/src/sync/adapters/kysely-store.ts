@@ -36,9 +36,9 @@ export interface KyselyStoreOptions {
    */
   executeEach?: OpenDatabase['executeEach'];
   /**
-   * On PostgreSQL, how long an append's query may go unanswered before it is abandoned with its
-   * connection and the append fails (the room tries again, on a new connection): see
-   * withDeadline. Default 15 s.
+   * On PostgreSQL, how long an append's query may go unanswered before it is cancelled (and,
+   * if it does not end then, abandoned with its connection) and the append fails: the room
+   * tries again. See withDeadline. Default 15 s.
    */
   writeDeadlineMs?: number;
   log: SyncLogger;
@@ -253,8 +253,8 @@ export class KyselyStore implements SyncStore {
     if (this.options.executeEach) {
       await this.options.executeEach(INSERT_UPDATE, appends.flatMap((a) => a.updates.map((data) => [a.room, data])));
     } else {
-      // (A write abandoned may yet have committed: the room writes it again, and a Yjs update
-      // applied twice is applied once.)
+      // (A write abandoned may yet have committed, its answer lost: the room writes it again,
+      // and a Yjs update applied twice is applied once.)
       await withDeadline(this.options.writeDeadlineMs ?? DEFAULT_WRITE_DEADLINE_MS, () =>
         this.#insert(appends.flatMap((a) => a.updates.map((data) => ({ room: a.room, data })))),
       );
