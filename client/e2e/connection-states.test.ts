@@ -5,8 +5,9 @@
  * server is busy: the page waits and comes back), an edit too large to send (the page
  * stops instead of sending it again and again), a reconnect while saving is delayed, an edit the
  * server has yet to store (the page asks before it is left, with or without the server's word),
- * two tabs of one browser on a layer, and a tab whose browser was signed in as someone else
- * meanwhile. Relies on `vite build client` having run.
+ * two tabs of one browser on a layer (one of them refused for a while: its mark stays), and a
+ * tab whose browser was signed in as someone else meanwhile. Relies on `vite build client`
+ * having run.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -14,7 +15,7 @@ import { addSpan, CloseCode, layerRoom, listSpans } from '@spanwise/shared';
 import { api, connectLayer, login, metric, startTestServer, storedDoc, waitFor, type LayerClient, type TestServer } from '../../server/test/harness.ts';
 import { defaultSyncLimits } from '../../server/src/config.ts';
 import type { Connection } from '../../server/src/sync/connection.ts';
-import { annotate, findWord, holdAppends, launchChromium, selectText, signIn, WAIT, waitConnected } from './page-helpers.ts';
+import { annotate, findWord, holdAppends, launchChromium, selectText, signIn, unsavedMark, WAIT, waitConnected } from './page-helpers.ts';
 
 let server: TestServer;
 let browser: Browser;
@@ -436,6 +437,48 @@ describe('two tabs of one browser on a layer', () => {
       hold?.restore();
       await context.close();
     }
+  });
+});
+
+describe('two tabs of one browser on a layer, one of them refused for a while', () => {
+  it('keeps the mark of the tab whose edit never went out when the other tab’s edits are stored', async () => {
+    const documentId = 2;
+    const room = layerRoom(documentId, 2);
+    const copy = `spanwise:u2:${room}`;
+    const { context, page: a } = await openDocument('alice', documentId);
+    const b = await context.newPage();
+    await b.goto(`${server.url}/projects/1/documents/${documentId}`);
+    await waitConnected(a);
+    await waitConnected(b);
+    await waitFor(() => (server.sync.rooms.get(room)?.peers.size ?? 0) === 2, 'both tabs’ sockets in the room');
+    let hold: ReturnType<typeof holdAppends> | undefined = holdAppends(server);
+    let onlyInB: string;
+    try {
+      // A's edit waits to be stored, long enough to be marked.
+      const ofA = await annotate(a, 6, '1');
+      await waitFor(async () => (await unsavedMark(a, copy)) === 1, 'A’s edit marked');
+      // B's socket is told to come back later (1013): B's edit, made meanwhile, goes nowhere
+      // (A has it over BroadcastChannel, and does not send it on); then B is closed.
+      const bSocket = [...server.sync.rooms.get(room)!.peers.keys()].at(-1) as Connection;
+      bSocket.close(CloseCode.tryAgainLater, 'busy');
+      await b.getByRole('status', { name: 'Connection' }).filter({ hasText: /busy|offline|connecting/ }).waitFor(WAIT);
+      onlyInB = await annotate(b, 8, '1');
+      await b.close();
+      hold.restore();
+      hold = undefined;
+      await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === ofA), 'A’s edit stored');
+      await a.locator('.workspace:not([data-unsaved])').waitFor(WAIT);
+      // A's edits are stored, and A's mark taken away; B's stays: its edit is not at the server.
+      expect(listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === onlyInB)).toBe(false);
+      expect(await unsavedMark(a, copy)).toBe(1);
+    } finally {
+      hold?.restore();
+    }
+    // A page opened on the layer next sends what the copy holds, and then takes the mark away.
+    await a.reload();
+    await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === onlyInB), 'B’s edit stored from the copy');
+    await waitFor(async () => (await unsavedMark(a, copy)) === undefined, 'B’s mark taken away');
+    await context.close();
   });
 });
 

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { layerRoom, listSpans } from '@spanwise/shared';
 import { api, login, startTestServer, storedDoc, waitFor, type TestServer } from '../../server/test/harness.ts';
-import { annotate, holdAppends, keptReads, launchChromium, signIn, WAIT, waitConnected } from './page-helpers.ts';
+import { annotate, holdAppends, keptReads, launchChromium, signIn, unsavedMark, WAIT, waitConnected } from './page-helpers.ts';
 
 const ALICE = 2;
 const DOCUMENT = 1;
@@ -34,28 +34,6 @@ afterAll(async () => {
 });
 
 const status = (page: Page) => page.getByRole('status', { name: 'Connection' });
-
-/** The mark a layer's IndexedDB copy holds while edits made in the page are not saved. */
-function unsavedMark(page: Page, database: string): Promise<unknown> {
-  return page.evaluate(
-    (name) =>
-      new Promise((resolve, reject) => {
-        const open = indexedDB.open(name);
-        open.onerror = () => (open.error?.name === 'AbortError' ? resolve(undefined) : reject(open.error));
-        // Not there: opening it would make an empty one (which y-indexeddb could not use).
-        open.onupgradeneeded = () => open.transaction?.abort();
-        open.onsuccess = () => {
-          const get = open.result.transaction('custom').objectStore('custom').get('unsaved');
-          get.onsuccess = () => {
-            open.result.close();
-            resolve(get.result);
-          };
-          get.onerror = () => reject(get.error);
-        };
-      }),
-    database,
-  );
-}
 
 /** Records the page's dialogs (type and message) and answers them as last told (dismissed at first). */
 function answerDialogs(page: Page) {

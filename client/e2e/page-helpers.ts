@@ -104,3 +104,26 @@ export function holdAppends(server: TestServer): { restore: () => void } {
     },
   };
 }
+
+/** 1 while a layer's IndexedDB copy holds a mark (edits made in some page not saved yet), else undefined. */
+export function unsavedMark(page: Page, database: string): Promise<unknown> {
+  return page.evaluate(
+    (name) =>
+      new Promise((resolve, reject) => {
+        const open = indexedDB.open(name);
+        open.onerror = () => (open.error?.name === 'AbortError' ? resolve(undefined) : reject(open.error));
+        // Not there: opening it would make an empty one (which y-indexeddb could not use).
+        open.onupgradeneeded = () => open.transaction?.abort();
+        open.onsuccess = () => {
+          // (One mark per page: `unsaved:<page>`, or `unsaved` as earlier pages wrote it.)
+          const marks = open.result.transaction('custom').objectStore('custom').getAll(IDBKeyRange.bound('unsaved', 'unsaved:\uffff'));
+          marks.onsuccess = () => {
+            open.result.close();
+            resolve(marks.result.includes(1) ? 1 : undefined);
+          };
+          marks.onerror = () => reject(marks.error);
+        };
+      }),
+    database,
+  );
+}

@@ -25,8 +25,13 @@ import type { WebsocketProvider } from 'y-websocket';
 import { MessageKind } from '@spanwise/shared/protocol';
 import { parseRoom, type Room } from '@spanwise/shared/rooms';
 
-/** The layer's IndexedDB entry that says edits made here may not be saved yet. */
+/**
+ * The layer's IndexedDB entries that say edits made in a page may not be saved yet: one per
+ * page, `unsaved:<page>` (`unsaved` alone, as pages before those wrote it, counts too).
+ */
 const UNSAVED_KEY = 'unsaved';
+/** Every mark's key, whichever page wrote it. */
+const markKeys = () => IDBKeyRange.bound(UNSAVED_KEY, `${UNSAVED_KEY}:\uffff`);
 /** How long an edit sent on an open socket may wait for the server's word before it is marked. */
 const MARK_AFTER_MS = 2_000;
 /** Mark writes are announced to the other pages at most this often. */
@@ -143,7 +148,7 @@ export function layerCopyName(storagePrefix: string, room: string): string {
   return `spanwise:${storagePrefix}:${room}`;
 }
 
-/** Whether the copy named `name` holds the mark; false if it cannot be read, or is not there. */
+/** Whether the copy named `name` holds a mark; false if it cannot be read, or is not there. */
 function holdsMark(name: string): Promise<boolean> {
   return new Promise((resolve) => {
     let open: IDBOpenDBRequest;
@@ -159,9 +164,9 @@ function holdsMark(name: string): Promise<boolean> {
     open.onsuccess = () => {
       const db = open.result;
       try {
-        const get = db.transaction('custom').objectStore('custom').get(UNSAVED_KEY);
-        get.onsuccess = () => resolve(get.result === 1);
-        get.onerror = () => resolve(false);
+        const count = db.transaction('custom').objectStore('custom').count(markKeys());
+        count.onsuccess = () => resolve(count.result > 0);
+        count.onerror = () => resolve(false);
       } catch {
         resolve(false);
       } finally {
@@ -295,12 +300,16 @@ export function trackUnsaved(
   const [unsaved, setUnsaved] = createSignal(false);
   const tracked = { unsaved, kept };
   tracking.add(tracked);
-  /**
-   * This page wrote the mark, or found it: its own full ack may take it away. (Another tab's
-   * mark stays: that tab's edits may have reached this one over BroadcastChannel, which this
-   * page does not send on.)
-   */
+  /** This page's mark (each page has its own: see UNSAVED_KEY). */
+  const ownMark = `${UNSAVED_KEY}:${Math.random().toString(36).slice(2)}`;
   let marked = false;
+  /**
+   * The marks this page found when it opened (left by pages gone since): its step 2 sends what
+   * the copy holds, so its own full ack may take them away, with its own. A mark another page
+   * writes meanwhile stays: that page's edits may have reached this one over BroadcastChannel,
+   * which this page does not send on.
+   */
+  let found: string[] = [];
   let markTimer: ReturnType<typeof setTimeout> | undefined;
   /** Mark writes are announced at most once a second (each makes open lists read every copy). */
   let announceTimer: ReturnType<typeof setTimeout> | undefined;
@@ -325,7 +334,7 @@ export function trackUnsaved(
     markTimer = undefined;
     // (Written again each time, should a tab have taken it away meanwhile.)
     marked = true;
-    local.set(UNSAVED_KEY, 1).then(announceMark, () => {});
+    local.set(ownMark, 1).then(announceMark, () => {});
     askToPersist();
   };
 
@@ -343,9 +352,11 @@ export function trackUnsaved(
     clearTimeout(markTimer);
     markTimer = undefined;
     if (unsaved()) setUnsaved(false);
-    if (marked) {
+    const keys = marked ? [ownMark, ...found] : found;
+    if (keys.length > 0) {
       marked = false;
-      local.del(UNSAVED_KEY).then(tellMarksChanged, () => {});
+      found = [];
+      Promise.all(keys.map((key) => local.del(key))).then(tellMarksChanged, () => {});
     }
   };
 
@@ -399,10 +410,16 @@ export function trackUnsaved(
 
   // Edits an earlier page left unsaved (made offline, and the page was left meanwhile): this
   // page's step 2 sends what the copy holds, and the server's word on it takes the mark away.
-  const read = local.get(UNSAVED_KEY).then(
+  const readMarks = (db: IDBDatabase) =>
+    new Promise<string[]>((resolve) => {
+      const keys = db.transaction('custom').objectStore('custom').getAllKeys(markKeys());
+      keys.onsuccess = () => resolve(keys.result.filter((key): key is string => typeof key === 'string'));
+      keys.onerror = () => resolve([]);
+    });
+  const read = local._db.then(readMarks).then(
     (left) => {
-      if (left !== 1) return;
-      marked = true;
+      found = left.filter((key) => key !== ownMark);
+      if (found.length === 0) return;
       setUnsaved(true);
       // Read only after a sync with a server that will not say (the layer connected without
       // waiting for it): what the copy holds has gone out already.
