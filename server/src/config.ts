@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import path from 'node:path';
 import { DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM, DEFAULT_MAX_WAITING_FRAME_BYTES } from './sync/backlog.ts';
+import { DEFAULT_QUERY_DEADLINE_MS, DEFAULT_STORE_WRITE_DEADLINE_MS } from './db/deadlines.ts';
 
 export interface Config {
   port: number;
@@ -12,7 +13,7 @@ export interface Config {
   /** Embedded PGlite data directory (used when databaseUrl is unset). `memory://` keeps it in RAM. */
   dataDir: string;
   databaseUrl: string | null;
-  /** PostgreSQL: how long a query may go unanswered before it is cancelled and its connection closed. */
+  /** PostgreSQL: how long a query may go unanswered before it is cancelled (see withDeadline). */
   queryDeadlineMs: number;
   /** Embedded PGlite: WAL written since the last checkpoint that calls for a VACUUM and a CHECKPOINT. */
   pgliteMaintenanceWalBytes: number;
@@ -66,10 +67,7 @@ export interface SyncLimits {
   redisStreamMaxLen: number;
   /** A store that has not answered after this long is announced as delayed, as a failed one is. */
   storeDelayNoticeMs: number;
-  /**
-   * On PostgreSQL, a store's query not answered after this long is abandoned with its connection
-   * (and the idle ones), and the write tried again on a new one (see withDeadline).
-   */
+  /** On PostgreSQL, how long a store's write may go unanswered before it is cancelled and tried again (see withDeadline). */
   storeWriteDeadlineMs: number;
   /** Bytes waiting to go out to one socket past which, for longer than maxBufferedMs, it is dropped. */
   maxBufferedBytes: number;
@@ -97,7 +95,7 @@ export const defaultSyncLimits: SyncLimits = {
   pingIntervalMs: 30_000,
   redisStreamMaxLen: 1_000,
   storeDelayNoticeMs: 2_000,
-  storeWriteDeadlineMs: 15_000,
+  storeWriteDeadlineMs: DEFAULT_STORE_WRITE_DEADLINE_MS,
   maxBufferedBytes: 16 * 1024 * 1024,
   maxBufferedMs: 10_000,
   accessTimeoutMs: 5_000,
@@ -118,7 +116,7 @@ const envSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   DATA_DIR: z.string().default('./.data'),
   DATABASE_URL: z.string().url().optional(),
-  DATABASE_QUERY_DEADLINE_MS: delayMs(1_000).default(60_000),
+  DATABASE_QUERY_DEADLINE_MS: delayMs(1_000).default(DEFAULT_QUERY_DEADLINE_MS),
   PGLITE_MAINTENANCE_WAL_MB: z.coerce.number().int().min(1).default(32),
   PGLITE_MIN_FREE_MB: z.coerce.number().int().min(1).default(64),
   REDIS_URL: z.string().url().optional(),

@@ -5,7 +5,6 @@
  *   const { db, kind, close } = await openDatabase(config);
  */
 import { existsSync, promises as fs } from 'node:fs';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -20,6 +19,7 @@ import { DatabaseBusyError, PGliteDialect, type PreparedStatement, type QueueLim
 import { startPgliteMaintenance, type PgliteMaintenance, type PgliteMaintenanceOptions } from './pglite-maintenance.ts';
 import { checkRoomToStart, startDiskGuard, statfsFreeBytes, type DiskGuard, type DiskGuardOptions } from './disk-guard.ts';
 import type { Logger } from '../log.ts';
+import { DEFAULT_QUERY_DEADLINE_MS, deadlineHere, withDeadline } from './deadlines.ts';
 
 export type { PreparedStatement, StatementParam };
 
@@ -127,28 +127,6 @@ function cancelOnServer(client: pg.PoolClient): void {
   else con.connect(port, host);
 }
 
-/** See DatabaseOptions.queryDeadlineMs. */
-const DEFAULT_QUERY_DEADLINE_MS = 60_000;
-
-/** The deadline of the queries run in a scope (see withDeadline). */
-const deadlines = new AsyncLocalStorage<number>();
-
-/**
- * Runs `work` with a deadline on each PostgreSQL query it makes: a query not answered within
- * `ms` is cancelled on the server (a backend stalled on a lock would otherwise run it later,
- * alone), and fails then (57014). One that does not end soon after (its connection gone
- * silent) is abandoned together with its connection, which is closed (and, as likely cut off
- * from the database the same way, every idle one), so that the next query gets a fresh one.
- * Without it, a query in flight when the database's host vanished without a word (a failover
- * to another address, say) waits for TCP to give up: about 15 minutes, while every write
- * queued behind it waits too. No effect on PGlite, which is in the process.
- * Outside any such scope a query has the database's default deadline (DatabaseOptions'
- * queryDeadlineMs); `Infinity`, none (a migration's may take long).
- */
-export function withDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> {
-  return deadlines.run(ms, work);
-}
-
 /**
  * `pool` as Kysely takes it, watched. Says why a request waited its limit for a connection: pg's pool
  * says "timeout exceeded when trying to connect" both when every connection is taken (busy) and
@@ -194,7 +172,7 @@ export function watchedPool(pool: pg.Pool, defaultDeadlineMs = Infinity): { conn
       // (Said as why it was closed, not as "not queryable", which would hide the cause.)
       const closed = cutFor.get(client);
       if (closed) return Promise.reject(closed);
-      const ms = deadlines.getStore() ?? defaultDeadlineMs;
+      const ms = deadlineHere() ?? defaultDeadlineMs;
       const result = query(...args);
       if (!Number.isFinite(ms) || !(result instanceof Promise)) return result;
       // Cancelled, a query on a live connection ends at once (57014, and its connection stays

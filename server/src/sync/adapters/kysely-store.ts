@@ -11,7 +11,8 @@
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import type { Database } from '../../db/types.ts';
-import { withDeadline, type OpenDatabase, type PreparedStatement } from '../../db/database.ts';
+import type { OpenDatabase, PreparedStatement } from '../../db/database.ts';
+import { DEFAULT_STORE_WRITE_DEADLINE_MS, withDeadline } from '../../db/deadlines.ts';
 import { isDiskFull, withoutQueueLimits } from '../../db/pglite-dialect.ts';
 import type { StoredUpdate, SyncLogger, SyncObserver, SyncStore } from '../types.ts';
 import { logMerger, type LogMerger } from './log-merger.ts';
@@ -47,9 +48,6 @@ export interface KyselyStoreOptions {
   /** Counts failed compactions (`compaction_failed`) and updates compaction set aside (`set_aside`). */
   observer?: SyncObserver;
 }
-
-/** See KyselyStoreOptions.writeDeadlineMs. */
-const DEFAULT_WRITE_DEADLINE_MS = 15_000;
 
 interface PendingAppend {
   room: string;
@@ -255,7 +253,7 @@ export class KyselyStore implements SyncStore {
     } else {
       // (A write abandoned may yet have committed, its answer lost: the room writes it again,
       // and a Yjs update applied twice is applied once.)
-      await withDeadline(this.options.writeDeadlineMs ?? DEFAULT_WRITE_DEADLINE_MS, () =>
+      await withDeadline(this.options.writeDeadlineMs ?? DEFAULT_STORE_WRITE_DEADLINE_MS, () =>
         this.#insert(appends.flatMap((a) => a.updates.map((data) => ({ room: a.room, data })))),
       );
     }
