@@ -17,6 +17,7 @@ import type {
 } from '@spanwise/shared/api';
 import { copyOf, currentGeneration, drop, forget, keep, keepsCopy } from './offline-copies.ts';
 import { exclusively, forgetSignOut, NotNow, pendingSignOut, rememberSignOut, tabsCoordinated, timeoutSignal } from './pending-sign-out.ts';
+import { within } from '../lib/within.ts';
 
 export class ApiError extends Error {
   constructor(
@@ -47,7 +48,7 @@ const fromServer = (body: unknown) => typeof (body as Partial<ApiErrorBody> | nu
 /** An answer's JSON body, or null; a proxy's 502/503/504 that stalls after its headers is waited for 2 s at most. */
 function bodyOf(res: Response): Promise<unknown> {
   const body = res.json().catch(() => null);
-  return AWAY.has(res.status) ? Promise.race([body, new Promise<null>((resolve) => setTimeout(() => resolve(null), 2_000))]) : body;
+  return AWAY.has(res.status) ? within(body, 2_000, () => null) : body;
 }
 
 const UNREACHABLE = 'The server cannot be reached. Check your connection and try again.';

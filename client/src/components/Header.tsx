@@ -3,6 +3,7 @@ import { A } from '@solidjs/router';
 import { api, ApiError, errorMessage } from '../api/client.ts';
 import { useSession } from '../stores/session.tsx';
 import { unsavedEditsAt } from '../sync/unsaved-edits.ts';
+import { within } from '../lib/within.ts';
 
 const SIGN_OUT_QUESTIONS = {
   kept: 'Edits of yours have not reached the server yet. They stay in this browser and are sent only when you sign in here again and open their documents. Sign out anyway?',
@@ -32,10 +33,7 @@ export function Header() {
       // here again and opens their layer: not without being asked.
       const me = session.me();
       if (me) {
-        const waiting = await Promise.race([
-          unsavedEditsAt(`u${me.id}`, reachable),
-          new Promise<'unknown'>((r) => setTimeout(() => r('unknown'), LOOK_WAIT_MS)),
-        ]);
+        const waiting = await within(unsavedEditsAt(`u${me.id}`, reachable), LOOK_WAIT_MS, () => 'unknown' as const);
         if (waiting !== 'none' && !window.confirm(SIGN_OUT_QUESTIONS[waiting])) return;
       }
       await session.signOut();

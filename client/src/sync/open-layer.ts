@@ -37,6 +37,7 @@ import { readPresenceEntries } from '@spanwise/shared/presence-entries';
 import { withoutRemovals } from './awareness-update.ts';
 import { createPresence, type Peer, type PresenceUser, type TextSelection } from './presence.ts';
 import { CountingWebSocket, discardCopies, layerCopyName, trackUnsaved, watchCopyDiscards } from './unsaved-edits.ts';
+import { within } from '../lib/within.ts';
 
 export type Connection = 'connecting' | 'connected' | 'offline' | 'busy' | 'closed';
 
@@ -317,7 +318,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
     close: () => void shutDown().catch(() => {}),
     async discardLocalCopy() {
       // (A copy that never opened has nothing to close, and may never say so.)
-      await Promise.race([shutDown().catch(() => {}), new Promise((r) => setTimeout(r, LOCAL_LOAD_WAIT_MS))]);
+      await within(shutDown().catch(() => {}), LOCAL_LOAD_WAIT_MS, () => undefined);
       await discardCopies([copyName], self);
     },
   };

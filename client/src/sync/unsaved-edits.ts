@@ -24,6 +24,7 @@ import { clearDocument, type IndexeddbPersistence } from 'y-indexeddb';
 import type { WebsocketProvider } from 'y-websocket';
 import { MessageKind } from '@spanwise/shared/protocol';
 import { parseRoom, type Room } from '@spanwise/shared/rooms';
+import { within } from '../lib/within.ts';
 
 /**
  * The layer's IndexedDB entries that say edits made in a page may not be saved yet: one per
@@ -243,16 +244,11 @@ const DELETE_WAIT_MS = 10_000;
  */
 export async function discardCopies(names: readonly string[], by = 'document-list'): Promise<void> {
   tell({ kind: 'discarding', names, by });
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await Promise.race([
-      Promise.all(names.map((name) => clearDocument(name))),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('the browser’s storage has not finished deleting them (it may yet)')), DELETE_WAIT_MS);
-      }),
-    ]);
+    await within(Promise.all(names.map((name) => clearDocument(name))), DELETE_WAIT_MS, () => {
+      throw new Error('the browser’s storage has not finished deleting them (it may yet)');
+    });
   } finally {
-    clearTimeout(timer);
     tell({ kind: 'discarded', names, by });
   }
 }
