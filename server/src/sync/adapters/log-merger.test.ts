@@ -99,15 +99,20 @@ describe('LogMerger', () => {
       h.text.insert(11, ' again');
       return h;
     };
-
-    it('blames the waiting poison, not a sound row whose content waits too (its author’s earlier row never reached the log)', () => {
-      const h = honest();
+    /** Another writer's two rows on top of "hello": "X" (lost, never in the log), and "Y", which waits on it. */
+    const lostAndWaiting = (h: ReturnType<typeof honest>) => {
       const other = writer(3_000);
       Y.applyUpdate(other.doc, h.rows[0]!);
       other.rows.length = 0;
-      other.text.insert(0, 'X'); // (this row is lost)
+      other.text.insert(0, 'X');
       other.text.insert(1, 'Y');
-      const rows = [h.rows[0]!, other.rows[1]!, waitingPoison({ client: 1_000, clock: 5 }), h.rows[1]!, h.rows[2]!];
+      return { lost: other.rows[0]!, waiting: other.rows[1]! };
+    };
+
+    it('blames the waiting poison, not a sound row whose content waits too (its author’s earlier row never reached the log)', () => {
+      const h = honest();
+      const { lost, waiting } = lostAndWaiting(h);
+      const rows = [h.rows[0]!, waiting, waitingPoison({ client: 1_000, clock: 5 }), h.rows[1]!, h.rows[2]!];
       const { merged, bad } = mergeLog(rows);
       expect(bad.map((b) => b.index)).toEqual([2]);
       const loaded = new Y.Doc();
@@ -116,18 +121,14 @@ describe('LogMerger', () => {
       // The sound row is kept, still waiting: it goes in once its author's first row does.
       const complete = new Y.Doc();
       Y.applyUpdate(complete, merged);
-      Y.applyUpdate(complete, other.rows[0]!);
+      Y.applyUpdate(complete, lost);
       expect(complete.getText('t').toString()).toBe('XYhello world again');
     });
 
     it('sets aside a row that no longer decodes, though content waits before it (nothing of it went in)', () => {
       const h = honest();
-      const other = writer(3_000);
-      Y.applyUpdate(other.doc, h.rows[0]!);
-      other.rows.length = 0;
-      other.text.insert(0, 'X'); // (this row is lost)
-      other.text.insert(1, 'Y'); // waits on it
-      const rows = [h.rows[0]!, other.rows[1]!, new Uint8Array([0, 1, 2]), h.rows[1]!, h.rows[2]!];
+      const { waiting } = lostAndWaiting(h);
+      const rows = [h.rows[0]!, waiting, new Uint8Array([0, 1, 2]), h.rows[1]!, h.rows[2]!];
       const { merged, bad } = mergeLog(rows);
       expect(bad.map((b) => b.index)).toEqual([2]);
       const loaded = new Y.Doc();
