@@ -32,6 +32,7 @@ export function AnnotatePage() {
    * page takes over.
    */
   let asking = 0;
+  let retry: ReturnType<typeof setTimeout> | undefined;
   const refreshRole = () => {
     const id = projectId();
     const ask = ++asking;
@@ -50,7 +51,6 @@ export function AnnotatePage() {
     clearTimeout(retry);
     attempt();
   };
-  let retry: ReturnType<typeof setTimeout> | undefined;
   onCleanup(() => {
     asking++;
     clearTimeout(retry);
