@@ -63,6 +63,21 @@ describe.each(databaseKinds())('database (%s)', (kind) => {
     expect(ghost).toBeUndefined();
   });
 
+  it('keeps a transaction’s isolation level and access mode: a read-only one refuses writes', async () => {
+    const level = await db.current.db
+      .transaction()
+      .setIsolationLevel('repeatable read')
+      .execute(async (trx) => (await sql<{ transaction_isolation: string }>`show transaction_isolation`.execute(trx)).rows[0]!.transaction_isolation);
+    expect(level).toBe('repeatable read');
+    await expect(
+      db.current.db
+        .transaction()
+        .setAccessMode('read only')
+        .execute((trx) => trx.insertInto('users').values({ username: 'read-only', password_hash: 'x' }).execute()),
+    ).rejects.toThrow(/read-only transaction/);
+    expect(await db.current.db.selectFrom('users').select('id').where('username', '=', 'read-only').executeTakeFirst()).toBeUndefined();
+  });
+
   it('round-trips bytes exactly: every value, none, and a view into a larger buffer', async () => {
     const every = Uint8Array.from({ length: 256 }, (_, i) => i);
     const backing = Uint8Array.from([9, 9, 0, 1, 2, 254, 255, 0, 9]);

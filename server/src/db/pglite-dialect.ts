@@ -18,6 +18,7 @@ import {
   type Driver,
   type Kysely,
   type QueryResult,
+  type TransactionSettings,
 } from 'kysely';
 
 /**
@@ -308,8 +309,11 @@ class PGliteDriver implements Driver {
     return this.#connection;
   }
 
-  async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin'));
+  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    // (One session: transactions never overlap, but a read-only one must still refuse writes.
+    // `begin`, which the disk guard lets through as writing nothing of its own.)
+    const isolation = settings.isolationLevel ? ` isolation level ${settings.isolationLevel}` : '';
+    await connection.executeQuery(CompiledQuery.raw(`begin${isolation}${settings.accessMode ? ` ${settings.accessMode}` : ''}`));
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
