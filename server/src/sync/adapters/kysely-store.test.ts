@@ -497,6 +497,57 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(labels).toContain('X0');
   });
 
+  /** `db` with `hook` called once, after the `nth` query that read a full run of rows. */
+  const afterFullRun = (nth: number, hook: () => Promise<void>) => {
+    const runs: number[] = [];
+    const plugged = db.current.db.withPlugin({
+      transformQuery: (args) => args.node,
+      transformResult: async (args) => {
+        runs.push(args.result.rows.length);
+        if (runs.filter((n) => n === READ_RUN_ROWS).length === nth && runs[runs.length - 1] === READ_RUN_ROWS) await hook();
+        return args.result;
+      },
+    });
+    return { plugged, runs };
+  };
+
+  it('loads a log of many runs one run per query, whole and in order', async () => {
+    const room = 'long-load';
+    const doc = new Y.Doc();
+    const total = 2 * READ_RUN_ROWS + 500;
+    await storeWith({ compactAfterRows: 100_000, log: silent }).append(room, Array.from({ length: total }, (_, i) => spanUpdate(doc, `L${i}`, i)));
+    const { plugged, runs } = afterFullRun(0, async () => {});
+    const rows = await new KyselyStore(plugged, { compactAfterRows: 100_000, log: silent }).load(room);
+    // No one query read more than a run: a log too long to read within a query's deadline still loads.
+    expect(Math.max(...runs)).toBe(READ_RUN_ROWS);
+    expect(rows).toHaveLength(total);
+    const loaded = new Y.Doc();
+    for (const r of rows) Y.applyUpdate(loaded, r.data);
+    expect(listSpans(loaded).map((s) => s.label)).toEqual(Array.from({ length: total }, (_, i) => `L${i}`));
+  });
+
+  // PGlite is one session: another process cannot compact between two runs of a read.
+  if (kind !== 'pglite') it('loads every update of a long log while another process compacts it between two runs of the load', async () => {
+    const room = 'long-load-compacted';
+    const doc = new Y.Doc();
+    const total = 2 * READ_RUN_ROWS + 500;
+    const other = storeWith({ compactAfterRows: 100_000, log: silent });
+    await other.append(room, Array.from({ length: total }, (_, i) => spanUpdate(doc, `L${i}`, i)));
+    // After the load's first run of its whole read (its second full run: the first tells it the
+    // log is long), the other process replaces every row with a snapshot in the first row's place.
+    let compacted = false;
+    const { plugged } = afterFullRun(2, async () => {
+      await other.compact(room);
+      compacted = true;
+    });
+    const rows = await new KyselyStore(plugged, { compactAfterRows: 100_000, log: silent }).load(room);
+    expect(compacted).toBe(true);
+    expect((await db.current.db.selectFrom('sync_updates').select('kind').where('room', '=', room).execute()).map((r) => r.kind)).toEqual(['snapshot']);
+    const loaded = new Y.Doc();
+    for (const r of rows) Y.applyUpdate(loaded, r.data);
+    expect(listSpans(loaded)).toHaveLength(total);
+  });
+
   it('counts an update set aside once when two processes compact the room', async () => {
     const errors: string[] = [];
     const observer = { error: (kind: string) => errors.push(kind) };

@@ -143,14 +143,32 @@ function storableError(error: string): string {
   return clean.length > MAX_ERROR_CHARS ? `${clean.slice(0, MAX_ERROR_CHARS)}…` : clean;
 }
 
-/** Rows per query when compaction reads a room's log. */
+/** Rows per query when a room's log is read. */
 export const READ_RUN_ROWS = 1_000;
 
-/** A row of a room's log as compaction reads it: `version` is its xmin. */
+/** A row of a room's log as it is read: `version` is its xmin (the inserting transaction). */
 interface LogRow {
   id: string;
   data: Uint8Array;
   version: string;
+}
+
+/**
+ * A room's rows in id order, read in runs of READ_RUN_ROWS (at most `runs` of them): between
+ * runs the connection is free for other rooms' appends. Outside a repeatable-read transaction, a
+ * row another instance commits meanwhile with an id below a run already read is left out and
+ * stays in the log (where loading applies it as ever: Yjs takes updates in any order).
+ */
+async function readRuns(db: Kysely<Database>, room: string, runs: number): Promise<LogRow[]> {
+  const rows: LogRow[] = [];
+  for (let n = 0; n < runs; n++) {
+    let query = db.selectFrom('sync_updates').select(['id', 'data', sql<string>`xmin::text`.as('version')]).where('room', '=', room);
+    if (rows.length > 0) query = query.where('id', '>', rows[rows.length - 1]!.id);
+    const run = await query.orderBy('id').limit(READ_RUN_ROWS).execute();
+    rows.push(...run);
+    if (run.length < READ_RUN_ROWS) break;
+  }
+  return rows;
 }
 
 /** Thrown inside compaction's transaction when another process compacted the rows first. */
@@ -187,13 +205,22 @@ export class KyselyStore implements SyncStore {
     private readonly options: KyselyStoreOptions,
   ) {}
 
+  /**
+   * Read in runs of READ_RUN_ROWS, so that no one query takes longer than its deadline however
+   * long the log (one whose compaction keeps failing grows for good). A log longer than one run
+   * is read again inside one repeatable-read transaction: between runs read on their own, another
+   * process could compact the room, putting its snapshot in the place of a row already passed,
+   * and the rows it replaced would be missed.
+   */
   async load(room: string): Promise<StoredUpdate[]> {
-    const rows = await this.db
-      .selectFrom('sync_updates')
-      .select(['id', 'data', sql<string>`xmin::text`.as('version')])
-      .where('room', '=', room)
-      .orderBy('id')
-      .execute();
+    let rows = await readRuns(this.db, room, 1);
+    if (rows.length === READ_RUN_ROWS) {
+      rows = await this.db
+        .transaction()
+        .setIsolationLevel('repeatable read')
+        .setAccessMode('read only')
+        .execute((trx) => readRuns(trx, room, Infinity));
+    }
     const size = { rows: rows.length, bytes: rows.reduce((n, r) => n + r.data.byteLength, 0) };
     this.#size.set(room, size);
     if (this.#pastThreshold(size, 1) && this.#grownSinceFailure(room, size)) this.#compactSoon(room, size);
@@ -342,23 +369,6 @@ export class KyselyStore implements SyncStore {
     return row !== undefined;
   }
 
-  /**
-   * A room's rows in id order, each with its version (the inserting transaction, `xmin`), read
-   * in runs of READ_RUN_ROWS: between runs the connection is free for other rooms' appends. (A
-   * row another instance commits meanwhile with an id below a run already read is left out and
-   * stays in the log, where loading applies it as ever: Yjs takes updates in any order.)
-   */
-  async #readLog(room: string): Promise<LogRow[]> {
-    const rows: LogRow[] = [];
-    for (;;) {
-      let query = this.db.selectFrom('sync_updates').select(['id', 'data', sql<string>`xmin::text`.as('version')]).where('room', '=', room);
-      if (rows.length > 0) query = query.where('id', '>', rows[rows.length - 1]!.id);
-      const run = await query.orderBy('id').limit(READ_RUN_ROWS).execute();
-      rows.push(...run);
-      if (run.length < READ_RUN_ROWS) return rows;
-    }
-  }
-
   /** Compacts a room in the background, one room at a time (each holds its whole log meanwhile). */
   #compactSoon(room: string, askedAt: LogSize): void {
     if (this.#compacting.has(room) || this.#closed) return;
@@ -411,7 +421,7 @@ export class KyselyStore implements SyncStore {
    * the snapshot.
    */
   async compact(room: string): Promise<number> {
-    let rows = await this.#readLog(room);
+    let rows = await readRuns(this.db, room, Infinity);
     if (rows.length < 2) return 0;
     const { merged, bad: badIndexes } = await (this.options.merger ?? logMerger).merge(rows.map((r) => r.data));
     const bad = badIndexes.map(({ index, error }) => ({ id: rows[index]!.id, version: rows[index]!.version, error }));
