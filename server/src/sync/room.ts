@@ -40,6 +40,11 @@ export interface RoomDeps {
    * the server lets the room go and has its peers reconnect to a fresh one, loaded from the store.
    */
   onBroken(room: Room): void;
+  /**
+   * A room let go of stored `updates` after all: a fresh room of its name may have loaded
+   * before they were, and this instance's bus does not bring back its own.
+   */
+  storedAfterBreaking(room: Room, updates: readonly Uint8Array[]): void;
 }
 
 /** Awareness state the server itself publishes in a room. */
@@ -449,6 +454,11 @@ export class Room {
     this.deps.onBroken(this);
   }
 
+  /** An update a room of this name let go of stored after this one began loading: as the bus's. */
+  storedByPredecessor(update: Uint8Array): void {
+    this.#fromBus('update', update);
+  }
+
   #fromBus(kind: BusMessageKind, data: Uint8Array): void {
     if (this.#destroyed || this.#broken) return;
     try {
@@ -582,6 +592,7 @@ export class Room {
         if (!this.#destroyed) this.awareness.setLocalState(null);
       }
       if (this.#destroyed || this.#broken) {
+        if (this.#broken) this.deps.storedAfterBreaking(this, updates);
         this.#reportStored(batch);
         continue;
       }

@@ -379,6 +379,37 @@ describe('SyncServer', () => {
       expect(listSpans(reader.doc).map((s) => s.label).sort()).toEqual(['AFTER', 'BUS', 'OLD']);
     });
 
+    it('from another instance while a peer’s update is being stored: the fresh room, loaded before it was, gets it when it is', async () => {
+      const { bus, followers } = followingBus();
+      const store = new MemoryStore();
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const append = store.append.bind(store);
+      let appends = 0;
+      store.append = async (room: string, updates: readonly Uint8Array[]) => {
+        if (++appends === 1) await gate; // the first update's store waits
+        return append(room, updates);
+      };
+      const server = new SyncServer({ store, log: silent, limits, bus });
+      const writer = join(server, new MemorySocket());
+      await flushed(server);
+      writer.receive(updateMessage(spanUpdate('STORED-LATE')));
+      await flushed(server);
+      // The room breaks while that update is being stored; its sockets reconnect to a fresh
+      // room, which loads without it (this instance's bus does not bring back its own).
+      followers.get('doc:1:user:1')!.message('update', cleanupPoison());
+      await flushed(server);
+      const reader = new MemorySocket();
+      join(server, reader);
+      await flushed(server);
+      expect(listSpans(reader.doc)).toEqual([]);
+      release();
+      await flushed(server);
+      expect(store.rooms.get('doc:1:user:1')).toHaveLength(1);
+      expect(listSpans(reader.doc).map((s) => s.label)).toEqual(['STORED-LATE']);
+      expect(listSpans(server.rooms.get('doc:1:user:1')!.doc).map((s) => s.label)).toEqual(['STORED-LATE']);
+    });
+
     it('from another instance: the room is let go of as when a peer sends it', async () => {
       const listeners: BusListener[] = [];
       const bus = {

@@ -65,6 +65,10 @@ export class SyncServer {
       storeDelayNoticeMs: this.options.storeDelayNoticeMs ?? 2_000,
       onIdle: (r) => this.#unloadIfIdle(r),
       onBroken: (r) => this.#letGo(r),
+      storedAfterBreaking: (r, updates) => {
+        const fresh = this.rooms.get(r.name);
+        if (fresh && fresh !== r) for (const update of updates) fresh.storedByPredecessor(update);
+      },
     });
     this.rooms.set(name, room);
     // A room that failed to load is dropped so the next connection tries afresh, and destroyed
