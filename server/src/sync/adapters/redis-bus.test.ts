@@ -131,6 +131,24 @@ describe.runIf(url)('RedisBus', () => {
     }
   });
 
+  it('keeps a room listed while a listener that joined before the fresh one has not left (a broken room still storing)', async () => {
+    const b = bus('b');
+    const broken = { message: () => {}, reload: () => {} };
+    const fresh = { message: () => {}, reload: () => {} };
+    await b.join('room-held', broken);
+    await b.join('room-held', fresh);
+    const raw = new Redis(url!);
+    try {
+      b.leave('room-held', fresh); // the fresh room goes first (it failed to load, say)
+      await new Promise((r) => setTimeout(r, 100));
+      expect(await raw.sismember(`${prefix}@rooms:b`, 'room-held')).toBe(1);
+      b.leave('room-held', broken);
+      expect(await eventually(async () => (await raw.sismember(`${prefix}@rooms:b`, 'room-held')) === 0)).toBe(true);
+    } finally {
+      await raw.quit();
+    }
+  });
+
   it('a room joined later starts from where it joined, and is read at once', async () => {
     const a = bus('a');
     const b = bus('b');
@@ -876,6 +894,35 @@ describe.runIf(url)('RedisBus', () => {
     await more.quit();
     await until(() => got.length === kept + 1, 'the next entry');
     expect(reloads).toBe(1);
+  });
+
+  it('keeps a listener’s throw to its room: the rest of the read is delivered, and entries trimmed away before it still reload the room', async () => {
+    const errors: string[] = [];
+    const logged: string[] = [];
+    const b = bus('b', 1000, { observer: { error: (kind) => errors.push(kind) }, log: { ...silent, error: (event: string) => void logged.push(event) } });
+    let reloads = 0;
+    const got: string[] = [];
+    const other: string[] = [];
+    // Throws on the last entry of a read that moves its position past a trimmed gap.
+    await b.join('room-throws', {
+      message: (_k, d) => {
+        const text = Buffer.from(d).toString();
+        if (text === 'e1499') throw new Error('listener failed');
+        got.push(text);
+      },
+      reload: () => void reloads++,
+    });
+    await b.join('room-beside', { message: (_k, d) => other.push(Buffer.from(d).toString()), reload: () => {} });
+    const raw = new Redis(url!);
+    const multi = raw.multi();
+    for (let i = 0; i < 1500; i++) multi.xadd(`${prefix}room-throws`, 'MAXLEN', '=', '1000', '*', 'i', 'elsewhere', 'k', 'update', 'd', `e${i}`);
+    multi.xadd(`${prefix}room-beside`, '*', 'i', 'elsewhere', 'k', 'update', 'd', 'beside');
+    await multi.exec();
+    await raw.quit();
+    await until(() => reloads === 1 && other.length === 1, 'the reload, and the other room’s entry');
+    expect(got).toHaveLength(999);
+    expect(errors).toContain('bus_failed');
+    expect(logged).toContain('redis_listener_failed');
   });
 });
 

@@ -260,6 +260,11 @@ export class RedisBus implements SyncBus {
   #outboxBytes = 0;
   /** Rooms being joined (how many joins are under way for each). */
   readonly #joining = new Map<string, number>();
+  /**
+   * Each room's listeners that joined and have not left: the room followed, and one let go of
+   * (broken) that still stores what it had queued. Listed while any is here.
+   */
+  readonly #holders = new Map<string, Set<BusListener>>();
   readonly #prefix: string;
   #subId: number | null = null;
   #running = true;
@@ -372,6 +377,7 @@ export class RedisBus implements SyncBus {
     try {
       const [pos] = await Promise.all([this.#position(room), this.#list([room])]);
       this.#rooms.set(room, { listener, lastId: pos.lastId, seen: pos.added, ownUnread: 0 });
+      this.#holders.set(room, (this.#holders.get(room) ?? new Set()).add(listener));
       // Read at once: what was announced while it joined went past the reader unheeded.
       this.#due.add(room);
     } finally {
@@ -383,12 +389,15 @@ export class RedisBus implements SyncBus {
   }
 
   leave(room: string, listener?: BusListener): void {
-    const follow = this.#rooms.get(room);
-    if (listener && follow && follow.listener !== listener) return; // another has joined since
-    this.#rooms.delete(room);
-    // Unlisted once what it published has gone out (see #drain), and not while a join is under
-    // way (a fresh room of the same name may be joining as a broken one leaves).
-    if (!this.#outbox.has(room) && !this.#joining.has(room)) this.#unlist(room);
+    const holders = this.#holders.get(room);
+    if (listener) holders?.delete(listener);
+    if (!listener || holders?.size === 0) this.#holders.delete(room);
+    // (Not a room another has joined since.)
+    if (!listener || this.#rooms.get(room)?.listener === listener) this.#rooms.delete(room);
+    // Unlisted once what it published has gone out (see #drain), not while a join is under way,
+    // and not while another listener holds it: a fresh room of the same name may be joining as
+    // a broken one leaves, and a broken one may still store after the fresh one has left.
+    if (!this.#outbox.has(room) && !this.#joining.has(room) && !this.#holders.has(room)) this.#unlist(room);
   }
 
   /** Adds rooms to this instance's set, which never stands without its expiry. */
@@ -493,7 +502,7 @@ export class RedisBus implements SyncBus {
     }
     this.#outbox.delete(room);
     this.#outboxBytes -= outbox.bytes; // (0 unless closed with entries left)
-    if (!this.#rooms.has(room) && !this.#joining.has(room) && this.#running) this.#unlist(room);
+    if (!this.#holders.has(room) && !this.#joining.has(room) && this.#running) this.#unlist(room);
   }
 
   /**
@@ -680,13 +689,27 @@ export class RedisBus implements SyncBus {
         const kind = String(fields.get('k'));
         const data = fields.get('d');
         if ((kind === 'update' || kind === 'awareness') && Buffer.isBuffer(data)) {
-          follow.listener.message(kind, new Uint8Array(data));
+          this.#tell(room, () => follow.listener.message(kind, new Uint8Array(data)));
         } else if (kind === 'reload') {
-          follow.listener.reload(); // another instance dropped entries it could not publish
+          this.#tell(room, () => follow.listener.reload()); // another instance dropped entries it could not publish
         }
       }
     }
     await Promise.all(touched.map((t) => this.#checkTrimmed(t.room, t.follow, t.seenBefore)));
+  }
+
+  /**
+   * Calls a room's listener. What it throws stays with that room: the rest of the read is
+   * delivered, and its rooms are checked for trimmed entries (which their positions, moved on,
+   * would otherwise hide for good).
+   */
+  #tell(room: string, call: () => void): void {
+    try {
+      call();
+    } catch (err) {
+      this.options.observer?.error?.('bus_failed');
+      this.options.log.error('redis_listener_failed', { room, error: String(err) });
+    }
   }
 
   /**
@@ -712,12 +735,12 @@ export class RedisBus implements SyncBus {
       // Everything up to pos.lastId is stored: take that position, then reload.
       follow.lastId = pos.lastId;
       follow.seen = pos.added;
-      follow.listener.reload();
+      this.#tell(room, () => follow.listener.reload());
     } catch (err) {
       // Unchecked, this read may have skipped a gap: the room reloads rather than risk it.
       this.options.observer?.error?.('bus_failed');
       this.options.log.warn('redis_trim_check_failed', { room, error: String(err) });
-      if (this.#rooms.get(room) === follow) follow.listener.reload();
+      if (this.#rooms.get(room) === follow) this.#tell(room, () => follow.listener.reload());
     }
   }
 
@@ -783,9 +806,9 @@ export class RedisBus implements SyncBus {
     }
     const [wasThere, gone, reloads, listed] = reply;
     if (gone > 0 || reloads > 0) this.options.log.warn('redis_instances_gone', { instances: gone, reloads });
-    // The rooms it follows, and those it left whose entries still wait to go out. (A relisting
+    // The rooms it holds, and those it left whose entries still wait to go out. (A relisting
     // that fails part-way is tried again at the next beat: the set still holds too few.)
-    const rooms = [...new Set([...this.#rooms.keys(), ...this.#outbox.keys()])];
+    const rooms = [...new Set([...this.#holders.keys(), ...this.#outbox.keys()])];
     // Listed again when it was swept (it is not in the set, or its beat was stale: another may
     // have taken some of its rooms), or the set holds too few.
     if (((wasThere !== 1 && this.#beaten) || listed < rooms.length) && rooms.length > 0 && !this.#closing) {
@@ -804,11 +827,11 @@ export class RedisBus implements SyncBus {
     this.#beaten = true;
   }
 
-  /** Takes out of this instance's set the rooms it no longer follows nor publishes to. */
+  /** Takes out of this instance's set the rooms it no longer holds nor publishes to. */
   async #unlistLeft(): Promise<void> {
     try {
       const members = await this.#pub.smembers(this.#roomsKey);
-      const left = members.filter((r) => !this.#rooms.has(r) && !this.#outbox.has(r) && !this.#joining.has(r));
+      const left = members.filter((r) => !this.#holders.has(r) && !this.#outbox.has(r) && !this.#joining.has(r));
       if (left.length > 0 && !this.#closing) await this.#pub.srem(this.#roomsKey, ...left);
     } catch (err) {
       this.options.log.warn('redis_unlist_failed', { error: String(err) });
@@ -842,7 +865,7 @@ export class RedisBus implements SyncBus {
         this.options.observer?.error?.('bus_failed');
         this.options.log.warn('redis_position_failed', { room, error: String(err) });
       }
-      follow.listener.reload();
+      this.#tell(room, () => follow.listener.reload());
     }
     this.#interrupt();
   }
