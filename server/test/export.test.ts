@@ -2,11 +2,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unzipSync, strFromU8 } from 'fflate';
 import { addRelation, addSpan, DEFAULT_SCHEMA, goldRoom, layerRoom, setAttribute, type DocumentSummary } from '@spanwise/shared';
 import { sql } from 'kysely';
+import * as Y from 'yjs';
 import { readable } from '../src/features/export/export.routes.ts';
+import { exportService, ROOMS_PER_COUNT } from '../src/features/export/export.service.ts';
+import { READ_RUN_ROWS } from '../src/sync/adapters/kysely-store.ts';
 import { hashPassword } from '../src/features/auth/password.ts';
 import { usersRepository } from '../src/features/auth/users.repository.ts';
 import { projectsRepository } from '../src/features/projects/projects.repository.ts';
+import { createLogger } from '../src/log.ts';
 import { api, connectLayer, databaseKinds, login, startTestServer, storedDoc, waitFor, type TestServer } from './harness.ts';
+
+const silentLog = createLogger('error', () => {});
 
 // "😀" is one code point and two UTF-16 units: offsets after it tell the two apart.
 const TEXT = 'Iran 😀 supplied Fateh-110 missiles.\nKirby said so.';
@@ -157,15 +163,42 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
     await projects.addMember(wide, 1, 'owner');
     // 16 members and 2,000 documents: 68,001 files if every layer counted, 4,003 as they are.
     const names = Array.from({ length: 15 }, (_, i) => `wide${i}`);
+    const members = [{ id: 1, username: 'admin' }];
     for (const name of names) {
       const userId = await usersRepository(server.database.db).insert(name, 'x');
       await projects.addMember(wide, userId, 'annotator');
+      members.push({ id: userId, username: name });
     }
     await sql`insert into documents (project_id, title, text, text_length, content_hash)
               select ${wide}, 'd' || g, 'x', 1, 'sha256:x' from generate_series(1, 2000) g`.execute(server.database.db);
     const res = await fetch(`${server.url}/api/projects/${wide}/export?format=brat&layer=all`, { headers: { cookie: admin } });
     expect(res.status).toBe(200);
     await res.body?.cancel(); // the status is the point; the zip is made as it is read
+    // Counted in parts of ROOMS_PER_COUNT rooms (32,000 here): one member's layer of every
+    // document, spread over all the parts, and their gold layers, which are not members' layers.
+    const third = members[3]!;
+    await sql`insert into sync_updates (room, data)
+              select 'doc:' || id || ':user:' || ${third.id}, decode('00', 'hex') from documents where project_id = ${wide}
+              union all select 'doc:' || id || ':gold', decode('00', 'hex') from documents where project_id = ${wide}`.execute(server.database.db);
+    expect(members.length * 2000).toBeGreaterThan(3 * ROOMS_PER_COUNT);
+    expect(await exportService(server.database.db, silentLog).layersWithRows(wide, members)).toBe(2000);
+  });
+
+  it('exports a layer whose log is longer than one read of it, whole', async () => {
+    const id = (await api<{ id: number }>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Long log', text: TEXT }) })).body.id;
+    const doc = new Y.Doc();
+    const rows: Array<{ room: string; data: Uint8Array }> = [];
+    doc.on('update', (data: Uint8Array) => rows.push({ room: layerRoom(id, aliceId), data }));
+    const total = 2 * READ_RUN_ROWS + 500;
+    for (let i = 0; i < total; i++) addSpan(doc, { label: 'GPE', start: 0, end: 4, quote: 'Iran', author: aliceId });
+    await server.database.db.insertInto('sync_updates').values(rows).execute();
+    const records = (await (await get(admin, 'format=jsonl&layer=all')).text())
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((r) => r.document_id === id);
+    expect(records.map((r) => r.layer)).toEqual(['gold', `user:${aliceId}`]);
+    expect(records[1].spans).toHaveLength(total);
   });
 });
 

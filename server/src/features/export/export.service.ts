@@ -9,6 +9,10 @@ import { goldRoom, layerRoom, listRelations, listSpans, type ExportDocument, typ
 import type { Database } from '../../db/types.ts';
 import type { Logger } from '../../log.ts';
 import { errorKind } from '../../sync/error-text.ts';
+import { readRoomLog } from '../../sync/adapters/kysely-store.ts';
+
+/** Rooms whose rows one query looks for when counting the layers that hold anything. */
+export const ROOMS_PER_COUNT = 10_000;
 
 export interface ExportMember {
   id: number;
@@ -48,11 +52,16 @@ export function exportService(db: Kysely<Database>, log: Logger) {
       if (members.length === 0) return 0;
       const docs = await db.selectFrom('documents').select('id').where('project_id', '=', projectId).execute();
       const rooms = docs.flatMap((d) => members.map((m) => layerRoom(d.id, m.id)));
-      // One index probe per room, not a count of its rows.
-      const { rows } = await sql<{ n: string }>`
-        select count(*) as n from unnest(${rooms}::text[]) as r(room)
-        where exists (select 1 from sync_updates u where u.room = r.room)`.execute(db);
-      return Number(rows[0]?.n ?? 0);
+      // One index probe per room, not a count of its rows; in parts, so that no one query takes
+      // longer than its deadline on a project of many documents and members.
+      let n = 0;
+      for (let i = 0; i < rooms.length; i += ROOMS_PER_COUNT) {
+        const { rows } = await sql<{ n: string }>`
+          select count(*) as n from unnest(${rooms.slice(i, i + ROOMS_PER_COUNT)}::text[]) as r(room)
+          where exists (select 1 from sync_updates u where u.room = r.room)`.execute(db);
+        n += Number(rows[0]?.n ?? 0);
+      }
+      return n;
     },
 
     /**
@@ -71,7 +80,7 @@ export function exportService(db: Kysely<Database>, log: Logger) {
         // One room at a time: an open room's log may hold thousands of rows before compaction.
         const layers: ExportLayer[] = [];
         for (const w of wanted) {
-          const rows = await db.selectFrom('sync_updates').select('data').where('room', '=', w.room).orderBy('id').execute();
+          const rows = await readRoomLog(db, w.room);
           if (rows.length === 0 && w.name !== 'gold') continue;
           const state = readLayer(
             rows.map((r) => r.data),

@@ -171,6 +171,23 @@ async function readRuns(db: Kysely<Database>, room: string, runs: number): Promi
   return rows;
 }
 
+/**
+ * A room's whole log, as one moment saw it, read in runs of READ_RUN_ROWS so that no one query
+ * takes longer than its deadline however long the log (one whose compaction keeps failing grows
+ * for good). A log longer than one run is read again inside one repeatable-read transaction:
+ * between runs read on their own, another process could compact the room, putting its snapshot
+ * in the place of a row already passed, and the rows it replaced would be missed.
+ */
+export async function readRoomLog(db: Kysely<Database>, room: string): Promise<LogRow[]> {
+  const rows = await readRuns(db, room, 1);
+  if (rows.length < READ_RUN_ROWS) return rows;
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .setAccessMode('read only')
+    .execute((trx) => readRuns(trx, room, Infinity));
+}
+
 /** Thrown inside compaction's transaction when another process compacted the rows first. */
 class CompactedElsewhere extends Error {}
 
@@ -205,22 +222,8 @@ export class KyselyStore implements SyncStore {
     private readonly options: KyselyStoreOptions,
   ) {}
 
-  /**
-   * Read in runs of READ_RUN_ROWS, so that no one query takes longer than its deadline however
-   * long the log (one whose compaction keeps failing grows for good). A log longer than one run
-   * is read again inside one repeatable-read transaction: between runs read on their own, another
-   * process could compact the room, putting its snapshot in the place of a row already passed,
-   * and the rows it replaced would be missed.
-   */
   async load(room: string): Promise<StoredUpdate[]> {
-    let rows = await readRuns(this.db, room, 1);
-    if (rows.length === READ_RUN_ROWS) {
-      rows = await this.db
-        .transaction()
-        .setIsolationLevel('repeatable read')
-        .setAccessMode('read only')
-        .execute((trx) => readRuns(trx, room, Infinity));
-    }
+    const rows = await readRoomLog(this.db, room);
     const size = { rows: rows.length, bytes: rows.reduce((n, r) => n + r.data.byteLength, 0) };
     this.#size.set(room, size);
     if (this.#pastThreshold(size, 1) && this.#grownSinceFailure(room, size)) this.#compactSoon(room, size);
