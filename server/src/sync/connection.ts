@@ -239,12 +239,10 @@ export class Connection implements RoomPeer {
     const label = messageLabel(data);
     this.observer.messageIn?.(data.byteLength, label);
     if (data.byteLength > this.limits.maxMessageBytes) {
-      this.observer.error?.('too_big');
-      return this.close(CloseCode.tooBig, 'message too big');
+      return this.#refuse('too_big', CloseCode.tooBig, 'message too big');
     }
     if (!this.#messages.take()) {
-      this.observer.error?.('rate_limited');
-      return this.close(CloseCode.rateLimited, 'too many messages');
+      return this.#refuse('rate_limited', CloseCode.rateLimited, 'too many messages');
     }
     // Every frame waits its turn (behind the room's load, say): at most twice the largest
     // message per socket. A document update from a writer is also held against the room's and
@@ -272,8 +270,7 @@ export class Connection implements RoomPeer {
         this.#handle(frame.data);
       } catch (err) {
         if (err instanceof TooBig) {
-          this.observer.error?.('too_big');
-          return this.close(CloseCode.tooBig, err.message);
+          return this.#refuse('too_big', CloseCode.tooBig, err.message);
         }
         this.observer.error?.('malformed');
         // Our own refusals say why; anything else thrown reading the frame may quote it.
@@ -423,8 +420,7 @@ export class Connection implements RoomPeer {
       }
       case MessageKind.queryAwareness:
         if (!this.#presenceQueries.take()) {
-          this.observer.error?.('rate_limited');
-          this.close(CloseCode.rateLimited, 'too many presence queries');
+          this.#refuse('rate_limited', CloseCode.rateLimited, 'too many presence queries');
           return;
         }
         this.#reply(this.#awarenessMessage([...this.room.awareness.getStates().keys()]));
@@ -443,8 +439,7 @@ export class Connection implements RoomPeer {
         // Each answer encodes what the room holds past the peer's state: a whole document for
         // a 4-byte request. A client asks once per connection; past a few, that is a flood.
         if (!this.#syncRequests.take()) {
-          this.observer.error?.('rate_limited');
-          this.close(CloseCode.rateLimited, 'too many sync requests');
+          this.#refuse('rate_limited', CloseCode.rateLimited, 'too many sync requests');
           return;
         }
         const stateVector = decoding.readVarUint8Array(decoder);
@@ -513,8 +508,14 @@ export class Connection implements RoomPeer {
   }
 
   #tooManyPresenceIds(): void {
-    this.observer.error?.('rate_limited');
-    this.close(CloseCode.rateLimited, 'too many presence ids on one socket');
+    this.#refuse('rate_limited', CloseCode.rateLimited, 'too many presence ids on one socket');
+  }
+
+  /** Closes this socket for going past a limit: counted, and logged with whose it was. */
+  #refuse(kind: 'too_big' | 'rate_limited', code: number, reason: string): void {
+    this.observer.error?.(kind);
+    this.log.warn('sync_socket_refused', { room: this.room.name, userId: this.info.userId, code, reason });
+    this.close(code, reason);
   }
 
   #tellReadOnly(): void {

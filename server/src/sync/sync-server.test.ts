@@ -193,7 +193,9 @@ describe('SyncServer', () => {
     const errors: string[] = [];
     const store = new MemoryStore();
     await store.append('doc:1:user:1', [spanUpdate('GPE')]);
-    const server = new SyncServer({ store, log: silent, limits, observer: { error: (kind) => errors.push(kind) } });
+    const logged: Array<[string, unknown]> = [];
+    const log = { ...silent, warn: (event: string, fields?: unknown) => void logged.push([event, fields]) };
+    const server = new SyncServer({ store, log, limits, observer: { error: (kind) => errors.push(kind) } });
     const socket = new MemorySocket();
     const conn = server.connect(socket, info());
     const step1 = encoding.createEncoder();
@@ -210,6 +212,8 @@ describe('SyncServer', () => {
     expect(answers()).toBe(STEP1_BURST);
     expect(socket.closedWith).toBe(CloseCode.rateLimited);
     expect(errors).toEqual(['rate_limited']);
+    // Logged with whose socket it was (the counter alone says neither room nor user).
+    expect(logged).toEqual([['sync_socket_refused', { room: 'doc:1:user:1', userId: 1, code: CloseCode.rateLimited, reason: 'too many sync requests' }]]);
   });
 
   it(`answers ${STEP1_BURST} presence queries from one socket at once (each encodes every state shown), and closes one that floods them (4429)`, async () => {

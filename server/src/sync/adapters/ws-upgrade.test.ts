@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { CloseCode } from '@spanwise/shared';
 import { MemoryStore } from '../memory-store.ts';
@@ -264,6 +264,25 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     if (typeof unnamed === 'string') throw new Error(unnamed);
     mine.ws.terminate();
     unnamed.ws.terminate();
+  });
+
+  it('logs whose socket each refusal, revocation and disconnection was, with its close code', async () => {
+    const lines: Array<{ event: string; fields: Record<string, unknown> }> = [];
+    const record = (event: string, fields: Record<string, unknown> = {}) => void lines.push({ event, fields });
+    const { allowed, changed, open } = await start({ log: { debug() {}, info: record, warn: record, error: record } });
+    const other = await open('tok-2', '?user=1'); // user 2's session, user 1's page
+    if (typeof other === 'string') throw new Error(other);
+    expect(await other.closed).toBe(CloseCode.otherUser);
+    const socket = await open('tok-1');
+    if (typeof socket === 'string') throw new Error(socket);
+    allowed.delete(`1 ${ROOM}`);
+    changed(1);
+    expect(await socket.closed).toBe(CloseCode.forbidden);
+    await vi.waitFor(() => expect(lines.map((l) => l.event)).toContain('sync_disconnected'));
+    const of = (event: string) => lines.filter((l) => l.event === event).map((l) => l.fields);
+    expect(of('sync_refused')).toEqual([{ room: ROOM, userId: 2, code: CloseCode.otherUser }]);
+    expect(of('sync_access_revoked')).toEqual([{ room: ROOM, userId: 1, code: CloseCode.forbidden, reason: 'you no longer have access to this room' }]);
+    expect(of('sync_disconnected')).toEqual([{ room: ROOM, userId: 1, code: CloseCode.forbidden }]);
   });
 
   it('lets a session back into a room it was granted, and no one else', async () => {

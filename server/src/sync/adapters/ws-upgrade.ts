@@ -67,7 +67,8 @@ interface Live {
   token: string | undefined;
 }
 
-type Refusal = { ok: false; code: number; reason: string };
+/** `userId`: whose attempt it was, once the session is known (for the log). */
+type Refusal = { ok: false; code: number; reason: string; userId?: number };
 /** `since`: the grants' version when the decision began; a member change after it means asking again. */
 type Decision = { ok: true; info: ConnectionInfo; token: string | undefined; since: number } | Refusal;
 
@@ -175,17 +176,17 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     const user = await auth.userForToken(token);
     if (!user) return refuse({ ok: false, code: CloseCode.unauthenticated, reason: 'sign in first' });
     // Before the room's access: whether the new user may open the last one's layer is beside the point.
-    if (expectedUser !== null && expectedUser !== String(user.id)) return otherUser;
+    if (expectedUser !== null && expectedUser !== String(user.id)) return { ...otherUser, userId: user.id };
     if (!mayAsk(user.id)) {
       sync.observer.error?.('too_many_opens');
-      return { ok: false, code: CloseCode.rateLimited, reason: 'too many attempts to open layers lately: try again in a moment' };
+      return { ok: false, code: CloseCode.rateLimited, reason: 'too many attempts to open layers lately: try again in a moment', userId: user.id };
     }
     const access = await auth.roomAccess(user.id, room);
     if (!access.ok) {
       return refuse(
         access.reason === 'unknown'
-          ? { ok: false, code: CloseCode.unknownRoom, reason: 'no such room' }
-          : { ok: false, code: CloseCode.forbidden, reason: 'you may not open this room' },
+          ? { ok: false, code: CloseCode.unknownRoom, reason: 'no such room', userId: user.id }
+          : { ok: false, code: CloseCode.forbidden, reason: 'you may not open this room', userId: user.id },
       );
     }
     const grant: Grant = { ok: true, userId: user.id, readOnly: access.readOnly };
@@ -211,18 +212,18 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
       const recent = token ? grants.recall(room, token, options.accessCacheMs) : undefined;
       if (!recent) throw err;
       // (`ask` checks the page's user; a recalled grant is checked here.)
-      if (expectedUser !== null && expectedUser !== String(recent.grant.userId)) return otherUser;
+      if (expectedUser !== null && expectedUser !== String(recent.grant.userId)) return { ...otherUser, userId: recent.grant.userId };
       log.warn('sync_access_from_cache', { room, userId: recent.grant.userId, ageMs: Math.round(performance.now() - recent.at), error: String(err) });
       answer = recent.grant;
     }
     if (!answer.ok) return answer;
     // The cap first: a tab refused for it (retrying now and then) spends none of the openings.
     if (socketsOf(answer.userId) >= options.maxSocketsPerUser) {
-      return { ok: false, code: CloseCode.rateLimited, reason: TOO_MANY_SOCKETS };
+      return { ok: false, code: CloseCode.rateLimited, reason: TOO_MANY_SOCKETS, userId: answer.userId };
     }
     if (!mayOpen(answer.userId)) {
       sync.observer.error?.('too_many_opens');
-      return { ok: false, code: CloseCode.rateLimited, reason: 'too many layers opened lately: try again in a moment' };
+      return { ok: false, code: CloseCode.rateLimited, reason: 'too many layers opened lately: try again in a moment', userId: answer.userId };
     }
     return { ok: true, info: { room, userId: answer.userId, readOnly: answer.readOnly }, token, since };
   }
@@ -233,6 +234,13 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
    * question to the database has the access timeout, twice over (it asks about many at once):
    * a sweep that hung would hold back every later periodic one.
    */
+  /** Closes an open socket whose session or access is no longer what it was opened with. */
+  function revoke(l: Live, code: number, reason: string): void {
+    if (l.conn.closed) return; // (closed meanwhile, while the database answered)
+    log.info('sync_access_revoked', { room: l.conn.info.room, userId: l.conn.info.userId, code, reason });
+    l.conn.close(code, reason);
+  }
+
   async function sweep(userId?: number, memberChanged = userId !== undefined): Promise<void> {
     if (memberChanged) grants.changed(); // answers in flight may be stale
     const sockets = [...live].filter((l) => (userId === undefined || l.conn.info.userId === userId) && !l.conn.closed);
@@ -244,7 +252,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
       const users = await withTimeout(auth.usersForTokens([...tokens]), 2 * options.accessTimeoutMs);
       const signedIn = sockets.filter((l) => {
         if (l.token && users.has(l.token)) return true;
-        l.conn.close(CloseCode.unauthenticated, 'your session ended');
+        revoke(l, CloseCode.unauthenticated, 'your session ended');
         return false;
       });
       const stillSignedIn = kept.filter((r) => {
@@ -258,9 +266,9 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
       ]), 2 * options.accessTimeoutMs);
       signedIn.forEach((l, i) => {
         const a = access[i]!;
-        if (!a.ok && a.reason === 'unknown') l.conn.close(CloseCode.unknownRoom, 'the room no longer exists');
-        else if (!a.ok) l.conn.close(CloseCode.forbidden, 'you no longer have access to this room');
-        else if (a.readOnly !== l.conn.info.readOnly) l.conn.close(CloseCode.accessChanged, 'your access changed: reconnect');
+        if (!a.ok && a.reason === 'unknown') revoke(l, CloseCode.unknownRoom, 'the room no longer exists');
+        else if (!a.ok) revoke(l, CloseCode.forbidden, 'you no longer have access to this room');
+        else if (a.readOnly !== l.conn.info.readOnly) revoke(l, CloseCode.accessChanged, 'your access changed: reconnect');
       });
       stillSignedIn.forEach((r, i) => {
         const a = access[signedIn.length + i]!;
@@ -315,7 +323,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
         wss.handleUpgrade(req, socket, head, (ws) => {
           // First, for every socket, refused ones too: ws reads frames during a close handshake,
           // and a broken one is emitted as 'error', which with no listener ends the process.
-          const userId = decision.ok ? decision.info.userId : undefined;
+          const userId = decision.ok ? decision.info.userId : decision.userId;
           ws.on('error', (err) => {
             // ws itself closes a socket whose frame is past maxPayload (1009): counted as ours are.
             if ((err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') sync.observer.error?.('too_big');
@@ -399,10 +407,10 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     live.add(entry);
     countSocket(info.userId, 1);
     // First after connecting: whatever happens next, the socket's end detaches it from its room.
-    ws.on('close', () => {
+    ws.on('close', (code) => {
       if (live.delete(entry)) countSocket(info.userId, -1);
       conn.closedByPeer();
-      log.info('sync_disconnected', { room: info.room, userId: info.userId });
+      log.info('sync_disconnected', { room: info.room, userId: info.userId, code });
     });
     log.info('sync_connected', { room: info.room, userId: info.userId, readOnly: info.readOnly });
     alive.set(ws, true);
