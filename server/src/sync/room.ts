@@ -23,6 +23,8 @@ export interface RoomPeer {
   send(data: Uint8Array): boolean;
   /** `count` of the updates it queued (enqueue) are stored. */
   stored?(count: number): void;
+  /** Whose socket it is (for the log). */
+  readonly info?: { readonly userId: number };
 }
 
 export interface RoomDeps {
@@ -74,6 +76,8 @@ const RETRY_MAX_MS = 5_000;
 /** Origins that are not peers: loading from the store, another instance, a peer leaving. */
 const FROM_STORE = Symbol('store');
 const FROM_BUS = Symbol('bus');
+/** A room of the same name, let go of, that stored it after this one loaded (see storedAfterBreaking). */
+const FROM_PREDECESSOR = Symbol('predecessor');
 export const PEER_LEFT = Symbol('peer-left');
 /** A batch from several peers: broadcast to everyone (a peer ignores its own echo). */
 const BATCH = Symbol('batch');
@@ -446,7 +450,7 @@ export class Room {
   }
 
   /** The doc is unusable: stop applying, and have the server let the room go (see onBroken). */
-  #break(where: 'update' | 'bus' | 'reload'): void {
+  #break(where: 'update' | 'bus' | 'reload' | 'predecessor'): void {
     if (this.#broken) return;
     this.#broken = true;
     this.deps.observer.error?.('room_broken');
@@ -454,9 +458,20 @@ export class Room {
     this.deps.onBroken(this);
   }
 
-  /** An update a room of this name let go of stored after this one began loading: as the bus's. */
+  /**
+   * An update a room of this name let go of stored after this one began loading: applied as the
+   * bus's are, and sent on to the peers.
+   */
   storedByPredecessor(update: Uint8Array): void {
-    this.#fromBus('update', update);
+    if (this.#destroyed || this.#broken) return;
+    try {
+      Y.decodeUpdate(update);
+      Y.applyUpdate(this.doc, update, FROM_PREDECESSOR);
+    } catch (err) {
+      this.deps.observer.error?.('apply_failed');
+      this.deps.log.error('sync_apply_failed', { room: this.name, from: 'predecessor', error: errorKind(err) });
+    }
+    if (docBroken(this.doc)) this.#break('predecessor');
   }
 
   #fromBus(kind: BusMessageKind, data: Uint8Array): void {
@@ -653,7 +668,7 @@ export class Room {
         origin.stored?.(run);
       } catch (err) {
         this.deps.observer.error?.('broadcast_failed');
-        this.deps.log.warn('sync_send_failed', { room: this.name, error: String(err) });
+        this.deps.log.warn('sync_send_failed', { room: this.name, userId: origin.info?.userId, error: String(err) });
       }
       run = 0;
     }
@@ -679,7 +694,7 @@ export class Room {
       } catch (err) {
         // One peer's broken socket must not keep the message from the others.
         this.deps.observer.error?.('broadcast_failed');
-        this.deps.log.warn('sync_send_failed', { room: this.name, error: String(err) });
+        this.deps.log.warn('sync_send_failed', { room: this.name, userId: peer.info?.userId, error: String(err) });
       }
     }
     if (sent > 0) this.deps.observer.messagesOut?.(sent, message.byteLength, messageLabel(message));
