@@ -349,8 +349,8 @@ describe('deploy/nginx.conf', () => {
     expect(seconds).toBeGreaterThanOrEqual(600);
   });
 
-  it('keeps one room on one instance where it can (consistent hash of the URI)', () => {
-    expect(one(upstreamOf(location('/sync/')), 'hash').args).toEqual(['$request_uri', 'consistent']);
+  it('keeps one room on one instance where it can (consistent hash of the path: the room, not the page’s query)', () => {
+    expect(one(upstreamOf(location('/sync/')), 'hash').args).toEqual(['$uri', 'consistent']);
   });
 
   it("sends a room's socket to the other instance while its own one shuts down (503 to new sockets)", () => {
