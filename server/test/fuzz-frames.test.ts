@@ -15,6 +15,8 @@ import WebSocket from 'ws';
 const ALICE = 2;
 const FRAMES = 10_000;
 const WORKERS = 16;
+/** The bystander's edits in the other room, each round. */
+const EDITS = 20;
 
 /** A deterministic PRNG, so a failure can be replayed. */
 function prng(seed: number) {
@@ -81,8 +83,8 @@ describe('fuzzed frames', () => {
 
       /**
        * Frames from WORKERS sockets at a time, each socket until the server closes it, until the
-       * server has refused FRAMES of them, the bystander editing every 500 ms meanwhile; resolves
-       * how many sockets it took and the memory then.
+       * server has refused FRAMES of them, the bystander editing EDITS times meanwhile, spread over
+       * the round however long it takes; resolves how many sockets it took and the memory then.
        */
       const round = async (seed: number) => {
         const rand = prng(seed);
@@ -95,15 +97,19 @@ describe('fuzzed frames', () => {
         };
         const malformedBefore = await metric(server.url, MALFORMED);
         const editsBefore = madeAt.length;
-        const editing = setInterval(() => {
-          madeAt.push(performance.now());
-          relabel(bystander.doc, span, `L${madeAt.length}`);
-        }, 500);
         // Frames the server decoded and refused: what a socket sends after that is never read, so
-        // the sockets go on until FRAMES have been (read every 100 ms, so some more go).
+        // the sockets go on until FRAMES have been (read every 100 ms, so some more go). Each
+        // count only moves it on: one still under way when a later one ended must not move it back.
         let refused = 0;
-        const count = async () => (refused = (await metric(server.url, MALFORMED)) - malformedBefore);
-        const counting = setInterval(() => void count().catch(() => {}), 100);
+        const count = async () => (refused = Math.max(refused, (await metric(server.url, MALFORMED)) - malformedBefore));
+        /** The bystander's edits that are due: one once each (k + ½)/EDITS of the frames are refused. */
+        const edit = () => {
+          while (madeAt.length - editsBefore < EDITS && refused >= ((madeAt.length - editsBefore + 0.5) * FRAMES) / EDITS) {
+            madeAt.push(performance.now());
+            relabel(bystander.doc, span, `L${madeAt.length}`);
+          }
+        };
+        const counting = setInterval(() => void count().then(edit, () => {}), 100);
         let sockets = 0;
         let attempts = 0;
         let closedAsMalformed = 0;
@@ -134,24 +140,22 @@ describe('fuzzed frames', () => {
           await Promise.all(Array.from({ length: WORKERS }, worker));
         } finally {
           clearInterval(counting);
-          clearInterval(editing);
         }
-        const fuzzedUntil = performance.now();
         // FRAMES and more decoded and refused, and each fuzzing socket but each worker's last
         // (which the client closes on reaching FRAMES) closed by the server as malformed: no more
         // than it counted. Sockets refused at the door, or garbage let through, would close
         // otherwise or not at all.
         expect(await count()).toBeGreaterThanOrEqual(FRAMES);
+        edit(); // (any left for the last tenth of a second)
         expect(closedAsMalformed).toBeGreaterThanOrEqual(sockets - WORKERS);
         expect(closedAsMalformed).toBeLessThanOrEqual(refused);
         // Still up; the bystander's edits, made all through the round, each reached the peer
-        // within a second, before the round ended.
+        // within a second.
         expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
-        expect(madeAt.length - editsBefore).toBeGreaterThan(10);
+        expect(madeAt.length - editsBefore).toBe(EDITS);
         await waitFor(() => arrivedAt.length === madeAt.length, 'every bystander edit at the peer', 10_000);
         const lags = madeAt.slice(editsBefore).map((at, i) => arrivedAt[editsBefore + i]! - at);
         expect(Math.max(...lags)).toBeLessThan(1_000);
-        expect(arrivedAt[madeAt.length - 2]!).toBeLessThan(fuzzedUntil);
         await waitFor(() => server.sync.rooms.size <= 1 && server.sync.connections.size === 2, 'fuzzing sockets gone', 10_000);
         expect(server.sync.stats()).toMatchObject({ queued: 0, queuedBytes: 0 });
         return { sockets, memory: memoryAfterGc() };
@@ -167,11 +171,13 @@ describe('fuzzed frames', () => {
 
       // The same again: what the server keeps of 10,000 refused frames (and their sockets) is
       // what a second 10,000 grow: less than 100 bytes of heap a socket, the bystander's edits (in
-      // three documents, all in this process: ~0.4 MiB a round) included, and a few MiB outside it.
+      // three documents, all in this process) included. Outside the heap, less than 16 MiB: the
+      // embedded database's memory moves by a MiB or two either way, and a frame kept would be
+      // up to 4 MiB.
       const second = await round(43);
       expect(await targetRows()).toBe(rowsBefore);
       expect(second.memory.heap - first.memory.heap).toBeLessThan(100 * second.sockets);
-      expect(second.memory.external - first.memory.external).toBeLessThan(4 * 2 ** 20);
+      expect(second.memory.external - first.memory.external).toBeLessThan(16 * 2 ** 20);
     } finally {
       for (const c of clients) c.destroy();
       await server.close();

@@ -311,7 +311,7 @@ class PGliteDriver implements Driver {
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
     // (One session: transactions never overlap, but a read-only one must still refuse writes.
-    // `begin`, which the disk guard lets through as writing nothing of its own.)
+    // Written as `begin …`, which the disk guard lets through: it writes nothing of its own.)
     const isolation = settings.isolationLevel ? ` isolation level ${settings.isolationLevel}` : '';
     await connection.executeQuery(CompiledQuery.raw(`begin${isolation}${settings.accessMode ? ` ${settings.accessMode}` : ''}`));
   }

@@ -154,10 +154,10 @@ interface LogRow {
 }
 
 /**
- * A room's rows in id order, read in runs of READ_RUN_ROWS (at most `runs` of them): between
- * runs the connection is free for other rooms' appends. Outside a repeatable-read transaction, a
- * row another instance commits meanwhile with an id below a run already read is left out and
- * stays in the log (where loading applies it as ever: Yjs takes updates in any order).
+ * A room's rows in id order, read in runs of READ_RUN_ROWS (at most `runs` of them). Outside a
+ * transaction the connection is free between runs for other rooms' appends, and a row another
+ * instance commits meanwhile with an id below a run already read is left out and stays in the
+ * log (where loading applies it as ever: Yjs takes updates in any order).
  */
 async function readRuns(db: Kysely<Database>, room: string, runs: number): Promise<LogRow[]> {
   const rows: LogRow[] = [];
@@ -174,9 +174,11 @@ async function readRuns(db: Kysely<Database>, room: string, runs: number): Promi
 /**
  * A room's whole log, as one moment saw it, read in runs of READ_RUN_ROWS so that no one query
  * takes longer than its deadline however long the log (one whose compaction keeps failing grows
- * for good). A log longer than one run is read again inside one repeatable-read transaction:
- * between runs read on their own, another process could compact the room, putting its snapshot
- * in the place of a row already passed, and the rows it replaced would be missed.
+ * for good). A log longer than one run is read again, from its start, inside one repeatable-read
+ * transaction: between runs read on their own, another process could compact the room, putting
+ * its snapshot in the place of a row already passed, and the rows it replaced would be missed.
+ * (That transaction holds a connection, and on PGlite its only one, until the read ends, as the
+ * single query it replaces did.)
  */
 export async function readRoomLog(db: Kysely<Database>, room: string): Promise<LogRow[]> {
   const rows = await readRuns(db, room, 1);
