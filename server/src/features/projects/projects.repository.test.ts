@@ -24,12 +24,15 @@ describe.each(databaseKinds())('project members (%s)', (kind) => {
   it('keeps one owner, and says why a change was refused', async () => {
     const { projects, id, owners } = await projectWithOwners('keep', 1);
     const [owner] = owners as [number];
-    expect(await projects.changeMember(id, owner, 'curator')).toBe('last_owner');
-    expect(await projects.changeMember(id, owner, null)).toBe('last_owner');
+    expect(await projects.changeMember(id, owner, 'curator', owner)).toBe('last_owner');
+    expect(await projects.changeMember(id, owner, null, owner)).toBe('last_owner');
     const other = await usersRepository(db.current.db).insert('keep-other', 'x');
-    expect(await projects.changeMember(id, other, null)).toBe('not_member');
-    expect(await projects.changeMember(id, other, 'owner')).toBe('done');
-    expect(await projects.changeMember(id, owner, 'annotator')).toBe('done');
+    expect(await projects.changeMember(id, other, null, owner)).toBe('not_member');
+    expect(await projects.changeMember(id, other, 'owner', owner)).toBe('done');
+    expect(await projects.changeMember(id, owner, 'annotator', owner)).toBe('done');
+    // No longer an owner: nothing they ask changes anything, themselves included.
+    expect(await projects.changeMember(id, owner, 'owner', owner)).toBe('forbidden');
+    expect(await projects.changeMember(id, other, null, owner)).toBe('forbidden');
     expect(await projects.members(id)).toEqual([
       { id: owner, username: 'keep-owner-0', role: 'annotator' },
       { id: other, username: 'keep-other', role: 'owner' },
@@ -40,10 +43,22 @@ describe.each(databaseKinds())('project members (%s)', (kind) => {
     // Checked and written separately, both changes see two owners and both go through.
     for (let round = 0; round < 8; round++) {
       const { projects, id, owners } = await projectWithOwners(`race-${round}`, 2);
+      const [a, b] = owners as [number, number];
       const outcomes = await Promise.all([
-        projects.changeMember(id, owners[0]!, 'annotator'),
-        round % 2 ? projects.changeMember(id, owners[1]!, null) : projects.changeMember(id, owners[1]!, 'viewer'),
+        projects.changeMember(id, a, 'annotator', b),
+        round % 2 ? projects.changeMember(id, b, null, a) : projects.changeMember(id, b, 'viewer', a),
       ]);
+      // The second to get the lock is no owner any more.
+      expect(outcomes.sort()).toEqual(['done', 'forbidden']);
+      expect(await ownersOf(id)).toBe(1);
+    }
+  });
+
+  it('lets only one of two owners each demoting themselves at once succeed', async () => {
+    for (let round = 0; round < 4; round++) {
+      const { projects, id, owners } = await projectWithOwners(`self-${round}`, 2);
+      const [a, b] = owners as [number, number];
+      const outcomes = await Promise.all([projects.changeMember(id, a, 'annotator', a), projects.changeMember(id, b, 'curator', b)]);
       expect(outcomes.sort()).toEqual(['done', 'last_owner']);
       expect(await ownersOf(id)).toBe(1);
     }

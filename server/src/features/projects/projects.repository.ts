@@ -67,13 +67,21 @@ export function projectsRepository(db: Kysely<Database>) {
     },
     addMember,
     /**
-     * Sets a member's role, or removes them (`role` null), unless that would leave the project
-     * without an owner. The check and the write are one transaction holding the project's row
-     * lock, so two owners demoting each other at once cannot both succeed.
+     * Sets a member's role, or removes them (`role` null), as the owner `byOwner` asks, unless
+     * that would leave the project without an owner. The checks and the write are one transaction
+     * holding the project's row lock, so two owners demoting each other at once cannot both
+     * succeed, and one demoted or removed since they were let in changes nothing ('forbidden').
      */
-    changeMember(projectId: number, userId: number, role: Role | null): Promise<'done' | 'last_owner' | 'not_member'> {
+    changeMember(projectId: number, userId: number, role: Role | null, byOwner: number): Promise<'done' | 'last_owner' | 'not_member' | 'forbidden'> {
       return db.transaction().execute(async (trx) => {
         await trx.selectFrom('projects').select('id').where('id', '=', projectId).forUpdate().execute();
+        const asker = await trx
+          .selectFrom('project_members')
+          .select('role')
+          .where('project_id', '=', projectId)
+          .where('user_id', '=', byOwner)
+          .executeTakeFirst();
+        if (asker?.role !== 'owner') return 'forbidden';
         const current = await trx
           .selectFrom('project_members')
           .select('role')

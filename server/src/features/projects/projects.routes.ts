@@ -9,7 +9,7 @@ import type { DocumentsService } from '../documents/documents.service.ts';
 import type { ProjectsRepository } from './projects.repository.ts';
 
 export function projectsRoutes(projects: ProjectsRepository, access: AccessService, documents: DocumentsService, users: UsersRepository) {
-  /** The owner's guard for member changes; returns the project id. */
+  /** The owner's guard for member changes (checked again as the change is made); returns the project id. */
   const asOwner = async (userId: number, param: string | undefined) => {
     const id = idParam(param, 'project');
     if ((await access.projectRole(userId, id)).role !== 'owner') throw forbidden('only the project owner may change members');
@@ -49,9 +49,9 @@ export function projectsRoutes(projects: ProjectsRepository, access: AccessServi
       const body = await jsonBody(c, memberBody);
       const target = await users.findByUsername(body.username);
       if (!target) throw new AppError(404, 'not_found', `no user ${body.username}`, 'username');
-      if ((await projects.changeMember(id, target.id, body.role)) === 'last_owner') {
-        throw new AppError(400, 'last_owner', 'a project keeps at least one owner', 'role');
-      }
+      const outcome = await projects.changeMember(id, target.id, body.role, user.id);
+      if (outcome === 'forbidden') throw forbidden('only the project owner may change members');
+      if (outcome === 'last_owner') throw new AppError(400, 'last_owner', 'a project keeps at least one owner', 'role');
       access.changed(target.id);
       const member: Member = { id: target.id, username: target.username, role: body.role };
       return c.json(member);
@@ -60,7 +60,8 @@ export function projectsRoutes(projects: ProjectsRepository, access: AccessServi
       const user = requireUser(c.get('user'));
       const id = await asOwner(user.id, c.req.param('id'));
       const targetId = idParam(c.req.param('userId'), 'member');
-      const outcome = await projects.changeMember(id, targetId, null);
+      const outcome = await projects.changeMember(id, targetId, null, user.id);
+      if (outcome === 'forbidden') throw forbidden('only the project owner may change members');
       if (outcome === 'not_member') throw notFound(`member ${targetId}`);
       if (outcome === 'last_owner') throw new AppError(400, 'last_owner', 'a project keeps at least one owner');
       access.changed(targetId);
@@ -74,7 +75,9 @@ export function projectsRoutes(projects: ProjectsRepository, access: AccessServi
       requireJson(c); // before buffering up to 16 MiB of something else
       await allowLargeBody(c);
       const body = await jsonBody(c, newDocumentBody);
-      const docId = await documents.create(id, body);
+      // (Checked again as it is written: the upload may have taken minutes.)
+      const docId = await documents.create(id, body, user.id);
+      if (docId === null) throw forbidden('only the project owner may add documents');
       return c.json({ id: docId }, 201);
     });
 }
