@@ -58,7 +58,7 @@ export async function seedDemo(db: Kysely<Database>, options: { seedsDir: string
       await projects.addMember(projectId, await users.insert(u.username, passwordHash), u.role);
     }
     for (const a of articles) {
-      await documents.create(projectId, { title: deriveTitle(a.text), text: a.text, source: a.file });
+      await documents.seed(projectId, { title: deriveTitle(a.text), text: a.text, source: a.file });
     }
     return true;
   });

@@ -44,6 +44,25 @@ export function documentsRepository(db: Kysely<Database>) {
       const r = await db.insertInto('documents').values(row).returning('id').executeTakeFirstOrThrow();
       return r.id;
     },
+    /**
+     * Adds a document as `byOwner` — if they are still the project's owner when it is written
+     * (the project's row held, as member changes hold it): an upload may take minutes, and its
+     * owner be removed meanwhile. Null when they are not.
+     */
+    async insertAsOwner(row: NewDocumentRow, byOwner: number): Promise<number | null> {
+      return db.transaction().execute(async (trx) => {
+        await trx.selectFrom('projects').select('id').where('id', '=', row.project_id).forShare().execute();
+        const asker = await trx
+          .selectFrom('project_members')
+          .select('role')
+          .where('project_id', '=', row.project_id)
+          .where('user_id', '=', byOwner)
+          .executeTakeFirst();
+        if (asker?.role !== 'owner') return null;
+        const r = await trx.insertInto('documents').values(row).returning('id').executeTakeFirstOrThrow();
+        return r.id;
+      });
+    },
     async setStatus(documentId: number, userId: number, status: DocumentStatus) {
       await db
         .insertInto('document_status')

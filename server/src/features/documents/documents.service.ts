@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { goldRoom, layerRoom, writesGold, type DocumentDetail, type DocumentStatus, type DocumentSummary, type ProjectMode, type Role } from '@spanwise/shared';
-import type { DocumentRow } from '../../db/types.ts';
+import type { DocumentRow, NewDocumentRow } from '../../db/types.ts';
 import { notFound } from '../../http/errors.ts';
 import type { DocumentsRepository } from './documents.repository.ts';
 
@@ -28,20 +28,31 @@ function toDetail(row: DocumentRow): DocumentDetail {
   };
 }
 
+function documentRow(projectId: number, doc: NewDocument): NewDocumentRow {
+  return {
+    project_id: projectId,
+    title: doc.title.trim(),
+    text: doc.text,
+    text_length: doc.text.length,
+    content_hash: contentHash(doc.text),
+    source: doc.source ?? null,
+    url: doc.url ?? null,
+    published_at: doc.publishedAt ?? null,
+  };
+}
+
 export function documentsService(documents: DocumentsRepository) {
   return {
-    /** Stores the text exactly as given (no trimming, no normalisation): offsets depend on it. */
-    create(projectId: number, doc: NewDocument): Promise<number> {
-      return documents.insert({
-        project_id: projectId,
-        title: doc.title.trim(),
-        text: doc.text,
-        text_length: doc.text.length,
-        content_hash: contentHash(doc.text),
-        source: doc.source ?? null,
-        url: doc.url ?? null,
-        published_at: doc.publishedAt ?? null,
-      });
+    /**
+     * Stores the text exactly as given (no trimming, no normalisation): offsets depend on it.
+     * Null when `byOwner` is no longer the project's owner.
+     */
+    create(projectId: number, doc: NewDocument, byOwner: number): Promise<number | null> {
+      return documents.insertAsOwner(documentRow(projectId, doc), byOwner);
+    },
+    /** The same, unchecked, for the demo seed (which runs inside its own transaction). */
+    seed(projectId: number, doc: NewDocument): Promise<number> {
+      return documents.insert(documentRow(projectId, doc));
     },
     async get(id: number): Promise<DocumentDetail> {
       const row = await documents.find(id);

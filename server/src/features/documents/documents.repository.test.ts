@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { databaseKinds, useTestDatabase } from '../../../test/harness.ts';
+import { usersRepository } from '../auth/users.repository.ts';
+import { projectsRepository } from '../projects/projects.repository.ts';
+import { documentsRepository } from './documents.repository.ts';
+
+describe.each(databaseKinds())('adding a document (%s)', (kind) => {
+  const db = useTestDatabase(kind);
+
+  it('writes it only while the one adding it is still the project’s owner (an upload may outlast their role)', async () => {
+    const projects = projectsRepository(db.current.db);
+    const users = usersRepository(db.current.db);
+    const documents = documentsRepository(db.current.db);
+    const project = await projects.insert({ name: 'uploads', mode: 'blind', schema: { spans: [], relations: [] }, guidelines: '' });
+    const [a, b] = [await users.insert('uploads-a', 'x'), await users.insert('uploads-b', 'x')];
+    await projects.addMember(project, a, 'owner');
+    await projects.addMember(project, b, 'owner');
+    const row = (title: string) => ({ project_id: project, title, text: 'x', text_length: 1, content_hash: 'sha256:x', source: null, url: null, published_at: null });
+    expect(await documents.insertAsOwner(row('while owner'), a)).toEqual(expect.any(Number));
+    expect(await projects.changeMember(project, a, 'annotator', b)).toBe('done');
+    expect(await documents.insertAsOwner(row('demoted meanwhile'), a)).toBeNull();
+    expect(await projects.changeMember(project, a, null, b)).toBe('done');
+    expect(await documents.insertAsOwner(row('removed meanwhile'), a)).toBeNull();
+    const titles = await db.current.db.selectFrom('documents').select('title').where('project_id', '=', project).execute();
+    expect(titles.map((t) => t.title)).toEqual(['while owner']);
+  });
+});
