@@ -344,6 +344,10 @@ describe('behind a proxy (TRUST_PROXY=1)', () => {
       for (let i = 1; i <= 10; i++) expect((await attempt(`2001:db8:7:7::${i.toString(16)}`)).status).toBe(401);
       expect((await attempt('2001:db8:7:7:ffff::1', 'demo')).status).toBe(429);
       expect((await attempt('2001:db8:7:8::1', 'demo')).status).toBe(200);
+      // What is not an address there (a client that reached the server past the proxy) counts
+      // as the socket's address: neither a fresh key each time nor one too long to store.
+      for (let i = 0; i < 10; i++) expect((await attempt(`made-up-${i}-${'x'.repeat(8_000)}`)).status).toBe(401);
+      expect((await attempt('not-an-address', 'demo')).status).toBe(429);
       // A proxy that ends TLS says so: the W3C export's ids are https addresses.
       const admin = await login(server.url, 'admin');
       const w3c = await fetch(`${server.url}/api/projects/1/export?format=w3c`, { headers: { cookie: admin, 'x-forwarded-proto': 'https' } });

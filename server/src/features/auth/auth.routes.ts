@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { getConnInfo } from '@hono/node-server/conninfo';
@@ -11,12 +12,13 @@ import { SignInThrottle } from './sign-in-throttle.ts';
 
 /**
  * The address the request came from. Behind a proxy the socket's is the proxy's: with
- * `trustProxy`, the last X-Forwarded-For entry is used, the one the proxy itself added.
+ * `trustProxy`, the last X-Forwarded-For entry is used, the one the proxy itself added — if it
+ * is an address: a client that reached the server past the proxy could send anything there.
  */
 function clientAddress(c: Context, trustProxy: boolean): string {
   if (trustProxy) {
     const forwarded = c.req.header('x-forwarded-for')?.split(',').at(-1)?.trim();
-    if (forwarded) return forwarded;
+    if (forwarded && isIP(forwarded)) return forwarded;
   }
   try {
     return getConnInfo(c).remote.address ?? '';
