@@ -3,7 +3,7 @@ import { unzipSync, strFromU8 } from 'fflate';
 import { addRelation, addSpan, DEFAULT_SCHEMA, goldRoom, layerRoom, setAttribute, type DocumentSummary } from '@spanwise/shared';
 import { sql } from 'kysely';
 import * as Y from 'yjs';
-import { readable } from '../src/features/export/export.routes.ts';
+import { EXPORTS_PER_USER, readable } from '../src/features/export/export.routes.ts';
 import { exportService, ROOMS_PER_COUNT } from '../src/features/export/export.service.ts';
 import { READ_RUN_ROWS } from '../src/sync/adapters/kysely-store.ts';
 import { hashPassword } from '../src/features/auth/password.ts';
@@ -182,6 +182,41 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
               union all select 'doc:' || id || ':gold', decode('00', 'hex') from documents where project_id = ${wide}`.execute(server.database.db);
     expect(members.length * 2000).toBeGreaterThan(3 * ROOMS_PER_COUNT);
     expect(await exportService(server.database.db, silentLog).layersWithRows(wide, members)).toBe(2000);
+  });
+
+  it(`lets one user run at most ${EXPORTS_PER_USER} exports at once (each holds memory while its client reads), and gives a slot back when one is cancelled`, async () => {
+    const projects = projectsRepository(server.database.db);
+    const big = await projects.insert({ name: 'Long texts', mode: 'blind', schema: DEFAULT_SCHEMA, guidelines: '' });
+    await projects.addMember(big, 1, 'owner');
+    // 16 MB of text: more than the sockets hold, so a download not read stays under way.
+    await sql`insert into documents (project_id, title, text, text_length, content_hash)
+              select ${big}, 'd' || g, repeat('x', 1000000), 1000000, 'sha256:x' from generate_series(1, 16) g`.execute(server.database.db);
+    const exporting = () => fetch(`${server.url}/api/projects/${big}/export?format=jsonl`, { headers: { cookie: admin } });
+    const running = [];
+    for (let i = 0; i < EXPORTS_PER_USER; i++) running.push(await exporting());
+    expect(running.map((r) => r.status)).toEqual(running.map(() => 200));
+    const refused = await exporting();
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('too_many_exports');
+    await running.pop()!.body!.cancel(); // the client goes away
+    await waitFor(async () => {
+      const next = await exporting();
+      if (next.status === 200) running.push(next);
+      else await next.body?.cancel();
+      return next.status === 200;
+    }, 'a slot given back');
+    for (const r of running) await r.body!.cancel();
+    // Read to the end, an export gives its slot back too.
+    await waitFor(async () => {
+      const next = await exporting();
+      if (next.status !== 200) await next.body?.cancel();
+      else expect((await next.text()).split('\n').filter(Boolean)).toHaveLength(16);
+      return next.status === 200;
+    }, 'the slots given back');
+    const afterFull = await Promise.all(Array.from({ length: EXPORTS_PER_USER }, () => exporting()));
+    expect(afterFull.map((r) => r.status)).toEqual(afterFull.map(() => 200));
+    for (const r of afterFull) await r.body!.cancel();
   });
 
   it('exports a layer whose log is longer than one read of it, whole', async () => {

@@ -119,7 +119,7 @@ async function* bratZip(documents: Documents, schema: LabelSchema) {
  * A byte stream that pulls from `chunks` only as fast as the client reads. A failure part-way
  * errors the stream, so the client sees a broken transfer rather than a short dataset.
  */
-export function readable(chunks: AsyncIterable<string | Uint8Array>, onError: (err: unknown) => void): ReadableStream<Uint8Array> {
+export function readable(chunks: AsyncIterable<string | Uint8Array>, onError: (err: unknown) => void, onEnd: () => void = () => {}): ReadableStream<Uint8Array> {
   const it = chunks[Symbol.asyncIterator]();
   const encoder = new TextEncoder();
   /** The client went away: a read in flight then has nowhere to go, and that is no failure. */
@@ -131,22 +131,61 @@ export function readable(chunks: AsyncIterable<string | Uint8Array>, onError: (e
         // (503 database_busy is for a request that has not begun), the download would be cut.
         const { value, done } = await withoutQueueLimits(() => it.next());
         if (cancelled) return;
-        if (done) controller.close();
-        else controller.enqueue(typeof value === 'string' ? encoder.encode(value) : value);
+        if (done) {
+          controller.close();
+          onEnd();
+        } else controller.enqueue(typeof value === 'string' ? encoder.encode(value) : value);
       } catch (err) {
         if (cancelled) return;
         onError(err);
         controller.error(err);
+        onEnd();
       }
     },
     async cancel() {
       cancelled = true;
+      onEnd();
       await it.return?.(undefined);
     },
   });
 }
 
+/** How many exports may be under way at once: each user's, and the server's. */
+export const EXPORTS_PER_USER = 2;
+export const EXPORTS_AT_ONCE = 8;
+
+/**
+ * Exports under way. Each holds a document or two in memory however slowly its client reads,
+ * and its reads wait their turn for the database however long (see readable): without a bound,
+ * a few hundred downloads never read would hold gigabytes.
+ */
+class ExportSlots {
+  readonly #byUser = new Map<number, number>();
+  #total = 0;
+
+  /** A slot for `userId`, with what gives it back (once, however often called); or why not. */
+  take(userId: number): { release: () => void } | 'user' | 'server' {
+    const mine = this.#byUser.get(userId) ?? 0;
+    if (mine >= EXPORTS_PER_USER) return 'user';
+    if (this.#total >= EXPORTS_AT_ONCE) return 'server';
+    this.#byUser.set(userId, mine + 1);
+    this.#total++;
+    let held = true;
+    return {
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.#total--;
+        const left = this.#byUser.get(userId)! - 1;
+        if (left === 0) this.#byUser.delete(userId);
+        else this.#byUser.set(userId, left);
+      },
+    };
+  }
+}
+
 export function exportRoutes(access: AccessService, projects: ProjectsRepository, exports: ExportService, log: Logger, options: { trustProxy?: boolean } = {}) {
+  const slots = new ExportSlots();
   return new Hono<AppEnv>().get('/projects/:id/export', async (c) => {
     const user = requireUser(c.get('user'));
     const id = idParam(c.req.param('id'), 'project');
@@ -162,35 +201,54 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
       throw forbidden('only those who may read every layer (curators, owners, viewers) may export every layer');
     }
     const members = layer === 'all' ? allMembers.map((m) => ({ id: m.id, username: m.username })) : [];
-    if (format === 'brat') {
-      // annotation.conf, then a .txt and an .ann per document's gold layer and per member
-      // layer that holds anything (empty ones are left out of the zip).
-      const documentCount = await exports.documentCount(id);
-      // (Past the limit on documents alone, the member layers need not be counted.)
-      const files = 1 + 2 * (documentCount + (1 + 2 * documentCount > ZIP_MAX_FILES ? 0 : await exports.layersWithRows(id, members)));
-      if (files > ZIP_MAX_FILES) {
-        throw new AppError(413, 'export_too_large', `a brat export holds at most ${ZIP_MAX_FILES} files; this one could need ${files}: export the gold layer, or another format`);
-      }
+    const slot = slots.take(user.id);
+    if (slot === 'user' || slot === 'server') {
+      c.header('Retry-After', '5');
+      throw slot === 'user'
+        ? new AppError(429, 'too_many_exports', `at most ${EXPORTS_PER_USER} of your exports at once: try again when one has finished`)
+        : new AppError(503, 'exports_busy', 'too many exports under way: try again in a moment');
     }
-    const documents = exports.documents(id, layer, members);
-    // The W3C ids are addresses: behind a proxy that ends TLS, its X-Forwarded-Proto is the scheme.
-    const url = new URL(c.req.url);
-    const forwardedProto = options.trustProxy ? c.req.header('x-forwarded-proto')?.split(',')[0]?.trim() : undefined;
-    if (forwardedProto === 'https' || forwardedProto === 'http') url.protocol = `${forwardedProto}:`;
-    const origin = url.origin;
-    const chunks =
-      format === 'jsonl'
-        ? perLayer(documents, jsonlRecord)
-        : format === 'conll'
-          ? perLayer(documents, conllBlock)
-          : format === 'brat'
-            ? bratZip(documents, labelSchemaSchema.parse(project.schema))
-            : w3c(documents, { id: `${origin}/api/projects/${id}/export?format=w3c&layer=${layer}`, label: project.name }, (docId) => `${origin}/projects/${id}/documents/${docId}`);
-    log.info('export_started', { projectId: id, userId: user.id, format, layer });
-    const body = readable(chunks, (err) => log.error('export_failed', { projectId: id, userId: user.id, format, layer, error: String(err) }));
-    return c.body(body, 200, {
-      'Content-Type': MEDIA[format].type,
-      'Content-Disposition': `attachment; filename="spanwise-project-${id}-${layer}.${MEDIA[format].extension}"`,
-    });
+    // Given back when the download ends, fails or is cancelled, or the client goes away; or
+    // now, if it is refused after all.
+    c.req.raw.signal.addEventListener('abort', slot.release, { once: true });
+    try {
+      return await answer(slot.release);
+    } catch (err) {
+      slot.release();
+      throw err;
+    }
+
+    async function answer(release: () => void) {
+      if (format === 'brat') {
+        // annotation.conf, then a .txt and an .ann per document's gold layer and per member
+        // layer that holds anything (empty ones are left out of the zip).
+        const documentCount = await exports.documentCount(id);
+        // (Past the limit on documents alone, the member layers need not be counted.)
+        const files = 1 + 2 * (documentCount + (1 + 2 * documentCount > ZIP_MAX_FILES ? 0 : await exports.layersWithRows(id, members)));
+        if (files > ZIP_MAX_FILES) {
+          throw new AppError(413, 'export_too_large', `a brat export holds at most ${ZIP_MAX_FILES} files; this one could need ${files}: export the gold layer, or another format`);
+        }
+      }
+      const documents = exports.documents(id, layer, members);
+      // The W3C ids are addresses: behind a proxy that ends TLS, its X-Forwarded-Proto is the scheme.
+      const url = new URL(c.req.url);
+      const forwardedProto = options.trustProxy ? c.req.header('x-forwarded-proto')?.split(',')[0]?.trim() : undefined;
+      if (forwardedProto === 'https' || forwardedProto === 'http') url.protocol = `${forwardedProto}:`;
+      const origin = url.origin;
+      const chunks =
+        format === 'jsonl'
+          ? perLayer(documents, jsonlRecord)
+          : format === 'conll'
+            ? perLayer(documents, conllBlock)
+            : format === 'brat'
+              ? bratZip(documents, labelSchemaSchema.parse(project.schema))
+              : w3c(documents, { id: `${origin}/api/projects/${id}/export?format=w3c&layer=${layer}`, label: project.name }, (docId) => `${origin}/projects/${id}/documents/${docId}`);
+      log.info('export_started', { projectId: id, userId: user.id, format, layer });
+      const body = readable(chunks, (err) => log.error('export_failed', { projectId: id, userId: user.id, format, layer, error: String(err) }), release);
+      return c.body(body, 200, {
+        'Content-Type': MEDIA[format].type,
+        'Content-Disposition': `attachment; filename="spanwise-project-${id}-${layer}.${MEDIA[format].extension}"`,
+      });
+    }
   });
 }
