@@ -4,7 +4,8 @@ import { addRelation, addSpan, DEFAULT_SCHEMA, goldRoom, layerRoom, setAttribute
 import { sql } from 'kysely';
 import * as Y from 'yjs';
 import { EXPORTS_PER_USER, readable } from '../src/features/export/export.routes.ts';
-import { exportService, ROOMS_PER_COUNT } from '../src/features/export/export.service.ts';
+import { exportService } from '../src/features/export/export.service.ts';
+import { ROOMS_PER_QUERY } from '../src/features/documents/documents.repository.ts';
 import { READ_RUN_ROWS } from '../src/sync/adapters/kysely-store.ts';
 import { hashPassword } from '../src/features/auth/password.ts';
 import { usersRepository } from '../src/features/auth/users.repository.ts';
@@ -174,13 +175,13 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
     const res = await fetch(`${server.url}/api/projects/${wide}/export?format=brat&layer=all`, { headers: { cookie: admin } });
     expect(res.status).toBe(200);
     await res.body?.cancel(); // the status is the point; the zip is made as it is read
-    // Counted in parts of ROOMS_PER_COUNT rooms (32,000 here): one member's layer of every
+    // Counted in parts of ROOMS_PER_QUERY rooms (32,000 here): one member's layer of every
     // document, spread over all the parts, and their gold layers, which are not members' layers.
     const third = members[3]!;
     await sql`insert into sync_updates (room, data)
               select 'doc:' || id || ':user:' || ${third.id}, decode('00', 'hex') from documents where project_id = ${wide}
               union all select 'doc:' || id || ':gold', decode('00', 'hex') from documents where project_id = ${wide}`.execute(server.database.db);
-    expect(members.length * 2000).toBeGreaterThan(3 * ROOMS_PER_COUNT);
+    expect(members.length * 2000).toBeGreaterThan(3 * ROOMS_PER_QUERY);
     expect(await exportService(server.database.db, silentLog).layersWithRows(wide, members)).toBe(2000);
   });
 

@@ -2,6 +2,9 @@ import { sql, type Kysely } from 'kysely';
 import type { DocumentStatus } from '@spanwise/shared';
 import type { Database, NewDocumentRow } from '../../db/types.ts';
 
+/** Rooms one query looks for rows of (see roomsWithUpdates). */
+export const ROOMS_PER_QUERY = 10_000;
+
 export function documentsRepository(db: Kysely<Database>) {
   return {
     /** A project's documents with the status the user set on each, if any. */
@@ -15,12 +18,20 @@ export function documentsRepository(db: Kysely<Database>) {
         .execute();
     },
     /** Which of these sync rooms have anything stored (one index probe per room, not every row). */
-    async roomsWithUpdates(rooms: string[]): Promise<Set<string>> {
-      if (rooms.length === 0) return new Set();
-      const { rows } = await sql<{ room: string }>`
-        select r.room from unnest(${rooms}::text[]) as r(room)
-        where exists (select 1 from sync_updates u where u.room = r.room)`.execute(db);
-      return new Set(rows.map((r) => r.room));
+    /**
+     * Which of `rooms` hold anything: one index probe per room, not a count of its rows; in parts
+     * of ROOMS_PER_QUERY, so that no one query takes longer than its deadline on a project of
+     * many documents and members.
+     */
+    async roomsWithUpdates(rooms: readonly string[]): Promise<Set<string>> {
+      const found = new Set<string>();
+      for (let i = 0; i < rooms.length; i += ROOMS_PER_QUERY) {
+        const { rows } = await sql<{ room: string }>`
+          select r.room from unnest(${rooms.slice(i, i + ROOMS_PER_QUERY)}::text[]) as r(room)
+          where exists (select 1 from sync_updates u where u.room = r.room)`.execute(db);
+        for (const r of rows) found.add(r.room);
+      }
+      return found;
     },
     find(id: number) {
       return db.selectFrom('documents').selectAll().where('id', '=', id).executeTakeFirst();

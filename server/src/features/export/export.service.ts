@@ -4,15 +4,13 @@
  * document's text and layers are in memory at a time.
  */
 import * as Y from 'yjs';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { goldRoom, layerRoom, listRelations, listSpans, type ExportDocument, type ExportLayer, type ExportLayerChoice } from '@spanwise/shared';
 import type { Database } from '../../db/types.ts';
 import type { Logger } from '../../log.ts';
 import { errorKind } from '../../sync/error-text.ts';
 import { readRoomLog } from '../../sync/adapters/kysely-store.ts';
-
-/** Rooms whose rows one query looks for when counting the layers that hold anything. */
-export const ROOMS_PER_COUNT = 10_000;
+import { documentsRepository } from '../documents/documents.repository.ts';
 
 export interface ExportMember {
   id: number;
@@ -51,17 +49,7 @@ export function exportService(db: Kysely<Database>, log: Logger) {
     async layersWithRows(projectId: number, members: readonly ExportMember[]): Promise<number> {
       if (members.length === 0) return 0;
       const docs = await db.selectFrom('documents').select('id').where('project_id', '=', projectId).execute();
-      const rooms = docs.flatMap((d) => members.map((m) => layerRoom(d.id, m.id)));
-      // One index probe per room, not a count of its rows; in parts, so that no one query takes
-      // longer than its deadline on a project of many documents and members.
-      let n = 0;
-      for (let i = 0; i < rooms.length; i += ROOMS_PER_COUNT) {
-        const { rows } = await sql<{ n: string }>`
-          select count(*) as n from unnest(${rooms.slice(i, i + ROOMS_PER_COUNT)}::text[]) as r(room)
-          where exists (select 1 from sync_updates u where u.room = r.room)`.execute(db);
-        n += Number(rows[0]?.n ?? 0);
-      }
-      return n;
+      return (await documentsRepository(db).roomsWithUpdates(docs.flatMap((d) => members.map((m) => layerRoom(d.id, m.id))))).size;
     },
 
     /**
