@@ -68,7 +68,7 @@ function apiApp(deps: AppDeps, services: Services) {
     })
     .use(bodyLimits())
     .use(sessionMiddleware(services.auth))
-    .route('/', authRoutes(services.auth, { secureCookies: deps.config.secureCookies, trustProxy: deps.config.trustProxy, throttle: new SignInThrottle(deps.db) }))
+    .route('/', authRoutes(services.auth, { secureCookies: deps.config.secureCookies, trustProxy: deps.config.trustProxy, throttle: new SignInThrottle(deps.db), addressThrottle: new SignInThrottle(deps.db, deps.config.signInAttemptsPerAddress) }))
     .route('/', projectsRoutes(services.projects, services.access, services.documents, services.users))
     .route('/', documentsRoutes(services.access, services.documents))
     .route('/', exportRoutes(services.access, services.projects, services.exports, deps.log, { trustProxy: deps.config.trustProxy }))

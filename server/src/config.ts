@@ -31,6 +31,8 @@ export interface Config {
   secureCookies: boolean;
   /** Behind a proxy: a request's address is the last X-Forwarded-For entry (sign-in throttle). */
   trustProxy: boolean;
+  /** Failed sign-ins one address may make in 10 minutes, whatever the usernames (10 for each). */
+  signInAttemptsPerAddress: number;
   sessionTtlHours: number;
   sync: SyncLimits;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -125,6 +127,7 @@ const envSchema = z.object({
   DEMO_PASSWORD: z.string().min(1).default('demo'),
   SECURE_COOKIES: bool.default(false),
   TRUST_PROXY: bool.default(false),
+  SIGN_IN_ATTEMPTS_PER_ADDRESS: z.coerce.number().int().min(10).default(100),
   SESSION_TTL_HOURS: z.coerce.number().positive().default(24 * 14),
   // ws takes its frame limit as a 32-bit integer: 2^32 would lift it.
   MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(defaultSyncLimits.maxMessageBytes),
@@ -198,6 +201,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     seedsDir: path.join(root, 'seeds'),
     secureCookies: e.SECURE_COOKIES,
     trustProxy: e.TRUST_PROXY,
+    signInAttemptsPerAddress: e.SIGN_IN_ATTEMPTS_PER_ADDRESS,
     sessionTtlHours: e.SESSION_TTL_HOURS,
     sync: Object.freeze({
       maxMessageBytes: e.MAX_MESSAGE_BYTES,

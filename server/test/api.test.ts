@@ -326,6 +326,24 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
   });
 });
 
+describe('sign-in attempts from one address', () => {
+  it('are limited whatever the usernames, successes not counted', async () => {
+    const server = await startTestServer({ config: { signInAttemptsPerAddress: 12 } });
+    try {
+      const attempt = (username: string, password: string) =>
+        fetch(`${server.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
+      for (let i = 0; i < 3; i++) expect((await attempt('dana', 'demo')).status).toBe(200);
+      // A name tried once each: no one name's count comes near its 10.
+      for (let i = 0; i < 12; i++) expect((await attempt(`ghost${i}`, 'guess')).status).toBe(401);
+      const refused = await attempt('dana', 'demo');
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('behind a proxy (TRUST_PROXY=1)', () => {
   it('counts sign-in attempts by the address the proxy added, not its own or one the client made up', async () => {
     const server = await startTestServer({ config: { trustProxy: true } });

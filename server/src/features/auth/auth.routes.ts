@@ -27,16 +27,32 @@ function clientAddress(c: Context, trustProxy: boolean): string {
   }
 }
 
-export function authRoutes(auth: AuthService, options: { secureCookies: boolean; trustProxy?: boolean; throttle: SignInThrottle }) {
-  const { throttle } = options;
+/**
+ * `throttle` counts failed sign-ins per username and address; `addressThrottle` (a larger
+ * allowance) per address, whatever the username, so that one place cannot try name after name
+ * (each try costs a password hash). A success clears the first and does not count in the second.
+ */
+export function authRoutes(
+  auth: AuthService,
+  options: { secureCookies: boolean; trustProxy?: boolean; throttle: SignInThrottle; addressThrottle: SignInThrottle },
+) {
+  const { throttle, addressThrottle } = options;
+  const refuse = (c: Context, wait: number): never => {
+    c.header('Retry-After', String(Math.ceil(wait / 1000)));
+    throw new AppError(429, 'too_many_attempts', `too many failed sign-ins: try again in ${Math.ceil(wait / 60_000)} min`);
+  };
   return new Hono<AppEnv>()
     .post('/auth/login', async (c) => {
       const body = await jsonBody(c, loginBody);
-      const key = `${body.username.toLowerCase()}\n${addressBlock(clientAddress(c, options.trustProxy ?? false))}`;
+      const block = addressBlock(clientAddress(c, options.trustProxy ?? false));
+      const key = `${body.username.toLowerCase()}\n${block}`;
+      const placeKey = `\n${block}`; // (no username is empty: never a pair's key)
       const wait = await throttle.take(key); // counted, unless refused
-      if (wait > 0) {
-        c.header('Retry-After', String(Math.ceil(wait / 1000)));
-        throw new AppError(429, 'too_many_attempts', `too many failed sign-ins: try again in ${Math.ceil(wait / 60_000)} min`);
+      if (wait > 0) refuse(c, wait);
+      const placeWait = await addressThrottle.take(placeKey);
+      if (placeWait > 0) {
+        await throttle.withdrawn(key).catch(() => {});
+        refuse(c, placeWait);
       }
       let signedIn: Awaited<ReturnType<AuthService['login']>>;
       try {
@@ -44,10 +60,15 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean;
       } catch (err) {
         // Not a wrong password (the database busy, say): the attempt is taken back, so that it
         // cannot count toward a lock-out.
-        if (!(err instanceof AppError && err.status === 401)) await throttle.withdrawn(key).catch(() => {});
+        if (!(err instanceof AppError && err.status === 401)) {
+          await throttle.withdrawn(key).catch(() => {});
+          await addressThrottle.withdrawn(placeKey).catch(() => {});
+        }
         throw err;
       }
-      await throttle.succeeded(key).catch(() => {}); // (signed in all the same: the count ends with its window)
+      // (Signed in all the same if these fail: the counts end with their windows.)
+      await throttle.succeeded(key).catch(() => {});
+      await addressThrottle.withdrawn(placeKey).catch(() => {});
       const { user, token, expiresAt } = signedIn;
       setCookie(c, SESSION_COOKIE, token, {
         httpOnly: true,
