@@ -13,7 +13,10 @@ export const SESSION_COOKIE = 'spanwise_session';
 
 const tokenId = (token: string) => createHash('sha256').update(token).digest('hex');
 
-export function authService(db: Kysely<Database>, options: { sessionTtlHours: number }) {
+/** Live sessions one user keeps (browsers signed in); a sign-in past it ends their oldest. */
+export const MAX_SESSIONS_PER_USER = 100;
+
+export function authService(db: Kysely<Database>, options: { sessionTtlHours: number; maxSessionsPerUser?: number }) {
   const users = usersRepository(db);
   const sessions = sessionsRepository(db);
   /** The users of many session tokens in one query; unknown or expired tokens are absent. */
@@ -33,6 +36,8 @@ export function authService(db: Kysely<Database>, options: { sessionTtlHours: nu
       // Sessions that ran out go when someone signs in: the table does not grow without end.
       await sessions.deleteExpired(new Date());
       await sessions.insert(tokenId(token), row.id, expiresAt);
+      // Nor does it grow by one user signing in again and again.
+      await sessions.keepNewest(row.id, options.maxSessionsPerUser ?? MAX_SESSIONS_PER_USER);
       return { user: { id: row.id, username: row.username }, token, expiresAt };
     },
     async logout(token: string): Promise<void> {

@@ -51,5 +51,13 @@ export function sessionsRepository(db: Kysely<Database>) {
     async deleteExpired(now: Date) {
       await db.deleteFrom('sessions').where('expires_at', '<=', now).execute();
     },
+    /** Ends a user's sessions but the `keep` newest (those that end last). */
+    async keepNewest(userId: number, keep: number) {
+      await db
+        .deleteFrom('sessions')
+        .where('user_id', '=', userId)
+        .where('id', 'not in', (eb) => eb.selectFrom('sessions').select('id').where('user_id', '=', userId).orderBy('expires_at', 'desc').limit(keep))
+        .execute();
+    },
   };
 }
