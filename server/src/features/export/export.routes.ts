@@ -8,6 +8,7 @@
  * layer, whoever may open it (curators, owners, viewers, and everyone in an `open` project);
  * every layer, whoever may open every member's layer (curators, owners, viewers).
  */
+import type { ServerResponse } from 'node:http';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { strToU8, Zip, ZipDeflate } from 'fflate';
@@ -201,6 +202,12 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
       throw forbidden('only those who may read every layer (curators, owners, viewers) may export every layer');
     }
     const members = layer === 'all' ? allMembers.map((m) => ({ id: m.id, username: m.username })) : [];
+    const headers = {
+      'Content-Type': MEDIA[format].type,
+      'Content-Disposition': `attachment; filename="spanwise-project-${id}-${layer}.${MEDIA[format].extension}"`,
+    };
+    // (Hono answers HEAD with GET's handler and drops the body unread: no export, no slot.)
+    if (c.req.method === 'HEAD') return c.body(null, 200, headers);
     const slot = slots.take(user.id);
     if (slot === 'user' || slot === 'server') {
       c.header('Retry-After', '5');
@@ -208,9 +215,14 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
         ? new AppError(429, 'too_many_exports', `at most ${EXPORTS_PER_USER} of your exports at once: try again when one has finished`)
         : new AppError(503, 'exports_busy', 'too many exports under way: try again in a moment');
     }
-    // Given back when the download ends, fails or is cancelled, or the client goes away; or
-    // now, if it is refused after all.
-    c.req.raw.signal.addEventListener('abort', slot.release, { once: true });
+    // Given back when the download ends, fails or is cancelled, or its connection closes (its
+    // client gone, even before the answer began); or now, if it is refused after all.
+    const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+    if (outgoing) {
+      if (outgoing.closed) slot.release();
+      else outgoing.once('close', slot.release);
+    } else if (c.req.raw.signal.aborted) slot.release();
+    else c.req.raw.signal.addEventListener('abort', slot.release, { once: true });
     try {
       return await answer(slot.release);
     } catch (err) {
@@ -245,10 +257,7 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
               : w3c(documents, { id: `${origin}/api/projects/${id}/export?format=w3c&layer=${layer}`, label: project.name }, (docId) => `${origin}/projects/${id}/documents/${docId}`);
       log.info('export_started', { projectId: id, userId: user.id, format, layer });
       const body = readable(chunks, (err) => log.error('export_failed', { projectId: id, userId: user.id, format, layer, error: String(err) }), release);
-      return c.body(body, 200, {
-        'Content-Type': MEDIA[format].type,
-        'Content-Disposition': `attachment; filename="spanwise-project-${id}-${layer}.${MEDIA[format].extension}"`,
-      });
+      return c.body(body, 200, headers);
     }
   });
 }
