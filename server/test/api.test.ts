@@ -338,6 +338,14 @@ describe('sign-in attempts from one address', () => {
       const refused = await attempt('dana', 'demo');
       expect(refused.status).toBe(429);
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      // Refused by its address, an attempt counts against no username; and once the address is
+      // known refused, fresh usernames from it do not reach the database at all.
+      const counted = async () =>
+        (await server.database.db.selectFrom('sign_in_attempts').select(['key', 'count']).execute()).filter((r) => r.key.includes('\n'));
+      const before = await counted();
+      expect(before.find((r) => r.key.startsWith('dana\n'))?.count ?? 0).toBe(0);
+      for (let i = 0; i < 5; i++) expect((await attempt(`fresh${i}`, 'guess')).status).toBe(429);
+      expect(await counted()).toEqual(before);
     } finally {
       await server.close();
     }

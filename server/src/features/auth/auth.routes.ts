@@ -47,9 +47,19 @@ export function authRoutes(
       const block = addressBlock(clientAddress(c, options.trustProxy ?? false));
       const key = `${body.username.toLowerCase()}\n${block}`;
       const placeKey = `\n${block}`; // (no username is empty: never a pair's key)
+      // An address known to be refused is refused here, before anything is counted (a flood of
+      // fresh usernames from it must not reach the database, PGlite's one connection).
+      const placeKnown = addressThrottle.refusedFor(placeKey);
+      if (placeKnown > 0) refuse(c, placeKnown);
       const wait = await throttle.take(key); // counted, unless refused
       if (wait > 0) refuse(c, wait);
-      const placeWait = await addressThrottle.take(placeKey);
+      let placeWait: number;
+      try {
+        placeWait = await addressThrottle.take(placeKey);
+      } catch (err) {
+        await throttle.withdrawn(key).catch(() => {}); // (not a guess: see below)
+        throw err;
+      }
       if (placeWait > 0) {
         await throttle.withdrawn(key).catch(() => {});
         refuse(c, placeWait);

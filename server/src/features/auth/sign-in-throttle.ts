@@ -44,6 +44,12 @@ export class SignInThrottle {
     private readonly maxKeys = 100_000,
   ) {}
 
+  /** How long a pair this instance has seen refused must still wait (0: none known), without asking the database. */
+  refusedFor(key: string): number {
+    const until = this.#refusedUntil.get(key);
+    return until !== undefined && until > this.now() ? until - this.now() : 0;
+  }
+
   /** Counts an attempt of this pair; or, past `max` in its window, refuses it: how long to wait. */
   async take(key: string): Promise<number> {
     const now = this.now();
