@@ -22,5 +22,10 @@ describe.each(databaseKinds())('sessions (%s)', (kind) => {
     const live = await auth.usersForTokens([...tokens, other.token]);
     expect(tokens.map((t) => live.has(t))).toEqual([false, false, true, true, true]);
     expect(live.get(other.token)?.username).toBe('bystander');
+    // Sessions made shorter since: the new one ends before the others, and is kept all the same.
+    const shorter = authService(db.current.db, { sessionTtlHours: 0.5, maxSessionsPerUser: 3 });
+    const latest = (await shorter.login('many-sessions', 'pw')).token;
+    const after = await auth.usersForTokens([...tokens, latest]);
+    expect([...tokens, latest].map((t) => after.has(t))).toEqual([false, false, false, true, true, true]);
   });
 });

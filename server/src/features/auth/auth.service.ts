@@ -35,9 +35,10 @@ export function authService(db: Kysely<Database>, options: { sessionTtlHours: nu
       const expiresAt = new Date(Date.now() + options.sessionTtlHours * 3600_000);
       // Sessions that ran out go when someone signs in: the table does not grow without end.
       await sessions.deleteExpired(new Date());
-      await sessions.insert(tokenId(token), row.id, expiresAt);
+      const id = tokenId(token);
+      await sessions.insert(id, row.id, expiresAt);
       // Nor does it grow by one user signing in again and again.
-      await sessions.keepNewest(row.id, options.maxSessionsPerUser ?? MAX_SESSIONS_PER_USER);
+      await sessions.keepNewest(row.id, id, options.maxSessionsPerUser ?? MAX_SESSIONS_PER_USER);
       return { user: { id: row.id, username: row.username }, token, expiresAt };
     },
     async logout(token: string): Promise<void> {

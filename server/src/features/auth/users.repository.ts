@@ -51,12 +51,18 @@ export function sessionsRepository(db: Kysely<Database>) {
     async deleteExpired(now: Date) {
       await db.deleteFrom('sessions').where('expires_at', '<=', now).execute();
     },
-    /** Ends a user's sessions but the `keep` newest (those that end last). */
-    async keepNewest(userId: number, keep: number) {
+    /**
+     * Ends a user's sessions but `newest` and the `keep` − 1 begun last before it (by the
+     * database's clock: not by when they end, which a changed session length would reorder).
+     */
+    async keepNewest(userId: number, newest: string, keep: number) {
       await db
         .deleteFrom('sessions')
         .where('user_id', '=', userId)
-        .where('id', 'not in', (eb) => eb.selectFrom('sessions').select('id').where('user_id', '=', userId).orderBy('expires_at', 'desc').limit(keep))
+        .where('id', '<>', newest)
+        .where('id', 'not in', (eb) =>
+          eb.selectFrom('sessions').select('id').where('user_id', '=', userId).where('id', '<>', newest).orderBy('created_at', 'desc').orderBy('id').limit(keep - 1),
+        )
         .execute();
     },
   };
