@@ -24,4 +24,28 @@ describe.each(databaseKinds())('adding a document (%s)', (kind) => {
     const titles = await db.current.db.selectFrom('documents').select('title').where('project_id', '=', project).execute();
     expect(titles.map((t) => t.title)).toEqual(['while owner']);
   });
+
+  // PGlite is one session: nothing else runs while a transaction holds it.
+  if (kind !== 'pglite') it('waits for a member change under way, and goes by its outcome', async () => {
+    const projects = projectsRepository(db.current.db);
+    const users = usersRepository(db.current.db);
+    const documents = documentsRepository(db.current.db);
+    const project = await projects.insert({ name: 'racing', mode: 'blind', schema: { spans: [], relations: [] }, guidelines: '' });
+    const owner = await users.insert('racing-owner', 'x');
+    await projects.addMember(project, owner, 'owner');
+    // Another request's member change, holding the project's row as changeMember does.
+    const change = await db.current.db.startTransaction().execute();
+    try {
+      await change.selectFrom('projects').select('id').where('id', '=', project).forUpdate().execute();
+      const adding = documents.insertAsOwner({ project_id: project, title: 'meanwhile', text: 'x', text_length: 1, content_hash: 'sha256:x', source: null, url: null, published_at: null }, owner);
+      await new Promise((r) => setTimeout(r, 200)); // (it waits on the row)
+      await change.updateTable('project_members').set({ role: 'annotator' }).where('project_id', '=', project).where('user_id', '=', owner).execute();
+      await change.commit().execute();
+      expect(await adding).toBeNull();
+    } catch (err) {
+      await change.rollback().execute().catch(() => {});
+      throw err;
+    }
+    expect(await db.current.db.selectFrom('documents').select('id').where('project_id', '=', project).execute()).toEqual([]);
+  });
 });
