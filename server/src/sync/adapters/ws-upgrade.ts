@@ -228,12 +228,6 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     return { ok: true, info: { room, userId: answer.userId, readOnly: answer.readOnly }, token, since };
   }
 
-  /**
-   * Checks open sockets' sessions and access again, closing those whose session or access is
-   * gone or changed, and the remembered grants likewise (all of them, or one user's). Each
-   * question to the database has the access timeout, twice over (it asks about many at once):
-   * a sweep that hung would hold back every later periodic one.
-   */
   /** Closes an open socket whose session or access is no longer what it was opened with. */
   function revoke(l: Live, code: number, reason: string): void {
     if (l.conn.closed) return; // (closed meanwhile, while the database answered)
@@ -241,6 +235,12 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     l.conn.close(code, reason);
   }
 
+  /**
+   * Checks open sockets' sessions and access again, closing those whose session or access is
+   * gone or changed, and the remembered grants likewise (all of them, or one user's). Each
+   * question to the database has the access timeout, twice over (it asks about many at once):
+   * a sweep that hung would hold back every later periodic one.
+   */
   async function sweep(userId?: number, memberChanged = userId !== undefined): Promise<void> {
     if (memberChanged) grants.changed(); // answers in flight may be stale
     const sockets = [...live].filter((l) => (userId === undefined || l.conn.info.userId === userId) && !l.conn.closed);
