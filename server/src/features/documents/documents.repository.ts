@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { DocumentStatus } from '@spanwise/shared';
 import type { Database, NewDocumentRow } from '../../db/types.ts';
+import { memberRole } from '../projects/projects.repository.ts';
 
 /** Rooms one query looks for rows of (see roomsWithUpdates). */
 export const ROOMS_PER_QUERY = 10_000;
@@ -63,13 +64,7 @@ export function documentsRepository(db: Kysely<Database>) {
     async insertAsOwner(row: NewDocumentRow, byOwner: number): Promise<number | null> {
       return db.transaction().execute(async (trx) => {
         await trx.selectFrom('projects').select('id').where('id', '=', row.project_id).forShare().execute();
-        const asker = await trx
-          .selectFrom('project_members')
-          .select('role')
-          .where('project_id', '=', row.project_id)
-          .where('user_id', '=', byOwner)
-          .executeTakeFirst();
-        if (asker?.role !== 'owner') return null;
+        if ((await memberRole(trx, row.project_id, byOwner)) !== 'owner') return null;
         const r = await trx.insertInto('documents').values(row).returning('id').executeTakeFirstOrThrow();
         return r.id;
       });

@@ -2,6 +2,12 @@ import type { Kysely } from 'kysely';
 import type { Role } from '@spanwise/shared';
 import type { Database } from '../../db/types.ts';
 
+/** A user's role in a project (undefined: not a member), read through `db` (a transaction, say). */
+export async function memberRole(db: Kysely<Database>, projectId: number, userId: number): Promise<Role | undefined> {
+  const row = await db.selectFrom('project_members').select('role').where('project_id', '=', projectId).where('user_id', '=', userId).executeTakeFirst();
+  return row?.role;
+}
+
 export function projectsRepository(db: Kysely<Database>) {
   /** Adds a member or sets their role (inside `on`'s transaction when given one). */
   async function addMember(projectId: number, userId: number, role: Role, on: Kysely<Database> = db) {
@@ -75,21 +81,10 @@ export function projectsRepository(db: Kysely<Database>) {
     changeMember(projectId: number, userId: number, role: Role | null, byOwner: number): Promise<'done' | 'last_owner' | 'not_member' | 'forbidden'> {
       return db.transaction().execute(async (trx) => {
         await trx.selectFrom('projects').select('id').where('id', '=', projectId).forUpdate().execute();
-        const asker = await trx
-          .selectFrom('project_members')
-          .select('role')
-          .where('project_id', '=', projectId)
-          .where('user_id', '=', byOwner)
-          .executeTakeFirst();
-        if (asker?.role !== 'owner') return 'forbidden';
-        const current = await trx
-          .selectFrom('project_members')
-          .select('role')
-          .where('project_id', '=', projectId)
-          .where('user_id', '=', userId)
-          .executeTakeFirst();
+        if ((await memberRole(trx, projectId, byOwner)) !== 'owner') return 'forbidden';
+        const current = await memberRole(trx, projectId, userId);
         if (!current && role === null) return 'not_member';
-        if (current?.role === 'owner' && role !== 'owner') {
+        if (current === 'owner' && role !== 'owner') {
           const { owners } = await trx
             .selectFrom('project_members')
             .select((eb) => eb.fn.countAll<string>().as('owners'))
