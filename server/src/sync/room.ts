@@ -607,7 +607,14 @@ export class Room {
         if (!this.#destroyed) this.awareness.setLocalState(null);
       }
       if (this.#destroyed || this.#broken) {
-        if (this.#broken) this.deps.storedAfterBreaking(this, updates);
+        if (this.#broken) {
+          try {
+            this.deps.storedAfterBreaking(this, updates);
+          } catch (err) {
+            // (Nothing may throw out of the flush loop, which has stored and must report it.)
+            this.deps.log.error('sync_handover_failed', { room: this.name, error: String(err) });
+          }
+        }
         this.#reportStored(batch);
         continue;
       }
