@@ -239,6 +239,32 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
     }, 'the slots of clients gone at once given back');
   });
 
+  it('breaks off the download of a member removed while it runs', async () => {
+    const projects = projectsRepository(server.database.db);
+    const project = await projects.insert({ name: 'Withdrawn', mode: 'blind', schema: DEFAULT_SCHEMA, guidelines: '' });
+    await projects.addMember(project, 1, 'owner');
+    const viewer = await usersRepository(server.database.db).insert('withdrawn-viewer', await hashPassword('pw'));
+    await projects.addMember(project, viewer, 'viewer');
+    await sql`insert into documents (project_id, title, text, text_length, content_hash)
+              select ${project}, 'd' || g, repeat('x', 1000000), 1000000, 'sha256:x' from generate_series(1, 16) g`.execute(server.database.db);
+    const cookie = await login(server.url, 'withdrawn-viewer', 'pw');
+    const res = await fetch(`${server.url}/api/projects/${project}/export?format=jsonl`, { headers: { cookie } });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    expect((await reader.read()).done).toBe(false); // under way
+    expect((await api(server.url, admin, `/api/projects/${project}/members/${viewer}`, { method: 'DELETE' })).status).toBe(204);
+    let bytes = 0;
+    const rest = (async () => {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return bytes;
+        bytes += value.byteLength;
+      }
+    })();
+    await expect(rest).rejects.toThrow();
+    expect(bytes).toBeLessThan(15_000_000); // not the whole of it
+  });
+
   it('exports a layer whose log is longer than one read of it, whole', async () => {
     const id = (await api<{ id: number }>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Long log', text: TEXT }) })).body.id;
     const doc = new Y.Doc();

@@ -118,9 +118,15 @@ async function* bratZip(documents: Documents, schema: LabelSchema) {
 
 /**
  * A byte stream that pulls from `chunks` only as fast as the client reads. A failure part-way
- * errors the stream, so the client sees a broken transfer rather than a short dataset.
+ * errors the stream, after `breakOff` (which closes the connection), so the client sees a broken
+ * transfer rather than a short dataset. `onEnd` once it is over, however it ended.
  */
-export function readable(chunks: AsyncIterable<string | Uint8Array>, onError: (err: unknown) => void, onEnd: () => void = () => {}): ReadableStream<Uint8Array> {
+export function readable(
+  chunks: AsyncIterable<string | Uint8Array>,
+  onError: (err: unknown) => void,
+  onEnd: () => void = () => {},
+  breakOff: () => void = () => {},
+): ReadableStream<Uint8Array> {
   const it = chunks[Symbol.asyncIterator]();
   const encoder = new TextEncoder();
   /** The client went away: a read in flight then has nowhere to go, and that is no failure. */
@@ -139,6 +145,9 @@ export function readable(chunks: AsyncIterable<string | Uint8Array>, onError: (e
       } catch (err) {
         if (cancelled) return;
         onError(err);
+        // The connection first: the server's own handling of an errored body may write its error
+        // and end the answer cleanly, which would read as a complete (short) download.
+        breakOff();
         controller.error(err);
         onEnd();
       }
@@ -149,6 +158,14 @@ export function readable(chunks: AsyncIterable<string | Uint8Array>, onError: (e
       await it.return?.(undefined);
     },
   });
+}
+
+/** `items`, each once `allowed` has not thrown (asked again before each). */
+async function* whileAllowed<T>(items: AsyncIterable<T>, allowed: () => Promise<unknown>): AsyncGenerator<T> {
+  for await (const item of items) {
+    await allowed();
+    yield item;
+  }
 }
 
 /** How many exports may be under way at once: each user's, and the server's. */
@@ -190,17 +207,25 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
   return new Hono<AppEnv>().get('/projects/:id/export', async (c) => {
     const user = requireUser(c.get('user'));
     const id = idParam(c.req.param('id'), 'project');
-    const { project, role } = await access.projectRole(user.id, id);
     const { format, layer } = queryParams(c, exportQuery);
-    // The same rules as opening the rooms over sync, asked of any one document of the project.
-    const allMembers = await projects.members(id);
-    const roles = new Map(allMembers.map((m) => [m.id, m.role]));
-    const facts: AccessFacts = { projectOfDocument: new Map([[ANY_DOCUMENT, id]]), modes: new Map([[id, project.mode]]), role: (_p, u) => roles.get(u) };
-    const mayOpen = (room: Room) => decideRoomAccess(room, user.id, facts).ok;
-    if (!mayOpen({ kind: 'gold', documentId: ANY_DOCUMENT })) throw forbidden('you may not read this project’s gold layer');
-    if (layer === 'all' && !allMembers.every((m) => mayOpen({ kind: 'layer', documentId: ANY_DOCUMENT, userId: m.id }))) {
-      throw forbidden('only those who may read every layer (curators, owners, viewers) may export every layer');
-    }
+    /**
+     * The same rules as opening the rooms over sync, asked of any one document of the project:
+     * before the export, and again before each document (a member removed, or whose role
+     * changed, mid-download gets no more of it: the download breaks off).
+     */
+    const allowed = async () => {
+      const { project } = await access.projectRole(user.id, id);
+      const allMembers = await projects.members(id);
+      const roles = new Map(allMembers.map((m) => [m.id, m.role]));
+      const facts: AccessFacts = { projectOfDocument: new Map([[ANY_DOCUMENT, id]]), modes: new Map([[id, project.mode]]), role: (_p, u) => roles.get(u) };
+      const mayOpen = (room: Room) => decideRoomAccess(room, user.id, facts).ok;
+      if (!mayOpen({ kind: 'gold', documentId: ANY_DOCUMENT })) throw forbidden('you may not read this project’s gold layer');
+      if (layer === 'all' && !allMembers.every((m) => mayOpen({ kind: 'layer', documentId: ANY_DOCUMENT, userId: m.id }))) {
+        throw forbidden('only those who may read every layer (curators, owners, viewers) may export every layer');
+      }
+      return { project, allMembers };
+    };
+    const { project, allMembers } = await allowed();
     const members = layer === 'all' ? allMembers.map((m) => ({ id: m.id, username: m.username })) : [];
     const headers = {
       'Content-Type': MEDIA[format].type,
@@ -241,7 +266,7 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
           throw new AppError(413, 'export_too_large', `a brat export holds at most ${ZIP_MAX_FILES} files; this one could need ${files}: export the gold layer, or another format`);
         }
       }
-      const documents = exports.documents(id, layer, members);
+      const documents = whileAllowed(exports.documents(id, layer, members), allowed);
       // The W3C ids are addresses: behind a proxy that ends TLS, its X-Forwarded-Proto is the scheme.
       const url = new URL(c.req.url);
       const forwardedProto = options.trustProxy ? c.req.header('x-forwarded-proto')?.split(',')[0]?.trim() : undefined;
@@ -256,7 +281,12 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
               ? bratZip(documents, labelSchemaSchema.parse(project.schema))
               : w3c(documents, { id: `${origin}/api/projects/${id}/export?format=w3c&layer=${layer}`, label: project.name }, (docId) => `${origin}/projects/${id}/documents/${docId}`);
       log.info('export_started', { projectId: id, userId: user.id, format, layer });
-      const body = readable(chunks, (err) => log.error('export_failed', { projectId: id, userId: user.id, format, layer, error: String(err) }), release);
+      const body = readable(
+        chunks,
+        (err) => log.error('export_failed', { projectId: id, userId: user.id, format, layer, error: String(err) }),
+        release,
+        () => outgoing?.destroy(),
+      );
       return c.body(body, 200, headers);
     }
   });
