@@ -227,6 +227,16 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
     };
     const { project, allMembers } = await allowed();
     const members = layer === 'all' ? allMembers.map((m) => ({ id: m.id, username: m.username })) : [];
+    if (format === 'brat') {
+      // annotation.conf, then a .txt and an .ann per document's gold layer and per member
+      // layer that holds anything (empty ones are left out of the zip).
+      const documentCount = await exports.documentCount(id);
+      // (Past the limit on documents alone, the member layers need not be counted.)
+      const files = 1 + 2 * (documentCount + (1 + 2 * documentCount > ZIP_MAX_FILES ? 0 : await exports.layersWithRows(id, members)));
+      if (files > ZIP_MAX_FILES) {
+        throw new AppError(413, 'export_too_large', `a brat export holds at most ${ZIP_MAX_FILES} files; this one could need ${files}: export the gold layer, or another format`);
+      }
+    }
     const headers = {
       'Content-Type': MEDIA[format].type,
       'Content-Disposition': `attachment; filename="spanwise-project-${id}-${layer}.${MEDIA[format].extension}"`,
@@ -240,33 +250,23 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
         ? new AppError(429, 'too_many_exports', `at most ${EXPORTS_PER_USER} of your exports at once: try again when one has finished`)
         : new AppError(503, 'exports_busy', 'too many exports under way: try again in a moment');
     }
-    // Given back when the download ends, fails or is cancelled, or its connection closes (its
-    // client gone, even before the answer began); or now, if it is refused after all.
+    // Given back when the download ends, fails or is cancelled, or its connection closes. A
+    // client gone already gets nothing started (a stream is read once as soon as it is made).
     const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
-    if (outgoing) {
-      if (outgoing.closed) slot.release();
-      else outgoing.once('close', slot.release);
-    } else if (c.req.raw.signal.aborted) slot.release();
+    if (outgoing?.closed || c.req.raw.signal.aborted) {
+      slot.release();
+      return c.body(null, 200, headers);
+    }
+    if (outgoing) outgoing.once('close', slot.release);
     else c.req.raw.signal.addEventListener('abort', slot.release, { once: true });
     try {
-      return await answer(slot.release);
-    } catch (err) {
-      slot.release();
-      throw err;
-    }
-
-    async function answer(release: () => void) {
-      if (format === 'brat') {
-        // annotation.conf, then a .txt and an .ann per document's gold layer and per member
-        // layer that holds anything (empty ones are left out of the zip).
-        const documentCount = await exports.documentCount(id);
-        // (Past the limit on documents alone, the member layers need not be counted.)
-        const files = 1 + 2 * (documentCount + (1 + 2 * documentCount > ZIP_MAX_FILES ? 0 : await exports.layersWithRows(id, members)));
-        if (files > ZIP_MAX_FILES) {
-          throw new AppError(413, 'export_too_large', `a brat export holds at most ${ZIP_MAX_FILES} files; this one could need ${files}: export the gold layer, or another format`);
-        }
-      }
-      const documents = whileAllowed(exports.documents(id, layer, members), allowed);
+      // Access asked again while it runs: at most once a second, before a document.
+      let askedAt = performance.now();
+      const documents = whileAllowed(exports.documents(id, layer, members), async () => {
+        if (performance.now() - askedAt < 1_000) return;
+        await allowed();
+        askedAt = performance.now();
+      });
       // The W3C ids are addresses: behind a proxy that ends TLS, its X-Forwarded-Proto is the scheme.
       const url = new URL(c.req.url);
       const forwardedProto = options.trustProxy ? c.req.header('x-forwarded-proto')?.split(',')[0]?.trim() : undefined;
@@ -283,11 +283,18 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
       log.info('export_started', { projectId: id, userId: user.id, format, layer });
       const body = readable(
         chunks,
-        (err) => log.error('export_failed', { projectId: id, userId: user.id, format, layer, error: String(err) }),
-        release,
+        (err) =>
+          // Access withdrawn while it ran is no failure of the export's.
+          err instanceof AppError
+            ? log.info('export_refused', { projectId: id, userId: user.id, format, layer, code: err.code })
+            : log.error('export_failed', { projectId: id, userId: user.id, format, layer, error: String(err) }),
+        slot.release,
         () => outgoing?.destroy(),
       );
       return c.body(body, 200, headers);
+    } catch (err) {
+      slot.release();
+      throw err;
     }
   });
 }
