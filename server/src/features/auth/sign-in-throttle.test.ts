@@ -42,6 +42,17 @@ describe.each(databaseKinds())('SignInThrottle (%s)', (kind) => {
     expect(await t.take(`${prefix}k`)).toBeGreaterThan(0);
   });
 
+  it('forgets a refusal it remembers once an attempt of that key is taken back (an address’s count goes down so)', async () => {
+    const { prefix, throttle } = clocked();
+    const t = throttle();
+    for (let i = 0; i < 3; i++) await t.take(`${prefix}k`);
+    expect(await t.take(`${prefix}k`)).toBeGreaterThan(0); // refused, and remembered
+    expect(t.refusedFor(`${prefix}k`)).toBeGreaterThan(0);
+    await t.withdrawn(`${prefix}k`); // one of the three taken back (a sign-in that succeeded)
+    expect(t.refusedFor(`${prefix}k`)).toBe(0);
+    expect(await t.take(`${prefix}k`)).toBe(0);
+  });
+
   it('answers a refused pair without the database until its window ends', async () => {
     const { clock, prefix, throttle } = clocked();
     const t = throttle();

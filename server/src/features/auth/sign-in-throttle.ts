@@ -29,10 +29,11 @@ export class SignInThrottle {
   /** The latest sweep (for tests to wait on). */
   swept: Promise<void> = Promise.resolve();
   /**
-   * Pairs refused, with when their window ends: until then they are refused here at once (a
-   * refused pair stays refused everywhere until its window ends, as nothing but a sign-in,
-   * which it may not make, clears it), so a flood of refused attempts does not reach the
-   * database, which on PGlite is the one connection documents are saved through.
+   * Keys refused, with when their window ends: until then they are refused here at once (a
+   * refused key stays refused everywhere until its window ends, as nothing but a sign-in,
+   * which it may not make, clears it — or, for an address's count, an attempt taken back, which
+   * forgets the refusal here), so a flood of refused attempts does not reach the database,
+   * which on PGlite is the one connection documents are saved through.
    */
   readonly #refusedUntil = new Map<string, number>();
 
@@ -100,6 +101,8 @@ export class SignInThrottle {
 
   /** An attempt that was no guess (the database failed it, say) is taken back; as `succeeded`, never refused as busy. */
   async withdrawn(key: string): Promise<void> {
+    // A refusal this instance remembers for the key may no longer hold: the database decides.
+    this.#refusedUntil.delete(key);
     await withoutQueueLimits(() =>
       this.db
         .updateTable('sign_in_attempts')
