@@ -612,7 +612,7 @@ export class Room {
             this.deps.storedAfterBreaking(this, updates);
           } catch (err) {
             // (Nothing may throw out of the flush loop, which has stored and must report it.)
-            this.deps.log.error('sync_handover_failed', { room: this.name, error: String(err) });
+            this.deps.log.error('sync_handover_failed', { room: this.name, error: errorKind(err) });
           }
         }
         this.#reportStored(batch);
