@@ -8,7 +8,7 @@ import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono, type Context } from 'hono';
 import { bearerAuth } from 'hono/bearer-auth';
 import { sql, type Kysely } from 'kysely';
-import type { Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
 import type { Config } from './config.ts';
 import type { DbKind } from './db/database.ts';
 import type { Database } from './db/types.ts';
@@ -97,10 +97,17 @@ function clientApp(clientDir: string | null) {
   );
 }
 
+/** Counts API answers by status class on `registry` (each class listed at 0 from the start). */
+function httpAnswers(registry: Registry): (status: number) => void {
+  const answers = new Counter({ name: 'spanwise_http_responses_total', help: 'Answers to /api requests, by status class', labelNames: ['class'], registers: [registry] });
+  for (const c of ['2xx', '3xx', '4xx', '5xx']) answers.inc({ class: c }, 0);
+  return (status) => answers.inc({ class: `${Math.floor(status / 100)}xx` });
+}
+
 export function createApp(deps: AppDeps, services: Services = createServices(deps)) {
   const app = new Hono();
   app.onError(errorHandler(deps.log));
-  app.use(requestLog(deps.log));
+  app.use(requestLog(deps.log, deps.metrics ? httpAnswers(deps.metrics) : undefined));
   // A request's queries wait a bounded time for the embedded database (503 database_busy after);
   // a sign-out's (its session lookup included) as long as it takes, which a busy database must
   // not refuse, but only while the line is not full (a flood of them would grow it without end).

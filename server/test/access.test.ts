@@ -164,6 +164,14 @@ describe('metrics', () => {
       expect(value('spanwise_sync_messages_out_total{kind="sync_step1"}')).toBe(1);
       expect(value('spanwise_sync_messages_out_total{kind="sync_step2"}')).toBe(1);
       expect(value('spanwise_sync_bytes_out_total{kind="sync_step2"}')).toBeGreaterThan(0);
+      // API answers by status class: the sign-in (2xx), and none failed; then a 404 and a 401.
+      expect(value('spanwise_http_responses_total{class="2xx"}')).toBeGreaterThanOrEqual(1);
+      expect(value('spanwise_http_responses_total{class="5xx"}')).toBe(0);
+      const fours = value('spanwise_http_responses_total{class="4xx"}');
+      expect((await fetch(`${server.url}/api/no-such-thing`)).status).toBeGreaterThanOrEqual(400);
+      expect((await fetch(`${server.url}/api/me`)).status).toBe(401);
+      const after = await fetch(`${server.url}/metrics`).then((r) => r.text());
+      expect(Number(/^spanwise_http_responses_total\{class="4xx"\} (\S+)$/m.exec(after)?.[1])).toBe(fours + 2);
       c.destroy();
     } finally {
       await server.close();

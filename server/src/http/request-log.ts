@@ -5,8 +5,9 @@ import type { Logger } from '../log.ts';
 /**
  * Gives every request an id (echoed as `x-request-id`) and logs one JSON line per request:
  * method, path, status, duration and the signed-in user's id. Never bodies or cookies.
+ * `answered` is told each API request's status (for the metrics).
  */
-export function requestLog(log: Logger): MiddlewareHandler {
+export function requestLog(log: Logger, answered: (status: number) => void = () => {}): MiddlewareHandler {
   return async (c, next) => {
     const requestId = randomUUID();
     const started = performance.now();
@@ -21,7 +22,9 @@ export function requestLog(log: Logger): MiddlewareHandler {
       ms: Math.round((performance.now() - started) * 10) / 10,
       userId: user?.id ?? null,
     };
-    if (c.req.path.startsWith('/api/')) log.info('http_request', fields);
-    else log.debug('http_request', fields);
+    if (c.req.path.startsWith('/api/')) {
+      log.info('http_request', fields);
+      answered(c.res.status);
+    } else log.debug('http_request', fields);
   };
 }
