@@ -170,7 +170,7 @@ async function* whileAllowed<T>(items: AsyncIterable<T>, allowed: () => Promise<
 
 /** How many exports may be under way at once: each user's, and the server's. */
 export const EXPORTS_PER_USER = 2;
-export const EXPORTS_AT_ONCE = 8;
+const EXPORTS_AT_ONCE = 8;
 
 /**
  * Exports under way. Each holds a document or two in memory however slowly its client reads,
@@ -210,8 +210,8 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
     const { format, layer } = queryParams(c, exportQuery);
     /**
      * The same rules as opening the rooms over sync, asked of any one document of the project:
-     * before the export, and again before each document (a member removed, or whose role
-     * changed, mid-download gets no more of it: the download breaks off).
+     * before the export, and again, at most once a second, before a document (a member removed,
+     * or whose role changed, mid-download gets no more of it: the download breaks off).
      */
     const allowed = async () => {
       const { project } = await access.projectRole(user.id, id);
@@ -227,22 +227,7 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
     };
     const { project, allMembers } = await allowed();
     const members = layer === 'all' ? allMembers.map((m) => ({ id: m.id, username: m.username })) : [];
-    if (format === 'brat') {
-      // annotation.conf, then a .txt and an .ann per document's gold layer and per member
-      // layer that holds anything (empty ones are left out of the zip).
-      const documentCount = await exports.documentCount(id);
-      // (Past the limit on documents alone, the member layers need not be counted.)
-      const files = 1 + 2 * (documentCount + (1 + 2 * documentCount > ZIP_MAX_FILES ? 0 : await exports.layersWithRows(id, members)));
-      if (files > ZIP_MAX_FILES) {
-        throw new AppError(413, 'export_too_large', `a brat export holds at most ${ZIP_MAX_FILES} files; this one could need ${files}: export the gold layer, or another format`);
-      }
-    }
-    const headers = {
-      'Content-Type': MEDIA[format].type,
-      'Content-Disposition': `attachment; filename="spanwise-project-${id}-${layer}.${MEDIA[format].extension}"`,
-    };
-    // (Hono answers HEAD with GET's handler and drops the body unread: no export, no slot.)
-    if (c.req.method === 'HEAD') return c.body(null, 200, headers);
+    const fields = { projectId: id, userId: user.id, format, layer };
     const slot = slots.take(user.id);
     if (slot === 'user' || slot === 'server') {
       c.header('Retry-After', '5');
@@ -250,10 +235,30 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
         ? new AppError(429, 'too_many_exports', `at most ${EXPORTS_PER_USER} of your exports at once: try again when one has finished`)
         : new AppError(503, 'exports_busy', 'too many exports under way: try again in a moment');
     }
-    // Given back when the download ends, fails or is cancelled, or its connection closes. A
-    // client gone already gets nothing started (a stream is read once as soon as it is made).
+    if (format === 'brat') {
+      // annotation.conf, then a .txt and an .ann per document's gold layer and per member
+      // layer that holds anything (empty ones are left out of the zip).
+      try {
+        const documentCount = await exports.documentCount(id);
+        // (Past the limit on documents alone, the member layers need not be counted.)
+        const files = 1 + 2 * (documentCount + (1 + 2 * documentCount > ZIP_MAX_FILES ? 0 : await exports.layersWithRows(id, members)));
+        if (files > ZIP_MAX_FILES) {
+          throw new AppError(413, 'export_too_large', `a brat export holds at most ${ZIP_MAX_FILES} files; this one could need ${files}: export the gold layer, or another format`);
+        }
+      } catch (err) {
+        slot.release();
+        throw err;
+      }
+    }
+    const headers = {
+      'Content-Type': MEDIA[format].type,
+      'Content-Disposition': `attachment; filename="spanwise-project-${id}-${layer}.${MEDIA[format].extension}"`,
+    };
+    // Given back when the download ends, fails or is cancelled, or its connection closes. A HEAD
+    // (whose body Hono drops unread) and a client gone already get nothing started (a stream is
+    // read once as soon as it is made).
     const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
-    if (outgoing?.closed || c.req.raw.signal.aborted) {
+    if (c.req.method === 'HEAD' || outgoing?.closed || c.req.raw.signal.aborted) {
       slot.release();
       return c.body(null, 200, headers);
     }
@@ -280,14 +285,14 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
             : format === 'brat'
               ? bratZip(documents, labelSchemaSchema.parse(project.schema))
               : w3c(documents, { id: `${origin}/api/projects/${id}/export?format=w3c&layer=${layer}`, label: project.name }, (docId) => `${origin}/projects/${id}/documents/${docId}`);
-      log.info('export_started', { projectId: id, userId: user.id, format, layer });
+      log.info('export_started', fields);
       const body = readable(
         chunks,
         (err) =>
           // Access withdrawn while it ran is no failure of the export's.
           err instanceof AppError
-            ? log.info('export_refused', { projectId: id, userId: user.id, format, layer, code: err.code })
-            : log.error('export_failed', { projectId: id, userId: user.id, format, layer, error: String(err) }),
+            ? log.info('export_refused', { ...fields, code: err.code })
+            : log.error('export_failed', { ...fields, error: String(err) }),
         slot.release,
         () => outgoing?.destroy(),
       );
