@@ -1147,7 +1147,7 @@ describe('SyncServer', () => {
     expect(followers.size).toBe(0); // and the bus's
     // A room (doc, awareness, connection) takes kilobytes: 10,000 kept would be tens of MiB.
     // (The heap moves by a MiB or two either way between runs: compiled code, pools.)
-    expect(memory() - before).toBeLessThan(300 * 10_000);
+    expect(memory() - before).toBeLessThan(500 * 10_000);
     expect(timers()).toBeLessThanOrEqual(timersBefore); // each awareness has an interval timer
   });
 

@@ -17,7 +17,7 @@ describe.each(databaseKinds())('sessions (%s)', (kind) => {
     const tokens: string[] = [];
     for (let i = 0; i < 5; i++) {
       tokens.push((await auth.login('many-sessions', 'pw')).token);
-      await new Promise((r) => setTimeout(r, 5)); // (each ends a little later than the last)
+      await new Promise((r) => setTimeout(r, 5)); // (each begins a little later than the last)
     }
     const live = await auth.usersForTokens([...tokens, other.token]);
     expect(tokens.map((t) => live.has(t))).toEqual([false, false, true, true, true]);

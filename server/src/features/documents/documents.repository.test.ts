@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { databaseKinds, useTestDatabase } from '../../../test/harness.ts';
+import { sql } from 'kysely';
+import { databaseKinds, useTestDatabase, waitFor } from '../../../test/harness.ts';
 import { usersRepository } from '../auth/users.repository.ts';
 import { projectsRepository } from '../projects/projects.repository.ts';
 import { documentsRepository } from './documents.repository.ts';
 
 describe.each(databaseKinds())('adding a document (%s)', (kind) => {
   const db = useTestDatabase(kind);
+  const row = (project: number, title: string) => ({ project_id: project, title, text: 'x', text_length: 1, content_hash: 'sha256:x', source: null, url: null, published_at: null });
 
   it('writes it only while the one adding it is still the project’s owner (an upload may outlast their role)', async () => {
     const projects = projectsRepository(db.current.db);
@@ -15,12 +17,11 @@ describe.each(databaseKinds())('adding a document (%s)', (kind) => {
     const [a, b] = [await users.insert('uploads-a', 'x'), await users.insert('uploads-b', 'x')];
     await projects.addMember(project, a, 'owner');
     await projects.addMember(project, b, 'owner');
-    const row = (title: string) => ({ project_id: project, title, text: 'x', text_length: 1, content_hash: 'sha256:x', source: null, url: null, published_at: null });
-    expect(await documents.insertAsOwner(row('while owner'), a)).toEqual(expect.any(Number));
+    expect(await documents.insertAsOwner(row(project, 'while owner'), a)).toEqual(expect.any(Number));
     expect(await projects.changeMember(project, a, 'annotator', b)).toBe('done');
-    expect(await documents.insertAsOwner(row('demoted meanwhile'), a)).toBeNull();
+    expect(await documents.insertAsOwner(row(project, 'demoted meanwhile'), a)).toBeNull();
     expect(await projects.changeMember(project, a, null, b)).toBe('done');
-    expect(await documents.insertAsOwner(row('removed meanwhile'), a)).toBeNull();
+    expect(await documents.insertAsOwner(row(project, 'removed meanwhile'), a)).toBeNull();
     const titles = await db.current.db.selectFrom('documents').select('title').where('project_id', '=', project).execute();
     expect(titles.map((t) => t.title)).toEqual(['while owner']);
   });
@@ -37,8 +38,12 @@ describe.each(databaseKinds())('adding a document (%s)', (kind) => {
     const change = await db.current.db.startTransaction().execute();
     try {
       await change.selectFrom('projects').select('id').where('id', '=', project).forUpdate().execute();
-      const adding = documents.insertAsOwner({ project_id: project, title: 'meanwhile', text: 'x', text_length: 1, content_hash: 'sha256:x', source: null, url: null, published_at: null }, owner);
-      await new Promise((r) => setTimeout(r, 200)); // (it waits on the row)
+      const adding = documents.insertAsOwner(row(project, 'meanwhile'), owner);
+      // Until it waits on the row (not merely has yet to ask for it).
+      await waitFor(async () => {
+        const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike '%for share%'`.execute(db.current.db);
+        return rows[0]!.n > 0;
+      }, 'the insert waiting on the project’s row');
       await change.updateTable('project_members').set({ role: 'annotator' }).where('project_id', '=', project).where('user_id', '=', owner).execute();
       await change.commit().execute();
       expect(await adding).toBeNull();

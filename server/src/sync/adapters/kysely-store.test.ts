@@ -497,14 +497,17 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(labels).toContain('X0');
   });
 
-  /** `db` with `hook` called once, after the `nth` query that read a full run of rows. */
-  const afterFullRun = (nth: number, hook: () => Promise<void>) => {
+  /**
+   * `db`, recording how many rows each query read; with `after`, its `hook` is called once, after
+   * the `nth` query that read a full run of rows.
+   */
+  const recordRuns = (after?: { nth: number; hook: () => Promise<void> }) => {
     const runs: number[] = [];
     const plugged = db.current.db.withPlugin({
       transformQuery: (args) => args.node,
       transformResult: async (args) => {
         runs.push(args.result.rows.length);
-        if (runs.filter((n) => n === READ_RUN_ROWS).length === nth && runs[runs.length - 1] === READ_RUN_ROWS) await hook();
+        if (after && runs.filter((n) => n === READ_RUN_ROWS).length === after.nth && runs[runs.length - 1] === READ_RUN_ROWS) await after.hook();
         return args.result;
       },
     });
@@ -516,7 +519,7 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     const doc = new Y.Doc();
     const total = 2 * READ_RUN_ROWS + 500;
     await storeWith({ compactAfterRows: 100_000, log: silent }).append(room, Array.from({ length: total }, (_, i) => spanUpdate(doc, `L${i}`, i)));
-    const { plugged, runs } = afterFullRun(0, async () => {});
+    const { plugged, runs } = recordRuns();
     const rows = await new KyselyStore(plugged, { compactAfterRows: 100_000, log: silent }).load(room);
     // No one query read more than a run: a log too long to read within a query's deadline still loads.
     expect(Math.max(...runs)).toBe(READ_RUN_ROWS);
@@ -536,9 +539,12 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     // After the load's first run of its whole read (its second full run: the first tells it the
     // log is long), the other process replaces every row with a snapshot in the first row's place.
     let compacted = false;
-    const { plugged } = afterFullRun(2, async () => {
-      await other.compact(room);
-      compacted = true;
+    const { plugged } = recordRuns({
+      nth: 2,
+      hook: async () => {
+        await other.compact(room);
+        compacted = true;
+      },
     });
     const rows = await new KyselyStore(plugged, { compactAfterRows: 100_000, log: silent }).load(room);
     expect(compacted).toBe(true);

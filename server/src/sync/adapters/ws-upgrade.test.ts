@@ -278,7 +278,7 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     allowed.delete(`1 ${ROOM}`);
     changed(1);
     expect(await socket.closed).toBe(CloseCode.forbidden);
-    await vi.waitFor(() => expect(lines.map((l) => l.event)).toContain('sync_disconnected'));
+    await vi.waitFor(() => expect(lines.map((l) => l.event)).toContain('sync_disconnected'), { timeout: 5_000 });
     const of = (event: string) => lines.filter((l) => l.event === event).map((l) => l.fields);
     expect(of('sync_refused')).toEqual([{ room: ROOM, userId: 2, code: CloseCode.otherUser }]);
     expect(of('sync_access_revoked')).toEqual([{ room: ROOM, userId: 1, code: CloseCode.forbidden, reason: 'you no longer have access to this room' }]);
