@@ -463,20 +463,14 @@ export class Room {
    * bus's are, and sent on to the peers.
    */
   storedByPredecessor(update: Uint8Array): void {
-    if (this.#destroyed || this.#broken) return;
-    try {
+    this.#applyFrom('predecessor', () => {
       Y.decodeUpdate(update);
       Y.applyUpdate(this.doc, update, FROM_PREDECESSOR);
-    } catch (err) {
-      this.deps.observer.error?.('apply_failed');
-      this.deps.log.error('sync_apply_failed', { room: this.name, from: 'predecessor', error: errorKind(err) });
-    }
-    if (docBroken(this.doc)) this.#break('predecessor');
+    });
   }
 
   #fromBus(kind: BusMessageKind, data: Uint8Array): void {
-    if (this.#destroyed || this.#broken) return;
-    try {
+    this.#applyFrom('bus', () => {
       if (kind === 'update') {
         Y.decodeUpdate(data);
         Y.applyUpdate(this.doc, data, FROM_BUS);
@@ -485,11 +479,24 @@ export class Room {
         this.forgetOldPresence();
         awarenessProtocol.applyAwarenessUpdate(this.awareness, data, FROM_BUS);
       }
+    }, kind);
+  }
+
+  /** Applies what came from elsewhere than a peer: what it throws is logged and counted, and a doc it left unusable lets the room go. */
+  #applyFrom(from: 'bus' | 'predecessor', apply: () => void, kind?: BusMessageKind): void {
+    if (this.#destroyed || this.#broken) return;
+    try {
+      apply();
     } catch (err) {
-      this.deps.log.error('sync_bus_message_rejected', { room: this.name, kind, error: errorKind(err) });
-      this.deps.observer.error?.('bus_failed');
+      if (from === 'bus') {
+        this.deps.log.error('sync_bus_message_rejected', { room: this.name, kind, error: errorKind(err) });
+        this.deps.observer.error?.('bus_failed');
+      } else {
+        this.deps.observer.error?.('apply_failed');
+        this.deps.log.error('sync_apply_failed', { room: this.name, from, error: errorKind(err) });
+      }
     }
-    if (docBroken(this.doc)) this.#break('bus');
+    if (docBroken(this.doc)) this.#break(from);
   }
 
   /**

@@ -58,6 +58,8 @@ export interface SyncBus {
   /**
    * Stops following `room`; with `listener`, only if that is still whom the room's messages go
    * to (a room let go of while broken leaves after a fresh one of the same name has joined).
+   * The room stays listed (reloaded by the others should this instance die) while any listener
+   * that joined it has not left.
    */
   leave(room: string, listener?: BusListener): void;
   /** Publishes after the update is stored; never throws (the bus retries on its own). */

@@ -47,6 +47,11 @@ export function authRoutes(
       const block = addressBlock(clientAddress(c, options.trustProxy ?? false));
       const key = `${body.username.toLowerCase()}\n${block}`;
       const placeKey = `\n${block}`; // (no username is empty: never a pair's key)
+      /** Takes back these attempts: no guesses (or, at the address, a success); best effort. */
+      const takeBack = async (...which: Array<'pair' | 'place'>) => {
+        if (which.includes('pair')) await throttle.withdrawn(key).catch(() => {});
+        if (which.includes('place')) await addressThrottle.withdrawn(placeKey).catch(() => {});
+      };
       // An address known to be refused is refused here, before anything is counted (a flood of
       // fresh usernames from it must not reach the database, PGlite's one connection).
       const placeKnown = addressThrottle.refusedFor(placeKey);
@@ -57,11 +62,11 @@ export function authRoutes(
       try {
         placeWait = await addressThrottle.take(placeKey);
       } catch (err) {
-        await throttle.withdrawn(key).catch(() => {}); // (not a guess: see below)
+        await takeBack('pair'); // (not a guess: see below)
         throw err;
       }
       if (placeWait > 0) {
-        await throttle.withdrawn(key).catch(() => {});
+        await takeBack('pair');
         refuse(c, placeWait);
       }
       let signedIn: Awaited<ReturnType<AuthService['login']>>;
@@ -70,15 +75,12 @@ export function authRoutes(
       } catch (err) {
         // Not a wrong password (the database busy, say): the attempt is taken back, so that it
         // cannot count toward a lock-out.
-        if (!(err instanceof AppError && err.status === 401)) {
-          await throttle.withdrawn(key).catch(() => {});
-          await addressThrottle.withdrawn(placeKey).catch(() => {});
-        }
+        if (!(err instanceof AppError && err.status === 401)) await takeBack('pair', 'place');
         throw err;
       }
       // (Signed in all the same if these fail: the counts end with their windows.)
       await throttle.succeeded(key).catch(() => {});
-      await addressThrottle.withdrawn(placeKey).catch(() => {});
+      await takeBack('place');
       const { user, token, expiresAt } = signedIn;
       setCookie(c, SESSION_COOKIE, token, {
         httpOnly: true,

@@ -14,7 +14,7 @@ export const SESSION_COOKIE = 'spanwise_session';
 const tokenId = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /** Live sessions one user keeps (browsers signed in); a sign-in past it ends their oldest. */
-export const MAX_SESSIONS_PER_USER = 100;
+const MAX_SESSIONS_PER_USER = 100;
 
 export function authService(db: Kysely<Database>, options: { sessionTtlHours: number; maxSessionsPerUser?: number }) {
   const users = usersRepository(db);

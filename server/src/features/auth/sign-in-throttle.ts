@@ -10,6 +10,10 @@
  * in. Pairs whose window has passed are deleted now and then, and at most `maxKeys` are kept
  * (the oldest go first), so a flood of made-up names cannot fill the table.
  *
+ * The sign-in route keeps a second one, with a larger `max`, keyed by the address alone
+ * (whatever the username): there a success is taken back (`withdrawn`) rather than clearing
+ * the count. "Pair" below means whatever key a throttle counts by.
+ *
  * @example
  *   const throttle = new SignInThrottle(db);
  *   const wait = await throttle.take(key);

@@ -8,11 +8,13 @@ import type { AccessService } from '../access/access.service.ts';
 import type { DocumentsService } from '../documents/documents.service.ts';
 import type { ProjectsRepository } from './projects.repository.ts';
 
+const notOwner = () => forbidden('only the project owner may change members');
+
 export function projectsRoutes(projects: ProjectsRepository, access: AccessService, documents: DocumentsService, users: UsersRepository) {
   /** The owner's guard for member changes (checked again as the change is made); returns the project id. */
   const asOwner = async (userId: number, param: string | undefined) => {
     const id = idParam(param, 'project');
-    if ((await access.projectRole(userId, id)).role !== 'owner') throw forbidden('only the project owner may change members');
+    if ((await access.projectRole(userId, id)).role !== 'owner') throw notOwner();
     return id;
   };
   return new Hono<AppEnv>()
@@ -50,7 +52,7 @@ export function projectsRoutes(projects: ProjectsRepository, access: AccessServi
       const target = await users.findByUsername(body.username);
       if (!target) throw new AppError(404, 'not_found', `no user ${body.username}`, 'username');
       const outcome = await projects.changeMember(id, target.id, body.role, user.id);
-      if (outcome === 'forbidden') throw forbidden('only the project owner may change members');
+      if (outcome === 'forbidden') throw notOwner();
       if (outcome === 'last_owner') throw new AppError(400, 'last_owner', 'a project keeps at least one owner', 'role');
       access.changed(target.id);
       const member: Member = { id: target.id, username: target.username, role: body.role };
@@ -61,7 +63,7 @@ export function projectsRoutes(projects: ProjectsRepository, access: AccessServi
       const id = await asOwner(user.id, c.req.param('id'));
       const targetId = idParam(c.req.param('userId'), 'member');
       const outcome = await projects.changeMember(id, targetId, null, user.id);
-      if (outcome === 'forbidden') throw forbidden('only the project owner may change members');
+      if (outcome === 'forbidden') throw notOwner();
       if (outcome === 'not_member') throw notFound(`member ${targetId}`);
       if (outcome === 'last_owner') throw new AppError(400, 'last_owner', 'a project keeps at least one owner');
       access.changed(targetId);

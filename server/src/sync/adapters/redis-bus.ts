@@ -20,7 +20,7 @@
  * (its run id changes; a restart without persistence loses the streams, and entries not yet read
  * with them): every room this instance follows reloads. And an instance dying between storing
  * updates and publishing them (kill -9, a lost machine): every instance beats a heartbeat into
- * one sorted set and keeps the rooms it follows in a set of its own; the first to find one
+ * one sorted set and keeps the rooms it holds (follows, or still stores to) in a set of its own; the first to find one
  * silent past `instanceStaleMs` adds a `reload` entry to the stream of each room it held (a
  * bounded number a beat: HEARTBEAT_SCRIPT), and removes it once all are done, so every instance
  * following those rooms reloads them from the database, which holds what the dead one stored.
@@ -744,7 +744,7 @@ export class RedisBus implements SyncBus {
     }
   }
 
-  /** The set of rooms this instance follows, for the others to reload should it die. */
+  /** The set of rooms this instance holds, for the others to reload should it die. */
   get #roomsKey(): string {
     return this.#metaKey(`rooms:${this.options.instanceId}`);
   }
