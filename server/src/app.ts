@@ -8,7 +8,7 @@ import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono, type Context } from 'hono';
 import { bearerAuth } from 'hono/bearer-auth';
 import { sql, type Kysely } from 'kysely';
-import { Counter, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Config } from './config.ts';
 import type { DbKind } from './db/database.ts';
 import type { Database } from './db/types.ts';
@@ -27,6 +27,7 @@ import { projectsRoutes } from './features/projects/projects.routes.ts';
 import { bodyLimits } from './http/body-limits.ts';
 import { AppError, errorHandler } from './http/errors.ts';
 import { requestLog } from './http/request-log.ts';
+import { httpAnswers } from './features/metrics/http-metrics.ts';
 import { sessionMiddleware, type AppEnv } from './http/session.ts';
 import type { Logger } from './log.ts';
 import { withQueueLimits } from './db/pglite-dialect.ts';
@@ -95,13 +96,6 @@ function clientApp(clientDir: string | null) {
       .get('/assets/*', (c) => c.text('no such asset', 404, { 'cache-control': 'no-store' }))
       .get('*', serveStatic({ path: path.join(clientDir, 'index.html'), onFound: cacheHeaders }))
   );
-}
-
-/** Counts API answers by status class on `registry` (each class listed at 0 from the start). */
-function httpAnswers(registry: Registry): (status: number) => void {
-  const answers = new Counter({ name: 'spanwise_http_responses_total', help: 'Answers to /api requests, by status class', labelNames: ['class'], registers: [registry] });
-  for (const c of ['2xx', '3xx', '4xx', '5xx']) answers.inc({ class: c }, 0);
-  return (status) => answers.inc({ class: `${Math.floor(status / 100)}xx` });
 }
 
 export function createApp(deps: AppDeps, services: Services = createServices(deps)) {
