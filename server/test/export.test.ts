@@ -4,7 +4,7 @@ import { addRelation, addSpan, DEFAULT_SCHEMA, goldRoom, layerRoom, setAttribute
 import { sql } from 'kysely';
 import { connect } from 'node:net';
 import * as Y from 'yjs';
-import { EXPORTS_PER_USER, readable } from '../src/features/export/export.routes.ts';
+import { EXPORTS_AT_ONCE, EXPORTS_PER_USER, readable } from '../src/features/export/export.routes.ts';
 import { exportService } from '../src/features/export/export.service.ts';
 import { ROOMS_PER_QUERY } from '../src/features/documents/documents.repository.ts';
 import { READ_RUN_ROWS } from '../src/sync/adapters/kysely-store.ts';
@@ -242,6 +242,39 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
       for (const r of tries) await r.body?.cancel();
       return tries.every((r) => r.status === 200);
     }, 'the slots of dropped downloads given back');
+  });
+
+  it(`runs at most ${EXPORTS_AT_ONCE} exports at once in all, whoever asks`, async () => {
+    const projects = projectsRepository(server.database.db);
+    const project = await projects.insert({ name: 'Busy exports', mode: 'blind', schema: DEFAULT_SCHEMA, guidelines: '' });
+    await projects.addMember(project, 1, 'owner');
+    await sql`insert into documents (project_id, title, text, text_length, content_hash)
+              select ${project}, 'd' || g, repeat('x', 1000000), 1000000, 'sha256:x' from generate_series(1, 16) g`.execute(server.database.db);
+    const hash = await hashPassword('pw');
+    const cookies: string[] = [];
+    for (let i = 0; i <= EXPORTS_AT_ONCE / EXPORTS_PER_USER; i++) {
+      await projects.addMember(project, await usersRepository(server.database.db).insert(`busy-${kind}-${i}`, hash), 'viewer');
+      cookies.push(await login(server.url, `busy-${kind}-${i}`, 'pw'));
+    }
+    const exporting = (cookie: string) => fetch(`${server.url}/api/projects/${project}/export?format=jsonl`, { headers: { cookie } });
+    const running: Response[] = [];
+    for (const cookie of cookies.slice(0, -1)) for (let i = 0; i < EXPORTS_PER_USER; i++) running.push(await exporting(cookie));
+    try {
+      expect(running.map((r) => r.status)).toEqual(running.map(() => 200));
+      expect(running).toHaveLength(EXPORTS_AT_ONCE);
+      const refused = await exporting(cookies.at(-1)!); // a user with none of their own under way
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('5');
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('exports_busy');
+    } finally {
+      for (const r of running) await r.body?.cancel();
+    }
+    // Given back as their downloads went (before the next test wants one).
+    await waitFor(async () => {
+      const next = await exporting(cookies.at(-1)!);
+      await next.body?.cancel();
+      return next.status === 200;
+    }, 'the slots given back');
   });
 
   it('breaks off the download of a member removed while it runs', async () => {

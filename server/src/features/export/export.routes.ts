@@ -170,7 +170,7 @@ async function* whileAllowed<T>(items: AsyncIterable<T>, allowed: () => Promise<
 
 /** How many exports may be under way at once: each user's, and the server's. */
 export const EXPORTS_PER_USER = 2;
-const EXPORTS_AT_ONCE = 8;
+export const EXPORTS_AT_ONCE = 8;
 
 /**
  * Exports under way. Each holds a document or two in memory however slowly its client reads,
