@@ -61,6 +61,13 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
   afterAll(() => server.close());
 
   const get = (cookie: string | null, query: string) => fetch(`${server.url}/api/projects/1/export?${query}`, { headers: cookie ? { cookie } : {} });
+  /** The JSON-lines records of every layer of one document, as the admin exports them. */
+  const everyLayerOf = async (documentId: number) =>
+    (await (await get(admin, 'format=jsonl&layer=all')).text())
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((r) => r.document_id === documentId);
 
   it('streams the gold layer as JSON lines, one per document, offsets in code points', async () => {
     const res = await get(admin, 'format=jsonl&layer=gold');
@@ -79,11 +86,7 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
   });
 
   it('exports every layer with layer=all, naming each annotator', async () => {
-    const records = (await (await get(admin, 'format=jsonl&layer=all')).text())
-      .trimEnd()
-      .split('\n')
-      .map((l) => JSON.parse(l))
-      .filter((r) => r.document_id === docId);
+    const records = await everyLayerOf(docId);
     expect(records.map((r) => r.layer)).toEqual(['gold', `user:${aliceId}`]);
     expect(records[1]).toMatchObject({ annotator: 'alice', spans: [{ label: 'GPE', start: 0, end: 4, text: 'Iran' }] });
   });
@@ -313,11 +316,7 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
     const total = 2 * READ_RUN_ROWS + 500;
     for (let i = 0; i < total; i++) addSpan(doc, { label: 'GPE', start: 0, end: 4, quote: 'Iran', author: aliceId });
     await server.database.db.insertInto('sync_updates').values(rows).execute();
-    const records = (await (await get(admin, 'format=jsonl&layer=all')).text())
-      .trimEnd()
-      .split('\n')
-      .map((l) => JSON.parse(l))
-      .filter((r) => r.document_id === id);
+    const records = await everyLayerOf(id);
     expect(records.map((r) => r.layer)).toEqual(['gold', `user:${aliceId}`]);
     expect(records[1].spans).toHaveLength(total);
   });
