@@ -35,6 +35,7 @@ function readLayer(rows: readonly Uint8Array[], onBadRow: (error: unknown) => vo
 }
 
 export function exportService(db: Kysely<Database>, log: Logger) {
+  const documentRows = documentsRepository(db);
   return {
     async documentCount(projectId: number): Promise<number> {
       const { n } = await db
@@ -49,7 +50,7 @@ export function exportService(db: Kysely<Database>, log: Logger) {
     async layersWithRows(projectId: number, members: readonly ExportMember[]): Promise<number> {
       if (members.length === 0) return 0;
       const docs = await db.selectFrom('documents').select('id').where('project_id', '=', projectId).execute();
-      return (await documentsRepository(db).roomsWithUpdates(docs.flatMap((d) => members.map((m) => layerRoom(d.id, m.id))))).size;
+      return (await documentRows.roomsWithUpdates(docs.flatMap((d) => members.map((m) => layerRoom(d.id, m.id))))).size;
     },
 
     /**
