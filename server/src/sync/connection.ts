@@ -339,8 +339,9 @@ export class Connection implements RoomPeer {
   }
 
   /**
-   * Too much waits: in this room or the server, to be stored (`room`), or this socket's own
-   * frames behind its room's load (`socket`). This writer tries again later.
+   * Too much waits: in this room or the server, to be stored (`room`); this socket's own frames
+   * behind its room's load (`socket`); frames that store nothing, this user's share of them
+   * (`user`) or the server's bound (`frames`). This writer tries again later.
    */
   #backlogFull(where: 'room' | 'socket' | 'user' | 'frames'): void {
     this.observer.error?.('backlog_full');
@@ -410,7 +411,7 @@ export class Connection implements RoomPeer {
           live > MAX_AWARENESS_CLIENTS ||
           !this.room.admitPresenceIds(this.info.userId, introduced) // (last: it counts what it admits)
         ) {
-          return this.#tooManyPresenceIds();
+          return this.#refuse('rate_limited', CloseCode.rateLimited, 'too many presence ids on one socket');
         }
         this.#introduced += introduced;
         if (drop.size === entries.length) return;
@@ -505,10 +506,6 @@ export class Connection implements RoomPeer {
     if (holder !== undefined) return holder !== this && !(holder instanceof Connection && holder.info.userId === this.info.userId);
     const user = (this.room.awareness.states.get(id) as { user?: { id?: unknown } } | undefined)?.user;
     return typeof user?.id === 'number' && user.id !== this.info.userId;
-  }
-
-  #tooManyPresenceIds(): void {
-    this.#refuse('rate_limited', CloseCode.rateLimited, 'too many presence ids on one socket');
   }
 
   /** Closes this socket for going past a limit: counted, and logged with whose it was. */
