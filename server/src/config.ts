@@ -34,6 +34,8 @@ export interface Config {
   /** Failed sign-ins one address may make in 10 minutes, whatever the usernames (10 for each). */
   signInAttemptsPerAddress: number;
   sessionTtlHours: number;
+  /** An export whose client reads nothing for this long is cut off (its slot given back). */
+  exportStallMs: number;
   sync: SyncLimits;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** When set, GET /metrics asks for `Authorization: Bearer <token>`; unset, it is open. */
@@ -129,6 +131,7 @@ const envSchema = z.object({
   TRUST_PROXY: bool.default(false),
   SIGN_IN_ATTEMPTS_PER_ADDRESS: z.coerce.number().int().min(10).default(100),
   SESSION_TTL_HOURS: z.coerce.number().positive().default(24 * 14),
+  EXPORT_STALL_MS: delayMs(1_000).default(60_000),
   // ws takes its frame limit as a 32-bit integer: 2^32 would lift it.
   MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(defaultSyncLimits.maxMessageBytes),
   MAX_MESSAGES_PER_SECOND: z.coerce.number().int().min(1).default(defaultSyncLimits.maxMessagesPerSecond),
@@ -203,6 +206,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: e.TRUST_PROXY,
     signInAttemptsPerAddress: e.SIGN_IN_ATTEMPTS_PER_ADDRESS,
     sessionTtlHours: e.SESSION_TTL_HOURS,
+    exportStallMs: e.EXPORT_STALL_MS,
     sync: Object.freeze({
       maxMessageBytes: e.MAX_MESSAGE_BYTES,
       maxMessagesPerSecond: e.MAX_MESSAGES_PER_SECOND,

@@ -357,3 +357,83 @@ describe('an export stream', () => {
     expect(errors).toEqual([]);
   });
 });
+
+describe('an export whose client stops reading', () => {
+  const STALL_MS = 1_000;
+  let server: TestServer;
+  let admin: string;
+  let big: number;
+
+  beforeAll(async () => {
+    server = await startTestServer({ config: { exportStallMs: STALL_MS } });
+    admin = await login(server.url, 'admin');
+    const projects = projectsRepository(server.database.db);
+    big = await projects.insert({ name: 'Long texts', mode: 'blind', schema: DEFAULT_SCHEMA, guidelines: '' });
+    await projects.addMember(big, 1, 'owner');
+    // 16 MB of text: more than the sockets hold, so a download not read stays under way.
+    await sql`insert into documents (project_id, title, text, text_length, content_hash)
+              select ${big}, 'd' || g, repeat('x', 1000000), 1000000, 'sha256:x' from generate_series(1, 16) g`.execute(server.database.db);
+  });
+  afterAll(() => server.close());
+
+  const exporting = () => fetch(`${server.url}/api/projects/${big}/export?format=jsonl`, { headers: { cookie: admin } });
+  /** A download under way, once a slot is free (a slot comes back as its connection closes). */
+  const aDownload = async (what: string, timeoutMs?: number): Promise<Response> =>
+    (await waitFor(async () => {
+      const res = await exporting();
+      if (res.status === 200) return res;
+      await res.body?.cancel();
+      return null;
+    }, what, timeoutMs))!;
+
+  it('is cut off once it has moved nothing for EXPORT_STALL_MS, and gives its slot back', async () => {
+    const { hostname, port } = new URL(server.url);
+    const stalled = [];
+    for (let i = 0; i < EXPORTS_PER_USER; i++) {
+      // A client that reads the first bytes of its answer and then nothing more, connection kept open.
+      stalled.push(
+        await new Promise<import('node:net').Socket>((resolve) => {
+          const socket = connect(Number(port), hostname, () => {
+            socket.write(`GET /api/projects/${big}/export?format=jsonl HTTP/1.1\r\nHost: ${hostname}\r\nCookie: ${admin}\r\n\r\n`);
+          });
+          socket.once('data', (d) => {
+            expect(d.toString('latin1', 0, 12)).toBe('HTTP/1.1 200');
+            socket.pause();
+            resolve(socket);
+          });
+          socket.on('error', () => {});
+        }),
+      );
+    }
+    try {
+      const refused = await exporting();
+      expect(refused.status).toBe(429);
+      await refused.body?.cancel();
+      const startedAt = Date.now();
+      const next = await aDownload('a stalled download’s slot given back', 10 * STALL_MS);
+      expect(Date.now() - startedAt).toBeLessThan(8 * STALL_MS);
+      await next.body!.cancel();
+    } finally {
+      for (const socket of stalled) socket.destroy();
+    }
+  });
+
+  it('is not cut off while its client reads, however slowly, with pauses shorter than that', async () => {
+    const reader = (await aDownload('a slot')).body!.getReader();
+    let bytes = 0;
+    let sincePause = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      bytes += value.byteLength;
+      sincePause += value.byteLength;
+      // A pause every MB, each half the stall limit: the sockets fill and wait in each.
+      if (sincePause > 1_000_000) {
+        sincePause = 0;
+        await new Promise((r) => setTimeout(r, STALL_MS / 2));
+      }
+    }
+    expect(bytes).toBeGreaterThan(16_000_000);
+    // (Some 8 s in all: many times the limit, so no deadline on the whole download passes this.)
+  });
+});

@@ -202,7 +202,18 @@ class ExportSlots {
   }
 }
 
-export function exportRoutes(access: AccessService, projects: ProjectsRepository, exports: ExportService, log: Logger, options: { trustProxy?: boolean } = {}) {
+export function exportRoutes(
+  access: AccessService,
+  projects: ProjectsRepository,
+  exports: ExportService,
+  log: Logger,
+  options: {
+    trustProxy: boolean;
+    /** How long a download may move no byte before it is cut off (EXPORT_STALL_MS). */
+    stallMs: number;
+  },
+) {
+  const { stallMs } = options;
   const slots = new ExportSlots();
   return new Hono<AppEnv>().get('/projects/:id/export', async (c) => {
     const user = requireUser(c.get('user'));
@@ -262,8 +273,17 @@ export function exportRoutes(access: AccessService, projects: ProjectsRepository
       slot.release();
       return c.body(null, 200, headers);
     }
-    if (outgoing) outgoing.once('close', slot.release);
-    else c.req.raw.signal.addEventListener('abort', slot.release, { once: true });
+    if (outgoing) {
+      outgoing.once('close', slot.release);
+      // A client that stops reading would keep its slot as long as its connection lives (TCP
+      // keeps a peer that acknowledges but never reads alive for good): a download that moves
+      // no byte for stallMs is cut off. (The socket's timer; Node puts it back once the answer
+      // is over.)
+      outgoing.setTimeout(stallMs, () => {
+        log.info('export_stalled', { ...fields, stallMs });
+        outgoing.destroy();
+      });
+    } else c.req.raw.signal.addEventListener('abort', slot.release, { once: true });
     try {
       // Access asked again while it runs: at most once a second, before a document.
       let askedAt = performance.now();
