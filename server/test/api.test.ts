@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { goldRoom, layerRoom, type DocumentDetail, type DocumentSummary, type ProjectDetail, type ProjectSummary } from '@spanwise/shared';
-import { hashPassword } from '../src/features/auth/password.ts';
+import { CHECKS_WAITING, HASHES_AT_ONCE, hashPassword } from '../src/features/auth/password.ts';
 import { usersRepository } from '../src/features/auth/users.repository.ts';
 import { api, databaseKinds, holdConnection, login, startTestServer, type TestServer } from './harness.ts';
 
@@ -346,6 +346,33 @@ describe('sign-in attempts from one address', () => {
       expect(before.find((r) => r.key.startsWith('dana\n'))?.count ?? 0).toBe(0);
       for (let i = 0; i < 5; i++) expect((await attempt(`fresh${i}`, 'guess')).status).toBe(429);
       expect(await counted()).toEqual(before);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('a burst of sign-ins', () => {
+  it(`checks at most ${HASHES_AT_ONCE} passwords at once and lets ${CHECKS_WAITING} wait; past that, 503 sign_in_busy, not counted as a guess`, async () => {
+    const server = await startTestServer({ config: { signInAttemptsPerAddress: 1_000 } });
+    try {
+      const attempt = (username: string, password: string) =>
+        fetch(`${server.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
+      const burst = await Promise.all(Array.from({ length: 100 }, (_, i) => attempt(`crowd${i}`, 'guess')));
+      const statuses = burst.map((r) => r.status);
+      expect(statuses.filter((s) => s !== 401 && s !== 503)).toEqual([]);
+      const wrong = statuses.filter((s) => s === 401).length;
+      expect(wrong).toBeGreaterThanOrEqual(HASHES_AT_ONCE + CHECKS_WAITING);
+      const busy = burst.filter((r) => r.status === 503);
+      expect(busy.length).toBeGreaterThan(0);
+      for (const r of busy) {
+        expect(r.headers.get('retry-after')).toBe('1');
+        expect(((await r.json()) as ErrorBody).error.code).toBe('sign_in_busy');
+      }
+      // Only the guesses whose password was checked count against the address.
+      const place = await server.database.db.selectFrom('sign_in_attempts').select('count').where('key', 'like', '\n%').executeTakeFirst();
+      expect(place?.count).toBe(wrong);
+      expect((await attempt('dana', 'demo')).status).toBe(200);
     } finally {
       await server.close();
     }

@@ -76,6 +76,7 @@ export function authRoutes(
         // Not a wrong password (the database busy, say): the attempt is taken back, so that it
         // cannot count toward a lock-out.
         if (!(err instanceof AppError && err.status === 401)) await takeBack('pair', 'place');
+        if (err instanceof AppError && err.code === 'sign_in_busy') c.header('Retry-After', '1');
         throw err;
       }
       // (Signed in all the same if these fail: the counts end with their windows.)

@@ -6,7 +6,7 @@ import type { Kysely } from 'kysely';
 import type { Me } from '@spanwise/shared';
 import type { Database } from '../../db/types.ts';
 import { AppError } from '../../http/errors.ts';
-import { DUMMY_HASH, verifyPassword } from './password.ts';
+import { DUMMY_HASH, PasswordChecksBusy, verifyPassword } from './password.ts';
 import { sessionsRepository, usersRepository } from './users.repository.ts';
 
 export const SESSION_COOKIE = 'spanwise_session';
@@ -29,7 +29,9 @@ export function authService(db: Kysely<Database>, options: { sessionTtlHours: nu
     /** Returns the user and a new session token; a wrong username or password is the same 401. */
     async login(username: string, password: string): Promise<{ user: Me; token: string; expiresAt: Date }> {
       const row = await users.findByUsername(username);
-      const ok = await verifyPassword(password, row?.password_hash ?? DUMMY_HASH);
+      const ok = await verifyPassword(password, row?.password_hash ?? DUMMY_HASH).catch((err) => {
+        throw err instanceof PasswordChecksBusy ? new AppError(503, 'sign_in_busy', 'too many sign-ins at once: try again in a moment') : err;
+      });
       if (!row || !ok) throw new AppError(401, 'invalid_credentials', 'wrong username or password');
       const token = randomBytes(32).toString('base64url');
       const expiresAt = new Date(Date.now() + options.sessionTtlHours * 3600_000);
