@@ -6,7 +6,8 @@
  * reload, and the document list marks its document until the server has it (a list open in
  * another tab follows); edits the user may no longer save are said apart and can be discarded;
  * a page opened offline learns the user's role again once it syncs; a browser whose storage
- * does not open is told so, and one whose storage is full still opens online (and installs its
+ * does not open (or never answers), or refuses a write (a full disk), is told so, until a write
+ * of the whole layer goes through; one whose storage is full still opens online (and installs its
  * service worker); an edit the server has not stored is marked even when the page is left
  * before the mark was due, and signing out asks first while such edits wait. Relies on
  * `vite build client` having run (`npm test` does).
@@ -504,6 +505,73 @@ describe('edits that have not reached the server', () => {
     } finally {
       hold.restore();
     }
+    await context.close();
+  });
+
+  it('says so too when the browser’s storage never answers, and the layer still syncs', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    // An open that stays pending (blocked behind a delete another tab holds up, say).
+    await context.addInitScript(() => {
+      IDBFactory.prototype.open = () => ({}) as IDBOpenDBRequest;
+    });
+    const page = await context.newPage();
+    await page.goto(`${server.url}/projects/1/documents/5`);
+    await signIn(page, 'alice');
+    await page.getByRole('note').filter({ hasText: 'could not open its storage' }).waitFor(WAIT);
+    await waitConnected(page);
+    const word = await annotate(page, 0, '1');
+    await waitFor(async () => listSpans(await storedDoc(server.database.db, layerRoom(5, ALICE))).some((s) => s.quote === word), 'the edit stored');
+    await context.close();
+  });
+
+  it('says edits are kept only in the page while the browser cannot store them (its disk full), and keeps them again once it can', async () => {
+    const text = 'Reuters reported that Berlin and Warsaw signed the Oder accord on Tuesday, Kovacs said.';
+    const added = await api<{ id: number }>(server.url, await login(server.url, 'admin'), '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Full disk', text }) });
+    const documentId = added.body.id;
+    const room = layerRoom(documentId, ALICE);
+    const { context, page } = await aliceOnline(documentId);
+    const first = await annotate(page, 0, '1');
+    await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).length === 1, 'the first span stored');
+    // A full disk, as the browser meets it: a write's transaction aborts (Chromium's quota
+    // override, which the service worker test uses, binds Cache Storage but not IndexedDB here).
+    await page.evaluate(() => {
+      const add = IDBObjectStore.prototype.add;
+      IDBObjectStore.prototype.add = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['add']>) {
+        const request = add.apply(this, args);
+        if ((window as { diskFull?: boolean }).diskFull) this.transaction.abort();
+        return request;
+      };
+    });
+    const diskFull = (full: boolean) => page.evaluate((f) => ((window as { diskFull?: boolean }).diskFull = f), full);
+    const database = server.testDatabase;
+    const port = server.port;
+    await server.stop();
+    let second: string;
+    let third: string;
+    try {
+      await status(page).filter({ hasText: /^offline/ }).waitFor(WAIT);
+      // The disk fills up: the layer's copy can take no more.
+      await diskFull(true);
+      second = await annotate(page, 1, '1');
+      await status(page).filter({ hasText: 'offline — unsaved edits kept only while this page is open' }).waitFor(WAIT);
+      await page.getByRole('note').filter({ hasText: 'or it is full' }).waitFor(WAIT);
+      // Room again: the next edit's write carries what the refused one lost.
+      await diskFull(false);
+      third = await annotate(page, 2, '1');
+      await status(page).filter({ hasText: 'offline — unsaved edits kept in this browser' }).waitFor(WAIT);
+      expect(await page.getByRole('note').filter({ hasText: 'or it is full' }).count()).toBe(0);
+      // So a reload, the server still away, opens all three from the copy.
+      page.on('dialog', (dialog) => void dialog.accept()); // (asked before leaving: edits wait)
+      await page.reload();
+      await page.locator('[data-article]').waitFor(WAIT);
+      await status(page).filter({ hasText: /^offline/ }).waitFor(WAIT);
+      await waitFor(async () => (await page.locator('[data-annotation-id]').count()) === 3, 'the three spans, from the copy');
+    } finally {
+      server = await startTestServer({ database, config: { port } });
+    }
+    await waitConnected(page);
+    await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).length === 3, 'the spans made offline stored', 15_000);
+    expect(listSpans(await storedDoc(server.database.db, room)).map((s) => s.quote).sort()).toEqual([first, second, third].sort());
     await context.close();
   });
 

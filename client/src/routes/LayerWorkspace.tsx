@@ -132,7 +132,7 @@ function OpenedLayerWorkspace(
     // documentation does: then a retry goes where the person meant to.
     setTimeout(() => {
       asking = false;
-      if (window.confirm(leaveQuestion(!layer.localCopyFailed()))) e.retry(true);
+      if (window.confirm(leaveQuestion(layer.localCopy() === 'open'))) e.retry(true);
     }, 100);
   });
 
@@ -191,7 +191,7 @@ function OpenedLayerWorkspace(
   /** What the page says of a close after which the layer stopped (nothing on signing out). */
   const closedNotice = () => {
     const code = layer.closedCode();
-    const text = code === null ? null : closedBanner(code);
+    const text = code === null ? null : closedBanner(code, layer.localCopy() === 'open');
     return code !== null && text !== null ? { code, text } : null;
   };
   /**
@@ -280,7 +280,7 @@ function OpenedLayerWorkspace(
             readOnly={props.readOnly}
             writesRefused={layer.writesRefused()}
             unsaved={layer.unsaved()}
-            keptLocally={!layer.localCopyFailed()}
+            keptLocally={layer.localCopy() === 'open'}
           />
         </div>
         <Show when={reopening()}>
@@ -289,10 +289,10 @@ function OpenedLayerWorkspace(
             the layer opens again in a moment, as the server holds it.
           </p>
         </Show>
-        <Show when={layer.localCopyFailed()}>
+        <Show when={layer.localCopy() === 'failed'}>
           <p role="note" class="banner notice">
-            This browser could not open its storage for this layer, so edits made while the server
-            cannot be reached are kept only as long as this page stays open.
+            This browser could not open its storage for this layer, or it is full, so edits made
+            while the server cannot be reached are kept only as long as this page stays open.
           </p>
         </Show>
         <Show when={closedNotice()}>

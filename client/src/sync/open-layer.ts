@@ -17,8 +17,9 @@
  * message: `writesRefused` turns true.
  *
  * `unsaved` says whether the server has yet to store edits made here (see unsaved-edits.ts):
- * the page asks before it is left then. `localCopyFailed` says the layer's IndexedDB copy did
- * not open (edits then live only in the page until the server has them).
+ * the page asks before it is left then. `localCopy` says whether the layer's IndexedDB copy
+ * holds its edits (it did not open, or the browser refused a write: they then live only in the
+ * page until the server has them).
  *
  * @example
  *   const layer = openLayer({ room: layerRoom(3, 7), user: { id: 7, name: 'alice' }, storagePrefix: 'u7' });
@@ -37,6 +38,7 @@ import { readPresenceEntries } from '@spanwise/shared/presence-entries';
 import { withoutRemovals } from './awareness-update.ts';
 import { createPresence, type Peer, type PresenceUser, type TextSelection } from './presence.ts';
 import { CountingWebSocket, discardCopies, layerCopyName, trackUnsaved, watchCopyDiscards } from './unsaved-edits.ts';
+import { watchLocalCopy, type LocalCopy } from './local-copy.ts';
 import { within } from '../lib/within.ts';
 
 export type Connection = 'connecting' | 'connected' | 'offline' | 'busy' | 'closed';
@@ -61,8 +63,11 @@ export interface Layer {
    * been sent them while it announces no saving delay).
    */
   unsaved: Accessor<boolean>;
-  /** The layer's IndexedDB copy did not open: edits live only in the page until the server has them. */
-  localCopyFailed: Accessor<boolean>;
+  /**
+   * Whether the layer's IndexedDB copy holds its edits (see local-copy.ts): unless `open`, edits
+   * live only in the page until the server has them.
+   */
+  localCopy: Accessor<LocalCopy>;
   setSelection(selection: TextSelection | null): void;
   /** Connects again after a close that waits for the user (1009, 4400). */
   retry(): void;
@@ -118,13 +123,11 @@ function syncUrl(loc: Location = window.location): string {
 
 export function openLayer(options: OpenLayerOptions): Layer {
   const doc = new Y.Doc();
-  const [localCopyFailed, setLocalCopyFailed] = createSignal(false);
   const copyName = layerCopyName(options.storagePrefix, options.room);
   /** Tells this layer's own word on the marks channel from other pages'. */
   const self = `layer:${Math.random().toString(36).slice(2)}`;
   const local = new IndexeddbPersistence(copyName, doc);
-  // (A browser that refuses this site storage.)
-  local._db.catch(() => setLocalCopyFailed(true));
+  const localCopy = watchLocalCopy(local, doc, LOCAL_LOAD_WAIT_MS);
   const provider = new WebsocketProvider(syncUrl(), options.room, doc, {
     shouldReconnect: (event) => !FINAL_CLOSE_CODES.has(event.code) && !RETRY_BY_HAND_CODES.has(event.code),
     // Whose page this is: the server refuses the socket (4409) if the browser's session is now
@@ -270,7 +273,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
     );
   provider.awareness.on('change', readServerState);
 
-  const edits = trackUnsaved(doc, provider, local, savingDelayed, () => !localCopyFailed());
+  const edits = trackUnsaved(doc, provider, local, savingDelayed, () => localCopy.state() === 'open');
   const discardWatch = watchCopyDiscards(copyName, self, (done) => {
     void shutDown().catch(() => {});
     options.onCopyDiscarded?.(done);
@@ -305,7 +308,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
     writesRefused,
     synced,
     unsaved: edits.unsaved,
-    localCopyFailed,
+    localCopy: localCopy.state,
     setSelection: presence.setSelection,
     retry() {
       const code = closedCode();
@@ -333,6 +336,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
     busyTimer = undefined;
     provider.awareness.off('change', readServerState);
     edits.destroy();
+    localCopy.destroy();
     presence.destroy();
     provider.destroy();
     const closed = local.destroy();
