@@ -223,6 +223,41 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(listSpans(loaded)).toHaveLength(53);
   });
 
+  it('counts toward the bytes threshold only the updates since the snapshot: a large document is not written again at each load and unload', async () => {
+    const compactions: unknown[] = [];
+    const log = { ...silent, info: (event: string, fields?: unknown) => void (event === 'sync_compacted' && compactions.push(fields)) };
+    const store = storeWith({ compactAfterRows: 1000, compactAfterBytes: 4096, log });
+    const doc = new Y.Doc();
+    const large = () => {
+      let update: Uint8Array | null = null;
+      doc.once('update', (u: Uint8Array) => (update = u));
+      addSpan(doc, { label: 'BIG', start: 0, end: 1, quote: 'q'.repeat(5000), author: 1 });
+      return update!;
+    };
+    await store.append('r-large', [large(), spanUpdate(doc, 'A', 1)]);
+    store.release('r-large'); // 5 KB of updates: past the threshold
+    await until(async () => (await rowsOf('r-large')) === 1);
+    expect(compactions).toHaveLength(1);
+    // Opened and closed again and again, a small edit each time (~1.2 KB in all): the 5 KB snapshot is not merged again.
+    for (let i = 0; i < 5; i++) {
+      await store.load('r-large');
+      await store.append('r-large', [spanUpdate(doc, `S${i}`, 2 + i)]);
+      store.release('r-large');
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect(compactions).toHaveLength(1);
+    expect(await rowsOf('r-large')).toBe(6);
+    // A threshold's worth of updates since the snapshot is merged, as ever.
+    await store.load('r-large');
+    await store.append('r-large', [large()]);
+    store.release('r-large');
+    await until(async () => (await rowsOf('r-large')) === 1);
+    expect(compactions).toHaveLength(2);
+    const loaded = new Y.Doc();
+    for (const r of await store.load('r-large')) Y.applyUpdate(loaded, r.data);
+    expect(listSpans(loaded)).toHaveLength(8);
+  });
+
   it('writes many rooms’ appends of one tick together, each room getting its own rows', async () => {
     const store = storeWith({ compactAfterRows: 1000, log: silent });
     const docs = Array.from({ length: 40 }, () => new Y.Doc());
