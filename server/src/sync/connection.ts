@@ -12,6 +12,7 @@ import { CloseCode, MessageKind } from '@spanwise/shared';
 import { errorKind } from './error-text.ts';
 import { messageLabel } from './message-label.ts';
 import { readPresenceEntries, writePresenceEntries, type PresenceEntry } from '@spanwise/shared/presence-entries';
+import { ENTRY_OVERHEAD_BYTES } from './backlog.ts';
 import { PEER_LEFT, type Room, type RoomPeer } from './room.ts';
 import type { ConnectionInfo, SyncLogger, SyncObserver, SyncSocket } from './types.ts';
 
@@ -249,7 +250,7 @@ export class Connection implements RoomPeer {
     // the server's backlog, as the room's queued updates are; other frames (sync step 1,
     // presence, a viewer's dropped edits) store nothing, so a full backlog never refuses them:
     // they are held against a bound of their own across the server.
-    const frameBytes = data.byteLength;
+    const frameBytes = data.byteLength + ENTRY_OVERHEAD_BYTES;
     if (this.#waitingBytes + frameBytes > 2 * this.limits.maxMessageBytes) return this.#backlogFull('socket');
     const carriesUpdate = label === 'update' || label === 'sync_step2'; // what gets stored
     const stores = !this.info.readOnly && carriesUpdate;
@@ -325,9 +326,10 @@ export class Connection implements RoomPeer {
   }
 
   #letGoOf(frame: WaitingFrame): void {
-    this.#waitingBytes -= frame.data.byteLength;
-    if (frame.stores) this.room.letGo(frame.data.byteLength);
-    else this.room.letGoFrame(frame.data.byteLength, this.info.userId);
+    const bytes = frame.data.byteLength + ENTRY_OVERHEAD_BYTES;
+    this.#waitingBytes -= bytes;
+    if (frame.stores) this.room.letGo(bytes);
+    else this.room.letGoFrame(bytes, this.info.userId);
   }
 
   #detach(): void {

@@ -13,7 +13,7 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import * as encoding from 'lib0/encoding';
 import { MessageKind } from '@spanwise/shared';
-import type { Backlog } from './backlog.ts';
+import { ENTRY_OVERHEAD_BYTES, type Backlog } from './backlog.ts';
 import { errorKind } from './error-text.ts';
 import { messageLabel } from './message-label.ts';
 import type { BusListener, BusMessageKind, StoredUpdate, SyncBus, SyncLogger, SyncObserver, SyncStore } from './types.ts';
@@ -72,6 +72,12 @@ const MAX_BREAKERS_PER_LOAD = 16;
 /** Rows those scratch passes apply in all, at most (a pass applies the room's whole log). */
 const LOOK_AHEAD_ROWS = 200_000;
 const RETRY_MIN_MS = 100;
+/**
+ * Updates stored (and then applied) in one batch at most. Those of one tick are far fewer;
+ * what queued during a long outage goes in batches, so that neither one transaction nor one
+ * apply holds the event loop for long.
+ */
+export const MAX_BATCH_UPDATES = 1_000;
 const RETRY_MAX_MS = 5_000;
 /** Origins that are not peers: loading from the store, another instance, a peer leaving. */
 const FROM_STORE = Symbol('store');
@@ -504,7 +510,7 @@ export class Room {
    * not queued) when the room or the server holds too much waiting to be stored.
    */
   enqueue(update: Uint8Array, origin: RoomPeer): boolean {
-    if (!this.hold(update.byteLength)) return false;
+    if (!this.hold(update.byteLength + ENTRY_OVERHEAD_BYTES)) return false;
     this.#pending.push({ update, origin, receivedAt: performance.now() });
     this.#kick();
     return true;
@@ -582,8 +588,8 @@ export class Room {
         }
       }
       if (this.#pending.length === 0) continue;
-      const batch = this.#pending;
-      this.#pending = [];
+      const batch = this.#pending.length > MAX_BATCH_UPDATES ? this.#pending.splice(0, MAX_BATCH_UPDATES) : this.#pending;
+      if (batch === this.#pending) this.#pending = [];
       const updates = batch.map((b) => b.update);
       const started = performance.now();
       this.#storing = batch.length;
@@ -602,7 +608,7 @@ export class Room {
       }
       this.#storing = 0;
       this.deps.observer.updatesStored?.(batch.length, (performance.now() - started) / 1000);
-      this.letGo(updates.reduce((n, u) => n + u.byteLength, 0));
+      this.letGo(updates.reduce((n, u) => n + u.byteLength + ENTRY_OVERHEAD_BYTES, 0));
       // Stored, so it goes on to the other instances as received. Not what this doc integrates:
       // an update Yjs holds until one from another instance arrives is integrated under the
       // bus's origin, and would never be published. Another instance applies what it can.

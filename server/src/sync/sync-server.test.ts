@@ -9,7 +9,8 @@ import { cleanupPoison, findPoison, presenceUpdate, waitingPoisonLog } from '../
 import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, STEP1_BURST } from './connection.ts';
 import { MemoryStore } from './memory-store.ts';
 import { messageLabel } from './message-label.ts';
-import { MAX_PRESENCE_IDS_PER_USER, MAX_ROOM_PRESENCE_IDS } from './room.ts';
+import { MAX_BATCH_UPDATES, MAX_PRESENCE_IDS_PER_USER, MAX_ROOM_PRESENCE_IDS } from './room.ts';
+import { ENTRY_OVERHEAD_BYTES } from './backlog.ts';
 import { SyncServer } from './sync-server.ts';
 import type { BusListener, ConnectionInfo, StoredUpdate, SyncBus, SyncSocket, SyncStore } from './types.ts';
 import { createSyncMetrics } from '../features/metrics/sync-metrics.ts';
@@ -525,7 +526,7 @@ describe('SyncServer', () => {
 
   it('bounds what waits to be stored: past the room’s share or the server’s, a writer is closed with 1013, and nothing queued is lost', async () => {
     const store = new MemoryStore();
-    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxQueuedBytesPerRoom: 4_000, maxQueuedBytes: 6_000 } });
+    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxQueuedBytesPerRoom: 4_000, maxQueuedBytes: 5_000 } });
     /** An update of about a kilobyte. */
     const kilo = (label: string) => {
       const doc = new Y.Doc();
@@ -555,8 +556,8 @@ describe('SyncServer', () => {
       send(connB, 'b', `B${i}`);
       await tick();
     }
-    expect(b.closedWith).toBe(CloseCode.tryAgainLater); // the server's 6,000 bytes
-    expect(server.backlog.bytes).toBeLessThanOrEqual(6_000);
+    expect(b.closedWith).toBe(CloseCode.tryAgainLater); // the server's 5,000 bytes
+    expect(server.backlog.bytes).toBeLessThanOrEqual(5_000);
     expect(server.rooms.get('doc:2:user:1')!.pendingCount).toBeLessThan(roomA.pendingCount);
     store.failing = false;
     await new Promise((r) => setTimeout(r, 500));
@@ -574,6 +575,51 @@ describe('SyncServer', () => {
     await flushed(server);
     expect(labels('doc:3:user:1')).toEqual(['C']);
     expect(c.closedWith).toBeNull();
+  });
+
+  it('counts what each queued update costs beyond its bytes toward the bound, and stores a long queue in bounded batches', async () => {
+    const store = new MemoryStore();
+    const perRoom = 1024 * 1024;
+    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxMessagesPerSecond: 10_000_000, maxQueuedBytesPerRoom: perRoom, maxQueuedBytes: 4 * perRoom } });
+    const writer = new MemorySocket();
+    const w = join(server, writer);
+    await flushed(server);
+    // The smallest update there is: a delete of one item (a handful of bytes).
+    const doc = new Y.Doc();
+    doc.getArray('a').insert(0, [1]);
+    let tiny!: Uint8Array;
+    doc.once('update', (u: Uint8Array) => (tiny = u));
+    doc.getArray('a').delete(0, 1);
+    expect(tiny.byteLength).toBeLessThan(16);
+    store.failing = true;
+    globalThis.gc!();
+    const heapBefore = process.memoryUsage().heapUsed;
+    const frame = updateMessage(tiny);
+    // (Read a thousand at a time, as a socket's frames come in reads of many.)
+    for (let i = 0; i < 200_000 && writer.closedWith === null; i++) {
+      w.receive(frame);
+      if (i % 1_000 === 999) await tick();
+    }
+    await flushed(server);
+    expect(writer.closedWith).toBe(CloseCode.tryAgainLater);
+    const room = server.rooms.get('doc:1:user:1')!;
+    expect(room.pendingCount).toBeLessThanOrEqual(perRoom / (tiny.byteLength + ENTRY_OVERHEAD_BYTES));
+    globalThis.gc!();
+    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(3 * perRoom);
+    // Back, the store takes the queue in batches, each applied on its own.
+    const batches: number[] = [];
+    const append = store.append.bind(store);
+    store.append = (name: string, updates: readonly Uint8Array[]) => {
+      batches.push(updates.length);
+      return append(name, updates);
+    };
+    const queued = room.pendingCount;
+    store.failing = false;
+    await vi.waitFor(() => expect(room.busy).toBe(false), { timeout: 15_000, interval: 20 }); // (the retry waits up to 5 s)
+    expect(batches.reduce((a, b) => a + b, 0)).toBe(queued);
+    expect(Math.max(...batches)).toBeLessThanOrEqual(MAX_BATCH_UPDATES);
+    expect(batches.length).toBeGreaterThan(1);
+    expect(server.backlog.bytes).toBe(0);
   });
 
   it('lets frames that store nothing through a full backlog: a viewer still syncs', async () => {
@@ -617,17 +663,18 @@ describe('SyncServer', () => {
     const store = new MemoryStore();
     store.load = () => new Promise(() => {}); // never answers
     const edit = updateMessage(spanUpdate('V'.repeat(8_000))); // a viewer's: dropped once its turn comes
-    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxMessageBytes: 10_000, maxWaitingFrameBytes: 2 * edit.byteLength + 100 } });
+    const held = edit.byteLength + ENTRY_OVERHEAD_BYTES;
+    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxMessageBytes: 10_000, maxWaitingFrameBytes: 2 * held + 100 } });
     // (Three users, each within their own share.)
     const viewers = Array.from({ length: 3 }, () => new MemorySocket());
     const conns = viewers.map((v, i) => server.connect(v, { room: `doc:${i + 1}:user:${i + 1}`, userId: i + 1, readOnly: true }));
     conns[0]!.receive(edit);
     conns[1]!.receive(edit);
     expect(viewers.map((v) => v.closedWith)).toEqual([null, null, null]);
-    expect(server.backlog.frameBytes).toBe(2 * edit.byteLength);
+    expect(server.backlog.frameBytes).toBe(2 * held);
     conns[2]!.receive(edit); // each socket within its own bound, all of them past the server's
     expect(viewers.map((v) => v.closedWith)).toEqual([null, null, CloseCode.tryAgainLater]);
-    expect(server.backlog.frameBytes).toBe(2 * edit.byteLength);
+    expect(server.backlog.frameBytes).toBe(2 * held);
     // A writer's update is held against the backlog of updates, not this bound.
     const writer = new MemorySocket();
     server.connect(writer, info('doc:9:user:1')).receive(updateMessage(spanUpdate('W'.repeat(8_000))));
@@ -635,7 +682,7 @@ describe('SyncServer', () => {
     expect(server.backlog.bytes).toBeGreaterThan(8_000);
     // Let go of as their sockets close.
     conns[0]!.close(1000, 'bye');
-    expect(server.backlog.frameBytes).toBe(edit.byteLength);
+    expect(server.backlog.frameBytes).toBe(held);
     conns[1]!.closedByPeer();
     expect(server.backlog.frameBytes).toBe(0);
   });
@@ -653,7 +700,7 @@ describe('SyncServer', () => {
     const other = new MemorySocket();
     server.connect(other, { room: 'doc:1:user:2', userId: 2, readOnly: true }).receive(edit);
     expect(other.closedWith).toBeNull();
-    expect(server.backlog.frameBytes).toBe(3 * edit.byteLength);
+    expect(server.backlog.frameBytes).toBe(3 * (edit.byteLength + ENTRY_OVERHEAD_BYTES));
   });
 
   it('holds the frames that wait for a room to load against the same bound', async () => {
