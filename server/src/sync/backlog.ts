@@ -22,11 +22,11 @@ export const DEFAULT_MAX_WAITING_FRAME_BYTES = 64 * 1024 * 1024;
 
 /**
  * What a queued update or a waiting frame costs beyond its bytes (its entry, its buffer's
- * header, its turn on the socket's chain: ~280 bytes in Node 20), counted with them toward
- * every bound: else a flood of the smallest updates (a few bytes each) would hold some 35 times
- * what the bounds allow.
+ * header, its runs of structs, its turn on the socket's chain: ~420 bytes in Node 20), counted
+ * with them toward every bound: else a flood of the smallest updates (a few bytes each) would
+ * hold some 50 times what the bounds allow.
  */
-export const ENTRY_OVERHEAD_BYTES = 320;
+export const ENTRY_OVERHEAD_BYTES = 480;
 
 export interface BacklogLimits {
   /** Bytes one room may hold waiting (its queued updates, and its sockets' unread frames). */

@@ -13,7 +13,7 @@ import { errorKind } from './error-text.ts';
 import { messageLabel } from './message-label.ts';
 import { readPresenceEntries, writePresenceEntries, type PresenceEntry } from '@spanwise/shared/presence-entries';
 import { ENTRY_OVERHEAD_BYTES } from './backlog.ts';
-import { PEER_LEFT, type Room, type RoomPeer } from './room.ts';
+import { PEER_LEFT, structRuns, type Room, type RoomPeer } from './room.ts';
 import type { ConnectionInfo, SyncLogger, SyncObserver, SyncSocket } from './types.ts';
 
 export interface ConnectionLimits {
@@ -368,7 +368,9 @@ export class Connection implements RoomPeer {
     this.#greeted = true;
     const encoder = encoding.createEncoder();
     encoding.writeVarUint(encoder, MessageKind.sync);
-    syncProtocol.writeSyncStep1(encoder, this.room.doc);
+    // (What is queued counts as held: the peer need not send it again.)
+    encoding.writeVarUint(encoder, syncProtocol.messageYjsSyncStep1);
+    encoding.writeVarUint8Array(encoder, this.room.stateVectorWithQueued());
     this.#reply(encoding.toUint8Array(encoder));
     const states = this.room.awareness.getStates();
     if (states.size > 0) this.#reply(this.#awarenessMessage([...states.keys()]));
@@ -466,13 +468,18 @@ export class Connection implements RoomPeer {
         }
         const { structs, ds } = Y.decodeUpdate(update); // throws unless the whole update decodes
         this.#documentFrames++;
+        // Nothing to store (a new client's empty step 2, say): told so at once, unless updates
+        // wait to be stored. Then it takes its place behind them: the greeting counted them as
+        // held, so the peer left them out of its step 2 and must not hear it is all stored first.
         if (structs.length === 0 && ds.clients.size === 0) {
-          this.#tellStored(); // e.g. a new client's empty step 2: nothing to store
+          if (this.room.pendingCount === 0) this.#tellStored();
+          else if (this.room.waitTurn(this)) this.#unstored++;
+          else this.#backlogFull('room');
           return;
         }
         // Queued as a copy: the update is a view into the frame (ws's read buffer, or a frame
         // padded past the update), which would stay in memory while it waits, uncounted.
-        if (!this.room.enqueue(update.slice(), this)) return this.#backlogFull('room');
+        if (!this.room.enqueue(update.slice(), this, structRuns(structs))) return this.#backlogFull('room');
         this.#unstored++;
         return;
       }

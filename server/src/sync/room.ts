@@ -142,6 +142,35 @@ function updateMessage(update: Uint8Array): Uint8Array {
   return encoding.toUint8Array(encoder);
 }
 
+/** An update received and not yet stored. */
+interface QueuedUpdate {
+  /** Null: nothing to store, only a place in the line (see waitTurn). */
+  update: Uint8Array | null;
+  origin: RoomPeer;
+  receivedAt: number;
+  /** Its runs of structs, each [client, first clock, clock past the last] (see structRuns). */
+  runs: ReadonlyArray<readonly [number, number, number]>;
+}
+
+/** An update's runs of structs with no gap, each [client, first clock, clock past the last]. */
+export function structRuns(structs: ReadonlyArray<Y.Item | Y.GC | Y.Skip>): Array<[number, number, number]> {
+  const runs: Array<[number, number, number]> = [];
+  let run: [number, number, number] | null = null;
+  for (const struct of structs) {
+    if (struct instanceof Y.Skip) {
+      run = null; // (a gap: what follows is not known to join what came before)
+      continue;
+    }
+    const { client, clock } = struct.id;
+    if (run && run[0] === client && run[2] === clock) run[2] = clock + struct.length;
+    else {
+      run = [client, clock, clock + struct.length];
+      runs.push(run);
+    }
+  }
+  return runs;
+}
+
 export class Room {
   readonly doc = new Y.Doc({ gc: true });
   readonly awareness = new awarenessProtocol.Awareness(this.doc);
@@ -150,9 +179,9 @@ export class Room {
   /** The other way round: the peer that controls each id (kept with `peers`, by #hold). */
   readonly #holders = new Map<number, RoomPeer>();
   readonly loaded: Promise<void>;
-  #pending: Array<{ update: Uint8Array; origin: RoomPeer; receivedAt: number }> = [];
-  /** Updates in the batch the store is writing now. */
-  #storing = 0;
+  #pending: QueuedUpdate[] = [];
+  /** The batch the store is writing now. */
+  #storing: QueuedUpdate[] = [];
   #heldBytes = 0;
   #flushing = false;
   /** Peers the doc's updates went out to, counted while a stored batch is applied (for fanOut). */
@@ -244,7 +273,34 @@ export class Room {
 
   /** Updates received and not yet stored: queued, and the batch being stored. */
   get pendingCount(): number {
-    return this.#pending.length + this.#storing;
+    return this.#pending.length + this.#storing.length;
+  }
+
+  /**
+   * The doc's state vector with what waits to be stored on top of it (applied only once
+   * stored). A peer greeted with it does not send again what is queued: a client reconnecting
+   * while the database is away would otherwise queue every edit it has not seen stored once
+   * more, each time. What it claims is stored before anything the peer sends next (the queue
+   * goes in order), so a peer told its next frames are stored knows these are too.
+   */
+  stateVectorWithQueued(): Uint8Array {
+    if (this.pendingCount === 0) return Y.encodeStateVector(this.doc);
+    const vector = Y.decodeStateVector(Y.encodeStateVector(this.doc));
+    const runsOf = new Map<number, Array<readonly [number, number]>>();
+    for (const { runs } of [...this.#storing, ...this.#pending]) {
+      for (const [client, from, to] of runs) {
+        const list = runsOf.get(client);
+        if (list) list.push([from, to]);
+        else runsOf.set(client, [[from, to]]);
+      }
+    }
+    for (const [client, runs] of runsOf) {
+      // A run counts once what comes before it is there: in the doc, or queued.
+      let clock = vector.get(client) ?? 0;
+      for (const [from, to] of runs.sort((a, b) => a[0] - b[0])) if (from <= clock && to > clock) clock = to;
+      if (clock > 0) vector.set(client, clock);
+    }
+    return Y.encodeStateVector(vector);
   }
 
   /**
@@ -509,9 +565,20 @@ export class Room {
    * Queues a validated update; it is stored with everything else queued this tick. False (and
    * not queued) when the room or the server holds too much waiting to be stored.
    */
-  enqueue(update: Uint8Array, origin: RoomPeer): boolean {
+  enqueue(update: Uint8Array, origin: RoomPeer, runs: QueuedUpdate['runs'] = []): boolean {
     if (!this.hold(update.byteLength + ENTRY_OVERHEAD_BYTES)) return false;
-    this.#pending.push({ update, origin, receivedAt: performance.now() });
+    this.#pending.push({ update, origin, receivedAt: performance.now(), runs });
+    this.#kick();
+    return true;
+  }
+
+  /**
+   * A place in the line for a frame of `origin`'s with nothing to store, reported stored once
+   * everything queued ahead of it is (see stateVectorWithQueued). False past the bounds.
+   */
+  waitTurn(origin: RoomPeer): boolean {
+    if (!this.hold(ENTRY_OVERHEAD_BYTES)) return false;
+    this.#pending.push({ update: null, origin, receivedAt: performance.now(), runs: [] });
     this.#kick();
     return true;
   }
@@ -590,15 +657,15 @@ export class Room {
       if (this.#pending.length === 0) continue;
       const batch = this.#pending.length > MAX_BATCH_UPDATES ? this.#pending.splice(0, MAX_BATCH_UPDATES) : this.#pending;
       if (batch === this.#pending) this.#pending = [];
-      const updates = batch.map((b) => b.update);
+      const updates = batch.flatMap((b) => (b.update ? [b.update] : []));
       const started = performance.now();
-      this.#storing = batch.length;
+      this.#storing = batch;
       try {
-        await noticeIfSlow(this.deps.store.append(this.name, updates), 'append', () => batch.length + this.#pending.length);
+        if (updates.length > 0) await noticeIfSlow(this.deps.store.append(this.name, updates), 'append', () => batch.length + this.#pending.length);
       } catch (err) {
         // Keep the batch, in order, ahead of anything that arrived meanwhile, and try again.
         this.#pending = batch.concat(this.#pending);
-        this.#storing = 0;
+        this.#storing = [];
         this.deps.observer.storeFailed?.((performance.now() - started) / 1000);
         this.deps.observer.error?.('store_failed');
         this.deps.log.warn('sync_store_failed', { room: this.name, queued: this.#pending.length, retryInMs: delay, error: String(err) });
@@ -606,9 +673,9 @@ export class Room {
         await retryLater();
         continue;
       }
-      this.#storing = 0;
-      this.deps.observer.updatesStored?.(batch.length, (performance.now() - started) / 1000);
-      this.letGo(updates.reduce((n, u) => n + u.byteLength + ENTRY_OVERHEAD_BYTES, 0));
+      this.#storing = [];
+      if (updates.length > 0) this.deps.observer.updatesStored?.(updates.length, (performance.now() - started) / 1000);
+      this.letGo(updates.reduce((n, u) => n + u.byteLength, batch.length * ENTRY_OVERHEAD_BYTES));
       // Stored, so it goes on to the other instances as received. Not what this doc integrates:
       // an update Yjs holds until one from another instance arrives is integrated under the
       // bus's origin, and would never be published. Another instance applies what it can.
@@ -646,6 +713,7 @@ export class Room {
       try {
         this.doc.transact(() => {
           for (const { update } of batch) {
+            if (!update) continue;
             try {
               Y.applyUpdate(this.doc, update, origin);
             } catch (err) {
@@ -665,7 +733,7 @@ export class Room {
       // to a room where its sender is alone.
       if (this.#sentOn > 0) {
         const sentAt = performance.now();
-        for (const { receivedAt } of batch) this.deps.observer.fanOut?.((sentAt - receivedAt) / 1000);
+        for (const { update, receivedAt } of batch) if (update) this.deps.observer.fanOut?.((sentAt - receivedAt) / 1000);
       }
       this.#reportStored(batch); // (after the others have it: what they wait for goes first)
     }

@@ -1672,6 +1672,65 @@ describe('telling a client its edits are stored (?acks=1)', () => {
     expect(storedCounts(other)).toEqual([]);
   });
 
+  it('greets a peer with what waits to be stored counted as held: a client reconnecting while the store is away does not queue its edits again, and hears they are stored only once they are', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits });
+    const first = new MemorySocket();
+    const before = join(server, first, { ...info(), acks: true });
+    await flushed(server);
+    store.failing = true;
+    const client = new Y.Doc(); // the page's doc, across both sockets
+    let edit!: Uint8Array;
+    client.once('update', (u: Uint8Array) => (edit = u));
+    addSpan(client, { label: 'PERSON', start: 0, end: 4, quote: 'text', author: 1 });
+    before.receive(updateMessage(edit));
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    expect(room.pendingCount).toBe(1);
+    before.closedByPeer(); // its socket drops; the page connects again
+    const second = new MemorySocket();
+    const after = join(server, second, { ...info(), acks: true });
+    await flushed(server);
+    // The page answers the server's step 1 with what the server lacks, as y-protocols does.
+    const greeting = second.received.find((m) => m[0] === MessageKind.sync && m[1] === syncProtocol.messageYjsSyncStep1)!;
+    const d = decoding.createDecoder(greeting);
+    decoding.readVarUint(d);
+    decoding.readVarUint(d);
+    after.receive(step2Message(Y.encodeStateAsUpdate(client, decoding.readVarUint8Array(d))));
+    await flushed(server);
+    expect(storedCounts(second)).toEqual([0]); // not yet: what it left out is not stored
+    store.failing = false;
+    await vi.waitFor(() => expect(room.busy).toBe(false), { timeout: 15_000, interval: 20 }); // (the retry waits up to 5 s)
+    expect(store.rooms.get('doc:1:user:1')).toHaveLength(1); // the edit once
+    expect(storedCounts(second)).toEqual([0, 1]);
+    expect(listSpans(second.doc).map((sp) => sp.label)).toEqual(['PERSON']);
+  });
+
+  it('counts as held only what joins on to the doc, or to what is queued ahead of it', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits });
+    const writer = join(server, new MemorySocket());
+    await flushed(server);
+    const client = new Y.Doc();
+    const edits: Uint8Array[] = [];
+    client.on('update', (u: Uint8Array) => edits.push(u));
+    for (const label of ['A', 'B', 'C']) addSpan(client, { label, start: 0, end: 4, quote: 'text', author: 1 });
+    const clockAfter = (n: number) => Y.decodeStateVector(Y.encodeStateVectorFromUpdate(Y.mergeUpdates(edits.slice(0, n)))).get(client.clientID);
+    writer.receive(updateMessage(edits[0]!));
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    const held = () => Y.decodeStateVector(room.stateVectorWithQueued()).get(client.clientID);
+    expect(held()).toBe(clockAfter(1));
+    store.failing = true;
+    writer.receive(updateMessage(edits[2]!)); // past a gap: not held
+    await flushed(server);
+    expect(held()).toBe(clockAfter(1));
+    writer.receive(updateMessage(edits[1]!)); // fills it: both are
+    await flushed(server);
+    expect(held()).toBe(clockAfter(3));
+    store.failing = false;
+  });
+
   it('goes on storing and sending when telling one peer throws', async () => {
     const store = new MemoryStore();
     const server = new SyncServer({ store, log: silent, limits });
