@@ -482,6 +482,51 @@ describe('two tabs of one browser on a layer, one of them refused for a while', 
   });
 });
 
+describe('two tabs of one browser on a layer, the first marked before the second opened', () => {
+  it('keeps the mark of a tab still open when the tab opened after it has its own edits stored', async () => {
+    const text = 'Reuters reported that Berlin and Warsaw signed the Oder accord on Tuesday, Kovacs said, and Lisbon agreed.';
+    const added = await api<{ id: number }>(server.url, await login(server.url, 'admin'), '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Two tabs', text }) });
+    const documentId = added.body.id;
+    const room = layerRoom(documentId, 2);
+    const copy = `spanwise:u2:${room}`;
+    const { context, page: a } = await openDocument('alice', documentId);
+    await waitConnected(a);
+    let hold: ReturnType<typeof holdAppends> | undefined = holdAppends(server);
+    let onlyInA: string;
+    try {
+      // A's edit waits to be stored, long enough to be marked; then B opens, and finds A's mark.
+      await annotate(a, 1, '1');
+      await waitFor(async () => (await unsavedMark(a, copy)) === 1, 'A’s edit marked');
+      const b = await context.newPage();
+      await b.goto(`${server.url}/projects/1/documents/${documentId}`);
+      await b.locator('[data-article]').waitFor(WAIT);
+      await waitFor(() => (server.sync.rooms.get(room)?.peers.size ?? 0) === 2, 'both tabs’ sockets in the room');
+      // A's socket is told to come back later (1013): A's next edit goes nowhere (B has it over
+      // BroadcastChannel, after its step 2, and does not send it on).
+      const aSocket = [...server.sync.rooms.get(room)!.peers.keys()][0] as Connection;
+      aSocket.close(CloseCode.tryAgainLater, 'busy');
+      await a.getByRole('status', { name: 'Connection' }).filter({ hasText: /busy|offline|connecting/ }).waitFor(WAIT);
+      onlyInA = await annotate(a, 3, '1');
+      await waitFor(async () => (await b.locator('[data-annotation-id]').count()) === 2, 'A’s edits in B');
+      hold.restore();
+      hold = undefined;
+      await b.locator('.workspace:not([data-unsaved])').waitFor(WAIT); // B's own frames stored
+      // A goes before its socket is back (and with it the edit only it sent nowhere).
+      await a.close({ runBeforeUnload: false });
+      expect(listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === onlyInA)).toBe(false);
+      // Its mark stays: B took away only the marks of pages gone when it opened.
+      expect(await unsavedMark(b, copy)).toBe(1);
+      // A page opened on the layer next sends what the copy holds, and then takes the mark away.
+      await b.reload();
+      await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === onlyInA), 'A’s last edit stored from the copy');
+      await waitFor(async () => (await unsavedMark(b, copy)) === undefined, 'the mark taken away');
+    } finally {
+      hold?.restore();
+      await context.close();
+    }
+  });
+});
+
 describe('a tab whose browser was signed in as someone else meanwhile', () => {
   it('is refused as the other user’s page (4409), writes nothing, and learns who is signed in', async () => {
     const room = layerRoom(5, 2); // alice's layer of document 5

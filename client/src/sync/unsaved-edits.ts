@@ -31,6 +31,8 @@ import { within } from '../lib/within.ts';
  * page, `unsaved:<page>` (`unsaved` alone, as pages before those wrote it, counts too).
  */
 const UNSAVED_KEY = 'unsaved';
+/** The Web Lock a page holds while it lives, named by its mark's key after this. */
+const LIVE_LOCK = 'spanwise:live:';
 /** Every mark's key, whichever page wrote it. */
 const markKeys = () => IDBKeyRange.bound(UNSAVED_KEY, `${UNSAVED_KEY}:\uffff`);
 /** How long an edit sent on an open socket may wait for the server's word before it is marked. */
@@ -299,11 +301,19 @@ export function trackUnsaved(
   /** This page's mark (each page has its own: see UNSAVED_KEY). */
   const ownMark = `${UNSAVED_KEY}:${Math.random().toString(36).slice(2)}`;
   let marked = false;
+  // Held under the mark's name while the page lives, so that another page tells a mark whose
+  // page is gone from one whose page may still send it on (see `found`).
+  const live: { over: boolean; release?: () => void } = { over: false };
+  if (typeof navigator !== 'undefined' && navigator.locks) {
+    void navigator.locks
+      .request(`${LIVE_LOCK}${ownMark}`, () => (live.over ? undefined : new Promise<void>((r) => (live.release = r))))
+      .catch(() => {});
+  }
   /**
-   * The marks this page found when it opened (left by pages gone since): its step 2 sends what
-   * the copy holds, so its own full ack may take them away, with its own. A mark another page
-   * writes meanwhile stays: that page's edits may have reached this one over BroadcastChannel,
-   * which this page does not send on.
+   * The marks this page found when it opened, left by pages gone since: its step 2 sends what
+   * the copy holds, so its own full ack may take them away, with its own. Not the mark of a page
+   * still open (it holds its lock), nor one another page writes meanwhile: that page's edits
+   * may reach this one over BroadcastChannel, which this page does not send on, after its step 2.
    */
   let found: string[] = [];
   let markTimer: ReturnType<typeof setTimeout> | undefined;
@@ -412,7 +422,16 @@ export function trackUnsaved(
       keys.onsuccess = () => resolve(keys.result.filter((key): key is string => typeof key === 'string'));
       keys.onerror = () => resolve([]);
     });
-  const read = local._db.then(readMarks).then(
+  /** The marks whose pages are open (without Web Locks, none is known to be). */
+  const liveMarks = async (): Promise<Set<string>> => {
+    if (typeof navigator === 'undefined' || !navigator.locks) return new Set();
+    const { held = [] } = await navigator.locks.query().catch(() => ({ held: [] }));
+    return new Set(held.flatMap((lock) => (lock.name?.startsWith(LIVE_LOCK) ? [lock.name.slice(LIVE_LOCK.length)] : [])));
+  };
+  const read = local._db.then(async (db) => {
+    const [keys, live] = await Promise.all([readMarks(db), liveMarks()]);
+    return keys.filter((key) => !live.has(key));
+  }).then(
     (left) => {
       found = left.filter((key) => key !== ownMark);
       if (found.length === 0) return;
@@ -430,6 +449,8 @@ export function trackUnsaved(
     destroy() {
       tracking.delete(tracked);
       markBeforeLeaving();
+      live.over = true;
+      live.release?.();
       window.removeEventListener('beforeunload', markBeforeLeaving);
       window.removeEventListener('pagehide', markBeforeLeaving);
       clearTimeout(markTimer);
