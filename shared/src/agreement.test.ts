@@ -64,6 +64,12 @@ describe('cohenKappa', () => {
     expect(() => cohenKappa(['a'], ['a', 'b'])).toThrow(RangeError);
     expect(() => cohenKappa([], [])).toThrow(RangeError);
   });
+
+  it('rejects labels that are neither strings nor finite numbers (NaN would never agree with itself)', () => {
+    expect(() => cohenKappa(['a', Number.NaN], ['a', Number.NaN])).toThrow(TypeError);
+    expect(() => cohenKappa(['a', Infinity], ['a', 'b'])).toThrow(TypeError);
+    expect(() => cohenKappa(['a', null as unknown as string], ['a', 'b'])).toThrow(TypeError);
+  });
 });
 
 describe('fleissKappa', () => {
@@ -166,6 +172,25 @@ describe('krippendorffAlpha', () => {
     expect(krippendorffAlpha(named, 'ordinal')).toBeCloseTo(108577 / 133160, 12);
     // Strings are plain categories at the nominal level.
     expect(krippendorffAlpha(named, 'nominal')).toBeCloseTo(113 / 152, 12);
+  });
+
+  it('ranks ordinal strings that are numbers by their value, negatives and decimals too', () => {
+    expect(krippendorffAlpha([[-2, -1], [0, -2]], 'ordinal')).toBeCloseTo(-5 / 12, 12);
+    expect(krippendorffAlpha([['-2', '-1'], ['0', '-2']], 'ordinal')).toBeCloseTo(-5 / 12, 12);
+    expect(krippendorffAlpha([['1.25', '1.25'], ['1.5', '2']], 'ordinal')).toBeCloseTo(krippendorffAlpha([[1.25, 1.25], [1.5, 2]], 'ordinal'), 12);
+    // The paper's data as text ranks as its numbers.
+    const asText = paper.map((row) => row.map((v) => (v === null ? null : String(v))));
+    expect(krippendorffAlpha(asText, 'ordinal')).toBeCloseTo(108577 / 133160, 12);
+  });
+
+  it('ranks ordinal values in the order given, such as words', () => {
+    const words = new Map([[1, 'none'], [2, 'low'], [3, 'medium'], [4, 'high'], [5, 'extreme']]);
+    const worded = paper.map((row) => row.map((v) => (v === null ? null : words.get(v)!)));
+    const order = ['none', 'low', 'medium', 'high', 'extreme'];
+    expect(krippendorffAlpha(worded, 'ordinal', { order })).toBeCloseTo(108577 / 133160, 12);
+    expect(krippendorffAlpha(worded, 'ordinal')).not.toBeCloseTo(108577 / 133160, 3); // (alphabetical)
+    expect(() => krippendorffAlpha(worded, 'ordinal', { order: order.slice(1) })).toThrow(RangeError);
+    expect(() => krippendorffAlpha(worded, 'ordinal', { order: [...order, 'low'] })).toThrow(RangeError);
   });
 
   it('hand-computed small nominal example with a dropped unit', () => {
@@ -296,10 +321,9 @@ describe('spanAgreement', () => {
     expect(spanAgreement([s(0, 5, 'A')], [s(2, 4, 'B')], { mode: 'overlap', matchLabel: false }).truePositives).toBe(1);
   });
 
-  it('nested spans match one-to-one, preferring the larger overlap', () => {
+  it('nested spans match one-to-one', () => {
     // Reference: outer 0–20 and inner 5–8. Candidate: 0–18 and 6–8.
-    // Overlaps: outer/0–18 = 18, outer/6–8 = 2, inner/0–18 = 3, inner/6–8 = 2.
-    // Greedy takes outer↔0–18 (18), then inner↔6–8 (2): TP = 2.
+    // Overlaps: outer/0–18 = 18, outer/6–8 = 2, inner/0–18 = 3, inner/6–8 = 2: every span has a partner, TP = 2.
     const r = overlapSpanAgreement(
       [s(0, 20, 'X'), s(5, 8, 'X')],
       [s(0, 18, 'X'), s(6, 8, 'X')],
@@ -308,7 +332,7 @@ describe('spanAgreement', () => {
   });
 
   it('one long candidate covering two reference spans matches only one', () => {
-    // Candidate 0–30 overlaps 0–10 by 10 and 12–30 by 18: it is matched to 12–30.
+    // Candidate 0–30 overlaps 0–10 by 10 and 12–30 by 18: it is matched to one of them.
     const ref = [s(0, 10), s(12, 30)];
     const r = spanAgreement(ref, [s(0, 30)], { mode: 'overlap' });
     expect(r).toMatchObject({ truePositives: 1, falsePositives: 0, falseNegatives: 1 });
@@ -317,10 +341,9 @@ describe('spanAgreement', () => {
     expect(r.f1).toBeCloseTo(2 / 3, 12);
   });
 
-  it('greedy matching prefers larger overlap among overlapping candidates', () => {
+  it('pairs crossing candidates one each, and two candidates for one reference once', () => {
     // Reference 0–10 and 8–20; candidates 0–9 and 9–20.
-    // Overlaps: (0–10, 0–9) = 9, (0–10, 9–20) = 1, (8–20, 0–9) = 1, (8–20, 9–20) = 11.
-    // Greedy takes the 11 and 9 pairs: TP = 2.
+    // Overlaps: (0–10, 0–9) = 9, (0–10, 9–20) = 1, (8–20, 0–9) = 1, (8–20, 9–20) = 11: TP = 2.
     const r = overlapSpanAgreement([s(0, 10), s(8, 20)], [s(0, 9), s(9, 20)]);
     expect(r.truePositives).toBe(2);
     // Two candidates competing for one reference: only one is a true positive.
@@ -341,6 +364,54 @@ describe('spanAgreement', () => {
     const r2 = overlapSpanAgreement([...ref].reverse(), [...cand].reverse());
     expect(r1).toEqual(r2);
     expect(r1.f1).toBe(1);
+  });
+
+  it('pairs as many spans as can be paired, where taking the largest overlap first would not', () => {
+    // 5–10 overlaps 6–11 by 4 and 5–8 by 3; 8–10 overlaps only 6–11. Largest first would pair
+    // 5–10 with 6–11 and leave the other two alone.
+    const result = overlapSpanAgreement([s(8, 10), s(5, 10)], [s(6, 11), s(5, 8)]);
+    expect(result).toMatchObject({ truePositives: 2, f1: 1 });
+  });
+
+  it('is order-independent where overlaps tie', () => {
+    const ref = [s(4, 7), s(5, 8)];
+    const cand = [s(3, 5), s(5, 6)];
+    expect(overlapSpanAgreement(ref, cand).truePositives).toBe(2);
+    expect(overlapSpanAgreement([...ref].reverse(), cand).truePositives).toBe(2);
+    expect(overlapSpanAgreement(ref, [...cand].reverse()).truePositives).toBe(2);
+  });
+
+  it('matches as many as a search of every pairing finds, on random span sets', () => {
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return Math.floor((seed / 2 ** 31) * n); // (the high bits: an LCG's low ones repeat soon)
+    };
+    const spans = () =>
+      Array.from({ length: random(7) }, () => {
+        const start = random(12);
+        return s(start, start + random(6), random(4) === 0 ? 'B' : 'A');
+      });
+    const overlaps = (r: SpanLike, c: SpanLike) =>
+      r.label === c.label && (Math.min(r.end, c.end) > Math.max(r.start, c.start) || (r.start === c.start && r.end === c.end));
+    /** The largest matching, by trying every partner (or none) for each reference span in turn. */
+    const best = (ref: SpanLike[], cand: SpanLike[], used = new Set<number>()): number => {
+      if (ref.length === 0) return 0;
+      const [first, ...rest] = ref as [SpanLike, ...SpanLike[]];
+      let most = best(rest, cand, used);
+      cand.forEach((c, j) => {
+        if (used.has(j) || !overlaps(first, c)) return;
+        used.add(j);
+        most = Math.max(most, 1 + best(rest, cand, used));
+        used.delete(j);
+      });
+      return most;
+    };
+    for (let i = 0; i < 1_000; i++) {
+      const ref = spans();
+      const cand = spans();
+      expect(overlapSpanAgreement(ref, cand).truePositives, JSON.stringify({ ref, cand })).toBe(best(ref, cand));
+    }
   });
 
   it('rejects invalid spans and modes', () => {

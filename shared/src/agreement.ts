@@ -17,7 +17,8 @@
  * pₒ the observed proportion of agreement and pₑ the agreement expected from each coder's own
  * label distribution.
  *
- * Edge cases: the arrays must have the same, non-zero length (else `RangeError`). When pₑ = 1
+ * Edge cases: the arrays must have the same, non-zero length (else `RangeError`), and hold
+ * strings or finite numbers (else `TypeError`). When pₑ = 1
  * (both coders used one and the same label for everything) κ is 0/0; this returns 1 if the
  * coders agree on every item, else 0.
  *
@@ -40,6 +41,8 @@ export function cohenKappa(
   for (let i = 0; i < n; i++) {
     const x = a[i] as string | number;
     const y = b[i] as string | number;
+    checkLabel(x, 'a', i);
+    checkLabel(y, 'b', i);
     if (x === y) agreed++;
     countA.set(x, (countA.get(x) ?? 0) + 1);
     countB.set(y, (countB.get(y) ?? 0) + 1);
@@ -48,6 +51,12 @@ export function cohenKappa(
   let pe = 0;
   for (const [label, ca] of countA) pe += (ca / n) * ((countB.get(label) ?? 0) / n);
   return chanceCorrected(po, pe);
+}
+
+/** A label is a string or a finite number (NaN would count as a category yet never agree with itself). */
+function checkLabel(label: unknown, side: string, i: number): void {
+  if (typeof label === 'string' || (typeof label === 'number' && Number.isFinite(label))) return;
+  throw new TypeError(`cohenKappa: ${side}[${i}] = ${String(label)} is not a string or a finite number`);
 }
 
 /** (pₒ − pₑ) / (1 − pₑ), with the degenerate pₑ = 1 case mapped to 1 (perfect) or 0. */
@@ -129,6 +138,17 @@ export function fleissKappa(counts: readonly (readonly number[])[]): number {
 /** Measurement level for {@link krippendorffAlpha}. */
 export type AlphaLevel = 'nominal' | 'ordinal' | 'interval' | 'ratio';
 
+export interface AlphaOptions {
+  /**
+   * For `ordinal` data, its values from lowest to highest ('low', 'medium', 'high'): every
+   * value in the data must be listed, once (else `RangeError`). Other levels ignore it.
+   */
+  order?: readonly (number | string)[];
+}
+
+/** A decimal number written out ('-2', '1.25', '3e2'), which ranks by its value. */
+const NUMERIC_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
 /**
  * Natural-order string comparison: runs of ASCII digits compare by numeric value, everything
  * else by UTF-16 code unit, so 'item2' < 'item10'. Ties (e.g. '01' vs '1') are broken by plain
@@ -170,9 +190,11 @@ function naturalCompare(a: string, b: string): number {
  * Difference functions δ²(c, k) by level:
  * - `nominal`: 0 if c = k else 1. Values may be numbers or strings (`1` ≠ `'1'`).
  * - `ordinal`: (Σ_{g=c..k} n_g − (n_c + n_k) / 2)², n_g being the marginal frequency of value g
- *   in the coincidence matrix, over the values in sorted order. Only the rank order matters.
- *   Values must be all numbers (sorted numerically) or all strings (sorted in natural order,
- *   'L2' < 'L10', locale-independent); mixing them throws `TypeError`.
+ *   in the coincidence matrix, over the values in rank order. Only the rank order matters: the
+ *   one `options.order` gives; else values must be all numbers (ranked by value) or all strings,
+ *   ranked by value when every one is a decimal number ('-2' < '-1' < '1.25' < '1.5'), else in
+ *   natural order ('L2' < 'L10', locale-independent: give `order` for words such as 'low',
+ *   'medium', 'high'). Mixing numbers and strings throws `TypeError`.
  * - `interval`: (c − k)². Values must be finite numbers (`TypeError` otherwise).
  * - `ratio`: ((c − k) / (c + k))², 0 when c = k = 0. Values must be finite, non-negative
  *   numbers (`TypeError` for non-numbers, `RangeError` for negatives).
@@ -191,6 +213,7 @@ function naturalCompare(a: string, b: string): number {
 export function krippendorffAlpha(
   data: readonly (readonly (number | string | null)[])[],
   level: AlphaLevel = 'nominal',
+  options: AlphaOptions = {},
 ): number {
   if (level !== 'nominal' && level !== 'ordinal' && level !== 'interval' && level !== 'ratio') {
     throw new RangeError(`krippendorffAlpha: unknown level ${String(level)}`);
@@ -250,11 +273,22 @@ export function krippendorffAlpha(
 
   // Put values in rank order for the ordinal metric (harmless for the others).
   if (level !== 'nominal') {
-    values.sort((x, y) =>
-      typeof x === 'number' && typeof y === 'number'
-        ? x - y
-        : naturalCompare(String(x), String(y)),
-    );
+    if (level === 'ordinal' && options.order) {
+      const rank = new Map<number | string, number>();
+      options.order.forEach((v, i) => rank.set(v, i));
+      if (rank.size !== options.order.length) throw new RangeError('krippendorffAlpha: options.order lists a value twice');
+      for (const v of values) {
+        if (!rank.has(v)) throw new RangeError(`krippendorffAlpha: ${JSON.stringify(v)} is not in options.order`);
+      }
+      values.sort((x, y) => (rank.get(x) as number) - (rank.get(y) as number));
+    } else {
+      const byValue = values.every((v) => typeof v === 'number' || NUMERIC_TEXT.test(v));
+      values.sort((x, y) =>
+        byValue
+          ? Number(x) - Number(y) || naturalCompare(String(x), String(y)) // ('1' and '1.0' apart, in a fixed order)
+          : naturalCompare(String(x), String(y)),
+      );
+    }
     values.forEach((v, i) => index.set(v, i));
   }
   const V = values.length;
@@ -421,34 +455,93 @@ function countOverlapMatches(
   const sorted = order.map((j) => candidate[j] as SpanLike);
   const longest = sorted.reduce((m, s) => Math.max(m, s.end - s.start), 0);
 
-  const pairs: { r: number; c: number; overlap: number; distance: number }[] = [];
-  reference.forEach((r, ri) => {
+  // Which candidates each reference span may be paired with.
+  const edges: number[][] = reference.map((r) => {
+    const partners: number[] = [];
     const from = lowerBoundByStart(sorted, r.start - longest);
     for (let p = from; p < sorted.length; p++) {
       const c = sorted[p] as SpanLike;
       if (c.start > r.end) break;
       if (matchLabel && (r.label ?? null) !== (c.label ?? null)) continue;
-      const overlap = overlapLength(r, c);
       // Identical ranges always match, which covers identical zero-length spans.
-      const identical = r.start === c.start && r.end === c.end;
-      if (overlap > 0 || identical) {
-        const distance = Math.abs(r.start - c.start) + Math.abs(r.end - c.end);
-        pairs.push({ r: ri, c: order[p] as number, overlap, distance });
+      if (overlapLength(r, c) > 0 || (r.start === c.start && r.end === c.end)) partners.push(order[p] as number);
+    }
+    return partners;
+  });
+  // One-to-one, as many pairs as can be: a maximum matching, whatever order the spans came in
+  // (taking the largest overlaps first can leave two spans unmatched that could each have had one).
+  return maximumMatching(edges, candidate.length);
+}
+
+/**
+ * The size of a largest matching of left nodes 0…edges.length − 1 to right nodes
+ * 0…rightCount − 1 along `edges[left]` (Hopcroft–Karp: O(E√V); its searches iterative, so a
+ * long chain of overlapping spans cannot overflow the stack).
+ */
+function maximumMatching(edges: readonly (readonly number[])[], rightCount: number): number {
+  const left = edges.length;
+  const NONE = -1;
+  const FAR = Number.MAX_SAFE_INTEGER;
+  const partnerOfLeft = new Array<number>(left).fill(NONE);
+  const partnerOfRight = new Array<number>(rightCount).fill(NONE);
+  const layer = new Array<number>(left).fill(FAR);
+  const nextEdge = new Array<number>(left).fill(0);
+  // Layers by breadth-first search from the free left nodes; true if a free right node is reached.
+  const layered = (): boolean => {
+    const queue: number[] = [];
+    for (let l = 0; l < left; l++) {
+      layer[l] = partnerOfLeft[l] === NONE ? 0 : FAR;
+      if (layer[l] === 0) queue.push(l);
+    }
+    let reachesFree = false;
+    for (let head = 0; head < queue.length; head++) {
+      const l = queue[head] as number;
+      for (const r of edges[l] as readonly number[]) {
+        const next = partnerOfRight[r] as number;
+        if (next === NONE) reachesFree = true;
+        else if (layer[next] === FAR) {
+          layer[next] = (layer[l] as number) + 1;
+          queue.push(next);
+        }
       }
     }
-  });
-
-  // Greedy one-to-one: largest overlap first; ties go to the closer boundaries, then to input
-  // order, so the result is deterministic.
-  pairs.sort((x, y) => y.overlap - x.overlap || x.distance - y.distance || x.r - y.r || x.c - y.c);
-  const usedR = new Set<number>();
-  const usedC = new Set<number>();
+    return reachesFree;
+  };
+  // A path from `root` down the layers to a free right node, taken (flipped) if found.
+  const augment = (root: number): boolean => {
+    const path: number[] = [root];
+    const via: number[] = [];
+    while (path.length > 0) {
+      const l = path[path.length - 1] as number;
+      const adjacent = edges[l] as readonly number[];
+      if ((nextEdge[l] as number) >= adjacent.length) {
+        layer[l] = FAR; // a dead end for this phase
+        path.pop();
+        via.pop();
+        continue;
+      }
+      const r = adjacent[nextEdge[l] as number] as number;
+      nextEdge[l] = (nextEdge[l] as number) + 1;
+      const next = partnerOfRight[r] as number;
+      if (next === NONE) {
+        via.push(r);
+        for (let i = 0; i < path.length; i++) {
+          partnerOfLeft[path[i] as number] = via[i] as number;
+          partnerOfRight[via[i] as number] = path[i] as number;
+        }
+        return true;
+      }
+      if (layer[next] === (layer[l] as number) + 1) {
+        via.push(r);
+        path.push(next);
+      }
+    }
+    return false;
+  };
   let matched = 0;
-  for (const p of pairs) {
-    if (usedR.has(p.r) || usedC.has(p.c)) continue;
-    usedR.add(p.r);
-    usedC.add(p.c);
-    matched++;
+  while (layered()) {
+    nextEdge.fill(0);
+    for (let l = 0; l < left; l++) if (partnerOfLeft[l] === NONE && augment(l)) matched++;
   }
   return matched;
 }
@@ -460,8 +553,8 @@ function countOverlapMatches(
  * - `mode: 'exact'` (default): a candidate matches a reference span with the same start and end.
  * - `mode: 'overlap'`: spans match when their half-open ranges intersect by at least one unit
  *   (adjacent spans such as 0..5 and 5..8 do not; identical ranges, including identical
- *   zero-length spans, always do). Matching is one-to-one and greedy: candidate pairs are taken
- *   in order of decreasing overlap length, each span matched at most once.
+ *   zero-length spans, always do). Matching is one-to-one, each span matched at most once, and
+ *   as large as it can be (a maximum matching), so the order of the spans changes nothing.
  * - `matchLabel` (default `true`): matching spans must also carry equal labels (a missing label
  *   only equals a missing label).
  *
