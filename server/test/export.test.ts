@@ -116,8 +116,9 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
   it('streams one W3C AnnotationCollection', async () => {
     const res = await get(admin, 'format=w3c');
     expect(res.headers.get('content-type')).toMatch(/^application\/ld\+json/);
-    const collection = (await res.json()) as { first: { items: unknown[] } };
+    const collection = (await res.json()) as { id: string; first: { id: string; items: unknown[] } };
     expect(collection).toMatchObject({ '@context': 'http://www.w3.org/ns/anno.jsonld', type: 'AnnotationCollection', first: { type: 'AnnotationPage' } });
+    expect(collection.first.id).toBe(`${collection.id}#page1`); // (a page has an IRI, embedded too)
     const items = collection.first.items as Array<Record<string, any>>;
     const person = items.find((a) => a.body?.[0]?.value === 'PERSON')!;
     expect(person.target.source).toBe(`${server.url}/projects/1/documents/${docId}`);

@@ -177,6 +177,64 @@ describe('export formats', () => {
     for (const line of ann) expect(line.split('\t').length).toBeLessThanOrEqual(3);
   });
 
+  it('brat: names in the form brat reads them, the same in annotation.conf and the .ann file', () => {
+    // brat reads any character of a name but A-Z a-z 0-9 _ - as _ (a leading # would make a
+    // comment of the line, a leading ! an unused type).
+    const schema = {
+      ...DEFAULT_SCHEMA,
+      spans: DEFAULT_SCHEMA.spans.map((sp) => (sp.name === 'CLAIM' ? { ...sp, attributes: [{ name: 'Négation (v2)', values: ['yes.', 'no!'] }] } : sp)),
+      relations: [{ name: 'part.of' }, { name: '#source' }, { name: '!x' }],
+    };
+    const conf = bratConf(schema);
+    expect(conf).toContain('part_of\tArg1:<ENTITY>, Arg2:<ENTITY>');
+    expect(conf).toContain('_source\tArg1:<ENTITY>, Arg2:<ENTITY>');
+    expect(conf).toContain('_x\tArg1:<ENTITY>, Arg2:<ENTITY>');
+    expect(conf).toContain('N_gation__v2_\tArg:CLAIM, Value:yes_|no_');
+    const l = layerOf((y) => {
+      const claim = span(y, 'CLAIM', 'supplied Fateh-110 missiles');
+      setAttribute(y, claim, 'Négation (v2)', 'no!');
+      addRelation(y, { label: '#source', from: claim, to: span(y, 'PERSON', 'Kirby'), author: 1 });
+    });
+    const ann = bratAnn(doc, l);
+    expect(ann).toContain('\tN_gation__v2_ T1 no_\n');
+    expect(ann).toContain('\t_source Arg1:T1 Arg2:T2\n');
+  });
+
+  it('jsonl and conll: a character Python takes for a line break never splits a record or a row', () => {
+    const text = 'Paris\u2028is\u0085big.';
+    const d = { id: 3, title: 't', text };
+    const l = layerOf((y) => void addSpan(y, { label: 'G\u0085PE', start: 0, end: 5, quote: 'Paris', author: 1 }));
+    const line = jsonlRecord(d, l);
+    expect(line.trimEnd()).not.toMatch(/[\n\r\u2028\u2029\u0085]/);
+    expect(JSON.parse(line).text).toBe(text);
+    const rows = conllBlock(d, l).split('\n').filter((r) => r && !r.startsWith('-DOCSTART-'));
+    expect(rows[0]).toBe('Paris -X- _ B-G_PE');
+    for (const row of rows) expect(row.split(/\s+/)).toHaveLength(4);
+  });
+
+  it('conll: cuts a token where a span starts or ends inside it, rather than stretching the span', () => {
+    const text = 'Iran’s missiles and Iran-Russia ties.';
+    const d = { id: 4, title: 't', text };
+    const l = layerOf((y) => {
+      for (const [quote, from] of [['Iran', 0], ['Iran', 10], ['Russia', 0]] as const) {
+        const start = text.indexOf(quote, from);
+        addSpan(y, { label: 'GPE', start, end: start + quote.length, quote, author: 1 });
+      }
+    });
+    const rows = conllBlock(d, l).split('\n').filter((r) => r && !r.startsWith('-DOCSTART-')).map((r) => r.split(' '));
+    expect(rows.map((r) => [r[0], r[3]])).toEqual([
+      ['Iran', 'B-GPE'],
+      ['’s', 'O'],
+      ['missiles', 'O'],
+      ['and', 'O'],
+      ['Iran', 'B-GPE'],
+      ['-', 'O'],
+      ['Russia', 'B-GPE'],
+      ['ties', 'O'],
+      ['.', 'O'],
+    ]);
+  });
+
   it('brat: annotation.conf lists the schema’s labels, relations and attributes', () => {
     const conf = bratConf(DEFAULT_SCHEMA);
     expect(conf).toMatch(/^\[entities\]\nPERSON\nORG\nGPE\nWEAPON\nEVENT\nCLAIM\n/);

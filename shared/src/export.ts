@@ -95,15 +95,27 @@ export function jsonlRecord(doc: ExportDocument, layer: ExportLayer): string {
     })),
     relations: linked(layer, new Set(spans.map((s) => s.span.id))).map((r) => ({ id: r.id, label: r.label, from: r.from, to: r.to, attributes: r.attributes })),
   };
-  return JSON.stringify(record) + '\n';
+  // (U+2028, U+2029 and U+0085 are valid in a JSON string, but readers that split the file
+  // with Python's splitlines() would cut the record there: escaped, they are the same JSON.)
+  return JSON.stringify(record).replace(/[\u2028\u2029\u0085]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) + '\n';
 }
 
 /**
  * A label, relation or attribute name or value as one token, the same in every file: whitespace
- * and brat's separators (`,|:;=`) become `_`.
+ * (Python's too: \x1c-\x1f and \x85, which its readers split lines or columns at) and brat's
+ * separators (`,|:;=`) become `_`.
  */
 function oneToken(name: string): string {
-  return name.replace(/[\s,|:;=]+/g, '_') || '_';
+  return name.replace(/[\s,|:;=\x1c-\x1f\x85]+/g, '_') || '_';
+}
+
+/**
+ * A type, relation, attribute or value name as brat keeps it: brat reads every character of
+ * annotation.conf's names but `A-Z a-z 0-9 _ -` as `_` (and a leading `!` or `#` otherwise means
+ * something else), so the same form goes into both the .conf and the .ann files.
+ */
+function bratName(name: string): string {
+  return name.replace(/[^A-Za-z0-9_-]/g, '_') || '_';
 }
 
 /** What Python's `readlines()`, which brat reads `.ann` files with, takes for a line break. */
@@ -144,16 +156,21 @@ class MarkedCount {
 /**
  * A CoNLL-2003-style block (`token -X- _ tag`, BIO tags, a blank line after each sentence)
  * after a `-DOCSTART-` line whose third column names the document and layer
- * (`document=7;layer=gold`; readers skip the whole line). BIO cannot nest: where spans overlap,
- * the longer one is kept (JSON lines keeps them all). A sentence is never split inside a kept
+ * (`document=7;layer=gold`; readers skip the whole line). A token is cut where a span starts or
+ * ends inside it. BIO cannot nest: where spans overlap, the longer one is kept (JSON lines
+ * keeps them all). A sentence is never split inside a kept
  * span, so no sentence starts with an `I-` tag.
  */
 export function conllBlock(doc: ExportDocument, layer: ExportLayer): string {
-  const flat = sentences(doc.text).flatMap((sentence) => sentence.map((token, i) => ({ ...token, startsSentence: i === 0 })));
+  const exportable = layer.spans.filter((span) => exportableSpan(doc.text, span));
+  // A token that a span starts or ends inside ('Iran’s', the span on 'Iran') is cut there, as
+  // CoNLL-2003 cuts off a possessive: else its tag would stretch the span over the whole token.
+  const edges = [...new Set(exportable.flatMap((span) => [span.start, span.end]))].sort((x, y) => x - y);
+  const flat = sentences(doc.text).flatMap((sentence) =>
+    sentence.flatMap((token, i) => cutAt(doc.text, token, edges).map((piece, k) => ({ ...piece, startsSentence: i === 0 && k === 0 }))),
+  );
   const tags: string[] = flat.map(() => 'O');
-  const bySize = layer.spans
-    .filter((span) => exportableSpan(doc.text, span))
-    .sort((a, b) => b.end - b.start - (a.end - a.start) || a.start - b.start);
+  const bySize = exportable.sort((a, b) => b.end - b.start - (a.end - a.start) || a.start - b.start);
   // Each span costs a few binary searches whatever its length; each token is tagged once.
   const tagged = new MarkedCount(flat.length);
   for (const span of bySize) {
@@ -173,6 +190,20 @@ export function conllBlock(doc: ExportDocument, layer: ExportLayer): string {
   });
   if (flat.length > 0) lines.push('');
   return lines.join('\n') + '\n';
+}
+
+/** `token` cut at every one of `edges` (ascending) strictly inside it. */
+function cutAt(text: string, token: Token, edges: readonly number[]): Token[] {
+  let k = firstPast(edges, token.start, (e) => e);
+  if (k === edges.length || edges[k]! >= token.end) return [token];
+  const pieces: Token[] = [];
+  let from = token.start;
+  for (; k < edges.length && edges[k]! < token.end; k++) {
+    pieces.push({ text: text.slice(from, edges[k]), start: from, end: edges[k]! });
+    from = edges[k]!;
+  }
+  pieces.push({ text: text.slice(from, token.end), start: from, end: token.end });
+  return pieces;
 }
 
 /** Offsets of every line break in a text, in order (found once per document). */
@@ -221,15 +252,15 @@ export function bratAnn(doc: ExportDocument, layer: ExportLayer): string {
     tIds.set(span.id, t);
     const offsets = parts.map(([a, b]) => `${map.toCodePointOffset(a)} ${map.toCodePointOffset(b)}`).join(';');
     const text = parts.map(([a, b]) => doc.text.slice(a, b)).join(' ');
-    lines.push(`${t}\t${oneToken(span.label)} ${offsets}\t${text}`);
-    for (const [name, value] of Object.entries(span.attributes)) lines.push(`A${++attributes}\t${oneToken(name)} ${t} ${oneToken(String(value))}`);
+    lines.push(`${t}\t${bratName(span.label)} ${offsets}\t${text}`);
+    for (const [name, value] of Object.entries(span.attributes)) lines.push(`A${++attributes}\t${bratName(name)} ${t} ${bratName(String(value))}`);
     if (span.entityId) lines.push(`#${++notes}\tAnnotatorNotes ${t}\tentity ${oneToken(span.entityId)}`);
   }
   let relations = 0;
   for (const r of layer.relations) {
     const from = tIds.get(r.from);
     const to = tIds.get(r.to);
-    if (from && to) lines.push(`R${++relations}\t${oneToken(r.label)} Arg1:${from} Arg2:${to}`);
+    if (from && to) lines.push(`R${++relations}\t${bratName(r.label)} Arg1:${from} Arg2:${to}`);
   }
   return lines.length ? lines.join('\n') + '\n' : '';
 }
@@ -239,19 +270,19 @@ export function bratConf(schema: LabelSchema): string {
   const attributes = new Map<string, { labels: string[]; values: Set<string> }>();
   for (const span of schema.spans) {
     for (const a of span.attributes ?? []) {
-      const name = oneToken(a.name);
+      const name = bratName(a.name);
       const entry = attributes.get(name) ?? { labels: [], values: new Set<string>() };
-      entry.labels.push(oneToken(span.name));
-      for (const v of a.values) entry.values.add(oneToken(v));
+      entry.labels.push(bratName(span.name));
+      for (const v of a.values) entry.values.add(bratName(v));
       attributes.set(name, entry);
     }
   }
   return [
     '[entities]',
-    ...schema.spans.map((s) => oneToken(s.name)),
+    ...schema.spans.map((s) => bratName(s.name)),
     '',
     '[relations]',
-    ...schema.relations.map((r) => `${oneToken(r.name)}\tArg1:<ENTITY>, Arg2:<ENTITY>`),
+    ...[...new Set(schema.relations.map((r) => bratName(r.name)))].map((name) => `${name}\tArg1:<ENTITY>, Arg2:<ENTITY>`),
     '<OVERLAP>\tArg1:<ENTITY>, Arg2:<ENTITY>, <OVL-TYPE>:<ANY>',
     '',
     '[events]',

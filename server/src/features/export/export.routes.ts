@@ -61,7 +61,8 @@ async function* perLayer(documents: Documents, write: (doc: ExportDocument, laye
 
 async function* w3c(documents: Documents, collection: { id: string; label: string }, documentIri: (id: number) => string) {
   yield JSON.stringify({ '@context': 'http://www.w3.org/ns/anno.jsonld', id: collection.id, type: 'AnnotationCollection', label: collection.label }).slice(0, -1);
-  yield `,"first":{"type":"AnnotationPage","items":[`;
+  // (One page, embedded: the model asks for its IRI all the same.)
+  yield `,"first":{"id":${JSON.stringify(`${collection.id}#page1`)},"type":"AnnotationPage","items":[`;
   let first = true;
   for await (const { doc, layers } of documents) {
     for (const layer of layers) {
