@@ -447,6 +447,64 @@ describe('live annotation on one layer', () => {
     await dialog.waitFor({ state: 'detached', ...WAIT });
   });
 
+  it('labels nothing for a selection that runs on outside the article (Select All, a drag into the sidebar)', async () => {
+    const before = await alice.locator('[data-annotation-id]').count();
+    await alice.locator('h1').click();
+    await alice.keyboard.press('Control+A');
+    await alice.keyboard.press('1');
+    await alice.getByText('Select some text in the article first.').waitFor(WAIT);
+    // From a word of the article to the sidebar's heading.
+    const { start } = await findWord(alice, 7);
+    await alice.evaluate((at) => {
+      const article = document.querySelector('[data-article]')!;
+      const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
+      let seen = 0;
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const len = (node as Text).length;
+        if (at < seen + len) {
+          const heading = document.getElementById('presence-heading')!.firstChild!;
+          window.getSelection()!.setBaseAndExtent(node, at - seen, heading, 4);
+          return;
+        }
+        seen += len;
+      }
+    }, start);
+    await alice.keyboard.press('1');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await alice.locator('[data-annotation-id]').count()).toBe(before);
+    await alice.evaluate(() => window.getSelection()?.removeAllRanges());
+  });
+
+  it('keeps the selection alice is making when dana adds a span just before it, and labels what she chose', async () => {
+    const before = await findWord(alice, 5);
+    const chosen = await findWord(alice, 6);
+    await selectText(alice, chosen.start, chosen.end);
+    // dana labels the word before, in the same stretch of text: alice's copy of it is re-rendered.
+    await selectText(dana, before.start, before.end);
+    await dana.keyboard.press('4');
+    await alice.locator('[data-label="WEAPON"]').first().waitFor(WAIT);
+    expect(await alice.evaluate(() => window.getSelection()?.toString())).toBe(chosen.word);
+    await alice.keyboard.press('3');
+    const made = alice.locator('[data-label="GPE"]');
+    await made.first().waitFor(WAIT);
+    expect(await made.first().textContent()).toBe(chosen.word);
+  });
+
+  it('keeps the focus on a label chosen from the keyboard in the popover', async () => {
+    await alice.locator('[data-label="GPE"]').first().click();
+    const dialog = alice.getByRole('dialog', { name: 'Annotations here' });
+    await dialog.waitFor(WAIT);
+    const select = dialog.getByRole('combobox', { name: /^Label of/ });
+    await select.focus();
+    await alice.keyboard.press('ArrowDown'); // GPE → the next label
+    await dana.locator('[data-label="WEAPON"]').nth(1).waitFor(WAIT);
+    expect(await alice.evaluate(() => document.activeElement?.getAttribute('aria-label') ?? null)).toMatch(/^Label of/);
+    await alice.keyboard.press('ArrowDown'); // and on from there, still in the same select
+    await dana.locator('[data-label="EVENT"]').nth(2).waitFor(WAIT);
+    await alice.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached', ...WAIT });
+  });
+
   it('keeps alice’s “Mark done” across a reload', async () => {
     await alice.getByRole('button', { name: 'Mark done' }).click();
     await alice.getByRole('button', { name: 'Reopen' }).waitFor(WAIT);

@@ -47,27 +47,31 @@ export function SpanPopover(props: {
         tabindex="-1"
         style={{ left: `${left()}px`, top: `${props.y + 14}px` }}
       >
-        <For each={props.spans}>
-          {(span) => {
-            const schema = () => props.labels.find((l) => l.name === span.label);
+        {/* A row per span id, kept while its span changes: a relabel makes a new span object,
+            and a row made anew would take the focus from the select just used. */}
+        <For each={props.spans.map((s) => s.id)}>
+          {(id) => {
+            let last!: SpanAnnotation;
+            const span = () => (last = props.spans.find((s) => s.id === id) ?? last);
+            const schema = () => props.labels.find((l) => l.name === span().label);
             return (
               <div class="popover-row">
                 <div class="popover-head">
-                  <span class="chip" style={{ '--c': props.colorOf(span.label) }}>{span.label}</span>
-                  <q class="quote">{shorten(span.quote, 60)}</q>
+                  <span class="chip" style={{ '--c': props.colorOf(span().label) }}>{span().label}</span>
+                  <q class="quote">{shorten(span().quote, 60)}</q>
                 </div>
                 <div class="popover-controls">
                   <select
-                    aria-label={`Label of “${shorten(span.quote, 30)}”`}
+                    aria-label={`Label of “${shorten(span().quote, 30)}”`}
                     disabled={props.readOnly}
-                    onChange={(e) => props.actions.relabel(span.id, e.currentTarget.value)}
+                    onChange={(e) => props.actions.relabel(span().id, e.currentTarget.value)}
                   >
                     <Show when={!schema()}>
-                      <option value={span.label}>{span.label}</option>
+                      <option value={span().label}>{span().label}</option>
                     </Show>
                     <For each={props.labels}>
                       {(l) => (
-                        <option value={l.name} selected={l.name === span.label}>
+                        <option value={l.name} selected={l.name === span().label}>
                           {l.name}
                         </option>
                       )}
@@ -78,12 +82,12 @@ export function SpanPopover(props: {
                       <select
                         aria-label={attr.name}
                         disabled={props.readOnly}
-                        onChange={(e) => props.actions.setAttribute(span.id, attr.name, e.currentTarget.value || null)}
+                        onChange={(e) => props.actions.setAttribute(span().id, attr.name, e.currentTarget.value || null)}
                       >
                         <option value="">{attr.name}: —</option>
                         <For each={attr.values}>
                           {(v) => (
-                            <option value={v} selected={span.attributes[attr.name] === v}>
+                            <option value={v} selected={span().attributes[attr.name] === v}>
                               {`${attr.name}: ${v}`}
                             </option>
                           )}
@@ -95,8 +99,8 @@ export function SpanPopover(props: {
                     <button
                       type="button"
                       class="danger"
-                      aria-label={`Delete “${shorten(span.quote, 30)}”`}
-                      onClick={() => props.actions.remove(span.id)}
+                      aria-label={`Delete “${shorten(span().quote, 30)}”`}
+                      onClick={() => props.actions.remove(span().id)}
                     >
                       Delete
                     </button>

@@ -5,7 +5,12 @@
  */
 import type { TextSelection } from '../sync/presence.ts';
 
-/** The selection's [start, end) in the container's text, clipped to it; null when empty or outside. */
+/**
+ * The selection's [start, end) in the container's text; null when empty, outside it, or running
+ * on over other text of the page (Select All, a drag that overshoots into the sidebar: clipped,
+ * it would reach the article's very start or end). An end past it over no text (a triple-click's
+ * end at the next block) is clipped.
+ */
 export function selectionOffsets(container: HTMLElement): TextSelection | null {
   const selection = window.getSelection();
   if (!selection || selection.rangeCount === 0 || selection.isCollapsed) return null;
@@ -15,6 +20,14 @@ export function selectionOffsets(container: HTMLElement): TextSelection | null {
   // Entirely before or after the article.
   if (range.compareBoundaryPoints(Range.END_TO_START, whole) >= 0) return null;
   if (range.compareBoundaryPoints(Range.START_TO_END, whole) <= 0) return null;
+  const textBetween = (fromNode: Node, fromOffset: number, toNode: Node, toOffset: number) => {
+    const part = document.createRange();
+    part.setStart(fromNode, fromOffset);
+    part.setEnd(toNode, toOffset);
+    return part.toString().trim() !== '';
+  };
+  if (range.compareBoundaryPoints(Range.START_TO_START, whole) < 0 && textBetween(range.startContainer, range.startOffset, container, 0)) return null;
+  if (range.compareBoundaryPoints(Range.END_TO_END, whole) > 0 && textBetween(container, container.childNodes.length, range.endContainer, range.endOffset)) return null;
 
   const length = whole.toString().length;
   const offsetOf = (node: Node, offset: number) => {
@@ -33,6 +46,45 @@ export function trimOffsets(text: string, start: number, end: number): TextSelec
   while (start < end && /\s/.test(text[start]!)) start++;
   while (end > start && /\s/.test(text[end - 1]!)) end--;
   return end > start ? { start, end } : null;
+}
+
+/** The offset in the container's text of a DOM point inside it. */
+function offsetIn(container: HTMLElement, node: Node, offset: number): number {
+  const prefix = document.createRange();
+  prefix.setStart(container, 0);
+  prefix.setEnd(node, offset);
+  return prefix.toString().length;
+}
+
+/** The DOM point at an offset of the container's text (in the text node holding it). */
+function pointAt(container: HTMLElement, offset: number): { node: Node; offset: number } | null {
+  const walker = document.createTreeWalker(container, NodeFilter.SHOW_TEXT);
+  let seen = 0;
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const len = (node as Text).length;
+    if (offset <= seen + len) return { node, offset: offset - seen };
+    seen += len;
+  }
+  return null;
+}
+
+/**
+ * Runs `rerender`, which may replace text nodes of the container (a peer's span splits the
+ * stretch of text a selection is in, or re-creates the span around it), and puts back a
+ * selection of its text as it was, by offsets, direction and all: the browser would otherwise
+ * move each end in a replaced node to where that node was, collapsing or shifting it.
+ */
+export function keepingSelection(container: HTMLElement | undefined, rerender: () => void): void {
+  const selection = window.getSelection();
+  const kept =
+    container && selection && selection.rangeCount > 0 && !selection.isCollapsed && container.contains(selection.anchorNode) && container.contains(selection.focusNode)
+      ? { anchor: offsetIn(container, selection.anchorNode!, selection.anchorOffset), focus: offsetIn(container, selection.focusNode!, selection.focusOffset), nodes: [selection.anchorNode!, selection.focusNode!] }
+      : null;
+  rerender();
+  if (!kept || !container || kept.nodes.every((node) => node.isConnected)) return; // (untouched)
+  const anchor = pointAt(container, kept.anchor);
+  const focus = pointAt(container, kept.focus);
+  if (anchor && focus) selection!.setBaseAndExtent(anchor.node, anchor.offset, focus.node, focus.offset);
 }
 
 /** A DOM Range over [start, end) of the container's text, e.g. to highlight a peer's selection. */

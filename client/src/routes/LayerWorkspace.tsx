@@ -14,7 +14,7 @@ import { ConnectionStatus } from '../components/ConnectionStatus.tsx';
 import { LabelPalette } from '../components/LabelPalette.tsx';
 import { PresenceList } from '../components/PresenceList.tsx';
 import { SpanPopover } from '../components/SpanPopover.tsx';
-import { isTypingTarget, selectionOffsets, trimOffsets } from '../lib/text-selection.ts';
+import { isTypingTarget, keepingSelection, selectionOffsets, trimOffsets } from '../lib/text-selection.ts';
 import type { DocStatus } from '../stores/doc-status.ts';
 import type { LayerOption } from '../stores/layer-choice.ts';
 import { createLayerSpans } from '../stores/layer-spans.ts';
@@ -141,7 +141,8 @@ function OpenedLayerWorkspace(
   const peers = createMemo(() =>
     layer.peers().map((p) => ({ ...p, user: { id: p.user.id, name: props.memberName?.(p.user.id) ?? p.user.name, color: userColor(p.user.id) } })),
   );
-  const spans = createLayerSpans(layer.doc);
+  // A peer's edit re-renders part of the article: a selection being made here survives it.
+  const spans = createLayerSpans(layer.doc, (apply) => keepingSelection(article, apply));
   const tree = createSpanTree(spans.spans, () => props.text.length);
   const colors = createMemo(() => new Map(props.schema.spans.map((l) => [l.name, l.color])));
   const colorOf = (label: string) => colors().get(label) ?? '#9e9e9e';

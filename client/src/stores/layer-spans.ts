@@ -29,7 +29,8 @@ function same(a: SpanAnnotation, b: SpanAnnotation): boolean {
   );
 }
 
-export function createLayerSpans(doc: Y.Doc) {
+/** `around`: how a change is applied (the page keeps the reader's selection across it). */
+export function createLayerSpans(doc: Y.Doc, around: (apply: () => void) => void = (apply) => apply()) {
   let byIdCache = new Map<string, SpanAnnotation>();
   const read = () => {
     const next = new Map<string, SpanAnnotation>();
@@ -45,7 +46,7 @@ export function createLayerSpans(doc: Y.Doc) {
 
   const [spans, setSpans] = createSignal<SpanAnnotation[]>(read());
   const map = annotationsMap(doc);
-  const onChange = () => setSpans(read());
+  const onChange = () => around(() => setSpans(read()));
   map.observeDeep(onChange);
   onCleanup(() => map.unobserveDeep(onChange));
 
