@@ -492,6 +492,7 @@ describe('two tabs of one browser on a layer, the first marked before the second
     const { context, page: a } = await openDocument('alice', documentId);
     await waitConnected(a);
     let hold: ReturnType<typeof holdAppends> | undefined = holdAppends(server);
+    let refusing = () => {};
     let onlyInA: string;
     try {
       // A's edit waits to be stored, long enough to be marked; then B opens, and finds A's mark.
@@ -501,9 +502,17 @@ describe('two tabs of one browser on a layer, the first marked before the second
       await b.goto(`${server.url}/projects/1/documents/${documentId}`);
       await b.locator('[data-article]').waitFor(WAIT);
       await waitFor(() => (server.sync.rooms.get(room)?.peers.size ?? 0) === 2, 'both tabs’ sockets in the room');
-      // A's socket is told to come back later (1013): A's next edit goes nowhere (B has it over
+      // A's socket is told to come back later (1013), and so is every socket opened from now on
+      // (A's tries to come back) until A is gone: A's next edit goes nowhere (B has it over
       // BroadcastChannel, after its step 2, and does not send it on).
       const aSocket = [...server.sync.rooms.get(room)!.peers.keys()][0] as Connection;
+      const connect = server.sync.connect.bind(server.sync);
+      server.sync.connect = (socket, info) => {
+        const conn = connect(socket, info);
+        conn.close(CloseCode.tryAgainLater, 'busy');
+        return conn;
+      };
+      refusing = () => (server.sync.connect = connect);
       aSocket.close(CloseCode.tryAgainLater, 'busy');
       await a.getByRole('status', { name: 'Connection' }).filter({ hasText: /busy|offline|connecting/ }).waitFor(WAIT);
       onlyInA = await annotate(a, 3, '1');
@@ -513,6 +522,8 @@ describe('two tabs of one browser on a layer, the first marked before the second
       await b.locator('.workspace:not([data-unsaved])').waitFor(WAIT); // B's own frames stored
       // A goes before its socket is back (and with it the edit only it sent nowhere).
       await a.close({ runBeforeUnload: false });
+      refusing();
+      refusing = () => {};
       expect(listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === onlyInA)).toBe(false);
       // Its mark stays: B took away only the marks of pages gone when it opened.
       expect(await unsavedMark(b, copy)).toBe(1);
@@ -521,6 +532,7 @@ describe('two tabs of one browser on a layer, the first marked before the second
       await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === onlyInA), 'A’s last edit stored from the copy');
       await waitFor(async () => (await unsavedMark(b, copy)) === undefined, 'the mark taken away');
     } finally {
+      refusing();
       hold?.restore();
       await context.close();
     }

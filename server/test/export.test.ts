@@ -12,7 +12,7 @@ import { hashPassword } from '../src/features/auth/password.ts';
 import { usersRepository } from '../src/features/auth/users.repository.ts';
 import { projectsRepository } from '../src/features/projects/projects.repository.ts';
 import { createLogger } from '../src/log.ts';
-import { api, connectLayer, databaseKinds, login, startTestServer, storedDoc, waitFor, type TestServer } from './harness.ts';
+import { api, connectLayer, databaseKinds, holdConnection, login, startTestServer, storedDoc, waitFor, type TestServer } from './harness.ts';
 
 const silentLog = createLogger('error', () => {});
 
@@ -417,6 +417,22 @@ describe('an export whose client stops reading', () => {
     } finally {
       for (const socket of stalled) socket.destroy();
     }
+  });
+
+  it('is not cut off while the server itself is what it waits for (its database busy for longer than that)', async () => {
+    const reader = (await aDownload('a slot')).body!.getReader();
+    let bytes = (await reader.read()).value!.byteLength;
+    // The database's one connection held (a long upkeep run, say) for three times the limit.
+    const holder = holdConnection(server.database.db);
+    await holder.held;
+    setTimeout(() => holder.release(), 3 * STALL_MS);
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      bytes += value.byteLength;
+    }
+    await holder.done;
+    expect(bytes).toBeGreaterThan(16_000_000);
   });
 
   it('is not cut off while its client reads, however slowly, with pauses shorter than that', async () => {

@@ -120,13 +120,14 @@ async function* bratZip(documents: Documents, schema: LabelSchema) {
 /**
  * A byte stream that pulls from `chunks` only as fast as the client reads. A failure part-way
  * errors the stream, after `breakOff` (which closes the connection), so the client sees a broken
- * transfer rather than a short dataset. `onEnd` once it is over, however it ended.
+ * transfer rather than a short dataset. `onEnd` once it is over, however it ended. `producing`
+ * says when a read of `chunks` begins (true) and ends (false): meanwhile the server, not the
+ * client, is what the download waits for.
  */
 export function readable(
   chunks: AsyncIterable<string | Uint8Array>,
   onError: (err: unknown) => void,
-  onEnd: () => void = () => {},
-  breakOff: () => void = () => {},
+  { onEnd = () => {}, breakOff = () => {}, producing = () => {} }: { onEnd?: () => void; breakOff?: () => void; producing?: (busy: boolean) => void } = {},
 ): ReadableStream<Uint8Array> {
   const it = chunks[Symbol.asyncIterator]();
   const encoder = new TextEncoder();
@@ -137,7 +138,8 @@ export function readable(
       try {
         // Once the answer has begun, its reads wait their turn however long: refused half-way
         // (503 database_busy is for a request that has not begun), the download would be cut.
-        const { value, done } = await withoutQueueLimits(() => it.next());
+        producing(true);
+        const { value, done } = await withoutQueueLimits(() => it.next()).finally(() => producing(false));
         if (cancelled) return;
         if (done) {
           controller.close();
@@ -278,8 +280,9 @@ export function exportRoutes(
       outgoing.once('close', slot.release);
       // A client that stops reading would keep its slot as long as its connection lives (TCP
       // keeps a peer that acknowledges but never reads alive for good): a download that moves
-      // no byte for stallMs is cut off. (The socket's timer; Node puts it back once the answer
-      // is over.)
+      // no byte for stallMs is cut off — counted only while the server has something to send,
+      // not while a read of the database is under way (see `producing` below). (The socket's
+      // timer; Node puts it back once the answer is over.)
       outgoing.setTimeout(stallMs, () => {
         log.info('export_stalled', { ...fields, stallMs });
         outgoing.destroy();
@@ -314,8 +317,14 @@ export function exportRoutes(
           err instanceof AppError
             ? log.info('export_refused', { ...fields, code: err.code })
             : log.error('export_failed', { ...fields, error: String(err) }),
-        slot.release,
-        () => outgoing?.destroy(),
+        {
+          onEnd: slot.release,
+          breakOff: () => outgoing?.destroy(),
+          producing: (busy) => {
+            if (!outgoing || outgoing.destroyed) return;
+            outgoing.setTimeout(busy ? 0 : stallMs);
+          },
+        },
       );
       return c.body(body, 200, headers);
     } catch (err) {
