@@ -23,10 +23,14 @@ describe('loadConfig', () => {
   });
 
   it('refuses queue bounds that could never hold a largest message', () => {
-    expect(() => loadConfig({ MAX_MESSAGE_BYTES: String(8 * 2 ** 20), MAX_QUEUED_BYTES_PER_ROOM: String(4 * 2 ** 20) })).toThrow(/MAX_QUEUED_BYTES_PER_ROOM: must be at least MAX_MESSAGE_BYTES/);
+    expect(() => loadConfig({ MAX_MESSAGE_BYTES: String(8 * 2 ** 20), MAX_QUEUED_BYTES_PER_ROOM: String(4 * 2 ** 20) })).toThrow(/MAX_QUEUED_BYTES_PER_ROOM: must be at least MAX_MESSAGE_BYTES \+ 480/);
+    // A largest update with its bookkeeping must fit.
+    expect(() => loadConfig({ MAX_MESSAGE_BYTES: String(2 ** 20), MAX_QUEUED_BYTES_PER_ROOM: String(2 ** 20) })).toThrow(/MAX_QUEUED_BYTES_PER_ROOM/);
+    expect(loadConfig({ MAX_MESSAGE_BYTES: String(2 ** 20), MAX_QUEUED_BYTES_PER_ROOM: String(2 ** 20 + 480) }).sync.maxQueuedBytesPerRoom).toBe(2 ** 20 + 480);
     expect(() => loadConfig({ MAX_QUEUED_BYTES: String(2 ** 20) })).toThrow(/MAX_QUEUED_BYTES: must be at least/);
-    expect(() => loadConfig({ MAX_WAITING_FRAME_BYTES: String(8 * 2 ** 20) })).toThrow(/MAX_WAITING_FRAME_BYTES: must be at least 4 × MAX_MESSAGE_BYTES/);
-    expect(loadConfig({ MAX_WAITING_FRAME_BYTES: String(16 * 2 ** 20) }).sync.maxWaitingFrameBytes).toBe(16 * 2 ** 20);
+    expect(() => loadConfig({ MAX_WAITING_FRAME_BYTES: String(8 * 2 ** 20) })).toThrow(/MAX_WAITING_FRAME_BYTES: must be at least 4 × \(MAX_MESSAGE_BYTES \+ 480\)/);
+    expect(() => loadConfig({ MAX_WAITING_FRAME_BYTES: String(16 * 2 ** 20) })).toThrow(/MAX_WAITING_FRAME_BYTES/);
+    expect(loadConfig({ MAX_WAITING_FRAME_BYTES: String(16 * 2 ** 20 + 4 * 480) }).sync.maxWaitingFrameBytes).toBe(16 * 2 ** 20 + 4 * 480);
     expect(() => loadConfig({ STORE_WRITE_DEADLINE_MS: '500' })).toThrow(/STORE_WRITE_DEADLINE_MS/);
   });
 

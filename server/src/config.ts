@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import path from 'node:path';
-import { DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM, DEFAULT_MAX_WAITING_FRAME_BYTES } from './sync/backlog.ts';
+import { DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM, DEFAULT_MAX_WAITING_FRAME_BYTES, ENTRY_OVERHEAD_BYTES } from './sync/backlog.ts';
 import { DEFAULT_QUERY_DEADLINE_MS, DEFAULT_STORE_WRITE_DEADLINE_MS } from './db/deadlines.ts';
 
 export interface Config {
@@ -163,8 +163,10 @@ const envSchema = z.object({
     .optional(),
 }).superRefine((e, ctx) => {
   // A room must be able to hold at least one message waiting to be stored, and all rooms one room's share.
-  if (e.MAX_QUEUED_BYTES_PER_ROOM < e.MAX_MESSAGE_BYTES) {
-    ctx.addIssue({ code: 'custom', path: ['MAX_QUEUED_BYTES_PER_ROOM'], message: `must be at least MAX_MESSAGE_BYTES (${e.MAX_MESSAGE_BYTES}), or a largest update could never be stored` });
+  // (Each update counts with ENTRY_OVERHEAD_BYTES of bookkeeping: see backlog.ts.)
+  const largest = e.MAX_MESSAGE_BYTES + ENTRY_OVERHEAD_BYTES;
+  if (e.MAX_QUEUED_BYTES_PER_ROOM < largest) {
+    ctx.addIssue({ code: 'custom', path: ['MAX_QUEUED_BYTES_PER_ROOM'], message: `must be at least MAX_MESSAGE_BYTES + ${ENTRY_OVERHEAD_BYTES} (${largest}), or a largest update could never be stored` });
   }
   // Instances share what they store through one PostgreSQL: each with an embedded database of
   // its own would store only its own clients' updates, and reload rooms without the others'.
@@ -175,8 +177,8 @@ const envSchema = z.object({
     ctx.addIssue({ code: 'custom', path: ['MAX_QUEUED_BYTES'], message: `must be at least MAX_QUEUED_BYTES_PER_ROOM (${e.MAX_QUEUED_BYTES_PER_ROOM})` });
   }
   // One user's share, a quarter of it, must hold a largest message.
-  if (e.MAX_WAITING_FRAME_BYTES < 4 * e.MAX_MESSAGE_BYTES) {
-    ctx.addIssue({ code: 'custom', path: ['MAX_WAITING_FRAME_BYTES'], message: `must be at least 4 × MAX_MESSAGE_BYTES (${4 * e.MAX_MESSAGE_BYTES}): one user's share is a quarter of it, and must hold a largest message` });
+  if (e.MAX_WAITING_FRAME_BYTES < 4 * largest) {
+    ctx.addIssue({ code: 'custom', path: ['MAX_WAITING_FRAME_BYTES'], message: `must be at least 4 × (MAX_MESSAGE_BYTES + ${ENTRY_OVERHEAD_BYTES}) (${4 * largest}): one user's share is a quarter of it, and must hold a largest message` });
   }
 });
 

@@ -7,9 +7,10 @@
  *
  * @example
  *   const backlog = new Backlog({ perRoom: 64 * 2 ** 20, total: 256 * 2 ** 20, frames: 64 * 2 ** 20, framesPerUser: 16 * 2 ** 20 });
- *   if (!backlog.take(update.byteLength, roomBytes)) refuse();
+ *   const held = update.byteLength + ENTRY_OVERHEAD_BYTES;
+ *   if (!backlog.take(held, roomBytes)) refuse();
  *   // ... once stored:
- *   backlog.give(update.byteLength);
+ *   backlog.give(held);
  */
 /** The default bounds (MAX_QUEUED_BYTES_PER_ROOM and MAX_QUEUED_BYTES). */
 export const DEFAULT_MAX_QUEUED_BYTES_PER_ROOM = 64 * 1024 * 1024;

@@ -182,6 +182,9 @@ export class Room {
   #pending: QueuedUpdate[] = [];
   /** The batch the store is writing now. */
   #storing: QueuedUpdate[] = [];
+  /** Counts the changes to what is queued or being stored (for stateVectorWithQueued's copy). */
+  #queueChanges = 0;
+  #heldVector: { queue: number; doc: string; vector: Uint8Array } | null = null;
   #heldBytes = 0;
   #flushing = false;
   /** Peers the doc's updates went out to, counted while a stored batch is applied (for fanOut). */
@@ -284,8 +287,13 @@ export class Room {
    * goes in order), so a peer told its next frames are stored knows these are too.
    */
   stateVectorWithQueued(): Uint8Array {
-    if (this.pendingCount === 0) return Y.encodeStateVector(this.doc);
-    const vector = Y.decodeStateVector(Y.encodeStateVector(this.doc));
+    const own = Y.encodeStateVector(this.doc);
+    if (this.pendingCount === 0) return own;
+    // Kept while neither the queue nor the doc changes: peers reconnecting one after another
+    // during an outage would each walk a queue of up to some hundred thousand entries.
+    const docKey = own.join(',');
+    if (this.#heldVector?.queue === this.#queueChanges && this.#heldVector.doc === docKey) return this.#heldVector.vector;
+    const vector = Y.decodeStateVector(own);
     const runsOf = new Map<number, Array<readonly [number, number]>>();
     for (const { runs } of [...this.#storing, ...this.#pending]) {
       for (const [client, from, to] of runs) {
@@ -300,7 +308,9 @@ export class Room {
       for (const [from, to] of runs.sort((a, b) => a[0] - b[0])) if (from <= clock && to > clock) clock = to;
       if (clock > 0) vector.set(client, clock);
     }
-    return Y.encodeStateVector(vector);
+    const encoded = Y.encodeStateVector(vector);
+    this.#heldVector = { queue: this.#queueChanges, doc: docKey, vector: encoded };
+    return encoded;
   }
 
   /**
@@ -562,12 +572,14 @@ export class Room {
   }
 
   /**
-   * Queues a validated update; it is stored with everything else queued this tick. False (and
-   * not queued) when the room or the server holds too much waiting to be stored.
+   * Queues a validated update; it is stored with everything else queued by then (in batches of
+   * at most MAX_BATCH_UPDATES). False (and not queued) when the room or the server holds too
+   * much waiting to be stored.
    */
   enqueue(update: Uint8Array, origin: RoomPeer, runs: QueuedUpdate['runs'] = []): boolean {
     if (!this.hold(update.byteLength + ENTRY_OVERHEAD_BYTES)) return false;
     this.#pending.push({ update, origin, receivedAt: performance.now(), runs });
+    this.#queueChanges++;
     this.#kick();
     return true;
   }
@@ -660,12 +672,14 @@ export class Room {
       const updates = batch.flatMap((b) => (b.update ? [b.update] : []));
       const started = performance.now();
       this.#storing = batch;
+      this.#queueChanges++;
       try {
         if (updates.length > 0) await noticeIfSlow(this.deps.store.append(this.name, updates), 'append', () => batch.length + this.#pending.length);
       } catch (err) {
         // Keep the batch, in order, ahead of anything that arrived meanwhile, and try again.
         this.#pending = batch.concat(this.#pending);
         this.#storing = [];
+        this.#queueChanges++;
         this.deps.observer.storeFailed?.((performance.now() - started) / 1000);
         this.deps.observer.error?.('store_failed');
         this.deps.log.warn('sync_store_failed', { room: this.name, queued: this.#pending.length, retryInMs: delay, error: String(err) });
@@ -674,6 +688,7 @@ export class Room {
         continue;
       }
       this.#storing = [];
+      this.#queueChanges++;
       if (updates.length > 0) this.deps.observer.updatesStored?.(updates.length, (performance.now() - started) / 1000);
       this.letGo(updates.reduce((n, u) => n + u.byteLength, batch.length * ENTRY_OVERHEAD_BYTES));
       // Stored, so it goes on to the other instances as received. Not what this doc integrates:
@@ -704,7 +719,10 @@ export class Room {
       // rest of the batch, and what that one integrated before throwing, still go out. One that
       // makes Yjs' own cleanup throw leaves the doc unusable: the room is let go of, and its
       // peers reconnect to a fresh one, whose load sets that update aside.
-      const origin = batch.every((b) => b.origin === batch[0]!.origin) ? batch[0]!.origin : BATCH;
+      // (Over the entries that hold an update: a place in the line held for another peer must not
+      // make its sender get its own updates back.)
+      const senders = batch.filter((b) => b.update);
+      const origin = senders.length > 0 && senders.every((b) => b.origin === senders[0]!.origin) ? senders[0]!.origin : BATCH;
       const applyFailed = (err: unknown) => {
         this.deps.observer.error?.('apply_failed');
         this.deps.log.error('sync_apply_failed', { room: this.name, error: errorKind(err) });

@@ -1706,6 +1706,28 @@ describe('telling a client its edits are stored (?acks=1)', () => {
     expect(listSpans(second.doc).map((sp) => sp.label)).toEqual(['PERSON']);
   });
 
+  it('spares a sender the echo of its updates when the only other entry in their batch is another peer’s place in the line', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits });
+    const writer = new MemorySocket();
+    const w = join(server, writer, { ...info(), acks: true });
+    await flushed(server);
+    store.failing = true;
+    w.receive(updateMessage(spanUpdate('PERSON')));
+    await flushed(server);
+    const other = new MemorySocket();
+    join(server, other, { ...info(), acks: true }).receive(step2Message(Y.encodeStateAsUpdate(new Y.Doc()))); // nothing to store: a place behind it
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    expect(room.pendingCount).toBe(2);
+    const updatesTo = (socket: MemorySocket) => socket.received.filter((m) => messageLabel(m) === 'update').length;
+    const before = updatesTo(writer);
+    store.failing = false;
+    await vi.waitFor(() => expect(room.busy).toBe(false), { timeout: 15_000, interval: 20 }); // (the retry waits up to 5 s)
+    expect(updatesTo(other)).toBe(1);
+    expect(updatesTo(writer)).toBe(before);
+  });
+
   it('counts as held only what joins on to the doc, or to what is queued ahead of it', async () => {
     const store = new MemoryStore();
     const server = new SyncServer({ store, log: silent, limits });
