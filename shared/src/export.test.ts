@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
-import { bratAnn, bratConf, conllBlock, jsonlRecord, w3cAnnotations, type ExportDocument, type ExportLayer } from './export.ts';
+import { bratAnn, bratConf, BratNames, conllBlock, jsonlRecord, w3cAnnotations, type ExportDocument, type ExportLayer } from './export.ts';
 import { addRelation, addSpan, listRelations, listSpans, setAttribute } from './layer.ts';
 import { DEFAULT_SCHEMA } from './schema.ts';
 import { sentences, tokenize } from './tokenize.ts';
@@ -182,20 +182,23 @@ describe('export formats', () => {
     // comment of the line, a leading ! an unused type).
     const schema = {
       ...DEFAULT_SCHEMA,
-      spans: DEFAULT_SCHEMA.spans.map((sp) => (sp.name === 'CLAIM' ? { ...sp, attributes: [{ name: 'Négation (v2)', values: ['yes.', 'no!'] }] } : sp)),
-      relations: [{ name: 'part.of' }, { name: '#source' }, { name: '!x' }],
+      spans: DEFAULT_SCHEMA.spans.map((sp) => (sp.name === 'CLAIM' ? { ...sp, attributes: [{ name: 'Négation (v2)', values: ['yes.', 'yes!', 'no!'] }] } : sp)),
+      relations: [{ name: 'part.of' }, { name: '#source' }, { name: '!x' }, { name: 'субъект' }, { name: 'объект' }],
     };
-    const conf = bratConf(schema);
+    const names = new BratNames(); // (one export's)
+    const conf = bratConf(schema, names);
     expect(conf).toContain('part_of\tArg1:<ENTITY>, Arg2:<ENTITY>');
     expect(conf).toContain('_source\tArg1:<ENTITY>, Arg2:<ENTITY>');
     expect(conf).toContain('_x\tArg1:<ENTITY>, Arg2:<ENTITY>');
-    expect(conf).toContain('N_gation__v2_\tArg:CLAIM, Value:yes_|no_');
+    // Names that come out alike are told apart.
+    expect(conf).toContain('N_gation__v2_\tArg:CLAIM, Value:yes_|yes__2|no_');
+    expect(conf).toContain('_______\tArg1:<ENTITY>, Arg2:<ENTITY>\n______\tArg1');
     const l = layerOf((y) => {
       const claim = span(y, 'CLAIM', 'supplied Fateh-110 missiles');
       setAttribute(y, claim, 'Négation (v2)', 'no!');
       addRelation(y, { label: '#source', from: claim, to: span(y, 'PERSON', 'Kirby'), author: 1 });
     });
-    const ann = bratAnn(doc, l);
+    const ann = bratAnn(doc, l, names);
     expect(ann).toContain('\tN_gation__v2_ T1 no_\n');
     expect(ann).toContain('\t_source Arg1:T1 Arg2:T2\n');
   });
@@ -209,7 +212,7 @@ describe('export formats', () => {
     expect(JSON.parse(line).text).toBe(text);
     const rows = conllBlock(d, l).split('\n').filter((r) => r && !r.startsWith('-DOCSTART-'));
     expect(rows[0]).toBe('Paris -X- _ B-G_PE');
-    for (const row of rows) expect(row.split(/\s+/)).toHaveLength(4);
+    for (const row of rows) expect(row.split(/[\s\x1c-\x1f\x85]+/)).toHaveLength(4); // (as Python's split() does)
   });
 
   it('conll: cuts a token where a span starts or ends inside it, rather than stretching the span', () => {
@@ -233,6 +236,13 @@ describe('export formats', () => {
       ['ties', 'O'],
       ['.', 'O'],
     ]);
+    // Not at the edges of a span left out (it overlaps a longer one): 'missiles' stays whole.
+    const nested = layerOf((y) => {
+      addSpan(y, { label: 'CLAIM', start: 7, end: 15, quote: 'missiles', author: 1 });
+      addSpan(y, { label: 'WEAPON', start: 7, end: 14, quote: 'missile', author: 1 });
+    });
+    const nestedRows = conllBlock(d, nested).split('\n').filter((r) => r && !r.startsWith('-DOCSTART-')).map((r) => r.split(' '));
+    expect(nestedRows.slice(1, 3).map((r) => [r[0], r[3]])).toEqual([['missiles', 'B-CLAIM'], ['and', 'O']]);
   });
 
   it('brat: annotation.conf lists the schema’s labels, relations and attributes', () => {

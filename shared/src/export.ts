@@ -110,12 +110,29 @@ function oneToken(name: string): string {
 }
 
 /**
- * A type, relation, attribute or value name as brat keeps it: brat reads every character of
- * annotation.conf's names but `A-Z a-z 0-9 _ -` as `_` (and a leading `!` or `#` otherwise means
- * something else), so the same form goes into both the .conf and the .ann files.
+ * Names in the form brat keeps them: brat reads every character of annotation.conf's names but
+ * `A-Z a-z 0-9 _ -` as `_` (and a leading `!` or `#` would mean something else), so the same
+ * form goes into both the .conf and the .ann files. Two names that would come out the same
+ * ('yes.' and 'yes!', or two in another script) are told apart by a number (`yes_`, `yes__2`),
+ * each kind of name on its own (the values of each attribute too). One export uses one set, so
+ * a name has one form in all its files.
  */
-function bratName(name: string): string {
-  return name.replace(/[^A-Za-z0-9_-]/g, '_') || '_';
+export class BratNames {
+  readonly #kinds = new Map<string, { byName: Map<string, string>; taken: Set<string> }>();
+
+  /** `name`'s form among the names of `kind` ('type', 'relation', 'attribute', or 'value:<attribute>'). */
+  of(kind: string, name: string): string {
+    let names = this.#kinds.get(kind);
+    if (!names) this.#kinds.set(kind, (names = { byName: new Map(), taken: new Set() }));
+    const known = names.byName.get(name);
+    if (known !== undefined) return known;
+    const base = name.replace(/[^A-Za-z0-9_-]/g, '_') || '_';
+    let form = base;
+    for (let n = 2; names.taken.has(form); n++) form = `${base}_${n}`;
+    names.byName.set(name, form);
+    names.taken.add(form);
+    return form;
+  }
 }
 
 /** What Python's `readlines()`, which brat reads `.ann` files with, takes for a line break. */
@@ -162,26 +179,40 @@ class MarkedCount {
  * span, so no sentence starts with an `I-` tag.
  */
 export function conllBlock(doc: ExportDocument, layer: ExportLayer): string {
-  const exportable = layer.spans.filter((span) => exportableSpan(doc.text, span));
+  const sentenceTokens = sentences(doc.text);
   // A token that a span starts or ends inside ('Iran’s', the span on 'Iran') is cut there, as
   // CoNLL-2003 cuts off a possessive: else its tag would stretch the span over the whole token.
-  const edges = [...new Set(exportable.flatMap((span) => [span.start, span.end]))].sort((x, y) => x - y);
-  const flat = sentences(doc.text).flatMap((sentence) =>
-    sentence.flatMap((token, i) => cutAt(doc.text, token, edges).map((piece, k) => ({ ...piece, startsSentence: i === 0 && k === 0 }))),
-  );
-  const tags: string[] = flat.map(() => 'O');
-  const bySize = exportable.sort((a, b) => b.end - b.start - (a.end - a.start) || a.start - b.start);
-  // Each span costs a few binary searches whatever its length; each token is tagged once.
-  const tagged = new MarkedCount(flat.length);
-  for (const span of bySize) {
-    const first = firstPast(flat, span.start, (t) => t.end);
-    const last = Math.max(first, firstPast(flat, span.end - 1, (t) => t.start));
-    if (last === first || tagged.any(first, last)) continue;
-    const label = oneToken(span.label);
-    for (let i = first; i < last; i++) {
-      tags[i] = `${i === first ? 'B' : 'I'}-${label}`;
-      tagged.mark(i);
+  // Only at the edges of the spans kept: which those are is found on tokens cut at every edge
+  // (where none straddles two spans), and the tokens are then cut at the kept ones' alone.
+  const tokensCutAt = (spans: readonly SpanAnnotation[]) => {
+    const edges = [...new Set(spans.flatMap((span) => [span.start, span.end]))].sort((x, y) => x - y);
+    return sentenceTokens.flatMap((sentence) =>
+      sentence.flatMap((token, i) => cutAt(doc.text, token, edges).map((piece, k) => ({ ...piece, startsSentence: i === 0 && k === 0 }))),
+    );
+  };
+  /** Where each of `spans` (longest first) lies in `tokens`, [first, last), leaving out those that would overlap one before. */
+  const place = (tokens: readonly Token[], spans: readonly SpanAnnotation[]) => {
+    // Each span costs a few binary searches whatever its length; each token is taken once.
+    const taken = new MarkedCount(tokens.length);
+    const placed: Array<{ span: SpanAnnotation; first: number; last: number }> = [];
+    for (const span of spans) {
+      const first = firstPast(tokens, span.start, (t) => t.end);
+      const last = Math.max(first, firstPast(tokens, span.end - 1, (t) => t.start));
+      if (last === first || taken.any(first, last)) continue;
+      for (let i = first; i < last; i++) taken.mark(i);
+      placed.push({ span, first, last });
     }
+    return placed;
+  };
+  const bySize = layer.spans
+    .filter((span) => exportableSpan(doc.text, span))
+    .sort((a, b) => b.end - b.start - (a.end - a.start) || a.start - b.start);
+  const kept = place(tokensCutAt(bySize), bySize).map((p) => p.span);
+  const flat = tokensCutAt(kept);
+  const tags: string[] = flat.map(() => 'O');
+  for (const { span, first, last } of place(flat, kept)) {
+    const label = oneToken(span.label);
+    for (let i = first; i < last; i++) tags[i] = `${i === first ? 'B' : 'I'}-${label}`;
   }
   const lines = [`-DOCSTART- -X- document=${doc.id};layer=${layer.name} O`, ''];
   flat.forEach((token, i) => {
@@ -236,8 +267,8 @@ function fragments(text: string, breaks: readonly number[], span: SpanAnnotation
   return out;
 }
 
-/** The `.ann` file of one document's layer in brat's standoff format. */
-export function bratAnn(doc: ExportDocument, layer: ExportLayer): string {
+/** The `.ann` file of one document's layer in brat's standoff format (`names`: the export's, see BratNames). */
+export function bratAnn(doc: ExportDocument, layer: ExportLayer, names = new BratNames()): string {
   const map = offsetMapper(doc.text);
   const breaks = lineBreaks(doc.text);
   const lines: string[] = [];
@@ -252,37 +283,39 @@ export function bratAnn(doc: ExportDocument, layer: ExportLayer): string {
     tIds.set(span.id, t);
     const offsets = parts.map(([a, b]) => `${map.toCodePointOffset(a)} ${map.toCodePointOffset(b)}`).join(';');
     const text = parts.map(([a, b]) => doc.text.slice(a, b)).join(' ');
-    lines.push(`${t}\t${bratName(span.label)} ${offsets}\t${text}`);
-    for (const [name, value] of Object.entries(span.attributes)) lines.push(`A${++attributes}\t${bratName(name)} ${t} ${bratName(String(value))}`);
+    lines.push(`${t}\t${names.of('type', span.label)} ${offsets}\t${text}`);
+    for (const [name, value] of Object.entries(span.attributes)) {
+      lines.push(`A${++attributes}\t${names.of('attribute', name)} ${t} ${names.of(`value:${name}`, String(value))}`);
+    }
     if (span.entityId) lines.push(`#${++notes}\tAnnotatorNotes ${t}\tentity ${oneToken(span.entityId)}`);
   }
   let relations = 0;
   for (const r of layer.relations) {
     const from = tIds.get(r.from);
     const to = tIds.get(r.to);
-    if (from && to) lines.push(`R${++relations}\t${bratName(r.label)} Arg1:${from} Arg2:${to}`);
+    if (from && to) lines.push(`R${++relations}\t${names.of('relation', r.label)} Arg1:${from} Arg2:${to}`);
   }
   return lines.length ? lines.join('\n') + '\n' : '';
 }
 
-/** brat's `annotation.conf` for a project's label schema. */
-export function bratConf(schema: LabelSchema): string {
+/** brat's `annotation.conf` for a project's label schema (`names`: the export's, see BratNames). */
+export function bratConf(schema: LabelSchema, names = new BratNames()): string {
   const attributes = new Map<string, { labels: string[]; values: Set<string> }>();
   for (const span of schema.spans) {
     for (const a of span.attributes ?? []) {
-      const name = bratName(a.name);
+      const name = names.of('attribute', a.name);
       const entry = attributes.get(name) ?? { labels: [], values: new Set<string>() };
-      entry.labels.push(bratName(span.name));
-      for (const v of a.values) entry.values.add(bratName(v));
+      entry.labels.push(names.of('type', span.name));
+      for (const v of a.values) entry.values.add(names.of(`value:${a.name}`, v));
       attributes.set(name, entry);
     }
   }
   return [
     '[entities]',
-    ...schema.spans.map((s) => bratName(s.name)),
+    ...schema.spans.map((s) => names.of('type', s.name)),
     '',
     '[relations]',
-    ...[...new Set(schema.relations.map((r) => bratName(r.name)))].map((name) => `${name}\tArg1:<ENTITY>, Arg2:<ENTITY>`),
+    ...[...new Set(schema.relations.map((r) => names.of('relation', r.name)))].map((name) => `${name}\tArg1:<ENTITY>, Arg2:<ENTITY>`),
     '<OVERLAP>\tArg1:<ENTITY>, Arg2:<ENTITY>, <OVL-TYPE>:<ANY>',
     '',
     '[events]',

@@ -15,6 +15,7 @@ import { strToU8, Zip, ZipDeflate } from 'fflate';
 import {
   bratAnn,
   bratConf,
+  BratNames,
   conllBlock,
   decideRoomAccess,
   EXPORT_FORMATS,
@@ -103,13 +104,14 @@ async function* bratZip(documents: Documents, schema: LabelSchema) {
       yield chunk;
     }
   }
-  add('annotation.conf', bratConf(schema));
+  const names = new BratNames(); // (one form for each name in every file of the zip)
+  add('annotation.conf', bratConf(schema, names));
   yield* drain();
   for await (const { doc, layers } of documents) {
     for (const layer of layers) {
       const folder = layer.name.replace(':', '-');
       add(`${folder}/${doc.id}.txt`, doc.text);
-      add(`${folder}/${doc.id}.ann`, bratAnn(doc, layer));
+      add(`${folder}/${doc.id}.ann`, bratAnn(doc, layer, names));
     }
     yield* drain();
   }
