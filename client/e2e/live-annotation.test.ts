@@ -505,6 +505,30 @@ describe('live annotation on one layer', () => {
     await dialog.waitFor({ state: 'detached', ...WAIT });
   });
 
+  it('lets alice label from the keyboard alone, and open what is annotated with Enter', async () => {
+    await alice.evaluate(() => window.getSelection()?.removeAllRanges());
+    const expected = await alice.locator('[data-article]').evaluate((el) => {
+      const text = el.textContent ?? '';
+      const [first, second] = [...text.matchAll(/[\p{L}\p{N}]+(?:[’'.,-][\p{L}\p{N}]+)*/gu)];
+      return text.slice(first!.index, second!.index! + second![0].length);
+    });
+    await alice.locator('[data-article]').focus();
+    await alice.keyboard.press('ArrowRight'); // the first word
+    await alice.keyboard.press('Shift+ArrowRight'); // and the next
+    expect(await alice.evaluate(() => window.getSelection()?.toString())).toBe(expected);
+    await alice.keyboard.press('2');
+    const made = alice.locator('[data-label="ORG"]');
+    await made.first().waitFor(WAIT);
+    expect(await made.first().textContent()).toBe(expected);
+    await alice.keyboard.press('ArrowRight'); // the first word again, inside the new span
+    await alice.keyboard.press('Enter');
+    const dialog = alice.getByRole('dialog', { name: 'Annotations here' });
+    await dialog.waitFor(WAIT);
+    expect(await dialog.locator('.chip', { hasText: 'ORG' }).count()).toBe(1);
+    await alice.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached', ...WAIT });
+  });
+
   it('keeps alice’s “Mark done” across a reload', async () => {
     await alice.getByRole('button', { name: 'Mark done' }).click();
     await alice.getByRole('button', { name: 'Reopen' }).waitFor(WAIT);

@@ -3,8 +3,10 @@
  * wrapped in one element per span (part), so DOM Ranges measure UTF-16 offsets directly.
  * Labels are attributes (`data-label`, `title`) and colours CSS variables, never text.
  */
-import { For } from 'solid-js';
+import { createMemo, For } from 'solid-js';
 import type { NestNode, SpanNode } from '@spanwise/shared/nesting';
+import { tokenize } from '@spanwise/shared/tokenize';
+import { rangeAt, selectionOffsets } from '../lib/text-selection.ts';
 
 export interface ArticleView {
   text: string;
@@ -21,6 +23,51 @@ export function ArticleText(props: {
   onSpanClick: (ids: string[], x: number, y: number) => void;
 }) {
   let container!: HTMLDivElement;
+
+  // From the keyboard (the article takes the focus: Tab): → and ← select the next or the
+  // previous word, Shift+→ and Shift+← move the selection's end a word on or back, and Enter
+  // opens what is annotated where the selection starts. A label's key then labels the selection,
+  // as after a drag.
+  const words = createMemo(() => tokenize(props.view.text).filter((t) => /[\p{L}\p{N}]/u.test(t.text)));
+  const select = (start: number, end: number) => {
+    const range = rangeAt(container, start, end);
+    if (!range) return;
+    window.getSelection()?.setBaseAndExtent(range.startContainer, range.startOffset, range.endContainer, range.endOffset);
+    (range.startContainer.parentElement ?? container).scrollIntoView({ block: 'nearest' });
+  };
+  const onKeyDown = (e: KeyboardEvent) => {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const list = words();
+    if (list.length === 0) return;
+    const at = selectionOffsets(container);
+    /** The first word that ends after `offset`, or the last. */
+    const wordAfter = (offset: number) => list.find((w) => w.end > offset) ?? list[list.length - 1]!;
+    /** The last word that starts before `offset`, or the first. */
+    const wordBefore = (offset: number) => [...list].reverse().find((w) => w.start < offset) ?? list[0]!;
+    if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
+      e.preventDefault();
+      const forward = e.key === 'ArrowRight';
+      if (e.shiftKey && at) {
+        const end = forward ? wordAfter(at.end).end : wordBefore(at.end).end;
+        select(at.start, Math.max(end, wordAfter(at.start).end));
+      } else {
+        const word = !at ? list[0]! : forward ? wordAfter(at.end) : wordBefore(at.start);
+        select(word.start, word.end);
+      }
+    } else if (e.key === 'Enter' && at) {
+      const range = rangeAt(container, at.start, at.start + 1);
+      const element = range?.startContainer.parentElement?.closest('[data-annotation-id]');
+      if (!range || !element || !container.contains(element)) return;
+      e.preventDefault();
+      const ids: string[] = [];
+      for (let el: Element | null = element; el && container.contains(el); el = el.parentElement?.closest('[data-annotation-id]') ?? null) {
+        const id = el.getAttribute('data-annotation-id');
+        if (id && !ids.includes(id)) ids.unshift(id);
+      }
+      const box = range.getBoundingClientRect();
+      props.onSpanClick(ids, box.left + window.scrollX, box.bottom + window.scrollY);
+    }
+  };
 
   const onClick = (e: MouseEvent) => {
     const selection = window.getSelection();
@@ -44,6 +91,10 @@ export function ArticleText(props: {
         props.ref(el);
       }}
       onClick={onClick}
+      onKeyDown={onKeyDown}
+      tabindex="0"
+      role="document"
+      aria-label="Article: → and ← select a word, Shift with them moves the selection's end, a label's key labels it, Enter opens what is annotated there"
     >
       <Nodes nodes={props.tree} view={props.view} />
     </div>
