@@ -12,6 +12,10 @@
  * - `open`: every edit is in the copy;
  * - `failed`: the copy did not open (or not within `openWaitMs`: it may yet), or a write failed
  *   and none carrying the whole doc has gone through since.
+ *
+ * It takes y-indexeddb's own writer off the doc and does its trimming as it does, through
+ * fields the library does not promise (`_storeUpdate`, `_dbsize`, `_storeTimeout(Id)`): hence
+ * y-indexeddb is pinned to 9.0.12 in client/package.json; check them when it moves.
  */
 import { createSignal, type Accessor } from 'solid-js';
 import * as Y from 'yjs';
