@@ -505,28 +505,38 @@ describe('live annotation on one layer', () => {
     await dialog.waitFor({ state: 'detached', ...WAIT });
   });
 
-  it('lets alice label from the keyboard alone, and open what is annotated with Enter', async () => {
+  it('lets alice label from the keyboard alone, go on from there, and open what is annotated with Enter', async () => {
     await alice.evaluate(() => window.getSelection()?.removeAllRanges());
-    const expected = await alice.locator('[data-article]').evaluate((el) => {
-      const text = el.textContent ?? '';
-      const [first, second] = [...text.matchAll(/[\p{L}\p{N}]+(?:[’'.,-][\p{L}\p{N}]+)*/gu)];
-      return text.slice(first!.index, second!.index! + second![0].length);
-    });
-    await alice.locator('[data-article]').focus();
-    await alice.keyboard.press('ArrowRight'); // the first word
-    await alice.keyboard.press('Shift+ArrowRight'); // and the next
-    expect(await alice.evaluate(() => window.getSelection()?.toString())).toBe(expected);
+    const words = await alice.locator('[data-article]').evaluate((el) =>
+      [...(el.textContent ?? '').matchAll(/[\p{L}\p{M}\p{N}]+(?:[’'.,-][\p{L}\p{M}\p{N}]+)*/gu)].map((m) => ({ start: m.index!, end: m.index! + m[0].length })),
+    );
+    const text = (await alice.locator('[data-article]').textContent())!;
+    const selected = () => alice.evaluate(() => window.getSelection()?.toString());
+    const article = alice.locator('[data-article]');
+    await article.focus();
+    for (let i = 0; i < 3; i++) await alice.keyboard.press('ArrowRight'); // the third word
+    expect(await selected()).toBe(text.slice(words[2]!.start, words[2]!.end));
+    await alice.keyboard.press('Shift+ArrowRight');
+    await alice.keyboard.press('Shift+ArrowRight'); // to the fifth
+    await alice.keyboard.press('Shift+ArrowLeft'); // back to the fourth
+    const chosen = text.slice(words[2]!.start, words[3]!.end);
+    expect(await selected()).toBe(chosen);
     await alice.keyboard.press('2');
     const made = alice.locator('[data-label="ORG"]');
     await made.first().waitFor(WAIT);
-    expect(await made.first().textContent()).toBe(expected);
-    await alice.keyboard.press('ArrowRight'); // the first word again, inside the new span
+    expect(await made.first().textContent()).toBe(chosen);
+    // On from where the label was put (the label cleared the selection), not from the top.
+    await alice.keyboard.press('ArrowRight');
+    expect(await selected()).toBe(text.slice(words[4]!.start, words[4]!.end));
+    await alice.keyboard.press('ArrowLeft');
+    await alice.keyboard.press('ArrowLeft'); // the new span's first word
     await alice.keyboard.press('Enter');
     const dialog = alice.getByRole('dialog', { name: 'Annotations here' });
     await dialog.waitFor(WAIT);
     expect(await dialog.locator('.chip', { hasText: 'ORG' }).count()).toBe(1);
     await alice.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached', ...WAIT });
+    expect(await alice.evaluate(() => document.activeElement?.hasAttribute('data-article'))).toBe(true); // the focus given back
   });
 
   it('keeps alice’s “Mark done” across a reload', async () => {

@@ -123,7 +123,7 @@ describe('export formats', () => {
     const withBadTime: ExportLayer = { ...odd, spans: odd.spans.map((s) => ({ ...s, createdAt: 1e20, updatedAt: Number.NaN })) };
     expect(JSON.parse(jsonlRecord(doc, withBadTime)).spans.map((s: { label: string }) => s.label)).toEqual(['GPE']);
     expect(conllBlock(doc, withBadTime)).toContain('Iran -X- _ B-GPE');
-    expect(bratAnn(doc, withBadTime)).toBe('T1\tGPE 0 4\tIran\n');
+    expect(bratAnn(doc, withBadTime, new BratNames())).toBe('T1\tGPE 0 4\tIran\n');
     const items = w3cAnnotations(doc, withBadTime, 'http://x.test/d') as Array<Record<string, unknown>>;
     expect(items).toHaveLength(1);
     expect(items[0]!.created).toBeUndefined();
@@ -140,7 +140,7 @@ describe('export formats', () => {
     });
     expect(odd.spans.map((s) => s.attributes)).toEqual([{ stance: 'asserts' }, {}]);
     expect(() => jsonlRecord(doc, odd)).not.toThrow();
-    expect(bratAnn(doc, odd)).toContain('stance');
+    expect(bratAnn(doc, odd, new BratNames())).toContain('stance');
     expect(() => w3cAnnotations(doc, odd, 'http://x/')).not.toThrow();
   });
 
@@ -151,7 +151,7 @@ describe('export formats', () => {
       const across = span(d, 'EVENT', 'missiles.\nKirby');
       addRelation(d, { label: 'source', from: claim, to: across, author: 1 });
     });
-    const ann = bratAnn(doc, crossing).trimEnd().split('\n');
+    const ann = bratAnn(doc, crossing, new BratNames()).trimEnd().split('\n');
     const at = cp(TEXT.indexOf('supplied'));
     expect(ann[0]).toBe(`T1\tCLAIM ${at} ${at + 27}\tsupplied Fateh-110 missiles`);
     expect(ann).toContain('A1\tstance T1 denies');
@@ -170,7 +170,7 @@ describe('export formats', () => {
       const b = addSpan(y, { label: 'GPE', start: 0, end: 5, quote: 'alpha', author: 1 });
       addRelation(y, { label: 'located in', from: a, to: b, author: 1 });
     });
-    const ann = bratAnn(d, l).trimEnd().split('\n');
+    const ann = bratAnn(d, l, new BratNames()).trimEnd().split('\n');
     expect(ann).toContain('T2\tORG 6 10;11 16;17 22\tbeta gamma delta');
     expect(ann).toContain('A1\tmy_stance T2 not_sure');
     expect(ann).toContain('R1\tlocated_in Arg1:T2 Arg2:T1');
@@ -183,7 +183,7 @@ describe('export formats', () => {
     const schema = {
       ...DEFAULT_SCHEMA,
       spans: DEFAULT_SCHEMA.spans.map((sp) => (sp.name === 'CLAIM' ? { ...sp, attributes: [{ name: 'Négation (v2)', values: ['yes.', 'yes!', 'no!'] }] } : sp)),
-      relations: [{ name: 'part.of' }, { name: '#source' }, { name: '!x' }, { name: 'субъект' }, { name: 'объект' }],
+      relations: [{ name: 'part.of' }, { name: '#source' }, { name: '!x' }, { name: 'да' }, { name: 'не' }],
     };
     const names = new BratNames(); // (one export's)
     const conf = bratConf(schema, names);
@@ -192,14 +192,17 @@ describe('export formats', () => {
     expect(conf).toContain('_x\tArg1:<ENTITY>, Arg2:<ENTITY>');
     // Names that come out alike are told apart.
     expect(conf).toContain('N_gation__v2_\tArg:CLAIM, Value:yes_|yes__2|no_');
-    expect(conf).toContain('_______\tArg1:<ENTITY>, Arg2:<ENTITY>\n______\tArg1');
+    expect(conf).toContain('__\tArg1:<ENTITY>, Arg2:<ENTITY>\n___2\tArg1');
     const l = layerOf((y) => {
       const claim = span(y, 'CLAIM', 'supplied Fateh-110 missiles');
-      setAttribute(y, claim, 'Négation (v2)', 'no!');
-      addRelation(y, { label: '#source', from: claim, to: span(y, 'PERSON', 'Kirby'), author: 1 });
+      setAttribute(y, claim, 'Négation (v2)', 'yes!');
+      const kirby = span(y, 'PERSON', 'Kirby');
+      addRelation(y, { label: '#source', from: claim, to: kirby, author: 1 });
+      addRelation(y, { label: 'не', from: claim, to: kirby, author: 1 });
     });
     const ann = bratAnn(doc, l, names);
-    expect(ann).toContain('\tN_gation__v2_ T1 no_\n');
+    expect(ann).toContain('\tN_gation__v2_ T1 yes__2\n'); // as the .conf names it
+    expect(ann).toContain('\t___2 Arg1:T1 Arg2:T2\n');
     expect(ann).toContain('\t_source Arg1:T1 Arg2:T2\n');
   });
 
@@ -246,7 +249,7 @@ describe('export formats', () => {
   });
 
   it('brat: annotation.conf lists the schema’s labels, relations and attributes', () => {
-    const conf = bratConf(DEFAULT_SCHEMA);
+    const conf = bratConf(DEFAULT_SCHEMA, new BratNames());
     expect(conf).toMatch(/^\[entities\]\nPERSON\nORG\nGPE\nWEAPON\nEVENT\nCLAIM\n/);
     expect(conf).toContain('subject\tArg1:<ENTITY>, Arg2:<ENTITY>');
     expect(conf).toContain('stance\tArg:CLAIM, Value:asserts|denies|uncertain');

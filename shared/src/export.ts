@@ -268,7 +268,7 @@ function fragments(text: string, breaks: readonly number[], span: SpanAnnotation
 }
 
 /** The `.ann` file of one document's layer in brat's standoff format (`names`: the export's, see BratNames). */
-export function bratAnn(doc: ExportDocument, layer: ExportLayer, names = new BratNames()): string {
+export function bratAnn(doc: ExportDocument, layer: ExportLayer, names: BratNames): string {
   const map = offsetMapper(doc.text);
   const breaks = lineBreaks(doc.text);
   const lines: string[] = [];
@@ -299,7 +299,7 @@ export function bratAnn(doc: ExportDocument, layer: ExportLayer, names = new Bra
 }
 
 /** brat's `annotation.conf` for a project's label schema (`names`: the export's, see BratNames). */
-export function bratConf(schema: LabelSchema, names = new BratNames()): string {
+export function bratConf(schema: LabelSchema, names: BratNames): string {
   const attributes = new Map<string, { labels: string[]; values: Set<string> }>();
   for (const span of schema.spans) {
     for (const a of span.attributes ?? []) {

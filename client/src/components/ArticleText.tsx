@@ -6,7 +6,7 @@
 import { createMemo, For } from 'solid-js';
 import type { NestNode, SpanNode } from '@spanwise/shared/nesting';
 import { tokenize } from '@spanwise/shared/tokenize';
-import { rangeAt, selectionOffsets } from '../lib/text-selection.ts';
+import { caretOffset, charNode, firstIndex, rangeAt, selectionOffsets } from '../lib/text-selection.ts';
 
 export interface ArticleView {
   text: string;
@@ -27,46 +27,71 @@ export function ArticleText(props: {
   // From the keyboard (the article takes the focus: Tab): → and ← select the next or the
   // previous word, Shift+→ and Shift+← move the selection's end a word on or back, and Enter
   // opens what is annotated where the selection starts. A label's key then labels the selection,
-  // as after a drag.
+  // as after a drag; the next arrow goes on from where it was (a label clears the selection).
   const words = createMemo(() => tokenize(props.view.text).filter((t) => /[\p{L}\p{N}]/u.test(t.text)));
+  /** Where the keyboard last put the selection. */
+  let lastAt: { start: number; end: number } | null = null;
+  /** The selection's offsets; with none, a caret's in the article, or where the keyboard left it. */
+  const current = () => {
+    const at = selectionOffsets(container);
+    if (at) return at;
+    const selection = window.getSelection();
+    if (selection?.anchorNode && container.contains(selection.anchorNode)) {
+      const caret = caretOffset(container, selection.anchorNode, selection.anchorOffset);
+      return { start: caret, end: caret };
+    }
+    return lastAt;
+  };
   const select = (start: number, end: number) => {
     const range = rangeAt(container, start, end);
     if (!range) return;
+    lastAt = { start, end };
     window.getSelection()?.setBaseAndExtent(range.startContainer, range.startOffset, range.endContainer, range.endOffset);
-    (range.startContainer.parentElement ?? container).scrollIntoView({ block: 'nearest' });
+    // (The arrows' own scrolling is taken: keep the selection in view.)
+    const box = range.getBoundingClientRect();
+    if (box.top < 0 || box.bottom > window.innerHeight) window.scrollBy(0, box.top - window.innerHeight / 2);
   };
   const onKeyDown = (e: KeyboardEvent) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
-    const list = words();
-    if (list.length === 0) return;
-    const at = selectionOffsets(container);
-    /** The first word that ends after `offset`, or the last. */
-    const wordAfter = (offset: number) => list.find((w) => w.end > offset) ?? list[list.length - 1]!;
-    /** The last word that starts before `offset`, or the first. */
-    const wordBefore = (offset: number) => [...list].reverse().find((w) => w.start < offset) ?? list[0]!;
+    const at = current();
     if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
+      const list = words();
+      if (list.length === 0) return;
       e.preventDefault();
-      const forward = e.key === 'ArrowRight';
-      if (e.shiftKey && at) {
-        const end = forward ? wordAfter(at.end).end : wordBefore(at.end).end;
-        select(at.start, Math.max(end, wordAfter(at.start).end));
+      /** The first word that ends after `offset` (or the last); the last that starts before it (or the first). */
+      const after = (offset: number) => list[Math.min(list.length - 1, firstIndex(list, (w) => w.end > offset))]!;
+      const before = (offset: number) => list[Math.max(0, firstIndex(list, (w) => w.start >= offset) - 1)]!;
+      if (e.shiftKey && at && at.end > at.start) {
+        // The end a word on, or back to the end of the word before the one it is in (never
+        // before the end of the first word selected).
+        const end = e.key === 'ArrowRight' ? after(at.end).end : (list[firstIndex(list, (w) => w.end >= at.end) - 1]?.end ?? 0);
+        select(at.start, Math.max(end, after(at.start).end));
       } else {
-        const word = !at ? list[0]! : forward ? wordAfter(at.end) : wordBefore(at.start);
+        const word = !at ? list[0]! : e.key === 'ArrowRight' ? after(at.end) : before(at.start);
         select(word.start, word.end);
       }
     } else if (e.key === 'Enter' && at) {
-      const range = rangeAt(container, at.start, at.start + 1);
-      const element = range?.startContainer.parentElement?.closest('[data-annotation-id]');
-      if (!range || !element || !container.contains(element)) return;
+      // The character the selection starts with (past leading spaces), and the spans around it.
+      let start = at.start;
+      while (start < at.end - 1 && /\s/.test(props.view.text[start] ?? '')) start++;
+      const ids = idsAround(charNode(container, start));
+      if (ids.length === 0) return;
       e.preventDefault();
-      const ids: string[] = [];
-      for (let el: Element | null = element; el && container.contains(el); el = el.parentElement?.closest('[data-annotation-id]') ?? null) {
-        const id = el.getAttribute('data-annotation-id');
-        if (id && !ids.includes(id)) ids.unshift(id);
-      }
-      const box = range.getBoundingClientRect();
-      props.onSpanClick(ids, box.left + window.scrollX, box.bottom + window.scrollY);
+      const range = rangeAt(container, start, Math.min(start + 1, props.view.text.length));
+      const box = range?.getBoundingClientRect();
+      props.onSpanClick(ids, (box?.left ?? 0) + window.scrollX, (box?.bottom ?? 0) + window.scrollY);
     }
+  };
+  /** The ids of the spans around a node of the article, outermost first. */
+  const idsAround = (node: Node | null): string[] => {
+    const ids: string[] = [];
+    let el = node?.parentElement?.closest('[data-annotation-id]') ?? null;
+    while (el && container.contains(el)) {
+      const id = el.getAttribute('data-annotation-id');
+      if (id && !ids.includes(id)) ids.unshift(id);
+      el = el.parentElement?.closest('[data-annotation-id]') ?? null;
+    }
+    return ids;
   };
 
   const onClick = (e: MouseEvent) => {

@@ -29,11 +29,18 @@ export function SpanPopover(props: {
   const onDown = (e: MouseEvent) => {
     if (!el.contains(e.target as Node)) props.actions.close();
   };
+  // Takes the focus, and gives it back when it closes (to the article, opened from the keyboard).
+  let before: Element | null = null;
   onMount(() => {
     document.addEventListener('mousedown', onDown);
+    before = document.activeElement;
     el.focus();
   });
-  onCleanup(() => document.removeEventListener('mousedown', onDown));
+  onCleanup(() => {
+    document.removeEventListener('mousedown', onDown);
+    const now = document.activeElement;
+    if (before instanceof HTMLElement && before.isConnected && (!now || now === document.body || el.contains(now))) before.focus();
+  });
 
   const left = () => Math.max(8, Math.min(props.x - 24, window.scrollX + document.documentElement.clientWidth - 340));
 

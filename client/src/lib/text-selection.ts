@@ -48,8 +48,8 @@ export function trimOffsets(text: string, start: number, end: number): TextSelec
   return end > start ? { start, end } : null;
 }
 
-/** The offset in the container's text of a DOM point inside it. */
-function offsetIn(container: HTMLElement, node: Node, offset: number): number {
+/** The offset in the container's text of a DOM point inside it (a caret, say). */
+export function caretOffset(container: HTMLElement, node: Node, offset: number): number {
   const prefix = document.createRange();
   prefix.setStart(container, 0);
   prefix.setEnd(node, offset);
@@ -78,13 +78,36 @@ export function keepingSelection(container: HTMLElement | undefined, rerender: (
   const selection = window.getSelection();
   const kept =
     container && selection && selection.rangeCount > 0 && !selection.isCollapsed && container.contains(selection.anchorNode) && container.contains(selection.focusNode)
-      ? { anchor: offsetIn(container, selection.anchorNode!, selection.anchorOffset), focus: offsetIn(container, selection.focusNode!, selection.focusOffset), nodes: [selection.anchorNode!, selection.focusNode!] }
+      ? { anchor: caretOffset(container, selection.anchorNode!, selection.anchorOffset), focus: caretOffset(container, selection.focusNode!, selection.focusOffset), nodes: [selection.anchorNode!, selection.focusNode!] }
       : null;
   rerender();
   if (!kept || !container || kept.nodes.every((node) => node.isConnected)) return; // (untouched)
   const anchor = pointAt(container, kept.anchor);
   const focus = pointAt(container, kept.focus);
   if (anchor && focus) selection!.setBaseAndExtent(anchor.node, anchor.offset, focus.node, focus.offset);
+}
+
+/** The text node of the container holding the character at `offset` (the node after, at a boundary). */
+export function charNode(container: HTMLElement, offset: number): Node | null {
+  const walker = document.createTreeWalker(container, NodeFilter.SHOW_TEXT);
+  let seen = 0;
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    seen += (node as Text).length;
+    if (offset < seen) return node;
+  }
+  return null;
+}
+
+/** The first index of `list` whose item passes `test`, which fails then passes along it (binary search); list.length if none does. */
+export function firstIndex<T>(list: readonly T[], test: (item: T) => boolean): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (test(list[mid]!)) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
 }
 
 /** A DOM Range over [start, end) of the container's text, e.g. to highlight a peer's selection. */
