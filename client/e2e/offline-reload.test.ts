@@ -470,6 +470,44 @@ describe('edits that have not reached the server', () => {
     await context.close();
   });
 
+  it('tries to reconnect at waits drawn apart, not on a schedule every page shares', async () => {
+    const context = await browser.newContext();
+    // Every draw the lowest: each wait is then half of y-websocket's own (0.2, 0.4, 0.8, 1.6 s).
+    await context.addInitScript(() => {
+      Math.random = () => 0;
+      const tries: number[] = [];
+      (window as unknown as { syncTries: number[] }).syncTries = tries;
+      window.WebSocket = class extends window.WebSocket {
+        constructor(url: string | URL, protocols?: string | string[]) {
+          super(url, protocols);
+          if (String(url).includes('/sync/')) tries.push(performance.now());
+        }
+      };
+    });
+    const page = await context.newPage();
+    await page.goto(`${server.url}/projects/1/documents/3`);
+    await signIn(page, 'alice');
+    await waitConnected(page);
+    const database = server.testDatabase;
+    const port = server.port;
+    await server.stop();
+    try {
+      await status(page).filter({ hasText: /^offline/ }).waitFor(WAIT);
+      await new Promise((r) => setTimeout(r, 3_500));
+      // The first try opened the page's socket; those after it came after a wait each. Between
+      // the 1st and 2nd retry, y-websocket's own schedule waits 400 ms, then 800, 1,600 …: here
+      // half of each.
+      const tries = await page.evaluate(() => (window as unknown as { syncTries: number[] }).syncTries);
+      const waits = tries.slice(2).map((t, i) => t - tries[i + 1]!);
+      expect(waits.length).toBeGreaterThanOrEqual(3);
+      waits.slice(0, 4).forEach((wait, i) => expect(wait, `wait ${i + 2}`).toBeLessThan(0.75 * 100 * 2 ** (i + 2)));
+    } finally {
+      server = await startTestServer({ database, config: { port } });
+    }
+    await waitConnected(page);
+    await context.close();
+  });
+
   it('says so when the browser cannot open its storage, and the layer still syncs', async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     // As a browser that refuses this site storage would: the open request fails.

@@ -111,6 +111,19 @@ const BUSY_RUN_RESET_MS = 30_000;
 /** How long a layer waits for its IndexedDB copy to load before it connects anyway. */
 const LOCAL_LOAD_WAIT_MS = 2_000;
 
+/** The longest wait between two tries to reconnect (not after a busy close: see busyWaitMs). */
+const RECONNECT_LONGEST_WAIT_MS = 5_000;
+
+/**
+ * How long to wait before the kth try to reconnect in a row: y-websocket's 0.2, 0.4 … s, capped,
+ * but each drawn from the second half of its span. Its own schedule is the same for every page,
+ * so after a restart every open tab would come back in the same instant, and again every 2.5 s
+ * while the server is away.
+ */
+export function reconnectWaitMs(k: number): number {
+  return Math.round(Math.min(100 * 2 ** k, RECONNECT_LONGEST_WAIT_MS) * (0.5 + Math.random() / 2));
+}
+
 /** How long to wait after the nth busy close in a row (n from 1): doubling, capped, jittered. */
 function busyWaitMs(n: number): number {
   const base = Math.min(BUSY_LONGEST_WAIT_MS, BUSY_FIRST_WAIT_MS * 2 ** (n - 1));
@@ -231,6 +244,9 @@ export function openLayer(options: OpenLayerOptions): Layer {
   // Emitted before the provider schedules its own reconnect, which a busy close cancels.
   provider.on('connection-close', (event) => {
     const code = event?.code;
+    // y-websocket counts this close as one more failed try, then waits min(2^tries × 100 ms,
+    // maxBackoffTime): set to a draw no longer than that, it is the wait.
+    provider.maxBackoffTime = reconnectWaitMs(provider.wsUnsuccessfulReconnects + 1);
     if (code !== undefined && BUSY_CODES.has(code)) {
       provider.shouldConnect = false; // the reconnect y-websocket schedules does nothing
       busyRun = connectedAt > 0 && Date.now() - connectedAt > BUSY_RUN_RESET_MS ? 1 : busyRun + 1;
