@@ -6,7 +6,7 @@
 import { createMemo, For } from 'solid-js';
 import type { NestNode, SpanNode } from '@spanwise/shared/nesting';
 import { tokenize } from '@spanwise/shared/tokenize';
-import { caretOffset, charNode, firstIndex, rangeAt, selectionOffsets } from '../lib/text-selection.ts';
+import { caretOffset, charNode, firstIndex, rangeAt, selectionOffsets, textStarts } from '../lib/text-selection.ts';
 
 export interface ArticleView {
   text: string;
@@ -131,13 +131,20 @@ function Nodes(props: { nodes: NestNode[]; view: ArticleView }) {
     <For each={props.nodes}>
       {(node) =>
         node.kind === 'text' ? (
-          document.createTextNode(props.view.text.slice(node.start, node.end))
+          textNode(props.view.text, node.start, node.end)
         ) : (
           <Mark node={node} view={props.view} />
         )
       }
     </For>
   );
+}
+
+/** A text node of the article, its place in the text noted (see textStarts). */
+function textNode(text: string, start: number, end: number): Text {
+  const node = document.createTextNode(text.slice(start, end));
+  textStarts.set(node, start);
+  return node;
 }
 
 function Mark(props: { node: SpanNode; view: ArticleView }) {

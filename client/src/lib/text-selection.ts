@@ -6,6 +6,23 @@
 import type { TextSelection } from '../sync/presence.ts';
 
 /**
+ * Where each text node of the article starts in the document's text, set as it is rendered
+ * (ArticleText): a point's offset is then that plus its offset in the node, found in constant
+ * time. Measured as the text of a Range up to the point instead, each offset copied the article
+ * up to there (a selection of a long article cost some 100 ms, and a label key several of them).
+ */
+export const textStarts = new WeakMap<Node, number>();
+
+/** The first text node at or after `node` in document order inside `container`, or null. */
+function textFrom(container: HTMLElement, node: Node): Node | null {
+  if (node.nodeType === Node.TEXT_NODE) return node;
+  const walker = document.createTreeWalker(container, NodeFilter.SHOW_TEXT);
+  walker.currentNode = node;
+  // (From an element: its first text descendant, else the next text after it.)
+  return walker.nextNode();
+}
+
+/**
  * The selection's [start, end) in the container's text; null when empty, outside it, or running
  * on over other text of the page (Select All, a drag that overshoots into the sidebar: clipped,
  * it would reach the article's very start or end). An end past it over no text (a triple-click's
@@ -29,16 +46,27 @@ export function selectionOffsets(container: HTMLElement): TextSelection | null {
   if (range.compareBoundaryPoints(Range.START_TO_START, whole) < 0 && textBetween(range.startContainer, range.startOffset, container, 0)) return null;
   if (range.compareBoundaryPoints(Range.END_TO_END, whole) > 0 && textBetween(container, container.childNodes.length, range.endContainer, range.endOffset)) return null;
 
-  const length = whole.toString().length;
-  const offsetOf = (node: Node, offset: number) => {
-    const prefix = document.createRange();
-    prefix.setStart(container, 0);
-    prefix.setEnd(node, offset);
-    return prefix.toString().length;
-  };
-  const start = range.compareBoundaryPoints(Range.START_TO_START, whole) <= 0 ? 0 : offsetOf(range.startContainer, range.startOffset);
-  const end = range.compareBoundaryPoints(Range.END_TO_END, whole) >= 0 ? length : offsetOf(range.endContainer, range.endOffset);
+  const start = range.compareBoundaryPoints(Range.START_TO_START, whole) <= 0 ? 0 : caretOffset(container, range.startContainer, range.startOffset);
+  const end = range.compareBoundaryPoints(Range.END_TO_END, whole) >= 0 ? textLength(container) : caretOffset(container, range.endContainer, range.endOffset);
   return end > start ? { start, end } : null;
+}
+
+/** The length of the container's text. */
+function textLength(container: HTMLElement): number {
+  const last = container.lastChild && lastText(container.lastChild);
+  const start = last ? textStarts.get(last) : undefined;
+  if (last && start !== undefined) return start + (last as Text).length;
+  return container.textContent?.length ?? 0;
+}
+
+/** The last text node in `node` (itself, if it is one), or null. */
+function lastText(node: Node): Node | null {
+  if (node.nodeType === Node.TEXT_NODE) return node;
+  for (let child = node.lastChild; child; child = child.previousSibling) {
+    const found = lastText(child);
+    if (found) return found;
+  }
+  return null;
 }
 
 /** Narrows [start, end) past leading and trailing whitespace; null when nothing is left. */
@@ -50,6 +78,16 @@ export function trimOffsets(text: string, start: number, end: number): TextSelec
 
 /** The offset in the container's text of a DOM point inside it (a caret, say). */
 export function caretOffset(container: HTMLElement, node: Node, offset: number): number {
+  // A point in a text node, or before a child of an element (at its end: after the last text in it).
+  const text = node.nodeType === Node.TEXT_NODE ? node : offset < node.childNodes.length ? textFrom(container, node.childNodes[offset]!) : null;
+  const start = text ? textStarts.get(text) : undefined;
+  if (text && start !== undefined && container.contains(text)) return start + (text === node ? offset : 0);
+  if (node.nodeType !== Node.TEXT_NODE && offset >= node.childNodes.length) {
+    const last = lastText(node);
+    const lastStart = last ? textStarts.get(last) : undefined;
+    if (last && lastStart !== undefined) return lastStart + (last as Text).length;
+  }
+  // Text this module did not see rendered: measured.
   const prefix = document.createRange();
   prefix.setStart(container, 0);
   prefix.setEnd(node, offset);

@@ -142,7 +142,9 @@ function OpenedLayerWorkspace(
     layer.peers().map((p) => ({ ...p, user: { id: p.user.id, name: props.memberName?.(p.user.id) ?? p.user.name, color: userColor(p.user.id) } })),
   );
   // A peer's edit re-renders part of the article: a selection being made here survives it.
-  const spans = createLayerSpans(layer.doc, (apply) => keepingSelection(article, apply));
+  // (Not one of this page's own: a label clears the selection it was made on, and putting one
+  // back makes the browser lay out the whole article, ~0.2 s on a long one.)
+  const spans = createLayerSpans(layer.doc, (apply, local) => (local ? apply() : keepingSelection(article, apply)));
   const tree = createSpanTree(spans.spans, () => props.text.length);
   const colors = createMemo(() => new Map(props.schema.spans.map((l) => [l.name, l.color])));
   const colorOf = (label: string) => colors().get(label) ?? '#9e9e9e';

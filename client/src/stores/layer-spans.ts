@@ -29,8 +29,11 @@ function same(a: SpanAnnotation, b: SpanAnnotation): boolean {
   );
 }
 
-/** `around`: how a change is applied (the page keeps the reader's selection across it). */
-export function createLayerSpans(doc: Y.Doc, around: (apply: () => void) => void = (apply) => apply()) {
+/**
+ * `around`: how a change is applied, and whether it was made here (`local`) or came from
+ * elsewhere (the page keeps the reader's selection across another's edit).
+ */
+export function createLayerSpans(doc: Y.Doc, around: (apply: () => void, local: boolean) => void = (apply) => apply()) {
   let byIdCache = new Map<string, SpanAnnotation>();
   const read = () => {
     const next = new Map<string, SpanAnnotation>();
@@ -46,7 +49,7 @@ export function createLayerSpans(doc: Y.Doc, around: (apply: () => void) => void
 
   const [spans, setSpans] = createSignal<SpanAnnotation[]>(read());
   const map = annotationsMap(doc);
-  const onChange = () => around(() => setSpans(read()));
+  const onChange = (_events: unknown, transaction: Y.Transaction) => around(() => setSpans(read()), transaction.local);
   map.observeDeep(onChange);
   onCleanup(() => map.unobserveDeep(onChange));
 
