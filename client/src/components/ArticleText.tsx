@@ -6,7 +6,7 @@
 import { createMemo, For } from 'solid-js';
 import type { NestNode, SpanNode } from '@spanwise/shared/nesting';
 import { tokenize } from '@spanwise/shared/tokenize';
-import { caretOffset, charNode, firstIndex, rangeAt, selectionOffsets, textStarts } from '../lib/text-selection.ts';
+import { caretOffset, firstIndex, pointAt, rangeAt, selectionOffsets, textStarts } from '../lib/text-selection.ts';
 
 export interface ArticleView {
   text: string;
@@ -74,7 +74,7 @@ export function ArticleText(props: {
       // The character the selection starts with (past leading spaces), and the spans around it.
       let start = at.start;
       while (start < at.end - 1 && /\s/.test(props.view.text[start] ?? '')) start++;
-      const ids = idsAround(charNode(container, start));
+      const ids = idsAround(pointAt(container, start, true)?.node ?? null);
       if (ids.length === 0) return;
       e.preventDefault();
       const range = rangeAt(container, start, Math.min(start + 1, props.view.text.length));
@@ -82,10 +82,10 @@ export function ArticleText(props: {
       props.onSpanClick(ids, (box?.left ?? 0) + window.scrollX, (box?.bottom ?? 0) + window.scrollY);
     }
   };
-  /** The ids of the spans around a node of the article, outermost first. */
+  /** The ids of the spans around a node of the article (an element, or a text node in one), outermost first. */
   const idsAround = (node: Node | null): string[] => {
     const ids: string[] = [];
-    let el = node?.parentElement?.closest('[data-annotation-id]') ?? null;
+    let el = (node instanceof Element ? node : node?.parentElement)?.closest('[data-annotation-id]') ?? null;
     while (el && container.contains(el)) {
       const id = el.getAttribute('data-annotation-id');
       if (id && !ids.includes(id)) ids.unshift(id);
@@ -97,13 +97,7 @@ export function ArticleText(props: {
   const onClick = (e: MouseEvent) => {
     const selection = window.getSelection();
     if (selection && !selection.isCollapsed) return; // finishing a selection, not picking a span
-    const ids: string[] = [];
-    let el = (e.target as Element).closest('[data-annotation-id]');
-    while (el && container.contains(el)) {
-      const id = el.getAttribute('data-annotation-id');
-      if (id && !ids.includes(id)) ids.unshift(id);
-      el = el.parentElement?.closest('[data-annotation-id]') ?? null;
-    }
+    const ids = idsAround(e.target as Element);
     if (ids.length > 0) props.onSpanClick(ids, e.pageX, e.pageY);
   };
 

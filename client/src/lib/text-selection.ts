@@ -1,7 +1,9 @@
 /**
- * Offsets of the browser selection inside the article. The article element holds only the
- * document's text nodes (spans are elements around them, labels live in attributes), so the
- * text of a DOM Range from the container's start to a point is exactly the UTF-16 offset.
+ * Offsets of the browser selection inside the article, and DOM points and ranges from offsets.
+ * The article element holds only the document's text nodes (spans are elements around them,
+ * labels live in attributes), so a point's offset is its text node's place in the text
+ * (`textStarts`) plus its offset in the node: the text of a DOM Range from the container's
+ * start to it, which is what is measured for a node not rendered by ArticleText.
  */
 import type { TextSelection } from '../sync/presence.ts';
 
@@ -94,13 +96,17 @@ export function caretOffset(container: HTMLElement, node: Node, offset: number):
   return prefix.toString().length;
 }
 
-/** The DOM point at an offset of the container's text (in the text node holding it). */
-function pointAt(container: HTMLElement, offset: number): { node: Node; offset: number } | null {
+/**
+ * The DOM point at an offset of the container's text, in the text node holding it: at the
+ * boundary of two nodes the one before, or with `after` the one after (the node of the
+ * character at `offset`).
+ */
+export function pointAt(container: HTMLElement, offset: number, after = false): { node: Node; offset: number } | null {
   const walker = document.createTreeWalker(container, NodeFilter.SHOW_TEXT);
   let seen = 0;
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     const len = (node as Text).length;
-    if (offset <= seen + len) return { node, offset: offset - seen };
+    if (after ? offset < seen + len : offset <= seen + len) return { node, offset: offset - seen };
     seen += len;
   }
   return null;
@@ -125,17 +131,6 @@ export function keepingSelection(container: HTMLElement | undefined, rerender: (
   if (anchor && focus) selection!.setBaseAndExtent(anchor.node, anchor.offset, focus.node, focus.offset);
 }
 
-/** The text node of the container holding the character at `offset` (the node after, at a boundary). */
-export function charNode(container: HTMLElement, offset: number): Node | null {
-  const walker = document.createTreeWalker(container, NodeFilter.SHOW_TEXT);
-  let seen = 0;
-  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-    seen += (node as Text).length;
-    if (offset < seen) return node;
-  }
-  return null;
-}
-
 /** The first index of `list` whose item passes `test`, which fails then passes along it (binary search); list.length if none does. */
 export function firstIndex<T>(list: readonly T[], test: (item: T) => boolean): number {
   let lo = 0;
@@ -150,23 +145,13 @@ export function firstIndex<T>(list: readonly T[], test: (item: T) => boolean): n
 
 /** A DOM Range over [start, end) of the container's text, e.g. to highlight a peer's selection. */
 export function rangeAt(container: HTMLElement, start: number, end: number): Range | null {
-  const walker = document.createTreeWalker(container, NodeFilter.SHOW_TEXT);
+  const from = pointAt(container, start);
+  const to = end === start ? from : pointAt(container, end);
+  if (!from || !to) return null;
   const range = document.createRange();
-  let seen = 0;
-  let started = false;
-  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-    const len = (node as Text).length;
-    if (!started && start <= seen + len) {
-      range.setStart(node, start - seen);
-      started = true;
-    }
-    if (started && end <= seen + len) {
-      range.setEnd(node, end - seen);
-      return range;
-    }
-    seen += len;
-  }
-  return null;
+  range.setStart(from.node, from.offset);
+  range.setEnd(to.node, to.offset);
+  return range;
 }
 
 /** True when a key press belongs to a form field rather than to the page's shortcuts. */
