@@ -72,13 +72,13 @@ const MAX_BREAKERS_PER_LOAD = 16;
 /** Rows those scratch passes apply in all, at most (a pass applies the room's whole log). */
 const LOOK_AHEAD_ROWS = 200_000;
 const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5_000;
 /**
  * Updates stored (and then applied) in one batch at most. Those of one tick are far fewer;
  * what queued during a long outage goes in batches, so that neither one transaction nor one
  * apply holds the event loop for long.
  */
 export const MAX_BATCH_UPDATES = 1_000;
-const RETRY_MAX_MS = 5_000;
 /** Origins that are not peers: loading from the store, another instance, a peer leaving. */
 const FROM_STORE = Symbol('store');
 const FROM_BUS = Symbol('bus');
@@ -572,16 +572,12 @@ export class Room {
   }
 
   /**
-   * Queues a validated update; it is stored with everything else queued by then (in batches of
-   * at most MAX_BATCH_UPDATES). False (and not queued) when the room or the server holds too
-   * much waiting to be stored.
+   * Queues a validated update, with its runs of structs (structRuns); it is stored with
+   * everything else queued by then (in batches of at most MAX_BATCH_UPDATES). False (and not
+   * queued) when the room or the server holds too much waiting to be stored.
    */
-  enqueue(update: Uint8Array, origin: RoomPeer, runs: QueuedUpdate['runs'] = []): boolean {
-    if (!this.hold(update.byteLength + ENTRY_OVERHEAD_BYTES)) return false;
-    this.#pending.push({ update, origin, receivedAt: performance.now(), runs });
-    this.#queueChanges++;
-    this.#kick();
-    return true;
+  enqueue(update: Uint8Array, origin: RoomPeer, runs: QueuedUpdate['runs']): boolean {
+    return this.#queue(update, origin, runs);
   }
 
   /**
@@ -589,8 +585,13 @@ export class Room {
    * everything queued ahead of it is (see stateVectorWithQueued). False past the bounds.
    */
   waitTurn(origin: RoomPeer): boolean {
-    if (!this.hold(ENTRY_OVERHEAD_BYTES)) return false;
-    this.#pending.push({ update: null, origin, receivedAt: performance.now(), runs: [] });
+    return this.#queue(null, origin, []);
+  }
+
+  #queue(update: Uint8Array | null, origin: RoomPeer, runs: QueuedUpdate['runs']): boolean {
+    if (!this.hold((update?.byteLength ?? 0) + ENTRY_OVERHEAD_BYTES)) return false;
+    this.#pending.push({ update, origin, receivedAt: performance.now(), runs });
+    this.#queueChanges++;
     this.#kick();
     return true;
   }
