@@ -9,8 +9,8 @@ import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
 import { addSpan, layerRoom } from '@spanwise/shared';
 import { api, connectLayer, login, startTestServer, storedDoc, waitFor } from '../../server/test/harness.ts';
-import { launchChromium, signIn } from '../e2e/page-helpers.ts';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readSeeds } from '../../server/src/features/demo/demo.seed.ts';
+import { launchChromium, selectText, signIn } from '../e2e/page-helpers.ts';
 import path from 'node:path';
 
 const { values } = parseArgs({
@@ -28,32 +28,31 @@ const quantile = (xs: number[], q: number) => {
 const figures = (xs: number[]) => `p50 ${quantile(xs, 0.5).toFixed(1)} ms, p95 ${quantile(xs, 0.95).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms (${xs.length})`;
 
 /** The seed articles, over and over, to CHARS characters. */
-function longText(): string {
-  const dir = path.join(import.meta.dirname, '../../seeds');
-  const articles = readdirSync(dir)
-    .filter((f) => f.endsWith('.txt'))
-    .sort()
-    .map((f) => readFileSync(path.join(dir, f), 'utf8'));
+async function longText(): Promise<string> {
+  const articles = (await readSeeds(path.join(import.meta.dirname, '../../seeds'))).map((a) => a.text);
   let text = '';
   for (let i = 0; text.length < CHARS; i++) text += articles[i % articles.length] + '\n\n';
   return text.slice(0, CHARS);
 }
 
+/** The page's window with what `watch` records: the last keydown, each new mark's time, long tasks. */
+type Watched = { bench: { keyAt: number; marks: number[]; longTasks: number[] } };
+
 /** Page-side: times from each keydown, and from each moment asked, to the next new mark. */
 async function watch(page: Page): Promise<void> {
   await page.evaluate(() => {
-    const w = window as unknown as { bench: { keyAt: number; marks: number[]; longTasks: number[] } };
-    w.bench = { keyAt: 0, marks: [], longTasks: [] };
-    window.addEventListener('keydown', () => (w.bench.keyAt = performance.now()), { capture: true });
+    const bench: Watched['bench'] = { keyAt: 0, marks: [], longTasks: [] };
+    (window as unknown as Watched).bench = bench;
+    window.addEventListener('keydown', () => (bench.keyAt = performance.now()), { capture: true });
     const article = document.querySelector('[data-article]')!;
     let count = article.querySelectorAll('[data-annotation-id]').length;
     new MutationObserver(() => {
       const now = article.querySelectorAll('[data-annotation-id]').length;
-      if (now > count) w.bench.marks.push(performance.timeOrigin + performance.now());
+      if (now > count) bench.marks.push(performance.timeOrigin + performance.now());
       count = now;
     }).observe(article, { childList: true, subtree: true });
     new PerformanceObserver((list) => {
-      for (const entry of list.getEntries()) w.bench.longTasks.push(entry.duration);
+      for (const entry of list.getEntries()) bench.longTasks.push(entry.duration);
     }).observe({ type: 'longtask', buffered: false });
   });
 }
@@ -63,7 +62,7 @@ async function main() {
   const browser = await launchChromium();
   try {
     const admin = await login(server.url, 'admin');
-    const text = longText();
+    const text = await longText();
     const documentId = (await api<{ id: number }>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Long', text }) })).body.id;
     const room = layerRoom(documentId, ALICE);
     const words = [...text.matchAll(/\p{L}{3,}/gu)];
@@ -93,26 +92,11 @@ async function main() {
     const local: number[] = [];
     for (let i = 0; i < EDITS; i++) {
       const m = words[(SPANS + i) * step + Math.floor(step / 2)]!;
-      await page.evaluate(([start, end]) => {
-        const article = document.querySelector('[data-article]')!;
-        const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
-        let seen = 0;
-        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-          const len = (node as Text).length;
-          if (start >= seen && end <= seen + len) {
-            window.getSelection()!.setBaseAndExtent(node, start - seen, node, end - seen);
-            return;
-          }
-          seen += len;
-        }
-      }, [m.index!, m.index! + m[0].length] as const);
-      const before = await page.evaluate(() => (window as unknown as { bench: { marks: number[] } }).bench.marks.length);
+      await selectText(page, m.index!, m.index! + m[0].length);
+      const before = await page.evaluate(() => (window as unknown as Watched).bench.marks.length);
       await page.keyboard.press('2');
-      await page.waitForFunction((n) => (window as unknown as { bench: { marks: number[] } }).bench.marks.length > n, before, { polling: 'raf' });
-      local.push(await page.evaluate(() => {
-        const b = (window as unknown as { bench: { keyAt: number; marks: number[] } }).bench;
-        return b.marks.at(-1)! - performance.timeOrigin - b.keyAt;
-      }));
+      await page.waitForFunction((n) => (window as unknown as Watched).bench.marks.length > n, before, { polling: 'raf' });
+      local.push(await page.evaluate(() => (window as unknown as Watched).bench.marks.at(-1)! - performance.timeOrigin - (window as unknown as Watched).bench.keyAt));
     }
     console.log(`label key → its mark shown: ${figures(local)}`);
 
@@ -120,14 +104,14 @@ async function main() {
     const remote: number[] = [];
     for (let i = 0; i < EDITS; i++) {
       const m = words[(SPANS + EDITS + i) * step + Math.floor(step / 2)]!;
-      const before = await page.evaluate(() => (window as unknown as { bench: { marks: number[] } }).bench.marks.length);
+      const before = await page.evaluate(() => (window as unknown as Watched).bench.marks.length);
       const sentAt = performance.timeOrigin + performance.now();
       addSpan(writer.doc, { label: 'GPE', start: m.index!, end: m.index! + m[0].length, quote: m[0], author: ALICE });
-      await page.waitForFunction((n) => (window as unknown as { bench: { marks: number[] } }).bench.marks.length > n, before, { polling: 'raf' });
-      remote.push((await page.evaluate(() => (window as unknown as { bench: { marks: number[] } }).bench.marks.at(-1)!)) - sentAt);
+      await page.waitForFunction((n) => (window as unknown as Watched).bench.marks.length > n, before, { polling: 'raf' });
+      remote.push((await page.evaluate(() => (window as unknown as Watched).bench.marks.at(-1)!)) - sentAt);
     }
     console.log(`another client's span → shown: ${figures(remote)} (server and sync included)`);
-    const longTasks = await page.evaluate(() => (window as unknown as { bench: { longTasks: number[] } }).bench.longTasks);
+    const longTasks = await page.evaluate(() => (window as unknown as Watched).bench.longTasks);
     console.log(`long tasks (> 50 ms) meanwhile: ${longTasks.length}${longTasks.length ? `, ${figures(longTasks)}` : ''}`);
     writer.destroy();
   } finally {
