@@ -6,7 +6,7 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spanwise/shared';
 import { cleanupPoison, findPoison, presenceUpdate, waitingPoisonLog } from '../../test/updates.ts';
-import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, STEP1_BURST } from './connection.ts';
+import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, STEP1_BURST, WAITING_FRAMES_PER_SOCKET } from './connection.ts';
 import { MemoryStore } from './memory-store.ts';
 import { messageLabel } from './message-label.ts';
 import { MAX_BATCH_UPDATES, MAX_PRESENCE_IDS_PER_USER, MAX_ROOM_PRESENCE_IDS } from './room.ts';
@@ -657,6 +657,27 @@ describe('SyncServer', () => {
     const junk = new Uint8Array(9_000); // neither an update nor anything the room stores
     for (let i = 0; i < 5 && viewer.closedWith === null; i++) conn.receive(junk);
     expect(viewer.closedWith).toBe(CloseCode.tryAgainLater); // past 2 × the largest message
+  });
+
+  it('lets a page’s greeting of small frames wait for its room however small the largest message may be', async () => {
+    const store = new MemoryStore();
+    store.load = () => new Promise(() => {}); // never answers
+    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxMessageBytes: 1_024 } });
+    const page = new MemorySocket();
+    // A sync step 1, presence, a reply with nothing in it, each a few dozen bytes: bookkeeping
+    // and all, past twice the largest message after three.
+    const conn = join(server, page, info('doc:1:user:1', true));
+    const tab = new awarenessProtocol.Awareness(new Y.Doc());
+    tab.setLocalState({ user: 'alice' });
+    for (let i = 0; i < 20; i++) conn.receive(ownPresence(tab));
+    const reply = encoding.createEncoder();
+    encoding.writeVarUint(reply, MessageKind.sync);
+    syncProtocol.writeSyncStep2(reply, new Y.Doc());
+    conn.receive(encoding.toUint8Array(reply));
+    expect(page.closedWith).toBeNull();
+    // Still bounded: past the bookkeeping of WAITING_FRAMES_PER_SOCKET frames besides.
+    for (let i = 0; i < WAITING_FRAMES_PER_SOCKET && page.closedWith === null; i++) conn.receive(ownPresence(tab));
+    expect(page.closedWith).toBe(CloseCode.tryAgainLater);
   });
 
   it('bounds the frames that store nothing waiting across every socket (viewers’ edits, sync requests), apart from the updates', async () => {
