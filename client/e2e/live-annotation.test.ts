@@ -539,6 +539,38 @@ describe('live annotation on one layer', () => {
     expect(await alice.evaluate(() => document.activeElement?.hasAttribute('data-article'))).toBe(true); // the focus given back
   });
 
+  it('draws the article in paragraphs, and a span re-renders only its own paragraph', async () => {
+    const text = (await alice.locator('[data-article]').textContent()) ?? '';
+    const paragraphs = alice.locator('[data-article] > .paragraph');
+    const texts = async () => paragraphs.evaluateAll((els) => els.map((e) => e.textContent ?? ''));
+    // Each ends after its line break; together they are the text.
+    const before = await texts();
+    expect(before.length).toBeGreaterThan(3);
+    expect(before.join('')).toBe(text);
+    expect(before.slice(0, -1).every((t) => /\n$/.test(t))).toBe(true);
+
+    // dana labels a word of the third paragraph (none there yet): alice's other paragraphs keep their elements.
+    await paragraphs.evaluateAll((els) => els.forEach((e, i) => ((e as HTMLElement & { tag?: number }).tag = i)));
+    const third = before.slice(0, 2).join('').length;
+    const word = /\b[A-Z][a-z]{3,}\b/.exec(before[2]!)!;
+    expect(await paragraphs.nth(2).locator('[data-annotation-id]').count()).toBe(0);
+    await selectText(dana, third + word.index, third + word.index + word[0].length);
+    await dana.getByRole('button', { name: 'ORG', exact: true }).click();
+    await paragraphs.nth(2).locator('[data-label="ORG"]').waitFor(WAIT);
+    const tags = () => paragraphs.evaluateAll((els) => els.map((e) => (e as HTMLElement & { tag?: number }).tag ?? null));
+    expect(await tags()).toEqual(before.map((_, i) => (i === 2 ? null : i)));
+    expect(await texts()).toEqual(before);
+
+    // A span over the line break between the fourth and the fifth: one paragraph of the two.
+    const fourthEnd = before.slice(0, 4).join('').length;
+    await selectText(dana, fourthEnd - 6, fourthEnd + 4);
+    await dana.getByRole('button', { name: 'CLAIM', exact: true }).click();
+    await waitFor(async () => (await paragraphs.count()) === before.length - 1, 'the two paragraphs drawn as one');
+    expect(await texts()).toEqual([...before.slice(0, 3), before[3]! + before[4]!, ...before.slice(5)]);
+    expect((await tags()).filter((t) => t !== null)).toEqual(before.map((_, i) => i).filter((i) => i !== 2 && i !== 3 && i !== 4));
+    expect(await alice.locator('[data-article]').textContent()).toBe(text);
+  });
+
   it('keeps alice’s “Mark done” across a reload', async () => {
     await alice.getByRole('button', { name: 'Mark done' }).click();
     await alice.getByRole('button', { name: 'Reopen' }).waitFor(WAIT);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nestSpans, type NestInput, type NestNode } from './nesting.ts';
+import { nestBlocks, nestSpans, type NestInput, type NestNode } from './nesting.ts';
 
 /** A compact picture of a tree: text as [s,e), spans as id[s,e){...}, split parts as id#part. */
 function show(nodes: readonly NestNode[]): string {
@@ -223,6 +223,74 @@ describe('nestSpans', () => {
         );
         expect(elements(tree).filter((n) => n.id === s.id)).toHaveLength(1 + cuts.size);
       }
+    }
+  });
+});
+
+describe('nestBlocks', () => {
+  /** The blocks as text: each block's nodes' pieces, spans in braces. */
+  const picture = (text: string, spans: NestInput[]) =>
+    nestBlocks(nestSpans(spans, text.length), text).map((b) =>
+      b.nodes.map((n) => (n.kind === 'span' ? `{${text.slice(n.start, n.end)}}` : text.slice(n.start, n.end))).join(''),
+    );
+
+  it('cuts after each run of line breaks', () => {
+    expect(picture('One.\n\nTwo.\nThree.\r\n\r\nFour.', [])).toEqual(['One.\n\n', 'Two.\n', 'Three.\r\n\r\n', 'Four.']);
+    expect(picture('\n\nlead and trail\n', [])).toEqual(['\n\n', 'lead and trail\n']);
+    expect(picture('', [])).toEqual([]);
+  });
+
+  it('keeps a span whole, and the paragraphs it runs over in one block', () => {
+    const text = 'Alpha one.\n\nBeta two.\n\nGamma.';
+    expect(picture(text, [{ id: 'a', start: 6, end: 16 }])).toEqual(['Alpha {one.\n\nBeta} two.\n\n', 'Gamma.']);
+    // A run of breaks that goes on into a span: cut before the span; one that comes out of a
+    // span: cut where it ends; one wholly in a span: not cut.
+    expect(picture(text, [{ id: 'b', start: 11, end: 16 }])).toEqual(['Alpha one.\n', '{\nBeta} two.\n\n', 'Gamma.']);
+    expect(picture(text, [{ id: 'c', start: 6, end: 11 }])).toEqual(['Alpha {one.\n}\n', 'Beta two.\n\n', 'Gamma.']);
+    expect(picture(text, [{ id: 'd', start: 10, end: 16 }])).toEqual(['Alpha one.{\n\nBeta} two.\n\n', 'Gamma.']);
+  });
+
+  it('covers the text once, keeps the tree’s spans, and cuts wherever a run of breaks outside spans ends', () => {
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    for (let round = 0; round < 500; round++) {
+      const text = Array.from({ length: random(40) }, () => 'ab \n\r'[random(5)]).join('');
+      const spans: NestInput[] = Array.from({ length: random(6) }, (_, i) => {
+        const start = random(text.length + 1);
+        return { id: `r${i}`, start, end: start + random(text.length - start + 1) };
+      });
+      const tree = nestSpans(spans, text.length);
+      const blocks = nestBlocks(tree, text);
+
+      // In order and whole: each block's nodes join up, and the blocks join up from 0 to the end.
+      let at = 0;
+      for (const block of blocks) {
+        expect(block.start).toBe(at);
+        for (const node of block.nodes) {
+          expect(node.start).toBe(at);
+          expect(node.end).toBeGreaterThan(node.start);
+          at = node.end;
+        }
+        expect(block.end).toBe(at);
+      }
+      expect(at).toBe(text.length);
+      // The tree's spans, the very objects, in order; text only where the tree has text.
+      const nodes = blocks.flatMap((b) => b.nodes);
+      expect(nodes.filter((n) => n.kind === 'span')).toEqual(tree.filter((n) => n.kind === 'span'));
+      nodes.filter((n) => n.kind === 'span').forEach((n, i) => expect(n).toBe(tree.filter((t) => t.kind === 'span')[i]));
+      const spanned = (i: number) => tree.some((n) => n.kind === 'span' && n.start <= i && i < n.end);
+      for (const node of nodes) if (node.kind === 'text') for (let i = node.start; i < node.end; i++) expect(spanned(i)).toBe(false);
+
+      // Cut exactly after each run of breaks outside spans, where that run ends or a span begins.
+      const isBreak = (i: number) => text[i] === '\n' || text[i] === '\r';
+      const expected: number[] = [];
+      for (let p = 1; p < text.length; p++) {
+        if (isBreak(p - 1) && !spanned(p - 1) && (!isBreak(p) || spanned(p))) expected.push(p);
+      }
+      expect(blocks.slice(0, -1).map((b) => b.end)).toEqual(expected);
     }
   });
 });

@@ -134,3 +134,54 @@ function mergeByRank(a: NestInput[], b: NestInput[], rank: Map<string, number>):
   }
   return out;
 }
+
+/** A stretch of the text drawn as one block (a paragraph): the tree's top-level nodes in it. */
+export interface Block {
+  start: number;
+  end: number;
+  nodes: NestNode[];
+}
+
+/**
+ * Cuts a tree's top level into blocks, each ending after a run of line breaks that no span
+ * covers, so that a renderer can draw paragraphs apart: a change then lays out one paragraph
+ * again, not the whole text. A span over a line break keeps the paragraphs around it in one
+ * block (spans are never split here). Top-level text nodes are cut at the blocks' edges; the
+ * blocks cover the text exactly once, in order. Linear in the text and the tree's top level.
+ *
+ * @example
+ *   nestBlocks([{ kind: 'text', start: 0, end: 8 }], 'one\n\ntwo')
+ *   // [ { start: 0, end: 5, nodes: [text [0,5)] }, { start: 5, end: 8, nodes: [text [5,8)] } ]
+ */
+export function nestBlocks(tree: readonly NestNode[], text: string): Block[] {
+  const cuts = [...text.matchAll(/[\r\n]+/g)].map((m) => m.index + m[0].length); // after each run
+  let next = 0; // the first cut not yet passed
+  const blocks: Block[] = [];
+  let current: Block | null = null;
+  const add = (node: NestNode) => {
+    if (!current) blocks.push((current = { start: node.start, end: node.end, nodes: [] }));
+    current.nodes.push(node);
+    current.end = node.end;
+  };
+  for (const node of tree) {
+    while (next < cuts.length && cuts[next]! <= node.start) next++;
+    if (node.kind === 'span') {
+      add(node);
+      continue;
+    }
+    // Cut after each run of breaks that ends in this node, and at its end if one runs on into
+    // the span after it.
+    let from = node.start;
+    const cut = (to: number) => {
+      add(from === node.start && to === node.end ? node : { kind: 'text', start: from, end: to });
+      current = null;
+      from = to;
+    };
+    for (; next < cuts.length && cuts[next]! <= node.end; next++) cut(cuts[next]!);
+    if (from < node.end && isBreak(text, node.end - 1)) cut(node.end);
+    if (from < node.end) add(from === node.start ? node : { kind: 'text', start: from, end: node.end });
+  }
+  return blocks;
+}
+
+const isBreak = (text: string, i: number) => text[i] === '\n' || text[i] === '\r';

@@ -1,10 +1,12 @@
 /**
  * The article with its spans. The container holds nothing but the document's text nodes,
- * wrapped in one element per span (part), so DOM Ranges measure UTF-16 offsets directly.
+ * wrapped in one element per span (part) and one per paragraph (a block of its own, so that a
+ * change lays out that paragraph again, not the whole text), so DOM Ranges measure UTF-16
+ * offsets directly.
  * Labels are attributes (`data-label`, `title`) and colours CSS variables, never text.
  */
 import { createMemo, For } from 'solid-js';
-import type { NestNode, SpanNode } from '@spanwise/shared/nesting';
+import type { Block, NestNode, SpanNode } from '@spanwise/shared/nesting';
 import { tokenize } from '@spanwise/shared/tokenize';
 import { caretOffset, firstIndex, pointAt, rangeAt, selectionOffsets, textStarts } from '../lib/text-selection.ts';
 
@@ -16,7 +18,8 @@ export interface ArticleView {
 }
 
 export function ArticleText(props: {
-  tree: NestNode[];
+  /** The paragraphs, each with its spans. */
+  blocks: Block[];
   view: ArticleView;
   ref: (el: HTMLDivElement) => void;
   /** The ids of the spans under a click, outermost first, and where it happened. */
@@ -115,7 +118,13 @@ export function ArticleText(props: {
       role="document"
       aria-label="Article: → and ← select a word, Shift with them moves the selection's end, a label's key labels it, Enter opens what is annotated there"
     >
-      <Nodes nodes={props.tree} view={props.view} />
+      <For each={props.blocks}>
+        {(block) => (
+          <div class="paragraph">
+            <Nodes nodes={block.nodes} view={props.view} />
+          </div>
+        )}
+      </For>
     </div>
   );
 }

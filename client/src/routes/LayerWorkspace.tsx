@@ -145,7 +145,7 @@ function OpenedLayerWorkspace(
   // (Not one of this page's own: a label clears the selection it was made on, and putting one
   // back makes the browser lay out the whole article, ~0.2 s on a long one.)
   const spans = createLayerSpans(layer.doc, (apply, local) => (local ? apply() : keepingSelection(article, apply)));
-  const tree = createSpanTree(spans.spans, () => props.text.length);
+  const blocks = createSpanTree(spans.spans, () => props.text);
   const colors = createMemo(() => new Map(props.schema.spans.map((l) => [l.name, l.color])));
   const colorOf = (label: string) => colors().get(label) ?? '#9e9e9e';
 
@@ -154,7 +154,7 @@ function OpenedLayerWorkspace(
     get text() {
       return props.text;
     },
-    labelOf: (id) => spans.byId().get(id)?.label ?? '',
+    labelOf: spans.labelOf,
     colorOf,
     isFocused: createSelector(focused),
   };
@@ -269,7 +269,7 @@ function OpenedLayerWorkspace(
     document.removeEventListener('selectionchange', onSelection);
     cancelAnimationFrame(frame);
   });
-  showPeerSelections(() => article, peers, tree);
+  showPeerSelections(() => article, peers, blocks);
 
   return (
     <div class="workspace" data-unsaved={layer.unsaved() ? '' : undefined}>
@@ -332,7 +332,7 @@ function OpenedLayerWorkspace(
           </p>
         </Show>
         <ArticleText
-          tree={tree()}
+          blocks={blocks()}
           view={view}
           ref={(el) => (article = el)}
           onSpanClick={(ids, x, y) => setPopover({ ids, x, y })}
