@@ -1,9 +1,11 @@
 /**
  * A layer's spans as Solid signals: one observeDeep on the `annotations` map feeds one signal;
  * unchanged annotations keep their object identity, so lists keyed by them re-render only
- * what changed.
+ * what changed. Each span's label is also kept apart (`labelOf`), so that what shows one span's
+ * label is told only when that label changes, not at every edit of the layer.
  */
-import { createMemo, createSignal, onCleanup } from 'solid-js';
+import { batch, createMemo, createSignal, onCleanup } from 'solid-js';
+import { createStore } from 'solid-js/store';
 import type * as Y from 'yjs';
 import {
   addSpan,
@@ -35,6 +37,7 @@ function same(a: SpanAnnotation, b: SpanAnnotation): boolean {
  */
 export function createLayerSpans(doc: Y.Doc, around: (apply: () => void, local: boolean) => void = (apply) => apply()) {
   let byIdCache = new Map<string, SpanAnnotation>();
+  const [labels, setLabels] = createStore<Record<string, string | undefined>>({});
   const read = () => {
     const next = new Map<string, SpanAnnotation>();
     const list = listSpans(doc).map((s) => {
@@ -42,6 +45,11 @@ export function createLayerSpans(doc: Y.Doc, around: (apply: () => void, local: 
       const kept = prev && same(prev, s) ? prev : s;
       next.set(s.id, kept);
       return kept;
+    });
+    // (A store's property tells only who read it, and only when its value changes.)
+    batch(() => {
+      for (const [id, s] of next) if (byIdCache.get(id)?.label !== s.label) setLabels(id, s.label);
+      for (const id of byIdCache.keys()) if (!next.has(id)) setLabels(id, undefined);
     });
     byIdCache = next;
     return list;
@@ -58,6 +66,8 @@ export function createLayerSpans(doc: Y.Doc, around: (apply: () => void, local: 
   return {
     spans,
     byId,
+    /** A span's label ('' for none), tracked per span. */
+    labelOf: (id: string): string => labels[id] ?? '',
     add: (span: NewSpan) => addSpan(doc, span),
     relabel: (id: string, label: string) => relabel(doc, id, label),
     setAttribute: (id: string, name: string, value: string | null) => setAttribute(doc, id, name, value),
