@@ -3,7 +3,8 @@
  * of ~200,000 characters with 5,000 spans in alice's layer; prints how long the page takes to
  * show them all, how long a label key takes to show its span (keydown → the mark in the DOM),
  * how long a span another client adds takes to show, and the page's long tasks (> 50 ms)
- * meanwhile. Needs the built client (`npm run build`). Options: --chars N, --spans N, --edits N.
+ * meanwhile. Needs the built client (`npm run build`). Options: --chars N, --spans N, --edits N,
+ * --profile FILE (a CPU profile of the page while the label keys are pressed, for DevTools).
  */
 import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
@@ -11,10 +12,11 @@ import { addSpan, layerRoom } from '@spanwise/shared';
 import { api, connectLayer, login, startTestServer, storedDoc, waitFor } from '../../server/test/harness.ts';
 import { readSeeds } from '../../server/src/features/demo/demo.seed.ts';
 import { launchChromium, selectText, signIn } from '../e2e/page-helpers.ts';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 const { values } = parseArgs({
-  options: { chars: { type: 'string', default: '200000' }, spans: { type: 'string', default: '5000' }, edits: { type: 'string', default: '20' } },
+  options: { chars: { type: 'string', default: '200000' }, spans: { type: 'string', default: '5000' }, edits: { type: 'string', default: '20' }, profile: { type: 'string' } },
 });
 const CHARS = Number(values.chars);
 const SPANS = Number(values.spans);
@@ -89,6 +91,11 @@ async function main() {
     await watch(page);
 
     // A label key on a selected word, EDITS times.
+    const profiler = values.profile ? await page.context().newCDPSession(page) : null;
+    if (profiler) {
+      await profiler.send('Profiler.enable');
+      await profiler.send('Profiler.start');
+    }
     const local: number[] = [];
     for (let i = 0; i < EDITS; i++) {
       const m = words[(SPANS + i) * step + Math.floor(step / 2)]!;
@@ -99,6 +106,11 @@ async function main() {
       local.push(await page.evaluate(() => (window as unknown as Watched).bench.marks.at(-1)! - performance.timeOrigin - (window as unknown as Watched).bench.keyAt));
     }
     console.log(`label key → its mark shown: ${figures(local)}`);
+    if (profiler) {
+      const { profile } = await profiler.send('Profiler.stop');
+      await writeFile(values.profile!, JSON.stringify(profile));
+      console.log(`CPU profile of the label keys written to ${values.profile}`);
+    }
 
     // Another client of alice's adds a span, EDITS times.
     const remote: number[] = [];
