@@ -32,6 +32,12 @@ describe('tokenize', () => {
     expect(tokenize('a\x1cb \x85 c\x1f').map((t) => t.text)).toEqual(['a', 'b', 'c']);
   });
 
+  it('keeps a user-perceived character whole: emoji joined by zero-width joiners, flags, skin tones', () => {
+    const text = 'a 👩\u200d👩\u200d👧 b 🇫🇷🇩🇪 👍🏽! e\u0301 \u0600 1';
+    expect(tokenize(text).map((t) => t.text)).toEqual(['a', '👩\u200d👩\u200d👧', 'b', '🇫🇷', '🇩🇪', '👍🏽', '!', 'e\u0301', '\u0600', '1']);
+    for (const token of tokenize(text)) expect(text.slice(token.start, token.end)).toBe(token.text);
+  });
+
   it('ends a sentence after . ! ? … and at a line break', () => {
     expect(sentences('One. Two!\nThree four\nFive').map((s) => s.map((t) => t.text).join(' '))).toEqual(['One .', 'Two !', 'Three four', 'Five']);
   });

@@ -3,7 +3,10 @@
  *
  * A token is a run of letters, marks and digits, joined across an inner apostrophe, hyphen,
  * period or comma ("don't", "Fateh-110", "U.S", "1,000"), or any other single character that
- * is not a space to JavaScript or to Python (which reads these files). Offsets are JavaScript string indexes (UTF-16), like the layer's.
+ * is not a space to JavaScript or to Python (which reads these files). A token ends where a
+ * user-perceived character (a grapheme cluster) ends: a family emoji joined by zero-width
+ * joiners, a flag, a skin tone stay one token. Offsets are JavaScript string indexes (UTF-16),
+ * like the layer's.
  *
  * @example
  *   tokenize('Iran denied it.') // [{ text: 'Iran', start: 0, end: 4 }, …, { text: '.', start: 14, end: 15 }]
@@ -19,10 +22,44 @@ export interface Token {
 const TOKEN = /[\p{L}\p{M}\p{N}]+(?:[’'.,-][\p{L}\p{M}\p{N}]+)*|[^\s\x1c-\x1f\x85]/gu;
 const SENTENCE_END = new Set(['.', '!', '?', '…']);
 
+/** Python's split() and JavaScript's \s both take these as spaces: a token never holds one. */
+const SPACE = /[\s\x1c-\x1f\x85]/u;
+const graphemes = new Intl.Segmenter('und', { granularity: 'grapheme' });
+
 export function tokenize(text: string): Token[] {
   const out: Token[] = [];
-  for (const m of text.matchAll(TOKEN)) out.push({ text: m[0], start: m.index, end: m.index + m[0].length });
+  const pattern = new RegExp(TOKEN.source, TOKEN.flags);
+  for (let m = pattern.exec(text); m; m = pattern.exec(text)) {
+    const end = clusterEnd(text, m.index, m.index + m[0].length);
+    out.push({ text: text.slice(m.index, end), start: m.index, end });
+    pattern.lastIndex = end;
+  }
   return out;
+}
+
+/**
+ * Where the grapheme cluster that holds text[end - 1] ends, short of any space; a token starts
+ * at `start`. Only a character past ASCII can join on (a mark, a joiner, a modifier): only then
+ * is the text segmented, and only around the token (segmenting from the text's start for each
+ * token would take minutes on a long document).
+ */
+function clusterEnd(text: string, start: number, end: number): number {
+  for (let window = 64; ; window *= 4) {
+    if (end >= text.length || text.charCodeAt(end) < 0x80 || SPACE.test(text[end]!)) return end;
+    const around = text.slice(start, end + window);
+    let at = end;
+    for (const { index, segment } of graphemes.segment(around)) {
+      if (start + index + segment.length < end) continue;
+      at = start + index + segment.length;
+      break;
+    }
+    if (at < start + around.length || start + around.length >= text.length) {
+      let cut = end;
+      while (cut < at && !SPACE.test(text[cut]!)) cut++;
+      return cut;
+    }
+    // (A cluster longer than the window: again, with a wider one.)
+  }
 }
 
 /** Tokens grouped into sentences: a sentence ends after `.`, `!`, `?` or `…`, and at a line break. */
