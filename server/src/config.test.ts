@@ -28,9 +28,10 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ MAX_MESSAGE_BYTES: String(2 ** 20), MAX_QUEUED_BYTES_PER_ROOM: String(2 ** 20) })).toThrow(/MAX_QUEUED_BYTES_PER_ROOM/);
     expect(loadConfig({ MAX_MESSAGE_BYTES: String(2 ** 20), MAX_QUEUED_BYTES_PER_ROOM: String(2 ** 20 + 480) }).sync.maxQueuedBytesPerRoom).toBe(2 ** 20 + 480);
     expect(() => loadConfig({ MAX_QUEUED_BYTES: String(2 ** 20) })).toThrow(/MAX_QUEUED_BYTES: must be at least/);
-    expect(() => loadConfig({ MAX_WAITING_FRAME_BYTES: String(8 * 2 ** 20) })).toThrow(/MAX_WAITING_FRAME_BYTES: must be at least 4 × \(MAX_MESSAGE_BYTES \+ 480\)/);
-    expect(() => loadConfig({ MAX_WAITING_FRAME_BYTES: String(16 * 2 ** 20) })).toThrow(/MAX_WAITING_FRAME_BYTES/);
-    expect(loadConfig({ MAX_WAITING_FRAME_BYTES: String(16 * 2 ** 20 + 4 * 480) }).sync.maxWaitingFrameBytes).toBe(16 * 2 ** 20 + 4 * 480);
+    // (A user's share, a quarter, holds one socket's: twice the largest message, 4 MiB, and 32 frames' bookkeeping.)
+    expect(() => loadConfig({ MAX_WAITING_FRAME_BYTES: String(16 * 2 ** 20) })).toThrow(/MAX_WAITING_FRAME_BYTES: must be at least 4 × \(2 × MAX_MESSAGE_BYTES \+ 15360\)/);
+    expect(() => loadConfig({ MAX_WAITING_FRAME_BYTES: String(32 * 2 ** 20 + 4 * 15_360 - 1) })).toThrow(/MAX_WAITING_FRAME_BYTES/);
+    expect(loadConfig({ MAX_WAITING_FRAME_BYTES: String(32 * 2 ** 20 + 4 * 15_360) }).sync.maxWaitingFrameBytes).toBe(32 * 2 ** 20 + 4 * 15_360);
     expect(() => loadConfig({ STORE_WRITE_DEADLINE_MS: '500' })).toThrow(/STORE_WRITE_DEADLINE_MS/);
   });
 

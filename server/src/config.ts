@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import path from 'node:path';
-import { DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM, DEFAULT_MAX_WAITING_FRAME_BYTES, ENTRY_OVERHEAD_BYTES } from './sync/backlog.ts';
+import { DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM, DEFAULT_MAX_WAITING_FRAME_BYTES, ENTRY_OVERHEAD_BYTES, socketFrameBound } from './sync/backlog.ts';
 import { DEFAULT_QUERY_DEADLINE_MS, DEFAULT_STORE_WRITE_DEADLINE_MS } from './db/deadlines.ts';
 
 export interface Config {
@@ -176,9 +176,10 @@ const envSchema = z.object({
   if (e.MAX_QUEUED_BYTES < e.MAX_QUEUED_BYTES_PER_ROOM) {
     ctx.addIssue({ code: 'custom', path: ['MAX_QUEUED_BYTES'], message: `must be at least MAX_QUEUED_BYTES_PER_ROOM (${e.MAX_QUEUED_BYTES_PER_ROOM})` });
   }
-  // One user's share, a quarter of it, must hold a largest message.
-  if (e.MAX_WAITING_FRAME_BYTES < 4 * largest) {
-    ctx.addIssue({ code: 'custom', path: ['MAX_WAITING_FRAME_BYTES'], message: `must be at least 4 × (MAX_MESSAGE_BYTES + ${ENTRY_OVERHEAD_BYTES}) (${4 * largest}): one user's share is a quarter of it, and must hold a largest message` });
+  // One user's share, a quarter of it, must hold what one socket may have waiting.
+  const socket = socketFrameBound(e.MAX_MESSAGE_BYTES);
+  if (e.MAX_WAITING_FRAME_BYTES < 4 * socket) {
+    ctx.addIssue({ code: 'custom', path: ['MAX_WAITING_FRAME_BYTES'], message: `must be at least 4 × (2 × MAX_MESSAGE_BYTES + ${socket - 2 * e.MAX_MESSAGE_BYTES}) (${4 * socket}): one user's share is a quarter of it, and must hold what one socket may have waiting` });
   }
 });
 

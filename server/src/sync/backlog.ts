@@ -29,6 +29,19 @@ export const DEFAULT_MAX_WAITING_FRAME_BYTES = 64 * 1024 * 1024;
  */
 export const ENTRY_OVERHEAD_BYTES = 480;
 
+/**
+ * How many frames' bookkeeping a socket's bound on waiting frames allows beside twice the
+ * largest message: a page's greeting is several small frames (its sync step 1 and reply,
+ * presence), each counted with ENTRY_OVERHEAD_BYTES, and a bound of bytes alone refused it
+ * (1013) while its room loaded whenever MAX_MESSAGE_BYTES was small (1 KiB: three frames).
+ */
+export const WAITING_FRAMES_PER_SOCKET = 32;
+
+/** Bytes of frames one socket may have waiting their turn (behind its room's load, say), bookkeeping and all. */
+export function socketFrameBound(maxMessageBytes: number): number {
+  return 2 * maxMessageBytes + WAITING_FRAMES_PER_SOCKET * ENTRY_OVERHEAD_BYTES;
+}
+
 export interface BacklogLimits {
   /** Bytes one room may hold waiting (its queued updates, and its sockets' unread frames). */
   perRoom: number;

@@ -12,7 +12,7 @@ import { CloseCode, MessageKind } from '@spanwise/shared';
 import { errorKind } from './error-text.ts';
 import { messageLabel } from './message-label.ts';
 import { readPresenceEntries, writePresenceEntries, type PresenceEntry } from '@spanwise/shared/presence-entries';
-import { ENTRY_OVERHEAD_BYTES } from './backlog.ts';
+import { ENTRY_OVERHEAD_BYTES, socketFrameBound } from './backlog.ts';
 import { PEER_LEFT, structRuns, type Room, type RoomPeer } from './room.ts';
 import type { ConnectionInfo, SyncLogger, SyncObserver, SyncSocket } from './types.ts';
 
@@ -45,13 +45,6 @@ export const MAX_AWARENESS_IDS_INTRODUCED = 256;
  */
 export const STEP1_BURST = 4;
 const STEP1_EVERY_MS = 5_000;
-/**
- * How many frames' bookkeeping a socket's bound on waiting frames allows beside twice the
- * largest message: a page's greeting is several small frames (its sync step 1 and reply,
- * presence), each counted with ENTRY_OVERHEAD_BYTES, and a bound of bytes alone refused it
- * (1013) while its room loaded whenever MAX_MESSAGE_BYTES was small (1 KiB: three frames).
- */
-export const WAITING_FRAMES_PER_SOCKET = 32;
 
 /** At most `capacity` at once, refilled at `perMs` a millisecond (on the monotonic clock). */
 export class TokenBucket {
@@ -253,14 +246,12 @@ export class Connection implements RoomPeer {
       return this.#refuse('rate_limited', CloseCode.rateLimited, 'too many messages');
     }
     // Every frame waits its turn (behind the room's load, say): per socket, at most twice the
-    // largest message and the bookkeeping of WAITING_FRAMES_PER_SOCKET frames. A document update from a writer is also held against the room's and
+    // largest message and some frames' bookkeeping (socketFrameBound). A document update from a writer is also held against the room's and
     // the server's backlog, as the room's queued updates are; other frames (sync step 1,
     // presence, a viewer's dropped edits) store nothing, so a full backlog never refuses them:
     // they are held against a bound of their own across the server.
     const frameBytes = data.byteLength + ENTRY_OVERHEAD_BYTES;
-    if (this.#waitingBytes + frameBytes > 2 * this.limits.maxMessageBytes + WAITING_FRAMES_PER_SOCKET * ENTRY_OVERHEAD_BYTES) {
-      return this.#backlogFull('socket');
-    }
+    if (this.#waitingBytes + frameBytes > socketFrameBound(this.limits.maxMessageBytes)) return this.#backlogFull('socket');
     const carriesUpdate = label === 'update' || label === 'sync_step2'; // what gets stored
     const stores = !this.info.readOnly && carriesUpdate;
     if (stores) {

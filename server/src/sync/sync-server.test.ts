@@ -6,11 +6,11 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spanwise/shared';
 import { cleanupPoison, findPoison, presenceUpdate, waitingPoisonLog } from '../../test/updates.ts';
-import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, STEP1_BURST, WAITING_FRAMES_PER_SOCKET } from './connection.ts';
+import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, STEP1_BURST } from './connection.ts';
 import { MemoryStore } from './memory-store.ts';
 import { messageLabel } from './message-label.ts';
 import { MAX_BATCH_UPDATES, MAX_PRESENCE_IDS_PER_USER, MAX_ROOM_PRESENCE_IDS } from './room.ts';
-import { ENTRY_OVERHEAD_BYTES } from './backlog.ts';
+import { ENTRY_OVERHEAD_BYTES, socketFrameBound, WAITING_FRAMES_PER_SOCKET } from './backlog.ts';
 import { SyncServer } from './sync-server.ts';
 import type { BusListener, ConnectionInfo, StoredUpdate, SyncBus, SyncSocket, SyncStore } from './types.ts';
 import { createSyncMetrics } from '../features/metrics/sync-metrics.ts';
@@ -659,7 +659,7 @@ describe('SyncServer', () => {
     expect(viewer.closedWith).toBe(CloseCode.tryAgainLater); // past 2 × the largest message
   });
 
-  it('lets a page’s greeting of small frames wait for its room however small the largest message may be', async () => {
+  it('lets a page’s greeting of small frames wait for its room when the largest message is small', async () => {
     const store = new MemoryStore();
     store.load = () => new Promise(() => {}); // never answers
     const server = new SyncServer({ store, log: silent, limits: { ...limits, maxMessageBytes: 1_024 } });
@@ -711,17 +711,20 @@ describe('SyncServer', () => {
   it('lets one user hold no more than a share of that bound: their socket is refused, not another user’s', async () => {
     const store = new MemoryStore();
     store.load = () => new Promise(() => {}); // never answers
-    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxMessageBytes: 10_000, maxWaitingFrameBytes: 80_000 } });
-    // (A share is a quarter of the bound, 20,000 bytes.)
+    // The smallest bound the config allows: a share (a quarter) holds what one socket may have waiting.
+    const share = socketFrameBound(10_000);
+    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxMessageBytes: 10_000, maxWaitingFrameBytes: 4 * share } });
     const edit = updateMessage(spanUpdate('V'.repeat(8_000))); // a viewer's
-    const own = Array.from({ length: 3 }, () => new MemorySocket());
+    const held = edit.byteLength + ENTRY_OVERHEAD_BYTES;
+    const fit = Math.floor(share / held); // (four)
+    const own = Array.from({ length: fit + 1 }, () => new MemorySocket());
     own.forEach((socket, i) => server.connect(socket, info(`doc:${i + 1}:user:1`, true)).receive(edit));
-    // A share is a quarter of the bound (20,000 bytes): the third frame of user 1's is past it.
-    expect(own.map((s) => s.closedWith)).toEqual([null, null, CloseCode.tryAgainLater]);
+    // The frame past user 1's share is refused, on a socket of theirs.
+    expect(own.map((s) => s.closedWith)).toEqual([...own.slice(1).map(() => null), CloseCode.tryAgainLater]);
     const other = new MemorySocket();
     server.connect(other, { room: 'doc:1:user:2', userId: 2, readOnly: true }).receive(edit);
     expect(other.closedWith).toBeNull();
-    expect(server.backlog.frameBytes).toBe(3 * (edit.byteLength + ENTRY_OVERHEAD_BYTES));
+    expect(server.backlog.frameBytes).toBe((fit + 1) * held);
   });
 
   it('holds the frames that wait for a room to load against the same bound', async () => {

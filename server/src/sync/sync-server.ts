@@ -9,7 +9,7 @@
  *   ws.on('message', (d) => conn.receive(d));
  */
 import { CloseCode } from '@spanwise/shared';
-import { Backlog, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM, DEFAULT_MAX_WAITING_FRAME_BYTES, ENTRY_OVERHEAD_BYTES } from './backlog.ts';
+import { Backlog, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM, DEFAULT_MAX_WAITING_FRAME_BYTES, socketFrameBound } from './backlog.ts';
 import { Connection, type ConnectionLimits } from './connection.ts';
 import { Room } from './room.ts';
 import { errorKind } from './error-text.ts';
@@ -39,8 +39,8 @@ export class SyncServer {
       perRoom: options.limits.maxQueuedBytesPerRoom ?? DEFAULT_MAX_QUEUED_BYTES_PER_ROOM,
       total: options.limits.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
       frames,
-      // A quarter of it (config.ts keeps that to at least a largest message and its bookkeeping).
-      framesPerUser: Math.min(frames, Math.max(frames / 4, options.limits.maxMessageBytes + ENTRY_OVERHEAD_BYTES)),
+      // A quarter of it (config.ts keeps that to at least what one socket may have waiting).
+      framesPerUser: Math.min(frames, Math.max(frames / 4, socketFrameBound(options.limits.maxMessageBytes))),
     });
   }
 
