@@ -237,6 +237,7 @@ describe('nestBlocks', () => {
   it('cuts after each run of line breaks', () => {
     expect(picture('One.\n\nTwo.\nThree.\r\n\r\nFour.', [])).toEqual(['One.\n\n', 'Two.\n', 'Three.\r\n\r\n', 'Four.']);
     expect(picture('\n\nlead and trail\n', [])).toEqual(['\n\n', 'lead and trail\n']);
+    expect(picture('a lone\rCR is a space\n\rto a browser', [])).toEqual(['a lone\rCR is a space\n', '\rto a browser']);
     expect(picture('', [])).toEqual([]);
   });
 
@@ -285,10 +286,11 @@ describe('nestBlocks', () => {
       for (const node of nodes) if (node.kind === 'text') for (let i = node.start; i < node.end; i++) expect(spanned(i)).toBe(false);
 
       // Cut exactly after each run of breaks outside spans, where that run ends or a span begins.
-      const isBreak = (i: number) => text[i] === '\n' || text[i] === '\r';
+      // (A run: line feeds, each maybe after a CR.)
+      const runGoesOn = (p: number) => text[p] === '\n' || (text[p] === '\r' && text[p + 1] === '\n');
       const expected: number[] = [];
       for (let p = 1; p < text.length; p++) {
-        if (isBreak(p - 1) && !spanned(p - 1) && (!isBreak(p) || spanned(p))) expected.push(p);
+        if (text[p - 1] === '\n' && !spanned(p - 1) && (!runGoesOn(p) || spanned(p))) expected.push(p);
       }
       expect(blocks.slice(0, -1).map((b) => b.end)).toEqual(expected);
     }

@@ -143,8 +143,8 @@ export interface Block {
 }
 
 /**
- * Cuts a tree's top level into blocks, each ending after a run of line breaks that no span
- * covers, so that a renderer can draw paragraphs apart: a change then lays out one paragraph
+ * Cuts a tree's top level into blocks, each ending after a run of line breaks (LF or CRLF) that
+ * no span covers, so that a renderer can draw paragraphs apart: a change then lays out one paragraph
  * again, not the whole text. A span over a line break keeps the paragraphs around it in one
  * block (spans are never split here). Top-level text nodes are cut at the blocks' edges; the
  * blocks cover the text exactly once, in order. Linear in the text and the tree's top level.
@@ -154,7 +154,8 @@ export interface Block {
  *   // [ { start: 0, end: 5, nodes: [text [0,5)] }, { start: 5, end: 8, nodes: [text [5,8)] } ]
  */
 export function nestBlocks(tree: readonly NestNode[], text: string): Block[] {
-  const cuts = [...text.matchAll(/[\r\n]+/g)].map((m) => m.index + m[0].length); // after each run
+  // (A lone CR is no line break to a browser: it draws it as a space.)
+  const cuts = [...text.matchAll(/(?:\r?\n)+/g)].map((m) => m.index + m[0].length); // after each run
   let next = 0; // the first cut not yet passed
   const blocks: Block[] = [];
   let current: Block | null = null;
@@ -184,4 +185,4 @@ export function nestBlocks(tree: readonly NestNode[], text: string): Block[] {
   return blocks;
 }
 
-const isBreak = (text: string, i: number) => text[i] === '\n' || text[i] === '\r';
+const isBreak = (text: string, i: number) => text[i] === '\n';
