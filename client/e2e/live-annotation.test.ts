@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request, type Browser, type BrowserContext, type Page, type Route } from 'playwright-core';
-import { addSpan, layerRoom } from '@spanwise/shared';
+import { addSpan, deleteAnnotation, layerRoom, relabel } from '@spanwise/shared';
 import { connectLayer, login, startTestServer, waitFor, type TestServer } from '../../server/test/harness.ts';
 import { SESSION_COOKIE } from '../../server/src/features/auth/auth.service.ts';
 import { hashPassword } from '../../server/src/features/auth/password.ts';
 import { usersRepository } from '../../server/src/features/auth/users.repository.ts';
+import { readSeeds } from '../../server/src/features/demo/demo.seed.ts';
 import { findWord, launchChromium, selectText, signIn, WAIT, waitConnected } from './page-helpers.ts';
 
 let server: TestServer;
@@ -539,36 +540,73 @@ describe('live annotation on one layer', () => {
     expect(await alice.evaluate(() => document.activeElement?.hasAttribute('data-article'))).toBe(true); // the focus given back
   });
 
-  it('draws the article in paragraphs, and a span re-renders only its own paragraph', async () => {
+  it('draws the article in paragraphs, and a span re-renders only what it touches', async () => {
     const text = (await alice.locator('[data-article]').textContent()) ?? '';
     const paragraphs = alice.locator('[data-article] > .paragraph');
     const texts = async () => paragraphs.evaluateAll((els) => els.map((e) => e.textContent ?? ''));
     // Each ends after its line break; together they are the text.
     const before = await texts();
-    expect(before.length).toBeGreaterThan(3);
+    expect(before.length).toBeGreaterThan(5);
     expect(before.join('')).toBe(text);
     expect(before.slice(0, -1).every((t) => /\n$/.test(t))).toBe(true);
+    type Tagged = Element & { tag?: number };
+    const tag = (selector: string) => alice.locator(selector).evaluateAll((els) => els.forEach((e, i) => ((e as Tagged).tag = i)));
+    const tags = (selector: string) => alice.locator(selector).evaluateAll((els) => els.map((e) => (e as Tagged).tag ?? null));
 
-    // dana labels a word of the third paragraph (none there yet): alice's other paragraphs keep their elements.
-    await paragraphs.evaluateAll((els) => els.forEach((e, i) => ((e as HTMLElement & { tag?: number }).tag = i)));
+    // dana labels two words of the third paragraph (none there yet), one after the other.
     const third = before.slice(0, 2).join('').length;
-    const word = /\b[A-Z][a-z]{3,}\b/.exec(before[2]!)!;
+    const [first, second] = [...before[2]!.matchAll(/\b[A-Z][a-z]{3,}\b/g)];
     expect(await paragraphs.nth(2).locator('[data-annotation-id]').count()).toBe(0);
-    await selectText(dana, third + word.index, third + word.index + word[0].length);
+    await tag('[data-article] > .paragraph');
+    await selectText(dana, third + first!.index, third + first!.index + first![0].length);
     await dana.getByRole('button', { name: 'ORG', exact: true }).click();
     await paragraphs.nth(2).locator('[data-label="ORG"]').waitFor(WAIT);
-    const tags = () => paragraphs.evaluateAll((els) => els.map((e) => (e as HTMLElement & { tag?: number }).tag ?? null));
-    expect(await tags()).toEqual(before.map((_, i) => (i === 2 ? null : i)));
+    // Every paragraph kept its element, that one too; the text is as it was.
+    expect(await tags('[data-article] > .paragraph')).toEqual(before.map((_, i) => i));
     expect(await texts()).toEqual(before);
+    await tag('[data-article] mark');
+    const marks = await alice.locator('[data-article] mark').count();
+    await selectText(dana, third + second!.index, third + second!.index + second![0].length);
+    await dana.getByRole('button', { name: 'ORG', exact: true }).click();
+    await waitFor(async () => (await paragraphs.nth(2).locator('[data-label="ORG"]').count()) === 2, 'the second span');
+    // In the paragraph, the first span kept its element; the new one is the only new mark.
+    const after = await tags('[data-article] mark');
+    expect(after.filter((t) => t === null)).toHaveLength(1);
+    expect(after.filter((t) => t !== null)).toEqual([...Array(marks).keys()]);
 
-    // A span over the line break between the fourth and the fifth: one paragraph of the two.
+    // A span over the line break between the fourth and the fifth: one paragraph of the two, in
+    // the fourth's element.
     const fourthEnd = before.slice(0, 4).join('').length;
     await selectText(dana, fourthEnd - 6, fourthEnd + 4);
     await dana.getByRole('button', { name: 'CLAIM', exact: true }).click();
     await waitFor(async () => (await paragraphs.count()) === before.length - 1, 'the two paragraphs drawn as one');
     expect(await texts()).toEqual([...before.slice(0, 3), before[3]! + before[4]!, ...before.slice(5)]);
-    expect((await tags()).filter((t) => t !== null)).toEqual(before.map((_, i) => i).filter((i) => i !== 2 && i !== 3 && i !== 4));
+    expect(await tags('[data-article] > .paragraph')).toEqual(before.map((_, i) => i).filter((i) => i !== 4));
     expect(await alice.locator('[data-article]').textContent()).toBe(text);
+  });
+
+  it('shows a span whose id is a name every object has (__proto__, constructor) with its label, and follows a relabel', async () => {
+    const documentId = Number(new URL(alice.url()).pathname.split('/').pop());
+    const me = (await alice.evaluate(() => fetch('/api/me').then((r) => r.json()))) as { id: number };
+    const writer = connectLayer(server.url, layerRoom(documentId, me.id), await login(server.url, 'alice'));
+    try {
+      await writer.synced;
+      const words = await Promise.all([findWord(alice, 8), findWord(alice, 9)]);
+      addSpan(writer.doc, { label: 'PERSON', start: words[0].start, end: words[0].end, quote: words[0].word, author: me.id }, '__proto__');
+      addSpan(writer.doc, { label: 'GPE', start: words[1].start, end: words[1].end, quote: words[1].word, author: me.id }, 'constructor');
+      const proto = alice.locator('[data-annotation-id="__proto__"]');
+      const ctor = alice.locator('[data-annotation-id="constructor"]');
+      await proto.waitFor(WAIT);
+      await ctor.waitFor(WAIT);
+      expect([await proto.getAttribute('data-label'), await ctor.getAttribute('data-label')]).toEqual(['PERSON', 'GPE']);
+      relabel(writer.doc, '__proto__', 'ORG');
+      await alice.locator('[data-annotation-id="__proto__"][data-label="ORG"]').waitFor(WAIT);
+    } finally {
+      deleteAnnotation(writer.doc, '__proto__');
+      deleteAnnotation(writer.doc, 'constructor');
+      await waitFor(async () => (await alice.locator('[data-annotation-id="constructor"]').count()) === 0, 'the two spans gone');
+      writer.destroy();
+    }
   });
 
   it('keeps alice’s “Mark done” across a reload', async () => {
@@ -609,6 +647,49 @@ describe('a viewer', () => {
       expect(await page.locator('[data-annotation-id]').count()).toBe(1);
       await new Promise((r) => setTimeout(r, 300));
       await waitFor(() => writer.doc.getMap('annotations').size === 1, 'alice still at one span');
+    } finally {
+      writer.destroy();
+      await context.close();
+    }
+  });
+});
+
+describe('a long document', () => {
+  it('shows a span far down the article when its row in the list is chosen, though the paragraphs above it were never drawn', async () => {
+    const admin = await login(server.url, 'admin');
+    const seeds = (await readSeeds(join(import.meta.dirname, '../../seeds'))).map((a) => a.text);
+    let text = '';
+    for (let i = 0; text.length < 120_000; i++) text += `${seeds[i % seeds.length]}\n\n`;
+    const created = await fetch(`${server.url}/api/projects/1/documents`, {
+      method: 'POST',
+      headers: { cookie: admin, 'content-type': 'application/json' },
+      body: JSON.stringify({ title: 'Long', text }),
+    });
+    const { id } = (await created.json()) as { id: number };
+    const writer = connectLayer(server.url, layerRoom(id, 2), await login(server.url, 'alice'));
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      await writer.synced;
+      // A span every ~6,000 characters, the last near the end.
+      const words = [...text.matchAll(/\b[A-Z][a-z]{4,}\b/g)];
+      const chosen = Array.from({ length: 20 }, (_, i) => words[Math.floor(((i + 1) * words.length) / 21)]!);
+      for (const m of chosen) addSpan(writer.doc, { label: 'ORG', start: m.index, end: m.index + m[0].length, quote: m[0], author: 2 });
+      const page = await context.newPage();
+      await page.goto(`${server.url}/projects/1/documents/${id}`);
+      await signIn(page, 'alice');
+      await waitFor(async () => (await page.locator('[data-article] mark').count()) === chosen.length, 'the spans shown');
+      // (Most paragraphs out of view have never been drawn: their height is a guess.)
+      const last = chosen.at(-1)!;
+      await page.getByRole('button', { name: `Show “${last[0]}”, ${last.index} to ${last.index + last[0].length}` }).click();
+      const inView = () =>
+        page.locator(`[data-article] mark`).last().evaluate((el) => {
+          const box = el.getBoundingClientRect();
+          return box.top >= 0 && box.bottom <= window.innerHeight;
+        });
+      await waitFor(inView, 'the span in view');
+      await new Promise((r) => setTimeout(r, 300)); // (and still there once the paragraphs around it are drawn)
+      expect(await inView()).toBe(true);
+      expect(await page.locator('[data-article] mark').last().textContent()).toBe(last[0]);
     } finally {
       writer.destroy();
       await context.close();

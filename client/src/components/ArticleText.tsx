@@ -97,6 +97,8 @@ export function ArticleText(props: {
     return ids;
   };
 
+  const blockAt = createMemo(() => new Map(props.blocks.map((block) => [block.start, block])));
+
   const onClick = (e: MouseEvent) => {
     const selection = window.getSelection();
     if (selection && !selection.isCollapsed) return; // finishing a selection, not picking a span
@@ -118,12 +120,17 @@ export function ArticleText(props: {
       role="document"
       aria-label="Article: → and ← select a word, Shift with them moves the selection's end, a label's key labels it, Enter opens what is annotated there"
     >
-      <For each={props.blocks}>
-        {(block) => (
-          <div class="paragraph">
-            <Nodes nodes={block.nodes} view={props.view} />
-          </div>
-        )}
+      <For each={props.blocks.map((block) => block.start)}>
+        {(start) => {
+          // A paragraph's element is kept by where it starts (a span over a line break joins two:
+          // the first keeps its own), so a change inside it re-renders only the nodes it touched.
+          const block = createMemo(() => blockAt().get(start)); // (what follows runs only when it changes)
+          return (
+            <div class="paragraph" style={{ 'contain-intrinsic-block-size': `auto ${lineGuess(props.view.text, start, block()?.end ?? start)}lh` }}>
+              <Nodes nodes={block()?.nodes ?? []} view={props.view} />
+            </div>
+          );
+        }}
       </For>
     </div>
   );
@@ -141,6 +148,17 @@ function Nodes(props: { nodes: NestNode[]; view: ArticleView }) {
       }
     </For>
   );
+}
+
+/**
+ * How many lines [start, end) of the text may take (about 80 characters a line): the height a
+ * paragraph out of view is given until it has been drawn once (content-visibility), so that the
+ * page's height, and where a scroll to a span far away ends, are about right.
+ */
+function lineGuess(text: string, start: number, end: number): number {
+  let lines = 0;
+  for (const line of text.slice(start, end).replace(/\r?\n$/, '').split('\n')) lines += Math.max(1, Math.ceil(line.length / 80));
+  return lines;
 }
 
 /** A text node of the article, its place in the text noted (see textStarts). */

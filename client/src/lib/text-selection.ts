@@ -1,7 +1,7 @@
 /**
  * Offsets of the browser selection inside the article, and DOM points and ranges from offsets.
- * The article element holds only the document's text nodes (spans are elements around them,
- * labels live in attributes), so a point's offset is its text node's place in the text
+ * The article element holds only the document's text nodes (spans and paragraphs are elements
+ * around them, labels live in attributes), so a point's offset is its text node's place in the text
  * (`textStarts`) plus its offset in the node: the text of a DOM Range from the container's
  * start to it, which is what is measured for a node not rendered by ArticleText.
  */

@@ -234,7 +234,11 @@ function OpenedLayerWorkspace(
   };
 
   const showSpan = (id: string) => {
-    article.querySelector(`[data-annotation-id="${CSS.escape(id)}"]`)?.scrollIntoView({ block: 'center', behavior: 'smooth' });
+    const mark = () => article.querySelector(`[data-annotation-id="${CSS.escape(id)}"]`);
+    mark()?.scrollIntoView({ block: 'center' });
+    // Paragraphs out of view have a guessed height until drawn (ArticleText): those drawn as the
+    // page got there may have moved the span. Once they are, to where it is now.
+    requestAnimationFrame(() => requestAnimationFrame(() => mark()?.scrollIntoView({ block: 'center' })));
     flash(id);
   };
 

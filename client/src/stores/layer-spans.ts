@@ -37,6 +37,8 @@ function same(a: SpanAnnotation, b: SpanAnnotation): boolean {
  */
 export function createLayerSpans(doc: Y.Doc, around: (apply: () => void, local: boolean) => void = (apply) => apply()) {
   let byIdCache = new Map<string, SpanAnnotation>();
+  // (Keyed '#' + id: a span's id is any string, and a store, an object, has its own
+  // properties: '__proto__', 'constructor'.)
   const [labels, setLabels] = createStore<Record<string, string | undefined>>({});
   const read = () => {
     const next = new Map<string, SpanAnnotation>();
@@ -48,8 +50,8 @@ export function createLayerSpans(doc: Y.Doc, around: (apply: () => void, local: 
     });
     // (A store's property tells only who read it, and only when its value changes.)
     batch(() => {
-      for (const [id, s] of next) if (byIdCache.get(id)?.label !== s.label) setLabels(id, s.label);
-      for (const id of byIdCache.keys()) if (!next.has(id)) setLabels(id, undefined);
+      for (const [id, s] of next) if (byIdCache.get(id)?.label !== s.label) setLabels(`#${id}`, s.label);
+      for (const id of byIdCache.keys()) if (!next.has(id)) setLabels(`#${id}`, undefined);
     });
     byIdCache = next;
     return list;
@@ -67,7 +69,7 @@ export function createLayerSpans(doc: Y.Doc, around: (apply: () => void, local: 
     spans,
     byId,
     /** A span's label ('' for none), tracked per span. */
-    labelOf: (id: string): string => labels[id] ?? '',
+    labelOf: (id: string): string => labels[`#${id}`] ?? '',
     add: (span: NewSpan) => addSpan(doc, span),
     relabel: (id: string, label: string) => relabel(doc, id, label),
     setAttribute: (id: string, name: string, value: string | null) => setAttribute(doc, id, name, value),
