@@ -583,6 +583,16 @@ describe('live annotation on one layer', () => {
     expect(await texts()).toEqual([...before.slice(0, 3), before[3]! + before[4]!, ...before.slice(5)]);
     expect(await tags('[data-article] > .paragraph')).toEqual(before.map((_, i) => i).filter((i) => i !== 4));
     expect(await alice.locator('[data-article]').textContent()).toBe(text);
+    // A span before the others (at the second paragraph's last word) takes its place in the list
+    // beside the text: in the text's order (start, the longer first), each span once.
+    const secondAt = before[0]!.length;
+    const lastWord = [...before[1]!.matchAll(/\b\p{L}{3,}\b/gu)].at(-1)!;
+    await selectText(dana, secondAt + lastWord.index, secondAt + lastWord.index + lastWord[0].length);
+    await dana.getByRole('button', { name: 'GPE', exact: true }).click();
+    await paragraphs.nth(1).locator('[data-label="GPE"]').last().waitFor(WAIT);
+    const rows = await alice.locator('.annotation .offsets').evaluateAll((els) => els.map((e) => (e.textContent ?? '').split('–').map(Number)));
+    expect(rows.length).toBe(await alice.locator('[data-article] mark:not([data-part]), [data-article] mark[data-part="0"]').count());
+    expect(rows).toEqual([...rows].sort((a, b) => a[0]! - b[0]! || b[1]! - a[1]!));
   });
 
   it('shows a span whose id is a name every object has (__proto__, constructor) with its label, and follows a relabel', async () => {

@@ -1,22 +1,36 @@
 /**
- * A layer's spans as Solid signals: one observeDeep on the `annotations` map feeds one signal;
- * unchanged annotations keep their object identity, so lists keyed by them re-render only
+ * A layer's spans as Solid signals: one observeDeep on the `annotations` map feeds one signal,
+ * reading again only the annotations its events name; unchanged annotations keep their object
+ * identity, so lists keyed by them re-render only
  * what changed. Each span's label is also kept apart (`labelOf`), so that what shows one span's
  * label is told only when that label changes, not at every edit of the layer.
  */
 import { batch, createMemo, createSignal, onCleanup } from 'solid-js';
 import { createStore } from 'solid-js/store';
+import { compareRank } from '@spanwise/shared/nesting';
 import type * as Y from 'yjs';
 import {
   addSpan,
   annotationsMap,
   deleteAnnotation,
-  listSpans,
+  readAnnotation,
   relabel,
   setAttribute,
   type NewSpan,
   type SpanAnnotation,
 } from '@spanwise/shared/layer';
+
+/** Where `span` goes in `list`, which is in listSpans' order (compareRank's). */
+function placeOf(list: readonly SpanAnnotation[], span: SpanAnnotation): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (compareRank(list[mid]!, span) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
 
 function same(a: SpanAnnotation, b: SpanAnnotation): boolean {
   return (
@@ -36,30 +50,54 @@ function same(a: SpanAnnotation, b: SpanAnnotation): boolean {
  * elsewhere (the page keeps the reader's selection across another's edit).
  */
 export function createLayerSpans(doc: Y.Doc, around: (apply: () => void, local: boolean) => void = (apply) => apply()) {
-  let byIdCache = new Map<string, SpanAnnotation>();
+  const map = annotationsMap(doc);
+  /** Every span by id, as last read. */
+  const byIdCache = new Map<string, SpanAnnotation>();
   // (Keyed '#' + id: a span's id is any string, and a store, an object, has its own
   // properties: '__proto__', 'constructor'.)
   const [labels, setLabels] = createStore<Record<string, string | undefined>>({});
-  const read = () => {
-    const next = new Map<string, SpanAnnotation>();
-    const list = listSpans(doc).map((s) => {
-      const prev = byIdCache.get(s.id);
-      const kept = prev && same(prev, s) ? prev : s;
-      next.set(s.id, kept);
-      return kept;
-    });
-    // (A store's property tells only who read it, and only when its value changes.)
+
+  /**
+   * The list after the annotations `ids` changed: only those are read again, and put in their
+   * places (an edit of a long layer would otherwise read every span, and sort them all, again).
+   */
+  const reread = (list: SpanAnnotation[], ids: Iterable<string>): SpanAnnotation[] => {
+    const changed = new Set<string>();
+    const fresh: SpanAnnotation[] = [];
     batch(() => {
-      for (const [id, s] of next) if (byIdCache.get(id)?.label !== s.label) setLabels(`#${id}`, s.label);
-      for (const id of byIdCache.keys()) if (!next.has(id)) setLabels(`#${id}`, undefined);
+      for (const id of ids) {
+        const m = map.get(id);
+        const a = m ? readAnnotation(id, m) : null;
+        const prev = byIdCache.get(id);
+        if (a?.kind === 'span') {
+          if (prev && same(prev, a)) continue;
+          byIdCache.set(id, a);
+          fresh.push(a);
+        } else if (prev) byIdCache.delete(id);
+        else continue;
+        changed.add(id);
+        // (A store's property tells only who read it, and only when its value changes.)
+        setLabels(`#${id}`, a?.kind === 'span' ? a.label : undefined);
+      }
     });
-    byIdCache = next;
-    return list;
+    if (changed.size === 0) return list;
+    const next = list.filter((s) => !changed.has(s.id));
+    // A few put in place; many (the layer's first read, a batch from a peer) sorted together.
+    if (fresh.length > 32) return next.concat(fresh).sort(compareRank);
+    for (const s of fresh) next.splice(placeOf(next, s), 0, s);
+    return next;
   };
 
-  const [spans, setSpans] = createSignal<SpanAnnotation[]>(read());
-  const map = annotationsMap(doc);
-  const onChange = (_events: unknown, transaction: Y.Transaction) => around(() => setSpans(read()), transaction.local);
+  const [spans, setSpans] = createSignal<SpanAnnotation[]>(reread([], map.keys()));
+  const onChange = (events: Y.YEvent<Y.AbstractType<unknown>>[], transaction: Y.Transaction) => {
+    // The annotations added, deleted or replaced, and those a field of which changed.
+    const ids = new Set<string>();
+    for (const event of events) {
+      if (event.target === map) for (const key of (event as Y.YMapEvent<unknown>).keysChanged) ids.add(key);
+      else if (typeof event.path[0] === 'string') ids.add(event.path[0]);
+    }
+    around(() => setSpans((list) => reread(list, ids)), transaction.local);
+  };
   map.observeDeep(onChange);
   onCleanup(() => map.unobserveDeep(onChange));
 
