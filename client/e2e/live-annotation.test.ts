@@ -406,6 +406,29 @@ describe('live annotation on one layer', () => {
     await alice.evaluate(() => window.getSelection()?.removeAllRanges());
   });
 
+  it('highlights in dana’s article what alice selects, within a paragraph, from one to the next, and from a paragraph’s start', async () => {
+    const text = (await dana.locator('[data-article]').textContent()) ?? '';
+    const paragraphs = await dana.locator('[data-article] > .paragraph').evaluateAll((els) => els.map((e) => e.textContent ?? ''));
+    const third = paragraphs[0]!.length + paragraphs[1]!.length; // where the third paragraph starts
+    // Word edges: the last word start 20 characters or more before it, the first word end 10 or more after.
+    const starts = [...text.matchAll(/\b\p{L}/gu)].map((m) => m.index);
+    const ends = [...text.matchAll(/\p{L}\b/gu)].map((m) => m.index + 1);
+    const before = starts.filter((i) => i <= third - 20).at(-1)!;
+    const after = ends.find((i) => i >= third + 10)!;
+    const highlighted = () => dana.evaluate(() => [...CSS.highlights.values()].flatMap((h) => [...h]).map((r) => r.toString()));
+    for (const [start, end] of [
+      [third, after], // from a paragraph's start
+      [before, after], // over a line break
+      [third + 3, third + paragraphs[2]!.length + 12], // into the next paragraph
+      [starts[1]!, ends[3]!], // in the first
+    ] as const) {
+      await selectText(alice, start, end);
+      await waitFor(async () => (await highlighted()).includes(text.slice(start, end)), `“${text.slice(start, end)}” highlighted`);
+    }
+    await alice.evaluate(() => window.getSelection()?.removeAllRanges());
+    await waitFor(async () => (await highlighted()).length === 0, 'the highlight gone');
+  });
+
   it('renders overlapping spans nested, and a crossing span in parts, for both', async () => {
     const first = await findWord(alice, 0);
     const second = await findWord(alice, 1);

@@ -103,13 +103,44 @@ export function caretOffset(container: HTMLElement, node: Node, offset: number):
  */
 export function pointAt(container: HTMLElement, offset: number, after = false): { node: Node; offset: number } | null {
   const walker = document.createTreeWalker(container, NodeFilter.SHOW_TEXT);
-  let seen = 0;
-  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+  // From the paragraph that holds the offset, when the article is in paragraphs (a peer's
+  // selection is found at each of their moves: walking a long article from its start took ms).
+  const from = paragraphAt(container, offset, after);
+  let seen = from?.start ?? 0;
+  if (from) walker.currentNode = from.text;
+  for (let node = from ? from.text : walker.nextNode(); node; node = walker.nextNode()) {
     const len = (node as Text).length;
     if (after ? offset < seen + len : offset <= seen + len) return { node, offset: offset - seen };
     seen += len;
   }
   return null;
+}
+
+/**
+ * The first text node of the container's child (a paragraph) where a walk to `offset` begins,
+ * and where that node starts in the text: of the last child starting before it (at it, with
+ * `after`), found by halves. Null unless every child is an element whose text ArticleText
+ * rendered.
+ */
+function paragraphAt(container: HTMLElement, offset: number, after: boolean): { text: Text; start: number } | null {
+  const children = container.children;
+  if (children.length < 2 || children.length !== container.childNodes.length) return null;
+  const first = (i: number): { text: Text; start: number } | null => {
+    let node = children[i]!.firstChild;
+    while (node && node.nodeType !== Node.TEXT_NODE) node = node.firstChild;
+    const start = node ? textStarts.get(node) : undefined;
+    return node && start !== undefined ? { text: node as Text, start } : null;
+  };
+  let lo = 0;
+  let hi = children.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    const at = first(mid);
+    if (!at) return null;
+    if (after ? at.start <= offset : at.start < offset) lo = mid;
+    else hi = mid - 1;
+  }
+  return first(lo);
 }
 
 /**
