@@ -39,13 +39,33 @@ function isSelection(v: unknown): v is TextSelection {
   return !!s && Number.isInteger(s.start) && Number.isInteger(s.end) && s.end > s.start;
 }
 
+function samePeer(peer: Peer, user: PresenceUser, selection: TextSelection | null): boolean {
+  return (
+    peer.user.id === user.id &&
+    peer.user.name === user.name &&
+    peer.user.color === user.color &&
+    peer.selection?.start === selection?.start &&
+    peer.selection?.end === selection?.end
+  );
+}
+
 export function createPresence(awareness: Awareness, user: PresenceUser) {
+  // A peer whose state did not change keeps its object, so that a list keyed by them
+  // re-renders only who moved (each move of anyone's selection is a change).
+  let before = new Map<number, Peer>();
   const read = (): Peer[] => {
     const peers: Peer[] = [];
+    const next = new Map<number, Peer>();
     for (const [clientId, state] of awareness.getStates()) {
       if (clientId === awareness.clientID || !isUser(state.user)) continue;
-      peers.push({ clientId, user: state.user, selection: isSelection(state.selection) ? state.selection : null });
+      const selection = isSelection(state.selection) ? state.selection : null;
+      const old = before.get(clientId);
+      const peer: Peer =
+        old && samePeer(old, state.user, selection) ? old : { clientId, user: { id: state.user.id, name: state.user.name, color: state.user.color }, selection: selection && { start: selection.start, end: selection.end } };
+      next.set(clientId, peer);
+      peers.push(peer);
     }
+    before = next;
     return peers.sort((a, b) => a.user.name.localeCompare(b.user.name) || a.clientId - b.clientId);
   };
   const [peers, setPeers] = createSignal<Peer[]>([]);
