@@ -3,24 +3,30 @@
  * of ~200,000 characters with 5,000 spans in alice's layer; prints how long the page takes to
  * show them all, how long a label key takes to show its span (keydown → the mark in the DOM),
  * how long a span another client adds takes to show, and the page's long tasks (> 50 ms)
- * meanwhile. Needs the built client (`npm run build`). Options: --chars N, --spans N, --edits N,
- * --profile FILE (a CPU profile of the page while the label keys are pressed, for DevTools).
+ * meanwhile, while N other people (curators) on the layer move their selections, each every 150
+ * ms. Needs the built client (`npm run build`). Options: --chars N, --spans N, --edits N,
+ * --peers N (default 5), --profile FILE (a CPU profile of the page while the label keys are
+ * pressed, for DevTools).
  */
 import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
 import { addSpan, layerRoom } from '@spanwise/shared';
-import { api, connectLayer, login, startTestServer, storedDoc, waitFor } from '../../server/test/harness.ts';
+import { api, connectLayer, login, startTestServer, storedDoc, waitFor, type LayerClient } from '../../server/test/harness.ts';
+import { hashPassword } from '../../server/src/features/auth/password.ts';
+import { usersRepository } from '../../server/src/features/auth/users.repository.ts';
+import { userColor } from '../src/sync/presence.ts';
 import { readSeeds } from '../../server/src/features/demo/demo.seed.ts';
 import { launchChromium, selectText, signIn } from '../e2e/page-helpers.ts';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 const { values } = parseArgs({
-  options: { chars: { type: 'string', default: '200000' }, spans: { type: 'string', default: '5000' }, edits: { type: 'string', default: '20' }, profile: { type: 'string' } },
+  options: { chars: { type: 'string', default: '200000' }, spans: { type: 'string', default: '5000' }, edits: { type: 'string', default: '20' }, peers: { type: 'string', default: '5' }, profile: { type: 'string' } },
 });
 const CHARS = Number(values.chars);
 const SPANS = Number(values.spans);
 const EDITS = Number(values.edits);
+const PEERS = Number(values.peers);
 const ALICE = 2;
 
 const quantile = (xs: number[], q: number) => {
@@ -80,7 +86,24 @@ async function main() {
       }
     });
     await waitFor(async () => (await storedDoc(server.database.db, room)).getMap('annotations').size === SPANS, 'the spans stored', 120_000);
-    console.log(`document ${text.length} characters, ${SPANS} spans in alice's layer`);
+    // Other people on the layer, each moving their selection to a word at random every 150 ms.
+    const peers: LayerClient[] = [];
+    for (let i = 0; i < PEERS; i++) {
+      const username = `peer${i + 1}`;
+      const id = await usersRepository(server.database.db).insert(username, await hashPassword('demo'));
+      await server.database.db.insertInto('project_members').values({ project_id: 1, user_id: id, role: 'curator' }).execute();
+      const peer = connectLayer(server.url, room, await login(server.url, username));
+      await peer.synced;
+      peer.provider.awareness.setLocalState({ user: { id, name: username, color: userColor(id) }, selection: null });
+      peers.push(peer);
+    }
+    const moving = setInterval(() => {
+      for (const peer of peers) {
+        const m = words[Math.floor(Math.random() * words.length)]!;
+        peer.provider.awareness.setLocalStateField('selection', { start: m.index!, end: m.index! + m[0].length });
+      }
+    }, 150);
+    console.log(`document ${text.length} characters, ${SPANS} spans in alice's layer, ${PEERS} others moving their selections every 150 ms`);
 
     const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
     await page.goto(`${server.url}/projects/1/documents/${documentId}`);
@@ -126,6 +149,8 @@ async function main() {
     const longTasks = await page.evaluate(() => (window as unknown as Watched).bench.longTasks);
     console.log(`long tasks (> 50 ms) meanwhile: ${longTasks.length}${longTasks.length ? `, ${figures(longTasks)}` : ''}`);
     writer.destroy();
+    clearInterval(moving);
+    for (const peer of peers) peer.destroy();
   } finally {
     await browser.close();
     await server.close();
