@@ -120,6 +120,8 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
     expect(collection).toMatchObject({ '@context': 'http://www.w3.org/ns/anno.jsonld', type: 'AnnotationCollection', first: { type: 'AnnotationPage' } });
     expect(collection.first.id).toBe(`${collection.id}#page1`); // (a page has an IRI, embedded too)
     const items = collection.first.items as Array<Record<string, any>>;
+    expect(collection).toMatchObject({ total: items.length, first: { startIndex: 0 } });
+    expect(items.length).toBeGreaterThan(1);
     const person = items.find((a) => a.body?.[0]?.value === 'PERSON')!;
     expect(person.target.source).toBe(`${server.url}/projects/1/documents/${docId}`);
     expect(person.target.selector[0]).toEqual({ type: 'TextPositionSelector', start: cp(at('Kirby')), end: cp(at('Kirby')) + 5 });

@@ -64,16 +64,17 @@ async function* w3c(documents: Documents, collection: { id: string; label: strin
   yield JSON.stringify({ '@context': 'http://www.w3.org/ns/anno.jsonld', id: collection.id, type: 'AnnotationCollection', label: collection.label }).slice(0, -1);
   // (One page, embedded: the model asks for its IRI all the same.)
   yield `,"first":{"id":${JSON.stringify(`${collection.id}#page1`)},"type":"AnnotationPage","items":[`;
-  let first = true;
+  let total = 0;
   for await (const { doc, layers } of documents) {
     for (const layer of layers) {
       for (const annotation of w3cAnnotations(doc, layer, documentIri(doc.id))) {
-        yield (first ? '' : ',') + JSON.stringify(annotation);
-        first = false;
+        yield (total === 0 ? '' : ',') + JSON.stringify(annotation);
+        total++;
       }
     }
   }
-  yield ']}}\n';
+  // (The count is known only once all went: the collection's last member.)
+  yield `],"startIndex":0},"total":${total}}\n`;
 }
 
 /** Without Zip64 (fflate has none), a zip holds at most this many files (a 16-bit count) and 4 GiB. */
