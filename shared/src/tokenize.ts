@@ -24,7 +24,15 @@ const SENTENCE_END = new Set(['.', '!', '?', '…']);
 
 /** Python's split() and JavaScript's \s both take these as spaces: a token never holds one. */
 const SPACE = /[\s\x1c-\x1f\x85]/u;
-const graphemes = new Intl.Segmenter('und', { granularity: 'grapheme' });
+/**
+ * What may join on to the character before it in a grapheme cluster: a mark (a variation
+ * selector, a keycap among them), a zero-width joiner, a skin tone, the second of a flag's two
+ * letters, a tag of a subdivision flag. (A Prepend character joins the one after it: such a pair
+ * is left as two tokens.)
+ */
+const JOINS_ON = /^[\p{M}\u200d\p{Emoji_Modifier}\p{Regional_Indicator}\u{E0020}-\u{E007F}]/u;
+/** (Made when first needed; a browser without Intl.Segmenter splits clusters as before.) */
+let graphemes: Intl.Segmenter | null | undefined;
 
 export function tokenize(text: string): Token[] {
   const out: Token[] = [];
@@ -39,13 +47,15 @@ export function tokenize(text: string): Token[] {
 
 /**
  * Where the grapheme cluster that holds text[end - 1] ends, short of any space; a token starts
- * at `start`. Only a character past ASCII can join on (a mark, a joiner, a modifier): only then
- * is the text segmented, and only around the token (segmenting from the text's start for each
- * token would take minutes on a long document).
+ * at `start`. The text is segmented only when what follows the token can join on (JOINS_ON), and
+ * only around the token (segmenting from the text's start for each token would take minutes on a
+ * long document).
  */
 function clusterEnd(text: string, start: number, end: number): number {
+  if (end >= text.length || text.charCodeAt(end) < 0x80 || !JOINS_ON.test(text.slice(end, end + 2))) return end;
+  graphemes ??= typeof Intl.Segmenter === 'function' ? new Intl.Segmenter('und', { granularity: 'grapheme' }) : null;
+  if (!graphemes) return end;
   for (let window = 64; ; window *= 4) {
-    if (end >= text.length || text.charCodeAt(end) < 0x80 || SPACE.test(text[end]!)) return end;
     const around = text.slice(start, end + window);
     let at = end;
     for (const { index, segment } of graphemes.segment(around)) {
