@@ -610,9 +610,12 @@ describe('live annotation on one layer', () => {
     // beside the text: in the text's order (start, the longer first), each span once.
     const secondAt = before[0]!.length;
     const lastWord = [...before[1]!.matchAll(/\b\p{L}{3,}\b/gu)].at(-1)!;
+    const rowsBefore = await alice.locator('.annotation .offsets').count();
     await selectText(dana, secondAt + lastWord.index, secondAt + lastWord.index + lastWord[0].length);
     await dana.getByRole('button', { name: 'GPE', exact: true }).click();
-    await paragraphs.nth(1).locator('[data-label="GPE"]').last().waitFor(WAIT);
+    const newRow = `${secondAt + lastWord.index}–${secondAt + lastWord.index + lastWord[0].length}`;
+    await alice.locator('.annotation .offsets', { hasText: newRow }).waitFor(WAIT);
+    expect(await alice.locator('.annotation .offsets').count()).toBe(rowsBefore + 1);
     const rows = await alice.locator('.annotation .offsets').evaluateAll((els) => els.map((e) => (e.textContent ?? '').split('–').map(Number)));
     expect(rows.length).toBe(await alice.locator('[data-article] mark:not([data-part]), [data-article] mark[data-part="0"]').count());
     expect(rows).toEqual([...rows].sort((a, b) => a[0]! - b[0]! || b[1]! - a[1]!));

@@ -22,7 +22,7 @@ import { useMe, useSession } from '../stores/session.tsx';
 import { createSpanTree } from '../stores/span-tree.ts';
 import { closedBanner } from '../sync/closed-text.ts';
 import { openLayer, RETRY_BY_HAND_CODES } from '../sync/open-layer.ts';
-import { userColor } from '../sync/presence.ts';
+import { userColor, type Peer } from '../sync/presence.ts';
 import { showPeerSelections } from '../sync/peer-highlights.ts';
 
 /** Why this user cannot change the layer now, in a few words for a hint; null when they can. */
@@ -138,8 +138,17 @@ function OpenedLayerWorkspace(
 
   // A peer's presence says who they are; the server checks its id, and the name and colour
   // shown come from that id (the name from the project's members).
+  // (Each kept while its peer is, so that the list of who is here re-renders only who moved.)
+  const shown = new WeakMap<Peer, Peer>();
   const peers = createMemo(() =>
-    layer.peers().map((p) => ({ ...p, user: { id: p.user.id, name: props.memberName?.(p.user.id) ?? p.user.name, color: userColor(p.user.id) } })),
+    layer.peers().map((p) => {
+      const name = props.memberName?.(p.user.id) ?? p.user.name;
+      const kept = shown.get(p);
+      if (kept?.user.name === name) return kept;
+      const peer = { ...p, user: { id: p.user.id, name, color: userColor(p.user.id) } };
+      shown.set(p, peer);
+      return peer;
+    }),
   );
   // A peer's edit re-renders part of the article: a selection being made here survives it.
   // (Not one of this page's own: a label clears the selection it was made on, and putting one
@@ -233,12 +242,15 @@ function OpenedLayerWorkspace(
     }
   };
 
+  let showing = 0;
+  onCleanup(() => cancelAnimationFrame(showing));
   const showSpan = (id: string) => {
     const mark = () => article.querySelector(`[data-annotation-id="${CSS.escape(id)}"]`);
+    cancelAnimationFrame(showing); // (the span shown before, if still on its way)
     mark()?.scrollIntoView({ block: 'center' });
     // Paragraphs out of view have a guessed height until drawn (ArticleText): those drawn as the
     // page got there may have moved the span. Once they are, to where it is now.
-    requestAnimationFrame(() => requestAnimationFrame(() => mark()?.scrollIntoView({ block: 'center' })));
+    showing = requestAnimationFrame(() => (showing = requestAnimationFrame(() => mark()?.scrollIntoView({ block: 'center' }))));
     flash(id);
   };
 
