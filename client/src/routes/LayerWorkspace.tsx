@@ -255,7 +255,7 @@ function OpenedLayerWorkspace(
   };
 
   const [popover, setPopover] = createSignal<{ ids: string[]; x: number; y: number } | null>(null);
-  const popoverSpans = () => (popover()?.ids ?? []).flatMap((id) => spans.byId().get(id) ?? []);
+  const popoverSpans = () => (popover()?.ids ?? []).flatMap((id) => spans.spanOf(id) ?? []);
   createEffect(() => {
     if (popover() && popoverSpans().length === 0) setPopover(null);
   });

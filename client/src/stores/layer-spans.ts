@@ -1,13 +1,14 @@
 /**
  * A layer's spans as Solid signals: one observeDeep on the `annotations` map feeds one signal,
  * reading again only the annotations its events name; unchanged annotations keep their object
- * identity, so lists keyed by them re-render only
- * what changed. Each span's label is also kept apart (`labelOf`), so that what shows one span's
- * label is told only when that label changes, not at every edit of the layer.
+ * identity, so lists keyed by them re-render only what changed. Each span's label is also kept
+ * apart (`labelOf`), so that what shows one span's label is told only when that label changes,
+ * not at every edit of the layer.
  */
-import { batch, createMemo, createSignal, onCleanup } from 'solid-js';
+import { batch, createSignal, onCleanup } from 'solid-js';
 import { createStore } from 'solid-js/store';
 import { compareRank } from '@spanwise/shared/nesting';
+import { firstIndex } from '../lib/text-selection.ts';
 import type * as Y from 'yjs';
 import {
   addSpan,
@@ -19,18 +20,6 @@ import {
   type NewSpan,
   type SpanAnnotation,
 } from '@spanwise/shared/layer';
-
-/** Where `span` goes in `list`, which is in listSpans' order (compareRank's). */
-function placeOf(list: readonly SpanAnnotation[], span: SpanAnnotation): number {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (compareRank(list[mid]!, span) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 function same(a: SpanAnnotation, b: SpanAnnotation): boolean {
   return (
@@ -84,7 +73,7 @@ export function createLayerSpans(doc: Y.Doc, around: (apply: () => void, local: 
     const next = list.filter((s) => !changed.has(s.id));
     // A few put in place; many (the layer's first read, a batch from a peer) sorted together.
     if (fresh.length > 32) return next.concat(fresh).sort(compareRank);
-    for (const s of fresh) next.splice(placeOf(next, s), 0, s);
+    for (const s of fresh) next.splice(firstIndex(next, (t) => compareRank(t, s) >= 0), 0, s);
     return next;
   };
 
@@ -101,11 +90,13 @@ export function createLayerSpans(doc: Y.Doc, around: (apply: () => void, local: 
   map.observeDeep(onChange);
   onCleanup(() => map.unobserveDeep(onChange));
 
-  const byId = createMemo(() => new Map(spans().map((s) => [s.id, s])));
-
   return {
     spans,
-    byId,
+    /** The span with this id, if any (tracked with the list). */
+    spanOf: (id: string): SpanAnnotation | undefined => {
+      spans();
+      return byIdCache.get(id);
+    },
     /** A span's label ('' for none), tracked per span. */
     labelOf: (id: string): string => labels[`#${id}`] ?? '',
     add: (span: NewSpan) => addSpan(doc, span),
