@@ -12,6 +12,14 @@ function show(nodes: readonly NestNode[]): string {
     .join(' ');
 }
 
+/** A repeatable stream of integers in [0, n): a linear congruential generator from `seed`. */
+function seededRandom(seed: number): (n: number) => number {
+  return (n) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+}
+
 function elements(nodes: readonly NestNode[]): Extract<NestNode, { kind: 'span' }>[] {
   return nodes.flatMap((n) => (n.kind === 'span' ? [n, ...elements(n.children)] : []));
 }
@@ -199,11 +207,7 @@ describe('nestSpans', () => {
   });
 
   it('holds its invariants on random spans', () => {
-    let seed = 42;
-    const random = (n: number) => {
-      seed = (seed * 1103515245 + 12345) % 2147483648;
-      return seed % n;
-    };
+    const random = seededRandom(42);
     for (let round = 0; round < 200; round++) {
       const length = 1 + random(60);
       const spans: NestInput[] = Array.from({ length: random(12) }, (_, i) => {
@@ -252,11 +256,7 @@ describe('nestBlocks', () => {
   });
 
   it('covers the text once, keeps the tree’s spans, and cuts wherever a run of breaks outside spans ends', () => {
-    let seed = 7;
-    const random = (n: number) => {
-      seed = (seed * 1103515245 + 12345) % 2147483648;
-      return seed % n;
-    };
+    const random = seededRandom(7);
     for (let round = 0; round < 500; round++) {
       const text = Array.from({ length: random(40) }, () => 'ab \n\r'[random(5)]).join('');
       const spans: NestInput[] = Array.from({ length: random(6) }, (_, i) => {

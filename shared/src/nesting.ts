@@ -144,9 +144,9 @@ export interface Block {
 
 /**
  * Cuts a tree's top level into blocks, each ending after a run of line breaks (LF or CRLF) that
- * no span covers, so that a renderer can draw paragraphs apart: a change then lays out one paragraph
- * again, not the whole text. A span over a line break keeps the paragraphs around it in one
- * block (spans are never split here). Top-level text nodes are cut at the blocks' edges; the
+ * no span covers, so that a renderer can draw paragraphs apart: a change then lays out one
+ * paragraph again, not the whole text. A span over a line break keeps the paragraphs around it
+ * in one block (spans are never split here). Top-level text nodes are cut at the blocks' edges; the
  * blocks cover the text exactly once, in order. Linear in the text and the tree's top level.
  *
  * @example

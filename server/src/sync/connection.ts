@@ -246,10 +246,11 @@ export class Connection implements RoomPeer {
       return this.#refuse('rate_limited', CloseCode.rateLimited, 'too many messages');
     }
     // Every frame waits its turn (behind the room's load, say): per socket, at most twice the
-    // largest message and some frames' bookkeeping (socketFrameBound). A document update from a writer is also held against the room's and
-    // the server's backlog, as the room's queued updates are; other frames (sync step 1,
-    // presence, a viewer's dropped edits) store nothing, so a full backlog never refuses them:
-    // they are held against a bound of their own across the server.
+    // largest message and some frames' bookkeeping (socketFrameBound). A document update from a
+    // writer is also held against the room's and the server's backlog, as the room's queued
+    // updates are; other frames (sync step 1, presence, a viewer's dropped edits) store nothing,
+    // so a full backlog never refuses them: they are held against a bound of their own across
+    // the server.
     const frameBytes = data.byteLength + ENTRY_OVERHEAD_BYTES;
     if (this.#waitingBytes + frameBytes > socketFrameBound(this.limits.maxMessageBytes)) return this.#backlogFull('socket');
     const carriesUpdate = label === 'update' || label === 'sync_step2'; // what gets stored
