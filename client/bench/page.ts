@@ -14,11 +14,10 @@ import { addSpan, layerRoom } from '@spanwise/shared';
 import { api, connectLayer, login, startTestServer, storedDoc, waitFor, type LayerClient } from '../../server/test/harness.ts';
 import { hashPassword } from '../../server/src/features/auth/password.ts';
 import { usersRepository } from '../../server/src/features/auth/users.repository.ts';
+import { projectsRepository } from '../../server/src/features/projects/projects.repository.ts';
 import { userColor } from '../src/sync/presence.ts';
-import { readSeeds } from '../../server/src/features/demo/demo.seed.ts';
-import { launchChromium, selectText, signIn } from '../e2e/page-helpers.ts';
+import { launchChromium, seedText, selectText, signIn } from '../e2e/page-helpers.ts';
 import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
 
 const { values } = parseArgs({
   options: { chars: { type: 'string', default: '200000' }, spans: { type: 'string', default: '5000' }, edits: { type: 'string', default: '20' }, peers: { type: 'string', default: '5' }, profile: { type: 'string' } },
@@ -34,14 +33,6 @@ const quantile = (xs: number[], q: number) => {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 };
 const figures = (xs: number[]) => `p50 ${quantile(xs, 0.5).toFixed(1)} ms, p95 ${quantile(xs, 0.95).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms (${xs.length})`;
-
-/** The seed articles, over and over, to CHARS characters. */
-async function longText(): Promise<string> {
-  const articles = (await readSeeds(path.join(import.meta.dirname, '../../seeds'))).map((a) => a.text);
-  let text = '';
-  for (let i = 0; text.length < CHARS; i++) text += articles[i % articles.length] + '\n\n';
-  return text.slice(0, CHARS);
-}
 
 /** The page's window with what `watch` records: the last keydown, each new mark's time, long tasks. */
 type Watched = { bench: { keyAt: number; marks: number[]; longTasks: number[] } };
@@ -70,7 +61,7 @@ async function main() {
   const browser = await launchChromium();
   try {
     const admin = await login(server.url, 'admin');
-    const text = await longText();
+    const text = (await seedText(CHARS)).slice(0, CHARS);
     const documentId = (await api<{ id: number }>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Long', text }) })).body.id;
     const room = layerRoom(documentId, ALICE);
     const words = [...text.matchAll(/\p{L}{3,}/gu)];
@@ -91,7 +82,7 @@ async function main() {
     for (let i = 0; i < PEERS; i++) {
       const username = `peer${i + 1}`;
       const id = await usersRepository(server.database.db).insert(username, await hashPassword('demo'));
-      await server.database.db.insertInto('project_members').values({ project_id: 1, user_id: id, role: 'curator' }).execute();
+      await projectsRepository(server.database.db).addMember(1, id, 'curator');
       const peer = connectLayer(server.url, room, await login(server.url, username));
       await peer.synced;
       peer.provider.awareness.setLocalState({ user: { id, name: username, color: userColor(id) }, selection: null });

@@ -8,12 +8,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request, type Browser, type BrowserContext, type Page, type Route } from 'playwright-core';
 import { addSpan, deleteAnnotation, layerRoom, relabel } from '@spanwise/shared';
-import { connectLayer, login, startTestServer, waitFor, type TestServer } from '../../server/test/harness.ts';
+import { api, connectLayer, login, startTestServer, waitFor, type TestServer } from '../../server/test/harness.ts';
 import { SESSION_COOKIE } from '../../server/src/features/auth/auth.service.ts';
 import { hashPassword } from '../../server/src/features/auth/password.ts';
 import { usersRepository } from '../../server/src/features/auth/users.repository.ts';
-import { readSeeds } from '../../server/src/features/demo/demo.seed.ts';
-import { findWord, launchChromium, selectText, signIn, WAIT, waitConnected } from './page-helpers.ts';
+import { findWord, launchChromium, seedText, selectText, signIn, WAIT, waitConnected } from './page-helpers.ts';
 
 let server: TestServer;
 let browser: Browser;
@@ -693,15 +692,8 @@ describe('a viewer', () => {
 describe('a long document', () => {
   it('shows a span far down the article when its row in the list is chosen, though the paragraphs above it were never drawn', async () => {
     const admin = await login(server.url, 'admin');
-    const seeds = (await readSeeds(join(import.meta.dirname, '../../seeds'))).map((a) => a.text);
-    let text = '';
-    for (let i = 0; text.length < 120_000; i++) text += `${seeds[i % seeds.length]}\n\n`;
-    const created = await fetch(`${server.url}/api/projects/1/documents`, {
-      method: 'POST',
-      headers: { cookie: admin, 'content-type': 'application/json' },
-      body: JSON.stringify({ title: 'Long', text }),
-    });
-    const { id } = (await created.json()) as { id: number };
+    const text = await seedText(120_000);
+    const { id } = (await api<{ id: number }>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Long', text }) })).body;
     const writer = connectLayer(server.url, layerRoom(id, 2), await login(server.url, 'alice'));
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     try {

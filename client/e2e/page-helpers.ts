@@ -5,8 +5,18 @@
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { waitFor, type TestServer } from '../../server/test/harness.ts';
 import type { SyncStore } from '../../server/src/sync/types.ts';
+import { readSeeds } from '../../server/src/features/demo/demo.seed.ts';
+import path from 'node:path';
 
 export const WAIT = { timeout: 15_000 };
+
+/** The seed articles over and over, each after a blank line, to at least `chars` characters: a long document. */
+export async function seedText(chars: number): Promise<string> {
+  const articles = (await readSeeds(path.join(import.meta.dirname, '../../seeds'))).map((a) => a.text);
+  let text = '';
+  for (let i = 0; text.length < chars; i++) text += `${articles[i % articles.length]}\n\n`;
+  return text;
+}
 
 /** Debian's Chromium (or CHROMIUM_PATH), headless. */
 export function launchChromium(): Promise<Browser> {
