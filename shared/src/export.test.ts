@@ -38,8 +38,29 @@ describe('tokenize', () => {
     for (const token of tokenize(text)) expect(text.slice(token.start, token.end)).toBe(token.text);
   });
 
-  it('ends a sentence after . ! ? … and at a line break', () => {
-    expect(sentences('One. Two!\nThree four\nFive').map((s) => s.map((t) => t.text).join(' '))).toEqual(['One .', 'Two !', 'Three four', 'Five']);
+  const split = (text: string) => sentences(text).map((s) => s.map((t) => t.text).join(' '));
+
+  it('ends a sentence after . ! ? … and at every line break Python knows', () => {
+    expect(split('One. Two!\nThree four\nFive')).toEqual(['One .', 'Two !', 'Three four', 'Five']);
+    expect(split('A\rB\u2028C\x85D\r\nE')).toEqual(['A', 'B', 'C', 'D', 'E']);
+  });
+
+  it('does not end a sentence after an abbreviation, an initial or a title, nor before a lower-case word', () => {
+    expect(split('The U.S. said no. Then e.g. this.')).toEqual(['The U.S . said no .', 'Then e.g . this .']);
+    expect(split('Mr. Kirby met Gen. Smith on Nov. 5. Then he left.')).toEqual(['Mr . Kirby met Gen . Smith on Nov . 5 .', 'Then he left .']);
+    expect(split('J. R. R. Tolkien wrote it.')).toEqual(['J . R . R . Tolkien wrote it .']);
+    // A known abbreviation ends one before an upper-case word; a word with inner periods never does.
+    expect(split('Apple Inc. said so. Apple Inc. The end.')).toEqual(['Apple Inc . said so .', 'Apple Inc .', 'The end .']);
+    expect(split('Open https://x.org/a?b=1 now. OK')).toEqual(['Open https : / / x.org / a ? b = 1 now .', 'OK']);
+    expect(split('“Why?” he asked.')).toEqual(['“ Why ? ” he asked .']);
+  });
+
+  it('keeps a run of end punctuation one token, and the quotes and brackets that close on it in its sentence', () => {
+    expect(split('Yes... And then?! Maybe.')).toEqual(['Yes ...', 'And then ?!', 'Maybe .']);
+    expect(split('He said: "No." Then (he did.) Next')).toEqual(['He said : " No . "', 'Then ( he did . )', 'Next']);
+    expect(split('“Because.” She left.')).toEqual(['“ Because . ”', 'She left .']);
+    // (A quote after a space opens the next sentence.)
+    expect(split('Done. "Next," she said.')).toEqual(['Done .', '" Next , " she said .']);
   });
 });
 

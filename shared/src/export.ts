@@ -13,7 +13,7 @@
 import type { LabelSchema } from './schema.ts';
 import type { RelationAnnotation, SpanAnnotation } from './layer.ts';
 import { offsetMapper, type OffsetMapper } from './offsets.ts';
-import { sentences, type Token } from './tokenize.ts';
+import { LINE_BREAK, sentences, type Token } from './tokenize.ts';
 
 export const EXPORT_FORMATS = ['jsonl', 'conll', 'brat', 'w3c'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -134,9 +134,6 @@ export class BratNames {
     return form;
   }
 }
-
-/** What Python's `readlines()`, which brat reads `.ann` files with, takes for a line break. */
-const LINE_BREAK = /[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/;
 
 /** Index of the first of `sorted` (ascending) for which `key` is past `offset`. */
 function firstPast<T>(sorted: readonly T[], offset: number, key: (item: T) => number): number {

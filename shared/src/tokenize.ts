@@ -2,8 +2,9 @@
  * Word tokens and sentences of a document's text, for token-level formats (CoNLL).
  *
  * A token is a run of letters, marks and digits, joined across an inner apostrophe, hyphen,
- * period or comma ("don't", "Fateh-110", "U.S", "1,000"), or any other single character that
- * is not a space to JavaScript or to Python (which reads these files). A token ends where a
+ * period or comma ("don't", "Fateh-110", "U.S", "1,000"), a run of sentence-ending punctuation
+ * ("...", "?!"), or any other single character that is not a space to JavaScript or to Python
+ * (which reads these files). A token ends where a
  * user-perceived character (a grapheme cluster) ends: a family emoji joined by zero-width
  * joiners, a flag, a skin tone stay one token. Offsets are JavaScript string indexes (UTF-16),
  * like the layer's.
@@ -19,8 +20,7 @@ export interface Token {
 }
 
 /** Python's str.split() also splits at \x1c-\x1f and \x85, which JavaScript's \S takes in. */
-const TOKEN = /[\p{L}\p{M}\p{N}]+(?:[’'.,-][\p{L}\p{M}\p{N}]+)*|[^\s\x1c-\x1f\x85]/gu;
-const SENTENCE_END = new Set(['.', '!', '?', '…']);
+const TOKEN = /[\p{L}\p{M}\p{N}]+(?:[’'.,-][\p{L}\p{M}\p{N}]+)*|[.!?…]{2,}|[^\s\x1c-\x1f\x85]/gu;
 
 /** Python's split() and JavaScript's \s both take these as spaces: a token never holds one. */
 const SPACE = /[\s\x1c-\x1f\x85]/u;
@@ -72,23 +72,65 @@ function clusterEnd(text: string, start: number, end: number): number {
   }
 }
 
-/** Tokens grouped into sentences: a sentence ends after `.`, `!`, `?` or `…`, and at a line break. */
+/** What Python's str.splitlines() takes for a line break (and brat, which reads `.ann` files with `readlines()`). */
+export const LINE_BREAK = /[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/;
+/** A run of sentence-ending punctuation: `.`, `!`, `?`, `…` ("...", "?!" are one token). */
+const SENTENCE_END = /^[.!?…]+$/;
+/** What may close a sentence after its full stop: quotes and brackets (`He said "No." Then`). */
+const CLOSER = /^["'”’»›)\]}]$/u;
+/** Abbreviations a name follows, never a sentence's end ("Gen. Smith", "Mr. Kirby"). */
+const TITLES = new Set(
+  'Mr Mrs Ms Mx Dr Prof Gen Lt Col Maj Capt Cpt Sgt Cpl Adm Cmdr Brig Sen Rep Gov Pres Amb Rev Hon Fr St Mt Ft Messrs Mme Mlle'.split(' '),
+);
+/** Abbreviations that may end a sentence, but not before a number or a lower-case word ("Nov. 5", "Apple Inc. said"). */
+const ABBREVIATIONS = new Set(
+  'Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec Mon Tue Tues Wed Thu Thurs Fri Sat Sun Inc Corp Ltd Co Bros Jr Sr No Nos Vol Fig pp approx est etc vs al cf ca Ave Blvd Rd Dept Univ'.split(
+    ' ',
+  ),
+);
+
+/**
+ * Tokens grouped into sentences. A sentence ends at a line break (any Python's splitlines()
+ * knows), and after a run of `.`, `!`, `?`, `…` together with the quotes and brackets that close
+ * on it, unless the next word starts in lower case. A full stop right after an abbreviation does
+ * not end one: never after a title or an initial ("Gen. Smith", "J. Smith"), nor after a word
+ * with inner periods ("U.S.", "e.g."), and after another known abbreviation only before a word
+ * in upper case ("on Nov. 5" goes on; "at Apple Inc. The next" ends).
+ */
 export function sentences(text: string): Token[][] {
+  const tokens = tokenize(text);
   const out: Token[][] = [];
   let current: Token[] = [];
-  let previousEnd = 0;
-  for (const token of tokenize(text)) {
-    if (current.length > 0 && text.slice(previousEnd, token.start).includes('\n')) {
+  const gap = (from: number, to: number) => text.slice(from, to);
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i]!;
+    if (current.length > 0 && LINE_BREAK.test(gap(current.at(-1)!.end, token.start))) {
       out.push(current);
       current = [];
     }
     current.push(token);
-    previousEnd = token.end;
-    if (SENTENCE_END.has(token.text)) {
-      out.push(current);
-      current = [];
-    }
+    if (!SENTENCE_END.test(token.text)) continue;
+    // The quotes and brackets that close on it, with no space between, are the sentence's.
+    let last = i;
+    while (last + 1 < tokens.length && CLOSER.test(tokens[last + 1]!.text) && tokens[last + 1]!.start === tokens[last]!.end) last++;
+    const next = tokens[last + 1];
+    if (next && !LINE_BREAK.test(gap(tokens[last]!.end, next.start)) && !endsHere(tokens[i - 1], token, next)) continue;
+    for (let k = i + 1; k <= last; k++) current.push(tokens[k]!);
+    i = last;
+    out.push(current);
+    current = [];
   }
   if (current.length > 0) out.push(current);
   return out;
+}
+
+/** Whether `end` (a run of end punctuation, after `before` and on the line of `next`) ends a sentence. */
+function endsHere(before: Token | undefined, end: Token, next: Token): boolean {
+  const nextStart = next.text[0]!;
+  if (/\p{Ll}/u.test(nextStart)) return false;
+  if (end.text !== '.' || !before || before.end !== end.start) return true;
+  const word = before.text;
+  if (TITLES.has(word) || /^\p{Lu}$/u.test(word) || /\p{L}\.\p{L}/u.test(word)) return false;
+  if (ABBREVIATIONS.has(word)) return /\p{Lu}/u.test(nextStart);
+  return true;
 }
