@@ -560,6 +560,20 @@ describe('live annotation on one layer', () => {
     await alice.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached', ...WAIT });
     expect(await alice.evaluate(() => document.activeElement?.hasAttribute('data-article'))).toBe(true); // the focus given back
+    // On to the second paragraph's first word: the selection starts in that paragraph, not at the
+    // end of the one before (where the browser would draw the other's line break selected).
+    const secondStart = text.indexOf('\n') + 1;
+    const firstOfSecond = words.findIndex((w) => w.start >= secondStart);
+    await alice.keyboard.press('ArrowRight');
+    expect(await selected()).toBe(text.slice(words[3]!.start, words[3]!.end));
+    for (let i = 3; i < firstOfSecond; i++) await alice.keyboard.press('ArrowRight');
+    expect(await selected()).toBe(text.slice(words[firstOfSecond]!.start, words[firstOfSecond]!.end));
+    const where = await alice.evaluate(() => {
+      const range = window.getSelection()!.getRangeAt(0);
+      const paragraphs = [...document.querySelectorAll('[data-article] > .paragraph')];
+      return [range.startContainer, range.endContainer].map((node) => paragraphs.findIndex((p) => p.contains(node)));
+    });
+    expect(where).toEqual([1, 1]);
   });
 
   it('draws the article in paragraphs, and a span re-renders only what it touches', async () => {
@@ -605,6 +619,22 @@ describe('live annotation on one layer', () => {
     expect(await texts()).toEqual([...before.slice(0, 3), before[3]! + before[4]!, ...before.slice(5)]);
     expect(await tags('[data-article] > .paragraph')).toEqual(before.map((_, i) => i).filter((i) => i !== 4));
     expect(await alice.locator('[data-article]').textContent()).toBe(text);
+    // A word labelled inside that claim: the claim's element, and every other mark, stay; the
+    // new mark is the claim's child.
+    await tag('[data-article] mark');
+    const marksBefore = await alice.locator('[data-article] mark').count();
+    await selectText(dana, fourthEnd, fourthEnd + 3);
+    await dana.getByRole('button', { name: 'PERSON', exact: true }).click();
+    await waitFor(async () => (await alice.locator('[data-article] mark').count()) === marksBefore + 1, 'the span inside the claim');
+    const inside = await tags('[data-article] mark');
+    expect(inside.filter((t) => t === null)).toHaveLength(1);
+    expect(inside.filter((t) => t !== null)).toEqual([...Array(marksBefore).keys()]);
+    const parentOfNew = await alice.locator('[data-article] mark').evaluateAll((els) => {
+      const fresh = els.find((e) => (e as Element & { tag?: number }).tag === undefined)!;
+      return [fresh.textContent, fresh.parentElement?.getAttribute('data-label')];
+    });
+    expect(parentOfNew).toEqual([text.slice(fourthEnd, fourthEnd + 3).trim(), 'CLAIM']);
+    expect(await texts()).toEqual([...before.slice(0, 3), before[3]! + before[4]!, ...before.slice(5)]);
     // A span before the others (at the second paragraph's last word) takes its place in the list
     // beside the text: in the text's order (start, the longer first), each span once.
     const secondAt = before[0]!.length;

@@ -136,18 +136,29 @@ export function ArticleText(props: {
   );
 }
 
+/**
+ * A list of the tree's nodes. A mark is kept by its span's id and part, not by its node: a span
+ * whose children changed (a word labelled inside a claim) comes as a new node, and its element,
+ * with everything under it that did not change, stays. A text node is kept by its range.
+ */
 function Nodes(props: { nodes: NestNode[]; view: ArticleView }) {
+  const byKey = createMemo(() => new Map(props.nodes.map((node) => [keyOf(node), node])));
   return (
-    <For each={props.nodes}>
-      {(node) =>
-        node.kind === 'text' ? (
-          textNode(props.view.text, node.start, node.end)
-        ) : (
-          <Mark node={node} view={props.view} />
-        )
-      }
+    <For each={props.nodes.map(keyOf)}>
+      {(key) => {
+        const first = byKey().get(key)!;
+        if (first.kind === 'text') return textNode(props.view.text, first.start, first.end);
+        // (Kept as it was while the list drops this key.)
+        const node = createMemo((was: SpanNode) => (byKey().get(key) as SpanNode | undefined) ?? was, first);
+        return <Mark node={node()} view={props.view} />;
+      }}
     </For>
   );
+}
+
+/** What a node's element is kept by: a mark by its span's id and part, text by its range. */
+function keyOf(node: NestNode): string {
+  return node.kind === 'text' ? `${node.start}-${node.end}` : `${node.id}#${node.part}`;
 }
 
 /**

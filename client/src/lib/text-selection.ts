@@ -174,9 +174,14 @@ export function firstIndex<T>(list: readonly T[], test: (item: T) => boolean): n
   return lo;
 }
 
-/** A DOM Range over [start, end) of the container's text, e.g. to highlight a peer's selection. */
+/**
+ * A DOM Range over [start, end) of the container's text, e.g. to highlight a peer's selection.
+ * A range that holds text starts in the node its first character is in: at a paragraph's start,
+ * not at the end of the paragraph before (where the browser would draw, and measure, a line
+ * break of the other paragraph).
+ */
 export function rangeAt(container: HTMLElement, start: number, end: number): Range | null {
-  const from = pointAt(container, start);
+  const from = (end > start ? pointAt(container, start, true) : null) ?? pointAt(container, start);
   const to = end === start ? from : pointAt(container, end);
   if (!from || !to) return null;
   const range = document.createRange();
