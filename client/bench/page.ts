@@ -6,7 +6,7 @@
  * meanwhile, while N other people (curators) on the layer move their selections, each every 150
  * ms. Needs the built client (`npm run build`). Options: --chars N, --spans N, --edits N,
  * --peers N (default 5), --profile FILE (a CPU profile of the page while the label keys are
- * pressed, for DevTools).
+ * pressed, for DevTools), --outer (one more span, over the whole text: every edit lands inside it).
  */
 import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
@@ -20,7 +20,7 @@ import { launchChromium, seedText, selectText, signIn } from '../e2e/page-helper
 import { writeFile } from 'node:fs/promises';
 
 const { values } = parseArgs({
-  options: { chars: { type: 'string', default: '200000' }, spans: { type: 'string', default: '5000' }, edits: { type: 'string', default: '20' }, peers: { type: 'string', default: '5' }, profile: { type: 'string' } },
+  options: { chars: { type: 'string', default: '200000' }, spans: { type: 'string', default: '5000' }, edits: { type: 'string', default: '20' }, peers: { type: 'string', default: '5' }, profile: { type: 'string' }, outer: { type: 'boolean', default: false } },
 });
 const CHARS = Number(values.chars);
 const SPANS = Number(values.spans);
@@ -75,8 +75,10 @@ async function main() {
         const m = words[i * step]!;
         addSpan(writer.doc, { label: 'PERSON', start: m.index!, end: m.index! + m[0].length, quote: m[0], author: ALICE });
       }
+      if (values.outer) addSpan(writer.doc, { label: 'CLAIM', start: 0, end: text.length, quote: text, author: ALICE });
     });
-    await waitFor(async () => (await storedDoc(server.database.db, room)).getMap('annotations').size === SPANS, 'the spans stored', 120_000);
+    const stored = SPANS + (values.outer ? 1 : 0);
+    await waitFor(async () => (await storedDoc(server.database.db, room)).getMap('annotations').size === stored, 'the spans stored', 120_000);
     // Other people on the layer, each moving their selection to a word at random every 150 ms.
     const peers: LayerClient[] = [];
     for (let i = 0; i < PEERS; i++) {
@@ -94,14 +96,14 @@ async function main() {
         peer.provider.awareness.setLocalStateField('selection', { start: m.index!, end: m.index! + m[0].length });
       }
     }, 150);
-    console.log(`document ${text.length} characters, ${SPANS} spans in alice's layer, ${PEERS} others moving their selections every 150 ms`);
+    console.log(`document ${text.length} characters, ${SPANS} spans in alice's layer${values.outer ? ' (and one over the whole text)' : ''}, ${PEERS} others moving their selections every 150 ms`);
 
     const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
     await page.goto(`${server.url}/projects/1/documents/${documentId}`);
     await signIn(page, 'alice');
     const opened = performance.now();
-    await page.waitForFunction((n) => document.querySelectorAll('[data-article] [data-annotation-id]').length >= n, SPANS, { timeout: 120_000, polling: 50 });
-    console.log(`open: signed in → ${SPANS} marks shown in ${(performance.now() - opened).toFixed(0)} ms`);
+    await page.waitForFunction((n) => document.querySelectorAll('[data-article] [data-annotation-id]').length >= n, stored, { timeout: 120_000, polling: 50 });
+    console.log(`open: signed in → ${stored} marks shown in ${(performance.now() - opened).toFixed(0)} ms`);
     await watch(page);
 
     // A label key on a selected word, EDITS times.
