@@ -7,7 +7,7 @@
  *
  * @example
  *   const backlog = new Backlog({ perRoom: 64 * 2 ** 20, total: 256 * 2 ** 20, frames: 64 * 2 ** 20, framesPerUser: 16 * 2 ** 20 });
- *   const held = update.byteLength + ENTRY_OVERHEAD_BYTES;
+ *   const held = queuedBytes(update.byteLength, runs.length);
  *   if (!backlog.take(held, roomBytes)) refuse();
  *   // ... once stored:
  *   backlog.give(held);
@@ -28,6 +28,19 @@ export const DEFAULT_MAX_WAITING_FRAME_BYTES = 64 * 1024 * 1024;
  * hold some 50 times what the bounds allow.
  */
 export const ENTRY_OVERHEAD_BYTES = 480;
+
+/**
+ * What each run of structs a queued update keeps costs on top (an array of three numbers and
+ * its place in the list: ~80 bytes in Node 20). An update's runs are as many as its stretches
+ * without a gap: one or a few as a rule, but a 4 MiB update written as alternating one-clock
+ * gaps and structs has a million, which would hold some 20 times its counted bytes.
+ */
+export const RUN_BYTES = 80;
+
+/** What a queued update is counted as toward the bounds: its bytes, its entry, its runs of structs. */
+export function queuedBytes(updateBytes: number, runs: number): number {
+  return updateBytes + ENTRY_OVERHEAD_BYTES + runs * RUN_BYTES;
+}
 
 /**
  * How many frames' bookkeeping a socket's bound on waiting frames allows beside twice the

@@ -13,7 +13,7 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import * as encoding from 'lib0/encoding';
 import { MessageKind } from '@spanwise/shared';
-import { ENTRY_OVERHEAD_BYTES, type Backlog } from './backlog.ts';
+import { queuedBytes, type Backlog } from './backlog.ts';
 import { errorKind } from './error-text.ts';
 import { messageLabel } from './message-label.ts';
 import type { BusListener, BusMessageKind, StoredUpdate, SyncBus, SyncLogger, SyncObserver, SyncStore } from './types.ts';
@@ -150,6 +150,8 @@ interface QueuedUpdate {
   receivedAt: number;
   /** Its runs of structs, each [client, first clock, clock past the last] (see structRuns). */
   runs: ReadonlyArray<readonly [number, number, number]>;
+  /** What it is counted as toward the backlog's bounds (queuedBytes). */
+  held: number;
 }
 
 /** An update's runs of structs with no gap, each [client, first clock, clock past the last]. */
@@ -589,8 +591,9 @@ export class Room {
   }
 
   #queue(update: Uint8Array | null, origin: RoomPeer, runs: QueuedUpdate['runs']): boolean {
-    if (!this.hold((update?.byteLength ?? 0) + ENTRY_OVERHEAD_BYTES)) return false;
-    this.#pending.push({ update, origin, receivedAt: performance.now(), runs });
+    const held = queuedBytes(update?.byteLength ?? 0, runs.length);
+    if (!this.hold(held)) return false;
+    this.#pending.push({ update, origin, receivedAt: performance.now(), runs, held });
     this.#queueChanges++;
     this.#kick();
     return true;
@@ -691,7 +694,7 @@ export class Room {
       this.#storing = [];
       this.#queueChanges++;
       if (updates.length > 0) this.deps.observer.updatesStored?.(updates.length, (performance.now() - started) / 1000);
-      this.letGo(updates.reduce((n, u) => n + u.byteLength, batch.length * ENTRY_OVERHEAD_BYTES));
+      this.letGo(batch.reduce((n, b) => n + b.held, 0));
       // Stored, so it goes on to the other instances as received. Not what this doc integrates:
       // an update Yjs holds until one from another instance arrives is integrated under the
       // bus's origin, and would never be published. Another instance applies what it can.

@@ -10,7 +10,7 @@ import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, STEP1_BURST } from
 import { MemoryStore } from './memory-store.ts';
 import { messageLabel } from './message-label.ts';
 import { MAX_BATCH_UPDATES, MAX_PRESENCE_IDS_PER_USER, MAX_ROOM_PRESENCE_IDS } from './room.ts';
-import { ENTRY_OVERHEAD_BYTES, socketFrameBound, WAITING_FRAMES_PER_SOCKET } from './backlog.ts';
+import { ENTRY_OVERHEAD_BYTES, queuedBytes, socketFrameBound, WAITING_FRAMES_PER_SOCKET } from './backlog.ts';
 import { SyncServer } from './sync-server.ts';
 import type { BusListener, ConnectionInfo, StoredUpdate, SyncBus, SyncSocket, SyncStore } from './types.ts';
 import { createSyncMetrics } from '../features/metrics/sync-metrics.ts';
@@ -526,7 +526,7 @@ describe('SyncServer', () => {
 
   it('bounds what waits to be stored: past the room’s share or the server’s, a writer is closed with 1013, and nothing queued is lost', async () => {
     const store = new MemoryStore();
-    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxQueuedBytesPerRoom: 4_000, maxQueuedBytes: 5_000 } });
+    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxQueuedBytesPerRoom: 4_000, maxQueuedBytes: 5_200 } });
     /** An update of about a kilobyte. */
     const kilo = (label: string) => {
       const doc = new Y.Doc();
@@ -556,8 +556,8 @@ describe('SyncServer', () => {
       send(connB, 'b', `B${i}`);
       await tick();
     }
-    expect(b.closedWith).toBe(CloseCode.tryAgainLater); // the server's 5,000 bytes
-    expect(server.backlog.bytes).toBeLessThanOrEqual(5_000);
+    expect(b.closedWith).toBe(CloseCode.tryAgainLater); // the server's 5,200 bytes
+    expect(server.backlog.bytes).toBeLessThanOrEqual(5_200);
     expect(server.rooms.get('doc:2:user:1')!.pendingCount).toBeLessThan(roomA.pendingCount);
     store.failing = false;
     await new Promise((r) => setTimeout(r, 500));
@@ -619,6 +619,36 @@ describe('SyncServer', () => {
     expect(batches.reduce((a, b) => a + b, 0)).toBe(queued);
     expect(Math.max(...batches)).toBeLessThanOrEqual(MAX_BATCH_UPDATES);
     expect(batches.length).toBeGreaterThan(1);
+    expect(server.backlog.bytes).toBe(0);
+  });
+
+  it('counts each run of structs a queued update keeps: an update of many one-item runs holds far more than its bytes', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits: { ...limits, maxQueuedBytesPerRoom: 400_000, maxQueuedBytes: 1_600_000 } });
+    // 10,000 writers' one-item inserts, merged: a few bytes a run.
+    const many = Y.mergeUpdates(
+      Array.from({ length: 10_000 }, (_, i) => {
+        const d = new Y.Doc();
+        d.clientID = i + 1;
+        d.getArray('a').insert(0, [i]);
+        return Y.encodeStateAsUpdate(d);
+      }),
+    );
+    expect(many.byteLength).toBeLessThan(200_000);
+    const one = spanUpdate('x'.repeat(many.byteLength)); // as many bytes and more, in one run
+    const [a, b] = [new MemorySocket(), new MemorySocket()];
+    const wa = join(server, a, info('doc:1:user:1'));
+    const wb = join(server, b, info('doc:2:user:1'));
+    await flushed(server);
+    store.failing = true;
+    wa.receive(updateMessage(one));
+    wb.receive(updateMessage(many));
+    await flushed(server);
+    expect(a.closedWith).toBeNull();
+    expect(b.closedWith).toBe(CloseCode.tryAgainLater); // its 10,000 runs counted: past the room's bound
+    expect(server.backlog.bytes).toBe(queuedBytes(one.byteLength, 1));
+    store.failing = false;
+    await vi.waitFor(() => expect(server.rooms.get('doc:1:user:1')!.busy).toBe(false), { timeout: 15_000, interval: 20 });
     expect(server.backlog.bytes).toBe(0);
   });
 
