@@ -35,6 +35,14 @@ export interface ConnectionLimits {
  */
 export const MAX_AWARENESS_CLIENTS = 16;
 /**
+ * Presence one room may hold, as JSON text, in messages of the largest size (maxAwarenessBytes);
+ * one socket's live states together may hold one such message. Each greeting and each presence
+ * query sends the room's presence whole: without a bound, one user's sockets (each with its
+ * states of up to the largest size) could make every such answer tens of megabytes. A page's
+ * presence is a few hundred bytes.
+ */
+export const ROOM_PRESENCE_MESSAGES = 16;
+/**
  * Presence ids one socket may be the first to show its room, over its life, live or not: the
  * room remembers every id it has seen (y-protocols keeps their clocks for good).
  */
@@ -102,9 +110,11 @@ function presenceOutcome(
   controlled: ReadonlySet<number>,
   userId: number,
   heldByOther: (id: number) => boolean,
-): { introduced: number; live: number; drop: ReadonlySet<number>; refused: string | null } {
+): { introduced: number; live: ReadonlySet<number>; sizes: ReadonlyMap<number, number>; drop: ReadonlySet<number>; refused: string | null } {
   /** Each id's clock and whether it has a state, as the update has left them so far. */
   const seen = new Map<number, { clock: number; has: boolean }>();
+  /** The length of each state it sets as JSON text (0: removed). */
+  const sizes = new Map<number, number>();
   const live = new Set(controlled);
   const drop = new Set<number>();
   let introduced = 0;
@@ -117,7 +127,7 @@ function presenceOutcome(
     // server's own clock unable to rise, and its later notices ignored). Providers echo every
     // change they see, the server's included, with its clock: such an echo is skipped above.
     if (id === awareness.clientID) {
-      if (state !== null) return { introduced, live: live.size, drop, refused: 'presence for the server’s own id' };
+      if (state !== null) return { introduced, live, sizes, drop, refused: 'presence for the server’s own id' };
       drop.add(i);
       continue;
     }
@@ -137,10 +147,11 @@ function presenceOutcome(
     }
     if (!awareness.meta.has(id) && !seen.has(id)) introduced++;
     seen.set(id, { clock, has: state !== null });
+    sizes.set(id, state === null ? 0 : text.length);
     if (state === null) live.delete(id);
     else live.add(id);
   }
-  return { introduced, live: live.size, drop, refused: null };
+  return { introduced, live, sizes, drop, refused: null };
 }
 
 /** Our word to a client that asked (`?acks=1`): its first `count` document frames are stored. */
@@ -409,11 +420,18 @@ export class Connection implements RoomPeer {
         // Near the room's bound, ids long gone are forgotten at once: checked again then (an
         // entry skipped for an old clock that is now forgotten would otherwise go in unchecked).
         if (!outcome.refused && this.room.forgetToMakeRoom(outcome.introduced)) outcome = check();
-        const { introduced, live, drop, refused } = outcome;
+        const { introduced, live, sizes, drop, refused } = outcome;
         if (refused) throw new ProtocolError(refused);
+        let own = 0;
+        for (const id of live) own += sizes.get(id) ?? this.room.presenceSize(id);
+        let growth = 0;
+        for (const [id, size] of sizes) growth += size - this.room.presenceSize(id);
+        if (own > this.limits.maxAwarenessBytes || (growth > 0 && this.room.presenceBytes + growth > ROOM_PRESENCE_MESSAGES * this.limits.maxAwarenessBytes)) {
+          return this.#refuse('too_big', CloseCode.tooBig, 'too much presence');
+        }
         if (
           this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED ||
-          live > MAX_AWARENESS_CLIENTS ||
+          live.size > MAX_AWARENESS_CLIENTS ||
           !this.room.admitPresenceIds(this.info.userId, introduced) // (last: it counts what it admits)
         ) {
           return this.#refuse('rate_limited', CloseCode.rateLimited, 'too many presence ids on one socket');

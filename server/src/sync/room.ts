@@ -238,6 +238,8 @@ export class Room {
       // socket here was half-open is not removed everywhere when that socket is found dead. A
       // socket's states are removed when it goes, and their number is capped (connection.ts).
       const peer = this.peers.has(origin as RoomPeer) ? (origin as RoomPeer) : null;
+      for (const id of removed) this.#sizePresence(id, 0);
+      for (const id of added.concat(updated)) this.#sizePresence(id, JSON.stringify(this.awareness.states.get(id) ?? null).length);
       for (const id of removed) this.#hold(id, null);
       if (peer || origin === FROM_BUS) for (const id of added.concat(updated)) this.#hold(id, peer);
       const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed);
@@ -248,6 +250,26 @@ export class Room {
       if (peer || origin === PEER_LEFT) this.deps.bus?.publish(this.name, 'awareness', update);
     });
     this.loaded = this.#load();
+  }
+
+  /** The length of each presence state's JSON text, and their sum: what the room's presence holds. */
+  readonly #presenceSizes = new Map<number, number>();
+  #presenceBytes = 0;
+
+  #sizePresence(id: number, size: number): void {
+    this.#presenceBytes += size - (this.#presenceSizes.get(id) ?? 0);
+    if (size > 0) this.#presenceSizes.set(id, size);
+    else this.#presenceSizes.delete(id);
+  }
+
+  /** The length of presence id `id`'s state as JSON text (0 without one). */
+  presenceSize(id: number): number {
+    return this.#presenceSizes.get(id) ?? 0;
+  }
+
+  /** The length of every presence state in the room as JSON text, together. */
+  get presenceBytes(): number {
+    return this.#presenceBytes;
   }
 
   /** Makes `peer` (or no one here) the holder of presence id `id`, in `#holders` and in `peers`. */

@@ -6,7 +6,7 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spanwise/shared';
 import { cleanupPoison, findPoison, presenceUpdate, waitingPoisonLog } from '../../test/updates.ts';
-import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, STEP1_BURST } from './connection.ts';
+import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, ROOM_PRESENCE_MESSAGES, STEP1_BURST } from './connection.ts';
 import { MemoryStore } from './memory-store.ts';
 import { messageLabel } from './message-label.ts';
 import { MAX_BATCH_UPDATES, MAX_PRESENCE_IDS_PER_USER, MAX_ROOM_PRESENCE_IDS } from './room.ts';
@@ -864,6 +864,53 @@ describe('SyncServer', () => {
     }
     expect(socket.closedWith).toBe(CloseCode.rateLimited);
     expect(room.awareness.getStates().size).toBe(0);
+  });
+
+  it('bounds the presence one socket holds, and a room: each message under the largest, together past it, is refused', async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits }); // (presence messages of 1 KiB at most)
+    const socket = new MemorySocket();
+    const conn = server.connect(socket, info());
+    server.connect(new MemorySocket(), info()); // (keeps the room open throughout)
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    const big = (id: number, clock: number, size: number) => rawPresence([[id, clock, { user: 'x'.repeat(size) }]]);
+    conn.receive(big(1, 1, 600));
+    await flushed(server);
+    conn.receive(big(1, 2, 700)); // the same state, larger: the socket holds one of 700
+    await flushed(server);
+    expect(socket.closedWith).toBeNull();
+    expect(room.presenceBytes).toBe(JSON.stringify({ user: 'x'.repeat(700) }).length);
+    conn.receive(big(2, 1, 600)); // a second beside it: past 1 KiB together
+    await flushed(server);
+    expect(socket.closedWith).toBe(CloseCode.tooBig);
+    expect([...room.awareness.getStates().keys()]).not.toContain(2);
+    expect(room.presenceBytes).toBe(0); // (its states removed as it went)
+
+    // The room: ROOM_PRESENCE_MESSAGES messages of the largest size, over every socket.
+    const sockets: MemorySocket[] = [];
+    const conns: Array<ReturnType<SyncServer['connect']>> = [];
+    for (let i = 0; i <= ROOM_PRESENCE_MESSAGES; i++) {
+      const s = new MemorySocket();
+      const c = server.connect(s, info());
+      await flushed(server);
+      c.receive(big(100 + i, 1, 1_000)); // (1,011 bytes of JSON: sixteen fit)
+      await flushed(server);
+      sockets.push(s);
+      conns.push(c);
+      if (i < ROOM_PRESENCE_MESSAGES) expect(s.closedWith).toBeNull();
+    }
+    expect(sockets.at(-1)!.closedWith).toBe(CloseCode.tooBig);
+    expect(room.presenceBytes).toBeLessThanOrEqual(ROOM_PRESENCE_MESSAGES * limits.maxAwarenessBytes);
+    // Removing is always let through; a socket that went makes room for another.
+    const first = sockets.findIndex((s) => s.closedWith === null);
+    conns[first]!.closedByPeer();
+    const next = new MemorySocket();
+    const nextConn = server.connect(next, info());
+    await flushed(server);
+    nextConn.receive(big(500, 1, 1_000));
+    await flushed(server);
+    expect(next.closedWith).toBeNull();
+    expect(room.awareness.getStates().has(500)).toBe(true);
   });
 
   it('applies nothing of a presence message past the caps: a flood of ids with no state leaves the room no memory of them', async () => {
