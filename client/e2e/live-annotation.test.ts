@@ -610,14 +610,22 @@ describe('live annotation on one layer', () => {
     expect(after.filter((t) => t === null)).toHaveLength(1);
     expect(after.filter((t) => t !== null)).toEqual([...Array(marks).keys()]);
 
-    // A span over the line break between the fourth and the fifth: one paragraph of the two, in
-    // the fourth's element.
+    // A span over the line break between the fourth and the fifth: a part in each, the
+    // paragraphs as they were, each in its element.
     const fourthEnd = before.slice(0, 4).join('').length;
     await selectText(dana, fourthEnd - 6, fourthEnd + 4);
     await dana.getByRole('button', { name: 'CLAIM', exact: true }).click();
-    await waitFor(async () => (await paragraphs.count()) === before.length - 1, 'the two paragraphs drawn as one');
-    expect(await texts()).toEqual([...before.slice(0, 3), before[3]! + before[4]!, ...before.slice(5)]);
-    expect(await tags('[data-article] > .paragraph')).toEqual(before.map((_, i) => i).filter((i) => i !== 4));
+    const claim = alice.locator(
+      [4, 5].map((n) => `[data-article] > .paragraph:nth-child(${n}) mark[data-label="CLAIM"][data-part]`).join(', '),
+    );
+    await waitFor(async () => (await claim.count()) === 2, 'the claim in two parts');
+    expect(await claim.evaluateAll((els) => els.map((e) => [e.getAttribute('data-part'), e.closest('.paragraph')!.textContent]))).toEqual([
+      ['0', before[3]],
+      ['1', before[4]],
+    ]);
+    expect(await claim.evaluateAll((els) => els.map((e) => e.textContent).join(''))).toBe(text.slice(fourthEnd - 6, fourthEnd + 4).trim());
+    expect(await texts()).toEqual(before);
+    expect(await tags('[data-article] > .paragraph')).toEqual(before.map((_, i) => i));
     expect(await alice.locator('[data-article]').textContent()).toBe(text);
     // A word labelled inside that claim: the claim's element, and every other mark, stay; the
     // new mark is the claim's child.
@@ -634,7 +642,7 @@ describe('live annotation on one layer', () => {
       return [fresh.textContent, fresh.parentElement?.getAttribute('data-label')];
     });
     expect(parentOfNew).toEqual([text.slice(fourthEnd, fourthEnd + 3).trim(), 'CLAIM']);
-    expect(await texts()).toEqual([...before.slice(0, 3), before[3]! + before[4]!, ...before.slice(5)]);
+    expect(await texts()).toEqual(before);
     // A span before the others (at the second paragraph's last word) takes its place in the list
     // beside the text: in the text's order (start, the longer first), each span once.
     const secondAt = before[0]!.length;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nestBlocks, nestSpans, type NestInput, type NestNode } from './nesting.ts';
+import { nestParagraphs, nestSpans, paragraphStarts, type NestInput, type NestNode } from './nesting.ts';
 
 /** A compact picture of a tree: text as [s,e), spans as id[s,e){...}, split parts as id#part. */
 function show(nodes: readonly NestNode[]): string {
@@ -231,31 +231,39 @@ describe('nestSpans', () => {
   });
 });
 
-describe('nestBlocks', () => {
-  /** The blocks as text: each block's nodes' pieces, spans in braces. */
-  const picture = (text: string, spans: NestInput[]) =>
-    nestBlocks(nestSpans(spans, text.length), text).map((b) =>
-      b.nodes.map((n) => (n.kind === 'span' ? `{${text.slice(n.start, n.end)}}` : text.slice(n.start, n.end))).join(''),
-    );
+describe('nestParagraphs', () => {
+  /** The blocks as text: each block's nodes' pieces, spans in braces (a part: its id#part first). */
+  const draw = (text: string, nodes: readonly NestNode[]): string =>
+    nodes.map((n) => (n.kind === 'span' ? `{${n.parts > 1 ? `${n.id}#${n.part}:` : `${n.id}:`}${draw(text, n.children)}}` : text.slice(n.start, n.end))).join('');
+  const picture = (text: string, spans: NestInput[]) => nestParagraphs(spans, text).map((b) => draw(text, b.nodes));
 
   it('cuts after each run of line breaks', () => {
     expect(picture('One.\n\nTwo.\nThree.\r\n\r\nFour.', [])).toEqual(['One.\n\n', 'Two.\n', 'Three.\r\n\r\n', 'Four.']);
     expect(picture('\n\nlead and trail\n', [])).toEqual(['\n\n', 'lead and trail\n']);
     expect(picture('a lone\rCR is a space\n\rto a browser', [])).toEqual(['a lone\rCR is a space\n', '\rto a browser']);
     expect(picture('', [])).toEqual([]);
+    expect(paragraphStarts('One.\n\nTwo.\r\nThree\n')).toEqual([6, 12]);
   });
 
-  it('keeps a span whole, and the paragraphs it runs over in one block', () => {
+  it('splits a span over a paragraph break into parts, one in each paragraph', () => {
     const text = 'Alpha one.\n\nBeta two.\n\nGamma.';
-    expect(picture(text, [{ id: 'a', start: 6, end: 16 }])).toEqual(['Alpha {one.\n\nBeta} two.\n\n', 'Gamma.']);
-    // A run of breaks that goes on into a span: cut before the span; one that comes out of a
-    // span: cut where it ends; one wholly in a span: not cut.
-    expect(picture(text, [{ id: 'b', start: 11, end: 16 }])).toEqual(['Alpha one.\n', '{\nBeta} two.\n\n', 'Gamma.']);
-    expect(picture(text, [{ id: 'c', start: 6, end: 11 }])).toEqual(['Alpha {one.\n}\n', 'Beta two.\n\n', 'Gamma.']);
-    expect(picture(text, [{ id: 'd', start: 10, end: 16 }])).toEqual(['Alpha one.{\n\nBeta} two.\n\n', 'Gamma.']);
+    expect(picture(text, [{ id: 'a', start: 6, end: 16 }])).toEqual(['Alpha {a#0:one.\n\n}', '{a#1:Beta} two.\n\n', 'Gamma.']);
+    expect(picture(text, [{ id: 'b', start: 11, end: 16 }])).toEqual(['Alpha one.\n{b#0:\n}', '{b#1:Beta} two.\n\n', 'Gamma.']);
+    expect(picture(text, [{ id: 'c', start: 6, end: 11 }])).toEqual(['Alpha {c:one.\n}\n', 'Beta two.\n\n', 'Gamma.']);
+    // Over the whole text, with a span inside, and one crossing it: a part in each paragraph,
+    // counted with the parts a crossing span makes.
+    expect(
+      picture(text, [
+        { id: 'all', start: 0, end: text.length },
+        { id: 'in', start: 12, end: 16 },
+        { id: 'x', start: 20, end: 27 },
+      ]),
+    ).toEqual(['{all#0:Alpha one.\n\n}', '{all#1:{in:Beta} two{x#0:.\n\n}}', '{all#2:{x#1:Gamm}a.}']);
+    const [, second] = nestParagraphs([{ id: 'all', start: 0, end: text.length }, { id: 'in', start: 12, end: 16 }], text);
+    expect(second!.nodes).toMatchObject([{ kind: 'span', id: 'all', part: 1, parts: 3, depth: 0, children: [{ id: 'in', depth: 1, parts: 1 }, { kind: 'text' }] }]);
   });
 
-  it('covers the text once, keeps the tree’s spans, and cuts wherever a run of breaks outside spans ends', () => {
+  it('covers the text once, paragraph by paragraph, with each span over exactly its characters, split only where it must be', () => {
     const random = seededRandom(7);
     for (let round = 0; round < 500; round++) {
       const text = Array.from({ length: random(40) }, () => 'ab \n\r'[random(5)]).join('');
@@ -263,36 +271,44 @@ describe('nestBlocks', () => {
         const start = random(text.length + 1);
         return { id: `r${i}`, start, end: start + random(text.length - start + 1) };
       });
-      const tree = nestSpans(spans, text.length);
-      const blocks = nestBlocks(tree, text);
+      const blocks = nestParagraphs(spans, text);
+      // The paragraphs, by brute force: cut after a line feed that no line feed (maybe after a CR) follows.
+      const starts: number[] = [];
+      for (let p = 1; p < text.length; p++) if (text[p - 1] === '\n' && !(text[p] === '\n' || (text[p] === '\r' && text[p + 1] === '\n'))) starts.push(p);
+      expect(blocks.map((b) => b.start)).toEqual(text.length > 0 ? [0, ...starts] : []);
+      expect(blocks.map((b) => b.end)).toEqual(text.length > 0 ? [...starts, text.length] : []);
 
-      // In order and whole: each block's nodes join up, and the blocks join up from 0 to the end.
-      let at = 0;
-      for (const block of blocks) {
-        expect(block.start).toBe(at);
-        for (const node of block.nodes) {
-          expect(node.start).toBe(at);
-          expect(node.end).toBeGreaterThan(node.start);
-          at = node.end;
+      // Each block's nodes join up from its start to its end, and hold the spans over each character.
+      const covering: string[][] = Array.from({ length: text.length }, () => []);
+      const walk = (nodes: readonly NestNode[], path: string[], from: number, to: number, depth: number) => {
+        let at = from;
+        for (const n of nodes) {
+          expect(n.start).toBe(at);
+          expect(n.end).toBeGreaterThan(n.start);
+          if (n.kind === 'text') for (let i = n.start; i < n.end; i++) covering[i] = path;
+          else {
+            expect(n.depth).toBe(depth);
+            walk(n.children, [...path, n.id], n.start, n.end, depth + 1);
+          }
+          at = n.end;
         }
-        expect(block.end).toBe(at);
-      }
-      expect(at).toBe(text.length);
-      // The tree's spans, the very objects, in order; text only where the tree has text.
-      const nodes = blocks.flatMap((b) => b.nodes);
-      expect(nodes.filter((n) => n.kind === 'span')).toEqual(tree.filter((n) => n.kind === 'span'));
-      nodes.filter((n) => n.kind === 'span').forEach((n, i) => expect(n).toBe(tree.filter((t) => t.kind === 'span')[i]));
-      const spanned = (i: number) => tree.some((n) => n.kind === 'span' && n.start <= i && i < n.end);
-      for (const node of nodes) if (node.kind === 'text') for (let i = node.start; i < node.end; i++) expect(spanned(i)).toBe(false);
+        expect(at).toBe(to);
+      };
+      for (const block of blocks) walk(block.nodes, [], block.start, block.end, 0);
+      const clipped = spans.filter((s) => s.end > s.start);
+      expect(covering.map((ids) => [...ids].sort())).toEqual(expected(clipped, text.length));
 
-      // Cut exactly after each run of breaks outside spans, where that run ends or a span begins.
-      // (A run: line feeds, each maybe after a CR.)
-      const runGoesOn = (p: number) => text[p] === '\n' || (text[p] === '\r' && text[p + 1] === '\n');
-      const expected: number[] = [];
-      for (let p = 1; p < text.length; p++) {
-        if (text[p - 1] === '\n' && !spanned(p - 1) && (!runGoesOn(p) || spanned(p))) expected.push(p);
+      // A span's parts: one more than the places it is cut, where a paragraph starts inside it or
+      // where an earlier-ranked span that covers its start ends inside it; numbered in order.
+      const all = blocks.flatMap((b) => elements(b.nodes));
+      for (const s of clipped) {
+        const cuts = new Set([
+          ...starts.filter((p) => s.start < p && p < s.end),
+          ...clipped.filter((o) => o.start < s.start && s.start < o.end && o.end < s.end).map((o) => o.end),
+        ]);
+        const parts = all.filter((n) => n.id === s.id);
+        expect(parts.map((n) => [n.part, n.parts])).toEqual(parts.map((_, i) => [i, 1 + cuts.size]));
       }
-      expect(blocks.slice(0, -1).map((b) => b.end)).toEqual(expected);
     }
   });
 });

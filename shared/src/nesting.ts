@@ -51,18 +51,26 @@ export function compareRank(a: NestInput, b: NestInput): number {
  * Builds the nested tree for a text of `textLength` UTF-16 units. Spans are clipped to the text;
  * empty spans and repeated ids (after the first) are dropped. Text nodes cover every character
  * not under a span and every gap between child spans, so walking the tree in order yields the
- * whole text exactly once.
+ * whole text exactly once. At each of `breaks` (offsets inside the text: where paragraphs
+ * start, see paragraphStarts) every element ends and the spans that go on are opened again, as
+ * further parts, so that no node of the top level runs over a break.
  */
-export function nestSpans(spans: readonly NestInput[], textLength: number): NestNode[] {
+export function nestSpans(spans: readonly NestInput[], textLength: number, breaks: readonly number[] = []): NestNode[] {
   const ranked = clip(spans, textLength).sort(compareRank);
   const root: NestNode[] = [];
   if (textLength <= 0) return root;
 
-  // Boundaries: every start and end, plus both ends of the text.
+  // Boundaries: every start and end, every break, and both ends of the text.
   const points = new Set<number>([0, textLength]);
   for (const s of ranked) {
     points.add(s.start);
     points.add(s.end);
+  }
+  const breaking = new Set<number>();
+  for (const b of breaks) {
+    if (b <= 0 || b >= textLength) continue;
+    breaking.add(b);
+    points.add(b);
   }
   const bounds = [...points].sort((a, b) => a - b);
 
@@ -86,9 +94,11 @@ export function nestSpans(spans: readonly NestInput[], textLength: number): Nest
     active = active.filter((s) => s.end > from);
     if (starting) active = mergeByRank(active, starting, rank);
 
-    // Keep the open elements that are still the same prefix of the stack; reopen the rest.
+    // Keep the open elements that are still the same prefix of the stack; reopen the rest (all
+    // of them at a break).
+    const broken = breaking.has(from);
     let keep = 0;
-    while (keep < stack.length && keep < active.length && stack[keep]!.id === active[keep]!.id) keep++;
+    while (!broken && keep < stack.length && keep < active.length && stack[keep]!.id === active[keep]!.id) keep++;
     stack.length = keep;
     for (let d = keep; d < active.length; d++) {
       const s = active[d]!;
@@ -102,7 +112,7 @@ export function nestSpans(spans: readonly NestInput[], textLength: number): Nest
 
     const siblings = stack.length === 0 ? root : stack[stack.length - 1]!.children;
     const last = siblings[siblings.length - 1];
-    if (last?.kind === 'text' && last.end === from) last.end = to;
+    if (last?.kind === 'text' && last.end === from && !broken) last.end = to;
     else siblings.push({ kind: 'text', start: from, end: to });
     for (const node of stack) node.end = to;
   }
@@ -143,46 +153,39 @@ export interface Block {
 }
 
 /**
- * Cuts a tree's top level into blocks, each ending after a run of line breaks (LF or CRLF) that
- * no span covers, so that a renderer can draw paragraphs apart: a change then lays out one
- * paragraph again, not the whole text. A span over a line break keeps the paragraphs around it
- * in one block (spans are never split here). Top-level text nodes are cut at the blocks' edges; the
- * blocks cover the text exactly once, in order. Linear in the text and the tree's top level.
+ * Where each paragraph but the first starts: after each run of line breaks (LF, CRLF). A lone CR
+ * is no line break to a browser, which draws it as a space.
+ */
+export function paragraphStarts(text: string): number[] {
+  return [...text.matchAll(/(?:\r?\n)+/g)].map((m) => m.index + m[0].length).filter((at) => at < text.length);
+}
+
+/**
+ * The nested tree of `spans` over `text`, in paragraphs (blocks), so that a renderer can draw
+ * them apart: a change then lays out one paragraph again, not the whole text. A paragraph ends
+ * after a run of line breaks (paragraphStarts); a span that runs over one is split there, a
+ * part in each paragraph (as a crossing span is split, see nestSpans), so that a span over the
+ * whole text still leaves every paragraph a block of its own. The blocks cover the text exactly
+ * once, in order.
  *
  * @example
- *   nestBlocks([{ kind: 'text', start: 0, end: 8 }], 'one\n\ntwo')
- *   // [ { start: 0, end: 5, nodes: [text [0,5)] }, { start: 5, end: 8, nodes: [text [5,8)] } ]
+ *   nestParagraphs([{ id: 'a', start: 2, end: 7 }], 'one\n\ntwo')
+ *   // [ { start: 0, end: 5, nodes: [text [0,2), span a part 0 [2,5)] },
+ *   //   { start: 5, end: 8, nodes: [span a part 1 [5,7), text [7,8)] } ]
  */
-export function nestBlocks(tree: readonly NestNode[], text: string): Block[] {
-  // (A lone CR is no line break to a browser: it draws it as a space.)
-  const cuts = [...text.matchAll(/(?:\r?\n)+/g)].map((m) => m.index + m[0].length); // after each run
-  let next = 0; // the first cut not yet passed
+export function nestParagraphs(spans: readonly NestInput[], text: string): Block[] {
+  const starts = paragraphStarts(text);
   const blocks: Block[] = [];
-  let current: Block | null = null;
-  const add = (node: NestNode) => {
-    if (!current) blocks.push((current = { start: node.start, end: node.end, nodes: [] }));
-    current.nodes.push(node);
-    current.end = node.end;
-  };
-  for (const node of tree) {
-    while (next < cuts.length && cuts[next]! <= node.start) next++;
-    if (node.kind === 'span') {
-      add(node);
+  let next = 0; // the first paragraph start not yet reached
+  for (const node of nestSpans(spans, text.length, starts)) {
+    const current = blocks.at(-1);
+    if (current && (next >= starts.length || node.start < starts[next]!)) {
+      current.nodes.push(node);
+      current.end = node.end;
       continue;
     }
-    // Cut after each run of breaks that ends in this node, and at its end if one runs on into
-    // the span after it.
-    let from = node.start;
-    const cut = (to: number) => {
-      add(from === node.start && to === node.end ? node : { kind: 'text', start: from, end: to });
-      current = null;
-      from = to;
-    };
-    for (; next < cuts.length && cuts[next]! <= node.end; next++) cut(cuts[next]!);
-    if (from < node.end && isBreak(text, node.end - 1)) cut(node.end);
-    if (from < node.end) add(from === node.start ? node : { kind: 'text', start: from, end: node.end });
+    while (next < starts.length && starts[next]! <= node.start) next++;
+    blocks.push({ start: node.start, end: node.end, nodes: [node] });
   }
   return blocks;
 }
-
-const isBreak = (text: string, i: number) => text[i] === '\n';

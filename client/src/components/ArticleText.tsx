@@ -122,8 +122,8 @@ export function ArticleText(props: {
     >
       <For each={props.blocks.map((block) => block.start)}>
         {(start) => {
-          // A paragraph's element is kept by where it starts (a span over a line break joins two:
-          // the first keeps its own), so a change inside it re-renders only the nodes it touched.
+          // A paragraph's element is kept by where it starts, so a change inside it re-renders
+          // only the nodes it touched (a span over several paragraphs is a part in each).
           const block = createMemo(() => blockAt().get(start)); // (what follows runs only when it changes)
           return (
             <div class="paragraph" style={{ 'contain-intrinsic-block-size': `auto ${lineGuess(props.view.text, start, block()?.end ?? start)}lh` }}>

@@ -6,7 +6,7 @@
  * one block, every edit laid all of it out, some 190 ms at 200,000 characters).
  */
 import { createMemo, type Accessor } from 'solid-js';
-import { nestBlocks, nestSpans, type Block, type NestInput, type NestNode } from '@spanwise/shared/nesting';
+import { nestParagraphs, type Block, type NestInput, type NestNode } from '@spanwise/shared/nesting';
 
 /** Whether two nodes have the same shape, all the way down. */
 function same(a: NestNode, b: NestNode): boolean {
@@ -33,7 +33,7 @@ function shareList(nodes: NestNode[], before: ReadonlyMap<number, NestNode>): Ne
 export function createSpanTree(spans: Accessor<readonly NestInput[]>, text: Accessor<string>): Accessor<Block[]> {
   let before: Block[] = [];
   return createMemo(() => {
-    const blocks = nestBlocks(nestSpans(spans(), text().length), text());
+    const blocks = nestParagraphs(spans(), text());
     const at = new Map(before.map((block) => [block.start, block]));
     // Top-level nodes by where they start, for a paragraph that changed (or moved its edges).
     let nodes: Map<number, NestNode> | undefined;
