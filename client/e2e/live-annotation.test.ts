@@ -307,6 +307,21 @@ describe('exporting a dataset', () => {
       return { status: res.status, type: res.headers.get('content-type'), magic: String.fromCharCode(bytes[0]!, bytes[1]!) };
     }, (await link.getAttribute('href'))!);
     expect(download).toEqual({ status: 200, type: 'application/zip', magic: 'PK' });
+    // Some of the schema's span labels: only those go in; none, nothing to download.
+    await panel.getByLabel('Format').selectOption('jsonl');
+    const labels = panel.getByRole('group', { name: 'Span labels' });
+    expect(await labels.getByRole('checkbox').count()).toBe(6);
+    await labels.getByLabel('CLAIM').uncheck();
+    await labels.getByLabel('EVENT').uncheck();
+    expect(await link.getAttribute('href')).toBe('/api/projects/1/export?format=jsonl&layer=all&labels=PERSON,ORG,GPE,WEAPON');
+    const lines = await page.evaluate(async (href) => (await (await fetch(href)).text()).trimEnd().split('\n').map((l) => JSON.parse(l)), (await link.getAttribute('href'))!);
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) for (const span of line.spans) expect(['PERSON', 'ORG', 'GPE', 'WEAPON']).toContain(span.label);
+    for (const name of ['PERSON', 'ORG', 'GPE', 'WEAPON']) await labels.getByLabel(name).uncheck();
+    await panel.getByText('Choose at least one label to download.').waitFor(WAIT);
+    expect(await link.count()).toBe(0);
+    await labels.getByLabel('GPE').check();
+    expect(await link.getAttribute('href')).toBe('/api/projects/1/export?format=jsonl&layer=all&labels=GPE');
     await context.close();
   });
 

@@ -100,6 +100,22 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
     expect(block).toContain('Iran -X- _ O');
   });
 
+  it('exports only the span labels asked for, and the relations between those spans', async () => {
+    const text = await (await get(admin, 'format=conll&labels=PERSON,GPE')).text();
+    const block = text.split('-DOCSTART- ').find((b) => b.startsWith(`-X- document=${docId};layer=gold O\n`))!;
+    expect(block).toContain('Kirby -X- _ B-PERSON');
+    expect(block).toContain('supplied -X- _ O'); // (the claim left out)
+    const records = (await (await get(admin, 'format=jsonl&layer=all&labels=CLAIM')).text()).trimEnd().split('\n').map((l) => JSON.parse(l));
+    const ours = records.filter((r) => r.document_id === docId);
+    expect(ours.map((r) => [r.layer, r.spans.map((sp: { label: string }) => sp.label), r.relations.length])).toEqual([
+      ['gold', ['CLAIM'], 0], // (its relation's other end, PERSON, left out)
+      [`user:${aliceId}`, [], 0],
+    ]);
+    const bad = await get(admin, 'format=jsonl&labels=PERSON,,GPE');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: unknown }).error).toMatchObject({ code: 'invalid_query', field: 'labels' });
+  });
+
   it('zips brat standoff files with the project’s annotation.conf', async () => {
     const res = await get(admin, 'format=brat&layer=all');
     expect(res.headers.get('content-type')).toBe('application/zip');

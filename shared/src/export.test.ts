@@ -88,6 +88,9 @@ describe('export formats', () => {
     for (const s of record.spans) expect([...TEXT].slice(s.start, s.end).join('')).toBe(s.text);
     expect(record.spans.find((s: { label: string }) => s.label === 'CLAIM').attributes).toEqual({ stance: 'asserts' });
     expect(record.relations.map((r: { label: string }) => r.label).sort()).toEqual(['object', 'source']);
+    // doccano's sequence labelling: the same spans as [start, end, label], in code points.
+    expect(record.label).toEqual(record.spans.map((s: { start: number; end: number; label: string }) => [s.start, s.end, s.label]));
+    expect(record.label).toContainEqual([cp(at), cp(at) + 9, 'WEAPON']);
   });
 
   it('jsonl: leaves out a span whose offsets do not fit the text, and relations to it', () => {

@@ -35,6 +35,17 @@ export interface ExportLayer {
   relations: readonly RelationAnnotation[];
 }
 
+/**
+ * The layer with only the spans whose label is one of `labels`, and the relations between those:
+ * an export of some labels alone (the entities without the claims they sit in, say, which
+ * CoNLL's one tag per token would otherwise leave out).
+ */
+export function withLabels(layer: ExportLayer, labels: ReadonlySet<string>): ExportLayer {
+  const spans = layer.spans.filter((span) => labels.has(span.label));
+  const kept = new Set(spans.map((span) => span.id));
+  return { ...layer, spans, relations: layer.relations.filter((r) => kept.has(r.from) && kept.has(r.to)) };
+}
+
 /** A span that fits the text (exportableSpan), with its offsets in code points. */
 interface CpSpan {
   span: SpanAnnotation;
@@ -75,7 +86,11 @@ function linked(layer: ExportLayer, spanIds: ReadonlySet<string>): RelationAnnot
   return layer.relations.filter((r) => spanIds.has(r.from) && spanIds.has(r.to));
 }
 
-/** One JSON object (and a newline) per document and layer. */
+/**
+ * One JSON object (and a newline) per document and layer: its spans and relations, and the spans
+ * once more as doccano imports them (`label`: `[start, end, label]`), so that the file loads in
+ * doccano as a sequence-labelling dataset (with the rest as each example's metadata).
+ */
 export function jsonlRecord(doc: ExportDocument, layer: ExportLayer): string {
   const spans = inCodePoints(doc, layer);
   const record = {
@@ -94,6 +109,8 @@ export function jsonlRecord(doc: ExportDocument, layer: ExportLayer): string {
       entity_id: span.entityId,
     })),
     relations: linked(layer, new Set(spans.map((s) => s.span.id))).map((r) => ({ id: r.id, label: r.label, from: r.from, to: r.to, attributes: r.attributes })),
+    // The spans as doccano reads a sequence-labelling dataset: [start, end, label] each.
+    label: spans.map(({ span, start, end }) => [start, end, span.label]),
   };
   // (U+2028, U+2029 and U+0085 are valid in a JSON string, but readers that split the file
   // with Python's splitlines() would cut the record there: escaped, they are the same JSON.)

@@ -122,7 +122,7 @@ export function DocumentList() {
           </>
         )}
       </RowList>
-      <Show when={info()}>{(p) => <ExportPanel projectId={p().id} role={p().role} mode={p().mode} />}</Show>
+      <Show when={info()}>{(p) => <ExportPanel projectId={p().id} role={p().role} mode={p().mode} labels={p().schema.spans.map((l) => l.name)} />}</Show>
     </section>
   );
 }

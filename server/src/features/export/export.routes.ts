@@ -23,6 +23,7 @@ import {
   jsonlRecord,
   labelSchemaSchema,
   w3cAnnotations,
+  withLabels,
   type AccessFacts,
   type ExportDocument,
   type ExportFormat,
@@ -41,6 +42,12 @@ import type { ExportService } from './export.service.ts';
 const exportQuery = z.object({
   format: z.enum(EXPORT_FORMATS, { message: `must be one of ${EXPORT_FORMATS.join(', ')}` }),
   layer: z.enum(EXPORT_LAYERS, { message: `must be one of ${EXPORT_LAYERS.join(', ')}` }).default('gold'),
+  /** Only these span labels (comma-separated), and the relations between such spans. */
+  labels: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9_-]*(,[A-Za-z][A-Za-z0-9_-]*)*$/, { message: 'must be span labels separated by commas' })
+    .transform((list) => new Set(list.split(',')))
+    .optional(),
 });
 
 /** Access is decided for one stand-in document: every document of a project has the same rules. */
@@ -54,6 +61,11 @@ const MEDIA: Record<ExportFormat, { type: string; extension: string }> = {
 };
 
 type Documents = AsyncIterable<{ doc: ExportDocument; layers: ExportLayer[] }>;
+
+/** Each layer with only the spans of these labels (withLabels). */
+async function* onlyLabels(documents: Documents, labels: ReadonlySet<string>): Documents {
+  for await (const { doc, layers } of documents) yield { doc, layers: layers.map((layer) => withLabels(layer, labels)) };
+}
 
 /** One piece of text per document and layer (JSON lines, CoNLL). */
 async function* perLayer(documents: Documents, write: (doc: ExportDocument, layer: ExportLayer) => string) {
@@ -224,7 +236,7 @@ export function exportRoutes(
   return new Hono<AppEnv>().get('/projects/:id/export', async (c) => {
     const user = requireUser(c.get('user'));
     const id = idParam(c.req.param('id'), 'project');
-    const { format, layer } = queryParams(c, exportQuery);
+    const { format, layer, labels } = queryParams(c, exportQuery);
     /**
      * The same rules as opening the rooms over sync, asked of any one document of the project:
      * before the export, and again, at most once a second, before a document (a member removed,
@@ -244,7 +256,7 @@ export function exportRoutes(
     };
     const { project, allMembers } = await allowed();
     const members = layer === 'all' ? allMembers.map((m) => ({ id: m.id, username: m.username })) : [];
-    const fields = { projectId: id, userId: user.id, format, layer };
+    const fields = { projectId: id, userId: user.id, format, layer, ...(labels ? { labels: [...labels].join(',') } : {}) };
     const slot = slots.take(user.id);
     if (slot === 'user' || slot === 'server') {
       c.header('Retry-After', '5');
@@ -294,11 +306,12 @@ export function exportRoutes(
     try {
       // Access asked again while it runs: at most once a second, before a document.
       let askedAt = performance.now();
-      const documents = whileAllowed(exports.documents(id, layer, members), async () => {
+      const all = whileAllowed(exports.documents(id, layer, members), async () => {
         if (performance.now() - askedAt < 1_000) return;
         await allowed();
         askedAt = performance.now();
       });
+      const documents = labels ? onlyLabels(all, labels) : all;
       // The W3C ids are addresses: behind a proxy that ends TLS, its X-Forwarded-Proto is the scheme.
       const url = new URL(c.req.url);
       const forwardedProto = options.trustProxy ? c.req.header('x-forwarded-proto')?.split(',')[0]?.trim() : undefined;
