@@ -285,6 +285,32 @@ describe('export formats', () => {
     expect(conf).toContain('stance\tArg:CLAIM, Value:asserts|denies|uncertain');
   });
 
+  it('brat: annotation.conf written after the .ann files also declares what they hold beyond the schema', () => {
+    const names = new BratNames();
+    const odd = layerOf((d) => {
+      const claim = span(d, 'CLAIM', 'supplied Fateh-110 missiles');
+      setAttribute(d, claim, 'stance', 'maybe'); // a value the schema does not have
+      const weapon = span(d, 'WEAPON', 'Fateh-110');
+      setAttribute(d, weapon, 'stance', 'asserts'); // on a label the schema does not give it
+      const legacy = span(d, 'LEGACY TYPE', 'Kirby'); // a label since taken out of the schema
+      addRelation(d, { label: 'cites', from: claim, to: legacy, author: 1 });
+    });
+    bratConf(DEFAULT_SCHEMA, names); // (the schema's names first, as an export does)
+    const ann = bratAnn(doc, odd, names);
+    const conf = bratConf(DEFAULT_SCHEMA, names);
+    expect(ann).toContain('\tLEGACY_TYPE ');
+    expect(conf).toMatch(/^\[entities\]\nPERSON\nORG\nGPE\nWEAPON\nEVENT\nCLAIM\nLEGACY_TYPE\n/);
+    expect(conf).toContain('cites\tArg1:<ENTITY>, Arg2:<ENTITY>');
+    expect(conf).toContain('stance\tArg:CLAIM|WEAPON, Value:asserts|denies|uncertain|maybe');
+    // Every name the .ann file uses is declared.
+    for (const line of ann.trimEnd().split('\n')) {
+      const [, what] = line.split('\t');
+      for (const name of what!.split(' ').filter((w) => !/^(T|Arg\d:T)\d+$|^\d+$/.test(w) && !/^\d+;\d+$/.test(w))) {
+        expect(conf.split(/[\n\t,:| ]/)).toContain(name);
+      }
+    }
+  });
+
   it('w3c: tagging annotations with position and quote selectors, linking annotations for relations', () => {
     const source = 'http://example.test/projects/1/documents/7';
     const items = w3cAnnotations(doc, { ...layer, name: 'user:2', annotator: 'alice' }, source) as Array<Record<string, any>>;

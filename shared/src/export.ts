@@ -136,6 +136,16 @@ function oneToken(name: string): string {
  */
 export class BratNames {
   readonly #kinds = new Map<string, { byName: Map<string, string>; taken: Set<string> }>();
+  /**
+   * What the `.ann` files written with these names hold (in brat's forms): annotation.conf
+   * declares these too, so that a label or an attribute value no longer in the schema, or an
+   * attribute on a label the schema does not give it, is no unknown type to brat.
+   */
+  readonly used = {
+    types: new Set<string>(),
+    relations: new Set<string>(),
+    attributes: new Map<string, { labels: Set<string>; values: Set<string> }>(),
+  };
 
   /** `name`'s form among the names of `kind` ('type', 'relation', 'attribute', or 'value:<attribute>'). */
   of(kind: string, name: string): string {
@@ -297,9 +307,17 @@ export function bratAnn(doc: ExportDocument, layer: ExportLayer, names: BratName
     tIds.set(span.id, t);
     const offsets = parts.map(([a, b]) => `${map.toCodePointOffset(a)} ${map.toCodePointOffset(b)}`).join(';');
     const text = parts.map(([a, b]) => doc.text.slice(a, b)).join(' ');
-    lines.push(`${t}\t${names.of('type', span.label)} ${offsets}\t${text}`);
+    const type = names.of('type', span.label);
+    names.used.types.add(type);
+    lines.push(`${t}\t${type} ${offsets}\t${text}`);
     for (const [name, value] of Object.entries(span.attributes)) {
-      lines.push(`A${++attributes}\t${names.of('attribute', name)} ${t} ${names.of(`value:${name}`, String(value))}`);
+      const attribute = names.of('attribute', name);
+      const form = names.of(`value:${name}`, String(value));
+      const use = names.used.attributes.get(attribute) ?? { labels: new Set<string>(), values: new Set<string>() };
+      use.labels.add(type);
+      use.values.add(form);
+      names.used.attributes.set(attribute, use);
+      lines.push(`A${++attributes}\t${attribute} ${t} ${form}`);
     }
     if (span.entityId) lines.push(`#${++notes}\tAnnotatorNotes ${t}\tentity ${oneToken(span.entityId)}`);
   }
@@ -307,35 +325,51 @@ export function bratAnn(doc: ExportDocument, layer: ExportLayer, names: BratName
   for (const r of layer.relations) {
     const from = tIds.get(r.from);
     const to = tIds.get(r.to);
-    if (from && to) lines.push(`R${++relations}\t${names.of('relation', r.label)} Arg1:${from} Arg2:${to}`);
+    if (!from || !to) continue;
+    const relation = names.of('relation', r.label);
+    names.used.relations.add(relation);
+    lines.push(`R${++relations}\t${relation} Arg1:${from} Arg2:${to}`);
   }
   return lines.length ? lines.join('\n') + '\n' : '';
 }
 
-/** brat's `annotation.conf` for a project's label schema (`names`: the export's, see BratNames). */
+/**
+ * brat's `annotation.conf` for a project's label schema and what the `.ann` files written with
+ * `names` hold besides (`names`: the export's, see BratNames; written after them).
+ */
 export function bratConf(schema: LabelSchema, names: BratNames): string {
-  const attributes = new Map<string, { labels: string[]; values: Set<string> }>();
+  const attributes = new Map<string, { labels: Set<string>; values: Set<string> }>();
+  const attribute = (name: string) => {
+    const entry = attributes.get(name) ?? { labels: new Set<string>(), values: new Set<string>() };
+    attributes.set(name, entry);
+    return entry;
+  };
   for (const span of schema.spans) {
     for (const a of span.attributes ?? []) {
-      const name = names.of('attribute', a.name);
-      const entry = attributes.get(name) ?? { labels: [], values: new Set<string>() };
-      entry.labels.push(names.of('type', span.name));
+      const entry = attribute(names.of('attribute', a.name));
+      entry.labels.add(names.of('type', span.name));
       for (const v of a.values) entry.values.add(names.of(`value:${a.name}`, v));
-      attributes.set(name, entry);
     }
   }
+  for (const [name, use] of names.used.attributes) {
+    const entry = attribute(name);
+    for (const label of use.labels) entry.labels.add(label);
+    for (const value of use.values) entry.values.add(value);
+  }
+  const types = new Set([...schema.spans.map((s) => names.of('type', s.name)), ...names.used.types]);
+  const relations = new Set([...schema.relations.map((r) => names.of('relation', r.name)), ...names.used.relations]);
   return [
     '[entities]',
-    ...schema.spans.map((s) => names.of('type', s.name)),
+    ...types,
     '',
     '[relations]',
-    ...[...new Set(schema.relations.map((r) => names.of('relation', r.name)))].map((name) => `${name}\tArg1:<ENTITY>, Arg2:<ENTITY>`),
+    ...[...relations].map((name) => `${name}\tArg1:<ENTITY>, Arg2:<ENTITY>`),
     '<OVERLAP>\tArg1:<ENTITY>, Arg2:<ENTITY>, <OVL-TYPE>:<ANY>',
     '',
     '[events]',
     '',
     '[attributes]',
-    ...[...attributes].map(([name, a]) => `${name}\tArg:${a.labels.join('|')}, Value:${[...a.values].join('|')}`),
+    ...[...attributes].map(([name, a]) => `${name}\tArg:${[...a.labels].join('|')}, Value:${[...a.values].join('|')}`),
     '',
   ].join('\n');
 }

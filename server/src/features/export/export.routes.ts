@@ -1,8 +1,8 @@
 /**
  * `GET /api/projects/:id/export?format=jsonl|conll|brat|w3c&layer=gold|all` streams a project's
  * dataset, one document at a time, offsets in code points (shared/src/export.ts has the
- * formats). brat comes as a zip of `<layer>/<document id>.txt` and `.ann` files with the
- * project's `annotation.conf`; W3C as one JSON-LD AnnotationCollection.
+ * formats). brat comes as a zip of `<layer>/<document id>.txt` and `.ann` files with an
+ * `annotation.conf` (last: the project's schema, and any name the files use besides); W3C as one JSON-LD AnnotationCollection.
  *
  * Who may export what follows decideRoomAccess, the rule for opening rooms over sync: the gold
  * layer, whoever may open it (curators, owners, viewers, and everyone in an `open` project);
@@ -118,8 +118,9 @@ async function* bratZip(documents: Documents, schema: LabelSchema) {
     }
   }
   const names = new BratNames(); // (one form for each name in every file of the zip)
-  add('annotation.conf', bratConf(schema, names));
-  yield* drain();
+  // The schema's names first, so that each has its form whatever the layers hold; the conf
+  // itself last, with every name the .ann files use (a label since taken out of the schema too).
+  bratConf(schema, names);
   for await (const { doc, layers } of documents) {
     for (const layer of layers) {
       const folder = layer.name.replace(':', '-');
@@ -128,6 +129,7 @@ async function* bratZip(documents: Documents, schema: LabelSchema) {
     }
     yield* drain();
   }
+  add('annotation.conf', bratConf(schema, names));
   zip.end();
   yield* drain();
 }
@@ -265,8 +267,8 @@ export function exportRoutes(
         : new AppError(503, 'exports_busy', 'too many exports under way: try again in a moment');
     }
     if (format === 'brat') {
-      // annotation.conf, then a .txt and an .ann per document's gold layer and per member
-      // layer that holds anything (empty ones are left out of the zip).
+      // A .txt and an .ann per document's gold layer and per member layer that holds anything
+      // (empty ones are left out of the zip), and annotation.conf.
       try {
         const documentCount = await exports.documentCount(id);
         // (Past the limit on documents alone, the member layers need not be counted.)
