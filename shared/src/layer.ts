@@ -125,15 +125,20 @@ export function relabel(doc: Y.Doc, id: string, label: string): boolean {
 export function setAttribute(doc: Y.Doc, id: string, name: string, value: string | null): boolean {
   const m = annotationsMap(doc).get(id);
   if (!m) return false;
-  const current = readAttributes(m.get('attributes'));
-  if (value === null) delete current[name];
-  else current[name] = value;
+  // Under a key of its own (null: removed), so that two people setting two attributes of one
+  // annotation at once both keep theirs: a whole object written back would keep one of them.
   doc.transact(() => {
-    m.set('attributes', current);
+    m.set(ATTRIBUTE_KEY + name, value);
     m.set('updatedAt', Date.now());
   });
   return true;
 }
+
+/**
+ * The prefix of the key an attribute set after the annotation was made is kept under (see
+ * setAttribute); those it was made with are in its `attributes` object.
+ */
+const ATTRIBUTE_KEY = 'attr:';
 
 /** Deletes an annotation, and with a span every relation that points at it. */
 export function deleteAnnotation(doc: Y.Doc, id: string): boolean {
@@ -156,13 +161,25 @@ function str(v: unknown, fallback = ''): string {
 }
 
 /**
- * An annotation's attributes as stored, keeping only entries whose value is a string: any peer
- * can store anything there (a number, a bigint, a nested object or Y type), and exports and the
- * UI expect names to strings.
+ * An annotation's attributes as stored: those it was made with (its `attributes` object), each
+ * replaced or removed (null) by one set since under a key of its own (setAttribute). Only string
+ * values are kept: any peer can store anything there (a number, a bigint, a nested object or Y
+ * type), and exports and the UI expect names to strings.
  */
-function readAttributes(v: unknown): Attributes {
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Y.AbstractType || v instanceof Uint8Array) return {};
-  return Object.fromEntries(Object.entries(v).filter(([, value]) => typeof value === 'string'));
+function readAttributes(m: Y.Map<unknown>): Attributes {
+  const v = m.get('attributes');
+  // (A Map until the end: a name such as `__proto__` is a name like any other.)
+  const out = new Map<string, string>();
+  if (typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Y.AbstractType) && !(v instanceof Uint8Array)) {
+    for (const [name, value] of Object.entries(v)) if (typeof value === 'string') out.set(name, value);
+  }
+  for (const [key, value] of m) {
+    if (!key.startsWith(ATTRIBUTE_KEY)) continue;
+    const name = key.slice(ATTRIBUTE_KEY.length);
+    if (typeof value === 'string') out.set(name, value);
+    else out.delete(name);
+  }
+  return Object.fromEntries(out);
 }
 
 /** An offset into the text: a whole UTF-16 position. */
@@ -172,7 +189,7 @@ const isOffset = (v: unknown): v is number => Number.isSafeInteger(v) && (v as n
 export function readAnnotation(id: string, m: Y.Map<unknown>): Annotation | null {
   if (!(m instanceof Y.Map)) return null;
   const kind = m.get('kind');
-  const attributes = readAttributes(m.get('attributes'));
+  const attributes = readAttributes(m);
   const author = typeof m.get('author') === 'number' ? (m.get('author') as number) : null;
   const base = {
     id,
