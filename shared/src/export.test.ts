@@ -36,6 +36,11 @@ describe('tokenize', () => {
     const text = 'a 👩\u200d👩\u200d👧 b 🇫🇷🇩🇪 👍🏽! e\u0301 \u0600 1';
     expect(tokenize(text).map((t) => t.text)).toEqual(['a', '👩\u200d👩\u200d👧', 'b', '🇫🇷', '🇩🇪', '👍🏽', '!', 'e\u0301', '\u0600', '1']);
     for (const token of tokenize(text)) expect(text.slice(token.start, token.end)).toBe(token.text);
+    // A Prepend character (an Arabic number sign) joins the word after it, not a space.
+    const prepended = 'Page \u0600123 a\u0600b \u{110BD}\u{11083} end \u0600';
+    expect(tokenize(prepended).map((t) => t.text)).toEqual(['Page', '\u0600123', 'a', '\u0600b', '\u{110BD}\u{11083}', 'end', '\u0600']);
+    const segmenter = new Intl.Segmenter('und', { granularity: 'grapheme' });
+    for (const token of tokenize(prepended)) expect([...segmenter.segment(prepended)].some((g) => g.index + g.segment.length === token.end)).toBe(true);
   });
 
   const split = (text: string) => sentences(text).map((s) => s.map((t) => t.text).join(' '));

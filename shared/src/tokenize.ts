@@ -6,7 +6,8 @@
  * ("...", "?!"), or any other single character that is not a space to JavaScript or to Python
  * (which reads these files). A token ends where a
  * user-perceived character (a grapheme cluster) ends: a family emoji joined by zero-width
- * joiners, a flag, a skin tone stay one token. Offsets are JavaScript string indexes (UTF-16),
+ * joiners, a flag, a skin tone stay one token, and a Prepend character (an Arabic number sign)
+ * goes with the word after it. Offsets are JavaScript string indexes (UTF-16),
  * like the layer's.
  *
  * @example
@@ -31,6 +32,12 @@ const SPACE = /[\s\x1c-\x1f\x85]/u;
  * is left as two tokens.)
  */
 const JOINS_ON = /^[\p{M}\u200d\p{Emoji_Modifier}\p{Regional_Indicator}\u{E0020}-\u{E007F}]/u;
+/**
+ * A Prepend character (an Arabic number sign, say): it joins the character after it, so a word
+ * that follows one is one token with it.
+ */
+const PREPEND = /[\u0600-\u0605\u06DD\u070F\u0890\u0891\u08E2\u0D4E\u{110BD}\u{110CD}\u{111C2}\u{111C3}\u{1193F}\u{11941}\u{11A3A}\u{11A84}-\u{11A89}\u{11D46}\u{11F02}]$/u;
+const WORD_START = /[\p{L}\p{M}\p{N}]/u;
 /** (Made when first needed; a browser without Intl.Segmenter splits clusters as before.) */
 let graphemes: Intl.Segmenter | null | undefined;
 
@@ -38,7 +45,14 @@ export function tokenize(text: string): Token[] {
   const out: Token[] = [];
   const pattern = new RegExp(TOKEN.source, TOKEN.flags);
   for (let m = pattern.exec(text); m; m = pattern.exec(text)) {
-    const end = clusterEnd(text, m.index, m.index + m[0].length);
+    let end = m.index + m[0].length;
+    // A Prepend character (a token of its own to TOKEN) takes the word after it along.
+    while (end < text.length && text.charCodeAt(end - 1) >= 0x600 && PREPEND.test(text.slice(Math.max(0, end - 2), end)) && WORD_START.test(String.fromCodePoint(text.codePointAt(end)!))) {
+      pattern.lastIndex = end;
+      const word = pattern.exec(text)!; // (a word starts at `end`: it matches there)
+      end = word.index + word[0].length;
+    }
+    end = clusterEnd(text, m.index, end);
     out.push({ text: text.slice(m.index, end), start: m.index, end });
     pattern.lastIndex = end;
   }
