@@ -719,8 +719,10 @@ describe('a viewer', () => {
       await page.goto(`${server.url}/projects/1/documents/2?layer=user:2`);
       await signIn(page, 'vera');
       await page.getByRole('status', { name: 'Connection' }).filter({ hasText: 'read-only' }).waitFor(WAIT);
-      // No edit controls: the label buttons are disabled and nothing offers to delete.
+      // No edit controls: the label buttons are disabled, nothing offers to delete, and no
+      // button marks the document's progress.
       expect(await page.getByRole('button', { name: 'ORG' }).isDisabled()).toBe(true);
+      expect(await page.getByRole('button', { name: /Mark done|Reopen/ }).count()).toBe(0);
 
       const text = (await page.locator('[data-article]').textContent()) ?? '';
       const at = text.indexOf('White House');

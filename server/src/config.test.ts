@@ -50,6 +50,11 @@ describe('loadConfig', () => {
     expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgres://db/app' }).redisUrl).toBe('redis://127.0.0.1:6379');
   });
 
+  it('refuses a session longer than a browser keeps a cookie (400 days)', () => {
+    expect(loadConfig({ SESSION_TTL_HOURS: '9600' }).sessionTtlHours).toBe(9600);
+    expect(() => loadConfig({ SESSION_TTL_HOURS: '9601' })).toThrow(/SESSION_TTL_HOURS/);
+  });
+
   it('names every bad variable', () => {
     expect(() => loadConfig({ PORT: 'eighty', DEMO: 'maybe' })).toThrow(/PORT.*DEMO|DEMO.*PORT/);
   });

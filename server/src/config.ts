@@ -130,7 +130,8 @@ const envSchema = z.object({
   SECURE_COOKIES: bool.default(false),
   TRUST_PROXY: bool.default(false),
   SIGN_IN_ATTEMPTS_PER_ADDRESS: z.coerce.number().int().min(10).default(100),
-  SESSION_TTL_HOURS: z.coerce.number().positive().default(24 * 14),
+  // (Browsers keep a cookie 400 days at most, and Hono refuses to set one for longer.)
+  SESSION_TTL_HOURS: z.coerce.number().positive().max(400 * 24).default(24 * 14),
   EXPORT_STALL_MS: delayMs(1_000).default(60_000),
   // ws takes its frame limit as a 32-bit integer: 2^32 would lift it.
   MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(defaultSyncLimits.maxMessageBytes),

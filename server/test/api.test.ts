@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import { goldRoom, layerRoom, type DocumentDetail, type DocumentSummary, type ProjectDetail, type ProjectSummary } from '@spanwise/shared';
 import { CHECKS_WAITING, HASHES_AT_ONCE, hashPassword } from '../src/features/auth/password.ts';
 import { usersRepository } from '../src/features/auth/users.repository.ts';
+import { projectsRepository } from '../src/features/projects/projects.repository.ts';
 import { api, databaseKinds, holdConnection, login, startTestServer, type TestServer } from './harness.ts';
 
 type ErrorBody = { error: { code: string; message: string; field?: string } };
@@ -222,6 +223,14 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
       expect((await add({ url: 'javascript:alert(1)//' })).body.error.field).toBe('url');
       expect((await add({ url: 'http://example.org/\u0000' })).body.error.field).toBe('url');
       expect((await add({ url: 'https://example.org/a' })).status).toBe(201);
+      // A lone surrogate (half a UTF-16 pair) would be stored as U+FFFD: refused, where it is.
+      for (const [field, extra] of [['text', { text: 'a\ud800b' }], ['title', { title: 'T\udc00' }], ['source', { source: '\udbff' }]] as const) {
+        const res = await add(extra);
+        expect(res.status, field).toBe(400);
+        expect(res.body.error.field).toBe(field);
+        expect(res.body.error.message).toMatch(/lone surrogate/);
+      }
+      expect((await add({ title: 'a whole pair 😀', text: '\ud83d\ude00 fine' })).status).toBe(201);
     });
 
     it('answers unknown ids and routes with 404', async () => {
@@ -287,6 +296,17 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
       } finally {
         await sql`update projects set mode = 'blind' where id = 1`.execute(server.database.db);
       }
+    });
+
+    it('lets a viewer read a document but not mark its progress', async () => {
+      const vicId = await usersRepository(server.database.db).insert('vic-status', await hashPassword('secret'));
+      await projectsRepository(server.database.db).addMember(1, vicId, 'viewer');
+      const vic = await login(server.url, 'vic-status', 'secret');
+      expect((await api(server.url, vic, '/api/documents/1')).status).toBe(200);
+      const res = await api<ErrorBody>(server.url, vic, '/api/documents/1/status', { method: 'PUT', body: JSON.stringify({ status: 'done' }) });
+      expect(res).toMatchObject({ status: 403, body: { error: { code: 'forbidden' } } });
+      const stored = await sql<{ n: number }>`select count(*)::int as n from document_status where user_id = ${vicId}`.execute(server.database.db);
+      expect(stored.rows[0]!.n).toBe(0);
     });
 
     it('rejects an unknown status value', async () => {

@@ -5,8 +5,18 @@
 import { z } from 'zod';
 import type { LabelSchema } from './schema.ts';
 
-/** Text a database can hold: PostgreSQL's text refuses the NUL character. */
-const text = () => z.string().refine((v) => !v.includes('\0'), 'must not contain the NUL character');
+/** A UTF-16 surrogate without its other half: no character, and stored as U+FFFD. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Text a database can hold as it is: PostgreSQL's text refuses the NUL character, and a lone
+ * surrogate would be stored as U+FFFD (the text read back would not be the text sent).
+ */
+const text = () =>
+  z
+    .string()
+    .refine((v) => !v.includes('\0'), 'must not contain the NUL character')
+    .refine((v) => !LONE_SURROGATE.test(v), 'must not contain a lone surrogate (half of a UTF-16 pair)');
 
 export const loginBody = z.object({
   username: text().trim().min(1).max(64),

@@ -101,12 +101,15 @@ export function AnnotatePage() {
               <Show when={options().length > 1}>
                 <LayerSelect options={options()} value={layer()!.key} onChange={(key) => setSearch({ layer: key })} />
               </Show>
-              <StatusButton
-                status={docStatus.status()}
-                saving={docStatus.saving()}
-                error={docStatus.error()}
-                onChange={(s) => void docStatus.set(s)}
-              />
+              {/* (A viewer marks no progress: the server refuses it.) */}
+              <Show when={info()?.role !== 'viewer'}>
+                <StatusButton
+                  status={docStatus.status()}
+                  saving={docStatus.saving()}
+                  error={docStatus.error()}
+                  onChange={(s) => void docStatus.set(s)}
+                />
+              </Show>
             </div>
           </header>
           <Show when={search.layer && search.layer !== layer()!.key}>

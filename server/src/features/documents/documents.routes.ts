@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { statusBody } from '@spanwise/shared';
-import { idParam, jsonBody } from '../../http/errors.ts';
+import { forbidden, idParam, jsonBody } from '../../http/errors.ts';
 import { requireUser, type AppEnv } from '../../http/session.ts';
 import type { AccessService } from '../access/access.service.ts';
 import type { DocumentsService } from './documents.service.ts';
@@ -16,7 +16,8 @@ export function documentsRoutes(access: AccessService, documents: DocumentsServi
     .put('/documents/:id/status', async (c) => {
       const user = requireUser(c.get('user'));
       const id = idParam(c.req.param('id'), 'document');
-      await access.documentRole(user.id, id);
+      // A viewer looks and writes nothing, a status included (as sync drops their edits).
+      if ((await access.documentRole(user.id, id)).role === 'viewer') throw forbidden('a viewer may not mark a document’s progress');
       const { status } = await jsonBody(c, statusBody);
       await documents.setStatus(id, user.id, status);
       return c.json({ status });
