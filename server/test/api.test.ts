@@ -5,6 +5,7 @@ import { goldRoom, layerRoom, type DocumentDetail, type DocumentSummary, type Pr
 import { CHECKS_WAITING, HASHES_AT_ONCE, hashPassword } from '../src/features/auth/password.ts';
 import { usersRepository } from '../src/features/auth/users.repository.ts';
 import { projectsRepository } from '../src/features/projects/projects.repository.ts';
+import { LARGE_BODIES_AT_ONCE } from '../src/http/body-limits.ts';
 import { api, databaseKinds, holdConnection, login, startTestServer, type TestServer } from './harness.ts';
 
 type ErrorBody = { error: { code: string; message: string; field?: string } };
@@ -212,6 +213,39 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
       expect(await statusOf('/api/projects/1/documents', 'POST', admin, big)).toBe(201);
       expect(await statusOf('/api/projects/1/members', 'PUT', admin, JSON.stringify({ username: 'x'.repeat(70 * 1024), role: 'viewer' }))).toBe(413);
       expect((await api(server.url, null, '/api/health')).status).toBe(200);
+    });
+
+    it(`reads at most ${LARGE_BODIES_AT_ONCE} new documents at once: the next is told to try again (503), and a place freed is taken`, async () => {
+      /** A new document whose body comes in two halves: the second when `finish` is called. */
+      const upload = (title: string) => {
+        const body = JSON.stringify({ title, text: 'z'.repeat(100_000) });
+        const req = request(`${server.url}/api/projects/1/documents`, {
+          method: 'POST',
+          agent: false,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), cookie: admin },
+        });
+        const status = new Promise<{ status: number; retryAfter?: string }>((resolve, reject) => {
+          req.on('response', (res) => {
+            res.resume();
+            resolve({ status: res.statusCode!, retryAfter: res.headers['retry-after'] as string | undefined });
+          });
+          req.on('error', reject);
+        });
+        req.write(body.slice(0, 50_000));
+        return { status, finish: () => req.end(body.slice(50_000)) };
+      };
+      const slow = Array.from({ length: LARGE_BODIES_AT_ONCE }, (_, i) => upload(`slow ${i}`));
+      await new Promise((r) => setTimeout(r, 500)); // (each past its owner check, reading its body)
+      const refused = upload('one more');
+      expect(await refused.status).toEqual({ status: 503, retryAfter: '5' });
+      refused.finish();
+      slow[0]!.finish();
+      expect((await slow[0]!.status).status).toBe(201);
+      const next = upload('in its place');
+      next.finish();
+      expect((await next.status).status).toBe(201);
+      for (const s of slow.slice(1)) s.finish();
+      expect((await Promise.all(slow.slice(1).map((s) => s.status))).map((s) => s.status)).toEqual(slow.slice(1).map(() => 201));
     });
 
     it('refuses the NUL character and addresses other than http(s) with 400, not 500', async () => {

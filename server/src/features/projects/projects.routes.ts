@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { labelSchemaSchema, memberBody, newDocumentBody, type Member, type ProjectDetail, type ProjectSummary } from '@spanwise/shared';
-import { allowLargeBody } from '../../http/body-limits.ts';
+import { withLargeBody } from '../../http/body-limits.ts';
 import { AppError, forbidden, idParam, jsonBody, notFound, requireJson } from '../../http/errors.ts';
 import type { UsersRepository } from '../auth/users.repository.ts';
 import { requireUser, type AppEnv } from '../../http/session.ts';
@@ -75,11 +75,12 @@ export function projectsRoutes(projects: ProjectsRepository, access: AccessServi
       const { role } = await access.projectRole(user.id, id);
       if (role !== 'owner') throw forbidden('only the project owner may add documents');
       requireJson(c); // before buffering up to 16 MiB of something else
-      await allowLargeBody(c);
-      const body = await jsonBody(c, newDocumentBody);
-      // (Checked again as it is written: the upload may have taken minutes.)
-      const docId = await documents.create(id, body, user.id);
-      if (docId === null) throw forbidden('only the project owner may add documents');
-      return c.json({ id: docId }, 201);
+      return withLargeBody(c, async () => {
+        const body = await jsonBody(c, newDocumentBody);
+        // (Checked again as it is written: the upload may have taken minutes.)
+        const docId = await documents.create(id, body, user.id);
+        if (docId === null) throw forbidden('only the project owner may add documents');
+        return c.json({ id: docId }, 201);
+      });
     });
 }
