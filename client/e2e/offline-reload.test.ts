@@ -291,6 +291,70 @@ describe('edits that have not reached the server', () => {
     await context.close();
   });
 
+  it('counts what the browser’s copy brings after the first sync (the copy slow to read) as unsaved until the server stores it', async () => {
+    const text = 'Reuters reported that Berlin and Warsaw signed the Oder accord on Tuesday, Kovacs said.';
+    const admin = await login(server.url, 'admin');
+    const documentId = (await api<{ id: number }>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Slow copy', text }) })).body.id;
+    const room = layerRoom(documentId, ALICE);
+    const copy = `spanwise:u${ALICE}:${room}`;
+    const { context, page } = await aliceOnline(documentId);
+    // An edit in the browser's copy alone: made while the server is away, and its page closed.
+    await server.stop();
+    let word: string;
+    try {
+      await status(page).filter({ hasText: /^offline/ }).waitFor(WAIT);
+      word = await annotate(page, 2, '1');
+      await waitFor(async () => (await unsavedMark(page, copy)) === 1, 'the edit marked');
+      page.on('dialog', (dialog) => void dialog.accept());
+      await page.close({ runBeforeUnload: true });
+      await waitFor(async () => page.isClosed(), 'the page closed');
+    } finally {
+      await restart();
+    }
+    // Opened again with the copy's edits slow to read: their read is held back until the test
+    // lets it go, its transaction kept open meanwhile (y-indexeddb goes on in it).
+    await context.addInitScript(() => {
+      let holding = true;
+      (window as unknown as { letUpdatesGo: () => void }).letUpdatesGo = () => (holding = false);
+      const getAll = IDBObjectStore.prototype.getAll;
+      IDBObjectStore.prototype.getAll = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['getAll']>) {
+        if (!holding || this.name !== 'updates') return getAll.apply(this, args);
+        const store = this;
+        const stand = {} as IDBRequest;
+        const keepOpen = () => {
+          const ping = store.count();
+          ping.onsuccess = () => {
+            if (holding) return keepOpen();
+            const real = getAll.apply(store, args);
+            real.onsuccess = () => stand.onsuccess?.call(real, { target: real } as unknown as Event);
+            real.onerror = (event) => stand.onerror?.call(real, event);
+          };
+        };
+        keepOpen();
+        return stand;
+      };
+    });
+    const again = await context.newPage();
+    await again.goto(`${server.url}/projects/1/documents/${documentId}`);
+    await waitConnected(again);
+    // Synced without the copy's edit, and the server's word on that sync taken: nothing waits.
+    await again.locator('.workspace:not([data-unsaved])').waitFor(WAIT);
+    expect(await again.locator('[data-annotation-id]').count()).toBe(0);
+    const hold = holdAppends(server);
+    try {
+      await again.evaluate(() => (window as unknown as { letUpdatesGo: () => void }).letUpdatesGo());
+      await again.locator('[data-annotation-id]').first().waitFor(WAIT);
+      // At the server, not stored: the page says so, and leaving would ask.
+      await waitFor(async () => server.sync.rooms.get(room)?.busy === true, 'the copy’s edit at the server, waiting to be stored');
+      await again.locator('.workspace[data-unsaved]').waitFor(WAIT);
+    } finally {
+      hold.restore();
+    }
+    await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === word), 'the copy’s edit stored');
+    await again.locator('.workspace:not([data-unsaved])').waitFor(WAIT);
+    await context.close();
+  });
+
   it('marks an edit the server has not stored when the page is reloaded before the mark was due', async () => {
     const documentId = 4;
     const room = layerRoom(documentId, ALICE);

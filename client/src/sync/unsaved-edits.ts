@@ -367,7 +367,12 @@ export function trackUnsaved(
   };
 
   const onDocUpdate = (_update: Uint8Array, origin: unknown) => {
-    if (origin === provider || origin === local) return;
+    if (origin === provider) return;
+    // What the browser's copy brings before the layer connects goes out in its first sync, and
+    // is saved with it. Once the layer connects without waiting for it any longer (the copy
+    // slow to read), it comes after that sync, which the server may already have acknowledged:
+    // the provider sends it on as an edit, and it is unsaved until the server says so.
+    if (origin === local && !provider.shouldConnect) return;
     setUnsaved(true);
     // Sent now (on an open socket) to a server that will not say whether it stored it.
     if (syncedWithoutAcks() && socket()?.readyState === WebSocket.OPEN) startGrace();
