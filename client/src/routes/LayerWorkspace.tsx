@@ -238,7 +238,7 @@ function OpenedLayerWorkspace(
     window.getSelection()?.removeAllRanges();
     flash(id);
     if (props.layer.userId === me.id && props.docStatus.status() === 'not_started') {
-      void props.docStatus.set('in_progress');
+      void props.docStatus.set('in_progress', true);
     }
   };
 

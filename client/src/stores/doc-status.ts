@@ -15,7 +15,12 @@ export function createDocStatus(projectId: Accessor<number>, documentId: Accesso
   const put = (next: DocumentStatus) =>
     mutate((docs) => docs?.map((d) => (d.id === documentId() ? { ...d, status: next } : d)));
 
-  async function set(next: DocumentStatus) {
+  /**
+   * `quiet`: a move the page makes of itself (in progress at the first label), whose refusal
+   * says nothing (a viewer's page that still thinks its user may write, say: the server refuses
+   * the status as it drops the edit, and says so about the edit).
+   */
+  async function set(next: DocumentStatus, quiet = false) {
     const before = status();
     if (before === undefined || before === next) return;
     setError(null);
@@ -26,7 +31,7 @@ export function createDocStatus(projectId: Accessor<number>, documentId: Accesso
       put(saved.status);
     } catch (e) {
       put(before);
-      setError(errorMessage(e));
+      if (!quiet) setError(errorMessage(e));
     } finally {
       setSaving(false);
     }
