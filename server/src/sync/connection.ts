@@ -35,13 +35,14 @@ export interface ConnectionLimits {
  */
 export const MAX_AWARENESS_CLIENTS = 16;
 /**
- * Presence one room may hold, as JSON text, in messages of the largest size (maxAwarenessBytes);
- * one socket's live states together may hold one such message. Each greeting and each presence
- * query sends the room's presence whole: without a bound, one user's sockets (each with its
- * states of up to the largest size) could make every such answer tens of megabytes. A page's
- * presence is a few hundred bytes.
+ * Presence one room may hold, as JSON text, in messages of the largest size (maxAwarenessBytes),
+ * and one user's sockets in it (USER_PRESENCE_MESSAGES); one socket's live states together may
+ * hold one such message. Each greeting and each presence query sends the room's presence whole:
+ * without a bound, one user's sockets (each with its states of up to the largest size) could make
+ * every such answer tens of megabytes. A page's presence is a few hundred bytes.
  */
 export const ROOM_PRESENCE_MESSAGES = 16;
+export const USER_PRESENCE_MESSAGES = 4;
 /**
  * Presence ids one socket may be the first to show its room, over its life, live or not: the
  * room remembers every id it has seen (y-protocols keeps their clocks for good).
@@ -422,12 +423,31 @@ export class Connection implements RoomPeer {
         if (!outcome.refused && this.room.forgetToMakeRoom(outcome.introduced)) outcome = check();
         const { introduced, live, sizes, drop, refused } = outcome;
         if (refused) throw new ProtocolError(refused);
+        // A socket past its own bound is no page: closed. Past the user's share or the room's, a
+        // message that would hold more is left unapplied (its socket still syncs the document;
+        // its presence shows once there is room: a page sends it again every 15 s).
         let own = 0;
         for (const id of live) own += sizes.get(id) ?? this.room.presenceSize(id);
+        if (own > this.limits.maxAwarenessBytes) return this.#refuse('too_big', CloseCode.tooBig, 'too much presence');
         let growth = 0;
         for (const [id, size] of sizes) growth += size - this.room.presenceSize(id);
-        if (own > this.limits.maxAwarenessBytes || (growth > 0 && this.room.presenceBytes + growth > ROOM_PRESENCE_MESSAGES * this.limits.maxAwarenessBytes)) {
-          return this.#refuse('too_big', CloseCode.tooBig, 'too much presence');
+        if (growth > 0) {
+          let users = own;
+          for (const [peer, ids] of this.room.peers) {
+            if (peer === this || peer.info?.userId !== this.info.userId) continue;
+            for (const id of ids) users += this.room.presenceSize(id);
+          }
+          const past =
+            users > USER_PRESENCE_MESSAGES * this.limits.maxAwarenessBytes
+              ? 'user'
+              : this.room.presenceBytes + growth > ROOM_PRESENCE_MESSAGES * this.limits.maxAwarenessBytes
+                ? 'room'
+                : null;
+          if (past) {
+            this.observer.error?.('presence_dropped');
+            this.log.warn('sync_presence_dropped', { room: this.room.name, userId: this.info.userId, past, roomBytes: this.room.presenceBytes });
+            return;
+          }
         }
         if (
           this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED ||

@@ -6,7 +6,7 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spanwise/shared';
 import { cleanupPoison, findPoison, presenceUpdate, waitingPoisonLog } from '../../test/updates.ts';
-import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, ROOM_PRESENCE_MESSAGES, STEP1_BURST } from './connection.ts';
+import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, ROOM_PRESENCE_MESSAGES, STEP1_BURST, USER_PRESENCE_MESSAGES } from './connection.ts';
 import { MemoryStore } from './memory-store.ts';
 import { messageLabel } from './message-label.ts';
 import { MAX_BATCH_UPDATES, MAX_PRESENCE_IDS_PER_USER, MAX_ROOM_PRESENCE_IDS } from './room.ts';
@@ -866,8 +866,9 @@ describe('SyncServer', () => {
     expect(room.awareness.getStates().size).toBe(0);
   });
 
-  it('bounds the presence one socket holds, and a room: each message under the largest, together past it, is refused', async () => {
-    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits }); // (presence messages of 1 KiB at most)
+  it('bounds the presence one socket holds (closed past it), a user’s sockets in a room and the room (a message past those is left unapplied)', async () => {
+    const errors: string[] = [];
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits, observer: { error: (kind) => errors.push(kind) } }); // (presence messages of 1 KiB at most)
     const socket = new MemorySocket();
     const conn = server.connect(socket, info());
     server.connect(new MemorySocket(), info()); // (keeps the room open throughout)
@@ -886,31 +887,31 @@ describe('SyncServer', () => {
     expect([...room.awareness.getStates().keys()]).not.toContain(2);
     expect(room.presenceBytes).toBe(0); // (its states removed as it went)
 
-    // The room: ROOM_PRESENCE_MESSAGES messages of the largest size, over every socket.
-    const sockets: MemorySocket[] = [];
-    const conns: Array<ReturnType<SyncServer['connect']>> = [];
-    for (let i = 0; i <= ROOM_PRESENCE_MESSAGES; i++) {
+    /** A socket of `userId`'s in the room that shows presence id `id` (1,011 bytes of JSON). */
+    const shows = async (userId: number, id: number) => {
       const s = new MemorySocket();
-      const c = server.connect(s, info());
+      const c = server.connect(s, { room: 'doc:1:user:1', userId, readOnly: false });
       await flushed(server);
-      c.receive(big(100 + i, 1, 1_000)); // (1,011 bytes of JSON: sixteen fit)
+      c.receive(big(id, 1, 1_000));
       await flushed(server);
-      sockets.push(s);
-      conns.push(c);
-      if (i < ROOM_PRESENCE_MESSAGES) expect(s.closedWith).toBeNull();
-    }
-    expect(sockets.at(-1)!.closedWith).toBe(CloseCode.tooBig);
+      expect(s.closedWith).toBeNull(); // (whether it is shown or not: the socket stays)
+      return { c, shown: room.awareness.getStates().has(id) };
+    };
+    // One user's sockets: USER_PRESENCE_MESSAGES of them fit, the next is not shown.
+    const ofUser1 = [];
+    for (let i = 0; i < USER_PRESENCE_MESSAGES; i++) ofUser1.push(await shows(1, 100 + i));
+    expect(ofUser1.map((s) => s.shown)).toEqual(ofUser1.map(() => true));
+    expect((await shows(1, 150)).shown).toBe(false);
+    expect(errors.filter((e) => e === 'presence_dropped')).toHaveLength(1);
+    // The room: ROOM_PRESENCE_MESSAGES over every user (sixteen of 1,011 bytes); then no one's new presence.
+    const others = [];
+    for (let user = 2; user < 2 + ROOM_PRESENCE_MESSAGES - USER_PRESENCE_MESSAGES; user++) others.push(await shows(user, 200 + user));
+    expect(others.map((s) => s.shown)).toEqual(others.map(() => true));
+    expect((await shows(99, 299)).shown).toBe(false);
     expect(room.presenceBytes).toBeLessThanOrEqual(ROOM_PRESENCE_MESSAGES * limits.maxAwarenessBytes);
     // Removing is always let through; a socket that went makes room for another.
-    const first = sockets.findIndex((s) => s.closedWith === null);
-    conns[first]!.closedByPeer();
-    const next = new MemorySocket();
-    const nextConn = server.connect(next, info());
-    await flushed(server);
-    nextConn.receive(big(500, 1, 1_000));
-    await flushed(server);
-    expect(next.closedWith).toBeNull();
-    expect(room.awareness.getStates().has(500)).toBe(true);
+    others[0]!.c.closedByPeer();
+    expect((await shows(98, 298)).shown).toBe(true);
   });
 
   it('applies nothing of a presence message past the caps: a flood of ids with no state leaves the room no memory of them', async () => {

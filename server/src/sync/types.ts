@@ -98,6 +98,7 @@ export const SYNC_ERROR_KINDS = [
   'reload_failed',
   'compaction_failed',
   'backlog_full',
+  'presence_dropped',
   'upgrade_failed',
   'serve_failed',
   'access_recheck_failed',
