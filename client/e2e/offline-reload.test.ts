@@ -337,21 +337,27 @@ describe('edits that have not reached the server', () => {
     const again = await context.newPage();
     await again.goto(`${server.url}/projects/1/documents/${documentId}`);
     await waitConnected(again);
-    // Synced without the copy's edit, and the server's word on that sync taken: nothing waits.
-    await again.locator('.workspace:not([data-unsaved])').waitFor(WAIT);
+    // Synced without the copy's edit, the server's word on that sync taken: the earlier page's
+    // mark stays, and the page says edits wait, for the copy has not loaded what it stands for.
+    await again.waitForTimeout(500); // (time for the server's word on the first sync)
     expect(await again.locator('[data-annotation-id]').count()).toBe(0);
+    expect(await again.locator('.workspace[data-unsaved]').count()).toBe(1);
+    expect(await unsavedMark(again, copy)).toBe(1);
     const hold = holdAppends(server);
     try {
       await again.evaluate(() => (window as unknown as { letUpdatesGo: () => void }).letUpdatesGo());
       await again.locator('[data-annotation-id]').first().waitFor(WAIT);
-      // At the server, not stored: the page says so, and leaving would ask.
+      // At the server, not stored: the page still says so, and leaving would ask.
       await waitFor(async () => server.sync.rooms.get(room)?.busy === true, 'the copy’s edit at the server, waiting to be stored');
-      await again.locator('.workspace[data-unsaved]').waitFor(WAIT);
+      await again.waitForTimeout(200);
+      expect(await again.locator('.workspace[data-unsaved]').count()).toBe(1);
+      expect(await unsavedMark(again, copy)).toBe(1);
     } finally {
       hold.restore();
     }
     await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === word), 'the copy’s edit stored');
     await again.locator('.workspace:not([data-unsaved])').waitFor(WAIT);
+    await waitFor(async () => (await unsavedMark(again, copy)) === undefined, 'the mark taken away');
     await context.close();
   });
 

@@ -316,6 +316,17 @@ export function trackUnsaved(
    * may reach this one over BroadcastChannel, which this page does not send on, after its step 2.
    */
   let found: string[] = [];
+  /** The server has said it stored all this page sent, and nothing was edited since. */
+  let acked = false;
+  /**
+   * The layer has set up a socket at least once (a connection that backs off after a refusal
+   * counts: what the copy brought before it went out with its first sync).
+   */
+  let connectedOnce = provider.shouldConnect;
+  const onStatus = () => {
+    connectedOnce = true;
+  };
+  provider.on('status', onStatus);
   let markTimer: ReturnType<typeof setTimeout> | undefined;
   /** Mark writes are announced at most once a second (each makes open lists read every copy). */
   let announceTimer: ReturnType<typeof setTimeout> | undefined;
@@ -357,14 +368,21 @@ export function trackUnsaved(
   const settle = () => {
     clearTimeout(markTimer);
     markTimer = undefined;
-    if (unsaved()) setUnsaved(false);
-    const keys = marked ? [ownMark, ...found] : found;
-    if (keys.length > 0) {
-      marked = false;
-      found = [];
-      Promise.all(keys.map((key) => local.del(key))).then(tellMarksChanged, () => {});
-    }
+    acked = true;
+    // The marks earlier pages left stand for what the copy holds: kept, and the page unsaved,
+    // until the copy has loaded (what it brings then goes out as edits, which the server's word
+    // settles in turn; or, bringing nothing new, the load itself: see onCopyLoaded).
+    const copyWaits = found.length > 0 && !local.synced;
+    if (unsaved() && !copyWaits) setUnsaved(false);
+    const keys = [...(marked ? [ownMark] : []), ...(copyWaits ? [] : found)];
+    marked = false;
+    if (!copyWaits) found = [];
+    if (keys.length > 0) Promise.all(keys.map((key) => local.del(key))).then(tellMarksChanged, () => {});
   };
+  const onCopyLoaded = () => {
+    if (acked && found.length > 0) settle();
+  };
+  local.on('synced', onCopyLoaded);
 
   const onDocUpdate = (_update: Uint8Array, origin: unknown) => {
     if (origin === provider) return;
@@ -372,7 +390,8 @@ export function trackUnsaved(
     // is saved with it. Once the layer connects without waiting for it any longer (the copy
     // slow to read), it comes after that sync, which the server may already have acknowledged:
     // the provider sends it on as an edit, and it is unsaved until the server says so.
-    if (origin === local && !provider.shouldConnect) return;
+    if (origin === local && !connectedOnce) return;
+    acked = false;
     setUnsaved(true);
     // Sent now (on an open socket) to a server that will not say whether it stored it.
     if (syncedWithoutAcks() && socket()?.readyState === WebSocket.OPEN) startGrace();
@@ -440,6 +459,9 @@ export function trackUnsaved(
     (left) => {
       found = left.filter((key) => key !== ownMark);
       if (found.length === 0) return;
+      // Read after the server's word on all this page sent, the copy loaded: what they stand
+      // for went out (in the first sync, or as edits since), and is stored.
+      if (acked && local.synced) return settle();
       setUnsaved(true);
       // Read only after a sync with a server that will not say (the layer connected without
       // waiting for it): what the copy holds has gone out already.
@@ -464,6 +486,8 @@ export function trackUnsaved(
       announceTimer = undefined; // (a mark written on leaving is announced at once)
       if (announceAgain) tellMarksChanged();
       doc.off('update', onDocUpdate);
+      provider.off('status', onStatus);
+      local.off('synced', onCopyLoaded);
       provider.off('sync', onSync);
       provider.awareness.off('change', settleWithoutAcks);
     },
