@@ -717,8 +717,12 @@ describe('a viewer', () => {
       await writer.synced;
       const page = await context.newPage();
       await page.goto(`${server.url}/projects/1/documents/2?layer=user:2`);
+      // (The statuses come with the project's document list: the button would show once it is read.)
+      const listed = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/projects/1/documents' && r.ok(), WAIT);
       await signIn(page, 'vera');
       await page.getByRole('status', { name: 'Connection' }).filter({ hasText: 'read-only' }).waitFor(WAIT);
+      await listed;
+      await page.waitForTimeout(200);
       // No edit controls: the label buttons are disabled, nothing offers to delete, and no
       // button marks the document's progress.
       expect(await page.getByRole('button', { name: 'ORG' }).isDisabled()).toBe(true);

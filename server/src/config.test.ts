@@ -23,10 +23,11 @@ describe('loadConfig', () => {
   });
 
   it('refuses queue bounds that could never hold a largest message', () => {
-    expect(() => loadConfig({ MAX_MESSAGE_BYTES: String(8 * 2 ** 20), MAX_QUEUED_BYTES_PER_ROOM: String(4 * 2 ** 20) })).toThrow(/MAX_QUEUED_BYTES_PER_ROOM: must be at least MAX_MESSAGE_BYTES \+ 480/);
+    expect(() => loadConfig({ MAX_MESSAGE_BYTES: String(8 * 2 ** 20), MAX_QUEUED_BYTES_PER_ROOM: String(4 * 2 ** 20) })).toThrow(/MAX_QUEUED_BYTES_PER_ROOM: must be at least MAX_MESSAGE_BYTES \+ 560/);
     // A largest update with its bookkeeping must fit.
     expect(() => loadConfig({ MAX_MESSAGE_BYTES: String(2 ** 20), MAX_QUEUED_BYTES_PER_ROOM: String(2 ** 20) })).toThrow(/MAX_QUEUED_BYTES_PER_ROOM/);
-    expect(loadConfig({ MAX_MESSAGE_BYTES: String(2 ** 20), MAX_QUEUED_BYTES_PER_ROOM: String(2 ** 20 + 480) }).sync.maxQueuedBytesPerRoom).toBe(2 ** 20 + 480);
+    expect(() => loadConfig({ MAX_MESSAGE_BYTES: String(2 ** 20), MAX_QUEUED_BYTES_PER_ROOM: String(2 ** 20 + 559) })).toThrow(/MAX_QUEUED_BYTES_PER_ROOM/);
+    expect(loadConfig({ MAX_MESSAGE_BYTES: String(2 ** 20), MAX_QUEUED_BYTES_PER_ROOM: String(2 ** 20 + 560) }).sync.maxQueuedBytesPerRoom).toBe(2 ** 20 + 560);
     expect(() => loadConfig({ MAX_QUEUED_BYTES: String(2 ** 20) })).toThrow(/MAX_QUEUED_BYTES: must be at least/);
     // (A user's share, a quarter, holds one socket's: twice the largest message, 4 MiB, and 32 frames' bookkeeping.)
     expect(() => loadConfig({ MAX_WAITING_FRAME_BYTES: String(16 * 2 ** 20) })).toThrow(/MAX_WAITING_FRAME_BYTES: must be at least 4 × \(2 × MAX_MESSAGE_BYTES \+ 15360\)/);

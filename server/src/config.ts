@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import path from 'node:path';
-import { DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM, DEFAULT_MAX_WAITING_FRAME_BYTES, ENTRY_OVERHEAD_BYTES, socketFrameBound } from './sync/backlog.ts';
+import { DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM, DEFAULT_MAX_WAITING_FRAME_BYTES, queuedBytes, socketFrameBound } from './sync/backlog.ts';
 import { DEFAULT_QUERY_DEADLINE_MS, DEFAULT_STORE_WRITE_DEADLINE_MS } from './db/deadlines.ts';
 
 export interface Config {
@@ -164,10 +164,10 @@ const envSchema = z.object({
     .optional(),
 }).superRefine((e, ctx) => {
   // A room must be able to hold at least one message waiting to be stored, and all rooms one room's share.
-  // (Each update counts with ENTRY_OVERHEAD_BYTES of bookkeeping: see backlog.ts.)
-  const largest = e.MAX_MESSAGE_BYTES + ENTRY_OVERHEAD_BYTES;
+  // (Each update counts with its bookkeeping, one run of structs at least: see backlog.ts.)
+  const largest = queuedBytes(e.MAX_MESSAGE_BYTES, 1);
   if (e.MAX_QUEUED_BYTES_PER_ROOM < largest) {
-    ctx.addIssue({ code: 'custom', path: ['MAX_QUEUED_BYTES_PER_ROOM'], message: `must be at least MAX_MESSAGE_BYTES + ${ENTRY_OVERHEAD_BYTES} (${largest}), or a largest update could never be stored` });
+    ctx.addIssue({ code: 'custom', path: ['MAX_QUEUED_BYTES_PER_ROOM'], message: `must be at least MAX_MESSAGE_BYTES + ${largest - e.MAX_MESSAGE_BYTES} (${largest}), or a largest update could never be stored` });
   }
   // Instances share what they store through one PostgreSQL: each with an embedded database of
   // its own would store only its own clients' updates, and reload rooms without the others'.

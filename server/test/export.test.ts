@@ -111,6 +111,9 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
       ['gold', ['CLAIM'], 0], // (its relation's other end, PERSON, left out)
       [`user:${aliceId}`, [], 0],
     ]);
+    const collection = (await (await get(admin, 'format=w3c&labels=PERSON')).json()) as { id: string; first: { items: Array<{ body?: Array<{ value: string }> }> } };
+    expect(collection.id).toMatch(/\?format=w3c&layer=gold&labels=PERSON$/); // (not the whole collection's id)
+    expect(new Set(collection.first.items.flatMap((a) => (a.body?.[0] ? [a.body[0].value] : [])))).toEqual(new Set(['PERSON']));
     const bad = await get(admin, 'format=jsonl&labels=PERSON,,GPE');
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: unknown }).error).toMatchObject({ code: 'invalid_query', field: 'labels' });

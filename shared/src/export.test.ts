@@ -58,6 +58,7 @@ describe('tokenize', () => {
     expect(split('Apple Inc. said so. Apple Inc. The end.')).toEqual(['Apple Inc . said so .', 'Apple Inc .', 'The end .']);
     expect(split('Open https://x.org/a?b=1 now. OK')).toEqual(['Open https : / / x.org / a ? b = 1 now .', 'OK']);
     expect(split('“Why?” he asked.')).toEqual(['“ Why ? ” he asked .']);
+    expect(split('Go. \u{1E922}dlam word.')).toEqual(['Go . \u{1E922}dlam word .']); // (a lower-case letter past U+FFFF)
   });
 
   it('keeps a run of end punctuation one token, and the quotes and brackets that close on it in its sentence', () => {

@@ -140,7 +140,7 @@ export function sentences(text: string): Token[][] {
 
 /** Whether `end` (a run of end punctuation, after `before` and on the line of `next`) ends a sentence. */
 function endsHere(before: Token | undefined, end: Token, next: Token): boolean {
-  const nextStart = next.text[0]!;
+  const nextStart = String.fromCodePoint(next.text.codePointAt(0)!);
   if (/\p{Ll}/u.test(nextStart)) return false;
   if (end.text !== '.' || !before || before.end !== end.start) return true;
   const word = before.text;

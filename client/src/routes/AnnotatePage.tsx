@@ -102,7 +102,7 @@ export function AnnotatePage() {
                 <LayerSelect options={options()} value={layer()!.key} onChange={(key) => setSearch({ layer: key })} />
               </Show>
               {/* (A viewer marks no progress: the server refuses it.) */}
-              <Show when={info()?.role !== 'viewer'}>
+              <Show when={info() && info()!.role !== 'viewer'}>
                 <StatusButton
                   status={docStatus.status()}
                   saving={docStatus.saving()}

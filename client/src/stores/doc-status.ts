@@ -4,7 +4,7 @@
  */
 import { createResource, createSignal, type Accessor } from 'solid-js';
 import type { DocumentStatus } from '@spanwise/shared/api';
-import { api, errorMessage } from '../api/client.ts';
+import { api, ApiError, errorMessage } from '../api/client.ts';
 
 export function createDocStatus(projectId: Accessor<number>, documentId: Accessor<number>) {
   const [list, { mutate }] = createResource(projectId, api.documents);
@@ -17,8 +17,8 @@ export function createDocStatus(projectId: Accessor<number>, documentId: Accesso
 
   /**
    * `quiet`: a move the page makes of itself (in progress at the first label), whose refusal
-   * says nothing (a viewer's page that still thinks its user may write, say: the server refuses
-   * the status as it drops the edit, and says so about the edit).
+   * (403) says nothing (a viewer's page that still thinks its user may write: the server refuses
+   * the status as it drops the edit, and says so about the edit). Other failures are said.
    */
   async function set(next: DocumentStatus, quiet = false) {
     const before = status();
@@ -31,7 +31,7 @@ export function createDocStatus(projectId: Accessor<number>, documentId: Accesso
       put(saved.status);
     } catch (e) {
       put(before);
-      if (!quiet) setError(errorMessage(e));
+      if (!(quiet && e instanceof ApiError && e.status === 403)) setError(errorMessage(e));
     } finally {
       setSaving(false);
     }

@@ -326,7 +326,7 @@ export function exportRoutes(
             ? perLayer(documents, conllBlock)
             : format === 'brat'
               ? bratZip(documents, labelSchemaSchema.parse(project.schema))
-              : w3c(documents, { id: `${origin}/api/projects/${id}/export?format=w3c&layer=${layer}`, label: project.name }, (docId) => `${origin}/projects/${id}/documents/${docId}`);
+              : w3c(documents, { id: `${origin}/api/projects/${id}/export?format=w3c&layer=${layer}${labels ? `&labels=${[...labels].join(',')}` : ''}`, label: project.name }, (docId) => `${origin}/projects/${id}/documents/${docId}`);
       log.info('export_started', fields);
       const body = readable(
         chunks,
