@@ -5,7 +5,7 @@
  * offsets directly.
  * Labels are attributes (`data-label`, `title`) and colours CSS variables, never text.
  */
-import { createMemo, For } from 'solid-js';
+import { createMemo, For, type Accessor, type JSX } from 'solid-js';
 import type { Block, NestNode, SpanNode } from '@spanwise/shared/nesting';
 import { tokenize } from '@spanwise/shared/tokenize';
 import { caretOffset, firstIndex, pointAt, rangeAt, selectionOffsets, textStarts } from '../lib/text-selection.ts';
@@ -97,8 +97,6 @@ export function ArticleText(props: {
     return ids;
   };
 
-  const blockAt = createMemo(() => new Map(props.blocks.map((block) => [block.start, block])));
-
   const onClick = (e: MouseEvent) => {
     const selection = window.getSelection();
     if (selection && !selection.isCollapsed) return; // finishing a selection, not picking a span
@@ -120,39 +118,50 @@ export function ArticleText(props: {
       role="document"
       aria-label="Article: → and ← select a word, Shift with them moves the selection's end, a label's key labels it, Enter opens what is annotated there"
     >
-      <For each={props.blocks.map((block) => block.start)}>
-        {(start) => {
-          // A paragraph's element is kept by where it starts, so a change inside it re-renders
-          // only the nodes it touched (a span over several paragraphs is a part in each).
-          const block = createMemo(() => blockAt().get(start)); // (what follows runs only when it changes)
-          return (
-            <div class="paragraph" style={{ 'contain-intrinsic-block-size': `auto ${lineGuess(props.view.text, start, block()?.end ?? start)}lh` }}>
-              <Nodes nodes={block()?.nodes ?? []} view={props.view} />
-            </div>
-          );
-        }}
-      </For>
+      {/* A paragraph's element is kept by where it starts, so a change inside it re-renders
+          only the nodes it touched (a span over several paragraphs is a part in each). */}
+      <Keyed each={props.blocks} by={(block) => block.start}>
+        {(block) => (
+          <div class="paragraph" style={{ 'contain-intrinsic-block-size': `auto ${lineGuess(props.view.text, block().start, block().end)}lh` }}>
+            <Nodes nodes={block().nodes} view={props.view} />
+          </div>
+        )}
+      </Keyed>
     </div>
+  );
+}
+
+/**
+ * A `<For>` keyed by `by` rather than by object: an item that comes as a new object under the same
+ * key keeps its elements, and `children` reads it through its accessor (kept as it was while the
+ * list drops its key).
+ */
+function Keyed<T>(props: { each: readonly T[]; by: (item: T) => string | number; children: (item: Accessor<T>) => JSX.Element }) {
+  const byKey = createMemo(() => new Map(props.each.map((item) => [props.by(item), item])));
+  return (
+    <For each={props.each.map(props.by)}>
+      {(key) => {
+        const item = createMemo((was: T) => byKey().get(key) ?? was, byKey().get(key)!);
+        return props.children(item);
+      }}
+    </For>
   );
 }
 
 /**
  * A list of the tree's nodes. A mark is kept by its span's id and part, not by its node: a span
  * whose children changed (a word labelled inside a claim) comes as a new node, and its element,
- * with everything under it that did not change, stays. A text node is kept by its range.
+ * with everything under it that did not change, stays. A text node is kept by its range (its
+ * text never changes).
  */
 function Nodes(props: { nodes: NestNode[]; view: ArticleView }) {
-  const byKey = createMemo(() => new Map(props.nodes.map((node) => [keyOf(node), node])));
   return (
-    <For each={props.nodes.map(keyOf)}>
-      {(key) => {
-        const first = byKey().get(key)!;
-        if (first.kind === 'text') return textNode(props.view.text, first.start, first.end);
-        // (Kept as it was while the list drops this key.)
-        const node = createMemo((was: SpanNode) => (byKey().get(key) as SpanNode | undefined) ?? was, first);
-        return <Mark node={node()} view={props.view} />;
+    <Keyed each={props.nodes} by={keyOf}>
+      {(node) => {
+        const first = node();
+        return first.kind === 'text' ? textNode(props.view.text, first.start, first.end) : <Mark node={node() as SpanNode} view={props.view} />;
       }}
-    </For>
+    </Keyed>
   );
 }
 
