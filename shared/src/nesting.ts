@@ -5,8 +5,9 @@
  * Every span has a rank: earlier start first, then the longer one, then the smaller id. At each
  * point of the text the spans covering it are stacked by rank, lowest rank outermost. A span
  * therefore stays one element until an outer (lower-ranked) span that covers its start ends
- * inside it; only there is it split, and every part carries the same id. Spans that are
- * disjoint or nested, including identical ranges, are never split.
+ * inside it, or at a break the caller asks for (a paragraph's start: see nestParagraphs); only
+ * there is it split, and every part carries the same id. Otherwise spans that are disjoint or
+ * nested, including identical ranges, are never split.
  *
  * @example
  *   nestSpans([{ id: 'a', start: 0, end: 10 }, { id: 'b', start: 5, end: 15 }], 20)

@@ -4,11 +4,10 @@
  * A token is a run of letters, marks and digits, joined across an inner apostrophe, hyphen,
  * period or comma ("don't", "Fateh-110", "U.S", "1,000"), a run of sentence-ending punctuation
  * ("...", "?!"), or any other single character that is not a space to JavaScript or to Python
- * (which reads these files). A token ends where a
- * user-perceived character (a grapheme cluster) ends: a family emoji joined by zero-width
- * joiners, a flag, a skin tone stay one token, and a Prepend character (an Arabic number sign)
- * goes with the word after it. Offsets are JavaScript string indexes (UTF-16),
- * like the layer's.
+ * (which reads these files). A token ends where a user-perceived character (a grapheme cluster)
+ * ends: a family emoji joined by zero-width joiners, a flag, a skin tone stay one token, and a
+ * Prepend character (an Arabic number sign) goes with the word after it. Offsets are JavaScript
+ * string indexes (UTF-16), like the layer's.
  *
  * @example
  *   tokenize('Iran denied it.') // [{ text: 'Iran', start: 0, end: 4 }, …, { text: '.', start: 14, end: 15 }]
@@ -28,8 +27,7 @@ const SPACE = /[\s\x1c-\x1f\x85]/u;
 /**
  * What may join on to the character before it in a grapheme cluster: a mark (a variation
  * selector, a keycap among them), a zero-width joiner, a skin tone, the second of a flag's two
- * letters, a tag of a subdivision flag. (A Prepend character joins the one after it: such a pair
- * is left as two tokens.)
+ * letters, a tag of a subdivision flag. (A Prepend character joins the one after it: see PREPEND.)
  */
 const JOINS_ON = /^[\p{M}\u200d\p{Emoji_Modifier}\p{Regional_Indicator}\u{E0020}-\u{E007F}]/u;
 /**
@@ -115,10 +113,9 @@ export function sentences(text: string): Token[][] {
   const tokens = tokenize(text);
   const out: Token[][] = [];
   let current: Token[] = [];
-  const gap = (from: number, to: number) => text.slice(from, to);
   for (let i = 0; i < tokens.length; i++) {
     const token = tokens[i]!;
-    if (current.length > 0 && LINE_BREAK.test(gap(current.at(-1)!.end, token.start))) {
+    if (current.length > 0 && LINE_BREAK.test(text.slice(current.at(-1)!.end, token.start))) {
       out.push(current);
       current = [];
     }
@@ -128,7 +125,7 @@ export function sentences(text: string): Token[][] {
     let last = i;
     while (last + 1 < tokens.length && CLOSER.test(tokens[last + 1]!.text) && tokens[last + 1]!.start === tokens[last]!.end) last++;
     const next = tokens[last + 1];
-    if (next && !LINE_BREAK.test(gap(tokens[last]!.end, next.start)) && !endsHere(tokens[i - 1], token, next)) continue;
+    if (next && !LINE_BREAK.test(text.slice(tokens[last]!.end, next.start)) && !endsHere(tokens[i - 1], token, next)) continue;
     for (let k = i + 1; k <= last; k++) current.push(tokens[k]!);
     i = last;
     out.push(current);
