@@ -42,8 +42,7 @@ export interface ExportLayer {
  */
 export function withLabels(layer: ExportLayer, labels: ReadonlySet<string>): ExportLayer {
   const spans = layer.spans.filter((span) => labels.has(span.label));
-  const kept = new Set(spans.map((span) => span.id));
-  return { ...layer, spans, relations: layer.relations.filter((r) => kept.has(r.from) && kept.has(r.to)) };
+  return { ...layer, spans, relations: linked(layer, new Set(spans.map((span) => span.id))) };
 }
 
 /** A span that fits the text (exportableSpan), with its offsets in code points. */

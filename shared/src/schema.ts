@@ -1,8 +1,11 @@
 /** Label schema: which span and relation labels a project uses, their colours and shortcut keys. */
 import { z } from 'zod';
 
+/** What a span label's name may be. */
+export const LABEL_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
+
 export const spanLabelSchema = z.object({
-  name: z.string().min(1).max(40).regex(/^[A-Za-z][A-Za-z0-9_-]*$/),
+  name: z.string().min(1).max(40).regex(LABEL_NAME),
   color: z.string().regex(/^#[0-9a-fA-F]{6}$/),
   key: z.string().length(1).optional(),
   description: z.string().max(500).optional(),
