@@ -3,7 +3,7 @@
  * Chromium against the real server: a role taken away and given back, a page whose view of the
  * role is stale (the server drops its edits and says so; the page offers to discard them), too many layers open at once (the
  * server is busy: the page waits and comes back), an edit too large to send (the page
- * stops instead of sending it again and again), a reconnect while saving is delayed, an edit the
+ * stops instead of sending it again and again, and discards it when asked), a reconnect while saving is delayed, an edit the
  * server has yet to store (the page asks before it is left, with or without the server's word),
  * two tabs of one browser on a layer (one of them refused for a while: its mark stays), and a
  * tab whose browser was signed in as someone else meanwhile. Relies on `vite build client`
@@ -242,6 +242,34 @@ describe('an edit too large for the server', () => {
       await waitFor(async () => (await tooBigCount()) > refusals, 'the edit sent again, and refused', 10_000);
       await page.getByRole('alert').filter({ hasText: 'too large' }).waitFor(WAIT);
       await status(page).filter({ hasText: 'stopped' }).waitFor(WAIT);
+
+      // The way out: the change is discarded (asked first), from this browser too, and the layer
+      // opens again as the server holds it, editable.
+      expect(await page.locator('[data-annotation-id]').count()).toBeGreaterThan(0); // (a part in each paragraph)
+      const questions: string[] = [];
+      page.on('dialog', (dialog) => {
+        questions.push(dialog.message());
+        void dialog.accept();
+      });
+      await page.getByRole('alert').filter({ hasText: 'too large' }).getByRole('button', { name: 'Discard them' }).click();
+      await page.getByRole('alert').filter({ hasText: 'too large' }).waitFor({ state: 'detached', ...WAIT });
+      expect(questions).toEqual([expect.stringContaining('could not take')]);
+      await waitConnected(page);
+      expect(await page.locator('[data-annotation-id]').count()).toBe(0);
+      expect(await page.getByRole('button', { name: 'PERSON' }).isDisabled()).toBe(false);
+      const refusedBefore = await tooBigCount();
+      await page.reload();
+      await waitConnected(page);
+      await page.waitForTimeout(300); // (time for anything the browser kept to go out)
+      expect(await page.locator('[data-annotation-id]').count()).toBe(0);
+      expect(await tooBigCount()).toBe(refusedBefore); // nothing too large sent again
+
+      // And it is editable: a small span is stored.
+      const word = await findWord(page, 2);
+      await selectText(page, word.start, word.end);
+      await page.getByRole('button', { name: 'PERSON' }).click();
+      await waitFor(async () => listSpans(await storedDoc(server.database.db, layerRoom(1, 4))).some((s) => s.quote === word.word), 'the small edit stored');
+      expect(listSpans(await storedDoc(server.database.db, layerRoom(1, 4))).map((s) => s.quote)).toEqual([word.word]);
     } finally {
       await context.close();
     }

@@ -41,6 +41,13 @@ function leaveQuestion(keptLocally: boolean): string {
     : 'Some of your edits are not saved yet, and this browser cannot keep them: they are lost if you leave. Leave anyway?';
 }
 
+/**
+ * What a person is asked before the changes the server could not take (too large, or unreadable)
+ * are deleted, with the rest of what it has not saved since.
+ */
+const DISCARD_UNSENDABLE_QUESTION =
+  'Delete your changes to this layer that the server could not take, and those made since? Nothing of them was saved and they cannot be brought back; the layer opens again as the server holds it.';
+
 /** What a person is asked before the edits this browser holds and the server refused are deleted. */
 const DISCARD_QUESTION =
   'Delete the edits of yours to this layer that this browser keeps and the server did not save? They cannot be brought back.';
@@ -182,21 +189,23 @@ function OpenedLayerWorkspace(
   // on the server's word (it refused what the socket's sync sent) or the role the page learnt
   // then (a sync that only deletes is not refused, nor stored), and the browser's copy can be
   // deleted to see the layer as it is saved. (Said on while the copy is being deleted.)
-  const [discarding, setDiscarding] = createSignal(false);
-  const strandedEdits = () => discarding() || (layer.unsaved() && layer.synced() && (layer.writesRefused() || props.readOnly));
-  const discard = async () => {
-    if (!window.confirm(DISCARD_QUESTION)) return;
+  // Likewise edits the server could not take (1009, 4400): *Try again* would send the same.
+  const [discarding, setDiscarding] = createSignal<'stranded' | 'unsendable' | null>(null);
+  const strandedEdits = () => discarding() === 'stranded' || (layer.unsaved() && layer.synced() && (layer.writesRefused() || props.readOnly));
+  const unsendableEdits = () => RETRY_BY_HAND_CODES.has(layer.closedCode() ?? 0);
+  const discard = async (which: 'stranded' | 'unsendable') => {
+    if (!window.confirm(which === 'stranded' ? DISCARD_QUESTION : DISCARD_UNSENDABLE_QUESTION)) return;
     // What came meanwhile (the role given back, say, and its reconnect) is heard first.
     await new Promise((r) => setTimeout(r));
-    if (!strandedEdits()) return;
-    setDiscarding(true);
+    if (discarding() || !(which === 'stranded' ? strandedEdits() : unsendableEdits())) return;
+    setDiscarding(which);
     layer.discardLocalCopy().then(
       () => props.onReopen(null),
       (err: unknown) => props.onReopen(`Your edits to this layer could not be discarded: ${errorMessage(err)}.`),
     );
   };
   /** The layer has let go of its doc to open again (its copy deleted here or in another tab). */
-  const goingAway = () => discarding() || reopening();
+  const goingAway = () => discarding() !== null || reopening();
 
   const [hint, setHint] = createSignal<string | null>(null);
   const locked = () => lockedHint(props.readOnly, layer.writesRefused(), layer.closedCode() !== null, goingAway());
@@ -320,8 +329,11 @@ function OpenedLayerWorkspace(
               {notice().text}
               <Show when={RETRY_BY_HAND_CODES.has(notice().code)}>
                 {' '}
-                <button type="button" onClick={() => layer.retry()}>
+                <button type="button" disabled={goingAway()} onClick={() => layer.retry()}>
                   Try again
+                </button>{' '}
+                <button type="button" disabled={goingAway()} onClick={() => void discard('unsendable')}>
+                  Discard them
                 </button>
               </Show>
             </p>
@@ -332,7 +344,7 @@ function OpenedLayerWorkspace(
             The server did not save edits of yours to this layer, and you may not change it now: this
             browser keeps them, and only you see them. They are sent if you may edit the layer again
             the next time you open it.{' '}
-            <button type="button" disabled={discarding()} onClick={() => void discard()}>
+            <button type="button" disabled={discarding() !== null} onClick={() => void discard('stranded')}>
               Discard them
             </button>
           </p>

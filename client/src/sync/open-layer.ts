@@ -7,7 +7,8 @@
  * - 4401, 4403, 4404: closed for good (signed out, no access, no such layer); 4409 too (the
  *   browser is signed in as someone else now: the page learns who).
  * - 1009 (a message too big) and 4400 (one the server could not read): reconnecting would send
- *   the same again, so it stops and waits for `retry()`; the edits stay in IndexedDB.
+ *   the same again, so it stops and waits for `retry()`; the edits stay in IndexedDB (until
+ *   the page discards them: `discardLocalCopy()`).
  * - 1013 and 4429 (the server is busy, or too many layers are open): it waits before trying
  *   again, longer each time (1, 2, 4 … 30 s, with jitter), and says the server is busy.
  * - 4408 (this user's access changed): it reconnects at once. Every sync after a reconnect
