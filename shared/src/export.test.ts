@@ -54,6 +54,10 @@ describe('tokenize', () => {
     expect(split('The U.S. said no. Then e.g. this.')).toEqual(['The U.S . said no .', 'Then e.g . this .']);
     expect(split('Mr. Kirby met Gen. Smith on Nov. 5. Then he left.')).toEqual(['Mr . Kirby met Gen . Smith on Nov . 5 .', 'Then he left .']);
     expect(split('J. R. R. Tolkien wrote it.')).toEqual(['J . R . R . Tolkien wrote it .']);
+    // Unless a word that starts sentences, and is no name, comes next.
+    expect(split('It chose Plan B. The plan failed.')).toEqual(['It chose Plan B .', 'The plan failed .']);
+    expect(split('Sent by the U.S. It was late. The U.S. Army came.')).toEqual(['Sent by the U.S .', 'It was late .', 'The U.S . Army came .']);
+    expect(split('A shop on Main St. But it shut.')).toEqual(['A shop on Main St .', 'But it shut .']);
     // A known abbreviation ends one before an upper-case word; a word with inner periods never does.
     expect(split('Apple Inc. said so. Apple Inc. The end.')).toEqual(['Apple Inc . said so .', 'Apple Inc .', 'The end .']);
     expect(split('Open https://x.org/a?b=1 now. OK')).toEqual(['Open https : / / x.org / a ? b = 1 now .', 'OK']);

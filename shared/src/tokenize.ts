@@ -102,12 +102,22 @@ const ABBREVIATIONS = new Set(
 );
 
 /**
+ * Words that start sentences and are no one's name: after a title, an initial or a word with
+ * inner periods, one of these says the full stop ended a sentence ("Plan B. The", "the U.S. It").
+ * (Not "A" nor "I", which are initials as well.)
+ */
+const SENTENCE_STARTERS = new Set(
+  'The This That These Those It Its He She They We You There Then But And Yet So In On At After Before When While If As His Her Their Our My Some Many Most'.split(' '),
+);
+
+/**
  * Tokens grouped into sentences. A sentence ends at a line break (any Python's splitlines()
  * knows), and after a run of `.`, `!`, `?`, `…` together with the quotes and brackets that close
  * on it, unless the next word starts in lower case. A full stop right after an abbreviation does
- * not end one: never after a title or an initial ("Gen. Smith", "J. Smith"), nor after a word
- * with inner periods ("U.S.", "e.g."), and after another known abbreviation only before a word
- * in upper case ("on Nov. 5" goes on; "at Apple Inc. The next" ends).
+ * not end one after a title or an initial ("Gen. Smith", "J. Smith"), nor after a word with
+ * inner periods ("U.S.", "e.g."), unless a word that starts sentences follows ("Plan B. The");
+ * after another known abbreviation, only before a word in upper case ("on Nov. 5" goes on; "at
+ * Apple Inc. The next" ends).
  */
 export function sentences(text: string): Token[][] {
   const tokens = tokenize(text);
@@ -141,7 +151,7 @@ function endsHere(before: Token | undefined, end: Token, next: Token): boolean {
   if (/\p{Ll}/u.test(nextStart)) return false;
   if (end.text !== '.' || !before || before.end !== end.start) return true;
   const word = before.text;
-  if (TITLES.has(word) || /^\p{Lu}$/u.test(word) || /\p{L}\.\p{L}/u.test(word)) return false;
+  if (TITLES.has(word) || /^\p{Lu}$/u.test(word) || /\p{L}\.\p{L}/u.test(word)) return SENTENCE_STARTERS.has(next.text);
   if (ABBREVIATIONS.has(word)) return /\p{Lu}/u.test(nextStart);
   return true;
 }
