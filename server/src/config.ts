@@ -36,6 +36,8 @@ export interface Config {
   sessionTtlHours: number;
   /** An export whose client reads nothing for this long is cut off (its slot given back). */
   exportStallMs: number;
+  /** A new document's body of which no byte arrives for this long is given up (its upload place given back). */
+  uploadStallMs: number;
   sync: SyncLimits;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** When set, GET /metrics asks for `Authorization: Bearer <token>`; unset, it is open. */
@@ -133,6 +135,7 @@ const envSchema = z.object({
   // (Browsers keep a cookie 400 days at most, and Hono refuses to set one for longer.)
   SESSION_TTL_HOURS: z.coerce.number().positive().max(400 * 24).default(24 * 14),
   EXPORT_STALL_MS: delayMs(1_000).default(60_000),
+  UPLOAD_STALL_MS: delayMs(1_000).default(30_000),
   // ws takes its frame limit as a 32-bit integer: 2^32 would lift it.
   MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(defaultSyncLimits.maxMessageBytes),
   MAX_MESSAGES_PER_SECOND: z.coerce.number().int().min(1).default(defaultSyncLimits.maxMessagesPerSecond),
@@ -211,6 +214,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signInAttemptsPerAddress: e.SIGN_IN_ATTEMPTS_PER_ADDRESS,
     sessionTtlHours: e.SESSION_TTL_HOURS,
     exportStallMs: e.EXPORT_STALL_MS,
+    uploadStallMs: e.UPLOAD_STALL_MS,
     sync: Object.freeze({
       maxMessageBytes: e.MAX_MESSAGE_BYTES,
       maxMessagesPerSecond: e.MAX_MESSAGES_PER_SECOND,

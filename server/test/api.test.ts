@@ -6,6 +6,9 @@ import { CHECKS_WAITING, HASHES_AT_ONCE, hashPassword } from '../src/features/au
 import { usersRepository } from '../src/features/auth/users.repository.ts';
 import { projectsRepository } from '../src/features/projects/projects.repository.ts';
 import { LARGE_BODIES_AT_ONCE } from '../src/http/body-limits.ts';
+
+/** How long a new document's body may stop arriving here (UPLOAD_STALL_MS; 30 s by default). */
+const UPLOAD_STALL_MS = 1_000;
 import { api, databaseKinds, holdConnection, login, startTestServer, type TestServer } from './harness.ts';
 
 type ErrorBody = { error: { code: string; message: string; field?: string } };
@@ -16,7 +19,7 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
   let admin: string;
 
   beforeAll(async () => {
-    server = await startTestServer({ kind });
+    server = await startTestServer({ kind, config: { uploadStallMs: UPLOAD_STALL_MS } });
     alice = await login(server.url, 'alice');
     admin = await login(server.url, 'admin');
   });
@@ -246,6 +249,42 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
       expect((await next.status).status).toBe(201);
       for (const s of slow.slice(1)) s.finish();
       expect((await Promise.all(slow.slice(1).map((s) => s.status))).map((s) => s.status)).toEqual(slow.slice(1).map(() => 201));
+    });
+
+    it('gives up a new document whose body stops arriving, and its place with it', async () => {
+      const body = JSON.stringify({ title: 'stalled', text: 's'.repeat(100_000) });
+      const stalled = async () => {
+        const req = request(`${server.url}/api/projects/1/documents`, {
+          method: 'POST',
+          agent: false,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), cookie: admin },
+        });
+        const ended = new Promise<{ status: number | null; afterMs: number }>((resolve) => {
+          const started = performance.now();
+          req.on('response', (res) => {
+            res.resume();
+            resolve({ status: res.statusCode!, afterMs: performance.now() - started });
+          });
+          req.on('error', () => resolve({ status: null, afterMs: performance.now() - started }));
+        });
+        // Half, then a byte now and then for a while (each puts the clock back), then nothing.
+        req.write(body.slice(0, 50_000));
+        for (let i = 0; i < 3; i++) {
+          await new Promise((r) => setTimeout(r, UPLOAD_STALL_MS / 2));
+          req.write(body[50_000 + i]);
+        }
+        return ended;
+      };
+      const all = await Promise.all(Array.from({ length: LARGE_BODIES_AT_ONCE }, stalled));
+      for (const { status, afterMs } of all) {
+        expect(status).toBeNull(); // the connection closed, no answer: the client was not reading one
+        expect(afterMs).toBeGreaterThanOrEqual(1.5 * UPLOAD_STALL_MS + UPLOAD_STALL_MS - 100);
+        expect(afterMs).toBeLessThan(1.5 * UPLOAD_STALL_MS + 3 * UPLOAD_STALL_MS);
+      }
+      // Every place given back: a new document is read at once.
+      const res = await api<{ id: number }>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'after the stalls', text: 'fine' }) });
+      expect(res.status).toBe(201);
+      expect((await api(server.url, null, '/api/health')).status).toBe(200);
     });
 
     it('refuses the NUL character and addresses other than http(s) with 400, not 500', async () => {

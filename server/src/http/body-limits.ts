@@ -5,6 +5,7 @@
  * make the server hold 16 MiB for a request (without a Content-Length, a limit must buffer the
  * body to measure it).
  */
+import type { IncomingMessage } from 'node:http';
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { AppError } from './errors.ts';
@@ -40,18 +41,43 @@ let largeBodies = 0;
 
 /**
  * In the new-document route, once the caller may add one: its body may take 16 MiB (past that,
- * the limit's onError throws the 413), and `handle` runs with one of LARGE_BODIES_AT_ONCE places;
- * with none free, a 503 (`uploads_busy`, Retry-After) comes back at once, before the body is read.
+ * the limit's onError throws the 413), and is read by `read` with one of LARGE_BODIES_AT_ONCE
+ * places, kept while `use` runs on what it read; with none free, a 503 (`uploads_busy`,
+ * Retry-After) comes back at once, before the body is read. A body of which no byte arrives for
+ * `stallMs` is given up (its connection closed, 408 `upload_stalled`), so that stalled uploads do
+ * not hold the places until Node's request timeout (300 s).
  */
-export async function withLargeBody<T>(c: Context, handle: () => Promise<T>): Promise<T> {
+export async function withLargeBody<B, T>(c: Context, stallMs: number, read: () => Promise<B>, use: (body: B) => Promise<T>): Promise<T> {
   if (largeBodies >= LARGE_BODIES_AT_ONCE) {
     c.header('Retry-After', '5');
     throw new AppError(503, 'uploads_busy', `at most ${LARGE_BODIES_AT_ONCE} documents are read at once: try again in a moment`);
   }
   largeBodies++;
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  let stalled = false;
+  const stall = () => {
+    stalled = true;
+    incoming?.socket?.destroy();
+  };
+  // (The socket's idle timer: any byte read puts it back. Until the body is read, not while it
+  // is used: a slow database is no stalled client.)
+  incoming?.setTimeout(stallMs, stall);
+  const readDone = () => {
+    incoming?.off('timeout', stall);
+    incoming?.setTimeout(0);
+  };
   try {
-    await large(c, async () => {});
-    return await handle();
+    let body: B;
+    try {
+      await large(c, async () => {});
+      body = await read();
+    } catch (err) {
+      if (stalled) throw new AppError(408, 'upload_stalled', `no part of the document arrived for ${stallMs} ms`);
+      throw err;
+    } finally {
+      readDone();
+    }
+    return await use(body);
   } finally {
     largeBodies--;
   }

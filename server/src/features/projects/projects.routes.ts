@@ -10,7 +10,16 @@ import type { ProjectsRepository } from './projects.repository.ts';
 
 const notOwner = () => forbidden('only the project owner may change members');
 
-export function projectsRoutes(projects: ProjectsRepository, access: AccessService, documents: DocumentsService, users: UsersRepository) {
+export function projectsRoutes(
+  projects: ProjectsRepository,
+  access: AccessService,
+  documents: DocumentsService,
+  users: UsersRepository,
+  options: {
+    /** A new document's body of which no byte arrives for this long is given up (UPLOAD_STALL_MS). */
+    uploadStallMs: number;
+  },
+) {
   /** The owner's guard for member changes (checked again as the change is made); returns the project id. */
   const asOwner = async (userId: number, param: string | undefined) => {
     const id = idParam(param, 'project');
@@ -75,12 +84,16 @@ export function projectsRoutes(projects: ProjectsRepository, access: AccessServi
       const { role } = await access.projectRole(user.id, id);
       if (role !== 'owner') throw forbidden('only the project owner may add documents');
       requireJson(c); // before buffering up to 16 MiB of something else
-      return withLargeBody(c, async () => {
-        const body = await jsonBody(c, newDocumentBody);
-        // (Checked again as it is written: the upload may have taken minutes.)
-        const docId = await documents.create(id, body, user.id);
-        if (docId === null) throw forbidden('only the project owner may add documents');
-        return c.json({ id: docId }, 201);
-      });
+      return withLargeBody(
+        c,
+        options.uploadStallMs,
+        () => jsonBody(c, newDocumentBody),
+        async (body) => {
+          // (Checked again as it is written: the upload may have taken minutes.)
+          const docId = await documents.create(id, body, user.id);
+          if (docId === null) throw forbidden('only the project owner may add documents');
+          return c.json({ id: docId }, 201);
+        },
+      );
     });
 }
