@@ -567,6 +567,43 @@ describe('two tabs of one browser on a layer, the first marked before the second
   });
 });
 
+describe('signing out', () => {
+  const copyOf = (documentId: number) => `spanwise:u2:${layerRoom(documentId, 2)}`;
+  const copies = (page: Page) => page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name ?? ''));
+
+  it('deletes what the browser kept of the user’s layers, but for edits not saved yet, once no tab has them open', async () => {
+    const { context, page } = await openDocument('alice', 2);
+    page.on('dialog', (dialog) => void dialog.accept()); // (asked, should the other tab's edit be marked by then)
+    const hold = { restore: () => {} };
+    try {
+      await waitConnected(page);
+      const saved = await annotate(page, 1, '1');
+      await waitFor(async () => listSpans(await storedDoc(server.database.db, layerRoom(2, 2))).some((s) => s.quote === saved), 'the edit stored');
+      await page.locator('.workspace:not([data-unsaved])').waitFor(WAIT);
+      // Another tab edits a layer, and the server does not store it yet.
+      const tab = await context.newPage();
+      await tab.goto(`${server.url}/projects/1/documents/3`);
+      await waitConnected(tab);
+      Object.assign(hold, holdAppends(server));
+      await annotate(tab, 1, '1');
+      await tab.locator('.workspace[data-unsaved]').waitFor(WAIT);
+      expect(await copies(page)).toEqual(expect.arrayContaining([copyOf(2), copyOf(3)]));
+
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByLabel('Username').waitFor(WAIT);
+      // The other tab hears of it (its socket closed), and lets its layer go, marked.
+      await tab.getByLabel('Username').waitFor(WAIT);
+      await waitFor(async () => !(await copies(page)).includes(copyOf(2)), 'the saved layer’s copy deleted', 20_000);
+      await new Promise((r) => setTimeout(r, 500)); // (time for a deletion that must not happen)
+      expect(await copies(page)).toContain(copyOf(3));
+      expect(await unsavedMark(page, copyOf(3))).toBe(1);
+    } finally {
+      hold.restore();
+      await context.close();
+    }
+  });
+});
+
 describe('a tab whose browser was signed in as someone else meanwhile', () => {
   it('is refused as the other user’s page (4409), writes nothing, and learns who is signed in', async () => {
     const room = layerRoom(5, 2); // alice's layer of document 5

@@ -2,7 +2,7 @@ import { createSignal, Show } from 'solid-js';
 import { A } from '@solidjs/router';
 import { api, ApiError, errorMessage } from '../api/client.ts';
 import { useSession } from '../stores/session.tsx';
-import { unsavedEditsAt } from '../sync/unsaved-edits.ts';
+import { storagePrefixOf, unsavedEditsAt } from '../sync/unsaved-edits.ts';
 import { within } from '../lib/within.ts';
 
 const SIGN_OUT_QUESTIONS = {
@@ -33,7 +33,7 @@ export function Header() {
       // here again and opens their layer: not without being asked.
       const me = session.me();
       if (me) {
-        const waiting = await within(unsavedEditsAt(`u${me.id}`, reachable), LOOK_WAIT_MS, () => 'unknown' as const);
+        const waiting = await within(unsavedEditsAt(storagePrefixOf(me.id), reachable), LOOK_WAIT_MS, () => 'unknown' as const);
         if (waiting !== 'none' && !window.confirm(SIGN_OUT_QUESTIONS[waiting])) return;
       }
       await session.signOut();

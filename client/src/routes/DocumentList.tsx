@@ -7,7 +7,7 @@ import { ExportPanel } from '../components/ExportPanel.tsx';
 import { RowList } from '../components/RowList.tsx';
 import { formatLength, ROLE_TEXT, STATUS_TEXT } from '../lib/labels.ts';
 import { useMe } from '../stores/session.tsx';
-import { discardCopies, onMarksChanged, unsavedCopies, type UnsavedCopy } from '../sync/unsaved-edits.ts';
+import { discardCopies, onMarksChanged, storagePrefixOf, unsavedCopies, type UnsavedCopy } from '../sync/unsaved-edits.ts';
 
 /** What a person is asked before edits that can no longer be saved are deleted from the browser. */
 const DISCARD_QUESTION =
@@ -26,7 +26,7 @@ export function DocumentList() {
   const [copies, { refetch: readMarksAgain }] = createResource(
     // Once the list is in: only its documents' copies are read.
     () => (documents.state === 'ready' ? documents().map((d) => d.id) : false),
-    (ids) => unsavedCopies(`u${me.id}`, new Set(ids)),
+    (ids) => unsavedCopies(storagePrefixOf(me.id), new Set(ids)),
   );
   // Read again when a page of this browser makes such edits, saves them, or discards them.
   onCleanup(onMarksChanged(() => void readMarksAgain()));

@@ -24,6 +24,7 @@ import { closedBanner } from '../sync/closed-text.ts';
 import { openLayer, RETRY_BY_HAND_CODES } from '../sync/open-layer.ts';
 import { userColor, type Peer } from '../sync/presence.ts';
 import { showPeerSelections } from '../sync/peer-highlights.ts';
+import { storagePrefixOf } from '../sync/unsaved-edits.ts';
 
 /** Why this user cannot change the layer now, in a few words for a hint; null when they can. */
 function lockedHint(readOnly: boolean, writesRefused: boolean, closed: boolean, reopening = false): string | null {
@@ -95,7 +96,7 @@ function OpenedLayerWorkspace(
   const layer = openLayer({
     room: props.layer.room,
     user: { id: me.id, name: me.username, color: userColor(me.id) },
-    storagePrefix: `u${me.id}`,
+    storagePrefix: storagePrefixOf(me.id),
     // Leave the provider's event handler before the session change unmounts this layer.
     onClosed: (code) => {
       if (code === CloseCode.unauthenticated) queueMicrotask(session.expire);

@@ -10,6 +10,7 @@ import { createContext, createResource, onCleanup, useContext, type Accessor, ty
 import type { Me } from '@spanwise/shared/api';
 import { api, ApiError, UNAUTHORIZED_EVENT } from '../api/client.ts';
 import { onSignOutElsewhere, pendingSignOut } from '../api/pending-sign-out.ts';
+import { forgetCopiesOf, storagePrefixOf } from '../sync/unsaved-edits.ts';
 
 /** How often a page looks for a sign-out the server has not heard of, to send it again (see api.settleSignOut). */
 const SIGN_OUT_RETRY_MS = 5_000;
@@ -29,9 +30,18 @@ const SessionContext = createContext<Session>();
 
 export function SessionProvider(props: ParentProps) {
   const [me, { mutate, refetch }] = createResource(api.me);
+  /**
+   * Signed out (or the session over): what this browser keeps of the user's layers is deleted
+   * but for edits not saved yet (sync/unsaved-edits.ts), once the pages have let them go.
+   */
+  const forgetLayers = (user: Me | null | undefined) => {
+    if (user) void forgetCopiesOf(storagePrefixOf(user.id));
+  };
   const expire = () => {
     void api.forgetCopies();
+    const user = me.error ? undefined : me();
     mutate(null);
+    forgetLayers(user);
   };
   window.addEventListener(UNAUTHORIZED_EVENT, expire);
   onCleanup(() => window.removeEventListener(UNAUTHORIZED_EVENT, expire));
@@ -71,7 +81,9 @@ export function SessionProvider(props: ParentProps) {
         // (pending-sign-out.ts).
         if (e instanceof ApiError && e.fromServer && e.status >= 500) throw e;
       }
+      const user = me.error ? undefined : me();
       mutate(null);
+      forgetLayers(user);
     },
     expire,
   };

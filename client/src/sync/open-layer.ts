@@ -38,7 +38,7 @@ import { CloseCode, FINAL_CLOSE_CODES, MessageKind } from '@spanwise/shared/prot
 import { readPresenceEntries } from '@spanwise/shared/presence-entries';
 import { withoutRemovals } from './awareness-update.ts';
 import { createPresence, type Peer, type PresenceUser, type TextSelection } from './presence.ts';
-import { CountingWebSocket, discardCopies, layerCopyName, trackUnsaved, watchCopyDiscards } from './unsaved-edits.ts';
+import { CountingWebSocket, discardCopies, holdCopy, layerCopyName, trackUnsaved, watchCopyDiscards } from './unsaved-edits.ts';
 import { watchLocalCopy, type LocalCopy } from './local-copy.ts';
 import { within } from '../lib/within.ts';
 
@@ -140,6 +140,8 @@ export function openLayer(options: OpenLayerOptions): Layer {
   const copyName = layerCopyName(options.storagePrefix, options.room);
   /** Tells this layer's own word on the marks channel from other pages'. */
   const self = `layer:${Math.random().toString(36).slice(2)}`;
+  // (Before the copy opens: a sign-out's sweep must find it in use.)
+  const releaseCopy = holdCopy(copyName);
   const local = new IndexeddbPersistence(copyName, doc);
   const localCopy = watchLocalCopy(local, doc, LOCAL_LOAD_WAIT_MS);
   const provider = new WebsocketProvider(syncUrl(), options.room, doc, {
@@ -358,6 +360,8 @@ export function openLayer(options: OpenLayerOptions): Layer {
     provider.destroy();
     const closed = local.destroy();
     doc.destroy();
+    // (A copy that never opened may never say it closed: let go of it then all the same.)
+    void within(closed.catch(() => {}), LOCAL_LOAD_WAIT_MS, () => undefined).then(releaseCopy);
     return closed;
   }
 }

@@ -146,37 +146,105 @@ export function watchCopyDiscards(name: string, self: string, listener: (done: P
   return { begin, stop };
 }
 
+/** What a user's layer copies in this browser are named with, apart from everyone else's. */
+export function storagePrefixOf(userId: number): string {
+  return `u${userId}`;
+}
+
 /** The IndexedDB database that keeps a layer's copy for one signed-in user (`storagePrefix`). */
 export function layerCopyName(storagePrefix: string, room: string): string {
   return `spanwise:${storagePrefix}:${room}`;
 }
 
 /** Whether the copy named `name` holds a mark; false if it cannot be read, or is not there. */
-function holdsMark(name: string): Promise<boolean> {
+async function holdsMark(name: string): Promise<boolean> {
+  return (await markState(name)) === true;
+}
+
+/** Whether the copy named `name` holds a mark: false too if it is not there; null if it cannot be read. */
+function markState(name: string): Promise<boolean | null> {
   return new Promise((resolve) => {
     let open: IDBOpenDBRequest;
     try {
       open = indexedDB.open(name);
     } catch {
-      return resolve(false);
+      return resolve(null);
     }
     // Not there (any more): opening it would make an empty one.
     open.onupgradeneeded = () => open.transaction?.abort();
-    open.onerror = () => resolve(false);
-    open.onblocked = () => resolve(false);
+    open.onerror = () => resolve(open.error?.name === 'AbortError' ? false : null);
+    open.onblocked = () => resolve(null);
     open.onsuccess = () => {
       const db = open.result;
       try {
         const count = db.transaction('custom').objectStore('custom').count(markKeys());
         count.onsuccess = () => resolve(count.result > 0);
-        count.onerror = () => resolve(false);
+        count.onerror = () => resolve(null);
       } catch {
-        resolve(false);
+        resolve(null);
       } finally {
         db.close(); // (once its transaction is done)
       }
     };
   });
+}
+
+/** The Web Lock each page with a layer's copy open holds (shared) on it, named by the copy after this. */
+const COPY_LOCK = 'spanwise:copy:';
+
+/**
+ * Holds the copy `name`'s lock (shared) until the returned function is called: while a page has
+ * a copy open, a sign-out leaves it alone (see forgetCopiesOf).
+ */
+export function holdCopy(name: string): () => void {
+  if (typeof navigator === 'undefined' || !navigator.locks) return () => {};
+  const held: { over: boolean; release?: () => void } = { over: false };
+  void navigator.locks
+    .request(`${COPY_LOCK}${name}`, { mode: 'shared' }, () => (held.over ? undefined : new Promise<void>((r) => (held.release = r))))
+    .catch(() => {});
+  return () => {
+    held.over = true;
+    held.release?.();
+  };
+}
+
+/** After a sign-out, how long to wait before each try at the copies some page still had open. */
+const FORGET_TRIES_MS = [0, 250, 500, 1_000, 2_000, 4_000, 8_000];
+
+/**
+ * Deletes the copies this browser keeps of the layers of the user of `storagePrefix`, who signed
+ * out, so that the next person at this browser cannot read them: each once no page has it open
+ * (tried again for some seconds, as the pages let their layers go on hearing of the sign-out),
+ * and never one that holds a mark (edits not saved yet: the person was asked, and chose to keep
+ * them) or whose marks cannot be read. Without Web Locks, which say whether a copy is open, none
+ * is. Never rejects.
+ */
+export async function forgetCopiesOf(storagePrefix: string): Promise<void> {
+  if (typeof indexedDB === 'undefined' || typeof indexedDB.databases !== 'function' || typeof navigator === 'undefined' || !navigator.locks) return;
+  const prefix = layerCopyName(storagePrefix, '');
+  let left: string[];
+  try {
+    left = (await indexedDB.databases()).flatMap((d) => (d.name?.startsWith(prefix) ? [d.name] : []));
+  } catch {
+    return;
+  }
+  for (const wait of FORGET_TRIES_MS) {
+    if (left.length === 0) return;
+    await new Promise((r) => setTimeout(r, wait));
+    const outcomes = await Promise.all(
+      left.map((name) =>
+        navigator.locks
+          .request(`${COPY_LOCK}${name}`, { ifAvailable: true }, async (lock) => {
+            if (!lock) return 'open';
+            if ((await markState(name)) !== false) return 'kept';
+            await discardCopies([name], 'sign-out');
+            return 'gone';
+          })
+          .catch(() => 'kept'),
+      ),
+    );
+    left = left.filter((_, i) => outcomes[i] === 'open');
+  }
 }
 
 /** A layer's copy in this browser that holds edits not saved yet (see unsavedCopies). */
