@@ -40,8 +40,9 @@ export interface RoomDeps {
   /**
    * Yjs failed part-way through applying an update and left the doc unusable (see docBroken):
    * the server lets the room go and has its peers reconnect to a fresh one, loaded from the store.
+   * `blame`: the peer whose updates alone did it (a batch of its own), told not to send them again.
    */
-  onBroken(room: Room): void;
+  onBroken(room: Room, blame?: RoomPeer): void;
   /**
    * A room let go of stored `updates` after all: a fresh room of its name may have loaded
    * before they were, and this instance's bus does not bring back its own.
@@ -546,12 +547,12 @@ export class Room {
   }
 
   /** The doc is unusable: stop applying, and have the server let the room go (see onBroken). */
-  #break(where: 'update' | 'bus' | 'reload' | 'predecessor'): void {
+  #break(where: 'update' | 'bus' | 'reload' | 'predecessor', blame?: RoomPeer): void {
     if (this.#broken) return;
     this.#broken = true;
     this.deps.observer.error?.('room_broken');
-    this.deps.log.error('sync_room_broken', { room: this.name, where });
-    this.deps.onBroken(this);
+    this.deps.log.error('sync_room_broken', { room: this.name, where, ...(blame?.info ? { userId: blame.info.userId } : {}) });
+    this.deps.onBroken(this, blame);
   }
 
   /**
@@ -769,7 +770,9 @@ export class Room {
         applyFailed(err); // (thrown by Yjs' own cleanup: see docBroken)
       }
       if (docBroken(this.doc)) {
-        this.#break('update');
+        // A batch of one peer's updates: that peer sent what broke it (told not to send it again,
+        // or it would break the fresh room too as soon as it reconnected).
+        this.#break('update', origin === BATCH ? undefined : origin);
         this.#reportStored(batch);
         continue;
       }

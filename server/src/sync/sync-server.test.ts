@@ -263,7 +263,8 @@ describe('SyncServer', () => {
       const store = new MemoryStore();
       const server = new SyncServer({ store, log: silent, limits, observer: { error: (kind) => errors.push(kind) } });
       const readerSocket = new MemorySocket();
-      const w = join(server, new MemorySocket());
+      const writerSocket = new MemorySocket();
+      const w = join(server, writerSocket);
       join(server, readerSocket);
       await flushed(server);
       w.receive(updateMessage(spanUpdate('BEFORE')));
@@ -274,6 +275,8 @@ describe('SyncServer', () => {
       // (Before, the throw escaped the flush: an unhandled rejection, which ends Node.)
       expect(errors).toContain('room_broken');
       expect(readerSocket.closedWith).toBe(CloseCode.tryAgainLater);
+      // Its sender is told not to send it again (its client waits for its person), not to reconnect.
+      expect(writerSocket.closedWith).toBe(CloseCode.malformed);
       expect(store.rooms.get('doc:1:user:1')).toHaveLength(2);
       expect(broken.destroyed).toBe(true);
       expect(server.rooms.has('doc:1:user:1')).toBe(false);
@@ -283,6 +286,18 @@ describe('SyncServer', () => {
       const room = server.rooms.get('doc:1:user:1')!;
       expect(listSpans(room.doc).map((s) => s.label).sort()).toEqual(['AFTER', 'BEFORE']);
       expect(store.setAsideRows).toHaveLength(1);
+    });
+
+    it('in a batch of several peers’ updates: none is blamed, all reconnect', async () => {
+      const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
+      const sockets = [new MemorySocket(), new MemorySocket()];
+      const [w1, w2] = sockets.map((socket) => join(server, socket));
+      await flushed(server);
+      // (Both in the same tick: one batch.)
+      w1!.receive(updateMessage(spanUpdate('FINE')));
+      w2!.receive(updateMessage(cleanupPoison()));
+      await flushed(server);
+      expect(sockets.map((socket) => socket.closedWith)).toEqual([CloseCode.tryAgainLater, CloseCode.tryAgainLater]);
     });
 
     it('stored: the first load sets it aside and fails (its sockets try again), the next is whole', async () => {

@@ -11,7 +11,7 @@
 import { CloseCode } from '@spanwise/shared';
 import { Backlog, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM, DEFAULT_MAX_WAITING_FRAME_BYTES, socketFrameBound } from './backlog.ts';
 import { Connection, type ConnectionLimits } from './connection.ts';
-import { Room } from './room.ts';
+import { Room, type RoomPeer } from './room.ts';
 import { errorKind } from './error-text.ts';
 import { logThrottle } from '../log.ts';
 import type { ConnectionInfo, SyncBus, SyncLogger, SyncObserver, SyncSocket, SyncStore } from './types.ts';
@@ -64,7 +64,7 @@ export class SyncServer {
       observer: this.options.observer ?? {},
       storeDelayNoticeMs: this.options.storeDelayNoticeMs ?? 2_000,
       onIdle: (r) => this.#unloadIfIdle(r),
-      onBroken: (r) => this.#letGo(r),
+      onBroken: (r, blame) => this.#letGo(r, blame),
       storedAfterBreaking: (r, updates) => {
         const fresh = this.rooms.get(r.name);
         if (fresh && fresh !== r) for (const update of updates) fresh.storedByPredecessor(update);
@@ -90,16 +90,20 @@ export class SyncServer {
 
   /**
    * A room whose doc Yjs left unusable: the next socket gets a fresh one, loaded from the store
-   * (which sets the update to blame aside), and this one's sockets are told to reconnect. It
-   * stores what it still has queued, then goes (or goes once its load settles).
+   * (which sets the update to blame aside), and this one's sockets are told to reconnect; but
+   * the one whose update it was (`blame`, when known) is closed as having sent what the server
+   * cannot take (4400): a client waits for its person then, instead of sending it again at once.
+   * It stores what it still has queued, then goes (or goes once its load settles).
    */
-  #letGo(room: Room): void {
+  #letGo(room: Room, blame?: RoomPeer): void {
     if (this.rooms.get(room.name) === room) this.rooms.delete(room.name);
     this.#lettingGo.add(room);
     // It stays on the bus, listed, until it is destroyed: what it still stores is published
     // (should this instance die first, the others reload the room).
     for (const conn of [...this.connections]) {
-      if (conn.room === room) conn.close(CloseCode.tryAgainLater, 'the room is reloading: reconnect');
+      if (conn.room !== room) continue;
+      if (conn === blame) conn.close(CloseCode.malformed, 'an update of yours left the room unusable: not sent again');
+      else conn.close(CloseCode.tryAgainLater, 'the room is reloading: reconnect');
     }
     this.#unloadIfIdle(room);
   }
