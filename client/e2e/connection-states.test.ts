@@ -219,6 +219,40 @@ describe('a server that asks the page to come back later', () => {
   });
 });
 
+describe('a server that says the access changed at every connect', () => {
+  it('reconnects at once twice, then waits longer each time, and stays connected once let be', async () => {
+    const sync = server.sync as unknown as { connect: (...args: unknown[]) => Connection };
+    const connect = sync.connect;
+    let flapping = false;
+    let connects = 0;
+    sync.connect = function (this: unknown, ...args: unknown[]) {
+      const conn = connect.apply(this, args);
+      if (flapping && conn.info.userId === 4) {
+        connects++;
+        setTimeout(() => conn.close(CloseCode.accessChanged, 'your access changed: reconnect'), 50);
+      }
+      return conn;
+    };
+    const { context, page } = await openDocument('carol', 3);
+    try {
+      await waitConnected(page);
+      flapping = true;
+      const room = layerRoom(3, 4);
+      for (const peer of server.sync.rooms.get(room)?.peers.keys() ?? []) (peer as Connection).close(CloseCode.accessChanged, 'your access changed: reconnect');
+      await new Promise((r) => setTimeout(r, 4_000));
+      // At once twice (some 0.15–0.3 s each), then 0.5–1.5 s, then 1–3 s: not twenty times.
+      expect(connects).toBeGreaterThanOrEqual(2);
+      expect(connects).toBeLessThanOrEqual(5);
+      flapping = false;
+      await waitFor(() => (server.sync.rooms.get(room)?.peers.size ?? 0) === 1, 'the page back in its room', 15_000);
+      await waitConnected(page);
+    } finally {
+      sync.connect = connect;
+      await context.close();
+    }
+  });
+});
+
 describe('an edit too large for the server', () => {
   it('stops and says so instead of sending it again and again, and tries again when asked', async () => {
     const { context, page } = await openDocument('carol', 1);

@@ -14,6 +14,9 @@
  * - 4408 (this user's access changed): it reconnects at once. Every sync after a reconnect
  *   forgets that writes were refused and calls `onAccessChanged`, so the page learns the role
  *   again: it may have changed while the socket was down, too (only open sockets get 4408).
+ *   From the third 4408 in a row (each within 10 s of the last) it waits first, as after a busy
+ *   close: a role changed again and again, or a server that says so at every connect, must not
+ *   have every open page reconnect, and read its role, five times a second.
  * A read-only socket's edits are dropped by the server, which says so once with an auth
  * message: `writesRefused` turns true.
  *
@@ -109,6 +112,11 @@ const BUSY_LONGEST_WAIT_MS = 30_000;
 /** A connection that lasted this long ends a run of busy closes. */
 const BUSY_RUN_RESET_MS = 30_000;
 
+/** A 4408 this soon after the last one continues a run (see the module comment). */
+const ACCESS_RUN_MS = 10_000;
+/** 4408s in a run taken at once; each one after waits as the busy closes do (busyWaitMs). */
+const ACCESS_RUN_AT_ONCE = 2;
+
 /** How long a layer waits for its IndexedDB copy to load before it connects anyway. */
 const LOCAL_LOAD_WAIT_MS = 2_000;
 
@@ -173,6 +181,9 @@ export function openLayer(options: OpenLayerOptions): Layer {
   let busyTimer: ReturnType<typeof setTimeout> | undefined;
   /** The server said it is busy, and no connection has opened since. */
   let busy = false;
+  let accessRun = 0;
+  let lastAccessClose = -Infinity;
+  let accessTimer: ReturnType<typeof setTimeout> | undefined;
 
   // y-websocket only logs the server's "permission denied"; here it tells the page.
   provider.messageHandlers[MessageKind.auth] = (_encoder, decoder) => {
@@ -260,6 +271,17 @@ export function openLayer(options: OpenLayerOptions): Layer {
         if (closedCode() === null) provider.connect();
       }, busyWaitMs(busyRun));
       setConnection('busy');
+    } else if (code === CloseCode.accessChanged) {
+      const now = performance.now();
+      accessRun = now - lastAccessClose < ACCESS_RUN_MS ? accessRun + 1 : 1;
+      lastAccessClose = now;
+      if (accessRun <= ACCESS_RUN_AT_ONCE) return;
+      provider.shouldConnect = false; // (as for a busy close: the wait is this one)
+      clearTimeout(accessTimer);
+      accessTimer = setTimeout(() => {
+        accessTimer = undefined;
+        if (closedCode() === null && !destroyed) provider.connect();
+      }, busyWaitMs(accessRun - ACCESS_RUN_AT_ONCE));
     }
   });
   let syncedBefore = false;
@@ -353,6 +375,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
     clearTimeout(connectWait);
     clearTimeout(busyTimer);
     busyTimer = undefined;
+    clearTimeout(accessTimer);
     provider.awareness.off('change', readServerState);
     edits.destroy();
     localCopy.destroy();
