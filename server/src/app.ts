@@ -15,7 +15,7 @@ import type { Database } from './db/types.ts';
 import { accessService } from './features/access/access.service.ts';
 import { SignInThrottle } from './features/auth/sign-in-throttle.ts';
 import { authRoutes } from './features/auth/auth.routes.ts';
-import { authService } from './features/auth/auth.service.ts';
+import { authService, sessionCookieName } from './features/auth/auth.service.ts';
 import { usersRepository } from './features/auth/users.repository.ts';
 import { documentsRepository } from './features/documents/documents.repository.ts';
 import { documentsRoutes } from './features/documents/documents.routes.ts';
@@ -68,7 +68,7 @@ function apiApp(deps: AppDeps, services: Services) {
       }
     })
     .use(bodyLimits())
-    .use(sessionMiddleware(services.auth))
+    .use(sessionMiddleware(services.auth, sessionCookieName(deps.config.secureCookies)))
     .route('/', authRoutes(services.auth, { secureCookies: deps.config.secureCookies, trustProxy: deps.config.trustProxy, throttle: new SignInThrottle(deps.db), addressThrottle: new SignInThrottle(deps.db, deps.config.signInAttemptsPerAddress) }))
     .route('/', projectsRoutes(services.projects, services.access, services.documents, services.users, { uploadStallMs: deps.config.uploadStallMs }))
     .route('/', documentsRoutes(services.access, services.documents))

@@ -13,7 +13,7 @@ import type { Config } from './config.ts';
 import { openDatabase, type OpenDatabase } from './db/database.ts';
 import type { QueueLimits } from './db/pglite-dialect.ts';
 import { seedDemo } from './features/demo/demo.seed.ts';
-import { SESSION_COOKIE } from './features/auth/auth.service.ts';
+import { sessionCookieName } from './features/auth/auth.service.ts';
 import { createSyncMetrics } from './features/metrics/sync-metrics.ts';
 import { createLogger, logThrottle, type Logger } from './log.ts';
 import { attachSync } from './sync/adapters/ws-upgrade.ts';
@@ -132,7 +132,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     },
     log,
     {
-      sessionCookie: SESSION_COOKIE,
+      sessionCookie: sessionCookieName(config.secureCookies),
       maxMessageBytes: config.sync.maxMessageBytes,
       pingIntervalMs: config.sync.pingIntervalMs,
       accessRecheckMs: config.sync.accessRecheckMs,

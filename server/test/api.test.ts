@@ -7,9 +7,10 @@ import { usersRepository } from '../src/features/auth/users.repository.ts';
 import { projectsRepository } from '../src/features/projects/projects.repository.ts';
 import { LARGE_BODIES_AT_ONCE } from '../src/http/body-limits.ts';
 
+import { api, connectLayer, databaseKinds, holdConnection, login, startTestServer, type TestServer } from './harness.ts';
+
 /** How long a new document's body may stop arriving here (UPLOAD_STALL_MS; 30 s by default). */
 const UPLOAD_STALL_MS = 1_000;
-import { api, databaseKinds, holdConnection, login, startTestServer, type TestServer } from './harness.ts';
 
 type ErrorBody = { error: { code: string; message: string; field?: string } };
 
@@ -439,6 +440,39 @@ describe('sign-in attempts from one address', () => {
       expect(before.find((r) => r.key.startsWith('dana\n'))?.count ?? 0).toBe(0);
       for (let i = 0; i < 5; i++) expect((await attempt(`fresh${i}`, 'guess')).status).toBe(429);
       expect(await counted()).toEqual(before);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('Secure cookies (SECURE_COOKIES, behind HTTPS)', () => {
+  it('name the session cookie __Host-, which only this host can set, and read no other', async () => {
+    const server = await startTestServer({ config: { secureCookies: true } });
+    try {
+      const res = await fetch(`${server.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'bob', password: 'demo' }) });
+      expect(res.status).toBe(200);
+      const setCookie = res.headers.get('set-cookie')!;
+      expect(setCookie).toMatch(/^__Host-spanwise_session=[^;]+;/);
+      expect(setCookie).toMatch(/; Secure/);
+      expect(setCookie).toMatch(/; Path=\//);
+      expect(setCookie).not.toMatch(/Domain=/i);
+      const cookie = setCookie.split(';')[0]!;
+      expect((await api(server.url, cookie, '/api/me')).status).toBe(200);
+      // The same token under the plain name (as a sibling subdomain could set it) is no session.
+      const token = cookie.slice(cookie.indexOf('=') + 1);
+      expect((await api(server.url, `spanwise_session=${token}`, '/api/me')).status).toBe(401);
+      // The sync socket takes the same cookie.
+      const layer = connectLayer(server.url, layerRoom(1, 3), cookie);
+      try {
+        await layer.synced;
+      } finally {
+        layer.destroy();
+      }
+      const out = await fetch(`${server.url}/api/auth/logout`, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: '{}' });
+      expect(out.status).toBe(204);
+      expect(out.headers.get('set-cookie')).toMatch(/^__Host-spanwise_session=; Max-Age=0; .*Secure/);
+      expect((await api(server.url, cookie, '/api/me')).status).toBe(401);
     } finally {
       await server.close();
     }

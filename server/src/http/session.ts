@@ -1,17 +1,17 @@
 import type { MiddlewareHandler } from 'hono';
 import { getCookie } from 'hono/cookie';
 import type { Me } from '@spanwise/shared';
-import { SESSION_COOKIE, type AuthService } from '../features/auth/auth.service.ts';
+import type { AuthService } from '../features/auth/auth.service.ts';
 import { unauthenticated } from './errors.ts';
 
 export interface AppEnv {
   Variables: { user: Me | null };
 }
 
-/** Resolves the session cookie to a user (or null) for every /api request. */
-export function sessionMiddleware(auth: AuthService): MiddlewareHandler<AppEnv> {
+/** Resolves the session cookie (named `cookieName`: see sessionCookieName) to a user (or null) for every /api request. */
+export function sessionMiddleware(auth: AuthService, cookieName: string): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    c.set('user', await auth.userForToken(getCookie(c, SESSION_COOKIE)));
+    c.set('user', await auth.userForToken(getCookie(c, cookieName)));
     await next();
   };
 }

@@ -6,7 +6,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { loginBody } from '@spanwise/shared';
 import { AppError, jsonBody, unauthenticated } from '../../http/errors.ts';
 import type { AppEnv } from '../../http/session.ts';
-import { SESSION_COOKIE, type AuthService } from './auth.service.ts';
+import { sessionCookieName, type AuthService } from './auth.service.ts';
 import { addressBlock } from './address-block.ts';
 import { SignInThrottle } from './sign-in-throttle.ts';
 
@@ -37,6 +37,7 @@ export function authRoutes(
   options: { secureCookies: boolean; trustProxy?: boolean; throttle: SignInThrottle; addressThrottle: SignInThrottle },
 ) {
   const { throttle, addressThrottle } = options;
+  const cookieName = sessionCookieName(options.secureCookies);
   const refuse = (c: Context, wait: number): never => {
     c.header('Retry-After', String(Math.ceil(wait / 1000)));
     throw new AppError(429, 'too_many_attempts', `too many failed sign-ins: try again in ${Math.ceil(wait / 60_000)} min`);
@@ -83,7 +84,7 @@ export function authRoutes(
       await throttle.succeeded(key).catch(() => {});
       await takeBack('place');
       const { user, token, expiresAt } = signedIn;
-      setCookie(c, SESSION_COOKIE, token, {
+      setCookie(c, cookieName, token, {
         httpOnly: true,
         sameSite: 'Lax',
         secure: options.secureCookies,
@@ -95,11 +96,11 @@ export function authRoutes(
     .post('/auth/logout', async (c) => {
       // A JSON body ({}), as every write: a form posted from another page cannot sign anyone out.
       await jsonBody(c, z.object({}));
-      const token = getCookie(c, SESSION_COOKIE);
+      const token = getCookie(c, cookieName);
       // (It waits its turn however long while the line is not full: see app.ts. Refused as busy,
       // it would leave the session on.)
       if (token) await auth.logout(token);
-      deleteCookie(c, SESSION_COOKIE, { path: '/' });
+      deleteCookie(c, cookieName, { path: '/', secure: options.secureCookies, httpOnly: true, sameSite: 'Lax' });
       return c.body(null, 204);
     })
     .get('/me', (c) => {
@@ -109,7 +110,7 @@ export function authRoutes(
     })
     // When this session ends: the client keeps copies of what it read for offline use no longer.
     .get('/session', async (c) => {
-      const expiresAt = await auth.sessionExpiry(getCookie(c, SESSION_COOKIE));
+      const expiresAt = await auth.sessionExpiry(getCookie(c, cookieName));
       if (!expiresAt) throw unauthenticated();
       return c.json({ expiresAt: expiresAt.toISOString() });
     });

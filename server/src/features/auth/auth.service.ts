@@ -11,6 +11,15 @@ import { sessionsRepository, usersRepository } from './users.repository.ts';
 
 export const SESSION_COOKIE = 'spanwise_session';
 
+/**
+ * The session cookie's name: with Secure cookies (SECURE_COOKIES, served over HTTPS), prefixed
+ * `__Host-`, which browsers accept only from this very host, Secure, on path `/`: no sibling
+ * subdomain can set one (and so sign a member in as someone else, or plant a session).
+ */
+export function sessionCookieName(secure: boolean): string {
+  return secure ? `__Host-${SESSION_COOKIE}` : SESSION_COOKIE;
+}
+
 const tokenId = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /** Live sessions one user keeps (browsers signed in); a sign-in past it ends their oldest. */
