@@ -658,6 +658,23 @@ describe('live annotation on one layer', () => {
     });
     expect(parentOfNew).toEqual([text.slice(fourthEnd, fourthEnd + 3).trim(), 'CLAIM']);
     expect(await texts()).toEqual(before);
+    // A span crossing into the claim's first part splits it there (a third part): its part in
+    // the fifth paragraph, numbered anew, keeps its element, and the word inside it its own.
+    await tag('[data-article] mark');
+    const claimStart = fourthEnd - 6 + (text.slice(fourthEnd - 6).length - text.slice(fourthEnd - 6).trimStart().length);
+    let crossFrom = claimStart - 4;
+    while (/\s/.test(text[crossFrom]!)) crossFrom--;
+    const fifthPart = alice.locator('[data-article] > .paragraph:nth-child(5) mark[data-label="CLAIM"]');
+    const keptBefore = await fifthPart.evaluate((e) => [(e as Element & { tag?: number }).tag, (e.querySelector('mark') as (Element & { tag?: number }) | null)?.tag]);
+    expect(keptBefore.every((t) => typeof t === 'number')).toBe(true);
+    const claimParts = alice.locator(`[data-article] mark[data-annotation-id="${await fifthPart.getAttribute('data-annotation-id')}"]`);
+    expect(await claimParts.count()).toBe(2);
+    await selectText(dana, crossFrom, claimStart + 2);
+    await dana.getByRole('button', { name: 'ORG', exact: true }).click();
+    await waitFor(async () => (await claimParts.count()) === 3, 'the claim in three parts');
+    expect(await fifthPart.getAttribute('data-part')).toBe('2');
+    expect(await fifthPart.evaluate((e) => [(e as Element & { tag?: number }).tag, (e.querySelector('mark') as (Element & { tag?: number }) | null)?.tag])).toEqual(keptBefore);
+    expect(await texts()).toEqual(before);
     // A span before the others (at the second paragraph's last word) takes its place in the list
     // beside the text: in the text's order (start, the longer first), each span once.
     const secondAt = before[0]!.length;

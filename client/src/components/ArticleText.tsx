@@ -165,9 +165,14 @@ function Nodes(props: { nodes: NestNode[]; view: ArticleView }) {
   );
 }
 
-/** What a node's element is kept by: a mark by its span's id and part, text by its range. */
+/**
+ * What a node's element is kept by: text by its range; a mark by its span's id, and a part after
+ * the first by where it starts too, not by its number: a span crossing into one part of a span
+ * over several paragraphs splits that part, and numbers every later part anew, which must not
+ * lay them (and all inside them) out again.
+ */
 function keyOf(node: NestNode): string {
-  return node.kind === 'text' ? `${node.start}-${node.end}` : `${node.id}#${node.part}`;
+  return node.kind === 'text' ? `${node.start}-${node.end}` : node.part === 0 ? `${node.id}#0` : `${node.id}@${node.start}`;
 }
 
 /**
