@@ -64,12 +64,7 @@ type Documents = AsyncIterable<{ doc: ExportDocument; layers: ExportLayer[] }>;
 
 /** Each layer with only the spans of these labels (withLabels). */
 async function* onlyLabels(documents: Documents, labels: ReadonlySet<string>): Documents {
-  for await (const { doc, layers } of documents) {
-    // A member's layer that holds none of them is left out, as one that holds nothing is
-    // without `labels`; the gold layer always comes.
-    const kept = layers.map((layer) => withLabels(layer, labels)).filter((layer, i) => layer.name === 'gold' || layer.spans.length > 0 || layers[i]!.spans.length === 0);
-    yield { doc, layers: kept };
-  }
+  for await (const { doc, layers } of documents) yield { doc, layers: layers.map((layer) => withLabels(layer, labels)) };
 }
 
 /** One piece of text per document and layer (JSON lines, CoNLL). */
