@@ -58,6 +58,11 @@ describe('tokenize', () => {
     expect(split('It chose Plan B. The plan failed.')).toEqual(['It chose Plan B .', 'The plan failed .']);
     expect(split('Sent by the U.S. It was late. The U.S. Army came.')).toEqual(['Sent by the U.S .', 'It was late .', 'The U.S . Army came .']);
     expect(split('A shop on Main St. But it shut.')).toEqual(['A shop on Main St .', 'But it shut .']);
+    // Not after a title, whatever follows, nor after what leads on; nor before a name that is a word too.
+    expect(split('Bands, e.g. The Beatles and The Who, toured.')).toEqual(['Bands , e.g . The Beatles and The Who , toured .']);
+    expect(split('Bruce Springsteen, a.k.a. The Boss, sang.')).toEqual(['Bruce Springsteen , a.k.a . The Boss , sang .']);
+    expect(split('We met Mr. Her at noon. Dr. He Jiankui and Gen. So came. Dr. The rest.')).toEqual(['We met Mr . Her at noon .', 'Dr . He Jiankui and Gen . So came .', 'Dr . The rest .']);
+    expect(split('The U.S. In 2020 it was J. He who wrote. Then St. Paul came.')).toEqual(['The U.S . In 2020 it was J . He who wrote .', 'Then St . Paul came .']);
     // A known abbreviation ends one before an upper-case word; a word with inner periods never does.
     expect(split('Apple Inc. said so. Apple Inc. The end.')).toEqual(['Apple Inc . said so .', 'Apple Inc .', 'The end .']);
     expect(split('Open https://x.org/a?b=1 now. OK')).toEqual(['Open https : / / x.org / a ? b = 1 now .', 'OK']);

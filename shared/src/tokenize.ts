@@ -90,10 +90,12 @@ export const LINE_BREAK = /[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/;
 const SENTENCE_END = /^[.!?…]+$/;
 /** What may close a sentence after its full stop: quotes and brackets (`He said "No." Then`). */
 const CLOSER = /^["'”’»›)\]}]$/u;
-/** Abbreviations a name follows, never a sentence's end ("Gen. Smith", "Mr. Kirby"). */
-const TITLES = new Set(
-  'Mr Mrs Ms Mx Dr Prof Gen Lt Col Maj Capt Cpt Sgt Cpl Adm Cmdr Brig Sen Rep Gov Pres Amb Rev Hon Fr St Mt Ft Messrs Mme Mlle'.split(' '),
-);
+/** Abbreviations a name follows, never a sentence's end ("Gen. Smith", "Mr. Kirby", "Dr. He Jiankui"). */
+const TITLES = new Set('Mr Mrs Ms Mx Dr Prof Gen Lt Col Maj Capt Cpt Sgt Cpl Adm Cmdr Brig Sen Rep Gov Pres Amb Rev Hon Fr Messrs Mme Mlle'.split(' '));
+/** Abbreviations of places a name follows ("St. Paul"), and that may end a sentence ("on Main St. The"). */
+const PLACES = new Set(['St', 'Mt', 'Ft']);
+/** Words with inner periods that lead on to what follows, never a sentence's end ("e.g. The Beatles"). */
+const LEADING = new Set(['e.g', 'i.e', 'a.k.a', 'E.g', 'I.e', 'A.k.a']);
 /** Abbreviations that may end a sentence, but not before a number or a lower-case word ("Nov. 5", "Apple Inc. said"). */
 const ABBREVIATIONS = new Set(
   'Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec Mon Tue Tues Wed Thu Thurs Fri Sat Sun Inc Corp Ltd Co Bros Jr Sr No Nos Vol Fig pp approx est etc vs al cf ca Ave Blvd Rd Dept Univ'.split(
@@ -102,22 +104,22 @@ const ABBREVIATIONS = new Set(
 );
 
 /**
- * Words that start sentences and are no one's name: after a title, an initial or a word with
- * inner periods, one of these says the full stop ended a sentence ("Plan B. The", "the U.S. It").
- * (Not "A" nor "I", which are initials as well.)
+ * Words that start sentences and are hardly anyone's name: after an initial, a place's
+ * abbreviation or a word with inner periods, one of these says the full stop ended a sentence
+ * ("Plan B. The", "the U.S. It"). (Not "A" nor "I", which are initials as well, nor words that
+ * are also names: "He", "Her", "So", "In", "Most" …)
  */
-const SENTENCE_STARTERS = new Set(
-  'The This That These Those It Its He She They We You There Then But And Yet So In On At After Before When While If As His Her Their Our My Some Many Most'.split(' '),
-);
+const SENTENCE_STARTERS = new Set('The This That These Those It Its They We You There Then But And Yet After Before When While If Their Our'.split(' '));
 
 /**
  * Tokens grouped into sentences. A sentence ends at a line break (any Python's splitlines()
  * knows), and after a run of `.`, `!`, `?`, `…` together with the quotes and brackets that close
  * on it, unless the next word starts in lower case. A full stop right after an abbreviation does
- * not end one after a title or an initial ("Gen. Smith", "J. Smith"), nor after a word with
- * inner periods ("U.S.", "e.g."), unless a word that starts sentences follows ("Plan B. The");
- * after another known abbreviation, only before a word in upper case ("on Nov. 5" goes on; "at
- * Apple Inc. The next" ends).
+ * not end one after a title ("Gen. Smith", "Dr. He"), nor after "e.g.", "i.e." or "a.k.a."; nor
+ * after an initial, a place's abbreviation ("St.") or another word with inner periods ("U.S."),
+ * unless a word that starts sentences follows ("Plan B. The", "the U.S. It"); after another
+ * known abbreviation, only before a word in upper case ("on Nov. 5" goes on; "at Apple Inc.
+ * The next" ends).
  */
 export function sentences(text: string): Token[][] {
   const tokens = tokenize(text);
@@ -151,7 +153,8 @@ function endsHere(before: Token | undefined, end: Token, next: Token): boolean {
   if (/\p{Ll}/u.test(nextStart)) return false;
   if (end.text !== '.' || !before || before.end !== end.start) return true;
   const word = before.text;
-  if (TITLES.has(word) || /^\p{Lu}$/u.test(word) || /\p{L}\.\p{L}/u.test(word)) return SENTENCE_STARTERS.has(next.text);
+  if (TITLES.has(word) || LEADING.has(word)) return false;
+  if (PLACES.has(word) || /^\p{Lu}$/u.test(word) || /\p{L}\.\p{L}/u.test(word)) return SENTENCE_STARTERS.has(next.text);
   if (ABBREVIATIONS.has(word)) return /\p{Lu}/u.test(nextStart);
   return true;
 }
