@@ -755,6 +755,9 @@ export class Room {
         this.deps.log.error('sync_apply_failed', { room: this.name, error: errorKind(err) });
       };
       this.#sentOn = 0;
+      // Yjs tries again, inside this transaction, what it held back waiting for other content:
+      // what breaks it then need not be this batch's.
+      const heldBack = this.doc.store.pendingStructs !== null || this.doc.store.pendingDs !== null;
       try {
         this.doc.transact(() => {
           for (const { update } of batch) {
@@ -770,9 +773,10 @@ export class Room {
         applyFailed(err); // (thrown by Yjs' own cleanup: see docBroken)
       }
       if (docBroken(this.doc)) {
-        // A batch of one peer's updates: that peer sent what broke it (told not to send it again,
-        // or it would break the fresh room too as soon as it reconnected).
-        this.#break('update', origin === BATCH ? undefined : origin);
+        // A batch of one peer's updates, with nothing held back that it let through: that peer
+        // sent what broke it (told not to send it again, or it would break the fresh room too as
+        // soon as it reconnected).
+        this.#break('update', origin === BATCH || heldBack ? undefined : origin);
         this.#reportStored(batch);
         continue;
       }

@@ -288,6 +288,25 @@ describe('SyncServer', () => {
       expect(store.setAsideRows).toHaveLength(1);
     });
 
+    it('with updates Yjs held back waiting for others: none is blamed (they are tried again in the batch)', async () => {
+      const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
+      const sockets = [new MemorySocket(), new MemorySocket()];
+      const [w1, w2] = sockets.map((socket) => join(server, socket));
+      await flushed(server);
+      // w1's second edit without its first: held back.
+      const source = new Y.Doc();
+      source.clientID = 777;
+      source.getText('t').insert(0, 'a');
+      const afterFirst = Y.encodeStateVector(source);
+      source.getText('t').insert(1, 'b');
+      w1!.receive(updateMessage(Y.encodeStateAsUpdate(source, afterFirst)));
+      await flushed(server);
+      expect(server.rooms.get('doc:1:user:1')!.doc.store.pendingStructs).not.toBeNull();
+      w2!.receive(updateMessage(cleanupPoison()));
+      await flushed(server);
+      expect(sockets.map((socket) => socket.closedWith)).toEqual([CloseCode.tryAgainLater, CloseCode.tryAgainLater]);
+    });
+
     it('in a batch of several peers’ updates: none is blamed, all reconnect', async () => {
       const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
       const sockets = [new MemorySocket(), new MemorySocket()];
