@@ -239,7 +239,15 @@ describe('a server that says the access changed at every connect', () => {
       flapping = true;
       const room = layerRoom(3, 4);
       for (const peer of server.sync.rooms.get(room)?.peers.keys() ?? []) (peer as Connection).close(CloseCode.accessChanged, 'your access changed: reconnect');
-      await new Promise((r) => setTimeout(r, 4_000));
+      // Meanwhile the page does not call itself offline: the server answers.
+      const seen = new Set<string>();
+      const started = Date.now();
+      while (Date.now() - started < 4_000) {
+        seen.add((await status(page).textContent()) ?? '');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect([...seen].filter((text) => text.startsWith('offline'))).toEqual([]);
+      expect(seen.has('connecting')).toBe(true);
       // At once twice (some 0.15–0.3 s each), then 0.5–1.5 s, then 1–3 s: not twenty times.
       expect(connects).toBeGreaterThanOrEqual(2);
       expect(connects).toBeLessThanOrEqual(5);
@@ -604,6 +612,30 @@ describe('two tabs of one browser on a layer, the first marked before the second
 describe('signing out', () => {
   const copyOf = (documentId: number) => `spanwise:u2:${layerRoom(documentId, 2)}`;
   const copies = (page: Page) => page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name ?? ''));
+  /** The copies some page holds (or asks for) the lock of: open, or opening. */
+  const copyLocks = (page: Page) =>
+    page.evaluate(async () => {
+      const { held = [], pending = [] } = await navigator.locks.query();
+      return [...held, ...pending].flatMap((lock) => (lock.name?.startsWith('spanwise:copy:') ? [lock.name.slice('spanwise:copy:'.length)] : []));
+    });
+
+  it('deletes what a session over while no page was open left, at the next page’s start', async () => {
+    const { context, page } = await openDocument('alice', 4);
+    try {
+      await waitConnected(page);
+      await page.locator('.workspace:not([data-unsaved])').waitFor(WAIT);
+      expect(await copies(page)).toContain(copyOf(4));
+      // The page goes at once, and the session with it (its cookie gone, as when it expires).
+      await page.close();
+      await context.clearCookies();
+      const next = await context.newPage();
+      await next.goto(`${server.url}/`);
+      await next.getByLabel('Username').waitFor(WAIT);
+      await waitFor(async () => !(await copies(next)).includes(copyOf(4)), 'the copy left behind deleted', 20_000);
+    } finally {
+      await context.close();
+    }
+  });
 
   it('deletes what the browser kept of the user’s layers, but for edits not saved yet, once no tab has them open', async () => {
     const { context, page } = await openDocument('alice', 2);
@@ -628,7 +660,9 @@ describe('signing out', () => {
       // The other tab hears of it (its socket closed), and lets its layer go, marked.
       await tab.getByLabel('Username').waitFor(WAIT);
       await waitFor(async () => !(await copies(page)).includes(copyOf(2)), 'the saved layer’s copy deleted', 20_000);
-      await new Promise((r) => setTimeout(r, 500)); // (time for a deletion that must not happen)
+      await waitFor(async () => !(await copyLocks(page)).includes(copyOf(3)), 'the other tab’s copy let go');
+      // (Past the sweep's next try, whenever that is: a deletion that must not happen.)
+      await new Promise((r) => setTimeout(r, 8_500));
       expect(await copies(page)).toContain(copyOf(3));
       expect(await unsavedMark(page, copyOf(3))).toBe(1);
     } finally {

@@ -198,7 +198,8 @@ function OpenedLayerWorkspace(
     if (!window.confirm(which === 'stranded' ? DISCARD_QUESTION : DISCARD_UNSENDABLE_QUESTION)) return;
     // What came meanwhile (the role given back, say, and its reconnect) is heard first.
     await new Promise((r) => setTimeout(r));
-    if (discarding() || !(which === 'stranded' ? strandedEdits() : unsendableEdits())) return;
+    // (Not while this copy is being deleted already, here or in another tab.)
+    if (goingAway() || !(which === 'stranded' ? strandedEdits() : unsendableEdits())) return;
     setDiscarding(which);
     layer.discardLocalCopy().then(
       () => props.onReopen(null),

@@ -6,11 +6,11 @@
  * then signs every tab out at once and is told to the server once it answers
  * (api/pending-sign-out.ts).
  */
-import { createContext, createResource, onCleanup, useContext, type Accessor, type ParentProps } from 'solid-js';
+import { createContext, createEffect, createResource, onCleanup, useContext, type Accessor, type ParentProps } from 'solid-js';
 import type { Me } from '@spanwise/shared/api';
 import { api, ApiError, UNAUTHORIZED_EVENT } from '../api/client.ts';
 import { onSignOutElsewhere, pendingSignOut } from '../api/pending-sign-out.ts';
-import { forgetCopiesOf, storagePrefixOf } from '../sync/unsaved-edits.ts';
+import { forgetCopiesBut, storagePrefixOf } from '../sync/unsaved-edits.ts';
 
 /** How often a page looks for a sign-out the server has not heard of, to send it again (see api.settleSignOut). */
 const SIGN_OUT_RETRY_MS = 5_000;
@@ -30,19 +30,21 @@ const SessionContext = createContext<Session>();
 
 export function SessionProvider(props: ParentProps) {
   const [me, { mutate, refetch }] = createResource(api.me);
-  /**
-   * Signed out (or the session over): what this browser keeps of the user's layers is deleted
-   * but for edits not saved yet (sync/unsaved-edits.ts), once the pages have let them go.
-   */
-  const forgetLayers = (user: Me | null | undefined) => {
-    if (user) void forgetCopiesOf(storagePrefixOf(user.id));
-  };
   const expire = () => {
     void api.forgetCopies();
-    const user = me.error ? undefined : me();
     mutate(null);
-    forgetLayers(user);
   };
+  // Once it is known who is signed in, and again whenever that changes (signed out, the session
+  // over, someone else signed in): what the browser keeps of anyone else's layers is deleted, but
+  // for edits not saved yet (sync/unsaved-edits.ts), so that the next person at a shared browser
+  // cannot read them; left behind by a tab closed at once, too, it goes at the next page's start.
+  let sweptFor: number | null | undefined;
+  createEffect(() => {
+    const user = me.error ? undefined : me();
+    if (user === undefined || sweptFor === (user?.id ?? null)) return;
+    sweptFor = user?.id ?? null;
+    void forgetCopiesBut(user ? storagePrefixOf(user.id) : null);
+  });
   window.addEventListener(UNAUTHORIZED_EVENT, expire);
   onCleanup(() => window.removeEventListener(UNAUTHORIZED_EVENT, expire));
   // Signed out in another tab while the server could not be told: this one signs out too. (Asked
@@ -81,9 +83,7 @@ export function SessionProvider(props: ParentProps) {
         // (pending-sign-out.ts).
         if (e instanceof ApiError && e.fromServer && e.status >= 500) throw e;
       }
-      const user = me.error ? undefined : me();
       mutate(null);
-      forgetLayers(user);
     },
     expire,
   };

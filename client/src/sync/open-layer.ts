@@ -14,9 +14,10 @@
  * - 4408 (this user's access changed): it reconnects at once. Every sync after a reconnect
  *   forgets that writes were refused and calls `onAccessChanged`, so the page learns the role
  *   again: it may have changed while the socket was down, too (only open sockets get 4408).
- *   From the third 4408 in a row (each within 10 s of the last) it waits first, as after a busy
- *   close: a role changed again and again, or a server that says so at every connect, must not
- *   have every open page reconnect, and read its role, five times a second.
+ *   From the third 4408 in a row (each closing a socket that lived less than 10 s) it waits
+ *   first, as after a busy close, learning its role meanwhile: a role changed again and again,
+ *   or a server that says so at every connect, must not have every open page reconnect, and
+ *   read its role, five times a second.
  * A read-only socket's edits are dropped by the server, which says so once with an auth
  * message: `writesRefused` turns true.
  *
@@ -112,7 +113,7 @@ const BUSY_LONGEST_WAIT_MS = 30_000;
 /** A connection that lasted this long ends a run of busy closes. */
 const BUSY_RUN_RESET_MS = 30_000;
 
-/** A 4408 this soon after the last one continues a run (see the module comment). */
+/** A 4408 closing a socket younger than this continues a run (see the module comment). */
 const ACCESS_RUN_MS = 10_000;
 /** 4408s in a run taken at once; each one after waits as the busy closes do (busyWaitMs). */
 const ACCESS_RUN_AT_ONCE = 2;
@@ -182,8 +183,9 @@ export function openLayer(options: OpenLayerOptions): Layer {
   /** The server said it is busy, and no connection has opened since. */
   let busy = false;
   let accessRun = 0;
-  let lastAccessClose = -Infinity;
   let accessTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The server closed the socket with 4408, and no connection has opened since. */
+  let accessWait = false;
 
   // y-websocket only logs the server's "permission denied"; here it tells the page.
   provider.messageHandlers[MessageKind.auth] = (_encoder, decoder) => {
@@ -238,11 +240,13 @@ export function openLayer(options: OpenLayerOptions): Layer {
     if (status === 'connected') {
       everConnected = true;
       connectedAt = Date.now();
+      accessWait = false;
       // After a busy close, only a sync shows the server has taken the socket: one it refuses
       // at the door opens and closes at once.
       if (!busy) setConnection('connected');
-    } else if (busy) {
-      // Waiting to come back (or coming back) after the server said it is busy.
+    } else if (busy || accessWait) {
+      // Waiting to come back (or coming back) after the server said it is busy, or again and
+      // again that the access changed.
     } else if (status === 'disconnected' || everConnected) {
       // Reconnect attempts flip between connecting and disconnected; to a person that is "offline".
       setConnection('offline');
@@ -252,6 +256,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
   provider.on('connection-error', () => {
     if (closedCode() !== null || provider.wsconnected) return;
     busy = false; // the server is not answering at all now
+    accessWait = false;
     setConnection('offline');
     offlineBeforeSync ||= !syncedBefore;
   });
@@ -272,9 +277,10 @@ export function openLayer(options: OpenLayerOptions): Layer {
       }, busyWaitMs(busyRun));
       setConnection('busy');
     } else if (code === CloseCode.accessChanged) {
-      const now = performance.now();
-      accessRun = now - lastAccessClose < ACCESS_RUN_MS ? accessRun + 1 : 1;
-      lastAccessClose = now;
+      accessRun = connectedAt > 0 && Date.now() - connectedAt > ACCESS_RUN_MS ? 1 : accessRun + 1;
+      // Asked by the server to come back: "connecting", not "offline", until it is back.
+      accessWait = true;
+      setConnection('connecting');
       if (accessRun <= ACCESS_RUN_AT_ONCE) return;
       provider.shouldConnect = false; // (as for a busy close: the wait is this one)
       clearTimeout(accessTimer);
@@ -282,6 +288,8 @@ export function openLayer(options: OpenLayerOptions): Layer {
         accessTimer = undefined;
         if (closedCode() === null && !destroyed) provider.connect();
       }, busyWaitMs(accessRun - ACCESS_RUN_AT_ONCE));
+      // The role is learnt now, not only at the sync after the wait.
+      options.onAccessChanged?.();
     }
   });
   let syncedBefore = false;

@@ -194,7 +194,7 @@ const COPY_LOCK = 'spanwise:copy:';
 
 /**
  * Holds the copy `name`'s lock (shared) until the returned function is called: while a page has
- * a copy open, a sign-out leaves it alone (see forgetCopiesOf).
+ * a copy open, a sign-out leaves it alone (see forgetCopies).
  */
 export function holdCopy(name: string): () => void {
   if (typeof navigator === 'undefined' || !navigator.locks) return () => {};
@@ -212,19 +212,29 @@ export function holdCopy(name: string): () => void {
 const FORGET_TRIES_MS = [0, 250, 500, 1_000, 2_000, 4_000, 8_000];
 
 /**
- * Deletes the copies this browser keeps of the layers of the user of `storagePrefix`, who signed
- * out, so that the next person at this browser cannot read them: each once no page has it open
- * (tried again for some seconds, as the pages let their layers go on hearing of the sign-out),
- * and never one that holds a mark (edits not saved yet: the person was asked, and chose to keep
- * them) or whose marks cannot be read. Without Web Locks, which say whether a copy is open, none
- * is. Never rejects.
+ * Deletes the copies this browser keeps of anyone's layers but those of the user of
+ * `storagePrefix` (everyone's, with null): what a sign-out in a tab closed at once, or a session
+ * that ended while no page was open, left behind (see forgetCopies).
  */
-export async function forgetCopiesOf(storagePrefix: string): Promise<void> {
+export function forgetCopiesBut(storagePrefix: string | null): Promise<void> {
+  return forgetCopies((prefix) => prefix !== storagePrefix);
+}
+
+/**
+ * Deletes the layer copies of the users whose storage prefix `whose` picks: each once no page
+ * has it open or is opening it (tried again for some seconds, as the pages let their layers go
+ * on hearing of a sign-out), and never one that holds a mark (edits not saved yet: the person
+ * was asked, and chose to keep them) or whose marks cannot be read. Without Web Locks, which say
+ * whether a copy is open, or a list of the browser's databases, none is. Never rejects.
+ */
+async function forgetCopies(whose: (prefix: string) => boolean): Promise<void> {
   if (typeof indexedDB === 'undefined' || typeof indexedDB.databases !== 'function' || typeof navigator === 'undefined' || !navigator.locks) return;
-  const prefix = layerCopyName(storagePrefix, '');
   let left: string[];
   try {
-    left = (await indexedDB.databases()).flatMap((d) => (d.name?.startsWith(prefix) ? [d.name] : []));
+    left = (await indexedDB.databases()).flatMap((d) => {
+      const prefix = /^spanwise:([^:]+):/.exec(d.name ?? '')?.[1];
+      return prefix !== undefined && whose(prefix) ? [d.name!] : [];
+    });
   } catch {
     return;
   }
@@ -232,16 +242,20 @@ export async function forgetCopiesOf(storagePrefix: string): Promise<void> {
     if (left.length === 0) return;
     await new Promise((r) => setTimeout(r, wait));
     const outcomes = await Promise.all(
-      left.map((name) =>
-        navigator.locks
-          .request(`${COPY_LOCK}${name}`, { ifAvailable: true }, async (lock) => {
-            if (!lock) return 'open';
+      left.map((name) => {
+        const lock = `${COPY_LOCK}${name}`;
+        return navigator.locks
+          .request(lock, { ifAvailable: true }, async (held) => {
+            if (!held) return 'open';
+            // A page opening it waits its turn: it is about to open it (and holds no mark yet).
+            const { pending = [] } = await navigator.locks.query();
+            if (pending.some((request) => request.name === lock)) return 'open';
             if ((await markState(name)) !== false) return 'kept';
             await discardCopies([name], 'sign-out');
             return 'gone';
           })
-          .catch(() => 'kept'),
-      ),
+          .catch(() => 'kept');
+      }),
     );
     left = left.filter((_, i) => outcomes[i] === 'open');
   }
