@@ -38,6 +38,8 @@ export interface Config {
   exportStallMs: number;
   /** A new document's body of which no byte arrives for this long is given up (its upload place given back). */
   uploadStallMs: number;
+  /** On PGlite, commits made at start to have V8 optimize PGlite's commit path (see KyselyStore.warmUp); 0: none. */
+  storeWarmupCommits: number;
   sync: SyncLimits;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** When set, GET /metrics asks for `Authorization: Bearer <token>`; unset, it is open. */
@@ -136,6 +138,7 @@ const envSchema = z.object({
   SESSION_TTL_HOURS: z.coerce.number().positive().max(400 * 24).default(24 * 14),
   EXPORT_STALL_MS: delayMs(1_000).default(60_000),
   UPLOAD_STALL_MS: delayMs(1_000).default(30_000),
+  STORE_WARMUP_COMMITS: z.coerce.number().int().min(0).max(1_000_000).default(10_000),
   // ws takes its frame limit as a 32-bit integer: 2^32 would lift it.
   MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(defaultSyncLimits.maxMessageBytes),
   MAX_MESSAGES_PER_SECOND: z.coerce.number().int().min(1).default(defaultSyncLimits.maxMessagesPerSecond),
@@ -215,6 +218,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sessionTtlHours: e.SESSION_TTL_HOURS,
     exportStallMs: e.EXPORT_STALL_MS,
     uploadStallMs: e.UPLOAD_STALL_MS,
+    storeWarmupCommits: e.STORE_WARMUP_COMMITS,
     sync: Object.freeze({
       maxMessageBytes: e.MAX_MESSAGE_BYTES,
       maxMessagesPerSecond: e.MAX_MESSAGES_PER_SECOND,
@@ -251,6 +255,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     redisKeyPrefix: `spanwise-test:${process.pid}:${Math.random().toString(36).slice(2, 8)}:`,
     sessionTtlHours: 1,
     logLevel: 'silent' as const,
+    storeWarmupCommits: 0,
     ...overrides,
   });
 }
