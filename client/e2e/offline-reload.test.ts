@@ -361,6 +361,29 @@ describe('edits that have not reached the server', () => {
     await context.close();
   });
 
+  it('marks an edit the server has not stored when the page is hidden before the mark was due', async () => {
+    const documentId = 5;
+    const copy = `spanwise:u${ALICE}:${layerRoom(documentId, ALICE)}`;
+    const { context, page } = await aliceOnline(documentId);
+    const hold = holdAppends(server);
+    try {
+      await annotate(page, 3, '1');
+      await page.locator('.workspace[data-unsaved]').waitFor(WAIT);
+      expect(await unsavedMark(page, copy)).toBeUndefined(); // (not due yet: 2 s)
+      // Hidden (another tab brought forward, a phone's browser sent to the back).
+      const hiddenAt = Date.now();
+      await page.evaluate(() => {
+        Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
+        document.dispatchEvent(new Event('visibilitychange'));
+      });
+      await waitFor(async () => (await unsavedMark(page, copy)) === 1, 'the edit marked', 5_000);
+      expect(Date.now() - hiddenAt).toBeLessThan(1_500); // (at once, not when it would have been due)
+    } finally {
+      hold.restore();
+      await context.close();
+    }
+  });
+
   it('marks an edit the server has not stored when the page is reloaded before the mark was due', async () => {
     const documentId = 4;
     const room = layerRoom(documentId, ALICE);

@@ -80,11 +80,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     log,
     observer: metrics.observer,
   });
-  if (config.storeWarmupCommits > 0 && database.executeEach) {
+  if (database.executeEach) {
     const started = performance.now();
     try {
       await store.warmUp(config.storeWarmupCommits);
-      log.info('store_warmed_up', { commits: config.storeWarmupCommits, ms: Math.round(performance.now() - started) });
+      if (config.storeWarmupCommits > 0) log.info('store_warmed_up', { commits: config.storeWarmupCommits, ms: Math.round(performance.now() - started) });
     } catch (err) {
       // (Only a start's speed is at stake: a database that fails here fails the first write too.)
       log.warn('store_warm_up_failed', { error: String(err) });

@@ -497,6 +497,12 @@ export function trackUnsaved(
   };
   window.addEventListener('beforeunload', markBeforeLeaving);
   window.addEventListener('pagehide', markBeforeLeaving);
+  // Hidden, a page may be frozen or ended without either (a phone's browser, a tab crash later):
+  // its edit is marked then too, and a sweep of the copies (forgetCopies) keeps what it holds.
+  const markWhenHidden = () => {
+    if (document.visibilityState === 'hidden') markBeforeLeaving();
+  };
+  document.addEventListener('visibilitychange', markWhenHidden);
 
   provider.messageHandlers[MessageKind.stored] = (_encoder, decoder, _provider, fromSocket) => {
     if (!fromSocket) return;
@@ -562,6 +568,7 @@ export function trackUnsaved(
       live.release?.();
       window.removeEventListener('beforeunload', markBeforeLeaving);
       window.removeEventListener('pagehide', markBeforeLeaving);
+      document.removeEventListener('visibilitychange', markWhenHidden);
       clearTimeout(markTimer);
       clearTimeout(graceTimer);
       clearTimeout(announceTimer);

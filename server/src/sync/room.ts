@@ -155,6 +155,29 @@ interface QueuedUpdate {
   held: number;
 }
 
+/**
+ * Whether what Yjs held back before a batch (it tries it again inside the batch's transaction)
+ * is all of clients the batch writes itself: then the batch's sender answers for what broke the
+ * doc, whichever of its updates it was. Content of anyone else's held back (another peer's, sent
+ * before what it waits for), or that cannot be read, blames no one.
+ */
+function onlyOwnHeldBack(held: { structs: Uint8Array | null; ds: Uint8Array | null }, batch: readonly QueuedUpdate[]): boolean {
+  if (!held.structs && !held.ds) return true;
+  const own = new Set(batch.flatMap((b) => b.runs.map(([client]) => client)));
+  const heldClients: number[] = [];
+  for (const update of [held.structs, held.ds]) {
+    if (!update) continue;
+    try {
+      // (Yjs keeps what it holds back in its v2 encoding.)
+      const { structs, ds } = Y.decodeUpdateV2(update);
+      heldClients.push(...structs.map((struct) => struct.id.client), ...ds.clients.keys());
+    } catch {
+      return false;
+    }
+  }
+  return heldClients.length > 0 && heldClients.every((client) => own.has(client));
+}
+
 /** An update's runs of structs with no gap, each [client, first clock, clock past the last]. */
 export function structRuns(structs: ReadonlyArray<Y.Item | Y.GC | Y.Skip>): Array<[number, number, number]> {
   const runs: Array<[number, number, number]> = [];
@@ -756,8 +779,8 @@ export class Room {
       };
       this.#sentOn = 0;
       // Yjs tries again, inside this transaction, what it held back waiting for other content:
-      // what breaks it then need not be this batch's.
-      const heldBack = this.doc.store.pendingStructs !== null || this.doc.store.pendingDs !== null;
+      // what breaks it then need not be this batch's (see onlyOwnHeldBack).
+      const heldBack = { structs: this.doc.store.pendingStructs?.update ?? null, ds: this.doc.store.pendingDs };
       try {
         this.doc.transact(() => {
           for (const { update } of batch) {
@@ -776,7 +799,7 @@ export class Room {
         // A batch of one peer's updates, with nothing held back that it let through: that peer
         // sent what broke it (told not to send it again, or it would break the fresh room too as
         // soon as it reconnected).
-        this.#break('update', origin === BATCH || heldBack ? undefined : origin);
+        this.#break('update', origin !== BATCH && onlyOwnHeldBack(heldBack, batch) ? origin : undefined);
         this.#reportStored(batch);
         continue;
       }

@@ -70,10 +70,10 @@ const MAX_LITERAL_UPDATE_BYTES = 256 * 1024;
 
 type Row = { room: string; data: Uint8Array };
 
-/** The append's INSERT where the database prepares it (PGlite): text and bytes, bound. */
 /** Where warmUp writes: not a room name any layer has (see parseRoom), nor one a socket may open. */
 export const WARM_UP_ROOM = 'spanwise:warm-up';
 
+/** The append's INSERT where the database prepares it (PGlite): text and bytes, bound. */
 const INSERT_UPDATE: PreparedStatement = {
   name: 'spanwise_sync_insert',
   text: 'insert into sync_updates (room, data) values ($1, $2)',
@@ -239,13 +239,20 @@ export class KyselyStore implements SyncStore {
    * for functions that have run enough: until a commit's have, 1–2% of commits take 1–4 ms
    * instead of ~0.1 ms (measured), for the first tens of thousands after every start. Better
    * spent before the first socket than on its edits (10,000 take some 0.5 s). Nothing on
-   * PostgreSQL. (Rows a start that died meanwhile left are deleted too.)
+   * PostgreSQL. Rows an earlier start left (it died midway, or the disk was short) are deleted
+   * first, with none made too; the rows are deleted however the commits went.
    */
   async warmUp(commits: number): Promise<void> {
-    if (!this.options.executeEach || commits <= 0) return;
+    if (!this.options.executeEach) return;
+    const clear = () => this.db.deleteFrom('sync_updates').where('room', '=', WARM_UP_ROOM).execute();
+    await clear();
+    if (commits <= 0) return;
     const data = new Uint8Array(120);
-    for (let i = 0; i < commits; i++) await this.options.executeEach(INSERT_UPDATE, [[WARM_UP_ROOM, data]]);
-    await this.db.deleteFrom('sync_updates').where('room', '=', WARM_UP_ROOM).execute();
+    try {
+      for (let i = 0; i < commits; i++) await this.options.executeEach(INSERT_UPDATE, [[WARM_UP_ROOM, data]]);
+    } finally {
+      await clear();
+    }
   }
 
   async load(room: string): Promise<StoredUpdate[]> {
