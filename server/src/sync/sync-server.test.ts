@@ -288,46 +288,40 @@ describe('SyncServer', () => {
       expect(store.setAsideRows).toHaveLength(1);
     });
 
-    it('with updates Yjs held back waiting for others: none is blamed (they are tried again in the batch)', async () => {
+    /** Two writers on a room, the first of which has sent client 777's second edit without its first: held back. */
+    const withHeldBack = async () => {
       const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
       const sockets = [new MemorySocket(), new MemorySocket()];
-      const [w1, w2] = sockets.map((socket) => join(server, socket));
+      const [w1, w2] = sockets.map((socket) => join(server, socket)) as [ReturnType<typeof join>, ReturnType<typeof join>];
       await flushed(server);
-      // w1's second edit without its first: held back.
       const source = new Y.Doc();
       source.clientID = 777;
       source.getText('t').insert(0, 'a');
       const afterFirst = Y.encodeStateVector(source);
       source.getText('t').insert(1, 'b');
-      w1!.receive(updateMessage(Y.encodeStateAsUpdate(source, afterFirst)));
+      w1.receive(updateMessage(Y.encodeStateAsUpdate(source, afterFirst)));
       await flushed(server);
       expect(server.rooms.get('doc:1:user:1')!.doc.store.pendingStructs).not.toBeNull();
-      w2!.receive(updateMessage(cleanupPoison()));
+      return { server, sockets, w1, w2, source };
+    };
+
+    it('with updates Yjs held back waiting for others: none is blamed (they are tried again in the batch)', async () => {
+      const { server, sockets, w2 } = await withHeldBack();
+      w2.receive(updateMessage(cleanupPoison()));
       await flushed(server);
       expect(sockets.map((socket) => socket.closedWith)).toEqual([CloseCode.tryAgainLater, CloseCode.tryAgainLater]);
     });
 
     it('with updates of its own sender held back: the sender is blamed all the same', async () => {
-      const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
-      const sockets = [new MemorySocket(), new MemorySocket()];
-      const [w1] = sockets.map((socket) => join(server, socket));
-      await flushed(server);
-      const source = new Y.Doc();
-      source.clientID = 777;
-      source.getText('t').insert(0, 'a');
-      const afterFirst = Y.encodeStateVector(source);
-      source.getText('t').insert(1, 'b');
-      w1!.receive(updateMessage(Y.encodeStateAsUpdate(source, afterFirst)));
-      await flushed(server);
-      expect(server.rooms.get('doc:1:user:1')!.doc.store.pendingStructs).not.toBeNull();
+      const { server, sockets, w1, source } = await withHeldBack();
       // The same socket, in one batch: its poison and more of 777's (its own, still waiting).
       const more = Y.encodeStateVector(source);
       source.getText('t').insert(2, 'c');
       const poison = cleanupPoison();
       const poisonClients = new Set(Y.decodeUpdate(poison).structs.map((struct) => struct.id.client));
       expect(poisonClients.has(777)).toBe(false);
-      w1!.receive(updateMessage(poison));
-      w1!.receive(updateMessage(Y.encodeStateAsUpdate(source, more)));
+      w1.receive(updateMessage(poison));
+      w1.receive(updateMessage(Y.encodeStateAsUpdate(source, more)));
       await flushed(server);
       expect(sockets.map((socket) => socket.closedWith)).toEqual([CloseCode.malformed, CloseCode.tryAgainLater]);
     });
