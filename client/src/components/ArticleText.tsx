@@ -149,7 +149,7 @@ function Keyed<T>(props: { each: readonly T[]; by: (item: T) => string | number;
 }
 
 /**
- * A list of the tree's nodes. A mark is kept by its span's id and part, not by its node: a span
+ * A list of the tree's nodes. A mark is kept by its span's id (see keyOf), not by its node: a span
  * whose children changed (a word labelled inside a claim) comes as a new node, and its element,
  * with everything under it that did not change, stays. A text node is kept by its range (its
  * text never changes).

@@ -193,22 +193,28 @@ function markState(name: string): Promise<boolean | null> {
 const COPY_LOCK = 'spanwise:copy:';
 
 /**
- * Holds the copy `name`'s lock (shared) until the returned function is called: while a page has
- * a copy open, a sign-out leaves it alone (see forgetCopies).
+ * Holds the Web Lock `name` (in `mode`) until the returned function is called, from whenever it
+ * is granted; a release called first gives it back at once. Without Web Locks, nothing.
  */
-export function holdCopy(name: string): () => void {
+function holdLock(name: string, mode: LockMode = 'exclusive'): () => void {
   if (typeof navigator === 'undefined' || !navigator.locks) return () => {};
   const held: { over: boolean; release?: () => void } = { over: false };
-  void navigator.locks
-    .request(`${COPY_LOCK}${name}`, { mode: 'shared' }, () => (held.over ? undefined : new Promise<void>((r) => (held.release = r))))
-    .catch(() => {});
+  void navigator.locks.request(name, { mode }, () => (held.over ? undefined : new Promise<void>((r) => (held.release = r)))).catch(() => {});
   return () => {
     held.over = true;
     held.release?.();
   };
 }
 
-/** After a sign-out, how long to wait before each try at the copies some page still had open. */
+/**
+ * Holds the copy `name`'s lock (shared) until the returned function is called: while a page has
+ * a copy open, a sweep of the copies leaves it alone (see forgetCopies).
+ */
+export function holdCopy(name: string): () => void {
+  return holdLock(`${COPY_LOCK}${name}`, 'shared');
+}
+
+/** After a change of who is signed in, how long to wait before each try at the copies some page still had open. */
 const FORGET_TRIES_MS = [0, 250, 500, 1_000, 2_000, 4_000, 8_000];
 
 /**
@@ -385,12 +391,7 @@ export function trackUnsaved(
   let marked = false;
   // Held under the mark's name while the page lives, so that another page tells a mark whose
   // page is gone from one whose page may still send it on (see `found`).
-  const live: { over: boolean; release?: () => void } = { over: false };
-  if (typeof navigator !== 'undefined' && navigator.locks) {
-    void navigator.locks
-      .request(`${LIVE_LOCK}${ownMark}`, () => (live.over ? undefined : new Promise<void>((r) => (live.release = r))))
-      .catch(() => {});
-  }
+  const releaseLive = holdLock(`${LIVE_LOCK}${ownMark}`);
   /**
    * The marks this page found when it opened, left by pages gone since: its step 2 sends what
    * the copy holds, so its own full ack may take them away, with its own. Not the mark of a page
@@ -564,8 +565,7 @@ export function trackUnsaved(
     destroy() {
       tracking.delete(tracked);
       markBeforeLeaving();
-      live.over = true;
-      live.release?.();
+      releaseLive();
       window.removeEventListener('beforeunload', markBeforeLeaving);
       window.removeEventListener('pagehide', markBeforeLeaving);
       document.removeEventListener('visibilitychange', markWhenHidden);

@@ -796,9 +796,9 @@ export class Room {
         applyFailed(err); // (thrown by Yjs' own cleanup: see docBroken)
       }
       if (docBroken(this.doc)) {
-        // A batch of one peer's updates, with nothing held back that it let through: that peer
-        // sent what broke it (told not to send it again, or it would break the fresh room too as
-        // soon as it reconnected).
+        // A batch of one peer's updates, with nothing of anyone else's held back: that peer sent
+        // what broke it (told not to send it again, or it would break the fresh room too as soon
+        // as it reconnected).
         this.#break('update', origin !== BATCH && onlyOwnHeldBack(heldBack, batch) ? origin : undefined);
         this.#reportStored(batch);
         continue;
