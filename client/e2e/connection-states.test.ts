@@ -248,8 +248,9 @@ describe('a server that says the access changed at every connect', () => {
       }
       expect([...seen].filter((text) => text.startsWith('offline'))).toEqual([]);
       expect(seen.has('connecting')).toBe(true);
-      // At once twice (some 0.15–0.3 s each), then 0.5–1.5 s, then 1–3 s: not twenty times.
-      expect(connects).toBeGreaterThanOrEqual(2);
+      // At once twice (some 0.15–0.3 s each), then 0.5–1.5 s, then 1–3 s: not twenty times, and
+      // not fewer than three (a wait from the first 4408 would make one or two).
+      expect(connects).toBeGreaterThanOrEqual(3);
       expect(connects).toBeLessThanOrEqual(5);
       flapping = false;
       await waitFor(() => (server.sync.rooms.get(room)?.peers.size ?? 0) === 1, 'the page back in its room', 15_000);

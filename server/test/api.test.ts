@@ -5,9 +5,9 @@ import { goldRoom, layerRoom, type DocumentDetail, type DocumentSummary, type Pr
 import { CHECKS_WAITING, HASHES_AT_ONCE, hashPassword } from '../src/features/auth/password.ts';
 import { usersRepository } from '../src/features/auth/users.repository.ts';
 import { projectsRepository } from '../src/features/projects/projects.repository.ts';
-import { LARGE_BODIES_AT_ONCE } from '../src/http/body-limits.ts';
+import { LARGE_BODIES_AT_ONCE, largeBodiesTaken } from '../src/http/body-limits.ts';
 
-import { api, connectLayer, databaseKinds, holdConnection, login, startTestServer, type TestServer } from './harness.ts';
+import { api, connectLayer, databaseKinds, holdConnection, login, startTestServer, waitFor, type TestServer } from './harness.ts';
 
 /** How long a new document's body may stop arriving here (UPLOAD_STALL_MS; 30 s by default). */
 const UPLOAD_STALL_MS = 1_000;
@@ -239,7 +239,7 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
         return { status, finish: () => req.end(body.slice(50_000)) };
       };
       const slow = Array.from({ length: LARGE_BODIES_AT_ONCE }, (_, i) => upload(`slow ${i}`));
-      await new Promise((r) => setTimeout(r, 500)); // (each past its owner check, reading its body)
+      await waitFor(() => largeBodiesTaken() === LARGE_BODIES_AT_ONCE, 'each past its owner check, reading its body');
       const refused = upload('one more');
       expect(await refused.status).toEqual({ status: 503, retryAfter: '5' });
       refused.finish();

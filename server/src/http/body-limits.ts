@@ -38,6 +38,8 @@ export function bodyLimits(): MiddlewareHandler {
  */
 export const LARGE_BODIES_AT_ONCE = 4;
 let largeBodies = 0;
+/** How many new documents' bodies are being read (or used) now. */
+export const largeBodiesTaken = (): number => largeBodies;
 
 /**
  * In the new-document route, once the caller may add one: its body may take 16 MiB (past that,

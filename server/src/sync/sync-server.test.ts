@@ -288,12 +288,18 @@ describe('SyncServer', () => {
       expect(store.setAsideRows).toHaveLength(1);
     });
 
-    /** Two writers on a room, the first of which has sent client 777's second edit without its first: held back. */
-    const withHeldBack = async () => {
+    /** A server with two writers on one room, joined. */
+    const twoWriters = async () => {
       const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
       const sockets = [new MemorySocket(), new MemorySocket()];
       const [w1, w2] = sockets.map((socket) => join(server, socket)) as [ReturnType<typeof join>, ReturnType<typeof join>];
       await flushed(server);
+      return { server, sockets, w1, w2 };
+    };
+
+    /** Two writers on a room, the first of which has sent client 777's second edit without its first: held back. */
+    const withHeldBack = async () => {
+      const { server, sockets, w1, w2 } = await twoWriters();
       const source = new Y.Doc();
       source.clientID = 777;
       source.getText('t').insert(0, 'a');
@@ -327,13 +333,10 @@ describe('SyncServer', () => {
     });
 
     it('in a batch of several peers’ updates: none is blamed, all reconnect', async () => {
-      const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
-      const sockets = [new MemorySocket(), new MemorySocket()];
-      const [w1, w2] = sockets.map((socket) => join(server, socket));
-      await flushed(server);
+      const { server, sockets, w1, w2 } = await twoWriters();
       // (Both in the same tick: one batch.)
-      w1!.receive(updateMessage(spanUpdate('FINE')));
-      w2!.receive(updateMessage(cleanupPoison()));
+      w1.receive(updateMessage(spanUpdate('FINE')));
+      w2.receive(updateMessage(cleanupPoison()));
       await flushed(server);
       expect(sockets.map((socket) => socket.closedWith)).toEqual([CloseCode.tryAgainLater, CloseCode.tryAgainLater]);
     });
