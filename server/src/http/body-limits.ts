@@ -5,7 +5,7 @@
  * make the server hold 16 MiB for a request (without a Content-Length, a limit must buffer the
  * body to measure it).
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { AppError } from './errors.ts';
@@ -46,8 +46,8 @@ export const largeBodiesTaken = (): number => largeBodies;
  * the limit's onError throws the 413), and is read by `read` with one of LARGE_BODIES_AT_ONCE
  * places, kept while `use` runs on what it read; with none free, a 503 (`uploads_busy`,
  * Retry-After) comes back at once, before the body is read. A body of which no byte arrives for
- * `stallMs` is given up (its connection closed, 408 `upload_stalled`), so that stalled uploads do
- * not hold the places until Node's request timeout (300 s).
+ * `stallMs` is given up, so that stalled uploads do not hold the places until Node's request
+ * timeout (300 s): the client is answered 408 `upload_stalled` and its connection closed.
  */
 export async function withLargeBody<B, T>(c: Context, stallMs: number, read: () => Promise<B>, use: (body: B) => Promise<T>): Promise<T> {
   if (largeBodies >= LARGE_BODIES_AT_ONCE) {
@@ -55,11 +55,19 @@ export async function withLargeBody<B, T>(c: Context, stallMs: number, read: () 
     throw new AppError(503, 'uploads_busy', `at most ${LARGE_BODIES_AT_ONCE} documents are read at once: try again in a moment`);
   }
   largeBodies++;
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
+  const incoming = env?.incoming;
+  const stalledMessage = `no part of the document arrived for ${stallMs} ms`;
   let stalled = false;
   const stall = () => {
     stalled = true;
-    incoming?.socket?.destroy();
+    const socket = incoming?.socket;
+    if (!socket) return;
+    // Answered on the socket itself, as Node answers its own request timeout: the response cannot
+    // wait for a body that does not come, and the connection must go with the body half read.
+    // (The route's own answer to the failed read then finds the socket gone.)
+    if (socket.writable && !env?.outgoing?.headersSent) socket.write(rawErrorResponse(408, 'Request Timeout', 'upload_stalled', stalledMessage));
+    socket.destroy();
   };
   // (The socket's idle timer: any byte read puts it back. Until the body is read, not while it
   // is used: a slow database is no stalled client.)
@@ -74,7 +82,7 @@ export async function withLargeBody<B, T>(c: Context, stallMs: number, read: () 
       await large(c, async () => {});
       body = await read();
     } catch (err) {
-      if (stalled) throw new AppError(408, 'upload_stalled', `no part of the document arrived for ${stallMs} ms`);
+      if (stalled) throw new AppError(408, 'upload_stalled', stalledMessage);
       throw err;
     } finally {
       readDone();
@@ -83,4 +91,17 @@ export async function withLargeBody<B, T>(c: Context, stallMs: number, read: () 
   } finally {
     largeBodies--;
   }
+}
+
+/** An error answer in the API's JSON shape, as bytes for a socket, closing the connection. */
+function rawErrorResponse(status: number, statusText: string, code: string, message: string): string {
+  const body = JSON.stringify({ error: { code, message } });
+  return [
+    `HTTP/1.1 ${status} ${statusText}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+    '',
+    body,
+  ].join('\r\n');
 }
