@@ -92,6 +92,25 @@ class ProtocolError extends Error {}
 class TooBig extends Error {}
 
 /**
+ * How deep a presence state's arrays and objects may nest (the page's go three deep). Deeper
+ * than a few thousand, turning it back into JSON (as the room does to size it, and y-protocols
+ * to send it) overflows the stack: one such state kept would make every greeting fail.
+ */
+const MAX_PRESENCE_DEPTH = 32;
+
+/** Whether `value`'s arrays and objects nest deeper than `max` (without recursing). */
+function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (item === null || typeof item !== 'object') continue;
+    if (depth >= max) return true;
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/**
  * What applying a presence (awareness) update would do, worked out entry by entry under
  * y-protocols' own rule (applyAwarenessUpdate) without applying it: how many ids the room would
  * remember afresh, and how many live states the socket would then hold (its `controlled` ones,
@@ -114,13 +133,14 @@ function presenceOutcome(
 ): { introduced: number; live: ReadonlySet<number>; sizes: ReadonlyMap<number, number>; drop: ReadonlySet<number>; refused: string | null } {
   /** Each id's clock and whether it has a state, as the update has left them so far. */
   const seen = new Map<number, { clock: number; has: boolean }>();
-  /** The length of each state it sets as JSON text (0: removed). */
+  /** The length of each state it sets as JSON text, as the room writes it (0: removed). */
   const sizes = new Map<number, number>();
   const live = new Set(controlled);
   const drop = new Set<number>();
   let introduced = 0;
   for (const [i, { id, clock, state: text }] of entries.entries()) {
     const state: unknown = JSON.parse(text);
+    if (nestsDeeperThan(state, MAX_PRESENCE_DEPTH)) return { introduced, live, sizes, drop, refused: 'presence state nested too deeply' };
     const before = seen.get(id) ?? { clock: awareness.meta.get(id)?.clock ?? 0, has: awareness.states.has(id) };
     if (!(before.clock < clock || (before.clock === clock && state === null && before.has))) continue;
     // The server's own id carries only its notices: a peer that would set a state for it is
@@ -148,7 +168,8 @@ function presenceOutcome(
     }
     if (!awareness.meta.has(id) && !seen.has(id)) introduced++;
     seen.set(id, { clock, has: state !== null });
-    sizes.set(id, state === null ? 0 : text.length);
+    // As the room will hold and send it, not as sent: "1e20" is written out in full, 21 digits.
+    sizes.set(id, state === null ? 0 : JSON.stringify(state).length);
     if (state === null) live.delete(id);
     else live.add(id);
   }

@@ -5,6 +5,7 @@ import * as encoding from 'lib0/encoding';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spanwise/shared';
+import { writePresenceEntries } from '@spanwise/shared/presence-entries';
 import { cleanupPoison, findPoison, presenceUpdate, waitingPoisonLog } from '../../test/updates.ts';
 import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, ROOM_PRESENCE_MESSAGES, STEP1_BURST, USER_PRESENCE_MESSAGES } from './connection.ts';
 import { MemoryStore } from './memory-store.ts';
@@ -900,6 +901,56 @@ describe('SyncServer', () => {
     conn.receive(awarenessMessage(new Uint8Array(limits.maxAwarenessBytes + 1)));
     await flushed(server);
     expect(socket.closedWith).toBe(CloseCode.tooBig);
+  });
+
+  it('refuses a presence state nested too deeply to be written back (4400): it is not kept, and newcomers are greeted', async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024 } });
+    const socket = new MemorySocket();
+    const conn = server.connect(socket, info());
+    server.connect(new MemorySocket(), info()); // (keeps the room open throughout)
+    await flushed(server);
+    // 10 KB, parsed whole, but too deep for JSON.stringify (which the room and y-protocols use on it).
+    const depth = 5_000;
+    const deep = `{"a":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+    expect(() => JSON.stringify(JSON.parse(deep))).toThrow(RangeError);
+    conn.receive(awarenessMessage(writePresenceEntries([{ id: 4242, clock: 1, state: deep }])));
+    await flushed(server);
+    expect(socket.closedWith).toBe(CloseCode.malformed);
+    const room = server.rooms.get('doc:1:user:1')!;
+    expect(room.awareness.getStates().has(4242)).toBe(false);
+    // A newcomer is greeted (before, every greeting threw on it and closed the socket with 1013).
+    const late = new MemorySocket();
+    server.connect(late, info());
+    await flushed(server);
+    expect(late.closedWith).toBeNull();
+    expect(late.received.length).toBeGreaterThan(0);
+    // Deeper than any page's (40 levels, which JSON.stringify takes, but deeper in the stack it
+    // may not): refused the same, whatever the stack holds where it is written back.
+    const nested = new MemorySocket();
+    server.connect(nested, info()).receive(awarenessMessage(writePresenceEntries([{ id: 4244, clock: 1, state: `{"a":${'['.repeat(40)}${']'.repeat(40)}}` }])));
+    await flushed(server);
+    expect(nested.closedWith).toBe(CloseCode.malformed);
+    // The page's own shape, a few levels deep, is shown.
+    const tab = new MemorySocket();
+    server.connect(tab, info()).receive(rawPresence([[4343, 1, { user: { id: 1, name: 'a' }, selection: { anchor: { type: [1, 2], item: [3, 4] } } }]]));
+    await flushed(server);
+    expect(tab.closedWith).toBeNull();
+    expect(room.awareness.getStates().has(4343)).toBe(true);
+  });
+
+  it('sizes a presence state as the room writes it, not as it was sent ("1e20" is 21 digits)', async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits }); // (1 KiB of presence per socket)
+    const socket = new MemorySocket();
+    const conn = server.connect(socket, info());
+    server.connect(new MemorySocket(), info());
+    await flushed(server);
+    const text = `{"n":[${Array.from({ length: 60 }, () => '1e20').join(',')}]}`;
+    expect(text.length).toBeLessThan(limits.maxAwarenessBytes);
+    expect(JSON.stringify(JSON.parse(text)).length).toBeGreaterThan(limits.maxAwarenessBytes);
+    conn.receive(awarenessMessage(writePresenceEntries([{ id: 4242, clock: 1, state: text }])));
+    await flushed(server);
+    expect(socket.closedWith).toBe(CloseCode.tooBig);
+    expect(server.rooms.get('doc:1:user:1')!.awareness.getStates().has(4242)).toBe(false);
   });
 
   it('closes a socket that introduces more presence ids than one client has, and removes them', async () => {
