@@ -772,15 +772,19 @@ export class Room {
       // (Over the entries that hold an update: a place in the line held for another peer must not
       // make its sender get its own updates back.)
       const senders = batch.filter((b) => b.update);
-      const origin = senders.length > 0 && senders.every((b) => b.origin === senders[0]!.origin) ? senders[0]!.origin : BATCH;
+      const sender = senders.length > 0 && senders.every((b) => b.origin === senders[0]!.origin) ? senders[0]!.origin : BATCH;
       const applyFailed = (err: unknown) => {
         this.deps.observer.error?.('apply_failed');
         this.deps.log.error('sync_apply_failed', { room: this.name, error: errorKind(err) });
       };
       this.#sentOn = 0;
       // Yjs tries again, inside this transaction, what it held back waiting for other content:
-      // what breaks it then need not be this batch's (see onlyOwnHeldBack).
+      // what breaks it then need not be this batch's (see onlyOwnHeldBack); and what the batch
+      // lets through goes out in the same update, which the sender then gets too (it need not
+      // hold what it released: a sync reply that fills a gap, say). (In a room that holds back
+      // for good, behind a set-aside row, every sender gets its own updates back: Yjs skips them.)
       const heldBack = { structs: this.doc.store.pendingStructs?.update ?? null, ds: this.doc.store.pendingDs };
+      const origin = heldBack.structs || heldBack.ds ? BATCH : sender;
       try {
         this.doc.transact(() => {
           for (const { update } of batch) {
@@ -799,7 +803,7 @@ export class Room {
         // A batch of one peer's updates, with nothing of anyone else's held back: that peer sent
         // what broke it (told not to send it again, or it would break the fresh room too as soon
         // as it reconnected).
-        this.#break('update', origin !== BATCH && onlyOwnHeldBack(heldBack, batch) ? origin : undefined);
+        this.#break('update', sender !== BATCH && onlyOwnHeldBack(heldBack, batch) ? sender : undefined);
         this.#reportStored(batch);
         continue;
       }

@@ -333,6 +333,20 @@ describe('SyncServer', () => {
       expect(sockets.map((socket) => socket.closedWith)).toEqual([CloseCode.malformed, CloseCode.tryAgainLater]);
     });
 
+    it('sends the sender what its update let through of others’ held-back content', async () => {
+      const { server, sockets, w2, source } = await withHeldBack();
+      // The second writer sends 777's first edit only: the second, held back, goes in with it.
+      const first = new Y.Doc();
+      first.clientID = 777;
+      first.getText('t').insert(0, 'a');
+      w2.receive(updateMessage(Y.encodeStateAsUpdate(first)));
+      await flushed(server);
+      expect(server.rooms.get('doc:1:user:1')!.doc.store.pendingStructs).toBeNull();
+      expect(source.getText('t').toString()).toBe('ab');
+      // Both have all of it: the first had sent the second edit, the second had sent neither back.
+      expect(sockets.map((socket) => socket.doc.getText('t').toString())).toEqual(['ab', 'ab']);
+    });
+
     it('in a batch of several peers’ updates: none is blamed, all reconnect', async () => {
       const { server, sockets, w1, w2 } = await twoWriters();
       // (Both in the same tick: one batch.)
