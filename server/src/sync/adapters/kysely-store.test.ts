@@ -706,6 +706,33 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(merges).toBe(2);
   });
 
+  // The lease is PostgreSQL's (several processes); on PGlite one process compacts one room at a time.
+  if (kind !== 'pglite') it('with the lease, one process compacts a room at a time: another gives way before it reads or merges', async () => {
+    const room = 'r40';
+    const doc = new Y.Doc();
+    const { merger, merging, release } = heldMerger();
+    const a = storeWith({ compactAfterRows: 1000, log: silent, merger, compactionLease: true });
+    let bMerges = 0;
+    const b = storeWith({ compactAfterRows: 1000, log: silent, compactionLease: true, merger: { merge: (rows) => (bMerges++, logMerger.merge(rows)) } });
+    for (let i = 0; i < 4; i++) await a.append(room, [spanUpdate(doc, `L${i}`, i)]);
+    const aDone = a.compact(room);
+    await merging; // a has read the log and merges it
+    expect(await b.compact(room)).toBe(0);
+    expect(bMerges).toBe(0);
+    release();
+    expect(await aDone).toBe(4);
+    // The lease went with a's compaction: b takes it next time.
+    await b.append(room, [spanUpdate(doc, 'L4', 4)]);
+    expect(await b.compact(room)).toBe(2);
+    expect(bMerges).toBe(1);
+    expect(await rowsOf(room)).toBe(1);
+    // Given back when a compaction fails too.
+    await b.append(room, [spanUpdate(doc, 'L5', 5)]);
+    const failing = storeWith({ compactAfterRows: 1000, log: silent, compactionLease: true, merger: { merge: async () => Promise.reject(new Error('merge failed')) } });
+    await expect(failing.compact(room)).rejects.toThrow('merge failed');
+    expect(await b.compact(room)).toBe(2);
+  });
+
   it('on close, finishes the compactions under way or queued, and starts no other', async () => {
     const { merger, merging, release } = heldMerger();
     const store = storeWith({ compactAfterRows: 2, log: silent, merger });

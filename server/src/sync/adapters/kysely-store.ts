@@ -47,6 +47,14 @@ export interface KyselyStoreOptions {
   merger?: Pick<LogMerger, 'merge'>;
   /** Counts failed compactions (`compaction_failed`) and updates compaction set aside (`set_aside`). */
   observer?: SyncObserver;
+  /**
+   * Other processes share the database (PostgreSQL): a compaction first takes the room's lease,
+   * an advisory lock held by a transaction of its own while it reads, merges and writes, and gives
+   * way at once when another process holds it, so only one process does that work for a room at
+   * a time. Not on PGlite, whose one connection the lease's transaction would hold (its one
+   * process compacts one room at a time anyway). The write checks what it replaces either way.
+   */
+  compactionLease?: boolean;
 }
 
 interface PendingAppend {
@@ -450,13 +458,25 @@ export class KyselyStore implements SyncStore {
 
   /**
    * Merges a room's rows into one snapshot row; returns how many rows it replaced (0 when
-   * another process compacted them first). The rows are read in runs and merged on a worker
+   * another process compacted them first, or is compacting them: see `compactionLease`). The rows are read in runs and merged on a worker
    * thread, so neither the event loop nor the database connection (PGlite's only one) is held
    * while the whole document is rebuilt; then one short transaction, under the room's advisory
    * lock, checks that every row merged is still there as it was read, deletes them and writes
    * the snapshot.
    */
   async compact(room: string): Promise<number> {
+    if (!this.options.compactionLease) return this.#compact(room);
+    const lease = `spanwise-compact-lease:${room}`;
+    // (A transaction's lock: whatever happens, it goes with the transaction, or its connection.)
+    return this.db.transaction().execute(async (trx) => {
+      const { rows } = await sql<{ leased: boolean }>`select pg_try_advisory_xact_lock(hashtext(${lease})) as leased`.execute(trx);
+      if (rows[0]?.leased) return this.#compact(room);
+      await this.#recount(room).catch(() => {}); // (as when it gives way at the write)
+      return 0;
+    });
+  }
+
+  async #compact(room: string): Promise<number> {
     let rows = await readRuns(this.db, room, Infinity);
     if (rows.length < 2) return 0;
     const { merged, bad: badIndexes } = await (this.options.merger ?? logMerger).merge(rows.map((r) => r.data));
