@@ -140,9 +140,10 @@ function presenceOutcome(
   let introduced = 0;
   for (const [i, { id, clock, state: text }] of entries.entries()) {
     const state: unknown = JSON.parse(text);
-    if (nestsDeeperThan(state, MAX_PRESENCE_DEPTH)) return { introduced, live, sizes, drop, refused: 'presence state nested too deeply' };
     const before = seen.get(id) ?? { clock: awareness.meta.get(id)?.clock ?? 0, has: awareness.states.has(id) };
     if (!(before.clock < clock || (before.clock === clock && state === null && before.has))) continue;
+    // (After the echoes are skipped: a page that echoes a state the room holds is not at fault.)
+    if (nestsDeeperThan(state, MAX_PRESENCE_DEPTH)) return { introduced, live, sizes, drop, refused: 'presence state nested too deeply' };
     // The server's own id carries only its notices: a peer that would set a state for it is
     // refused, and a removal of it is dropped (with a clock near 2^53 it would leave the
     // server's own clock unable to rise, and its later notices ignored). Providers echo every
