@@ -219,23 +219,32 @@ describe('a peer that reads slower than its room writes', () => {
 });
 
 describe('liveness', () => {
-  it('drops a socket that stops answering pings, and keeps one that answers', async () => {
+  it('drops a socket that stops answering pings, even with pongs of its own, and keeps one that answers', async () => {
     const server = await startTestServer({ config: { sync: { ...defaultSyncLimits, pingIntervalMs: 500 } } });
     const cookie = await login(server.url, 'alice');
     const silent = await rawSocket(server.url, layerRoom(1, ALICE), cookie);
     const alive = await rawSocket(server.url, layerRoom(2, ALICE), cookie);
+    // Reads nothing, but sends pongs nobody asked for (what a client that would keep the server
+    // holding what it does not read could do).
+    const feigning = await rawSocket(server.url, layerRoom(3, ALICE), cookie);
+    const pongs = setInterval(() => feigning.ws.pong(), 100);
     try {
-      await waitFor(() => server.sync.connections.size === 2, 'both sockets in the server');
+      await waitFor(() => server.sync.connections.size === 3, 'the sockets in the server');
       silent.ws.pause(); // reads no ping, so answers none
-      await waitFor(() => server.sync.connections.size === 1, 'the silent socket dropped', 5_000);
+      feigning.ws.pause();
+      await waitFor(() => server.sync.connections.size === 1, 'the silent sockets dropped', 5_000);
       silent.ws.resume();
+      feigning.ws.resume();
       expect(await silent.closed).toBe(1006); // terminated: no close handshake
+      expect(await feigning.closed).toBe(1006);
       await new Promise((r) => setTimeout(r, 1_200)); // a few more rounds of pings
       expect(alive.ws.readyState).toBe(alive.ws.OPEN);
       expect([...server.sync.connections].map((c) => c.info.room)).toEqual([layerRoom(2, ALICE)]);
     } finally {
+      clearInterval(pongs);
       silent.ws.terminate();
       alive.ws.terminate();
+      feigning.ws.terminate();
       await server.close();
     }
   });

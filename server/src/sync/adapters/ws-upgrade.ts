@@ -7,6 +7,7 @@
  * browser can read, so the client stops reconnecting and says why. No room is loaded and no
  * document state is sent to it.
  */
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -126,7 +127,12 @@ function sameOrigin(req: IncomingMessage): boolean {
 
 export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log: Logger, options: WsOptions) {
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes });
-  const alive = new WeakMap<WebSocket, boolean>();
+  /**
+   * The payload of the ping each socket has yet to answer (null: it answered). A pong counts only
+   * with it: ws reports pongs nobody asked for, and a client that stops reading (holding what
+   * was sent to it in the server's memory) could keep its socket with them.
+   */
+  const unanswered = new WeakMap<WebSocket, Buffer | null>();
   const live = new Set<Live>();
   /** Open sockets per user, for the per-user cap. */
   const perUser = new Map<number, number>();
@@ -413,19 +419,23 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
       log.info('sync_disconnected', { room: info.room, userId: info.userId, code });
     });
     log.info('sync_connected', { room: info.room, userId: info.userId, readOnly: info.readOnly });
-    alive.set(ws, true);
-    ws.on('pong', () => alive.set(ws, true));
+    unanswered.set(ws, null);
+    ws.on('pong', (data) => {
+      const expected = unanswered.get(ws);
+      if (expected && expected.equals(data)) unanswered.set(ws, null);
+    });
     ws.on('message', (data, isBinary) => (isBinary ? conn.receive(toBytes(data)) : conn.reject('text frames are not part of the protocol')));
   }
 
   const ping = setInterval(() => {
     for (const ws of wss.clients) {
-      if (alive.get(ws) === false) {
+      if (unanswered.get(ws)) {
         ws.terminate();
         continue;
       }
-      alive.set(ws, false);
-      ws.ping();
+      const payload = randomBytes(8);
+      unanswered.set(ws, payload);
+      ws.ping(payload);
     }
   }, options.pingIntervalMs);
   ping.unref();
