@@ -83,6 +83,29 @@ describe.runIf(url)('RedisBus', () => {
     expect(gotA).toEqual([]);
   });
 
+  it('sends an update larger than maxEntryBytes as a reload, in its place: the others load it from the database', async () => {
+    const a = bus('a', 1000, { maxEntryBytes: 1024 });
+    const b = bus('b');
+    const got: string[] = [];
+    await a.join('room-large', { message: () => {}, reload: async () => {} });
+    await b.join('room-large', { message: (k, d) => got.push(`${k}:${Buffer.from(d).subarray(0, 6).toString()}`), reload: async () => void got.push('reload') });
+    a.publish('room-large', 'update', Buffer.from('small1'));
+    a.publish('room-large', 'update', Buffer.alloc(1025, 'L'));
+    a.publish('room-large', 'awareness', Buffer.alloc(2048, 'P')); // (presence has its own cap)
+    a.publish('room-large', 'update', Buffer.from('small2'));
+    await until(() => got.length === 4, 'four entries at b');
+    expect(got).toEqual(['update:small1', 'reload', 'awareness:PPPPPP', 'update:small2']);
+    // Nothing that large in Redis.
+    const redis = new Redis(url!);
+    try {
+      const entries = (await redis.xrangeBuffer(`${prefix}room-large`, '-', '+')) as Array<[Buffer, Buffer[]]>;
+      const updates = entries.map(([, fields]) => fields).filter((f) => f.some((x) => x.toString() === 'update'));
+      expect(updates.map((f) => Math.max(...f.map((x) => x.byteLength)))).toEqual([6, 6]);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   it('lets a room’s stream expire a while after its last entry, and reloads a follower should one come back afresh', async () => {
     const short = (id: string) => {
       const b = new RedisBus({ url: url!, instanceId: id, maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, streamTtlMs: 400 });

@@ -81,6 +81,14 @@ export interface RedisBusOptions {
    */
   streamTtlMs?: number;
   /**
+   * An update larger than this (default 64 KiB) goes out as a `reload`, not as itself: the
+   * others load it from the database, where it is. A stream keeps about `maxLen` entries however
+   * large, and a read takes up to 1,000 of a room's at once, whole, every instance following it
+   * the one that wrote them included: with updates of up to MAX_MESSAGE_BYTES (4 MiB) that would
+   * be gigabytes in Redis and in one reply. (Presence is bounded by its own cap.)
+   */
+  maxEntryBytes?: number;
+  /**
    * A command (not the blocking read) that Redis has not answered after this long fails
    * (default 10 s): a Redis that takes connections but answers nothing (hung, or a proxy to one
    * that is gone) would otherwise hold every room that joins for as long as it lasts.
@@ -89,6 +97,7 @@ export interface RedisBusOptions {
 }
 
 const DEFAULT_STREAM_TTL_MS = 24 * 3_600_000;
+const DEFAULT_MAX_ENTRY_BYTES = 64 * 1024;
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 const DEFAULT_BLOCK_MS = 5_000;
 /** Idle time before TCP keep-alive probes start on a Redis connection. */
@@ -417,7 +426,8 @@ export class RedisBus implements SyncBus {
       this.options.log.warn('redis_publish_after_close', { room, kind });
       return;
     }
-    this.#enqueue(room, { kind, data });
+    if (kind === 'update' && data.byteLength > (this.options.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES)) this.#enqueue(room, { kind: 'reload' });
+    else this.#enqueue(room, { kind, data });
     if (this.#closing) {
       // Closing: this may go out after the others already reloaded for the entries that gave
       // way, so a reload follows it.
