@@ -106,6 +106,33 @@ describe.runIf(url)('RedisBus', () => {
     }
   });
 
+  it('warns when Redis may evict its keys (a maxmemory policy other than noeviction)', async () => {
+    const redis = new Redis(url!);
+    const [, was] = (await redis.config('GET', 'maxmemory-policy')) as [string, string];
+    const warnsOf = () => {
+      const warned: Array<Record<string, unknown>> = [];
+      const log = { ...silent, warn: (event: string, fields?: Record<string, unknown>) => void (event === 'redis_may_evict' && warned.push(fields ?? {})) };
+      return { warned, log };
+    };
+    try {
+      await redis.config('SET', 'maxmemory-policy', 'volatile-lru');
+      const evicting = warnsOf();
+      const b = bus('evict', 1000, { log: evicting.log });
+      await b.join('room-evict', { message: () => {}, reload: async () => {} });
+      await until(() => evicting.warned.length > 0, 'the warning');
+      expect(evicting.warned[0]).toEqual({ maxmemoryPolicy: 'volatile-lru', wanted: 'noeviction' });
+      await redis.config('SET', 'maxmemory-policy', 'noeviction');
+      const keeping = warnsOf();
+      const c = bus('keep', 1000, { log: keeping.log });
+      await c.join('room-evict', { message: () => {}, reload: async () => {} });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(keeping.warned).toEqual([]);
+    } finally {
+      await redis.config('SET', 'maxmemory-policy', was);
+      redis.disconnect();
+    }
+  });
+
   it('lets a room’s stream expire a while after its last entry, and reloads a follower should one come back afresh', async () => {
     const short = (id: string) => {
       const b = new RedisBus({ url: url!, instanceId: id, maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, streamTtlMs: 400 });

@@ -336,12 +336,18 @@ export class RedisBus implements SyncBus {
       client.on('error', (err) => options.log.warn('redis_error', { connection: name, error: err.message }));
     }
     // Trim detection reads XINFO STREAM's entries-added, which Redis has from version 7 on.
-    this.#pub.on('ready', () => {
-      this.#pub.info('server').then(
+    // Asked again (a few times, a second apart) when the answer fails: a restart it would tell
+    // of would otherwise go unnoticed until the next reconnection.
+    const askServer = (tries: number) => {
+      this.#pub.info().then(
         (text) => {
           const major = Number(/redis_version:(\d+)/.exec(text)?.[1]);
           this.#tooOld = major < 7;
           if (this.#tooOld) options.log.error('redis_too_old', { version: major, needed: 7 });
+          // Streams and room sets carry expiries, so a volatile-* policy may evict them (entries
+          // no one has read, quietly): warned of, as the README says.
+          const policy = /maxmemory_policy:(\S+)/.exec(text)?.[1];
+          if (policy && policy !== 'noeviction') options.log.warn('redis_may_evict', { maxmemoryPolicy: policy, wanted: 'noeviction' });
           const runId = /run_id:(\w+)/.exec(text)?.[1] ?? null;
           if (this.#runId !== null && runId !== null && runId !== this.#runId) void this.#reloadAll();
           if (runId !== null) this.#runId = runId;
@@ -349,9 +355,12 @@ export class RedisBus implements SyncBus {
           // would reload its rooms should it die.
           this.#beatSoon();
         },
-        () => {},
+        () => {
+          if (tries > 1 && this.#running && this.#pub.status === 'ready') setTimeout(() => askServer(tries - 1), 1_000).unref();
+        },
       );
-    });
+    };
+    this.#pub.on('ready', () => askServer(5));
     // Its id is asked again before the next blocking read: another connection has another (and
     // after a Redis restart, the old one may name someone else's).
     this.#sub.on('close', () => (this.#subId = null));
