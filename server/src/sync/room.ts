@@ -463,7 +463,7 @@ export class Room {
   }
 
   async #applyStored(): Promise<void> {
-    const rows = await this.deps.store.load(this.name);
+    const rows = await this.deps.store.load(this.name, { reloading: this.#loadedOnce });
     /** Rows this load moved out of the log (the next load will not have them). */
     const movedAside = new Set<StoredUpdate['id']>();
     for (const row of rows) {

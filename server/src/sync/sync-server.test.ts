@@ -1806,6 +1806,23 @@ describe('SyncServer', () => {
       expect(room.awareness.getLocalState()).toBeNull();
     });
 
+    it('tells the store a reload is one (the room is open: not compacted as if just opened)', async () => {
+      const bus = recordingBus();
+      const loads: Array<boolean | undefined> = [];
+      class RecordingLoads extends MemoryStore {
+        override async load(room: string, options?: { reloading?: boolean }): Promise<StoredUpdate[]> {
+          loads.push(options?.reloading);
+          return super.load(room);
+        }
+      }
+      const server = new SyncServer({ store: new RecordingLoads(), log: silent, limits, bus });
+      join(server, new MemorySocket());
+      await flushed(server);
+      bus.listener!.reload();
+      await flushed(server);
+      expect(loads).toEqual([false, true]);
+    });
+
     it('retries a reload until the store answers', async () => {
       const bus = recordingBus();
       const store = new MemoryStore();

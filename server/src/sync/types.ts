@@ -25,8 +25,11 @@ export interface StoredUpdate {
 
 /** Where rooms' update logs live. */
 export interface SyncStore {
-  /** Every stored update of a room (a snapshot among them, if one exists), in the order stored. */
-  load(room: string): Promise<StoredUpdate[]>;
+  /**
+   * Every stored update of a room (a snapshot among them, if one exists), in the order stored.
+   * `reloading`: the room is open here already (loaded again: the bus lost track of it).
+   */
+  load(room: string, options?: { reloading?: boolean }): Promise<StoredUpdate[]>;
   /** Stores updates atomically: all of them or none (one transaction: group commit). */
   append(room: string, updates: readonly Uint8Array[]): Promise<void>;
   /**

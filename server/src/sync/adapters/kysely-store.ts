@@ -263,11 +263,14 @@ export class KyselyStore implements SyncStore {
     }
   }
 
-  async load(room: string): Promise<StoredUpdate[]> {
+  async load(room: string, options: { reloading?: boolean } = {}): Promise<StoredUpdate[]> {
     const rows = await readRoomLog(this.db, room);
     const size = { rows: rows.length, bytes: rows.reduce((n, r) => n + (r.kind === 'snapshot' ? 0 : r.data.byteLength), 0) };
     this.#size.set(room, size);
-    if (this.#pastThreshold(size, 1) && this.#grownSinceFailure(room, size)) this.#compactSoon(room, size);
+    // Loaded again while open (the bus lost track of it: a Redis restart reloads every room), it
+    // is an open room, and waits as long as one (openRoomFactor), not compacted at each reload.
+    const factor = options.reloading ? (this.options.openRoomFactor ?? 10) : 1;
+    if (this.#pastThreshold(size, factor) && this.#grownSinceFailure(room, size)) this.#compactSoon(room, size);
     return rows.map((r) => ({ id: String(r.id), data: r.data, version: r.version }));
   }
 
