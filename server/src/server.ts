@@ -76,7 +76,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     compactAfterRows: config.sync.compactAfterRows,
     compactAfterBytes: config.sync.compactAfterBytes,
     executeEach: database.executeEach,
-    compactionLease: database.kind === 'postgres',
+    sharedDatabase: database.kind === 'postgres',
     writeDeadlineMs: config.sync.storeWriteDeadlineMs,
     log,
     observer: metrics.observer,

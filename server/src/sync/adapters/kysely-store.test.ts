@@ -717,9 +717,9 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     const room = 'r40';
     const doc = new Y.Doc();
     const { merger, merging, release } = heldMerger();
-    const a = storeWith({ compactAfterRows: 1000, log: silent, merger, compactionLease: true });
+    const a = storeWith({ compactAfterRows: 1000, log: silent, merger, sharedDatabase: true });
     let bMerges = 0;
-    const b = storeWith({ compactAfterRows: 1000, log: silent, compactionLease: true, merger: { merge: (rows) => (bMerges++, logMerger.merge(rows)) } });
+    const b = storeWith({ compactAfterRows: 1000, log: silent, sharedDatabase: true, merger: { merge: (rows) => (bMerges++, logMerger.merge(rows)) } });
     for (let i = 0; i < 4; i++) await a.append(room, [spanUpdate(doc, `L${i}`, i)]);
     const aDone = a.compact(room);
     await merging; // a has read the log and merges it
@@ -734,9 +734,26 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(await rowsOf(room)).toBe(1);
     // Given back when a compaction fails too.
     await b.append(room, [spanUpdate(doc, 'L5', 5)]);
-    const failing = storeWith({ compactAfterRows: 1000, log: silent, compactionLease: true, merger: { merge: async () => Promise.reject(new Error('merge failed')) } });
+    const failing = storeWith({ compactAfterRows: 1000, log: silent, sharedDatabase: true, merger: { merge: async () => Promise.reject(new Error('merge failed')) } });
     await expect(failing.compact(room)).rejects.toThrow('merge failed');
     expect(await b.compact(room)).toBe(2);
+  });
+
+  if (kind !== 'pglite') it('with several processes writing to an open room, counts its log again from the database: others’ rows count toward compacting it', async () => {
+    const room = 'r41';
+    const doc = new Y.Doc();
+    const a = storeWith({ compactAfterRows: 10, openRoomFactor: 3, log: silent, sharedDatabase: true });
+    const b = storeWith({ compactAfterRows: 10, openRoomFactor: 3, log: silent, sharedDatabase: true });
+    await a.load(room);
+    await b.load(room);
+    for (let i = 0; i < 12; i++) await a.append(room, [spanUpdate(doc, `A${i}`, i)]);
+    // b's own 19 rows alone stay below 3 × 10; with a's 12, the log is past it.
+    for (let i = 0; i < 19; i++) await b.append(room, [spanUpdate(doc, `B${i}`, 20 + i)]);
+    await until(async () => (await rowsOf(room)) === 1);
+    expect(await rowsOf(room)).toBe(1);
+    const loaded = new Y.Doc();
+    for (const r of await b.load(room)) Y.applyUpdate(loaded, r.data);
+    expect(listSpans(loaded)).toHaveLength(31);
   });
 
   it('on close, finishes the compactions under way or queued, and starts no other', async () => {

@@ -48,13 +48,17 @@ export interface KyselyStoreOptions {
   /** Counts failed compactions (`compaction_failed`) and updates compaction set aside (`set_aside`). */
   observer?: SyncObserver;
   /**
-   * Other processes share the database (PostgreSQL): a compaction first takes the room's lease,
-   * an advisory lock held by a transaction of its own while it reads, merges and writes, and gives
-   * way at once when another process holds it, so only one process does that work for a room at
-   * a time. Not on PGlite, whose one connection the lease's transaction would hold (its one
-   * process compacts one room at a time anyway). The write checks what it replaces either way.
+   * Other processes share the database (PostgreSQL, several instances):
+   * - a compaction first takes the room's lease, an advisory lock held by a transaction of its
+   *   own while it reads, merges and writes, and gives way at once when another process holds
+   *   it, so only one process does that work for a room at a time (the write checks what it
+   *   replaces either way). Not on PGlite, whose one connection the lease's transaction would
+   *   hold (its one process compacts one room at a time anyway);
+   * - each process counts a room's log from its own appends, so past the threshold it counts
+   *   it again from the database, once for each threshold's worth of its own (others' rows
+   *   would otherwise put compaction off until the log is many times past it).
    */
-  compactionLease?: boolean;
+  sharedDatabase?: boolean;
 }
 
 interface PendingAppend {
@@ -218,6 +222,8 @@ interface LogSize {
 export class KyselyStore implements SyncStore {
   /** Each room's log size as this process last saw it (after a load, append or compaction). */
   readonly #size = new Map<string, LogSize>();
+  /** Each open room's log size as last counted from the database while it grew (sharedDatabase). */
+  readonly #countedAt = new Map<string, LogSize>();
   readonly #compacting = new Set<string>();
   /** Compactions run one after another, on this chain. */
   #compactions: Promise<void> = Promise.resolve();
@@ -366,7 +372,29 @@ export class KyselyStore implements SyncStore {
     const was = this.#size.get(room) ?? { rows: 0, bytes: 0 };
     const size = { rows: was.rows + updates.length, bytes: was.bytes + updates.reduce((n, u) => n + u.byteLength, 0) };
     this.#size.set(room, size);
-    if (this.#pastThreshold(size, this.options.openRoomFactor ?? 10) && this.#grownSinceFailure(room, size)) this.#compactSoon(room, size);
+    const factor = this.options.openRoomFactor ?? 10;
+    if (this.#pastThreshold(size, factor)) {
+      if (this.#grownSinceFailure(room, size)) this.#compactSoon(room, size);
+    } else if (this.options.sharedDatabase && this.#pastThreshold(size, 1) && this.#recountDue(room, size)) {
+      // Others' rows count too (see sharedDatabase).
+      this.#countedAt.set(room, size);
+      this.#recount(room).then(
+        () => {
+          const now = this.#size.get(room);
+          if (!now) return;
+          this.#countedAt.set(room, now);
+          if (this.#pastThreshold(now, factor) && this.#grownSinceFailure(room, now)) this.#compactSoon(room, now);
+        },
+        () => {}, // (only bookkeeping: tried again a threshold's worth later)
+      );
+    }
+  }
+
+  /** Whether a threshold's worth of rows or bytes has been appended here since the room's log was last counted (or it shrank). */
+  #recountDue(room: string, size: LogSize): boolean {
+    const last = this.#countedAt.get(room);
+    if (!last || size.rows < last.rows) return true;
+    return size.rows >= last.rows + this.options.compactAfterRows || size.bytes >= last.bytes + (this.options.compactAfterBytes ?? Infinity);
   }
 
   /** After a failure, not again at every append, load or unload: once another threshold's worth has come in. */
@@ -390,6 +418,7 @@ export class KyselyStore implements SyncStore {
   release(room: string): void {
     const size = this.#size.get(room);
     this.#size.delete(room);
+    this.#countedAt.delete(room);
     if (size && this.#pastThreshold(size, 1) && this.#grownSinceFailure(room, size)) this.#compactSoon(room, size);
   }
 
@@ -461,14 +490,14 @@ export class KyselyStore implements SyncStore {
 
   /**
    * Merges a room's rows into one snapshot row; returns how many rows it replaced (0 when
-   * another process compacted them first, or is compacting them: see `compactionLease`). The rows are read in runs and merged on a worker
-   * thread, so neither the event loop nor the database connection (PGlite's only one) is held
-   * while the whole document is rebuilt; then one short transaction, under the room's advisory
-   * lock, checks that every row merged is still there as it was read, deletes them and writes
-   * the snapshot.
+   * another process compacted them first, or is compacting them: see `sharedDatabase`). The
+   * rows are read in runs and merged on a worker thread, so neither the event loop nor the
+   * database connection (PGlite's only one) is held while the whole document is rebuilt; then
+   * one short transaction, under the room's advisory lock, checks that every row merged is
+   * still there as it was read, deletes them and writes the snapshot.
    */
   async compact(room: string): Promise<number> {
-    if (!this.options.compactionLease) return this.#compact(room);
+    if (!this.options.sharedDatabase) return this.#compact(room);
     const lease = `spanwise-compact-lease:${room}`;
     // (A transaction's lock: whatever happens, it goes with the transaction, or its connection.)
     return this.db.transaction().execute(async (trx) => {
