@@ -800,8 +800,10 @@ describe.runIf(url)('RedisBus', () => {
     expect(got.length).toBeLessThan(11);
   });
 
-  it('bounds every room’s outbox together: past the total, each gives way to a reload', async () => {
-    const { bus: a, proxy } = await busBehindProxy('a', { maxOutboxTotalBytes: 500 });
+  it('bounds every room’s outbox together: past the total, each gives way to a reload (logged once a minute)', async () => {
+    const full: unknown[] = [];
+    const log = { ...silent, warn: (event: string, fields?: unknown) => void (event === 'redis_outboxes_full' && full.push(fields)) };
+    const { bus: a, proxy } = await busBehindProxy('a', { maxOutboxTotalBytes: 500, log });
     const b = bus('b');
     const rooms = ['room-t1', 'room-t2'];
     const reloaded = new Set<string>();
@@ -818,6 +820,9 @@ describe.runIf(url)('RedisBus', () => {
       a.publish('room-t3', 'update', Buffer.from('t3'));
       // 800 bytes more, 400 a room: each room alone is far from its own bound.
       for (let i = 0; i < 4; i++) for (const room of rooms) a.publish(room, 'update', Buffer.from(`${room}:${i}`.padEnd(100, '.')));
+      // Each publish past the total makes the outboxes give way again: one line says so.
+      for (let i = 0; i < 5; i++) for (const room of rooms) a.publish(room, 'update', Buffer.from(`${room}:more${i}`.padEnd(300, '.')));
+      expect(full).toHaveLength(1);
       proxy.thaw();
       await until(() => reloaded.has('room-t1') && reloaded.has('room-t2') && got.includes('t3'), 'a reload of each full room');
       expect(got.length).toBeLessThan(9);

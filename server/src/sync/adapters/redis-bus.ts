@@ -121,6 +121,9 @@ interface Outbox {
  * entries gave way.
  */
 function giveWayToReload(outbox: Outbox): number {
+  // Given way already (the entry on its way, a reload, the presence kept): nothing more to drop.
+  const [, second, third, ...more] = outbox.entries;
+  if (second?.kind === 'reload' && (third === undefined || third.kind === 'awareness') && more.length === 0) return 0;
   const dropped = outbox.entries.splice(1, outbox.entries.length, { kind: 'reload' });
   const presence = lastPresence(dropped.flatMap((e) => (e.kind === 'awareness' ? [e.data] : [])));
   if (presence) outbox.entries.push({ kind: 'awareness', data: presence });
@@ -296,6 +299,8 @@ export class RedisBus implements SyncBus {
   /** Reading the activity stream failed (not a stream there, say): rooms are read at sweeps only. */
   #activityFailing = false;
   readonly #activityProblems = logThrottle(60_000, { leftOut: (event, leftOut) => this.options.log.error(event, { key: this.#activityKey, leftOut }) });
+  /** Every outbox giving way at once is logged once a minute at most (an outage makes it happen at each publish). */
+  readonly #outboxesFull = logThrottle(60_000, { leftOut: (event, leftOut) => this.options.log.warn(event, { leftOut }) });
   readonly #publishProblems = logThrottle(60_000, { leftOut: (error, leftOut) => this.options.log.warn('redis_publish_failed', { error, leftOut }) });
   /** The Redis server is older than 7: rooms are refused rather than followed without trim detection. */
   #tooOld = false;
@@ -464,7 +469,10 @@ export class RedisBus implements SyncBus {
       // (An outbox holding only the entry on its way has nothing to give way.)
       let dropped = 0;
       for (const waiting of this.#outbox.values()) if (waiting.entries.length > 1) dropped += this.#giveWay(waiting);
-      if (dropped > 0) this.options.log.warn('redis_outboxes_full', { rooms: this.#outbox.size, dropped });
+      if (dropped > 0) {
+        const shown = this.#outboxesFull('redis_outboxes_full');
+        if (shown) this.options.log.warn('redis_outboxes_full', { rooms: this.#outbox.size, dropped, ...shown });
+      }
     }
   }
 
