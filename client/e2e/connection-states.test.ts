@@ -1,6 +1,7 @@
 /**
  * What a person sees when the server changes its mind about them mid-session, in a real
- * Chromium against the real server: a role taken away and given back, a page whose view of the
+ * Chromium against the real server: a role taken away and given back, a layer refused while the
+ * project still lists it (opened again, a few times at most), a page whose view of the
  * role is stale (the server drops its edits and says so; the page offers to discard them), too many layers open at once (the
  * server is busy: the page waits and comes back), an edit too large to send (the page
  * stops instead of sending it again and again, and discards it when asked), a reconnect while saving is delayed, an edit the
@@ -214,6 +215,46 @@ describe('a server that asks the page to come back later', () => {
       await waitFor(() => (server.sync.rooms.get(layerRoom(5, 3))?.peers.size ?? 0) === 1, 'bob’s page in its room', 5_000);
     } finally {
       for (const o of others) o.destroy();
+      await context.close();
+    }
+  });
+});
+
+describe('a layer refused (4403) while the project still lists it', () => {
+  it('opens it again once the role, learnt afresh, still allows it; and stops after a few tries', async () => {
+    const sync = server.sync as unknown as { connect: (...args: unknown[]) => Connection };
+    const connect = sync.connect;
+    let refusing = 0; // connects of carol's still to refuse
+    let connects = 0;
+    sync.connect = function (this: unknown, ...args: unknown[]) {
+      const conn = connect.apply(this, args);
+      if (conn.info.userId === 4) {
+        connects++;
+        if (refusing > 0) {
+          refusing--;
+          setTimeout(() => conn.close(CloseCode.forbidden, 'you may not open this room'), 50);
+        }
+      }
+      return conn;
+    };
+    const { context, page } = await openDocument('carol', 4);
+    const room = layerRoom(4, 4);
+    try {
+      await waitConnected(page);
+      // Refused once (say its membership was taken away and given back): back in, connected.
+      connects = 0;
+      for (const peer of server.sync.rooms.get(room)?.peers.keys() ?? []) (peer as Connection).close(CloseCode.forbidden, 'you may not open this room');
+      await waitFor(() => connects === 1 && (server.sync.rooms.get(room)?.peers.size ?? 0) === 1, 'the page back in its room', 10_000);
+      await waitConnected(page);
+      // Refused at every connect: opened again three times in all on one page, then it stays closed.
+      refusing = 100;
+      for (const peer of server.sync.rooms.get(room)?.peers.keys() ?? []) (peer as Connection).close(CloseCode.forbidden, 'you may not open this room');
+      await waitFor(() => connects >= 3, 'the tries', 10_000);
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect(connects).toBe(3);
+      expect(await status(page).textContent()).not.toMatch(/^connected$/);
+    } finally {
+      sync.connect = connect;
       await context.close();
     }
   });

@@ -3,7 +3,7 @@
  * (the user's own by default, gold in open mode), and the user's status on the document.
  */
 import { A, useParams, useSearchParams } from '@solidjs/router';
-import { createMemo, createResource, onCleanup, Show } from 'solid-js';
+import { createMemo, createResource, createSignal, onCleanup, Show } from 'solid-js';
 import { api, ApiError, errorMessage } from '../api/client.ts';
 import { LayerSelect } from '../components/LayerSelect.tsx';
 import { StatusButton } from '../components/StatusButton.tsx';
@@ -15,6 +15,12 @@ import { LayerWorkspace } from './LayerWorkspace.tsx';
 /** How soon the role is asked for again after a failed ask, doubling up to the most. */
 const ROLE_RETRY_MIN_MS = 1_000;
 const ROLE_RETRY_MAX_MS = 30_000;
+/**
+ * Times one page opens a layer again that the server refused (4403) while the project, asked
+ * again, still lists it: the refusal came from a moment when it was not (a membership taken
+ * away and given back). Past it the page says why it stopped, rather than going round.
+ */
+const MAX_REOPENS_AFTER_REFUSAL = 3;
 
 export function AnnotatePage() {
   const params = useParams<{ projectId: string; documentId: string }>();
@@ -33,14 +39,30 @@ export function AnnotatePage() {
    */
   let asking = 0;
   let retry: ReturnType<typeof setTimeout> | undefined;
-  const refreshRole = () => {
+  /** The layer the server refused (4403) since the role was last learnt, and how often one was opened again. */
+  let refusedRoom: string | undefined;
+  let reopened = 0;
+  /** Bumped to open the layer again (a fresh socket, a fresh look at the role). */
+  const [opening, setOpening] = createSignal(0);
+  const learnt = (p: Awaited<ReturnType<typeof api.projectNow>>) => {
+    setProject(p);
+    const refused = refusedRoom;
+    refusedRoom = undefined;
+    // Still listed: opened again, to be let in or refused afresh.
+    if (refused && layer()?.room === refused && reopened < MAX_REOPENS_AFTER_REFUSAL) {
+      reopened++;
+      setOpening((n) => n + 1);
+    }
+  };
+  const refreshRole = (refused = false) => {
+    if (refused) refusedRoom = layer()?.room;
     const id = projectId();
     const ask = ++asking;
     let delay = ROLE_RETRY_MIN_MS;
     const attempt = () => {
       if (ask !== asking || projectId() !== id) return;
       api.projectNow(id).then(
-        (p) => ask === asking && projectId() === id && setProject(p),
+        (p) => ask === asking && projectId() === id && learnt(p),
         (err: unknown) => {
           if (err instanceof ApiError && err.status >= 400 && err.status < 500) return;
           retry = setTimeout(attempt, delay);
@@ -69,6 +91,12 @@ export function AnnotatePage() {
     undefined,
     { equals: (a, b) => a?.room === b?.room },
   );
+  /** The layer to show: a fresh object (so a fresh workspace) when it is to be opened again. */
+  const shown = createMemo(() => {
+    opening();
+    const chosen = layer();
+    return chosen && { ...chosen };
+  });
   /** The open layer's read-only flag as the project now says (a role may change while open). */
   const readOnly = () => options().find((o) => o.room === layer()?.room)?.readOnly === true;
   const failure = () => project.error ?? doc.error;
@@ -117,7 +145,7 @@ export function AnnotatePage() {
               The layer “{search.layer}” is not open to you here; showing {layer()!.name.toLowerCase()} instead.
             </p>
           </Show>
-          <Show when={layer()} keyed>
+          <Show when={shown()} keyed>
             {(chosen) => (
               <LayerWorkspace
                 layer={chosen}

@@ -60,8 +60,11 @@ interface LayerWorkspaceProps {
   text: string;
   schema: LabelSchema;
   docStatus: DocStatus;
-  /** The server says this user's access to the layer changed: learn the new role. */
-  onAccessChanged?: () => void;
+  /**
+   * The server says this user's access to the layer changed: learn the new role. `refused`: it
+   * closed the layer (4403); opened again should the role still allow it.
+   */
+  onAccessChanged?: (refused?: boolean) => void;
   /** A member's name by id: peers are shown by who the server let in, not by what they say. */
   memberName?: (id: number) => string | undefined;
 }
@@ -105,7 +108,7 @@ function OpenedLayerWorkspace(
       if (code === CloseCode.otherUser) queueMicrotask(session.retry);
       // The role may have changed so that this layer is no longer open to the user: the page
       // learns the new role and may move to a layer that is.
-      if (code === CloseCode.forbidden) props.onAccessChanged?.();
+      if (code === CloseCode.forbidden) props.onAccessChanged?.(true);
     },
     onAccessChanged: () => props.onAccessChanged?.(),
     // Another tab is deleting this layer's copy: opened again once it is done.
