@@ -739,6 +739,35 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(await b.compact(room)).toBe(2);
   });
 
+  if (kind !== 'pglite') it('with the lease held elsewhere, tries again once another threshold’s worth has come in, not at each append', async () => {
+    const room = 'r42';
+    const doc = new Y.Doc();
+    const { merger, merging, release } = heldMerger();
+    const a = storeWith({ compactAfterRows: 1000, log: silent, merger, sharedDatabase: true });
+    let leaseTries = 0;
+    const counted = db.current.db.withPlugin({
+      transformQuery: (args) => args.node,
+      transformResult: async (args) => {
+        if (args.result.rows[0] && typeof args.result.rows[0] === 'object' && 'leased' in args.result.rows[0]) leaseTries++;
+        return args.result;
+      },
+    });
+    const b = new KyselyStore(counted, { compactAfterRows: 2, openRoomFactor: 1, log: silent, sharedDatabase: true });
+    for (let i = 0; i < 4; i++) await a.append(room, [spanUpdate(doc, `L${i}`, i)]);
+    const aDone = a.compact(room);
+    await merging;
+    await b.load(room); // 4 rows, past 2: b tries, and gives way
+    await until(async () => leaseTries === 1);
+    await b.append(room, [spanUpdate(doc, 'L4', 4)]); // 5: not another 2 past 4
+    await new Promise((r) => setTimeout(r, 150));
+    expect(leaseTries).toBe(1);
+    release();
+    expect(await aDone).toBe(4);
+    await b.append(room, [spanUpdate(doc, 'L5', 5)]); // 6: tried again, and compacts what a left
+    await until(async () => (await rowsOf(room)) === 1);
+    expect(leaseTries).toBe(2);
+  });
+
   if (kind !== 'pglite') it('with several processes writing to an open room, counts its log again from the database: others’ rows count toward compacting it', async () => {
     const room = 'r41';
     const doc = new Y.Doc();
@@ -747,13 +776,16 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     await a.load(room);
     await b.load(room);
     for (let i = 0; i < 12; i++) await a.append(room, [spanUpdate(doc, `A${i}`, i)]);
-    // b's own 19 rows alone stay below 3 × 10; with a's 12, the log is past it.
-    for (let i = 0; i < 19; i++) await b.append(room, [spanUpdate(doc, `B${i}`, 20 + i)]);
-    await until(async () => (await rowsOf(room)) === 1);
-    expect(await rowsOf(room)).toBe(1);
+    // b's own 25 rows alone stay below 3 × 10; with a's 12, the log is well past it.
+    for (let i = 0; i < 25; i++) await b.append(room, [spanUpdate(doc, `B${i}`, 20 + i)]);
+    // (Compacted once b's count, with a's rows, reached 30: its later rows follow the snapshot.)
+    const snapshots = async () => (await db.current.db.selectFrom('sync_updates').select('id').where('room', '=', room).where('kind', '=', 'snapshot').execute()).length;
+    await until(async () => (await snapshots()) === 1);
+    expect(await snapshots()).toBe(1);
+    expect(await rowsOf(room)).toBeLessThan(12);
     const loaded = new Y.Doc();
     for (const r of await b.load(room)) Y.applyUpdate(loaded, r.data);
-    expect(listSpans(loaded)).toHaveLength(31);
+    expect(listSpans(loaded)).toHaveLength(37);
   });
 
   it('on close, finishes the compactions under way or queued, and starts no other', async () => {

@@ -452,8 +452,12 @@ export class KyselyStore implements SyncStore {
     const run = async () => {
       if (this.#abandoned) return;
       try {
-        await this.compact(room);
-        this.#failedAt.delete(room);
+        if ((await this.#compactLeased(room)) === 'leased elsewhere') {
+          // Another process is compacting it: tried again once another threshold's worth has
+          // come in (or the log is found shrunk), not at each append meanwhile.
+          this.#failedAt.delete(room);
+          this.#failedAt.set(room, askedAt);
+        } else this.#failedAt.delete(room);
       } catch (err) {
         // At the size it was asked at: what came in while it ran counts toward the next try.
         this.#failedAt.delete(room);
@@ -497,15 +501,34 @@ export class KyselyStore implements SyncStore {
    * still there as it was read, deletes them and writes the snapshot.
    */
   async compact(room: string): Promise<number> {
+    const replaced = await this.#compactLeased(room);
+    return replaced === 'leased elsewhere' ? 0 : replaced;
+  }
+
+  /** compact(), under the room's lease when the database is shared (see `sharedDatabase`). */
+  async #compactLeased(room: string): Promise<number | 'leased elsewhere'> {
     if (!this.options.sharedDatabase) return this.#compact(room);
     const lease = `spanwise-compact-lease:${room}`;
-    // (A transaction's lock: whatever happens, it goes with the transaction, or its connection.)
-    return this.db.transaction().execute(async (trx) => {
-      const { rows } = await sql<{ leased: boolean }>`select pg_try_advisory_xact_lock(hashtext(${lease})) as leased`.execute(trx);
-      if (rows[0]?.leased) return this.#compact(room);
-      await this.#recount(room).catch(() => {}); // (as when it gives way at the write)
-      return 0;
-    });
+    let replaced: number | undefined;
+    // (A transaction's lock: whatever happens, it goes with the transaction, or its connection.
+    // Read committed whatever the database's default, so it holds no snapshot while it waits.)
+    const outcome = await this.db
+      .transaction()
+      .setIsolationLevel('read committed')
+      .execute(async (trx) => {
+        const { rows } = await sql<{ leased: boolean }>`select pg_try_advisory_xact_lock(hashtext(${lease})) as leased`.execute(trx);
+        if (!rows[0]?.leased) return 'leased elsewhere' as const;
+        replaced = await this.#compact(room);
+        return replaced;
+      })
+      .catch((err: unknown) => {
+        // Compacted, and only the lease's own end failed (its connection cut meanwhile, say):
+        // the lock went with it, and the compaction stands.
+        if (replaced !== undefined) return replaced;
+        throw err;
+      });
+    if (outcome === 'leased elsewhere') await this.#recount(room).catch(() => {}); // (as when it gives way at the write)
+    return outcome;
   }
 
   async #compact(room: string): Promise<number> {
