@@ -178,6 +178,23 @@ function onlyOwnHeldBack(held: { structs: Uint8Array | null; ds: Uint8Array | nu
   return heldClients.length > 0 && heldClients.every((client) => own.has(client));
 }
 
+/**
+ * Whether a batch may let through content Yjs held back (`missing`: for each client, the clock
+ * it waits for): one of its runs holds such a clock, or deletes wait (`ds`), which any batch may
+ * answer. Not every batch in a room that holds something back for good (behind a set-aside row).
+ */
+function releasesHeldBack(held: { missing: ReadonlyMap<number, number> | null; ds: Uint8Array | null }, batch: readonly QueuedUpdate[]): boolean {
+  if (held.ds) return true;
+  if (!held.missing) return false;
+  for (const { runs } of batch) {
+    for (const [client, from, to] of runs) {
+      const clock = held.missing.get(client);
+      if (clock !== undefined && from <= clock && clock < to) return true;
+    }
+  }
+  return false;
+}
+
 /** An update's runs of structs with no gap, each [client, first clock, clock past the last]. */
 export function structRuns(structs: ReadonlyArray<Y.Item | Y.GC | Y.Skip>): Array<[number, number, number]> {
   const runs: Array<[number, number, number]> = [];
@@ -781,10 +798,9 @@ export class Room {
       // Yjs tries again, inside this transaction, what it held back waiting for other content:
       // what breaks it then need not be this batch's (see onlyOwnHeldBack); and what the batch
       // lets through goes out in the same update, which the sender then gets too (it need not
-      // hold what it released: a sync reply that fills a gap, say). (In a room that holds back
-      // for good, behind a set-aside row, every sender gets its own updates back: Yjs skips them.)
+      // hold what it released: a sync reply that fills a gap, say).
       const heldBack = { structs: this.doc.store.pendingStructs?.update ?? null, ds: this.doc.store.pendingDs };
-      const origin = heldBack.structs || heldBack.ds ? BATCH : sender;
+      const origin = releasesHeldBack({ missing: this.doc.store.pendingStructs?.missing ?? null, ds: heldBack.ds }, batch) ? BATCH : sender;
       try {
         this.doc.transact(() => {
           for (const { update } of batch) {

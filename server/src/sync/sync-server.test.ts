@@ -335,6 +335,12 @@ describe('SyncServer', () => {
 
     it('sends the sender what its update let through of others’ held-back content', async () => {
       const { server, sockets, w2, source } = await withHeldBack();
+      // An update that lets nothing through is not sent back to its sender.
+      const before = sockets[1]!.received.length;
+      w2.receive(updateMessage(spanUpdate('OTHER')));
+      await flushed(server);
+      expect(sockets[1]!.received.length).toBe(before);
+      expect(listSpans(sockets[0]!.doc).map((s) => s.label)).toEqual(['OTHER']);
       // The second writer sends 777's first edit only: the second, held back, goes in with it.
       const first = new Y.Doc();
       first.clientID = 777;
