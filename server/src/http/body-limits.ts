@@ -66,7 +66,10 @@ export async function withLargeBody<B, T>(c: Context, stallMs: number, read: () 
     // Answered on the socket itself, as Node answers its own request timeout: the response cannot
     // wait for a body that does not come, and the connection must go with the body half read.
     // (The route's own answer to the failed read then finds the socket gone.)
-    if (socket.writable && !env?.outgoing?.headersSent) socket.write(rawErrorResponse(408, 'Request Timeout', 'upload_stalled', stalledMessage));
+    // (Only while this request's response holds the socket: a pipelined one behind an earlier
+    // response still going out must not have its answer read as that one's.)
+    const outgoing = env?.outgoing;
+    if (socket.writable && outgoing?.socket === socket && !outgoing.headersSent) socket.write(rawErrorResponse(408, 'Request Timeout', 'upload_stalled', stalledMessage));
     socket.destroy();
   };
   // (The socket's idle timer: any byte read puts it back. Until the body is read, not while it
