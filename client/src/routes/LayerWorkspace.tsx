@@ -108,7 +108,9 @@ function OpenedLayerWorkspace(
       if (code === CloseCode.otherUser) queueMicrotask(session.retry);
       // The role may have changed so that this layer is no longer open to the user: the page
       // learns the new role and may move to a layer that is.
-      if (code === CloseCode.forbidden) props.onAccessChanged?.(true);
+      // Opened again should the role still allow it, unless that would lose edits only this page
+      // holds (its copy in the browser did not open).
+      if (code === CloseCode.forbidden) props.onAccessChanged?.(!(layer.unsaved() && layer.localCopy() !== 'open'));
     },
     onAccessChanged: () => props.onAccessChanged?.(),
     // Another tab is deleting this layer's copy: opened again once it is done.
