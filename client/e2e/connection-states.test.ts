@@ -16,6 +16,7 @@ import { addSpan, CloseCode, layerRoom, listSpans } from '@spanwise/shared';
 import { api, connectLayer, login, metric, startTestServer, storedDoc, waitFor, type LayerClient, type TestServer } from '../../server/test/harness.ts';
 import { defaultSyncLimits } from '../../server/src/config.ts';
 import type { Connection } from '../../server/src/sync/connection.ts';
+import type { SyncStore } from '../../server/src/sync/types.ts';
 import { annotate, findWord, holdAppends, launchChromium, selectText, signIn, unsavedMark, WAIT, waitConnected } from './page-helpers.ts';
 
 let server: TestServer;
@@ -61,6 +62,37 @@ function readOnlyPeers(room: string): number {
 const tooBigCount = () => metric(server.url, 'spanwise_sync_errors_total{kind="too_big"}');
 
 const status = (page: Page) => page.getByRole('status', { name: 'Connection' });
+
+describe('a room the server has yet to load', () => {
+  it('says connecting, not connected, until the server answers the page', async () => {
+    const store = (server.sync as unknown as { options: { store: SyncStore } }).options.store;
+    const load = store.load;
+    const room = layerRoom(5, 2);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    store.load = async (name, options) => {
+      if (name === room) await held;
+      return load.call(store, name, options);
+    };
+    const { context, page } = await openDocument('alice', 5);
+    try {
+      // The socket is open, and waits in the room's line.
+      await waitFor(() => (server.sync.rooms.get(room)?.peers.size ?? 0) === 1, 'the page’s socket in the room', 10_000);
+      const seen = new Set<string>();
+      for (let i = 0; i < 20; i++) {
+        seen.add((await status(page).textContent()) ?? '');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect([...seen]).toEqual(['connecting']);
+      release();
+      await waitConnected(page);
+    } finally {
+      release();
+      store.load = load;
+      await context.close();
+    }
+  });
+});
 
 describe('a role that changes while the layer is open', () => {
   it('makes the page read-only when the role is taken away, and editable again when it is given back', async () => {

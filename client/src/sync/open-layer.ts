@@ -241,9 +241,9 @@ export function openLayer(options: OpenLayerOptions): Layer {
       everConnected = true;
       connectedAt = Date.now();
       accessWait = false;
-      // After a busy close, only a sync shows the server has taken the socket: one it refuses
-      // at the door opens and closes at once.
-      if (!busy) setConnection('connected');
+      // Only a sync shows the server has taken the socket (see 'sync'): one it refuses at the
+      // door opens and closes at once, and a room the server has yet to load answers nothing.
+      if (!busy) setConnection('connecting');
     } else if (busy || accessWait) {
       // Waiting to come back (or coming back) after the server said it is busy, or again and
       // again that the access changed.
@@ -296,10 +296,8 @@ export function openLayer(options: OpenLayerOptions): Layer {
   provider.on('sync', (isSynced: boolean) => {
     setSynced(isSynced && provider.wsconnected);
     if (!isSynced || closedCode() !== null) return;
-    if (busy) {
-      busy = false;
-      setConnection('connected');
-    }
+    busy = false;
+    setConnection('connected');
     if (syncedBefore) setWritesRefused(false); // the server says so again at the next refused write
     // The role the page holds may be older than this socket: it changed while the socket was
     // down, or the page opened offline from what the browser kept.
