@@ -393,6 +393,49 @@ describe('edits that have not reached the server', () => {
     }
   });
 
+  it('counts edits whose mark the browser failed to write as not kept (signing out says they would be lost), until one is written', async () => {
+    const text = 'Reuters reported that Lisbon and Porto signed the Tagus accord on Friday, Moreira said.';
+    const added = await api<{ id: number }>(server.url, await login(server.url, 'admin'), '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Lost mark', text }) });
+    const copy = `spanwise:u${ALICE}:${layerRoom(added.body.id, ALICE)}`;
+    const { context, page } = await aliceOnline(added.body.id);
+    const hold = holdAppends(server);
+    const questions: string[] = [];
+    page.on('dialog', (dialog) => {
+      questions.push(dialog.message());
+      void dialog.dismiss();
+    });
+    try {
+      // The mark's write fails at commit, as a full disk makes it (the request itself succeeds).
+      await page.evaluate(() => {
+        const put = IDBObjectStore.prototype.put;
+        IDBObjectStore.prototype.put = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['put']>) {
+          const request = put.apply(this, args);
+          const tx = this.transaction;
+          if ((window as { markFails?: boolean }).markFails && typeof args[1] === 'string' && args[1].startsWith('unsaved:')) request.addEventListener('success', () => tx.abort());
+          return request;
+        };
+        (window as { markFails?: boolean }).markFails = true;
+      });
+      await annotate(page, 0, '1');
+      await page.locator('.workspace[data-unsaved]').waitFor(WAIT);
+      await new Promise((r) => setTimeout(r, 2_500)); // (its mark due after 2 s)
+      expect(await unsavedMark(page, copy)).toBeUndefined();
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await waitFor(() => questions.length === 1, 'the question before signing out');
+      expect(questions[0]).toMatch(/could not keep them/);
+      // The disk has room again: the next edit writes the mark.
+      await page.evaluate(() => ((window as { markFails?: boolean }).markFails = false));
+      await annotate(page, 1, '1');
+      await waitFor(async () => (await unsavedMark(page, copy)) === 1, 'the mark written');
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await waitFor(() => questions.length === 2, 'the second question');
+      expect(questions[1]).toMatch(/stay in this browser/);
+    } finally {
+      hold.restore();
+      await context.close();
+    }
+  });
+
   it('marks an edit the server has not stored when the page is reloaded before the mark was due', async () => {
     const documentId = 4;
     const room = layerRoom(documentId, ALICE);

@@ -384,7 +384,14 @@ export function trackUnsaved(
   kept: Accessor<boolean> = () => true,
 ): UnsavedEdits {
   const [unsaved, setUnsaved] = createSignal(false);
-  const tracked = { unsaved, kept };
+  /**
+   * The last mark written was not (its transaction aborted: the browser's storage full, say):
+   * the copy holds the edits, but nothing says they wait, and a sweep of the copies (another
+   * user signing in) would take them. Counted as not kept until a mark is written; tried again
+   * at the next edit, and on leaving.
+   */
+  const [markLost, setMarkLost] = createSignal(false);
+  const tracked = { unsaved, kept: () => kept() && !markLost() };
   tracking.add(tracked);
   /** This page's mark (each page has its own: see UNSAVED_KEY). */
   const ownMark = `${UNSAVED_KEY}:${Math.random().toString(36).slice(2)}`;
@@ -429,12 +436,35 @@ export function trackUnsaved(
   };
   const socket = () => provider.ws as CountingWebSocket | null;
 
+  /**
+   * Writes this page's mark in a transaction of its own, resolving once it is committed
+   * (y-indexeddb's `set` resolves at its request's success: a transaction that aborts later, at
+   * commit, would go unnoticed).
+   */
+  const writeMark = (): Promise<void> =>
+    local._db.then(
+      (db) =>
+        new Promise<void>((resolve, reject) => {
+          const tx = db.transaction('custom', 'readwrite');
+          tx.objectStore('custom').put(1, ownMark);
+          tx.oncomplete = () => resolve();
+          tx.onabort = () => reject(tx.error ?? new Error('the mark was not written'));
+        }),
+    );
   const mark = () => {
     clearTimeout(markTimer);
     markTimer = undefined;
     // (Written again each time, should a tab have taken it away meanwhile.)
     marked = true;
-    local.set(ownMark, 1).then(announceMark, () => {});
+    writeMark().then(
+      () => {
+        setMarkLost(false);
+        announceMark();
+      },
+      () => {
+        if (marked) setMarkLost(true);
+      },
+    );
     askToPersist();
   };
 
@@ -459,6 +489,7 @@ export function trackUnsaved(
     if (unsaved() && !copyWaits) setUnsaved(false);
     const keys = [...(marked ? [ownMark] : []), ...(copyWaits ? [] : found)];
     marked = false;
+    setMarkLost(false); // (nothing of this page's waits now)
     if (!copyWaits) found = [];
     if (keys.length > 0) Promise.all(keys.map((key) => local.del(key))).then(tellMarksChanged, () => {});
   };
@@ -478,8 +509,9 @@ export function trackUnsaved(
     setUnsaved(true);
     // Sent now (on an open socket) to a server that will not say whether it stored it.
     if (syncedWithoutAcks() && socket()?.readyState === WebSocket.OPEN) startGrace();
-    // Made with no socket open, it waits for the next one's step 2: marked at once.
-    if (!provider.wsconnected) mark();
+    // Made with no socket open, it waits for the next one's step 2: marked at once (and so
+    // after a mark that was lost).
+    if (!provider.wsconnected || markLost()) mark();
     else if (markTimer === undefined) {
       markTimer = setTimeout(() => {
         markTimer = undefined;
@@ -494,7 +526,7 @@ export function trackUnsaved(
   // (y-indexeddb queues the write ahead of its own closing; a leave called off keeps a mark
   // that the server's word takes away as usual.)
   const markBeforeLeaving = () => {
-    if (markTimer !== undefined && unsaved()) mark();
+    if ((markTimer !== undefined || markLost()) && unsaved()) mark();
   };
   window.addEventListener('beforeunload', markBeforeLeaving);
   window.addEventListener('pagehide', markBeforeLeaving);
