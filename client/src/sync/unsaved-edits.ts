@@ -37,6 +37,8 @@ const LIVE_LOCK = 'spanwise:live:';
 const markKeys = () => IDBKeyRange.bound(UNSAVED_KEY, `${UNSAVED_KEY}:\uffff`);
 /** How long an edit sent on an open socket may wait for the server's word before it is marked. */
 const MARK_AFTER_MS = 2_000;
+/** How long a layer closing waits for its mark's write before it lets go of its page's lock. */
+const LEAVE_MARK_WAIT_MS = 2_000;
 /** Mark writes are announced to the other pages at most this often. */
 const MARK_ANNOUNCE_MS = 1_000;
 /** Without acks: how long after the last edit (or sync) a server announcing no delay is trusted. */
@@ -400,10 +402,11 @@ export function trackUnsaved(
   // page is gone from one whose page may still send it on (see `found`).
   const releaseLive = holdLock(`${LIVE_LOCK}${ownMark}`);
   /**
-   * The marks this page found when it opened, left by pages gone since: its step 2 sends what
-   * the copy holds, so its own full ack may take them away, with its own. Not the mark of a page
-   * still open (it holds its lock), nor one another page writes meanwhile: that page's edits
-   * may reach this one over BroadcastChannel, which this page does not send on, after its step 2.
+   * The marks this page stands for besides its own: those it found when it opened, left by pages
+   * gone since (its step 2 sends what the copy holds), and those of pages that went while it was
+   * open (see takeOver); its own full ack takes them away, with its own. Not the mark of a page
+   * still open (it holds its lock): that page's edits may reach this one over BroadcastChannel,
+   * which this page does not send on, after its step 2.
    */
   let found: string[] = [];
   /** The server has said it stored all this page sent, and nothing was edited since. */
@@ -451,12 +454,14 @@ export function trackUnsaved(
           tx.onabort = () => reject(tx.error ?? new Error('the mark was not written'));
         }),
     );
+  /** The last mark's write, settled (a page's lock is let go of after it: see destroy). */
+  let markWritten: Promise<unknown> = Promise.resolve();
   const mark = () => {
     clearTimeout(markTimer);
     markTimer = undefined;
     // (Written again each time, should a tab have taken it away meanwhile.)
     marked = true;
-    writeMark().then(
+    markWritten = writeMark().then(
       () => {
         setMarkLost(false);
         announceMark();
@@ -591,13 +596,59 @@ export function trackUnsaved(
     () => {},
   );
 
+  // Another page's edits reach this one over BroadcastChannel, and that page sends them; if it
+  // goes with its mark left (its socket refused or down meanwhile: 1013, 4429, offline), what the
+  // mark stands for is in this page's doc, and this page sends it: it waits for that page's
+  // lock, then takes the mark as one of its own `found` and syncs afresh (its socket's step 2
+  // went before; a fresh one carries what the server lacks), so the server's word on it takes
+  // the mark away. Without Web Locks, marks wait for the next page to open the layer.
+  /** Other pages' marks whose lock this page waits for. */
+  const awaited = new Set<string>();
+  const stopAwaiting = typeof AbortController === 'function' ? new AbortController() : null;
+  let ended = false;
+  const takeOver = async (key: string): Promise<void> => {
+    awaited.delete(key);
+    if (ended) return;
+    const keys = await local._db.then(readMarks).catch(() => [] as string[]);
+    if (ended || !keys.includes(key) || found.includes(key)) return;
+    found.push(key);
+    acked = false;
+    setUnsaved(true);
+    const ws = socket();
+    // (A socket yet to send its step 2, or none open: the next step 2 carries it.)
+    if (provider.wsconnected && ws?.sentStep2) ws.close();
+  };
+  const awaitOthers = (): void => {
+    if (!stopAwaiting || typeof navigator === 'undefined' || !navigator.locks) return;
+    local._db.then(readMarks).then(
+      (keys) => {
+        for (const key of keys) {
+          if (key === ownMark || found.includes(key) || awaited.has(key) || ended) continue;
+          awaited.add(key);
+          navigator.locks
+            .request(`${LIVE_LOCK}${key}`, { signal: stopAwaiting.signal }, () => takeOver(key))
+            .catch(() => awaited.delete(key));
+        }
+      },
+      () => {},
+    );
+  };
+  void read.then(awaitOthers);
+  const stopListening = listen((message) => {
+    if (message.kind === 'changed') awaitOthers();
+  });
+
   return {
     unsaved,
     read,
     destroy() {
       tracking.delete(tracked);
+      ended = true;
+      stopAwaiting?.abort();
+      stopListening();
       markBeforeLeaving();
-      releaseLive();
+      // Once its mark is written (2 s at most): a page waiting for it then finds the mark (see takeOver).
+      void within(markWritten, LEAVE_MARK_WAIT_MS, () => undefined).finally(releaseLive);
       window.removeEventListener('beforeunload', markBeforeLeaving);
       window.removeEventListener('pagehide', markBeforeLeaving);
       document.removeEventListener('visibilitychange', markWhenHidden);
