@@ -445,6 +445,13 @@ export class KyselyStore implements SyncStore {
     return row !== undefined;
   }
 
+  /** Puts a room's next compaction off until another threshold's worth has come in since `size`. */
+  #putOff(room: string, size: LogSize): void {
+    this.#failedAt.delete(room);
+    this.#failedAt.set(room, size);
+    if (this.#failedAt.size > FAILED_ROOMS_KEPT) this.#failedAt.delete(this.#failedAt.keys().next().value!);
+  }
+
   /** Compacts a room in the background, one room at a time (each holds its whole log meanwhile). */
   #compactSoon(room: string, askedAt: LogSize): void {
     if (this.#compacting.has(room) || this.#closed) return;
@@ -452,17 +459,13 @@ export class KyselyStore implements SyncStore {
     const run = async () => {
       if (this.#abandoned) return;
       try {
-        if ((await this.#compactLeased(room)) === 'leased elsewhere') {
-          // Another process is compacting it: tried again once another threshold's worth has
-          // come in (or the log is found shrunk), not at each append meanwhile.
-          this.#failedAt.delete(room);
-          this.#failedAt.set(room, askedAt);
-        } else this.#failedAt.delete(room);
+        // Another process compacting it: tried again once another threshold's worth has come in
+        // (or the log is found shrunk), not at each append meanwhile.
+        if ((await this.#compactLeased(room)) === 'leased elsewhere') this.#putOff(room, askedAt);
+        else this.#failedAt.delete(room);
       } catch (err) {
         // At the size it was asked at: what came in while it ran counts toward the next try.
-        this.#failedAt.delete(room);
-        this.#failedAt.set(room, askedAt);
-        if (this.#failedAt.size > FAILED_ROOMS_KEPT) this.#failedAt.delete(this.#failedAt.keys().next().value!);
+        this.#putOff(room, askedAt);
         if (isDiskFull(err)) {
           // The disk is full (the database's own error, or the embedded one's reserve): not a
           // fault of compaction's; it is tried again further on, as after any failure.
