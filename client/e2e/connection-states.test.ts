@@ -624,6 +624,44 @@ describe('two tabs of one browser on a layer, one of them refused for a while', 
   });
 });
 
+describe('two tabs of one browser on a layer, one of them gone with edits that never reached the other', () => {
+  it('sends them from the browser’s copy, from the tab still open, and takes the mark away', async () => {
+    const text = 'Reuters reported that Vienna and Prague signed the Danube accord on Monday, Novak said.';
+    const added = await api<{ id: number }>(server.url, await login(server.url, 'admin'), '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Unheard tab', text }) });
+    const documentId = added.body.id;
+    const room = layerRoom(documentId, 2);
+    const copy = `spanwise:u2:${room}`;
+    const { context, page: a } = await openDocument('alice', documentId);
+    try {
+      const b = await context.newPage();
+      await b.goto(`${server.url}/projects/1/documents/${documentId}`);
+      await waitConnected(a);
+      await waitConnected(b);
+      await waitFor(() => (server.sync.rooms.get(room)?.peers.size ?? 0) === 2, 'both tabs’ sockets in the room');
+      // A's socket is told to come back later; and A's layer channel says nothing (as when its
+      // channel is closed): A's edit reaches neither the server nor B, only the browser's copy.
+      const aSocket = [...server.sync.rooms.get(room)!.peers.keys()][0] as Connection;
+      await a.evaluate(() => {
+        const post = BroadcastChannel.prototype.postMessage;
+        BroadcastChannel.prototype.postMessage = function (this: BroadcastChannel, message: unknown) {
+          if (this.name === 'spanwise:unsaved-marks') post.call(this, message);
+        };
+      });
+      aSocket.close(CloseCode.tryAgainLater, 'busy');
+      await a.getByRole('status', { name: 'Connection' }).filter({ hasText: /busy|offline|connecting/ }).waitFor(WAIT);
+      const onlyInA = await annotate(a, 2, '1');
+      await waitFor(async () => (await unsavedMark(a, copy)) === 1, 'A’s edit marked');
+      expect(await b.locator('[data-annotation-id]').count()).toBe(0);
+      await a.close({ runBeforeUnload: false });
+      await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === onlyInA), 'A’s edit stored from B', 15_000);
+      await waitFor(async () => (await unsavedMark(b, copy)) === undefined, 'the mark taken away', 15_000);
+      await waitFor(async () => (await b.locator('[data-annotation-id]').count()) === 1, 'A’s edit shown in B');
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe('two tabs of one browser on a layer, the first marked before the second opened', () => {
   it('keeps the mark of a tab still open when the tab opened after it has its own edits stored, and sends its edit once it goes', async () => {
     const text = 'Reuters reported that Berlin and Warsaw signed the Oder accord on Tuesday, Kovacs said, and Lisbon agreed.';

@@ -406,7 +406,10 @@ describe('edits that have not reached the server', () => {
     });
     try {
       // The mark's write fails at commit, as a full disk makes it (the request itself succeeds).
+      // (A transaction cannot be made to fail at its commit from a page: this one is aborted
+      // once its request succeeded, and so not committed at once, as the page asks.)
       await page.evaluate(() => {
+        Object.defineProperty(IDBTransaction.prototype, 'commit', { value: undefined, configurable: true });
         const put = IDBObjectStore.prototype.put;
         IDBObjectStore.prototype.put = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['put']>) {
           const request = put.apply(this, args);

@@ -20,7 +20,7 @@ import { createSignal, type Accessor } from 'solid-js';
 import * as decoding from 'lib0/decoding';
 import { messageYjsSyncStep2, messageYjsUpdate } from 'y-protocols/sync';
 import type * as Y from 'yjs';
-import { clearDocument, type IndexeddbPersistence } from 'y-indexeddb';
+import { clearDocument, fetchUpdates, type IndexeddbPersistence } from 'y-indexeddb';
 import type { WebsocketProvider } from 'y-websocket';
 import { MessageKind } from '@spanwise/shared/protocol';
 import { parseRoom, type Room } from '@spanwise/shared/rooms';
@@ -402,11 +402,11 @@ export function trackUnsaved(
   // page is gone from one whose page may still send it on (see `found`).
   const releaseLive = holdLock(`${LIVE_LOCK}${ownMark}`);
   /**
-   * The marks this page stands for besides its own: those it found when it opened, left by pages
-   * gone since (its step 2 sends what the copy holds), and those of pages that went while it was
-   * open (see takeOver); its own full ack takes them away, with its own. Not the mark of a page
+   * The marks this page found when it opened, left by pages gone since: its step 2 sends what
+   * the copy holds, so its own full ack may take them away, with its own. Not the mark of a page
    * still open (it holds its lock): that page's edits may reach this one over BroadcastChannel,
-   * which this page does not send on, after its step 2.
+   * which this page does not send on, after its step 2; it takes that mark over once that page
+   * goes (see takeOver).
    */
   let found: string[] = [];
   /** The server has said it stored all this page sent, and nothing was edited since. */
@@ -438,6 +438,8 @@ export function trackUnsaved(
     }, MARK_ANNOUNCE_MS);
   };
   const socket = () => provider.ws as CountingWebSocket | null;
+  /** A socket closed to sync afresh (see takeOver): what it says it stored is no longer all. */
+  let staleSocket: CountingWebSocket | null = null;
 
   /**
    * Writes this page's mark in a transaction of its own, resolving once it is committed
@@ -450,6 +452,7 @@ export function trackUnsaved(
         new Promise<void>((resolve, reject) => {
           const tx = db.transaction('custom', 'readwrite');
           tx.objectStore('custom').put(1, ownMark);
+          tx.commit?.(); // (at once: a page going away may not wait for it to commit on its own)
           tx.oncomplete = () => resolve();
           tx.onabort = () => reject(tx.error ?? new Error('the mark was not written'));
         }),
@@ -546,7 +549,7 @@ export function trackUnsaved(
     if (!fromSocket) return;
     const count = decoding.readVarUint(decoder);
     const ws = socket();
-    if (!ws) return;
+    if (!ws || ws === staleSocket) return;
     ws.sendsAcks = true;
     // Only a socket that sent its step 2 has sent everything: what was made before it opened
     // too (a socket's end drops it from the provider, so an edit made with none open is in the
@@ -597,26 +600,57 @@ export function trackUnsaved(
   );
 
   // Another page's edits reach this one over BroadcastChannel, and that page sends them; if it
-  // goes with its mark left (its socket refused or down meanwhile: 1013, 4429, offline), what the
-  // mark stands for is in this page's doc, and this page sends it: it waits for that page's
-  // lock, then takes the mark as one of its own `found` and syncs afresh (its socket's step 2
-  // went before; a fresh one carries what the server lacks), so the server's word on it takes
-  // the mark away. Without Web Locks, marks wait for the next page to open the layer.
+  // goes with its mark left (its socket refused or down meanwhile: 1013, 4429, offline), this
+  // page sends them. It waits for that page's lock, then loads what the copy holds that its doc
+  // lacks (that page's edits, should they not have come over the channel), makes the mark its
+  // own (one transaction: the next page waiting finds it gone), and syncs afresh if its socket
+  // has sent its step 2 already (a fresh step 2 carries what the server lacks, what came over
+  // the channel too), so the server's word takes the mark away. Without Web Locks, marks wait
+  // for the next page to open the layer.
   /** Other pages' marks whose lock this page waits for. */
   const awaited = new Set<string>();
   const stopAwaiting = typeof AbortController === 'function' ? new AbortController() : null;
   let ended = false;
+  /** Replaces another page's mark with this page's, if it is still there; resolves whether it was. */
+  const takeMark = (key: string): Promise<boolean> =>
+    local._db.then(
+      (db) =>
+        new Promise<boolean>((resolve, reject) => {
+          const tx = db.transaction('custom', 'readwrite');
+          const store = tx.objectStore('custom');
+          let there = false;
+          const look = store.getKey(key);
+          look.onsuccess = () => {
+            if (look.result === undefined) return;
+            there = true;
+            store.put(1, ownMark);
+            store.delete(key);
+          };
+          tx.oncomplete = () => resolve(there);
+          tx.onabort = () => reject(tx.error ?? new Error('the mark was not taken over'));
+        }),
+    );
   const takeOver = async (key: string): Promise<void> => {
     awaited.delete(key);
     if (ended) return;
-    const keys = await local._db.then(readMarks).catch(() => [] as string[]);
-    if (ended || !keys.includes(key) || found.includes(key)) return;
-    found.push(key);
+    try {
+      await local._db;
+      await fetchUpdates(local);
+      if (ended || !(await takeMark(key))) return;
+    } catch {
+      return; // (the copy cannot be read: the mark stays for the next page)
+    }
+    marked = true;
     acked = false;
     setUnsaved(true);
+    setMarkLost(false);
+    announceMark();
     const ws = socket();
-    // (A socket yet to send its step 2, or none open: the next step 2 carries it.)
-    if (provider.wsconnected && ws?.sentStep2) ws.close();
+    if (provider.wsconnected && ws?.sentStep2) {
+      // Its word on what it sent before no longer covers all this page stands for.
+      staleSocket = ws;
+      ws.close();
+    }
   };
   const awaitOthers = (): void => {
     if (!stopAwaiting || typeof navigator === 'undefined' || !navigator.locks) return;
@@ -633,9 +667,14 @@ export function trackUnsaved(
       () => {},
     );
   };
-  void read.then(awaitOthers);
-  const stopListening = listen((message) => {
-    if (message.kind === 'changed') awaitOthers();
+  // (After the marks found on opening are known: those are this page's already.)
+  let stopListening = () => {};
+  void read.then(() => {
+    if (ended) return;
+    awaitOthers();
+    stopListening = listen((message) => {
+      if (message.kind === 'changed') awaitOthers();
+    });
   });
 
   return {
