@@ -53,6 +53,14 @@ async function openDocument(username: string, documentId: number, prepare?: (pag
   return { context, page };
 }
 
+/** A new document of the demo project, open in a fresh browser context as alice, with her layer's room and copy. */
+async function aliceOnNewDocument(title: string, text: string) {
+  const added = await api<{ id: number }>(server.url, adminCookie, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title, text }) });
+  const documentId = added.body.id;
+  const room = layerRoom(documentId, 2);
+  return { documentId, room, copy: `spanwise:u2:${room}`, ...(await openDocument('alice', documentId)) };
+}
+
 /** Sockets in the room that the server treats as read-only. */
 function readOnlyPeers(room: string): number {
   const peers = [...(server.sync.rooms.get(room)?.peers.keys() ?? [])] as Connection[];
@@ -626,12 +634,7 @@ describe('two tabs of one browser on a layer, one of them refused for a while', 
 
 describe('two tabs of one browser on a layer, one of them gone with edits that never reached the other', () => {
   it('sends them from the browser’s copy, from the tab still open, and takes the mark away', async () => {
-    const text = 'Reuters reported that Vienna and Prague signed the Danube accord on Monday, Novak said.';
-    const added = await api<{ id: number }>(server.url, await login(server.url, 'admin'), '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Unheard tab', text }) });
-    const documentId = added.body.id;
-    const room = layerRoom(documentId, 2);
-    const copy = `spanwise:u2:${room}`;
-    const { context, page: a } = await openDocument('alice', documentId);
+    const { documentId, room, copy, context, page: a } = await aliceOnNewDocument('Unheard tab', 'Reuters reported that Vienna and Prague signed the Danube accord on Monday, Novak said.');
     try {
       const b = await context.newPage();
       await b.goto(`${server.url}/projects/1/documents/${documentId}`);
@@ -664,12 +667,10 @@ describe('two tabs of one browser on a layer, one of them gone with edits that n
 
 describe('two tabs of one browser on a layer, the first marked before the second opened', () => {
   it('keeps the mark of a tab still open when the tab opened after it has its own edits stored, and sends its edit once it goes', async () => {
-    const text = 'Reuters reported that Berlin and Warsaw signed the Oder accord on Tuesday, Kovacs said, and Lisbon agreed.';
-    const added = await api<{ id: number }>(server.url, await login(server.url, 'admin'), '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Two tabs', text }) });
-    const documentId = added.body.id;
-    const room = layerRoom(documentId, 2);
-    const copy = `spanwise:u2:${room}`;
-    const { context, page: a } = await openDocument('alice', documentId);
+    const { documentId, room, copy, context, page: a } = await aliceOnNewDocument(
+      'Two tabs',
+      'Reuters reported that Berlin and Warsaw signed the Oder accord on Tuesday, Kovacs said, and Lisbon agreed.',
+    );
     await waitConnected(a);
     let hold: ReturnType<typeof holdAppends> | undefined = holdAppends(server);
     let refusing = () => {};
