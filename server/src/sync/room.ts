@@ -155,13 +155,20 @@ interface QueuedUpdate {
   held: number;
 }
 
+/** What a doc's Yjs holds back (its v2 updates, and what each client's structs wait for), as a batch began. */
+interface HeldBack {
+  structs: Uint8Array | null;
+  missing: ReadonlyMap<number, number> | null;
+  ds: Uint8Array | null;
+}
+
 /**
  * Whether what Yjs held back before a batch (it tries it again inside the batch's transaction)
  * is all of clients the batch writes itself: then the batch's sender answers for what broke the
  * doc, whichever of its updates it was. Content of anyone else's held back (another peer's, sent
  * before what it waits for), or that cannot be read, blames no one.
  */
-function onlyOwnHeldBack(held: { structs: Uint8Array | null; ds: Uint8Array | null }, batch: readonly QueuedUpdate[]): boolean {
+function onlyOwnHeldBack(held: HeldBack, batch: readonly QueuedUpdate[]): boolean {
   if (!held.structs && !held.ds) return true;
   const own = new Set(batch.flatMap((b) => b.runs.map(([client]) => client)));
   const heldClients: number[] = [];
@@ -183,7 +190,7 @@ function onlyOwnHeldBack(held: { structs: Uint8Array | null; ds: Uint8Array | nu
  * it waits for): one of its runs holds such a clock, or deletes wait (`ds`), which any batch may
  * answer. Not every batch in a room that holds something back for good (behind a set-aside row).
  */
-function releasesHeldBack(held: { missing: ReadonlyMap<number, number> | null; ds: Uint8Array | null }, batch: readonly QueuedUpdate[]): boolean {
+function releasesHeldBack(held: HeldBack, batch: readonly QueuedUpdate[]): boolean {
   if (held.ds) return true;
   if (!held.missing) return false;
   for (const { runs } of batch) {
@@ -799,8 +806,9 @@ export class Room {
       // what breaks it then need not be this batch's (see onlyOwnHeldBack); and what the batch
       // lets through goes out in the same update, which the sender then gets too (it need not
       // hold what it released: a sync reply that fills a gap, say).
-      const heldBack = { structs: this.doc.store.pendingStructs?.update ?? null, ds: this.doc.store.pendingDs };
-      const origin = releasesHeldBack({ missing: this.doc.store.pendingStructs?.missing ?? null, ds: heldBack.ds }, batch) ? BATCH : sender;
+      const pending = this.doc.store.pendingStructs;
+      const heldBack: HeldBack = { structs: pending?.update ?? null, missing: pending?.missing ?? null, ds: this.doc.store.pendingDs };
+      const origin = releasesHeldBack(heldBack, batch) ? BATCH : sender;
       try {
         this.doc.transact(() => {
           for (const { update } of batch) {
