@@ -442,21 +442,28 @@ export function trackUnsaved(
   let staleSocket: CountingWebSocket | null = null;
 
   /**
-   * Writes this page's mark in a transaction of its own, resolving once it is committed
-   * (y-indexeddb's `set` resolves at its request's success: a transaction that aborts later, at
-   * commit, would go unnoticed).
+   * Changes the copy's marks (its `custom` store) in a transaction of its own, resolving once it
+   * is committed: y-indexeddb's `set` resolves at its request's success, and a transaction that
+   * aborts later, at commit (the browser's storage full), would go unnoticed. `work` returns
+   * whether its requests are all made, so that the transaction is committed at once (a page
+   * going away may not wait for it to commit on its own).
    */
-  const writeMark = (): Promise<void> =>
+  const changeMarks = (work: (store: IDBObjectStore) => boolean): Promise<void> =>
     local._db.then(
       (db) =>
         new Promise<void>((resolve, reject) => {
           const tx = db.transaction('custom', 'readwrite');
-          tx.objectStore('custom').put(1, ownMark);
-          tx.commit?.(); // (at once: a page going away may not wait for it to commit on its own)
+          if (work(tx.objectStore('custom'))) tx.commit?.();
           tx.oncomplete = () => resolve();
-          tx.onabort = () => reject(tx.error ?? new Error('the mark was not written'));
+          tx.onabort = () => reject(tx.error ?? new Error('the marks were not changed'));
         }),
     );
+  /** Writes this page's mark. */
+  const writeMark = (): Promise<void> =>
+    changeMarks((store) => {
+      store.put(1, ownMark);
+      return true;
+    });
   /** The last mark's write, settled (a page's lock is let go of after it: see destroy). */
   let markWritten: Promise<unknown> = Promise.resolve();
   const mark = () => {
@@ -612,24 +619,20 @@ export function trackUnsaved(
   const stopAwaiting = typeof AbortController === 'function' ? new AbortController() : null;
   let ended = false;
   /** Replaces another page's mark with this page's, if it is still there; resolves whether it was. */
-  const takeMark = (key: string): Promise<boolean> =>
-    local._db.then(
-      (db) =>
-        new Promise<boolean>((resolve, reject) => {
-          const tx = db.transaction('custom', 'readwrite');
-          const store = tx.objectStore('custom');
-          let there = false;
-          const look = store.getKey(key);
-          look.onsuccess = () => {
-            if (look.result === undefined) return;
-            there = true;
-            store.put(1, ownMark);
-            store.delete(key);
-          };
-          tx.oncomplete = () => resolve(there);
-          tx.onabort = () => reject(tx.error ?? new Error('the mark was not taken over'));
-        }),
-    );
+  const takeMark = async (key: string): Promise<boolean> => {
+    let there = false;
+    await changeMarks((store) => {
+      const look = store.getKey(key);
+      look.onsuccess = () => {
+        if (look.result === undefined) return;
+        there = true;
+        store.put(1, ownMark);
+        store.delete(key);
+      };
+      return false; // (more requests follow the look)
+    });
+    return there;
+  };
   const takeOver = async (key: string): Promise<void> => {
     awaited.delete(key);
     if (ended) return;
