@@ -712,17 +712,23 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     expect(merges).toBe(2);
   });
 
-  // The lease is PostgreSQL's (several processes); on PGlite one process compacts one room at a time.
-  if (kind !== 'pglite') it('with the lease, one process compacts a room at a time: another gives way before it reads or merges', async () => {
-    const room = 'r40';
+  /** Four rows in `room`, and a store holding its lease while it merges them (until `release`). */
+  const compactingWithLease = async (room: string) => {
     const doc = new Y.Doc();
     const { merger, merging, release } = heldMerger();
     const a = storeWith({ compactAfterRows: 1000, log: silent, merger, sharedDatabase: true });
-    let bMerges = 0;
-    const b = storeWith({ compactAfterRows: 1000, log: silent, sharedDatabase: true, merger: { merge: (rows) => (bMerges++, logMerger.merge(rows)) } });
     for (let i = 0; i < 4; i++) await a.append(room, [spanUpdate(doc, `L${i}`, i)]);
     const aDone = a.compact(room);
     await merging; // a has read the log and merges it
+    return { doc, aDone, release };
+  };
+
+  // The lease is PostgreSQL's (several processes); on PGlite one process compacts one room at a time.
+  if (kind !== 'pglite') it('with the lease, one process compacts a room at a time: another gives way before it reads or merges', async () => {
+    const room = 'r40';
+    const { doc, aDone, release } = await compactingWithLease(room);
+    let bMerges = 0;
+    const b = storeWith({ compactAfterRows: 1000, log: silent, sharedDatabase: true, merger: { merge: (rows) => (bMerges++, logMerger.merge(rows)) } });
     expect(await b.compact(room)).toBe(0);
     expect(bMerges).toBe(0);
     release();
@@ -741,9 +747,6 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
 
   if (kind !== 'pglite') it('with the lease held elsewhere, tries again once another threshold’s worth has come in, not at each append', async () => {
     const room = 'r42';
-    const doc = new Y.Doc();
-    const { merger, merging, release } = heldMerger();
-    const a = storeWith({ compactAfterRows: 1000, log: silent, merger, sharedDatabase: true });
     let leaseTries = 0;
     const counted = db.current.db.withPlugin({
       transformQuery: (args) => args.node,
@@ -753,9 +756,7 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
       },
     });
     const b = new KyselyStore(counted, { compactAfterRows: 2, openRoomFactor: 1, log: silent, sharedDatabase: true });
-    for (let i = 0; i < 4; i++) await a.append(room, [spanUpdate(doc, `L${i}`, i)]);
-    const aDone = a.compact(room);
-    await merging;
+    const { doc, aDone, release } = await compactingWithLease(room);
     await b.load(room); // 4 rows, past 2: b tries, and gives way
     await until(async () => leaseTries === 1);
     await b.append(room, [spanUpdate(doc, 'L4', 4)]); // 5: not another 2 past 4
