@@ -12,6 +12,7 @@ import { CloseCode, MessageKind } from '@spanwise/shared';
 import { errorKind } from './error-text.ts';
 import { messageLabel } from './message-label.ts';
 import { readPresenceEntries, writePresenceEntries, type PresenceEntry } from '@spanwise/shared/presence-entries';
+import { MAX_PRESENCE_DEPTH, nestsDeeperThan } from './presence-depth.ts';
 import { ENTRY_OVERHEAD_BYTES, socketFrameBound } from './backlog.ts';
 import { PEER_LEFT, structRuns, type Room, type RoomPeer } from './room.ts';
 import type { ConnectionInfo, SyncLogger, SyncObserver, SyncSocket } from './types.ts';
@@ -90,25 +91,6 @@ export class TokenBucket {
 
 class ProtocolError extends Error {}
 class TooBig extends Error {}
-
-/**
- * How deep a presence state's arrays and objects may nest (the page's go three deep). Deeper
- * than a few thousand, turning it back into JSON (as the room does to size it, and y-protocols
- * to send it) overflows the stack: one such state kept would make every greeting fail.
- */
-const MAX_PRESENCE_DEPTH = 32;
-
-/** Whether `value`'s arrays and objects nest deeper than `max` (without recursing). */
-function nestsDeeperThan(value: unknown, max: number): boolean {
-  const stack: Array<[unknown, number]> = [[value, 0]];
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop()!;
-    if (item === null || typeof item !== 'object') continue;
-    if (depth >= max) return true;
-    for (const child of Object.values(item)) stack.push([child, depth + 1]);
-  }
-  return false;
-}
 
 /**
  * What applying a presence (awareness) update would do, worked out entry by entry under

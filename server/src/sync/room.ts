@@ -13,9 +13,11 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import * as encoding from 'lib0/encoding';
 import { MessageKind } from '@spanwise/shared';
+import { readPresenceEntries, writePresenceEntries } from '@spanwise/shared/presence-entries';
 import { queuedBytes, type Backlog } from './backlog.ts';
 import { errorKind } from './error-text.ts';
 import { messageLabel } from './message-label.ts';
+import { MAX_PRESENCE_DEPTH, nestsDeeperThan } from './presence-depth.ts';
 import type { BusListener, BusMessageKind, StoredUpdate, SyncBus, SyncLogger, SyncObserver, SyncStore } from './types.ts';
 
 export interface RoomPeer {
@@ -200,6 +202,25 @@ function releasesHeldBack(held: HeldBack, batch: readonly QueuedUpdate[]): boole
     }
   }
   return false;
+}
+
+/**
+ * A presence update from another instance without its states nested too deeply (see
+ * MAX_PRESENCE_DEPTH): `update` itself when it has none, null when it has nothing else. A state
+ * with no more brackets than the depth allowed cannot nest deeper, and is not parsed.
+ */
+function withoutDeepPresence(update: Uint8Array): Uint8Array | null {
+  const entries = readPresenceEntries(update);
+  const kept = entries.filter(({ state }) => {
+    let brackets = 0;
+    for (let i = 0; i < state.length && brackets <= MAX_PRESENCE_DEPTH; i++) {
+      const c = state.charCodeAt(i);
+      if (c === 0x5b || c === 0x7b) brackets++; // [ {
+    }
+    return brackets <= MAX_PRESENCE_DEPTH || !nestsDeeperThan(JSON.parse(state));
+  });
+  if (kept.length === entries.length) return update;
+  return kept.length > 0 ? writePresenceEntries(kept) : null;
 }
 
 /** An update's runs of structs with no gap, each [client, first clock, clock past the last]. */
@@ -621,7 +642,14 @@ export class Room {
       } else {
         // Ids shown on other instances are remembered here too: forgotten as a peer's are.
         this.forgetOldPresence();
-        awarenessProtocol.applyAwarenessUpdate(this.awareness, data, FROM_BUS);
+        const update = withoutDeepPresence(data);
+        if (update !== data) {
+          // Every instance refuses such a state from its own sockets: only one of an older
+          // version (a rolling deploy) could pass it on. Kept, it would break every greeting.
+          this.deps.log.error('sync_bus_message_rejected', { room: this.name, kind, error: 'presence state nested too deeply' });
+          this.deps.observer.error?.('bus_failed');
+        }
+        if (update) awarenessProtocol.applyAwarenessUpdate(this.awareness, update, FROM_BUS);
       }
     }, kind);
   }

@@ -1696,6 +1696,35 @@ describe('SyncServer', () => {
       }
     });
 
+    it('drops a presence state nested too deeply that another instance passed on, and keeps the rest of its update', async () => {
+      const bus = recordingBus();
+      const errors: string[] = [];
+      const logged: Array<[string, unknown]> = [];
+      const log = { ...silent, error: (event: string, fields?: unknown) => void logged.push([event, fields]) };
+      const server = new SyncServer({ store: new MemoryStore(), log, limits, bus, observer: { error: (kind) => errors.push(kind) } });
+      join(server, new MemorySocket());
+      await flushed(server);
+      const room = server.rooms.get('doc:1:user:1')!;
+      const deep = `{"a":${'['.repeat(5_000)}${']'.repeat(5_000)}}`;
+      bus.listener!.message('awareness', writePresenceEntries([
+        { id: 7001, clock: 1, state: deep },
+        { id: 7002, clock: 1, state: JSON.stringify({ user: { id: 2, name: 'bob' }, selection: { anchor: [1, [2, [3]]] } }) },
+      ]));
+      bus.listener!.message('awareness', writePresenceEntries([{ id: 7003, clock: 1, state: `{"a":${'['.repeat(40)}${']'.repeat(40)}}` }]));
+      expect(room.awareness.getStates().has(7001)).toBe(false);
+      expect(room.awareness.getStates().has(7003)).toBe(false);
+      expect(room.awareness.getStates().get(7002)).toEqual({ user: { id: 2, name: 'bob' }, selection: { anchor: [1, [2, [3]]] } });
+      expect(logged.filter(([event]) => event === 'sync_bus_message_rejected')).toHaveLength(2);
+      expect(errors.filter((kind) => kind === 'bus_failed')).toHaveLength(2);
+      // A newcomer is greeted, with the state that was kept.
+      const late = new MemorySocket();
+      join(server, late);
+      await flushed(server);
+      expect(late.closedWith).toBeNull();
+      const greeting = late.received.find((m) => m[0] === MessageKind.awareness);
+      expect(greeting).toBeDefined();
+    });
+
     it('lets a client that moved to another instance keep its presence when its old socket here is found dead', async () => {
       const bus = recordingBus();
       const server = new SyncServer({ store: new MemoryStore(), log: silent, limits, bus });
