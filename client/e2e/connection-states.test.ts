@@ -655,10 +655,22 @@ describe('two tabs of one browser on a layer, one of them gone with edits that n
       const onlyInA = await annotate(a, 2, '1');
       await waitFor(async () => (await unsavedMark(a, copy)) === 1, 'A’s edit marked');
       expect(await b.locator('[data-annotation-id]').count()).toBe(0);
+      // What B's connection status says from now on.
+      await b.evaluate(() => {
+        const status = document.querySelector('[role="status"][aria-label="Connection"]')!;
+        const seen: string[] = [];
+        (window as unknown as { statuses: string[] }).statuses = seen;
+        new MutationObserver(() => seen.push(status.textContent ?? '')).observe(status, { subtree: true, childList: true, characterData: true });
+      });
       await a.close({ runBeforeUnload: false });
       await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === onlyInA), 'A’s edit stored from B', 15_000);
       await waitFor(async () => (await unsavedMark(b, copy)) === undefined, 'the mark taken away', 15_000);
       await waitFor(async () => (await b.locator('[data-annotation-id]').count()) === 1, 'A’s edit shown in B');
+      await waitConnected(b);
+      // B closed its socket to sync afresh, and said "connecting" meanwhile, not "offline".
+      const statuses = await b.evaluate(() => (window as unknown as { statuses: string[] }).statuses);
+      expect(statuses).toContain('connecting');
+      expect(statuses.filter((text) => text.startsWith('offline'))).toEqual([]);
     } finally {
       await context.close();
     }

@@ -186,6 +186,12 @@ export function openLayer(options: OpenLayerOptions): Layer {
   let accessTimer: ReturnType<typeof setTimeout> | undefined;
   /** The server closed the socket with 4408, and no connection has opened since. */
   let accessWait = false;
+  /**
+   * The page closed its socket itself to sync afresh (unsaved-edits.ts, takeOver): 'closing'
+   * until that socket's close, then 'back' until the next sync. Meanwhile the layer says
+   * "connecting", not "offline": nothing is amiss. A reconnect that fails in turn ends it.
+   */
+  let resync: 'closing' | 'back' | null = null;
 
   // y-websocket only logs the server's "permission denied"; here it tells the page.
   provider.messageHandlers[MessageKind.auth] = (_encoder, decoder) => {
@@ -247,6 +253,8 @@ export function openLayer(options: OpenLayerOptions): Layer {
     } else if (busy || accessWait) {
       // Waiting to come back (or coming back) after the server said it is busy, or again and
       // again that the access changed.
+    } else if (resync !== null) {
+      setConnection('connecting');
     } else if (status === 'disconnected' || everConnected) {
       // Reconnect attempts flip between connecting and disconnected; to a person that is "offline".
       setConnection('offline');
@@ -257,12 +265,14 @@ export function openLayer(options: OpenLayerOptions): Layer {
     if (closedCode() !== null || provider.wsconnected) return;
     busy = false; // the server is not answering at all now
     accessWait = false;
+    resync = null;
     setConnection('offline');
     offlineBeforeSync ||= !syncedBefore;
   });
   // Emitted before the provider schedules its own reconnect, which a busy close cancels.
   provider.on('connection-close', (event) => {
     const code = event?.code;
+    resync = resync === 'closing' ? 'back' : null;
     // y-websocket counts this close as one more failed try, then waits min(2^tries × 100 ms,
     // maxBackoffTime): set to a draw no longer than that, it is the wait.
     provider.maxBackoffTime = reconnectWaitMs(provider.wsUnsuccessfulReconnects + 1);
@@ -297,6 +307,7 @@ export function openLayer(options: OpenLayerOptions): Layer {
     setSynced(isSynced && provider.wsconnected);
     if (!isSynced || closedCode() !== null) return;
     busy = false;
+    resync = null;
     setConnection('connected');
     if (syncedBefore) setWritesRefused(false); // the server says so again at the next refused write
     // The role the page holds may be older than this socket: it changed while the socket was
@@ -320,7 +331,14 @@ export function openLayer(options: OpenLayerOptions): Layer {
     );
   provider.awareness.on('change', readServerState);
 
-  const edits = trackUnsaved(doc, provider, local, savingDelayed, () => localCopy.state() === 'open');
+  const edits = trackUnsaved(
+    doc,
+    provider,
+    local,
+    savingDelayed,
+    () => localCopy.state() === 'open',
+    () => (resync = 'closing'),
+  );
   const discardWatch = watchCopyDiscards(copyName, self, (done) => {
     void shutDown().catch(() => {});
     options.onCopyDiscarded?.(done);

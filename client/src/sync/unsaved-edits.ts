@@ -384,6 +384,8 @@ export function trackUnsaved(
   savingDelayed: Accessor<boolean>,
   /** Whether the layer's copy in this browser opened (else edits are only in the page). */
   kept: Accessor<boolean> = () => true,
+  /** Told just before the socket is closed to sync afresh (see takeOver): it comes back at once. */
+  onResync: () => void = () => {},
 ): UnsavedEdits {
   const [unsaved, setUnsaved] = createSignal(false);
   /**
@@ -652,6 +654,7 @@ export function trackUnsaved(
     if (provider.wsconnected && ws?.sentStep2) {
       // Its word on what it sent before no longer covers all this page stands for.
       staleSocket = ws;
+      onResync();
       ws.close();
     }
   };
