@@ -694,6 +694,49 @@ describe('edits that have not reached the server', () => {
     await context.close();
   });
 
+  it('asks, signing out from another tab, about the edits a tab holds only in the page', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const list = await context.newPage();
+    await list.goto(`${server.url}/projects/1`);
+    await signIn(list, 'alice');
+    await list.getByRole('button', { name: 'Sign out' }).waitFor(WAIT);
+    // A second tab whose storage will not open (as the test above): its edits are only in it.
+    const tab = await context.newPage();
+    await tab.addInitScript(() => {
+      IDBFactory.prototype.open = function () {
+        const request = {} as { onerror?: (event: unknown) => void };
+        setTimeout(() => request.onerror?.({ target: { error: new DOMException('storage refused', 'UnknownError') } }));
+        return request as unknown as IDBOpenDBRequest;
+      };
+    });
+    await tab.goto(`${server.url}/projects/1/documents/5`);
+    await tab.getByRole('note').filter({ hasText: 'could not open its storage' }).waitFor(WAIT);
+    await waitConnected(tab);
+    const questions: string[] = [];
+    list.on('dialog', (dialog) => {
+      questions.push(dialog.message());
+      void dialog.dismiss();
+    });
+    const hold = holdAppends(server);
+    try {
+      await annotate(tab, 3, '1');
+      await tab.locator('.workspace[data-unsaved]').waitFor(WAIT);
+      await list.getByRole('button', { name: 'Sign out' }).click();
+      await waitFor(async () => questions.length === 1, 'asked before signing out');
+      expect(questions[0]).toContain('could not keep them: signing out now loses them');
+      // Dismissed: still signed in, in both tabs.
+      expect((await api(server.url, (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; '), '/api/me')).status).toBe(200);
+    } finally {
+      hold.restore();
+    }
+    // Stored: the question is gone with the edits' wait.
+    await tab.locator('.workspace:not([data-unsaved])').waitFor(WAIT);
+    await list.getByRole('button', { name: 'Sign out' }).click();
+    await list.getByRole('button', { name: 'Sign in' }).waitFor(WAIT);
+    expect(questions).toHaveLength(1);
+    await context.close();
+  });
+
   it('says so too when the browser’s storage never answers, and the layer still syncs', async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     // An open that stays pending (blocked behind a delete another tab holds up, say).

@@ -16,7 +16,7 @@
  * layer's IndexedDB copy, so a page reloaded offline still knows; the first time, the browser
  * is asked to keep the site's storage (`navigator.storage.persist()`).
  */
-import { createSignal, type Accessor } from 'solid-js';
+import { createEffect, createRoot, createSignal, type Accessor } from 'solid-js';
 import * as decoding from 'lib0/decoding';
 import { messageYjsSyncStep2, messageYjsUpdate } from 'y-protocols/sync';
 import type * as Y from 'yjs';
@@ -193,6 +193,12 @@ function markState(name: string): Promise<boolean | null> {
 
 /** The Web Lock each page with a layer's copy open holds (shared) on it, named by the copy after this. */
 const COPY_LOCK = 'spanwise:copy:';
+/**
+ * The Web Lock a page holds, named by the layer's copy after this (and its mark), while edits of
+ * that layer wait for the server only in the page (its copy did not open): a sign-out from any
+ * tab of the user then says they would be lost (see unsavedEditsAt).
+ */
+const PAGE_ONLY_LOCK = 'spanwise:page-only:';
 
 /**
  * Holds the Web Lock `name` (in `mode`) until the returned function is called, from whenever it
@@ -319,10 +325,22 @@ export async function unsavedEditsAt(storagePrefix: string, reachable: (document
     if (!layer.kept()) return 'lost';
     kept = true;
   }
+  if (await heldElsewhere(`${PAGE_ONLY_LOCK}${layerCopyName(storagePrefix, '')}`)) return 'lost';
   if (kept) return 'kept';
   const documents = new Set((await unsavedCopies(storagePrefix)).map((c) => c.room.documentId));
   const answers = await Promise.all([...documents].map(reachable));
   return answers.includes(true) ? 'kept' : 'none';
+}
+
+/** Whether a page holds a Web Lock whose name starts with `prefix`; false without Web Locks. */
+async function heldElsewhere(prefix: string): Promise<boolean> {
+  if (typeof navigator === 'undefined' || !navigator.locks) return false;
+  try {
+    const { held = [] } = await navigator.locks.query();
+    return held.some((lock) => lock.name?.startsWith(prefix));
+  } catch {
+    return false;
+  }
 }
 
 /** How long deleting a copy may take before the person is told it did not answer. */
@@ -403,6 +421,19 @@ export function trackUnsaved(
   // Held under the mark's name while the page lives, so that another page tells a mark whose
   // page is gone from one whose page may still send it on (see `found`).
   const releaseLive = holdLock(`${LIVE_LOCK}${ownMark}`);
+  // Held while this page's edits wait only here: other tabs' sign-outs ask about them too.
+  let releasePageOnly: (() => void) | undefined;
+  const stopWatchingPageOnly = createRoot((dispose) => {
+    createEffect(() => {
+      const pageOnly = unsaved() && !tracked.kept();
+      if (pageOnly && !releasePageOnly) releasePageOnly = holdLock(`${PAGE_ONLY_LOCK}${local.name}:${ownMark}`);
+      else if (!pageOnly && releasePageOnly) {
+        releasePageOnly();
+        releasePageOnly = undefined;
+      }
+    });
+    return dispose;
+  });
   /**
    * The marks this page found when it opened, left by pages gone since: its step 2 sends what
    * the copy holds, so its own full ack may take them away, with its own. Not the mark of a page
@@ -689,6 +720,8 @@ export function trackUnsaved(
     destroy() {
       tracking.delete(tracked);
       ended = true;
+      stopWatchingPageOnly();
+      releasePageOnly?.();
       stopAwaiting?.abort();
       stopListening();
       markBeforeLeaving();
