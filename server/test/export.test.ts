@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { connect } from 'node:net';
 import * as Y from 'yjs';
 import { EXPORTS_AT_ONCE, EXPORTS_PER_USER, readable } from '../src/features/export/export.routes.ts';
+import { INLINE_MAX_CHARS } from '../src/features/export/convert.ts';
 import { exportService } from '../src/features/export/export.service.ts';
 import { ROOMS_PER_QUERY } from '../src/features/documents/documents.repository.ts';
 import { READ_RUN_ROWS } from '../src/sync/adapters/kysely-store.ts';
@@ -341,6 +342,24 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
     const records = await everyLayerOf(id);
     expect(records.map((r) => r.layer)).toEqual(['gold', `user:${aliceId}`]);
     expect(records[1].spans).toHaveLength(total);
+  });
+
+  it('exports a document too long to convert on the event loop (its worker does) as it does a short one', async () => {
+    const sentence = 'Reuters reported that Vienna and Prague signed the accord, Novak said. ';
+    const text = `😀 ${sentence.repeat(Math.ceil((INLINE_MAX_CHARS + 1_000) / sentence.length))}`;
+    const id = (await api<{ id: number }>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Long text', text }) })).body.id;
+    const last = text.lastIndexOf('Vienna');
+    await annotate(goldRoom(id), admin, (d) => void addSpan(d, { label: 'GPE', start: last, end: last + 6, quote: 'Vienna', author: 1 }), 1);
+    const conll = await (await get(admin, 'format=conll')).text();
+    const block = conll.split('-DOCSTART- ').find((b) => b.startsWith(`-X- document=${id};layer=gold O\n`))!;
+    expect(block.split('\n').filter((line) => line.endsWith(' B-GPE'))).toEqual(['Vienna -X- _ B-GPE']);
+    expect(block.split('\n').filter((line) => line.startsWith('Vienna '))).toHaveLength(text.split('Vienna').length - 1);
+    const items = ((await (await get(admin, 'format=w3c')).json()) as { first: { items: Array<Record<string, any>> } }).first.items;
+    const ours = items.filter((a) => a.target.source === `${server.url}/projects/1/documents/${id}`);
+    expect(ours).toHaveLength(1);
+    expect(ours[0]!.target.selector[0]).toEqual({ type: 'TextPositionSelector', start: last - 1, end: last + 5 }); // (😀: two units, one point)
+    const [record] = (await (await get(admin, 'format=jsonl')).text()).trimEnd().split('\n').map((l) => JSON.parse(l)).filter((r) => r.document_id === id);
+    expect(record).toMatchObject({ text, label: [[last - 1, last + 5, 'GPE']] });
   });
 });
 

@@ -16,14 +16,11 @@ import {
   bratAnn,
   bratConf,
   BratNames,
-  conllBlock,
   decideRoomAccess,
   EXPORT_FORMATS,
   EXPORT_LAYERS,
-  jsonlRecord,
   labelSchemaSchema,
   LABEL_NAME,
-  w3cAnnotations,
   withLabels,
   type AccessFacts,
   type ExportDocument,
@@ -39,6 +36,7 @@ import type { Logger } from '../../log.ts';
 import type { AccessService } from '../access/access.service.ts';
 import type { ProjectsRepository } from '../projects/projects.repository.ts';
 import type { ExportService } from './export.service.ts';
+import { convert, type TextFormat } from './convert.ts';
 
 const exportQuery = z.object({
   format: z.enum(EXPORT_FORMATS, { message: `must be one of ${EXPORT_FORMATS.join(', ')}` }),
@@ -68,8 +66,8 @@ async function* onlyLabels(documents: Documents, labels: ReadonlySet<string>): D
 }
 
 /** One piece of text per document and layer (JSON lines, CoNLL). */
-async function* perLayer(documents: Documents, write: (doc: ExportDocument, layer: ExportLayer) => string) {
-  for await (const { doc, layers } of documents) for (const layer of layers) yield write(doc, layer);
+async function* perLayer(documents: Documents, format: TextFormat) {
+  for await (const { doc, layers } of documents) yield* await convert({ format, doc, layers, source: '' });
 }
 
 async function* w3c(documents: Documents, collection: { id: string; label: string }, documentIri: (id: number) => string) {
@@ -78,11 +76,9 @@ async function* w3c(documents: Documents, collection: { id: string; label: strin
   yield `,"first":{"id":${JSON.stringify(`${collection.id}#page1`)},"type":"AnnotationPage","items":[`;
   let total = 0;
   for await (const { doc, layers } of documents) {
-    for (const layer of layers) {
-      for (const annotation of w3cAnnotations(doc, layer, documentIri(doc.id))) {
-        yield (total === 0 ? '' : ',') + JSON.stringify(annotation);
-        total++;
-      }
+    for (const annotation of await convert({ format: 'w3c', doc, layers, source: documentIri(doc.id) })) {
+      yield (total === 0 ? '' : ',') + annotation;
+      total++;
     }
   }
   // (The count is known only once all went: the collection's last member.)
@@ -321,9 +317,9 @@ export function exportRoutes(
       const origin = url.origin;
       const chunks =
         format === 'jsonl'
-          ? perLayer(documents, jsonlRecord)
+          ? perLayer(documents, 'jsonl')
           : format === 'conll'
-            ? perLayer(documents, conllBlock)
+            ? perLayer(documents, 'conll')
             : format === 'brat'
               ? bratZip(documents, labelSchemaSchema.parse(project.schema))
               : w3c(documents, { id: `${origin}/api/projects/${id}/export?format=w3c&layer=${layer}${labels ? `&labels=${labels}` : ''}`, label: project.name }, (docId) => `${origin}/projects/${id}/documents/${docId}`);
