@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
-import { bratAnn, bratConf, BratNames, conllBlock, jsonlRecord, w3cAnnotations, type ExportDocument, type ExportLayer } from './export.ts';
+import { bratAnn, bratConf, BratNames, bratText, conllBlock, jsonlRecord, w3cAnnotations, type ExportDocument, type ExportLayer } from './export.ts';
 import { addRelation, addSpan, listRelations, listSpans, setAttribute } from './layer.ts';
 import { DEFAULT_SCHEMA } from './schema.ts';
 import { sentences, tokenize } from './tokenize.ts';
@@ -204,6 +204,24 @@ describe('export formats', () => {
     const k = cp(TEXT.indexOf('Kirby'));
     expect(ann).toContain(`T2\tEVENT ${m} ${m + 9};${k} ${k + 5}\tmissiles. Kirby`);
     expect(ann).toContain('R1\tsource Arg1:T1 Arg2:T2');
+  });
+
+  it('brat: with CRLF line breaks, the .txt has LF and the offsets count it as one character', () => {
+    const text = 'Iran 😀 denied it.\r\nKirby said so.\rThe U.S.\r\n\r\nagreed.';
+    const span = (id: string, quote: string, from = 0) => {
+      const start = text.indexOf(quote, from);
+      return { id, kind: 'span', label: 'X', start, end: start + quote.length, quote, attributes: {}, entityId: null, author: 1, createdAt: 0, updatedAt: 0 } as const;
+    };
+    const l: ExportLayer = { name: 'gold', annotator: null, spans: [span('a', 'Iran'), span('b', 'Kirby'), span('c', 'U.S.\r\n\r\nagreed')], relations: [] };
+    const txt = bratText(text);
+    expect(txt).toBe('Iran 😀 denied it.\nKirby said so.\nThe U.S.\n\nagreed.');
+    const points = [...txt];
+    for (const line of bratAnn({ id: 1, title: 't', text }, l, new BratNames()).trimEnd().split('\n')) {
+      const [, mid, quote] = line.split('\t');
+      const pieces = mid!.split(' ').slice(1).join(' ').split(';').map((p) => p.split(' ').map(Number) as [number, number]);
+      expect(pieces.map(([a, b]) => points.slice(a, b).join('')).join(' ')).toBe(quote);
+    }
+    expect(bratAnn({ id: 1, title: 't', text }, l, new BratNames())).toContain('T2\tX 18 23\tKirby');
   });
 
   it('brat: names with spaces become one token, and every line break Python knows splits a fragment', () => {

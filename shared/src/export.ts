@@ -290,10 +290,32 @@ function fragments(text: string, breaks: readonly number[], span: SpanAnnotation
   return out;
 }
 
-/** The `.ann` file of one document's layer in brat's standoff format (`names`: the export's, see BratNames). */
+/**
+ * A document's text as its brat `.txt` file holds it: each CRLF (and lone CR) as LF. Readers
+ * disagree on CRLF: Python 3's (brat's today) read it as one character, binary ones (brat on
+ * Python 2) as two; with LF alone they agree, and bratAnn's offsets count that way.
+ */
+export function bratText(text: string): string {
+  return text.replace(/\r\n?/g, '\n');
+}
+
+/** Offsets of the CR of every CRLF in a text, in order. */
+function crlfs(text: string): number[] {
+  const out: number[] = [];
+  for (let i = text.indexOf('\r\n'); i >= 0; i = text.indexOf('\r\n', i + 2)) out.push(i);
+  return out;
+}
+
+/**
+ * The `.ann` file of one document's layer in brat's standoff format (`names`: the export's, see
+ * BratNames), its offsets in the code points of bratText's text.
+ */
 export function bratAnn(doc: ExportDocument, layer: ExportLayer, names: BratNames): string {
   const map = offsetMapper(doc.text);
   const breaks = lineBreaks(doc.text);
+  const pairs = crlfs(doc.text);
+  // (A fragment never starts or ends inside a CRLF: it leaves out line breaks and the space around.)
+  const offset = (i: number) => map.toCodePointOffset(i) - firstPast(pairs, i, (cr) => cr + 1);
   const lines: string[] = [];
   const tIds = new Map<string, string>();
   let attributes = 0;
@@ -304,7 +326,7 @@ export function bratAnn(doc: ExportDocument, layer: ExportLayer, names: BratName
     if (parts.length === 0) continue;
     const t = `T${tIds.size + 1}`;
     tIds.set(span.id, t);
-    const offsets = parts.map(([a, b]) => `${map.toCodePointOffset(a)} ${map.toCodePointOffset(b)}`).join(';');
+    const offsets = parts.map(([a, b]) => `${offset(a)} ${offset(b)}`).join(';');
     const text = parts.map(([a, b]) => doc.text.slice(a, b)).join(' ');
     const type = names.of('type', span.label);
     names.used.types.add(type);

@@ -15,6 +15,7 @@ import { strToU8, Zip, ZipDeflate } from 'fflate';
 import {
   bratAnn,
   bratConf,
+  bratText,
   BratNames,
   decideRoomAccess,
   EXPORT_FORMATS,
@@ -120,7 +121,7 @@ async function* bratZip(documents: Documents, schema: LabelSchema) {
   for await (const { doc, layers } of documents) {
     for (const layer of layers) {
       const folder = layer.name.replace(':', '-');
-      add(`${folder}/${doc.id}.txt`, doc.text);
+      add(`${folder}/${doc.id}.txt`, bratText(doc.text));
       add(`${folder}/${doc.id}.ann`, bratAnn(doc, layer, names));
     }
     yield* drain();
