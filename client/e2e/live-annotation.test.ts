@@ -544,7 +544,7 @@ describe('live annotation on one layer', () => {
   });
 
   it('lets alice label from the keyboard alone, go on from there, and open what is annotated with Enter', async () => {
-    await alice.evaluate(() => window.getSelection()?.removeAllRanges());
+    await selectText(alice, 0, 0); // the caret at the start (the arrows would go on from her last label)
     const words = await alice.locator('[data-article]').evaluate((el) =>
       [...(el.textContent ?? '').matchAll(/[\p{L}\p{M}\p{N}]+(?:[’'.,-][\p{L}\p{M}\p{N}]+)*/gu)].map((m) => ({ start: m.index!, end: m.index! + m[0].length })),
     );
@@ -798,5 +798,121 @@ describe('a long document', () => {
       writer.destroy();
       await context.close();
     }
+  });
+});
+
+describe('the keyboard and the focus', () => {
+  let context: BrowserContext;
+  let page: Page;
+  let writer: ReturnType<typeof connectLayer>;
+  const ALICE = 2;
+
+  beforeAll(async () => {
+    const admin = await login(server.url, 'admin');
+    const text = await seedText(40_000);
+    const { id } = (await api<{ id: number }>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Keys', text }) })).body;
+    writer = connectLayer(server.url, layerRoom(id, ALICE), await login(server.url, 'alice'));
+    await writer.synced;
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    await page.goto(`${server.url}/projects/1/documents/${id}`);
+    await signIn(page, 'alice');
+    await waitConnected(page);
+  });
+  afterAll(async () => {
+    writer?.destroy();
+    await context?.close();
+  });
+  const focused = () => page.evaluate(() => document.activeElement?.getAttribute('aria-label') ?? document.activeElement?.tagName ?? null);
+
+  it('relabels the span in the popover with a label’s key, and adds none, though the selection is behind it', async () => {
+    const word = await findWord(page, 3);
+    addSpan(writer.doc, { label: 'GPE', start: word.start, end: word.end, quote: word.word, author: ALICE }, 'keyed');
+    const mark = page.locator('[data-annotation-id="keyed"]');
+    await mark.waitFor(WAIT);
+    await page.locator('[data-article]').focus();
+    await selectText(page, word.start, word.end);
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog', { name: 'Annotations here' });
+    await dialog.waitFor(WAIT);
+    await page.keyboard.press('2'); // ORG
+    await page.locator('[data-annotation-id="keyed"][data-label="ORG"]').waitFor(WAIT);
+    expect(writer.doc.getMap('annotations').size).toBe(1);
+    expect(await page.locator('[data-article] mark').count()).toBe(1);
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached', ...WAIT });
+  });
+
+  it('goes on with the arrows from a span labelled after a double-click, far down, not from the top', async () => {
+    const word = await findWord(page, 300);
+    const box = await page.locator('[data-article]').evaluate((el, [s, e]) => {
+      const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+      let at = 0;
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const length = node.textContent!.length;
+        if (s! >= at && e! <= at + length) {
+          const range = document.createRange();
+          range.setStart(node, s! - at);
+          range.setEnd(node, e! - at);
+          (node.parentElement as HTMLElement).scrollIntoView({ block: 'center' });
+          const rect = range.getBoundingClientRect();
+          return { x: rect.left + rect.width / 2, y: rect.top + rect.height / 2 };
+        }
+        at += length;
+      }
+      throw new Error('word not found');
+    }, [word.start, word.end]);
+    await page.mouse.dblclick(box.x, box.y);
+    expect(await page.evaluate(() => window.getSelection()?.toString())).toBe(word.word);
+    const scrolled = await page.evaluate(() => window.scrollY);
+    expect(scrolled).toBeGreaterThan(2_000);
+    await page.keyboard.press('1');
+    await waitFor(() => writer.doc.getMap('annotations').size === 2, 'the span made');
+    await page.keyboard.press('ArrowRight');
+    const next = await page.locator('[data-article]').evaluate((el, end) => {
+      const m = /[\p{L}\p{N}]+(?:[’'.,-][\p{L}\p{N}]+)*/u.exec((el.textContent ?? '').slice(end))!;
+      return m[0];
+    }, word.end);
+    expect(await page.evaluate(() => window.getSelection()?.toString())).toBe(next);
+    expect(Math.abs((await page.evaluate(() => window.scrollY)) - scrolled)).toBeLessThan(400);
+  });
+
+  it('keeps the focus on a row of the list while a peer relabels its span', async () => {
+    const show = page.getByRole('button', { name: /^Show “/ }).first();
+    await show.focus();
+    const name = await focused();
+    expect(name).toMatch(/^Show “/);
+    const label = await show.locator('.chip').textContent();
+    expect(label).toBe('ORG'); // (the first in the text: the span relabelled from the popover)
+    relabel(writer.doc, 'keyed', 'EVENT');
+    await waitFor(async () => (await show.locator('.chip').textContent()) !== label, 'the row relabelled');
+    expect(await focused()).toBe(name);
+  });
+
+  it('keeps the focus in the popover when the row that had it goes, by a peer or by its Delete', async () => {
+    const words = await Promise.all([findWord(page, 20), findWord(page, 21)]);
+    addSpan(writer.doc, { label: 'CLAIM', start: words[0].start, end: words[1].end, quote: 'x', author: ALICE }, 'outer');
+    addSpan(writer.doc, { label: 'ORG', start: words[1].start, end: words[1].end, quote: words[1].word, author: ALICE }, 'inner');
+    addSpan(writer.doc, { label: 'GPE', start: words[1].start, end: words[1].end, quote: words[1].word, author: ALICE }, 'inner2');
+    const inner = page.locator('[data-annotation-id="inner2"]');
+    await inner.waitFor(WAIT);
+    await inner.scrollIntoViewIfNeeded();
+    await inner.click();
+    const dialog = page.getByRole('dialog', { name: 'Annotations here' });
+    await dialog.waitFor(WAIT);
+    expect(await dialog.locator('[data-span-id]').count()).toBe(3);
+    const inDialog = () => page.evaluate(() => !!document.activeElement?.closest('[role="dialog"]'));
+    // A peer deletes the span whose Delete has the focus.
+    await dialog.locator('[data-span-id="inner"] button', { hasText: 'Delete' }).focus();
+    deleteAnnotation(writer.doc, 'inner');
+    await waitFor(async () => (await dialog.locator('[data-span-id]').count()) === 2, 'the row gone');
+    await waitFor(inDialog, 'the focus in the popover');
+    // And by its own Delete, from the keyboard.
+    await dialog.locator('[data-span-id="inner2"] button', { hasText: 'Delete' }).focus();
+    await page.keyboard.press('Enter');
+    await waitFor(async () => (await dialog.locator('[data-span-id]').count()) === 1, 'the second row gone');
+    await waitFor(inDialog, 'the focus in the popover again');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached', ...WAIT });
   });
 });

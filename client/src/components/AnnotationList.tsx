@@ -1,8 +1,11 @@
 /**
  * The layer's spans in text order. Button names carry the quote, not the label, so the label
- * palette's buttons stay the only ones named after a label.
+ * palette's buttons stay the only ones named after a label. A row is kept by its span's id: a
+ * change to the span (a peer relabelling it) makes a new span object, and a row made anew would
+ * take the focus from its button.
  */
-import { For, Show } from 'solid-js';
+import { Show } from 'solid-js';
+import { Keyed } from './Keyed.tsx';
 import type { SpanAnnotation } from '@spanwise/shared/layer';
 import { shorten } from '../lib/labels.ts';
 
@@ -20,24 +23,24 @@ export function AnnotationList(props: {
       </h2>
       <Show when={props.spans.length > 0} fallback={<p class="muted">None yet.</p>}>
         <ol class="annotation-list">
-          <For each={props.spans}>
+          <Keyed each={props.spans} by={(span) => span.id}>
             {(span) => (
               <li>
                 <button
                   type="button"
                   class="annotation"
-                  aria-label={`Show “${shorten(span.quote, 40)}”, ${span.start} to ${span.end}`}
-                  onClick={() => props.onShow(span.id)}
+                  aria-label={`Show “${shorten(span().quote, 40)}”, ${span().start} to ${span().end}`}
+                  onClick={() => props.onShow(span().id)}
                 >
-                  <span class="chip" style={{ '--c': props.colorOf(span.label) }}>
-                    {span.label}
+                  <span class="chip" style={{ '--c': props.colorOf(span().label) }}>
+                    {span().label}
                   </span>
-                  <span class="quote">{shorten(span.quote, 80)}</span>
-                  <Show when={span.attributes.stance}>
-                    <span class="attr">{span.attributes.stance}</span>
+                  <span class="quote">{shorten(span().quote, 80)}</span>
+                  <Show when={span().attributes.stance}>
+                    <span class="attr">{span().attributes.stance}</span>
                   </Show>
                   <span class="offsets">
-                    {span.start}–{span.end}
+                    {span().start}–{span().end}
                   </span>
                 </button>
                 <Show when={props.onDelete}>
@@ -45,9 +48,9 @@ export function AnnotationList(props: {
                     <button
                       type="button"
                       class="icon-button"
-                      aria-label={`Delete “${shorten(span.quote, 40)}”`}
+                      aria-label={`Delete “${shorten(span().quote, 40)}”`}
                       title="Delete"
-                      onClick={() => onDelete()(span.id)}
+                      onClick={() => onDelete()(span().id)}
                     >
                       ×
                     </button>
@@ -55,7 +58,7 @@ export function AnnotationList(props: {
                 </Show>
               </li>
             )}
-          </For>
+          </Keyed>
         </ol>
       </Show>
     </section>

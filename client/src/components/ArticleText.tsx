@@ -5,7 +5,8 @@
  * offsets directly.
  * Labels are attributes (`data-label`, `title`) and colours CSS variables, never text.
  */
-import { createMemo, For, type Accessor, type JSX } from 'solid-js';
+import { createMemo } from 'solid-js';
+import { Keyed } from './Keyed.tsx';
 import type { Block, NestNode, SpanNode } from '@spanwise/shared/nesting';
 import { tokenize } from '@spanwise/shared/tokenize';
 import { caretOffset, firstIndex, pointAt, rangeAt, selectionOffsets, textStarts } from '../lib/text-selection.ts';
@@ -24,6 +25,11 @@ export function ArticleText(props: {
   ref: (el: HTMLDivElement) => void;
   /** The ids of the spans under a click, outermost first, and where it happened. */
   onSpanClick: (ids: string[], x: number, y: number) => void;
+  /**
+   * Given once a way to say where the keyboard goes on from: a span just labelled (the label
+   * clears the selection) or shown, however the selection was made.
+   */
+  keyboardFrom?: (place: (at: { start: number; end: number }) => void) => void;
 }) {
   let container!: HTMLDivElement;
 
@@ -32,8 +38,9 @@ export function ArticleText(props: {
   // opens what is annotated where the selection starts. A label's key then labels the selection,
   // as after a drag; the next arrow goes on from where it was (a label clears the selection).
   const words = createMemo(() => tokenize(props.view.text).filter((t) => /[\p{L}\p{N}]/u.test(t.text)));
-  /** Where the keyboard last put the selection. */
+  /** Where the keyboard last put the selection, or a label or the list did since. */
   let lastAt: { start: number; end: number } | null = null;
+  props.keyboardFrom?.((at) => (lastAt = at));
   /** The selection's offsets; with none, a caret's in the article, or where the keyboard left it. */
   const current = () => {
     const at = selectionOffsets(container);
@@ -128,23 +135,6 @@ export function ArticleText(props: {
         )}
       </Keyed>
     </div>
-  );
-}
-
-/**
- * A `<For>` keyed by `by` rather than by object: an item that comes as a new object under the same
- * key keeps its elements, and `children` reads it through its accessor (kept as it was while the
- * list drops its key).
- */
-function Keyed<T>(props: { each: readonly T[]; by: (item: T) => string | number; children: (item: Accessor<T>) => JSX.Element }) {
-  const byKey = createMemo(() => new Map(props.each.map((item) => [props.by(item), item])));
-  return (
-    <For each={props.each.map(props.by)}>
-      {(key) => {
-        const item = createMemo((was: T) => byKey().get(key) ?? was, byKey().get(key)!);
-        return props.children(item);
-      }}
-    </For>
   );
 }
 

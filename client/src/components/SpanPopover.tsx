@@ -1,6 +1,7 @@
 /**
  * The annotations under a click: relabel, set schema attributes (a CLAIM's stance), delete.
- * Closes on Escape (handled by the page) and on a click outside it. On a layer this user may
+ * A label's key relabels the span whose row has the focus (or the only one: handled by the
+ * page). Closes on Escape (handled by the page) and on a click outside it. On a layer this user may
  * not change it only shows them: its controls are disabled and there is no Delete.
  */
 import { For, onCleanup, onMount, Show } from 'solid-js';
@@ -31,12 +32,26 @@ export function SpanPopover(props: {
   };
   // Takes the focus, and gives it back when it closes (to the article, opened from the keyboard).
   let before: Element | null = null;
+  // What last had the focus inside: when it goes with its row (its span deleted, here or by a
+  // peer) while the popover stays, the popover takes the focus rather than leave it nowhere.
+  let focused: Element | null = null;
+  const onFocusIn = (e: FocusEvent) => (focused = e.target as Element);
+  const rowsGone = new MutationObserver(() => {
+    const now = document.activeElement;
+    if (focused && !focused.isConnected && (!now || now === document.body)) {
+      focused = el;
+      el.focus();
+    }
+  });
   onMount(() => {
     document.addEventListener('mousedown', onDown);
     before = document.activeElement;
+    el.addEventListener('focusin', onFocusIn);
+    rowsGone.observe(el, { childList: true, subtree: true });
     el.focus();
   });
   onCleanup(() => {
+    rowsGone.disconnect();
     document.removeEventListener('mousedown', onDown);
     const now = document.activeElement;
     if (before instanceof HTMLElement && before.isConnected && (!now || now === document.body || el.contains(now))) before.focus();
@@ -62,7 +77,7 @@ export function SpanPopover(props: {
             const span = () => (last = props.spans.find((s) => s.id === id) ?? last);
             const schema = () => props.labels.find((l) => l.name === span().label);
             return (
-              <div class="popover-row">
+              <div class="popover-row" data-span-id={id}>
                 <div class="popover-head">
                   <span class="chip" style={{ '--c': props.colorOf(span().label) }}>{span().label}</span>
                   <q class="quote">{shorten(span().quote, 60)}</q>

@@ -252,6 +252,7 @@ function OpenedLayerWorkspace(
       author: me.id,
     });
     window.getSelection()?.removeAllRanges();
+    keyboardFrom?.(range);
     flash(id);
     if (props.layer.userId === me.id && props.docStatus.status() === 'not_started') {
       void props.docStatus.set('in_progress', true);
@@ -260,7 +261,11 @@ function OpenedLayerWorkspace(
 
   let showing = 0;
   onCleanup(() => cancelAnimationFrame(showing));
+  /** Where the article's arrow keys go on from (see ArticleText). */
+  let keyboardFrom: ((at: { start: number; end: number }) => void) | undefined;
   const showSpan = (id: string) => {
+    const shown = spans.spanOf(id);
+    if (shown) keyboardFrom?.({ start: shown.start, end: shown.end });
     const mark = () => article.querySelector(`[data-annotation-id="${CSS.escape(id)}"]`);
     cancelAnimationFrame(showing); // (the span shown before, if still on its way)
     mark()?.scrollIntoView({ block: 'center' });
@@ -285,6 +290,17 @@ function OpenedLayerWorkspace(
     const label = props.schema.spans.find((l) => l.key !== undefined && l.key === e.key);
     if (!label) return;
     e.preventDefault();
+    const inPopover = e.target instanceof Element && e.target.closest('[role="dialog"]');
+    if (inPopover) {
+      // About the popover's spans, not the selection behind it: relabels the span whose row has
+      // the focus, or the only one shown; never adds one.
+      const row = (e.target as Element).closest('[data-span-id]')?.getAttribute('data-span-id');
+      const shown = popoverSpans();
+      const id = row ?? (shown.length === 1 ? shown[0]!.id : null);
+      if (id) editing(spans.relabel)(id, label.name);
+      else setHint('Choose the annotation to relabel in the popover, or close it (Esc) to label the selection.');
+      return;
+    }
     applyLabel(label.name);
   };
   window.addEventListener('keydown', onKey);
@@ -371,6 +387,7 @@ function OpenedLayerWorkspace(
           view={view}
           ref={(el) => (article = el)}
           onSpanClick={(ids, x, y) => setPopover({ ids, x, y })}
+          keyboardFrom={(place) => (keyboardFrom = place)}
         />
       </div>
       <aside class="workspace-side">
