@@ -50,6 +50,12 @@ describe('tokenize', () => {
     expect(split('A\rB\u2028C\x85D\r\nE')).toEqual(['A', 'B', 'C', 'D', 'E']);
   });
 
+  it('ends a sentence after other scripts’ full stops and question marks, and the brackets that close on them', () => {
+    expect(split('伊朗否认。俄罗斯证实！真的吗？！是的。')).toEqual(['伊朗否认 。', '俄罗斯证实 ！', '真的吗 ？！', '是的 。']);
+    expect(split('「はい。」と言った｡次')).toEqual(['「 はい 。 」', 'と言った ｡', '次']);
+    expect(split('Iran denied it؟ Russia confirmed। Next॥ End')).toEqual(['Iran denied it ؟', 'Russia confirmed ।', 'Next ॥', 'End']);
+  });
+
   it('does not end a sentence after an abbreviation, an initial or a title, nor before a lower-case word', () => {
     expect(split('The U.S. said no. Then e.g. this.')).toEqual(['The U.S . said no .', 'Then e.g . this .']);
     expect(split('Mr. Kirby met Gen. Smith on Nov. 5. Then he left.')).toEqual(['Mr . Kirby met Gen . Smith on Nov . 5 .', 'Then he left .']);

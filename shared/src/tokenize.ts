@@ -20,7 +20,7 @@ export interface Token {
 }
 
 /** Python's str.split() also splits at \x1c-\x1f and \x85, which JavaScript's \S takes in. */
-const TOKEN = /[\p{L}\p{M}\p{N}]+(?:[’'.,-][\p{L}\p{M}\p{N}]+)*|[.!?…]{2,}|[^\s\x1c-\x1f\x85]/gu;
+const TOKEN = /[\p{L}\p{M}\p{N}]+(?:[’'.,-][\p{L}\p{M}\p{N}]+)*|[.!?…。｡！？؟।॥]{2,}|[^\s\x1c-\x1f\x85]/gu;
 
 /** Python's split() and JavaScript's \s both take these as spaces: a token never holds one. */
 const SPACE = /[\s\x1c-\x1f\x85]/u;
@@ -86,10 +86,14 @@ function clusterEnd(text: string, start: number, end: number): number {
 
 /** What Python's str.splitlines() takes for a line break (and brat, which reads `.ann` files with `readlines()`). */
 export const LINE_BREAK = /[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/;
-/** A run of sentence-ending punctuation: `.`, `!`, `?`, `…` ("...", "?!" are one token). */
-const SENTENCE_END = /^[.!?…]+$/;
-/** What may close a sentence after its full stop: quotes and brackets (`He said "No." Then`). */
-const CLOSER = /^["'”’»›)\]}]$/u;
+/**
+ * A run of sentence-ending punctuation ("...", "?!" are one token): `.`, `!`, `?`, `…`, and
+ * other scripts' (`。` and its half-width form, the full-width `！？`, Arabic `؟`, Devanagari `।`
+ * and `॥`).
+ */
+const SENTENCE_END = /^[.!?…。｡！？؟।॥]+$/;
+/** What may close a sentence after its full stop: quotes and brackets (`He said "No." Then`, `「はい。」`). */
+const CLOSER = /^["'”’»›)\]}」』）】〕》〉]$/u;
 /** Abbreviations a name follows, never a sentence's end ("Gen. Smith", "Mr. Kirby", "Dr. He Jiankui"). */
 const TITLES = new Set('Mr Mrs Ms Mx Dr Prof Gen Lt Col Maj Capt Cpt Sgt Cpl Adm Cmdr Brig Sen Rep Gov Pres Amb Rev Hon Fr Messrs Mme Mlle'.split(' '));
 /** Abbreviations of places a name follows ("St. Paul"), and that may end a sentence ("on Main St. The"). */
