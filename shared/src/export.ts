@@ -397,6 +397,21 @@ export function bratConf(schema: LabelSchema, names: BratNames): string {
 
 const QUOTE_CONTEXT = 32;
 
+const isHigh = (unit: number) => unit >= 0xd800 && unit <= 0xdbff;
+const isLow = (unit: number) => unit >= 0xdc00 && unit <= 0xdfff;
+
+/** The UTF-16 offset `count` code points before `i` in `text` (or 0), a pair counting as one. */
+function codePointsBack(text: string, i: number, count: number): number {
+  for (let k = 0; k < count && i > 0; k++) i -= i > 1 && isLow(text.charCodeAt(i - 1)) && isHigh(text.charCodeAt(i - 2)) ? 2 : 1;
+  return i;
+}
+
+/** The UTF-16 offset `count` code points after `i` in `text` (or its end), a pair counting as one. */
+function codePointsOn(text: string, i: number, count: number): number {
+  for (let k = 0; k < count && i < text.length; k++) i += isHigh(text.charCodeAt(i)) && isLow(text.charCodeAt(i + 1)) ? 2 : 1;
+  return i;
+}
+
 function times(a: { createdAt: number; updatedAt: number }) {
   const created = isoTime(a.createdAt);
   const modified = isoTime(a.updatedAt);
@@ -414,7 +429,6 @@ function describing(attributes: Record<string, string>) {
  * annotations, as an ordered List from → to. `source` is the document's IRI.
  */
 export function w3cAnnotations(doc: ExportDocument, layer: ExportLayer, source: string): object[] {
-  const chars = [...doc.text];
   const iri = (id: string) => `${source}/layers/${layer.name}/annotations/${encodeURIComponent(id)}`;
   const creator = layer.annotator ? { creator: { type: 'Person', nickname: layer.annotator } } : {};
   const spans = inCodePoints(doc, layer);
@@ -436,8 +450,8 @@ export function w3cAnnotations(doc: ExportDocument, layer: ExportLayer, source: 
         {
           type: 'TextQuoteSelector',
           exact: text,
-          prefix: chars.slice(Math.max(0, start - QUOTE_CONTEXT), start).join(''),
-          suffix: chars.slice(end, end + QUOTE_CONTEXT).join(''),
+          prefix: doc.text.slice(codePointsBack(doc.text, span.start, QUOTE_CONTEXT), span.start),
+          suffix: doc.text.slice(span.end, codePointsOn(doc.text, span.end, QUOTE_CONTEXT)),
         },
       ],
     },
