@@ -360,6 +360,12 @@ describe.each(databaseKinds())('export (%s)', (kind) => {
     expect(ours[0]!.target.selector[0]).toEqual({ type: 'TextPositionSelector', start: last - 1, end: last + 5 }); // (😀: two units, one point)
     const [record] = (await (await get(admin, 'format=jsonl')).text()).trimEnd().split('\n').map((l) => JSON.parse(l)).filter((r) => r.document_id === id);
     expect(record).toMatchObject({ text, label: [[last - 1, last + 5, 'GPE']] });
+    // brat: its long .txt deflated on a worker, in its place in the zip.
+    const files = unzipSync(new Uint8Array(await (await get(admin, 'format=brat')).arrayBuffer()));
+    expect(strFromU8(files[`gold/${id}.txt`]!)).toBe(text);
+    expect(strFromU8(files[`gold/${id}.ann`]!)).toBe(`T1\tGPE ${last - 1} ${last + 5}\tVienna\n`);
+    expect(Object.keys(files).at(-1)).toBe('annotation.conf');
+    expect(strFromU8(files[`gold/${docId}.txt`]!)).toBe(TEXT);
   });
 });
 
