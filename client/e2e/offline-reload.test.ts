@@ -48,6 +48,15 @@ function answerDialogs(page: Page) {
   return { dialogs, answer: (next: 'accept' | 'dismiss') => (answer = next) };
 }
 
+/** As a browser that refuses this site storage would (an init script): every IndexedDB open fails. */
+function refuseStorage() {
+  IDBFactory.prototype.open = function () {
+    const request = {} as { onerror?: (event: unknown) => void };
+    setTimeout(() => request.onerror?.({ target: { error: new DOMException('storage refused', 'UnknownError') } }));
+    return request as unknown as IDBOpenDBRequest;
+  };
+}
+
 /** Gives `username` this role in the demo project, as its owner. */
 async function setRole(url: string, username: string, role: 'annotator' | 'viewer'): Promise<void> {
   const res = await api(url, await login(url, 'admin'), '/api/projects/1/members', { method: 'PUT', body: JSON.stringify({ username, role }) });
@@ -658,14 +667,7 @@ describe('edits that have not reached the server', () => {
 
   it('says so when the browser cannot open its storage, and the layer still syncs', async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    // As a browser that refuses this site storage would: the open request fails.
-    await context.addInitScript(() => {
-      IDBFactory.prototype.open = function () {
-        const request = {} as { onerror?: (event: unknown) => void };
-        setTimeout(() => request.onerror?.({ target: { error: new DOMException('storage refused', 'UnknownError') } }));
-        return request as unknown as IDBOpenDBRequest;
-      };
-    });
+    await context.addInitScript(refuseStorage);
     const page = await context.newPage();
     await page.goto(`${server.url}/projects/1/documents/4`);
     await signIn(page, 'alice');
@@ -676,18 +678,14 @@ describe('edits that have not reached the server', () => {
     await waitFor(async () => listSpans(await storedDoc(server.database.db, room)).some((s) => s.quote === word), 'the edit stored');
     // An edit the server has not stored is only in the page: signing out would lose it, and
     // the question says so.
-    const questions: string[] = [];
-    page.on('dialog', (dialog) => {
-      questions.push(dialog.message());
-      void dialog.dismiss();
-    });
+    const { dialogs } = answerDialogs(page);
     const hold = holdAppends(server);
     try {
       await annotate(page, 6, '1');
       await page.locator('.workspace[data-unsaved]').waitFor(WAIT);
       await page.getByRole('button', { name: 'Sign out' }).click();
-      await waitFor(async () => questions.length === 1, 'asked before signing out');
-      expect(questions[0]).toContain('could not keep them: signing out now loses them');
+      await waitFor(async () => dialogs.length === 1, 'asked before signing out');
+      expect(dialogs[0]!.message).toContain('could not keep them: signing out now loses them');
     } finally {
       hold.restore();
     }
@@ -702,28 +700,18 @@ describe('edits that have not reached the server', () => {
     await list.getByRole('button', { name: 'Sign out' }).waitFor(WAIT);
     // A second tab whose storage will not open (as the test above): its edits are only in it.
     const tab = await context.newPage();
-    await tab.addInitScript(() => {
-      IDBFactory.prototype.open = function () {
-        const request = {} as { onerror?: (event: unknown) => void };
-        setTimeout(() => request.onerror?.({ target: { error: new DOMException('storage refused', 'UnknownError') } }));
-        return request as unknown as IDBOpenDBRequest;
-      };
-    });
+    await tab.addInitScript(refuseStorage);
     await tab.goto(`${server.url}/projects/1/documents/5`);
     await tab.getByRole('note').filter({ hasText: 'could not open its storage' }).waitFor(WAIT);
     await waitConnected(tab);
-    const questions: string[] = [];
-    list.on('dialog', (dialog) => {
-      questions.push(dialog.message());
-      void dialog.dismiss();
-    });
+    const { dialogs } = answerDialogs(list);
     const hold = holdAppends(server);
     try {
       await annotate(tab, 3, '1');
       await tab.locator('.workspace[data-unsaved]').waitFor(WAIT);
       await list.getByRole('button', { name: 'Sign out' }).click();
-      await waitFor(async () => questions.length === 1, 'asked before signing out');
-      expect(questions[0]).toContain('could not keep them: signing out now loses them');
+      await waitFor(async () => dialogs.length === 1, 'asked before signing out');
+      expect(dialogs[0]!.message).toContain('could not keep them: signing out now loses them');
       // Dismissed: still signed in, in both tabs.
       expect((await api(server.url, (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; '), '/api/me')).status).toBe(200);
     } finally {
@@ -733,7 +721,7 @@ describe('edits that have not reached the server', () => {
     await tab.locator('.workspace:not([data-unsaved])').waitFor(WAIT);
     await list.getByRole('button', { name: 'Sign out' }).click();
     await list.getByRole('button', { name: 'Sign in' }).waitFor(WAIT);
-    expect(questions).toHaveLength(1);
+    expect(dialogs).toHaveLength(1);
     await context.close();
   });
 
