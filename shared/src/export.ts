@@ -209,9 +209,20 @@ export function conllBlock(doc: ExportDocument, layer: ExportLayer): string {
   // (where none straddles two spans), and the tokens are then cut at the kept ones' alone.
   const tokensCutAt = (spans: readonly SpanAnnotation[]) => {
     const edges = [...new Set(spans.flatMap((span) => [span.start, span.end]))].sort((x, y) => x - y);
-    return sentenceTokens.flatMap((sentence) =>
-      sentence.flatMap((token, i) => cutAt(doc.text, token, edges).map((piece, k) => ({ ...piece, startsSentence: i === 0 && k === 0 }))),
-    );
+    const out: Array<Token & { startsSentence: boolean }> = [];
+    let k = 0; // the first edge past the token's start (tokens come in order)
+    for (const sentence of sentenceTokens) {
+      sentence.forEach((token, i) => {
+        while (k < edges.length && edges[k]! <= token.start) k++;
+        let from = token.start;
+        for (; k < edges.length && edges[k]! < token.end; k++) {
+          out.push({ text: doc.text.slice(from, edges[k]), start: from, end: edges[k]!, startsSentence: i === 0 && from === token.start });
+          from = edges[k]!;
+        }
+        out.push(from === token.start ? { ...token, startsSentence: i === 0 } : { text: doc.text.slice(from, token.end), start: from, end: token.end, startsSentence: false });
+      });
+    }
+    return out;
   };
   /** Where each of `spans` (longest first) lies in `tokens`, [first, last), leaving out those that would overlap one before. */
   const place = (tokens: readonly Token[], spans: readonly SpanAnnotation[]) => {
@@ -244,20 +255,6 @@ export function conllBlock(doc: ExportDocument, layer: ExportLayer): string {
   });
   if (flat.length > 0) lines.push('');
   return lines.join('\n') + '\n';
-}
-
-/** `token` cut at every one of `edges` (ascending) strictly inside it. */
-function cutAt(text: string, token: Token, edges: readonly number[]): Token[] {
-  let k = firstPast(edges, token.start, (e) => e);
-  if (k === edges.length || edges[k]! >= token.end) return [token];
-  const pieces: Token[] = [];
-  let from = token.start;
-  for (; k < edges.length && edges[k]! < token.end; k++) {
-    pieces.push({ text: text.slice(from, edges[k]), start: from, end: edges[k]! });
-    from = edges[k]!;
-  }
-  pieces.push({ text: text.slice(from, token.end), start: from, end: token.end });
-  return pieces;
 }
 
 /** Offsets of every line break in a text, in order (found once per document). */
