@@ -87,7 +87,15 @@ export class WorkerQueue<Req extends object, Res extends object> {
     }, timeoutMs);
     deadline.unref();
     this.#current = { job, worker, deadline };
-    worker.postMessage({ ...job.request, id: job.id }, [...job.transfer]);
+    try {
+      worker.postMessage({ ...job.request, id: job.id }, [...job.transfer]);
+    } catch (err) {
+      // (A request that cannot be cloned, or a buffer handed over already: that job fails alone.)
+      clearTimeout(deadline);
+      this.#current = null;
+      job.reject(err instanceof Error ? err : new Error(String(err)));
+      this.#next();
+    }
   }
 
   #start(): Worker {

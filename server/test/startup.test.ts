@@ -9,8 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testConfig } from '../src/config.ts';
 import { startServer } from '../src/server.ts';
 import { createLogger } from '../src/log.ts';
-import { createTestDatabase, databaseKinds, startTestServer, type TestDatabase } from './harness.ts';
+import { api, createTestDatabase, databaseKinds, login, startTestServer, type TestDatabase } from './harness.ts';
 import { spawnServer } from './processes.ts';
+import { INLINE_MAX_CHARS } from '../src/features/export/convert.ts';
 
 /** Sessions PostgreSQL has open on the database `url` names (the asking one left out). */
 async function sessionsOn(url: string): Promise<number> {
@@ -118,6 +119,27 @@ describe('npm start that cannot start', () => {
       expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe('npm start, exporting a long document', () => {
+  it('converts it on its worker thread, which loads the TypeScript it needs as the server does', async () => {
+    const server = await spawnServer({ DATA_DIR: 'memory://' });
+    try {
+      const admin = await login(server.url, 'admin');
+      const text = 'Vienna and Prague signed the accord. '.repeat(Math.ceil((INLINE_MAX_CHARS + 1) / 37));
+      const { id } = (await api<{ id: number }>(server.url, admin, '/api/projects/1/documents', { method: 'POST', body: JSON.stringify({ title: 'Long', text }) })).body;
+      for (const format of ['conll', 'jsonl', 'w3c']) {
+        const res = await fetch(`${server.url}/api/projects/1/export?format=${format}`, { headers: { cookie: admin } });
+        expect(res.status).toBe(200);
+        const body = await res.text(); // (a conversion that failed would break the transfer off)
+        if (format === 'conll') expect(body).toContain(`-DOCSTART- -X- document=${id};layer=gold O`);
+        if (format === 'jsonl') expect(body.trimEnd().split('\n').map((l) => JSON.parse(l).document_id)).toContain(id);
+        if (format === 'w3c') expect(JSON.parse(body)).toMatchObject({ type: 'AnnotationCollection' });
+      }
+    } finally {
+      await server.kill('SIGTERM');
     }
   });
 });

@@ -7,9 +7,9 @@
 import { parentPort } from 'node:worker_threads';
 import { register } from 'tsx/esm/api';
 
-// The server runs through tsx (`node --import tsx`), which a worker inherits; a test runner's
-// worker may not have it.
-if (!process.execArgv.some((arg) => /\btsx\b/.test(arg))) register();
+// TypeScript, through tsx's loader: a worker inherits `--import tsx`, but tsx installs its
+// loader on the main thread alone, so the worker installs its own.
+register();
 const { convertDocument } = await import('./convert-document.ts');
 
 parentPort?.on('message', ({ id, ...job }) => {
