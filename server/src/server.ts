@@ -23,6 +23,8 @@ import { SyncServer } from './sync/sync-server.ts';
 
 /** How long an idle HTTP connection is kept (Node's default is 5 s). */
 export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/** On shutdown, how long HTTP requests under way may go on once the rooms have stored what they hold. */
+const REQUESTS_END_MS = 5_000;
 
 export interface RunningServer {
   url: string;
@@ -168,13 +170,19 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     close() {
       closing ??= (async () => {
         ws.stopAccepting();
+        // No new connection from now on (a proxy sends new requests to another instance), and
+        // the idle ones go; requests under way go on while the rooms store what they hold.
+        const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()));
         // Rooms unloaded on the way out do not compact now (they do at their next load); one
         // under way is let finish (5 s at most) before the database closes.
         const compactionsEnded = store.close(5_000);
         await sync.close();
         ws.close();
+        // Requests still under way get a few seconds more; then what is left is cut. (A socket
+        // no longer HTTP's, that nothing here closes, would hold the close for good: not past 10 s.)
+        await waitAtMost(httpClosed, REQUESTS_END_MS);
         server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await waitAtMost(httpClosed, 10_000);
         await compactionsEnded;
         // A query still waiting on a PostgreSQL that stopped answering (a route that drops
         // packets) would hold the pool's end until TCP gives up.

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { request } from 'node:http';
+import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -141,5 +142,37 @@ describe('npm start, exporting a long document', () => {
     } finally {
       await server.kill('SIGTERM');
     }
+  });
+});
+
+describe('shutting down', () => {
+  it('lets a request under way finish, takes no new connection, and ends though a client holds a refused upgrade open', async () => {
+    const server = await startTestServer({});
+    const admin = await login(server.url, 'admin');
+    const { port } = new URL(server.url);
+    // An upload whose body is half sent when the shutdown begins.
+    const body = JSON.stringify({ title: 'Late', text: 'Iran denied it.' });
+    const upload = request({ host: '127.0.0.1', port, path: '/api/projects/1/documents', method: 'POST', headers: { cookie: admin, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } });
+    const answered = new Promise<number>((resolve, reject) => {
+      upload.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      upload.on('error', reject);
+    });
+    upload.write(body.slice(0, 10));
+    // A client that never ends its side of an upgrade the server refuses.
+    const stray = connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true }, () =>
+      stray.write('GET /nope HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'),
+    );
+    stray.on('error', () => {});
+    await new Promise((r) => setTimeout(r, 200));
+    const stopped = server.stop();
+    await new Promise((r) => setTimeout(r, 200));
+    await expect(fetch(`${server.url}/api/health`)).rejects.toThrow();
+    upload.end(body.slice(10));
+    expect(await answered).toBe(201);
+    await stopped;
+    stray.destroy();
   });
 });

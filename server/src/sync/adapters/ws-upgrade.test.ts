@@ -133,6 +133,28 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     if (typeof still === 'object') still.ws.terminate();
   });
 
+  it('lets go of a refused upgrade’s socket once its answer is written, though the client keeps its side open', async () => {
+    const { port, stopAccepting } = await start();
+    const sockets = () => new Promise<number>((resolve, reject) => http!.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+    /** Sends `request` from a client that never ends its side; resolves the answer once the server holds no socket. */
+    const halfOpen = async (request: string) => {
+      const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => socket.write(request));
+      socket.on('error', () => {});
+      let got = '';
+      socket.on('data', (d) => (got += d.toString('latin1')));
+      try {
+        await vi.waitFor(async () => expect(got.includes('\r\n\r\n') && (await sockets()) === 0).toBe(true), { timeout: 2_000 });
+      } finally {
+        socket.destroy();
+      }
+      return got;
+    };
+    expect(await halfOpen(upgradeRequest('/not-sync'))).toMatch(/^HTTP\/1.1 404/);
+    expect(await halfOpen(upgradeRequest('//a:b'))).toMatch(/^HTTP\/1.1 400/);
+    stopAccepting();
+    expect(await halfOpen(upgradeRequest(`/sync/${ROOM}`))).toMatch(/^HTTP\/1.1 503/);
+  });
+
   it('survives a broken frame on a socket it refused (no session), sent with the request', async () => {
     const { open, port } = await start();
     // FIN + reserved bits + text opcode, unmasked: a protocol error for ws's reader.

@@ -106,6 +106,16 @@ function toBytes(data: RawData): Uint8Array {
 }
 
 /**
+ * Answers an upgrade with `status` and lets the socket go once that is written, as ws does: the
+ * server keeps a socket's reading side open after its own end, and a client that never closes
+ * its side would keep it (and a shutdown waiting for it) for good.
+ */
+function refuseUpgrade(socket: Duplex, status: string): void {
+  socket.once('finish', () => socket.destroy());
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+}
+
+/**
  * A room name from an upgrade's path, for a log line: as it is when it names a room, else (the
  * path of a request nobody has vouched for yet, up to the URL's length) its start.
  */
@@ -303,7 +313,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     if (closing) {
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+      refuseUpgrade(socket, '503 Service Unavailable');
       return;
     }
     let url: URL;
@@ -311,11 +321,11 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
       url = new URL(req.url ?? '/', 'http://localhost');
     } catch {
       // '//a:b', say: Node's parser takes it, URL does not. Thrown here, it would end the process.
-      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      refuseUpgrade(socket, '400 Bad Request');
       return;
     }
     if (!url.pathname.startsWith(SYNC_PATH)) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      refuseUpgrade(socket, '404 Not Found');
       return;
     }
     let room: string;
@@ -376,7 +386,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
         // Keyed by the error's text (a timeout, a refused connection), at most 100 kinds.
         const pass = upgradeFailures(String(err).slice(0, 200));
         if (pass) log.error('sync_upgrade_failed', { room: roomForLog(room), error: String(err), ...pass });
-        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+        refuseUpgrade(socket, '503 Service Unavailable');
       },
     );
   }
