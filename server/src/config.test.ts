@@ -56,6 +56,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ SESSION_TTL_HOURS: '9601' })).toThrow(/SESSION_TTL_HOURS/);
   });
 
+  it('reads a number only in decimal digits (around spaces), and a blank setting as unset', () => {
+    for (const port of ['0x50', '8e1', '80.', '+80', '1_000']) expect(() => loadConfig({ PORT: port }), port).toThrow(/PORT: must be a number in decimal digits/);
+    expect(loadConfig({ PORT: ' 3001 ' }).port).toBe(3001);
+    expect(loadConfig({ PORT: ' ', MAX_BUFFERED_MS: '\t', STORE_WARMUP_COMMITS: '  ' })).toMatchObject({ port: 3000, sync: loadConfig({}).sync });
+    expect(loadConfig({ SESSION_TTL_HOURS: '0.5' }).sessionTtlHours).toBe(0.5);
+    expect(loadConfig({ DEMO_PASSWORD: ' pass word ' }).demoPassword).toBe(' pass word ');
+  });
+
   it('names every bad variable', () => {
     expect(() => loadConfig({ PORT: 'eighty', DEMO: 'maybe' })).toThrow(/PORT.*DEMO|DEMO.*PORT/);
   });

@@ -191,10 +191,23 @@ const envSchema = z.object({
 });
 
 /** Reads and validates the environment; throws an Error naming every bad variable. */
+/** The settings that are numbers (their schema, under its default, a number's). */
+const NUMBER_SETTINGS = new Set(
+  Object.entries(envSchema.shape).flatMap(([name, schema]) => {
+    let inner: z.core.$ZodType = schema;
+    while (inner._zod.def.type === 'default' || inner._zod.def.type === 'optional') inner = (inner._zod.def as z.core.$ZodDefaultDef).innerType;
+    return inner._zod.def.type === 'number' ? [name] : [];
+  }),
+);
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+  // Blank (or only spaces) is unset. A number is written in decimal: Number() would also read
+  // "0x50" and "8e1" as 80, and " " as 0.
+  const given = Object.entries(env).flatMap(([name, value]) => (value === undefined || value.trim() === '' ? [] : [[name, NUMBER_SETTINGS.has(name) ? value.trim() : value] as const]));
+  const notDecimal = given.filter(([name, value]) => NUMBER_SETTINGS.has(name) && !/^-?\d+(\.\d+)?$/.test(value)).map(([name]) => `${name}: must be a number in decimal digits`);
+  const parsed = envSchema.safeParse(Object.fromEntries(given));
+  if (!parsed.success || notDecimal.length > 0) {
+    const problems = [...notDecimal, ...(parsed.error?.issues ?? []).map((i) => `${i.path.join('.')}: ${i.message}`)].join('; ');
     throw new Error(`invalid configuration: ${problems}`);
   }
   const e = parsed.data;
