@@ -1,6 +1,6 @@
-import { execFile } from 'node:child_process';
-import { chmod, chown, lstat, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { execFile, spawnSync } from 'node:child_process';
+import { chmod, chown, lstat, mkdir, mkdtemp, readdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createServer, type Socket } from 'node:net';
 import { describe, expect, it, vi } from 'vitest';
@@ -728,6 +728,72 @@ describe('database (pglite): creating the folder', () => {
       await runScript(script, data, { asNobody: true });
       expect((await readdir(data)).includes('PG_VERSION')).toBe(true);
       expect(await readdir(parent)).toEqual(['data']);
+    });
+  }, 120_000);
+});
+
+describe('database (pglite): one process on a folder', () => {
+  /** A script that opens the folder (waiting `waitMs`), writes `name`, and says what happened. */
+  const opener = (name: string, waitMs: number) => `
+    import { openDatabase } from ${databaseModule};
+    import { sql } from 'kysely';
+    try {
+      const open = await openDatabase({ databaseUrl: null, dataDir: process.argv[1], lockWaitMs: ${waitMs} });
+      await sql\`insert into users (username, password_hash) values ('${name}', 'x')\`.execute(open.db);
+      await open.close();
+      console.log('opened');
+    } catch (err) {
+      console.log(err.message);
+    }`;
+
+  it('refuses a second server on a folder in use, here or in another process, and lets the next in once it is closed', async () => {
+    await inTempDir('spanwise-lock-', async (parent) => {
+      const dir = path.join(parent, 'data');
+      const first = await openDatabase({ databaseUrl: null, dataDir: dir });
+      try {
+        await expect(openDatabase({ databaseUrl: null, dataDir: dir })).rejects.toThrow(/is in use by process \d+ on this host/);
+        expect((await runScript(opener('second', 1_000), dir)).trim()).toMatch(new RegExp(`in use by process ${process.pid} on this host`));
+        // One that waits long enough gets in once the first has closed.
+        const waiting = runScript(opener('third', 20_000), dir);
+        await new Promise((r) => setTimeout(r, 1_500));
+        await sql`insert into users (username, password_hash) values ('first', 'x')`.execute(first.db);
+        await first.close();
+        expect((await waiting).trim()).toBe('opened');
+      } finally {
+        await first.close().catch(() => {});
+      }
+      const again = await openDatabase({ databaseUrl: null, dataDir: dir });
+      try {
+        const { rows } = await sql<{ username: string }>`select username from users order by id`.execute(again.db);
+        expect(rows.map((r) => r.username)).toEqual(['first', 'third']); // nothing of the refused one, nothing lost
+      } finally {
+        await again.close();
+      }
+    });
+  }, 120_000);
+
+  it('takes over a lock its holder left: at once for a pid gone on this host, once stale for another host', async () => {
+    await inTempDir('spanwise-lock-', async (parent) => {
+      const dir = path.join(parent, 'data');
+      await (await openDatabase({ databaseUrl: null, dataDir: dir })).close();
+      const lockDir = path.join(dir, 'spanwise.lock');
+      const leave = async (owner: object, ageMs: number) => {
+        await mkdir(lockDir);
+        await writeFile(path.join(lockDir, 'owner'), JSON.stringify(owner));
+        const then = new Date(Date.now() - ageMs);
+        await utimes(lockDir, then, then);
+      };
+      // A process of this host killed (-9) while it held the folder: its pid no longer runs.
+      const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+      await leave({ host: hostname(), pid: dead, token: 'gone' }, 0);
+      const started = Date.now();
+      await (await openDatabase({ databaseUrl: null, dataDir: dir, lockWaitMs: 30_000 })).close();
+      expect(Date.now() - started).toBeLessThan(10_000);
+      // Another host's (a container's), renewed a minute ago: gone. Renewed just now: in use.
+      await leave({ host: 'elsewhere', pid: 1, token: 'old' }, 60_000);
+      await (await openDatabase({ databaseUrl: null, dataDir: dir, lockWaitMs: 1_000 })).close();
+      await leave({ host: 'elsewhere', pid: 1, token: 'live' }, 0);
+      await expect(openDatabase({ databaseUrl: null, dataDir: dir, lockWaitMs: 1_000 })).rejects.toThrow(/in use by process 1 on host elsewhere/);
     });
   }, 120_000);
 });

@@ -14,6 +14,7 @@ import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import type { Database } from './types.ts';
+import { isLockEntry, lockDataDir } from './data-dir-lock.ts';
 import { migrations } from './migrations/index.ts';
 import { DatabaseBusyError, PGliteDialect, type PreparedStatement, type QueueLimits, type StatementParam } from './pglite-dialect.ts';
 import { startPgliteMaintenance, type PgliteMaintenance, type PgliteMaintenanceOptions } from './pglite-maintenance.ts';
@@ -56,6 +57,8 @@ export interface DatabaseOptions {
   queryDeadlineMs?: number;
   /** PGlite on disk: a start freezes the template databases once they are this old (in transactions). */
   freezeTemplatesAfterAge?: number;
+  /** PGlite on disk: how long a start waits for another process to let go of the folder (see data-dir-lock.ts). */
+  lockWaitMs?: number;
   log?: Logger;
 }
 
@@ -212,6 +215,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
   let db: Kysely<Database>;
   let kind: DbKind;
   let executeEach: OpenDatabase['executeEach'] = null;
+  /** Lets go of the embedded database's folder (see data-dir-lock.ts). */
+  let unlock: (() => Promise<void>) | null = null;
   let maintenance: PgliteMaintenance | null = null;
   let diskGuard: DiskGuard | null = null;
   if (options.databaseUrl) {
@@ -239,9 +244,25 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     const disk = { ...defaultDiskGuard, ...options.diskGuard };
     if (onDisk) {
       checkRoomToStart(options.dataDir, disk.reserveBytes, !existsSync(path.join(options.dataDir, 'PG_VERSION')), disk.freeBytes);
-      await ensureCluster(options.dataDir);
+      // One process on the folder: taken before a cluster is made in place in it, or once one
+      // made apart is renamed into place.
+      const lock = () => lockDataDir(options.dataDir, { waitMs: options.lockWaitMs, log: options.log });
+      if (existsSync(options.dataDir)) unlock = await lock();
+      try {
+        await ensureCluster(options.dataDir);
+        unlock ??= await lock();
+      } catch (err) {
+        await unlock?.();
+        throw err;
+      }
     }
-    let pglite = await openPglite(options.dataDir);
+    let pglite: PGlite;
+    try {
+      pglite = await openPglite(options.dataDir);
+    } catch (err) {
+      await unlock?.();
+      throw err;
+    }
     const age = onDisk ? await oldestTemplateAge(pglite) : 0;
     if (age > (options.freezeTemplatesAfterAge ?? TEMPLATE_FREEZE_AGE)) {
       options.log?.info('db_templates_freezing', { age });
@@ -265,6 +286,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
   } catch (err) {
     diskGuard?.stop();
     await db.destroy();
+    await unlock?.();
     throw err;
   }
   if (kind === 'pglite') {
@@ -279,6 +301,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     diskGuard?.stop();
     await maintenance?.stop();
     await db.destroy();
+    await unlock?.();
   };
   return { db, kind, executeEach, maintenance, close };
 }
@@ -306,7 +329,7 @@ export async function ensureCluster(dataDir: string): Promise<void> {
   if (existsSync(marker)) {
     // Created in place by a start that did not finish: what it left is cleared, and made again.
     for (const name of await fs.readdir(dataDir)) {
-      if (name !== 'lost+found' && name !== IN_PLACE_MARKER) await fs.rm(path.join(dataDir, name), { recursive: true, force: true });
+      if (name !== 'lost+found' && name !== IN_PLACE_MARKER && !isLockEntry(name)) await fs.rm(path.join(dataDir, name), { recursive: true, force: true });
     }
     await fs.rm(marker);
   }
@@ -315,8 +338,8 @@ export async function ensureCluster(dataDir: string): Promise<void> {
     if (err.code === 'ENOENT') return null;
     throw err;
   });
-  // (A freshly made ext4 volume holds lost+found.)
-  if (entries && entries.some((name) => name !== 'lost+found')) {
+  // (A freshly made ext4 volume holds lost+found; this process's lock is there already.)
+  if (entries && entries.some((name) => name !== 'lost+found' && !isLockEntry(name))) {
     throw new Error(`${dataDir} is not empty but holds no database (no PG_VERSION): move it aside, or set DATA_DIR to another folder`);
   }
   /** In the folder itself, marked meanwhile so that a start cut short is cleared by the next. */
@@ -326,7 +349,8 @@ export async function ensureCluster(dataDir: string): Promise<void> {
     await createClusterApart(dataDir);
     await fs.rm(marker);
   };
-  if (entries?.includes('lost+found')) return inPlace(); // a volume's root: it cannot be replaced
+  // A volume's root cannot be replaced, nor a folder that holds the lock.
+  if (entries?.some((name) => name === 'lost+found' || isLockEntry(name))) return inPlace();
   const parent = path.dirname(dataDir);
   const base = path.basename(dataDir);
   await fs.mkdir(parent, { recursive: true });

@@ -1,0 +1,133 @@
+/**
+ * One server at a time on an embedded database's folder. PGlite takes no lock of its own (it
+ * writes no postmaster.pid): two processes on one folder each write their own pages over the
+ * other's, and stored data is silently lost (a second `npm start` by mistake, a new container
+ * started on the volume before the old one stopped).
+ *
+ * The lock is a folder, `spanwise.lock`, made inside the data folder (mkdir is atomic, and a
+ * volume's root can hold it where its parent cannot), with an `owner` file naming the process
+ * (host and pid) and a token of its own. Its holder touches it every RENEW_MS. A later start
+ * waits for it to go (an instance shutting down lets go once its database is closed), and takes
+ * it over when its holder is gone: at once on the same host when that pid no longer runs (or is
+ * this very process's, from a life before: a container restarted as pid 1 again), else once it
+ * has not been renewed for STALE_MS (another container, whose pids this one cannot see).
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import type { Logger } from '../log.ts';
+
+export const LOCK_NAME = 'spanwise.lock';
+const RENEW_MS = 5_000;
+const STALE_MS = 20_000;
+/** How long a start waits for the folder by default: longer than an instance takes to shut down. */
+export const DEFAULT_LOCK_WAIT_MS = 45_000;
+const RETRY_MS = 500;
+
+interface Owner {
+  host: string;
+  pid: number;
+  token: string;
+}
+
+/** Lock folders this process holds (a second open of one here is refused at once). */
+const heldHere = new Set<string>();
+
+export class DataDirInUseError extends Error {
+  constructor(dataDir: string, owner: Owner | null) {
+    const who = owner ? `process ${owner.pid} on ${owner.host === hostname() ? 'this host' : `host ${owner.host}`}` : 'another process';
+    super(`DATA_DIR ${dataDir} is in use by ${who} (its ${LOCK_NAME}): stop that server first, or set DATA_DIR to another folder`);
+    this.name = 'DataDirInUseError';
+  }
+}
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function readOwner(lockDir: string): Promise<Owner | null> {
+  try {
+    const owner = JSON.parse(await fs.readFile(path.join(lockDir, 'owner'), 'utf8')) as Owner;
+    return typeof owner.pid === 'number' && typeof owner.host === 'string' && typeof owner.token === 'string' ? owner : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether the lock `lockDir` holds (owned by `owner`, null: not readable yet) is left by a holder gone. */
+async function gone(lockDir: string, owner: Owner | null): Promise<boolean> {
+  if (owner && owner.host === hostname()) {
+    if (owner.pid === process.pid) return !heldHere.has(lockDir);
+    if (!running(owner.pid)) return true;
+  }
+  const renewed = await fs.stat(lockDir).then((s) => s.mtimeMs, () => null);
+  return renewed !== null && Date.now() - renewed > STALE_MS;
+}
+
+/**
+ * Takes the lock on `dataDir` (which must exist), waiting at most `waitMs` for it; resolves a
+ * function that lets it go. Rejects with DataDirInUseError if it is still held then.
+ */
+export async function lockDataDir(dataDir: string, options: { waitMs?: number; log?: Logger } = {}): Promise<() => Promise<void>> {
+  const lockDir = path.join(await fs.realpath(dataDir), LOCK_NAME);
+  if (heldHere.has(lockDir)) throw new DataDirInUseError(dataDir, { host: hostname(), pid: process.pid, token: '' });
+  const mine: Owner = { host: hostname(), pid: process.pid, token: randomUUID() };
+  const deadline = Date.now() + (options.waitMs ?? DEFAULT_LOCK_WAIT_MS);
+  for (let told = false; ; ) {
+    try {
+      await fs.mkdir(lockDir);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const owner = await readOwner(lockDir);
+    if (await gone(lockDir, owner)) {
+      // Taken over: moved aside first, so that of two starts taking it over one gets it; and
+      // put back if what was moved is not the lock judged gone (another start took it over
+      // between the look and the move).
+      const aside = `${lockDir}.gone-${mine.token}`;
+      if (await fs.rename(lockDir, aside).then(() => true, () => false)) {
+        if ((await readOwner(aside))?.token !== owner?.token) await fs.rename(aside, lockDir).catch(() => {});
+        else {
+          await fs.rm(aside, { recursive: true, force: true });
+          options.log?.warn('db_lock_taken_over', { dataDir, pid: owner?.pid ?? null, host: owner?.host ?? null });
+        }
+      }
+      continue;
+    }
+    if (Date.now() >= deadline) throw new DataDirInUseError(dataDir, owner);
+    if (!told) options.log?.info('db_lock_waiting', { dataDir, pid: owner?.pid ?? null, host: owner?.host ?? null });
+    told = true;
+    await new Promise((r) => setTimeout(r, RETRY_MS));
+  }
+  await fs.writeFile(path.join(lockDir, 'owner'), JSON.stringify(mine));
+  heldHere.add(lockDir);
+  let lost = false;
+  const renew = setInterval(() => {
+    void readOwner(lockDir).then(async (owner) => {
+      if (owner?.token === mine.token) {
+        const now = new Date();
+        await fs.utimes(lockDir, now, now);
+      } else if (!lost) {
+        lost = true; // (this process stalled past STALE_MS, and another took the folder over)
+        options.log?.error('db_lock_lost', { dataDir, pid: owner?.pid ?? null, host: owner?.host ?? null });
+      }
+    }).catch(() => {});
+  }, RENEW_MS);
+  renew.unref();
+  return async () => {
+    clearInterval(renew);
+    heldHere.delete(lockDir);
+    if ((await readOwner(lockDir))?.token === mine.token) await fs.rm(lockDir, { recursive: true, force: true });
+  };
+}
+
+/** Whether `name`, an entry of a data folder, is the lock's (not the database's). */
+export const isLockEntry = (name: string) => name === LOCK_NAME || name.startsWith(`${LOCK_NAME}.gone-`);
+
