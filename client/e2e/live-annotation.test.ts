@@ -188,10 +188,20 @@ describe('signing out', () => {
     };
   }
 
-  /** Alice signed in, in two tabs of one context (without the service worker). */
-  async function aliceInTwoTabs(): Promise<{ context: BrowserContext; page: Page; other: Page }> {
+  /** Makes `page` hear nothing of sign-ins and sign-outs in other tabs (as a tab frozen in the background then). */
+  const deafToOtherTabs = (page: Page) =>
+    page.addInitScript(() => {
+      const listen = BroadcastChannel.prototype.addEventListener;
+      BroadcastChannel.prototype.addEventListener = function (this: BroadcastChannel, ...args: Parameters<BroadcastChannel['addEventListener']>) {
+        if (this.name !== 'spanwise-session') listen.apply(this, args);
+      };
+    });
+
+  /** Alice signed in, in two tabs of one context (without the service worker); `deaf`: the other hears nothing of the first's sign-ins and sign-outs. */
+  async function aliceInTwoTabs(deaf = false): Promise<{ context: BrowserContext; page: Page; other: Page }> {
     const { context, page } = await aliceWithoutWorker();
     const other = await context.newPage();
+    if (deaf) await deafToOtherTabs(other);
     await other.goto(server.url);
     await other.getByRole('button', { name: 'Sign out' }).waitFor(WAIT);
     return { context, page, other };
@@ -270,7 +280,7 @@ describe('signing out', () => {
   });
 
   it('made in another tab while a sign-in waits there ends the new session, and that tab says so', async () => {
-    const { context, page, other } = await aliceInTwoTabs();
+    const { context, page, other } = await aliceInTwoTabs(true);
     const otherSignOut = other.getByRole('button', { name: 'Sign out' });
     // This tab signs out (heard), and signs in again, slowly.
     await page.getByRole('button', { name: 'Sign out' }).click();
@@ -286,6 +296,34 @@ describe('signing out', () => {
     await page.reload();
     await page.getByLabel('Password').waitFor(WAIT);
     await context.close();
+  });
+
+  it('signs the user’s other tabs out at once, and a tab that missed it does not end the next user’s session', async () => {
+    const { context, page, other } = await aliceInTwoTabs();
+    try {
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByLabel('Password').waitFor(WAIT);
+      await other.getByLabel('Password').waitFor(WAIT); // told by the first, not waiting for a socket's 4401
+      // A tab that hears nothing of the others, on alice's session again.
+      await signIn(page, 'alice');
+      const deaf = await context.newPage();
+      await deafToOtherTabs(deaf);
+      await deaf.goto(server.url);
+      await deaf.locator('.user-name', { hasText: 'alice' }).waitFor(WAIT);
+      // alice signs out in the first tab, and bob signs in there.
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await signIn(page, 'bob');
+      await page.locator('.user-name', { hasText: 'bob' }).waitFor(WAIT);
+      const bobsSession = await sessionHeld(context);
+      expect(await deaf.locator('.user-name').textContent()).toBe('alice'); // (it missed both)
+      // Its Sign out is alice's: it leaves bob's session be, and shows who is signed in.
+      await deaf.getByRole('button', { name: 'Sign out' }).click();
+      await deaf.locator('.user-name', { hasText: 'bob' }).waitFor(WAIT);
+      expect(await bobsSession()).toBe(200);
+      expect(await page.locator('.user-name').textContent()).toBe('bob');
+    } finally {
+      await context.close();
+    }
   });
 });
 

@@ -93,6 +93,30 @@ async function aliceOnline(documentId: number) {
 }
 
 describe('reloading the page while the server is down', () => {
+  it('still opens offline after a sign-out the server refused (its database busy): the page is signed in still', async () => {
+    const { context, page } = await aliceOnline(DOCUMENT);
+    try {
+      await page.route('**/api/auth/logout', (route) =>
+        route.fulfill({ status: 503, json: { error: { code: 'database_busy', message: 'the server is too busy to answer just now' } } }),
+      );
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByRole('alert').filter({ hasText: /Not signed out/ }).waitFor(WAIT);
+      // The copies the sign-out forgot: who is signed in, and till when, are kept again.
+      await waitFor(async () => {
+        const kept = await keptReads(page);
+        return kept.includes('/api/me') && kept.includes('/api/session');
+      }, 'the session kept again');
+      await page.reload(); // (online: the document's reads are kept again)
+      await page.locator('[data-article]').waitFor(WAIT);
+      await waitFor(async () => (await keptReads(page)).includes(`/api/documents/${DOCUMENT}`), 'the document kept');
+      await context.setOffline(true);
+      await page.reload();
+      await page.locator('[data-article]').waitFor(WAIT);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('opens the workspace from what the browser kept, and the edit made then is stored once the server is back', async () => {
     const { context, page } = await aliceOnline(DOCUMENT);
     const first = await annotate(page, 0, '1');

@@ -39,6 +39,19 @@ export class ApiError extends Error {
  */
 export const UNAUTHORIZED_EVENT = 'spanwise:unauthorized';
 
+/**
+ * Tells the app's other tabs that who is signed in changed (a sign-in or sign-out here): each asks
+ * the server again, so that a tab left open does not go on showing the last user (see session.tsx).
+ */
+const sessionTabs = typeof BroadcastChannel === 'undefined' ? null : new BroadcastChannel('spanwise-session');
+const announceSessionChange = () => sessionTabs?.postMessage('changed');
+
+/** Calls `listener` whenever another tab signed in or out; returns a function that stops it. */
+export function onSessionChangeElsewhere(listener: () => void): () => void {
+  sessionTabs?.addEventListener('message', listener);
+  return () => sessionTabs?.removeEventListener('message', listener);
+}
+
 /** What a proxy in front answers while the app servers behind it are away. */
 const AWAY = new Set([502, 503, 504]);
 
@@ -214,6 +227,7 @@ export const api = {
       // What `GET /me` would answer now: a reload offline finds the user signed in.
       await keep('/me', me, currentGeneration());
       await keepSessionEnd(timeoutSignal(RESEND_TIMEOUT_MS));
+      announceSessionChange();
       return me;
     }),
   /**
@@ -221,12 +235,24 @@ export const api = {
    * or a sign-in or sign-out in another tab that keeps it waiting 10 s) is remembered and told later
    * (pending-sign-out.ts); the page signs out either way (see session.tsx).
    */
-  logout: async () => {
+  logout: async (userId: number) => {
     await forget();
     try {
       await exclusively(
         async () => {
           try {
+            // The browser's session may no longer be this page's user's (signed out and in as
+            // someone else in another tab this page did not hear from): not theirs to end.
+            // (Not answered, it is told later as a sign-out is: see the catch.)
+            const now = await request<Me>('GET', '/me', undefined, false, timeoutSignal(SIGN_OUT_TIMEOUT_MS), false).catch((e: unknown) => {
+              if (e instanceof ApiError && e.status === 401) return null;
+              throw e;
+            });
+            if (now === null) {
+              forgetSignOut(); // over already
+              return;
+            }
+            if (now.id !== userId) throw new ApiError(409, 'session_changed', 'Someone else has signed in on this browser since.', undefined, true);
             await endSession(timeoutSignal(SIGN_OUT_TIMEOUT_MS));
             forgetSignOut();
           } catch (e) {
@@ -244,6 +270,7 @@ export const api = {
       throw new ApiError(0, 'network', UNREACHABLE);
     } finally {
       await forget(); // (what a read in flight meanwhile kept)
+      announceSessionChange();
     }
   },
   /** Forgets the copies without asking the server (it said the session is over). */

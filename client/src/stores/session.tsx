@@ -8,7 +8,7 @@
  */
 import { createContext, createEffect, createResource, onCleanup, useContext, type Accessor, type ParentProps } from 'solid-js';
 import type { Me } from '@spanwise/shared/api';
-import { api, ApiError, UNAUTHORIZED_EVENT } from '../api/client.ts';
+import { api, ApiError, onSessionChangeElsewhere, UNAUTHORIZED_EVENT } from '../api/client.ts';
 import { onSignOutElsewhere, pendingSignOut } from '../api/pending-sign-out.ts';
 import { forgetCopiesBut, storagePrefixOf } from '../sync/unsaved-edits.ts';
 
@@ -51,6 +51,9 @@ export function SessionProvider(props: ParentProps) {
   // again, not set: a check still under way would otherwise land after, showing the user back.)
   // So does one brought back from the browser's back-forward cache, which missed that.
   onCleanup(onSignOutElsewhere(() => void refetch()));
+  // Signed in or out in another tab: asked again, so that this one does not go on showing (and
+  // later sign out) a user the browser no longer holds the session of.
+  onCleanup(onSessionChangeElsewhere(() => void refetch()));
   const restored = (e: PageTransitionEvent) => {
     if (e.persisted && pendingSignOut() !== null) void refetch();
   };
@@ -74,14 +77,24 @@ export function SessionProvider(props: ParentProps) {
     },
     async signOut() {
       try {
-        await api.logout();
+        await api.logout(me()?.id ?? -1);
       } catch (e) {
+        // Someone else is signed in on this browser now (a tab that missed it): their session
+        // stays, and this page shows who it is.
+        if (e instanceof ApiError && e.code === 'session_changed') {
+          void refetch();
+          return;
+        }
         // The server itself answered with an error (its database unreachable, say): the session
-        // is still on there, so the page must not show anyone signed out. Unreachable (no answer,
+        // is still on there, so the page must not show anyone signed out, and what a reload
+        // offline needs is kept again (the sign-out forgot the copies). Unreachable (no answer,
         // or a proxy's), or a session already over (401), the page signs out (its kept copies
         // are forgotten either way), and one the server did not hear of is told it later
         // (pending-sign-out.ts).
-        if (e instanceof ApiError && e.fromServer && e.status >= 500) throw e;
+        if (e instanceof ApiError && e.fromServer && e.status >= 500) {
+          void api.me().catch(() => {});
+          throw e;
+        }
       }
       mutate(null);
     },
