@@ -939,6 +939,12 @@ describe('the keyboard and the focus', () => {
     const dialog = page.getByRole('dialog', { name: 'Annotations here' });
     await dialog.waitFor(WAIT);
     expect(await dialog.locator('[data-span-id]').count()).toBe(3);
+    // A label's key relabels the span whose row has the focus, not another shown.
+    await dialog.locator('[data-span-id="inner2"] button', { hasText: 'Delete' }).focus();
+    await page.keyboard.press('5'); // EVENT
+    await page.locator('[data-annotation-id="inner2"][data-label="EVENT"]').waitFor(WAIT);
+    expect(await page.locator('[data-annotation-id="outer"]').first().getAttribute('data-label')).toBe('CLAIM');
+    expect(await page.locator('[data-annotation-id="inner"]').getAttribute('data-label')).toBe('ORG');
     const inDialog = () => page.evaluate(() => !!document.activeElement?.closest('[role="dialog"]'));
     // A peer deletes the span whose Delete has the focus.
     await dialog.locator('[data-span-id="inner"] button', { hasText: 'Delete' }).focus();

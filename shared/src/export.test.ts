@@ -52,7 +52,9 @@ describe('tokenize', () => {
 
   it('ends a sentence after other scripts’ full stops and question marks, and the brackets that close on them', () => {
     expect(split('伊朗否认。俄罗斯证实！真的吗？！是的。')).toEqual(['伊朗否认 。', '俄罗斯证实 ！', '真的吗 ？！', '是的 。']);
-    expect(split('「はい。」と言った｡次')).toEqual(['「 はい 。 」', 'と言った ｡', '次']);
+    expect(split('「はい。」と言った｡次')).toEqual(['「 はい 。 」 と言った ｡', '次']);
+    expect(split('他说：“是的。”然后走了。好。')).toEqual(['他说 ： “ 是的 。 ” 然后走了 。', '好 。']);
+    expect(split('He said "No." Then he left.')).toEqual(['He said " No . "', 'Then he left .']);
     expect(split('Iran denied it؟ Russia confirmed। Next॥ End')).toEqual(['Iran denied it ؟', 'Russia confirmed ।', 'Next ॥', 'End']);
   });
 

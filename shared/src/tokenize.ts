@@ -92,6 +92,8 @@ export const LINE_BREAK = /[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/;
  * and `॥`).
  */
 const SENTENCE_END = /^[.!?…。｡！？؟।॥]+$/;
+/** Text in a script written without spaces between words (and without case): Han, kana. */
+const UNSPACED = /^[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]/u;
 /** What may close a sentence after its full stop: quotes and brackets (`He said "No." Then`, `「はい。」`). */
 const CLOSER = /^["'”’»›)\]}」』）】〕》〉]$/u;
 /** Abbreviations a name follows, never a sentence's end ("Gen. Smith", "Mr. Kirby", "Dr. He Jiankui"). */
@@ -142,6 +144,9 @@ export function sentences(text: string): Token[][] {
     while (last + 1 < tokens.length && CLOSER.test(tokens[last + 1]!.text) && tokens[last + 1]!.start === tokens[last]!.end) last++;
     const next = tokens[last + 1];
     if (next && !LINE_BREAK.test(text.slice(tokens[last]!.end, next.start)) && !endsHere(tokens[i - 1], token, next)) continue;
+    // A quote that closes on it and runs straight on in a script without spaces or case goes on
+    // («「はい。」と言った»: the quotative particle is the same sentence's).
+    if (next && last > i && next.start === tokens[last]!.end && UNSPACED.test(next.text)) continue;
     for (let k = i + 1; k <= last; k++) current.push(tokens[k]!);
     i = last;
     out.push(current);

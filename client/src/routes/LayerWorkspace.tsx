@@ -291,6 +291,10 @@ function OpenedLayerWorkspace(
     if (!label) return;
     e.preventDefault();
     const inPopover = e.target instanceof Element && e.target.closest('[role="dialog"]');
+    if (inPopover && locked()) {
+      setHint(locked());
+      return;
+    }
     if (inPopover) {
       // About the popover's spans, not the selection behind it: relabels the span whose row has
       // the focus, or the only one shown; never adds one.

@@ -5,7 +5,7 @@ import * as encoding from 'lib0/encoding';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spanwise/shared';
-import { writePresenceEntries } from '@spanwise/shared/presence-entries';
+import { readPresenceEntries, writePresenceEntries } from '@spanwise/shared/presence-entries';
 import { cleanupPoison, findPoison, presenceUpdate, waitingPoisonLog } from '../../test/updates.ts';
 import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, ROOM_PRESENCE_MESSAGES, STEP1_BURST, USER_PRESENCE_MESSAGES } from './connection.ts';
 import { MemoryStore } from './memory-store.ts';
@@ -1721,8 +1721,12 @@ describe('SyncServer', () => {
       join(server, late);
       await flushed(server);
       expect(late.closedWith).toBeNull();
-      const greeting = late.received.find((m) => m[0] === MessageKind.awareness);
-      expect(greeting).toBeDefined();
+      const greeting = late.received.find((m) => m[0] === MessageKind.awareness)!;
+      const decoder = decoding.createDecoder(greeting);
+      decoding.readVarUint(decoder);
+      const shown = readPresenceEntries(decoding.readVarUint8Array(decoder)).map((e) => e.id);
+      expect(shown).toContain(7002);
+      expect(shown).not.toContain(7001);
     });
 
     it('lets a client that moved to another instance keep its presence when its old socket here is found dead', async () => {
