@@ -3,6 +3,13 @@ import type { ExportLayer, SpanAnnotation } from '@spanwise/shared';
 import { convert, INLINE_MAX_CHARS, type ConvertJob } from './convert.ts';
 import { convertDocument, type TextFormat } from './convert-document.ts';
 
+/** Every piece an async generator yields. */
+async function collect<T>(pieces: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const piece of pieces) out.push(piece);
+  return out;
+}
+
 const SENTENCE = 'Reuters reported that Vienna and Prague signed the Danube accord on Monday, Novak said. ';
 
 /** A document of about `chars` characters, with a GPE span on every Vienna of its first 200 sentences. */
@@ -26,7 +33,7 @@ describe('convert', () => {
     const { doc, layers } = longDocument(INLINE_MAX_CHARS * 3);
     for (const format of ['jsonl', 'conll', 'w3c'] satisfies TextFormat[]) {
       const job = { format, doc, layers, source: 'https://example.org/documents/7' };
-      const pieces = await convert(job);
+      const pieces = await collect(convert(job));
       expect(pieces).toEqual(convertDocument(job));
       expect(pieces.length).toBe(format === 'w3c' ? 210 : 2);
     }
@@ -35,7 +42,7 @@ describe('convert', () => {
   it('keeps the event loop turning while it converts a long document', async () => {
     const { doc, layers } = longDocument(2_000_000);
     const job = { format: 'conll' as const, doc, layers, source: '' };
-    await convert({ ...job, doc: longDocument(INLINE_MAX_CHARS + 1).doc }); // (the worker started)
+    await collect(convert({ ...job, doc: longDocument(INLINE_MAX_CHARS + 1).doc })); // (the worker started)
     let last = performance.now();
     let longest = 0;
     const ticks = setInterval(() => {
@@ -45,7 +52,7 @@ describe('convert', () => {
     }, 5);
     try {
       const started = performance.now();
-      const pieces = await convert(job);
+      const pieces = await collect(convert(job));
       const took = performance.now() - started;
       await new Promise((r) => setTimeout(r, 30)); // (a tick after it, which sees a stall that ended it)
       expect(pieces[0]!.split('\n').filter((line) => line.endsWith('B-GPE'))).toHaveLength(200);

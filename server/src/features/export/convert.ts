@@ -17,8 +17,11 @@ const converter = new WorkerQueue<ConvertJob, { pieces: string[] }>({
   jobTimeoutMs: 300_000,
 });
 
-/** convertDocument, off the event loop for a long text. */
-export async function convert(job: ConvertJob): Promise<string[]> {
-  if (job.doc.text.length <= INLINE_MAX_CHARS) return convertDocument(job);
-  return (await converter.run(job)).pieces;
+/** convertDocument's pieces, off the event loop for a long text, one layer at a time. */
+export async function* convert(job: ConvertJob): AsyncGenerator<string> {
+  if (job.doc.text.length <= INLINE_MAX_CHARS) {
+    yield* convertDocument(job);
+    return;
+  }
+  for (const layer of job.layers) yield* (await converter.run({ ...job, layers: [layer] })).pieces;
 }

@@ -68,7 +68,7 @@ async function* onlyLabels(documents: Documents, labels: ReadonlySet<string>): D
 
 /** One piece of text per document and layer (JSON lines, CoNLL). */
 async function* perLayer(documents: Documents, format: TextFormat) {
-  for await (const { doc, layers } of documents) yield* await convert({ format, doc, layers, source: '' });
+  for await (const { doc, layers } of documents) yield* convert({ format, doc, layers, source: '' });
 }
 
 async function* w3c(documents: Documents, collection: { id: string; label: string }, documentIri: (id: number) => string) {
@@ -77,7 +77,7 @@ async function* w3c(documents: Documents, collection: { id: string; label: strin
   yield `,"first":{"id":${JSON.stringify(`${collection.id}#page1`)},"type":"AnnotationPage","items":[`;
   let total = 0;
   for await (const { doc, layers } of documents) {
-    for (const annotation of await convert({ format: 'w3c', doc, layers, source: documentIri(doc.id) })) {
+    for await (const annotation of convert({ format: 'w3c', doc, layers, source: documentIri(doc.id) })) {
       yield (total === 0 ? '' : ',') + annotation;
       total++;
     }
