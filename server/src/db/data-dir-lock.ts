@@ -96,7 +96,8 @@ export async function lockDataDir(dataDir: string, options: { waitMs?: number; l
         if ((await readOwner(aside))?.token !== owner?.token) await fs.rename(aside, lockDir).catch(() => {});
         else {
           await fs.rm(aside, { recursive: true, force: true });
-          options.log?.warn('db_lock_taken_over', { dataDir, pid: owner?.pid ?? null, host: owner?.host ?? null });
+          // (Info: the last server there ended without closing, and PGlite recovers as after any crash.)
+          options.log?.info('db_lock_taken_over', { dataDir, pid: owner?.pid ?? null, host: owner?.host ?? null });
         }
       }
       continue;
