@@ -357,6 +357,29 @@ describe('database (postgres): a request that waited its limit for a connection'
     }
   });
 
+  it.skipIf(!process.env.TEST_DATABASE_URL)('never hands out again a connection a cancel was sent for (a late cancel would end the next query on it)', async () => {
+    const pool = new pg.Pool({ connectionString: process.env.TEST_DATABASE_URL, max: 1, connectionTimeoutMillis: 5_000 });
+    const connections = watchedPool(pool, 300);
+    const pid = async () => {
+      const client = await connections.connect();
+      try {
+        return (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+      } finally {
+        client.release();
+      }
+    };
+    try {
+      const before = await pid();
+      expect(await pid()).toBe(before); // (reused, as a pool does)
+      const client = await connections.connect();
+      await expect(client.query('select pg_sleep(2)')).rejects.toMatchObject({ code: '57014' });
+      client.release();
+      expect(await pid()).not.toBe(before);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it.skipIf(!process.env.TEST_DATABASE_URL)('is told the database is busy when every connection is open and taken', async () => {
     const pool = new pg.Pool({ connectionString: process.env.TEST_DATABASE_URL, max: 1, connectionTimeoutMillis: 300 });
     const connections = watchedPool(pool);
@@ -672,6 +695,8 @@ describe('database (pglite): creating the folder', () => {
       // A staging folder of a process that no longer runs (pid 2^22 + 1 is above Linux's maximum).
       await mkdir(path.join(parent, `fresh.creating-${2 ** 22 + 1}-deadbeef`));
       await mkdir(path.join(parent, `fresh.creating-${process.ppid}-a11be000`)); // a live one stays
+      // One of this pid's that is not this process's own (a container's first start killed: pid 1 each time).
+      await mkdir(path.join(parent, `fresh.creating-${process.pid}-0ddba11e`));
       await ensureCluster(path.join(parent, 'fresh'));
       expect((await readdir(parent)).sort()).toEqual(['fresh', `fresh.creating-${process.ppid}-a11be000`, 'taken']);
     });

@@ -159,6 +159,12 @@ export function watchedPool(pool: pg.Pool, defaultDeadlineMs = Infinity): { conn
     cutFor.set(client, error);
     client.connection.stream.destroy(error);
   };
+  /**
+   * Connections a cancel was sent for: let go of when released, not handed out again. The cancel
+   * goes on a connection of its own and may land after the query ended on its own, on whatever
+   * the next holder of this connection runs (57014 for a query that did nothing wrong).
+   */
+  const cancelSent = new WeakSet<pg.PoolClient>();
   const keepDeadlines = (client: pg.PoolClient) => {
     if (deadlined.has(client)) return;
     deadlined.add(client);
@@ -178,10 +184,12 @@ export function watchedPool(pool: pg.Pool, defaultDeadlineMs = Infinity): { conn
       const ms = deadlineHere() ?? defaultDeadlineMs;
       const result = query(...args);
       if (!Number.isFinite(ms) || !(result instanceof Promise)) return result;
-      // Cancelled, a query on a live connection ends at once (57014, and its connection stays
-      // usable); one that does not is on a connection gone silent: closed, and the idle ones.
+      // Cancelled, a query on a live connection ends at once (57014; the connection is let go
+      // of when released, see cancelSent); one that does not is on a connection gone silent:
+      // closed, and the idle ones.
       let grace: ReturnType<typeof setTimeout> | undefined;
       const timer = setTimeout(() => {
+        cancelSent.add(client);
         cancelOnServer(client);
         grace = setTimeout(() => {
           cut(client, `no answer from PostgreSQL in ${ms} ms`);
@@ -205,6 +213,9 @@ export function watchedPool(pool: pg.Pool, defaultDeadlineMs = Infinity): { conn
         throw new DatabaseUnreachableError(`no connection to PostgreSQL could be made in ${pool.options.connectionTimeoutMillis} ms`, { cause: err });
       }
       keepDeadlines(client);
+      // (pg's pool sets `release` anew at each checkout.)
+      const release = client.release.bind(client) as (err?: Error | boolean) => void;
+      (client as { release: unknown }).release = (err?: Error | boolean) => release(err || cancelSent.has(client));
       return client;
     },
     end: () => pool.end(),
@@ -306,6 +317,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
   return { db, kind, executeEach, maintenance, close };
 }
 
+/** The staging folders this process is creating clusters in (see ensureCluster). */
+const stagingHere = new Set<string>();
+
 /** In a data folder, while a cluster is being created in place (see ensureCluster). */
 const IN_PLACE_MARKER = '.spanwise-creating';
 
@@ -354,13 +368,16 @@ export async function ensureCluster(dataDir: string): Promise<void> {
   const parent = path.dirname(dataDir);
   const base = path.basename(dataDir);
   await fs.mkdir(parent, { recursive: true });
-  // Left by a process killed while creating one: its pid no longer runs.
+  // Left by a process killed while creating one: its pid no longer runs, or is this process's
+  // and the folder not one of its own (a container's first start killed: pid 1 each time).
   const leftovers = await fs.readdir(parent).catch(() => [] as string[]);
   for (const name of leftovers) {
     const pid = name.startsWith(`${base}.creating-`) ? Number(/^(\d+)-[0-9a-f]{8}$/.exec(name.slice(base.length + 10))?.[1]) : NaN;
-    if (Number.isInteger(pid) && pid !== process.pid && !running(pid)) await fs.rm(path.join(parent, name), { recursive: true, force: true });
+    const leftover = path.join(parent, name);
+    if (Number.isInteger(pid) && !stagingHere.has(leftover) && (pid === process.pid || !running(pid))) await fs.rm(leftover, { recursive: true, force: true });
   }
   const staging = path.join(parent, `${base}.creating-${process.pid}-${randomUUID().slice(0, 8)}`);
+  stagingHere.add(staging);
   try {
     await fs.mkdir(staging);
   } catch (err) {
@@ -371,7 +388,9 @@ export async function ensureCluster(dataDir: string): Promise<void> {
   try {
     await createClusterApart(staging);
     await fs.rename(staging, dataDir); // onto a missing or empty folder
+    stagingHere.delete(staging);
   } catch (err) {
+    stagingHere.delete(staging);
     await fs.rm(staging, { recursive: true, force: true });
     if (existsSync(path.join(dataDir, 'PG_VERSION'))) return; // another process got there first
     const code = (err as NodeJS.ErrnoException).code;
