@@ -23,27 +23,31 @@ try {
   throw err; // (never reached: cannotStart exits)
 }
 const log = createLogger(config.logLevel);
-let server: RunningServer;
-try {
-  server = await startServer(config, { log, processMetrics: true });
-} catch (err) {
-  await cannotStart(err);
-  throw err; // (never reached: cannotStart exits)
-}
-log.info('listening', { url: server.url, db: server.database.kind, scaleOut: config.redisUrl !== null });
-
+// Heard from the start: a signal while the server starts (creating its database, migrating, warming
+// up) lets it finish starting, then closes it as cleanly as later, its database folder let go.
 let stopping = false;
+let started: RunningServer | null = null;
+const stop = (server: RunningServer) =>
+  server.close().then(
+    () => exitAfterLog(0),
+    (err) => {
+      log.error('shutdown_failed', { error: String(err) });
+      return exitAfterLog(1);
+    },
+  );
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
     if (stopping) return;
     stopping = true;
-    log.info('shutting_down', { signal });
-    server.close().then(
-      () => exitAfterLog(0),
-      (err) => {
-        log.error('shutdown_failed', { error: String(err) });
-        return exitAfterLog(1);
-      },
-    );
+    log.info('shutting_down', { signal, starting: started === null });
+    if (started) void stop(started);
   });
 }
+try {
+  started = await startServer(config, { log, processMetrics: true });
+} catch (err) {
+  await cannotStart(err);
+  throw err; // (never reached: cannotStart exits)
+}
+log.info('listening', { url: started.url, db: started.database.kind, scaleOut: config.redisUrl !== null });
+if (stopping) void stop(started);

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect, createServer, type Server } from 'node:net';
@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testConfig } from '../src/config.ts';
 import { startServer } from '../src/server.ts';
 import { createLogger } from '../src/log.ts';
-import { api, createTestDatabase, databaseKinds, login, startTestServer, type TestDatabase } from './harness.ts';
+import { api, createTestDatabase, databaseKinds, login, startTestServer, waitFor, type TestDatabase } from './harness.ts';
 import { spawnServer } from './processes.ts';
 import { INLINE_MAX_CHARS } from '../src/features/export/convert.ts';
 
@@ -87,6 +87,32 @@ describe('npm start that cannot start', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('finishes starting when stopped while it creates its database, then closes cleanly, its folder let go', async () => {
+    const parent = await mkdtemp(path.join(tmpdir(), 'spanwise-stop-'));
+    try {
+      const root = path.resolve(import.meta.dirname, '../..');
+      const proc = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
+        cwd: root,
+        env: { ...process.env, PORT: '0', DATA_DIR: path.join(parent, 'data'), LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      proc.stdout!.on('data', (d) => (stdout += String(d)));
+      const exited = new Promise<[number | null, string | null]>((resolve) => proc.once('exit', (code, signal) => resolve([code, signal])));
+      // Its database is being created (beside its folder, then moved into place): stopped now.
+      await waitFor(async () => (await readdir(parent)).some((name) => name.startsWith('data.creating-')), 'the database being created', 30_000);
+      proc.kill('SIGTERM');
+      expect(await exited).toEqual([0, null]);
+      const events = stdout.trim().split('\n').map((line) => (JSON.parse(line) as { event: string; starting?: boolean }));
+      expect(events.find((e) => e.event === 'shutting_down')).toMatchObject({ starting: true });
+      expect(events.map((e) => e.event)).toContain('listening');
+      expect((await readdir(path.join(parent, 'data'))).sort()).toEqual(expect.arrayContaining(['PG_VERSION']));
+      expect(await readdir(path.join(parent, 'data'))).not.toContain('spanwise.lock');
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  }, 90_000);
 
   it('goes on serving when whatever reads its log goes away (a closed pipe)', async () => {
     const server = await spawnServer({ DATA_DIR: 'memory://', DEMO: '0' });
