@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request, type Browser, type BrowserContext, type Page, type Route } from 'playwright-core';
-import { addSpan, deleteAnnotation, layerRoom, relabel } from '@spanwise/shared';
+import { addSpan, DEFAULT_SCHEMA, deleteAnnotation, layerRoom, relabel } from '@spanwise/shared';
 import { api, connectLayer, login, startTestServer, waitFor, type TestServer } from '../../server/test/harness.ts';
 import { SESSION_COOKIE } from '../../server/src/features/auth/auth.service.ts';
 import { hashPassword } from '../../server/src/features/auth/password.ts';
 import { usersRepository } from '../../server/src/features/auth/users.repository.ts';
+import { projectsRepository } from '../../server/src/features/projects/projects.repository.ts';
 import { findWord, launchChromium, seedText, selectText, signIn, WAIT, waitConnected } from './page-helpers.ts';
 
 let server: TestServer;
@@ -958,5 +959,96 @@ describe('the keyboard and the focus', () => {
     await waitFor(inDialog, 'the focus in the popover again');
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached', ...WAIT });
+  });
+});
+
+describe('going from one document to another', () => {
+  const ALICE_ID = 2;
+  let admin: string;
+  beforeAll(async () => {
+    admin = await login(server.url, 'admin');
+  });
+  const addDocument = async (title: string, text: string, projectId = 1) =>
+    (await api<{ id: number }>(server.url, admin, `/api/projects/${projectId}/documents`, { method: 'POST', body: JSON.stringify({ title, text }) })).body.id;
+
+  it('shows each document’s own text and layer, going back past the list, and a status answered late stays on its document', async () => {
+    const x = await addDocument('Going back X', 'Vienna and Prague signed the Danube accord on Monday, Novak said.');
+    const y = await addDocument('Going back Y', 'Lisbon rejected the Tagus plan outright on Friday, Moreira said.');
+    const writer = connectLayer(server.url, layerRoom(x, ALICE_ID), await login(server.url, 'alice'));
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      await writer.synced;
+      addSpan(writer.doc, { label: 'GPE', start: 0, end: 6, quote: 'Vienna', author: ALICE_ID });
+      const page = await context.newPage();
+      await page.goto(`${server.url}/projects/1/documents/${x}`);
+      await signIn(page, 'alice');
+      await page.locator('[data-annotation-id]').waitFor(WAIT);
+      // To the list, and on to Y.
+      await page.locator('nav.crumbs a[href="/projects/1"]').click();
+      await page.locator(`a[href="/projects/1/documents/${y}"]`).click();
+      await page.locator('[data-article]', { hasText: 'Lisbon' }).waitFor(WAIT);
+      await waitConnected(page);
+      // Y marked done, its answer held back; meanwhile straight back to X past the list, X's own answer held back too.
+      let statusAnswer: Route | null = null;
+      await page.route('**/api/documents/*/status', (route) => void (statusAnswer = route));
+      let xAnswer: Route | null = null;
+      await page.route(`**/api/documents/${x}`, (route) => void (xAnswer = route));
+      await page.getByRole('button', { name: 'Mark done' }).click();
+      await expect.poll(() => statusAnswer !== null, WAIT).toBe(true);
+      await page.evaluate(() => history.go(-2));
+      await expect.poll(() => xAnswer !== null, WAIT).toBe(true);
+      // No workspace with Y's text under X's layer while X is on its way.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await page.locator('[data-article]').count()).toBe(0);
+      await xAnswer!.continue();
+      await page.locator('[data-article]', { hasText: 'Vienna' }).waitFor(WAIT);
+      expect(await page.locator('[data-article]').textContent()).toBe('Vienna and Prague signed the Danube accord on Monday, Novak said.');
+      expect(await page.locator('[data-annotation-id]').textContent()).toBe('Vienna');
+      // Y's status answers now: it is Y's, not X's that is shown.
+      await statusAnswer!.continue();
+      await page.waitForTimeout(300);
+      expect(await page.locator('.status-pill').textContent()).not.toBe('Done');
+      const list = (await api<Array<{ id: number; status: string }>>(server.url, await login(server.url, 'alice'), '/api/projects/1/documents')).body;
+      expect(list.find((d) => d.id === y)?.status).toBe('done');
+      expect(list.find((d) => d.id === x)?.status).not.toBe('done');
+    } finally {
+      writer.destroy();
+      await context.close();
+    }
+  });
+
+  it('opens a document under its own project when the address names another', async () => {
+    const projects = projectsRepository(server.database.db);
+    const adminId = (await server.database.db.selectFrom('users').select('id').where('username', '=', 'admin').executeTakeFirstOrThrow()).id;
+    const second = await projects.insert({ name: 'Second project', mode: 'blind', schema: DEFAULT_SCHEMA, guidelines: '' });
+    await projects.addMember(second, adminId, 'owner');
+    await projects.addMember(second, ALICE_ID, 'annotator');
+    const doc = await addDocument('Elsewhere', 'Oslo and Bergen agreed on the fjord plan.', second);
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${server.url}/projects/1/documents/${doc}`);
+      await signIn(page, 'alice');
+      await page.waitForURL(`**/projects/${second}/documents/${doc}`, WAIT);
+      await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Second project' }).waitFor(WAIT);
+      await waitConnected(page);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('keeps the workspace when the project’s document list cannot be read (no status then)', async () => {
+    const context = await browser.newContext({ serviceWorkers: 'block' });
+    try {
+      const page = await context.newPage();
+      await page.route('**/api/projects/1/documents', (route) => route.fulfill({ status: 503, json: { error: { code: 'database_busy', message: 'the server is too busy' } } }));
+      await page.goto(`${server.url}/projects/1/documents/1`);
+      await signIn(page, 'carol');
+      await page.locator('[data-article]').waitFor(WAIT);
+      await waitConnected(page);
+      expect(await page.locator('.status-pill').count()).toBe(0);
+    } finally {
+      await context.close();
+    }
   });
 });

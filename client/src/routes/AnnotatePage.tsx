@@ -2,8 +2,8 @@
  * `/projects/:projectId/documents/:documentId`: the document, the layer chosen by `?layer=`
  * (the user's own by default, gold in open mode), and the user's status on the document.
  */
-import { A, useParams, useSearchParams } from '@solidjs/router';
-import { createMemo, createResource, createSignal, onCleanup, Show } from 'solid-js';
+import { A, useLocation, useNavigate, useParams, useSearchParams } from '@solidjs/router';
+import { createEffect, createMemo, createResource, createSignal, onCleanup, Show } from 'solid-js';
 import { api, ApiError, errorMessage } from '../api/client.ts';
 import { LayerSelect } from '../components/LayerSelect.tsx';
 import { StatusButton } from '../components/StatusButton.tsx';
@@ -78,13 +78,32 @@ export function AnnotatePage() {
     clearTimeout(retry);
   });
   const [doc] = createResource(documentId, api.document);
+  /**
+   * The document of the address, once loaded: not the one before it, which the resource holds
+   * until the next answers (a jump from one document to another keeps this page).
+   */
+  const current = () => {
+    const loaded = doc.error ? undefined : doc.latest;
+    return loaded?.id === documentId() ? loaded : undefined;
+  };
+  // A document of another project than the address names: its own project's address.
+  const navigate = useNavigate();
+  const location = useLocation();
+  createEffect(() => {
+    const d = current();
+    if (d && d.projectId !== projectId()) navigate(`/projects/${d.projectId}/documents/${d.id}${location.search}`, { replace: true });
+  });
   const docStatus = createDocStatus(projectId, documentId);
-  /** The project once loaded; a failed resource throws when read, and `failure` shows why. */
-  const info = () => (project.error ? undefined : project.latest);
+  /** The project of the address once loaded; a failed resource throws when read, and `failure` shows why. */
+  const info = () => {
+    const loaded = project.error ? undefined : project.latest;
+    return loaded?.id === projectId() ? loaded : undefined;
+  };
 
   const options = createMemo(() => {
     const p = info();
-    return p ? layerOptions(p, me, documentId()) : [];
+    // (Only for a document of that project: the project's rules are not another's.)
+    return p && current()?.projectId === p.id ? layerOptions(p, me, documentId()) : [];
   });
   const layer = createMemo<LayerOption | undefined>(
     () => (options().length > 0 ? pickLayer(options(), search.layer) : undefined),
@@ -109,12 +128,12 @@ export function AnnotatePage() {
         <A href={`/projects/${projectId()}`}>{info()?.name ?? 'Project'}</A>
       </nav>
       <Show when={!failure()} fallback={<p role="alert" class="error">{errorMessage(failure())}</p>}>
-        <Show when={doc.latest && project.latest && layer()} fallback={<p class="muted">Loading…</p>}>
+        <Show when={current() && info() && layer()} fallback={<p class="muted">Loading…</p>}>
           <header class="doc-header">
-            <h1>{doc.latest!.title}</h1>
+            <h1>{current()!.title}</h1>
             <p class="muted doc-meta">
-              {[doc.latest!.source, doc.latest!.publishedAt].filter(Boolean).join(' · ')}
-              <Show when={/^https?:\/\//i.test(doc.latest!.url ?? '') && doc.latest!.url}>
+              {[current()!.source, current()!.publishedAt].filter(Boolean).join(' · ')}
+              <Show when={/^https?:\/\//i.test(current()!.url ?? '') && current()!.url}>
                 {(url) => (
                   <>
                     {' · '}
@@ -151,9 +170,9 @@ export function AnnotatePage() {
                 layer={chosen}
                 readOnly={readOnly()}
                 onAccessChanged={refreshRole}
-                memberName={(id) => project.latest?.members.find((m) => m.id === id)?.username}
-                text={doc.latest!.text}
-                schema={project.latest!.schema}
+                memberName={(id) => info()?.members.find((m) => m.id === id)?.username}
+                text={current()!.text}
+                schema={info()!.schema}
                 docStatus={docStatus}
               />
             )}

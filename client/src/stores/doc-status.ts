@@ -11,9 +11,10 @@ export function createDocStatus(projectId: Accessor<number>, documentId: Accesso
   const [error, setError] = createSignal<string | null>(null);
   const [saving, setSaving] = createSignal(false);
 
-  const status = (): DocumentStatus | undefined => list.latest?.find((d) => d.id === documentId())?.status;
-  const put = (next: DocumentStatus) =>
-    mutate((docs) => docs?.map((d) => (d.id === documentId() ? { ...d, status: next } : d)));
+  // (A list that failed to load has no statuses: the button is left out, the page stays.)
+  const status = (): DocumentStatus | undefined => (list.error ? undefined : list.latest)?.find((d) => d.id === documentId())?.status;
+  /** Sets document `id`'s status in the list (the one asked about: the page may show another by the answer). */
+  const put = (id: number, next: DocumentStatus) => mutate((docs) => docs?.map((d) => (d.id === id ? { ...d, status: next } : d)));
 
   /**
    * `quiet`: a move the page makes of itself (in progress at the first label), whose refusal
@@ -23,14 +24,15 @@ export function createDocStatus(projectId: Accessor<number>, documentId: Accesso
   async function set(next: DocumentStatus, quiet = false) {
     const before = status();
     if (before === undefined || before === next) return;
+    const id = documentId();
     setError(null);
     setSaving(true);
-    put(next);
+    put(id, next);
     try {
-      const saved = await api.setStatus(documentId(), next);
-      put(saved.status);
+      const saved = await api.setStatus(id, next);
+      put(id, saved.status);
     } catch (e) {
-      put(before);
+      put(id, before);
       if (!(quiet && e instanceof ApiError && e.status === 403)) setError(errorMessage(e));
     } finally {
       setSaving(false);
