@@ -89,6 +89,27 @@ export class TokenBucket {
   }
 }
 
+/**
+ * Whether `doc` has deleted already everything `ds` deletes: every range within content it holds
+ * (below its state for that client), and each struct there deleted. Not while it holds content
+ * or deletions waiting for others (those would be applied with it).
+ */
+function deletedAlready(doc: Y.Doc, ds: ReturnType<typeof Y.decodeUpdate>["ds"]): boolean {
+  if (doc.store.pendingStructs !== null || doc.store.pendingDs !== null) return false;
+  for (const [client, ranges] of ds.clients) {
+    const structs = doc.store.clients.get(client);
+    if (!structs) return false;
+    const state = Y.getState(doc.store, client);
+    for (const { clock, len } of ranges) {
+      if (clock + len > state) return false;
+      for (let i = Y.findIndexSS(structs, clock); i < structs.length && structs[i]!.id.clock < clock + len; i++) {
+        if (!structs[i]!.deleted) return false;
+      }
+    }
+  }
+  return true;
+}
+
 class ProtocolError extends Error {}
 class TooBig extends Error {}
 
@@ -307,10 +328,12 @@ export class Connection implements RoomPeer {
   }
 
   close(code: number, reason: string): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    // Refused however the socket went: frames its client sent before closing it, still waiting
+    // their turn behind this one, are not handled either.
     this.#refused = true;
     this.#dropWaiting();
+    if (this.#closed) return;
+    this.#closed = true;
     try {
       this.socket.close(code, reason);
     } finally {
@@ -511,10 +534,11 @@ export class Connection implements RoomPeer {
         }
         const { structs, ds } = Y.decodeUpdate(update); // throws unless the whole update decodes
         this.#documentFrames++;
-        // Nothing to store (a new client's empty step 2, say): told so at once, unless updates
+        // Nothing to store (a new client's empty step 2, or one reconnecting whose deletions the
+        // doc has every one of: a step 2 carries the whole delete set): told so at once, unless updates
         // wait to be stored. Then it takes its place behind them: the greeting counted them as
         // held, so the peer left them out of its step 2 and must not hear it is all stored first.
-        if (structs.length === 0 && ds.clients.size === 0) {
+        if (structs.length === 0 && (ds.clients.size === 0 || deletedAlready(this.room.doc, ds))) {
           if (this.room.pendingCount === 0) this.#tellStored();
           else if (this.room.waitTurn(this)) this.#unstored++;
           else this.#backlogFull('room');

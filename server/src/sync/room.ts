@@ -713,8 +713,25 @@ export class Room {
   #kick(): void {
     if (!this.#flushing) {
       this.#flushing = true;
-      setImmediate(() => void this.#flush());
+      setImmediate(() => void this.#flush().catch((err: unknown) => this.#flushFailed(err)));
     }
+  }
+
+  /**
+   * The flush loop threw (something it calls that should not: an observer, the bus, a socket's
+   * close): logged and counted, and the loop started again, reloading the room first, rather
+   * than the room left never storing again (and the process ended by an unhandled rejection).
+   */
+  #flushFailed(err: unknown): void {
+    this.deps.observer.error?.('flush_failed');
+    this.deps.log.error('sync_flush_failed', { room: this.name, error: errorKind(err) });
+    this.#storing = [];
+    this.#flushing = false;
+    if (this.#destroyed) return;
+    // What it stored may not have been applied and sent on: the room reads it back from the store.
+    this.#reloadWanted = true;
+    if (this.#pending.length > 0 || this.peers.size > 0) setTimeout(() => this.#kick(), RETRY_MIN_MS);
+    else if (this.peers.size === 0) this.deps.onIdle(this);
   }
 
   async #flush(): Promise<void> {

@@ -4,7 +4,7 @@ import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
-import { addSpan, annotationsMap, CloseCode, listSpans, MessageKind } from '@spanwise/shared';
+import { addSpan, annotationsMap, CloseCode, deleteAnnotation, listSpans, MessageKind } from '@spanwise/shared';
 import { readPresenceEntries, writePresenceEntries } from '@spanwise/shared/presence-entries';
 import { cleanupPoison, findPoison, presenceUpdate, waitingPoisonLog } from '../../test/updates.ts';
 import { MAX_AWARENESS_CLIENTS, MAX_AWARENESS_IDS_INTRODUCED, ROOM_PRESENCE_MESSAGES, STEP1_BURST, USER_PRESENCE_MESSAGES } from './connection.ts';
@@ -1569,6 +1569,61 @@ describe('SyncServer', () => {
     expect(errors).toContainEqual({ event: 'sync_unsaved_on_close', fields: { updates: 2, rooms: ['doc:1:user:1'] } });
   });
 
+  it('handles none of the frames behind a malformed one, though its client closed the socket right after sending them', async () => {
+    const store = new MemoryStore();
+    const errors: string[] = [];
+    const server = new SyncServer({ store, log: silent, limits, observer: { error: (kind) => errors.push(kind) } });
+    const socket = new MemorySocket();
+    const conn = join(server, socket);
+    await flushed(server);
+    conn.receive(new Uint8Array([99, 1, 2])); // no such message kind
+    conn.receive(updateMessage(spanUpdate('BEHIND')));
+    conn.closedByPeer();
+    await flushed(server);
+    expect(store.rooms.get('doc:1:user:1') ?? []).toHaveLength(0);
+    expect(errors.filter((kind) => kind === 'malformed')).toHaveLength(1);
+  });
+
+  it('stores nothing for a reconnecting client’s sync reply that holds only deletions the room has', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits });
+    const first = new MemorySocket();
+    const conn = join(server, first);
+    await flushed(server);
+    // Spans added and some deleted, sent as edits.
+    const edits = new Y.Doc();
+    edits.on('update', (u: Uint8Array) => conn.receive(updateMessage(u)));
+    const ids = Array.from({ length: 6 }, (_, i) => addSpan(edits, { label: `L${i}`, start: i, end: i + 1, quote: 'x', author: 1 }));
+    for (const id of ids.slice(0, 3)) deleteAnnotation(edits, id);
+    await flushed(server);
+    conn.closedByPeer();
+    await flushed(server);
+    const rows = store.rooms.get('doc:1:user:1')!.length;
+    const appends = store.appendCalls;
+    // It comes back with the same doc: its sync reply holds no structs the room lacks, and the
+    // whole delete set, every deletion of which the room has.
+    const again = new MemorySocket();
+    Y.applyUpdate(again.doc, Y.encodeStateAsUpdate(edits));
+    const back = join(server, again);
+    await flushed(server);
+    const reply = encoding.createEncoder();
+    encoding.writeVarUint(reply, MessageKind.sync);
+    syncProtocol.writeSyncStep2(reply, edits, Y.encodeStateVector(server.rooms.get('doc:1:user:1')!.doc));
+    back.receive(encoding.toUint8Array(reply));
+    await flushed(server);
+    expect(store.rooms.get('doc:1:user:1')!.length).toBe(rows);
+    expect(store.appendCalls).toBe(appends);
+    // One that deletes what the room still has is stored as ever.
+    deleteAnnotation(edits, ids[3]!);
+    const more = encoding.createEncoder();
+    encoding.writeVarUint(more, MessageKind.sync);
+    syncProtocol.writeSyncStep2(more, edits, Y.encodeStateVector(server.rooms.get('doc:1:user:1')!.doc));
+    back.receive(encoding.toUint8Array(more));
+    await flushed(server);
+    expect(store.rooms.get('doc:1:user:1')!.length).toBe(rows + 1);
+    expect(listSpans(server.rooms.get('doc:1:user:1')!.doc)).toHaveLength(2);
+  });
+
   it('logs what kind of error a malformed frame threw, never what the frame said', async () => {
     const lines: string[] = [];
     const log = { info() {}, warn: (event: string, fields: unknown) => lines.push(JSON.stringify({ event, fields })), error() {} };
@@ -1694,6 +1749,34 @@ describe('SyncServer', () => {
       } finally {
         vi.useRealTimers();
       }
+    });
+
+    it('goes on storing when something its flush calls throws (a bus that should not), and says so', async () => {
+      const bus = recordingBus();
+      const publish = bus.publish.bind(bus);
+      let throws = 1;
+      bus.publish = (room: string, kind: string, data: Uint8Array) => {
+        if (kind === 'update' && throws-- > 0) throw new Error('bus broke its word');
+        publish(room, kind, data);
+      };
+      const store = new MemoryStore();
+      const errors: string[] = [];
+      const logged: string[] = [];
+      const log = { ...silent, error: (event: string) => void logged.push(event) };
+      const server = new SyncServer({ store, log, limits, bus, observer: { error: (kind) => errors.push(kind) } });
+      const reader = new MemorySocket();
+      join(server, reader);
+      const conn = join(server, new MemorySocket());
+      await flushed(server);
+      conn.receive(updateMessage(spanUpdate('FIRST')));
+      await new Promise((r) => setTimeout(r, 300)); // (the loop started again, 100 ms on)
+      conn.receive(updateMessage(spanUpdate('SECOND', 5, 9)));
+      await flushed(server);
+      expect(store.rooms.get('doc:1:user:1')).toHaveLength(2);
+      // The first, stored before the throw and not sent then, comes with the room's reload.
+      expect(listSpans(reader.doc).map((sp) => sp.label).sort()).toEqual(['FIRST', 'SECOND']);
+      expect(errors).toContain('flush_failed');
+      expect(logged).toContain('sync_flush_failed');
     });
 
     it('drops a presence state nested too deeply that another instance passed on, and keeps the rest of its update', async () => {

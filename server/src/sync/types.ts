@@ -105,6 +105,7 @@ export const SYNC_ERROR_KINDS = [
   'upgrade_failed',
   'serve_failed',
   'access_recheck_failed',
+  'flush_failed',
 ] as const;
 export type SyncErrorKind = (typeof SYNC_ERROR_KINDS)[number];
 
