@@ -26,6 +26,9 @@ COPY seeds/ seeds/
 RUN npm run build \
  && mkdir -p .data \
  && chown node:node .data
+# The embedded database outlives the container only on a volume (a named one starts owned by
+# `node`, as this folder is; a host folder must be owned by uid 1000).
+VOLUME ["/app/.data"]
 
 ENV PORT=3000 \
     NPM_CONFIG_UPDATE_NOTIFIER=false

@@ -23,6 +23,8 @@ describe('errorHandler', () => {
     const body = (await res.json()) as { error: { code: string; message: string } };
     expect(body.error.code).toBe('storage_full');
     expect(body.error.message).not.toContain('/srv/secret-path');
+    // One line for a run of them (each 10 s at most), not one for every request refused.
+    for (let i = 0; i < 5; i++) expect((await app.request('/things', { method: 'POST' })).status).toBe(503);
     expect(lines.map((l) => [l.level, l.event])).toEqual([['warn', 'request_refused_disk_full']]);
   });
 

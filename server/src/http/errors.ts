@@ -125,7 +125,7 @@ export function errorHandler(log: Logger) {
     }
     if (isDiskFull(err)) {
       // The embedded database's disk is nearly full (StorageFullError), or PostgreSQL's is.
-      log.warn('request_refused_disk_full', { path: c.req.path, method: c.req.method });
+      refused('request_refused_disk_full', c);
       return c.json({ error: { code: 'storage_full', message: 'the server’s disk is full: nothing can be saved until space is freed' } }, 503);
     }
     if (databaseBusy(err)) {
