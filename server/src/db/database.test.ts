@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from 'node:child_process';
-import { chmod, chown, lstat, mkdir, mkdtemp, readdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createServer, type Socket } from 'node:net';
@@ -796,6 +796,14 @@ describe('database (pglite): one process on a folder', () => {
       }
     });
   }, 120_000);
+
+  it('keeps other users of the host out of the folder (PGlite makes its files writable by anyone)', async () => {
+    await inTempDir('spanwise-mode-', async (parent) => {
+      const dir = path.join(parent, 'data');
+      await (await openDatabase({ databaseUrl: null, dataDir: dir })).close();
+      expect((await stat(dir)).mode & 0o077).toBe(0);
+    });
+  }, 60_000);
 
   it('takes over a lock its holder left: at once for a pid gone on this host, once stale for another host', async () => {
     await inTempDir('spanwise-lock-', async (parent) => {

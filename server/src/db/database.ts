@@ -262,6 +262,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
       try {
         await ensureCluster(options.dataDir);
         unlock ??= await lock();
+        // PGlite makes its files readable and writable by anyone (0666): the folder keeps other
+        // users of the host out, as PostgreSQL's own insists on for its data directory.
+        await fs.chmod(options.dataDir, 0o700).catch(() => {});
       } catch (err) {
         await unlock?.();
         throw err;
