@@ -340,8 +340,8 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
       expect(asAdmin.body[0]?.role).toBe('owner');
     });
 
-    it('describes a project with its schema and members', async () => {
-      const res = await api<ProjectDetail>(server.url, alice, '/api/projects/1');
+    it('describes a project with its schema and members; in a blind one, an annotator sees no other annotator', async () => {
+      const res = await api<ProjectDetail>(server.url, await login(server.url, 'dana'), '/api/projects/1');
       expect(res.body.schema.spans.map((s) => s.name)).toEqual(['PERSON', 'ORG', 'GPE', 'WEAPON', 'EVENT', 'CLAIM']);
       expect(res.body.members.map((m) => `${m.username}:${m.role}`)).toEqual([
         'admin:owner',
@@ -350,6 +350,9 @@ describe.each(databaseKinds())('HTTP API (%s)', (kind) => {
         'carol:annotator',
         'dana:curator',
       ]);
+      const blind = await api<ProjectDetail>(server.url, alice, '/api/projects/1');
+      expect(blind.body.mode).toBe('blind');
+      expect(blind.body.members.map((m) => `${m.username}:${m.role}`)).toEqual(['admin:owner', 'alice:annotator', 'dana:curator']);
     });
 
     it('lists documents with their UTF-16 length and the user’s status', async () => {

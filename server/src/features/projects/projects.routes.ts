@@ -36,7 +36,9 @@ export function projectsRoutes(
       const user = requireUser(c.get('user'));
       const id = idParam(c.req.param('id'), 'project');
       const { project: row, role } = await access.projectRole(user.id, id);
-      const members = await projects.members(id);
+      // In a blind project an annotator works alone: the others' names are not theirs to know
+      // (curators and owners, who may open their layer, are).
+      const members = (await projects.members(id)).filter((m) => !(row.mode === 'blind' && role === 'annotator' && m.role === 'annotator' && m.id !== user.id));
       const detail: ProjectDetail = {
         id: row.id,
         name: row.name,
