@@ -86,12 +86,14 @@ export function AnnotatePage() {
     const loaded = doc.error ? undefined : doc.latest;
     return loaded?.id === documentId() ? loaded : undefined;
   };
-  // A document of another project than the address names: its own project's address.
+  // A document of another project than the address names (one the user is a member of too):
+  // its own project's address. (A project not there, or not the user's, says so instead.)
   const navigate = useNavigate();
   const location = useLocation();
   createEffect(() => {
     const d = current();
-    if (d && d.projectId !== projectId()) navigate(`/projects/${d.projectId}/documents/${d.id}${location.search}`, { replace: true });
+    const projectRead = project.state === 'ready' || project.state === 'refreshing';
+    if (d && projectRead && d.projectId !== projectId()) navigate(`/projects/${d.projectId}/documents/${d.id}${location.search}`, { replace: true });
   });
   const docStatus = createDocStatus(projectId, documentId);
   /** The project of the address once loaded; a failed resource throws when read, and `failure` shows why. */
