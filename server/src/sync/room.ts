@@ -253,6 +253,10 @@ export class Room {
   #pending: QueuedUpdate[] = [];
   /** The batch the store is writing now. */
   #storing: QueuedUpdate[] = [];
+  /** The batch stored in the flush under way whose senders have not been told yet (see #flushFailed). */
+  #unreported: QueuedUpdate[] | null = null;
+  /** Whether that batch's bytes were let go of already. */
+  #heldLetGo = false;
   /** Counts the changes to what is queued or being stored (for stateVectorWithQueued's copy). */
   #queueChanges = 0;
   #heldVector: { queue: number; doc: string; vector: Uint8Array } | null = null;
@@ -727,6 +731,17 @@ export class Room {
     this.deps.log.error('sync_flush_failed', { room: this.name, error: errorKind(err) });
     this.#storing = [];
     this.#flushing = false;
+    // A batch stored when it threw: its bytes let go of, and its senders told it is stored.
+    const stored = this.#unreported;
+    this.#unreported = null;
+    if (stored) {
+      if (!this.#heldLetGo) this.letGo(stored.reduce((n, b) => n + b.held, 0));
+      try {
+        this.#reportStored(stored);
+      } catch {
+        // (each peer's report is guarded there; nothing more to do)
+      }
+    }
     if (this.#destroyed) return;
     // What it stored may not have been applied and sent on: the room reads it back from the store.
     this.#reloadWanted = true;
@@ -808,8 +823,11 @@ export class Room {
       }
       this.#storing = [];
       this.#queueChanges++;
+      this.#unreported = batch;
+      this.#heldLetGo = false;
       if (updates.length > 0) this.deps.observer.updatesStored?.(updates.length, (performance.now() - started) / 1000);
       this.letGo(batch.reduce((n, b) => n + b.held, 0));
+      this.#heldLetGo = true;
       // Stored, so it goes on to the other instances as received. Not what this doc integrates:
       // an update Yjs holds until one from another instance arrives is integrated under the
       // bus's origin, and would never be published. Another instance applies what it can.
@@ -829,6 +847,7 @@ export class Room {
             this.deps.log.error('sync_handover_failed', { room: this.name, error: errorKind(err) });
           }
         }
+        this.#unreported = null;
         this.#reportStored(batch);
         continue;
       }
@@ -873,6 +892,7 @@ export class Room {
         // what broke it (told not to send it again, or it would break the fresh room too as soon
         // as it reconnected).
         this.#break('update', sender !== BATCH && onlyOwnHeldBack(heldBack, batch) ? sender : undefined);
+        this.#unreported = null;
         this.#reportStored(batch);
         continue;
       }
@@ -882,6 +902,7 @@ export class Room {
         const sentAt = performance.now();
         for (const { update, receivedAt } of batch) if (update) this.deps.observer.fanOut?.((sentAt - receivedAt) / 1000);
       }
+      this.#unreported = null;
       this.#reportStored(batch); // (after the others have it: what they wait for goes first)
     }
     this.#flushing = false;

@@ -1766,13 +1766,20 @@ describe('SyncServer', () => {
       const server = new SyncServer({ store, log, limits, bus, observer: { error: (kind) => errors.push(kind) } });
       const reader = new MemorySocket();
       join(server, reader);
-      const conn = join(server, new MemorySocket());
+      const writer = new MemorySocket();
+      const conn = join(server, writer, { ...info(), acks: true });
       await flushed(server);
       conn.receive(updateMessage(spanUpdate('FIRST')));
       await new Promise((r) => setTimeout(r, 300)); // (the loop started again, 100 ms on)
       conn.receive(updateMessage(spanUpdate('SECOND', 5, 9)));
       await flushed(server);
       expect(store.rooms.get('doc:1:user:1')).toHaveLength(2);
+      // Its sender is told both are stored (the first too, whose flush threw after storing it).
+      const told = writer.received.flatMap((m) => {
+        const d = decoding.createDecoder(m);
+        return decoding.readVarUint(d) === MessageKind.stored ? [decoding.readVarUint(d)] : [];
+      });
+      expect(told.at(-1)).toBe(2);
       // The first, stored before the throw and not sent then, comes with the room's reload.
       expect(listSpans(reader.doc).map((sp) => sp.label).sort()).toEqual(['FIRST', 'SECOND']);
       expect(errors).toContain('flush_failed');
