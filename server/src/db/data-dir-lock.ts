@@ -27,16 +27,24 @@ const RETRY_MS = 500;
 
 interface Owner {
   host: string;
+  /** The pid namespace the pid is of (Linux: containers sharing a hostname have their own). */
+  ns?: string;
   pid: number;
   token: string;
 }
+
+/** This process's pid namespace ('' where /proc does not say). */
+const PID_NAMESPACE = await fs.readlink('/proc/self/ns/pid').catch(() => '');
+
+/** Whether `owner`'s pid is one this process can look up: the same host, and the same pid namespace. */
+const sameMachine = (owner: Owner) => owner.host === hostname() && (owner.ns ?? '') === PID_NAMESPACE;
 
 /** Lock folders this process holds (a second open of one here is refused at once). */
 const heldHere = new Set<string>();
 
 export class DataDirInUseError extends Error {
   constructor(dataDir: string, owner: Owner | null) {
-    const who = owner ? `process ${owner.pid} on ${owner.host === hostname() ? 'this host' : `host ${owner.host}`}` : 'another process';
+    const who = owner ? `process ${owner.pid} on ${sameMachine(owner) ? 'this host' : `host ${owner.host}`}` : 'another process';
     super(`DATA_DIR ${dataDir} is in use by ${who} (its ${LOCK_NAME}): stop that server first, or set DATA_DIR to another folder`);
     this.name = 'DataDirInUseError';
   }
@@ -60,11 +68,15 @@ async function readOwner(lockDir: string): Promise<Owner | null> {
   }
 }
 
-/** Whether the lock `lockDir` holds (owned by `owner`, null: not readable yet) is left by a holder gone. */
+/**
+ * Whether the lock `lockDir` holds (owned by `owner`, null: not readable) is left by a holder
+ * gone. One whose pid this process can see running is not, however long since it was renewed
+ * (an event loop held up past STALE_MS by a long query): the others' only by staleness.
+ */
 async function gone(lockDir: string, owner: Owner | null): Promise<boolean> {
-  if (owner && owner.host === hostname()) {
+  if (owner && sameMachine(owner)) {
     if (owner.pid === process.pid) return !heldHere.has(lockDir);
-    if (!running(owner.pid)) return true;
+    return !running(owner.pid);
   }
   const renewed = await fs.stat(lockDir).then((s) => s.mtimeMs, () => null);
   return renewed !== null && Date.now() - renewed > STALE_MS;
@@ -76,15 +88,21 @@ async function gone(lockDir: string, owner: Owner | null): Promise<boolean> {
  */
 export async function lockDataDir(dataDir: string, options: { waitMs?: number; log?: Logger } = {}): Promise<() => Promise<void>> {
   const lockDir = path.join(await fs.realpath(dataDir), LOCK_NAME);
-  if (heldHere.has(lockDir)) throw new DataDirInUseError(dataDir, { host: hostname(), pid: process.pid, token: '' });
-  const mine: Owner = { host: hostname(), pid: process.pid, token: randomUUID() };
+  if (heldHere.has(lockDir)) throw new DataDirInUseError(dataDir, { host: hostname(), ns: PID_NAMESPACE, pid: process.pid, token: '' });
+  const mine: Owner = { host: hostname(), ns: PID_NAMESPACE, pid: process.pid, token: randomUUID() };
   const deadline = Date.now() + (options.waitMs ?? DEFAULT_LOCK_WAIT_MS);
   for (let told = false; ; ) {
+    // Made whole (its owner written) beside it, then moved into place: a lock folder is never
+    // seen without its owner, and a move onto one that exists fails.
+    const made = `${lockDir}.new-${mine.token}`;
+    await fs.mkdir(made, { recursive: true });
+    await fs.writeFile(path.join(made, 'owner'), JSON.stringify(mine));
     try {
-      await fs.mkdir(lockDir);
+      await fs.rename(made, lockDir);
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      await fs.rm(made, { recursive: true, force: true });
+      if (!['EEXIST', 'ENOTEMPTY'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
     }
     const owner = await readOwner(lockDir);
     if (await gone(lockDir, owner)) {
@@ -107,7 +125,6 @@ export async function lockDataDir(dataDir: string, options: { waitMs?: number; l
     told = true;
     await new Promise((r) => setTimeout(r, RETRY_MS));
   }
-  await fs.writeFile(path.join(lockDir, 'owner'), JSON.stringify(mine));
   heldHere.add(lockDir);
   let lost = false;
   const renew = setInterval(() => {
@@ -130,5 +147,5 @@ export async function lockDataDir(dataDir: string, options: { waitMs?: number; l
 }
 
 /** Whether `name`, an entry of a data folder, is the lock's (not the database's). */
-export const isLockEntry = (name: string) => name === LOCK_NAME || name.startsWith(`${LOCK_NAME}.gone-`);
+export const isLockEntry = (name: string) => name === LOCK_NAME || name.startsWith(`${LOCK_NAME}.gone-`) || name.startsWith(`${LOCK_NAME}.new-`);
 

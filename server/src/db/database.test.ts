@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from 'node:child_process';
-import { chmod, chown, lstat, mkdir, mkdtemp, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createServer, type Socket } from 'node:net';
@@ -818,7 +818,8 @@ describe('database (pglite): one process on a folder', () => {
       };
       // A process of this host killed (-9) while it held the folder: its pid no longer runs.
       const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
-      await leave({ host: hostname(), pid: dead, token: 'gone' }, 0);
+      const ns = await readlink('/proc/self/ns/pid');
+      await leave({ host: hostname(), ns, pid: dead, token: 'gone' }, 0);
       const started = Date.now();
       await (await openDatabase({ databaseUrl: null, dataDir: dir, lockWaitMs: 30_000 })).close();
       expect(Date.now() - started).toBeLessThan(10_000);
@@ -827,6 +828,16 @@ describe('database (pglite): one process on a folder', () => {
       await (await openDatabase({ databaseUrl: null, dataDir: dir, lockWaitMs: 1_000 })).close();
       await leave({ host: 'elsewhere', pid: 1, token: 'live' }, 0);
       await expect(openDatabase({ databaseUrl: null, dataDir: dir, lockWaitMs: 1_000 })).rejects.toThrow(/in use by process 1 on host elsewhere/);
+      await rm(lockDir, { recursive: true });
+      // This host's name, another pid namespace (a container on the host's network): its pids
+      // are not this process's to look up, so only staleness counts.
+      await leave({ host: hostname(), ns: 'pid:[1]', pid: dead, token: 'other-namespace' }, 0);
+      await expect(openDatabase({ databaseUrl: null, dataDir: dir, lockWaitMs: 1_000 })).rejects.toThrow(/in use by process \d+ on host/);
+      await rm(lockDir, { recursive: true });
+      // A live process of this machine holds it, not renewed for a minute (its event loop held
+      // up): still in use.
+      await leave({ host: hostname(), ns, pid: process.ppid, token: 'stalled' }, 60_000);
+      await expect(openDatabase({ databaseUrl: null, dataDir: dir, lockWaitMs: 1_000 })).rejects.toThrow(new RegExp(`in use by process ${process.ppid} on this host`));
     });
   }, 120_000);
 });

@@ -270,19 +270,23 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
         throw err;
       }
     }
-    let pglite: PGlite;
+    let pglite: PGlite | null = null;
     try {
       pglite = await openPglite(options.dataDir);
+      const age = onDisk ? await oldestTemplateAge(pglite) : 0;
+      if (age > (options.freezeTemplatesAfterAge ?? TEMPLATE_FREEZE_AGE)) {
+        options.log?.info('db_templates_freezing', { age });
+        const open = pglite;
+        pglite = null;
+        await open.close();
+        await freezeTemplatesApart(options.dataDir);
+        pglite = await openPglite(options.dataDir);
+      }
     } catch (err) {
+      // (Let go of what it opened, so that a start tried again here finds the folder free.)
+      await pglite?.close().catch(() => {});
       await unlock?.();
       throw err;
-    }
-    const age = onDisk ? await oldestTemplateAge(pglite) : 0;
-    if (age > (options.freezeTemplatesAfterAge ?? TEMPLATE_FREEZE_AGE)) {
-      options.log?.info('db_templates_freezing', { age });
-      await pglite.close();
-      await freezeTemplatesApart(options.dataDir);
-      pglite = await openPglite(options.dataDir);
     }
     const dialect = new PGliteDialect(pglite, { queue: options.queue });
     dialect.logNoticesTo(options.log ?? null);
