@@ -37,7 +37,14 @@ const stop = (server: RunningServer) =>
   );
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
-    if (stopping) return;
+    if (stopping) {
+      // A second one while it still starts (stuck on a lock, or a migration waiting on one): at once.
+      if (started === null) {
+        log.warn('start_abandoned', { signal });
+        void exitAfterLog(1);
+      }
+      return;
+    }
     stopping = true;
     log.info('shutting_down', { signal, starting: started === null });
     if (started) void stop(started);
