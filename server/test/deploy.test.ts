@@ -282,8 +282,12 @@ describe('docker-compose.yml', () => {
     expect(Number(m![1]) * (m![2] === 'm' ? 60 : 1)).toBeGreaterThanOrEqual(20);
   });
 
-  it.each(appServices)('%s takes the demo password from the environment, which must set it (the port is published on every interface)', (name) => {
-    expect(envVar(service(name), 'DEMO_PASSWORD')).toMatch(/^\$\{DEMO_PASSWORD:\?[^}]+\}$/);
+  it.each(appServices)('%s takes the demo password from the environment, with a default', (name) => {
+    expect(envVar(service(name), 'DEMO_PASSWORD')).toMatch(/^\$\{DEMO_PASSWORD:-[^}]+\}$/);
+  });
+
+  it('publishes the proxy on this machine only (the demo users have a known default password)', () => {
+    expect(service('proxy').ports).toEqual(['127.0.0.1:8080:80']);
   });
 
   it.each(appServices)('%s waits for a healthy Postgres (it migrates on start) and for Redis', (name) => {
