@@ -299,6 +299,23 @@ describe('signing out', () => {
     await context.close();
   });
 
+  it('leaves the user’s other tabs as they are when a sign-out is refused (the session stays on)', async () => {
+    const { context, page, other } = await aliceInTwoTabs();
+    try {
+      await other.goto(`${server.url}/projects/1/documents/3`);
+      await other.locator('[data-article]').waitFor(WAIT);
+      await other.evaluate(() => ((document.querySelector('[data-article]') as HTMLElement & { kept?: boolean }).kept = true));
+      await page.route('**/api/auth/logout', (route) => route.fulfill(BUSY));
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByRole('alert').filter({ hasText: /Not signed out/ }).waitFor(WAIT);
+      await new Promise((r) => setTimeout(r, 500));
+      // The same article element: the other tab's page was not made anew.
+      expect(await other.evaluate(() => (document.querySelector('[data-article]') as HTMLElement & { kept?: boolean } | null)?.kept)).toBe(true);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('signs the user’s other tabs out at once, and a tab that missed it does not end the next user’s session', async () => {
     const { context, page, other } = await aliceInTwoTabs();
     try {

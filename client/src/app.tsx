@@ -37,8 +37,9 @@ function Gate() {
       <Match when={session.me() === null}>
         <LoginForm />
       </Match>
-      <Match when={session.me()} keyed>
-        {(_me) => (
+      {/* Keyed by who: the same user's session read again keeps every page as it is. */}
+      <Match when={session.me()?.id} keyed>
+        {(_id) => (
           <Router root={Shell}>
             <Route path="/" component={ProjectList} />
             <Route path="/projects/:projectId" component={DocumentList} />

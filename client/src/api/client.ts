@@ -237,6 +237,8 @@ export const api = {
    */
   logout: async (userId: number) => {
     await forget();
+    /** Whether this page signs out (the other tabs are told): not when the session stays on. */
+    let signsOut = true;
     try {
       await exclusively(
         async () => {
@@ -265,12 +267,13 @@ export const api = {
         { waitMs: SIGN_OUT_WAIT_MS },
       );
     } catch (e) {
+      if (e instanceof ApiError && (e.code === 'session_changed' || (e.fromServer && e.status >= 500))) signsOut = false;
       if (!(e instanceof NotNow)) throw e;
       rememberSignOut();
       throw new ApiError(0, 'network', UNREACHABLE);
     } finally {
       await forget(); // (what a read in flight meanwhile kept)
-      announceSessionChange();
+      if (signsOut) announceSessionChange();
     }
   },
   /** Forgets the copies without asking the server (it said the session is over). */

@@ -92,8 +92,7 @@ export function AnnotatePage() {
   const location = useLocation();
   createEffect(() => {
     const d = current();
-    const projectRead = project.state === 'ready' || project.state === 'refreshing';
-    if (d && projectRead && d.projectId !== projectId()) navigate(`/projects/${d.projectId}/documents/${d.id}${location.search}`, { replace: true });
+    if (d && info() && d.projectId !== projectId()) navigate(`/projects/${d.projectId}/documents/${d.id}${location.search}`, { replace: true });
   });
   const docStatus = createDocStatus(projectId, documentId);
   /** The project of the address once loaded; a failed resource throws when read, and `failure` shows why. */

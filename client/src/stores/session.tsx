@@ -53,7 +53,18 @@ export function SessionProvider(props: ParentProps) {
   onCleanup(onSignOutElsewhere(() => void refetch()));
   // Signed in or out in another tab: asked again, so that this one does not go on showing (and
   // later sign out) a user the browser no longer holds the session of.
-  onCleanup(onSessionChangeElsewhere(() => void refetch()));
+  // Only a change of user is taken (the same user's page stays as it is), and a check that
+  // fails changes nothing.
+  onCleanup(
+    onSessionChangeElsewhere(() => {
+      void api.me().then(
+        (now) => {
+          if ((now?.id ?? null) !== ((me.error ? undefined : me())?.id ?? null)) mutate(now);
+        },
+        () => {},
+      );
+    }),
+  );
   const restored = (e: PageTransitionEvent) => {
     if (e.persisted && pendingSignOut() !== null) void refetch();
   };
