@@ -14,7 +14,7 @@ import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import type { Database } from './types.ts';
-import { isLockEntry, lockDataDir } from './data-dir-lock.ts';
+import { isLockEntry, lockDataDir, running } from './data-dir-lock.ts';
 import { migrations } from './migrations/index.ts';
 import { DatabaseBusyError, PGliteDialect, type PreparedStatement, type QueueLimits, type StatementParam } from './pglite-dialect.ts';
 import { startPgliteMaintenance, type PgliteMaintenance, type PgliteMaintenanceOptions } from './pglite-maintenance.ts';
@@ -408,14 +408,6 @@ export async function ensureCluster(dataDir: string): Promise<void> {
   }
 }
 
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Creates a PGlite cluster in `dataDir` on a worker thread of its own. Creating one (initdb)
