@@ -736,6 +736,15 @@ export class Room {
     this.#unreported = null;
     if (stored) {
       if (!this.#heldLetGo) this.letGo(stored.reduce((n, b) => n + b.held, 0));
+      // Published again, whole (what went out before it threw too: an update twice is one).
+      for (const { update } of stored) {
+        if (!update) continue;
+        try {
+          this.deps.bus?.publish(this.name, 'update', update);
+        } catch {
+          break; // (the bus, again: the other instances catch up at their next reload)
+        }
+      }
       try {
         this.#reportStored(stored);
       } catch {

@@ -1780,6 +1780,8 @@ describe('SyncServer', () => {
         return decoding.readVarUint(d) === MessageKind.stored ? [decoding.readVarUint(d)] : [];
       });
       expect(told.at(-1)).toBe(2);
+      // And the other instances get both: the first published again once the loop failed.
+      expect(spansIn(bus.published).sort()).toEqual(['FIRST', 'SECOND']);
       // The first, stored before the throw and not sent then, comes with the room's reload.
       expect(listSpans(reader.doc).map((sp) => sp.label).sort()).toEqual(['FIRST', 'SECOND']);
       expect(errors).toContain('flush_failed');
