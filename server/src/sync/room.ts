@@ -255,8 +255,6 @@ export class Room {
   #storing: QueuedUpdate[] = [];
   /** The batch stored in the flush under way whose senders have not been told yet (see #flushFailed). */
   #unreported: QueuedUpdate[] | null = null;
-  /** Whether that batch's bytes were let go of already. */
-  #heldLetGo = false;
   /** Counts the changes to what is queued or being stored (for stateVectorWithQueued's copy). */
   #queueChanges = 0;
   #heldVector: { queue: number; doc: string; vector: Uint8Array } | null = null;
@@ -731,11 +729,10 @@ export class Room {
     this.deps.log.error('sync_flush_failed', { room: this.name, error: errorKind(err) });
     this.#storing = [];
     this.#flushing = false;
-    // A batch stored when it threw: its bytes let go of, and its senders told it is stored.
+    // A batch stored when it threw (its bytes let go of already): its senders told it is stored.
     const stored = this.#unreported;
     this.#unreported = null;
     if (stored) {
-      if (!this.#heldLetGo) this.letGo(stored.reduce((n, b) => n + b.held, 0));
       // Published again, whole (what went out before it threw too: an update twice is one).
       for (const { update } of stored) {
         if (!update) continue;
@@ -832,11 +829,10 @@ export class Room {
       }
       this.#storing = [];
       this.#queueChanges++;
-      this.#unreported = batch;
-      this.#heldLetGo = false;
-      if (updates.length > 0) this.deps.observer.updatesStored?.(updates.length, (performance.now() - started) / 1000);
+      // Let go of before anything that could throw (see #flushFailed).
       this.letGo(batch.reduce((n, b) => n + b.held, 0));
-      this.#heldLetGo = true;
+      this.#unreported = batch;
+      if (updates.length > 0) this.deps.observer.updatesStored?.(updates.length, (performance.now() - started) / 1000);
       // Stored, so it goes on to the other instances as received. Not what this doc integrates:
       // an update Yjs holds until one from another instance arrives is integrated under the
       // bus's origin, and would never be published. Another instance applies what it can.
