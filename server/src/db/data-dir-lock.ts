@@ -4,13 +4,14 @@
  * other's, and stored data is silently lost (a second `npm start` by mistake, a new container
  * started on the volume before the old one stopped).
  *
- * The lock is a folder, `spanwise.lock`, made inside the data folder (mkdir is atomic, and a
- * volume's root can hold it where its parent cannot), with an `owner` file naming the process
- * (host and pid) and a token of its own. Its holder touches it every RENEW_MS. A later start
- * waits for it to go (an instance shutting down lets go once its database is closed), and takes
- * it over when its holder is gone: at once on the same host when that pid no longer runs (or is
- * this very process's, from a life before: a container restarted as pid 1 again), else once it
- * has not been renewed for STALE_MS (another container, whose pids this one cannot see).
+ * The lock is a folder, `spanwise.lock`, inside the data folder (a volume's root can hold it
+ * where its parent cannot), made whole beside it and moved into place (a rename onto a folder
+ * that exists fails), with an `owner` file naming the process (host, pid namespace, pid) and a
+ * token of its own. Its holder touches it every RENEW_MS. A later start waits for it to go (an
+ * instance shutting down lets go once its database is closed), and takes it over when its holder
+ * is gone: at once on the same host and pid namespace when that pid no longer runs (or is this
+ * very process's, from a life before: a container restarted as pid 1 again), else once it has
+ * not been renewed for STALE_MS (another container, whose pids this one cannot see).
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -18,11 +19,11 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../log.ts';
 
-export const LOCK_NAME = 'spanwise.lock';
+const LOCK_NAME = 'spanwise.lock';
 const RENEW_MS = 5_000;
 const STALE_MS = 20_000;
 /** How long a start waits for the folder by default: longer than an instance takes to shut down. */
-export const DEFAULT_LOCK_WAIT_MS = 45_000;
+const DEFAULT_LOCK_WAIT_MS = 45_000;
 const RETRY_MS = 500;
 
 interface Owner {
