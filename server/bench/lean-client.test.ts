@@ -41,7 +41,7 @@ describe('bench edits', () => {
   const spansMade = (seed: number, index: number, edits = 12) => {
     const doc = new Y.Doc();
     const rec = new Recorder(seed);
-    const src = { text: 'The U.S. fears Iran is preparing to provide Russia with missiles', labels: ['PERSON', 'ORG', 'GPE', 'CLAIM'], author: 2 };
+    const src = { text: 'The U.S. fears Iran is preparing to provide Russia with missiles', labels: ['PERSON', 'ORG', 'GPE', 'CLAIM'], author: 2, authorName: 'alice' };
     const own: OwnSpans = [];
     for (let seq = 0; seq < edits; seq++) makeEdit(doc, doc.getMap<number>(MARKS), own, index, seq, { room: 'r', peers: 2 }, src, rec);
     return listSpans(doc).map((s) => `${s.label} ${s.start}-${s.end}`);
@@ -82,7 +82,7 @@ describe('bench lean client', () => {
     clients.push(stock);
     await stock.synced;
 
-    const src = { text: 'The minister said the agreement would be signed in Geneva next week.', labels: ['PERSON', 'ORG', 'GPE'], author: 2 };
+    const src = { text: 'The minister said the agreement would be signed in Geneva next week.', labels: ['PERSON', 'ORG', 'GPE'], author: 2, authorName: 'alice' };
     // Same tick on purpose: the server may store both in one batch and echo it to both senders.
     for (let i = 0; i < 5; i++) {
       a.edit(src);

@@ -165,7 +165,7 @@ export class LeanClient implements FleetClient {
       const random = this.rec.randomFor(this.index);
       const from = Math.floor(random() * Math.max(1, src.text.length - 20));
       this.awareness.setLocalState({
-        user: { id: src.author, name: `bench ${this.index}`, color: '#1f77b4' },
+        user: { id: src.author, name: src.authorName, color: '#1f77b4' },
         selection: { start: from, end: from + 3 + Math.floor(random() * 18) },
       });
       this.#sendAwareness();

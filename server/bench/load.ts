@@ -23,6 +23,8 @@ export interface EditSource {
   text: string;
   labels: string[];
   author: number;
+  /** The author's username: the name their presence carries, as the page's does. */
+  authorName: string;
 }
 
 export interface ClientSpec {

@@ -570,7 +570,7 @@ async function fanout(o: Options): Promise<void> {
       const room = layerRoom(doc.id, me.id);
       say(`  signed in as ${me.username} (id ${me.id}); room ${room} ("${first.title.slice(0, 50)}", ${doc.text.length} chars)`);
       // Each round's server is fresh from the same seeds: the same document, user and room.
-      load = { src: { text: doc.text, labels, author: me.id }, specs: Array.from({ length: o.clients }, () => ({ room, peers: o.clients })) };
+      load = { src: { text: doc.text, labels, author: me.id, authorName: me.username }, specs: Array.from({ length: o.clients }, () => ({ room, peers: o.clients })) };
       return runLoad(server, wsTarget(server, api.sessionCookie), load.specs, load.src, o, reopenOurs(o));
     });
   };
@@ -689,7 +689,7 @@ async function capacity(o: Options): Promise<void> {
     for (let i = 0; i < o.clients; i++) perRoom.set(roomOf(i), (perRoom.get(roomOf(i)) ?? 0) + 1);
     specs = Array.from({ length: o.clients }, (_, i) => ({ room: roomOf(i), peers: perRoom.get(roomOf(i))! }));
     say(`  rooms ${rooms[0]} … ${rooms[rooms.length - 1]}; connecting ${CONNECT_BATCH} at a time`);
-    src = { text, labels, author: me.id };
+    src = { text, labels, author: me.id, authorName: me.username };
     return runLoad(server, wsTarget(server, api.sessionCookie), specs, src, o, reopenOurs(o));
   });
 

@@ -24,6 +24,7 @@ import { exportRoutes } from './features/export/export.routes.ts';
 import { exportService } from './features/export/export.service.ts';
 import { projectsRepository } from './features/projects/projects.repository.ts';
 import { projectsRoutes } from './features/projects/projects.routes.ts';
+import { hostAllowed, hostRefusal } from './http/allowed-hosts.ts';
 import { bodyLimits } from './http/body-limits.ts';
 import { AppError, errorHandler } from './http/errors.ts';
 import { requestLog } from './http/request-log.ts';
@@ -102,6 +103,12 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   const app = new Hono();
   app.onError(errorHandler(deps.log));
   app.use(requestLog(deps.log, deps.metrics ? httpAnswers(deps.metrics) : undefined));
+  // DNS rebinding: a page on another name that now resolves here is not answered (421).
+  app.use(async (c, next) => {
+    const host = c.req.header('host');
+    if (!hostAllowed(host, deps.config.allowedHosts)) throw new AppError(421, 'host_not_allowed', hostRefusal(host));
+    await next();
+  });
   // A request's queries wait a bounded time for the embedded database (503 database_busy after);
   // a sign-out's (its session lookup included) as long as it takes, which a busy database must
   // not refuse, but only while the line is not full (a flood of them would grow it without end).

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import path from 'node:path';
 import { DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES_PER_ROOM, DEFAULT_MAX_WAITING_FRAME_BYTES, queuedBytes, socketFrameBound } from './sync/backlog.ts';
 import { DEFAULT_QUERY_DEADLINE_MS, DEFAULT_STORE_WRITE_DEADLINE_MS } from './db/deadlines.ts';
+import { ALLOWED_HOST_ENTRY } from './http/allowed-hosts.ts';
 
 export interface Config {
   port: number;
@@ -31,6 +32,11 @@ export interface Config {
   secureCookies: boolean;
   /** Behind a proxy: a request's address is the last X-Forwarded-For entry (sign-in throttle). */
   trustProxy: boolean;
+  /**
+   * Names the server answers for besides IP addresses and localhost (see http/allowed-hosts.ts):
+   * `a.example`, `.example` (the domain and every name under it), or `*` (any).
+   */
+  allowedHosts: readonly string[];
   /** Failed sign-ins one address may make in 10 minutes, whatever the usernames (10 for each). */
   signInAttemptsPerAddress: number;
   sessionTtlHours: number;
@@ -133,6 +139,11 @@ const envSchema = z.object({
   DEMO_PASSWORD: z.string().min(1).default('demo'),
   SECURE_COOKIES: bool.default(false),
   TRUST_PROXY: bool.default(false),
+  ALLOWED_HOSTS: z
+    .string()
+    .transform((v) => v.split(',').map((entry) => entry.trim().toLowerCase().replace(/\.$/, '')).filter((entry) => entry !== ''))
+    .refine((entries) => entries.every((entry) => ALLOWED_HOST_ENTRY.test(entry)), 'list names (spanwise.example.org), domains (.example.org) or *, separated by commas')
+    .default([]),
   SIGN_IN_ATTEMPTS_PER_ADDRESS: z.coerce.number().int().min(10).default(100),
   // (Browsers keep a cookie 400 days at most, and Hono refuses to set one for longer.)
   SESSION_TTL_HOURS: z.coerce.number().positive().max(400 * 24).default(24 * 14),
@@ -227,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     seedsDir: path.join(root, 'seeds'),
     secureCookies: e.SECURE_COOKIES,
     trustProxy: e.TRUST_PROXY,
+    allowedHosts: Object.freeze(e.ALLOWED_HOSTS),
     signInAttemptsPerAddress: e.SIGN_IN_ATTEMPTS_PER_ADDRESS,
     sessionTtlHours: e.SESSION_TTL_HOURS,
     exportStallMs: e.EXPORT_STALL_MS,

@@ -146,6 +146,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     log,
     {
       sessionCookie: sessionCookieName(config.secureCookies),
+      allowedHosts: config.allowedHosts,
+      httpsOnly: config.secureCookies,
       maxMessageBytes: config.sync.maxMessageBytes,
       pingIntervalMs: config.sync.pingIntervalMs,
       accessRecheckMs: config.sync.accessRecheckMs,

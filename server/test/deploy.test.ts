@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { MAX_BODY_BYTES } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
 import { KEEP_ALIVE_TIMEOUT_MS } from '../src/server.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -260,6 +261,13 @@ describe('docker-compose.yml', () => {
   it.each(appServices)('%s trusts the address nginx adds to X-Forwarded-For (the sign-in throttle counts by it)', (name) => {
     expect(envVar(service(name), 'TRUST_PROXY')).toBe('1');
     for (const prefix of ['/api/', '/']) expect(proxyHeaders(location(prefix)).get('x-forwarded-for')).toBe('$proxy_add_x_forwarded_for');
+  });
+
+  it.each(appServices)('%s takes the names the site is reached by from ALLOWED_HOSTS, and is valid without it', (name) => {
+    expect(envVar(service(name), 'ALLOWED_HOSTS')).toBe('${ALLOWED_HOSTS:-}');
+    // Unset (blank), the server answers only for localhost and IP addresses; what is listed must parse.
+    expect(loadConfig({ ALLOWED_HOSTS: '' }).allowedHosts).toEqual([]);
+    expect(loadConfig({ ALLOWED_HOSTS: 'spanwise.example.org, .example.net' }).allowedHosts).toEqual(['spanwise.example.org', '.example.net']);
   });
 
   it.each(appServices)('%s connects to the redis service', (name) => {

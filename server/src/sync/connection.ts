@@ -121,7 +121,8 @@ class TooBig extends Error {}
  * or equal clock: a client echoing the states it was sent) count for nothing. Entries a peer may
  * not set are listed in `drop`, by position, and count for nothing either: a state that speaks
  * for the server (clients read `server` as its notices) or shows another user (`user.id` is who
- * the others see), or one for an id a socket of another user here holds (`heldByOther`: it
+ * the others see, `user.name` the name they see it under where the page cannot look the id
+ * up: both must be the socket's own user's), or one for an id a socket of another user here holds (`heldByOther`: it
  * would take that user's presence over, and keep it showing after they left). They are
  * dropped, not refused: a provider passes on every state it learns, from its own server or from
  * its other tabs (which may be on another instance, and ahead of this one), so a socket relays
@@ -132,6 +133,7 @@ function presenceOutcome(
   awareness: awarenessProtocol.Awareness,
   controlled: ReadonlySet<number>,
   userId: number,
+  userName: string | undefined,
   heldByOther: (id: number) => boolean,
 ): { introduced: number; live: ReadonlySet<number>; sizes: ReadonlyMap<number, number>; drop: ReadonlySet<number>; refused: string | null } {
   /** Each id's clock and whether it has a state, as the update has left them so far. */
@@ -164,7 +166,8 @@ function presenceOutcome(
     }
     if (state !== null && typeof state === 'object') {
       const user = (state as { user?: unknown }).user;
-      const foreign = typeof user === 'object' && user !== null && 'id' in user && user.id !== userId;
+      // (A state without a user id is shown by no page.)
+      const foreign = typeof user === 'object' && user !== null && 'id' in user && (user.id !== userId || (userName !== undefined && 'name' in user && user.name !== userName));
       if ('server' in state || foreign) {
         drop.add(i);
         continue;
@@ -443,7 +446,7 @@ export class Connection implements RoomPeer {
         this.room.forgetOldPresence();
         const entries = readPresenceEntries(update);
         const check = () =>
-          presenceOutcome(entries, this.room.awareness, this.room.peers.get(this) ?? new Set(), this.info.userId, (id) => this.#heldByOtherUser(id));
+          presenceOutcome(entries, this.room.awareness, this.room.peers.get(this) ?? new Set(), this.info.userId, this.info.userName, (id) => this.#heldByOtherUser(id));
         let outcome = check();
         // Near the room's bound, ids long gone are forgotten at once: checked again then (an
         // entry skipped for an old clock that is now forgotten would otherwise go in unchecked).

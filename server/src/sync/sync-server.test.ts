@@ -1172,6 +1172,26 @@ describe('SyncServer', () => {
     expect(room.awareness.getStates().has(8)).toBe(false);
   });
 
+  it('drops a presence state that shows the socket’s own user id under another name, where the session’s username is known', async () => {
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, limits: { ...limits, maxAwarenessBytes: 64 * 1024 } });
+    const socket = new MemorySocket();
+    const conn = join(server, socket, { ...info(), userName: 'bob' });
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    conn.receive(
+      rawPresence([
+        [7, 1, { user: { id: 1, name: 'bob', color: '#000' } }],
+        [8, 1, { user: { id: 1, name: 'dana (curator)', color: '#000' } }], // a name the page would show, were the id not a member it knows
+        [9, 1, { user: { name: 'anyone' } }], // no id: no page shows it
+      ]),
+    );
+    await flushed(server);
+    expect(socket.closedWith).toBeNull();
+    expect(room.awareness.getStates().get(7)).toMatchObject({ user: { id: 1, name: 'bob' } });
+    expect(room.awareness.getStates().has(8)).toBe(false);
+    expect(room.awareness.getStates().has(9)).toBe(true);
+  });
+
   it("takes no one's presence over: another user's socket can neither set nor remove a state a socket of theirs holds", async () => {
     const server = new SyncServer({ store: new MemoryStore(), log: silent, limits });
     const bobSocket = new MemorySocket();

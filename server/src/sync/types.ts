@@ -130,6 +130,8 @@ export interface SyncLogger {
 export interface ConnectionInfo {
   room: string;
   userId: number;
+  /** The user's username, where the socket's session is known: a presence state showing a user must carry it as `user.name`. */
+  userName?: string;
   /** Updates from a read-only socket are dropped; the client is told once. */
   readOnly: boolean;
   /** The client asked to be told when what it sent is stored (MessageKind.stored). */

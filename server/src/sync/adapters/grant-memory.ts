@@ -8,12 +8,12 @@
  *   const grants = new GrantMemory(10_000);
  *   const since = grants.version;
  *   // ... ask the database ...
- *   grants.remember('doc:1:gold', token, { ok: true, userId: 2, readOnly: false }, since);
+ *   grants.remember('doc:1:gold', token, { ok: true, userId: 2, userName: 'alice', readOnly: false }, since);
  *   grants.recall('doc:1:gold', token, 15 * 60_000); // the grant, if confirmed in the last 15 min
  */
 
 /** What the database said: this user may open the room (read-only or not). */
-export type Grant = { ok: true; userId: number; readOnly: boolean };
+export type Grant = { ok: true; userId: number; userName: string; readOnly: boolean };
 
 export interface Remembered {
   token: string;

@@ -38,7 +38,7 @@ function fakeAuth() {
     async userForToken(token) {
       await gate();
       const id = token ? sessions.get(token) : undefined;
-      return id === undefined ? null : { id };
+      return id === undefined ? null : { id, username: `user${id}` };
     },
     async roomAccess(userId, room) {
       await gate();
@@ -84,6 +84,8 @@ describe('sync upgrade (fake auth that answers, fails or hangs on demand)', () =
     http = createServer();
     const ws = attachSync(http, sync, fake.auth, log, {
       sessionCookie: 'sid',
+      allowedHosts: [],
+      httpsOnly: false,
       maxMessageBytes: 1 << 20,
       pingIntervalMs: 60_000,
       accessRecheckMs,

@@ -17,6 +17,7 @@ import { logThrottle, type Logger } from '../../log.ts';
 import { TokenBucket, type Connection } from '../connection.ts';
 import type { SyncServer } from '../sync-server.ts';
 import type { ConnectionInfo } from '../types.ts';
+import { hostAllowed } from '../../http/allowed-hosts.ts';
 import { GrantMemory, type Grant } from './grant-memory.ts';
 import { ReaderWatch } from './reader-watch.ts';
 
@@ -25,7 +26,7 @@ export const SYNC_PATH = '/sync/';
 type Access = { ok: true; readOnly: boolean } | { ok: false; reason: 'unknown' | 'forbidden' };
 
 export interface SyncAuth {
-  userForToken(token: string | undefined): Promise<{ id: number } | null>;
+  userForToken(token: string | undefined): Promise<{ id: number; username: string } | null>;
   roomAccess(userId: number, room: string): Promise<Access>;
   /** Bulk forms for the periodic re-check: a few queries however many sockets are open. */
   usersForTokens(tokens: string[]): Promise<Map<string, { id: number }>>;
@@ -36,6 +37,10 @@ export interface SyncAuth {
 
 export interface WsOptions {
   sessionCookie: string;
+  /** Names answered for besides IP addresses and localhost (see http/allowed-hosts.ts). */
+  allowedHosts: readonly string[];
+  /** Served over HTTPS (SECURE_COOKIES): a browser's Origin must be https too. */
+  httpsOnly: boolean;
   maxMessageBytes: number;
   /** How often to ping; a socket that missed the previous pong is terminated. */
   pingIntervalMs: number;
@@ -124,12 +129,17 @@ export function roomForLog(room: string): string {
   return room.length > 80 ? `${room.slice(0, 80)}…` : room;
 }
 
-/** Cross-site WebSocket hijacking guard: a browser's Origin must match the Host it connects to. */
-function sameOrigin(req: IncomingMessage): boolean {
+/**
+ * Cross-site WebSocket hijacking guard: a browser's Origin must match the Host it connects to,
+ * and, served over HTTPS, be https: a page on the same name over plain http (which anyone on the
+ * way can write) is another origin, though a browser may send it the session's cookie.
+ */
+function sameOrigin(req: IncomingMessage, httpsOnly: boolean): boolean {
   const origin = req.headers.origin;
   if (!origin) return true; // not a browser
   try {
-    return new URL(origin).host === req.headers.host;
+    const url = new URL(origin);
+    return url.host === req.headers.host && (url.protocol === 'https:' || (!httpsOnly && url.protocol === 'http:'));
   } catch {
     return false;
   }
@@ -205,7 +215,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
           : { ok: false, code: CloseCode.forbidden, reason: 'you may not open this room', userId: user.id },
       );
     }
-    const grant: Grant = { ok: true, userId: user.id, readOnly: access.readOnly };
+    const grant: Grant = { ok: true, userId: user.id, userName: user.username, readOnly: access.readOnly };
     if (token && options.accessCacheMs > 0) grants.remember(room, token, grant, since);
     return grant;
   }
@@ -219,7 +229,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
 
   async function decide(req: IncomingMessage, room: string, expectedUser: string | null): Promise<Decision> {
     const since = grants.version;
-    if (!sameOrigin(req)) return { ok: false, code: CloseCode.forbidden, reason: 'cross-origin request' };
+    if (!sameOrigin(req, options.httpsOnly)) return { ok: false, code: CloseCode.forbidden, reason: 'cross-origin request' };
     const token = parseCookie(req.headers.cookie ?? '', options.sessionCookie)[options.sessionCookie];
     let answer: Grant | Refusal;
     try {
@@ -241,7 +251,7 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
       sync.observer.error?.('too_many_opens');
       return { ok: false, code: CloseCode.rateLimited, reason: 'too many layers opened lately: try again in a moment', userId: answer.userId };
     }
-    return { ok: true, info: { room, userId: answer.userId, readOnly: answer.readOnly }, token, since };
+    return { ok: true, info: { room, userId: answer.userId, userName: answer.userName, readOnly: answer.readOnly }, token, since };
   }
 
   /** Closes an open socket whose session or access is no longer what it was opened with. */
@@ -326,6 +336,11 @@ export function attachSync(server: Server, sync: SyncServer, auth: SyncAuth, log
     }
     if (!url.pathname.startsWith(SYNC_PATH)) {
       refuseUpgrade(socket, '404 Not Found');
+      return;
+    }
+    // DNS rebinding: a page on another name that now resolves here (its Origin and Host agree).
+    if (!hostAllowed(req.headers.host, options.allowedHosts)) {
+      refuseUpgrade(socket, '421 Misdirected Request');
       return;
     }
     let room: string;

@@ -1,0 +1,149 @@
+/**
+ * Who the server answers: the names it serves (DNS rebinding), the pages a sync socket may come
+ * from (the Origin's scheme as well as its host), and the name a presence state may show.
+ */
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { layerRoom, type Me } from '@spanwise/shared';
+import { api, connectLayer, login, startTestServer, waitFor, type TestServer } from './harness.ts';
+
+/** A GET with the Host header given (fetch will not send one of its own choosing). */
+function getWithHost(url: string, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers: { host } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Opens a sync socket with these headers: 'open', the close code after an upgrade, or the HTTP status of a refused one. */
+function openSocket(server: TestServer, room: string, headers: Record<string, string>): Promise<{ opened: true; ws: WebSocket } | { opened: false; status?: number; code?: number }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/sync/${room}`, { headers });
+    ws.on('unexpected-response', (_req, res) => {
+      resolve({ opened: false, status: res.statusCode });
+      res.resume();
+      ws.terminate();
+    });
+    ws.on('error', () => {});
+    ws.on('close', (code) => resolve({ opened: false, code }));
+    // A refusal after the upgrade (Origin) is a close; an open socket gets the server's greeting.
+    ws.on('message', () => resolve({ opened: true, ws }));
+  });
+}
+
+describe('the names the server answers for (DNS rebinding)', () => {
+  let server: TestServer;
+  let alice: string;
+  let room: string;
+
+  beforeAll(async () => {
+    server = await startTestServer({ config: { allowedHosts: ['spanwise.example.org', '.example.net'] } });
+    alice = await login(server.url, 'alice');
+    const me = (await api<Me>(server.url, alice, '/api/me')).body;
+    room = layerRoom(1, me.id);
+  });
+  afterAll(() => server.close());
+
+  it('answers IP addresses, localhost and the listed names, and refuses any other name with 421 and what to do', async () => {
+    const port = server.port;
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `spanwise.example.org:${port}`, 'team.example.net', 'example.net']) {
+      expect((await getWithHost(`${server.url}/api/health`, host)).status, host).toBe(200);
+    }
+    for (const host of [`evil.example:${port}`, 'spanwise.example.org.evil.example', 'other.example.org']) {
+      const res = await getWithHost(`${server.url}/api/health`, host);
+      expect(res.status, host).toBe(421);
+      expect(JSON.parse(res.body)).toMatchObject({ error: { code: 'host_not_allowed', message: expect.stringContaining('ALLOWED_HOSTS') } });
+    }
+    // The pages too: a rebinding page cannot load the app there either.
+    expect((await getWithHost(`${server.url}/`, `evil.example:${port}`)).status).toBe(421);
+    // And signing in, which the demo password would otherwise let a rebinding page do.
+    const signIn = await new Promise<number>((resolve, reject) => {
+      const body = JSON.stringify({ username: 'admin', password: 'demo' });
+      const req = request(`${server.url}/api/auth/login`, { method: 'POST', headers: { host: `evil.example:${port}`, origin: `http://evil.example:${port}`, 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    expect(signIn).toBe(421);
+  });
+
+  it('refuses a sync socket for another name before the upgrade, even when its Origin and Host agree', async () => {
+    const evil = `evil.example:${server.port}`;
+    expect(await openSocket(server, room, { cookie: alice, host: evil, origin: `http://${evil}` })).toEqual({ opened: false, status: 421 });
+    const listed = await openSocket(server, room, { cookie: alice, host: `spanwise.example.org:${server.port}`, origin: `http://spanwise.example.org:${server.port}` });
+    expect(listed.opened).toBe(true);
+    if (listed.opened) listed.ws.close();
+  });
+});
+
+describe('the page a sync socket comes from, served over HTTPS (SECURE_COOKIES=1)', () => {
+  it('must be an https page of the same host: an http one is refused', async () => {
+    const server = await startTestServer({ config: { secureCookies: true } });
+    try {
+      const alice = await login(server.url, 'alice');
+      const me = (await api<Me>(server.url, alice, '/api/me')).body;
+      const room = layerRoom(1, me.id);
+      const host = `127.0.0.1:${server.port}`;
+      expect(await openSocket(server, room, { cookie: alice, host, origin: `http://${host}` })).toEqual({ opened: false, code: 4403 });
+      const https = await openSocket(server, room, { cookie: alice, host, origin: `https://${host}` });
+      expect(https.opened).toBe(true);
+      if (https.opened) https.ws.close();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('may be http or https when the server is not told it is served over HTTPS', async () => {
+    const server = await startTestServer();
+    try {
+      const alice = await login(server.url, 'alice');
+      const me = (await api<Me>(server.url, alice, '/api/me')).body;
+      const host = `127.0.0.1:${server.port}`;
+      for (const origin of [`http://${host}`, `https://${host}`]) {
+        const socket = await openSocket(server, layerRoom(1, me.id), { cookie: alice, host, origin });
+        expect(socket.opened, origin).toBe(true);
+        if (socket.opened) socket.ws.close();
+      }
+      expect(await openSocket(server, layerRoom(1, me.id), { cookie: alice, host, origin: `http://127.0.0.1:1` })).toEqual({ opened: false, code: 4403 });
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('the name a presence state shows', () => {
+  it('is the signed-in user’s own: a state under another name is not passed on', async () => {
+    const server = await startTestServer();
+    try {
+      const alice = await login(server.url, 'alice');
+      const me = (await api<Me>(server.url, alice, '/api/me')).body;
+      const room = layerRoom(1, me.id);
+      const speaker = connectLayer(server.url, room, alice);
+      const listener = connectLayer(server.url, room, alice);
+      try {
+        await Promise.all([speaker.synced, listener.synced]);
+        const seen = () => listener.provider.awareness.getStates().get(speaker.doc.clientID) as { user?: { name?: string } } | undefined;
+        speaker.provider.awareness.setLocalState({ user: { id: me.id, name: 'dana (curator)', color: '#000' }, selection: null });
+        // Then a state the server passes on, under the same client id: the one before went nowhere.
+        await new Promise((r) => setTimeout(r, 300));
+        expect(seen()?.user?.name).toBeUndefined();
+        speaker.provider.awareness.setLocalState({ user: { id: me.id, name: me.username, color: '#000' }, selection: null });
+        await waitFor(() => seen()?.user?.name === me.username, 'alice’s own presence');
+      } finally {
+        speaker.destroy();
+        listener.destroy();
+      }
+    } finally {
+      await server.close();
+    }
+  });
+});
