@@ -78,6 +78,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     compactAfterRows: config.sync.compactAfterRows,
     compactAfterBytes: config.sync.compactAfterBytes,
     executeEach: database.executeEach,
+    diskRoomFor: database.diskRoomFor,
     sharedDatabase: database.kind === 'postgres',
     writeDeadlineMs: config.sync.storeWriteDeadlineMs,
     log,

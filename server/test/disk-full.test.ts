@@ -70,3 +70,49 @@ describe('embedded database, disk nearly full', () => {
     }
   });
 });
+
+describe('embedded database, room for edits but not for a compaction', () => {
+  it('puts a compaction off when deleting the merged rows may write more WAL than the space above the reserve, and stores every edit', async () => {
+    let free = 10_000 * MIB; // (to start: creating the database takes more)
+    const server = await startTestServer({
+      database: await createTestDatabase('pglite', { persistent: true }),
+      config: { pgliteMinFreeBytes: 64 * MIB, sync: { ...defaultSyncLimits, compactAfterRows: 20 } },
+      diskFreeBytes: () => free,
+    });
+    try {
+      const cookie = await login(server.url, 'alice');
+      const kinds = async (room: string) =>
+        (await server.database.db.selectFrom('sync_updates').select('kind').where('room', '=', room).execute()).map((r) => r.kind);
+      /** 30 edits, one stored row each, then the room is let go (and compacts on unloading, past 20 rows). */
+      const edit = async (room: string) => {
+        const alice = connectLayer(server.url, room, cookie);
+        try {
+          await alice.synced;
+          for (let i = 0; i < 30; i++) {
+            addSpan(alice.doc, { label: 'GPE', start: i, end: i + 1, quote: 'x', author: ALICE });
+            await waitFor(async () => (await kinds(room)).length === i + 1, `edit ${i + 1} stored`);
+          }
+        } finally {
+          alice.destroy();
+        }
+        await waitFor(() => !server.sync.rooms.has(room), 'the room unloaded');
+      };
+      free = 64 * MIB + 100 * 1024; // a row's worth of values fits; 30 pages' full images do not
+      await new Promise((r) => setTimeout(r, 150)); // (the last reading, far from the reserve, is used for up to 100 ms)
+      const low = layerRoom(1, ALICE);
+      await edit(low);
+      await new Promise((r) => setTimeout(r, 500)); // (a compaction on unloading would be over by now)
+      expect(await kinds(low)).toEqual(Array(30).fill('update'));
+      expect(listSpans(await storedDoc(server.database.db, low))).toHaveLength(30);
+
+      // The same with room to spare compacts: the first was put off, not never tried.
+      free = 10_000 * MIB;
+      const roomy = layerRoom(2, ALICE);
+      await edit(roomy);
+      await waitFor(async () => (await kinds(roomy)).join() === 'snapshot', 'the second room compacted');
+      expect(listSpans(await storedDoc(server.database.db, roomy))).toHaveLength(30);
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -37,6 +37,12 @@ export interface OpenDatabase {
   executeEach: ((statement: PreparedStatement, rows: readonly (readonly StatementParam[])[]) => Promise<void>) | null;
   /** On PGlite, its VACUUM and CHECKPOINT upkeep; null on PostgreSQL, which does its own. */
   maintenance: PgliteMaintenance | null;
+  /**
+   * On PGlite on disk, why a write that may take `diskBytes` of disk must not go ahead now (null:
+   * it may): for writes whose size their values do not tell (see DiskGuard.roomForDisk). Null
+   * on PostgreSQL and in memory.
+   */
+  diskRoomFor: ((diskBytes: number) => string | null) | null;
   close(): Promise<void>;
 }
 
@@ -321,7 +327,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     await db.destroy();
     await unlock?.();
   };
-  return { db, kind, executeEach, maintenance, close };
+  const guard = diskGuard as DiskGuard | null;
+  const diskRoomFor = guard ? (diskBytes: number) => guard.roomForDisk(diskBytes) : null;
+  return { db, kind, executeEach, maintenance, diskRoomFor, close };
 }
 
 /** The staging folders this process is creating clusters in (see ensureCluster). */

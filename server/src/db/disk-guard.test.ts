@@ -58,6 +58,15 @@ describe('disk guard: when it measures the free space', () => {
     expect(readings.count).toBe(before + 10);
   });
 
+  it('counts a write known by the disk it may take as that much, not as values', () => {
+    let free = 64 * mib + 100 * mib;
+    watch(() => free);
+    expect(guard!.roomForDisk(90 * mib)).toBeNull(); // as values, 90 MiB would count three times over
+    free -= 90 * mib;
+    expect(guard!.roomForDisk(20 * mib)).toMatch(/has 74 MiB free, too little for a write that may take 20 MiB of disk with 64 MiB kept in reserve/);
+    expect(guard!.roomForDisk(9 * mib)).toBeNull();
+  });
+
   it('something else taking the space is seen at the next reading', async () => {
     let free = 10_000 * mib;
     watch(() => free);

@@ -38,6 +38,8 @@ export interface DiskGuard {
    * may have taken, and at least every REREAD_MS while writes go on.
    */
   roomFor(bytes: number): string | null;
+  /** The same for a write whose disk is known otherwise than by its values (a DELETE's WAL, say): `diskBytes` of disk. */
+  roomForDisk(diskBytes: number): string | null;
   stop(): void;
 }
 
@@ -121,21 +123,29 @@ export function startDiskGuard(options: DiskGuardOptions): DiskGuard {
       return refusing;
     },
     roomFor(bytes) {
-      const needed = bytes * DISK_PER_BYTE_WRITTEN;
-      const far = lastFree - spent - needed >= options.reserveBytes + NEAR_BYTES;
-      const free = far && performance.now() - readAt < REREAD_MS ? lastFree - spent : read() - spent;
-      const reserve = mib(options.reserveBytes);
-      if (free < options.reserveBytes) return refusal(free, `less than the ${reserve} MiB kept in reserve`);
-      if (free - needed < options.reserveBytes) {
-        return refusal(free, `too little for a write of ${mib(bytes)} MiB with ${reserve} MiB kept in reserve`);
-      }
-      spent += needed;
-      return null;
+      return room(bytes * DISK_PER_BYTE_WRITTEN, bytes);
+    },
+    roomForDisk(diskBytes) {
+      return room(diskBytes, null);
     },
     stop() {
       clearInterval(timer);
     },
   };
+
+  /** `valueBytes`: what the write's values come to (null: its disk is all that is known). */
+  function room(needed: number, valueBytes: number | null): string | null {
+    const far = lastFree - spent - needed >= options.reserveBytes + NEAR_BYTES;
+    const free = far && performance.now() - readAt < REREAD_MS ? lastFree - spent : read() - spent;
+    const reserve = mib(options.reserveBytes);
+    if (free < options.reserveBytes) return refusal(free, `less than the ${reserve} MiB kept in reserve`);
+    if (free - needed < options.reserveBytes) {
+      const write = valueBytes === null ? `a write that may take ${mib(needed)} MiB of disk` : `a write of ${mib(valueBytes)} MiB`;
+      return refusal(free, `too little for ${write} with ${reserve} MiB kept in reserve`);
+    }
+    spent += needed;
+    return null;
+  }
 
   function refusal(free: number, why: string): string {
     // While the free space cannot be measured, the last reading less what was written since stands.

@@ -5,7 +5,7 @@ import { addSpan, deleteAnnotation, listSpans } from '@spanwise/shared';
 import { databaseKinds, useTestDatabase } from '../../../test/harness.ts';
 import { cleanupPoison, findPoison, waitingPoisonLog } from '../../../test/updates.ts';
 import { SyncServer } from '../sync-server.ts';
-import { KyselyStore, READ_RUN_ROWS, WARM_UP_ROOM, type KyselyStoreOptions } from './kysely-store.ts';
+import { DELETED_ROW_WAL_BYTES, KyselyStore, READ_RUN_ROWS, WARM_UP_ROOM, type KyselyStoreOptions } from './kysely-store.ts';
 import { logMerger } from './log-merger.ts';
 import type { PreparedStatement } from '../../db/database.ts';
 
@@ -143,6 +143,23 @@ describe.each(databaseKinds())('KyselyStore (%s)', (kind) => {
     Y.applyUpdate(loaded, rows[0]!.data);
     expect(listSpans(loaded)).toHaveLength(30);
     expect(Y.encodeStateVector(loaded)).toEqual(Y.encodeStateVector(doc));
+  });
+
+  it('asks the disk for room for what deleting the merged rows may write, and puts the compaction off when there is none', async () => {
+    const asked: number[] = [];
+    let room: string | null = 'the disk holding the database has 70 MiB free, too little';
+    const store = storeWith({ compactAfterRows: 1000, log: silent, diskRoomFor: (bytes) => (asked.push(bytes), room) });
+    const doc = new Y.Doc();
+    for (let i = 0; i < 30; i++) await store.append('r-disk', [spanUpdate(doc, `L${i}`, i)]);
+    const refused = await store.compact('r-disk').then(() => null, (err: unknown) => err);
+    expect(refused).toMatchObject({ code: '53100', message: expect.stringContaining('too little') });
+    // A page's full image per row at worst.
+    expect(asked).toEqual([30 * DELETED_ROW_WAL_BYTES]);
+    const kinds = async () => (await db.current.db.selectFrom('sync_updates').select('kind').where('room', '=', 'r-disk').execute()).map((r) => r.kind);
+    expect(await kinds()).toEqual(Array(30).fill('update'));
+    room = null;
+    expect(await store.compact('r-disk')).toBe(30);
+    expect(await kinds()).toEqual(['snapshot']);
   });
 
   it('sets aside a snapshot that no longer decodes when compacting, and keeps the rest', async () => {

@@ -13,7 +13,7 @@ import pg from 'pg';
 import type { Database } from '../../db/types.ts';
 import type { OpenDatabase, PreparedStatement } from '../../db/database.ts';
 import { DEFAULT_STORE_WRITE_DEADLINE_MS, withDeadline } from '../../db/deadlines.ts';
-import { isDiskFull, withoutQueueLimits } from '../../db/pglite-dialect.ts';
+import { isDiskFull, StorageFullError, withoutQueueLimits } from '../../db/pglite-dialect.ts';
 import type { StoredUpdate, SyncLogger, SyncObserver, SyncStore } from '../types.ts';
 import { logMerger, type LogMerger } from './log-merger.ts';
 import { waitAtMost } from '../wait-at-most.ts';
@@ -36,6 +36,11 @@ export interface KyselyStoreOptions {
    * goes through it.
    */
   executeEach?: OpenDatabase['executeEach'];
+  /**
+   * Embedded PGlite on disk (OpenDatabase.diskRoomFor): asked before a compaction's write, whose
+   * DELETE may write far more WAL than its parameters tell the database's own check.
+   */
+  diskRoomFor?: OpenDatabase['diskRoomFor'];
   /**
    * On PostgreSQL, how long an append's query may go unanswered before it is cancelled (and,
    * if it does not end then, abandoned with its connection) and the append fails: the room
@@ -75,6 +80,8 @@ const FAILED_ROOMS_KEPT = 10_000;
 
 /** Rows per INSERT. */
 const MAX_ROWS_PER_INSERT = 5_000;
+/** WAL a deleted row may write at worst: a full image of its page (BLCKSZ), and its own record. */
+export const DELETED_ROW_WAL_BYTES = 8192 + 64;
 /** Bytes of updates per literal INSERT (twice that in hex): keeps a statement's text modest. */
 const MAX_LITERAL_BYTES_PER_INSERT = 4 * 1024 * 1024;
 /** An update larger than this goes as a bound parameter, in a statement of its own. */
@@ -542,6 +549,12 @@ export class KyselyStore implements SyncStore {
     const badIds = new Set(bad.map((b) => b.id));
     const good = rows.filter((r) => !badIds.has(r.id)).map(({ id, version }) => ({ id, version }));
     rows = []; // (the log's bytes are not needed any more)
+    // The first change to a page after a checkpoint writes the whole page to the WAL, and one
+    // room's rows lie on pages shared with other rooms': deleting them can write a page per row
+    // (5,000 rows wrote 36 MB), which PGlite out of disk mid-WAL would not survive. Put off like
+    // any write the disk has no room for (see #putOff).
+    const reason = this.options.diskRoomFor?.(good.length * DELETED_ROW_WAL_BYTES) ?? null;
+    if (reason !== null) throw new StorageFullError(reason);
     const replaced = await this.db
       .transaction()
       .execute(async (trx) => {
