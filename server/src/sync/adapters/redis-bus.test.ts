@@ -468,7 +468,7 @@ describe.runIf(url)('RedisBus', () => {
   it('sweeps only when its own last beat is fresh, and lists the rooms again once swept itself', async () => {
     const raw = new Redis(url!);
     const set = `${prefix}sweep:@instances`;
-    const beat = (id: string) => raw.eval(HEARTBEAT_SCRIPT, 1, set, id, '1000', `${prefix}sweep:`, '1000', '3600000', '60000', '1000', '1000') as Promise<[number, number, number, number]>;
+    const beat = (id: string) => raw.eval(HEARTBEAT_SCRIPT, 1, set, id, '1000', `${prefix}sweep:`, '1000', '3600000', '60000', '1000', '1000', '1') as Promise<[number, number, number, number]>;
     try {
       const [seconds, micros] = await raw.time();
       const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
@@ -500,6 +500,41 @@ describe.runIf(url)('RedisBus', () => {
     }
   });
 
+  it('takes no one for gone until its own beats have gone on without a break for the stale time (an outage cut every instance off)', async () => {
+    const a = new RedisBus({ url: url!, instanceId: 'judge', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, heartbeatMs: 50, instanceStaleMs: 800 });
+    buses.push(a);
+    const raw = new Redis(url!);
+    const instances = `${prefix}@instances`;
+    const redisNow = async () => {
+      const [seconds, micros] = await raw.time();
+      return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    };
+    try {
+      await new Promise((r) => setTimeout(r, 900)); // beating without a break past the stale time
+      // Redis stopped answering everyone for a while: a's last beat and another's are both old.
+      const then = (await redisNow()) - 5_000;
+      await raw.multi().zadd(instances, then, 'judge', then, 'sleeper').sadd(`${prefix}@rooms:sleeper`, 'room-sl').exec();
+      await new Promise((r) => setTimeout(r, 300)); // a's beats are back (the first stale, the rest fresh); the other's not yet
+      expect(await raw.zscore(instances, 'sleeper')).not.toBeNull();
+      // Back too, within the stale time of a's return, and beating from then on.
+      const sleeperBeats = setInterval(() => void redisNow().then((now) => raw.zadd(instances, now, 'sleeper')), 100);
+      try {
+        await raw.zadd(instances, await redisNow(), 'sleeper');
+        await new Promise((r) => setTimeout(r, 1_000));
+      } finally {
+        clearInterval(sleeperBeats);
+      }
+      expect(await raw.zscore(instances, 'sleeper')).not.toBeNull();
+      expect(await raw.sismember(`${prefix}@rooms:sleeper`, 'room-sl')).toBe(1);
+      // One that does not come back is taken for gone.
+      await raw.multi().zadd(instances, (await redisNow()) - 5_000, 'gone').sadd(`${prefix}@rooms:gone`, 'room-gone').exec();
+      expect(await eventually(async () => (await raw.zscore(instances, 'gone')) === null)).toBe(true);
+    } finally {
+      await raw.multi().zrem(instances, 'sleeper', 'gone').del(`${prefix}@rooms:sleeper`, `${prefix}@rooms:gone`, `${prefix}room-gone`).exec();
+      await raw.quit();
+    }
+  });
+
   it('lists its rooms again after a stale beat of its own, whatever its set holds (another may have begun to sweep it)', async () => {
     const b = new RedisBus({ url: url!, instanceId: 'stale', maxLen: 1000, log: silent, keyPrefix: prefix, blockMs: 1000, heartbeatMs: 50 });
     buses.push(b);
@@ -519,7 +554,7 @@ describe.runIf(url)('RedisBus', () => {
   it('reloads the rooms of instances gone a bounded number a beat, and removes each once all its rooms are done', async () => {
     const raw = new Redis(url!);
     const set = `${prefix}bounded:@instances`;
-    const beat = (id: string) => raw.eval(HEARTBEAT_SCRIPT, 1, set, id, '1000', `${prefix}bounded:`, '1000', '3600000', '60000', '1000', '4') as Promise<[number, number, number, number]>;
+    const beat = (id: string) => raw.eval(HEARTBEAT_SCRIPT, 1, set, id, '1000', `${prefix}bounded:`, '1000', '3600000', '60000', '1000', '4', '1') as Promise<[number, number, number, number]>;
     const rooms = (id: string, n: number) => Array.from({ length: n }, (_, i) => `${id}-room-${i}`);
     try {
       const [seconds, micros] = await raw.time();

@@ -186,7 +186,9 @@ const ACTIVITY_READ_COUNT = 10_000;
  * One heartbeat, atomically on Redis' clock. Marks this instance (ARGV[1]) alive now in the
  * sorted set KEYS[1] and keeps its rooms' set (`<prefix>@rooms:<id>`) from expiring. Then, unless
  * its own last beat is missing or stale (an instance that was cut off from Redis cannot tell who
- * else was: it sweeps next time), takes members silent for longer than ARGV[2] ms and adds a
+ * else was: it sweeps next time), or ARGV[9] is not 1 (the instance has not beaten without a
+ * break for the stale time yet: after an outage that cut every instance off, the others may
+ * still be reconnecting, and would be taken for dead), takes members silent for longer than ARGV[2] ms and adds a
  * `reload` entry, under the gone one's id, to the stream of each room it held (the stream then
  * expires ARGV[6] ms later, as every write to one does), announced on the activity stream (kept
  * to about ARGV[7] entries). At most ARGV[8] rooms a beat, taken out of the gone one's set as
@@ -207,6 +209,7 @@ redis.call('PEXPIRE', prefix .. '@rooms:' .. ARGV[1], ARGV[5])
 local listed = redis.call('SCARD', prefix .. '@rooms:' .. ARGV[1])
 if not mine then return {0, 0, 0, listed} end
 if now - tonumber(mine) > stale then return {2, 0, 0, listed} end
+if ARGV[9] ~= '1' then return {1, 0, 0, listed} end
 local budget = tonumber(ARGV[8])
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - stale, 'LIMIT', 0, 100)
 local removed = 0
@@ -309,6 +312,8 @@ export class RedisBus implements SyncBus {
   /** Whether this instance has beaten its heartbeat once: after that, missing from the set means swept. */
   #beaten = false;
   #heartbeatFailing = false;
+  /** Since when this instance's beats have reached Redis without a break past the stale time (null: the last failed). */
+  #beatingSince: number | null = null;
   #beating: Promise<void> | null = null;
   readonly #heartbeat: NodeJS.Timeout;
   readonly #loop: Promise<void>;
@@ -824,14 +829,20 @@ export class RedisBus implements SyncBus {
         String(this.#streamTtlMs),
         String(ACTIVITY_MAX_LEN),
         String(SWEEP_ROOMS_PER_BEAT),
+        this.#beatingSince !== null && performance.now() - this.#beatingSince >= this.#staleMs ? '1' : '0',
       )) as [number, number, number, number];
       this.#heartbeatFailing = false;
     } catch (err) {
       if (!this.#heartbeatFailing) this.options.log.error('redis_heartbeat_failed', { error: String(err) });
       this.#heartbeatFailing = true;
+      this.#beatingSince = null;
       return;
     }
     const [wasThere, gone, reloads, listed] = reply;
+    // A beat that found its last one missing or stale starts a run of beats afresh (and so does
+    // the first that answers after one failed: whether that one reached Redis is not known).
+    if (wasThere !== 1) this.#beatingSince = performance.now();
+    else this.#beatingSince ??= performance.now();
     if (gone > 0 || reloads > 0) this.options.log.warn('redis_instances_gone', { instances: gone, reloads });
     // The rooms it holds, and those it left whose entries still wait to go out. (A relisting
     // that fails part-way is tried again at the next beat: the set still holds too few.)
