@@ -479,12 +479,18 @@ export class Connection implements RoomPeer {
             return;
           }
         }
-        if (
-          this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED ||
-          live.size > MAX_AWARENESS_CLIENTS ||
-          !this.room.admitPresenceIds(this.info.userId, introduced) // (last: it counts what it admits)
-        ) {
+        if (this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED || live.size > MAX_AWARENESS_CLIENTS) {
           return this.#refuse('rate_limited', CloseCode.rateLimited, 'too many presence ids on one socket');
+        }
+        // (Last: it counts what it admits.) A user past their own share is closed as a socket
+        // past its own is; a room that others have filled leaves this message unapplied, as
+        // the byte bounds above do, without closing a socket that did nothing wrong.
+        const past = this.room.admitPresenceIds(this.info.userId, introduced);
+        if (past === 'user') return this.#refuse('rate_limited', CloseCode.rateLimited, 'too many presence ids from one user');
+        if (past === 'room') {
+          this.observer.error?.('presence_dropped');
+          this.log.warn('sync_presence_dropped', { room: this.room.name, userId: this.info.userId, past: 'room_ids', roomIds: this.room.awareness.meta.size });
+          return;
         }
         this.#introduced += introduced;
         if (drop.size === entries.length) return;

@@ -444,13 +444,13 @@ export class Room {
   }
 
   /**
-   * Counts `count` presence ids that `userId` is the first to show this room; false (counting
-   * nothing) past what one user may show it in a while, or past what the room remembers at most
-   * (see forgetToMakeRoom).
+   * Counts `count` presence ids that `userId` is the first to show this room; null when admitted,
+   * else (counting nothing) what it is past: `user`, what one user may show it in a while, or
+   * `room`, what the room remembers at most (see forgetToMakeRoom).
    */
-  admitPresenceIds(userId: number, count: number, now = Date.now()): boolean {
-    if (count === 0) return true;
-    if (this.awareness.meta.size + count > MAX_ROOM_PRESENCE_IDS) return false;
+  admitPresenceIds(userId: number, count: number, now = Date.now()): 'user' | 'room' | null {
+    if (count === 0) return null;
+    if (this.awareness.meta.size + count > MAX_ROOM_PRESENCE_IDS) return 'room';
     let shown = this.#presenceShownBy.get(userId);
     if (!shown && this.#presenceShownBy.size >= PRESENCE_MEMORY && now - this.#shownByScannedAt >= PRESENCE_SCAN_MS) {
       // A room open for days sees many users come and go: forget those whose window has passed
@@ -462,9 +462,9 @@ export class Room {
       shown = { count: 0, since: now };
       this.#presenceShownBy.set(userId, shown);
     }
-    if (shown.count + count > MAX_PRESENCE_IDS_PER_USER) return false;
+    if (shown.count + count > MAX_PRESENCE_IDS_PER_USER) return 'user';
     shown.count += count;
-    return true;
+    return null;
   }
 
   /** Bytes held here: updates waiting to be stored, and peers' frames waiting their turn. */

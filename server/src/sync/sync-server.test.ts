@@ -1285,10 +1285,10 @@ describe('SyncServer', () => {
     const t = Date.now() + 10 * awarenessProtocol.outdatedTimeout;
     room.forgetOldPresence(t, true); // a scan just now: the next is a second away
     for (const id of range(1, MAX_ROOM_PRESENCE_IDS)) room.awareness.meta.set(id, { clock: 1, lastUpdated: 0 });
-    expect(room.admitPresenceIds(5, 1, t + 10)).toBe(false); // (it only counts)
+    expect(room.admitPresenceIds(5, 1, t + 10)).toBe('room'); // (it only counts)
     expect(room.forgetToMakeRoom(1, t + 10)).toBe(true);
     expect(room.awareness.meta.size).toBeLessThan(10);
-    expect(room.admitPresenceIds(5, 1, t + 10)).toBe(true);
+    expect(room.admitPresenceIds(5, 1, t + 10)).toBeNull();
     expect(room.forgetToMakeRoom(1, t + 10)).toBe(false);
   });
 
@@ -1334,6 +1334,29 @@ describe('SyncServer', () => {
     expect(sockets[8]!.closedWith).toBe(CloseCode.rateLimited);
     expect(keeper.closedWith).toBeNull();
     expect(server.rooms.get('doc:1:user:1')!.awareness.meta.size).toBeLessThanOrEqual(MAX_PRESENCE_IDS_PER_USER + 1);
+  });
+
+  it('leaves unapplied, without closing its socket, a newcomer’s presence when other users have filled the room’s memory of ids', async () => {
+    const errors: string[] = [];
+    const server = new SyncServer({ store: new MemoryStore(), log: silent, observer: { error: (kind) => errors.push(kind) }, limits: { ...limits, maxAwarenessBytes: 64 * 1024 } });
+    const socket = new MemorySocket();
+    const conn = join(server, socket, { room: 'doc:1:user:1', userId: 9, readOnly: false });
+    await flushed(server);
+    const room = server.rooms.get('doc:1:user:1')!;
+    // Filled by others just now (ids none of them can be forgotten for yet).
+    const now = Date.now();
+    for (const id of range(1_000, 1_000 + MAX_ROOM_PRESENCE_IDS)) room.awareness.meta.set(id, { clock: 1, lastUpdated: now });
+    conn.receive(rawPresence([[7, 1, { user: { id: 9 } }]]));
+    await flushed(server);
+    expect(socket.closedWith).toBeNull();
+    expect(room.awareness.getStates().has(7)).toBe(false);
+    expect(errors).toEqual(['presence_dropped']);
+    // Its document sync goes on.
+    const doc = new Y.Doc();
+    addSpan(doc, { label: 'ORG', start: 0, end: 1, quote: 'x', author: 9 });
+    conn.receive(updateMessage(Y.encodeStateAsUpdate(doc)));
+    await flushed(server);
+    expect(listSpans(room.doc)).toHaveLength(1);
   });
 
   it('counts presence states that come back after their removal, and closes a socket that shows too many ids', async () => {
