@@ -90,6 +90,25 @@ export class TokenBucket {
 }
 
 /**
+ * Whether each client's deleted ranges in `ds` are in order, not overlapping and not empty, as
+ * Yjs writes them (it sorts and merges every delete set it encodes). Yjs and deletedAlready walk
+ * the doc's structs in each range as they find it: the same range repeated 100,000 times in a
+ * 300 KB frame held the event loop half a second, 1.3 million times 5 s, for the writer's own
+ * layer of 2,000 deleted entries. In order, the walks cost no more than the ranges and the
+ * structs they cover.
+ */
+export function orderedDeleteSet(ds: ReturnType<typeof Y.decodeUpdate>['ds']): boolean {
+  for (const ranges of ds.clients.values()) {
+    let end = 0;
+    for (const { clock, len } of ranges) {
+      if (!(len >= 1) || clock < end) return false;
+      end = clock + len;
+    }
+  }
+  return true;
+}
+
+/**
  * Whether `doc` has deleted already everything `ds` deletes: every range within content it holds
  * (below its state for that client), and each struct there deleted. Not while it holds content
  * or deletions waiting for others (those would be applied with it).
@@ -542,6 +561,7 @@ export class Connection implements RoomPeer {
           return;
         }
         const { structs, ds } = Y.decodeUpdate(update); // throws unless the whole update decodes
+        if (!orderedDeleteSet(ds)) throw new ProtocolError('deleted ranges out of order, overlapping or empty');
         this.#documentFrames++;
         // Nothing to store (a new client's empty step 2, or one reconnecting whose deletions the
         // doc has every one of: a step 2 carries the whole delete set): told so at once, unless updates

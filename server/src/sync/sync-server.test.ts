@@ -1612,6 +1612,71 @@ describe('SyncServer', () => {
     expect(errors).toContainEqual({ event: 'sync_unsaved_on_close', fields: { updates: 2, rooms: ['doc:1:user:1'] } });
   });
 
+  it('refuses an update whose deleted ranges repeat or overlap (each walk of the doc repeated), and takes those Yjs writes, merged or not', async () => {
+    const store = new MemoryStore();
+    const server = new SyncServer({ store, log: silent, limits });
+    const writer = new MemorySocket();
+    const conn = join(server, writer);
+    server.connect(new MemorySocket(), info()); // (keeps the room open throughout)
+    await flushed(server);
+    // The writer's layer holds deleted entries, as a day's relabelling leaves.
+    const doc = new Y.Doc();
+    const ids = Array.from({ length: 50 }, (_, i) => addSpan(doc, { label: 'ORG', start: i, end: i + 1, quote: 'x', author: 1 }));
+    const before = Y.encodeStateAsUpdate(doc);
+    const edits: Uint8Array[] = [];
+    doc.on('update', (u: Uint8Array) => edits.push(u));
+    for (const id of ids.slice(0, 40)) deleteAnnotation(doc, id);
+    // Sound: the edits one by one, merged into one, and the whole doc (Yjs sorts and merges what it writes).
+    conn.receive(updateMessage(before));
+    conn.receive(updateMessage(edits[0]!));
+    conn.receive(updateMessage(Y.mergeUpdates(edits.slice(1))));
+    conn.receive(updateMessage(Y.encodeStateAsUpdate(doc)));
+    await flushed(server);
+    expect(writer.closedWith).toBeNull();
+    expect(listSpans(server.rooms.get('doc:1:user:1')!.doc)).toHaveLength(10);
+    const stored = store.rooms.get('doc:1:user:1')!.length;
+    /** An update with `structs` (one new span, or none) and this client's range deleted `times` over. */
+    const repeated = (times: number, withContent: boolean) => {
+      const e = encoding.createEncoder();
+      if (withContent) {
+        const more = new Y.Doc();
+        Y.applyUpdate(more, Y.encodeStateAsUpdate(doc));
+        let update!: Uint8Array;
+        more.on('update', (u: Uint8Array) => (update = u));
+        addSpan(more, { label: 'GPE', start: 60, end: 61, quote: 'y', author: 1 });
+        expect(update.at(-1)).toBe(0); // (the edit's delete set: no clients)
+        encoding.writeUint8Array(e, update.subarray(0, -1));
+      } else {
+        encoding.writeVarUint(e, 0); // no structs
+      }
+      encoding.writeVarUint(e, 1);
+      encoding.writeVarUint(e, doc.clientID);
+      encoding.writeVarUint(e, times);
+      for (let i = 0; i < times; i++) {
+        encoding.writeVarUint(e, 0);
+        encoding.writeVarUint(e, Y.getState(doc.store, doc.clientID));
+      }
+      const update = encoding.toUint8Array(e);
+      expect(Y.decodeUpdate(update).ds.clients.get(doc.clientID)).toHaveLength(times); // (it decodes)
+      return update;
+    };
+    for (const withContent of [false, true]) {
+      const socket = new MemorySocket();
+      const attacker = join(server, socket);
+      await flushed(server);
+      attacker.receive(updateMessage(repeated(10_000, withContent)));
+      await flushed(server);
+      expect(socket.closedWith, String(withContent)).toBe(CloseCode.malformed);
+    }
+    expect(store.rooms.get('doc:1:user:1')).toHaveLength(stored);
+    // Once is how Yjs writes it: taken (the new span, and everything of that client's deleted).
+    const once = new MemorySocket();
+    join(server, once).receive(updateMessage(repeated(1, true)));
+    await flushed(server);
+    expect(once.closedWith).toBeNull();
+    expect(listSpans(server.rooms.get('doc:1:user:1')!.doc).map((span) => span.label)).toEqual(['GPE']);
+  });
+
   it('handles none of the frames behind a malformed one, though its client closed the socket right after sending them', async () => {
     const store = new MemoryStore();
     const errors: string[] = [];
