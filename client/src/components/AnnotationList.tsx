@@ -13,6 +13,8 @@ export function AnnotationList(props: {
   spans: SpanAnnotation[];
   colorOf: (label: string) => string;
   onShow: (id: string) => void;
+  /** A text offset as shown (and as the exports count: in code points). */
+  offsetOf: (utf16: number) => number;
   /** Absent on a layer this user may not change: no Delete buttons then. */
   onDelete?: (id: string) => void;
 }) {
@@ -29,7 +31,7 @@ export function AnnotationList(props: {
                 <button
                   type="button"
                   class="annotation"
-                  aria-label={`Show “${shorten(span().quote, 40)}”, ${span().start} to ${span().end}`}
+                  aria-label={`Show “${shorten(span().quote, 40)}”, ${props.offsetOf(span().start)} to ${props.offsetOf(span().end)}`}
                   onClick={() => props.onShow(span().id)}
                 >
                   <span class="chip" style={{ '--c': props.colorOf(span().label) }}>
@@ -40,7 +42,7 @@ export function AnnotationList(props: {
                     <span class="attr">{span().attributes.stance}</span>
                   </Show>
                   <span class="offsets">
-                    {span().start}–{span().end}
+                    {props.offsetOf(span().start)}–{props.offsetOf(span().end)}
                   </span>
                 </button>
                 <Show when={props.onDelete}>

@@ -30,6 +30,8 @@ export function ArticleText(props: {
    * clears the selection) or shown, however the selection was made.
    */
   keyboardFrom?: (place: (at: { start: number; end: number }) => void) => void;
+  /** How much of the window's top something stays over (a sticky bar): a selection there is out of view. */
+  topInset?: () => number;
 }) {
   let container!: HTMLDivElement;
 
@@ -57,9 +59,10 @@ export function ArticleText(props: {
     if (!range) return;
     lastAt = { start, end };
     window.getSelection()?.setBaseAndExtent(range.startContainer, range.startOffset, range.endContainer, range.endOffset);
-    // (The arrows' own scrolling is taken: keep the selection in view.)
+    // (The arrows' own scrolling is taken: keep the selection in view, in the middle of what is seen.)
     const box = range.getBoundingClientRect();
-    if (box.top < 0 || box.bottom > window.innerHeight) window.scrollBy(0, box.top - window.innerHeight / 2);
+    const top = props.topInset?.() ?? 0;
+    if (box.top < top || box.bottom > window.innerHeight) window.scrollBy(0, box.top - (top + window.innerHeight) / 2);
   };
   const onKeyDown = (e: KeyboardEvent) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;

@@ -4,7 +4,7 @@
  * connection state. Mounted per layer; unmounting closes the layer.
  */
 import { useBeforeLeave } from '@solidjs/router';
-import { createEffect, createMemo, createSelector, createSignal, onCleanup, Show } from 'solid-js';
+import { createEffect, createMemo, createSelector, createSignal, onCleanup, onMount, Show } from 'solid-js';
 import type { LabelSchema } from '@spanwise/shared/schema';
 import { CloseCode, FINAL_CLOSE_CODES } from '@spanwise/shared/protocol';
 import { errorMessage } from '../api/client.ts';
@@ -18,6 +18,9 @@ import { isTypingTarget, keepingSelection, selectionOffsets, trimOffsets } from 
 import type { DocStatus } from '../stores/doc-status.ts';
 import type { LayerOption } from '../stores/layer-choice.ts';
 import { createLayerSpans } from '../stores/layer-spans.ts';
+import { createUndo } from '../stores/undo.ts';
+import { snapToWords } from '../lib/word-snap.ts';
+import { offsetMapper } from '@spanwise/shared/offsets';
 import { useMe, useSession } from '../stores/session.tsx';
 import { createSpanTree } from '../stores/span-tree.ts';
 import { closedBanner } from '../sync/closed-text.ts';
@@ -167,6 +170,9 @@ function OpenedLayerWorkspace(
   // (Not one of this page's own: a label clears the selection it was made on, and putting one
   // back makes the browser lay out the whole article, ~0.2 s on a long one.)
   const spans = createLayerSpans(layer.doc, (apply, local) => (local ? apply() : keepingSelection(article, apply)));
+  const history = createUndo(layer.doc);
+  // Offsets shown as the exports count them: in code points (an emoji is one, not two).
+  const offsets = createMemo(() => offsetMapper(props.text));
   const blocks = createSpanTree(spans.spans, () => props.text);
   const colors = createMemo(() => new Map(props.schema.spans.map((l) => [l.name, l.color])));
   const colorOf = (label: string) => colors().get(label) ?? '#9e9e9e';
@@ -182,6 +188,16 @@ function OpenedLayerWorkspace(
   };
 
   let article!: HTMLDivElement;
+  /** The bar of labels and status, which stays at the top of the window over the article. */
+  let bar!: HTMLDivElement;
+  // What scrolls into view (a span shown, the article focused from the keyboard) does so below
+  // the bar, not under it.
+  const barSize = new ResizeObserver(() => (document.documentElement.style.scrollPaddingTop = `${bar.offsetHeight + 8}px`));
+  onMount(() => barSize.observe(bar));
+  onCleanup(() => {
+    barSize.disconnect();
+    document.documentElement.style.scrollPaddingTop = '';
+  });
   let flashTimer: ReturnType<typeof setTimeout> | undefined;
   const flash = (id: string) => {
     setFocused(id);
@@ -231,16 +247,27 @@ function OpenedLayerWorkspace(
     if (why) setHint(why);
     else edit(...args);
   };
-  const applyLabel = (label: string) => {
+  /** `exact`: the selection as it is, not snapped out to whole words (Alt with a label button). */
+  const applyLabel = (label: string, exact = false) => {
     const why = locked();
     if (why) {
       setHint(why);
       return;
     }
     const raw = selectionOffsets(article);
-    const range = raw && trimOffsets(props.text, raw.start, raw.end);
+    const trimmed = raw && trimOffsets(props.text, raw.start, raw.end);
+    const range = trimmed && !exact ? snapToWords(props.text, trimmed.start, trimmed.end) : trimmed;
     if (!range) {
       setHint('Select some text in the article first.');
+      return;
+    }
+    // The same text with the same label already: shown, not made twice (it would count twice
+    // in every export and in agreement).
+    const twin = spans.spans().find((s) => s.start === range.start && s.end === range.end && s.label === label);
+    if (twin) {
+      window.getSelection()?.removeAllRanges();
+      showSpan(twin.id);
+      setHint(`That text is labelled ${label} already.`);
       return;
     }
     setHint(null);
@@ -281,9 +308,22 @@ function OpenedLayerWorkspace(
     if (popover() && popoverSpans().length === 0) setPopover(null);
   });
 
+  const undoOrRedo = (redo: boolean) =>
+    editing(() => {
+      if (!(redo ? history.redo() : history.undo())) setHint(redo ? 'Nothing to redo.' : 'Nothing of yours to undo on this page.');
+      else setHint(null);
+    })();
   const onKey = (e: KeyboardEvent) => {
     if (e.key === 'Escape') {
       setPopover(null);
+      return;
+    }
+    // Ctrl+Z (⌘Z) undoes this page's last edit; Ctrl+Shift+Z or Ctrl+Y redoes it. Not in a
+    // field, which has its own.
+    const letter = e.key.toLowerCase();
+    if ((e.ctrlKey || e.metaKey) && !e.altKey && (letter === 'z' || letter === 'y') && !e.defaultPrevented && !isTypingTarget(e.target)) {
+      e.preventDefault();
+      undoOrRedo(letter === 'y' || e.shiftKey);
       return;
     }
     if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || isTypingTarget(e.target)) return;
@@ -326,8 +366,30 @@ function OpenedLayerWorkspace(
   return (
     <div class="workspace" data-unsaved={layer.unsaved() ? '' : undefined}>
       <div class="workspace-main">
-        <div class="workspace-bar">
-          <LabelPalette labels={props.schema.spans} onApply={applyLabel} hint={hint()} disabled={locked() !== null} />
+        <div class="workspace-bar" ref={(el) => (bar = el)}>
+          <LabelPalette labels={props.schema.spans} onApply={applyLabel} hint={hint() ?? locked()} disabled={locked() !== null} />
+          <div class="history" role="group" aria-label="History">
+            <button
+              type="button"
+              aria-keyshortcuts="Control+Z Meta+Z"
+              title="Undo your last edit on this page (Ctrl+Z)"
+              disabled={locked() !== null || !history.canUndo()}
+              onMouseDown={(e) => e.preventDefault()}
+              onClick={() => undoOrRedo(false)}
+            >
+              Undo
+            </button>
+            <button
+              type="button"
+              aria-keyshortcuts="Control+Shift+Z Control+Y Meta+Shift+Z"
+              title="Redo (Ctrl+Shift+Z)"
+              disabled={locked() !== null || !history.canRedo()}
+              onMouseDown={(e) => e.preventDefault()}
+              onClick={() => undoOrRedo(true)}
+            >
+              Redo
+            </button>
+          </div>
           <ConnectionStatus
             connection={goingAway() ? 'connecting' : layer.connection()}
             closedCode={layer.closedCode()}
@@ -392,6 +454,7 @@ function OpenedLayerWorkspace(
           ref={(el) => (article = el)}
           onSpanClick={(ids, x, y) => setPopover({ ids, x, y })}
           keyboardFrom={(place) => (keyboardFrom = place)}
+          topInset={() => Math.max(0, bar.getBoundingClientRect().bottom)}
         />
       </div>
       <aside class="workspace-side">
@@ -400,6 +463,7 @@ function OpenedLayerWorkspace(
           spans={spans.spans()}
           colorOf={colorOf}
           onShow={showSpan}
+          offsetOf={(i) => offsets().toCodePointOffset(i)}
           onDelete={locked() === null ? editing((id: string) => spans.remove(id)) : undefined}
         />
       </aside>
