@@ -62,6 +62,13 @@ export function ExportPanel(props: { projectId: number; role: Role; mode: Projec
             )}
           </For>
         </fieldset>
+        <Show when={format() === 'conll'}>
+          <p class="export-note" role="note">
+            CoNLL gives each word one tag: where spans nest or overlap, the longest is kept and the
+            others are left out of the file (JSON lines, brat and W3C keep them all). To keep the
+            entities inside claims, leave the claim labels out here.
+          </p>
+        </Show>
         <Show when={chosen().length > 0} fallback={<p class="muted">Choose at least one label to download.</p>}>
           <a class="button" href={href()} download="">
             Download
