@@ -19,8 +19,8 @@ const text = () =>
     .refine((v) => !LONE_SURROGATE.test(v), 'must not contain a lone surrogate (half of a UTF-16 pair)');
 
 export const loginBody = z.object({
-  username: text().trim().min(1).max(64),
-  password: text().min(1).max(256),
+  username: text().trim().min(1, 'enter a username').max(64, 'no username is longer than 64 characters'),
+  password: text().min(1, 'enter the password').max(256, 'no password is longer than 256 characters'),
 });
 
 export const newDocumentBody = z.object({

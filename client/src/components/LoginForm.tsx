@@ -11,10 +11,16 @@ export function LoginForm() {
     e.preventDefault();
     // Read before the first await: currentTarget is cleared once the handler returns.
     const fields = new FormData(e.currentTarget);
+    const username = String(fields.get('username') ?? '').trim();
+    // (The browser's own check lets spaces through.)
+    if (username === '') {
+      setError('Enter your username.');
+      return;
+    }
     setBusy(true);
     setError(null);
     try {
-      await session.signIn(String(fields.get('username') ?? '').trim(), String(fields.get('password') ?? ''));
+      await session.signIn(username, String(fields.get('password') ?? ''));
     } catch (err) {
       setError(err instanceof ApiError && err.status === 401 ? 'Wrong username or password.' : errorMessage(err));
       setBusy(false);
