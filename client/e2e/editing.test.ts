@@ -147,6 +147,35 @@ describe('editing a layer', () => {
     await page.close();
   });
 
+  it('lets Tab reach the article at once, past the header and the bar, and keeps Tab inside an open popover', async () => {
+    const text = 'Officials in Kyiv said Ukraine would respond.';
+    const { page } = await openAs(context, 'Tabs', text);
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent?.trim())).toBe('Skip to the content');
+    await page.keyboard.press('Enter');
+    expect(await page.evaluate(() => document.activeElement?.hasAttribute('data-article'))).toBe(true);
+    // A span's popover, from the keyboard: Tab and Shift+Tab go round its controls.
+    await page.keyboard.press('ArrowRight'); // Officials
+    await page.keyboard.press('3');
+    await waitFor(async () => (await spansOf(page)).length === 1, 'a span');
+    await page.keyboard.press('ArrowLeft'); // (back on it: the label cleared the selection)
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor(WAIT);
+    const inside = () => page.evaluate(() => !!document.activeElement?.closest('[role="dialog"]'));
+    for (let i = 0; i < 6; i++) {
+      await page.keyboard.press('Tab');
+      expect(await inside(), `Tab ${i + 1}`).toBe(true);
+    }
+    for (let i = 0; i < 6; i++) {
+      await page.keyboard.press('Shift+Tab');
+      expect(await inside(), `Shift+Tab ${i + 1}`).toBe(true);
+    }
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached', ...WAIT });
+    await page.close();
+  });
+
   it('keeps the keyboard’s selection in view below the bar that stays at the top of the window', async () => {
     const { page } = await openAs(context, 'Long enough to scroll', await seedText(20_000));
     const below = () =>

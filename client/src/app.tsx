@@ -66,10 +66,20 @@ function Shell(props: ParentProps) {
       { defer: true },
     ),
   );
+  // The first thing Tab reaches: past the header (and, on a document, the labels and the
+  // status) straight to the article, or to the page's content elsewhere.
+  const skip = (e: MouseEvent) => {
+    e.preventDefault();
+    const target = document.querySelector<HTMLElement>('[data-article]') ?? document.querySelector<HTMLElement>('main');
+    target?.focus();
+  };
   return (
     <>
+      <a class="skip-link" href="#content" onClick={skip}>
+        Skip to the content
+      </a>
       <Header />
-      <main>
+      <main id="content" tabindex="-1">
         {/* A page that fails to render (an answer it did not expect, say) says so, and the rest
             of the app — the header, the other pages — goes on; the layers are kept in IndexedDB. */}
         <ErrorBoundary

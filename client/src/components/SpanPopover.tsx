@@ -36,6 +36,23 @@ export function SpanPopover(props: {
   // peer) while the popover stays, the popover takes the focus rather than leave it nowhere.
   let focused: Element | null = null;
   const onFocusIn = (e: FocusEvent) => (focused = e.target as Element);
+  // Tab goes round inside while it is open (it sits at the end of the page: past its last
+  // control the focus would leave for nowhere, the popover still open); Esc closes it.
+  const onTab = (e: KeyboardEvent) => {
+    if (e.key !== 'Tab') return;
+    const controls = [...el.querySelectorAll<HTMLElement>('select, button, input, [href]')].filter((c) => !c.hasAttribute('disabled'));
+    if (controls.length === 0) return;
+    const first = controls[0]!;
+    const last = controls[controls.length - 1]!;
+    const at = document.activeElement;
+    if (e.shiftKey && (at === first || at === el)) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && at === last) {
+      e.preventDefault();
+      first.focus();
+    }
+  };
   const rowsGone = new MutationObserver(() => {
     const now = document.activeElement;
     if (focused && !focused.isConnected && (!now || now === document.body)) {
@@ -47,6 +64,7 @@ export function SpanPopover(props: {
     document.addEventListener('mousedown', onDown);
     before = document.activeElement;
     el.addEventListener('focusin', onFocusIn);
+    el.addEventListener('keydown', onTab);
     rowsGone.observe(el, { childList: true, subtree: true });
     el.focus();
   });
