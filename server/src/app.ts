@@ -73,7 +73,7 @@ function apiApp(deps: AppDeps, services: Services) {
     .route('/', authRoutes(services.auth, { secureCookies: deps.config.secureCookies, trustProxy: deps.config.trustProxy, throttle: new SignInThrottle(deps.db), addressThrottle: new SignInThrottle(deps.db, deps.config.signInAttemptsPerAddress) }))
     .route('/', projectsRoutes(services.projects, services.access, services.documents, services.users, { uploadStallMs: deps.config.uploadStallMs }))
     .route('/', documentsRoutes(services.access, services.documents))
-    .route('/', exportRoutes(services.access, services.projects, services.exports, deps.log, { trustProxy: deps.config.trustProxy, stallMs: deps.config.exportStallMs }))
+    .route('/', exportRoutes(services.access, services.projects, services.exports, deps.log, { trustProxy: deps.config.trustProxy, publicUrl: deps.config.publicUrl, stallMs: deps.config.exportStallMs }))
     .all('*', (c) => {
       throw new AppError(404, 'not_found', `no API route ${c.req.method} ${c.req.path}`);
     });

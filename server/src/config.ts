@@ -37,6 +37,8 @@ export interface Config {
    * `a.example`, `.example` (the domain and every name under it), or `*` (any).
    */
   allowedHosts: readonly string[];
+  /** The site's address as people reach it (an origin: `https://spanwise.example.org`), or null. */
+  publicUrl: string | null;
   /** Failed sign-ins one address may make in 10 minutes, whatever the usernames (10 for each). */
   signInAttemptsPerAddress: number;
   sessionTtlHours: number;
@@ -139,6 +141,13 @@ const envSchema = z.object({
   DEMO_PASSWORD: z.string().min(1).default('demo'),
   SECURE_COOKIES: bool.default(false),
   TRUST_PROXY: bool.default(false),
+  // An origin alone (scheme, host, port): what the W3C export's ids start with.
+  PUBLIC_URL: z
+    .string()
+    .url()
+    .refine((v) => /^https?:$/.test(new URL(v).protocol) && new URL(v).pathname === '/' && !new URL(v).search && !new URL(v).hash && !new URL(v).username, 'an http or https origin alone, such as https://spanwise.example.org')
+    .transform((v) => new URL(v).origin)
+    .optional(),
   ALLOWED_HOSTS: z
     .string()
     .transform((v) => v.split(',').map((entry) => entry.trim().toLowerCase().replace(/\.$/, '')).filter((entry) => entry !== ''))
@@ -238,7 +247,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     seedsDir: path.join(root, 'seeds'),
     secureCookies: e.SECURE_COOKIES,
     trustProxy: e.TRUST_PROXY,
-    allowedHosts: Object.freeze(e.ALLOWED_HOSTS),
+    // (The site's own name is answered for.)
+    allowedHosts: Object.freeze([...e.ALLOWED_HOSTS, ...(e.PUBLIC_URL ? [new URL(e.PUBLIC_URL).hostname] : [])]),
+    publicUrl: e.PUBLIC_URL ?? null,
     signInAttemptsPerAddress: e.SIGN_IN_ATTEMPTS_PER_ADDRESS,
     sessionTtlHours: e.SESSION_TTL_HOURS,
     exportStallMs: e.EXPORT_STALL_MS,

@@ -5,8 +5,15 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { layerRoom, type Me } from '@spanwise/shared';
-import { api, connectLayer, login, startTestServer, waitFor, type TestServer } from './harness.ts';
+import { addSpan, goldRoom, layerRoom, type Me } from '@spanwise/shared';
+import { loadConfig } from '../src/config.ts';
+import { api, connectLayer, login, startTestServer, storedRows, waitFor, type TestServer } from './harness.ts';
+
+/** The settings a server reads from these environment variables (over the test's own). */
+const loadConfigWith = (env: Record<string, string>) => {
+  const { publicUrl, allowedHosts } = loadConfig(env);
+  return { publicUrl, allowedHosts };
+};
 
 /** A GET with the Host header given (fetch will not send one of its own choosing). */
 function getWithHost(url: string, host: string): Promise<{ status: number; body: string }> {
@@ -82,6 +89,51 @@ describe('the names the server answers for (DNS rebinding)', () => {
     const listed = await openSocket(server, room, { cookie: alice, host: `spanwise.example.org:${server.port}`, origin: `http://spanwise.example.org:${server.port}` });
     expect(listed.opened).toBe(true);
     if (listed.opened) listed.ws.close();
+  });
+});
+
+describe('the site’s own address (PUBLIC_URL)', () => {
+  it('names the W3C export’s annotations the same whatever address the export was asked at, and is answered for', async () => {
+    const server = await startTestServer({ config: loadConfigWith({ PUBLIC_URL: 'https://spanwise.example.org/' }) });
+    try {
+      const admin = await login(server.url, 'admin');
+      // A span on the gold layer, for an annotation to name.
+      const gold = connectLayer(server.url, goldRoom(1), admin);
+      try {
+        await gold.synced;
+        addSpan(gold.doc, { label: 'ORG', start: 0, end: 3, quote: (await api<{ text: string }>(server.url, admin, '/api/documents/1')).body.text.slice(0, 3), author: 1 });
+        await waitFor(async () => (await storedRows(server.database.db, goldRoom(1))) > 0, 'the span stored');
+      } finally {
+        gold.destroy();
+      }
+      const ids = async (host: string) => {
+        const body = await new Promise<string>((resolve, reject) => {
+          const req = request(`${server.url}/api/projects/1/export?format=w3c`, { headers: { host, cookie: admin } }, (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk) => (text += chunk));
+            res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`${res.statusCode}: ${text}`))));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+        const collection = JSON.parse(body) as { id: string; first: { items: Array<{ id: string; target: { source: string } }> } };
+        return [collection.id, ...collection.first.items.flatMap((item) => [item.id, item.target.source])];
+      };
+      const viaLoopback = await ids(`127.0.0.1:${server.port}`);
+      expect(viaLoopback.length).toBeGreaterThan(1);
+      for (const id of viaLoopback) expect(id.startsWith('https://spanwise.example.org/'), id).toBe(true);
+      expect(await ids(`localhost:${server.port}`)).toEqual(viaLoopback);
+      expect(await ids('spanwise.example.org')).toEqual(viaLoopback); // (its name answered for, though not listed)
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('must be an http or https origin alone', () => {
+    expect(() => loadConfig({ PUBLIC_URL: 'https://spanwise.example.org/app' })).toThrow(/PUBLIC_URL: an http or https origin alone/);
+    expect(() => loadConfig({ PUBLIC_URL: 'ftp://spanwise.example.org' })).toThrow(/PUBLIC_URL/);
+    expect(loadConfig({ PUBLIC_URL: 'http://10.0.0.5:8080' }).publicUrl).toBe('http://10.0.0.5:8080');
   });
 });
 

@@ -243,6 +243,8 @@ export function exportRoutes(
   log: Logger,
   options: {
     trustProxy: boolean;
+    /** The site's address (PUBLIC_URL): the W3C ids' origin, whatever address the export was asked at. */
+    publicUrl?: string | null;
     /** How long a download may move no byte before it is cut off (EXPORT_STALL_MS). */
     stallMs: number;
   },
@@ -328,11 +330,13 @@ export function exportRoutes(
         askedAt = performance.now();
       });
       const documents = labels ? onlyLabels(all, new Set(labels.split(','))) : all;
-      // The W3C ids are addresses: behind a proxy that ends TLS, its X-Forwarded-Proto is the scheme.
+      // The W3C ids are addresses: the site's own (PUBLIC_URL), so that two exports name an
+      // annotation alike; else the one asked at (behind a proxy that ends TLS, its
+      // X-Forwarded-Proto is the scheme).
       const url = new URL(c.req.url);
       const forwardedProto = options.trustProxy ? c.req.header('x-forwarded-proto')?.split(',')[0]?.trim() : undefined;
       if (forwardedProto === 'https' || forwardedProto === 'http') url.protocol = `${forwardedProto}:`;
-      const origin = url.origin;
+      const origin = options.publicUrl ?? url.origin;
       const chunks =
         format === 'jsonl'
           ? perLayer(documents, 'jsonl')
