@@ -101,17 +101,53 @@ describe('editing a layer', () => {
     }
   });
 
-  it('snaps a dragged selection out to the whole words it touches, and takes it as it is with Alt and a label button', async () => {
+  it('snaps a selection dragged with the mouse out to the whole words it touches; takes one made otherwise, or with Alt and a label button, as it is', async () => {
     const text = 'The Pentagon says Iran is preparing to provide Russia with missiles.';
     const { page } = await openAs(context, 'Snap', text);
-    await selectText(page, text.indexOf('entagon'), text.indexOf('says') + 3);
+    /** Where in the window the middle of the character at `i` is. */
+    const at = (i: number) =>
+      page.locator('[data-article]').evaluate((el, index) => {
+        const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+        let seen = 0;
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+          const length = (node as Text).length;
+          if (index < seen + length) {
+            const range = document.createRange();
+            range.setStart(node, index - seen);
+            range.setEnd(node, index - seen + 1);
+            const box = range.getBoundingClientRect();
+            return { x: box.left + box.width / 2, y: box.top + box.height / 2 };
+          }
+          seen += length;
+        }
+        throw new Error('no such character');
+      }, i);
+    const drag = async (from: number, to: number) => {
+      const a = await at(from);
+      const b = await at(to);
+      await page.mouse.move(a.x - 1, a.y);
+      await page.mouse.down();
+      await page.mouse.move(b.x, b.y, { steps: 5 });
+      await page.mouse.up();
+    };
+    // From the middle of "Pentagon" to the middle of "says".
+    await drag(text.indexOf('entagon') + 1, text.indexOf('says') + 2);
+    expect(await page.evaluate(() => window.getSelection()!.toString())).not.toBe('Pentagon says'); // (a part of each)
     await page.keyboard.press('2'); // ORG
     await waitFor(async () => (await spansOf(page)).length === 1, 'a span');
     expect(await spansOf(page)).toEqual([{ label: 'ORG', text: 'Pentagon says' }]);
-    await selectText(page, text.indexOf('ussia'), text.indexOf('ussia') + 3);
+    // Dragged, with Alt and the button: as dragged.
+    await drag(text.indexOf('ussia') + 1, text.indexOf('ussia') + 3);
+    const dragged = await page.evaluate(() => window.getSelection()!.toString());
+    expect(dragged.length).toBeGreaterThan(0);
     await page.getByRole('button', { name: 'GPE', exact: true }).click({ modifiers: ['Alt'] });
     await waitFor(async () => (await spansOf(page)).length === 2, 'the second span');
-    expect((await spansOf(page)).find((s) => s.label === 'GPE')).toEqual({ label: 'GPE', text: 'uss' });
+    expect((await spansOf(page)).find((s) => s.label === 'GPE')).toEqual({ label: 'GPE', text: dragged.trim() });
+    // Selected otherwise (a script, as a test does): as selected.
+    await selectText(page, text.indexOf('issiles'), text.indexOf('issiles') + 3);
+    await page.keyboard.press('4');
+    await waitFor(async () => (await spansOf(page)).length === 3, 'the third span');
+    expect((await spansOf(page)).find((s) => s.label === 'WEAPON')).toEqual({ label: 'WEAPON', text: 'iss' });
     await page.close();
   });
 
@@ -134,7 +170,7 @@ describe('editing a layer', () => {
 
   it('shows offsets in the list as the exports count them, in code points', async () => {
     const text = 'The lab 👩‍🔬 in 🇺🇦 Kharkiv reopened.';
-    const { page } = await openAs(context, 'Emoji', text);
+    const { page, id } = await openAs(context, 'Emoji', text);
     const start = text.indexOf('Kharkiv');
     await selectText(page, start, start + 7);
     await page.keyboard.press('3');
@@ -144,6 +180,19 @@ describe('editing a layer', () => {
     expect(points).toBeLessThan(start); // (the emoji are two UTF-16 units a code point)
     expect(await row.getAttribute('aria-label')).toBe(`Show “Kharkiv”, ${points} to ${points + 7}`);
     expect(await row.locator('.offsets').textContent()).toBe(`${points}–${points + 7}`);
+    // A span another client wrote past the text's end, or inside an emoji, leaves the list standing.
+    const me = (await api<Me>(server.url, await login(server.url, 'alice'), '/api/me')).body;
+    const other = connectLayer(server.url, layerRoom(id, me.id), await login(server.url, 'alice'));
+    try {
+      await other.synced;
+      const inEmoji = text.indexOf('🇺🇦') + 1;
+      addSpan(other.doc, { label: 'ORG', start: inEmoji, end: text.length + 50, quote: 'x', author: me.id });
+      await page.getByRole('heading', { name: /Annotations\s*2/ }).waitFor(WAIT);
+      expect(await page.getByRole('alert').count()).toBe(0);
+      expect(await row.isVisible()).toBe(true);
+    } finally {
+      other.destroy();
+    }
     await page.close();
   });
 

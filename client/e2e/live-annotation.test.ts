@@ -685,7 +685,7 @@ describe('live annotation on one layer', () => {
     // paragraphs as they were, each in its element.
     const fourthEnd = before.slice(0, 4).join('').length;
     await selectText(dana, fourthEnd - 6, fourthEnd + 4);
-    await dana.getByRole('button', { name: 'CLAIM', exact: true }).click({ modifiers: ['Alt'] }); // (as selected: not snapped to whole words)
+    await dana.getByRole('button', { name: 'CLAIM', exact: true }).click();
     const claim = alice.locator(
       [4, 5].map((n) => `[data-article] > .paragraph:nth-child(${n}) mark[data-label="CLAIM"][data-part]`).join(', '),
     );

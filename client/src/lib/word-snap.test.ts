@@ -15,7 +15,13 @@ describe('snapToWords', () => {
     expect(snapped('The Pentagon says Iran', 'Pentagon', 'Pentagon')).toBe('Pentagon');
     expect(snapped('über Zürich', 'rich', 'rich')).toBe('Zürich');
     expect(snapped('Fateh-110 missiles', 'ateh', 'ateh')).toBe('Fateh'); // (a hyphen ends a word)
-    expect(snapped('Iran’s drones', 'Ira', 'Ira')).toBe('Iran');
+    expect(snapped('Iran’s drones', 'Ira', 'Ira')).toBe('Iran'); // (so does an apostrophe: the possessive left out)
+  });
+
+  it('takes in the whole of a number a selection starts or ends inside, its separators too', () => {
+    expect(snapped('it is 1,000.5 km', ',0', ',0')).toBe('1,000.5');
+    expect(snapped('in 2024, they', '02', '02')).toBe('2024'); // (a comma after a number, no digit after it: not inside)
+    expect(snapped('v. 3.14', '14', '14')).toBe('3.14');
   });
 
   it('leaves a selection that starts and ends between words, or on spaces and punctuation, as it is', () => {

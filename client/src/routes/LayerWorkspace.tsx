@@ -173,6 +173,13 @@ function OpenedLayerWorkspace(
   const history = createUndo(layer.doc);
   // Offsets shown as the exports count them: in code points (an emoji is one, not two).
   const offsets = createMemo(() => offsetMapper(props.text));
+  /** A span's offset in code points; one past the text, or inside a surrogate pair (a span some other client wrote so), at the nearest before. */
+  const codePointOffset = (i: number) => {
+    const at = Math.max(0, Math.min(props.text.length, Math.trunc(i) || 0));
+    const high = props.text.charCodeAt(at - 1);
+    const low = props.text.charCodeAt(at);
+    return offsets().toCodePointOffset(high >= 0xd800 && high <= 0xdbff && low >= 0xdc00 && low <= 0xdfff ? at - 1 : at);
+  };
   const blocks = createSpanTree(spans.spans, () => props.text);
   const colors = createMemo(() => new Map(props.schema.spans.map((l) => [l.name, l.color])));
   const colorOf = (label: string) => colors().get(label) ?? '#9e9e9e';
@@ -247,7 +254,33 @@ function OpenedLayerWorkspace(
     if (why) setHint(why);
     else edit(...args);
   };
-  /** `exact`: the selection as it is, not snapped out to whole words (Alt with a label button). */
+  /**
+   * The selection a pointer drag in the article left, as it left it: that one is snapped out to
+   * whole words when labelled (a selection made otherwise, by the arrows, a double-click or a
+   * script, is taken as it is).
+   */
+  let dragged: { start: number; end: number } | null = null;
+  /** Until when a selection change is the pointer's: while it is down in the article, and a moment after (the browser may settle the selection after the pointer is up). */
+  let draggingUntil = 0;
+  const onPointerDown = (e: PointerEvent) => {
+    draggingUntil = article.contains(e.target as Node) ? Number.POSITIVE_INFINITY : 0;
+    dragged = null;
+  };
+  const onPointerUp = () => {
+    if (draggingUntil === Number.POSITIVE_INFINITY) draggingUntil = performance.now() + 300;
+  };
+  const onDragSelection = () => {
+    if (performance.now() < draggingUntil) dragged = selectionOffsets(article);
+  };
+  document.addEventListener('pointerdown', onPointerDown);
+  document.addEventListener('pointerup', onPointerUp);
+  document.addEventListener('selectionchange', onDragSelection);
+  onCleanup(() => {
+    document.removeEventListener('pointerdown', onPointerDown);
+    document.removeEventListener('pointerup', onPointerUp);
+    document.removeEventListener('selectionchange', onDragSelection);
+  });
+  /** `exact`: the selection as it is, even one dragged (Alt with a label button). */
   const applyLabel = (label: string, exact = false) => {
     const why = locked();
     if (why) {
@@ -256,14 +289,16 @@ function OpenedLayerWorkspace(
     }
     const raw = selectionOffsets(article);
     const trimmed = raw && trimOffsets(props.text, raw.start, raw.end);
-    const range = trimmed && !exact ? snapToWords(props.text, trimmed.start, trimmed.end) : trimmed;
+    const snap = !exact && raw !== null && dragged !== null && raw.start === dragged.start && raw.end === dragged.end;
+    const range = trimmed && snap ? snapToWords(props.text, trimmed.start, trimmed.end) : trimmed;
     if (!range) {
       setHint('Select some text in the article first.');
       return;
     }
-    // The same text with the same label already: shown, not made twice (it would count twice
-    // in every export and in agreement).
-    const twin = spans.spans().find((s) => s.start === range.start && s.end === range.end && s.label === label);
+    // The same text with the same label already, of this user's: shown, not made twice (it
+    // would count twice in every export and in agreement). (Another's, on a layer two people
+    // write, is theirs: both stand.)
+    const twin = spans.spans().find((s) => s.start === range.start && s.end === range.end && s.label === label && s.author === me.id);
     if (twin) {
       window.getSelection()?.removeAllRanges();
       showSpan(twin.id);
@@ -463,7 +498,7 @@ function OpenedLayerWorkspace(
           spans={spans.spans()}
           colorOf={colorOf}
           onShow={showSpan}
-          offsetOf={(i) => offsets().toCodePointOffset(i)}
+          offsetOf={codePointOffset}
           onDelete={locked() === null ? editing((id: string) => spans.remove(id)) : undefined}
         />
       </aside>
