@@ -103,10 +103,13 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   const app = new Hono();
   app.onError(errorHandler(deps.log));
   app.use(requestLog(deps.log, deps.metrics ? httpAnswers(deps.metrics) : undefined));
-  // DNS rebinding: a page on another name that now resolves here is not answered (421).
+  // DNS rebinding: a page on another name that now resolves here is not answered (421). Not
+  // the probes' and scrapers' paths, which reach an instance by its service name.
   app.use(async (c, next) => {
     const host = c.req.header('host');
-    if (!hostAllowed(host, deps.config.allowedHosts)) throw new AppError(421, 'host_not_allowed', hostRefusal(host));
+    if (c.req.path !== '/api/health' && c.req.path !== '/metrics' && !hostAllowed(host, deps.config.allowedHosts)) {
+      throw new AppError(421, 'host_not_allowed', hostRefusal(host));
+    }
     await next();
   });
   // A request's queries wait a bounded time for the embedded database (503 database_busy after);

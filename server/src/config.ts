@@ -248,7 +248,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     secureCookies: e.SECURE_COOKIES,
     trustProxy: e.TRUST_PROXY,
     // (The site's own name is answered for.)
-    allowedHosts: Object.freeze([...e.ALLOWED_HOSTS, ...(e.PUBLIC_URL ? [new URL(e.PUBLIC_URL).hostname] : [])]),
+    allowedHosts: Object.freeze([...e.ALLOWED_HOSTS, ...(e.PUBLIC_URL ? [new URL(e.PUBLIC_URL).hostname.replace(/\.$/, '')] : [])]),
     publicUrl: e.PUBLIC_URL ?? null,
     signInAttemptsPerAddress: e.SIGN_IN_ATTEMPTS_PER_ADDRESS,
     sessionTtlHours: e.SESSION_TTL_HOURS,

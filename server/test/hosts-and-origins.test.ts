@@ -60,14 +60,17 @@ describe('the names the server answers for (DNS rebinding)', () => {
 
   it('answers IP addresses, localhost and the listed names, and refuses any other name with 421 and what to do', async () => {
     const port = server.port;
+    // (Signed out: an answered request is a 401.)
     for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `spanwise.example.org:${port}`, 'team.example.net', 'example.net']) {
-      expect((await getWithHost(`${server.url}/api/health`, host)).status, host).toBe(200);
+      expect((await getWithHost(`${server.url}/api/me`, host)).status, host).toBe(401);
     }
     for (const host of [`evil.example:${port}`, 'spanwise.example.org.evil.example', 'other.example.org']) {
-      const res = await getWithHost(`${server.url}/api/health`, host);
+      const res = await getWithHost(`${server.url}/api/me`, host);
       expect(res.status, host).toBe(421);
       expect(JSON.parse(res.body)).toMatchObject({ error: { code: 'host_not_allowed', message: expect.stringContaining('ALLOWED_HOSTS') } });
     }
+    // The probes' and scrapers' paths answer whatever the name (an instance by its service name).
+    for (const path of ['/api/health', '/metrics']) expect((await getWithHost(`${server.url}${path}`, `app_1:${port}`)).status, path).toBe(200);
     // The pages too: a rebinding page cannot load the app there either.
     expect((await getWithHost(`${server.url}/`, `evil.example:${port}`)).status).toBe(421);
     // And signing in, which the demo password would otherwise let a rebinding page do.
@@ -134,21 +137,29 @@ describe('the site’s own address (PUBLIC_URL)', () => {
     expect(() => loadConfig({ PUBLIC_URL: 'https://spanwise.example.org/app' })).toThrow(/PUBLIC_URL: an http or https origin alone/);
     expect(() => loadConfig({ PUBLIC_URL: 'ftp://spanwise.example.org' })).toThrow(/PUBLIC_URL/);
     expect(loadConfig({ PUBLIC_URL: 'http://10.0.0.5:8080' }).publicUrl).toBe('http://10.0.0.5:8080');
+    // Its name is answered for, written with a final dot or not.
+    expect(loadConfig({ PUBLIC_URL: 'https://example.org./' }).allowedHosts).toEqual(['example.org']);
   });
 });
 
 describe('the page a sync socket comes from, served over HTTPS (SECURE_COOKIES=1)', () => {
-  it('must be an https page of the same host: an http one is refused', async () => {
-    const server = await startTestServer({ config: { secureCookies: true } });
+  it('must be an https page of the same host: an http one is refused, but on this machine', async () => {
+    const server = await startTestServer({ config: { secureCookies: true, allowedHosts: ['spanwise.example.org'] } });
     try {
       const alice = await login(server.url, 'alice');
       const me = (await api<Me>(server.url, alice, '/api/me')).body;
       const room = layerRoom(1, me.id);
-      const host = `127.0.0.1:${server.port}`;
+      const host = `spanwise.example.org:${server.port}`;
       expect(await openSocket(server, room, { cookie: alice, host, origin: `http://${host}` })).toEqual({ opened: false, code: 4403 });
       const https = await openSocket(server, room, { cookie: alice, host, origin: `https://${host}` });
       expect(https.opened).toBe(true);
       if (https.opened) https.ws.close();
+      // Developing on this machine with SECURE_COOKIES on: its own pages over http.
+      for (const local of [`localhost:${server.port}`, `127.0.0.1:${server.port}`]) {
+        const socket = await openSocket(server, room, { cookie: alice, host: local, origin: `http://${local}` });
+        expect(socket.opened, local).toBe(true);
+        if (socket.opened) socket.ws.close();
+      }
     } finally {
       await server.close();
     }

@@ -31,10 +31,12 @@ describe('hostAllowed', () => {
     expect(hostAllowed('a.b.example.org', ['.example.org'])).toBe(true);
     expect(hostAllowed('notexample.org', ['.example.org'])).toBe(false);
     expect(hostAllowed('anything.example', ['*'])).toBe(true);
+    expect(hostAllowed('app_servers', ['*'])).toBe(true); // (* takes any Host at all)
+    expect(hostAllowed('spanwise_app_1:3000', ['spanwise_app_1'])).toBe(true); // (Docker's names hold _)
   });
 
   it('lists only names, domains or *', () => {
-    for (const ok of ['spanwise.example.org', '.example.org', '*', 'intranet']) expect(ALLOWED_HOST_ENTRY.test(ok), ok).toBe(true);
+    for (const ok of ['spanwise.example.org', '.example.org', '*', 'intranet', 'spanwise_app_1']) expect(ALLOWED_HOST_ENTRY.test(ok), ok).toBe(true);
     for (const bad of ['*.example.org', 'http://example.org', 'example.org:8080', '-a.example', 'a..b']) expect(ALLOWED_HOST_ENTRY.test(bad), bad).toBe(false);
   });
 });

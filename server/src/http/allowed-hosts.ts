@@ -10,7 +10,10 @@
  * - an IP address (no name to rebind),
  * - `localhost` or a name under `.localhost` (browsers resolve those to this machine themselves),
  * - or a name in ALLOWED_HOSTS: `spanwise.example.org`, `.example.org` for that domain and every
- *   name under it, or `*` for any name (behind a proxy that checks names itself).
+ *   name under it, or `*` for any name (behind a proxy that checks names itself). Names may
+ *   hold `_`, as Docker's service and container names do.
+ * The health check and the metrics are answered whatever the name: probes and scrapers on an
+ * internal network reach an instance by its service name, and neither reads anything of a user's.
  *
  * @example
  *   hostAllowed('localhost:3000', [])                  // true
@@ -24,7 +27,7 @@ export function hostName(header: string): string | null {
   const value = header.trim().toLowerCase();
   const bracketed = /^\[([0-9a-f:.]+)\](?::\d{1,5})?$/.exec(value);
   if (bracketed) return isIP(bracketed[1]!) === 6 ? bracketed[1]! : null;
-  const named = /^([a-z0-9.-]+?)\.?(?::\d{1,5})?$/.exec(value);
+  const named = /^([a-z0-9_.-]+?)\.?(?::\d{1,5})?$/.exec(value);
   return named ? named[1]! : null;
 }
 
@@ -33,15 +36,15 @@ export function hostName(header: string): string | null {
  * request (browsers always send one): it is answered.
  */
 export function hostAllowed(header: string | undefined, allowed: readonly string[]): boolean {
-  if (header === undefined) return true;
+  if (header === undefined || allowed.includes('*')) return true;
   const name = hostName(header);
   if (name === null || name === '') return false;
   if (isIP(name) !== 0 || name === 'localhost' || name.endsWith('.localhost')) return true;
-  return allowed.some((entry) => entry === '*' || entry === name || (entry.startsWith('.') && (name.endsWith(entry) || name === entry.slice(1))));
+  return allowed.some((entry) => entry === name || (entry.startsWith('.') && (name.endsWith(entry) || name === entry.slice(1))));
 }
 
 /** What ALLOWED_HOSTS may list: names (`a.example`), domains (`.example`), or `*`. */
-export const ALLOWED_HOST_ENTRY = /^(\*|\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)$/;
+export const ALLOWED_HOST_ENTRY = /^(\*|\.?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*)$/;
 
 /** The refusal's words, for a page and for a log line. */
 export function hostRefusal(header: string | undefined): string {

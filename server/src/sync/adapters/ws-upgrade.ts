@@ -131,15 +131,18 @@ export function roomForLog(room: string): string {
 
 /**
  * Cross-site WebSocket hijacking guard: a browser's Origin must match the Host it connects to,
- * and, served over HTTPS, be https: a page on the same name over plain http (which anyone on the
- * way can write) is another origin, though a browser may send it the session's cookie.
+ * and, served over HTTPS, be https (but on localhost): a page on the same name over plain http
+ * (which anyone on the way can write) is another origin, though a browser may send it the
+ * session's cookie.
  */
 function sameOrigin(req: IncomingMessage, httpsOnly: boolean): boolean {
   const origin = req.headers.origin;
   if (!origin) return true; // not a browser
   try {
     const url = new URL(origin);
-    return url.host === req.headers.host && (url.protocol === 'https:' || (!httpsOnly && url.protocol === 'http:'));
+    // (A page of this machine's own over plain http is no stranger's: development with SECURE_COOKIES on.)
+    const local = url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]';
+    return url.host === req.headers.host && (url.protocol === 'https:' || ((!httpsOnly || local) && url.protocol === 'http:'));
   } catch {
     return false;
   }
