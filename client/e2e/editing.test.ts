@@ -136,17 +136,22 @@ describe('editing a layer', () => {
     await page.keyboard.press('2'); // ORG
     await waitFor(async () => (await spansOf(page)).length === 1, 'a span');
     expect(await spansOf(page)).toEqual([{ label: 'ORG', text: 'Pentagon says' }]);
+    // Dragged, then a label's button clicked: snapped too.
+    await drag(text.indexOf('reparing') + 2, text.indexOf('reparing') + 4);
+    await page.getByRole('button', { name: 'EVENT', exact: true }).click();
+    await waitFor(async () => (await spansOf(page)).some((s) => s.label === 'EVENT'), 'the clicked span');
+    expect((await spansOf(page)).find((s) => s.label === 'EVENT')).toEqual({ label: 'EVENT', text: 'preparing' });
     // Dragged, with Alt and the button: as dragged.
     await drag(text.indexOf('ussia') + 1, text.indexOf('ussia') + 3);
     const dragged = await page.evaluate(() => window.getSelection()!.toString());
     expect(dragged.length).toBeGreaterThan(0);
     await page.getByRole('button', { name: 'GPE', exact: true }).click({ modifiers: ['Alt'] });
-    await waitFor(async () => (await spansOf(page)).length === 2, 'the second span');
+    await waitFor(async () => (await spansOf(page)).length === 3, 'the third span');
     expect((await spansOf(page)).find((s) => s.label === 'GPE')).toEqual({ label: 'GPE', text: dragged.trim() });
     // Selected otherwise (a script, as a test does): as selected.
     await selectText(page, text.indexOf('issiles'), text.indexOf('issiles') + 3);
     await page.keyboard.press('4');
-    await waitFor(async () => (await spansOf(page)).length === 3, 'the third span');
+    await waitFor(async () => (await spansOf(page)).length === 4, 'the fourth span');
     expect((await spansOf(page)).find((s) => s.label === 'WEAPON')).toEqual({ label: 'WEAPON', text: 'iss' });
     await page.close();
   });

@@ -104,10 +104,13 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.onError(errorHandler(deps.log));
   app.use(requestLog(deps.log, deps.metrics ? httpAnswers(deps.metrics) : undefined));
   // DNS rebinding: a page on another name that now resolves here is not answered (421). Not
-  // the probes' and scrapers' paths, which reach an instance by its service name.
+  // the probes' and scrapers' paths, which reach an instance by its service name: the health
+  // check, and the metrics behind their token (open, they would tell a rebinding page when
+  // someone is at work).
+  const anyName = new Set(['/api/health', ...(deps.config.metricsToken ? ['/metrics'] : [])]);
   app.use(async (c, next) => {
     const host = c.req.header('host');
-    if (c.req.path !== '/api/health' && c.req.path !== '/metrics' && !hostAllowed(host, deps.config.allowedHosts)) {
+    if (!anyName.has(c.req.path) && !hostAllowed(host, deps.config.allowedHosts)) {
       throw new AppError(421, 'host_not_allowed', hostRefusal(host));
     }
     await next();

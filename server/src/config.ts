@@ -146,6 +146,11 @@ const envSchema = z.object({
     .string()
     .url()
     .refine((v) => /^https?:$/.test(new URL(v).protocol) && new URL(v).pathname === '/' && !new URL(v).search && !new URL(v).hash && !new URL(v).username, 'an http or https origin alone, such as https://spanwise.example.org')
+    // (Its name is answered for: a name, not a domain such as ".org".)
+    .refine((v) => {
+      const name = new URL(v).hostname.replace(/\.$/, '');
+      return name.startsWith('[') || (!name.startsWith('.') && ALLOWED_HOST_ENTRY.test(name));
+    }, 'its name must be a host name or an IP address')
     .transform((v) => new URL(v).origin)
     .optional(),
   ALLOWED_HOSTS: z

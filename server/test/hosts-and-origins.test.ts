@@ -69,8 +69,11 @@ describe('the names the server answers for (DNS rebinding)', () => {
       expect(res.status, host).toBe(421);
       expect(JSON.parse(res.body)).toMatchObject({ error: { code: 'host_not_allowed', message: expect.stringContaining('ALLOWED_HOSTS') } });
     }
-    // The probes' and scrapers' paths answer whatever the name (an instance by its service name).
-    for (const path of ['/api/health', '/metrics']) expect((await getWithHost(`${server.url}${path}`, `app_1:${port}`)).status, path).toBe(200);
+    // The health check answers whatever the name (a probe reaches an instance by its service
+    // name); the metrics only behind their token (open, they would tell a rebinding page when
+    // someone is at work).
+    expect((await getWithHost(`${server.url}/api/health`, `app_1:${port}`)).status).toBe(200);
+    expect((await getWithHost(`${server.url}/metrics`, `app_1:${port}`)).status).toBe(421);
     // The pages too: a rebinding page cannot load the app there either.
     expect((await getWithHost(`${server.url}/`, `evil.example:${port}`)).status).toBe(421);
     // And signing in, which the demo password would otherwise let a rebinding page do.
@@ -92,6 +95,26 @@ describe('the names the server answers for (DNS rebinding)', () => {
     const listed = await openSocket(server, room, { cookie: alice, host: `spanwise.example.org:${server.port}`, origin: `http://spanwise.example.org:${server.port}` });
     expect(listed.opened).toBe(true);
     if (listed.opened) listed.ws.close();
+  });
+});
+
+describe('the metrics behind a token (METRICS_TOKEN)', () => {
+  it('answer a scraper whatever name it reaches the instance by', async () => {
+    const token = 'scrape-token-0123456789';
+    const server = await startTestServer({ config: { metricsToken: token } });
+    try {
+      const scrape = await new Promise<number>((resolve, reject) => {
+        const req = request(`${server.url}/metrics`, { headers: { host: `app_1:${server.port}`, authorization: `Bearer ${token}` } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(scrape).toBe(200);
+    } finally {
+      await server.close();
+    }
   });
 });
 
@@ -137,8 +160,9 @@ describe('the site’s own address (PUBLIC_URL)', () => {
     expect(() => loadConfig({ PUBLIC_URL: 'https://spanwise.example.org/app' })).toThrow(/PUBLIC_URL: an http or https origin alone/);
     expect(() => loadConfig({ PUBLIC_URL: 'ftp://spanwise.example.org' })).toThrow(/PUBLIC_URL/);
     expect(loadConfig({ PUBLIC_URL: 'http://10.0.0.5:8080' }).publicUrl).toBe('http://10.0.0.5:8080');
-    // Its name is answered for, written with a final dot or not.
+    // Its name is answered for, written with a final dot or not; a domain is not a name.
     expect(loadConfig({ PUBLIC_URL: 'https://example.org./' }).allowedHosts).toEqual(['example.org']);
+    expect(() => loadConfig({ PUBLIC_URL: 'https://.org' })).toThrow(/PUBLIC_URL: its name must be a host name/);
   });
 });
 

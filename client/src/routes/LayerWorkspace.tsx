@@ -255,15 +255,21 @@ function OpenedLayerWorkspace(
     else edit(...args);
   };
   /**
-   * The selection a pointer drag in the article left, as it left it: that one is snapped out to
-   * whole words when labelled (a selection made otherwise, by the arrows, a double-click or a
-   * script, is taken as it is).
+   * The selection a pointer drag left, as it left it: that one is snapped out to whole words
+   * when labelled (a double-click's word is whole already; a selection made otherwise, by the
+   * arrows or a script, is taken as it is).
    */
   let dragged: { start: number; end: number } | null = null;
-  /** Until when a selection change is the pointer's: while it is down in the article, and a moment after (the browser may settle the selection after the pointer is up). */
+  /** Until when a selection change is the pointer's: while it is down, and a moment after (the browser may settle the selection after the pointer is up). */
   let draggingUntil = 0;
   const onPointerDown = (e: PointerEvent) => {
-    draggingUntil = article.contains(e.target as Node) ? Number.POSITIVE_INFINITY : 0;
+    // A press on a control (a label's button, the popover) labels or edits what was dragged: it
+    // starts no drag of its own, and what the selection does from now on is not the drag's.
+    if (e.target instanceof Element && e.target.closest('button, select, input, textarea, a, [role="dialog"]')) {
+      draggingUntil = 0;
+      return;
+    }
+    draggingUntil = Number.POSITIVE_INFINITY;
     dragged = null;
   };
   const onPointerUp = () => {
@@ -274,10 +280,13 @@ function OpenedLayerWorkspace(
   };
   document.addEventListener('pointerdown', onPointerDown);
   document.addEventListener('pointerup', onPointerUp);
+  // (A touch that scrolls, or a drag of the selected text, ends so, with no pointerup.)
+  document.addEventListener('pointercancel', onPointerUp);
   document.addEventListener('selectionchange', onDragSelection);
   onCleanup(() => {
     document.removeEventListener('pointerdown', onPointerDown);
     document.removeEventListener('pointerup', onPointerUp);
+    document.removeEventListener('pointercancel', onPointerUp);
     document.removeEventListener('selectionchange', onDragSelection);
   });
   /** `exact`: the selection as it is, even one dragged (Alt with a label button). */
@@ -314,6 +323,8 @@ function OpenedLayerWorkspace(
       author: me.id,
     });
     window.getSelection()?.removeAllRanges();
+    dragged = null;
+    draggingUntil = 0;
     keyboardFrom?.(range);
     flash(id);
     if (props.layer.userId === me.id && props.docStatus.status() === 'not_started') {
