@@ -145,13 +145,11 @@ const envSchema = z.object({
   PUBLIC_URL: z
     .string()
     .url()
-    .refine((v) => /^https?:$/.test(new URL(v).protocol) && new URL(v).pathname === '/' && !new URL(v).search && !new URL(v).hash && !new URL(v).username, 'an http or https origin alone, such as https://spanwise.example.org')
+    .transform((v) => new URL(v))
+    .refine((url) => /^https?:$/.test(url.protocol) && url.pathname === '/' && !url.search && !url.hash && !url.username, 'an http or https origin alone, such as https://spanwise.example.org')
+    .transform((url) => ({ origin: url.origin, name: url.hostname.replace(/\.$/, '') }))
     // (Its name is answered for: a name, not a domain such as ".org".)
-    .refine((v) => {
-      const name = new URL(v).hostname.replace(/\.$/, '');
-      return name.startsWith('[') || (!name.startsWith('.') && ALLOWED_HOST_ENTRY.test(name));
-    }, 'its name must be a host name or an IP address')
-    .transform((v) => new URL(v).origin)
+    .refine(({ name }) => name.startsWith('[') || (!name.startsWith('.') && ALLOWED_HOST_ENTRY.test(name)), 'its name must be a host name or an IP address')
     .optional(),
   ALLOWED_HOSTS: z
     .string()
@@ -253,8 +251,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     secureCookies: e.SECURE_COOKIES,
     trustProxy: e.TRUST_PROXY,
     // (The site's own name is answered for.)
-    allowedHosts: Object.freeze([...e.ALLOWED_HOSTS, ...(e.PUBLIC_URL ? [new URL(e.PUBLIC_URL).hostname.replace(/\.$/, '')] : [])]),
-    publicUrl: e.PUBLIC_URL ?? null,
+    allowedHosts: Object.freeze([...e.ALLOWED_HOSTS, ...(e.PUBLIC_URL ? [e.PUBLIC_URL.name] : [])]),
+    publicUrl: e.PUBLIC_URL?.origin ?? null,
     signInAttemptsPerAddress: e.SIGN_IN_ATTEMPTS_PER_ADDRESS,
     sessionTtlHours: e.SESSION_TTL_HOURS,
     exportStallMs: e.EXPORT_STALL_MS,

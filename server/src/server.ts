@@ -18,6 +18,7 @@ import { createSyncMetrics } from './features/metrics/sync-metrics.ts';
 import { createLogger, logThrottle, type Logger } from './log.ts';
 import { attachSync } from './sync/adapters/ws-upgrade.ts';
 import { KyselyStore } from './sync/adapters/kysely-store.ts';
+import { isLoopbackName } from './http/allowed-hosts.ts';
 import { RedisBus } from './sync/adapters/redis-bus.ts';
 import { SyncServer } from './sync/sync-server.ts';
 
@@ -59,7 +60,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     if (config.demo && (await seedDemo(database.db, { seedsDir: config.seedsDir, password: config.demoPassword }))) {
       log.info('demo_seeded', {});
     }
-    if (config.demo && config.demoPassword === 'demo' && !['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
+    if (config.demo && config.demoPassword === 'demo' && !isLoopbackName(config.host)) {
       log.warn('demo_password_default', {
         host: config.host,
         advice: 'the demo accounts sign in with the password "demo" from any machine that reaches this one: set DEMO_PASSWORD, or DEMO=0',

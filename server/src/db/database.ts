@@ -236,6 +236,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
   let unlock: (() => Promise<void>) | null = null;
   let maintenance: PgliteMaintenance | null = null;
   let diskGuard: DiskGuard | null = null;
+  let diskRoomFor: OpenDatabase['diskRoomFor'] = null;
   if (options.databaseUrl) {
     // A connection attempt to a host that does not answer fails after 10 s instead of hanging on
     // the OS's retries. TCP keep-alive, probing after 10 s idle, lets an idle pooled connection
@@ -302,6 +303,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     if (onDisk) {
       const guard = startDiskGuard({ dir: options.dataDir, ...disk, log: options.log });
       dialect.checkRoomWith((bytes) => guard.roomFor(bytes));
+      diskRoomFor = (diskBytes) => guard.roomForDisk(diskBytes);
       diskGuard = guard;
     }
   }
@@ -327,8 +329,6 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     await db.destroy();
     await unlock?.();
   };
-  const guard = diskGuard as DiskGuard | null;
-  const diskRoomFor = guard ? (diskBytes: number) => guard.roomForDisk(diskBytes) : null;
   return { db, kind, executeEach, maintenance, diskRoomFor, close };
 }
 

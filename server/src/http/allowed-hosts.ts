@@ -12,8 +12,8 @@
  * - or a name in ALLOWED_HOSTS: `spanwise.example.org`, `.example.org` for that domain and every
  *   name under it, or `*` for any name (behind a proxy that checks names itself). Names may
  *   hold `_`, as Docker's service and container names do.
- * The health check and the metrics are answered whatever the name: probes and scrapers on an
- * internal network reach an instance by its service name, and neither reads anything of a user's.
+ * The health check is answered whatever the name (probes on an internal network reach an
+ * instance by its service name), and so are the metrics behind their token (see app.ts).
  *
  * @example
  *   hostAllowed('localhost:3000', [])                  // true
@@ -45,6 +45,12 @@ export function hostAllowed(header: string | undefined, allowed: readonly string
 
 /** What ALLOWED_HOSTS may list: names (`a.example`), domains (`.example`), or `*`. */
 export const ALLOWED_HOST_ENTRY = /^(\*|\.?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*)$/;
+
+/** Whether a host name (a URL's, bracketed or not, or HOST's) is this machine's loopback name. */
+export function isLoopbackName(name: string): boolean {
+  const bare = name.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return bare === 'localhost' || bare === '127.0.0.1' || bare === '::1';
+}
 
 /** The refusal's words, for a page and for a log line. */
 export function hostRefusal(header: string | undefined): string {

@@ -89,6 +89,9 @@ export class TokenBucket {
   }
 }
 
+/** An update's deleted ranges, by client, as Y.decodeUpdate reads them. */
+type DeleteSet = ReturnType<typeof Y.decodeUpdate>['ds'];
+
 /**
  * Whether each client's deleted ranges in `ds` are in order, not overlapping and not empty, as
  * Yjs writes them (it sorts and merges every delete set it encodes). Yjs and deletedAlready walk
@@ -97,7 +100,7 @@ export class TokenBucket {
  * layer of 2,000 deleted entries. In order, the walks cost no more than the ranges and the
  * structs they cover.
  */
-export function orderedDeleteSet(ds: ReturnType<typeof Y.decodeUpdate>['ds']): boolean {
+export function orderedDeleteSet(ds: DeleteSet): boolean {
   for (const ranges of ds.clients.values()) {
     let end = 0;
     for (const { clock, len } of ranges) {
@@ -113,7 +116,7 @@ export function orderedDeleteSet(ds: ReturnType<typeof Y.decodeUpdate>['ds']): b
  * (below its state for that client), and each struct there deleted. Not while it holds content
  * or deletions waiting for others (those would be applied with it).
  */
-function deletedAlready(doc: Y.Doc, ds: ReturnType<typeof Y.decodeUpdate>["ds"]): boolean {
+function deletedAlready(doc: Y.Doc, ds: DeleteSet): boolean {
   if (doc.store.pendingStructs !== null || doc.store.pendingDs !== null) return false;
   for (const [client, ranges] of ds.clients) {
     const structs = doc.store.clients.get(client);
@@ -141,8 +144,9 @@ class TooBig extends Error {}
  * not set are listed in `drop`, by position, and count for nothing either: a state that speaks
  * for the server (clients read `server` as its notices) or shows another user (`user.id` is who
  * the others see, `user.name` the name they see it under where the page cannot look the id
- * up: both must be the socket's own user's), or one for an id a socket of another user here holds (`heldByOther`: it
- * would take that user's presence over, and keep it showing after they left). They are
+ * up: both must be the socket's own user's), or one for an id a socket of another user here
+ * holds (`heldByOther`: it would take that user's presence over, and keep it showing after
+ * they left). They are
  * dropped, not refused: a provider passes on every state it learns, from its own server or from
  * its other tabs (which may be on another instance, and ahead of this one), so a socket relays
  * others' states without any fault of its own. Throws on a malformed update.
@@ -492,11 +496,7 @@ export class Connection implements RoomPeer {
               : this.room.presenceBytes + growth > ROOM_PRESENCE_MESSAGES * this.limits.maxAwarenessBytes
                 ? 'room'
                 : null;
-          if (past) {
-            this.observer.error?.('presence_dropped');
-            this.log.warn('sync_presence_dropped', { room: this.room.name, userId: this.info.userId, past, roomBytes: this.room.presenceBytes });
-            return;
-          }
+          if (past) return this.#presenceDropped({ past, roomBytes: this.room.presenceBytes });
         }
         if (this.#introduced + introduced > MAX_AWARENESS_IDS_INTRODUCED || live.size > MAX_AWARENESS_CLIENTS) {
           return this.#refuse('rate_limited', CloseCode.rateLimited, 'too many presence ids on one socket');
@@ -506,11 +506,7 @@ export class Connection implements RoomPeer {
         // the byte bounds above do, without closing a socket that did nothing wrong.
         const past = this.room.admitPresenceIds(this.info.userId, introduced);
         if (past === 'user') return this.#refuse('rate_limited', CloseCode.rateLimited, 'too many presence ids from one user');
-        if (past === 'room') {
-          this.observer.error?.('presence_dropped');
-          this.log.warn('sync_presence_dropped', { room: this.room.name, userId: this.info.userId, past: 'room_ids', roomIds: this.room.awareness.meta.size });
-          return;
-        }
+        if (past === 'room') return this.#presenceDropped({ past: 'room_ids', roomIds: this.room.awareness.meta.size });
         this.#introduced += introduced;
         if (drop.size === entries.length) return;
         const allowed = drop.size > 0 ? writePresenceEntries(entries.filter((_, i) => !drop.has(i))) : update;
@@ -614,6 +610,12 @@ export class Connection implements RoomPeer {
   }
 
   /** Closes this socket for going past a limit: counted, and logged with whose it was. */
+  /** A presence message left unapplied, its socket open (the room's or the user's bound). */
+  #presenceDropped(fields: Record<string, unknown>): void {
+    this.observer.error?.('presence_dropped');
+    this.log.warn('sync_presence_dropped', { room: this.room.name, userId: this.info.userId, ...fields });
+  }
+
   #refuse(kind: 'too_big' | 'rate_limited', code: number, reason: string): void {
     this.observer.error?.(kind);
     this.log.warn('sync_socket_refused', { room: this.room.name, userId: this.info.userId, code, reason });

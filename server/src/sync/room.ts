@@ -752,7 +752,7 @@ export class Room {
     // What it stored may not have been applied and sent on: the room reads it back from the store.
     this.#reloadWanted = true;
     if (this.#pending.length > 0 || this.peers.size > 0) setTimeout(() => this.#kick(), RETRY_MIN_MS);
-    else if (this.peers.size === 0) this.deps.onIdle(this);
+    else this.deps.onIdle(this);
   }
 
   async #flush(): Promise<void> {

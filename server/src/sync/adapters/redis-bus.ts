@@ -188,10 +188,10 @@ const ACTIVITY_READ_COUNT = 10_000;
  * its own last beat is missing or stale (an instance that was cut off from Redis cannot tell who
  * else was: it sweeps next time), or ARGV[9] is not 1 (the instance has not beaten without a
  * break for the stale time yet: after an outage that cut every instance off, the others may
- * still be reconnecting, and would be taken for dead), takes members silent for longer than ARGV[2] ms and adds a
- * `reload` entry, under the gone one's id, to the stream of each room it held (the stream then
- * expires ARGV[6] ms later, as every write to one does), announced on the activity stream (kept
- * to about ARGV[7] entries). At most ARGV[8] rooms a beat, taken out of the gone one's set as
+ * still be reconnecting, and would be taken for dead), takes members silent for longer than
+ * ARGV[2] ms and adds a `reload` entry, under the gone one's id, to the stream of each room it
+ * held (the stream then expires ARGV[6] ms later, as every write to one does), announced on the
+ * activity stream (kept to about ARGV[7] entries). At most ARGV[8] rooms a beat, taken out of the gone one's set as
  * they are done: Redis runs nothing else while a script runs, and instances holding thousands of
  * rooms each may go at once. A member is removed once its set is empty; until then the next beat
  * (anyone's) goes on with it.

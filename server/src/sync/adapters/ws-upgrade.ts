@@ -17,7 +17,7 @@ import { logThrottle, type Logger } from '../../log.ts';
 import { TokenBucket, type Connection } from '../connection.ts';
 import type { SyncServer } from '../sync-server.ts';
 import type { ConnectionInfo } from '../types.ts';
-import { hostAllowed } from '../../http/allowed-hosts.ts';
+import { hostAllowed, isLoopbackName } from '../../http/allowed-hosts.ts';
 import { GrantMemory, type Grant } from './grant-memory.ts';
 import { ReaderWatch } from './reader-watch.ts';
 
@@ -141,8 +141,7 @@ function sameOrigin(req: IncomingMessage, httpsOnly: boolean): boolean {
   try {
     const url = new URL(origin);
     // (A page of this machine's own over plain http is no stranger's: development with SECURE_COOKIES on.)
-    const local = url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]';
-    return url.host === req.headers.host && (url.protocol === 'https:' || ((!httpsOnly || local) && url.protocol === 'http:'));
+    return url.host === req.headers.host && (url.protocol === 'https:' || ((!httpsOnly || isLoopbackName(url.hostname)) && url.protocol === 'http:'));
   } catch {
     return false;
   }
