@@ -20,6 +20,7 @@ import type { LayerOption } from '../stores/layer-choice.ts';
 import { createLayerSpans } from '../stores/layer-spans.ts';
 import { createUndo } from '../stores/undo.ts';
 import { snapToWords } from '../lib/word-snap.ts';
+import { trackDraggedSelection } from '../lib/drag-selection.ts';
 import { offsetMapper } from '@spanwise/shared/offsets';
 import { useMe, useSession } from '../stores/session.tsx';
 import { createSpanTree } from '../stores/span-tree.ts';
@@ -175,7 +176,7 @@ function OpenedLayerWorkspace(
   const offsets = createMemo(() => offsetMapper(props.text));
   /** A span's offset in code points; one past the text, or inside a surrogate pair (a span some other client wrote so), at the nearest before. */
   const codePointOffset = (i: number) => {
-    const at = Math.max(0, Math.min(props.text.length, Math.trunc(i) || 0));
+    const at = Math.min(props.text.length, i); // (a whole number from 0 up: see readAnnotation)
     const high = props.text.charCodeAt(at - 1);
     const low = props.text.charCodeAt(at);
     return offsets().toCodePointOffset(high >= 0xd800 && high <= 0xdbff && low >= 0xdc00 && low <= 0xdfff ? at - 1 : at);
@@ -254,41 +255,7 @@ function OpenedLayerWorkspace(
     if (why) setHint(why);
     else edit(...args);
   };
-  /**
-   * The selection a pointer drag left, as it left it: that one is snapped out to whole words
-   * when labelled (a double-click's word is whole already; a selection made otherwise, by the
-   * arrows or a script, is taken as it is).
-   */
-  let dragged: { start: number; end: number } | null = null;
-  /** Until when a selection change is the pointer's: while it is down, and a moment after (the browser may settle the selection after the pointer is up). */
-  let draggingUntil = 0;
-  const onPointerDown = (e: PointerEvent) => {
-    // A press on a control (a label's button, the popover) labels or edits what was dragged: it
-    // starts no drag of its own, and what the selection does from now on is not the drag's.
-    if (e.target instanceof Element && e.target.closest('button, select, input, textarea, a, [role="dialog"]')) {
-      draggingUntil = 0;
-      return;
-    }
-    draggingUntil = Number.POSITIVE_INFINITY;
-    dragged = null;
-  };
-  const onPointerUp = () => {
-    if (draggingUntil === Number.POSITIVE_INFINITY) draggingUntil = performance.now() + 300;
-  };
-  const onDragSelection = () => {
-    if (performance.now() < draggingUntil) dragged = selectionOffsets(article);
-  };
-  document.addEventListener('pointerdown', onPointerDown);
-  document.addEventListener('pointerup', onPointerUp);
-  // (A touch that scrolls, or a drag of the selected text, ends so, with no pointerup.)
-  document.addEventListener('pointercancel', onPointerUp);
-  document.addEventListener('selectionchange', onDragSelection);
-  onCleanup(() => {
-    document.removeEventListener('pointerdown', onPointerDown);
-    document.removeEventListener('pointerup', onPointerUp);
-    document.removeEventListener('pointercancel', onPointerUp);
-    document.removeEventListener('selectionchange', onDragSelection);
-  });
+  const drags = trackDraggedSelection(() => article);
   /** `exact`: the selection as it is, even one dragged (Alt with a label button). */
   const applyLabel = (label: string, exact = false) => {
     const why = locked();
@@ -298,8 +265,7 @@ function OpenedLayerWorkspace(
     }
     const raw = selectionOffsets(article);
     const trimmed = raw && trimOffsets(props.text, raw.start, raw.end);
-    const snap = !exact && raw !== null && dragged !== null && raw.start === dragged.start && raw.end === dragged.end;
-    const range = trimmed && snap ? snapToWords(props.text, trimmed.start, trimmed.end) : trimmed;
+    const range = trimmed && !exact && drags.isDragged(raw) ? snapToWords(props.text, trimmed.start, trimmed.end) : trimmed;
     if (!range) {
       setHint('Select some text in the article first.');
       return;
@@ -323,8 +289,7 @@ function OpenedLayerWorkspace(
       author: me.id,
     });
     window.getSelection()?.removeAllRanges();
-    dragged = null;
-    draggingUntil = 0;
+    drags.forget();
     keyboardFrom?.(range);
     flash(id);
     if (props.layer.userId === me.id && props.docStatus.status() === 'not_started') {
