@@ -37,6 +37,15 @@ async function openAs(context: BrowserContext, title: string, text: string): Pro
   return { page, id };
 }
 
+/** Another tab of alice's on her layer of document `id` (another page, as the server sees it), synced. */
+async function aliceElsewhere(id: number): Promise<{ me: Me; other: ReturnType<typeof connectLayer> }> {
+  const cookie = await login(server.url, 'alice');
+  const me = (await api<Me>(server.url, cookie, '/api/me')).body;
+  const other = connectLayer(server.url, layerRoom(id, me.id), cookie);
+  await other.synced;
+  return { me, other };
+}
+
 const spansOf = (page: Page) =>
   page.locator('[data-article] [data-annotation-id]').evaluateAll((els) => els.map((el) => ({ label: el.getAttribute('data-label'), text: el.textContent })));
 
@@ -64,10 +73,8 @@ describe('editing a layer', () => {
     await page.keyboard.press('3');
     await waitFor(async () => (await spansOf(page)).length === 2, 'two spans');
     // Another tab of alice's (another page, as the server sees it) labels Reuters.
-    const me = (await api<Me>(server.url, await login(server.url, 'alice'), '/api/me')).body;
-    const other = connectLayer(server.url, layerRoom(id, me.id), await login(server.url, 'alice'));
+    const { me, other } = await aliceElsewhere(id);
     try {
-      await other.synced;
       addSpan(other.doc, { label: 'ORG', start: 0, end: 7, quote: 'Reuters', author: me.id });
       await waitFor(async () => (await spansOf(page)).length === 3, 'the other tab’s span');
 
@@ -186,10 +193,8 @@ describe('editing a layer', () => {
     expect(await row.getAttribute('aria-label')).toBe(`Show “Kharkiv”, ${points} to ${points + 7}`);
     expect(await row.locator('.offsets').textContent()).toBe(`${points}–${points + 7}`);
     // A span another client wrote past the text's end, or inside an emoji, leaves the list standing.
-    const me = (await api<Me>(server.url, await login(server.url, 'alice'), '/api/me')).body;
-    const other = connectLayer(server.url, layerRoom(id, me.id), await login(server.url, 'alice'));
+    const { me, other } = await aliceElsewhere(id);
     try {
-      await other.synced;
       const inEmoji = text.indexOf('🇺🇦') + 1;
       addSpan(other.doc, { label: 'ORG', start: inEmoji, end: text.length + 50, quote: 'x', author: me.id });
       await page.getByRole('heading', { name: /Annotations\s*2/ }).waitFor(WAIT);
