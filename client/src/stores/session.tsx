@@ -59,6 +59,10 @@ export function SessionProvider(props: ParentProps) {
     onSessionChangeElsewhere(() => {
       void api.me().then(
         (now) => {
+          // A sign-out the server could not be told of, seen here since this was asked (another
+          // tab's storage can reach this one after its message): signed out it stays, not
+          // signed back in by an answer from before it.
+          if (now !== null && pendingSignOut() !== null) return;
           if ((now?.id ?? null) !== ((me.error ? undefined : me())?.id ?? null)) mutate(now);
         },
         () => {},
